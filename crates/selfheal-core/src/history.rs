@@ -1,0 +1,1 @@
+//! Revision history from ReplicaSets (design.md §3.1).

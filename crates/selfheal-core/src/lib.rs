@@ -1,0 +1,44 @@
+//! Pure remediation logic for selfheal: no I/O, no async.
+//!
+//! The adapters (kube, CLI snapshot mode, Lambda handlers) fetch a Deployment
+//! and its ReplicaSets, call [`plan::decide`], send the one JSON Patch it
+//! returns, and report the [`model::RemediationOutcome`]. Keeping every
+//! decision here means the same rules run against a live cluster, a snapshot
+//! file and unit tests.
+
+pub mod error;
+pub mod guards;
+pub mod history;
+pub mod model;
+pub mod plan;
+pub mod policy;
+pub mod status;
+
+pub use error::Error;
+pub use model::{
+    Action, AlarmRef, Change, GitopsManager, Guard, OutcomeStatus, RemediationOutcome,
+    RemediationRequest, RevisionInfo, Scope, Target,
+};
+pub use plan::{Decision, Plan, PlanInput, decide};
+pub use policy::Policy;
+pub use status::{RolloutState, RolloutStatus, rollout_status};
+
+/// Annotation and label keys (design.md §3.4, §5).
+pub mod keys {
+    pub const ENABLED_LABEL: &str = "selfheal.dev/enabled";
+    pub const LAST_REMEDIATION: &str = "selfheal.dev/last-remediation";
+    pub const BAD_IMAGES: &str = "selfheal.dev/bad-images";
+    pub const PAUSED_BY: &str = "selfheal.dev/paused-by";
+    pub const REVISION: &str = "deployment.kubernetes.io/revision";
+    pub const REVISION_HISTORY: &str = "deployment.kubernetes.io/revision-history";
+    pub const DESIRED_REPLICAS: &str = "deployment.kubernetes.io/desired-replicas";
+    pub const MAX_REPLICAS: &str = "deployment.kubernetes.io/max-replicas";
+    pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+    pub const ROLLBACK_TO: &str = "deprecated.deployment.rollback.to";
+    pub const RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";
+    pub const POD_TEMPLATE_HASH: &str = "pod-template-hash";
+    /// Value of `selfheal.dev/paused-by` written by selfheal.
+    pub const PAUSED_BY_SELFHEAL: &str = "selfheal";
+    /// How many images per container `selfheal.dev/bad-images` remembers.
+    pub const BAD_IMAGES_KEEP: usize = 10;
+}

@@ -1,0 +1,260 @@
+//! The public JSON contract (design.md §2): what a console user types into a
+//! Step Functions execution and what every handler returns. camelCase, stable.
+
+use serde::{Deserialize, Serialize};
+
+use crate::Error;
+
+/// What to do to the Deployment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Action {
+    Rollback,
+    Pause,
+    Resume,
+    Restart,
+}
+
+impl Action {
+    /// Name used in annotations, logs and Event reasons (`Selfheal<Action>`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Rollback => "rollback",
+            Action::Pause => "pause",
+            Action::Resume => "resume",
+            Action::Restart => "restart",
+        }
+    }
+
+    /// Kubernetes Event reason for an applied action (design.md §5).
+    pub fn event_reason(self) -> &'static str {
+        match self {
+            Action::Rollback => "SelfhealRollback",
+            Action::Pause => "SelfhealPause",
+            Action::Resume => "SelfhealResume",
+            Action::Restart => "SelfhealRestart",
+        }
+    }
+}
+
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which part of the pod template a rollback reverts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Scope {
+    /// Half-brick rollback: only the offending container's image (design.md §3.1).
+    #[default]
+    Container,
+    /// Whole-template rollback with `kubectl rollout undo` parity (design.md §3.2).
+    Template,
+}
+
+/// The Deployment to act on. Names either a `deployment` or a `pod` (resolved
+/// to its owning Deployment through ownerReferences before planning).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Target {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    pub namespace: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+}
+
+/// Where the request came from, when an alarm raised it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AlarmRef {
+    /// `cloudwatch`, `alertmanager` or `manual`.
+    pub source: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// How far the signal is past its threshold (design.md §3.5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub impact_score: Option<f64>,
+}
+
+/// Step Functions input: one remediation of one Deployment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RemediationRequest {
+    pub action: Action,
+    pub target: Target,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub dry_run: bool,
+    #[serde(default)]
+    pub force: bool,
+    #[serde(default)]
+    pub scope: Scope,
+    /// Wait for a human before acting (handled by the state machine).
+    #[serde(default)]
+    pub approval: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alarm: Option<AlarmRef>,
+    /// Step Functions execution id/name, recorded in the audit annotation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution: Option<String>,
+}
+
+impl RemediationRequest {
+    /// Parse and validate a request; every failure names the field at fault.
+    pub fn from_json(text: &str) -> Result<Self, Error> {
+        let request: RemediationRequest =
+            serde_json::from_str(text).map_err(|source| Error::MalformedRequest { source })?;
+        request.validate()?;
+        Ok(request)
+    }
+
+    /// Checks serde cannot express: exactly one of deployment/pod, non-empty names.
+    pub fn validate(&self) -> Result<(), Error> {
+        let t = &self.target;
+        if t.namespace.trim().is_empty() {
+            return Err(Error::InvalidRequest("target.namespace must not be empty".into()));
+        }
+        match (&t.deployment, &t.pod) {
+            (None, None) => Err(Error::InvalidRequest(
+                "target needs either `deployment` or `pod`".into(),
+            )),
+            (Some(_), Some(_)) => Err(Error::InvalidRequest(
+                "target names both `deployment` and `pod`; give one".into(),
+            )),
+            (Some(d), None) if d.trim().is_empty() => Err(Error::InvalidRequest(
+                "target.deployment must not be empty".into(),
+            )),
+            (None, Some(p)) if p.trim().is_empty() => {
+                Err(Error::InvalidRequest("target.pod must not be empty".into()))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// What happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum OutcomeStatus {
+    Applied,
+    /// Already in the wanted state; nothing written.
+    Skipped,
+    /// The patch the action would send, validated by the server (`dryRun=All`).
+    DryRun,
+    /// A guard said no; nothing written. `guard` names it.
+    Refused,
+}
+
+/// Machine-readable name of the guard that refused (design.md §3.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Guard {
+    /// Deployment lacks `selfheal.dev/enabled=true` and policy requires opt-in.
+    OptIn,
+    /// Namespace not allowed by policy.
+    Namespace,
+    /// Same action inside the cooldown window.
+    Cooldown,
+    /// Paused by someone other than selfheal.
+    Paused,
+    /// kubectl's "no rollout history found".
+    NoHistory,
+    /// No container image differs from the previous revision.
+    NoImageChange,
+    /// Every older image is the current one or known-bad.
+    NoPreviousImage,
+    /// `target.container` is not in the pod template.
+    UnknownContainer,
+    /// Requested revision (template scope) does not exist.
+    RevisionNotFound,
+    /// Managed by Argo CD / Flux and policy says not to fight it.
+    Gitops,
+    /// Alarm-driven pause while no rollout is in progress.
+    NoRolloutInProgress,
+    /// Alarm-driven pause with impact score below the policy threshold.
+    ImpactBelowThreshold,
+    /// The object kept moving under us beyond the re-plan budget.
+    Conflict,
+}
+
+impl Guard {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Guard::OptIn => "optIn",
+            Guard::Namespace => "namespace",
+            Guard::Cooldown => "cooldown",
+            Guard::Paused => "paused",
+            Guard::NoHistory => "noHistory",
+            Guard::NoImageChange => "noImageChange",
+            Guard::NoPreviousImage => "noPreviousImage",
+            Guard::UnknownContainer => "unknownContainer",
+            Guard::RevisionNotFound => "revisionNotFound",
+            Guard::Gitops => "gitops",
+            Guard::NoRolloutInProgress => "noRolloutInProgress",
+            Guard::ImpactBelowThreshold => "impactBelowThreshold",
+            Guard::Conflict => "conflict",
+        }
+    }
+}
+
+/// One container's image change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Change {
+    pub container: String,
+    pub from: String,
+    pub to: String,
+}
+
+/// Deployment revision numbers around the action (`deployment.kubernetes.io/revision`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RevisionInfo {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<i64>,
+    /// For a template rollback, the revision whose template was restored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<i64>,
+}
+
+/// A GitOps controller that owns the Deployment (its sync may undo our change).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum GitopsManager {
+    ArgoCd,
+    Flux,
+}
+
+/// Every handler's result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RemediationOutcome {
+    pub status: OutcomeStatus,
+    pub action: Action,
+    /// One human sentence.
+    pub message: String,
+    /// The resolved target (a pod target gains its deployment).
+    pub target: Target,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<Change>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<RevisionInfo>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guard: Option<Guard>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gitops: Option<GitopsManager>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution: Option<String>,
+}

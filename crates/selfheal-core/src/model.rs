@@ -99,6 +99,9 @@ pub struct RemediationRequest {
     pub force: bool,
     #[serde(default)]
     pub scope: Scope,
+    /// `scope: template` only: restore this revision (`kubectl rollout undo --to-revision`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_revision: Option<i64>,
     /// Wait for a human before acting (handled by the state machine).
     #[serde(default)]
     pub approval: bool,

@@ -31,6 +31,8 @@ pub struct Plan {
     pub event_message: String,
     /// Annotations the patch writes (audit trail), for logs and tests.
     pub annotations: BTreeMap<String, String>,
+    /// Send with `dryRun=All` (request or policy asked for a dry run).
+    pub dry_run: bool,
 }
 
 /// The planner's verdict.

@@ -1,1 +1,27 @@
-//! placeholder
+//! Kubernetes adapter for selfheal: the only crate that talks to the API
+//! server on behalf of the remediation functions.
+//!
+//! [`Remediator`] is built once per process from a [`kube::Client`] (see
+//! [`client_from_kubeconfig`], [`client_from_parts`]) and a
+//! [`selfheal_core::Policy`]; each [`Remediator::remediate`] call reads the
+//! Deployment (and its ReplicaSets for a rollback), lets the pure core decide,
+//! sends the one guarded JSON Patch, and records an audit Event. Errors carry
+//! stable [`Error::error_type`] names for the state machine's `Retry`/`Catch`.
+
+pub mod client;
+pub mod error;
+pub mod events;
+pub mod remediator;
+pub mod resolve;
+
+pub use client::{client_from_kubeconfig, client_from_parts, pem_to_der};
+pub use error::{Error, Result, error_types};
+pub use events::Reporter;
+pub use remediator::{Clock, DEFAULT_REPLAN_BUDGET, Remediator, Snapshot};
+pub use resolve::{deployment_for_pod, selector_string};
+
+/// `fieldManager` of our writes, so `managedFields` show who changed what.
+pub const FIELD_MANAGER: &str = "selfheal";
+
+/// Default `reportingComponent` / `source.component` of our Events.
+pub const REPORTING_COMPONENT: &str = "selfheal";

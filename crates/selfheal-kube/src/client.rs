@@ -1,0 +1,204 @@
+//! Building a `kube::Client`: from a kubeconfig (CLI, local runs, tests) or
+//! from an endpoint, CA and bearer token (EKS, design.md §4).
+//!
+//! Both turn off kube's built-in retry layer (up to 15 retries with backoff
+//! growing toward minutes): the state machine retries `RetryableApiError`
+//! with its own budget, and stacked retries would outlive the handler timeout.
+
+use std::path::Path;
+use std::time::Duration;
+
+use kube::Config;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
+use secrecy::SecretString;
+
+use crate::error::{Error, Result};
+
+/// A single API response must arrive within this; our calls are small GETs,
+/// LISTs and PATCHes, never watches.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(20);
+
+fn config_error(
+    reason: impl Into<String>,
+    source: impl std::error::Error + Send + Sync + 'static,
+) -> Error {
+    Error::Config {
+        reason: reason.into(),
+        source: Some(Box::new(source)),
+    }
+}
+
+/// Our settings on top of whatever the source of the config chose.
+fn tune(mut config: Config) -> Config {
+    config.default_retry = false;
+    if config.read_timeout.is_none() {
+        config.read_timeout = Some(READ_TIMEOUT);
+        config.reset_reader_on_write = true;
+    }
+    config
+}
+
+fn build(config: Config) -> Result<kube::Client> {
+    kube::Client::try_from(tune(config)).map_err(|e| config_error("cannot build client", e))
+}
+
+/// Client from a kubeconfig file (`path`, else `$KUBECONFIG` / `~/.kube/config`)
+/// and an optional context (else the current context).
+pub async fn client_from_kubeconfig(
+    path: Option<&Path>,
+    context: Option<&str>,
+) -> Result<kube::Client> {
+    let options = KubeConfigOptions {
+        context: context.map(str::to_owned),
+        ..KubeConfigOptions::default()
+    };
+    let config = match path {
+        Some(path) => {
+            let kubeconfig = Kubeconfig::read_from(path).map_err(|e| {
+                config_error(format!("cannot read kubeconfig {}", path.display()), e)
+            })?;
+            Config::from_custom_kubeconfig(kubeconfig, &options).await
+        }
+        None => Config::from_kubeconfig(&options).await,
+    }
+    .map_err(|e| config_error("cannot load kubeconfig", e))?;
+    build(config)
+}
+
+/// Decode a PEM bundle into DER certificates (what `kube::Config::root_cert` takes).
+pub fn pem_to_der(ca_pem: &str) -> Result<Vec<Vec<u8>>> {
+    let certs = CertificateDer::pem_slice_iter(ca_pem.as_bytes())
+        .map(|c| c.map(|c| c.as_ref().to_vec()))
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| config_error("cannot parse CA PEM", e))?;
+    if certs.is_empty() {
+        return Err(Error::Config {
+            reason: "CA PEM holds no CERTIFICATE section".into(),
+            source: None,
+        });
+    }
+    Ok(certs)
+}
+
+/// Client for an API endpoint with a static bearer token (an EKS token is
+/// valid 15 minutes: rebuild the client before 14, design.md §4).
+/// `ca_pem` is PEM text (EKS `certificateAuthority.data` base64-decoded);
+/// `None` trusts the platform roots.
+pub fn client_from_parts(
+    endpoint_url: &str,
+    ca_pem: Option<&str>,
+    token: SecretString,
+) -> Result<kube::Client> {
+    let url: http::Uri = endpoint_url
+        .parse()
+        .map_err(|e| config_error(format!("invalid endpoint URL {endpoint_url:?}"), e))?;
+    if url.scheme().is_none() || url.host().is_none() {
+        return Err(Error::Config {
+            reason: format!("endpoint URL {endpoint_url:?} needs a scheme and host"),
+            source: None,
+        });
+    }
+    let mut config = Config::new(url);
+    if let Some(pem) = ca_pem {
+        config.root_cert = Some(pem_to_der(pem)?);
+    }
+    config.auth_info.token = Some(token);
+    build(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // A self-signed test CA (openssl req -x509, P-256); only parsed, never trusted for real.
+    const PEM: &str = "-----BEGIN CERTIFICATE-----
+MIIBjDCCATGgAwIBAgIUWI1dfuTRbbpNBan+pCKNctu92TQwCgYIKoZIzj0EAwIw
+GzEZMBcGA1UEAwwQc2VsZmhlYWwtdGVzdC1jYTAeFw0yNjExMjYyMDIzMzZaFw0z
+NjExMjMyMDIzMzZaMBsxGTAXBgNVBAMMEHNlbGZoZWFsLXRlc3QtY2EwWTATBgcq
+hkjOPQIBBggqhkjOPQMBBwNCAAS/xmImC3TLWAgZ46Utz3qSOoG0Ekd+y3Q38RVY
+rGJfcM3sjwlCTBokEl5s7CMPUDkukQH/yAxvn2eKCpqJxxOpo1MwUTAdBgNVHQ4E
+FgQUA3be2i0tsmZt7EfqGZpkW5x5zlEwHwYDVR0jBBgwFoAUA3be2i0tsmZt7Efq
+GZpkW5x5zlEwDwYDVR0TAQH/BAUwAwEB/zAKBggqhkjOPQQDAgNJADBGAiEA/lYy
+/B+D+Si6PxR5ackAf2pyoN1zEPjVE6L9L3WqqpUCIQC8mOeFksApx4CevihDj22k
+ZZUolFY4U9jn37uu5iOeDQ==
+-----END CERTIFICATE-----
+";
+
+    #[test]
+    fn pem_bundle_decodes_to_der() {
+        let der = pem_to_der(&format!("{PEM}{PEM}")).unwrap();
+        assert_eq!(der.len(), 2);
+        // DER of an X.509 certificate starts with a SEQUENCE tag.
+        assert_eq!(der[0][0], 0x30);
+    }
+
+    #[test]
+    fn empty_or_garbage_pem_is_a_config_error() {
+        let e = pem_to_der("not a certificate").unwrap_err();
+        assert_eq!(e.error_type(), "NonRetryableConfig");
+        let e = pem_to_der("-----BEGIN CERTIFICATE-----\n!!!\n-----END CERTIFICATE-----\n")
+            .unwrap_err();
+        assert!(matches!(e, Error::Config { .. }));
+    }
+
+    #[test]
+    fn bad_endpoint_is_a_config_error() {
+        let e = client_from_parts("not a url", None, SecretString::from("t")).unwrap_err();
+        assert!(matches!(e, Error::Config { .. }), "{e}");
+    }
+
+    #[tokio::test]
+    async fn parts_build_a_client() {
+        let client = client_from_parts(
+            "https://ABCDEF.gr7.eu-west-1.eks.amazonaws.com",
+            Some(PEM),
+            SecretString::from("k8s-aws-v1.token"),
+        );
+        assert!(client.is_ok(), "{:?}", client.err());
+    }
+
+    #[tokio::test]
+    async fn kubeconfig_with_context() {
+        let dir = std::env::temp_dir().join(format!("selfheal-kube-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("config");
+        std::fs::write(
+            &path,
+            "apiVersion: v1
+kind: Config
+current-context: a
+clusters:
+- name: a
+  cluster: {server: 'http://127.0.0.1:1'}
+- name: b
+  cluster: {server: 'http://127.0.0.1:2'}
+contexts:
+- name: a
+  context: {cluster: a, user: u, namespace: shop}
+- name: b
+  context: {cluster: b, user: u}
+users:
+- name: u
+  user: {token: abc}
+",
+        )
+        .unwrap();
+        let client = client_from_kubeconfig(Some(&path), Some("b"))
+            .await
+            .unwrap();
+        assert_eq!(client.default_namespace(), "default");
+        let client = client_from_kubeconfig(Some(&path), None).await.unwrap();
+        assert_eq!(client.default_namespace(), "shop");
+        let e = client_from_kubeconfig(Some(&path), Some("missing"))
+            .await
+            .unwrap_err();
+        assert_eq!(e.error_type(), "NonRetryableConfig");
+        let e = client_from_kubeconfig(Some(&dir.join("nope")), None)
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("nope"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

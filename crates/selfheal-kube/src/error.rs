@@ -1,0 +1,409 @@
+//! The adapter's one error type, classified for the state machine's
+//! `Retry`/`Catch` (design.md §5). A guard refusal is an outcome, never an error.
+
+use kube::core::Status;
+
+/// Stable `error_type` names; a state machine's `ErrorEquals` matches on them,
+/// so they never change once published.
+pub mod error_types {
+    pub const RETRYABLE_API_ERROR: &str = "RetryableApiError";
+    pub const RETRYABLE_CONFLICT: &str = "RetryableConflict";
+    pub const NON_RETRYABLE_NOT_FOUND: &str = "NonRetryableNotFound";
+    pub const NON_RETRYABLE_FORBIDDEN: &str = "NonRetryableForbidden";
+    pub const NON_RETRYABLE_INVALID_REQUEST: &str = "NonRetryableInvalidRequest";
+    pub const NON_RETRYABLE_INVALID_OBJECT: &str = "NonRetryableInvalidObject";
+    pub const NON_RETRYABLE_CONFIG: &str = "NonRetryableConfig";
+}
+
+/// Everything that can go wrong talking to the Kubernetes API.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The request cannot be acted on (empty names, both pod and deployment, …).
+    #[error("invalid remediation request: {source}")]
+    InvalidRequest {
+        #[source]
+        source: selfheal_core::Error,
+    },
+
+    /// The named object does not exist (HTTP 404).
+    #[error("{kind} {namespace}/{name} not found")]
+    NotFound {
+        kind: &'static str,
+        namespace: String,
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+
+    /// Authenticated, but RBAC denies the call (HTTP 403).
+    #[error("forbidden to {verb} {kind} {namespace}/{name}: {message}")]
+    Forbidden {
+        verb: &'static str,
+        kind: &'static str,
+        namespace: String,
+        name: String,
+        message: String,
+        #[source]
+        source: kube::Error,
+    },
+
+    /// The credentials were rejected (HTTP 401) or could not be produced.
+    #[error("unauthorized: {message}")]
+    Unauthorized {
+        message: String,
+        #[source]
+        source: kube::Error,
+    },
+
+    /// The Deployment kept changing between read and write beyond the re-plan
+    /// budget; retrying later is the right answer.
+    #[error(
+        "deployment {namespace}/{name} kept changing under us: {attempts} patch attempts rejected (last HTTP {last_code})"
+    )]
+    ConflictBudgetExhausted {
+        namespace: String,
+        name: String,
+        attempts: u32,
+        last_code: u16,
+    },
+
+    /// The API server failed or throttled us (HTTP 5xx, 429, 408).
+    #[error("API server error {code} on {verb} {kind} {namespace}/{name}: {message}")]
+    ServerError {
+        code: u16,
+        verb: &'static str,
+        kind: &'static str,
+        namespace: String,
+        name: String,
+        message: String,
+        #[source]
+        source: kube::Error,
+    },
+
+    /// The server rejected the request itself (another 4xx): our bug or bad input.
+    #[error("API server rejected {verb} {kind} {namespace}/{name} with {code} {reason}: {message}")]
+    Rejected {
+        code: u16,
+        reason: String,
+        verb: &'static str,
+        kind: &'static str,
+        namespace: String,
+        name: String,
+        message: String,
+        #[source]
+        source: kube::Error,
+    },
+
+    /// No answer: connection refused, TLS failure, timeout, broken stream.
+    #[error("transport error on {verb} {kind} {namespace}/{name}: {source}")]
+    Transport {
+        verb: &'static str,
+        kind: &'static str,
+        namespace: String,
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+
+    /// The pod's controller chain does not end at a Deployment (bare pod,
+    /// StatefulSet, Job, a ReplicaSet without a Deployment, …).
+    #[error("pod {namespace}/{pod} is not owned by a Deployment ({found})")]
+    PodNotOwnedByDeployment {
+        namespace: String,
+        pod: String,
+        /// What the chain ended at, e.g. `no controller`, `StatefulSet/web`.
+        found: String,
+    },
+
+    /// A Kubernetes object lacks something every real object has, or the
+    /// response body was not the object we asked for.
+    #[error("invalid {kind} object {name}: {reason}")]
+    InvalidObject {
+        kind: &'static str,
+        name: String,
+        reason: String,
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+
+    /// Client construction failed: kubeconfig, endpoint URL, CA bundle.
+    #[error("kubernetes client configuration: {reason}")]
+    Config {
+        reason: String,
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+}
+
+/// Alias used across the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Whether trying the same request again later can succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            Error::ServerError { .. }
+                | Error::Transport { .. }
+                | Error::ConflictBudgetExhausted { .. }
+        )
+    }
+
+    /// Stable name for Lambda's `errorType` and Step Functions `ErrorEquals`.
+    pub fn error_type(&self) -> &'static str {
+        use error_types::*;
+        match self {
+            Error::ServerError { .. } | Error::Transport { .. } => RETRYABLE_API_ERROR,
+            Error::ConflictBudgetExhausted { .. } => RETRYABLE_CONFLICT,
+            Error::NotFound { .. } => NON_RETRYABLE_NOT_FOUND,
+            Error::Forbidden { .. } | Error::Unauthorized { .. } => NON_RETRYABLE_FORBIDDEN,
+            Error::InvalidRequest { .. } | Error::Rejected { .. } => NON_RETRYABLE_INVALID_REQUEST,
+            Error::PodNotOwnedByDeployment { .. } | Error::InvalidObject { .. } => {
+                NON_RETRYABLE_INVALID_OBJECT
+            }
+            Error::Config { .. } => NON_RETRYABLE_CONFIG,
+        }
+    }
+
+    /// HTTP status of the API answer behind this error, when there was one.
+    pub fn http_status(&self) -> Option<u16> {
+        match self {
+            Error::NotFound { source, .. }
+            | Error::Forbidden { source, .. }
+            | Error::Unauthorized { source, .. }
+            | Error::ServerError { source, .. }
+            | Error::Rejected { source, .. } => api_status(source).map(|s| s.code),
+            Error::ConflictBudgetExhausted { last_code, .. } => Some(*last_code),
+            _ => None,
+        }
+    }
+
+    /// Map a core error (the request or an object the planner could not use).
+    pub(crate) fn from_core(source: selfheal_core::Error, name: &str) -> Self {
+        match source {
+            selfheal_core::Error::InvalidObject { kind, reason } => Error::InvalidObject {
+                kind,
+                name: name.to_owned(),
+                reason,
+                source: None,
+            },
+            other => Error::InvalidRequest { source: other },
+        }
+    }
+}
+
+/// The Status an API error carried, if it is one.
+pub(crate) fn api_status(err: &kube::Error) -> Option<&Status> {
+    match err {
+        kube::Error::Api(status) => Some(status),
+        _ => None,
+    }
+}
+
+/// What a request was about; turns a `kube::Error` into a classified [`Error`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Call<'a> {
+    pub verb: &'static str,
+    pub kind: &'static str,
+    pub namespace: &'a str,
+    pub name: &'a str,
+}
+
+impl Call<'_> {
+    /// Classify `err` for this call. 409/422 on a patch are handled by the
+    /// caller before this (they trigger a re-plan); here they are plain rejections.
+    pub(crate) fn error(&self, err: kube::Error) -> Error {
+        let namespace = self.namespace.to_owned();
+        let name = self.name.to_owned();
+        let (verb, kind) = (self.verb, self.kind);
+        match &err {
+            kube::Error::Api(status) => {
+                let code = status.code;
+                let message = status.message.clone();
+                match code {
+                    401 => Error::Unauthorized {
+                        message: non_empty(message, "Unauthorized"),
+                        source: err,
+                    },
+                    403 => Error::Forbidden {
+                        verb,
+                        kind,
+                        namespace,
+                        name,
+                        message,
+                        source: err,
+                    },
+                    404 => Error::NotFound {
+                        kind,
+                        namespace,
+                        name,
+                        source: err,
+                    },
+                    // Throttling and request timeouts clear up by themselves; a
+                    // Status without a code says nothing about the request.
+                    0 | 408 | 429 | 500..=599 => Error::ServerError {
+                        code,
+                        verb,
+                        kind,
+                        namespace,
+                        name,
+                        message,
+                        source: err,
+                    },
+                    _ => Error::Rejected {
+                        code,
+                        reason: status.reason.clone(),
+                        verb,
+                        kind,
+                        namespace,
+                        name,
+                        message,
+                        source: err,
+                    },
+                }
+            }
+            kube::Error::Auth(auth) => Error::Unauthorized {
+                message: auth.to_string(),
+                source: err,
+            },
+            kube::Error::SerdeError(_) => Error::InvalidObject {
+                kind,
+                name,
+                reason: format!("response to {verb} did not decode"),
+                source: Some(Box::new(err)),
+            },
+            kube::Error::BuildRequest(_) => Error::Rejected {
+                code: 0,
+                reason: "BuildRequest".into(),
+                verb,
+                kind,
+                namespace,
+                name,
+                message: err.to_string(),
+                source: err,
+            },
+            _ => Error::Transport {
+                verb,
+                kind,
+                namespace,
+                name,
+                source: err,
+            },
+        }
+    }
+}
+
+fn non_empty(message: String, fallback: &str) -> String {
+    if message.is_empty() {
+        fallback.to_owned()
+    } else {
+        message
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(code: u16, reason: &str, message: &str) -> kube::Error {
+        kube::Error::Api(Status::failure(message, reason).with_code(code).boxed())
+    }
+
+    const CALL: Call<'static> = Call {
+        verb: "get",
+        kind: "Deployment",
+        namespace: "shop",
+        name: "checkout",
+    };
+
+    #[test]
+    fn api_codes_map_to_stable_error_types() {
+        let cases = [
+            (401, "Unauthorized", "NonRetryableForbidden", false),
+            (403, "Forbidden", "NonRetryableForbidden", false),
+            (404, "NotFound", "NonRetryableNotFound", false),
+            (400, "BadRequest", "NonRetryableInvalidRequest", false),
+            (409, "Conflict", "NonRetryableInvalidRequest", false),
+            (408, "Timeout", "RetryableApiError", true),
+            (429, "TooManyRequests", "RetryableApiError", true),
+            (500, "InternalError", "RetryableApiError", true),
+            (503, "ServiceUnavailable", "RetryableApiError", true),
+            (504, "Timeout", "RetryableApiError", true),
+        ];
+        for (code, reason, ty, retryable) in cases {
+            let e = CALL.error(api(code, reason, "m"));
+            assert_eq!(e.error_type(), ty, "code {code}");
+            assert_eq!(e.is_retryable(), retryable, "code {code}");
+            assert_eq!(e.http_status(), Some(code));
+        }
+    }
+
+    #[test]
+    fn not_found_names_the_object() {
+        let e = CALL.error(api(
+            404,
+            "NotFound",
+            "deployments.apps \"checkout\" not found",
+        ));
+        match &e {
+            Error::NotFound {
+                kind,
+                namespace,
+                name,
+                ..
+            } => assert_eq!(
+                (*kind, namespace.as_str(), name.as_str()),
+                ("Deployment", "shop", "checkout")
+            ),
+            other => panic!("unexpected {other:?}"),
+        }
+        assert_eq!(e.to_string(), "Deployment shop/checkout not found");
+        assert!(std::error::Error::source(&e).is_some());
+    }
+
+    #[test]
+    fn forbidden_keeps_the_server_message() {
+        let msg = "deployments.apps \"checkout\" is forbidden: User \"system:serviceaccount:shop:viewer\" cannot get resource \"deployments\"";
+        let e = CALL.error(api(403, "Forbidden", msg));
+        assert!(e.to_string().contains("system:serviceaccount:shop:viewer"));
+    }
+
+    #[test]
+    fn conflict_budget_is_retryable() {
+        let e = Error::ConflictBudgetExhausted {
+            namespace: "shop".into(),
+            name: "checkout".into(),
+            attempts: 4,
+            last_code: 422,
+        };
+        assert!(e.is_retryable());
+        assert_eq!(e.error_type(), "RetryableConflict");
+        assert_eq!(e.http_status(), Some(422));
+    }
+
+    #[test]
+    fn core_errors_split_into_request_and_object() {
+        let e = Error::from_core(selfheal_core::Error::InvalidRequest("x".into()), "checkout");
+        assert_eq!(e.error_type(), "NonRetryableInvalidRequest");
+        let e = Error::from_core(
+            selfheal_core::Error::InvalidObject {
+                kind: "Deployment",
+                reason: "no spec".into(),
+            },
+            "checkout",
+        );
+        assert_eq!(e.error_type(), "NonRetryableInvalidObject");
+        assert!(e.to_string().contains("checkout"));
+    }
+
+    #[test]
+    fn pod_not_owned_is_invalid_object() {
+        let e = Error::PodNotOwnedByDeployment {
+            namespace: "shop".into(),
+            pod: "web-0".into(),
+            found: "StatefulSet/web".into(),
+        };
+        assert_eq!(e.error_type(), "NonRetryableInvalidObject");
+        assert!(!e.is_retryable());
+    }
+}

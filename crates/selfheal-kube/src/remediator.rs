@@ -1,0 +1,393 @@
+//! One remediation against a live API server: read, plan (pure core), send the
+//! one guarded JSON Patch, re-plan if the object moved, record an Event.
+//! Round trips for a rollback: GET + LIST + PATCH (+ Event POST); for
+//! pause/resume/restart: GET + PATCH (+ Event POST) (design.md §3.3).
+
+use std::sync::Arc;
+
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use kube::Api;
+use kube::api::{ListParams, Patch, PatchParams};
+use selfheal_core::plan::needs_replica_sets;
+use selfheal_core::{
+    Action, Decision, OutcomeStatus, Plan, PlanInput, Policy, RemediationOutcome,
+    RemediationRequest, RevisionInfo, RolloutStatus, decide, keys, rollout_status,
+};
+
+use crate::FIELD_MANAGER;
+use crate::error::{Call, Error, Result};
+use crate::events::{Reporter, build_event, post_event};
+use crate::resolve::{deployment_for_pod, selector_string};
+
+/// Injected clock, so cooldowns and `restartedAt` are testable.
+pub type Clock = Arc<dyn Fn() -> jiff::Timestamp + Send + Sync>;
+
+/// Re-plans after a 409/422 before giving up with a retryable error.
+pub const DEFAULT_REPLAN_BUDGET: u32 = 3;
+
+/// A Deployment and (when read) its ReplicaSets, as one consistent input to planning.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    pub deployment: Deployment,
+    pub replica_sets: Vec<ReplicaSet>,
+}
+
+/// Built once per process (Lambda init, CLI start) and shared by invocations:
+/// it holds the client's connection pool and the policy.
+#[derive(Clone)]
+pub struct Remediator {
+    client: kube::Client,
+    policy: Policy,
+    replan_budget: u32,
+    reporter: Reporter,
+    clock: Clock,
+}
+
+impl std::fmt::Debug for Remediator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Remediator")
+            .field("policy", &self.policy)
+            .field("replan_budget", &self.replan_budget)
+            .field("reporter", &self.reporter)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Lambda function name, else host name, so Events say which function acted.
+fn default_instance() -> String {
+    ["AWS_LAMBDA_FUNCTION_NAME", "HOSTNAME"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+        .unwrap_or_else(|| crate::REPORTING_COMPONENT.to_owned())
+}
+
+impl Remediator {
+    pub fn new(client: kube::Client, policy: Policy) -> Self {
+        Remediator {
+            client,
+            policy,
+            replan_budget: DEFAULT_REPLAN_BUDGET,
+            reporter: Reporter {
+                component: crate::REPORTING_COMPONENT.to_owned(),
+                instance: default_instance(),
+            },
+            clock: Arc::new(jiff::Timestamp::now),
+        }
+    }
+
+    /// How many times a rejected patch (409/422) is re-read and re-planned.
+    pub fn with_replan_budget(mut self, budget: u32) -> Self {
+        self.replan_budget = budget;
+        self
+    }
+
+    /// `reportingComponent` / `source.component` of the Events (default `selfheal`).
+    pub fn with_reporting_component(mut self, component: impl Into<String>) -> Self {
+        self.reporter.component = component.into();
+        self
+    }
+
+    /// `reportingInstance` of the Events (default: Lambda function name or host).
+    pub fn with_reporting_instance(mut self, instance: impl Into<String>) -> Self {
+        self.reporter.instance = instance.into();
+        self
+    }
+
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    pub fn client(&self) -> &kube::Client {
+        &self.client
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// Carry out one request. Guard refusals and no-ops are `Ok` outcomes;
+    /// `Err` is for what the state machine should retry or catch.
+    pub async fn remediate(&self, request: &RemediationRequest) -> Result<RemediationOutcome> {
+        request
+            .validate()
+            .map_err(|source| Error::InvalidRequest { source })?;
+        let namespace = request.target.namespace.as_str();
+        let name = match (&request.target.deployment, &request.target.pod) {
+            (Some(deployment), _) => deployment.clone(),
+            (None, Some(pod)) => deployment_for_pod(&self.client, namespace, pod).await?,
+            (None, None) => {
+                return Err(Error::InvalidRequest {
+                    source: selfheal_core::Error::InvalidRequest(
+                        "target needs either `deployment` or `pod`".into(),
+                    ),
+                });
+            }
+        };
+        // The core plans for a Deployment target; the outcome gets the pod back.
+        let mut planned = request.clone();
+        planned.target.deployment = Some(name.clone());
+        planned.target.pod = None;
+
+        let api: Api<Deployment> = Api::namespaced(self.client.clone(), namespace);
+        let patch_call = Call {
+            verb: "patch",
+            kind: "Deployment",
+            namespace,
+            name: &name,
+        };
+        let mut attempts = 0u32;
+        loop {
+            attempts += 1;
+            let snapshot = self
+                .read(namespace, &name, needs_replica_sets(&planned))
+                .await?;
+            let decision = decide(PlanInput {
+                request: &planned,
+                deployment: &snapshot.deployment,
+                replica_sets: &snapshot.replica_sets,
+                policy: &self.policy,
+                now: (self.clock)(),
+            })
+            .map_err(|e| Error::from_core(e, &name))?;
+            let plan = match decision {
+                Decision::Done(outcome) => {
+                    tracing::info!(
+                        action = %request.action,
+                        namespace,
+                        deployment = %name,
+                        status = ?outcome.status,
+                        guard = outcome.guard.map(|g| g.as_str()),
+                        message = %outcome.message,
+                        "nothing to write"
+                    );
+                    return Ok(with_target(outcome, request, &name));
+                }
+                Decision::Apply(plan) => plan,
+            };
+            match send(&api, &name, &plan).await {
+                Ok(patched) => return Ok(self.applied(request, &name, *plan, &patched).await),
+                Err(kube::Error::Api(status)) if matches!(status.code, 409 | 422) => {
+                    if attempts > self.replan_budget {
+                        return Err(Error::ConflictBudgetExhausted {
+                            namespace: namespace.to_owned(),
+                            name,
+                            attempts,
+                            last_code: status.code,
+                        });
+                    }
+                    tracing::info!(
+                        namespace,
+                        deployment = %name,
+                        code = status.code,
+                        attempt = attempts,
+                        "deployment moved between read and patch; re-reading and re-planning"
+                    );
+                }
+                Err(e) => return Err(patch_call.error(e)),
+            }
+        }
+    }
+
+    /// Report on a patch the server accepted: dry-run status, revision, Event, log line.
+    async fn applied(
+        &self,
+        request: &RemediationRequest,
+        name: &str,
+        plan: Plan,
+        patched: &Deployment,
+    ) -> RemediationOutcome {
+        let mut outcome = with_target(plan.outcome, request, name);
+        if plan.dry_run {
+            outcome.status = OutcomeStatus::DryRun;
+        } else {
+            if let Some(after) = revision_after(request.action, patched) {
+                outcome
+                    .revision
+                    .get_or_insert_with(RevisionInfo::default)
+                    .after = Some(after);
+            }
+            let event = build_event(
+                patched,
+                request.action,
+                &plan.event_message,
+                &self.reporter,
+                (self.clock)(),
+            );
+            // The change is made; a lost audit Event must not make the state
+            // machine retry (and re-apply) it.
+            if let Err(error) = post_event(&self.client, &event).await {
+                tracing::warn!(
+                    namespace = %request.target.namespace,
+                    deployment = name,
+                    error = %error,
+                    error_type = error.error_type(),
+                    "could not record the audit Event"
+                );
+            }
+        }
+        tracing::info!(
+            action = %request.action,
+            namespace = %request.target.namespace,
+            deployment = name,
+            status = ?outcome.status,
+            changes = ?outcome.changes,
+            annotations = ?plan.annotations,
+            message = %outcome.message,
+            "remediation written"
+        );
+        outcome
+    }
+
+    /// GET the Deployment and, when asked, LIST its ReplicaSets by its selector.
+    async fn read(&self, namespace: &str, name: &str, with_replica_sets: bool) -> Result<Snapshot> {
+        let api: Api<Deployment> = Api::namespaced(self.client.clone(), namespace);
+        let deployment = api.get(name).await.map_err(|e| {
+            Call {
+                verb: "get",
+                kind: "Deployment",
+                namespace,
+                name,
+            }
+            .error(e)
+        })?;
+        let replica_sets = if with_replica_sets {
+            self.list_replica_sets(namespace, name, &deployment).await?
+        } else {
+            Vec::new()
+        };
+        Ok(Snapshot {
+            deployment,
+            replica_sets,
+        })
+    }
+
+    async fn list_replica_sets(
+        &self,
+        namespace: &str,
+        name: &str,
+        deployment: &Deployment,
+    ) -> Result<Vec<ReplicaSet>> {
+        let selector = deployment
+            .spec
+            .as_ref()
+            .map(|s| &s.selector)
+            .ok_or_else(|| Error::InvalidObject {
+                kind: "Deployment",
+                name: name.to_owned(),
+                reason: "has no spec".into(),
+                source: None,
+            })?;
+        let selector = selector_string(selector, name)?;
+        let api: Api<ReplicaSet> = Api::namespaced(self.client.clone(), namespace);
+        let list = api
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .map_err(|e| {
+                Call {
+                    verb: "list",
+                    kind: "ReplicaSet",
+                    namespace,
+                    name: &selector,
+                }
+                .error(e)
+            })?;
+        Ok(list.items)
+    }
+
+    /// The Deployment and its ReplicaSets (GET + LIST), e.g. for a CLI snapshot.
+    pub async fn deployment_snapshot(&self, namespace: &str, name: &str) -> Result<Snapshot> {
+        self.read(namespace, name, true).await
+    }
+
+    /// `kubectl rollout status` verdict from one GET.
+    pub async fn status(&self, namespace: &str, name: &str) -> Result<RolloutStatus> {
+        let snapshot = self.read(namespace, name, false).await?;
+        Ok(rollout_status(&snapshot.deployment))
+    }
+
+    /// The Deployment that owns `pod` (two GETs).
+    pub async fn resolve_pod(&self, namespace: &str, pod: &str) -> Result<String> {
+        deployment_for_pod(&self.client, namespace, pod).await
+    }
+}
+
+async fn send(api: &Api<Deployment>, name: &str, plan: &Plan) -> kube::Result<Deployment> {
+    let params = PatchParams {
+        dry_run: plan.dry_run,
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..PatchParams::default()
+    };
+    api.patch(name, &params, &Patch::Json::<()>(plan.patch.clone()))
+        .await
+}
+
+/// The outcome names the Deployment acted on, and the pod when the request named one.
+fn with_target(
+    mut outcome: RemediationOutcome,
+    request: &RemediationRequest,
+    name: &str,
+) -> RemediationOutcome {
+    outcome.target.deployment = Some(name.to_owned());
+    if request.target.pod.is_some() {
+        outcome.target.pod = request.target.pod.clone();
+    }
+    outcome
+}
+
+/// The revision after the write, where the PATCH response already knows it:
+/// a pause never changes the template, and otherwise only a response whose
+/// generation the controller has observed carries the new revision (a
+/// template change answers with the old annotation, json-patch-single-container.json).
+fn revision_after(action: Action, patched: &Deployment) -> Option<i64> {
+    let revision = patched
+        .metadata
+        .annotations
+        .as_ref()?
+        .get(keys::REVISION)?
+        .parse()
+        .ok()?;
+    let generation = patched.metadata.generation.unwrap_or(0);
+    let observed = patched
+        .status
+        .as_ref()
+        .and_then(|s| s.observed_generation)
+        .unwrap_or(0);
+    (action == Action::Pause || observed >= generation).then_some(revision)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deployment(revision: &str, generation: i64, observed: i64) -> Deployment {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "checkout", "generation": generation,
+                "annotations": {"deployment.kubernetes.io/revision": revision}},
+            "status": {"observedGeneration": observed}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn revision_after_only_when_known() {
+        // Recorded PATCH response of a template change: generation 5, observed 4, old revision 4.
+        assert_eq!(
+            revision_after(Action::Rollback, &deployment("4", 5, 4)),
+            None
+        );
+        assert_eq!(
+            revision_after(Action::Restart, &deployment("4", 5, 4)),
+            None
+        );
+        assert_eq!(
+            revision_after(Action::Pause, &deployment("4", 5, 4)),
+            Some(4)
+        );
+        assert_eq!(
+            revision_after(Action::Resume, &deployment("7", 9, 9)),
+            Some(7)
+        );
+        assert_eq!(revision_after(Action::Pause, &deployment("x", 1, 1)), None);
+    }
+}

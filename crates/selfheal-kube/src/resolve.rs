@@ -1,0 +1,227 @@
+//! From a pod to its Deployment (design.md §1a) and from a Deployment's
+//! selector to a LIST query. Alerts often name only a pod
+//! (`KubePodCrashLooping`), so the chain pod → ReplicaSet → Deployment is
+//! followed through controller ownerReferences.
+
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
+use kube::Api;
+
+use crate::error::{Call, Error, Result};
+
+/// The controller owner of an object (`controller: true`), if any.
+pub fn controller_of(meta: &ObjectMeta) -> Option<&OwnerReference> {
+    meta.owner_references
+        .as_deref()?
+        .iter()
+        .find(|o| o.controller == Some(true))
+}
+
+fn is_apps_v1(owner: &OwnerReference, kind: &str) -> bool {
+    owner.kind == kind && owner.api_version == "apps/v1"
+}
+
+fn describe(owner: Option<&OwnerReference>) -> String {
+    match owner {
+        Some(o) => format!("controller is {}/{}", o.kind, o.name),
+        None => "no controller ownerReference".to_owned(),
+    }
+}
+
+/// GET the pod, then its ReplicaSet, and return the owning Deployment's name.
+/// Two GETs; a uid mismatch (owner deleted and recreated under the same name)
+/// counts as not found rather than silently acting on a different object.
+pub async fn deployment_for_pod(
+    client: &kube::Client,
+    namespace: &str,
+    pod: &str,
+) -> Result<String> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let pod_obj = pods.get(pod).await.map_err(|e| {
+        Call {
+            verb: "get",
+            kind: "Pod",
+            namespace,
+            name: pod,
+        }
+        .error(e)
+    })?;
+
+    let owner = controller_of(&pod_obj.metadata)
+        .filter(|o| is_apps_v1(o, "ReplicaSet"))
+        .ok_or_else(|| Error::PodNotOwnedByDeployment {
+            namespace: namespace.to_owned(),
+            pod: pod.to_owned(),
+            found: describe(controller_of(&pod_obj.metadata)),
+        })?;
+
+    let rs_call = Call {
+        verb: "get",
+        kind: "ReplicaSet",
+        namespace,
+        name: &owner.name,
+    };
+    let replica_sets: Api<ReplicaSet> = Api::namespaced(client.clone(), namespace);
+    let rs = replica_sets
+        .get(&owner.name)
+        .await
+        .map_err(|e| rs_call.error(e))?;
+    if rs.metadata.uid.as_deref() != Some(owner.uid.as_str()) {
+        return Err(Error::PodNotOwnedByDeployment {
+            namespace: namespace.to_owned(),
+            pod: pod.to_owned(),
+            found: format!(
+                "owner ReplicaSet/{} was replaced (uid {} is gone)",
+                owner.name, owner.uid
+            ),
+        });
+    }
+
+    let deployment = controller_of(&rs.metadata)
+        .filter(|o| is_apps_v1(o, "Deployment"))
+        .ok_or_else(|| Error::PodNotOwnedByDeployment {
+            namespace: namespace.to_owned(),
+            pod: pod.to_owned(),
+            found: format!(
+                "ReplicaSet/{} has {}",
+                owner.name,
+                describe(controller_of(&rs.metadata))
+            ),
+        })?;
+    Ok(deployment.name.clone())
+}
+
+/// Render a LabelSelector as the `labelSelector` query string the API server
+/// parses (`k=v,k in (a,b),!k`). An empty selector would match every
+/// ReplicaSet in the namespace, so it is rejected: apps/v1 requires one.
+pub fn selector_string(selector: &LabelSelector, deployment: &str) -> Result<String> {
+    let invalid = |reason: String| Error::InvalidObject {
+        kind: "Deployment",
+        name: deployment.to_owned(),
+        reason,
+        source: None,
+    };
+    let mut parts = Vec::new();
+    for (k, v) in selector.match_labels.iter().flatten() {
+        parts.push(format!("{k}={v}"));
+    }
+    for expr in selector.match_expressions.iter().flatten() {
+        let values = expr.values.as_deref().unwrap_or_default();
+        let mut sorted = values.to_vec();
+        sorted.sort();
+        let list = sorted.join(",");
+        let part = match expr.operator.as_str() {
+            "In" | "NotIn" if values.is_empty() => {
+                return Err(invalid(format!(
+                    "selector expression on {} uses {} with no values",
+                    expr.key, expr.operator
+                )));
+            }
+            "In" => format!("{} in ({list})", expr.key),
+            "NotIn" => format!("{} notin ({list})", expr.key),
+            "Exists" => expr.key.clone(),
+            "DoesNotExist" => format!("!{}", expr.key),
+            other => {
+                return Err(invalid(format!(
+                    "selector expression on {} has unknown operator {other:?}",
+                    expr.key
+                )));
+            }
+        };
+        parts.push(part);
+    }
+    if parts.is_empty() {
+        return Err(invalid("spec.selector is empty".into()));
+    }
+    Ok(parts.join(","))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement;
+
+    use super::*;
+
+    fn req(key: &str, op: &str, values: &[&str]) -> LabelSelectorRequirement {
+        LabelSelectorRequirement {
+            key: key.into(),
+            operator: op.into(),
+            values: (!values.is_empty()).then(|| values.iter().map(|v| v.to_string()).collect()),
+        }
+    }
+
+    #[test]
+    fn match_labels_only() {
+        let sel = LabelSelector {
+            match_labels: Some(BTreeMap::from([("app".into(), "checkout".into())])),
+            match_expressions: None,
+        };
+        assert_eq!(selector_string(&sel, "checkout").unwrap(), "app=checkout");
+    }
+
+    #[test]
+    fn labels_and_every_operator() {
+        let sel = LabelSelector {
+            match_labels: Some(BTreeMap::from([
+                ("tier".into(), "web".into()),
+                ("app".into(), "checkout".into()),
+            ])),
+            match_expressions: Some(vec![
+                req("env", "In", &["prod", "canary"]),
+                req("track", "NotIn", &["legacy"]),
+                req("owner", "Exists", &[]),
+                req("deprecated", "DoesNotExist", &[]),
+            ]),
+        };
+        assert_eq!(
+            selector_string(&sel, "checkout").unwrap(),
+            "app=checkout,tier=web,env in (canary,prod),track notin (legacy),owner,!deprecated"
+        );
+    }
+
+    #[test]
+    fn empty_or_malformed_selectors_are_typed_errors() {
+        let empty = LabelSelector::default();
+        let e = selector_string(&empty, "checkout").unwrap_err();
+        assert_eq!(e.error_type(), "NonRetryableInvalidObject");
+
+        let bad = LabelSelector {
+            match_labels: None,
+            match_expressions: Some(vec![req("env", "Near", &["x"])]),
+        };
+        assert!(
+            selector_string(&bad, "checkout")
+                .unwrap_err()
+                .to_string()
+                .contains("Near")
+        );
+
+        let no_values = LabelSelector {
+            match_labels: None,
+            match_expressions: Some(vec![req("env", "In", &[])]),
+        };
+        assert!(selector_string(&no_values, "checkout").is_err());
+    }
+
+    #[test]
+    fn controller_owner_from_recorded_pod() {
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web-7c5d8f-abcde", "namespace": "watchdemo",
+                "ownerReferences": [
+                    {"apiVersion": "v1", "kind": "Other", "name": "x", "uid": "1"},
+                    {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-7c5d8f",
+                     "uid": "u-rs", "controller": true, "blockOwnerDeletion": true}
+                ]}
+        }))
+        .unwrap();
+        let owner = controller_of(&pod.metadata).unwrap();
+        assert_eq!(
+            (owner.kind.as_str(), owner.name.as_str()),
+            ("ReplicaSet", "web-7c5d8f")
+        );
+        assert!(controller_of(&ObjectMeta::default()).is_none());
+    }
+}

@@ -1,0 +1,198 @@
+//! Command-line surface (clap derive) and what each command does.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Parser, Subcommand};
+use selfheal_core::{Policy, RemediationOutcome, RemediationRequest, RolloutStatus};
+
+use crate::Error;
+use crate::snapshot::Snapshot;
+
+/// Run one selfheal remediation (rollback, pause, resume, restart) or
+/// evaluate a rollout, against a cluster or an offline kubectl snapshot.
+#[derive(Debug, Parser)]
+#[command(name = "selfheal", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run one RemediationRequest; print the RemediationOutcome JSON on stdout.
+    ///
+    /// Exit status 0 for every outcome (applied, skipped, dryRun, refused);
+    /// non-zero only when no outcome could be produced.
+    Run(RunArgs),
+    /// Print `{"state":"done|waiting|failed","message":...}` like `kubectl rollout status`.
+    ///
+    /// Exit status 0 whenever the rollout was evaluated, whatever its state
+    /// (read `state`); non-zero only when it could not be evaluated.
+    Status(StatusArgs),
+}
+
+/// Where the objects come from: exactly one of a snapshot file or a kubeconfig.
+#[derive(Debug, Clone, Args)]
+#[group(required = true, multiple = false)]
+pub struct Source {
+    /// Output of `kubectl get deploy,rs[,pods] -n NS -o yaml|json` (no cluster needed).
+    #[arg(long, value_name = "FILE")]
+    pub snapshot: Option<PathBuf>,
+    /// Talk to the cluster of this kubeconfig.
+    #[arg(long, value_name = "PATH")]
+    pub kubeconfig: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// RemediationRequest JSON file (`-` reads stdin).
+    #[arg(long, value_name = "FILE")]
+    pub request: PathBuf,
+    #[command(flatten)]
+    pub source: Source,
+    /// kubeconfig context (default: the current context).
+    #[arg(long, value_name = "NAME", requires = "kubeconfig")]
+    pub context: Option<String>,
+    /// Force a dry run whatever the request says.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Act on Deployments without the `selfheal.dev/enabled=true` label
+    /// (overrides SELFHEAL_REQUIRE_OPT_IN).
+    #[arg(long)]
+    pub no_opt_in: bool,
+    /// Snapshot mode: write every object back here, with the Deployment updated.
+    #[arg(long, value_name = "OUT", requires = "snapshot")]
+    pub write_snapshot: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The Deployment, as NAMESPACE/NAME.
+    #[arg(long, value_name = "NS/NAME")]
+    pub deployment: String,
+    #[command(flatten)]
+    pub source: Source,
+    /// kubeconfig context (default: the current context).
+    #[arg(long, value_name = "NAME", requires = "kubeconfig")]
+    pub context: Option<String>,
+}
+
+/// What a successful command prints on stdout (pretty JSON).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    Outcome(Box<RemediationOutcome>),
+    Status(RolloutStatus),
+}
+
+impl Output {
+    pub fn to_json(&self) -> Result<String, Error> {
+        match self {
+            Output::Outcome(o) => serde_json::to_string_pretty(o),
+            Output::Status(s) => serde_json::to_string_pretty(s),
+        }
+        .map_err(|source| Error::Output { source })
+    }
+
+    /// One line for a human watching the terminal.
+    pub fn summary(&self) -> String {
+        match self {
+            Output::Outcome(o) => {
+                let status = serde_json::to_value(o.status)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default();
+                format!("selfheal {}: {status}: {}", o.action, o.message)
+            }
+            Output::Status(s) => format!("rollout: {}", s.message),
+        }
+    }
+}
+
+/// Policy from the same SELFHEAL_* variables the Lambdas read.
+pub fn policy_from_env(no_opt_in: bool) -> Result<Policy, Error> {
+    let mut policy = Policy::default(); // TEMPORARY until Policy::from_lookup lands
+    if no_opt_in {
+        policy.require_opt_in = false;
+    }
+    Ok(policy)
+}
+
+/// Execute a parsed command line.
+pub async fn execute(cli: Cli) -> Result<Output, Error> {
+    match cli.command {
+        Command::Run(args) => run(args).await.map(|o| Output::Outcome(Box::new(o))),
+        Command::Status(args) => status(args).await.map(Output::Status),
+    }
+}
+
+async fn run(args: RunArgs) -> Result<RemediationOutcome, Error> {
+    let text = read_request(&args.request)?;
+    let mut request =
+        RemediationRequest::from_json(&text).map_err(|source| Error::Request { source })?;
+    if args.dry_run {
+        request.dry_run = true;
+    }
+    let policy = policy_from_env(args.no_opt_in)?;
+    match (&args.source.snapshot, &args.source.kubeconfig) {
+        (Some(path), _) => {
+            let mut snapshot = read_snapshot(path)?;
+            let outcome = snapshot.remediate(&request, &policy, jiff::Timestamp::now())?;
+            if let Some(out) = &args.write_snapshot {
+                std::fs::write(out, snapshot.render()?).map_err(|source| Error::Write {
+                    path: out.clone(),
+                    source,
+                })?;
+            }
+            Ok(outcome)
+        }
+        (None, kubeconfig) => {
+            let client =
+                crate::live::client(kubeconfig.as_deref(), args.context.as_deref()).await?;
+            crate::live::remediate(client, policy, &request).await
+        }
+    }
+}
+
+async fn status(args: StatusArgs) -> Result<RolloutStatus, Error> {
+    let (namespace, name) = args
+        .deployment
+        .split_once('/')
+        .filter(|(ns, name)| !ns.is_empty() && !name.is_empty() && !name.contains('/'))
+        .ok_or_else(|| Error::DeploymentRef(args.deployment.clone()))?;
+    match (&args.source.snapshot, &args.source.kubeconfig) {
+        (Some(path), _) => read_snapshot(path)?.status(namespace, name),
+        (None, kubeconfig) => {
+            let client =
+                crate::live::client(kubeconfig.as_deref(), args.context.as_deref()).await?;
+            // Status reads only; the policy is irrelevant but the Remediator needs one.
+            crate::live::status(client, Policy::default(), namespace, name).await
+        }
+    }
+}
+
+fn read_request(path: &Path) -> Result<String, Error> {
+    let read_error = |source| Error::Read {
+        what: "request",
+        path: path.to_path_buf(),
+        source,
+    };
+    if path == Path::new("-") {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(read_error)?;
+        Ok(text)
+    } else {
+        std::fs::read_to_string(path).map_err(read_error)
+    }
+}
+
+fn read_snapshot(path: &Path) -> Result<Snapshot, Error> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+        what: "snapshot",
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Snapshot::parse(&text)
+}

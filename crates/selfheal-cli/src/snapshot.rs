@@ -1,0 +1,356 @@
+//! Offline mode: what `kubectl get deploy,rs[,pods] -n NS -o yaml|json`
+//! prints stands in for the API server, so a remediation can be tried (and
+//! tested) without a cluster or an AWS account.
+//!
+//! Objects are kept as raw JSON values so that writing the snapshot back
+//! changes nothing but what the plan's JSON Patch changed; typed k8s-openapi
+//! views are parsed from them for planning.
+
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use selfheal_core::{
+    Decision, OutcomeStatus, PlanInput, Policy, RemediationOutcome, RemediationRequest,
+    RolloutStatus, decide, plan::needs_replica_sets, rollout_status,
+};
+
+use crate::Error;
+
+/// How the snapshot was written; it is written back the same way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Yaml,
+    Json,
+}
+
+/// The objects of one snapshot file, flattened out of their lists.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    format: Format,
+    objects: Vec<Value>,
+}
+
+impl Snapshot {
+    /// Parse a `kind: List` (or a typed list such as `DeploymentList`), a
+    /// single object, or multi-document YAML of any of these. JSON is
+    /// recognised by its leading `{`.
+    pub fn parse(text: &str) -> Result<Self, Error> {
+        let (format, documents) = if text.trim_start().starts_with('{') {
+            let doc: Value =
+                serde_json::from_str(text).map_err(|source| Error::SnapshotJson { source })?;
+            (Format::Json, vec![doc])
+        } else {
+            let mut docs = Vec::new();
+            for de in serde_yaml::Deserializer::from_str(text) {
+                let doc =
+                    Value::deserialize(de).map_err(|source| Error::SnapshotYaml { source })?;
+                if !doc.is_null() {
+                    docs.push(doc);
+                }
+            }
+            (Format::Yaml, docs)
+        };
+        let mut objects = Vec::new();
+        for doc in documents {
+            flatten(doc, &mut objects)?;
+        }
+        if objects.is_empty() {
+            return Err(Error::Snapshot("no objects found".into()));
+        }
+        Ok(Snapshot { format, objects })
+    }
+
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
+    /// Every object, in input order.
+    pub fn objects(&self) -> &[Value] {
+        &self.objects
+    }
+
+    /// Render as one `kind: List`, in the input's format.
+    pub fn render(&self) -> Result<String, Error> {
+        let list = json!({
+            "apiVersion": "v1",
+            "items": self.objects,
+            "kind": "List",
+            "metadata": { "resourceVersion": "" },
+        });
+        match self.format {
+            Format::Json => serde_json::to_string_pretty(&list)
+                .map(|mut s| {
+                    s.push('\n');
+                    s
+                })
+                .map_err(|source| Error::Output { source }),
+            Format::Yaml => {
+                serde_yaml::to_string(&list).map_err(|source| Error::SnapshotYaml { source })
+            }
+        }
+    }
+
+    /// The Deployment `namespace/name` (objects without a namespace match any).
+    pub fn deployment(&self, namespace: &str, name: &str) -> Result<Deployment, Error> {
+        self.deployment_index(namespace, name)
+            .and_then(|index| typed::<Deployment>(&self.objects[index], "Deployment"))
+    }
+
+    fn deployment_index(&self, namespace: &str, name: &str) -> Result<usize, Error> {
+        self.objects
+            .iter()
+            .position(|o| is(o, "Deployment", namespace, name))
+            .ok_or_else(|| Error::DeploymentNotFound {
+                namespace: namespace.into(),
+                name: name.into(),
+            })
+    }
+
+    /// The ReplicaSets the Deployment controls: what the adapter's LIST by
+    /// selector returns, narrowed to controller ownerReferences as the
+    /// revision history requires (design.md §3.1).
+    pub fn replica_sets_of(&self, deployment: &Deployment) -> Result<Vec<ReplicaSet>, Error> {
+        let namespace = deployment.metadata.namespace.as_deref();
+        let mut out = Vec::new();
+        for object in self
+            .objects
+            .iter()
+            .filter(|o| kind_of(o) == Some("ReplicaSet"))
+        {
+            let rs = typed::<ReplicaSet>(object, "ReplicaSet")?;
+            let same_namespace = match (namespace, rs.metadata.namespace.as_deref()) {
+                (Some(a), Some(b)) => a == b,
+                _ => true,
+            };
+            if same_namespace && controlled_by(&rs.metadata, "Deployment", &deployment.metadata) {
+                out.push(rs);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Pod → controlling ReplicaSet → controlling Deployment, by ownerReferences.
+    pub fn resolve_pod(&self, namespace: &str, pod: &str) -> Result<String, Error> {
+        let owner_error = |reason: String| Error::PodOwner {
+            namespace: namespace.into(),
+            name: pod.into(),
+            reason,
+        };
+        let object = self
+            .objects
+            .iter()
+            .find(|o| is(o, "Pod", namespace, pod))
+            .ok_or_else(|| Error::PodNotFound {
+                namespace: namespace.into(),
+                name: pod.into(),
+            })?;
+        let pod_obj = typed::<Pod>(object, "Pod")?;
+        let rs_ref = controller_ref(&pod_obj.metadata)
+            .filter(|r| r.kind == "ReplicaSet")
+            .ok_or_else(|| owner_error("it is not controlled by a ReplicaSet".into()))?;
+        let rs_object = self
+            .objects
+            .iter()
+            .find(|o| is(o, "ReplicaSet", namespace, &rs_ref.name))
+            .ok_or_else(|| {
+                owner_error(format!(
+                    "its ReplicaSet {} is not in the snapshot",
+                    rs_ref.name
+                ))
+            })?;
+        let rs = typed::<ReplicaSet>(rs_object, "ReplicaSet")?;
+        if let Some(uid) = rs.metadata.uid.as_deref()
+            && !rs_ref.uid.is_empty()
+            && uid != rs_ref.uid
+        {
+            return Err(owner_error(format!(
+                "ReplicaSet {} has uid {uid}, the pod's owner reference says {}",
+                rs_ref.name, rs_ref.uid
+            )));
+        }
+        let deploy_ref = controller_ref(&rs.metadata)
+            .filter(|r| r.kind == "Deployment")
+            .ok_or_else(|| {
+                owner_error(format!(
+                    "ReplicaSet {} is not controlled by a Deployment",
+                    rs_ref.name
+                ))
+            })?;
+        Ok(deploy_ref.name.clone())
+    }
+
+    /// Plan `request` against the snapshot and, unless it is a dry run, keep
+    /// the patched Deployment (with `metadata.generation` bumped like the
+    /// server does; `resourceVersion` is left alone). A dry run still applies
+    /// the patch to a copy, so a patch that would not apply is an error either way.
+    pub fn remediate(
+        &mut self,
+        request: &RemediationRequest,
+        policy: &Policy,
+        now: jiff::Timestamp,
+    ) -> Result<RemediationOutcome, Error> {
+        let namespace = request.target.namespace.clone();
+        let mut planned = request.clone();
+        let pod = planned.target.pod.take();
+        let name = match (&planned.target.deployment, &pod) {
+            (Some(name), _) => name.clone(),
+            (None, Some(pod)) => self.resolve_pod(&namespace, pod)?,
+            (None, None) => {
+                return Err(Error::Request {
+                    source: selfheal_core::Error::InvalidRequest(
+                        "target needs either `deployment` or `pod`".into(),
+                    ),
+                });
+            }
+        };
+        planned.target.deployment = Some(name.clone());
+
+        let index = self.deployment_index(&namespace, &name)?;
+        let deployment = typed::<Deployment>(&self.objects[index], "Deployment")?;
+        let replica_sets = if needs_replica_sets(&planned) {
+            self.replica_sets_of(&deployment)?
+        } else {
+            Vec::new()
+        };
+        let decision = decide(PlanInput {
+            request: &planned,
+            deployment: &deployment,
+            replica_sets: &replica_sets,
+            policy,
+            now,
+        })
+        .map_err(|source| Error::Plan { source })?;
+
+        let mut outcome = match decision {
+            Decision::Done(outcome) => outcome,
+            Decision::Apply(plan) => {
+                let mut updated = self.objects[index].clone();
+                json_patch::patch(&mut updated, &plan.patch)
+                    .map_err(|source| Error::Patch { source })?;
+                // The patched object must still be a Deployment.
+                typed::<Deployment>(&updated, "Deployment")?;
+                let mut outcome = plan.outcome;
+                if plan.dry_run {
+                    outcome.status = OutcomeStatus::DryRun;
+                } else {
+                    if updated != self.objects[index] {
+                        bump_generation(&mut updated);
+                    }
+                    self.objects[index] = updated;
+                }
+                outcome
+            }
+        };
+        // A pod target keeps its pod and gains its deployment (design.md §2).
+        if pod.is_some() {
+            outcome.target.pod = pod;
+            outcome.target.deployment = Some(name);
+        }
+        Ok(outcome)
+    }
+
+    /// `kubectl rollout status` of a Deployment in the snapshot.
+    pub fn status(&self, namespace: &str, name: &str) -> Result<RolloutStatus, Error> {
+        self.deployment(namespace, name).map(|d| rollout_status(&d))
+    }
+}
+
+/// Append the objects of one document (a list or a single object).
+fn flatten(doc: Value, out: &mut Vec<Value>) -> Result<(), Error> {
+    let Value::Object(mut map) = doc else {
+        return Err(Error::Snapshot("every document must be an object".into()));
+    };
+    let kind = map
+        .get("kind")
+        .and_then(Value::as_str)
+        .ok_or_else(|| Error::Snapshot("an object has no `kind`".into()))?
+        .to_owned();
+    if !kind.ends_with("List") {
+        out.push(Value::Object(map));
+        return Ok(());
+    }
+    let items = match map.remove("items") {
+        Some(Value::Array(items)) => items,
+        Some(Value::Null) | None => Vec::new(),
+        Some(_) => return Err(Error::Snapshot(format!("`items` of {kind} is not a list"))),
+    };
+    // Items of a typed list (`DeploymentList`) omit kind and apiVersion.
+    let item_kind = kind.strip_suffix("List").filter(|k| !k.is_empty());
+    let api_version = map.get("apiVersion").cloned();
+    for item in items {
+        let Value::Object(mut object) = item else {
+            return Err(Error::Snapshot(format!(
+                "an item of {kind} is not an object"
+            )));
+        };
+        if !object.contains_key("kind") {
+            let Some(item_kind) = item_kind else {
+                return Err(Error::Snapshot(
+                    "an item of a `kind: List` has no `kind`".into(),
+                ));
+            };
+            object.insert("kind".into(), Value::String(item_kind.into()));
+            if let Some(api_version) = &api_version {
+                object
+                    .entry("apiVersion")
+                    .or_insert_with(|| api_version.clone());
+            }
+        }
+        flatten(Value::Object(object), out)?;
+    }
+    Ok(())
+}
+
+fn kind_of(object: &Value) -> Option<&str> {
+    object.get("kind").and_then(Value::as_str)
+}
+
+fn is(object: &Value, kind: &str, namespace: &str, name: &str) -> bool {
+    let meta = object.get("metadata");
+    let field = |key: &str| meta.and_then(|m| m.get(key)).and_then(Value::as_str);
+    kind_of(object) == Some(kind)
+        && field("name") == Some(name)
+        && field("namespace").is_none_or(|ns| ns == namespace)
+}
+
+fn typed<T: serde::de::DeserializeOwned>(object: &Value, kind: &'static str) -> Result<T, Error> {
+    serde_json::from_value(object.clone()).map_err(|source| Error::SnapshotObject {
+        kind,
+        name: object
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("<unnamed>")
+            .to_owned(),
+        source,
+    })
+}
+
+fn controller_ref(meta: &ObjectMeta) -> Option<&OwnerReference> {
+    meta.owner_references
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .find(|r| r.controller == Some(true))
+}
+
+/// Controlled by `owner`: by uid when both sides have one (a recreated
+/// Deployment with the same name must not inherit old ReplicaSets), else by name.
+fn controlled_by(meta: &ObjectMeta, kind: &str, owner: &ObjectMeta) -> bool {
+    controller_ref(meta).is_some_and(|r| {
+        r.kind == kind
+            && match owner.uid.as_deref() {
+                Some(uid) if !r.uid.is_empty() => r.uid == uid,
+                _ => Some(r.name.as_str()) == owner.name.as_deref(),
+            }
+    })
+}
+
+fn bump_generation(object: &mut Value) {
+    if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+        let next = meta.get("generation").and_then(Value::as_i64).unwrap_or(0) + 1;
+        meta.insert("generation".into(), Value::from(next));
+    }
+}

@@ -1,1 +1,357 @@
-//! placeholder
+//! An in-process Kubernetes API server for tests and benchmarks.
+//!
+//! It speaks the subset of the API that selfheal and `kubectl rollout` use
+//! (apps/v1 Deployments and ReplicaSets; core/v1 Pods, Events, Namespaces,
+//! ServiceAccounts), answers with the status codes and `Status` bodies recorded
+//! from a real kube-apiserver (`fixtures/k8s/`), and emulates the deployment,
+//! replicaset and garbage-collector controllers so rollouts, revisions and
+//! rollbacks behave like on a real control plane. Tests drive it over HTTP like
+//! a real cluster and inspect or seed its store directly.
+
+mod api;
+mod auth;
+mod controller;
+mod defaults;
+mod discovery;
+mod faults;
+mod http;
+pub mod patch;
+pub mod selector;
+mod status;
+mod store;
+mod tls;
+mod watch;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::core::v1::{Event, Pod};
+use serde_json::Value;
+
+pub use auth::Identity;
+pub use controller::{ControllerConfig, ControllerHandle};
+pub use faults::Faults;
+
+/// Errors from starting or configuring the test server.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Binding or reading the listening socket failed.
+    #[error("test server socket: {0}")]
+    Io(#[source] std::io::Error),
+    /// Generating the self-signed certificate failed.
+    #[error("test server certificate: {0}")]
+    Certificate(#[source] rcgen::Error),
+    /// Building the TLS configuration failed.
+    #[error("test server TLS configuration: {0}")]
+    Tls(#[source] rustls::Error),
+}
+
+/// One request as the server saw it, in arrival order (see [`TestServer::requests`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedRequest {
+    pub method: String,
+    pub path: String,
+    /// Decoded query parameters.
+    pub query: BTreeMap<String, String>,
+    pub content_type: Option<String>,
+    /// The body parsed as JSON; `None` when empty or not JSON.
+    pub body: Option<Value>,
+    /// The HTTP status the server answered with.
+    pub status: u16,
+}
+
+pub(crate) struct Shared {
+    pub(crate) store: Mutex<store::Store>,
+    pub(crate) auth: Mutex<auth::Auth>,
+    pub(crate) faults: Arc<Mutex<faults::FaultState>>,
+    pub(crate) requests: Mutex<Vec<RecordedRequest>>,
+    pub(crate) controller: controller::ControllerState,
+}
+
+impl Shared {
+    /// Locks the store; a poisoned lock (a panicking test thread) still yields the data,
+    /// because the store has no invariants a half-finished write could break badly.
+    pub(crate) fn store(&self) -> MutexGuard<'_, store::Store> {
+        self.store.lock().unwrap_or_else(|e| e.into_inner())
+    }
+    pub(crate) fn auth(&self) -> MutexGuard<'_, auth::Auth> {
+        self.auth.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+struct Inner {
+    shared: Arc<Shared>,
+    url: String,
+    ca_pem: Option<String>,
+    admin_token: String,
+    shutdown: tokio::sync::watch::Sender<bool>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
+    }
+}
+
+/// Handle to a running test server. Clones share the server; it stops when the
+/// last clone is dropped or [`TestServer::shutdown`] is called.
+#[derive(Clone)]
+pub struct TestServer {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for TestServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestServer")
+            .field("url", &self.inner.url)
+            .finish()
+    }
+}
+
+/// Options for [`TestServer::builder`].
+#[derive(Debug, Clone, Default)]
+pub struct TestServerBuilder {
+    tls: bool,
+    token: Option<String>,
+    controller: ControllerConfig,
+    watch_window: Option<usize>,
+}
+
+impl TestServerBuilder {
+    /// Serve HTTPS with a fresh self-signed certificate (see [`TestServer::ca_pem`]).
+    pub fn tls(mut self, on: bool) -> Self {
+        self.tls = on;
+        self
+    }
+    /// Use this admin (system:masters) bearer token instead of a random one.
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(token.into());
+        self
+    }
+    /// Configure the deployment-controller emulation.
+    pub fn controller(mut self, config: ControllerConfig) -> Self {
+        self.controller = config;
+        self
+    }
+    /// How many events per resource type the watch cache keeps (default 100);
+    /// a watch from a resourceVersion older than the window gets `410 Expired`.
+    pub fn watch_window(mut self, events: usize) -> Self {
+        self.watch_window = Some(events);
+        self
+    }
+    /// Bind 127.0.0.1 on a random port and start serving.
+    pub async fn start(self) -> Result<TestServer, Error> {
+        let admin_token = self
+            .token
+            .unwrap_or_else(|| format!("admin-{}", random_suffix(24)));
+        let shared = Arc::new(Shared {
+            store: Mutex::new(store::Store::new(self.watch_window.unwrap_or(100))),
+            auth: Mutex::new(auth::Auth::new(&admin_token)),
+            faults: Arc::new(Mutex::new(faults::FaultState::default())),
+            requests: Mutex::new(Vec::new()),
+            controller: controller::ControllerState::new(self.controller),
+        });
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .map_err(Error::Io)?;
+        let port = listener.local_addr().map_err(Error::Io)?.port();
+        let (tls, ca_pem) = if self.tls {
+            let (acceptor, pem) = tls::acceptor()?;
+            (Some(acceptor), Some(pem))
+        } else {
+            (None, None)
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
+        http::spawn(listener, tls, shared.clone(), shutdown_rx.clone());
+        controller::spawn(shared.clone(), shutdown_rx);
+        Ok(TestServer {
+            inner: Arc::new(Inner {
+                shared,
+                url: format!("{scheme}://127.0.0.1:{port}"),
+                ca_pem,
+                admin_token,
+                shutdown,
+            }),
+        })
+    }
+}
+
+pub(crate) fn random_suffix(n: usize) -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let mut rng = rand::rng();
+    (0..n)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect()
+}
+
+impl TestServer {
+    /// Plain HTTP on 127.0.0.1 with default settings.
+    pub async fn start() -> Result<TestServer, Error> {
+        Self::builder().start().await
+    }
+
+    pub fn builder() -> TestServerBuilder {
+        TestServerBuilder::default()
+    }
+
+    /// Base URL, e.g. `http://127.0.0.1:41234`.
+    pub fn url(&self) -> String {
+        self.inner.url.clone()
+    }
+
+    /// PEM of the certificate clients must trust, when serving TLS.
+    pub fn ca_pem(&self) -> Option<String> {
+        self.inner.ca_pem.clone()
+    }
+
+    /// The admin bearer token (group `system:masters`: allowed everything).
+    pub fn token(&self) -> String {
+        self.inner.admin_token.clone()
+    }
+
+    /// Registers another bearer token with the given identity.
+    pub fn add_token(&self, token: &str, identity: Identity) {
+        self.inner
+            .shared
+            .auth()
+            .tokens
+            .insert(token.to_string(), identity);
+    }
+
+    /// Hook for tokens that are not registered: `Ok` authenticates them as admin,
+    /// `Err` answers 401. Lets EKS-token tests check the token format server-side.
+    pub fn set_token_verifier(&self, f: Arc<dyn Fn(&str) -> Result<(), String> + Send + Sync>) {
+        self.inner.shared.auth().verifier = Some(f);
+    }
+
+    /// A kubeconfig for this server (context `selfheal-test`, admin token).
+    pub fn kubeconfig_yaml(&self) -> String {
+        use base64::Engine as _;
+        let ca = match &self.inner.ca_pem {
+            Some(pem) => format!(
+                "    certificate-authority-data: {}\n",
+                base64::engine::general_purpose::STANDARD.encode(pem.as_bytes())
+            ),
+            None => String::new(),
+        };
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: selfheal-test\n  cluster:\n    server: {url}\n{ca}contexts:\n- name: selfheal-test\n  context:\n    cluster: selfheal-test\n    user: selfheal-test\n    namespace: default\ncurrent-context: selfheal-test\npreferences: {{}}\nusers:\n- name: selfheal-test\n  user:\n    token: {token}\n",
+            url = self.inner.url,
+            token = self.inner.admin_token,
+        )
+    }
+
+    pub fn write_kubeconfig(&self, path: &Path) -> std::io::Result<()> {
+        std::fs::write(path, self.kubeconfig_yaml())
+    }
+
+    /// Fault injection (failures and latency for the next requests).
+    pub fn faults(&self) -> Faults {
+        Faults::new(self.inner.shared.faults.clone())
+    }
+
+    /// Every request so far (discovery included), in order.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.inner
+            .shared
+            .requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub fn clear_requests(&self) {
+        self.inner
+            .shared
+            .requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+
+    /// Seeds the store without HTTP: a single object or a `kind: List`
+    /// (`items`). Objects keep their annotations, labels, owner references and
+    /// status as given (uid, resourceVersion and creationTimestamp are filled in
+    /// when missing; server defaults are applied). Missing namespaces are created.
+    /// Objects that cannot be stored are skipped (see [`TestServer::try_apply_objects`]).
+    pub fn apply_objects(&self, objs: Value) {
+        let _ = self.try_apply_objects(objs);
+    }
+
+    /// Like [`TestServer::apply_objects`], returning the first problem as a message.
+    pub fn try_apply_objects(&self, objs: Value) -> Result<(), String> {
+        let items = match objs.get("items").and_then(Value::as_array) {
+            Some(items)
+                if objs
+                    .get("kind")
+                    .and_then(Value::as_str)
+                    .is_some_and(|k| k.ends_with("List")) =>
+            {
+                items.clone()
+            }
+            _ => vec![objs],
+        };
+        let mut first_err = None;
+        {
+            let mut store = self.inner.shared.store();
+            for item in items {
+                if let Err(e) = store.seed(item) {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        self.inner.shared.controller.poke();
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    pub fn deployment(&self, ns: &str, name: &str) -> Option<Deployment> {
+        let store = self.inner.shared.store();
+        store
+            .get(store::Kind::Deployment, ns, name)
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+    }
+
+    pub fn replica_sets(&self, ns: &str) -> Vec<ReplicaSet> {
+        self.typed_list(store::Kind::ReplicaSet, ns)
+    }
+
+    pub fn pods(&self, ns: &str) -> Vec<Pod> {
+        self.typed_list(store::Kind::Pod, ns)
+    }
+
+    pub fn events(&self, ns: &str) -> Vec<Event> {
+        self.typed_list(store::Kind::Event, ns)
+    }
+
+    /// Any stored object as JSON (kinds: Namespace, Deployment, ReplicaSet, Pod, Event, ServiceAccount).
+    pub fn object(&self, kind: &str, ns: &str, name: &str) -> Option<Value> {
+        let kind = store::Kind::from_kind(kind)?;
+        self.inner.shared.store().get(kind, ns, name).cloned()
+    }
+
+    fn typed_list<T: serde::de::DeserializeOwned>(&self, kind: store::Kind, ns: &str) -> Vec<T> {
+        let store = self.inner.shared.store();
+        store
+            .list(kind, Some(ns))
+            .into_iter()
+            .filter_map(|v| serde_json::from_value(v.clone()).ok())
+            .collect()
+    }
+
+    /// Drives the deployment-controller emulation deterministically.
+    pub fn controller(&self) -> ControllerHandle {
+        ControllerHandle::new(self.inner.shared.clone())
+    }
+
+    /// Stops serving now (open watches end). Later calls on clones still read the store.
+    pub fn shutdown(&self) {
+        let _ = self.inner.shutdown.send(true);
+    }
+}

@@ -1,0 +1,391 @@
+//! HTTP serving (hyper 1, HTTP/1.1 and HTTP/2, optional TLS), request
+//! recording, authentication, fault injection and routing to the handlers.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::sync::watch as tokio_watch;
+
+use crate::auth::Who;
+use crate::status::{self, ApiError};
+use crate::store::Kind;
+use crate::{RecordedRequest, Shared, api, discovery};
+
+pub(crate) type Body = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+
+pub(crate) fn spawn(
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    shared: Arc<Shared>,
+    shutdown: tokio_watch::Receiver<bool>,
+) {
+    let mut stop = shutdown.clone();
+    tokio::spawn(async move {
+        loop {
+            let accepted = tokio::select! {
+                _ = stop.changed() => return,
+                a = listener.accept() => a,
+            };
+            let Ok((stream, _)) = accepted else { continue };
+            let shared = shared.clone();
+            let tls = tls.clone();
+            let conn_shutdown = shutdown.clone();
+            tokio::spawn(async move {
+                let mut stop = conn_shutdown.clone();
+                let svc_shutdown = conn_shutdown.clone();
+                let svc = hyper::service::service_fn(move |req| {
+                    let shared = shared.clone();
+                    let sd = svc_shutdown.clone();
+                    async move { Ok::<_, Infallible>(handle(shared, sd, req).await) }
+                });
+                let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                match tls {
+                    Some(acceptor) => {
+                        let Ok(s) = acceptor.accept(stream).await else {
+                            return;
+                        };
+                        let conn = builder.serve_connection(TokioIo::new(s), svc);
+                        tokio::select! { _ = conn => {}, _ = stop.changed() => {} }
+                    }
+                    None => {
+                        let conn = builder.serve_connection(TokioIo::new(stream), svc);
+                        tokio::select! { _ = conn => {}, _ = stop.changed() => {} }
+                    }
+                }
+            });
+        }
+    });
+}
+
+/// What a handler produces.
+pub(crate) enum Reply {
+    Json(u16, Value),
+    Stream(Body),
+}
+
+impl From<ApiError> for Reply {
+    fn from(e: ApiError) -> Reply {
+        Reply::Json(e.code, e.body)
+    }
+}
+
+/// A parsed request, as the handlers see it.
+#[derive(Debug)]
+pub(crate) struct ApiRequest {
+    pub(crate) method: String,
+    pub(crate) query: BTreeMap<String, String>,
+    pub(crate) content_type: String,
+    pub(crate) body: Bytes,
+    pub(crate) kind: Kind,
+    pub(crate) ns: Option<String>,
+    pub(crate) name: Option<String>,
+    pub(crate) sub: Option<String>,
+}
+
+impl ApiRequest {
+    pub(crate) fn dry_run(&self) -> bool {
+        self.query.get("dryRun").is_some_and(|v| v == "All")
+    }
+    fn verb(&self) -> &'static str {
+        match (self.method.as_str(), self.name.is_some()) {
+            ("GET", true) => "get",
+            ("GET", false)
+                if self
+                    .query
+                    .get("watch")
+                    .is_some_and(|w| w == "true" || w == "1") =>
+            {
+                "watch"
+            }
+            ("GET", false) => "list",
+            ("POST", _) => "create",
+            ("PUT", _) => "update",
+            ("PATCH", _) => "patch",
+            ("DELETE", true) => "delete",
+            ("DELETE", false) => "deletecollection",
+            _ => "get",
+        }
+    }
+}
+
+fn json_response(code: u16, body: &Value) -> Response<Body> {
+    let mut resp = Response::new(Full::new(Bytes::from(body.to_string())).boxed());
+    *resp.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    resp.headers_mut().insert(
+        http::header::CACHE_CONTROL,
+        http::HeaderValue::from_static("no-cache, private"),
+    );
+    resp
+}
+
+async fn handle(
+    shared: Arc<Shared>,
+    shutdown: tokio_watch::Receiver<bool>,
+    req: Request<hyper::body::Incoming>,
+) -> Response<Body> {
+    let method = req.method().as_str().to_string();
+    let path = req.uri().path().to_string();
+    let query: BTreeMap<String, String> = req
+        .uri()
+        .query()
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .into_owned()
+                .collect()
+        })
+        .unwrap_or_default();
+    let header = |name: http::header::HeaderName| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let content_type = header(http::header::CONTENT_TYPE);
+    let authorization = header(http::header::AUTHORIZATION);
+    let body = match req.into_body().collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => Bytes::new(),
+    };
+    let latency = shared.faults.lock().map(|f| f.latency).unwrap_or(None);
+    if let Some(d) = latency {
+        tokio::time::sleep(d).await;
+    }
+    let reply = route(
+        &shared,
+        shutdown,
+        &method,
+        &path,
+        &query,
+        content_type.as_deref(),
+        authorization.as_deref(),
+        body.clone(),
+    );
+    let (status, response) = match reply {
+        Reply::Json(code, v) => (code, json_response(code, &v)),
+        Reply::Stream(b) => {
+            let mut resp = Response::new(b);
+            resp.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("application/json"),
+            );
+            resp.headers_mut().insert(
+                http::header::CACHE_CONTROL,
+                http::HeaderValue::from_static("no-cache, private"),
+            );
+            (200, resp)
+        }
+    };
+    let recorded = RecordedRequest {
+        method,
+        path,
+        query,
+        content_type,
+        body: serde_json::from_slice(&body).ok(),
+        status,
+    };
+    shared
+        .requests
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(recorded);
+    response
+}
+
+fn forbidden(user: &str, verb: &str, r: &ApiRequest) -> ApiError {
+    let resource = match &r.sub {
+        Some(s) => format!("{}/{s}", r.kind.plural()),
+        None => r.kind.plural().to_string(),
+    };
+    let subject = match &r.name {
+        Some(n) => format!("{} \"{n}\"", r.kind.qualified()),
+        None => r.kind.qualified(),
+    };
+    let scope = match &r.ns {
+        Some(ns) => format!("in the namespace \"{ns}\""),
+        None => "at the cluster scope".to_string(),
+    };
+    let mut details = serde_json::Map::new();
+    if let Some(n) = &r.name {
+        details.insert("name".into(), Value::String(n.clone()));
+    }
+    if !r.kind.group().is_empty() {
+        details.insert("group".into(), Value::String(r.kind.group().into()));
+    }
+    details.insert("kind".into(), Value::String(r.kind.plural().into()));
+    status::status(
+        403,
+        "Forbidden",
+        &format!(
+            "{subject} is forbidden: User \"{user}\" cannot {verb} resource \"{resource}\" in API group \"{}\" {scope}",
+            r.kind.group()
+        ),
+        Some(Value::Object(details)),
+    )
+}
+
+/// Splits `/api/v1/...` and `/apis/apps/v1/...` into kind/namespace/name/subresource.
+fn parse_path(path: &str) -> Option<(Kind, Option<String>, Option<String>, Option<String>)> {
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let (group, rest) = match segs.as_slice() {
+        ["api", "v1", rest @ ..] => ("", rest),
+        ["apis", "apps", "v1", rest @ ..] => ("apps", rest),
+        _ => return None,
+    };
+    let own = |s: &&str| Some(s.to_string());
+    match rest {
+        ["namespaces", ns, plural, tail @ ..]
+            if Kind::from_plural(group, plural).is_some_and(Kind::namespaced) =>
+        {
+            let kind = Kind::from_plural(group, plural)?;
+            match tail {
+                [] => Some((kind, Some(ns.to_string()), None, None)),
+                [name] => Some((kind, Some(ns.to_string()), own(name), None)),
+                [name, sub] => Some((kind, Some(ns.to_string()), own(name), own(sub))),
+                _ => None,
+            }
+        }
+        [plural, tail @ ..] => {
+            let kind = Kind::from_plural(group, plural)?;
+            match (kind, tail) {
+                (_, []) => Some((kind, None, None, None)),
+                (Kind::Namespace, [name]) => Some((kind, None, own(name), None)),
+                (Kind::Namespace, [name, sub]) => Some((kind, None, own(name), own(sub))),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn route(
+    shared: &Arc<Shared>,
+    shutdown: tokio_watch::Receiver<bool>,
+    method: &str,
+    path: &str,
+    query: &BTreeMap<String, String>,
+    content_type: Option<&str>,
+    authorization: Option<&str>,
+    body: Bytes,
+) -> Reply {
+    let who = shared.auth().authenticate(authorization);
+    if who == Who::Unauthorized {
+        return status::status(401, "Unauthorized", "Unauthorized", None).into();
+    }
+    if discovery::is_discovery(path) {
+        let public =
+            path == "/version" || path == "/healthz" || path == "/readyz" || path == "/livez";
+        if who == Who::Anonymous && !public {
+            return status::status(
+                403,
+                "Forbidden",
+                &format!("forbidden: User \"system:anonymous\" cannot get path \"{path}\""),
+                Some(serde_json::json!({})),
+            )
+            .into();
+        }
+        return match discovery::document(path) {
+            Some(doc) => Reply::Json(200, doc),
+            None if path.starts_with("/openapi") => status::status(
+                404,
+                "NotFound",
+                "the server could not find the requested resource",
+                Some(serde_json::json!({})),
+            )
+            .into(),
+            None => Reply::Json(200, Value::String("ok".into())),
+        };
+    }
+    let Some((kind, ns, name, sub)) = parse_path(path) else {
+        return status::status(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+            Some(serde_json::json!({})),
+        )
+        .into();
+    };
+    let req = ApiRequest {
+        method: method.to_string(),
+        query: query.clone(),
+        content_type: content_type.unwrap_or("application/json").to_string(),
+        body,
+        kind,
+        ns,
+        name,
+        sub,
+    };
+    match &who {
+        Who::Anonymous => return forbidden("system:anonymous", req.verb(), &req).into(),
+        Who::User(u) => return forbidden(u, req.verb(), &req).into(),
+        _ => {}
+    }
+    let injected = shared
+        .faults
+        .lock()
+        .map(|mut f| f.take_failure())
+        .unwrap_or(None);
+    if let Some(code) = injected {
+        return status::for_code(code).into();
+    }
+    let reply = api::handle(shared, shutdown, &req);
+    if req.method != "GET" {
+        shared.controller.poke();
+    }
+    reply
+}
+
+/// Default watch timeout when the client gives none (the real server picks 30–60 min).
+pub(crate) const DEFAULT_WATCH_TIMEOUT: Duration = Duration::from_secs(1800);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths() {
+        assert_eq!(
+            parse_path("/apis/apps/v1/namespaces/shop/deployments/checkout"),
+            Some((
+                Kind::Deployment,
+                Some("shop".into()),
+                Some("checkout".into()),
+                None
+            ))
+        );
+        assert_eq!(
+            parse_path("/api/v1/namespaces/shop/pods/p/status"),
+            Some((
+                Kind::Pod,
+                Some("shop".into()),
+                Some("p".into()),
+                Some("status".into())
+            ))
+        );
+        assert_eq!(
+            parse_path("/api/v1/namespaces/shop"),
+            Some((Kind::Namespace, None, Some("shop".into()), None))
+        );
+        assert_eq!(
+            parse_path("/api/v1/namespaces"),
+            Some((Kind::Namespace, None, None, None))
+        );
+        assert_eq!(
+            parse_path("/apis/apps/v1/replicasets"),
+            Some((Kind::ReplicaSet, None, None, None))
+        );
+        assert_eq!(parse_path("/apis/batch/v1/jobs"), None);
+    }
+}

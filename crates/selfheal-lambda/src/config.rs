@@ -1,0 +1,221 @@
+//! The functions' configuration: environment variables parsed once at start-up
+//! into a typed struct (design.md §5), so a bad value fails the cold start with
+//! a clear message instead of failing every invocation differently.
+//!
+//! Every variable is listed in functions/README.md. Empty values count as unset
+//! (CloudFormation cannot delete a variable, only blank it).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use selfheal_core::Policy;
+
+use crate::error::HandlerError;
+
+/// Kubeconfig file for local runs (`cargo lambda watch`, tests); its presence selects local mode.
+pub const KUBECONFIG: &str = "SELFHEAL_KUBECONFIG";
+/// Context inside [`KUBECONFIG`] (default: its current context).
+pub const KUBE_CONTEXT: &str = "SELFHEAL_KUBE_CONTEXT";
+/// EKS API server URL; skips `eks:DescribeCluster`.
+pub const CLUSTER_ENDPOINT: &str = "SELFHEAL_CLUSTER_ENDPOINT";
+/// CA of [`CLUSTER_ENDPOINT`], PEM or base64 of PEM (as EKS gives it).
+pub const CLUSTER_CA: &str = "SELFHEAL_CLUSTER_CA";
+/// Cluster used when a request's `target.cluster` is absent.
+pub const DEFAULT_CLUSTER: &str = "SELFHEAL_DEFAULT_CLUSTER";
+/// How long an EKS token (and its client) is used before a fresh one is signed.
+pub const TOKEN_LIFETIME_SECONDS: &str = "SELFHEAL_TOKEN_LIFETIME_SECONDS";
+/// Re-plans after a 409/422 before answering `RetryableConflict`.
+pub const REPLAN_BUDGET: &str = "SELFHEAL_REPLAN_BUDGET";
+
+/// Every variable this crate reads itself (the policy's own are read by
+/// [`Policy::from_lookup`]).
+pub const FUNCTION_VARIABLES: &[&str] = &[
+    KUBECONFIG,
+    KUBE_CONTEXT,
+    CLUSTER_ENDPOINT,
+    CLUSTER_CA,
+    DEFAULT_CLUSTER,
+    TOKEN_LIFETIME_SECONDS,
+    REPLAN_BUDGET,
+];
+
+/// EKS tokens are accepted for 15 minutes from signing; a client must be
+/// replaced before that, so longer lifetimes are refused.
+pub const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(14 * 60);
+
+/// More re-plans than this only delays the state machine's own retry.
+pub const MAX_REPLAN_BUDGET: u32 = 10;
+
+/// How the function reaches the Kubernetes API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClusterAccess {
+    /// Local runs: the kubeconfig's own server and credentials, for every cluster name.
+    Kubeconfig {
+        path: PathBuf,
+        context: Option<String>,
+    },
+    /// In AWS: presigned STS tokens (design.md §4); endpoint and CA from
+    /// `DescribeCluster` unless `endpoint` is configured.
+    Eks {
+        endpoint: Option<ConfiguredEndpoint>,
+        token_lifetime: Duration,
+    },
+}
+
+/// A fixed API endpoint, so the function needs no `eks:DescribeCluster` call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfiguredEndpoint {
+    pub url: String,
+    /// PEM text; `None` trusts the platform roots.
+    pub ca_pem: Option<String>,
+}
+
+/// Everything a function needs from its environment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FunctionConfig {
+    pub policy: Policy,
+    pub access: ClusterAccess,
+    pub default_cluster: Option<String>,
+    pub replan_budget: u32,
+}
+
+fn invalid(variable: &'static str, reason: impl Into<String>) -> HandlerError {
+    HandlerError::Config {
+        variable,
+        reason: reason.into(),
+    }
+}
+
+impl FunctionConfig {
+    /// From the process environment.
+    pub fn from_env() -> Result<Self, HandlerError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// From any lookup (tests pass a map instead of mutating the environment).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, HandlerError> {
+        let get = |name: &str| {
+            lookup(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let policy =
+            Policy::from_lookup(&lookup).map_err(|source| HandlerError::Policy { source })?;
+
+        let kubeconfig = get(KUBECONFIG);
+        let context = get(KUBE_CONTEXT);
+        let endpoint = get(CLUSTER_ENDPOINT);
+        let ca = get(CLUSTER_CA);
+        let token_lifetime = match get(TOKEN_LIFETIME_SECONDS) {
+            None => MAX_TOKEN_LIFETIME,
+            Some(text) => parse_token_lifetime(&text)?,
+        };
+        let access = match kubeconfig {
+            Some(path) => {
+                if endpoint.is_some() {
+                    return Err(invalid(
+                        CLUSTER_ENDPOINT,
+                        format!(
+                            "set together with {KUBECONFIG}; choose local (kubeconfig) or EKS access"
+                        ),
+                    ));
+                }
+                ClusterAccess::Kubeconfig {
+                    path: PathBuf::from(path),
+                    context,
+                }
+            }
+            None => {
+                if context.is_some() {
+                    return Err(invalid(KUBE_CONTEXT, format!("set without {KUBECONFIG}")));
+                }
+                let endpoint = match endpoint {
+                    Some(url) => Some(parse_endpoint(url, ca)?),
+                    None if ca.is_some() => {
+                        return Err(invalid(
+                            CLUSTER_CA,
+                            format!("set without {CLUSTER_ENDPOINT}"),
+                        ));
+                    }
+                    None => None,
+                };
+                ClusterAccess::Eks {
+                    endpoint,
+                    token_lifetime,
+                }
+            }
+        };
+        let replan_budget = match get(REPLAN_BUDGET) {
+            None => selfheal_kube::DEFAULT_REPLAN_BUDGET,
+            Some(text) => match text.parse::<u32>() {
+                Ok(n) if n <= MAX_REPLAN_BUDGET => n,
+                _ => {
+                    return Err(invalid(
+                        REPLAN_BUDGET,
+                        format!("expected a whole number 0..={MAX_REPLAN_BUDGET}, got {text:?}"),
+                    ));
+                }
+            },
+        };
+        Ok(FunctionConfig {
+            policy,
+            access,
+            default_cluster: get(DEFAULT_CLUSTER),
+            replan_budget,
+        })
+    }
+
+    /// The cluster a request is for: its own, else the configured default.
+    /// Local (kubeconfig) access serves any name, so there the name is optional.
+    pub fn cluster_for(&self, requested: Option<&str>) -> Result<Option<String>, HandlerError> {
+        let requested = requested.map(str::trim).filter(|c| !c.is_empty());
+        match (requested, &self.default_cluster, &self.access) {
+            (Some(cluster), _, _) => Ok(Some(cluster.to_owned())),
+            (None, Some(default), _) => Ok(Some(default.clone())),
+            (None, None, ClusterAccess::Kubeconfig { .. }) => Ok(None),
+            (None, None, ClusterAccess::Eks { .. }) => Err(HandlerError::InvalidRequest {
+                reason: format!("target.cluster is missing and {DEFAULT_CLUSTER} is not set"),
+            }),
+        }
+    }
+}
+
+fn parse_token_lifetime(text: &str) -> Result<Duration, HandlerError> {
+    let max = MAX_TOKEN_LIFETIME.as_secs();
+    match text.parse::<u64>() {
+        Ok(secs) if (1..=max).contains(&secs) => Ok(Duration::from_secs(secs)),
+        _ => Err(invalid(
+            TOKEN_LIFETIME_SECONDS,
+            format!(
+                "expected whole seconds 1..={max} (tokens expire after 15 minutes), got {text:?}"
+            ),
+        )),
+    }
+}
+
+fn parse_endpoint(url: String, ca: Option<String>) -> Result<ConfiguredEndpoint, HandlerError> {
+    let uri = url
+        .parse::<http::Uri>()
+        .map_err(|e| invalid(CLUSTER_ENDPOINT, format!("{url:?} is not a URL: {e}")))?;
+    if uri.scheme().is_none() || uri.host().is_none() {
+        return Err(invalid(
+            CLUSTER_ENDPOINT,
+            format!(
+                "{url:?} needs a scheme and host, e.g. https://ABC.gr7.eu-west-1.eks.amazonaws.com"
+            ),
+        ));
+    }
+    let ca_pem = match ca {
+        None => None,
+        Some(ca) => {
+            // EKS hands out base64 of PEM; accept PEM too, and check it is a
+            // certificate now rather than at the first invocation.
+            let endpoint = selfheal_eks::ClusterEndpoint::from_eks(&url, &ca)
+                .map_err(|e| invalid(CLUSTER_CA, e.to_string()))?;
+            let pem = endpoint.ca_pem.unwrap_or_default();
+            selfheal_kube::pem_to_der(&pem).map_err(|e| invalid(CLUSTER_CA, e.to_string()))?;
+            Some(pem)
+        }
+    };
+    Ok(ConfiguredEndpoint { url, ca_pem })
+}

@@ -1,0 +1,221 @@
+//! The handlers: plain async functions over the shared state, so unit tests
+//! call them with `LambdaEvent::new(payload, Context::default())`.
+//!
+//! Payloads arrive as `serde_json::Value` and are parsed here, not by the
+//! runtime: a malformed request then fails with our `NonRetryableInvalidRequest`
+//! and a message naming the field, instead of the runtime's type-named error.
+
+use lambda_runtime::LambdaEvent;
+use selfheal_core::{Action, RemediationOutcome, RemediationRequest, RolloutState, Target};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::HandlerError;
+use crate::state::AppState;
+
+/// `verify`'s answer, shaped for the state machine's wait loop (a `Choice` on `$.state`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VerifyOutput {
+    /// `done` | `waiting` | `failed`, as `kubectl rollout status` decides.
+    pub state: RolloutState,
+    /// kubectl's own sentence for the state.
+    pub message: String,
+    /// The target checked, with its cluster and deployment filled in.
+    pub target: Target,
+}
+
+/// Decode a request from the raw payload and check the contract's rules.
+pub fn parse_request(payload: Value) -> Result<RemediationRequest, HandlerError> {
+    if !payload.is_object() {
+        return Err(HandlerError::InvalidRequest {
+            reason: format!(
+                "expected a RemediationRequest JSON object, got {}",
+                json_kind(&payload)
+            ),
+        });
+    }
+    let request: RemediationRequest = serde_json::from_value(payload)
+        .map_err(|source| HandlerError::MalformedRequest { source })?;
+    request
+        .validate()
+        .map_err(|source| HandlerError::Request { source })?;
+    Ok(request)
+}
+
+fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// The Step Functions execution (from the request) or else this invocation's
+/// request id, so the audit annotation and the log line point somewhere.
+fn execution_id(request: &RemediationRequest, context: &lambda_runtime::Context) -> Option<String> {
+    request
+        .execution
+        .clone()
+        .filter(|e| !e.is_empty())
+        .or_else(|| Some(context.request_id.clone()).filter(|id| !id.is_empty()))
+}
+
+/// The `rollback` / `pause` / `resume` / `restart` handler: `expected` is the
+/// function's own action; a request for another is refused as bad input.
+pub async fn handle_action(
+    state: &AppState,
+    expected: Action,
+    event: LambdaEvent<Value>,
+) -> Result<RemediationOutcome, HandlerError> {
+    let (payload, context) = event.into_parts();
+    let mut request = parse_request(payload)?;
+    if request.action != expected {
+        return Err(HandlerError::ActionMismatch {
+            expected,
+            got: request.action,
+        });
+    }
+    request.execution = execution_id(&request, &context);
+    let cluster = state
+        .config()
+        .cluster_for(request.target.cluster.as_deref())?;
+    request.target.cluster.clone_from(&cluster);
+
+    let result = match state.remediator(cluster.as_deref()).await {
+        Ok(remediator) => remediator
+            .remediate(&request)
+            .await
+            .map_err(HandlerError::from),
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(outcome) => {
+            log_outcome(&request, &outcome);
+            Ok(outcome)
+        }
+        Err(error) => {
+            if is_unauthorized(&error) {
+                state.invalidate(cluster.as_deref()).await;
+            }
+            tracing::warn!(
+                action = %request.action,
+                cluster = cluster.as_deref(),
+                namespace = %request.target.namespace,
+                deployment = request.target.deployment.as_deref(),
+                pod = request.target.pod.as_deref(),
+                execution = request.execution.as_deref(),
+                error_type = error.error_type(),
+                retryable = error.is_retryable(),
+                error = %error,
+                "remediation failed"
+            );
+            Err(error)
+        }
+    }
+}
+
+/// The one structured line per outcome (design.md §3.4): what was done, to
+/// what, for which execution.
+fn log_outcome(request: &RemediationRequest, outcome: &RemediationOutcome) {
+    let changes = serde_json::to_string(&outcome.changes).unwrap_or_default();
+    let status = serde_json::to_value(outcome.status)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    tracing::info!(
+        action = %outcome.action,
+        status = %status,
+        cluster = outcome.target.cluster.as_deref(),
+        namespace = %outcome.target.namespace,
+        deployment = outcome.target.deployment.as_deref(),
+        pod = outcome.target.pod.as_deref(),
+        container = outcome.target.container.as_deref(),
+        changes = %changes,
+        guard = outcome.guard.map(|g| g.as_str()),
+        execution = outcome.execution.as_deref().or(request.execution.as_deref()),
+        message = %outcome.message,
+        "remediation outcome"
+    );
+}
+
+fn is_unauthorized(error: &HandlerError) -> bool {
+    matches!(
+        error,
+        HandlerError::Kube {
+            source: selfheal_kube::Error::Unauthorized { .. }
+        }
+    )
+}
+
+/// What `verify` accepts: a request or an outcome (both carry `target`), or a
+/// bare `{"target": …}`. Other fields are ignored so the state machine can
+/// pass whatever state it holds.
+#[derive(Debug, Deserialize)]
+struct VerifyInput {
+    target: Target,
+}
+
+/// The `verify` handler: `kubectl rollout status` for the target's Deployment.
+pub async fn handle_verify(
+    state: &AppState,
+    event: LambdaEvent<Value>,
+) -> Result<VerifyOutput, HandlerError> {
+    let payload = event.payload;
+    if !payload.is_object() {
+        return Err(HandlerError::InvalidRequest {
+            reason: format!(
+                "expected an object with `target` (a request or an outcome), got {}",
+                json_kind(&payload)
+            ),
+        });
+    }
+    let VerifyInput { mut target } = serde_json::from_value(payload)
+        .map_err(|source| HandlerError::MalformedRequest { source })?;
+    if target.namespace.trim().is_empty() {
+        return Err(HandlerError::InvalidRequest {
+            reason: "target.namespace must not be empty".into(),
+        });
+    }
+    let cluster = state.config().cluster_for(target.cluster.as_deref())?;
+    target.cluster.clone_from(&cluster);
+    let remediator = state.remediator(cluster.as_deref()).await?;
+    let deployment = match (&target.deployment, &target.pod) {
+        (Some(d), _) if !d.trim().is_empty() => d.clone(),
+        (_, Some(p)) if !p.trim().is_empty() => {
+            remediator.resolve_pod(&target.namespace, p).await?
+        }
+        _ => {
+            return Err(HandlerError::InvalidRequest {
+                reason: "target needs either `deployment` or `pod`".into(),
+            });
+        }
+    };
+    let status = match remediator.status(&target.namespace, &deployment).await {
+        Ok(status) => status,
+        Err(e) => {
+            let error = HandlerError::from(e);
+            if is_unauthorized(&error) {
+                state.invalidate(cluster.as_deref()).await;
+            }
+            return Err(error);
+        }
+    };
+    target.deployment = Some(deployment);
+    tracing::info!(
+        cluster = target.cluster.as_deref(),
+        namespace = %target.namespace,
+        deployment = target.deployment.as_deref(),
+        state = ?status.state,
+        message = %status.message,
+        "rollout status"
+    );
+    Ok(VerifyOutput {
+        state: status.state,
+        message: status.message,
+        target,
+    })
+}

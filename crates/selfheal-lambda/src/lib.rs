@@ -1,0 +1,54 @@
+//! Shared plumbing of the selfheal Lambda functions (`functions/*`).
+//!
+//! Each function's `main` does the same three things, in this order (the
+//! shape of aws-lambda-rust-runtime's `basic-shared-resource`):
+//! [`init_logging`], [`init_state`] (configuration from the environment and
+//! clients, once per process), then `lambda_runtime::run` over
+//! [`handle_action`] or [`handle_verify`] borrowing that state. Errors carry
+//! stable `errorType` names ([`HandlerError::error_type`]) for the state
+//! machine's `Retry`/`Catch`.
+
+pub mod config;
+pub mod error;
+pub mod handler;
+pub mod state;
+
+pub use config::{ClusterAccess, ConfiguredEndpoint, FunctionConfig};
+pub use error::{DOCUMENTED_ERROR_TYPES, HandlerError, error_types};
+pub use handler::{VerifyOutput, handle_action, handle_verify, parse_request};
+pub use selfheal_core::{Action, RemediationOutcome, RemediationRequest};
+pub use state::AppState;
+
+/// Logging as Lambda's advanced logging controls ask: `AWS_LAMBDA_LOG_FORMAT`
+/// (`JSON` or text) and `AWS_LAMBDA_LOG_LEVEL`, else `RUST_LOG`, else INFO.
+///
+/// Call once, first thing in `main` (it installs the global subscriber).
+pub fn init_logging() {
+    lambda_runtime::tracing::init_default_subscriber();
+}
+
+/// Build the per-process state from the environment. A failure is logged
+/// with its `errorType` and returned, so `main` exits with the reason
+/// instead of panicking, and the cold start is reported as failed.
+pub async fn init_state(function: &str) -> Result<AppState, HandlerError> {
+    match AppState::from_env().await {
+        Ok(state) => {
+            tracing::info!(
+                function,
+                pid = std::process::id(),
+                config = ?state.config(),
+                "selfheal function initialised"
+            );
+            Ok(state)
+        }
+        Err(error) => {
+            tracing::error!(
+                function,
+                error_type = error.error_type(),
+                error = %error,
+                "selfheal function initialisation failed"
+            );
+            Err(error)
+        }
+    }
+}

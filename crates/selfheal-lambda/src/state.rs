@@ -1,0 +1,175 @@
+//! Per-process state, built once in `main` and borrowed by every invocation
+//! (aws-lambda-rust-runtime's `basic-shared-resource`): SDK config, EKS client
+//! cache, one [`Remediator`] per cluster. A warm function thus reuses its
+//! connection pool and token instead of re-authenticating per event.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use selfheal_eks::{ClusterEndpoint, ClusterSource, EksClients};
+use selfheal_kube::Remediator;
+use tokio::sync::Mutex;
+
+use crate::config::{ClusterAccess, FunctionConfig};
+use crate::error::HandlerError;
+
+/// Where kube clients come from.
+enum Clients {
+    /// One client for the process (local mode ignores the cluster name).
+    Kubeconfig(kube::Client),
+    /// Token-authenticated clients per cluster, refreshed before expiry.
+    Eks(EksClients),
+}
+
+/// A cached Remediator and the expiry of the client inside it; a different
+/// expiry from [`EksClients`] means a fresh client (new token) to wrap.
+struct CachedRemediator {
+    remediator: Remediator,
+    valid_until: Option<jiff::Timestamp>,
+}
+
+/// Shared by all invocations of one function process.
+pub struct AppState {
+    config: FunctionConfig,
+    clients: Clients,
+    remediators: Mutex<HashMap<String, CachedRemediator>>,
+    remediators_built: AtomicU64,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mode = match &self.clients {
+            Clients::Kubeconfig(_) => "kubeconfig",
+            Clients::Eks(_) => "eks",
+        };
+        f.debug_struct("AppState")
+            .field("config", &self.config)
+            .field("clients", &mode)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Cache key used when local mode gets no cluster name.
+const LOCAL: &str = "";
+
+impl AppState {
+    /// Configuration from the environment, then [`AppState::new`].
+    pub async fn from_env() -> Result<Self, HandlerError> {
+        Self::new(FunctionConfig::from_env()?).await
+    }
+
+    /// Builds what every invocation shares. Local mode builds its client now
+    /// (a broken kubeconfig fails the cold start); EKS clients are built on
+    /// first use per cluster, since the cluster comes with the request.
+    pub async fn new(config: FunctionConfig) -> Result<Self, HandlerError> {
+        let clients = match &config.access {
+            ClusterAccess::Kubeconfig { path, context } => {
+                let client =
+                    selfheal_kube::client_from_kubeconfig(Some(path), context.as_deref()).await?;
+                tracing::info!(
+                    mode = "kubeconfig",
+                    kubeconfig = %path.display(),
+                    context = context.as_deref(),
+                    pid = std::process::id(),
+                    "kube client built"
+                );
+                Clients::Kubeconfig(client)
+            }
+            ClusterAccess::Eks {
+                endpoint,
+                token_lifetime,
+            } => {
+                // Loading the SDK config resolves region and the credential
+                // chain: expensive, so once per process.
+                let sdk_config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+                    .load()
+                    .await;
+                let source = match endpoint {
+                    Some(endpoint) => ClusterSource::Configured {
+                        cluster: None,
+                        endpoint: ClusterEndpoint {
+                            endpoint: endpoint.url.clone(),
+                            ca_pem: endpoint.ca_pem.clone(),
+                        },
+                    },
+                    None => ClusterSource::describe(&sdk_config),
+                };
+                Clients::Eks(
+                    EksClients::new(&sdk_config, source).with_token_lifetime(*token_lifetime),
+                )
+            }
+        };
+        Ok(AppState {
+            config,
+            clients,
+            remediators: Mutex::new(HashMap::new()),
+            remediators_built: AtomicU64::new(0),
+        })
+    }
+
+    pub fn config(&self) -> &FunctionConfig {
+        &self.config
+    }
+
+    /// How many Remediators (kube clients wrapped) this process built; stays
+    /// at one per cluster per token lifetime in a warm function.
+    pub fn remediators_built(&self) -> u64 {
+        self.remediators_built.load(Ordering::Relaxed)
+    }
+
+    /// The Remediator for `cluster` (`None`: local mode's only cluster).
+    pub async fn remediator(&self, cluster: Option<&str>) -> Result<Remediator, HandlerError> {
+        let key = cluster.unwrap_or(LOCAL);
+        let client = match &self.clients {
+            Clients::Kubeconfig(client) => client.clone(),
+            Clients::Eks(eks) => {
+                let cluster = cluster.ok_or_else(|| HandlerError::InvalidRequest {
+                    reason: format!(
+                        "target.cluster is missing and {} is not set",
+                        crate::config::DEFAULT_CLUSTER
+                    ),
+                })?;
+                eks.client(cluster).await?
+            }
+        };
+        let valid_until = *client.valid_until();
+        let mut cache = self.remediators.lock().await;
+        if let Some(cached) = cache.get(key)
+            && cached.valid_until == valid_until
+        {
+            return Ok(cached.remediator.clone());
+        }
+        let remediator = Remediator::new(client, self.config.policy.clone())
+            .with_replan_budget(self.config.replan_budget);
+        let built = self.remediators_built.fetch_add(1, Ordering::Relaxed) + 1;
+        if let Clients::Eks(_) = &self.clients {
+            tracing::info!(
+                mode = "eks",
+                cluster = key,
+                valid_until = ?valid_until,
+                built,
+                pid = std::process::id(),
+                "kube client built"
+            );
+        }
+        cache.insert(
+            key.to_owned(),
+            CachedRemediator {
+                remediator: remediator.clone(),
+                valid_until,
+            },
+        );
+        Ok(remediator)
+    }
+
+    /// Forget the client for `cluster` after the server rejected its
+    /// credentials (HTTP 401), so the next invocation signs a fresh token.
+    pub async fn invalidate(&self, cluster: Option<&str>) {
+        if let Clients::Eks(eks) = &self.clients
+            && let Some(cluster) = cluster
+        {
+            eks.invalidate(cluster).await;
+            self.remediators.lock().await.remove(cluster);
+        }
+    }
+}

@@ -1,0 +1,17 @@
+//! `rollback` Lambda: one `rollback` of one Deployment per invocation
+//! (input `RemediationRequest` with `"action": "rollback"`, output `RemediationOutcome`).
+
+use lambda_runtime::service_fn;
+use selfheal_lambda::{Action, handle_action};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    selfheal_lambda::init_logging();
+    // Built once per process; every warm invocation borrows it.
+    let state = selfheal_lambda::init_state("rollback").await?;
+    let state = &state;
+    lambda_runtime::run(service_fn(move |event| {
+        handle_action(state, Action::Rollback, event)
+    }))
+    .await
+}

@@ -1,1 +1,234 @@
 //! Guards of design.md §3.4: each returns a refusal naming its [`Guard`](crate::Guard).
+//!
+//! All state a guard reads lives on the Deployment itself (labels and
+//! annotations), so there is no database to drift from the cluster. Our own
+//! annotations are parsed leniently: a hand-edited, malformed value must not
+//! wedge remediation, so it reads as "nothing recorded".
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use serde::{Deserialize, Serialize};
+
+use crate::{Action, Change, GitopsManager, Guard, Policy, keys};
+
+/// A guard's "no": which guard, and one sentence saying why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub guard: Guard,
+    pub message: String,
+}
+
+impl Refusal {
+    pub fn new(guard: Guard, message: impl Into<String>) -> Self {
+        Refusal {
+            guard,
+            message: message.into(),
+        }
+    }
+}
+
+/// Value of `selfheal.dev/last-remediation`: the audit record of the last
+/// applied action, also the cooldown clock.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LastRemediation {
+    pub action: Action,
+    /// RFC 3339, UTC, whole seconds.
+    pub at: String,
+    /// Step Functions execution, `null` for manual/CLI runs.
+    pub execution: Option<String>,
+    #[serde(default)]
+    pub changes: Vec<Change>,
+}
+
+/// Known-bad images per container (`selfheal.dev/bad-images`), most recent last.
+pub type BadImages = BTreeMap<String, Vec<String>>;
+
+/// Who is checked, for messages: `namespace/name`.
+fn who(deployment: &Deployment) -> String {
+    format!(
+        "{}/{}",
+        deployment.metadata.namespace.as_deref().unwrap_or_default(),
+        deployment.metadata.name.as_deref().unwrap_or_default()
+    )
+}
+
+fn annotation<'d>(deployment: &'d Deployment, key: &str) -> Option<&'d str> {
+    deployment
+        .metadata
+        .annotations
+        .as_ref()?
+        .get(key)
+        .map(String::as_str)
+}
+
+fn label<'d>(deployment: &'d Deployment, key: &str) -> Option<&'d str> {
+    deployment
+        .metadata
+        .labels
+        .as_ref()?
+        .get(key)
+        .map(String::as_str)
+}
+
+/// The parsed `selfheal.dev/last-remediation`, or `None` when absent or malformed.
+pub fn last_remediation(deployment: &Deployment) -> Option<LastRemediation> {
+    serde_json::from_str(annotation(deployment, keys::LAST_REMEDIATION)?).ok()
+}
+
+/// The parsed `selfheal.dev/bad-images`; absent or malformed reads as empty.
+pub fn bad_images(deployment: &Deployment) -> BadImages {
+    annotation(deployment, keys::BAD_IMAGES)
+        .and_then(|v| serde_json::from_str(v).ok())
+        .unwrap_or_default()
+}
+
+/// `bad` plus the images the changes roll back away from: most recent last,
+/// no duplicates, at most [`keys::BAD_IMAGES_KEEP`] per container.
+pub fn record_bad_images(mut bad: BadImages, changes: &[Change]) -> BadImages {
+    for change in changes {
+        let list = bad.entry(change.container.clone()).or_default();
+        list.retain(|image| *image != change.from);
+        list.push(change.from.clone());
+        let excess = list.len().saturating_sub(keys::BAD_IMAGES_KEEP);
+        list.drain(..excess);
+    }
+    bad
+}
+
+/// Whether `selfheal.dev/paused-by` says selfheal made the current pause.
+pub fn paused_by_selfheal(deployment: &Deployment) -> bool {
+    annotation(deployment, keys::PAUSED_BY) == Some(keys::PAUSED_BY_SELFHEAL)
+}
+
+/// Argo CD or Flux markers on the Deployment. Argo CD: the
+/// `argocd.argoproj.io/tracking-id` annotation (annotation tracking, the
+/// default since 3.0) or `argocd.argoproj.io/instance` (the usual custom
+/// tracking label, sometimes found as an annotation). Flux: the
+/// `kustomize.toolkit.fluxcd.io/name` or `helm.toolkit.fluxcd.io/name` labels
+/// its controllers stamp on applied objects. `app.kubernetes.io/instance` is
+/// deliberately not used: Helm charts set it too, so it does not prove Argo CD.
+pub fn gitops_manager(deployment: &Deployment) -> Option<GitopsManager> {
+    const ARGO_TRACKING_ID: &str = "argocd.argoproj.io/tracking-id";
+    const ARGO_INSTANCE: &str = "argocd.argoproj.io/instance";
+    const FLUX_KUSTOMIZE: &str = "kustomize.toolkit.fluxcd.io/name";
+    const FLUX_HELM: &str = "helm.toolkit.fluxcd.io/name";
+    if annotation(deployment, ARGO_TRACKING_ID).is_some()
+        || annotation(deployment, ARGO_INSTANCE).is_some()
+        || label(deployment, ARGO_INSTANCE).is_some()
+    {
+        Some(GitopsManager::ArgoCd)
+    } else if label(deployment, FLUX_KUSTOMIZE).is_some() || label(deployment, FLUX_HELM).is_some()
+    {
+        Some(GitopsManager::Flux)
+    } else {
+        None
+    }
+}
+
+/// Denied namespaces always lose; with an allow-list, only listed ones pass.
+pub fn namespace(policy: &Policy, deployment: &Deployment) -> Result<(), Refusal> {
+    let ns = deployment.metadata.namespace.as_deref().unwrap_or_default();
+    if policy.denied_namespaces.iter().any(|d| d == ns) {
+        return Err(Refusal::new(
+            Guard::Namespace,
+            format!(
+                "deployment {} is in namespace {ns:?}, which the policy denies",
+                who(deployment)
+            ),
+        ));
+    }
+    if let Some(allowed) = &policy.allowed_namespaces
+        && !allowed.iter().any(|a| a == ns)
+    {
+        return Err(Refusal::new(
+            Guard::Namespace,
+            format!(
+                "deployment {} is in namespace {ns:?}, which is not among the policy's allowed namespaces",
+                who(deployment)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// `selfheal.dev/enabled=true` when the policy requires opt-in.
+pub fn opt_in(policy: &Policy, deployment: &Deployment) -> Result<(), Refusal> {
+    if !policy.require_opt_in || label(deployment, keys::ENABLED_LABEL) == Some("true") {
+        return Ok(());
+    }
+    Err(Refusal::new(
+        Guard::OptIn,
+        format!(
+            "deployment {} is not labelled {}=true and the policy requires opt-in",
+            who(deployment),
+            keys::ENABLED_LABEL
+        ),
+    ))
+}
+
+/// A GitOps-managed Deployment is refused unless the policy allows it.
+pub fn gitops(
+    policy: &Policy,
+    deployment: &Deployment,
+    manager: Option<GitopsManager>,
+) -> Result<(), Refusal> {
+    let Some(manager) = manager else {
+        return Ok(());
+    };
+    if policy.allow_gitops {
+        return Ok(());
+    }
+    let tool = match manager {
+        GitopsManager::ArgoCd => "Argo CD",
+        GitopsManager::Flux => "Flux",
+    };
+    Err(Refusal::new(
+        Guard::Gitops,
+        format!(
+            "deployment {} is managed by {tool}, whose sync would undo the change, and the policy does not allow acting on GitOps-managed deployments",
+            who(deployment)
+        ),
+    ))
+}
+
+/// The same action inside the cooldown window is refused unless `force`.
+/// A record dated in the future (clock skew) counts as "just now", unless it
+/// is further ahead than the window itself, which reads as malformed.
+pub fn cooldown(
+    policy: &Policy,
+    deployment: &Deployment,
+    action: Action,
+    now: jiff::Timestamp,
+    force: bool,
+) -> Result<(), Refusal> {
+    if force || policy.cooldown.is_zero() {
+        return Ok(());
+    }
+    let Some(last) = last_remediation(deployment) else {
+        return Ok(());
+    };
+    if last.action != action {
+        return Ok(());
+    }
+    let Ok(at) = last.at.parse::<jiff::Timestamp>() else {
+        return Ok(());
+    };
+    let window =
+        jiff::SignedDuration::try_from(policy.cooldown).unwrap_or(jiff::SignedDuration::MAX);
+    let elapsed = now.duration_since(at);
+    if elapsed >= window || elapsed <= -window {
+        return Ok(());
+    }
+    let ago = Duration::try_from(elapsed).unwrap_or_default().as_secs();
+    Err(Refusal::new(
+        Guard::Cooldown,
+        format!(
+            "deployment {} had a {action} {ago}s ago, inside the {}s cooldown; set force to act anyway",
+            who(deployment),
+            policy.cooldown.as_secs()
+        ),
+    ))
+}

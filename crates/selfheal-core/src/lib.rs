@@ -19,8 +19,8 @@ pub use model::{
     Action, AlarmRef, Change, GitopsManager, Guard, OutcomeStatus, RemediationOutcome,
     RemediationRequest, RevisionInfo, Scope, Target,
 };
-pub use plan::{Decision, Plan, PlanInput, decide};
-pub use policy::Policy;
+pub use plan::{Decision, Plan, PlanInput, decide, needs_replica_sets};
+pub use policy::{POLICY_VARIABLES, Policy};
 pub use status::{RolloutState, RolloutStatus, rollout_status};
 
 /// Annotation and label keys (design.md §3.4, §5).

@@ -121,11 +121,14 @@ impl RemediationRequest {
         Ok(request)
     }
 
-    /// Checks serde cannot express: exactly one of deployment/pod, non-empty names.
+    /// Checks serde cannot express: exactly one of deployment/pod, non-empty
+    /// names, `toRevision` only with a template-scope rollback.
     pub fn validate(&self) -> Result<(), Error> {
         let t = &self.target;
         if t.namespace.trim().is_empty() {
-            return Err(Error::InvalidRequest("target.namespace must not be empty".into()));
+            return Err(Error::InvalidRequest(
+                "target.namespace must not be empty".into(),
+            ));
         }
         match (&t.deployment, &t.pod) {
             (None, None) => Err(Error::InvalidRequest(
@@ -141,7 +144,15 @@ impl RemediationRequest {
                 Err(Error::InvalidRequest("target.pod must not be empty".into()))
             }
             _ => Ok(()),
+        }?;
+        if self.to_revision.is_some()
+            && (self.action != Action::Rollback || self.scope != Scope::Template)
+        {
+            return Err(Error::InvalidRequest(
+                "toRevision applies only to action rollback with scope \"template\"".into(),
+            ));
         }
+        Ok(())
     }
 }
 

@@ -1,10 +1,27 @@
 //! Planners: decide what one remediation writes, as one guarded JSON Patch.
+//!
+//! [`decide`] reads like kubectl's `rollback.go`: validate the object, run the
+//! guards in a fixed order (namespace, opt-in, GitOps, cooldown), then the
+//! action's own rules, and only then build the patch. The patch always starts
+//! with `test /metadata/resourceVersion`, so a write against an object that
+//! moved fails with 422 and the adapter re-reads and re-plans.
+
+mod patch;
+mod rollback;
+mod rollout;
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, ReplicaSet};
+use k8s_openapi::api::core::v1::PodTemplateSpec;
 
-use crate::{Error, Policy, RemediationOutcome, RemediationRequest};
+use crate::guards::{self, Refusal};
+use crate::{
+    Action, Error, GitopsManager, OutcomeStatus, Policy, RemediationOutcome, RemediationRequest,
+    RevisionInfo, Scope, Target, history,
+};
+
+pub use patch::rfc3339;
 
 /// Everything a planner may look at. Built by the adapter after its reads.
 #[derive(Debug, Clone, Copy)]
@@ -29,7 +46,8 @@ pub struct Plan {
     pub outcome: RemediationOutcome,
     /// Message for the core/v1 Event recorded on the Deployment.
     pub event_message: String,
-    /// Annotations the patch writes (audit trail), for logs and tests.
+    /// selfheal's own annotations the patch sets (audit trail, `paused-by`),
+    /// for logs and tests. Removals (e.g. `paused-by` on resume) are not listed.
     pub annotations: BTreeMap<String, String>,
     /// Send with `dryRun=All` (request or policy asked for a dry run).
     pub dry_run: bool,
@@ -37,11 +55,25 @@ pub struct Plan {
 
 /// The planner's verdict.
 #[derive(Debug, Clone, PartialEq)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "public contract shape; the outcome is moved once per invocation"
+)]
 pub enum Decision {
     /// Send `plan.patch`.
     Apply(Box<Plan>),
     /// Nothing to write: `skipped` or `refused` (with `guard`).
     Done(RemediationOutcome),
+}
+
+impl Decision {
+    /// The outcome either way (for an `Apply`, the one to report once sent).
+    pub fn outcome(&self) -> &RemediationOutcome {
+        match self {
+            Decision::Apply(plan) => &plan.outcome,
+            Decision::Done(outcome) => outcome,
+        }
+    }
 }
 
 /// Whether planning `action` needs the ReplicaSet list (one extra LIST).
@@ -50,6 +82,152 @@ pub fn needs_replica_sets(request: &RemediationRequest) -> bool {
 }
 
 /// Decide what to do. Pure: same input, same decision.
+///
+/// Errors only for input no real API server would produce (a Deployment
+/// without name, spec or pod spec) or a request that fails
+/// [`RemediationRequest::validate`]; every "no" is a `refused` outcome.
 pub fn decide(input: PlanInput<'_>) -> Result<Decision, Error> {
-    todo!("{input:?}")
+    let ctx = Ctx::new(input)?;
+    if let Err(refusal) = ctx.common_guards() {
+        return Ok(ctx.refused(refusal));
+    }
+    match (input.request.action, input.request.scope) {
+        (Action::Rollback, Scope::Container) => rollback::half_brick(&ctx),
+        (Action::Rollback, Scope::Template) => rollback::undo(&ctx),
+        (Action::Pause, _) => rollout::pause(&ctx),
+        (Action::Resume, _) => rollout::resume(&ctx),
+        (Action::Restart, _) => rollout::restart(&ctx),
+    }
+}
+
+/// The validated view of one planning call, shared by every planner.
+#[derive(Debug)]
+struct Ctx<'a> {
+    input: PlanInput<'a>,
+    /// `namespace/name`, for messages.
+    who: String,
+    template: &'a PodTemplateSpec,
+    gitops: Option<GitopsManager>,
+    target: Target,
+}
+
+impl<'a> Ctx<'a> {
+    fn new(input: PlanInput<'a>) -> Result<Self, Error> {
+        input.request.validate()?;
+        let deployment = input.deployment;
+        let name = deployment
+            .metadata
+            .name
+            .as_deref()
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| Error::deployment("metadata.name is missing"))?;
+        let spec: &DeploymentSpec = deployment
+            .spec
+            .as_ref()
+            .ok_or_else(|| Error::deployment(format!("{name}: spec is missing")))?;
+        if spec.template.spec.is_none() {
+            return Err(Error::deployment(format!(
+                "{name}: spec.template.spec is missing"
+            )));
+        }
+        if let Some(wanted) = &input.request.target.deployment
+            && wanted != name
+        {
+            return Err(Error::InvalidRequest(format!(
+                "request targets deployment {wanted:?} but the object given is {name:?}"
+            )));
+        }
+        let namespace = deployment
+            .metadata
+            .namespace
+            .clone()
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| input.request.target.namespace.clone());
+        let mut target = input.request.target.clone();
+        target.namespace = namespace;
+        target.deployment = Some(name.to_owned());
+        Ok(Ctx {
+            input,
+            who: format!("{}/{name}", target.namespace),
+            template: &spec.template,
+            gitops: guards::gitops_manager(deployment),
+            target,
+        })
+    }
+
+    fn deployment(&self) -> &'a Deployment {
+        self.input.deployment
+    }
+
+    fn request(&self) -> &'a RemediationRequest {
+        self.input.request
+    }
+
+    fn action(&self) -> Action {
+        self.input.request.action
+    }
+
+    /// Name without namespace, as kubectl quotes it.
+    fn name(&self) -> &str {
+        self.target.deployment.as_deref().unwrap_or_default()
+    }
+
+    fn paused(&self) -> bool {
+        self.deployment()
+            .spec
+            .as_ref()
+            .and_then(|s| s.paused)
+            .unwrap_or(false)
+    }
+
+    fn paused_by_selfheal(&self) -> bool {
+        guards::paused_by_selfheal(self.deployment())
+    }
+
+    /// Guards every action passes first, in the project's fixed order.
+    fn common_guards(&self) -> Result<(), Refusal> {
+        let (policy, deployment, request) = (self.input.policy, self.deployment(), self.request());
+        guards::namespace(policy, deployment)?;
+        guards::opt_in(policy, deployment)?;
+        guards::gitops(policy, deployment, self.gitops)?;
+        guards::cooldown(
+            policy,
+            deployment,
+            request.action,
+            self.input.now,
+            request.force,
+        )
+    }
+
+    fn outcome(&self, status: OutcomeStatus, message: String) -> RemediationOutcome {
+        RemediationOutcome {
+            status,
+            action: self.action(),
+            message,
+            target: self.target.clone(),
+            changes: Vec::new(),
+            revision: None,
+            guard: None,
+            gitops: self.gitops,
+            execution: self.request().execution.clone(),
+        }
+    }
+
+    fn refused(&self, refusal: Refusal) -> Decision {
+        let mut outcome = self.outcome(OutcomeStatus::Refused, refusal.message);
+        outcome.guard = Some(refusal.guard);
+        Decision::Done(outcome)
+    }
+
+    fn skipped(&self, message: String) -> Decision {
+        Decision::Done(self.outcome(OutcomeStatus::Skipped, message))
+    }
+
+    /// `revision.before`, from the Deployment's own annotation.
+    fn revision_before(&self) -> RevisionInfo {
+        RevisionInfo {
+            before: history::deployment_revision(self.deployment()),
+            ..RevisionInfo::default()
+        }
+    }
 }

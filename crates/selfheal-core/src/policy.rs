@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::Error;
+
 /// What selfheal may do on its own (design.md §3.4, §3.5).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Policy {
@@ -26,15 +28,157 @@ impl Default for Policy {
         Policy {
             require_opt_in: true,
             allowed_namespaces: None,
-            denied_namespaces: vec![
-                "kube-system".into(),
-                "kube-public".into(),
-                "kube-node-lease".into(),
-            ],
-            cooldown: Duration::from_secs(600),
+            denied_namespaces: DEFAULT_DENIED_NAMESPACES
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect(),
+            cooldown: Duration::from_secs(DEFAULT_COOLDOWN_SECONDS),
             allow_gitops: false,
             dry_run: false,
-            pause_impact_threshold: 1.0,
+            pause_impact_threshold: DEFAULT_PAUSE_IMPACT_THRESHOLD,
         }
     }
+}
+
+const DEFAULT_DENIED_NAMESPACES: [&str; 3] = ["kube-system", "kube-public", "kube-node-lease"];
+const DEFAULT_COOLDOWN_SECONDS: u64 = 600;
+const DEFAULT_PAUSE_IMPACT_THRESHOLD: f64 = 1.0;
+
+pub const REQUIRE_OPT_IN: &str = "SELFHEAL_REQUIRE_OPT_IN";
+pub const ALLOWED_NAMESPACES: &str = "SELFHEAL_ALLOWED_NAMESPACES";
+pub const DENIED_NAMESPACES: &str = "SELFHEAL_DENIED_NAMESPACES";
+pub const COOLDOWN_SECONDS: &str = "SELFHEAL_COOLDOWN_SECONDS";
+pub const ALLOW_GITOPS: &str = "SELFHEAL_ALLOW_GITOPS";
+pub const DRY_RUN: &str = "SELFHEAL_DRY_RUN";
+pub const PAUSE_IMPACT_THRESHOLD: &str = "SELFHEAL_PAUSE_IMPACT_THRESHOLD";
+
+/// Every policy variable as `(name, default, meaning)`, for README and `--help`.
+pub const POLICY_VARIABLES: &[(&str, &str, &str)] = &[
+    (
+        REQUIRE_OPT_IN,
+        "true",
+        "Act only on Deployments labelled selfheal.dev/enabled=true (true/false).",
+    ),
+    (
+        ALLOWED_NAMESPACES,
+        "(unset: all)",
+        "Comma-separated namespaces selfheal may act in; unset or empty allows every namespace not denied.",
+    ),
+    (
+        DENIED_NAMESPACES,
+        "kube-system,kube-public,kube-node-lease",
+        "Comma-separated namespaces always refused; set to an empty value to deny none.",
+    ),
+    (
+        COOLDOWN_SECONDS,
+        "600",
+        "Seconds during which the same action on the same Deployment is refused unless forced (0 disables).",
+    ),
+    (
+        ALLOW_GITOPS,
+        "false",
+        "Act on Deployments managed by Argo CD or Flux, whose sync may undo the change (true/false).",
+    ),
+    (
+        DRY_RUN,
+        "false",
+        "Send every write with dryRun=All, whatever the request says (true/false).",
+    ),
+    (
+        PAUSE_IMPACT_THRESHOLD,
+        "1.0",
+        "Minimum alarm impact score for an alarm-driven pause (a non-negative number).",
+    ),
+];
+
+impl Policy {
+    /// Read the policy from configuration. Pure: callers pass the lookup,
+    /// e.g. `|k| std::env::var(k).ok()`. Unset or blank variables take their
+    /// default ([`POLICY_VARIABLES`]), except `SELFHEAL_DENIED_NAMESPACES`,
+    /// where an explicitly empty value means "deny none".
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Policy, Error> {
+        let get = |name: &str| lookup(name);
+        let set = |name: &str| get(name).filter(|v| !v.trim().is_empty());
+        let mut policy = Policy::default();
+        if let Some(v) = set(REQUIRE_OPT_IN) {
+            policy.require_opt_in = parse_bool(REQUIRE_OPT_IN, &v)?;
+        }
+        if let Some(v) = set(ALLOWED_NAMESPACES) {
+            let list = parse_namespaces(ALLOWED_NAMESPACES, &v)?;
+            policy.allowed_namespaces = (!list.is_empty()).then_some(list);
+        }
+        if let Some(v) = get(DENIED_NAMESPACES) {
+            policy.denied_namespaces = parse_namespaces(DENIED_NAMESPACES, &v)?;
+        }
+        if let Some(v) = set(COOLDOWN_SECONDS) {
+            let secs: u64 = v
+                .trim()
+                .parse()
+                .map_err(|_| invalid(COOLDOWN_SECONDS, &v, "expected whole seconds (0 or more)"))?;
+            policy.cooldown = Duration::from_secs(secs);
+        }
+        if let Some(v) = set(ALLOW_GITOPS) {
+            policy.allow_gitops = parse_bool(ALLOW_GITOPS, &v)?;
+        }
+        if let Some(v) = set(DRY_RUN) {
+            policy.dry_run = parse_bool(DRY_RUN, &v)?;
+        }
+        if let Some(v) = set(PAUSE_IMPACT_THRESHOLD) {
+            let threshold: f64 = v.trim().parse().map_err(|_| {
+                invalid(PAUSE_IMPACT_THRESHOLD, &v, "expected a number such as 1.5")
+            })?;
+            if !threshold.is_finite() || threshold < 0.0 {
+                return Err(invalid(
+                    PAUSE_IMPACT_THRESHOLD,
+                    &v,
+                    "expected a finite number, 0 or more",
+                ));
+            }
+            policy.pause_impact_threshold = threshold;
+        }
+        Ok(policy)
+    }
+}
+
+fn invalid(variable: &str, value: &str, reason: &str) -> Error {
+    Error::InvalidConfig {
+        variable: variable.to_owned(),
+        value: value.to_owned(),
+        reason: reason.to_owned(),
+    }
+}
+
+fn parse_bool(variable: &str, value: &str) -> Result<bool, Error> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" => Ok(true),
+        "false" | "0" | "no" => Ok(false),
+        _ => Err(invalid(variable, value, "expected true or false")),
+    }
+}
+
+/// Comma-separated namespace names, each a valid DNS-1123 label, so a typo
+/// like `kube system` fails loudly instead of silently matching nothing.
+fn parse_namespaces(variable: &str, value: &str) -> Result<Vec<String>, Error> {
+    let mut list = Vec::new();
+    for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let valid = item.len() <= 63
+            && item
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !item.starts_with('-')
+            && !item.ends_with('-');
+        if !valid {
+            return Err(invalid(
+                variable,
+                value,
+                &format!(
+                    "{item:?} is not a namespace name (lowercase letters, digits, '-', at most 63)"
+                ),
+            ));
+        }
+        if !list.iter().any(|n| n == item) {
+            list.push(item.to_owned());
+        }
+    }
+    Ok(list)
 }

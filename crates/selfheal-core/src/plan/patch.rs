@@ -1,0 +1,189 @@
+//! Building the one JSON Patch every write sends, audit annotations included.
+
+use std::collections::BTreeMap;
+
+use json_patch::jsonptr::PointerBuf;
+use json_patch::{
+    AddOperation, Patch, PatchOperation, RemoveOperation, ReplaceOperation, TestOperation,
+};
+use serde_json::Value;
+
+use super::{Ctx, Decision, Plan};
+use crate::guards::{self, LastRemediation};
+use crate::{Action, Error, OutcomeStatus, RemediationOutcome, keys};
+
+/// A JSON pointer from raw tokens; `/` and `~` in keys are escaped (`~1`, `~0`).
+pub(super) fn ptr<'t>(tokens: impl IntoIterator<Item = &'t str>) -> PointerBuf {
+    PointerBuf::from_tokens(tokens)
+}
+
+/// RFC 3339 in UTC with whole seconds, like kubectl's `restartedAt`.
+pub fn rfc3339(now: jiff::Timestamp) -> String {
+    jiff::Timestamp::from_second(now.as_second())
+        .unwrap_or(now)
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+/// Serialize a typed object for a patch value.
+pub(super) fn to_value<T: serde::Serialize>(what: &'static str, value: &T) -> Result<Value, Error> {
+    serde_json::to_value(value).map_err(|source| Error::Serialize { what, source })
+}
+
+/// Ops in the order they are added; annotation ops are appended by [`Ctx::finish`].
+#[derive(Debug, Default)]
+pub(super) struct PatchBuilder {
+    ops: Vec<PatchOperation>,
+    set: BTreeMap<String, String>,
+    remove: Vec<String>,
+    replace_all: Option<BTreeMap<String, String>>,
+}
+
+impl PatchBuilder {
+    pub fn test(&mut self, path: PointerBuf, value: Value) {
+        self.ops
+            .push(PatchOperation::Test(TestOperation { path, value }));
+    }
+
+    pub fn replace(&mut self, path: PointerBuf, value: Value) {
+        self.ops
+            .push(PatchOperation::Replace(ReplaceOperation { path, value }));
+    }
+
+    /// `add` creates a member or overwrites an existing one, so it is the op
+    /// for fields the server may have omitted (`spec.paused`, annotations).
+    pub fn add(&mut self, path: PointerBuf, value: Value) {
+        self.ops
+            .push(PatchOperation::Add(AddOperation { path, value }));
+    }
+
+    /// Set one of selfheal's annotations on the Deployment.
+    pub fn set_annotation(&mut self, key: &str, value: String) {
+        self.set.insert(key.to_owned(), value);
+    }
+
+    /// Remove an annotation if the Deployment has it (a `remove` of a missing
+    /// member would fail the whole patch).
+    pub fn remove_annotation(&mut self, key: &str) {
+        self.remove.push(key.to_owned());
+    }
+
+    /// Replace `/metadata/annotations` wholesale (kubectl's undo); selfheal's
+    /// own set/remove still apply on top.
+    pub fn replace_annotations(&mut self, annotations: BTreeMap<String, String>) {
+        self.replace_all = Some(annotations);
+    }
+}
+
+impl Ctx<'_> {
+    /// A builder whose first op tests `/metadata/resourceVersion`. Without a
+    /// resourceVersion a write cannot be guarded, so that is an invalid object.
+    pub(super) fn patch(&self) -> Result<PatchBuilder, Error> {
+        let rv = self
+            .deployment()
+            .metadata
+            .resource_version
+            .as_deref()
+            .filter(|rv| !rv.is_empty())
+            .ok_or_else(|| {
+                Error::deployment(format!(
+                    "{}: metadata.resourceVersion is missing, so a write cannot be guarded",
+                    self.who
+                ))
+            })?;
+        let mut builder = PatchBuilder::default();
+        builder.test(ptr(["metadata", "resourceVersion"]), Value::from(rv));
+        Ok(builder)
+    }
+
+    /// Add the audit annotations, emit the annotation ops and wrap it all in a
+    /// [`Plan`]. `outcome` carries the changes the audit record repeats.
+    pub(super) fn finish(
+        &self,
+        mut builder: PatchBuilder,
+        mut outcome: RemediationOutcome,
+    ) -> Result<Decision, Error> {
+        outcome.status = OutcomeStatus::Applied;
+        let request = self.request();
+        let record = LastRemediation {
+            action: self.action(),
+            at: rfc3339(self.input.now),
+            execution: request.execution.clone(),
+            changes: outcome.changes.clone(),
+        };
+        let record = serde_json::to_string(&record).map_err(|source| Error::Serialize {
+            what: "last-remediation annotation",
+            source,
+        })?;
+        builder.set_annotation(keys::LAST_REMEDIATION, record);
+        if self.action() == Action::Rollback && !outcome.changes.is_empty() {
+            let bad =
+                guards::record_bad_images(guards::bad_images(self.deployment()), &outcome.changes);
+            let bad = serde_json::to_string(&bad).map_err(|source| Error::Serialize {
+                what: "bad-images annotation",
+                source,
+            })?;
+            builder.set_annotation(keys::BAD_IMAGES, bad);
+        }
+
+        let PatchBuilder {
+            mut ops,
+            set,
+            remove,
+            replace_all,
+        } = builder;
+        let existing = self.deployment().metadata.annotations.as_ref();
+        let annotations_path = || ptr(["metadata", "annotations"]);
+        match replace_all {
+            Some(mut all) => {
+                for key in &remove {
+                    all.remove(key);
+                }
+                all.extend(set.iter().map(|(k, v)| (k.clone(), v.clone())));
+                let value = to_value("annotations", &all)?;
+                ops.push(if existing.is_some() {
+                    PatchOperation::Replace(ReplaceOperation {
+                        path: annotations_path(),
+                        value,
+                    })
+                } else {
+                    PatchOperation::Add(AddOperation {
+                        path: annotations_path(),
+                        value,
+                    })
+                });
+            }
+            None => match existing {
+                None => ops.push(PatchOperation::Add(AddOperation {
+                    path: annotations_path(),
+                    value: to_value("annotations", &set)?,
+                })),
+                Some(existing) => {
+                    for key in remove.iter().filter(|k| existing.contains_key(*k)) {
+                        ops.push(PatchOperation::Remove(RemoveOperation {
+                            path: ptr(["metadata", "annotations", key.as_str()]),
+                        }));
+                    }
+                    for (key, value) in &set {
+                        ops.push(PatchOperation::Add(AddOperation {
+                            path: ptr(["metadata", "annotations", key.as_str()]),
+                            value: Value::from(value.as_str()),
+                        }));
+                    }
+                }
+            },
+        }
+
+        let mut event_message = outcome.message.clone();
+        if let Some(reason) = request.reason.as_deref().filter(|r| !r.trim().is_empty()) {
+            event_message.push_str(&format!(" (reason: {})", reason.trim()));
+        }
+        Ok(Decision::Apply(Box::new(Plan {
+            patch: Patch(ops),
+            outcome,
+            event_message,
+            annotations: set,
+            dry_run: request.dry_run || self.input.policy.dry_run,
+        })))
+    }
+}

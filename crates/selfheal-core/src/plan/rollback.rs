@@ -1,0 +1,350 @@
+//! Rollback planners: half-brick (one container's image, design.md §3.1) and
+//! template scope (`kubectl rollout undo` parity, design.md §3.2).
+//!
+//! Init containers are out of scope for both image diffs and half-brick
+//! writes: only `spec.template.spec.containers` is considered. A template
+//! rollback still restores init containers, because it restores everything.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::PodTemplateSpec;
+use serde_json::Value;
+
+use super::patch::{ptr, to_value};
+use super::{Ctx, Decision, OutcomeStatus};
+use crate::guards::{self, Refusal};
+use crate::history::{self, History, Revision};
+use crate::{Change, Error, Guard, RevisionInfo, keys};
+
+/// kubectl's `annotationsToSkip`: the Deployment keeps its own values of these
+/// instead of copying the ReplicaSet's.
+const KUBECTL_ANNOTATIONS_TO_SKIP: [&str; 6] = [
+    keys::LAST_APPLIED,
+    keys::REVISION,
+    keys::REVISION_HISTORY,
+    keys::DESIRED_REPLICAS,
+    keys::MAX_REPLICAS,
+    keys::ROLLBACK_TO,
+];
+
+/// Our own annotations, kept from the Deployment for the same reason: the
+/// controller copied them onto each ReplicaSet when it was created, so the
+/// ReplicaSet's copy is stale (an old bad-images list, a pause long over).
+const SELFHEAL_ANNOTATIONS_TO_KEEP: [&str; 3] =
+    [keys::LAST_REMEDIATION, keys::BAD_IMAGES, keys::PAUSED_BY];
+
+/// kubectl's refusal, naming the Deployment like kubectl does.
+fn paused_refusal(name: &str) -> Refusal {
+    Refusal::new(
+        Guard::Paused,
+        format!(
+            "you cannot rollback a paused deployment; resume it first with 'kubectl rollout resume deployment/{name}' and try again"
+        ),
+    )
+}
+
+/// A restart only adds `kubectl.kubernetes.io/restartedAt`; treating that as
+/// "a different template" would make a rollback after selfheal's own restart
+/// (the escalation path) see no image change. So history comparisons ignore it.
+fn same_workload(a: &PodTemplateSpec, b: &PodTemplateSpec) -> bool {
+    fn without_restart(t: &PodTemplateSpec) -> PodTemplateSpec {
+        let mut t = t.clone();
+        if let Some(annotations) = t.metadata.as_mut().and_then(|m| m.annotations.as_mut()) {
+            annotations.remove(keys::RESTARTED_AT);
+        }
+        if let Some(meta) = t.metadata.as_mut()
+            && meta.annotations.as_ref().is_some_and(BTreeMap::is_empty)
+        {
+            meta.annotations = None;
+        }
+        t
+    }
+    a.spec == b.spec && history::equal_ignoring_hash(&without_restart(a), &without_restart(b))
+}
+
+/// One offending container and where it goes back to.
+#[derive(Debug)]
+struct Revert<'a> {
+    index: usize,
+    name: &'a str,
+    from: &'a str,
+    to: &'a str,
+}
+
+/// Half-brick rollback: revert only the offending containers' images.
+///
+/// Offending = `target.container`, else every container whose image differs
+/// between the current template (the Deployment's own, which may be ahead of
+/// its ReplicaSets) and the newest older revision. "Older" = any revision
+/// running a different workload than the current template, newest first;
+/// revisions that only differ by a restart are skipped. Per container, the
+/// image to return to is the newest older one that differs from the current
+/// image and is not known-bad. Containers that did not exist in a revision are
+/// skipped for it (adding or removing containers needs `scope: template`).
+pub(super) fn half_brick(ctx: &Ctx<'_>) -> Result<Decision, Error> {
+    let current = ctx.template;
+    let containers = current
+        .spec
+        .as_ref()
+        .map(|s| s.containers.as_slice())
+        .unwrap_or_default();
+    let mut images = Vec::with_capacity(containers.len());
+    for (index, c) in containers.iter().enumerate() {
+        let image = c
+            .image
+            .as_deref()
+            .filter(|i| !i.is_empty())
+            .ok_or_else(|| {
+                Error::deployment(format!("{}: container {:?} has no image", ctx.who, c.name))
+            })?;
+        images.push((index, c.name.as_str(), image));
+    }
+
+    let wanted = ctx.request().target.container.as_deref();
+    if let Some(wanted) = wanted
+        && !images.iter().any(|(_, name, _)| *name == wanted)
+    {
+        let known: Vec<&str> = images.iter().map(|(_, n, _)| *n).collect();
+        return Ok(ctx.refused(Refusal::new(
+            Guard::UnknownContainer,
+            format!(
+                "deployment {} has no container {wanted:?} (containers: {})",
+                ctx.who,
+                known.join(", ")
+            ),
+        )));
+    }
+
+    let history = History::of(ctx.deployment(), ctx.input.replica_sets);
+    let older: Vec<&Revision<'_>> = history
+        .newest_first()
+        .filter(|r| r.template().is_some_and(|t| !same_workload(t, current)))
+        .collect();
+    let Some(newest_older) = older.first() else {
+        return Ok(ctx.refused(Refusal::new(
+            Guard::NoHistory,
+            format!(
+                "deployment {} has no older revision to roll back to (no rollout history found)",
+                ctx.who
+            ),
+        )));
+    };
+
+    let offending: Vec<(usize, &str, &str)> = match wanted {
+        Some(wanted) => images
+            .iter()
+            .copied()
+            .filter(|(_, n, _)| *n == wanted)
+            .collect(),
+        None => images
+            .iter()
+            .copied()
+            .filter(|(_, name, image)| newest_older.image(name).is_some_and(|old| old != *image))
+            .collect(),
+    };
+    if offending.is_empty() {
+        return Ok(ctx.refused(Refusal::new(
+            Guard::NoImageChange,
+            format!(
+                "no container image of deployment {} differs from revision {}; a configuration-only change needs scope \"template\"",
+                ctx.who, newest_older.number
+            ),
+        )));
+    }
+
+    let bad = guards::bad_images(ctx.deployment());
+    let mut reverts = Vec::with_capacity(offending.len());
+    for (index, name, from) in offending {
+        let known_bad = bad.get(name).map(Vec::as_slice).unwrap_or_default();
+        let to = older.iter().find_map(|r| {
+            r.image(name)
+                .filter(|image| *image != from && !known_bad.iter().any(|b| b == image))
+        });
+        let Some(to) = to else {
+            return Ok(ctx.refused(Refusal::new(
+                Guard::NoPreviousImage,
+                format!(
+                    "no older revision of deployment {} runs container {name:?} with an image other than the current {from} and the known-bad ones",
+                    ctx.who
+                ),
+            )));
+        };
+        reverts.push(Revert {
+            index,
+            name,
+            from,
+            to,
+        });
+    }
+
+    let unpause = ctx.paused();
+    if unpause && !ctx.paused_by_selfheal() {
+        return Ok(ctx.refused(paused_refusal(ctx.name())));
+    }
+
+    let mut patch = ctx.patch()?;
+    for r in &reverts {
+        let index = r.index.to_string();
+        let container = ["spec", "template", "spec", "containers", index.as_str()];
+        patch.test(
+            ptr(container.iter().copied().chain(["name"])),
+            Value::from(r.name),
+        );
+        patch.test(
+            ptr(container.iter().copied().chain(["image"])),
+            Value::from(r.from),
+        );
+        patch.replace(
+            ptr(container.iter().copied().chain(["image"])),
+            Value::from(r.to),
+        );
+    }
+    if unpause {
+        patch.replace(ptr(["spec", "paused"]), Value::Bool(false));
+        patch.remove_annotation(keys::PAUSED_BY);
+    }
+
+    let changes: Vec<Change> = reverts
+        .iter()
+        .map(|r| Change {
+            container: r.name.to_owned(),
+            from: r.from.to_owned(),
+            to: r.to.to_owned(),
+        })
+        .collect();
+    let described: Vec<String> = reverts
+        .iter()
+        .map(|r| format!("container {} from {} to {}", r.name, r.from, r.to))
+        .collect();
+    let mut message = format!(
+        "rolled back deployment {}: {}",
+        ctx.who,
+        described.join(", ")
+    );
+    if unpause {
+        message.push_str(", and resumed it (selfheal had paused it)");
+    }
+    let mut outcome = ctx.outcome(OutcomeStatus::Applied, message);
+    outcome.changes = changes;
+    outcome.revision = Some(ctx.revision_before());
+    ctx.finish(patch, outcome)
+}
+
+/// Template rollback with `kubectl rollout undo` parity: the revision to
+/// restore is `toRevision` or the second-highest; its template replaces the
+/// Deployment's and the annotations follow kubectl's skip-list rule.
+///
+/// Deliberate differences from kubectl: the skip message names the revision
+/// actually compared (kubectl prints 0 when no revision was given); selfheal's
+/// own annotations keep the Deployment's values; a pause made by selfheal is
+/// lifted in the same patch instead of refused; the patch also tests the
+/// resourceVersion.
+pub(super) fn undo(ctx: &Ctx<'_>) -> Result<Decision, Error> {
+    let history = History::of(ctx.deployment(), ctx.input.replica_sets);
+    let revision = match ctx.request().to_revision {
+        Some(n) if n != 0 => {
+            let found = if n > 0 { history.revision(n) } else { None };
+            match found {
+                Some(r) => r,
+                None => {
+                    return Ok(ctx.refused(Refusal::new(
+                        Guard::RevisionNotFound,
+                        format!(
+                            "unable to find specified revision {n} in history of deployment {}",
+                            ctx.who
+                        ),
+                    )));
+                }
+            }
+        }
+        _ => match history.previous() {
+            Some(r) => r,
+            None => {
+                return Ok(ctx.refused(Refusal::new(
+                    Guard::NoHistory,
+                    format!("no rollout history found for deployment {:?}", ctx.name()),
+                )));
+            }
+        },
+    };
+
+    let unpause = ctx.paused();
+    if unpause && !ctx.paused_by_selfheal() {
+        return Ok(ctx.refused(paused_refusal(ctx.name())));
+    }
+
+    let template = revision.template().ok_or_else(|| Error::InvalidObject {
+        kind: "ReplicaSet",
+        reason: format!("{}: spec.template is missing", revision.name()),
+    })?;
+    if history::equal_ignoring_hash(template, ctx.template) {
+        return Ok(ctx.skipped(format!(
+            "deployment {} skipped rollback (current template already matches revision {})",
+            ctx.who, revision.number
+        )));
+    }
+    let restored = history::template_without_hash(template);
+
+    let mut patch = ctx.patch()?;
+    patch.replace(
+        ptr(["spec", "template"]),
+        to_value("pod template", &restored)?,
+    );
+    if unpause {
+        patch.replace(ptr(["spec", "paused"]), Value::Bool(false));
+        patch.remove_annotation(keys::PAUSED_BY);
+    }
+    patch.replace_annotations(undo_annotations(ctx, revision));
+
+    let current_images = history::images_by_container(ctx.template);
+    let changes: Vec<Change> = history::container_images(&restored)
+        .filter_map(|(name, to)| {
+            let from = current_images.get(name)?;
+            (from != to).then(|| Change {
+                container: name.to_owned(),
+                from: from.clone(),
+                to: to.to_owned(),
+            })
+        })
+        .collect();
+    let mut message = format!(
+        "rolled back deployment {} to revision {}",
+        ctx.who, revision.number
+    );
+    if unpause {
+        message.push_str(", and resumed it (selfheal had paused it)");
+    }
+    let mut outcome = ctx.outcome(OutcomeStatus::Applied, message);
+    outcome.changes = changes;
+    outcome.revision = Some(RevisionInfo {
+        to: Some(revision.number),
+        ..ctx.revision_before()
+    });
+    ctx.finish(patch, outcome)
+}
+
+/// kubectl's annotation rule: the Deployment's values of the skip-list keys,
+/// every other annotation from the ReplicaSet (selfheal's own keys included
+/// in the skip-list here; the audit record is added by `finish`).
+fn undo_annotations(ctx: &Ctx<'_>, revision: &Revision<'_>) -> BTreeMap<String, String> {
+    let skip = |k: &str| {
+        KUBECTL_ANNOTATIONS_TO_SKIP.contains(&k) || SELFHEAL_ANNOTATIONS_TO_KEEP.contains(&k)
+    };
+    let mut annotations = BTreeMap::new();
+    if let Some(own) = &ctx.deployment().metadata.annotations {
+        annotations.extend(
+            own.iter()
+                .filter(|(k, _)| skip(k))
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
+    }
+    if let Some(theirs) = &revision.replica_set.metadata.annotations {
+        annotations.extend(
+            theirs
+                .iter()
+                .filter(|(k, _)| !skip(k))
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
+    }
+    annotations
+}

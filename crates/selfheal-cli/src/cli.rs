@@ -111,7 +111,8 @@ impl Output {
 
 /// Policy from the same SELFHEAL_* variables the Lambdas read.
 pub fn policy_from_env(no_opt_in: bool) -> Result<Policy, Error> {
-    let mut policy = Policy::default(); // TEMPORARY until Policy::from_lookup lands
+    let mut policy = Policy::from_lookup(|key| std::env::var(key).ok())
+        .map_err(|source| Error::Policy { source })?;
     if no_opt_in {
         policy.require_opt_in = false;
     }

@@ -75,6 +75,11 @@ pub enum Error {
     },
     #[error("`--deployment` must be NAMESPACE/NAME, got {0:?}")]
     DeploymentRef(String),
+    #[error("{source}")]
+    Kube {
+        #[source]
+        source: selfheal_kube::Error,
+    },
     #[error("cannot encode output: {source}")]
     Output {
         #[source]

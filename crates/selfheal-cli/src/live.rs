@@ -1,35 +1,40 @@
 //! Cluster mode: the kube adapter does the reads, the plan and the PATCH.
-//! TEMPORARY: selfheal-kube's Remediator has not landed yet.
 
 use std::path::Path;
 
 use selfheal_core::{Policy, RemediationOutcome, RemediationRequest, RolloutStatus};
+use selfheal_kube::Remediator;
 
 use crate::Error;
 
-#[derive(Debug)]
-pub(crate) struct Client;
-
 pub(crate) async fn client(
-    _kubeconfig: Option<&Path>,
-    _context: Option<&str>,
-) -> Result<Client, Error> {
-    Err(Error::Snapshot("cluster mode is not available yet".into()))
+    kubeconfig: Option<&Path>,
+    context: Option<&str>,
+) -> Result<kube::Client, Error> {
+    selfheal_kube::client_from_kubeconfig(kubeconfig, context)
+        .await
+        .map_err(|source| Error::Kube { source })
 }
 
 pub(crate) async fn remediate(
-    _c: Client,
-    _p: Policy,
-    _r: &RemediationRequest,
+    client: kube::Client,
+    policy: Policy,
+    request: &RemediationRequest,
 ) -> Result<RemediationOutcome, Error> {
-    Err(Error::Snapshot("cluster mode is not available yet".into()))
+    Remediator::new(client, policy)
+        .remediate(request)
+        .await
+        .map_err(|source| Error::Kube { source })
 }
 
 pub(crate) async fn status(
-    _c: Client,
-    _p: Policy,
-    _n: &str,
-    _m: &str,
+    client: kube::Client,
+    policy: Policy,
+    namespace: &str,
+    name: &str,
 ) -> Result<RolloutStatus, Error> {
-    Err(Error::Snapshot("cluster mode is not available yet".into()))
+    Remediator::new(client, policy)
+        .status(namespace, name)
+        .await
+        .map_err(|source| Error::Kube { source })
 }

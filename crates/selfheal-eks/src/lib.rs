@@ -1,1 +1,171 @@
-//! placeholder
+//! EKS authentication for selfheal (design.md §4).
+//!
+//! EKS has no "get token" API: a bearer token is a presigned STS
+//! `GetCallerIdentity` URL with the cluster name among the signed headers
+//! ([`token::presign_token`]). [`verify::TokenVerifier`] performs the API
+//! server's checks (aws-iam-authenticator) so tests can prove tokens are
+//! accepted or rejected for the right reasons. [`cluster::EksClients`] turns a
+//! cluster name into a ready `kube::Client`, caching it until its token is due
+//! for refresh.
+
+pub mod cluster;
+pub mod token;
+pub mod verify;
+
+use aws_sdk_eks::error::SdkError;
+use aws_sdk_eks::operation::describe_cluster::DescribeClusterError;
+
+pub use cluster::{
+    Clock, ClusterConfig, ClusterEndpoint, ClusterSource, EksClients, ManualClock, SystemClock,
+    client_from_parts,
+};
+pub use token::{EksToken, ExecCredential, exec_credential, presign_token};
+pub use verify::{TokenRejection, TokenVerifier, VerifiedToken};
+
+/// Result alias for this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong while authenticating to EKS.
+///
+/// [`Error::error_type`] gives the stable names a state machine's
+/// `Retry`/`Catch` match on, consistent with the kube adapter's.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Caller passed something unusable (empty cluster name, malformed region).
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+    /// No region in the arguments, environment or profile.
+    #[error("no AWS region configured (pass --region or set AWS_REGION)")]
+    MissingRegion,
+    /// The SDK configuration has no credentials provider at all.
+    #[error("no AWS credentials provider configured")]
+    MissingCredentialsProvider,
+    /// The credentials provider failed (no credentials, IMDS timeout, ...).
+    #[error("loading AWS credentials failed: {source}")]
+    Credentials {
+        #[source]
+        source: aws_credential_types::provider::error::CredentialsError,
+    },
+    /// SigV4 signing parameters were rejected.
+    #[error("building SigV4 signing parameters failed: {source}")]
+    SigningParams {
+        #[source]
+        source: aws_sigv4::sign::v4::signing_params::BuildError,
+    },
+    /// SigV4 presigning itself failed.
+    #[error("presigning the STS request failed: {source}")]
+    Signing {
+        #[source]
+        source: aws_sigv4::http_request::SigningError,
+    },
+    /// DescribeCluster failed (not found, access denied, throttled, network).
+    #[error("DescribeCluster {cluster} failed: {source}")]
+    DescribeCluster {
+        cluster: String,
+        #[source]
+        source: Box<SdkError<DescribeClusterError>>,
+    },
+    /// DescribeCluster answered without an endpoint or CA (cluster still creating).
+    #[error("cluster {cluster} has no {missing} yet (is it still being created?)")]
+    ClusterIncomplete {
+        cluster: String,
+        missing: &'static str,
+    },
+    /// The configured source serves a single cluster and another was asked for.
+    #[error("cluster {requested} is not configured (only {configured})")]
+    ClusterNotConfigured {
+        requested: String,
+        configured: String,
+    },
+    /// The cluster CA is not base64 or not a PEM certificate.
+    #[error("cluster CA data is not a PEM certificate: {reason}")]
+    InvalidClusterCa { reason: String },
+    /// The cluster endpoint is not a valid URL.
+    #[error("cluster endpoint {endpoint:?} is not a valid URL: {source}")]
+    InvalidEndpoint {
+        endpoint: String,
+        #[source]
+        source: http::uri::InvalidUri,
+    },
+    /// A configuration environment variable has an unusable value.
+    #[error("environment variable {name}: {reason}")]
+    InvalidEnv { name: &'static str, reason: String },
+    /// kube refused the client configuration (bad certificate, TLS setup).
+    #[error("building the Kubernetes client failed: {source}")]
+    KubeClient {
+        #[source]
+        source: kube::Error,
+    },
+    /// Reading the local kubeconfig failed.
+    #[error("loading kubeconfig failed: {source}")]
+    Kubeconfig {
+        #[source]
+        source: kube::config::KubeconfigError,
+    },
+    /// A token failed verification (see [`TokenRejection`]).
+    #[error("token rejected: {0}")]
+    TokenRejected(TokenRejection),
+    /// The ExecCredential could not be serialized.
+    #[error("serializing ExecCredential failed: {source}")]
+    Json {
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+impl Error {
+    /// Stable error name for Lambda `errorType` and Step Functions `ErrorEquals`.
+    pub fn error_type(&self) -> &'static str {
+        use aws_credential_types::provider::error::CredentialsError as C;
+        match self {
+            Error::InvalidInput(_) => "NonRetryableInvalidInput",
+            Error::MissingRegion
+            | Error::MissingCredentialsProvider
+            | Error::SigningParams { .. }
+            | Error::Signing { .. }
+            | Error::InvalidClusterCa { .. }
+            | Error::InvalidEndpoint { .. }
+            | Error::InvalidEnv { .. }
+            | Error::KubeClient { .. }
+            | Error::Kubeconfig { .. }
+            | Error::Json { .. } => "NonRetryableAuthConfig",
+            Error::Credentials { source } => match source {
+                C::ProviderTimedOut(_) | C::ProviderError(_) => "RetryableAwsError",
+                _ => "NonRetryableAuthConfig",
+            },
+            Error::DescribeCluster { source, .. } => describe_error_type(source),
+            Error::ClusterIncomplete { .. } => "RetryableAwsError",
+            Error::ClusterNotConfigured { .. } => "NonRetryableClusterNotFound",
+            Error::TokenRejected(_) => "NonRetryableAuthConfig",
+        }
+    }
+
+    /// Whether retrying the same call later can succeed.
+    pub fn is_retryable(&self) -> bool {
+        self.error_type().starts_with("Retryable")
+    }
+}
+
+fn describe_error_type(err: &SdkError<DescribeClusterError>) -> &'static str {
+    use aws_sdk_eks::error::ProvideErrorMetadata;
+    match err {
+        SdkError::ServiceError(service) => match service.err() {
+            DescribeClusterError::ResourceNotFoundException(_) => "NonRetryableClusterNotFound",
+            DescribeClusterError::ServerException(_)
+            | DescribeClusterError::ServiceUnavailableException(_) => "RetryableAwsError",
+            other => match other.code() {
+                Some("AccessDeniedException" | "UnrecognizedClientException" | "AccessDenied") => {
+                    "NonRetryableAccessDenied"
+                }
+                Some(code) if code.contains("Throttl") || code == "TooManyRequestsException" => {
+                    "RetryableAwsError"
+                }
+                _ if service.raw().status().is_server_error() => "RetryableAwsError",
+                _ => "NonRetryableAuthConfig",
+            },
+        },
+        SdkError::ConstructionFailure(_) => "NonRetryableAuthConfig",
+        // Timeouts, connection failures and unparseable responses are transient.
+        _ => "RetryableAwsError",
+    }
+}

@@ -1,0 +1,608 @@
+//! From a cluster name to a ready `kube::Client`: endpoint and CA from
+//! DescribeCluster or configuration, a fresh token, and a per-process cache so
+//! a warm Lambda reuses its client until the token is due for refresh.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use aws_config::SdkConfig;
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
+use secrecy::SecretString;
+
+use crate::token::{TOKEN_LIFETIME, presign_token};
+use crate::{Error, Result};
+
+/// Source of "now", injectable so cache expiry is testable without waiting.
+pub trait Clock: Send + Sync + fmt::Debug {
+    fn now(&self) -> SystemTime;
+}
+
+/// The real clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> SystemTime {
+        SystemTime::now()
+    }
+}
+
+/// A clock that moves only when told to (tests).
+#[derive(Debug)]
+pub struct ManualClock(Mutex<SystemTime>);
+
+impl ManualClock {
+    pub fn new(start: SystemTime) -> Self {
+        Self(Mutex::new(start))
+    }
+
+    pub fn set(&self, to: SystemTime) {
+        if let Ok(mut now) = self.0.lock() {
+            *now = to;
+        }
+    }
+
+    pub fn advance(&self, by: Duration) {
+        if let Ok(mut now) = self.0.lock() {
+            *now += by;
+        }
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> SystemTime {
+        match self.0.lock() {
+            Ok(now) => *now,
+            Err(poisoned) => *poisoned.into_inner(),
+        }
+    }
+}
+
+/// Where the API server is and which CA signs its certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterEndpoint {
+    /// `https://…` URL of the API server.
+    pub endpoint: String,
+    /// PEM of the cluster CA; `None` trusts the system roots.
+    pub ca_pem: Option<String>,
+}
+
+impl ClusterEndpoint {
+    /// From EKS's shape: the CA as base64 of PEM (`certificateAuthority.data`).
+    pub fn from_eks(endpoint: &str, ca_base64: &str) -> Result<Self> {
+        Ok(Self {
+            endpoint: endpoint.to_owned(),
+            ca_pem: Some(decode_ca(ca_base64)?),
+        })
+    }
+}
+
+/// Accepts the CA as PEM text or as base64 of PEM (what EKS and kubeconfig carry).
+fn decode_ca(value: &str) -> Result<String> {
+    let trimmed = value.trim();
+    if trimmed.starts_with("-----BEGIN") {
+        return Ok(trimmed.to_owned());
+    }
+    let compact: String = trimmed.split_whitespace().collect();
+    let bytes = STANDARD
+        .decode(compact.as_bytes())
+        .map_err(|e| Error::InvalidClusterCa {
+            reason: format!("not base64: {e}"),
+        })?;
+    String::from_utf8(bytes).map_err(|_| Error::InvalidClusterCa {
+        reason: "base64 does not decode to PEM text".into(),
+    })
+}
+
+/// Endpoint configuration from the environment, read once at start-up.
+///
+/// - `SELFHEAL_CLUSTER_ENDPOINT`: API server URL; when set, DescribeCluster is skipped.
+/// - `SELFHEAL_CLUSTER_CA`: its CA, PEM or base64 of PEM (optional: system roots otherwise).
+/// - `SELFHEAL_CLUSTER_NAME`: restricts the configured endpoint to this cluster name.
+/// - `SELFHEAL_KUBECONFIG_CONTEXT` / `SELFHEAL_USE_KUBECONFIG=1`: local mode, kubeconfig instead of EKS auth.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClusterConfig {
+    pub endpoint: Option<String>,
+    pub ca: Option<String>,
+    pub cluster_name: Option<String>,
+    pub use_kubeconfig: bool,
+    pub kubeconfig_context: Option<String>,
+}
+
+impl ClusterConfig {
+    /// Reads the variables above from the process environment.
+    pub fn from_env() -> Result<Self> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Same, from any lookup (tests pass a map instead of mutating the environment).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let use_kubeconfig = match get("SELFHEAL_USE_KUBECONFIG").as_deref() {
+            None | Some("0" | "false") => false,
+            Some("1" | "true") => true,
+            Some(other) => {
+                return Err(Error::InvalidEnv {
+                    name: "SELFHEAL_USE_KUBECONFIG",
+                    reason: format!("expected 1/true/0/false, got {other:?}"),
+                });
+            }
+        };
+        let config = Self {
+            endpoint: get("SELFHEAL_CLUSTER_ENDPOINT"),
+            ca: get("SELFHEAL_CLUSTER_CA"),
+            cluster_name: get("SELFHEAL_CLUSTER_NAME"),
+            kubeconfig_context: get("SELFHEAL_KUBECONFIG_CONTEXT"),
+            use_kubeconfig,
+        };
+        if config.ca.is_some() && config.endpoint.is_none() {
+            return Err(Error::InvalidEnv {
+                name: "SELFHEAL_CLUSTER_CA",
+                reason: "set without SELFHEAL_CLUSTER_ENDPOINT".into(),
+            });
+        }
+        if let Some(endpoint) = &config.endpoint {
+            endpoint
+                .parse::<http::Uri>()
+                .map_err(|source| Error::InvalidEndpoint {
+                    endpoint: endpoint.clone(),
+                    source,
+                })?;
+        }
+        Ok(config)
+    }
+
+    /// The source this configuration selects; `sdk_config` is used only for DescribeCluster.
+    pub fn source(&self, sdk_config: &SdkConfig) -> Result<ClusterSource> {
+        if self.use_kubeconfig || self.kubeconfig_context.is_some() {
+            return Ok(ClusterSource::Kubeconfig {
+                context: self.kubeconfig_context.clone(),
+            });
+        }
+        match &self.endpoint {
+            Some(endpoint) => Ok(ClusterSource::Configured {
+                cluster: self.cluster_name.clone(),
+                endpoint: ClusterEndpoint {
+                    endpoint: endpoint.clone(),
+                    ca_pem: self.ca.as_deref().map(decode_ca).transpose()?,
+                },
+            }),
+            None => Ok(ClusterSource::describe(sdk_config)),
+        }
+    }
+}
+
+/// How a cluster name becomes an endpoint and CA.
+#[derive(Debug, Clone)]
+pub enum ClusterSource {
+    /// `eks:DescribeCluster` (endpoint override via `AWS_ENDPOINT_URL_EKS`, honoured by the SDK).
+    Describe(aws_sdk_eks::Client),
+    /// Fixed endpoint, skipping the call; `cluster` restricts it to one name.
+    Configured {
+        cluster: Option<String>,
+        endpoint: ClusterEndpoint,
+    },
+    /// Local use: the kubeconfig's own auth, no EKS token.
+    Kubeconfig { context: Option<String> },
+}
+
+impl ClusterSource {
+    /// DescribeCluster with a client from `sdk_config`.
+    pub fn describe(sdk_config: &SdkConfig) -> Self {
+        ClusterSource::Describe(aws_sdk_eks::Client::new(sdk_config))
+    }
+
+    /// Endpoint and CA for `cluster` (not for the kubeconfig source).
+    pub async fn resolve(&self, cluster: &str) -> Result<ClusterEndpoint> {
+        match self {
+            ClusterSource::Describe(eks) => {
+                let out = eks
+                    .describe_cluster()
+                    .name(cluster)
+                    .send()
+                    .await
+                    .map_err(|source| Error::DescribeCluster {
+                        cluster: cluster.to_owned(),
+                        source: Box::new(source),
+                    })?;
+                let incomplete = |missing| Error::ClusterIncomplete {
+                    cluster: cluster.to_owned(),
+                    missing,
+                };
+                let described = out.cluster().ok_or_else(|| incomplete("description"))?;
+                let endpoint = described
+                    .endpoint()
+                    .filter(|e| !e.is_empty())
+                    .ok_or_else(|| incomplete("endpoint"))?;
+                let ca = described
+                    .certificate_authority()
+                    .and_then(|c| c.data())
+                    .filter(|d| !d.is_empty())
+                    .ok_or_else(|| incomplete("certificate authority"))?;
+                ClusterEndpoint::from_eks(endpoint, ca)
+            }
+            ClusterSource::Configured {
+                cluster: only,
+                endpoint,
+            } => match only {
+                Some(only) if only != cluster => Err(Error::ClusterNotConfigured {
+                    requested: cluster.to_owned(),
+                    configured: only.clone(),
+                }),
+                _ => Ok(endpoint.clone()),
+            },
+            ClusterSource::Kubeconfig { .. } => Err(Error::InvalidInput(
+                "the kubeconfig source has no EKS endpoint to resolve".into(),
+            )),
+        }
+    }
+}
+
+/// Builds a kube client for `endpoint_url` trusting `ca_pem` (or system roots)
+/// and authenticating with the bearer `token`.
+pub fn client_from_parts(
+    endpoint_url: &str,
+    ca_pem: Option<&str>,
+    token: SecretString,
+) -> Result<kube::Client> {
+    let uri = endpoint_url
+        .parse::<http::Uri>()
+        .map_err(|source| Error::InvalidEndpoint {
+            endpoint: endpoint_url.to_owned(),
+            source,
+        })?;
+    let mut config = kube::Config::new(uri);
+    if let Some(pem) = ca_pem {
+        config.root_cert = Some(pem_to_der(pem)?);
+    }
+    config.auth_info.token = Some(token);
+    kube::Client::try_from(config).map_err(|source| Error::KubeClient { source })
+}
+
+/// PEM certificates → DER, as kube's `root_cert` wants them.
+fn pem_to_der(pem: &str) -> Result<Vec<Vec<u8>>> {
+    let certs = CertificateDer::pem_slice_iter(pem.as_bytes())
+        .map(|c| c.map(|c| c.to_vec()))
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| Error::InvalidClusterCa {
+            reason: e.to_string(),
+        })?;
+    if certs.is_empty() {
+        return Err(Error::InvalidClusterCa {
+            reason: "no CERTIFICATE block found".into(),
+        });
+    }
+    Ok(certs)
+}
+
+/// Kube client from the local kubeconfig (optionally a named context).
+pub async fn client_from_kubeconfig(context: Option<&str>) -> Result<kube::Client> {
+    let options = kube::config::KubeConfigOptions {
+        context: context.map(str::to_owned),
+        ..Default::default()
+    };
+    let config = kube::Config::from_kubeconfig(&options)
+        .await
+        .map_err(|source| Error::Kubeconfig { source })?;
+    kube::Client::try_from(config).map_err(|source| Error::KubeClient { source })
+}
+
+#[derive(Clone)]
+struct CachedClient {
+    client: kube::Client,
+    /// `None`: never expires (kubeconfig handles its own auth).
+    refresh_at: Option<SystemTime>,
+}
+
+/// Per-process EKS access: built once at start-up, shared by every invocation.
+pub struct EksClients {
+    source: ClusterSource,
+    credentials: Option<SharedCredentialsProvider>,
+    region: Option<String>,
+    token_lifetime: Duration,
+    clock: Arc<dyn Clock>,
+    cache: tokio::sync::Mutex<HashMap<String, CachedClient>>,
+}
+
+impl fmt::Debug for EksClients {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EksClients")
+            .field("source", &self.source)
+            .field("region", &self.region)
+            .field("token_lifetime", &self.token_lifetime)
+            .field("clock", &self.clock)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EksClients {
+    /// Credentials and region from `sdk_config`; endpoints from `source`.
+    pub fn new(sdk_config: &SdkConfig, source: ClusterSource) -> Self {
+        Self {
+            source,
+            credentials: sdk_config.credentials_provider(),
+            region: sdk_config.region().map(|r| r.to_string()),
+            token_lifetime: TOKEN_LIFETIME,
+            clock: Arc::new(SystemClock),
+            cache: tokio::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Default credential chain and region, source from [`ClusterConfig::from_env`].
+    pub async fn from_env() -> Result<Self> {
+        let sdk_config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .load()
+            .await;
+        let source = ClusterConfig::from_env()?.source(&sdk_config)?;
+        Ok(Self::new(&sdk_config, source))
+    }
+
+    /// How long a client (its token) is used before a fresh one is built.
+    /// Default 14 minutes; the server accepts a token for 15.
+    pub fn with_token_lifetime(mut self, lifetime: Duration) -> Self {
+        self.token_lifetime = lifetime;
+        self
+    }
+
+    /// Replaces the clock (tests).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The source in use.
+    pub fn source(&self) -> &ClusterSource {
+        &self.source
+    }
+
+    /// A client for `cluster`: the cached one while its token is fresh,
+    /// otherwise a new one with a new token (and, for DescribeCluster, a new lookup).
+    pub async fn client(&self, cluster: &str) -> Result<kube::Client> {
+        let mut cache = self.cache.lock().await;
+        let now = self.clock.now();
+        if let Some(cached) = cache.get(cluster)
+            && cached.refresh_at.is_none_or(|at| now < at)
+        {
+            return Ok(cached.client.clone());
+        }
+        let fresh = self.build(cluster, now).await?;
+        cache.insert(cluster.to_owned(), fresh.clone());
+        Ok(fresh.client)
+    }
+
+    /// Drops the cached client for `cluster` (e.g. after a 401), forcing a rebuild.
+    pub async fn invalidate(&self, cluster: &str) {
+        self.cache.lock().await.remove(cluster);
+    }
+
+    /// A token for `cluster` signed now with the configured credentials.
+    pub async fn token(&self, cluster: &str) -> Result<crate::token::EksToken> {
+        self.token_at(cluster, self.clock.now()).await
+    }
+
+    async fn token_at(&self, cluster: &str, now: SystemTime) -> Result<crate::token::EksToken> {
+        let region = self.region.as_deref().ok_or(Error::MissingRegion)?;
+        let provider = self
+            .credentials
+            .as_ref()
+            .ok_or(Error::MissingCredentialsProvider)?;
+        let credentials = provider
+            .provide_credentials()
+            .await
+            .map_err(|source| Error::Credentials { source })?;
+        presign_token(&credentials, region, cluster, now)
+    }
+
+    async fn build(&self, cluster: &str, now: SystemTime) -> Result<CachedClient> {
+        if let ClusterSource::Kubeconfig { context } = &self.source {
+            return Ok(CachedClient {
+                client: client_from_kubeconfig(context.as_deref()).await?,
+                refresh_at: None,
+            });
+        }
+        let endpoint = self.source.resolve(cluster).await?;
+        let token = self.token_at(cluster, now).await?;
+        let refresh_at = now + self.token_lifetime;
+        let client =
+            client_from_parts(&endpoint.endpoint, endpoint.ca_pem.as_deref(), token.token)?
+                .with_valid_until(jiff::Timestamp::try_from(refresh_at).ok());
+        tracing::debug!(cluster, endpoint = %endpoint.endpoint, "built EKS kube client");
+        Ok(CachedClient {
+            client,
+            refresh_at: Some(refresh_at),
+        })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use aws_credential_types::Credentials;
+    use std::time::UNIX_EPOCH;
+
+    fn t0() -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(1_767_323_045)
+    }
+
+    fn sdk_config() -> SdkConfig {
+        SdkConfig::builder()
+            .region(aws_config::Region::new("eu-west-1"))
+            .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+                "AKIDEXAMPLE",
+                "secret",
+                None,
+                None,
+                "test",
+            )))
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .build()
+    }
+
+    fn configured(cluster: Option<&str>) -> ClusterSource {
+        ClusterSource::Configured {
+            cluster: cluster.map(str::to_owned),
+            endpoint: ClusterEndpoint {
+                endpoint: "https://127.0.0.1:1".into(),
+                ca_pem: None,
+            },
+        }
+    }
+
+    fn err_of(result: Result<kube::Client>) -> Error {
+        match result {
+            Ok(_) => panic!("expected an error, got a client"),
+            Err(e) => e,
+        }
+    }
+
+    fn valid_until(client: &kube::Client) -> SystemTime {
+        SystemTime::from(client.valid_until().unwrap())
+    }
+
+    #[tokio::test]
+    async fn client_reused_before_fourteen_minutes_rebuilt_after() {
+        let clock = Arc::new(ManualClock::new(t0()));
+        let clients = EksClients::new(&sdk_config(), configured(None)).with_clock(clock.clone());
+
+        let first = clients.client("demo").await.unwrap();
+        assert_eq!(valid_until(&first), t0() + Duration::from_secs(840));
+
+        clock.advance(Duration::from_secs(839));
+        let reused = clients.client("demo").await.unwrap();
+        assert_eq!(valid_until(&reused), t0() + Duration::from_secs(840));
+
+        clock.advance(Duration::from_secs(1));
+        let rebuilt = clients.client("demo").await.unwrap();
+        assert_eq!(valid_until(&rebuilt), t0() + Duration::from_secs(1680));
+
+        // Each cluster has its own entry.
+        let other = clients.client("other").await.unwrap();
+        assert_eq!(valid_until(&other), t0() + Duration::from_secs(1680));
+        clients.invalidate("demo").await;
+        clock.advance(Duration::from_secs(5));
+        let after_invalidate = clients.client("demo").await.unwrap();
+        assert_eq!(
+            valid_until(&after_invalidate),
+            t0() + Duration::from_secs(1685)
+        );
+    }
+
+    #[tokio::test]
+    async fn token_lifetime_is_configurable() {
+        let clock = Arc::new(ManualClock::new(t0()));
+        let clients = EksClients::new(&sdk_config(), configured(None))
+            .with_clock(clock.clone())
+            .with_token_lifetime(Duration::from_secs(60));
+        let first = clients.client("demo").await.unwrap();
+        assert_eq!(valid_until(&first), t0() + Duration::from_secs(60));
+        clock.advance(Duration::from_secs(60));
+        let second = clients.client("demo").await.unwrap();
+        assert_eq!(valid_until(&second), t0() + Duration::from_secs(120));
+    }
+
+    #[tokio::test]
+    async fn configured_source_restricted_to_its_cluster() {
+        let clients = EksClients::new(&sdk_config(), configured(Some("demo")));
+        assert!(clients.client("demo").await.is_ok());
+        let err = err_of(clients.client("prod").await);
+        assert!(matches!(err, Error::ClusterNotConfigured { .. }), "{err}");
+        assert_eq!(err.error_type(), "NonRetryableClusterNotFound");
+    }
+
+    #[tokio::test]
+    async fn missing_region_or_credentials_is_auth_config_error() {
+        let bare = SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .build();
+        let clients = EksClients::new(&bare, configured(None));
+        let err = err_of(clients.client("demo").await);
+        assert!(matches!(err, Error::MissingRegion), "{err}");
+        assert_eq!(err.error_type(), "NonRetryableAuthConfig");
+        let no_creds = SdkConfig::builder()
+            .region(aws_config::Region::new("eu-west-1"))
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .build();
+        let err = err_of(
+            EksClients::new(&no_creds, configured(None))
+                .client("demo")
+                .await,
+        );
+        assert!(matches!(err, Error::MissingCredentialsProvider), "{err}");
+    }
+
+    #[test]
+    fn ca_accepts_pem_or_base64_and_rejects_garbage() {
+        let pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+        assert_eq!(decode_ca(pem).unwrap(), pem.trim());
+        assert_eq!(decode_ca(&STANDARD.encode(pem)).unwrap(), pem);
+        assert!(matches!(
+            decode_ca("%%%not base64"),
+            Err(Error::InvalidClusterCa { .. })
+        ));
+        let not_a_cert = pem_to_der("just some text").unwrap_err();
+        assert!(matches!(not_a_cert, Error::InvalidClusterCa { .. }));
+        let err = err_of(client_from_parts(
+            "https://127.0.0.1:1",
+            Some("hello"),
+            SecretString::from("t".to_owned()),
+        ));
+        assert!(matches!(err, Error::InvalidClusterCa { .. }), "{err}");
+        assert_eq!(err.error_type(), "NonRetryableAuthConfig");
+    }
+
+    #[test]
+    fn cluster_config_from_env_lookup() {
+        fn env<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| (*v).to_owned())
+            }
+        }
+        let empty = ClusterConfig::from_lookup(env(&[])).unwrap();
+        assert_eq!(empty, ClusterConfig::default());
+        assert!(matches!(
+            empty.source(&sdk_config()).unwrap(),
+            ClusterSource::Describe(_)
+        ));
+
+        let pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----";
+        let cfg = ClusterConfig::from_lookup(env(&[
+            ("SELFHEAL_CLUSTER_ENDPOINT", "https://10.0.0.1:443"),
+            ("SELFHEAL_CLUSTER_CA", pem),
+            ("SELFHEAL_CLUSTER_NAME", "prod"),
+        ]))
+        .unwrap();
+        match cfg.source(&sdk_config()).unwrap() {
+            ClusterSource::Configured { cluster, endpoint } => {
+                assert_eq!(cluster.as_deref(), Some("prod"));
+                assert_eq!(endpoint.endpoint, "https://10.0.0.1:443");
+                assert_eq!(endpoint.ca_pem.as_deref(), Some(pem));
+            }
+            other => panic!("{other:?}"),
+        }
+
+        let local = ClusterConfig::from_lookup(env(&[("SELFHEAL_USE_KUBECONFIG", "1")])).unwrap();
+        assert!(matches!(
+            local.source(&sdk_config()).unwrap(),
+            ClusterSource::Kubeconfig { context: None }
+        ));
+
+        for bad in [
+            &[("SELFHEAL_CLUSTER_CA", "x")][..],
+            &[("SELFHEAL_USE_KUBECONFIG", "maybe")][..],
+            &[("SELFHEAL_CLUSTER_ENDPOINT", "not a url")][..],
+        ] {
+            let err = ClusterConfig::from_lookup(env(bad)).unwrap_err();
+            assert_eq!(err.error_type(), "NonRetryableAuthConfig", "{err}");
+        }
+    }
+}

@@ -1,1 +1,405 @@
-//! placeholder
+//! Turns alarm and alert payloads into [`RemediationRequest`]s (design.md §1,
+//! §1a): CloudWatch alarms via EventBridge, SNS or a Lambda alarm action,
+//! Alertmanager webhooks, and manual requests. Pure: no I/O, no clock, no
+//! environment access except through [`Defaults::from_lookup`].
+//!
+//! The `ingest` Lambda and `selfheal event FILE` call [`parse_event`] and
+//! start one execution per [`NamedRequest`], using its `execution_name`.
+//!
+//! ```
+//! use selfheal_events::{parse_event, Defaults};
+//! let body = br#"{"action":"pause","target":{"namespace":"shop","deployment":"checkout"}}"#;
+//! let ingested = parse_event(body, &Defaults::default()).unwrap();
+//! assert_eq!(ingested.requests.len(), 1);
+//! ```
+
+pub mod alertmanager;
+pub mod cloudwatch;
+pub mod directive;
+mod error;
+pub mod naming;
+mod resolve;
+
+use serde::Serialize;
+use serde_json::Value;
+
+pub use error::Error;
+pub use selfheal_core::{Action, AlarmRef, RemediationRequest, Scope, Target};
+
+/// Largest event accepted: 256 KiB, the Lambda asynchronous invocation (and
+/// EventBridge/SNS message) payload limit, so nothing legitimate is bigger.
+pub const MAX_EVENT_BYTES: usize = 256 * 1024;
+
+/// Which payload shape an event had.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum EventKind {
+    /// EventBridge `CloudWatch Alarm State Change`.
+    EventBridgeAlarm,
+    /// SNS notification whose `Message` is a CloudWatch alarm.
+    SnsAlarm,
+    /// Lambda invoked directly as an alarm action (`alarmData` at the top).
+    AlarmAction,
+    /// Alertmanager webhook, version 4.
+    Alertmanager,
+    /// A [`RemediationRequest`] as typed by a human.
+    Manual,
+}
+
+impl std::fmt::Display for EventKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            EventKind::EventBridgeAlarm => "EventBridge CloudWatch alarm",
+            EventKind::SnsAlarm => "SNS CloudWatch alarm",
+            EventKind::AlarmAction => "CloudWatch alarm action",
+            EventKind::Alertmanager => "Alertmanager webhook",
+            EventKind::Manual => "manual request",
+        })
+    }
+}
+
+/// Fallbacks from configuration, used only when neither a directive nor the
+/// alarm names the field (design.md §1a). Both unset by default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Defaults {
+    pub cluster: Option<String>,
+    pub action: Option<Action>,
+}
+
+impl Defaults {
+    pub const CLUSTER_VAR: &'static str = "SELFHEAL_DEFAULT_CLUSTER";
+    pub const ACTION_VAR: &'static str = "SELFHEAL_DEFAULT_ACTION";
+
+    /// Read the defaults through `lookup` (e.g. `|k| std::env::var(k).ok()`),
+    /// so callers and tests decide where configuration comes from. Empty
+    /// values count as unset; an unknown action is an error, not ignored.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
+        let get = |k: &str| {
+            lookup(k)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let action = match get(Self::ACTION_VAR) {
+            None => None,
+            Some(value) => {
+                Some(
+                    directive::parse_action(&value).ok_or_else(|| Error::InvalidDefault {
+                        var: Self::ACTION_VAR,
+                        value,
+                        reason: "want rollback, pause, resume or restart".into(),
+                    })?,
+                )
+            }
+        };
+        Ok(Defaults {
+            cluster: get(Self::CLUSTER_VAR),
+            action,
+        })
+    }
+}
+
+/// A request ready for `StartExecution`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NamedRequest {
+    /// Deterministic: the same alert re-delivered gets the same name.
+    pub execution_name: String,
+    pub request: RemediationRequest,
+}
+
+/// Why an alert in a readable event started nothing.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum IgnoreReason {
+    /// Not a transition into ALARM / not `firing` (OK, INSUFFICIENT_DATA, resolved).
+    NotFiring { state: String },
+    /// Alertmanager dropped alerts from this notification (`max_alerts`).
+    Truncated { count: u64 },
+    /// Firing, but cannot become a request; the operator should fix the alarm.
+    Rejected(Rejection),
+}
+
+/// Why a firing alert could not become a request. Each names the problem.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Rejection {
+    /// The `selfheal:` directive / `selfheal` annotation is malformed.
+    Directive { problem: String },
+    /// No source names this field.
+    MissingField { field: &'static str, hint: String },
+    /// Two sources of equal rank disagree (e.g. metric-math metrics).
+    Conflict {
+        field: &'static str,
+        first: String,
+        second: String,
+    },
+    /// Composite alarms carry no dimensions; only a directive can target them.
+    CompositeWithoutDirective,
+    /// The resulting target breaks the request contract (empty names…).
+    InvalidTarget { message: String },
+    /// One alert/record inside a readable batch is not a readable alert.
+    Unreadable { message: String },
+    /// The alarm event carries no current state.
+    NoState,
+}
+
+impl std::fmt::Display for Rejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Rejection::Directive { problem } => write!(f, "selfheal directive: {problem}"),
+            Rejection::MissingField { field, hint } => write!(f, "missing {field}: {hint}"),
+            Rejection::Conflict {
+                field,
+                first,
+                second,
+            } => write!(f, "conflicting values for {field}: `{first}` vs `{second}`"),
+            Rejection::CompositeWithoutDirective => f.write_str(
+                "composite alarm has no metric dimensions to target; add a `selfheal:` line to its description",
+            ),
+            Rejection::InvalidTarget { message } => write!(f, "invalid target: {message}"),
+            Rejection::Unreadable { message } => write!(f, "unreadable alert: {message}"),
+            Rejection::NoState => f.write_str("alarm event carries no state"),
+        }
+    }
+}
+
+impl std::fmt::Display for IgnoreReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            IgnoreReason::NotFiring { state } => write!(f, "state is {state}, not firing"),
+            IgnoreReason::Truncated { count } => {
+                write!(
+                    f,
+                    "Alertmanager left {count} alert(s) out of this notification"
+                )
+            }
+            IgnoreReason::Rejected(r) => r.fmt(f),
+        }
+    }
+}
+
+/// An alert that started nothing, for the log.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Ignored {
+    /// Alarm name / `alertname`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Alarm ARN / fingerprint.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    pub reason: IgnoreReason,
+    /// `reason` as one human sentence.
+    pub message: String,
+}
+
+impl Ignored {
+    pub(crate) fn new(name: Option<String>, id: Option<String>, reason: IgnoreReason) -> Self {
+        let message = reason.to_string();
+        Ignored {
+            name,
+            id,
+            reason,
+            message,
+        }
+    }
+
+    /// The rejection, when this alert was firing but unusable.
+    pub fn rejection(&self) -> Option<&Rejection> {
+        match &self.reason {
+            IgnoreReason::Rejected(r) => Some(r),
+            _ => None,
+        }
+    }
+}
+
+/// Result of ingesting one event.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Ingested {
+    pub kind: EventKind,
+    /// One per firing alert that resolved to a target; start each.
+    pub requests: Vec<NamedRequest>,
+    /// Everything else, with the reason (log these).
+    pub ignored: Vec<Ignored>,
+}
+
+impl Ingested {
+    /// The ignored alerts that were firing but unusable (operator should fix).
+    pub fn rejected(&self) -> impl Iterator<Item = &Ignored> {
+        self.ignored.iter().filter(|i| i.rejection().is_some())
+    }
+}
+
+/// Per-alert result inside a batch.
+#[derive(Debug)]
+pub(crate) enum Entry {
+    Request(NamedRequest),
+    Ignored(Ignored),
+}
+
+/// Detect the event's kind and turn it into named requests.
+///
+/// Errors only when the payload as a whole is unusable (too large, not JSON,
+/// unknown shape); per-alert problems go to [`Ingested::ignored`].
+pub fn parse_event(json: &[u8], defaults: &Defaults) -> Result<Ingested, Error> {
+    if json.len() > MAX_EVENT_BYTES {
+        return Err(Error::TooLarge {
+            size: json.len(),
+            limit: MAX_EVENT_BYTES,
+        });
+    }
+    let value: Value =
+        serde_json::from_slice(json).map_err(|source| Error::Malformed { source })?;
+    let Value::Object(object) = &value else {
+        return Err(Error::Unsupported(format!(
+            "expected a JSON object, got {}",
+            json_type(&value)
+        )));
+    };
+
+    let (kind, entries) = if object.contains_key("Records") {
+        (EventKind::SnsAlarm, cloudwatch::from_sns(value, defaults)?)
+    } else if let Some(detail_type) = object.get("detail-type") {
+        if detail_type.as_str() != Some(cloudwatch::STATE_CHANGE_DETAIL_TYPE) {
+            return Err(Error::Unsupported(format!(
+                "EventBridge detail-type {detail_type} (want {:?})",
+                cloudwatch::STATE_CHANGE_DETAIL_TYPE
+            )));
+        }
+        (
+            EventKind::EventBridgeAlarm,
+            vec![cloudwatch::from_eventbridge(value, defaults)?],
+        )
+    } else if object.contains_key("alarmData") {
+        (
+            EventKind::AlarmAction,
+            vec![cloudwatch::from_alarm_action(value, defaults)?],
+        )
+    } else if object.contains_key("alerts") && object.contains_key("version") {
+        (
+            EventKind::Alertmanager,
+            alertmanager::from_webhook(value, defaults)?,
+        )
+    } else if object.contains_key("action") && object.contains_key("target") {
+        (EventKind::Manual, vec![Entry::Request(manual(value)?)])
+    } else {
+        let mut keys: Vec<&str> = object.keys().map(String::as_str).take(8).collect();
+        keys.sort_unstable();
+        return Err(Error::Unsupported(format!(
+            "not a CloudWatch alarm, Alertmanager webhook or remediation request (top-level keys: {})",
+            keys.join(", ")
+        )));
+    };
+
+    let mut ingested = Ingested {
+        kind,
+        requests: Vec::new(),
+        ignored: Vec::new(),
+    };
+    for entry in entries {
+        match entry {
+            Entry::Request(r) => ingested.requests.push(r),
+            Entry::Ignored(i) => ingested.ignored.push(i),
+        }
+    }
+    Ok(ingested)
+}
+
+/// A manual request passes through unchanged (no defaults, no `alarm`: a
+/// human's pause must stay a manual pause, design.md §3.5). Its name hashes
+/// the canonical JSON, so submitting the identical request twice starts one
+/// execution; change `reason` to repeat on purpose.
+fn manual(value: Value) -> Result<NamedRequest, Error> {
+    let request: RemediationRequest =
+        serde_json::from_value(value).map_err(|source| Error::InvalidEvent {
+            kind: EventKind::Manual,
+            source,
+        })?;
+    request
+        .validate()
+        .map_err(|source| Error::InvalidRequest { source })?;
+    let canonical = serde_json::to_string(&request).map_err(|source| Error::InvalidEvent {
+        kind: EventKind::Manual,
+        source,
+    })?;
+    let workload = workload_name(&request.target);
+    let execution_name = naming::execution_name(
+        &[request.action.as_str(), workload],
+        &format!("manual\n{canonical}"),
+    );
+    Ok(NamedRequest {
+        execution_name,
+        request,
+    })
+}
+
+/// Deployment, else pod: the readable part of an execution name.
+pub(crate) fn workload_name(target: &Target) -> &str {
+    target
+        .deployment
+        .as_deref()
+        .or(target.pod.as_deref())
+        .unwrap_or_default()
+}
+
+/// `value / threshold`, when both make sense (design.md §3.5).
+pub(crate) fn impact_score(value: Option<f64>, threshold: Option<f64>) -> Option<f64> {
+    let (value, threshold) = (value?, threshold?);
+    let score = value / threshold;
+    (threshold != 0.0 && score.is_finite()).then_some(score)
+}
+
+fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_from_lookup() {
+        let d = Defaults::from_lookup(|k| match k {
+            "SELFHEAL_DEFAULT_CLUSTER" => Some("prod".into()),
+            "SELFHEAL_DEFAULT_ACTION" => Some("Restart".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(
+            d,
+            Defaults {
+                cluster: Some("prod".into()),
+                action: Some(Action::Restart)
+            }
+        );
+        assert_eq!(
+            Defaults::from_lookup(|_| Some(" ".into())).unwrap(),
+            Defaults::default()
+        );
+        let err = Defaults::from_lookup(|k| (k == Defaults::ACTION_VAR).then(|| "nuke".into()))
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            Error::InvalidDefault {
+                var: "SELFHEAL_DEFAULT_ACTION",
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn impact_score_guards_zero_threshold() {
+        assert_eq!(impact_score(Some(3.0), Some(2.0)), Some(1.5));
+        assert_eq!(impact_score(Some(3.0), Some(0.0)), None);
+        assert_eq!(impact_score(None, Some(2.0)), None);
+    }
+}

@@ -1,0 +1,199 @@
+//! The `selfheal:` directive (design.md §1a): the operator's explicit word on
+//! what to do, so it wins over dimensions, labels and defaults.
+
+use selfheal_core::Action;
+
+use crate::Rejection;
+
+/// Keys a directive may set, in the order the design lists them.
+pub const DIRECTIVE_KEYS: [&str; 8] = [
+    "action",
+    "cluster",
+    "namespace",
+    "deployment",
+    "container",
+    "pod",
+    "dryRun",
+    "approval",
+];
+
+/// What a directive said; `None` means "not mentioned", so lower sources fill it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Directive {
+    pub action: Option<Action>,
+    pub cluster: Option<String>,
+    pub namespace: Option<String>,
+    pub deployment: Option<String>,
+    pub container: Option<String>,
+    pub pod: Option<String>,
+    pub dry_run: Option<bool>,
+    pub approval: Option<bool>,
+}
+
+/// Find the `selfheal:` line in a CloudWatch alarm description.
+///
+/// Only a line that *starts* with `selfheal:` counts (prose that mentions the
+/// word does not); two such lines are ambiguous and rejected.
+pub fn from_description(description: &str) -> Result<Option<Directive>, Rejection> {
+    let mut found: Option<&str> = None;
+    for line in description.lines() {
+        let Some(rest) = strip_prefix_ci(line.trim_start(), "selfheal:") else {
+            continue;
+        };
+        if found.is_some() {
+            return Err(directive_problem(
+                "more than one `selfheal:` line in the alarm description".into(),
+            ));
+        }
+        found = Some(rest);
+    }
+    found.map(parse_pairs).transpose()
+}
+
+/// Parse an Alertmanager `selfheal` annotation (`key=value …`; a leading
+/// `selfheal:` is tolerated so one text works in both places).
+pub fn from_annotation(text: &str) -> Result<Directive, Rejection> {
+    let text = text.trim_start();
+    parse_pairs(strip_prefix_ci(text, "selfheal:").unwrap_or(text))
+}
+
+/// Parse whitespace-separated `key=value` pairs.
+pub fn parse_pairs(text: &str) -> Result<Directive, Rejection> {
+    let mut d = Directive::default();
+    for pair in text.split_whitespace() {
+        let Some((key, value)) = pair.split_once('=') else {
+            return Err(directive_problem(format!(
+                "malformed pair `{pair}` (want key=value)"
+            )));
+        };
+        if key.is_empty() || value.is_empty() {
+            return Err(directive_problem(format!(
+                "malformed pair `{pair}` (want key=value, both non-empty)"
+            )));
+        }
+        let duplicate = match key {
+            "action" => {
+                let action = parse_action(value).ok_or_else(|| {
+                    directive_problem(format!(
+                        "unknown action `{value}` (want rollback, pause, resume or restart)"
+                    ))
+                })?;
+                d.action.replace(action).is_some()
+            }
+            "cluster" => d.cluster.replace(value.to_owned()).is_some(),
+            "namespace" => d.namespace.replace(value.to_owned()).is_some(),
+            "deployment" => d.deployment.replace(value.to_owned()).is_some(),
+            "container" => d.container.replace(value.to_owned()).is_some(),
+            "pod" => d.pod.replace(value.to_owned()).is_some(),
+            "dryRun" => d.dry_run.replace(parse_bool(key, value)?).is_some(),
+            "approval" => d.approval.replace(parse_bool(key, value)?).is_some(),
+            _ => {
+                return Err(directive_problem(format!(
+                    "unknown key `{key}` (known: {})",
+                    DIRECTIVE_KEYS.join(", ")
+                )));
+            }
+        };
+        if duplicate {
+            return Err(directive_problem(format!("key `{key}` given twice")));
+        }
+    }
+    Ok(d)
+}
+
+/// `rollback|pause|resume|restart`, any case; anything else is `None`, never a guess.
+pub fn parse_action(text: &str) -> Option<Action> {
+    match text.to_ascii_lowercase().as_str() {
+        "rollback" => Some(Action::Rollback),
+        "pause" => Some(Action::Pause),
+        "resume" => Some(Action::Resume),
+        "restart" => Some(Action::Restart),
+        _ => None,
+    }
+}
+
+fn parse_bool(key: &str, value: &str) -> Result<bool, Rejection> {
+    match value.to_ascii_lowercase().as_str() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(directive_problem(format!(
+            "`{key}={value}`: want true or false"
+        ))),
+    }
+}
+
+fn strip_prefix_ci<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = text.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &text[prefix.len()..])
+}
+
+fn directive_problem(problem: String) -> Rejection {
+    Rejection::Directive { problem }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_key() {
+        let d = parse_pairs(
+            "action=rollback cluster=prod namespace=shop deployment=checkout container=api dryRun=true approval=false",
+        )
+        .unwrap();
+        assert_eq!(
+            d,
+            Directive {
+                action: Some(Action::Rollback),
+                cluster: Some("prod".into()),
+                namespace: Some("shop".into()),
+                deployment: Some("checkout".into()),
+                container: Some("api".into()),
+                pod: None,
+                dry_run: Some(true),
+                approval: Some(false),
+            }
+        );
+    }
+
+    #[test]
+    fn description_line_found_among_prose() {
+        let text = "High 5xx on checkout.\n  selfheal: action=pause namespace=shop\nSee runbook.";
+        let d = from_description(text).unwrap().unwrap();
+        assert_eq!(d.action, Some(Action::Pause));
+        assert_eq!(d.namespace.as_deref(), Some("shop"));
+        assert_eq!(
+            from_description("mentions selfheal: only mid-line").unwrap(),
+            None
+        );
+    }
+
+    #[test]
+    fn rejects_bad_directives_naming_the_problem() {
+        let cases = [
+            ("action=rollback colour=blue", "unknown key `colour`"),
+            ("action", "malformed pair `action`"),
+            ("namespace=", "malformed pair `namespace=`"),
+            ("=x", "malformed pair `=x`"),
+            ("action=explode", "unknown action `explode`"),
+            ("dryRun=yes", "`dryRun=yes`: want true or false"),
+            ("pod=a pod=b", "key `pod` given twice"),
+        ];
+        for (text, want) in cases {
+            let err = parse_pairs(text).unwrap_err();
+            assert!(err.to_string().contains(want), "{text}: {err}");
+        }
+        let err = from_description("selfheal: action=pause\nselfheal: action=resume").unwrap_err();
+        assert!(err.to_string().contains("more than one"), "{err}");
+    }
+
+    #[test]
+    fn annotation_tolerates_prefix() {
+        let a = from_annotation("selfheal: action=restart").unwrap();
+        let b = from_annotation("action=restart").unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.action, Some(Action::Restart));
+    }
+}

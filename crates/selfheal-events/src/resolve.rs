@@ -1,0 +1,278 @@
+//! Target resolution (design.md §1a): directive, then what the alarm itself
+//! carries (dimensions / labels), then configured defaults. An action is
+//! never guessed.
+
+use selfheal_core::{Action, RemediationRequest, Scope, Target};
+
+use crate::directive::Directive;
+use crate::{Defaults, Rejection};
+
+/// Target fields read from CloudWatch dimensions or Alertmanager labels.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Found {
+    pub cluster: Option<String>,
+    pub namespace: Option<String>,
+    pub deployment: Option<String>,
+    pub pod: Option<String>,
+    pub container: Option<String>,
+}
+
+/// Set `slot` from a source field, rejecting two different values for one field
+/// (e.g. metric-math metrics naming two different deployments).
+pub fn set_once(
+    slot: &mut Option<String>,
+    field: &'static str,
+    value: &str,
+) -> Result<(), Rejection> {
+    match slot {
+        Some(existing) if existing != value => Err(Rejection::Conflict {
+            field,
+            first: existing.clone(),
+            second: value.to_owned(),
+        }),
+        Some(_) => Ok(()),
+        None => {
+            *slot = Some(value.to_owned());
+            Ok(())
+        }
+    }
+}
+
+/// Everything of a request except its provenance (`alarm`, `reason`).
+pub struct Resolved {
+    pub action: Action,
+    pub target: Target,
+    pub dry_run: bool,
+    pub approval: bool,
+}
+
+impl Resolved {
+    pub fn into_request(
+        self,
+        reason: Option<String>,
+        alarm: selfheal_core::AlarmRef,
+    ) -> RemediationRequest {
+        RemediationRequest {
+            action: self.action,
+            target: self.target,
+            reason,
+            dry_run: self.dry_run,
+            force: false,
+            scope: Scope::Container,
+            to_revision: None,
+            approval: self.approval,
+            alarm: Some(alarm),
+            // The state machine passes its own execution id; never set here.
+            execution: None,
+        }
+    }
+}
+
+/// Merge directive > found > defaults into a validated target and action.
+///
+/// `where_found` names the lower source in messages ("dimensions", "labels").
+pub fn resolve(
+    directive: Option<&Directive>,
+    found: &Found,
+    defaults: &Defaults,
+    where_found: &str,
+) -> Result<Resolved, Rejection> {
+    let empty = Directive::default();
+    let d = directive.unwrap_or(&empty);
+
+    let action = d
+        .action
+        .or(defaults.action)
+        .ok_or_else(|| Rejection::MissingField {
+            field: "action",
+            hint: format!(
+                "no `action=` in a selfheal directive and {} is unset; an action is never guessed",
+                Defaults::ACTION_VAR
+            ),
+        })?;
+
+    let namespace = d
+        .namespace
+        .clone()
+        .or_else(|| found.namespace.clone())
+        .ok_or_else(|| Rejection::MissingField {
+            field: "target.namespace",
+            hint: format!("not in a selfheal directive nor in the alarm's {where_found}"),
+        })?;
+
+    // The workload is one identity: if the directive names it, lower sources
+    // must not mix in a different deployment or pod.
+    let (deployment, pod) = match (&d.deployment, &d.pod) {
+        (Some(_), Some(_)) => {
+            return Err(Rejection::Directive {
+                problem: "names both `deployment` and `pod`; give one".into(),
+            });
+        }
+        (Some(dep), None) => (Some(dep.clone()), None),
+        (None, Some(pod)) => (None, Some(pod.clone())),
+        // A label set may carry both; the Deployment is what we act on.
+        (None, None) => match (&found.deployment, &found.pod) {
+            (Some(dep), _) => (Some(dep.clone()), None),
+            (None, Some(pod)) => (None, Some(pod.clone())),
+            (None, None) => {
+                return Err(Rejection::MissingField {
+                    field: "target.deployment",
+                    hint: format!(
+                        "no deployment or pod in a selfheal directive nor in the alarm's {where_found}"
+                    ),
+                });
+            }
+        },
+    };
+
+    let target = Target {
+        cluster: d
+            .cluster
+            .clone()
+            .or_else(|| found.cluster.clone())
+            .or_else(|| defaults.cluster.clone()),
+        namespace,
+        deployment,
+        pod,
+        container: d.container.clone().or_else(|| found.container.clone()),
+    };
+    check_target(&target)?;
+    Ok(Resolved {
+        action,
+        target,
+        dry_run: d.dry_run.unwrap_or(false),
+        approval: d.approval.unwrap_or(false),
+    })
+}
+
+/// The contract's own checks (non-empty names, one of deployment/pod).
+fn check_target(target: &Target) -> Result<(), Rejection> {
+    let probe = RemediationRequest {
+        action: Action::Pause,
+        target: target.clone(),
+        reason: None,
+        dry_run: false,
+        force: false,
+        scope: Scope::Container,
+        to_revision: None,
+        approval: false,
+        alarm: None,
+        execution: None,
+    };
+    probe.validate().map_err(|e| Rejection::InvalidTarget {
+        message: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn found() -> Found {
+        Found {
+            cluster: Some("dim-cluster".into()),
+            namespace: Some("dim-ns".into()),
+            deployment: Some("dim-dep".into()),
+            pod: None,
+            container: Some("dim-c".into()),
+        }
+    }
+
+    #[test]
+    fn directive_overrides_found_and_defaults() {
+        let d = Directive {
+            action: Some(Action::Restart),
+            cluster: Some("d-cluster".into()),
+            namespace: Some("d-ns".into()),
+            pod: Some("d-pod".into()),
+            ..Directive::default()
+        };
+        let defaults = Defaults {
+            cluster: Some("def".into()),
+            action: Some(Action::Rollback),
+        };
+        let r = resolve(Some(&d), &found(), &defaults, "dimensions").unwrap();
+        assert_eq!(r.action, Action::Restart);
+        assert_eq!(
+            r.target,
+            Target {
+                cluster: Some("d-cluster".into()),
+                namespace: "d-ns".into(),
+                deployment: None,
+                pod: Some("d-pod".into()),
+                container: Some("dim-c".into()),
+            }
+        );
+    }
+
+    #[test]
+    fn defaults_fill_cluster_and_action_only() {
+        let mut f = found();
+        f.cluster = None;
+        let defaults = Defaults {
+            cluster: Some("def".into()),
+            action: Some(Action::Pause),
+        };
+        let r = resolve(None, &f, &defaults, "labels").unwrap();
+        assert_eq!(r.action, Action::Pause);
+        assert_eq!(r.target.cluster.as_deref(), Some("def"));
+        assert_eq!(r.target.deployment.as_deref(), Some("dim-dep"));
+    }
+
+    #[test]
+    fn missing_fields_are_named() {
+        let err = resolve(None, &found(), &Defaults::default(), "labels")
+            .err()
+            .unwrap();
+        assert!(matches!(
+            err,
+            Rejection::MissingField {
+                field: "action",
+                ..
+            }
+        ));
+        let defaults = Defaults {
+            cluster: None,
+            action: Some(Action::Pause),
+        };
+        let mut f = found();
+        f.namespace = None;
+        let err = resolve(None, &f, &defaults, "labels").err().unwrap();
+        assert!(matches!(
+            err,
+            Rejection::MissingField {
+                field: "target.namespace",
+                ..
+            }
+        ));
+        let mut f = found();
+        f.deployment = None;
+        let err = resolve(None, &f, &defaults, "labels").err().unwrap();
+        assert!(matches!(
+            err,
+            Rejection::MissingField {
+                field: "target.deployment",
+                ..
+            }
+        ));
+        assert!(err.to_string().contains("labels"), "{err}");
+    }
+
+    #[test]
+    fn conflicting_sources_and_empty_names_rejected() {
+        let mut slot = Some("a".to_owned());
+        assert!(set_once(&mut slot, "target.deployment", "a").is_ok());
+        let err = set_once(&mut slot, "target.deployment", "b").unwrap_err();
+        assert!(err.to_string().contains("`a`") && err.to_string().contains("`b`"));
+        let d = Directive {
+            action: Some(Action::Pause),
+            namespace: Some(" ".into()),
+            ..Directive::default()
+        };
+        let err = resolve(Some(&d), &found(), &Defaults::default(), "labels")
+            .err()
+            .unwrap();
+        assert!(matches!(err, Rejection::InvalidTarget { .. }), "{err}");
+    }
+}

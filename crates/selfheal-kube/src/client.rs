@@ -109,6 +109,7 @@ pub fn client_from_parts(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 
@@ -145,7 +146,9 @@ ZZUolFY4U9jn37uu5iOeDQ==
 
     #[test]
     fn bad_endpoint_is_a_config_error() {
-        let e = client_from_parts("not a url", None, SecretString::from("t")).unwrap_err();
+        let e = client_from_parts("not a url", None, SecretString::from("t"))
+            .err()
+            .unwrap();
         assert!(matches!(e, Error::Config { .. }), "{e}");
     }
 
@@ -193,11 +196,13 @@ users:
         assert_eq!(client.default_namespace(), "shop");
         let e = client_from_kubeconfig(Some(&path), Some("missing"))
             .await
-            .unwrap_err();
+            .err()
+            .unwrap();
         assert_eq!(e.error_type(), "NonRetryableConfig");
         let e = client_from_kubeconfig(Some(&dir.join("nope")), None)
             .await
-            .unwrap_err();
+            .err()
+            .unwrap();
         assert!(e.to_string().contains("nope"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -32,7 +32,7 @@ pub enum Error {
         namespace: String,
         name: String,
         #[source]
-        source: kube::Error,
+        source: Box<kube::Error>,
     },
 
     /// Authenticated, but RBAC denies the call (HTTP 403).
@@ -44,7 +44,7 @@ pub enum Error {
         name: String,
         message: String,
         #[source]
-        source: kube::Error,
+        source: Box<kube::Error>,
     },
 
     /// The credentials were rejected (HTTP 401) or could not be produced.
@@ -52,7 +52,7 @@ pub enum Error {
     Unauthorized {
         message: String,
         #[source]
-        source: kube::Error,
+        source: Box<kube::Error>,
     },
 
     /// The Deployment kept changing between read and write beyond the re-plan
@@ -77,21 +77,20 @@ pub enum Error {
         name: String,
         message: String,
         #[source]
-        source: kube::Error,
+        source: Box<kube::Error>,
     },
 
     /// The server rejected the request itself (another 4xx): our bug or bad input.
-    #[error("API server rejected {verb} {kind} {namespace}/{name} with {code} {reason}: {message}")]
+    #[error("API server rejected {verb} {kind} {namespace}/{name} with HTTP {code}: {message}")]
     Rejected {
         code: u16,
-        reason: String,
         verb: &'static str,
         kind: &'static str,
         namespace: String,
         name: String,
         message: String,
         #[source]
-        source: kube::Error,
+        source: Box<kube::Error>,
     },
 
     /// No answer: connection refused, TLS failure, timeout, broken stream.
@@ -102,7 +101,7 @@ pub enum Error {
         namespace: String,
         name: String,
         #[source]
-        source: kube::Error,
+        source: Box<kube::Error>,
     },
 
     /// The pod's controller chain does not end at a Deployment (bare pod,
@@ -213,10 +212,11 @@ impl Call<'_> {
     /// Classify `err` for this call. 409/422 on a patch are handled by the
     /// caller before this (they trigger a re-plan); here they are plain rejections.
     pub(crate) fn error(&self, err: kube::Error) -> Error {
+        let err = Box::new(err);
         let namespace = self.namespace.to_owned();
         let name = self.name.to_owned();
         let (verb, kind) = (self.verb, self.kind);
-        match &err {
+        match &*err {
             kube::Error::Api(status) => {
                 let code = status.code;
                 let message = status.message.clone();
@@ -252,7 +252,6 @@ impl Call<'_> {
                     },
                     _ => Error::Rejected {
                         code,
-                        reason: status.reason.clone(),
                         verb,
                         kind,
                         namespace,
@@ -270,11 +269,10 @@ impl Call<'_> {
                 kind,
                 name,
                 reason: format!("response to {verb} did not decode"),
-                source: Some(Box::new(err)),
+                source: Some(err),
             },
             kube::Error::BuildRequest(_) => Error::Rejected {
                 code: 0,
-                reason: "BuildRequest".into(),
                 verb,
                 kind,
                 namespace,
@@ -302,6 +300,7 @@ fn non_empty(message: String, fallback: &str) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

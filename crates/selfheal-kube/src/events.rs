@@ -84,6 +84,7 @@ pub async fn post_event(client: &kube::Client, event: &Event) -> Result<Event> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -357,6 +357,7 @@ fn revision_after(action: Action, patched: &Deployment) -> Option<i64> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -138,6 +138,7 @@ pub fn selector_string(selector: &LabelSelector, deployment: &str) -> Result<Str
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use std::collections::BTreeMap;
 

@@ -244,28 +244,30 @@ impl ClusterSource {
     }
 }
 
-/// Builds a kube client for `endpoint_url` trusting `ca_pem` (or system roots)
-/// and authenticating with the bearer `token`.
+/// Builds a kube client (via the kube adapter's `client_from_parts`) for
+/// `endpoint_url`, trusting `ca_pem` or the system roots, with bearer `token`.
+///
+/// The CA is checked here first so a bad one (moto's random bytes, a
+/// truncated variable) surfaces as [`Error::InvalidClusterCa`].
 pub fn client_from_parts(
     endpoint_url: &str,
     ca_pem: Option<&str>,
     token: SecretString,
 ) -> Result<kube::Client> {
-    let uri = endpoint_url
+    endpoint_url
         .parse::<http::Uri>()
         .map_err(|source| Error::InvalidEndpoint {
             endpoint: endpoint_url.to_owned(),
             source,
         })?;
-    let mut config = kube::Config::new(uri);
     if let Some(pem) = ca_pem {
-        config.root_cert = Some(pem_to_der(pem)?);
+        pem_to_der(pem)?;
     }
-    config.auth_info.token = Some(token);
-    kube::Client::try_from(config).map_err(|source| Error::KubeClient { source })
+    selfheal_kube::client_from_parts(endpoint_url, ca_pem, token)
+        .map_err(|source| Error::KubeClient { source })
 }
 
-/// PEM certificates → DER, as kube's `root_cert` wants them.
+/// Validates that `pem` holds at least one well-formed certificate block.
 fn pem_to_der(pem: &str) -> Result<Vec<Vec<u8>>> {
     let certs = CertificateDer::pem_slice_iter(pem.as_bytes())
         .map(|c| c.map(|c| c.to_vec()))
@@ -283,14 +285,9 @@ fn pem_to_der(pem: &str) -> Result<Vec<Vec<u8>>> {
 
 /// Kube client from the local kubeconfig (optionally a named context).
 pub async fn client_from_kubeconfig(context: Option<&str>) -> Result<kube::Client> {
-    let options = kube::config::KubeConfigOptions {
-        context: context.map(str::to_owned),
-        ..Default::default()
-    };
-    let config = kube::Config::from_kubeconfig(&options)
+    selfheal_kube::client_from_kubeconfig(None, context)
         .await
-        .map_err(|source| Error::Kubeconfig { source })?;
-    kube::Client::try_from(config).map_err(|source| Error::KubeClient { source })
+        .map_err(|source| Error::KubeClient { source })
 }
 
 #[derive(Clone)]

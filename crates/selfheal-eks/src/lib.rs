@@ -17,10 +17,19 @@ use aws_sdk_eks::operation::describe_cluster::DescribeClusterError;
 
 pub use cluster::{
     Clock, ClusterConfig, ClusterEndpoint, ClusterSource, EksClients, ManualClock, SystemClock,
-    client_from_parts,
 };
 pub use token::{EksToken, ExecCredential, exec_credential, presign_token};
 pub use verify::{TokenRejection, TokenVerifier, VerifiedToken};
+
+/// The `error_type` strings, shared with the kube adapter's naming
+/// (`Retryable…` / `NonRetryable…`).
+pub mod error_types {
+    pub const RETRYABLE_AWS_ERROR: &str = "RetryableAwsError";
+    pub const NON_RETRYABLE_CLUSTER_NOT_FOUND: &str = "NonRetryableClusterNotFound";
+    pub const NON_RETRYABLE_AUTH_CONFIG: &str = "NonRetryableAuthConfig";
+    pub const NON_RETRYABLE_FORBIDDEN: &str = "NonRetryableForbidden";
+    pub const NON_RETRYABLE_INVALID_REQUEST: &str = "NonRetryableInvalidRequest";
+}
 
 /// Result alias for this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -90,17 +99,11 @@ pub enum Error {
     /// A configuration environment variable has an unusable value.
     #[error("environment variable {name}: {reason}")]
     InvalidEnv { name: &'static str, reason: String },
-    /// kube refused the client configuration (bad certificate, TLS setup).
+    /// The kube adapter could not build a client (kubeconfig, TLS setup).
     #[error("building the Kubernetes client failed: {source}")]
     KubeClient {
         #[source]
-        source: kube::Error,
-    },
-    /// Reading the local kubeconfig failed.
-    #[error("loading kubeconfig failed: {source}")]
-    Kubeconfig {
-        #[source]
-        source: kube::config::KubeconfigError,
+        source: selfheal_kube::Error,
     },
     /// A token failed verification (see [`TokenRejection`]).
     #[error("token rejected: {0}")]
@@ -117,8 +120,9 @@ impl Error {
     /// Stable error name for Lambda `errorType` and Step Functions `ErrorEquals`.
     pub fn error_type(&self) -> &'static str {
         use aws_credential_types::provider::error::CredentialsError as C;
+        use error_types::*;
         match self {
-            Error::InvalidInput(_) => "NonRetryableInvalidInput",
+            Error::InvalidInput(_) => NON_RETRYABLE_INVALID_REQUEST,
             Error::MissingRegion
             | Error::MissingCredentialsProvider
             | Error::SigningParams { .. }
@@ -126,33 +130,36 @@ impl Error {
             | Error::InvalidClusterCa { .. }
             | Error::InvalidEndpoint { .. }
             | Error::InvalidEnv { .. }
-            | Error::KubeClient { .. }
-            | Error::Kubeconfig { .. }
-            | Error::Json { .. } => "NonRetryableAuthConfig",
+            | Error::Json { .. } => NON_RETRYABLE_AUTH_CONFIG,
+            Error::KubeClient { source } => source.error_type(),
             Error::Credentials { source } => match source {
-                C::ProviderTimedOut(_) | C::ProviderError(_) => "RetryableAwsError",
-                _ => "NonRetryableAuthConfig",
+                C::ProviderTimedOut(_) | C::ProviderError(_) => RETRYABLE_AWS_ERROR,
+                _ => NON_RETRYABLE_AUTH_CONFIG,
             },
             Error::DescribeCluster { source, .. } => describe_error_type(source),
-            Error::ClusterIncomplete { .. } => "RetryableAwsError",
-            Error::ClusterNotConfigured { .. } => "NonRetryableClusterNotFound",
-            Error::TokenRejected(_) => "NonRetryableAuthConfig",
+            Error::ClusterIncomplete { .. } => RETRYABLE_AWS_ERROR,
+            Error::ClusterNotConfigured { .. } => NON_RETRYABLE_CLUSTER_NOT_FOUND,
+            Error::TokenRejected(_) => NON_RETRYABLE_AUTH_CONFIG,
         }
     }
 
     /// Whether retrying the same call later can succeed.
     pub fn is_retryable(&self) -> bool {
-        self.error_type().starts_with("Retryable")
+        match self {
+            Error::KubeClient { source } => source.is_retryable(),
+            _ => self.error_type().starts_with("Retryable"),
+        }
     }
 }
 
 fn describe_error_type(err: &SdkError<DescribeClusterError>) -> &'static str {
     use aws_sdk_eks::error::ProvideErrorMetadata;
+    use error_types::*;
     match err {
         SdkError::ServiceError(service) => match service.err() {
-            DescribeClusterError::ResourceNotFoundException(_) => "NonRetryableClusterNotFound",
+            DescribeClusterError::ResourceNotFoundException(_) => NON_RETRYABLE_CLUSTER_NOT_FOUND,
             DescribeClusterError::ServerException(_)
-            | DescribeClusterError::ServiceUnavailableException(_) => "RetryableAwsError",
+            | DescribeClusterError::ServiceUnavailableException(_) => RETRYABLE_AWS_ERROR,
             other => match other.code() {
                 Some("AccessDeniedException" | "UnrecognizedClientException" | "AccessDenied") => {
                     "NonRetryableAccessDenied"

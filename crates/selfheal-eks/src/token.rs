@@ -424,7 +424,7 @@ mod tests {
                 matches!(err, Error::InvalidInput(_)),
                 "{region:?} {cluster:?}: {err}"
             );
-            assert_eq!(err.error_type(), "NonRetryableInvalidInput");
+            assert_eq!(err.error_type(), "NonRetryableInvalidRequest");
         }
     }
 

@@ -354,3 +354,141 @@ fn bump_generation(object: &mut Value) {
         meta.insert("generation".into(), Value::from(next));
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    const DEPLOY: &str = r#"{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"web","namespace":"demo","uid":"d1"},"spec":{"selector":{"matchLabels":{"app":"web"}},"template":{"spec":{"containers":[{"name":"app","image":"app:1"}]}}}}"#;
+
+    fn rs(name: &str, owner_uid: &str, namespace: &str) -> Value {
+        json!({
+            "metadata": {
+                "name": name,
+                "namespace": namespace,
+                "uid": format!("uid-{name}"),
+                "ownerReferences": [{
+                    "apiVersion": "apps/v1", "kind": "Deployment", "name": "web",
+                    "uid": owner_uid, "controller": true
+                }]
+            },
+            "spec": { "selector": { "matchLabels": { "app": "web" } } }
+        })
+    }
+
+    #[test]
+    fn typed_list_items_get_kind_and_api_version() {
+        let list = json!({
+            "apiVersion": "apps/v1", "kind": "ReplicaSetList",
+            "items": [rs("web-1", "d1", "demo")]
+        });
+        let snap = Snapshot::parse(&list.to_string()).unwrap();
+        assert_eq!(snap.format(), Format::Json);
+        assert_eq!(snap.objects()[0]["kind"], "ReplicaSet");
+        assert_eq!(snap.objects()[0]["apiVersion"], "apps/v1");
+    }
+
+    #[test]
+    fn multi_document_yaml_with_lists_and_single_objects() {
+        let deploy: Value = serde_json::from_str(DEPLOY).unwrap();
+        let mut other_owner = rs("web-old", "someone-else", "demo");
+        other_owner["kind"] = json!("ReplicaSet");
+        let text = format!(
+            "---\n{}\n---\n# empty document follows\n---\n{}\n",
+            serde_yaml::to_string(&deploy).unwrap(),
+            serde_yaml::to_string(&json!({
+                "apiVersion": "v1", "kind": "List",
+                "items": [
+                    { "apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": rs("web-1", "d1", "demo")["metadata"], "spec": rs("web-1", "d1", "demo")["spec"] },
+                    { "apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": rs("web-2", "d1", "other")["metadata"], "spec": rs("web-2", "d1", "other")["spec"] },
+                    other_owner
+                ]
+            }))
+            .unwrap()
+        );
+        let snap = Snapshot::parse(&text).unwrap();
+        assert_eq!(snap.format(), Format::Yaml);
+        assert_eq!(snap.objects().len(), 4);
+        let d = snap.deployment("demo", "web").unwrap();
+        let owned: Vec<_> = snap
+            .replica_sets_of(&d)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.metadata.name.unwrap())
+            .collect();
+        // Other namespace and other owner uid are not this Deployment's history.
+        assert_eq!(owned, vec!["web-1".to_owned()]);
+        // Written back as one kind: List that parses to the same objects.
+        let again = Snapshot::parse(&snap.render().unwrap()).unwrap();
+        assert_eq!(again, snap);
+    }
+
+    #[test]
+    fn bad_snapshots_are_typed_errors() {
+        assert!(matches!(
+            Snapshot::parse("[1, 2"),
+            Err(Error::SnapshotYaml { .. })
+        ));
+        assert!(matches!(
+            Snapshot::parse("{\"kind\":"),
+            Err(Error::SnapshotJson { .. })
+        ));
+        assert!(matches!(Snapshot::parse(""), Err(Error::Snapshot(_))));
+        assert!(matches!(
+            Snapshot::parse("- a\n- b\n"),
+            Err(Error::Snapshot(_))
+        ));
+        assert!(matches!(
+            Snapshot::parse("kind: List\nitems:\n- metadata: {name: x}\n"),
+            Err(Error::Snapshot(m)) if m.contains("no `kind`")
+        ));
+        let snap =
+            Snapshot::parse(r#"{"kind":"Deployment","metadata":{"name":"web"},"spec":"nonsense"}"#)
+                .unwrap();
+        assert!(matches!(
+            snap.deployment("demo", "web"),
+            Err(Error::SnapshotObject {
+                kind: "Deployment",
+                ..
+            })
+        ));
+        assert!(matches!(
+            snap.deployment("demo", "api"),
+            Err(Error::DeploymentNotFound { .. })
+        ));
+    }
+
+    #[test]
+    fn pod_without_owner_chain_is_a_typed_error() {
+        let text = json!({
+            "kind": "List", "apiVersion": "v1",
+            "items": [
+                serde_json::from_str::<Value>(DEPLOY).unwrap(),
+                { "apiVersion": "v1", "kind": "Pod", "metadata": { "name": "bare", "namespace": "demo" } },
+                { "apiVersion": "v1", "kind": "Pod", "metadata": { "name": "orphan", "namespace": "demo",
+                  "ownerReferences": [{ "apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-gone", "uid": "x", "controller": true }] } }
+            ]
+        })
+        .to_string();
+        let snap = Snapshot::parse(&text).unwrap();
+        assert!(
+            matches!(snap.resolve_pod("demo", "bare"), Err(Error::PodOwner { reason, .. }) if reason.contains("not controlled"))
+        );
+        assert!(
+            matches!(snap.resolve_pod("demo", "orphan"), Err(Error::PodOwner { reason, .. }) if reason.contains("web-gone"))
+        );
+        assert!(matches!(
+            snap.resolve_pod("demo", "ghost"),
+            Err(Error::PodNotFound { .. })
+        ));
+    }
+
+    #[test]
+    fn error_is_one_line_with_its_source() {
+        let err = Snapshot::parse("{\"kind\":\n").unwrap_err();
+        let line = err.one_line();
+        assert!(line.starts_with("snapshot is not valid JSON: "), "{line}");
+        assert!(!line.contains('\n'));
+    }
+}

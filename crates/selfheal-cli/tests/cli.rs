@@ -1,0 +1,657 @@
+//! End-to-end tests of the `selfheal` binary on the files in `examples/`:
+//! snapshot mode (no cluster) and kubeconfig mode against the test API server.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_selfheal");
+const API_1_2: &str = "registry.example/shop/api:1.2.0";
+const API_1_1: &str = "registry.example/shop/api:1.1.0";
+const POLICY_VARS: &[&str] = &[
+    "SELFHEAL_REQUIRE_OPT_IN",
+    "SELFHEAL_ALLOWED_NAMESPACES",
+    "SELFHEAL_DENIED_NAMESPACES",
+    "SELFHEAL_COOLDOWN_SECONDS",
+    "SELFHEAL_ALLOW_GITOPS",
+    "SELFHEAL_DRY_RUN",
+    "SELFHEAL_PAUSE_IMPACT_THRESHOLD",
+];
+
+fn examples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples")
+}
+
+fn snapshot_path() -> PathBuf {
+    examples().join("checkout-snapshot.yaml")
+}
+
+fn request_path(name: &str) -> PathBuf {
+    examples().join("requests").join(name)
+}
+
+/// The binary with a clean policy environment (the caller's SELFHEAL_* must not leak in).
+fn selfheal(args: &[&str]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args).env_remove("KUBECONFIG").stdin(Stdio::null());
+    for var in POLICY_VARS {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.output().expect("run selfheal")
+}
+
+fn stdout_json(out: &Output) -> Value {
+    assert!(
+        out.status.success(),
+        "selfheal failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("stdout is JSON")
+}
+
+/// Asserts the failure contract: non-zero, nothing on stdout, exactly one `error:` line.
+fn error_line(out: &Output) -> String {
+    assert!(!out.status.success(), "expected failure, got success");
+    assert!(out.stdout.is_empty(), "stdout must stay empty on error");
+    let stderr = String::from_utf8(out.stderr.clone()).expect("utf-8 stderr");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "one stderr line, got {stderr:?}");
+    assert!(lines[0].starts_with("error: "), "{stderr:?}");
+    lines[0].to_owned()
+}
+
+fn load_yaml(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).expect("read yaml");
+    serde_yaml::from_str(&text).expect("parse yaml")
+}
+
+fn items(list: &Value) -> &Vec<Value> {
+    assert_eq!(list["kind"], "List");
+    list["items"].as_array().expect("items")
+}
+
+fn find<'a>(list: &'a Value, kind: &str, name: &str) -> &'a Value {
+    items(list)
+        .iter()
+        .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("{kind} {name} in snapshot"))
+}
+
+fn container<'a>(deployment: &'a Value, name: &str) -> &'a Value {
+    deployment["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .expect("containers")
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("container {name}"))
+}
+
+/// Runs `selfheal run` on the example snapshot and returns (outcome, written snapshot).
+fn run_on_example(request: &str, extra: &[&str]) -> (Value, Value) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out_path = dir.path().join("out.yaml");
+    let request = request_path(request);
+    let snapshot = snapshot_path();
+    let mut args = vec![
+        "run",
+        "--request",
+        request.to_str().expect("utf-8 path"),
+        "--snapshot",
+        snapshot.to_str().expect("utf-8 path"),
+        "--write-snapshot",
+        out_path.to_str().expect("utf-8 path"),
+    ];
+    args.extend_from_slice(extra);
+    let outcome = stdout_json(&run(&mut selfheal(&args)));
+    (outcome, load_yaml(&out_path))
+}
+
+#[test]
+fn half_brick_rollback_reverts_only_the_api_image() {
+    let (outcome, written) = run_on_example("rollback.json", &[]);
+    assert_eq!(outcome["status"], "applied");
+    assert_eq!(outcome["action"], "rollback");
+    assert_eq!(
+        outcome["changes"],
+        json!([{ "container": "api", "from": API_1_2, "to": API_1_1 }])
+    );
+    assert_eq!(outcome["target"]["deployment"], "checkout");
+    assert_eq!(outcome["revision"]["before"], 4);
+    assert!(outcome.get("guard").is_none());
+
+    let original = load_yaml(&snapshot_path());
+    assert_eq!(items(&written).len(), items(&original).len());
+    // Every object but the Deployment is written back unchanged.
+    for (before, after) in items(&original).iter().zip(items(&written)) {
+        if before["kind"] != "Deployment" {
+            assert_eq!(before, after);
+        }
+    }
+    let before = find(&original, "Deployment", "checkout");
+    let after = find(&written, "Deployment", "checkout");
+    assert_eq!(container(after, "api")["image"], API_1_1);
+    assert_eq!(container(after, "envoy"), container(before, "envoy"));
+    assert_eq!(after["metadata"]["generation"], 5, "generation bumped");
+    assert_eq!(
+        after["metadata"]["resourceVersion"], "330",
+        "resourceVersion kept"
+    );
+    let annotations = &after["metadata"]["annotations"];
+    let bad: Value = serde_json::from_str(
+        annotations["selfheal.dev/bad-images"]
+            .as_str()
+            .expect("bad-images annotation"),
+    )
+    .expect("bad-images is JSON");
+    assert_eq!(bad, json!({ "api": [API_1_2] }));
+    let last: Value = serde_json::from_str(
+        annotations["selfheal.dev/last-remediation"]
+            .as_str()
+            .expect("last-remediation annotation"),
+    )
+    .expect("last-remediation is JSON");
+    assert_eq!(last["action"], "rollback");
+
+    // Undo exactly the expected differences: nothing else may have changed.
+    let mut normalized = after.clone();
+    normalized["spec"]["template"]["spec"]["containers"][0]["image"] = json!(API_1_2);
+    normalized["metadata"]["generation"] = before["metadata"]["generation"].clone();
+    let ann = normalized["metadata"]["annotations"]
+        .as_object_mut()
+        .expect("annotations");
+    ann.remove("selfheal.dev/bad-images");
+    ann.remove("selfheal.dev/last-remediation");
+    assert_eq!(&normalized, before);
+}
+
+#[test]
+fn dry_run_request_leaves_the_written_snapshot_identical() {
+    let (outcome, written) = run_on_example("rollback-dry-run.json", &[]);
+    assert_eq!(outcome["status"], "dryRun");
+    assert_eq!(
+        outcome["changes"],
+        json!([{ "container": "api", "from": API_1_2, "to": API_1_1 }])
+    );
+    assert_eq!(written, load_yaml(&snapshot_path()));
+}
+
+#[test]
+fn dry_run_flag_overrides_the_request() {
+    let (outcome, written) = run_on_example("rollback.json", &["--dry-run"]);
+    assert_eq!(outcome["status"], "dryRun");
+    assert_eq!(written, load_yaml(&snapshot_path()));
+}
+
+#[test]
+fn dry_run_policy_variable_is_honoured() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out_path = dir.path().join("out.yaml");
+    let out = run(selfheal(&[
+        "run",
+        "--request",
+        request_path("restart.json").to_str().expect("path"),
+        "--snapshot",
+        snapshot_path().to_str().expect("path"),
+        "--write-snapshot",
+        out_path.to_str().expect("path"),
+    ])
+    .env("SELFHEAL_DRY_RUN", "true"));
+    assert_eq!(stdout_json(&out)["status"], "dryRun");
+    assert_eq!(load_yaml(&out_path), load_yaml(&snapshot_path()));
+}
+
+#[test]
+fn invalid_policy_variable_is_one_error_line() {
+    let out = run(selfheal(&[
+        "run",
+        "--request",
+        request_path("rollback.json").to_str().expect("path"),
+        "--snapshot",
+        snapshot_path().to_str().expect("path"),
+    ])
+    .env("SELFHEAL_COOLDOWN_SECONDS", "ten minutes"));
+    let line = error_line(&out);
+    assert!(line.contains("SELFHEAL_COOLDOWN_SECONDS"), "{line}");
+}
+
+#[test]
+fn template_rollback_restores_revision_3_like_kubectl_undo() {
+    let (outcome, written) = run_on_example("rollback-template.json", &[]);
+    assert_eq!(outcome["status"], "applied");
+    assert_eq!(outcome["revision"]["to"], 3);
+    let original = load_yaml(&snapshot_path());
+    let rev3 = items(&original)
+        .iter()
+        .find(|o| {
+            o["kind"] == "ReplicaSet"
+                && o["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "3"
+        })
+        .expect("revision 3");
+    let mut expected = rev3["spec"]["template"].clone();
+    expected["metadata"]["labels"]
+        .as_object_mut()
+        .expect("labels")
+        .remove("pod-template-hash");
+    let after = find(&written, "Deployment", "checkout");
+    // Compare as typed objects: kubectl's patch may drop `creationTimestamp: null`.
+    let typed = |v: &Value| -> k8s_openapi::api::core::v1::PodTemplateSpec {
+        serde_json::from_value(v.clone()).expect("pod template")
+    };
+    assert_eq!(typed(&after["spec"]["template"]), typed(&expected));
+    assert_eq!(container(after, "api")["image"], API_1_1);
+    assert_eq!(
+        container(after, "envoy")["image"],
+        "registry.example/envoy:1.28"
+    );
+}
+
+#[test]
+fn pause_and_restart_write_the_deployment() {
+    let (outcome, written) = run_on_example("pause.json", &[]);
+    assert_eq!(outcome["status"], "applied");
+    let after = find(&written, "Deployment", "checkout");
+    assert_eq!(after["spec"]["paused"], true);
+    assert_eq!(
+        after["metadata"]["annotations"]["selfheal.dev/paused-by"],
+        "selfheal"
+    );
+
+    let (outcome, written) = run_on_example("restart.json", &[]);
+    assert_eq!(outcome["status"], "applied");
+    let after = find(&written, "Deployment", "checkout");
+    let restarted =
+        after["spec"]["template"]["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"]
+            .as_str()
+            .expect("restartedAt");
+    assert!(restarted.parse::<jiff::Timestamp>().is_ok(), "{restarted}");
+    assert_eq!(
+        container(after, "api")["image"],
+        API_1_2,
+        "restart keeps images"
+    );
+}
+
+#[test]
+fn resume_of_a_running_deployment_is_skipped() {
+    let (outcome, written) = run_on_example("resume.json", &[]);
+    assert_eq!(outcome["status"], "skipped");
+    assert_eq!(written, load_yaml(&snapshot_path()));
+}
+
+#[test]
+fn pod_target_resolves_to_its_deployment() {
+    let (outcome, written) = run_on_example("rollback-pod.json", &[]);
+    assert_eq!(outcome["status"], "applied");
+    assert_eq!(outcome["target"]["pod"], "checkout-64db67cc5-b984x");
+    assert_eq!(outcome["target"]["deployment"], "checkout");
+    assert_eq!(
+        outcome["changes"],
+        json!([{ "container": "api", "from": API_1_2, "to": API_1_1 }])
+    );
+    assert_eq!(
+        container(find(&written, "Deployment", "checkout"), "api")["image"],
+        API_1_1
+    );
+}
+
+#[test]
+fn opt_in_guard_refuses_and_no_opt_in_flag_lifts_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut list = load_yaml(&snapshot_path());
+    for item in list["items"].as_array_mut().expect("items") {
+        if item["kind"] == "Deployment" {
+            item["metadata"]["labels"]
+                .as_object_mut()
+                .expect("labels")
+                .remove("selfheal.dev/enabled");
+        }
+    }
+    let snap = dir.path().join("unlabelled.yaml");
+    std::fs::write(&snap, serde_yaml::to_string(&list).expect("yaml")).expect("write");
+    let request = request_path("rollback.json");
+    let args = [
+        "run",
+        "--request",
+        request.to_str().expect("path"),
+        "--snapshot",
+        snap.to_str().expect("path"),
+    ];
+    let refused = stdout_json(&run(&mut selfheal(&args)));
+    assert_eq!(refused["status"], "refused");
+    assert_eq!(refused["guard"], "optIn");
+
+    let mut with_flag = args.to_vec();
+    with_flag.push("--no-opt-in");
+    let applied = stdout_json(&run(&mut selfheal(&with_flag)));
+    assert_eq!(applied["status"], "applied");
+}
+
+#[test]
+fn json_snapshot_and_stdin_request_round_trip_as_json() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let snap = dir.path().join("snap.json");
+    let out_path = dir.path().join("out.json");
+    let original = load_yaml(&snapshot_path());
+    std::fs::write(
+        &snap,
+        serde_json::to_string_pretty(&original).expect("json"),
+    )
+    .expect("write");
+    let mut cmd = selfheal(&[
+        "run",
+        "--request",
+        "-",
+        "--snapshot",
+        snap.to_str().expect("path"),
+        "--write-snapshot",
+        out_path.to_str().expect("path"),
+    ]);
+    cmd.stdin(std::fs::File::open(request_path("rollback.json")).expect("request"));
+    let outcome = stdout_json(&run(&mut cmd));
+    assert_eq!(outcome["status"], "applied");
+    let text = std::fs::read_to_string(&out_path).expect("written");
+    assert!(text.trim_start().starts_with('{'), "JSON in, JSON out");
+    let written: Value = serde_json::from_str(&text).expect("written JSON");
+    assert_eq!(
+        container(find(&written, "Deployment", "checkout"), "api")["image"],
+        API_1_1
+    );
+}
+
+#[test]
+fn malformed_request_is_one_error_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, "{\"action\": \"rollback\", \"target\": ").expect("write");
+    let out = run(&mut selfheal(&[
+        "run",
+        "--request",
+        bad.to_str().expect("path"),
+        "--snapshot",
+        snapshot_path().to_str().expect("path"),
+    ]));
+    let line = error_line(&out);
+    assert!(line.contains("malformed remediation request"), "{line}");
+}
+
+#[test]
+fn unknown_action_is_one_error_line() {
+    let mut cmd = selfheal(&[
+        "run",
+        "--request",
+        "-",
+        "--snapshot",
+        snapshot_path().to_str().expect("path"),
+    ]);
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin
+            .write_all(
+                br#"{"action":"scale","target":{"namespace":"shop","deployment":"checkout"}}"#,
+            )
+            .expect("write stdin");
+    }
+    let out = child.wait_with_output().expect("wait");
+    let line = error_line(&out);
+    assert!(line.contains("unknown variant `scale`"), "{line}");
+}
+
+#[test]
+fn deployment_missing_from_snapshot_is_one_error_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let req = dir.path().join("req.json");
+    std::fs::write(
+        &req,
+        r#"{"action":"restart","target":{"namespace":"shop","deployment":"payments"}}"#,
+    )
+    .expect("write");
+    let out = run(&mut selfheal(&[
+        "run",
+        "--request",
+        req.to_str().expect("path"),
+        "--snapshot",
+        snapshot_path().to_str().expect("path"),
+    ]));
+    assert_eq!(
+        error_line(&out),
+        "error: deployment shop/payments not found in snapshot"
+    );
+}
+
+#[test]
+fn unreadable_and_invalid_snapshots_are_one_error_line() {
+    let out = run(&mut selfheal(&[
+        "run",
+        "--request",
+        request_path("rollback.json").to_str().expect("path"),
+        "--snapshot",
+        "/nonexistent/snapshot.yaml",
+    ]));
+    assert!(error_line(&out).contains("cannot read snapshot /nonexistent/snapshot.yaml"));
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let snap = dir.path().join("s.yaml");
+    std::fs::write(
+        &snap,
+        "apiVersion: v1\nkind: List\nitems:\n- metadata: {name: x}\n",
+    )
+    .expect("write");
+    let out = run(&mut selfheal(&[
+        "run",
+        "--request",
+        request_path("rollback.json").to_str().expect("path"),
+        "--snapshot",
+        snap.to_str().expect("path"),
+    ]));
+    assert!(error_line(&out).contains("has no `kind`"));
+}
+
+#[test]
+fn status_reports_kubectl_state_and_message() {
+    let out = run(&mut selfheal(&[
+        "status",
+        "--deployment",
+        "shop/checkout",
+        "--snapshot",
+        snapshot_path().to_str().expect("path"),
+    ]));
+    assert_eq!(
+        stdout_json(&out),
+        json!({ "state": "done", "message": "deployment \"checkout\" successfully rolled out" })
+    );
+
+    // A spec change the controller has not observed yet: waiting, still exit 0.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut list = load_yaml(&snapshot_path());
+    for item in list["items"].as_array_mut().expect("items") {
+        if item["kind"] == "Deployment" {
+            item["metadata"]["generation"] = json!(5);
+        }
+    }
+    let snap = dir.path().join("moved.yaml");
+    std::fs::write(&snap, serde_yaml::to_string(&list).expect("yaml")).expect("write");
+    let out = run(&mut selfheal(&[
+        "status",
+        "--deployment",
+        "shop/checkout",
+        "--snapshot",
+        snap.to_str().expect("path"),
+    ]));
+    let status = stdout_json(&out);
+    assert_eq!(status["state"], "waiting");
+    assert_eq!(
+        status["message"],
+        "Waiting for deployment spec update to be observed..."
+    );
+
+    let out = run(&mut selfheal(&[
+        "status",
+        "--deployment",
+        "checkout",
+        "--snapshot",
+        snapshot_path().to_str().expect("path"),
+    ]));
+    assert!(error_line(&out).contains("NAMESPACE/NAME"));
+}
+
+/// Kubeconfig mode: the example snapshot seeded into the test API server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubeconfig_mode_rolls_back_in_the_test_api_server() {
+    let server = selfheal_testserver::TestServer::start()
+        .await
+        .expect("test server");
+    server.apply_objects(load_yaml(&snapshot_path()));
+    let seeded = server.deployment("shop", "checkout").expect("seeded");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = dir.path().join("kubeconfig");
+    server.write_kubeconfig(&kubeconfig).expect("kubeconfig");
+
+    let run_cli = |args: Vec<String>| {
+        tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            run(&mut selfheal(&args))
+        })
+    };
+    let kc = kubeconfig.to_str().expect("path").to_owned();
+    let req = |name: &str| request_path(name).to_str().expect("path").to_owned();
+
+    // Dry run first: the server validates the patch and stores nothing.
+    let out = run_cli(vec![
+        "run".into(),
+        "--request".into(),
+        req("rollback-dry-run.json"),
+        "--kubeconfig".into(),
+        kc.clone(),
+    ])
+    .await
+    .expect("join");
+    assert_eq!(stdout_json(&out)["status"], "dryRun");
+    let unchanged = server.deployment("shop", "checkout").expect("deployment");
+    assert_eq!(unchanged.metadata.generation, seeded.metadata.generation);
+    assert_eq!(unchanged.spec, seeded.spec);
+
+    let out = run_cli(vec![
+        "run".into(),
+        "--request".into(),
+        req("rollback.json"),
+        "--kubeconfig".into(),
+        kc.clone(),
+        "--context".into(),
+        "selfheal-test".into(),
+    ])
+    .await
+    .expect("join");
+    let outcome = stdout_json(&out);
+    assert_eq!(outcome["status"], "applied");
+    assert_eq!(
+        outcome["changes"],
+        json!([{ "container": "api", "from": API_1_2, "to": API_1_1 }])
+    );
+
+    let after = server.deployment("shop", "checkout").expect("deployment");
+    let images = |d: &k8s_openapi::api::apps::v1::Deployment| -> Vec<(String, Option<String>)> {
+        d.spec
+            .as_ref()
+            .and_then(|s| s.template.spec.as_ref())
+            .map(|p| {
+                p.containers
+                    .iter()
+                    .map(|c| (c.name.clone(), c.image.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        images(&after),
+        vec![
+            ("api".to_owned(), Some(API_1_1.to_owned())),
+            (
+                "envoy".to_owned(),
+                Some("registry.example/envoy:1.28".to_owned())
+            ),
+        ]
+    );
+    // Everything but api's image is as seeded in the template (env, resources, ports).
+    let seeded_containers = seeded
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .map(|p| p.containers.clone())
+        .expect("seeded containers");
+    let mut after_containers = after
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .map(|p| p.containers.clone())
+        .expect("containers");
+    after_containers[0].image = Some(API_1_2.to_owned());
+    assert_eq!(after_containers, seeded_containers);
+    assert!(
+        after
+            .metadata
+            .annotations
+            .as_ref()
+            .is_some_and(|a| a.contains_key("selfheal.dev/bad-images"))
+    );
+
+    // The same rollback again is refused by the cooldown guard, exit 0.
+    let out = run_cli(vec![
+        "run".into(),
+        "--request".into(),
+        req("rollback.json"),
+        "--kubeconfig".into(),
+        kc.clone(),
+    ])
+    .await
+    .expect("join");
+    let again = stdout_json(&out);
+    assert_eq!(again["status"], "refused");
+    assert_eq!(again["guard"], "cooldown");
+
+    let out = run_cli(vec![
+        "status".into(),
+        "--deployment".into(),
+        "shop/checkout".into(),
+        "--kubeconfig".into(),
+        kc.clone(),
+    ])
+    .await
+    .expect("join");
+    let status = stdout_json(&out);
+    assert!(
+        ["done", "waiting"].contains(&status["state"].as_str().unwrap_or_default()),
+        "{status}"
+    );
+
+    // A Deployment the server does not have: one error line, non-zero.
+    let missing = dir.path().join("missing.json");
+    std::fs::write(
+        &missing,
+        r#"{"action":"pause","target":{"namespace":"shop","deployment":"nope"}}"#,
+    )
+    .expect("write");
+    let out = run_cli(vec![
+        "run".into(),
+        "--request".into(),
+        missing.to_str().expect("path").to_owned(),
+        "--kubeconfig".into(),
+        kc,
+    ])
+    .await
+    .expect("join");
+    let line = error_line(&out);
+    assert!(line.contains("nope"), "{line}");
+}

@@ -232,3 +232,131 @@ pub fn cooldown(
         ),
     ))
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::testutil::Scenario;
+
+    fn change(from: &str) -> Change {
+        Change {
+            container: "api".into(),
+            from: from.into(),
+            to: "x".into(),
+        }
+    }
+
+    #[test]
+    fn bad_images_keep_the_ten_most_recent_without_duplicates() {
+        let mut bad = BadImages::new();
+        for i in 0..12 {
+            bad = record_bad_images(bad, &[change(&format!("api:{i}"))]);
+        }
+        let expected: Vec<String> = (2..12).map(|i| format!("api:{i}")).collect();
+        assert_eq!(bad["api"], expected);
+        let bad = record_bad_images(bad, &[change("api:5")]);
+        assert_eq!(bad["api"].len(), 10);
+        assert_eq!(
+            bad["api"].last().unwrap(),
+            "api:5",
+            "a repeat moves to the end"
+        );
+        assert_eq!(bad["api"].iter().filter(|i| *i == "api:5").count(), 1);
+    }
+
+    #[test]
+    fn gitops_markers_of_argo_cd_and_flux() {
+        let base = Scenario::new(&[&[("api", "a:1")]]);
+        assert_eq!(gitops_manager(&base.deployment()), None);
+        let cases = [
+            (
+                base.clone().annotate(
+                    "argocd.argoproj.io/tracking-id",
+                    "app:apps/Deployment:shop/checkout",
+                ),
+                GitopsManager::ArgoCd,
+            ),
+            (
+                base.clone().annotate("argocd.argoproj.io/instance", "app"),
+                GitopsManager::ArgoCd,
+            ),
+            (
+                base.clone().label("argocd.argoproj.io/instance", "app"),
+                GitopsManager::ArgoCd,
+            ),
+            (
+                base.clone()
+                    .label("kustomize.toolkit.fluxcd.io/name", "apps"),
+                GitopsManager::Flux,
+            ),
+            (
+                base.clone()
+                    .label("helm.toolkit.fluxcd.io/name", "checkout"),
+                GitopsManager::Flux,
+            ),
+        ];
+        for (scenario, manager) in cases {
+            assert_eq!(gitops_manager(&scenario.deployment()), Some(manager));
+        }
+        let helm_only = base.label("app.kubernetes.io/instance", "checkout");
+        assert_eq!(
+            gitops_manager(&helm_only.deployment()),
+            None,
+            "Helm sets this label too"
+        );
+    }
+
+    #[test]
+    fn last_remediation_round_trips_and_tolerates_garbage() {
+        let record = LastRemediation {
+            action: Action::Rollback,
+            at: "2026-11-26T20:00:00Z".into(),
+            execution: None,
+            changes: vec![change("api:1")],
+        };
+        let text = serde_json::to_string(&record).unwrap();
+        assert_eq!(
+            text,
+            r#"{"action":"rollback","at":"2026-11-26T20:00:00Z","execution":null,"changes":[{"container":"api","from":"api:1","to":"x"}]}"#
+        );
+        let s = Scenario::new(&[&[("api", "a:1")]]);
+        assert_eq!(
+            last_remediation(
+                &s.clone()
+                    .annotate(keys::LAST_REMEDIATION, &text)
+                    .deployment()
+            ),
+            Some(record)
+        );
+        assert_eq!(
+            last_remediation(
+                &s.clone()
+                    .annotate(keys::LAST_REMEDIATION, "[]")
+                    .deployment()
+            ),
+            None
+        );
+        assert!(bad_images(&s.annotate(keys::BAD_IMAGES, "{\"api\": 3}").deployment()).is_empty());
+    }
+
+    #[test]
+    fn cooldown_future_record_counts_as_recent_unless_absurd() {
+        let policy = Policy::default();
+        let now: jiff::Timestamp = "2026-11-26T20:00:00Z".parse().unwrap();
+        let record =
+            |at: &str| format!(r#"{{"action":"pause","at":"{at}","execution":null,"changes":[]}}"#);
+        let s = Scenario::new(&[&[("api", "a:1")]]);
+        let skewed = s
+            .clone()
+            .annotate(keys::LAST_REMEDIATION, &record("2026-11-26T20:01:00Z"));
+        assert_eq!(
+            cooldown(&policy, &skewed.deployment(), Action::Pause, now, false)
+                .unwrap_err()
+                .guard,
+            Guard::Cooldown
+        );
+        let absurd = s.annotate(keys::LAST_REMEDIATION, &record("2030-01-01T00:00:00Z"));
+        assert!(cooldown(&policy, &absurd.deployment(), Action::Pause, now, false).is_ok());
+    }
+}

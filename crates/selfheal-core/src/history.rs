@@ -242,3 +242,134 @@ pub fn selector_matches(
             }
         })
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::testutil::{Scenario, fixture};
+
+    #[test]
+    fn recorded_checkout_history_is_ordered_by_revision_with_images() {
+        let s = Scenario::from_fixture(&fixture("checkout-rev4.json"));
+        let (d, rss) = (s.deployment(), s.replica_sets());
+        let h = History::of(&d, &rss);
+        let numbers: Vec<i64> = h.revisions().iter().map(|r| r.number).collect();
+        assert_eq!(numbers, [1, 2, 3, 4], "LIST order was 3, 4, 1, 2");
+        assert_eq!(h.latest().unwrap().name(), "checkout-64db67cc5");
+        assert_eq!(h.previous().unwrap().number, 3);
+        let r2 = h.revision(2).unwrap();
+        assert_eq!(r2.image("api"), Some("registry.example/shop/api:1.1.0"));
+        assert_eq!(r2.image("envoy"), Some("registry.example/envoy:1.27"));
+        assert_eq!(r2.image("worker"), None);
+        assert!(h.revision(9).is_none());
+        assert_eq!(deployment_revision(&d), Some(4));
+        let current = h.latest().unwrap().template().unwrap();
+        assert!(equal_ignoring_hash(
+            current,
+            &d.spec.as_ref().unwrap().template
+        ));
+        assert!(!equal_ignoring_hash(
+            h.revision(3).unwrap().template().unwrap(),
+            &d.spec.unwrap().template
+        ));
+    }
+
+    #[test]
+    fn template_without_hash_drops_only_the_hash_label() {
+        let s = Scenario::from_fixture(&fixture("checkout-rev4.json"));
+        let rss = s.replica_sets();
+        let t = template_without_hash(rss[0].spec.as_ref().unwrap().template.as_ref().unwrap());
+        let labels = t.metadata.unwrap().labels.unwrap();
+        assert_eq!(
+            labels,
+            BTreeMap::from([("app".to_owned(), "checkout".to_owned())])
+        );
+        assert_eq!(
+            images_by_container(rss[0].spec.as_ref().unwrap().template.as_ref().unwrap()),
+            BTreeMap::from([
+                (
+                    "api".to_owned(),
+                    "registry.example/shop/api:1.1.0".to_owned()
+                ),
+                ("envoy".to_owned(), "registry.example/envoy:1.28".to_owned()),
+            ])
+        );
+    }
+
+    #[test]
+    fn ownership_selector_namespace_and_revision_filter_the_list() {
+        let mut s = Scenario::new(&[
+            &[("api", "a:1")],
+            &[("api", "a:2")],
+            &[("api", "a:3")],
+            &[("api", "a:4")],
+        ]);
+        s.replica_sets[0]["metadata"]["ownerReferences"][0]["controller"] = json!(false);
+        s.replica_sets[1]["metadata"]["labels"]["app"] = json!("cart");
+        s.replica_sets[2]["metadata"]["namespace"] = json!("other");
+        s.replica_sets.push(json!({"metadata": {"name": "no-revision", "namespace": "shop",
+            "labels": {"app": "checkout"},
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "checkout", "uid": crate::testutil::UID, "controller": true}]},
+            "spec": {"selector": {}, "template": {}}}));
+        let (d, rss) = (s.deployment(), s.replica_sets());
+        let numbers: Vec<i64> = History::of(&d, &rss)
+            .revisions()
+            .iter()
+            .map(|r| r.number)
+            .collect();
+        assert_eq!(numbers, [4]);
+    }
+
+    #[test]
+    fn without_a_uid_the_selector_decides_and_an_empty_selector_matches_nothing() {
+        let mut s = Scenario::new(&[&[("api", "a:1")], &[("api", "a:2")]]);
+        s.deployment["metadata"]
+            .as_object_mut()
+            .unwrap()
+            .remove("uid");
+        s.replica_sets[0]["metadata"]["ownerReferences"][0]["uid"] = json!("whatever");
+        let (d, rss) = (s.deployment(), s.replica_sets());
+        assert_eq!(History::of(&d, &rss).len(), 2);
+        s.deployment["spec"]["selector"] = json!({});
+        let d = s.deployment();
+        assert!(History::of(&d, &rss).is_empty());
+    }
+
+    #[test]
+    fn match_expressions_follow_kubernetes_semantics() {
+        let labels = BTreeMap::from([
+            ("app".to_owned(), "checkout".to_owned()),
+            ("tier".to_owned(), "web".to_owned()),
+        ]);
+        let sel = |v: serde_json::Value| -> LabelSelector { serde_json::from_value(v).unwrap() };
+        let m = |s: serde_json::Value| selector_matches(&sel(s), Some(&labels));
+        assert!(m(
+            json!({"matchExpressions": [{"key": "tier", "operator": "In", "values": ["web", "api"]}]})
+        ));
+        assert!(!m(
+            json!({"matchExpressions": [{"key": "tier", "operator": "NotIn", "values": ["web"]}]})
+        ));
+        assert!(m(
+            json!({"matchExpressions": [{"key": "zone", "operator": "NotIn", "values": ["a"]}]})
+        ));
+        assert!(m(
+            json!({"matchExpressions": [{"key": "app", "operator": "Exists"}]})
+        ));
+        assert!(m(
+            json!({"matchExpressions": [{"key": "zone", "operator": "DoesNotExist"}]})
+        ));
+        assert!(!m(
+            json!({"matchExpressions": [{"key": "app", "operator": "Gt", "values": ["1"]}]})
+        ));
+        assert!(!m(
+            json!({"matchLabels": {"app": "checkout", "tier": "db"}})
+        ));
+        assert!(!selector_matches(
+            &sel(json!({"matchLabels": {"app": "checkout"}})),
+            None
+        ));
+    }
+}

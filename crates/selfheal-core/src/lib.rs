@@ -14,6 +14,10 @@ pub mod plan;
 pub mod policy;
 pub mod status;
 
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod testutil;
+
 pub use error::Error;
 pub use model::{
     Action, AlarmRef, Change, GitopsManager, Guard, OutcomeStatus, RemediationOutcome,

@@ -272,3 +272,118 @@ pub struct RemediationOutcome {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub execution: Option<String>,
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<RemediationRequest, Error> {
+        RemediationRequest::from_json(text)
+    }
+
+    fn message(text: &str) -> String {
+        parse(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn design_doc_example_parses_with_defaults() {
+        let r = parse(
+            r#"{"action":"rollback","target":{"cluster":"prod-eks","namespace":"shop","deployment":"checkout","container":"api"},
+                "reason":"5xx rate above 5% for 3 minutes","dryRun":false,"force":false,
+                "alarm":{"source":"cloudwatch","name":"checkout-5xx","id":"x","impactScore":2.4}}"#,
+        )
+        .unwrap();
+        assert_eq!(r.action, Action::Rollback);
+        assert_eq!(r.scope, Scope::Container);
+        assert_eq!(r.target.container.as_deref(), Some("api"));
+        assert_eq!(r.alarm.unwrap().impact_score, Some(2.4));
+        assert!(!r.approval && r.to_revision.is_none() && r.execution.is_none());
+    }
+
+    #[test]
+    fn unknown_action_is_malformed_and_lists_the_variants() {
+        let m =
+            message(r#"{"action":"delete","target":{"namespace":"shop","deployment":"checkout"}}"#);
+        assert!(
+            m.starts_with("malformed remediation request: unknown variant `delete`"),
+            "{m}"
+        );
+        assert!(m.contains("rollback") && m.contains("restart"), "{m}");
+    }
+
+    #[test]
+    fn missing_target_is_malformed() {
+        let m = message(r#"{"action":"pause"}"#);
+        assert!(m.contains("missing field `target`"), "{m}");
+    }
+
+    #[test]
+    fn target_needs_exactly_one_of_deployment_and_pod() {
+        let m = message(
+            r#"{"action":"pause","target":{"namespace":"shop","deployment":"checkout","pod":"checkout-1"}}"#,
+        );
+        assert_eq!(
+            m,
+            "invalid remediation request: target names both `deployment` and `pod`; give one"
+        );
+        let m = message(r#"{"action":"pause","target":{"namespace":"shop"}}"#);
+        assert_eq!(
+            m,
+            "invalid remediation request: target needs either `deployment` or `pod`"
+        );
+        let m = message(r#"{"action":"pause","target":{"namespace":" ","deployment":"checkout"}}"#);
+        assert!(m.contains("target.namespace must not be empty"), "{m}");
+        assert!(
+            parse(r#"{"action":"pause","target":{"namespace":"shop","pod":"checkout-1"}}"#).is_ok()
+        );
+    }
+
+    #[test]
+    fn unknown_fields_are_rejected_at_both_levels() {
+        let m = message(
+            r#"{"action":"pause","target":{"namespace":"shop","deployment":"checkout"},"dryrun":true}"#,
+        );
+        assert!(m.contains("unknown field `dryrun`"), "{m}");
+        let m = message(
+            r#"{"action":"pause","target":{"namespace":"shop","deployment":"checkout","image":"x"}}"#,
+        );
+        assert!(m.contains("unknown field `image`"), "{m}");
+    }
+
+    #[test]
+    fn to_revision_only_with_template_rollback() {
+        let m = message(
+            r#"{"action":"rollback","target":{"namespace":"shop","deployment":"checkout"},"toRevision":2}"#,
+        );
+        assert!(m.contains("toRevision applies only"), "{m}");
+        let r = parse(r#"{"action":"rollback","scope":"template","target":{"namespace":"shop","deployment":"checkout"},"toRevision":2}"#).unwrap();
+        assert_eq!(r.to_revision, Some(2));
+    }
+
+    #[test]
+    fn outcome_serializes_camel_case_without_empty_fields() {
+        let outcome = RemediationOutcome {
+            status: OutcomeStatus::DryRun,
+            action: Action::Pause,
+            message: "m".into(),
+            target: Target {
+                namespace: "shop".into(),
+                deployment: Some("checkout".into()),
+                ..Target::default()
+            },
+            changes: vec![],
+            revision: None,
+            guard: Some(Guard::NoRolloutInProgress),
+            gitops: Some(GitopsManager::ArgoCd),
+            execution: None,
+        };
+        assert_eq!(
+            serde_json::to_value(&outcome).unwrap(),
+            serde_json::json!({"status":"dryRun","action":"pause","message":"m",
+                "target":{"namespace":"shop","deployment":"checkout"},
+                "guard":"noRolloutInProgress","gitops":"argoCd"})
+        );
+        assert_eq!(Guard::NoRolloutInProgress.as_str(), "noRolloutInProgress");
+    }
+}

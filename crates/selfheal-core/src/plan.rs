@@ -9,6 +9,9 @@
 mod patch;
 mod rollback;
 mod rollout;
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests;
 
 use std::collections::BTreeMap;
 

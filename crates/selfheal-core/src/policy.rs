@@ -182,3 +182,118 @@ fn parse_namespaces(variable: &str, value: &str) -> Result<Vec<String>, Error> {
     }
     Ok(list)
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn from(vars: &[(&str, &str)]) -> Result<Policy, Error> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Policy::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn nothing_set_gives_the_documented_defaults() {
+        let policy = from(&[]).unwrap();
+        assert_eq!(policy, Policy::default());
+        assert!(policy.require_opt_in);
+        assert_eq!(policy.allowed_namespaces, None);
+        assert_eq!(
+            policy.denied_namespaces,
+            ["kube-system", "kube-public", "kube-node-lease"]
+        );
+        assert_eq!(policy.cooldown, Duration::from_secs(600));
+        assert!(!policy.allow_gitops && !policy.dry_run);
+        assert_eq!(policy.pause_impact_threshold, 1.0);
+        // The table documents the same defaults.
+        let defaults: HashMap<&str, &str> =
+            POLICY_VARIABLES.iter().map(|(n, d, _)| (*n, *d)).collect();
+        assert_eq!(defaults.len(), 7);
+        assert_eq!(
+            defaults[DENIED_NAMESPACES],
+            DEFAULT_DENIED_NAMESPACES.join(",")
+        );
+        assert_eq!(
+            defaults[COOLDOWN_SECONDS],
+            DEFAULT_COOLDOWN_SECONDS.to_string()
+        );
+    }
+
+    #[test]
+    fn every_variable_is_parsed() {
+        let policy = from(&[
+            (REQUIRE_OPT_IN, "False"),
+            (ALLOWED_NAMESPACES, " shop, payments ,,shop"),
+            (DENIED_NAMESPACES, "kube-system"),
+            (COOLDOWN_SECONDS, "0"),
+            (ALLOW_GITOPS, "true"),
+            (DRY_RUN, "1"),
+            (PAUSE_IMPACT_THRESHOLD, "2.5"),
+        ])
+        .unwrap();
+        assert_eq!(
+            policy,
+            Policy {
+                require_opt_in: false,
+                allowed_namespaces: Some(vec!["shop".into(), "payments".into()]),
+                denied_namespaces: vec!["kube-system".into()],
+                cooldown: Duration::ZERO,
+                allow_gitops: true,
+                dry_run: true,
+                pause_impact_threshold: 2.5,
+            }
+        );
+    }
+
+    #[test]
+    fn blank_values_mean_default_except_an_empty_deny_list() {
+        let policy = from(&[
+            (ALLOWED_NAMESPACES, ""),
+            (REQUIRE_OPT_IN, " "),
+            (DENIED_NAMESPACES, ""),
+        ])
+        .unwrap();
+        assert_eq!(policy.allowed_namespaces, None);
+        assert!(policy.require_opt_in);
+        assert!(policy.denied_namespaces.is_empty());
+    }
+
+    #[test]
+    fn invalid_values_name_the_variable_value_and_reason() {
+        let cases = [
+            (REQUIRE_OPT_IN, "maybe", "true or false"),
+            (ALLOW_GITOPS, "on", "true or false"),
+            (COOLDOWN_SECONDS, "10m", "whole seconds"),
+            (COOLDOWN_SECONDS, "-5", "whole seconds"),
+            (PAUSE_IMPACT_THRESHOLD, "high", "number"),
+            (PAUSE_IMPACT_THRESHOLD, "-1", "0 or more"),
+            (PAUSE_IMPACT_THRESHOLD, "inf", "finite"),
+            (DENIED_NAMESPACES, "kube system", "not a namespace name"),
+            (ALLOWED_NAMESPACES, "Shop", "not a namespace name"),
+        ];
+        for (variable, value, reason) in cases {
+            match from(&[(variable, value)]) {
+                Err(Error::InvalidConfig {
+                    variable: v,
+                    value: val,
+                    reason: r,
+                }) => {
+                    assert_eq!((v.as_str(), val.as_str()), (variable, value));
+                    assert!(r.contains(reason), "{variable}={value}: {r}");
+                }
+                other => panic!("{variable}={value}: expected InvalidConfig, got {other:?}"),
+            }
+        }
+        let message = from(&[(COOLDOWN_SECONDS, "10m")]).unwrap_err().to_string();
+        assert_eq!(
+            message,
+            "invalid configuration SELFHEAL_COOLDOWN_SECONDS=\"10m\": expected whole seconds (0 or more)"
+        );
+    }
+}

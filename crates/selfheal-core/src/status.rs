@@ -93,3 +93,140 @@ pub fn rollout_status(deployment: &Deployment) -> RolloutStatus {
         format!("deployment {name:?} successfully rolled out"),
     )
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::testutil::fixture;
+
+    fn recorded() -> Vec<(String, Deployment)> {
+        fixture("status-progression.json")["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                (
+                    s["note"].as_str().unwrap().to_owned(),
+                    serde_json::from_value(s["deployment"].clone()).unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn recorded_progression_matches_kubectl_rules_step_by_step() {
+        use RolloutState::*;
+        let checkout = |m: &str| m.to_owned();
+        let expected: Vec<(RolloutState, String)> = vec![
+            (
+                Done,
+                checkout(r#"deployment "checkout" successfully rolled out"#),
+            ),
+            // PATCH response: generation 15, observedGeneration 14.
+            (
+                Waiting,
+                checkout("Waiting for deployment spec update to be observed..."),
+            ),
+            (
+                Waiting,
+                checkout(
+                    r#"Waiting for deployment "checkout" rollout to finish: 1 out of 2 new replicas have been updated..."#,
+                ),
+            ),
+            (
+                Waiting,
+                checkout(
+                    r#"Waiting for deployment "checkout" rollout to finish: 1 out of 2 new replicas have been updated..."#,
+                ),
+            ),
+            (
+                Waiting,
+                checkout(
+                    r#"Waiting for deployment "checkout" rollout to finish: 1 out of 2 new replicas have been updated..."#,
+                ),
+            ),
+            (
+                Waiting,
+                checkout(
+                    r#"Waiting for deployment "checkout" rollout to finish: 1 old replicas are pending termination..."#,
+                ),
+            ),
+            (
+                Done,
+                checkout(r#"deployment "checkout" successfully rolled out"#),
+            ),
+            (
+                Done,
+                checkout(r#"deployment "checkout" successfully rolled out"#),
+            ),
+            // `stuck`: created (no status yet), then waiting, then deadline exceeded.
+            (
+                Waiting,
+                checkout("Waiting for deployment spec update to be observed..."),
+            ),
+            (
+                Waiting,
+                checkout(
+                    r#"Waiting for deployment "stuck" rollout to finish: 0 of 1 updated replicas are available..."#,
+                ),
+            ),
+            (
+                Waiting,
+                checkout(
+                    r#"Waiting for deployment "stuck" rollout to finish: 0 of 1 updated replicas are available..."#,
+                ),
+            ),
+            (
+                Failed,
+                checkout(r#"deployment "stuck" exceeded its progress deadline"#),
+            ),
+        ];
+        let steps = recorded();
+        assert_eq!(steps.len(), expected.len());
+        for ((note, deployment), (state, message)) in steps.iter().zip(expected) {
+            let status = rollout_status(deployment);
+            assert_eq!(status.state, state, "step {note:?}");
+            assert_eq!(status.message, message, "step {note:?}");
+        }
+    }
+
+    #[test]
+    fn old_replicas_pending_and_available_rules_in_order() {
+        let mut d: Deployment =
+            serde_json::from_value(crate::testutil::deployment_json(&[("api", "api:1")], 3))
+                .unwrap();
+        let status = d.status.as_mut().unwrap();
+        status.replicas = Some(4);
+        status.updated_replicas = Some(2);
+        assert_eq!(
+            rollout_status(&d).message,
+            r#"Waiting for deployment "checkout" rollout to finish: 2 old replicas are pending termination..."#
+        );
+        let status = d.status.as_mut().unwrap();
+        status.replicas = Some(2);
+        status.available_replicas = Some(1);
+        let s = rollout_status(&d);
+        assert_eq!(s.state, RolloutState::Waiting);
+        assert_eq!(
+            s.message,
+            r#"Waiting for deployment "checkout" rollout to finish: 1 of 2 updated replicas are available..."#
+        );
+    }
+
+    #[test]
+    fn deadline_wins_over_replica_counts_but_not_over_unobserved_spec() {
+        let mut d: Deployment =
+            serde_json::from_value(crate::testutil::deployment_json(&[("api", "api:1")], 3))
+                .unwrap();
+        let status = d.status.as_mut().unwrap();
+        status.updated_replicas = Some(0);
+        status.conditions.as_mut().unwrap()[1].reason = Some(TIMED_OUT_REASON.into());
+        assert_eq!(rollout_status(&d).state, RolloutState::Failed);
+        d.metadata.generation = Some(4);
+        assert_eq!(
+            rollout_status(&d).message,
+            "Waiting for deployment spec update to be observed..."
+        );
+    }
+}

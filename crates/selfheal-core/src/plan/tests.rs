@@ -1,0 +1,1138 @@
+//! Named planner scenarios: every rule of design.md §3 and the project
+//! conventions, with patches asserted op by op and applied to the object.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::testutil::{Scenario, applied, done, fixture, now, ops, request};
+use crate::{
+    Change, Error, GitopsManager, Guard, OutcomeStatus, PlanInput, Policy, RevisionInfo, decide,
+    keys,
+};
+
+const API1: &str = "registry.example/shop/api:1.0.0";
+const API2: &str = "registry.example/shop/api:1.1.0";
+const API3: &str = "registry.example/shop/api:1.2.0";
+const API4: &str = "registry.example/shop/api:1.3.0";
+const ENVOY1: &str = "registry.example/envoy:1.27";
+const ENVOY2: &str = "registry.example/envoy:1.28";
+
+fn rollback() -> crate::RemediationRequest {
+    request(json!({"action": "rollback"}))
+}
+
+fn policy() -> Policy {
+    Policy::default()
+}
+
+fn annotation(doc: &Value, key: &str) -> Value {
+    doc["metadata"]["annotations"][key].clone()
+}
+
+/// The JSON the audit annotation must hold.
+fn last_remediation(action: &str, execution: Value, changes: Value) -> Value {
+    json!({"action": action, "at": "2026-11-26T20:00:00Z", "execution": execution, "changes": changes})
+}
+
+fn parsed(value: &Value) -> Value {
+    serde_json::from_str(value.as_str().unwrap()).unwrap()
+}
+
+fn refused(
+    scenario: &Scenario,
+    request: &crate::RemediationRequest,
+    policy: &Policy,
+) -> (Guard, String) {
+    let outcome = done(scenario.decide(request, policy));
+    assert_eq!(outcome.status, OutcomeStatus::Refused, "{outcome:#?}");
+    (outcome.guard.unwrap(), outcome.message)
+}
+
+// ---------------------------------------------------------------- half-brick
+
+#[test]
+fn half_brick_on_recorded_checkout_sends_the_recorded_ops_plus_guards_and_audit() {
+    let scenario =
+        Scenario::from_fixture(&fixture("checkout-rev4.json")).label(keys::ENABLED_LABEL, "true");
+    let plan = applied(scenario.decide(&rollback(), &policy()));
+    // The three ops in the middle are exactly what fixtures/k8s/json-patch-single-container.json sent.
+    let recorded = json!([
+        {"op": "test", "path": "/spec/template/spec/containers/0/name", "value": "api"},
+        {"op": "test", "path": "/spec/template/spec/containers/0/image", "value": API3},
+        {"op": "replace", "path": "/spec/template/spec/containers/0/image", "value": API2}
+    ]);
+    let ops = ops(&plan);
+    assert_eq!(
+        ops[0],
+        json!({"op": "test", "path": "/metadata/resourceVersion", "value": "330"})
+    );
+    assert_eq!(
+        Value::from(ops.as_array().unwrap()[1..4].to_vec()),
+        recorded
+    );
+    assert_eq!(ops[4]["op"], "add");
+    assert_eq!(
+        ops[4]["path"],
+        "/metadata/annotations/selfheal.dev~1bad-images"
+    );
+    assert_eq!(parsed(&ops[4]["value"]), json!({"api": [API3]}));
+    assert_eq!(
+        ops[5]["path"],
+        "/metadata/annotations/selfheal.dev~1last-remediation"
+    );
+    assert_eq!(
+        parsed(&ops[5]["value"]),
+        last_remediation(
+            "rollback",
+            Value::Null,
+            json!([{"container": "api", "from": API3, "to": API2}])
+        )
+    );
+    assert_eq!(ops.as_array().unwrap().len(), 6);
+
+    let o = &plan.outcome;
+    assert_eq!(o.status, OutcomeStatus::Applied);
+    assert_eq!(
+        o.changes,
+        vec![Change {
+            container: "api".into(),
+            from: API3.into(),
+            to: API2.into()
+        }]
+    );
+    assert_eq!(
+        o.revision,
+        Some(RevisionInfo {
+            before: Some(4),
+            to: None,
+            after: None
+        })
+    );
+    assert_eq!(o.target.namespace, "shop");
+    assert_eq!(o.target.deployment.as_deref(), Some("checkout"));
+    assert!(
+        o.message.contains("shop/checkout") && o.message.contains(API2),
+        "{}",
+        o.message
+    );
+    assert!(!plan.dry_run);
+    assert_eq!(plan.annotations.len(), 2);
+
+    // Applying it changes only api's image and adds the two annotations.
+    let after = scenario.apply(&plan);
+    let mut expected = scenario.deployment.clone();
+    expected["spec"]["template"]["spec"]["containers"][0]["image"] = json!(API2);
+    for (k, v) in &plan.annotations {
+        expected["metadata"]["annotations"][k] = json!(v);
+    }
+    assert_eq!(after, expected);
+}
+
+#[test]
+fn multi_container_history_reverts_every_container_that_changed() {
+    let scenario = Scenario::new(&[
+        &[("api", API1), ("envoy", ENVOY1)],
+        &[("api", API2), ("envoy", ENVOY2)],
+    ]);
+    let plan = applied(scenario.decide(&rollback(), &policy()));
+    assert_eq!(
+        plan.outcome.changes,
+        vec![
+            Change {
+                container: "api".into(),
+                from: API2.into(),
+                to: API1.into()
+            },
+            Change {
+                container: "envoy".into(),
+                from: ENVOY2.into(),
+                to: ENVOY1.into()
+            },
+        ]
+    );
+    let ops = ops(&plan);
+    assert_eq!(
+        ops[4],
+        json!({"op": "test", "path": "/spec/template/spec/containers/1/name", "value": "envoy"})
+    );
+    assert_eq!(
+        ops[6],
+        json!({"op": "replace", "path": "/spec/template/spec/containers/1/image", "value": ENVOY1})
+    );
+    assert_eq!(
+        parsed(&plan.annotations[keys::BAD_IMAGES].clone().into()),
+        json!({"api": [API2], "envoy": [ENVOY2]})
+    );
+    let after = scenario.apply(&plan);
+    assert_eq!(
+        after["spec"]["template"]["spec"]["containers"][0]["image"],
+        API1
+    );
+    assert_eq!(
+        after["spec"]["template"]["spec"]["containers"][1]["image"],
+        ENVOY1
+    );
+}
+
+#[test]
+fn sidecar_only_change_reverts_only_the_sidecar() {
+    let scenario = Scenario::new(&[
+        &[("api", API1), ("envoy", ENVOY1)],
+        &[("api", API1), ("envoy", ENVOY2)],
+    ]);
+    let plan = applied(scenario.decide(&rollback(), &policy()));
+    assert_eq!(
+        plan.outcome.changes,
+        vec![Change {
+            container: "envoy".into(),
+            from: ENVOY2.into(),
+            to: ENVOY1.into()
+        }]
+    );
+    let after = scenario.apply(&plan);
+    let mut expected = scenario.deployment.clone();
+    expected["spec"]["template"]["spec"]["containers"][1]["image"] = json!(ENVOY1);
+    expected["metadata"]["annotations"][keys::BAD_IMAGES] =
+        json!(plan.annotations[keys::BAD_IMAGES]);
+    expected["metadata"]["annotations"][keys::LAST_REMEDIATION] =
+        json!(plan.annotations[keys::LAST_REMEDIATION]);
+    assert_eq!(
+        after, expected,
+        "api container and everything else untouched"
+    );
+}
+
+#[test]
+fn config_only_change_is_refused_no_image_change() {
+    let mut scenario = Scenario::new(&[&[("api", API1)], &[("api", API1)]]);
+    let env = json!([{"name": "MODE", "value": "fast"}]);
+    scenario.deployment["spec"]["template"]["spec"]["containers"][0]["env"] = env.clone();
+    scenario.replica_sets[1]["spec"]["template"]["spec"]["containers"][0]["env"] = env;
+    let (guard, message) = refused(&scenario, &rollback(), &policy());
+    assert_eq!(guard, Guard::NoImageChange);
+    assert!(
+        message.contains("revision 1") && message.contains("template"),
+        "{message}"
+    );
+}
+
+#[test]
+fn no_replica_sets_at_all_is_refused_no_history() {
+    let mut scenario = Scenario::new(&[&[("api", API1)]]);
+    scenario.replica_sets.clear();
+    assert_eq!(
+        refused(&scenario, &rollback(), &policy()).0,
+        Guard::NoHistory
+    );
+}
+
+#[test]
+fn revision_history_limit_zero_leaves_only_the_current_replica_set() {
+    let mut scenario = Scenario::new(&[&[("api", API1)], &[("api", API2)]]);
+    scenario.deployment["spec"]["revisionHistoryLimit"] = json!(0);
+    scenario.replica_sets.remove(0);
+    let (guard, message) = refused(&scenario, &rollback(), &policy());
+    assert_eq!(guard, Guard::NoHistory);
+    assert!(message.contains("shop/checkout"), "{message}");
+}
+
+#[test]
+fn unknown_target_container_is_refused() {
+    let scenario = Scenario::new(&[&[("api", API1)], &[("api", API2)]]);
+    let req = request(
+        json!({"action": "rollback", "target": {"namespace": "shop", "deployment": "checkout", "container": "worker"}}),
+    );
+    let (guard, message) = refused(&scenario, &req, &policy());
+    assert_eq!(guard, Guard::UnknownContainer);
+    assert!(
+        message.contains("\"worker\"") && message.contains("api"),
+        "{message}"
+    );
+}
+
+#[test]
+fn target_container_reverts_it_even_when_the_newest_change_was_elsewhere() {
+    let scenario = Scenario::new(&[
+        &[("api", API1), ("envoy", ENVOY1)],
+        &[("api", API2), ("envoy", ENVOY1)],
+        &[("api", API2), ("envoy", ENVOY2)],
+    ]);
+    let req = request(
+        json!({"action": "rollback", "target": {"namespace": "shop", "deployment": "checkout", "container": "api"}}),
+    );
+    let plan = applied(scenario.decide(&req, &policy()));
+    assert_eq!(
+        plan.outcome.changes,
+        vec![Change {
+            container: "api".into(),
+            from: API2.into(),
+            to: API1.into()
+        }]
+    );
+    assert_eq!(
+        ops(&plan)[1],
+        json!({"op": "test", "path": "/spec/template/spec/containers/0/name", "value": "api"})
+    );
+}
+
+#[test]
+fn known_bad_images_two_levels_deep_reach_the_third_newest() {
+    let scenario = Scenario::new(&[
+        &[("api", API1)],
+        &[("api", API2)],
+        &[("api", API3)],
+        &[("api", API4)],
+    ])
+    .annotate(keys::BAD_IMAGES, &json!({"api": [API2, API3]}).to_string());
+    let plan = applied(scenario.decide(&rollback(), &policy()));
+    assert_eq!(
+        plan.outcome.changes,
+        vec![Change {
+            container: "api".into(),
+            from: API4.into(),
+            to: API1.into()
+        }]
+    );
+    assert_eq!(
+        parsed(&plan.annotations[keys::BAD_IMAGES].clone().into()),
+        json!({"api": [API2, API3, API4]}),
+        "the image rolled away from is appended, most recent last"
+    );
+}
+
+#[test]
+fn every_older_image_known_bad_is_refused_no_previous_image() {
+    let scenario = Scenario::new(&[&[("api", API1)], &[("api", API2)]])
+        .annotate(keys::BAD_IMAGES, &json!({"api": [API1]}).to_string());
+    let (guard, message) = refused(&scenario, &rollback(), &policy());
+    assert_eq!(guard, Guard::NoPreviousImage);
+    assert!(message.contains("\"api\""), "{message}");
+}
+
+#[test]
+fn malformed_bad_images_annotation_is_ignored() {
+    let scenario = Scenario::new(&[&[("api", API1)], &[("api", API2)]])
+        .annotate(keys::BAD_IMAGES, "{not json");
+    let plan = applied(scenario.decide(&rollback(), &policy()));
+    assert_eq!(plan.outcome.changes[0].to, API1);
+    assert_eq!(
+        parsed(&plan.annotations[keys::BAD_IMAGES].clone().into()),
+        json!({"api": [API2]})
+    );
+}
+
+#[test]
+fn rollback_after_a_restart_looks_past_the_restart_revision() {
+    // bad deploy (rev 2), then restart (rev 3): same images plus restartedAt.
+    let mut scenario = Scenario::new(&[&[("api", API1)], &[("api", API2)], &[("api", API2)]]);
+    let restarted = json!({keys::RESTARTED_AT: "2026-11-26T19:00:00Z"});
+    scenario.deployment["spec"]["template"]["metadata"]["annotations"] = restarted.clone();
+    scenario.replica_sets[2]["spec"]["template"]["metadata"]["annotations"] = restarted;
+    let plan = applied(scenario.decide(&rollback(), &policy()));
+    assert_eq!(
+        plan.outcome.changes,
+        vec![Change {
+            container: "api".into(),
+            from: API2.into(),
+            to: API1.into()
+        }]
+    );
+    let after = scenario.apply(&plan);
+    assert_eq!(
+        after["spec"]["template"]["metadata"]["annotations"][keys::RESTARTED_AT],
+        "2026-11-26T19:00:00Z",
+        "the restart annotation stays: only the image changes"
+    );
+}
+
+#[test]
+fn template_ahead_of_its_replica_sets_compares_against_the_live_template() {
+    // The Deployment already runs api 1.2.0 but the controller has not created
+    // its ReplicaSet yet: revision 2 (1.1.0) is the one to return to.
+    let mut scenario = Scenario::new(&[&[("api", API1)], &[("api", API2)]]);
+    scenario.deployment["spec"]["template"]["spec"]["containers"][0]["image"] = json!(API3);
+    scenario.deployment["metadata"]["generation"] = json!(3);
+    let plan = applied(scenario.decide(&rollback(), &policy()));
+    assert_eq!(
+        plan.outcome.changes,
+        vec![Change {
+            container: "api".into(),
+            from: API3.into(),
+            to: API2.into()
+        }]
+    );
+}
+
+#[test]
+fn replica_sets_of_another_deployment_are_not_history() {
+    let mut scenario = Scenario::new(&[&[("api", API1)], &[("api", API2)]]);
+    scenario.replica_sets[0]["metadata"]["ownerReferences"][0]["uid"] = json!("someone-else");
+    assert_eq!(
+        refused(&scenario, &rollback(), &policy()).0,
+        Guard::NoHistory
+    );
+}
+
+#[test]
+fn rollback_of_deployment_paused_by_someone_else_is_refused_like_kubectl() {
+    let scenario = Scenario::new(&[&[("api", API1)], &[("api", API2)]]).paused(false);
+    let (guard, message) = refused(&scenario, &rollback(), &policy());
+    assert_eq!(guard, Guard::Paused);
+    assert!(
+        message.starts_with("you cannot rollback a paused deployment"),
+        "{message}"
+    );
+    assert!(message.contains("deployment/checkout"), "{message}");
+}
+
+#[test]
+fn rollback_of_deployment_paused_by_selfheal_also_resumes_it() {
+    let scenario = Scenario::new(&[&[("api", API1)], &[("api", API2)]]).paused(true);
+    let plan = applied(scenario.decide(&rollback(), &policy()));
+    let ops = ops(&plan);
+    assert_eq!(
+        ops[4],
+        json!({"op": "replace", "path": "/spec/paused", "value": false})
+    );
+    assert_eq!(
+        ops[5],
+        json!({"op": "remove", "path": "/metadata/annotations/selfheal.dev~1paused-by"})
+    );
+    let after = scenario.apply(&plan);
+    assert_eq!(after["spec"]["paused"], false);
+    assert!(
+        after["metadata"]["annotations"]
+            .get(keys::PAUSED_BY)
+            .is_none()
+    );
+    assert_eq!(
+        after["spec"]["template"]["spec"]["containers"][0]["image"],
+        API1
+    );
+    assert!(
+        plan.outcome.message.contains("resumed"),
+        "{}",
+        plan.outcome.message
+    );
+}
+
+#[test]
+fn deployment_without_annotations_gets_the_audit_map_added_whole() {
+    let mut scenario = Scenario::new(&[&[("api", API1)], &[("api", API2)]]);
+    scenario.deployment["metadata"]
+        .as_object_mut()
+        .unwrap()
+        .remove("annotations");
+    let plan = applied(scenario.decide(&rollback(), &policy()));
+    let ops = ops(&plan);
+    let last = ops.as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["op"], "add");
+    assert_eq!(last["path"], "/metadata/annotations");
+    assert_eq!(
+        last["value"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect::<Vec<_>>(),
+        vec![keys::BAD_IMAGES, keys::LAST_REMEDIATION]
+    );
+    let after = scenario.apply(&plan);
+    assert_eq!(after["metadata"]["annotations"], last["value"]);
+}
+
+// ---------------------------------------------------------------- common guards
+
+#[test]
+fn cooldown_refuses_the_same_action_inside_the_window() {
+    let record = last_remediation("rollback", json!("exec-1"), json!([])).to_string();
+    let scenario = Scenario::new(&[&[("api", API1)], &[("api", API2)]])
+        .annotate(keys::LAST_REMEDIATION, &record);
+    let five_minutes_later = now()
+        .checked_add(jiff::SignedDuration::from_secs(300))
+        .unwrap();
+    let outcome = done(scenario.decide_at(&rollback(), &policy(), five_minutes_later));
+    assert_eq!(outcome.guard, Some(Guard::Cooldown));
+    assert!(
+        outcome.message.contains("300s ago") && outcome.message.contains("600s"),
+        "{}",
+        outcome.message
+    );
+}
+
+#[test]
+fn cooldown_lets_the_action_through_outside_the_window() {
+    let record = last_remediation("rollback", json!("exec-1"), json!([])).to_string();
+    let scenario = Scenario::new(&[&[("api", API1)], &[("api", API2)]])
+        .annotate(keys::LAST_REMEDIATION, &record);
+    let later = now()
+        .checked_add(jiff::SignedDuration::from_secs(600))
+        .unwrap();
+    applied(scenario.decide_at(&rollback(), &policy(), later));
+}
+
+#[test]
+fn cooldown_is_overridden_by_force_and_ignores_other_actions() {
+    let record = last_remediation("rollback", Value::Null, json!([])).to_string();
+    let scenario = Scenario::new(&[&[("api", API1)], &[("api", API2)]])
+        .annotate(keys::LAST_REMEDIATION, &record);
+    applied(scenario.decide(
+        &request(json!({"action": "rollback", "force": true})),
+        &policy(),
+    ));
+    applied(scenario.decide(&request(json!({"action": "restart"})), &policy()));
+}
+
+#[test]
+fn malformed_last_remediation_is_ignored_and_overwritten() {
+    let scenario = Scenario::new(&[&[("api", API1)], &[("api", API2)]])
+        .annotate(keys::LAST_REMEDIATION, "yesterday");
+    let plan = applied(scenario.decide(&rollback(), &policy()));
+    assert_eq!(
+        parsed(&plan.annotations[keys::LAST_REMEDIATION].clone().into())["at"],
+        "2026-11-26T20:00:00Z"
+    );
+}
+
+#[test]
+fn missing_opt_in_label_is_refused_unless_policy_waives_it() {
+    let scenario =
+        Scenario::new(&[&[("api", API1)], &[("api", API2)]]).unlabel(keys::ENABLED_LABEL);
+    let (guard, message) = refused(&scenario, &rollback(), &policy());
+    assert_eq!(guard, Guard::OptIn);
+    assert!(message.contains("selfheal.dev/enabled=true"), "{message}");
+    let waived = Policy {
+        require_opt_in: false,
+        ..policy()
+    };
+    applied(scenario.decide(&rollback(), &waived));
+    let wrong_value = scenario.label(keys::ENABLED_LABEL, "yes");
+    assert_eq!(
+        refused(&wrong_value, &rollback(), &policy()).0,
+        Guard::OptIn
+    );
+}
+
+#[test]
+fn denied_and_unlisted_namespaces_are_refused_before_anything_else() {
+    let mut scenario =
+        Scenario::new(&[&[("api", API1)], &[("api", API2)]]).unlabel(keys::ENABLED_LABEL);
+    scenario.deployment["metadata"]["namespace"] = json!("kube-system");
+    let req = request(
+        json!({"action": "rollback", "target": {"namespace": "kube-system", "deployment": "checkout"}}),
+    );
+    let (guard, message) = refused(&scenario, &req, &policy());
+    assert_eq!(
+        guard,
+        Guard::Namespace,
+        "namespace is checked before opt-in"
+    );
+    assert!(message.contains("kube-system/checkout"), "{message}");
+
+    let scenario = Scenario::new(&[&[("api", API1)], &[("api", API2)]]);
+    let only_payments = Policy {
+        allowed_namespaces: Some(vec!["payments".into()]),
+        ..policy()
+    };
+    assert_eq!(
+        refused(&scenario, &rollback(), &only_payments).0,
+        Guard::Namespace
+    );
+    let shop_allowed = Policy {
+        allowed_namespaces: Some(vec!["shop".into()]),
+        ..policy()
+    };
+    applied(scenario.decide(&rollback(), &shop_allowed));
+}
+
+#[test]
+fn argo_cd_managed_deployment_is_refused_and_flagged() {
+    let scenario = Scenario::new(&[&[("api", API1)], &[("api", API2)]]).annotate(
+        "argocd.argoproj.io/tracking-id",
+        "shop:apps/Deployment:shop/checkout",
+    );
+    let outcome = done(scenario.decide(&rollback(), &policy()));
+    assert_eq!(outcome.guard, Some(Guard::Gitops));
+    assert_eq!(outcome.gitops, Some(GitopsManager::ArgoCd));
+    assert!(outcome.message.contains("Argo CD"), "{}", outcome.message);
+}
+
+#[test]
+fn flux_managed_deployment_proceeds_when_allowed_and_still_says_so() {
+    let scenario = Scenario::new(&[&[("api", API1)], &[("api", API2)]])
+        .label("kustomize.toolkit.fluxcd.io/name", "apps");
+    let allow = Policy {
+        allow_gitops: true,
+        ..policy()
+    };
+    let plan = applied(scenario.decide(&rollback(), &allow));
+    assert_eq!(plan.outcome.gitops, Some(GitopsManager::Flux));
+    // Flagged on other outcomes too, e.g. a refusal by a later guard.
+    let outcome = done(
+        scenario
+            .clone()
+            .unlabel(keys::ENABLED_LABEL)
+            .decide(&rollback(), &allow),
+    );
+    assert_eq!(
+        (outcome.guard, outcome.gitops),
+        (Some(Guard::OptIn), Some(GitopsManager::Flux))
+    );
+}
+
+#[test]
+fn dry_run_comes_from_the_request_or_the_policy() {
+    let scenario = Scenario::new(&[&[("api", API1)], &[("api", API2)]]);
+    assert!(!applied(scenario.decide(&rollback(), &policy())).dry_run);
+    assert!(
+        applied(scenario.decide(
+            &request(json!({"action": "rollback", "dryRun": true})),
+            &policy()
+        ))
+        .dry_run
+    );
+    let dry = Policy {
+        dry_run: true,
+        ..policy()
+    };
+    let plan = applied(scenario.decide(&rollback(), &dry));
+    assert!(plan.dry_run);
+    assert_eq!(
+        plan.outcome.status,
+        OutcomeStatus::Applied,
+        "the adapter switches it after the server dry run"
+    );
+}
+
+#[test]
+fn outcome_carries_execution_resolved_target_and_event_reason() {
+    let scenario = Scenario::new(&[&[("api", API1)], &[("api", API2)]]);
+    let req = request(json!({
+        "action": "rollback", "execution": "exec-42", "reason": "5xx above 5%",
+        "target": {"cluster": "prod", "namespace": "shop", "pod": "checkout-hash2-abcde"}
+    }));
+    let plan = applied(scenario.decide(&req, &policy()));
+    let o = &plan.outcome;
+    assert_eq!(o.execution.as_deref(), Some("exec-42"));
+    assert_eq!(o.target.deployment.as_deref(), Some("checkout"));
+    assert_eq!(o.target.pod.as_deref(), Some("checkout-hash2-abcde"));
+    assert_eq!(o.target.cluster.as_deref(), Some("prod"));
+    assert!(
+        plan.event_message.ends_with("(reason: 5xx above 5%)"),
+        "{}",
+        plan.event_message
+    );
+    assert_eq!(
+        parsed(&plan.annotations[keys::LAST_REMEDIATION].clone().into())["execution"],
+        "exec-42"
+    );
+}
+
+// ---------------------------------------------------------------- template scope
+
+fn undo_request(to_revision: Option<i64>) -> crate::RemediationRequest {
+    let mut r = json!({"action": "rollback", "scope": "template"});
+    if let Some(n) = to_revision {
+        r["toRevision"] = json!(n);
+    }
+    request(r)
+}
+
+#[test]
+fn template_scope_matches_kubectl_undo_on_the_recorded_cluster() {
+    let data = fixture("checkout-undo.json");
+    let scenario = Scenario::from_fixture(&data["afterRestart"]).label(keys::ENABLED_LABEL, "true");
+    let plan = applied(scenario.decide(&undo_request(None), &policy()));
+    let ops = ops(&plan);
+    let kubectl = &data["kubectlPatchUndo"];
+    assert_eq!(ops[0]["path"], "/metadata/resourceVersion");
+    assert_eq!(ops[1]["op"], "replace");
+    assert_eq!(ops[1]["path"], "/spec/template");
+    let ours: k8s_openapi::api::core::v1::PodTemplateSpec =
+        serde_json::from_value(ops[1]["value"].clone()).unwrap();
+    let theirs: k8s_openapi::api::core::v1::PodTemplateSpec =
+        serde_json::from_value(kubectl[0]["value"].clone()).unwrap();
+    assert_eq!(ours, theirs, "same template as kubectl sent");
+    assert_eq!(ops[2]["op"], "replace");
+    assert_eq!(ops[2]["path"], "/metadata/annotations");
+    let mut annotations = ops[2]["value"].as_object().unwrap().clone();
+    assert!(annotations.remove(keys::LAST_REMEDIATION).is_some());
+    assert!(
+        annotations.remove(keys::BAD_IMAGES).is_none(),
+        "no image changed: restart → revision 5 is the same images"
+    );
+    assert_eq!(
+        Value::Object(annotations),
+        kubectl[1]["value"],
+        "kubectl's annotation rule"
+    );
+    assert_eq!(ops.as_array().unwrap().len(), 3);
+    assert_eq!(
+        plan.outcome.revision,
+        Some(RevisionInfo {
+            before: Some(6),
+            to: Some(5),
+            after: None
+        })
+    );
+    assert!(plan.outcome.changes.is_empty());
+
+    // And the object afterwards has the template kubectl's undo produced.
+    let after = scenario.apply(&plan);
+    let expected: k8s_openapi::api::core::v1::PodTemplateSpec =
+        serde_json::from_value(data["afterUndo"]["deployment"]["spec"]["template"].clone())
+            .unwrap();
+    let got: k8s_openapi::api::core::v1::PodTemplateSpec =
+        serde_json::from_value(after["spec"]["template"].clone()).unwrap();
+    assert_eq!(got, expected);
+}
+
+#[test]
+fn template_scope_to_revision_matches_kubectl_and_drops_annotations_the_old_rs_lacks() {
+    let data = fixture("checkout-undo.json");
+    let scenario = Scenario::from_fixture(&data["afterUndo"]).label(keys::ENABLED_LABEL, "true");
+    let plan = applied(scenario.decide(&undo_request(Some(1)), &policy()));
+    let ops = ops(&plan);
+    let kubectl = &data["kubectlPatchUndoToRevision1"];
+    let ours: k8s_openapi::api::core::v1::PodTemplateSpec =
+        serde_json::from_value(ops[1]["value"].clone()).unwrap();
+    let theirs: k8s_openapi::api::core::v1::PodTemplateSpec =
+        serde_json::from_value(kubectl[0]["value"].clone()).unwrap();
+    assert_eq!(ours, theirs);
+    let mut annotations = ops[2]["value"].as_object().unwrap().clone();
+    annotations.remove(keys::LAST_REMEDIATION);
+    annotations.remove(keys::BAD_IMAGES);
+    assert_eq!(
+        Value::Object(annotations),
+        kubectl[1]["value"],
+        "fixtures.example/touch is gone, as with kubectl"
+    );
+    assert_eq!(
+        plan.outcome.changes,
+        vec![
+            Change {
+                container: "api".into(),
+                from: API2.into(),
+                to: API1.into()
+            },
+            Change {
+                container: "envoy".into(),
+                from: ENVOY2.into(),
+                to: ENVOY1.into()
+            },
+        ]
+    );
+    assert_eq!(plan.outcome.revision.unwrap().to, Some(1));
+    assert_eq!(
+        parsed(&plan.annotations[keys::BAD_IMAGES].clone().into()),
+        json!({"api": [API2], "envoy": [ENVOY2]})
+    );
+    let after = scenario.apply(&plan);
+    assert_eq!(
+        after["spec"]["template"],
+        serde_json::to_value(&theirs).unwrap(),
+        "pod-template-hash label removed, template restored"
+    );
+}
+
+#[test]
+fn template_scope_picks_the_second_highest_revision_and_copies_annotations_by_kubectl_rules() {
+    let mut scenario = Scenario::new(&[&[("api", API1)], &[("api", API2)], &[("api", API3)]])
+        .annotate(keys::LAST_APPLIED, "{\"deployment\":\"now\"}")
+        .annotate("team", "checkout-now")
+        .annotate(keys::BAD_IMAGES, &json!({"api": ["old:bad"]}).to_string());
+    let rs2 = &mut scenario.replica_sets[1]["metadata"]["annotations"];
+    rs2[keys::LAST_APPLIED] = json!("{\"deployment\":\"then\"}");
+    rs2["team"] = json!("checkout-then");
+    rs2["kubernetes.io/change-cause"] = json!("deploy 1.1.0");
+    rs2[keys::BAD_IMAGES] = json!("{}");
+    rs2[keys::PAUSED_BY] = json!("selfheal");
+    let plan = applied(scenario.decide(&undo_request(None), &policy()));
+    let annotations = ops(&plan)[2]["value"].clone();
+    assert_eq!(plan.outcome.revision.unwrap().to, Some(2));
+    assert_eq!(
+        annotations[keys::LAST_APPLIED],
+        "{\"deployment\":\"now\"}",
+        "skip-list: Deployment's value"
+    );
+    assert_eq!(
+        annotations[keys::REVISION],
+        "3",
+        "skip-list: Deployment's value"
+    );
+    assert!(
+        annotations.get(keys::DESIRED_REPLICAS).is_none(),
+        "skip-list: not copied from the RS"
+    );
+    assert_eq!(
+        annotations["team"], "checkout-then",
+        "others: the ReplicaSet's value"
+    );
+    assert_eq!(annotations["kubernetes.io/change-cause"], "deploy 1.1.0");
+    assert!(
+        annotations.get(keys::PAUSED_BY).is_none(),
+        "a stale paused-by is not copied"
+    );
+    assert_eq!(
+        parsed(&annotations[keys::BAD_IMAGES]),
+        json!({"api": ["old:bad", API3]})
+    );
+}
+
+#[test]
+fn template_scope_skips_when_the_revision_already_matches() {
+    let scenario = Scenario::new(&[&[("api", API1)], &[("api", API2)], &[("api", API2)]]);
+    let outcome = done(scenario.decide(&undo_request(None), &policy()));
+    assert_eq!(outcome.status, OutcomeStatus::Skipped);
+    assert_eq!(
+        outcome.message,
+        "deployment shop/checkout skipped rollback (current template already matches revision 2)"
+    );
+}
+
+#[test]
+fn template_scope_missing_revision_and_missing_history_are_refused() {
+    let scenario = Scenario::new(&[&[("api", API1)], &[("api", API2)]]);
+    let (guard, message) = refused(&scenario, &undo_request(Some(7)), &policy());
+    assert_eq!(guard, Guard::RevisionNotFound);
+    assert!(
+        message.starts_with("unable to find specified revision 7 in history"),
+        "{message}"
+    );
+    assert_eq!(
+        refused(&scenario, &undo_request(Some(-1)), &policy()).0,
+        Guard::RevisionNotFound
+    );
+
+    let single = Scenario::new(&[&[("api", API1)]]);
+    let (guard, message) = refused(&single, &undo_request(None), &policy());
+    assert_eq!(guard, Guard::NoHistory);
+    assert_eq!(
+        message,
+        "no rollout history found for deployment \"checkout\""
+    );
+}
+
+#[test]
+fn template_scope_on_paused_deployment_follows_the_pause_owner() {
+    let scenario = Scenario::new(&[&[("api", API1)], &[("api", API2)]]);
+    let (guard, _) = refused(
+        &scenario.clone().paused(false),
+        &undo_request(None),
+        &policy(),
+    );
+    assert_eq!(guard, Guard::Paused);
+    let by_us = scenario.paused(true);
+    let plan = applied(by_us.decide(&undo_request(None), &policy()));
+    let after = by_us.apply(&plan);
+    assert_eq!(after["spec"]["paused"], false);
+    assert!(
+        after["metadata"]["annotations"]
+            .get(keys::PAUSED_BY)
+            .is_none()
+    );
+    assert_eq!(
+        after["spec"]["template"]["spec"]["containers"][0]["image"],
+        API1
+    );
+}
+
+// ---------------------------------------------------------------- pause / resume / restart
+
+#[test]
+fn manual_pause_sets_paused_and_marks_it_ours() {
+    let scenario = Scenario::new(&[&[("api", API1)]]);
+    let plan = applied(scenario.decide(&request(json!({"action": "pause"})), &policy()));
+    let ops = ops(&plan);
+    assert_eq!(
+        ops[1],
+        json!({"op": "add", "path": "/spec/paused", "value": true})
+    );
+    assert_eq!(
+        ops[2],
+        json!({"op": "add", "path": "/metadata/annotations/selfheal.dev~1last-remediation", "value": plan.annotations[keys::LAST_REMEDIATION]})
+    );
+    assert_eq!(
+        ops[3],
+        json!({"op": "add", "path": "/metadata/annotations/selfheal.dev~1paused-by", "value": "selfheal"})
+    );
+    let after = scenario.apply(&plan);
+    let mut expected = scenario.deployment.clone();
+    expected["spec"]["paused"] = json!(true);
+    expected["metadata"]["annotations"][keys::PAUSED_BY] = json!("selfheal");
+    expected["metadata"]["annotations"][keys::LAST_REMEDIATION] =
+        json!(plan.annotations[keys::LAST_REMEDIATION]);
+    assert_eq!(after, expected);
+    assert_eq!(
+        parsed(&annotation(&after, keys::LAST_REMEDIATION)),
+        last_remediation("pause", Value::Null, json!([]))
+    );
+}
+
+#[test]
+fn pause_of_a_paused_deployment_is_skipped() {
+    let scenario = Scenario::new(&[&[("api", API1)]]).paused(false);
+    let outcome = done(scenario.decide(&request(json!({"action": "pause"})), &policy()));
+    assert_eq!(outcome.status, OutcomeStatus::Skipped);
+    assert_eq!(
+        outcome.message,
+        "deployment shop/checkout is already paused"
+    );
+}
+
+fn alarm_pause(score: f64) -> crate::RemediationRequest {
+    request(
+        json!({"action": "pause", "alarm": {"source": "cloudwatch", "name": "checkout-5xx", "impactScore": score}}),
+    )
+}
+
+#[test]
+fn alarm_pause_needs_a_rollout_in_progress() {
+    let scenario = Scenario::new(&[&[("api", API1)]]);
+    let (guard, message) = refused(&scenario, &alarm_pause(3.0), &policy());
+    assert_eq!(guard, Guard::NoRolloutInProgress);
+    assert!(message.contains("successfully rolled out"), "{message}");
+}
+
+#[test]
+fn alarm_pause_during_a_rollout_applies_at_or_above_the_threshold_only() {
+    let mut scenario = Scenario::new(&[&[("api", API1)]]);
+    scenario.deployment["status"]["updatedReplicas"] = json!(1);
+    assert_eq!(
+        refused(&scenario, &alarm_pause(0.5), &policy()).0,
+        Guard::ImpactBelowThreshold
+    );
+    // NaN cannot come through JSON (it would read as null = manual); set it directly.
+    let mut nan = alarm_pause(2.0);
+    nan.alarm.as_mut().unwrap().impact_score = Some(f64::NAN);
+    assert_eq!(
+        refused(&scenario, &nan, &policy()).0,
+        Guard::ImpactBelowThreshold
+    );
+    let plan = applied(scenario.decide(&alarm_pause(1.0), &policy()));
+    assert!(
+        plan.outcome.message.contains("impact score 1"),
+        "{}",
+        plan.outcome.message
+    );
+    assert_eq!(scenario.apply(&plan)["spec"]["paused"], true);
+}
+
+#[test]
+fn resume_lifts_our_own_pause() {
+    let scenario = Scenario::new(&[&[("api", API1)]]).paused(true);
+    let plan = applied(scenario.decide(&request(json!({"action": "resume"})), &policy()));
+    let ops = ops(&plan);
+    assert_eq!(
+        ops[1],
+        json!({"op": "replace", "path": "/spec/paused", "value": false})
+    );
+    assert_eq!(
+        ops[2],
+        json!({"op": "remove", "path": "/metadata/annotations/selfheal.dev~1paused-by"})
+    );
+    let after = scenario.apply(&plan);
+    let mut expected = scenario.deployment.clone();
+    expected["spec"]["paused"] = json!(false);
+    expected["metadata"]["annotations"]
+        .as_object_mut()
+        .unwrap()
+        .remove(keys::PAUSED_BY);
+    expected["metadata"]["annotations"][keys::LAST_REMEDIATION] =
+        json!(plan.annotations[keys::LAST_REMEDIATION]);
+    assert_eq!(after, expected);
+}
+
+#[test]
+fn resume_of_someone_elses_pause_needs_force() {
+    let scenario = Scenario::new(&[&[("api", API1)]]).paused(false);
+    let (guard, message) = refused(&scenario, &request(json!({"action": "resume"})), &policy());
+    assert_eq!(guard, Guard::Paused);
+    assert!(message.contains("force"), "{message}");
+    let plan = applied(scenario.decide(
+        &request(json!({"action": "resume", "force": true})),
+        &policy(),
+    ));
+    let ops = ops(&plan);
+    assert!(
+        !ops.as_array()
+            .unwrap()
+            .iter()
+            .any(|op| op["op"] == "remove"),
+        "no paused-by to remove (a remove of a missing key would fail the patch)"
+    );
+    assert_eq!(scenario.apply(&plan)["spec"]["paused"], false);
+}
+
+#[test]
+fn resume_of_a_running_deployment_is_skipped() {
+    let scenario = Scenario::new(&[&[("api", API1)]]);
+    let outcome = done(scenario.decide(&request(json!({"action": "resume"})), &policy()));
+    assert_eq!(
+        (outcome.status, outcome.message.as_str()),
+        (
+            OutcomeStatus::Skipped,
+            "deployment shop/checkout is not paused"
+        )
+    );
+}
+
+#[test]
+fn restart_stamps_restarted_at_creating_the_template_annotations() {
+    let scenario = Scenario::new(&[&[("api", API1)]]);
+    let plan = applied(scenario.decide(&request(json!({"action": "restart"})), &policy()));
+    assert_eq!(
+        ops(&plan)[1],
+        json!({"op": "add", "path": "/spec/template/metadata/annotations", "value": {keys::RESTARTED_AT: "2026-11-26T20:00:00Z"}})
+    );
+    let after = scenario.apply(&plan);
+    let mut expected = scenario.deployment.clone();
+    expected["spec"]["template"]["metadata"]["annotations"] =
+        json!({keys::RESTARTED_AT: "2026-11-26T20:00:00Z"});
+    expected["metadata"]["annotations"][keys::LAST_REMEDIATION] =
+        json!(plan.annotations[keys::LAST_REMEDIATION]);
+    assert_eq!(after, expected);
+    assert_eq!(
+        plan.outcome.revision,
+        Some(RevisionInfo {
+            before: Some(1),
+            to: None,
+            after: None
+        })
+    );
+}
+
+#[test]
+fn restart_overwrites_an_earlier_restarted_at_key_only() {
+    let mut scenario = Scenario::new(&[&[("api", API1)]]);
+    scenario.deployment["spec"]["template"]["metadata"]["annotations"] =
+        json!({keys::RESTARTED_AT: "2026-01-01T00:00:00Z", "prometheus.io/scrape": "true"});
+    let later = "2026-11-26T20:00:00.75Z".parse().unwrap();
+    let plan =
+        applied(scenario.decide_at(&request(json!({"action": "restart"})), &policy(), later));
+    assert_eq!(
+        ops(&plan)[1],
+        json!({"op": "add", "path": "/spec/template/metadata/annotations/kubectl.kubernetes.io~1restartedAt", "value": "2026-11-26T20:00:00Z"})
+    );
+    let after = scenario.apply(&plan);
+    assert_eq!(
+        after["spec"]["template"]["metadata"]["annotations"],
+        json!({keys::RESTARTED_AT: "2026-11-26T20:00:00Z", "prometheus.io/scrape": "true"})
+    );
+}
+
+#[test]
+fn restart_of_a_paused_deployment_is_refused_whoever_paused_it() {
+    for by_selfheal in [false, true] {
+        let scenario = Scenario::new(&[&[("api", API1)]]).paused(by_selfheal);
+        let (guard, message) =
+            refused(&scenario, &request(json!({"action": "restart"})), &policy());
+        assert_eq!(guard, Guard::Paused);
+        assert_eq!(
+            message,
+            "deployments.apps \"checkout\" can't restart paused deployment (run rollout resume first)"
+        );
+    }
+}
+
+#[test]
+fn recorded_paused_checkout_is_refused_restart_and_resume() {
+    let scenario =
+        Scenario::from_fixture(&fixture("checkout-paused.json")).label(keys::ENABLED_LABEL, "true");
+    assert_eq!(
+        refused(&scenario, &request(json!({"action": "restart"})), &policy()).0,
+        Guard::Paused
+    );
+    assert_eq!(
+        refused(&scenario, &request(json!({"action": "resume"})), &policy()).0,
+        Guard::Paused
+    );
+    assert_eq!(refused(&scenario, &rollback(), &policy()).0, Guard::Paused);
+}
+
+// ---------------------------------------------------------------- bad input
+
+fn decide_raw(
+    deployment: Value,
+    request: &crate::RemediationRequest,
+) -> Result<crate::Decision, Error> {
+    let deployment = serde_json::from_value(deployment).unwrap();
+    decide(PlanInput {
+        request,
+        deployment: &deployment,
+        replica_sets: &[],
+        policy: &policy(),
+        now: now(),
+    })
+}
+
+#[test]
+fn objects_missing_name_spec_or_pod_spec_are_invalid_not_panics() {
+    let base = Scenario::new(&[&[("api", API1)]]).deployment;
+    let pause = request(json!({"action": "pause"}));
+
+    let mut no_name = base.clone();
+    no_name["metadata"].as_object_mut().unwrap().remove("name");
+    assert!(matches!(
+        decide_raw(no_name, &pause),
+        Err(Error::InvalidObject {
+            kind: "Deployment",
+            ..
+        })
+    ));
+
+    let mut no_spec = base.clone();
+    no_spec.as_object_mut().unwrap().remove("spec");
+    let err = decide_raw(no_spec, &pause).unwrap_err();
+    assert!(err.to_string().contains("spec is missing"), "{err}");
+
+    let mut no_pod_spec = base.clone();
+    no_pod_spec["spec"]["template"]
+        .as_object_mut()
+        .unwrap()
+        .remove("spec");
+    let err = decide_raw(no_pod_spec, &pause).unwrap_err();
+    assert!(err.to_string().contains("spec.template.spec"), "{err}");
+
+    let mut no_rv = base.clone();
+    no_rv["metadata"]
+        .as_object_mut()
+        .unwrap()
+        .remove("resourceVersion");
+    let err = decide_raw(no_rv, &pause).unwrap_err();
+    assert!(err.to_string().contains("resourceVersion"), "{err}");
+
+    let mut no_image = base;
+    no_image["spec"]["template"]["spec"]["containers"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("image");
+    let err = decide_raw(no_image, &rollback()).unwrap_err();
+    assert!(err.to_string().contains("has no image"), "{err}");
+}
+
+#[test]
+fn request_for_another_deployment_is_an_error() {
+    let base = Scenario::new(&[&[("api", API1)]]).deployment;
+    let other =
+        request(json!({"action": "pause", "target": {"namespace": "shop", "deployment": "cart"}}));
+    assert!(matches!(
+        decide_raw(base, &other),
+        Err(Error::InvalidRequest(_))
+    ));
+}
+
+#[test]
+fn cooldown_window_of_zero_disables_the_guard() {
+    let record = last_remediation("pause", Value::Null, json!([])).to_string();
+    let scenario = Scenario::new(&[&[("api", API1)]]).annotate(keys::LAST_REMEDIATION, &record);
+    let none = Policy {
+        cooldown: Duration::ZERO,
+        ..policy()
+    };
+    applied(scenario.decide(&request(json!({"action": "pause"})), &none));
+    assert_eq!(
+        refused(&scenario, &request(json!({"action": "pause"})), &policy()).0,
+        Guard::Cooldown
+    );
+}

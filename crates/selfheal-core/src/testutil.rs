@@ -1,0 +1,231 @@
+//! Builders for realistic Deployments and ReplicaSets in unit tests.
+
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use serde_json::{Value, json};
+
+use crate::{Decision, Plan, PlanInput, Policy, RemediationOutcome, RemediationRequest, decide};
+
+pub const UID: &str = "3a4925c1-786f-4b23-adb6-0d3b57e345db";
+pub const RV: &str = "330";
+
+pub fn now() -> jiff::Timestamp {
+    "2026-11-26T20:00:00Z".parse().unwrap()
+}
+
+pub fn container(name: &str, image: &str) -> Value {
+    json!({
+        "name": name,
+        "image": image,
+        "ports": [{"containerPort": 8080, "protocol": "TCP"}],
+        "resources": {},
+        "terminationMessagePath": "/dev/termination-log",
+        "terminationMessagePolicy": "File",
+        "imagePullPolicy": "IfNotPresent"
+    })
+}
+
+pub fn template(images: &[(&str, &str)], hash: Option<&str>) -> Value {
+    let mut labels = json!({"app": "checkout"});
+    if let Some(hash) = hash {
+        labels["pod-template-hash"] = json!(hash);
+    }
+    json!({
+        "metadata": {"labels": labels},
+        "spec": {
+            "containers": images.iter().map(|(n, i)| container(n, i)).collect::<Vec<_>>(),
+            "restartPolicy": "Always",
+            "terminationGracePeriodSeconds": 30,
+            "dnsPolicy": "ClusterFirst",
+            "securityContext": {},
+            "schedulerName": "default-scheduler"
+        }
+    })
+}
+
+/// A Deployment `shop/checkout`, opted in, rollout complete, at `revision`.
+pub fn deployment_json(images: &[(&str, &str)], revision: i64) -> Value {
+    json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": "checkout",
+            "namespace": "shop",
+            "uid": UID,
+            "resourceVersion": RV,
+            "generation": revision,
+            "labels": {"app": "checkout", "selfheal.dev/enabled": "true"},
+            "annotations": {"deployment.kubernetes.io/revision": revision.to_string()}
+        },
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app": "checkout"}},
+            "template": template(images, None),
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}},
+            "revisionHistoryLimit": 10,
+            "progressDeadlineSeconds": 600
+        },
+        "status": {
+            "observedGeneration": revision,
+            "replicas": 2, "updatedReplicas": 2, "readyReplicas": 2, "availableReplicas": 2,
+            "conditions": [
+                {"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable"},
+                {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable"}
+            ]
+        }
+    })
+}
+
+pub fn replica_set_json(revision: i64, images: &[(&str, &str)]) -> Value {
+    let hash = format!("hash{revision}");
+    json!({
+        "apiVersion": "apps/v1",
+        "kind": "ReplicaSet",
+        "metadata": {
+            "name": format!("checkout-{hash}"),
+            "namespace": "shop",
+            "uid": format!("rs-uid-{revision}"),
+            "labels": {"app": "checkout", "pod-template-hash": hash},
+            "annotations": {
+                "deployment.kubernetes.io/desired-replicas": "2",
+                "deployment.kubernetes.io/max-replicas": "3",
+                "deployment.kubernetes.io/revision": revision.to_string()
+            },
+            "ownerReferences": [{
+                "apiVersion": "apps/v1", "kind": "Deployment", "name": "checkout",
+                "uid": UID, "controller": true, "blockOwnerDeletion": true
+            }]
+        },
+        "spec": {
+            "replicas": 0,
+            "selector": {"matchLabels": {"app": "checkout", "pod-template-hash": hash}},
+            "template": template(images, Some(&hash))
+        }
+    })
+}
+
+/// A Deployment whose revisions ran `history[0]`, `history[1]`, …; it is at
+/// the last one, and every revision still has its ReplicaSet.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    pub deployment: Value,
+    pub replica_sets: Vec<Value>,
+}
+
+impl Scenario {
+    pub fn new(history: &[&[(&str, &str)]]) -> Self {
+        let current = history.last().copied().unwrap_or_default();
+        Scenario {
+            deployment: deployment_json(current, history.len() as i64),
+            replica_sets: history
+                .iter()
+                .enumerate()
+                .map(|(i, images)| replica_set_json(i as i64 + 1, images))
+                .collect(),
+        }
+    }
+
+    /// Load `{deployment, replicaSets}` from a testdata file (or a part of one).
+    pub fn from_fixture(value: &Value) -> Self {
+        Scenario {
+            deployment: value["deployment"].clone(),
+            replica_sets: value["replicaSets"].as_array().cloned().unwrap_or_default(),
+        }
+    }
+
+    pub fn annotate(mut self, key: &str, value: &str) -> Self {
+        self.deployment["metadata"]["annotations"][key] = json!(value);
+        self
+    }
+
+    pub fn label(mut self, key: &str, value: &str) -> Self {
+        self.deployment["metadata"]["labels"][key] = json!(value);
+        self
+    }
+
+    pub fn unlabel(mut self, key: &str) -> Self {
+        if let Some(labels) = self.deployment["metadata"]["labels"].as_object_mut() {
+            labels.remove(key);
+        }
+        self
+    }
+
+    pub fn paused(mut self, by_selfheal: bool) -> Self {
+        self.deployment["spec"]["paused"] = json!(true);
+        if by_selfheal {
+            self = self.annotate("selfheal.dev/paused-by", "selfheal");
+        }
+        self
+    }
+
+    pub fn deployment(&self) -> Deployment {
+        serde_json::from_value(self.deployment.clone()).unwrap()
+    }
+
+    pub fn replica_sets(&self) -> Vec<ReplicaSet> {
+        self.replica_sets
+            .iter()
+            .map(|rs| serde_json::from_value(rs.clone()).unwrap())
+            .collect()
+    }
+
+    pub fn decide(&self, request: &RemediationRequest, policy: &Policy) -> Decision {
+        self.decide_at(request, policy, now())
+    }
+
+    pub fn decide_at(
+        &self,
+        request: &RemediationRequest,
+        policy: &Policy,
+        now: jiff::Timestamp,
+    ) -> Decision {
+        let deployment = self.deployment();
+        let replica_sets = self.replica_sets();
+        decide(PlanInput {
+            request,
+            deployment: &deployment,
+            replica_sets: &replica_sets,
+            policy,
+            now,
+        })
+        .unwrap()
+    }
+
+    /// The Deployment JSON after the plan's patch, as the server would store it.
+    pub fn apply(&self, plan: &Plan) -> Value {
+        let mut doc = self.deployment.clone();
+        json_patch::patch(&mut doc, &plan.patch).unwrap();
+        doc
+    }
+}
+
+/// A request from JSON, with `target` defaulting to `shop/checkout`.
+pub fn request(mut value: Value) -> RemediationRequest {
+    if value.get("target").is_none() {
+        value["target"] = json!({"namespace": "shop", "deployment": "checkout"});
+    }
+    RemediationRequest::from_json(&value.to_string()).unwrap()
+}
+
+pub fn applied(decision: Decision) -> Plan {
+    match decision {
+        Decision::Apply(plan) => *plan,
+        Decision::Done(outcome) => panic!("expected a plan, got {outcome:#?}"),
+    }
+}
+
+pub fn done(decision: Decision) -> RemediationOutcome {
+    match decision {
+        Decision::Done(outcome) => outcome,
+        Decision::Apply(plan) => panic!("expected no write, got {:#?}", plan.patch),
+    }
+}
+
+/// The patch as plain JSON, for exact comparisons.
+pub fn ops(plan: &Plan) -> Value {
+    serde_json::to_value(&plan.patch).unwrap()
+}
+
+pub fn fixture(name: &str) -> Value {
+    let path = format!("{}/testdata/{name}", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}

@@ -258,7 +258,18 @@ pub fn parse_event(json: &[u8], defaults: &Defaults) -> Result<Ingested, Error> 
         )));
     };
 
-    let (kind, entries) = if object.contains_key("Records") {
+    let (kind, entries) = if let Some(records) = object.get("Records") {
+        // S3, SQS, DynamoDB… also deliver `Records`; only SNS carries alarms.
+        let source = records
+            .get(0)
+            .and_then(|r| r.get("EventSource"))
+            .and_then(Value::as_str);
+        if source != Some("aws:sns") {
+            return Err(Error::Unsupported(format!(
+                "`Records` event from {} (want aws:sns)",
+                source.unwrap_or("an unknown source")
+            )));
+        }
         (EventKind::SnsAlarm, cloudwatch::from_sns(value, defaults)?)
     } else if let Some(detail_type) = object.get("detail-type") {
         if detail_type.as_str() != Some(cloudwatch::STATE_CHANGE_DETAIL_TYPE) {

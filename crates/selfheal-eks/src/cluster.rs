@@ -64,22 +64,27 @@ impl Clock for ManualClock {
     }
 }
 
-/// Where the API server is and which CA signs its certificate.
+/// Where the API server is and which CA signs its certificate, as
+/// DescribeCluster or the configuration gave them (not yet decoded).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClusterEndpoint {
     /// `https://…` URL of the API server.
     pub endpoint: String,
-    /// PEM of the cluster CA; `None` trusts the system roots.
-    pub ca_pem: Option<String>,
+    /// The cluster CA: base64 of PEM (EKS `certificateAuthority.data`,
+    /// kubeconfig `certificate-authority-data`) or PEM text; `None` trusts the
+    /// system roots.
+    pub ca_data: Option<String>,
 }
 
 impl ClusterEndpoint {
-    /// From EKS's shape: the CA as base64 of PEM (`certificateAuthority.data`).
-    pub fn from_eks(endpoint: &str, ca_base64: &str) -> Result<Self> {
-        Ok(Self {
-            endpoint: endpoint.to_owned(),
-            ca_pem: Some(decode_ca(ca_base64)?),
-        })
+    /// The CA as PEM text, checked to hold at least one certificate.
+    pub fn ca_pem(&self) -> Result<Option<String>> {
+        let Some(data) = &self.ca_data else {
+            return Ok(None);
+        };
+        let pem = decode_ca(data)?;
+        pem_to_der(&pem)?;
+        Ok(Some(pem))
     }
 }
 
@@ -147,6 +152,14 @@ impl ClusterConfig {
                 reason: "set without SELFHEAL_CLUSTER_ENDPOINT".into(),
             });
         }
+        if let Some(ca) = &config.ca {
+            decode_ca(ca)
+                .and_then(|pem| pem_to_der(&pem))
+                .map_err(|e| Error::InvalidEnv {
+                    name: "SELFHEAL_CLUSTER_CA",
+                    reason: e.to_string(),
+                })?;
+        }
         if let Some(endpoint) = &config.endpoint {
             endpoint
                 .parse::<http::Uri>()
@@ -170,7 +183,7 @@ impl ClusterConfig {
                 cluster: self.cluster_name.clone(),
                 endpoint: ClusterEndpoint {
                     endpoint: endpoint.clone(),
-                    ca_pem: self.ca.as_deref().map(decode_ca).transpose()?,
+                    ca_data: self.ca.clone(),
                 },
             }),
             None => Ok(ClusterSource::describe(sdk_config)),
@@ -225,7 +238,10 @@ impl ClusterSource {
                     .and_then(|c| c.data())
                     .filter(|d| !d.is_empty())
                     .ok_or_else(|| incomplete("certificate authority"))?;
-                ClusterEndpoint::from_eks(endpoint, ca)
+                Ok(ClusterEndpoint {
+                    endpoint: endpoint.to_owned(),
+                    ca_data: Some(ca.to_owned()),
+                })
             }
             ClusterSource::Configured {
                 cluster: only,
@@ -406,9 +422,9 @@ impl EksClients {
         let endpoint = self.source.resolve(cluster).await?;
         let token = self.token_at(cluster, now).await?;
         let refresh_at = now + self.token_lifetime;
-        let client =
-            client_from_parts(&endpoint.endpoint, endpoint.ca_pem.as_deref(), token.token)?
-                .with_valid_until(jiff::Timestamp::try_from(refresh_at).ok());
+        let ca_pem = endpoint.ca_pem()?;
+        let client = client_from_parts(&endpoint.endpoint, ca_pem.as_deref(), token.token)?
+            .with_valid_until(jiff::Timestamp::try_from(refresh_at).ok());
         tracing::debug!(cluster, endpoint = %endpoint.endpoint, "built EKS kube client");
         Ok(CachedClient {
             client,
@@ -447,7 +463,7 @@ mod tests {
             cluster: cluster.map(str::to_owned),
             endpoint: ClusterEndpoint {
                 endpoint: "https://127.0.0.1:1".into(),
-                ca_pem: None,
+                ca_data: None,
             },
         }
     }
@@ -543,6 +559,19 @@ mod tests {
             decode_ca("%%%not base64"),
             Err(Error::InvalidClusterCa { .. })
         ));
+        let random = ClusterEndpoint {
+            endpoint: "https://x".into(),
+            ca_data: Some("Zm9vYmFy".repeat(10)),
+        };
+        assert!(matches!(
+            random.ca_pem(),
+            Err(Error::InvalidClusterCa { .. })
+        ));
+        let described = ClusterEndpoint {
+            endpoint: "https://x".into(),
+            ca_data: Some(STANDARD.encode(pem)),
+        };
+        assert_eq!(described.ca_pem().unwrap().as_deref(), Some(pem));
         let not_a_cert = pem_to_der("just some text").unwrap_err();
         assert!(matches!(not_a_cert, Error::InvalidClusterCa { .. }));
         let err = err_of(client_from_parts(
@@ -582,7 +611,7 @@ mod tests {
             ClusterSource::Configured { cluster, endpoint } => {
                 assert_eq!(cluster.as_deref(), Some("prod"));
                 assert_eq!(endpoint.endpoint, "https://10.0.0.1:443");
-                assert_eq!(endpoint.ca_pem.as_deref(), Some(pem));
+                assert_eq!(endpoint.ca_data.as_deref(), Some(pem));
             }
             other => panic!("{other:?}"),
         }

@@ -43,3 +43,18 @@ pub enum Error {
         reason: String,
     },
 }
+
+impl Error {
+    /// Stable name for a Lambda `errorType` / state machine `ErrorEquals`.
+    /// Every variant is bad input: retrying the same event cannot succeed.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            Error::TooLarge { .. } => "EventTooLarge",
+            Error::Malformed { .. } => "EventMalformed",
+            Error::Unsupported(_) => "EventUnsupported",
+            Error::InvalidEvent { .. } => "EventInvalid",
+            Error::InvalidRequest { .. } => "RequestInvalid",
+            Error::InvalidDefault { .. } => "ConfigInvalid",
+        }
+    }
+}

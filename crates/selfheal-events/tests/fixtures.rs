@@ -867,6 +867,7 @@ fn non_json_and_unknown_shapes_are_typed_errors() {
     let err = parse_event(b"<html>502</html>", &no_defaults()).unwrap_err();
     assert!(matches!(err, Error::Malformed { .. }), "{err}");
     assert!(err.to_string().contains("expected value"), "{err}");
+    assert_eq!(err.error_type(), "EventMalformed");
     let err = parse_event(b"", &no_defaults()).unwrap_err();
     assert!(matches!(err, Error::Malformed { .. }), "{err}");
     let err = parse_event(

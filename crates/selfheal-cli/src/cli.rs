@@ -109,6 +109,19 @@ impl Output {
     }
 }
 
+/// The clap command, with the policy variables listed in `--help` (they come
+/// from the core so the help cannot drift from what is actually read).
+pub fn command() -> clap::Command {
+    use clap::CommandFactory;
+    let mut text = String::from("Policy (environment variables, same as the Lambdas):\n");
+    for (name, default, meaning) in selfheal_core::POLICY_VARIABLES {
+        text.push_str(&format!("  {name} [default: {default}]\n      {meaning}\n"));
+    }
+    Cli::command()
+        .mut_subcommand("run", |run| run.after_long_help(text.clone()))
+        .after_long_help(text)
+}
+
 /// Policy from the same SELFHEAL_* variables the Lambdas read.
 pub fn policy_from_env(no_opt_in: bool) -> Result<Policy, Error> {
     let mut policy = Policy::from_lookup(|key| std::env::var(key).ok())

@@ -1,0 +1,708 @@
+//! The kube adapter (`selfheal-kube`) against the project's test API server:
+//! every scenario asserts the resulting Deployment and the request log.
+//!
+//! The `checkout` history is built the way fixtures/k8s/create-and-history.json
+//! recorded it (through the API, with the controller emulation numbering the
+//! ReplicaSets): api 1.0.0 → 1.1.0, envoy 1.27 → 1.28, api → 1.2.0.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::Api;
+use kube::api::{Patch, PatchParams, PostParams};
+use secrecy::SecretString;
+use selfheal_core::{Action, Guard, OutcomeStatus, Policy, RemediationRequest};
+use selfheal_kube::{Error, Remediator, client_from_kubeconfig, client_from_parts};
+use selfheal_testserver::{Identity, RecordedRequest, TestServer};
+use serde_json::{Value, json};
+
+const NS: &str = "shop";
+const NOW: &str = "2026-11-26T20:00:00Z";
+const API: &str = "registry.example/shop/api";
+const ENVOY: &str = "registry.example/envoy";
+const DEPLOY_PATH: &str = "/apis/apps/v1/namespaces/shop/deployments/checkout";
+const RS_PATH: &str = "/apis/apps/v1/namespaces/shop/replicasets";
+const EVENTS_PATH: &str = "/api/v1/namespaces/shop/events";
+
+fn checkout(opt_in: bool) -> Deployment {
+    let mut labels = json!({"app": "checkout"});
+    if opt_in {
+        labels["selfheal.dev/enabled"] = json!("true");
+    }
+    serde_json::from_value(json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "checkout", "namespace": NS, "labels": labels,
+                     "annotations": {"team": "payments"}},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app": "checkout"}},
+            "template": {
+                "metadata": {"labels": {"app": "checkout"}},
+                "spec": {"containers": [
+                    {"name": "api", "image": format!("{API}:1.0.0"),
+                     "ports": [{"containerPort": 8080}],
+                     "env": [{"name": "MODE", "value": "prod"}]},
+                    {"name": "envoy", "image": format!("{ENVOY}:1.27"),
+                     "ports": [{"containerPort": 9901}]}
+                ]}
+            }
+        }
+    }))
+    .unwrap()
+}
+
+fn admin_client(server: &TestServer) -> kube::Client {
+    client_from_parts(&server.url(), None, SecretString::from(server.token())).unwrap()
+}
+
+async fn set_image(api: &Api<Deployment>, index: usize, image: String) {
+    let patch: json_patch::Patch = serde_json::from_value(json!([
+        {"op": "replace", "path": format!("/spec/template/spec/containers/{index}/image"), "value": image}
+    ]))
+    .unwrap();
+    api.patch(
+        "checkout",
+        &PatchParams::default(),
+        &Patch::Json::<()>(patch),
+    )
+    .await
+    .unwrap();
+}
+
+/// A server holding `checkout` at revision 4 (api 1.2.0 + envoy 1.28), settled,
+/// with an empty request log.
+async fn checkout_server(opt_in: bool) -> TestServer {
+    let server = TestServer::start().await.unwrap();
+    server
+        .apply_objects(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}));
+    let api: Api<Deployment> = Api::namespaced(admin_client(&server), NS);
+    api.create(&PostParams::default(), &checkout(opt_in))
+        .await
+        .unwrap();
+    assert!(server.controller().settle().await);
+    set_image(&api, 0, format!("{API}:1.1.0")).await;
+    assert!(server.controller().settle().await);
+    set_image(&api, 1, format!("{ENVOY}:1.28")).await;
+    assert!(server.controller().settle().await);
+    set_image(&api, 0, format!("{API}:1.2.0")).await;
+    assert!(server.controller().settle().await);
+    assert_eq!(revision(&live(&server)), Some("4".into()));
+    server.clear_requests();
+    server
+}
+
+fn fixed_clock() -> selfheal_kube::Clock {
+    let now: jiff::Timestamp = NOW.parse().unwrap();
+    Arc::new(move || now)
+}
+
+fn remediator(server: &TestServer) -> Remediator {
+    Remediator::new(admin_client(server), Policy::default())
+        .with_reporting_instance("selfheal-it")
+        .with_clock(fixed_clock())
+}
+
+fn request(action: &str) -> RemediationRequest {
+    serde_json::from_value(json!({
+        "action": action,
+        "target": {"cluster": "test", "namespace": NS, "deployment": "checkout"},
+        "reason": "5xx rate above 5% for 3 minutes",
+        "execution": "exec-it"
+    }))
+    .unwrap()
+}
+
+fn live(server: &TestServer) -> Value {
+    server.object("Deployment", NS, "checkout").unwrap()
+}
+
+fn revision(d: &Value) -> Option<String> {
+    d.pointer("/metadata/annotations/deployment.kubernetes.io~1revision")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+}
+
+fn container(d: &Value, i: usize) -> &Value {
+    &d["spec"]["template"]["spec"]["containers"][i]
+}
+
+fn log(server: &TestServer) -> Vec<RecordedRequest> {
+    server.requests()
+}
+
+fn lines(reqs: &[RecordedRequest]) -> Vec<String> {
+    reqs.iter()
+        .map(|r| format!("{} {} {}", r.method, r.path, r.status))
+        .collect()
+}
+
+fn patches(reqs: &[RecordedRequest]) -> Vec<&RecordedRequest> {
+    reqs.iter().filter(|r| r.method == "PATCH").collect()
+}
+
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn half_brick_rollback_reverts_only_the_offending_container() {
+    let server = checkout_server(true).await;
+    let before = live(&server);
+    let outcome = remediator(&server)
+        .remediate(&request("rollback"))
+        .await
+        .unwrap();
+
+    // Outcome: api 1.2.0 → 1.1.0, nothing else.
+    assert_eq!(outcome.status, OutcomeStatus::Applied, "{outcome:?}");
+    assert_eq!(outcome.action, Action::Rollback);
+    assert_eq!(outcome.changes.len(), 1);
+    assert_eq!(outcome.changes[0].container, "api");
+    assert_eq!(outcome.changes[0].from, format!("{API}:1.2.0"));
+    assert_eq!(outcome.changes[0].to, format!("{API}:1.1.0"));
+    assert_eq!(outcome.revision.and_then(|r| r.before), Some(4));
+
+    // Request log: GET + LIST + one PATCH + one Event POST, nothing more.
+    let reqs = log(&server);
+    assert_eq!(
+        lines(&reqs),
+        [
+            format!("GET {DEPLOY_PATH} 200"),
+            format!("GET {RS_PATH} 200"),
+            format!("PATCH {DEPLOY_PATH} 200"),
+            format!("POST {EVENTS_PATH} 201"),
+        ]
+    );
+    assert_eq!(
+        reqs[1].query.get("labelSelector").map(String::as_str),
+        Some("app=checkout")
+    );
+    let patch = &reqs[2];
+    assert_eq!(
+        patch.content_type.as_deref(),
+        Some("application/json-patch+json")
+    );
+    assert_eq!(
+        patch.query.get("fieldManager").map(String::as_str),
+        Some("selfheal")
+    );
+    assert!(!patch.query.contains_key("dryRun"));
+    let ops = patch.body.as_ref().unwrap().as_array().unwrap();
+    assert_eq!(ops[0]["op"], "test");
+    assert_eq!(ops[0]["path"], "/metadata/resourceVersion");
+    assert_eq!(ops[0]["value"], before["metadata"]["resourceVersion"]);
+    let writes: Vec<&Value> = ops.iter().filter(|o| o["op"] != "test").collect();
+    assert!(
+        writes
+            .iter()
+            .any(|o| o["path"] == "/spec/template/spec/containers/0/image"
+                && o["value"] == format!("{API}:1.1.0")),
+        "image replace in {ops:?}"
+    );
+    assert!(
+        writes.iter().all(|o| o["path"]
+            .as_str()
+            .unwrap()
+            .starts_with("/metadata/annotations")
+            || o["path"] == "/spec/template/spec/containers/0/image"),
+        "only the image and audit annotations are written: {ops:?}"
+    );
+
+    // Resulting Deployment: api image only; envoy, env, ports, other annotations untouched.
+    let after = live(&server);
+    assert_eq!(container(&after, 0)["image"], format!("{API}:1.1.0"));
+    assert_eq!(container(&after, 0)["env"], container(&before, 0)["env"]);
+    assert_eq!(
+        container(&after, 0)["ports"],
+        container(&before, 0)["ports"]
+    );
+    assert_eq!(container(&after, 1), container(&before, 1));
+    assert_eq!(after["metadata"]["annotations"]["team"], "payments");
+    let last: Value = serde_json::from_str(
+        after["metadata"]["annotations"]["selfheal.dev/last-remediation"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(last["action"], "rollback");
+    let bad = after["metadata"]["annotations"]["selfheal.dev/bad-images"]
+        .as_str()
+        .unwrap();
+    assert!(bad.contains(&format!("{API}:1.2.0")), "{bad}");
+
+    // Audit Event, core/v1 with reportingComponent.
+    let events: Vec<_> = server
+        .events(NS)
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some("SelfhealRollback"))
+        .collect();
+    assert_eq!(events.len(), 1);
+    let ev = &events[0];
+    assert_eq!(ev.reporting_component.as_deref(), Some("selfheal"));
+    assert_eq!(ev.reporting_instance.as_deref(), Some("selfheal-it"));
+    assert_eq!(ev.type_.as_deref(), Some("Normal"));
+    assert_eq!(ev.involved_object.name.as_deref(), Some("checkout"));
+    assert_eq!(ev.involved_object.kind.as_deref(), Some("Deployment"));
+    assert_eq!(
+        ev.involved_object.uid.as_deref(),
+        before["metadata"]["uid"].as_str()
+    );
+    assert!(
+        ev.metadata
+            .name
+            .as_deref()
+            .unwrap()
+            .starts_with("checkout.")
+    );
+
+    // The controller then reuses the whole-template match (api 1.1.0 + envoy
+    // 1.28, revision 3) as revision 5, as recorded on a real control plane.
+    assert!(server.controller().settle().await);
+    assert_eq!(revision(&live(&server)), Some("5".into()));
+    let rs5 = server
+        .replica_sets(NS)
+        .into_iter()
+        .find(|rs| {
+            rs.metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get("deployment.kubernetes.io/revision"))
+                .map(String::as_str)
+                == Some("5")
+        })
+        .unwrap();
+    let ann = rs5.metadata.annotations.unwrap();
+    assert_eq!(
+        ann.get("deployment.kubernetes.io/revision-history")
+            .map(String::as_str),
+        Some("3")
+    );
+    let status = remediator(&server).status(NS, "checkout").await.unwrap();
+    assert_eq!(
+        status.state,
+        selfheal_core::RolloutState::Done,
+        "{status:?}"
+    );
+}
+
+#[tokio::test]
+async fn same_rollback_again_is_refused_by_cooldown_without_a_write() {
+    let server = checkout_server(true).await;
+    let r = remediator(&server);
+    r.remediate(&request("rollback")).await.unwrap();
+    assert!(server.controller().settle().await);
+    let applied = live(&server);
+    server.clear_requests();
+
+    let outcome = r.remediate(&request("rollback")).await.unwrap();
+    assert_eq!(outcome.status, OutcomeStatus::Refused);
+    assert_eq!(outcome.guard, Some(Guard::Cooldown));
+    assert!(
+        patches(&log(&server)).is_empty(),
+        "{:?}",
+        lines(&log(&server))
+    );
+    assert_eq!(live(&server), applied);
+}
+
+#[tokio::test]
+async fn pod_target_is_resolved_to_its_deployment() {
+    let server = checkout_server(true).await;
+    let current_rs = server
+        .replica_sets(NS)
+        .into_iter()
+        .find(|rs| rs.spec.as_ref().and_then(|s| s.replicas) == Some(2))
+        .unwrap();
+    let rs_name = current_rs.metadata.name.clone().unwrap();
+    let pod = server
+        .pods(NS)
+        .into_iter()
+        .find(|p| {
+            p.metadata
+                .owner_references
+                .as_ref()
+                .is_some_and(|o| o.iter().any(|o| o.name == rs_name))
+        })
+        .expect("the controller emulation created pods");
+    let pod_name = pod.metadata.name.unwrap();
+    server.clear_requests();
+
+    let mut req = request("rollback");
+    req.target.deployment = None;
+    req.target.pod = Some(pod_name.clone());
+    let outcome = remediator(&server).remediate(&req).await.unwrap();
+
+    assert_eq!(outcome.status, OutcomeStatus::Applied);
+    assert_eq!(outcome.target.deployment.as_deref(), Some("checkout"));
+    assert_eq!(outcome.target.pod.as_deref(), Some(pod_name.as_str()));
+    let reqs = log(&server);
+    assert_eq!(
+        lines(&reqs)[..3],
+        [
+            format!("GET /api/v1/namespaces/shop/pods/{pod_name} 200"),
+            format!("GET {RS_PATH}/{rs_name} 200"),
+            format!("GET {DEPLOY_PATH} 200"),
+        ]
+    );
+    assert_eq!(patches(&reqs).len(), 1);
+    assert_eq!(
+        container(&live(&server), 0)["image"],
+        format!("{API}:1.1.0")
+    );
+}
+
+#[tokio::test]
+async fn dry_run_validates_on_the_server_and_stores_nothing() {
+    let server = checkout_server(true).await;
+    let before = live(&server);
+    let events_before = server.events(NS).len();
+    let mut req = request("rollback");
+    req.dry_run = true;
+
+    let outcome = remediator(&server).remediate(&req).await.unwrap();
+
+    assert_eq!(outcome.status, OutcomeStatus::DryRun);
+    assert_eq!(outcome.changes[0].to, format!("{API}:1.1.0"));
+    let reqs = log(&server);
+    let p = patches(&reqs);
+    assert_eq!(p.len(), 1);
+    assert_eq!(p[0].query.get("dryRun").map(String::as_str), Some("All"));
+    assert_eq!(p[0].status, 200);
+    assert!(
+        reqs.iter().all(|r| r.method != "POST"),
+        "no Event for a dry run"
+    );
+    assert_eq!(live(&server), before, "nothing stored");
+    assert_eq!(server.events(NS).len(), events_before);
+}
+
+/// A writer that lands between our reads and our PATCH, `times` times.
+fn concurrent_writer(server: &TestServer, times: u32) -> selfheal_kube::Clock {
+    let server = server.clone();
+    let calls = Arc::new(AtomicU32::new(0));
+    let now: jiff::Timestamp = NOW.parse().unwrap();
+    Arc::new(move || {
+        // The clock is read once per planning round (before the PATCH) and
+        // once for the Event; only planning rounds see a write.
+        let n = calls.fetch_add(1, Ordering::SeqCst);
+        let has_patched = server
+            .requests()
+            .iter()
+            .any(|r| r.method == "PATCH" && r.status == 200);
+        if n < times && !has_patched {
+            let mut d = server.object("Deployment", NS, "checkout").unwrap();
+            d["metadata"]["annotations"]["other-writer"] = json!(n.to_string());
+            server.apply_objects(d);
+        }
+        now
+    })
+}
+
+#[tokio::test]
+async fn object_modified_between_get_and_patch_is_replanned() {
+    let server = checkout_server(true).await;
+    let r = remediator(&server).with_clock(concurrent_writer(&server, 1));
+
+    let outcome = r.remediate(&request("rollback")).await.unwrap();
+
+    assert_eq!(outcome.status, OutcomeStatus::Applied);
+    let reqs = log(&server);
+    assert_eq!(
+        lines(&reqs),
+        [
+            format!("GET {DEPLOY_PATH} 200"),
+            format!("GET {RS_PATH} 200"),
+            format!("PATCH {DEPLOY_PATH} 422"),
+            format!("GET {DEPLOY_PATH} 200"),
+            format!("GET {RS_PATH} 200"),
+            format!("PATCH {DEPLOY_PATH} 200"),
+            format!("POST {EVENTS_PATH} 201"),
+        ]
+    );
+    let after = live(&server);
+    assert_eq!(container(&after, 0)["image"], format!("{API}:1.1.0"));
+    assert_eq!(
+        after["metadata"]["annotations"]["other-writer"], "0",
+        "their write kept"
+    );
+}
+
+#[tokio::test]
+async fn injected_409_on_patch_is_replanned() {
+    let server = checkout_server(true).await;
+    let s = server.clone();
+    let calls = Arc::new(AtomicU32::new(0));
+    let now: jiff::Timestamp = NOW.parse().unwrap();
+    let clock: selfheal_kube::Clock = Arc::new(move || {
+        if calls.fetch_add(1, Ordering::SeqCst) == 0 {
+            s.faults().fail_next(1, 409);
+        }
+        now
+    });
+    let outcome = remediator(&server)
+        .with_clock(clock)
+        .remediate(&request("pause"))
+        .await
+        .unwrap();
+    assert_eq!(outcome.status, OutcomeStatus::Applied);
+    assert_eq!(
+        lines(&log(&server)),
+        [
+            format!("GET {DEPLOY_PATH} 200"),
+            format!("PATCH {DEPLOY_PATH} 409"),
+            format!("GET {DEPLOY_PATH} 200"),
+            format!("PATCH {DEPLOY_PATH} 200"),
+            format!("POST {EVENTS_PATH} 201"),
+        ]
+    );
+    assert_eq!(live(&server)["spec"]["paused"], true);
+}
+
+#[tokio::test]
+async fn persistent_conflict_is_a_retryable_error_after_the_budget() {
+    let server = checkout_server(true).await;
+    let r = remediator(&server)
+        .with_replan_budget(2)
+        .with_clock(concurrent_writer(&server, u32::MAX));
+
+    let err = r.remediate(&request("rollback")).await.unwrap_err();
+
+    assert!(
+        matches!(
+            err,
+            Error::ConflictBudgetExhausted {
+                attempts: 3,
+                last_code: 422,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(err.error_type(), "RetryableConflict");
+    assert!(err.is_retryable());
+    let reqs = log(&server);
+    let p = patches(&reqs);
+    assert_eq!(p.len(), 3);
+    assert!(p.iter().all(|r| r.status == 422));
+    assert!(reqs.iter().all(|r| r.method != "POST"));
+    assert_eq!(
+        container(&live(&server), 0)["image"],
+        format!("{API}:1.2.0")
+    );
+}
+
+#[tokio::test]
+async fn missing_deployment_is_not_found_and_nothing_is_written() {
+    let server = checkout_server(true).await;
+    let mut req = request("rollback");
+    req.target.deployment = Some("does-not-exist".into());
+    let err = remediator(&server).remediate(&req).await.unwrap_err();
+    assert_eq!(err.error_type(), "NonRetryableNotFound", "{err}");
+    assert!(!err.is_retryable());
+    assert!(
+        matches!(&err, Error::NotFound { kind: "Deployment", name, .. } if name == "does-not-exist")
+    );
+    let reqs = log(&server);
+    assert_eq!(
+        lines(&reqs),
+        ["GET /apis/apps/v1/namespaces/shop/deployments/does-not-exist 404"]
+    );
+}
+
+#[tokio::test]
+async fn forbidden_token_is_non_retryable_and_writes_nothing() {
+    let server = checkout_server(true).await;
+    server.add_token(
+        "viewer-token",
+        Identity::Forbidden("system:serviceaccount:shop:viewer".into()),
+    );
+    let before = live(&server);
+    let client =
+        client_from_parts(&server.url(), None, SecretString::from("viewer-token")).unwrap();
+    let r = Remediator::new(client, Policy::default()).with_clock(fixed_clock());
+
+    let err = r.remediate(&request("rollback")).await.unwrap_err();
+
+    assert_eq!(err.error_type(), "NonRetryableForbidden", "{err}");
+    assert!(
+        err.to_string()
+            .contains("system:serviceaccount:shop:viewer"),
+        "{err}"
+    );
+    assert!(patches(&log(&server)).is_empty());
+    assert_eq!(live(&server), before);
+
+    // An unknown token is 401: same class.
+    let client = client_from_parts(&server.url(), None, SecretString::from("bogus")).unwrap();
+    let err = Remediator::new(client, Policy::default())
+        .remediate(&request("pause"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Unauthorized { .. }), "{err:?}");
+    assert_eq!(err.error_type(), "NonRetryableForbidden");
+}
+
+#[tokio::test]
+async fn server_errors_are_retryable_and_not_retried_inside_the_client() {
+    for code in [500, 503] {
+        let server = checkout_server(true).await;
+        server.faults().fail_next(1, code);
+        let err = remediator(&server)
+            .remediate(&request("rollback"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.error_type(), "RetryableApiError", "{code}: {err}");
+        assert!(err.is_retryable());
+        assert_eq!(err.http_status(), Some(code));
+        // kube's own retry layer is off: the state machine owns retries.
+        assert_eq!(lines(&log(&server)), [format!("GET {DEPLOY_PATH} {code}")]);
+        assert_eq!(
+            container(&live(&server), 0)["image"],
+            format!("{API}:1.2.0")
+        );
+    }
+}
+
+#[tokio::test]
+async fn pause_resume_restart_resulting_objects() {
+    let server = checkout_server(true).await;
+    // No cooldown, so a second pause reaches the "already paused" rule.
+    let policy = Policy {
+        cooldown: std::time::Duration::ZERO,
+        ..Policy::default()
+    };
+    let r = Remediator::new(admin_client(&server), policy).with_clock(fixed_clock());
+
+    // pause: GET + PATCH + Event; spec.paused and the paused-by mark.
+    let outcome = r.remediate(&request("pause")).await.unwrap();
+    assert_eq!(outcome.status, OutcomeStatus::Applied);
+    assert_eq!(
+        lines(&log(&server)),
+        [
+            format!("GET {DEPLOY_PATH} 200"),
+            format!("PATCH {DEPLOY_PATH} 200"),
+            format!("POST {EVENTS_PATH} 201"),
+        ]
+    );
+    let d = live(&server);
+    assert_eq!(d["spec"]["paused"], true);
+    assert_eq!(
+        d["metadata"]["annotations"]["selfheal.dev/paused-by"],
+        "selfheal"
+    );
+    assert_eq!(outcome.revision.and_then(|r| r.after), Some(4));
+
+    // pause again: skipped, nothing written.
+    server.clear_requests();
+    let outcome = r.remediate(&request("pause")).await.unwrap();
+    assert_eq!(outcome.status, OutcomeStatus::Skipped, "{outcome:?}");
+    assert!(patches(&log(&server)).is_empty());
+
+    // resume: paused cleared, mark removed.
+    server.clear_requests();
+    let outcome = r.remediate(&request("resume")).await.unwrap();
+    assert_eq!(outcome.status, OutcomeStatus::Applied);
+    let d = live(&server);
+    assert_ne!(d["spec"]["paused"], true);
+    assert!(
+        d["metadata"]["annotations"]
+            .get("selfheal.dev/paused-by")
+            .is_none()
+    );
+    assert_eq!(patches(&log(&server)).len(), 1);
+
+    // restart: restartedAt on the template, a new revision after the controller runs.
+    server.clear_requests();
+    let before = live(&server);
+    let outcome = r.remediate(&request("restart")).await.unwrap();
+    assert_eq!(outcome.status, OutcomeStatus::Applied);
+    let d = live(&server);
+    assert_eq!(
+        d["spec"]["template"]["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"],
+        NOW
+    );
+    assert_eq!(container(&d, 0), container(&before, 0));
+    assert_eq!(container(&d, 1), container(&before, 1));
+    assert_eq!(patches(&log(&server)).len(), 1);
+    assert!(server.controller().settle().await);
+    assert_eq!(revision(&live(&server)), Some("5".into()));
+
+    // Events list in name order (generated suffixes), so compare as a set.
+    let mut reasons: Vec<String> = server
+        .events(NS)
+        .into_iter()
+        .filter_map(|e| e.reason)
+        .filter(|r| r.starts_with("Selfheal"))
+        .collect();
+    reasons.sort();
+    assert_eq!(
+        reasons,
+        ["SelfhealPause", "SelfhealRestart", "SelfhealResume"]
+    );
+}
+
+#[tokio::test]
+async fn refused_guard_sends_no_patch() {
+    let server = checkout_server(false).await;
+    let before = live(&server);
+    let outcome = remediator(&server)
+        .remediate(&request("rollback"))
+        .await
+        .unwrap();
+    assert_eq!(outcome.status, OutcomeStatus::Refused);
+    assert_eq!(outcome.guard, Some(Guard::OptIn));
+    let reqs = log(&server);
+    assert!(patches(&reqs).is_empty(), "{:?}", lines(&reqs));
+    assert!(reqs.iter().all(|r| r.method == "GET"));
+    assert_eq!(live(&server), before);
+    assert!(server.events(NS).iter().all(|e| {
+        !e.reason
+            .as_deref()
+            .unwrap_or_default()
+            .starts_with("Selfheal")
+    }));
+}
+
+#[tokio::test]
+async fn kubeconfig_client_and_tls_client_reach_the_server() {
+    // kubeconfig (CLI path), context named explicitly.
+    let server = checkout_server(true).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kubeconfig");
+    server.write_kubeconfig(&path).unwrap();
+    let client = client_from_kubeconfig(Some(&path), Some("selfheal-test"))
+        .await
+        .unwrap();
+    let status = Remediator::new(client, Policy::default())
+        .status(NS, "checkout")
+        .await
+        .unwrap();
+    assert_eq!(status.state, selfheal_core::RolloutState::Done);
+
+    // HTTPS with the server's CA (EKS path: endpoint + PEM + bearer token).
+    let tls = TestServer::builder().tls(true).start().await.unwrap();
+    tls.apply_objects(serde_json::to_value(checkout(true)).unwrap());
+    assert!(tls.controller().settle().await);
+    let pem = tls.ca_pem().unwrap();
+    let client =
+        client_from_parts(&tls.url(), Some(&pem), SecretString::from(tls.token())).unwrap();
+    let snapshot = Remediator::new(client, Policy::default())
+        .deployment_snapshot(NS, "checkout")
+        .await
+        .unwrap();
+    assert_eq!(
+        snapshot.deployment.metadata.name.as_deref(),
+        Some("checkout")
+    );
+    assert_eq!(snapshot.replica_sets.len(), 1);
+
+    // Without the CA the TLS handshake fails: a transport error, retryable.
+    let client = client_from_parts(&tls.url(), None, SecretString::from(tls.token())).unwrap();
+    let err = Remediator::new(client, Policy::default())
+        .status(NS, "checkout")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Transport { .. }), "{err:?}");
+    assert_eq!(err.error_type(), "RetryableApiError");
+}

@@ -208,14 +208,268 @@ fn parse_endpoint(url: String, ca: Option<String>) -> Result<ConfiguredEndpoint,
     let ca_pem = match ca {
         None => None,
         Some(ca) => {
-            // EKS hands out base64 of PEM; accept PEM too, and check it is a
+            // EKS hands out base64 of PEM; accept PEM too, and check it holds a
             // certificate now rather than at the first invocation.
-            let endpoint = selfheal_eks::ClusterEndpoint::from_eks(&url, &ca)
-                .map_err(|e| invalid(CLUSTER_CA, e.to_string()))?;
-            let pem = endpoint.ca_pem.unwrap_or_default();
-            selfheal_kube::pem_to_der(&pem).map_err(|e| invalid(CLUSTER_CA, e.to_string()))?;
+            let endpoint = selfheal_eks::ClusterEndpoint {
+                endpoint: url.clone(),
+                ca_data: Some(ca),
+            };
+            let pem = endpoint
+                .ca_pem()
+                .map_err(|e| invalid(CLUSTER_CA, e.to_string()))?
+                .unwrap_or_default();
             Some(pem)
         }
     };
     Ok(ConfiguredEndpoint { url, ca_pem })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    // A self-signed P-256 test CA; only parsed, never trusted.
+    const PEM: &str = "-----BEGIN CERTIFICATE-----
+MIIBjDCCATGgAwIBAgIUWI1dfuTRbbpNBan+pCKNctu92TQwCgYIKoZIzj0EAwIw
+GzEZMBcGA1UEAwwQc2VsZmhlYWwtdGVzdC1jYTAeFw0yNjExMjYyMDIzMzZaFw0z
+NjExMjMyMDIzMzZaMBsxGTAXBgNVBAMMEHNlbGZoZWFsLXRlc3QtY2EwWTATBgcq
+hkjOPQIBBggqhkjOPQMBBwNCAAS/xmImC3TLWAgZ46Utz3qSOoG0Ekd+y3Q38RVY
+rGJfcM3sjwlCTBokEl5s7CMPUDkukQH/yAxvn2eKCpqJxxOpo1MwUTAdBgNVHQ4E
+FgQUA3be2i0tsmZt7EfqGZpkW5x5zlEwHwYDVR0jBBgwFoAUA3be2i0tsmZt7Efq
+GZpkW5x5zlEwDwYDVR0TAQH/BAUwAwEB/zAKBggqhkjOPQQDAgNJADBGAiEA/lYy
+/B+D+Si6PxR5ackAf2pyoN1zEPjVE6L9L3WqqpUCIQC8mOeFksApx4CevihDj22k
+ZZUolFY4U9jn37uu5iOeDQ==
+-----END CERTIFICATE-----
+";
+
+    fn parse(vars: &[(&str, &str)]) -> Result<FunctionConfig, HandlerError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        FunctionConfig::from_lookup(|k| map.get(k).cloned())
+    }
+
+    fn config_error(vars: &[(&str, &str)]) -> (String, String) {
+        let err = parse(vars).unwrap_err();
+        assert_eq!(err.error_type(), "NonRetryableConfig", "{err}");
+        match &err {
+            HandlerError::Config { variable, .. } => ((*variable).to_owned(), err.to_string()),
+            HandlerError::Policy { .. } => ("policy".to_owned(), err.to_string()),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_are_eks_with_describe_cluster() {
+        let config = parse(&[]).unwrap();
+        assert_eq!(config.policy, Policy::default());
+        assert_eq!(
+            config.access,
+            ClusterAccess::Eks {
+                endpoint: None,
+                token_lifetime: MAX_TOKEN_LIFETIME,
+            }
+        );
+        assert_eq!(config.default_cluster, None);
+        assert_eq!(config.replan_budget, selfheal_kube::DEFAULT_REPLAN_BUDGET);
+    }
+
+    #[test]
+    fn kubeconfig_mode_with_context() {
+        let config = parse(&[
+            (KUBECONFIG, "/tmp/kc.yaml"),
+            (KUBE_CONTEXT, "kind-dev"),
+            (DEFAULT_CLUSTER, "dev"),
+        ])
+        .unwrap();
+        assert_eq!(
+            config.access,
+            ClusterAccess::Kubeconfig {
+                path: PathBuf::from("/tmp/kc.yaml"),
+                context: Some("kind-dev".into()),
+            }
+        );
+        assert_eq!(config.default_cluster.as_deref(), Some("dev"));
+    }
+
+    #[test]
+    fn eks_mode_with_endpoint_ca_lifetime_and_budget() {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::STANDARD.encode(PEM);
+        for ca in [PEM.to_owned(), b64] {
+            let config = parse(&[
+                (
+                    CLUSTER_ENDPOINT,
+                    "https://ABC.gr7.eu-west-1.eks.amazonaws.com",
+                ),
+                (CLUSTER_CA, &ca),
+                (TOKEN_LIFETIME_SECONDS, "5"),
+                (REPLAN_BUDGET, "0"),
+                (DEFAULT_CLUSTER, " prod-eks "),
+            ])
+            .unwrap();
+            let ClusterAccess::Eks {
+                endpoint: Some(endpoint),
+                token_lifetime,
+            } = config.access
+            else {
+                panic!("expected a configured EKS endpoint: {config:?}");
+            };
+            assert_eq!(endpoint.url, "https://ABC.gr7.eu-west-1.eks.amazonaws.com");
+            assert_eq!(endpoint.ca_pem.as_deref().map(str::trim), Some(PEM.trim()));
+            assert_eq!(token_lifetime, Duration::from_secs(5));
+            assert_eq!(config.replan_budget, 0);
+            assert_eq!(config.default_cluster.as_deref(), Some("prod-eks"));
+        }
+    }
+
+    #[test]
+    fn policy_variables_are_read() {
+        let config = parse(&[
+            ("SELFHEAL_REQUIRE_OPT_IN", "false"),
+            ("SELFHEAL_COOLDOWN_SECONDS", "0"),
+            ("SELFHEAL_DRY_RUN", "true"),
+            ("SELFHEAL_ALLOWED_NAMESPACES", "shop,payments"),
+        ])
+        .unwrap();
+        assert!(!config.policy.require_opt_in);
+        assert!(config.policy.dry_run);
+        assert_eq!(config.policy.cooldown, Duration::ZERO);
+        assert_eq!(
+            config.policy.allowed_namespaces,
+            Some(vec!["shop".to_owned(), "payments".to_owned()])
+        );
+    }
+
+    #[test]
+    fn blank_values_count_as_unset() {
+        let config = parse(&[
+            (KUBECONFIG, "  "),
+            (CLUSTER_ENDPOINT, ""),
+            (DEFAULT_CLUSTER, ""),
+            (TOKEN_LIFETIME_SECONDS, ""),
+        ])
+        .unwrap();
+        assert!(matches!(
+            config.access,
+            ClusterAccess::Eks { endpoint: None, .. }
+        ));
+        assert_eq!(config.default_cluster, None);
+    }
+
+    #[test]
+    fn invalid_values_name_the_variable() {
+        type Case<'a> = (&'a [(&'a str, &'a str)], &'a str, &'a str);
+        let cases: &[Case] = &[
+            (
+                &[(TOKEN_LIFETIME_SECONDS, "0")],
+                TOKEN_LIFETIME_SECONDS,
+                "1..=840",
+            ),
+            (
+                &[(TOKEN_LIFETIME_SECONDS, "900")],
+                TOKEN_LIFETIME_SECONDS,
+                "1..=840",
+            ),
+            (
+                &[(TOKEN_LIFETIME_SECONDS, "ten")],
+                TOKEN_LIFETIME_SECONDS,
+                "\"ten\"",
+            ),
+            (&[(REPLAN_BUDGET, "-1")], REPLAN_BUDGET, "0..=10"),
+            (&[(REPLAN_BUDGET, "11")], REPLAN_BUDGET, "0..=10"),
+            (
+                &[(KUBE_CONTEXT, "dev")],
+                KUBE_CONTEXT,
+                "without SELFHEAL_KUBECONFIG",
+            ),
+            (
+                &[(CLUSTER_CA, PEM)],
+                CLUSTER_CA,
+                "without SELFHEAL_CLUSTER_ENDPOINT",
+            ),
+            (
+                &[(KUBECONFIG, "/k"), (CLUSTER_ENDPOINT, "https://x")],
+                CLUSTER_ENDPOINT,
+                "choose local",
+            ),
+            (
+                &[(CLUSTER_ENDPOINT, "not a url")],
+                CLUSTER_ENDPOINT,
+                "not a URL",
+            ),
+            (
+                &[(CLUSTER_ENDPOINT, "/just/a/path")],
+                CLUSTER_ENDPOINT,
+                "scheme and host",
+            ),
+            (
+                &[
+                    (CLUSTER_ENDPOINT, "https://x"),
+                    (CLUSTER_CA, "%%% not base64"),
+                ],
+                CLUSTER_CA,
+                "base64",
+            ),
+            (
+                &[
+                    (CLUSTER_ENDPOINT, "https://x"),
+                    (
+                        CLUSTER_CA,
+                        "-----BEGIN CERTIFICATE-----\n!!\n-----END CERTIFICATE-----",
+                    ),
+                ],
+                CLUSTER_CA,
+                "PEM",
+            ),
+        ];
+        for (vars, variable, needle) in cases {
+            let (got, message) = config_error(vars);
+            assert_eq!(got, *variable, "{vars:?}: {message}");
+            assert!(
+                message.contains(needle),
+                "{vars:?}: {message:?} lacks {needle:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn invalid_policy_is_a_config_error() {
+        for (var, value) in [
+            ("SELFHEAL_REQUIRE_OPT_IN", "maybe"),
+            ("SELFHEAL_COOLDOWN_SECONDS", "-5"),
+            ("SELFHEAL_PAUSE_IMPACT_THRESHOLD", "NaN"),
+            ("SELFHEAL_DENIED_NAMESPACES", "kube system"),
+        ] {
+            let (kind, message) = config_error(&[(var, value)]);
+            assert_eq!(kind, "policy");
+            assert!(message.contains(var), "{message}");
+        }
+    }
+
+    #[test]
+    fn cluster_for_request_default_and_local_mode() {
+        let eks = parse(&[(DEFAULT_CLUSTER, "prod-eks")]).unwrap();
+        assert_eq!(
+            eks.cluster_for(Some("other")).unwrap().as_deref(),
+            Some("other")
+        );
+        assert_eq!(eks.cluster_for(None).unwrap().as_deref(), Some("prod-eks"));
+        assert_eq!(
+            eks.cluster_for(Some(" ")).unwrap().as_deref(),
+            Some("prod-eks")
+        );
+
+        let no_default = parse(&[]).unwrap();
+        let err = no_default.cluster_for(None).unwrap_err();
+        assert_eq!(err.error_type(), "NonRetryableInvalidRequest");
+        assert!(err.to_string().contains(DEFAULT_CLUSTER), "{err}");
+
+        let local = parse(&[(KUBECONFIG, "/k")]).unwrap();
+        assert_eq!(local.cluster_for(None).unwrap(), None);
+    }
 }

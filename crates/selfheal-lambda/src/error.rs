@@ -130,3 +130,199 @@ impl From<HandlerError> for Diagnostic {
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use kube::core::Status;
+
+    use super::*;
+
+    fn api(code: u16, reason: &str) -> kube::Error {
+        kube::Error::Api(Status::failure("m", reason).with_code(code).boxed())
+    }
+
+    fn kube_error(code: u16) -> selfheal_kube::Error {
+        let (namespace, name) = ("shop".to_owned(), "checkout".to_owned());
+        let source = Box::new(api(code, "Reason"));
+        match code {
+            404 => selfheal_kube::Error::NotFound {
+                kind: "Deployment",
+                namespace,
+                name,
+                source,
+            },
+            403 => selfheal_kube::Error::Forbidden {
+                verb: "get",
+                kind: "Deployment",
+                namespace,
+                name,
+                message: "forbidden".into(),
+                source,
+            },
+            401 => selfheal_kube::Error::Unauthorized {
+                message: "Unauthorized".into(),
+                source,
+            },
+            409 => selfheal_kube::Error::ConflictBudgetExhausted {
+                namespace,
+                name,
+                attempts: 4,
+                last_code: 409,
+            },
+            400 => selfheal_kube::Error::Rejected {
+                code,
+                verb: "patch",
+                kind: "Deployment",
+                namespace,
+                name,
+                message: "bad".into(),
+                source,
+            },
+            _ => selfheal_kube::Error::ServerError {
+                code,
+                verb: "get",
+                kind: "Deployment",
+                namespace,
+                name,
+                message: "boom".into(),
+                source,
+            },
+        }
+    }
+
+    fn diagnostic(e: HandlerError) -> Diagnostic {
+        Diagnostic::from(e)
+    }
+
+    #[test]
+    fn kube_errors_keep_their_stable_names() {
+        let cases = [
+            (404, "NonRetryableNotFound", false),
+            (403, "NonRetryableForbidden", false),
+            (401, "NonRetryableForbidden", false),
+            (409, "RetryableConflict", true),
+            (400, "NonRetryableInvalidRequest", false),
+            (500, "RetryableApiError", true),
+            (503, "RetryableApiError", true),
+            (429, "RetryableApiError", true),
+        ];
+        for (code, name, retryable) in cases {
+            let e = HandlerError::from(kube_error(code));
+            assert_eq!(e.is_retryable(), retryable, "{code}");
+            let message = e.to_string();
+            let d = diagnostic(e);
+            assert_eq!(d.error_type, name, "{code}");
+            assert_eq!(d.error_message, message);
+            assert!(DOCUMENTED_ERROR_TYPES.contains(&d.error_type.as_str()));
+        }
+        let d = diagnostic(kube_error(404).into());
+        assert_eq!(d.error_message, "Deployment shop/checkout not found");
+    }
+
+    #[test]
+    fn invalid_object_and_kube_config_errors() {
+        let e = HandlerError::from(selfheal_kube::Error::PodNotOwnedByDeployment {
+            namespace: "shop".into(),
+            pod: "web-0".into(),
+            found: "StatefulSet/web".into(),
+        });
+        assert_eq!(diagnostic(e).error_type, "NonRetryableInvalidObject");
+        let e = HandlerError::from(selfheal_kube::Error::Config {
+            reason: "bad kubeconfig".into(),
+            source: None,
+        });
+        assert_eq!(diagnostic(e).error_type, "NonRetryableConfig");
+    }
+
+    #[test]
+    fn eks_errors_keep_their_stable_names() {
+        let cases = [
+            (selfheal_eks::Error::MissingRegion, "NonRetryableAuthConfig"),
+            (
+                selfheal_eks::Error::InvalidInput("empty cluster name".into()),
+                "NonRetryableInvalidInput",
+            ),
+            (
+                selfheal_eks::Error::ClusterIncomplete {
+                    cluster: "prod".into(),
+                    missing: "endpoint",
+                },
+                "RetryableAwsError",
+            ),
+            (
+                selfheal_eks::Error::ClusterNotConfigured {
+                    requested: "a".into(),
+                    configured: "b".into(),
+                },
+                "NonRetryableClusterNotFound",
+            ),
+        ];
+        for (e, name) in cases {
+            let e = HandlerError::from(e);
+            assert_eq!(e.is_retryable(), name.starts_with("Retryable"));
+            let d = diagnostic(e);
+            assert_eq!(d.error_type, name);
+            assert!(DOCUMENTED_ERROR_TYPES.contains(&d.error_type.as_str()));
+        }
+    }
+
+    #[test]
+    fn bad_input_is_non_retryable_invalid_request() {
+        let malformed =
+            serde_json::from_str::<selfheal_core::RemediationRequest>("{}").unwrap_err();
+        let cases = [
+            HandlerError::InvalidRequest {
+                reason: "expected an object".into(),
+            },
+            HandlerError::MalformedRequest { source: malformed },
+            HandlerError::Request {
+                source: selfheal_core::Error::InvalidRequest(
+                    "target.namespace must not be empty".into(),
+                ),
+            },
+            HandlerError::ActionMismatch {
+                expected: Action::Pause,
+                got: Action::Rollback,
+            },
+        ];
+        for e in cases {
+            assert!(!e.is_retryable());
+            let d = diagnostic(e);
+            assert_eq!(
+                d.error_type, "NonRetryableInvalidRequest",
+                "{}",
+                d.error_message
+            );
+        }
+        let d = diagnostic(HandlerError::ActionMismatch {
+            expected: Action::Pause,
+            got: Action::Rollback,
+        });
+        assert_eq!(
+            d.error_message,
+            "this function performs `pause`, but the request asks for `rollback`"
+        );
+    }
+
+    #[test]
+    fn config_errors_are_non_retryable_config() {
+        let d = diagnostic(HandlerError::Config {
+            variable: "SELFHEAL_REPLAN_BUDGET",
+            reason: "expected a whole number".into(),
+        });
+        assert_eq!(d.error_type, "NonRetryableConfig");
+        assert_eq!(
+            d.error_message,
+            "configuration SELFHEAL_REPLAN_BUDGET: expected a whole number"
+        );
+    }
+
+    #[test]
+    fn diagnostic_serializes_as_lambda_expects() {
+        let d = diagnostic(kube_error(503).into());
+        let v = serde_json::to_value(&d).unwrap();
+        assert_eq!(v["errorType"], "RetryableApiError");
+        assert!(v["errorMessage"].as_str().unwrap().contains("503"));
+    }
+}

@@ -89,7 +89,7 @@ impl AppState {
                         cluster: None,
                         endpoint: ClusterEndpoint {
                             endpoint: endpoint.url.clone(),
-                            ca_pem: endpoint.ca_pem.clone(),
+                            ca_data: endpoint.ca_pem.clone(),
                         },
                     },
                     None => ClusterSource::describe(&sdk_config),

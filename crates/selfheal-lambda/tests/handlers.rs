@@ -1,0 +1,374 @@
+//! The handlers called directly (`LambdaEvent::new(payload, Context::default())`)
+//! against the project's in-process test API server, in local (kubeconfig)
+//! mode: the resulting Deployment is asserted, not just the outcome.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::api::{Api, Patch, PatchParams};
+use lambda_runtime::{Context, LambdaEvent};
+use selfheal_core::{Action, OutcomeStatus, RolloutState};
+use selfheal_lambda::{AppState, FunctionConfig, HandlerError, handle_action, handle_verify};
+use selfheal_testserver::{Identity, TestServer};
+use serde_json::{Value, json};
+
+const API_1: &str = "registry.example/shop/api:1.0.0";
+const API_2: &str = "registry.example/shop/api:1.1.0";
+const ENVOY: &str = "registry.example/envoy:1.27";
+
+struct Setup {
+    server: TestServer,
+    state: AppState,
+    dir: tempfile::TempDir,
+}
+
+fn checkout() -> Value {
+    json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": "checkout",
+            "namespace": "shop",
+            "labels": { "app": "checkout", "selfheal.dev/enabled": "true" }
+        },
+        "spec": {
+            "replicas": 2,
+            "selector": { "matchLabels": { "app": "checkout" } },
+            "template": {
+                "metadata": { "labels": { "app": "checkout" } },
+                "spec": { "containers": [
+                    { "name": "api", "image": API_1 },
+                    { "name": "envoy", "image": ENVOY }
+                ] }
+            }
+        }
+    })
+}
+
+async fn state_for(kubeconfig: &Path, extra: &[(&str, &str)]) -> Result<AppState, HandlerError> {
+    let mut vars: HashMap<String, String> = HashMap::new();
+    vars.insert(
+        "SELFHEAL_KUBECONFIG".into(),
+        kubeconfig.display().to_string(),
+    );
+    vars.insert("SELFHEAL_COOLDOWN_SECONDS".into(), "0".into());
+    for (k, v) in extra {
+        vars.insert((*k).into(), (*v).into());
+    }
+    let config = FunctionConfig::from_lookup(|k| vars.get(k).cloned())?;
+    AppState::new(config).await
+}
+
+/// checkout at revision 2 (api 1.1.0 is the bad image), rollout finished.
+async fn setup() -> Setup {
+    let server = TestServer::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    server.write_kubeconfig(&kubeconfig).unwrap();
+    server.apply_objects(checkout());
+    assert!(server.controller().settle().await);
+    let client = selfheal_kube::client_from_kubeconfig(Some(&kubeconfig), None)
+        .await
+        .unwrap();
+    let api: Api<Deployment> = Api::namespaced(client, "shop");
+    let patch =
+        json!({"spec": {"template": {"spec": {"containers": [{"name": "api", "image": API_2}]}}}});
+    api.patch(
+        "checkout",
+        &PatchParams::default(),
+        &Patch::Strategic(patch),
+    )
+    .await
+    .unwrap();
+    assert!(server.controller().settle().await);
+    let state = state_for(&kubeconfig, &[]).await.unwrap();
+    Setup { server, state, dir }
+}
+
+fn event(payload: Value) -> LambdaEvent<Value> {
+    LambdaEvent::new(payload, Context::default())
+}
+
+fn event_with_request_id(payload: Value, id: &str) -> LambdaEvent<Value> {
+    let mut context = Context::default();
+    context.request_id = id.to_owned();
+    LambdaEvent::new(payload, context)
+}
+
+fn images(d: &Deployment) -> Vec<(String, String)> {
+    d.spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .map(|s| {
+            s.containers
+                .iter()
+                .map(|c| (c.name.clone(), c.image.clone().unwrap_or_default()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn request(action: &str) -> Value {
+    json!({
+        "action": action,
+        "target": { "namespace": "shop", "deployment": "checkout" },
+        "reason": "test"
+    })
+}
+
+#[tokio::test]
+async fn rollback_reverts_only_the_offending_container() {
+    let s = setup().await;
+    let outcome = handle_action(
+        &s.state,
+        Action::Rollback,
+        event_with_request_id(request("rollback"), "req-123"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(outcome.status, OutcomeStatus::Applied, "{outcome:?}");
+    assert_eq!(outcome.changes.len(), 1);
+    assert_eq!(outcome.changes[0].container, "api");
+    assert_eq!(outcome.changes[0].from, API_2);
+    assert_eq!(outcome.changes[0].to, API_1);
+    // No Step Functions execution in the request: the Lambda request id is recorded.
+    assert_eq!(outcome.execution.as_deref(), Some("req-123"));
+
+    let d = s.server.deployment("shop", "checkout").unwrap();
+    assert_eq!(
+        images(&d),
+        vec![("api".into(), API_1.into()), ("envoy".into(), ENVOY.into())]
+    );
+    let audit = d.metadata.annotations.unwrap()["selfheal.dev/last-remediation"].clone();
+    assert!(audit.contains("req-123"), "{audit}");
+    let _ = &s.dir;
+}
+
+#[tokio::test]
+async fn pause_resume_restart_change_the_deployment() {
+    let s = setup().await;
+    let outcome = handle_action(&s.state, Action::Pause, event(request("pause")))
+        .await
+        .unwrap();
+    assert_eq!(outcome.status, OutcomeStatus::Applied, "{outcome:?}");
+    let d = s.server.deployment("shop", "checkout").unwrap();
+    assert_eq!(d.spec.as_ref().unwrap().paused, Some(true));
+
+    let again = handle_action(&s.state, Action::Pause, event(request("pause")))
+        .await
+        .unwrap();
+    assert_eq!(again.status, OutcomeStatus::Skipped, "{again:?}");
+
+    let outcome = handle_action(&s.state, Action::Resume, event(request("resume")))
+        .await
+        .unwrap();
+    assert_eq!(outcome.status, OutcomeStatus::Applied, "{outcome:?}");
+    let d = s.server.deployment("shop", "checkout").unwrap();
+    assert_ne!(d.spec.as_ref().unwrap().paused, Some(true));
+
+    let outcome = handle_action(&s.state, Action::Restart, event(request("restart")))
+        .await
+        .unwrap();
+    assert_eq!(outcome.status, OutcomeStatus::Applied, "{outcome:?}");
+    let d = s.server.deployment("shop", "checkout").unwrap();
+    let template_annotations = d
+        .spec
+        .unwrap()
+        .template
+        .metadata
+        .unwrap()
+        .annotations
+        .unwrap();
+    assert!(template_annotations.contains_key("kubectl.kubernetes.io/restartedAt"));
+    // Images untouched by pause/resume/restart.
+    assert_eq!(
+        images(&s.server.deployment("shop", "checkout").unwrap())[0].1,
+        API_2
+    );
+    // One Remediator for the whole process, whatever the number of invocations.
+    assert_eq!(s.state.remediators_built(), 1);
+}
+
+#[tokio::test]
+async fn action_mismatch_is_refused_before_any_api_call() {
+    let s = setup().await;
+    s.server.clear_requests();
+    let err = handle_action(&s.state, Action::Pause, event(request("rollback")))
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        HandlerError::ActionMismatch {
+            expected: Action::Pause,
+            got: Action::Rollback
+        }
+    ));
+    assert_eq!(err.error_type(), "NonRetryableInvalidRequest");
+    assert!(s.server.requests().is_empty(), "{:?}", s.server.requests());
+    assert_eq!(
+        images(&s.server.deployment("shop", "checkout").unwrap())[0].1,
+        API_2
+    );
+}
+
+#[tokio::test]
+async fn bad_payloads_are_invalid_requests() {
+    let s = setup().await;
+    let payloads = [
+        json!(null),
+        json!("rollback"),
+        json!([1, 2]),
+        json!({}),
+        json!({"action": "explode", "target": {"namespace": "shop", "deployment": "checkout"}}),
+        json!({"action": "rollback", "target": {"namespace": "shop"}}),
+        json!({"action": "rollback", "target": {"namespace": "", "deployment": "checkout"}}),
+        json!({"action": "rollback", "target": {"namespace": "shop", "deployment": "checkout", "pod": "p"}}),
+        json!({"action": "rollback", "target": {"namespace": "shop", "deployment": "checkout"}, "dryRun": "yes"}),
+        json!({"action": "rollback", "target": {"namespace": "shop", "deployment": "checkout"}, "bogus": 1}),
+    ];
+    for payload in payloads {
+        let err = handle_action(&s.state, Action::Rollback, event(payload.clone()))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.error_type(),
+            "NonRetryableInvalidRequest",
+            "{payload}: {err}"
+        );
+    }
+    let err = handle_verify(&s.state, event(json!({"status": "applied"})))
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_type(), "NonRetryableInvalidRequest");
+    assert!(err.to_string().contains("target"), "{err}");
+}
+
+#[tokio::test]
+async fn api_errors_map_to_stable_types() {
+    let s = setup().await;
+    let missing = json!({"action": "pause", "target": {"namespace": "shop", "deployment": "nope"}});
+    let err = handle_action(&s.state, Action::Pause, event(missing))
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_type(), "NonRetryableNotFound", "{err}");
+
+    s.server.faults().fail_next(1, 503);
+    let err = handle_action(&s.state, Action::Pause, event(request("pause")))
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_type(), "RetryableApiError", "{err}");
+    s.server.faults().clear();
+
+    // Every PATCH conflicts (the object "moves" after each read): the handler
+    // re-reads and re-plans up to its budget, then answers RetryableConflict.
+    let conflicts = conflict_on_every_patch(&s.server);
+    let err = handle_action(&s.state, Action::Pause, event(request("pause")))
+        .await
+        .unwrap_err();
+    conflicts.abort();
+    s.server.faults().clear();
+    let patches = s
+        .server
+        .requests()
+        .iter()
+        .filter(|r| r.method == "PATCH" && r.status == 409)
+        .count();
+    assert_eq!(patches as u32, selfheal_kube::DEFAULT_REPLAN_BUDGET + 1);
+    assert_eq!(err.error_type(), "RetryableConflict", "{err}");
+    assert_ne!(
+        s.server
+            .deployment("shop", "checkout")
+            .unwrap()
+            .spec
+            .unwrap()
+            .paused,
+        Some(true)
+    );
+}
+
+/// Arms a 409 for the request that follows each GET of shop/checkout (the
+/// PATCH), with latency so the arming lands before the PATCH is served.
+fn conflict_on_every_patch(server: &TestServer) -> tokio::task::JoinHandle<()> {
+    server.clear_requests();
+    server
+        .faults()
+        .latency(std::time::Duration::from_millis(100));
+    let server = server.clone();
+    tokio::spawn(async move {
+        let mut seen = 0;
+        loop {
+            let gets = server
+                .requests()
+                .iter()
+                .filter(|r| r.method == "GET" && r.path.ends_with("/deployments/checkout"))
+                .count();
+            if gets > seen {
+                seen = gets;
+                server.faults().fail_next(1, 409);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+    })
+}
+
+#[tokio::test]
+async fn forbidden_token_maps_to_non_retryable_forbidden() {
+    let s = setup().await;
+    s.server.add_token(
+        "viewer-token",
+        Identity::Forbidden("system:serviceaccount:shop:viewer".into()),
+    );
+    let yaml = s
+        .server
+        .kubeconfig_yaml()
+        .replace(&s.server.token(), "viewer-token");
+    let path = s.dir.path().join("viewer");
+    std::fs::write(&path, yaml).unwrap();
+    let state = state_for(&path, &[]).await.unwrap();
+    let err = handle_action(&state, Action::Pause, event(request("pause")))
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_type(), "NonRetryableForbidden", "{err}");
+}
+
+#[tokio::test]
+async fn verify_reports_rollout_state_for_request_or_outcome() {
+    let s = setup().await;
+    let out = handle_verify(&s.state, event(request("rollback")))
+        .await
+        .unwrap();
+    assert_eq!(out.state, RolloutState::Done, "{out:?}");
+    assert_eq!(out.target.deployment.as_deref(), Some("checkout"));
+
+    let outcome = handle_action(&s.state, Action::Rollback, event(request("rollback")))
+        .await
+        .unwrap();
+    let out = handle_verify(&s.state, event(serde_json::to_value(&outcome).unwrap()))
+        .await
+        .unwrap();
+    assert!(
+        matches!(out.state, RolloutState::Waiting | RolloutState::Done),
+        "{out:?}"
+    );
+    assert!(s.server.controller().settle().await);
+    let out = handle_verify(&s.state, event(serde_json::to_value(&outcome).unwrap()))
+        .await
+        .unwrap();
+    assert_eq!(out.state, RolloutState::Done, "{out:?}");
+    assert!(out.message.contains("successfully rolled out"), "{out:?}");
+    let json = serde_json::to_value(&out).unwrap();
+    assert_eq!(json["state"], "done");
+    assert_eq!(json["target"]["namespace"], "shop");
+}
+
+#[tokio::test]
+async fn broken_kubeconfig_fails_state_construction() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = state_for(&dir.path().join("missing"), &[])
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_type(), "NonRetryableConfig", "{err}");
+    assert!(err.to_string().contains("missing"), "{err}");
+}

@@ -1,0 +1,32 @@
+//! `ingest` Lambda: alarms and alerts in (EventBridge, SNS, alarm action,
+//! Alertmanager through a Function URL, manual requests), one
+//! remediate-deployment execution per request out.
+
+use lambda_runtime::{LambdaEvent, service_fn};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    // The same subscriber as `selfheal_lambda::init_logging` (honours
+    // AWS_LAMBDA_LOG_FORMAT / AWS_LAMBDA_LOG_LEVEL), called directly so this
+    // function does not link the kube stack it never uses.
+    lambda_runtime::tracing::init_default_subscriber();
+    // Built once per process; every warm invocation borrows it.
+    let ingest = match selfheal_ingest::init().await {
+        Ok(ingest) => ingest,
+        Err(error) => {
+            tracing::error!(
+                error_type = error.error_type(),
+                error = %error,
+                "ingest initialisation failed"
+            );
+            return Err(error.into());
+        }
+    };
+    let ingest = &ingest;
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<serde_json::Value>| async move {
+            ingest.handle(event.payload).await
+        },
+    ))
+    .await
+}

@@ -199,7 +199,9 @@ impl Remediator {
     ) -> RemediationOutcome {
         let mut outcome = with_target(plan.outcome, request, name);
         if plan.dry_run {
+            // The core words messages for a write ("rolled back …"); a dry run wrote nothing.
             outcome.status = OutcomeStatus::DryRun;
+            outcome.message = format!("dry run, nothing written: would have {}", outcome.message);
         } else {
             if let Some(after) = revision_after(request.action, patched) {
                 outcome

@@ -473,6 +473,13 @@ async fn dry_run_sends_dry_run_all_and_no_event() {
     );
     assert_eq!(seen[2].params(), ["dryRun=All", "fieldManager=selfheal"]);
     assert_eq!(outcome.status, OutcomeStatus::DryRun);
+    assert!(
+        outcome
+            .message
+            .starts_with("dry run, nothing written: would have rolled back"),
+        "{}",
+        outcome.message
+    );
     assert_eq!(outcome.changes[0].to, "registry.example/shop/api:1.1.0");
     assert_eq!(fake.deployment.unwrap(), live, "dry run stores nothing");
 }

@@ -242,12 +242,14 @@ fn create(shared: &Arc<Shared>, r: &ApiRequest) -> Answer {
     if let Some(e) = namespace_missing(&store, r) {
         return Err(e);
     }
-    if let Some(body_ns) = obj.pointer("/metadata/namespace").and_then(Value::as_str) {
-        if r.kind.namespaced() && !body_ns.is_empty() && body_ns != ns {
-            return Err(status::bad_request(
-                "the namespace of the provided object does not match the namespace sent on the request",
-            ));
-        }
+    if let Some(body_ns) = obj.pointer("/metadata/namespace").and_then(Value::as_str)
+        && r.kind.namespaced()
+        && !body_ns.is_empty()
+        && body_ns != ns
+    {
+        return Err(status::bad_request(
+            "the namespace of the provided object does not match the namespace sent on the request",
+        ));
     }
     if name_of(&obj).is_empty() {
         let generate = obj
@@ -296,10 +298,10 @@ fn write(store: &mut Store, r: &ApiRequest, name: &str, current: &Value, mut new
     if let Some(rv) = new
         .pointer("/metadata/resourceVersion")
         .and_then(Value::as_str)
+        && !rv.is_empty()
+        && rv != cur_rv
     {
-        if !rv.is_empty() && rv != cur_rv {
-            return Err(status::conflict(r.kind, name));
-        }
+        return Err(status::conflict(r.kind, name));
     }
     set_meta(&mut new, "name", json!(name));
     let writer = if r.sub.as_deref() == Some("status") {

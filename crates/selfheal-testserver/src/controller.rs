@@ -463,12 +463,12 @@ fn sync_replica_set(store: &mut Store, state: &ControllerState, ns: &str, name: 
     );
     let status = Value::Object(status);
     // Re-read: creating pods does not touch the RS, but keep the freshest copy.
-    if let Some(mut cur) = store.get(Kind::ReplicaSet, ns, name).cloned() {
-        if cur.get("status") != Some(&status) {
-            cur["status"] = status;
-            store.update(Kind::ReplicaSet, ns, cur, Writer::Status, false);
-            changed = true;
-        }
+    if let Some(mut cur) = store.get(Kind::ReplicaSet, ns, name).cloned()
+        && cur.get("status") != Some(&status)
+    {
+        cur["status"] = status;
+        store.update(Kind::ReplicaSet, ns, cur, Writer::Status, false);
+        changed = true;
     }
     changed
 }
@@ -569,10 +569,10 @@ fn make_event(store: &mut Store, state: &ControllerState, d: &Value, message: St
             "apiVersion": "apps/v1", "resourceVersion": d.pointer("/metadata/resourceVersion").cloned().unwrap_or(Value::Null)},
         "reason": "ScalingReplicaSet", "message": message, "source": {"component": "deployment-controller"},
         "firstTimestamp": now, "lastTimestamp": now, "count": 1, "type": "Normal"});
-    if let Ok(ev) = defaults::apply(Kind::Event, ev) {
-        if !store.exists(Kind::Event, &ns, &name) {
-            store.create(Kind::Event, &ns, ev, false);
-        }
+    if let Ok(ev) = defaults::apply(Kind::Event, ev)
+        && !store.exists(Kind::Event, &ns, &name)
+    {
+        store.create(Kind::Event, &ns, ev, false);
     }
 }
 
@@ -618,10 +618,11 @@ struct Cond<'a> {
 /// lastTransitionTime when only the reason changes; moves the condition last.
 fn set_condition(conds: &mut Vec<Value>, c: Cond<'_>, now: &str) {
     let current = conds.iter().find(|x| x["type"] == c.kind).cloned();
-    if let Some(cur) = &current {
-        if cur["status"] == c.status && cur["reason"] == c.reason {
-            return;
-        }
+    if let Some(cur) = &current
+        && cur["status"] == c.status
+        && cur["reason"] == c.reason
+    {
+        return;
     }
     let transition = match &current {
         Some(cur) if cur["status"] == c.status => cur["lastTransitionTime"].clone(),
@@ -775,30 +776,30 @@ fn sync_deployment(store: &mut Store, state: &ControllerState, ns: &str, name: &
                     "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": name, "uid": d_uid,
                         "controller": true, "blockOwnerDeletion": true}]},
                 "spec": {"replicas": initial, "selector": selector, "template": t}});
-            if !store.exists(Kind::ReplicaSet, ns, &rs_name) {
-                if let Ok(rs) = defaults::apply(Kind::ReplicaSet, rs) {
-                    let created = store.create(Kind::ReplicaSet, ns, rs, false);
-                    if initial > 0 {
-                        make_event(
-                            store,
-                            state,
-                            &d,
-                            format!("Scaled up replica set {rs_name} to {initial}"),
-                        );
-                    }
-                    set_condition(
-                        &mut d_conditions,
-                        Cond {
-                            kind: "Progressing",
-                            status: "True",
-                            reason: "NewReplicaSetCreated",
-                            message: format!("Created new replica set \"{rs_name}\""),
-                        },
-                        &now,
+            if !store.exists(Kind::ReplicaSet, ns, &rs_name)
+                && let Ok(rs) = defaults::apply(Kind::ReplicaSet, rs)
+            {
+                let created = store.create(Kind::ReplicaSet, ns, rs, false);
+                if initial > 0 {
+                    make_event(
+                        store,
+                        state,
+                        &d,
+                        format!("Scaled up replica set {rs_name} to {initial}"),
                     );
-                    new_rs = Some(created);
-                    changed = true;
                 }
+                set_condition(
+                    &mut d_conditions,
+                    Cond {
+                        kind: "Progressing",
+                        status: "True",
+                        reason: "NewReplicaSetCreated",
+                        message: format!("Created new replica set \"{rs_name}\""),
+                    },
+                    &now,
+                );
+                new_rs = Some(created);
+                changed = true;
             }
         }
     }
@@ -1015,79 +1016,76 @@ fn sync_deployment(store: &mut Store, state: &ControllerState, ns: &str, name: &
         );
     }
     // syncRolloutStatus (not for paused Deployments).
-    if !paused && has_deadline {
-        if let Some(nrs) = &fresh_new {
-            let rs_name = name_of(nrs).to_string();
-            let current = condition(&d_conditions, "Progressing").cloned();
-            let complete_already = actual == updated
-                && current
-                    .as_ref()
-                    .is_some_and(|c| c["reason"] == "NewReplicaSetAvailable");
-            if !complete_already {
-                let old_status = cur.get("status").cloned().unwrap_or(json!({}));
-                let o = |f: &str| int_at(&old_status, &format!("/{f}"));
-                let complete = updated == replicas
-                    && actual == replicas
-                    && available == replicas
-                    && generation >= int_at(&cur, "/metadata/generation");
-                let progressing = updated > o("updatedReplicas")
-                    || (actual - updated) < (o("replicas") - o("updatedReplicas"))
-                    || ready > o("readyReplicas")
-                    || available > o("availableReplicas");
-                if complete {
+    if !paused
+        && has_deadline
+        && let Some(nrs) = &fresh_new
+    {
+        let rs_name = name_of(nrs).to_string();
+        let current = condition(&d_conditions, "Progressing").cloned();
+        let complete_already = actual == updated
+            && current
+                .as_ref()
+                .is_some_and(|c| c["reason"] == "NewReplicaSetAvailable");
+        if !complete_already {
+            let old_status = cur.get("status").cloned().unwrap_or(json!({}));
+            let o = |f: &str| int_at(&old_status, &format!("/{f}"));
+            let complete = updated == replicas
+                && actual == replicas
+                && available == replicas
+                && generation >= int_at(&cur, "/metadata/generation");
+            let progressing = updated > o("updatedReplicas")
+                || (actual - updated) < (o("replicas") - o("updatedReplicas"))
+                || ready > o("readyReplicas")
+                || available > o("availableReplicas");
+            if complete {
+                set_condition(
+                    &mut d_conditions,
+                    Cond {
+                        kind: "Progressing",
+                        status: "True",
+                        reason: "NewReplicaSetAvailable",
+                        message: format!("ReplicaSet \"{rs_name}\" has successfully progressed."),
+                    },
+                    &now,
+                );
+            } else if progressing {
+                let transition = match &current {
+                    Some(c) if c["status"] == "True" => c["lastTransitionTime"].clone(),
+                    _ => json!(now),
+                };
+                d_conditions.retain(|c| c["type"] != "Progressing");
+                d_conditions.push(
+                    json!({"type": "Progressing", "status": "True", "lastUpdateTime": now,
+                        "lastTransitionTime": transition, "reason": "ReplicaSetUpdated",
+                        "message": format!("ReplicaSet \"{rs_name}\" is progressing.")}),
+                );
+            } else if let Some(c) = &current {
+                let timed_out = c["reason"] == "ProgressDeadlineExceeded"
+                    || (c["reason"] != "NewReplicaSetAvailable" && {
+                        let deadline = cur
+                            .pointer("/spec/progressDeadlineSeconds")
+                            .and_then(Value::as_i64)
+                            .unwrap_or(600);
+                        c["lastUpdateTime"]
+                            .as_str()
+                            .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+                            .and_then(|t| {
+                                t.checked_add(jiff::SignedDuration::from_secs(deadline))
+                                    .ok()
+                            })
+                            .is_some_and(|until| until < store.now())
+                    });
+                if timed_out {
                     set_condition(
                         &mut d_conditions,
                         Cond {
                             kind: "Progressing",
-                            status: "True",
-                            reason: "NewReplicaSetAvailable",
-                            message: format!(
-                                "ReplicaSet \"{rs_name}\" has successfully progressed."
-                            ),
+                            status: "False",
+                            reason: "ProgressDeadlineExceeded",
+                            message: format!("ReplicaSet \"{rs_name}\" has timed out progressing."),
                         },
                         &now,
                     );
-                } else if progressing {
-                    let transition = match &current {
-                        Some(c) if c["status"] == "True" => c["lastTransitionTime"].clone(),
-                        _ => json!(now),
-                    };
-                    d_conditions.retain(|c| c["type"] != "Progressing");
-                    d_conditions.push(
-                        json!({"type": "Progressing", "status": "True", "lastUpdateTime": now,
-                        "lastTransitionTime": transition, "reason": "ReplicaSetUpdated",
-                        "message": format!("ReplicaSet \"{rs_name}\" is progressing.")}),
-                    );
-                } else if let Some(c) = &current {
-                    let timed_out = c["reason"] == "ProgressDeadlineExceeded"
-                        || (c["reason"] != "NewReplicaSetAvailable" && {
-                            let deadline = cur
-                                .pointer("/spec/progressDeadlineSeconds")
-                                .and_then(Value::as_i64)
-                                .unwrap_or(600);
-                            c["lastUpdateTime"]
-                                .as_str()
-                                .and_then(|t| t.parse::<jiff::Timestamp>().ok())
-                                .and_then(|t| {
-                                    t.checked_add(jiff::SignedDuration::from_secs(deadline))
-                                        .ok()
-                                })
-                                .is_some_and(|until| until < store.now())
-                        });
-                    if timed_out {
-                        set_condition(
-                            &mut d_conditions,
-                            Cond {
-                                kind: "Progressing",
-                                status: "False",
-                                reason: "ProgressDeadlineExceeded",
-                                message: format!(
-                                    "ReplicaSet \"{rs_name}\" has timed out progressing."
-                                ),
-                            },
-                            &now,
-                        );
-                    }
                 }
             }
         }
@@ -1115,10 +1113,10 @@ fn sync_deployment(store: &mut Store, state: &ControllerState, ns: &str, name: &
     next["status"] = Value::Object(status);
     if let Some(rs) = &fresh_new {
         let rev = annotation(rs, REVISION).unwrap_or("0").to_string();
-        if annotation(&next, REVISION) != Some(rev.as_str()) {
-            if let Some(ann) = annotations_mut(&mut next) {
-                ann.insert(REVISION.into(), json!(rev));
-            }
+        if annotation(&next, REVISION) != Some(rev.as_str())
+            && let Some(ann) = annotations_mut(&mut next)
+        {
+            ann.insert(REVISION.into(), json!(rev));
         }
     }
     if next != cur {

@@ -236,7 +236,10 @@ fn forbidden(user: &str, verb: &str, r: &ApiRequest) -> ApiError {
 }
 
 /// Splits `/api/v1/...` and `/apis/apps/v1/...` into kind/namespace/name/subresource.
-fn parse_path(path: &str) -> Option<(Kind, Option<String>, Option<String>, Option<String>)> {
+/// kind, namespace, name, subresource.
+type Target = (Kind, Option<String>, Option<String>, Option<String>);
+
+fn parse_path(path: &str) -> Option<Target> {
     let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
     let (group, rest) = match segs.as_slice() {
         ["api", "v1", rest @ ..] => ("", rest),

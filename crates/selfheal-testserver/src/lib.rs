@@ -8,6 +8,8 @@
 //! rollbacks behave like on a real control plane. Tests drive it over HTTP like
 //! a real cluster and inspect or seed its store directly.
 
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
 mod api;
 mod auth;
 mod controller;
@@ -31,6 +33,9 @@ use k8s_openapi::api::core::v1::{Event, Pod};
 use serde_json::Value;
 
 pub use auth::Identity;
+
+/// `Fn(token) -> Result<(), reason>`; see [`TestServer::set_token_verifier`].
+pub type TokenVerifier = Arc<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
 pub use controller::{ControllerConfig, ControllerHandle};
 pub use faults::Faults;
 
@@ -224,7 +229,7 @@ impl TestServer {
 
     /// Hook for tokens that are not registered: `Ok` authenticates them as admin,
     /// `Err` answers 401. Lets EKS-token tests check the token format server-side.
-    pub fn set_token_verifier(&self, f: Arc<dyn Fn(&str) -> Result<(), String> + Send + Sync>) {
+    pub fn set_token_verifier(&self, f: TokenVerifier) {
         self.inner.shared.auth().verifier = Some(f);
     }
 

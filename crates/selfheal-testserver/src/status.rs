@@ -17,10 +17,10 @@ pub(crate) fn status(code: u16, reason: &str, message: &str, details: Option<Val
     if let Some(d) = details {
         body["details"] = d;
     }
-    if message.is_empty() {
-        if let Some(m) = body.as_object_mut() {
-            m.remove("message");
-        }
+    if message.is_empty()
+        && let Some(m) = body.as_object_mut()
+    {
+        m.remove("message");
     }
     ApiError { code, body }
 }
@@ -113,10 +113,10 @@ pub(crate) fn required(kind: Kind, name: &str, field: &str, detail: &str) -> Api
 
 impl ApiError {
     fn strip_empty_group(mut self) -> ApiError {
-        if let Some(d) = self.body.get_mut("details").and_then(Value::as_object_mut) {
-            if d.get("group").and_then(Value::as_str) == Some("") {
-                d.remove("group");
-            }
+        if let Some(d) = self.body.get_mut("details").and_then(Value::as_object_mut)
+            && d.get("group").and_then(Value::as_str) == Some("")
+        {
+            d.remove("group");
         }
         self
     }

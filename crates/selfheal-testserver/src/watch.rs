@@ -33,12 +33,11 @@ impl WatchParams {
         if kind != self.kind {
             return false;
         }
-        if let Some(ns) = &self.ns {
-            if self.kind.namespaced()
-                && obj.pointer("/metadata/namespace").and_then(Value::as_str) != Some(ns)
-            {
-                return false;
-            }
+        if let Some(ns) = &self.ns
+            && self.kind.namespaced()
+            && obj.pointer("/metadata/namespace").and_then(Value::as_str) != Some(ns)
+        {
+            return false;
         }
         self.labels.matches_object(obj) && self.fields.matches_object(obj)
     }

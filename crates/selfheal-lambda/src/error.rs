@@ -26,7 +26,6 @@ pub const DOCUMENTED_ERROR_TYPES: &[&str] = &[
     "NonRetryableInvalidObject",
     "RetryableApiError",
     "RetryableConflict",
-    "NonRetryableInvalidInput",
     "NonRetryableAuthConfig",
     "NonRetryableAccessDenied",
     "NonRetryableClusterNotFound",
@@ -238,32 +237,66 @@ mod tests {
     #[test]
     fn eks_errors_keep_their_stable_names() {
         let cases = [
-            (selfheal_eks::Error::MissingRegion, "NonRetryableAuthConfig"),
-            (
-                selfheal_eks::Error::InvalidInput("empty cluster name".into()),
-                "NonRetryableInvalidInput",
-            ),
-            (
-                selfheal_eks::Error::ClusterIncomplete {
-                    cluster: "prod".into(),
-                    missing: "endpoint",
-                },
-                "RetryableAwsError",
-            ),
-            (
-                selfheal_eks::Error::ClusterNotConfigured {
-                    requested: "a".into(),
-                    configured: "b".into(),
-                },
-                "NonRetryableClusterNotFound",
-            ),
+            selfheal_eks::Error::MissingRegion,
+            selfheal_eks::Error::InvalidInput("empty cluster name".into()),
+            selfheal_eks::Error::ClusterIncomplete {
+                cluster: "prod".into(),
+                missing: "endpoint",
+            },
+            selfheal_eks::Error::ClusterNotConfigured {
+                requested: "a".into(),
+                configured: "b".into(),
+            },
         ];
-        for (e, name) in cases {
+        for e in cases {
+            let name = e.error_type();
+            let message = e.to_string();
             let e = HandlerError::from(e);
             assert_eq!(e.is_retryable(), name.starts_with("Retryable"));
             let d = diagnostic(e);
             assert_eq!(d.error_type, name);
-            assert!(DOCUMENTED_ERROR_TYPES.contains(&d.error_type.as_str()));
+            assert_eq!(d.error_message, message);
+            assert!(
+                DOCUMENTED_ERROR_TYPES.contains(&name),
+                "{name} undocumented"
+            );
+        }
+        let d = diagnostic(selfheal_eks::Error::MissingRegion.into());
+        assert_eq!(d.error_type, "NonRetryableAuthConfig");
+        let d = diagnostic(
+            selfheal_eks::Error::ClusterIncomplete {
+                cluster: "prod".into(),
+                missing: "endpoint",
+            }
+            .into(),
+        );
+        assert_eq!(d.error_type, "RetryableAwsError");
+    }
+
+    #[test]
+    fn every_adapter_error_type_is_documented() {
+        use selfheal_eks::error_types as eks;
+        use selfheal_kube::error_types as kube;
+        for name in [
+            kube::RETRYABLE_API_ERROR,
+            kube::RETRYABLE_CONFLICT,
+            kube::NON_RETRYABLE_NOT_FOUND,
+            kube::NON_RETRYABLE_FORBIDDEN,
+            kube::NON_RETRYABLE_INVALID_REQUEST,
+            kube::NON_RETRYABLE_INVALID_OBJECT,
+            kube::NON_RETRYABLE_CONFIG,
+            eks::RETRYABLE_AWS_ERROR,
+            eks::NON_RETRYABLE_CLUSTER_NOT_FOUND,
+            eks::NON_RETRYABLE_AUTH_CONFIG,
+            eks::NON_RETRYABLE_FORBIDDEN,
+            eks::NON_RETRYABLE_INVALID_REQUEST,
+            error_types::NON_RETRYABLE_INVALID_REQUEST,
+            error_types::NON_RETRYABLE_CONFIG,
+        ] {
+            assert!(
+                DOCUMENTED_ERROR_TYPES.contains(&name),
+                "{name} undocumented"
+            );
         }
     }
 

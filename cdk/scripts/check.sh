@@ -46,3 +46,14 @@ out="$app/cdk.out"
 rm -rf "$out"
 (cd "$app" && "$cdk" synth --no-notices --quiet -c assetDir="$asset_dir" --output "$out")
 node "$app/scripts/check-synth.mjs" "$out" Selfheal
+
+# The synthesized template through cfn-lint too (installed by scripts/deps/50-validators.sh).
+# W3005 (a DependsOn that a GetAtt already implies) is how CDK always writes
+# a function's dependency on its role's policy; everything else must be clean.
+cfn_lint="$root/.venv/bin/cfn-lint"
+if [ -x "$cfn_lint" ]; then
+    "$cfn_lint" --ignore-checks W3005 -- "$out/Selfheal.template.json"
+    echo "check-cdk: cfn-lint clean on the synthesized template" >&2
+else
+    echo "check-cdk: $cfn_lint not installed; skipped cfn-lint of the synthesized template" >&2
+fi

@@ -233,6 +233,66 @@ pub fn cooldown(
     ))
 }
 
+/// Whether `deployment`'s `selfheal.dev/last-remediation` is dated within
+/// `window` of `now` (either side, for clock skew, as in [`cooldown`]).
+fn acted_within(
+    deployment: &Deployment,
+    window: jiff::SignedDuration,
+    now: jiff::Timestamp,
+) -> bool {
+    let Some(at) = last_remediation(deployment).and_then(|l| l.at.parse::<jiff::Timestamp>().ok())
+    else {
+        return false;
+    };
+    let elapsed = now.duration_since(at);
+    elapsed < window && elapsed > -window
+}
+
+/// `policy.max_actions_per_window`: refused when that many *other*
+/// Deployments in `fleet` were acted on within `policy.action_window`.
+///
+/// The count is read from the `selfheal.dev/last-remediation` annotations of
+/// the Deployments themselves (one LIST by the adapter), not from Events or a
+/// ConfigMap: the record is written by the same PATCH as the change, so it
+/// cannot be lost the way a best-effort Event can, outlives the Events' TTL,
+/// and needs no RBAC beyond `list deployments` and no extra object to keep in
+/// step. Because each Deployment keeps only its latest record, the limit is on
+/// distinct Deployments acted on per window; acting again on one already
+/// counted (restart escalating to rollback) never raises the count, so it is
+/// never refused by this guard. Concurrent executions that read the count at
+/// the same moment can each take the last slot: the limit can be exceeded by
+/// at most the number of remediations in flight at once.
+pub fn rate_limit<'d>(
+    policy: &Policy,
+    target: &Deployment,
+    fleet: impl IntoIterator<Item = &'d Deployment>,
+    now: jiff::Timestamp,
+) -> Result<(), Refusal> {
+    let Some(max) = policy.max_actions_per_window else {
+        return Ok(());
+    };
+    let window =
+        jiff::SignedDuration::try_from(policy.action_window).unwrap_or(jiff::SignedDuration::MAX);
+    let same = |d: &Deployment| {
+        d.metadata.namespace == target.metadata.namespace && d.metadata.name == target.metadata.name
+    };
+    let recent = fleet
+        .into_iter()
+        .filter(|d| !same(d) && acted_within(d, window, now))
+        .count();
+    if recent < usize::try_from(max).unwrap_or(usize::MAX) {
+        return Ok(());
+    }
+    Err(Refusal::new(
+        Guard::RateLimit,
+        format!(
+            "{recent} other deployments were acted on in the last {}s, and the policy allows at most {max} per window; not acting on {}",
+            policy.action_window.as_secs(),
+            who(target)
+        ),
+    ))
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -338,6 +398,47 @@ mod tests {
             None
         );
         assert!(bad_images(&s.annotate(keys::BAD_IMAGES, "{\"api\": 3}").deployment()).is_empty());
+    }
+
+    fn acted(name: &str, at: &str) -> Deployment {
+        let record =
+            format!(r#"{{"action":"rollback","at":"{at}","execution":null,"changes":[]}}"#);
+        let mut d = Scenario::new(&[&[("api", "a:1")]])
+            .annotate(keys::LAST_REMEDIATION, &record)
+            .deployment();
+        d.metadata.name = Some(name.into());
+        d
+    }
+
+    #[test]
+    fn rate_limit_counts_other_deployments_acted_on_within_the_window() {
+        let now: jiff::Timestamp = "2026-11-26T20:00:00Z".parse().unwrap();
+        let policy = Policy {
+            max_actions_per_window: Some(2),
+            action_window: Duration::from_secs(600),
+            ..Policy::default()
+        };
+        let mut target = Scenario::new(&[&[("api", "a:1")]]).deployment();
+        target.metadata.name = Some("target".into());
+        let old = acted("old", "2026-11-26T19:40:00Z");
+        let garbage = Scenario::new(&[&[("api", "a:1")]])
+            .annotate(keys::LAST_REMEDIATION, "nope")
+            .deployment();
+        let a = acted("a", "2026-11-26T19:59:00Z");
+        let b = acted("b", "2026-11-26T19:51:00Z");
+        // One recent other: fine. Old, malformed and unrecorded ones never count.
+        let fleet = [old.clone(), garbage.clone(), a.clone(), target.clone()];
+        assert!(rate_limit(&policy, &target, &fleet, now).is_ok());
+        // Two recent others: the limit is reached.
+        let fleet = [old, garbage, a.clone(), b.clone(), target.clone()];
+        let refusal = rate_limit(&policy, &target, &fleet, now).unwrap_err();
+        assert_eq!(refusal.guard, Guard::RateLimit);
+        assert!(refusal.message.contains("at most 2"), "{}", refusal.message);
+        // The target's own record does not count against it.
+        let again = acted("a", "2026-11-26T19:59:30Z");
+        assert!(rate_limit(&policy, &again, &[a.clone(), b.clone()], now).is_ok());
+        // No limit configured: never refused.
+        assert!(rate_limit(&Policy::default(), &target, &[a, b], now).is_ok());
     }
 
     #[test]

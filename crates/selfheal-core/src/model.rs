@@ -199,6 +199,13 @@ pub enum Guard {
     ImpactBelowThreshold,
     /// The object kept moving under us beyond the re-plan budget.
     Conflict,
+    /// The policy's `max_actions_per_window` is used up: a storm of alarms
+    /// must not let selfheal rewrite a whole cluster.
+    RateLimit,
+    /// The image to roll back away from is one selfheal already rolled back
+    /// away from (`selfheal.dev/bad-images`) and someone re-deployed it:
+    /// rolling back again would oscillate with them.
+    Oscillation,
 }
 
 impl Guard {
@@ -217,6 +224,8 @@ impl Guard {
             Guard::NoRolloutInProgress => "noRolloutInProgress",
             Guard::ImpactBelowThreshold => "impactBelowThreshold",
             Guard::Conflict => "conflict",
+            Guard::RateLimit => "rateLimit",
+            Guard::Oscillation => "oscillation",
         }
     }
 }

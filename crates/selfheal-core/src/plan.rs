@@ -56,6 +56,22 @@ pub struct Plan {
     pub dry_run: bool,
 }
 
+impl Plan {
+    /// The `refused` outcome for a plan a guard outside the planner turned
+    /// down (the adapter's rate limit, which needs a LIST the pure planner
+    /// cannot make): nothing is written, so no changes are reported.
+    pub fn refuse(self, refusal: Refusal) -> RemediationOutcome {
+        RemediationOutcome {
+            status: OutcomeStatus::Refused,
+            message: refusal.message,
+            changes: Vec::new(),
+            revision: None,
+            guard: Some(refusal.guard),
+            ..self.outcome
+        }
+    }
+}
+
 /// The planner's verdict.
 #[derive(Debug, Clone, PartialEq)]
 #[allow(

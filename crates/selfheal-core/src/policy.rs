@@ -21,6 +21,12 @@ pub struct Policy {
     pub dry_run: bool,
     /// Alarm-driven pauses need at least this impact score.
     pub pause_impact_threshold: f64,
+    /// At most this many Deployments acted on per `action_window`, across
+    /// every namespace the policy allows (`None` = no limit): a storm of
+    /// alarms must not let selfheal rewrite a whole cluster on its own.
+    pub max_actions_per_window: Option<u32>,
+    /// The sliding window `max_actions_per_window` counts over.
+    pub action_window: Duration,
 }
 
 impl Default for Policy {
@@ -36,6 +42,8 @@ impl Default for Policy {
             allow_gitops: false,
             dry_run: false,
             pause_impact_threshold: DEFAULT_PAUSE_IMPACT_THRESHOLD,
+            max_actions_per_window: None,
+            action_window: Duration::from_secs(DEFAULT_ACTION_WINDOW_SECONDS),
         }
     }
 }
@@ -43,6 +51,7 @@ impl Default for Policy {
 const DEFAULT_DENIED_NAMESPACES: [&str; 3] = ["kube-system", "kube-public", "kube-node-lease"];
 const DEFAULT_COOLDOWN_SECONDS: u64 = 600;
 const DEFAULT_PAUSE_IMPACT_THRESHOLD: f64 = 1.0;
+const DEFAULT_ACTION_WINDOW_SECONDS: u64 = 3600;
 
 pub const REQUIRE_OPT_IN: &str = "SELFHEAL_REQUIRE_OPT_IN";
 pub const ALLOWED_NAMESPACES: &str = "SELFHEAL_ALLOWED_NAMESPACES";
@@ -51,6 +60,8 @@ pub const COOLDOWN_SECONDS: &str = "SELFHEAL_COOLDOWN_SECONDS";
 pub const ALLOW_GITOPS: &str = "SELFHEAL_ALLOW_GITOPS";
 pub const DRY_RUN: &str = "SELFHEAL_DRY_RUN";
 pub const PAUSE_IMPACT_THRESHOLD: &str = "SELFHEAL_PAUSE_IMPACT_THRESHOLD";
+pub const MAX_ACTIONS: &str = "SELFHEAL_MAX_ACTIONS";
+pub const ACTION_WINDOW_SECONDS: &str = "SELFHEAL_ACTION_WINDOW_SECONDS";
 
 /// Every policy variable as `(name, default, meaning)`, for README and `--help`.
 pub const POLICY_VARIABLES: &[(&str, &str, &str)] = &[
@@ -88,6 +99,16 @@ pub const POLICY_VARIABLES: &[(&str, &str, &str)] = &[
         PAUSE_IMPACT_THRESHOLD,
         "1.0",
         "Minimum alarm impact score for an alarm-driven pause (a non-negative number).",
+    ),
+    (
+        MAX_ACTIONS,
+        "(unset: no limit)",
+        "At most this many Deployments acted on per action window, counted from their selfheal.dev/last-remediation annotations (0 or unset: no limit).",
+    ),
+    (
+        ACTION_WINDOW_SECONDS,
+        "3600",
+        "Seconds of the sliding window SELFHEAL_MAX_ACTIONS counts over (1 or more).",
     ),
 ];
 
@@ -135,6 +156,26 @@ impl Policy {
                 ));
             }
             policy.pause_impact_threshold = threshold;
+        }
+        if let Some(v) = set(MAX_ACTIONS) {
+            let max: u32 = v.trim().parse().map_err(|_| {
+                invalid(
+                    MAX_ACTIONS,
+                    &v,
+                    "expected a whole number of actions (0 or more)",
+                )
+            })?;
+            policy.max_actions_per_window = (max > 0).then_some(max);
+        }
+        if let Some(v) = set(ACTION_WINDOW_SECONDS) {
+            let secs: u64 = v.trim().parse().ok().filter(|s| *s > 0).ok_or_else(|| {
+                invalid(
+                    ACTION_WINDOW_SECONDS,
+                    &v,
+                    "expected whole seconds (1 or more)",
+                )
+            })?;
+            policy.action_window = Duration::from_secs(secs);
         }
         Ok(policy)
     }
@@ -214,7 +255,12 @@ mod tests {
         // The table documents the same defaults.
         let defaults: HashMap<&str, &str> =
             POLICY_VARIABLES.iter().map(|(n, d, _)| (*n, *d)).collect();
-        assert_eq!(defaults.len(), 7);
+        assert_eq!(defaults.len(), 9);
+        assert_eq!(policy.max_actions_per_window, None);
+        assert_eq!(
+            defaults[ACTION_WINDOW_SECONDS],
+            DEFAULT_ACTION_WINDOW_SECONDS.to_string()
+        );
         assert_eq!(
             defaults[DENIED_NAMESPACES],
             DEFAULT_DENIED_NAMESPACES.join(",")
@@ -235,6 +281,8 @@ mod tests {
             (ALLOW_GITOPS, "true"),
             (DRY_RUN, "1"),
             (PAUSE_IMPACT_THRESHOLD, "2.5"),
+            (MAX_ACTIONS, "10"),
+            (ACTION_WINDOW_SECONDS, "300"),
         ])
         .unwrap();
         assert_eq!(
@@ -247,7 +295,17 @@ mod tests {
                 allow_gitops: true,
                 dry_run: true,
                 pause_impact_threshold: 2.5,
+                max_actions_per_window: Some(10),
+                action_window: Duration::from_secs(300),
             }
+        );
+    }
+
+    #[test]
+    fn zero_max_actions_means_no_limit() {
+        assert_eq!(
+            from(&[(MAX_ACTIONS, "0")]).unwrap().max_actions_per_window,
+            None
         );
     }
 
@@ -276,6 +334,10 @@ mod tests {
             (PAUSE_IMPACT_THRESHOLD, "inf", "finite"),
             (DENIED_NAMESPACES, "kube system", "not a namespace name"),
             (ALLOWED_NAMESPACES, "Shop", "not a namespace name"),
+            (MAX_ACTIONS, "-1", "whole number"),
+            (MAX_ACTIONS, "ten", "whole number"),
+            (ACTION_WINDOW_SECONDS, "0", "1 or more"),
+            (ACTION_WINDOW_SECONDS, "1h", "1 or more"),
         ];
         for (variable, value, reason) in cases {
             match from(&[(variable, value)]) {

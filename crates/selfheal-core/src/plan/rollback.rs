@@ -153,6 +153,23 @@ pub(super) fn half_brick(ctx: &Ctx<'_>) -> Result<Decision, Error> {
     }
 
     let bad = guards::bad_images(ctx.deployment());
+    // Rolling back away from an image we already rolled back away from means
+    // someone (CI, a human) deployed it again: doing it twice would start a
+    // tug of war, so a human decides (force overrides).
+    if !ctx.request().force
+        && let Some((_, name, from)) = offending.iter().find(|(_, name, from)| {
+            bad.get(*name)
+                .is_some_and(|list| list.iter().any(|b| b == from))
+        })
+    {
+        return Ok(ctx.refused(Refusal::new(
+            Guard::Oscillation,
+            format!(
+                "container {name:?} of deployment {} runs {from} again, an image selfheal already rolled back away from; it was re-deployed, and rolling back again would oscillate with whoever deploys it: fix the image, or set force to roll back anyway",
+                ctx.who
+            ),
+        )));
+    }
     let mut reverts = Vec::with_capacity(offending.len());
     for (index, name, from) in offending {
         let known_bad = bad.get(name).map(Vec::as_slice).unwrap_or_default();

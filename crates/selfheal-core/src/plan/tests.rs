@@ -311,6 +311,36 @@ fn every_older_image_known_bad_is_refused_no_previous_image() {
 }
 
 #[test]
+fn redeployed_bad_image_is_refused_as_oscillation_unless_forced() {
+    // selfheal rolled api back from API2 to API1; CI then deployed API2 again.
+    let scenario = Scenario::new(&[&[("api", API1)], &[("api", API2)]])
+        .annotate(keys::BAD_IMAGES, &json!({"api": [API2]}).to_string());
+    let (guard, message) = refused(&scenario, &rollback(), &policy());
+    assert_eq!(guard, Guard::Oscillation);
+    assert!(
+        message.contains(API2) && message.contains("force"),
+        "{message}"
+    );
+    let explicit = request(
+        json!({"action": "rollback", "target": {"namespace": "shop", "deployment": "checkout", "container": "api"}}),
+    );
+    assert_eq!(
+        refused(&scenario, &explicit, &policy()).0,
+        Guard::Oscillation
+    );
+    let forced = request(json!({"action": "rollback", "force": true}));
+    let plan = applied(scenario.decide(&forced, &policy()));
+    assert_eq!(
+        plan.outcome.changes,
+        vec![Change {
+            container: "api".into(),
+            from: API2.into(),
+            to: API1.into()
+        }]
+    );
+}
+
+#[test]
 fn malformed_bad_images_annotation_is_ignored() {
     let scenario = Scenario::new(&[&[("api", API1)], &[("api", API2)]])
         .annotate(keys::BAD_IMAGES, "{not json");

@@ -1,0 +1,260 @@
+//! Configuration from environment variables, parsed once at start-up.
+
+use secrecy::SecretString;
+use selfheal_events::Defaults;
+
+use crate::Error;
+use crate::secret::SecretSource;
+
+/// Every variable `ingest` reads: (name, default, meaning). README lists these.
+pub const VARIABLES: &[(&str, &str, &str)] = &[
+    (
+        IngestConfig::STATE_MACHINE_VAR,
+        "(required)",
+        "ARN of the remediate-deployment state machine to start",
+    ),
+    (
+        IngestConfig::SECRET_PARAM_VAR,
+        "(unset)",
+        "SSM SecureString parameter holding the webhook bearer secret",
+    ),
+    (
+        IngestConfig::SECRET_ARN_VAR,
+        "(unset)",
+        "Secrets Manager secret (ARN or name) holding the webhook bearer secret",
+    ),
+    (
+        IngestConfig::SECRET_VAR,
+        "(unset)",
+        "the webhook bearer secret itself; local tests only",
+    ),
+    (
+        IngestConfig::CONCURRENCY_VAR,
+        "8",
+        "StartExecution calls in flight at once for one event",
+    ),
+    (
+        Defaults::CLUSTER_VAR,
+        "(unset)",
+        "cluster for alarms that name none",
+    ),
+    (
+        Defaults::ACTION_VAR,
+        "(unset)",
+        "action for alarms that name none (unset: such alarms are rejected)",
+    ),
+];
+
+/// What `ingest` needs to know, from the environment.
+#[derive(Debug, Clone)]
+pub struct IngestConfig {
+    pub state_machine_arn: String,
+    pub defaults: Defaults,
+    /// Where the webhook's bearer secret lives; `Disabled` refuses every HTTP request.
+    pub secret: SecretSource,
+    /// StartExecution calls in flight at once (Step Functions' StartExecution
+    /// token bucket refills at a few hundred per second; 8 stays well inside it).
+    pub concurrency: usize,
+}
+
+impl IngestConfig {
+    pub const STATE_MACHINE_VAR: &'static str = "SELFHEAL_STATE_MACHINE_ARN";
+    pub const SECRET_PARAM_VAR: &'static str = "SELFHEAL_WEBHOOK_SECRET_PARAM";
+    pub const SECRET_ARN_VAR: &'static str = "SELFHEAL_WEBHOOK_SECRET_ARN";
+    pub const SECRET_VAR: &'static str = "SELFHEAL_WEBHOOK_SECRET";
+    pub const CONCURRENCY_VAR: &'static str = "SELFHEAL_INGEST_CONCURRENCY";
+    pub const DEFAULT_CONCURRENCY: usize = 8;
+
+    /// Read the configuration through `lookup` (e.g. `|k| std::env::var(k).ok()`).
+    /// Empty values count as unset. At most one secret source may be set:
+    /// two would leave it unclear which one the webhook checks.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
+        let get = |k: &str| lookup(k).filter(|v| !v.trim().is_empty());
+        let state_machine_arn = get(Self::STATE_MACHINE_VAR)
+            .map(|v| v.trim().to_owned())
+            .ok_or(Error::Config {
+                variable: Self::STATE_MACHINE_VAR,
+                reason: "required: the ARN of the state machine to start".into(),
+            })?;
+        if !state_machine_arn.starts_with("arn:") || !state_machine_arn.contains(":stateMachine:") {
+            return Err(Error::Config {
+                variable: Self::STATE_MACHINE_VAR,
+                reason: format!(
+                    "{state_machine_arn:?} is not a state machine ARN (arn:…:states:…:stateMachine:NAME)"
+                ),
+            });
+        }
+
+        let defaults =
+            Defaults::from_lookup(|k| lookup(k)).map_err(|source| Error::Defaults { source })?;
+
+        let mut sources = Vec::new();
+        if let Some(name) = get(Self::SECRET_PARAM_VAR) {
+            sources.push((
+                Self::SECRET_PARAM_VAR,
+                SecretSource::SsmParameter {
+                    name: name.trim().to_owned(),
+                },
+            ));
+        }
+        if let Some(id) = get(Self::SECRET_ARN_VAR) {
+            sources.push((
+                Self::SECRET_ARN_VAR,
+                SecretSource::SecretsManager {
+                    id: id.trim().to_owned(),
+                },
+            ));
+        }
+        if let Some(value) = get(Self::SECRET_VAR) {
+            sources.push((
+                Self::SECRET_VAR,
+                SecretSource::Value(SecretString::from(value.trim().to_owned())),
+            ));
+        }
+        let secret = match sources.len() {
+            0 => SecretSource::Disabled,
+            1 => sources.remove(0).1,
+            _ => {
+                let names: Vec<&str> = sources.iter().map(|(name, _)| *name).collect();
+                return Err(Error::Config {
+                    variable: Self::SECRET_PARAM_VAR,
+                    reason: format!("set only one of {}", names.join(", ")),
+                });
+            }
+        };
+
+        let concurrency = match get(Self::CONCURRENCY_VAR) {
+            None => Self::DEFAULT_CONCURRENCY,
+            Some(text) => text
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=256).contains(n))
+                .ok_or_else(|| Error::Config {
+                    variable: Self::CONCURRENCY_VAR,
+                    reason: format!("{text:?} is not a whole number from 1 to 256"),
+                })?,
+        };
+
+        Ok(IngestConfig {
+            state_machine_arn,
+            defaults,
+            secret,
+            concurrency,
+        })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use std::collections::HashMap;
+
+    use secrecy::ExposeSecret;
+    use selfheal_events::Action;
+
+    use super::*;
+
+    const ARN: &str = "arn:aws:states:eu-west-1:123456789012:stateMachine:remediate-deployment";
+
+    fn config(vars: &[(&str, &str)]) -> Result<IngestConfig, Error> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        IngestConfig::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn minimal_config_has_webhook_disabled() {
+        let c = config(&[(IngestConfig::STATE_MACHINE_VAR, ARN)]).unwrap();
+        assert_eq!(c.state_machine_arn, ARN);
+        assert!(matches!(c.secret, SecretSource::Disabled));
+        assert_eq!(c.concurrency, 8);
+        assert_eq!(c.defaults, Defaults::default());
+    }
+
+    #[test]
+    fn reads_every_variable() {
+        let c = config(&[
+            (IngestConfig::STATE_MACHINE_VAR, ARN),
+            (IngestConfig::SECRET_VAR, " s3cret \n"),
+            (IngestConfig::CONCURRENCY_VAR, "32"),
+            ("SELFHEAL_DEFAULT_CLUSTER", "prod"),
+            ("SELFHEAL_DEFAULT_ACTION", "restart"),
+        ])
+        .unwrap();
+        let SecretSource::Value(secret) = &c.secret else {
+            panic!("expected a value secret, got {:?}", c.secret)
+        };
+        assert_eq!(secret.expose_secret(), "s3cret");
+        assert_eq!(c.concurrency, 32);
+        assert_eq!(c.defaults.cluster.as_deref(), Some("prod"));
+        assert_eq!(c.defaults.action, Some(Action::Restart));
+
+        let c = config(&[
+            (IngestConfig::STATE_MACHINE_VAR, ARN),
+            (IngestConfig::SECRET_PARAM_VAR, "/selfheal/webhook"),
+        ])
+        .unwrap();
+        assert!(
+            matches!(&c.secret, SecretSource::SsmParameter { name } if name == "/selfheal/webhook")
+        );
+        let c = config(&[
+            (IngestConfig::STATE_MACHINE_VAR, ARN),
+            (IngestConfig::SECRET_ARN_VAR, "selfheal/webhook"),
+        ])
+        .unwrap();
+        assert!(
+            matches!(&c.secret, SecretSource::SecretsManager { id } if id == "selfheal/webhook")
+        );
+    }
+
+    #[test]
+    fn rejects_bad_values_naming_the_variable() {
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[], IngestConfig::STATE_MACHINE_VAR),
+            (
+                &[(IngestConfig::STATE_MACHINE_VAR, "remediate")],
+                IngestConfig::STATE_MACHINE_VAR,
+            ),
+            (
+                &[
+                    (IngestConfig::STATE_MACHINE_VAR, ARN),
+                    (IngestConfig::CONCURRENCY_VAR, "0"),
+                ],
+                IngestConfig::CONCURRENCY_VAR,
+            ),
+            (
+                &[
+                    (IngestConfig::STATE_MACHINE_VAR, ARN),
+                    (IngestConfig::CONCURRENCY_VAR, "many"),
+                ],
+                IngestConfig::CONCURRENCY_VAR,
+            ),
+            (
+                &[
+                    (IngestConfig::STATE_MACHINE_VAR, ARN),
+                    (IngestConfig::SECRET_VAR, "a"),
+                    (IngestConfig::SECRET_ARN_VAR, "b"),
+                ],
+                IngestConfig::SECRET_PARAM_VAR,
+            ),
+        ];
+        for (vars, variable) in cases {
+            let err = config(vars).unwrap_err();
+            assert!(
+                matches!(&err, Error::Config { variable: v, .. } if v == variable),
+                "{vars:?}: {err}"
+            );
+            assert_eq!(err.error_type(), "NonRetryableConfig");
+        }
+        let err = config(&[
+            (IngestConfig::STATE_MACHINE_VAR, ARN),
+            ("SELFHEAL_DEFAULT_ACTION", "nuke"),
+        ])
+        .unwrap_err();
+        assert!(matches!(err, Error::Defaults { .. }), "{err}");
+        assert_eq!(err.error_type(), "NonRetryableConfig");
+    }
+}

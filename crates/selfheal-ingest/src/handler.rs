@@ -1,0 +1,375 @@
+//! The invocation handler: tell a Function URL request from an event, check
+//! the webhook's bearer token, parse, start one execution per request with
+//! bounded parallelism, and report.
+
+use aws_lambda_events::event::lambda_function_urls::{
+    LambdaFunctionUrlRequest, LambdaFunctionUrlResponse,
+};
+use base64::Engine;
+use futures::StreamExt;
+use http::{HeaderValue, StatusCode, header};
+use selfheal_events::{Defaults, Ingested, MAX_EVENT_BYTES, NamedRequest, parse_event};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::secret::{Verdict, WebhookSecret};
+use crate::starter::{StartExecution, Started};
+use crate::summary::{FailedStart, Summary};
+use crate::{Error, IngestConfig};
+
+/// Everything an invocation needs, built once per process.
+#[derive(Debug)]
+pub struct Ingest<S> {
+    starter: S,
+    secret: WebhookSecret,
+    defaults: Defaults,
+    concurrency: usize,
+}
+
+/// An HTTP error body: `{"error": "Unauthorized", "reason": "…"}`.
+#[derive(Debug, Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+    reason: String,
+}
+
+impl<S: StartExecution> Ingest<S> {
+    pub fn new(starter: S, secret: WebhookSecret, defaults: Defaults, concurrency: usize) -> Self {
+        Ingest {
+            starter,
+            secret,
+            defaults,
+            concurrency: concurrency.max(1),
+        }
+    }
+
+    /// From a parsed configuration (its defaults and concurrency).
+    pub fn from_config(starter: S, secret: WebhookSecret, config: &IngestConfig) -> Self {
+        Self::new(starter, secret, config.defaults.clone(), config.concurrency)
+    }
+
+    /// The StartExecution implementation (tests inspect their fakes through it).
+    pub fn starter(&self) -> &S {
+        &self.starter
+    }
+
+    /// The Lambda entry point. A Function URL request (it has
+    /// `requestContext.http`) always gets an HTTP response, errors included;
+    /// any other payload is an event whose summary is returned, or an
+    /// [`Error`] (stable `errorType`) when it is unreadable or a start failed,
+    /// so EventBridge/SNS/Lambda retry it.
+    pub async fn handle(&self, payload: Value) -> Result<Value, Error> {
+        if is_function_url_request(&payload) {
+            let response = match serde_json::from_value::<LambdaFunctionUrlRequest>(payload) {
+                Ok(request) => self.handle_http(&request).await,
+                Err(source) => {
+                    let error = Error::FunctionUrl { source };
+                    tracing::warn!(error = %error, "unreadable Function URL request");
+                    error_response(StatusCode::BAD_REQUEST, "Bad Request", error.to_string())
+                }
+            };
+            return serde_json::to_value(&response).map_err(|source| Error::Encode { source });
+        }
+        let bytes = serde_json::to_vec(&payload).map_err(|source| Error::Encode { source })?;
+        let summary = self.handle_event(&bytes).await?;
+        serde_json::to_value(&summary).map_err(|source| Error::Encode { source })
+    }
+
+    /// An event delivered by EventBridge, SNS, an alarm action or a direct
+    /// invoke: the summary, or an error when any start failed.
+    pub async fn handle_event(&self, json: &[u8]) -> Result<Summary, Error> {
+        let ingested = parse_event(json, &self.defaults).map_err(|source| {
+            let error = Error::Event { source };
+            tracing::warn!(error_type = error.error_type(), error = %error, "event rejected");
+            error
+        })?;
+        let summary = self.start_all(ingested).await;
+        if summary.all_started() {
+            Ok(summary)
+        } else {
+            Err(Error::StartFailed {
+                summary: Box::new(summary),
+            })
+        }
+    }
+
+    /// A Function URL request (the Alertmanager webhook). Never fails: every
+    /// problem is an HTTP status with a JSON reason. 200 only when every
+    /// requested execution exists; 5xx otherwise so that the sender retries.
+    pub async fn handle_http(
+        &self,
+        request: &LambdaFunctionUrlRequest,
+    ) -> LambdaFunctionUrlResponse {
+        let authorization = request
+            .headers
+            .get(header::AUTHORIZATION)
+            .map(HeaderValue::as_bytes);
+        match self.secret.verify(authorization).await {
+            Ok(Verdict::Accepted) => {}
+            Ok(verdict) => {
+                let reason = match verdict {
+                    Verdict::Missing => "missing `Authorization: Bearer <secret>` header",
+                    Verdict::Disabled => "webhook disabled: no secret configured",
+                    _ => "wrong bearer token",
+                };
+                tracing::warn!(
+                    source_ip = request
+                        .request_context
+                        .http
+                        .source_ip
+                        .as_deref()
+                        .unwrap_or("-"),
+                    reason,
+                    "webhook request refused"
+                );
+                let mut response =
+                    error_response(StatusCode::UNAUTHORIZED, "Unauthorized", reason.to_owned());
+                response
+                    .headers
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                return response;
+            }
+            Err(error) => {
+                tracing::error!(error_type = error.error_type(), error = %error, "webhook secret unavailable");
+                return error_response(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Service Unavailable",
+                    "webhook secret unavailable; retry later".to_owned(),
+                );
+            }
+        }
+
+        let method = request
+            .request_context
+            .http
+            .method
+            .as_deref()
+            .unwrap_or("POST");
+        if !method.eq_ignore_ascii_case("POST") {
+            let mut response = error_response(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "Method Not Allowed",
+                format!("{method} is not supported; POST the event"),
+            );
+            response
+                .headers
+                .insert(header::ALLOW, HeaderValue::from_static("POST"));
+            return response;
+        }
+
+        let body = match request_body(request) {
+            Ok(body) => body,
+            Err((status, reason)) => return error_response(status, reason_phrase(status), reason),
+        };
+        let ingested = match parse_event(&body, &self.defaults) {
+            Ok(ingested) => ingested,
+            Err(source) => {
+                let status = match source {
+                    selfheal_events::Error::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+                    selfheal_events::Error::InvalidDefault { .. } => {
+                        StatusCode::INTERNAL_SERVER_ERROR
+                    }
+                    _ => StatusCode::BAD_REQUEST,
+                };
+                let error = Error::Event { source };
+                tracing::warn!(error_type = error.error_type(), error = %error, "webhook event rejected");
+                return error_response(status, reason_phrase(status), error.to_string());
+            }
+        };
+
+        let summary = self.start_all(ingested).await;
+        let status = if summary.all_started() {
+            StatusCode::OK
+        } else if summary.failed.iter().any(|f| f.retryable) {
+            StatusCode::SERVICE_UNAVAILABLE
+        } else {
+            StatusCode::BAD_GATEWAY
+        };
+        json_response(status, &summary)
+    }
+
+    /// Start every request, `concurrency` at a time, and log each result
+    /// (and each ignored alert) as one line.
+    pub async fn start_all(&self, ingested: Ingested) -> Summary {
+        let Ingested {
+            kind,
+            requests,
+            ignored,
+        } = ingested;
+        for alert in &ignored {
+            let rejected = alert.rejection().is_some();
+            if rejected {
+                tracing::warn!(kind = %kind, name = alert.name.as_deref().unwrap_or("-"), id = alert.id.as_deref().unwrap_or("-"), reason = %alert.message, "alert rejected");
+            } else {
+                tracing::info!(kind = %kind, name = alert.name.as_deref().unwrap_or("-"), id = alert.id.as_deref().unwrap_or("-"), reason = %alert.message, "alert ignored");
+            }
+        }
+        let mut results: Vec<(usize, String, Result<Started, FailedStart>)> =
+            futures::stream::iter(requests.into_iter().enumerate())
+                .map(|(index, request)| async move {
+                    let name = request.execution_name.clone();
+                    (index, name, self.start_one(request).await)
+                })
+                .buffer_unordered(self.concurrency)
+                .collect()
+                .await;
+        // Report in the event's order, whatever order the starts finished in.
+        results.sort_by_key(|(index, _, _)| *index);
+
+        let mut summary = Summary::new(kind, ignored);
+        for (_, name, result) in results {
+            match result {
+                Ok(Started::New { .. }) => summary.started.push(name),
+                Ok(Started::Existing { .. }) => summary.already_existed.push(name),
+                Err(failure) => summary.failed.push(failure),
+            }
+        }
+        summary
+    }
+
+    async fn start_one(&self, named: NamedRequest) -> Result<Started, FailedStart> {
+        let NamedRequest {
+            execution_name,
+            request,
+        } = named;
+        let target = &request.target;
+        let workload = target
+            .deployment
+            .as_deref()
+            .or(target.pod.as_deref())
+            .unwrap_or("-");
+        let input = serde_json::to_string(&request).map_err(|e| FailedStart {
+            execution_name: execution_name.clone(),
+            error_code: "Encode".to_owned(),
+            message: e.to_string(),
+            retryable: false,
+        })?;
+        let alarm = request
+            .alarm
+            .as_ref()
+            .and_then(|a| a.name.as_deref())
+            .unwrap_or("-");
+        match self.starter.start(&execution_name, &input).await {
+            Ok(started) => {
+                let (outcome, arn) = match &started {
+                    Started::New { execution_arn } => ("started", Some(execution_arn.as_str())),
+                    Started::Existing { execution_arn } => {
+                        ("alreadyExisted", execution_arn.as_deref())
+                    }
+                };
+                tracing::info!(
+                    execution_name = %execution_name,
+                    outcome,
+                    execution_arn = arn.unwrap_or("-"),
+                    action = %request.action,
+                    cluster = target.cluster.as_deref().unwrap_or("-"),
+                    namespace = %target.namespace,
+                    workload,
+                    alarm,
+                    "start execution"
+                );
+                Ok(started)
+            }
+            Err(failure) => {
+                tracing::error!(
+                    execution_name = %execution_name,
+                    outcome = "failed",
+                    error_code = %failure.code,
+                    retryable = failure.retryable,
+                    error = %failure.message,
+                    action = %request.action,
+                    cluster = target.cluster.as_deref().unwrap_or("-"),
+                    namespace = %target.namespace,
+                    workload,
+                    alarm,
+                    "start execution"
+                );
+                Err(FailedStart {
+                    execution_name,
+                    error_code: failure.code,
+                    message: failure.message,
+                    retryable: failure.retryable,
+                })
+            }
+        }
+    }
+}
+
+/// A Function URL (payload format 2.0) request carries `requestContext.http`;
+/// no event we accept does.
+pub fn is_function_url_request(payload: &Value) -> bool {
+    payload
+        .get("requestContext")
+        .and_then(|context| context.get("http"))
+        .is_some_and(Value::is_object)
+}
+
+/// The body as bytes, base64-decoded when the request says so, refused when
+/// larger than [`MAX_EVENT_BYTES`] before any decoding or parsing.
+fn request_body(request: &LambdaFunctionUrlRequest) -> Result<Vec<u8>, (StatusCode, String)> {
+    let body = request.body.as_deref().unwrap_or_default();
+    if body.is_empty() {
+        return Err((
+            StatusCode::BAD_REQUEST,
+            "empty body: POST a JSON event".to_owned(),
+        ));
+    }
+    let too_large = |size: usize| {
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("event is {size} bytes; the limit is {MAX_EVENT_BYTES} bytes"),
+        )
+    };
+    if !request.is_base64_encoded {
+        if body.len() > MAX_EVENT_BYTES {
+            return Err(too_large(body.len()));
+        }
+        return Ok(body.as_bytes().to_vec());
+    }
+    // Base64 is 4 bytes per 3: anything longer cannot decode to within the limit.
+    if body.len() > MAX_EVENT_BYTES.div_ceil(3) * 4 {
+        return Err(too_large(body.len() / 4 * 3));
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(body.trim())
+        .map_err(|e| {
+            (
+                StatusCode::BAD_REQUEST,
+                format!("body is marked isBase64Encoded but is not base64: {e}"),
+            )
+        })?;
+    if decoded.len() > MAX_EVENT_BYTES {
+        return Err(too_large(decoded.len()));
+    }
+    Ok(decoded)
+}
+
+fn reason_phrase(status: StatusCode) -> &'static str {
+    status.canonical_reason().unwrap_or("Error")
+}
+
+fn error_response(status: StatusCode, error: &str, reason: String) -> LambdaFunctionUrlResponse {
+    json_response(status, &ErrorBody { error, reason })
+}
+
+fn json_response(status: StatusCode, body: &impl Serialize) -> LambdaFunctionUrlResponse {
+    let mut response = LambdaFunctionUrlResponse::default();
+    let (status, body) = match serde_json::to_string(body) {
+        Ok(body) => (status, body),
+        // Our own types always encode; if one ever did not, say so as a 500.
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!(
+                r#"{{"error":"Internal Server Error","reason":"cannot encode response: {e}"}}"#
+            ),
+        ),
+    };
+    response.status_code = i64::from(status.as_u16());
+    response.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response.body = Some(body);
+    response.is_base64_encoded = false;
+    response
+}

@@ -103,6 +103,14 @@ export class SelfhealStack extends cdk.Stack {
       minValue: 1,
     });
 
+    const slackWebhookParameter = new cdk.CfnParameter(this, "SlackWebhookParameter", {
+      type: "String",
+      default: "",
+      allowedPattern: "^(/[A-Za-z0-9_.\\-/]+)?$",
+      description:
+        "Optional SSM SecureString parameter (full path, starting with /) holding a Slack incoming-webhook URL; empty = SNS only.",
+    });
+
     const clusterArn = this.formatArn({
       service: "eks",
       resource: "cluster",
@@ -176,14 +184,34 @@ export class SelfhealStack extends cdk.Stack {
     );
 
     const notify = fn(NOTIFY, undefined, {
-      SELFHEAL_NOTIFY_TOPIC_ARN: notificationTopic.topicArn,
+      SELFHEAL_TOPIC_ARN: notificationTopic.topicArn,
       SELFHEAL_APPROVAL_URL: approveUrl.url,
       SELFHEAL_APPROVAL_PARAM_PREFIX: APPROVAL_PARAM_PREFIX,
+      SELFHEAL_SLACK_WEBHOOK_PARAM: slackWebhookParameter.valueAsString,
     });
     notificationTopic.grantPublish(notify);
     notify.addToRolePolicy(
       new iam.PolicyStatement({ actions: ["ssm:PutParameter"], resources: [approvalParamArn] }),
     );
+    // Reading the Slack webhook URL only when one is configured, and only that parameter.
+    const slackConfigured = new cdk.CfnCondition(this, "SlackConfigured", {
+      expression: cdk.Fn.conditionNot(cdk.Fn.conditionEquals(slackWebhookParameter.valueAsString, "")),
+    });
+    const slackPolicy = new iam.Policy(this, "NotifySlackWebhookPolicy", {
+      roles: [notify.role as iam.IRole],
+      statements: [
+        new iam.PolicyStatement({
+          actions: ["ssm:GetParameter"],
+          // The parameter's name starts with "/", so it follows "parameter" directly.
+          resources: [
+            cdk.Fn.sub("arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${Name}", {
+              Name: slackWebhookParameter.valueAsString,
+            }),
+          ],
+        }),
+      ],
+    });
+    (slackPolicy.node.defaultChild as iam.CfnPolicy).cfnOptions.condition = slackConfigured;
 
     // ---- State machines: the same definition files as template.yaml ----
     const deploymentDefinition = definitionFile(props.stateMachineDir, "remediate-deployment.asl.json");

@@ -103,6 +103,12 @@ export class SelfhealStack extends cdk.Stack {
       minValue: 1,
     });
 
+    const defaultAction = new cdk.CfnParameter(this, "DefaultAction", {
+      type: "String",
+      default: "",
+      allowedValues: ["", "rollback", "pause", "resume", "restart"],
+      description: "Action for alarms without a selfheal directive; empty = such alarms are rejected, never guessed.",
+    });
     const slackWebhookParameter = new cdk.CfnParameter(this, "SlackWebhookParameter", {
       type: "String",
       default: "",
@@ -297,6 +303,7 @@ export class SelfhealStack extends cdk.Stack {
       SELFHEAL_STATE_MACHINE_ARN: deploymentMachine.stateMachineArn,
       SELFHEAL_WEBHOOK_SECRET_ARN: webhookSecret.secretArn,
       SELFHEAL_DEFAULT_CLUSTER: clusterName.valueAsString,
+      SELFHEAL_DEFAULT_ACTION: defaultAction.valueAsString,
     });
     deploymentMachine.grantStartExecution(ingest);
     webhookSecret.grantRead(ingest);

@@ -1,0 +1,356 @@
+//! The Function URL side: `GET /approve?id=…&decision=…` shows what is being
+//! decided with a confirm button (no side effect: link scanners fetch links);
+//! `POST /approve` with the same two form fields decides. Answers are small
+//! HTML pages; unknown, used or expired links answer 410.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::{
+    ApprovalId, ApprovalStore, Decision, Error, GoneReason, Redeemed, TaskCallback, peek, redeem,
+};
+
+/// A Function URL response (payload format 2.0).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpResponse {
+    pub status_code: u16,
+    pub headers: BTreeMap<String, String>,
+    pub body: String,
+    pub is_base64_encoded: bool,
+}
+
+/// The parts of a Function URL request this function reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpRequest {
+    pub method: String,
+    pub path: String,
+    /// Query string for GET, the form body for POST.
+    pub params: BTreeMap<String, String>,
+}
+
+/// Read a Function URL event. `None` body/query are empty; a body that is
+/// not a form is an empty form (answered 400 later, never a panic).
+pub fn parse_event(event: &Value) -> HttpRequest {
+    let method = event
+        .pointer("/requestContext/http/method")
+        .and_then(Value::as_str)
+        .unwrap_or("GET")
+        .to_ascii_uppercase();
+    let path = event
+        .get("rawPath")
+        .and_then(Value::as_str)
+        .unwrap_or("/")
+        .to_owned();
+    let query = event
+        .get("rawQueryString")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let mut params: BTreeMap<String, String> =
+        serde_urlencoded::from_str(query).unwrap_or_default();
+    if method == "POST" {
+        let body = event.get("body").and_then(Value::as_str).unwrap_or("");
+        let base64 = event
+            .get("isBase64Encoded")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        let body = if base64 {
+            use base64::Engine as _;
+            base64::engine::general_purpose::STANDARD
+                .decode(body)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .unwrap_or_default()
+        } else {
+            body.to_owned()
+        };
+        let form: BTreeMap<String, String> = serde_urlencoded::from_str(&body).unwrap_or_default();
+        params.extend(form);
+    }
+    HttpRequest {
+        method,
+        path,
+        params,
+    }
+}
+
+/// Answer one request.
+pub async fn handle<S: ApprovalStore, C: TaskCallback>(
+    store: &S,
+    callback: &C,
+    now: Timestamp,
+    request: &HttpRequest,
+) -> Result<HttpResponse, Error> {
+    if request.path != "/" && request.path != "/approve" {
+        return Ok(page(404, "Not found", "There is nothing here."));
+    }
+    let id = request.params.get("id").and_then(|s| ApprovalId::parse(s));
+    let decision = request
+        .params
+        .get("decision")
+        .and_then(|s| Decision::parse(s));
+    let (Some(id), Some(decision)) = (id, decision) else {
+        return Ok(page(
+            400,
+            "Bad link",
+            "The link needs an `id` and a `decision` of approve or deny.",
+        ));
+    };
+    match request.method.as_str() {
+        "GET" | "HEAD" => Ok(match peek(store, now, &id).await? {
+            Err(reason) => gone(reason),
+            Ok(record) => confirm_page(&id, decision, &record.summary, &record.execution),
+        }),
+        "POST" => {
+            let result = redeem(store, callback, now, &id, decision).await?;
+            Ok(match result {
+                Redeemed::Gone(reason) => gone(reason),
+                Redeemed::Decided { decision, record } => {
+                    tracing::info!(
+                        decision = decision.as_str(),
+                        execution = %record.execution,
+                        summary = %record.summary,
+                        "approval decided"
+                    );
+                    let (title, text) = match decision {
+                        Decision::Approve => (
+                            "Approved",
+                            format!("Approved: {}. The remediation continues.", record.summary),
+                        ),
+                        Decision::Deny => (
+                            "Denied",
+                            format!("Denied: {}. Nothing will be changed.", record.summary),
+                        ),
+                    };
+                    page(200, title, &text)
+                }
+            })
+        }
+        _ => Ok(page(
+            405,
+            "Method not allowed",
+            "Use the link, then confirm.",
+        )),
+    }
+}
+
+fn gone(reason: GoneReason) -> HttpResponse {
+    page(410, "Link no longer valid", reason.message())
+}
+
+/// Escape text for HTML element and attribute content.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn headers() -> BTreeMap<String, String> {
+    [
+        ("content-type", "text/html; charset=utf-8"),
+        ("cache-control", "no-store"),
+        // The id is a capability: never leak it through Referer or framing.
+        ("referrer-policy", "no-referrer"),
+        ("x-frame-options", "DENY"),
+        (
+            "content-security-policy",
+            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
+}
+
+fn page(status: u16, title: &str, text: &str) -> HttpResponse {
+    HttpResponse {
+        status_code: status,
+        headers: headers(),
+        body: format!(
+            "<!doctype html><html><head><meta charset=\"utf-8\"><title>selfheal: {t}</title></head>\
+             <body style=\"font-family:sans-serif;max-width:40em;margin:2em auto\"><h1>{t}</h1><p>{x}</p></body></html>",
+            t = escape(title),
+            x = escape(text)
+        ),
+        is_base64_encoded: false,
+    }
+}
+
+fn confirm_page(
+    id: &ApprovalId,
+    decision: Decision,
+    summary: &str,
+    execution: &str,
+) -> HttpResponse {
+    let verb = match decision {
+        Decision::Approve => "Approve",
+        Decision::Deny => "Deny",
+    };
+    HttpResponse {
+        status_code: 200,
+        headers: headers(),
+        body: format!(
+            "<!doctype html><html><head><meta charset=\"utf-8\"><title>selfheal: {verb}?</title></head>\
+             <body style=\"font-family:sans-serif;max-width:40em;margin:2em auto\"><h1>{verb}?</h1>\
+             <p>{s}</p><p><small>Execution {e}</small></p>\
+             <form method=\"post\" action=\"/approve\"><input type=\"hidden\" name=\"id\" value=\"{id}\">\
+             <input type=\"hidden\" name=\"decision\" value=\"{d}\"><button type=\"submit\">{verb}</button></form>\
+             </body></html>",
+            s = escape(summary),
+            e = escape(execution),
+            id = escape(id.as_str()),
+            d = decision.as_str()
+        ),
+        is_base64_encoded: false,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::mint;
+    use crate::tests::{FakeCallback, MemoryStore, id_of, t};
+
+    fn get(path: &str, query: &str) -> HttpRequest {
+        parse_event(&json!({"rawPath": path, "rawQueryString": query,
+            "requestContext": {"http": {"method": "GET"}}}))
+    }
+
+    fn post(body: &str, base64: bool) -> HttpRequest {
+        let body = if base64 {
+            use base64::Engine as _;
+            base64::engine::general_purpose::STANDARD.encode(body)
+        } else {
+            body.to_owned()
+        };
+        parse_event(&json!({"rawPath": "/approve", "rawQueryString": "",
+            "requestContext": {"http": {"method": "POST"}}, "body": body, "isBase64Encoded": base64}))
+    }
+
+    #[tokio::test]
+    async fn get_confirms_without_deciding_then_post_decides_once() {
+        let store = MemoryStore::default();
+        let cb = FakeCallback::new(true);
+        let now = t("2026-11-27T10:00:00Z");
+        let links = mint(
+            &store,
+            "https://u",
+            now,
+            300,
+            "TOK",
+            "arn:aws:states:eu-west-1:1:execution:sm:x",
+            "rollback shop/checkout <api>",
+        )
+        .await
+        .unwrap();
+        let id = id_of(&links.approve_url);
+        let query = links.approve_url.split('?').nth(1).unwrap();
+
+        let page = handle(&store, &cb, now, &get("/approve", query))
+            .await
+            .unwrap();
+        assert_eq!(page.status_code, 200);
+        assert!(page.body.contains("method=\"post\""));
+        assert!(
+            page.body.contains("rollback shop/checkout &lt;api&gt;"),
+            "{}",
+            page.body
+        );
+        assert!(page.body.contains(id.as_str()));
+        assert_eq!(page.headers["referrer-policy"], "no-referrer");
+        assert!(cb.calls.lock().unwrap().is_empty(), "GET must not decide");
+
+        let form = format!("id={id}&decision=approve");
+        let done = handle(&store, &cb, now, &post(&form, true)).await.unwrap();
+        assert_eq!(done.status_code, 200, "{}", done.body);
+        assert!(done.body.contains("Approved"));
+        assert_eq!(cb.calls.lock().unwrap().len(), 1);
+
+        let again = handle(&store, &cb, now, &post(&form, false)).await.unwrap();
+        assert_eq!(again.status_code, 410);
+        let look = handle(&store, &cb, now, &get("/approve", query))
+            .await
+            .unwrap();
+        assert_eq!(look.status_code, 410);
+        assert_eq!(cb.calls.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn expired_link_is_410_on_get_and_post() {
+        let store = MemoryStore::default();
+        let cb = FakeCallback::new(true);
+        let now = t("2026-11-27T10:00:00Z");
+        let links = mint(&store, "https://u", now, 5, "TOK", "arn:e", "s")
+            .await
+            .unwrap();
+        let query = links.deny_url.split('?').nth(1).unwrap();
+        let later = t("2026-11-27T10:00:06Z");
+        let r = handle(&store, &cb, later, &get("/approve", query))
+            .await
+            .unwrap();
+        assert_eq!(r.status_code, 410);
+        assert!(r.body.contains("expired"));
+        let r = handle(&store, &cb, later, &post(query, false))
+            .await
+            .unwrap();
+        assert_eq!(r.status_code, 410);
+        assert!(cb.calls.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn bad_requests_get_clear_statuses() {
+        let store = MemoryStore::default();
+        let cb = FakeCallback::new(true);
+        let now = t("2026-11-27T10:00:00Z");
+        let id = "c".repeat(43);
+        let cases = [
+            (get("/other", &format!("id={id}&decision=approve")), 404),
+            (get("/approve", "id=short&decision=approve"), 400),
+            (get("/approve", &format!("id={id}&decision=maybe")), 400),
+            (get("/approve", ""), 400),
+            (get("/approve", &format!("id={id}&decision=approve")), 410),
+            (post("%%%not a form", false), 400),
+            (post("!!!", true), 400),
+        ];
+        for (req, status) in cases {
+            let r = handle(&store, &cb, now, &req).await.unwrap();
+            assert_eq!(r.status_code, status, "{req:?}");
+        }
+        let put = parse_event(
+            &json!({"rawPath": "/approve", "rawQueryString": format!("id={id}&decision=deny"),
+            "requestContext": {"http": {"method": "PUT"}}}),
+        );
+        assert_eq!(
+            handle(&store, &cb, now, &put).await.unwrap().status_code,
+            405
+        );
+        // Not even an object: defaults, then 400.
+        let r = handle(&store, &cb, now, &parse_event(&json!("x")))
+            .await
+            .unwrap();
+        assert_eq!(r.status_code, 400);
+    }
+
+    #[test]
+    fn escape_covers_html_specials() {
+        assert_eq!(
+            escape(r#"<a href="x">&'"#),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
+    }
+}

@@ -1,0 +1,549 @@
+//! Human approval for the state machines' `.waitForTaskToken` steps.
+//!
+//! `notify` receives a Step Functions task token, stores it under a fresh,
+//! unguessable id ([`ApprovalId`], 256 random bits) with an expiry in an SSM
+//! SecureString parameter ([`SsmStore`]), and mails/posts links carrying only
+//! that id. This function (a Lambda Function URL) redeems a link exactly once:
+//! it deletes the parameter first (only one caller can delete it), then
+//! answers the waiting task with `SendTaskSuccess` (approve) or
+//! `SendTaskFailure` with error `SelfhealApprovalDenied` (deny). Unknown,
+//! used, expired or no-longer-waiting links answer 410 Gone.
+//!
+//! Why GET only shows a confirmation page and POST decides: mail security
+//! scanners and chat unfurlers fetch every link in a message; a GET that
+//! decided would let a robot approve (or deny) a rollback.
+
+pub mod http;
+pub mod store;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+pub use store::{ApprovalStore, SfnCallback, SsmStore, TaskCallback};
+
+/// Error name the state machine's `Catch` matches for a denial.
+pub const DENIED_ERROR: &str = "SelfhealApprovalDenied";
+
+/// Default SSM parameter path under which approval records live.
+pub const DEFAULT_PARAM_PREFIX: &str = "/selfheal/approvals";
+
+/// Environment variable naming that path.
+pub const PARAM_PREFIX_VAR: &str = "SELFHEAL_APPROVAL_PARAM_PREFIX";
+
+/// Stable `errorType` names (for the notify step's `Retry`; approve itself
+/// answers HTTP and only fails on infrastructure errors).
+pub mod error_types {
+    pub const RETRYABLE_AWS_ERROR: &str = "RetryableAwsError";
+    pub const NON_RETRYABLE_AWS_ERROR: &str = "NonRetryableAwsError";
+    pub const NON_RETRYABLE_CONFIG: &str = "NonRetryableConfig";
+    pub const NON_RETRYABLE_INVALID_REQUEST: &str = "NonRetryableInvalidRequest";
+}
+
+/// The crate's one error type.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An AWS call failed; `retryable` says whether the same call can succeed later.
+    #[error("{operation} failed{}: {message}", code.as_deref().map(|c| format!(" ({c})")).unwrap_or_default())]
+    Aws {
+        operation: &'static str,
+        code: Option<String>,
+        message: String,
+        retryable: bool,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+
+    /// A stored approval record is not ours (hand-edited or another format).
+    #[error("approval record {id} is unreadable: {source}")]
+    CorruptRecord {
+        id: String,
+        #[source]
+        source: serde_json::Error,
+    },
+
+    /// The environment is wrong (prefix, URL).
+    #[error("configuration {variable}: {reason}")]
+    Config {
+        variable: &'static str,
+        reason: String,
+    },
+
+    /// Minting input is unusable (empty task token, zero timeout).
+    #[error("invalid approval request: {0}")]
+    InvalidRequest(String),
+}
+
+impl Error {
+    /// Stable name for Lambda's `errorType`.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            Error::Aws {
+                retryable: true, ..
+            } => error_types::RETRYABLE_AWS_ERROR,
+            Error::Aws { .. } | Error::CorruptRecord { .. } => error_types::NON_RETRYABLE_AWS_ERROR,
+            Error::Config { .. } => error_types::NON_RETRYABLE_CONFIG,
+            Error::InvalidRequest(_) => error_types::NON_RETRYABLE_INVALID_REQUEST,
+        }
+    }
+}
+
+impl From<Error> for lambda_runtime::Diagnostic {
+    fn from(error: Error) -> Self {
+        lambda_runtime::Diagnostic {
+            error_type: error.error_type().to_owned(),
+            error_message: error.to_string(),
+        }
+    }
+}
+
+/// An unguessable, URL-safe approval id: 32 bytes from the thread CSPRNG,
+/// base64url without padding (43 characters).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ApprovalId(String);
+
+/// Length of an encoded [`ApprovalId`].
+pub const APPROVAL_ID_LEN: usize = 43;
+
+impl ApprovalId {
+    /// A fresh random id.
+    pub fn random() -> Self {
+        use base64::Engine as _;
+        use rand::RngCore as _;
+        let mut bytes = [0u8; 32];
+        rand::rng().fill_bytes(&mut bytes);
+        ApprovalId(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+    }
+
+    /// Accept only the exact shape [`ApprovalId::random`] produces, so a
+    /// crafted id can never name another SSM parameter.
+    pub fn parse(text: &str) -> Option<Self> {
+        let ok = text.len() == APPROVAL_ID_LEN
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        ok.then(|| ApprovalId(text.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for ApprovalId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What `notify` stores per link (the SecureString value, JSON).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApprovalRecord {
+    /// The Step Functions task token (never leaves SSM and this function).
+    pub task_token: String,
+    pub expires_at: Timestamp,
+    /// Execution ARN, for the page and the logs.
+    pub execution: String,
+    /// What is being decided, one line (e.g. `rollback shop/checkout on prod-eks`).
+    pub summary: String,
+}
+
+/// approve | deny.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Decision {
+    Approve,
+    Deny,
+}
+
+impl Decision {
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "approve" => Some(Decision::Approve),
+            "deny" => Some(Decision::Deny),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Approve => "approve",
+            Decision::Deny => "deny",
+        }
+    }
+}
+
+/// The pair of links a notification carries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApprovalLinks {
+    pub approve_url: String,
+    pub deny_url: String,
+    pub expires_at: Timestamp,
+}
+
+/// Build the links for `id` under the Function URL `base`
+/// (`https://<id>.lambda-url.<region>.on.aws/`).
+pub fn links_for(base: &str, id: &ApprovalId, expires_at: Timestamp) -> ApprovalLinks {
+    let base = base.trim_end_matches('/');
+    let link = |d: Decision| format!("{base}/approve?id={id}&decision={}", d.as_str());
+    ApprovalLinks {
+        approve_url: link(Decision::Approve),
+        deny_url: link(Decision::Deny),
+        expires_at,
+    }
+}
+
+/// Store a new record for `task_token`, valid for `ttl_seconds` from `now`,
+/// and return the links. Called by `notify` for approval steps.
+pub async fn mint<S: ApprovalStore>(
+    store: &S,
+    base_url: &str,
+    now: Timestamp,
+    ttl_seconds: u64,
+    task_token: &str,
+    execution: &str,
+    summary: &str,
+) -> Result<ApprovalLinks, Error> {
+    if task_token.trim().is_empty() {
+        return Err(Error::InvalidRequest("taskToken is empty".into()));
+    }
+    if ttl_seconds == 0 {
+        return Err(Error::InvalidRequest(
+            "approval timeout must be at least one second".into(),
+        ));
+    }
+    let ttl = jiff::SignedDuration::from_secs(i64::try_from(ttl_seconds).unwrap_or(i64::MAX));
+    let expires_at = now
+        .checked_add(ttl)
+        .map_err(|e| Error::InvalidRequest(format!("approval timeout {ttl_seconds}s: {e}")))?;
+    let id = ApprovalId::random();
+    let record = ApprovalRecord {
+        task_token: task_token.to_owned(),
+        expires_at,
+        execution: execution.to_owned(),
+        summary: summary.to_owned(),
+    };
+    store.put(&id, &record).await?;
+    Ok(links_for(base_url, &id, expires_at))
+}
+
+/// Why a link cannot be used (all answer 410 Gone).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GoneReason {
+    /// Never minted, or already used.
+    UnknownOrUsed,
+    /// Past its expiry.
+    Expired,
+    /// The execution stopped waiting (timed out, stopped, already answered).
+    NoLongerWaiting,
+}
+
+impl GoneReason {
+    pub fn message(self) -> &'static str {
+        match self {
+            GoneReason::UnknownOrUsed => "This link was already used or does not exist.",
+            GoneReason::Expired => "This link has expired; nothing was changed by it.",
+            GoneReason::NoLongerWaiting => {
+                "The remediation is no longer waiting for a decision (it timed out or was stopped)."
+            }
+        }
+    }
+}
+
+/// What redeeming a link did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Redeemed {
+    Decided {
+        decision: Decision,
+        record: ApprovalRecord,
+    },
+    Gone(GoneReason),
+}
+
+/// Look without using: the confirmation page for a GET.
+pub async fn peek<S: ApprovalStore>(
+    store: &S,
+    now: Timestamp,
+    id: &ApprovalId,
+) -> Result<Result<ApprovalRecord, GoneReason>, Error> {
+    Ok(match store.get(id).await? {
+        None => Err(GoneReason::UnknownOrUsed),
+        Some(record) if record.expires_at <= now => Err(GoneReason::Expired),
+        Some(record) => Ok(record),
+    })
+}
+
+/// Redeem `id` once: take the record (single use: whoever deletes it wins),
+/// check expiry, answer the waiting task.
+pub async fn redeem<S: ApprovalStore, C: TaskCallback>(
+    store: &S,
+    callback: &C,
+    now: Timestamp,
+    id: &ApprovalId,
+    decision: Decision,
+) -> Result<Redeemed, Error> {
+    let Some(record) = store.take(id).await? else {
+        return Ok(Redeemed::Gone(GoneReason::UnknownOrUsed));
+    };
+    if record.expires_at <= now {
+        return Ok(Redeemed::Gone(GoneReason::Expired));
+    }
+    let answered = match decision {
+        Decision::Approve => {
+            let output = serde_json::json!({
+                "decision": "approve",
+                "decidedAt": now.to_string(),
+            });
+            callback
+                .succeed(&record.task_token, &output.to_string())
+                .await?
+        }
+        Decision::Deny => {
+            let cause = format!("Denied through an approval link at {now}.");
+            callback
+                .fail(&record.task_token, DENIED_ERROR, &cause)
+                .await?
+        }
+    };
+    if !answered {
+        return Ok(Redeemed::Gone(GoneReason::NoLongerWaiting));
+    }
+    Ok(Redeemed::Decided { decision, record })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+pub(crate) mod tests {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+
+    use super::*;
+
+    /// In-memory store with the same single-use semantics as SSM (delete wins once).
+    #[derive(Debug, Default)]
+    pub struct MemoryStore(pub Mutex<HashMap<String, String>>);
+
+    impl ApprovalStore for MemoryStore {
+        async fn put(&self, id: &ApprovalId, record: &ApprovalRecord) -> Result<(), Error> {
+            let text = serde_json::to_string(record).unwrap();
+            self.0.lock().unwrap().insert(id.to_string(), text);
+            Ok(())
+        }
+        async fn get(&self, id: &ApprovalId) -> Result<Option<ApprovalRecord>, Error> {
+            let text = self.0.lock().unwrap().get(id.as_str()).cloned();
+            text.map(|t| store::decode(id, &t)).transpose()
+        }
+        async fn take(&self, id: &ApprovalId) -> Result<Option<ApprovalRecord>, Error> {
+            let text = self.0.lock().unwrap().remove(id.as_str());
+            text.map(|t| store::decode(id, &t)).transpose()
+        }
+    }
+
+    /// Records the calls; `waiting` false simulates TaskTimedOut.
+    #[derive(Debug)]
+    pub struct FakeCallback {
+        pub waiting: bool,
+        pub calls: Mutex<Vec<(String, String, String)>>,
+    }
+
+    impl FakeCallback {
+        pub fn new(waiting: bool) -> Self {
+            FakeCallback {
+                waiting,
+                calls: Mutex::new(vec![]),
+            }
+        }
+    }
+
+    impl TaskCallback for FakeCallback {
+        async fn succeed(&self, token: &str, output: &str) -> Result<bool, Error> {
+            self.calls
+                .lock()
+                .unwrap()
+                .push(("success".into(), token.into(), output.into()));
+            Ok(self.waiting)
+        }
+        async fn fail(&self, token: &str, error: &str, cause: &str) -> Result<bool, Error> {
+            self.calls.lock().unwrap().push((
+                "failure".into(),
+                token.into(),
+                format!("{error}: {cause}"),
+            ));
+            Ok(self.waiting)
+        }
+    }
+
+    pub fn id_of(url: &str) -> ApprovalId {
+        let id = url.split("id=").nth(1).unwrap().split('&').next().unwrap();
+        ApprovalId::parse(id).unwrap()
+    }
+
+    pub fn t(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn ids_are_random_url_safe_and_strictly_parsed() {
+        let a = ApprovalId::random();
+        let b = ApprovalId::random();
+        assert_ne!(a, b);
+        assert_eq!(a.as_str().len(), APPROVAL_ID_LEN);
+        assert_eq!(ApprovalId::parse(a.as_str()), Some(a.clone()));
+        for bad in [
+            "",
+            "short",
+            &format!("{}=", &a.as_str()[..42]),
+            &format!("../{}", &a.as_str()[3..]),
+            &format!("{}x", a.as_str()),
+        ] {
+            assert_eq!(ApprovalId::parse(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn links_carry_only_the_id_and_the_decision() {
+        let id = ApprovalId::parse(&"A".repeat(43)).unwrap();
+        let links = links_for(
+            "https://abc.lambda-url.eu-west-1.on.aws/",
+            &id,
+            t("2026-11-27T11:00:00Z"),
+        );
+        assert_eq!(
+            links.approve_url,
+            format!(
+                "https://abc.lambda-url.eu-west-1.on.aws/approve?id={}&decision=approve",
+                "A".repeat(43)
+            )
+        );
+        assert!(links.deny_url.ends_with("&decision=deny"));
+    }
+
+    #[tokio::test]
+    async fn mint_then_approve_once_then_gone() {
+        let store = MemoryStore::default();
+        let cb = FakeCallback::new(true);
+        let now = t("2026-11-27T10:00:00Z");
+        let links = mint(
+            &store,
+            "https://u/",
+            now,
+            600,
+            "TOKEN-1",
+            "arn:exec",
+            "rollback shop/checkout",
+        )
+        .await
+        .unwrap();
+        assert_eq!(links.expires_at, t("2026-11-27T10:10:00Z"));
+        let id = id_of(&links.approve_url);
+        // The stored value holds the token, the link does not.
+        assert!(!links.approve_url.contains("TOKEN-1"));
+        assert_eq!(
+            peek(&store, now, &id).await.unwrap().unwrap().task_token,
+            "TOKEN-1"
+        );
+
+        let first = redeem(&store, &cb, now, &id, Decision::Approve)
+            .await
+            .unwrap();
+        match first {
+            Redeemed::Decided { decision, record } => {
+                assert_eq!(decision, Decision::Approve);
+                assert_eq!(record.execution, "arn:exec");
+            }
+            other => panic!("{other:?}"),
+        }
+        let calls = cb.calls.lock().unwrap().clone();
+        assert_eq!(calls.len(), 1);
+        assert_eq!(calls[0].0, "success");
+        assert_eq!(calls[0].1, "TOKEN-1");
+        let output: serde_json::Value = serde_json::from_str(&calls[0].2).unwrap();
+        assert_eq!(output["decision"], "approve");
+
+        // Reuse: gone, and no second callback.
+        let second = redeem(&store, &cb, now, &id, Decision::Deny).await.unwrap();
+        assert_eq!(second, Redeemed::Gone(GoneReason::UnknownOrUsed));
+        assert_eq!(cb.calls.lock().unwrap().len(), 1);
+        assert_eq!(
+            peek(&store, now, &id).await.unwrap(),
+            Err(GoneReason::UnknownOrUsed)
+        );
+    }
+
+    #[tokio::test]
+    async fn deny_sends_the_denied_error() {
+        let store = MemoryStore::default();
+        let cb = FakeCallback::new(true);
+        let now = t("2026-11-27T10:00:00Z");
+        let links = mint(&store, "https://u", now, 60, "TOK", "arn:e", "s")
+            .await
+            .unwrap();
+        let id = id_of(&links.deny_url);
+        let r = redeem(&store, &cb, now, &id, Decision::Deny).await.unwrap();
+        assert!(matches!(
+            r,
+            Redeemed::Decided {
+                decision: Decision::Deny,
+                ..
+            }
+        ));
+        let calls = cb.calls.lock().unwrap().clone();
+        assert_eq!(calls[0].0, "failure");
+        assert!(
+            calls[0].2.starts_with("SelfhealApprovalDenied: Denied"),
+            "{}",
+            calls[0].2
+        );
+    }
+
+    #[tokio::test]
+    async fn expired_links_are_gone_and_consumed() {
+        let store = MemoryStore::default();
+        let cb = FakeCallback::new(true);
+        let now = t("2026-11-27T10:00:00Z");
+        let links = mint(&store, "https://u", now, 60, "TOK", "arn:e", "s")
+            .await
+            .unwrap();
+        let id = id_of(&links.approve_url);
+        let later = t("2026-11-27T10:01:00Z");
+        assert_eq!(
+            peek(&store, later, &id).await.unwrap(),
+            Err(GoneReason::Expired)
+        );
+        let r = redeem(&store, &cb, later, &id, Decision::Approve)
+            .await
+            .unwrap();
+        assert_eq!(r, Redeemed::Gone(GoneReason::Expired));
+        assert!(cb.calls.lock().unwrap().is_empty());
+        assert!(store.0.lock().unwrap().is_empty(), "expired record removed");
+    }
+
+    #[tokio::test]
+    async fn a_task_that_stopped_waiting_is_gone() {
+        let store = MemoryStore::default();
+        let cb = FakeCallback::new(false);
+        let now = t("2026-11-27T10:00:00Z");
+        let links = mint(&store, "https://u", now, 60, "TOK", "arn:e", "s")
+            .await
+            .unwrap();
+        let id = id_of(&links.approve_url);
+        let r = redeem(&store, &cb, now, &id, Decision::Approve)
+            .await
+            .unwrap();
+        assert_eq!(r, Redeemed::Gone(GoneReason::NoLongerWaiting));
+    }
+
+    #[tokio::test]
+    async fn mint_rejects_empty_token_and_zero_ttl() {
+        let store = MemoryStore::default();
+        let now = t("2026-11-27T10:00:00Z");
+        let e = mint(&store, "u", now, 60, " ", "e", "s").await.unwrap_err();
+        assert_eq!(e.error_type(), "NonRetryableInvalidRequest");
+        let e = mint(&store, "u", now, 0, "tok", "e", "s")
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("at least one second"), "{e}");
+        assert!(store.0.lock().unwrap().is_empty());
+    }
+}

@@ -1,0 +1,296 @@
+//! Where approval records live (SSM) and how a waiting task is answered
+//! (Step Functions), behind two small traits so the decision logic is
+//! tested without AWS.
+
+use aws_sdk_ssm::error::ProvideErrorMetadata;
+use aws_sdk_ssm::types::ParameterType;
+use aws_smithy_runtime_api::client::result::SdkError;
+
+use crate::{ApprovalId, ApprovalRecord, Error};
+
+/// Single-use record storage.
+pub trait ApprovalStore {
+    /// Store a new record (never overwrites: ids are fresh).
+    fn put(
+        &self,
+        id: &ApprovalId,
+        record: &ApprovalRecord,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// Read without consuming (`None`: unknown or used).
+    fn get(
+        &self,
+        id: &ApprovalId,
+    ) -> impl Future<Output = Result<Option<ApprovalRecord>, Error>> + Send;
+
+    /// Read and delete; of concurrent callers only one gets `Some`.
+    fn take(
+        &self,
+        id: &ApprovalId,
+    ) -> impl Future<Output = Result<Option<ApprovalRecord>, Error>> + Send;
+}
+
+/// Answers a `.waitForTaskToken` step. `Ok(false)`: the task is no longer
+/// waiting (timed out, stopped, already answered).
+pub trait TaskCallback {
+    fn succeed(
+        &self,
+        token: &str,
+        output: &str,
+    ) -> impl Future<Output = Result<bool, Error>> + Send;
+
+    fn fail(
+        &self,
+        token: &str,
+        error: &str,
+        cause: &str,
+    ) -> impl Future<Output = Result<bool, Error>> + Send;
+}
+
+/// Decode a stored value.
+pub(crate) fn decode(id: &ApprovalId, text: &str) -> Result<ApprovalRecord, Error> {
+    serde_json::from_str(text).map_err(|source| Error::CorruptRecord {
+        id: id.to_string(),
+        source,
+    })
+}
+
+/// Classify an SDK error: transport problems, throttling and 5xx are worth
+/// retrying; everything else is not.
+pub(crate) fn aws_error<E, R>(operation: &'static str, err: SdkError<E, R>) -> Error
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    let code = err.code().map(str::to_owned);
+    let message = err
+        .message()
+        .map(str::to_owned)
+        .unwrap_or_else(|| err.to_string());
+    let retryable = match &err {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            true
+        }
+        SdkError::ServiceError(_) => code.as_deref().is_some_and(|c| {
+            c.contains("Throttl")
+                || c == "TooManyRequestsException"
+                || c == "InternalServerError"
+                || c == "InternalError"
+                || c == "ServiceUnavailable"
+                || c == "KmsThrottlingException"
+        }),
+        _ => false,
+    };
+    Error::Aws {
+        operation,
+        code,
+        message,
+        retryable,
+        source: Box::new(err),
+    }
+}
+
+/// Records as SSM SecureString parameters `<prefix>/<id>` (encrypted with
+/// the account's `aws/ssm` key; the value holds the task token).
+#[derive(Debug, Clone)]
+pub struct SsmStore {
+    client: aws_sdk_ssm::Client,
+    prefix: String,
+}
+
+impl SsmStore {
+    /// `prefix` must start with `/` and name a path (e.g. `/selfheal/approvals`).
+    pub fn new(client: aws_sdk_ssm::Client, prefix: &str) -> Result<Self, Error> {
+        let prefix = prefix.trim().trim_end_matches('/');
+        let valid = prefix.starts_with('/')
+            && prefix.len() > 1
+            && prefix
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"/_.-".contains(&b));
+        if !valid {
+            return Err(Error::Config {
+                variable: crate::PARAM_PREFIX_VAR,
+                reason: format!(
+                    "{prefix:?} is not an SSM parameter path (start with `/`; letters, digits, `/_.-`)"
+                ),
+            });
+        }
+        Ok(SsmStore {
+            client,
+            prefix: prefix.to_owned(),
+        })
+    }
+
+    pub fn name(&self, id: &ApprovalId) -> String {
+        format!("{}/{}", self.prefix, id)
+    }
+}
+
+impl ApprovalStore for SsmStore {
+    async fn put(&self, id: &ApprovalId, record: &ApprovalRecord) -> Result<(), Error> {
+        let value = serde_json::to_string(record).map_err(|source| Error::CorruptRecord {
+            id: id.to_string(),
+            source,
+        })?;
+        self.client
+            .put_parameter()
+            .name(self.name(id))
+            .description(format!(
+                "selfheal approval link, expires {}",
+                record.expires_at
+            ))
+            .value(value)
+            .r#type(ParameterType::SecureString)
+            .overwrite(false)
+            .send()
+            .await
+            .map_err(|e| aws_error("ssm:PutParameter", e))?;
+        Ok(())
+    }
+
+    async fn get(&self, id: &ApprovalId) -> Result<Option<ApprovalRecord>, Error> {
+        let got = self
+            .client
+            .get_parameter()
+            .name(self.name(id))
+            .with_decryption(true)
+            .send()
+            .await;
+        match got {
+            Ok(out) => match out.parameter().and_then(|p| p.value()) {
+                Some(text) => decode(id, text).map(Some),
+                None => Ok(None),
+            },
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_parameter_not_found()) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(aws_error("ssm:GetParameter", e)),
+        }
+    }
+
+    async fn take(&self, id: &ApprovalId) -> Result<Option<ApprovalRecord>, Error> {
+        let Some(record) = self.get(id).await? else {
+            return Ok(None);
+        };
+        // The delete is the lock: SSM lets exactly one caller delete it.
+        match self
+            .client
+            .delete_parameter()
+            .name(self.name(id))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(Some(record)),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_parameter_not_found()) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(aws_error("ssm:DeleteParameter", e)),
+        }
+    }
+}
+
+/// `SendTaskSuccess` / `SendTaskFailure`.
+#[derive(Debug, Clone)]
+pub struct SfnCallback {
+    client: aws_sdk_sfn::Client,
+}
+
+impl SfnCallback {
+    pub fn new(client: aws_sdk_sfn::Client) -> Self {
+        SfnCallback { client }
+    }
+}
+
+/// The error codes that mean "this task is not waiting any more".
+fn not_waiting(code: Option<&str>) -> bool {
+    matches!(
+        code,
+        Some("TaskTimedOut" | "TaskDoesNotExist" | "InvalidToken")
+    )
+}
+
+impl TaskCallback for SfnCallback {
+    async fn succeed(&self, token: &str, output: &str) -> Result<bool, Error> {
+        match self
+            .client
+            .send_task_success()
+            .task_token(token)
+            .output(output)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) => {
+                use aws_sdk_sfn::error::ProvideErrorMetadata as _;
+                if not_waiting(e.code()) {
+                    Ok(false)
+                } else {
+                    Err(aws_error("states:SendTaskSuccess", e))
+                }
+            }
+        }
+    }
+
+    async fn fail(&self, token: &str, error: &str, cause: &str) -> Result<bool, Error> {
+        match self
+            .client
+            .send_task_failure()
+            .task_token(token)
+            .error(error)
+            .cause(cause)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) => {
+                use aws_sdk_sfn::error::ProvideErrorMetadata as _;
+                if not_waiting(e.code()) {
+                    Ok(false)
+                } else {
+                    Err(aws_error("states:SendTaskFailure", e))
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client() -> aws_sdk_ssm::Client {
+        let conf = aws_sdk_ssm::Config::builder()
+            .behavior_version(aws_sdk_ssm::config::BehaviorVersion::latest())
+            .region(aws_sdk_ssm::config::Region::new("eu-west-1"))
+            .build();
+        aws_sdk_ssm::Client::from_conf(conf)
+    }
+
+    #[test]
+    fn prefix_is_validated_and_names_are_under_it() {
+        let store = SsmStore::new(client(), "/selfheal/approvals/").expect("valid prefix");
+        let id = ApprovalId::parse(&"b".repeat(43)).expect("id");
+        assert_eq!(
+            store.name(&id),
+            format!("/selfheal/approvals/{}", "b".repeat(43))
+        );
+        for bad in ["selfheal", "/", "/a b", "/x?y"] {
+            let err = SsmStore::new(client(), bad).expect_err(bad);
+            assert_eq!(err.error_type(), "NonRetryableConfig");
+        }
+    }
+
+    #[test]
+    fn not_waiting_codes() {
+        assert!(not_waiting(Some("TaskTimedOut")));
+        assert!(not_waiting(Some("TaskDoesNotExist")));
+        assert!(!not_waiting(Some("ThrottlingException")));
+        assert!(!not_waiting(None));
+    }
+}

@@ -1,0 +1,686 @@
+//! `notify`: the state machines' voice. One invocation = one event
+//! (`approvalRequested`, `rolloutFrozen`, `completed`, `failed`,
+//! `fleetCompleted`) built from the execution's state; it publishes one SNS
+//! message (and a Slack post when a webhook is configured) saying what
+//! happened, to which Deployment, from which alarm, with the console link to
+//! the execution, and returns the `deploymentHealth` (or fleet `summary`)
+//! the state machine puts in its output. Approval events also mint the
+//! single-use links served by `approve`.
+//!
+//! Formatting and summaries are pure functions ([`render`], [`health`],
+//! [`fleet_summary`]) so they are tested without AWS.
+
+pub mod publish;
+
+use jiff::Timestamp;
+use selfheal_core::{Change, RemediationOutcome, RemediationRequest};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+pub use publish::{Notifier, NotifyConfig, SlackClient};
+
+/// Stable `errorType` names (the state machine retries `RetryableAwsError`).
+pub mod error_types {
+    pub const RETRYABLE_AWS_ERROR: &str = "RetryableAwsError";
+    pub const NON_RETRYABLE_AWS_ERROR: &str = "NonRetryableAwsError";
+    pub const NON_RETRYABLE_CONFIG: &str = "NonRetryableConfig";
+    pub const NON_RETRYABLE_INVALID_REQUEST: &str = "NonRetryableInvalidRequest";
+}
+
+/// The crate's one error type.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The payload is not a notify event.
+    #[error("invalid notify event: {source}")]
+    InvalidEvent {
+        #[source]
+        source: serde_json::Error,
+    },
+
+    /// The event lacks something its kind needs (e.g. a task token).
+    #[error("invalid notify event: {0}")]
+    Incomplete(String),
+
+    /// The environment is wrong.
+    #[error("configuration {variable}: {reason}")]
+    Config {
+        variable: &'static str,
+        reason: String,
+    },
+
+    /// SNS, SSM or Secrets Manager failed.
+    #[error("{operation} failed{}: {message}", code.as_deref().map(|c| format!(" ({c})")).unwrap_or_default())]
+    Aws {
+        operation: &'static str,
+        code: Option<String>,
+        message: String,
+        retryable: bool,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+
+    /// Minting the approval links failed.
+    #[error("approval links: {source}")]
+    Approval {
+        #[source]
+        source: selfheal_approve::Error,
+    },
+}
+
+impl Error {
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            Error::InvalidEvent { .. } | Error::Incomplete(_) => {
+                error_types::NON_RETRYABLE_INVALID_REQUEST
+            }
+            Error::Config { .. } => error_types::NON_RETRYABLE_CONFIG,
+            Error::Aws {
+                retryable: true, ..
+            } => error_types::RETRYABLE_AWS_ERROR,
+            Error::Aws { .. } => error_types::NON_RETRYABLE_AWS_ERROR,
+            Error::Approval { source } => source.error_type(),
+        }
+    }
+}
+
+impl From<Error> for lambda_runtime::Diagnostic {
+    fn from(error: Error) -> Self {
+        lambda_runtime::Diagnostic {
+            error_type: error.error_type().to_owned(),
+            error_message: error.to_string(),
+        }
+    }
+}
+
+/// Which moment of a remediation this is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum EventKind {
+    ApprovalRequested,
+    RolloutFrozen,
+    Completed,
+    Failed,
+    FleetCompleted,
+}
+
+/// The execution, from the context object.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecutionInfo {
+    pub id: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub started_at: Option<Timestamp>,
+    #[serde(default)]
+    pub state_machine: Option<String>,
+}
+
+/// `verify`'s answer (its `target` is not needed here).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutCheck {
+    pub state: String,
+    pub message: String,
+}
+
+/// A Step Functions error object (`Catch` output).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepError {
+    #[serde(rename = "Error", default)]
+    pub error: String,
+    #[serde(rename = "Cause", default)]
+    pub cause: String,
+}
+
+/// Start/end of one step, as the Pass states record them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Span {
+    #[serde(default)]
+    pub started_at: Option<Timestamp>,
+    #[serde(default)]
+    pub finished_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<u32>,
+}
+
+/// `$.timings`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Timings {
+    #[serde(default)]
+    pub approval: Option<Span>,
+    #[serde(default)]
+    pub action: Option<Span>,
+    #[serde(default)]
+    pub verify: Option<Span>,
+    #[serde(default)]
+    pub decision: Option<Span>,
+    #[serde(default)]
+    pub follow_up: Option<Span>,
+}
+
+/// What the first remediation did before an escalation (`$.escalation`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Escalation {
+    pub reason: String,
+    pub from: RemediationOutcome,
+    #[serde(default)]
+    pub verify: Option<RolloutCheck>,
+    #[serde(default)]
+    pub error: Option<StepError>,
+    #[serde(default)]
+    pub timings: Timings,
+}
+
+/// One fleet target's result (the fleet Map's item output).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FleetResult {
+    pub target: Value,
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution_arn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<String>,
+}
+
+/// The notify payload (the state machines' `Parameters`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NotifyEvent {
+    pub event: EventKind,
+    pub execution: ExecutionInfo,
+    #[serde(default)]
+    pub request: Option<RemediationRequest>,
+    #[serde(default)]
+    pub outcome: Option<RemediationOutcome>,
+    #[serde(default)]
+    pub verify: Option<RolloutCheck>,
+    /// The approver's answer or the approval step's error.
+    #[serde(default)]
+    pub approval: Option<Value>,
+    #[serde(default)]
+    pub escalation: Option<Escalation>,
+    #[serde(default)]
+    pub error: Option<StepError>,
+    #[serde(default)]
+    pub timings: Timings,
+    #[serde(default)]
+    pub reported_at: Option<Timestamp>,
+    #[serde(default)]
+    pub task_token: Option<String>,
+    #[serde(default)]
+    pub timeout_seconds: Option<u64>,
+    #[serde(default)]
+    pub fleet: Option<Value>,
+    #[serde(default)]
+    pub results: Option<Vec<FleetResult>>,
+}
+
+impl NotifyEvent {
+    /// Decode a payload; bad input is a typed error naming the field.
+    pub fn from_value(payload: Value) -> Result<Self, Error> {
+        serde_json::from_value(payload).map_err(|source| Error::InvalidEvent { source })
+    }
+}
+
+/// The Step Functions console page of an execution. The region is read from
+/// the execution ARN (`arn:<partition>:states:<region>:<account>:execution:…`).
+pub fn console_link(execution_arn: &str) -> Option<String> {
+    let mut parts = execution_arn.split(':');
+    let (arn, _partition, service, region) =
+        (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    if arn != "arn" || service != "states" || region.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "https://{region}.console.aws.amazon.com/states/home?region={region}#/v2/executions/details/{execution_arn}"
+    ))
+}
+
+/// One step's timing in the output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StepTiming {
+    pub name: String,
+    pub started_at: Timestamp,
+    pub finished_at: Timestamp,
+    pub duration_ms: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<u32>,
+}
+
+/// What the first remediation was, when it was escalated.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EscalatedFrom {
+    pub reason: String,
+    pub action: String,
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout_status: Option<RolloutCheck>,
+}
+
+/// The execution output's `deploymentHealth`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploymentHealth {
+    /// The last `verify` answer (`None` when nothing needed watching).
+    pub last_rollout_status: Option<RolloutCheck>,
+    /// Every image change made by this execution, escalations included.
+    pub changes: Vec<Change>,
+    pub steps: Vec<StepTiming>,
+    /// Execution start to this report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_duration_ms: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escalated_from: Option<EscalatedFrom>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<Value>,
+    pub notified: bool,
+}
+
+fn step(name: &str, span: Option<&Span>, now: Option<Timestamp>) -> Option<StepTiming> {
+    let span = span?;
+    let started_at = span.started_at?;
+    // A step that has not recorded its end (e.g. failed) ends at the report.
+    let finished_at = span.finished_at.or(now)?;
+    let duration_ms = (finished_at - started_at)
+        .total(jiff::Unit::Millisecond)
+        .ok()
+        .map(|ms| ms.round() as i64)?;
+    Some(StepTiming {
+        name: name.to_owned(),
+        started_at,
+        finished_at,
+        duration_ms,
+        attempts: span.attempts,
+    })
+}
+
+/// Build `deploymentHealth` from the execution's state.
+pub fn health(event: &NotifyEvent) -> DeploymentHealth {
+    let now = event.reported_at;
+    let action = event
+        .request
+        .as_ref()
+        .map(|r| r.action.as_str())
+        .unwrap_or("action");
+    let mut steps = Vec::new();
+    let t = &event.timings;
+    steps.extend(step("approval", t.approval.as_ref(), now));
+    let mut changes = Vec::new();
+    let escalated_from = event.escalation.as_ref().map(|e| {
+        steps.extend(step(e.from.action.as_str(), e.timings.action.as_ref(), now));
+        steps.extend(step("verify", e.timings.verify.as_ref(), now));
+        changes.extend(e.from.changes.iter().cloned());
+        EscalatedFrom {
+            reason: e.reason.clone(),
+            action: e.from.action.as_str().to_owned(),
+            status: status_name(&e.from),
+            rollout_status: e.verify.clone(),
+        }
+    });
+    if event.escalation.is_none() {
+        steps.extend(step(action, t.action.as_ref(), now));
+        steps.extend(step("decision", t.decision.as_ref(), now));
+        steps.extend(step("rollback", t.follow_up.as_ref(), now));
+    } else {
+        steps.extend(step("rollback", t.follow_up.as_ref(), now));
+    }
+    steps.extend(step("verify", t.verify.as_ref(), now));
+    if let Some(outcome) = &event.outcome {
+        changes.extend(outcome.changes.iter().cloned());
+    }
+    let total_duration_ms = match (event.execution.started_at, now) {
+        (Some(start), Some(end)) => (end - start)
+            .total(jiff::Unit::Millisecond)
+            .ok()
+            .map(|ms| ms.round() as i64),
+        _ => None,
+    };
+    DeploymentHealth {
+        last_rollout_status: event.verify.clone(),
+        changes,
+        steps,
+        total_duration_ms,
+        escalated_from,
+        approval: event.approval.clone(),
+        notified: true,
+    }
+}
+
+fn status_name(outcome: &RemediationOutcome) -> String {
+    serde_json::to_value(outcome.status)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// Per-fleet counts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FleetSummary {
+    pub total: usize,
+    pub succeeded: usize,
+    pub failed: usize,
+    /// Succeeded targets by outcome status (applied, skipped, dryRun).
+    pub by_status: std::collections::BTreeMap<String, usize>,
+    /// Failed targets by the child's error name.
+    pub failures: std::collections::BTreeMap<String, usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wall_time_ms: Option<i64>,
+}
+
+/// The child execution's own error when the Map caught a `.sync` failure
+/// (its Cause is the child's DescribeExecution JSON).
+fn child_error(result: &FleetResult) -> String {
+    let from_cause = result
+        .cause
+        .as_deref()
+        .and_then(|c| serde_json::from_str::<Value>(c).ok())
+        .and_then(|v| {
+            v.get("Error")
+                .or_else(|| v.get("error"))
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        });
+    from_cause
+        .or_else(|| result.error.clone())
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+pub fn fleet_summary(event: &NotifyEvent) -> FleetSummary {
+    let results = event.results.as_deref().unwrap_or_default();
+    let mut by_status = std::collections::BTreeMap::new();
+    let mut failures = std::collections::BTreeMap::new();
+    let mut succeeded = 0;
+    for r in results {
+        if r.status == "succeeded" {
+            succeeded += 1;
+            let status = r
+                .outcome
+                .as_ref()
+                .and_then(|o| o.get("status"))
+                .and_then(Value::as_str)
+                .unwrap_or("unknown")
+                .to_owned();
+            *by_status.entry(status).or_insert(0) += 1;
+        } else {
+            *failures.entry(child_error(r)).or_insert(0) += 1;
+        }
+    }
+    let wall_time_ms = match (event.execution.started_at, event.reported_at) {
+        (Some(s), Some(e)) => (e - s)
+            .total(jiff::Unit::Millisecond)
+            .ok()
+            .map(|ms| ms.round() as i64),
+        _ => None,
+    };
+    FleetSummary {
+        total: results.len(),
+        succeeded,
+        failed: results.len() - succeeded,
+        by_status,
+        failures,
+        wall_time_ms,
+    }
+}
+
+/// A rendered notification.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Message {
+    /// SNS subject: one line, at most 100 characters.
+    pub subject: String,
+    pub text: String,
+    /// `applied`, `refused`, `failed`, … for SNS subscription filters.
+    pub status: String,
+}
+
+fn target_line(
+    request: Option<&RemediationRequest>,
+    outcome: Option<&RemediationOutcome>,
+) -> String {
+    let target = outcome
+        .map(|o| &o.target)
+        .or_else(|| request.map(|r| &r.target));
+    let Some(t) = target else {
+        return "(no target)".to_owned();
+    };
+    let name = t
+        .deployment
+        .as_deref()
+        .map(|d| format!("Deployment {}/{d}", t.namespace))
+        .or_else(|| t.pod.as_deref().map(|p| format!("pod {}/{p}", t.namespace)))
+        .unwrap_or_else(|| format!("namespace {}", t.namespace));
+    let mut line = name;
+    if let Some(c) = &t.container {
+        line.push_str(&format!(" (container {c})"));
+    }
+    if let Some(c) = &t.cluster {
+        line.push_str(&format!(" on cluster {c}"));
+    }
+    line
+}
+
+fn short_target(
+    request: Option<&RemediationRequest>,
+    outcome: Option<&RemediationOutcome>,
+) -> String {
+    let target = outcome
+        .map(|o| &o.target)
+        .or_else(|| request.map(|r| &r.target));
+    match target {
+        Some(t) => format!(
+            "{}/{}",
+            t.namespace,
+            t.deployment.as_deref().or(t.pod.as_deref()).unwrap_or("?")
+        ),
+        None => "?".to_owned(),
+    }
+}
+
+fn clip_subject(subject: String) -> String {
+    // SNS: ASCII-ish, no line breaks, at most 100 characters.
+    let one_line: String = subject
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if one_line.chars().count() <= 100 {
+        one_line
+    } else {
+        let mut s: String = one_line.chars().take(99).collect();
+        s.push('…');
+        s
+    }
+}
+
+/// Render the message for an event. `links` are the approval links, for
+/// approval events.
+pub fn render(event: &NotifyEvent, links: Option<&selfheal_approve::ApprovalLinks>) -> Message {
+    let request = event.request.as_ref();
+    let outcome = event.outcome.as_ref();
+    let action = request.map(|r| r.action.as_str()).unwrap_or("remediation");
+    let short = short_target(request, outcome);
+    let (subject, headline, status) = match event.event {
+        EventKind::ApprovalRequested => (
+            format!("selfheal: approve {action} of {short}?"),
+            format!("Approval needed: selfheal wants to {action} this Deployment."),
+            "approvalRequested".to_owned(),
+        ),
+        EventKind::RolloutFrozen => (
+            format!("selfheal: rollout of {short} frozen"),
+            "Rollout frozen: selfheal paused this Deployment's rollout because the alarm's impact is at or above the policy threshold. Approve to roll the offending container back; deny (or no answer) keeps it paused for you.".to_owned(),
+            "frozen".to_owned(),
+        ),
+        EventKind::Completed => {
+            let status = outcome.map(status_name).unwrap_or_else(|| "completed".into());
+            let final_action = outcome.map(|o| o.action.as_str()).unwrap_or(action);
+            let headline = match (status.as_str(), &event.escalation) {
+                (_, Some(e)) => format!(
+                    "The {} did not bring the rollout back, so selfheal escalated to a {final_action}: {status}.",
+                    e.from.action.as_str()
+                ),
+                ("dryRun", _) => format!("Dry run of {final_action}: nothing was changed."),
+                ("skipped", _) => format!("{final_action} skipped: already in the wanted state."),
+                _ if event.approval.as_ref().is_some_and(|a| a.get("Error").is_some()) => {
+                    "No rollback: the decision was deny or no answer; the rollout stays paused.".to_owned()
+                }
+                _ => format!("{final_action} {status}."),
+            };
+            (
+                format!("selfheal: {final_action} {status} for {short}"),
+                headline,
+                status,
+            )
+        }
+        EventKind::Failed => {
+            let err = event.error.as_ref();
+            let name = err.map(|e| e.error.as_str()).unwrap_or("failed");
+            let headline = match name {
+                "SelfhealRefused" => format!(
+                    "selfheal refused to {action}{}: nothing was changed. A human needs to decide.",
+                    outcome
+                        .and_then(|o| o.guard)
+                        .map(|g| format!(" (guard {})", g.as_str()))
+                        .unwrap_or_default()
+                ),
+                "SelfhealApprovalDenied" => format!("The {action} was denied by an approver: nothing was changed."),
+                "SelfhealApprovalTimedOut" => format!("Nobody approved the {action} in time: nothing was changed."),
+                "SelfhealRolloutFailed" | "SelfhealRolloutTimedOut" => format!(
+                    "After the {}, the rollout is still not healthy. A human needs to look.",
+                    outcome.map(|o| o.action.as_str()).unwrap_or(action)
+                ),
+                other => format!("The {action} failed with {other}. A human needs to look."),
+            };
+            (
+                format!("selfheal: {action} FAILED for {short}"),
+                headline,
+                "failed".to_owned(),
+            )
+        }
+        EventKind::FleetCompleted => {
+            let s = fleet_summary(event);
+            (
+                format!(
+                    "selfheal fleet: {} of {} succeeded, {} failed",
+                    s.succeeded, s.total, s.failed
+                ),
+                format!(
+                    "Fleet remediation finished: {} targets, {} succeeded ({}), {} failed ({}).",
+                    s.total,
+                    s.succeeded,
+                    join_counts(&s.by_status),
+                    s.failed,
+                    join_counts(&s.failures)
+                ),
+                if s.failed == 0 { "applied" } else { "failed" }.to_owned(),
+            )
+        }
+    };
+
+    let mut lines = vec![headline, String::new()];
+    if event.event != EventKind::FleetCompleted {
+        lines.push(format!("Target: {}", target_line(request, outcome)));
+    }
+    if let Some(alarm) = request.and_then(|r| r.alarm.as_ref()) {
+        let mut a = format!("Alarm: {}", alarm.name.as_deref().unwrap_or("(unnamed)"));
+        a.push_str(&format!(" ({})", alarm.source));
+        if let Some(score) = alarm.impact_score {
+            a.push_str(&format!(", impact {score:.2}"));
+        }
+        lines.push(a);
+    } else if event.event != EventKind::FleetCompleted {
+        lines.push("Alarm: none (manual request)".to_owned());
+    }
+    if let Some(reason) = request.and_then(|r| r.reason.as_deref()) {
+        lines.push(format!("Reason: {reason}"));
+    }
+    if let Some(o) = outcome {
+        lines.push(format!("Outcome: {} — {}", status_name(o), o.message));
+        for c in &o.changes {
+            lines.push(format!(
+                "Changed: container {} {} -> {}",
+                c.container, c.from, c.to
+            ));
+        }
+    }
+    if let Some(v) = &event.verify {
+        lines.push(format!("Rollout: {} — {}", v.state, v.message));
+    }
+    if let Some(e) = &event.error
+        && event.event == EventKind::Failed
+    {
+        lines.push(format!("Error: {} — {}", e.error, e.cause));
+    }
+    if let Some(links) = links {
+        lines.push(String::new());
+        lines.push(format!("Approve: {}", links.approve_url));
+        lines.push(format!("Deny:    {}", links.deny_url));
+        lines.push(format!(
+            "The links work once and expire at {}.",
+            links.expires_at
+        ));
+    }
+    lines.push(String::new());
+    match console_link(&event.execution.id) {
+        Some(link) => lines.push(format!("Execution: {link}")),
+        None => lines.push(format!("Execution: {}", event.execution.id)),
+    }
+    Message {
+        subject: clip_subject(subject),
+        text: lines.join("\n"),
+        status,
+    }
+}
+
+fn join_counts(map: &std::collections::BTreeMap<String, usize>) -> String {
+    if map.is_empty() {
+        return "none".to_owned();
+    }
+    map.iter()
+        .map(|(k, v)| format!("{k}: {v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// One line naming what an approval decides (stored with the link).
+pub fn approval_summary(event: &NotifyEvent) -> String {
+    let request = event.request.as_ref();
+    let action = match event.event {
+        EventKind::RolloutFrozen => "rollback",
+        _ => request.map(|r| r.action.as_str()).unwrap_or("remediation"),
+    };
+    format!(
+        "{action} of {}",
+        target_line(request, event.outcome.as_ref())
+    )
+}
+
+/// notify's answer to the state machine.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NotifyOutput {
+    pub subject: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
+    pub slack: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment_health: Option<DeploymentHealth>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<FleetSummary>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_expires_at: Option<Timestamp>,
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests;

@@ -1,0 +1,33 @@
+//! `notify` Lambda: one state machine event in, one SNS message (and Slack
+//! post) out; returns deploymentHealth / fleet summary. See the library docs.
+
+use lambda_runtime::{LambdaEvent, service_fn};
+use selfheal_notify::{Error, Notifier, NotifyConfig, NotifyEvent, NotifyOutput};
+use serde_json::Value;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    // Built once per process: configuration, SDK clients, the Slack URL.
+    let init = async {
+        let config = NotifyConfig::from_env()?;
+        let sdk = aws_config::load_from_env().await;
+        Notifier::new(config, &sdk).await
+    };
+    let notifier = init.await.inspect_err(|e| {
+        tracing::error!(error_type = e.error_type(), error = %e, "notify initialisation failed");
+    })?;
+    let notifier = &notifier;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        let result: Result<NotifyOutput, Error> = async {
+            let event = NotifyEvent::from_value(event.payload)?;
+            notifier.notify(&event, jiff::Timestamp::now()).await
+        }
+        .await;
+        if let Err(e) = &result {
+            tracing::error!(error_type = e.error_type(), error = %e, "notification failed");
+        }
+        result
+    }))
+    .await
+}

@@ -1,0 +1,307 @@
+use serde_json::json;
+
+use super::*;
+
+const EXEC: &str =
+    "arn:aws:states:eu-west-1:123456789012:execution:remediate-deployment:checkout-5xx-1";
+
+fn event(value: Value) -> NotifyEvent {
+    NotifyEvent::from_value(value).unwrap()
+}
+
+fn request() -> Value {
+    json!({"action": "rollback", "target": {"cluster": "prod-eks", "namespace": "shop", "deployment": "checkout", "container": "api"},
+           "reason": "5xx rate above 5% for 3 minutes", "dryRun": false, "force": false, "approval": false,
+           "alarm": {"source": "cloudwatch", "name": "checkout-5xx", "impactScore": 2.4}, "execution": EXEC})
+}
+
+fn applied_rollback() -> Value {
+    json!({"status": "applied", "action": "rollback", "message": "rolled container api back to shop/api:1.4.1",
+           "target": {"cluster": "prod-eks", "namespace": "shop", "deployment": "checkout", "container": "api"},
+           "changes": [{"container": "api", "from": "shop/api:1.5.0", "to": "shop/api:1.4.1"}]})
+}
+
+#[test]
+fn console_link_uses_the_region_of_the_execution_arn() {
+    assert_eq!(
+        console_link(EXEC).unwrap(),
+        format!(
+            "https://eu-west-1.console.aws.amazon.com/states/home?region=eu-west-1#/v2/executions/details/{EXEC}"
+        )
+    );
+    assert_eq!(console_link("not-an-arn"), None);
+    assert_eq!(console_link("arn:aws:lambda:eu-west-1:1:function:x"), None);
+}
+
+#[test]
+fn completed_rollback_message_names_deployment_alarm_changes_and_link() {
+    let e = event(
+        json!({"event": "completed", "execution": {"id": EXEC, "startedAt": "2026-11-27T10:00:00Z"},
+        "request": request(), "outcome": applied_rollback(),
+        "verify": {"state": "done", "message": "deployment \"checkout\" successfully rolled out", "target": {"namespace": "shop"}},
+        "approval": null, "escalation": null, "error": null, "timings": {}, "reportedAt": "2026-11-27T10:00:30Z"}),
+    );
+    let m = render(&e, None);
+    assert_eq!(m.subject, "selfheal: rollback applied for shop/checkout");
+    assert_eq!(m.status, "applied");
+    let lines: Vec<&str> = m.text.lines().collect();
+    assert_eq!(lines[0], "rollback applied.");
+    assert!(
+        lines.contains(&"Target: Deployment shop/checkout (container api) on cluster prod-eks"),
+        "{}",
+        m.text
+    );
+    assert!(lines.contains(&"Alarm: checkout-5xx (cloudwatch), impact 2.40"));
+    assert!(lines.contains(&"Reason: 5xx rate above 5% for 3 minutes"));
+    assert!(lines.contains(&"Changed: container api shop/api:1.5.0 -> shop/api:1.4.1"));
+    assert!(lines.contains(&"Rollout: done — deployment \"checkout\" successfully rolled out"));
+    assert_eq!(
+        *lines.last().unwrap(),
+        format!(
+            "Execution: https://eu-west-1.console.aws.amazon.com/states/home?region=eu-west-1#/v2/executions/details/{EXEC}"
+        )
+    );
+}
+
+#[test]
+fn refused_failure_names_the_guard_and_the_error() {
+    let e = event(
+        json!({"event": "failed", "execution": {"id": EXEC}, "request": request(),
+        "outcome": {"status": "refused", "action": "rollback", "message": "no older image for api that is not known-bad",
+                    "target": {"namespace": "shop", "deployment": "checkout"}, "guard": "noPreviousImage"},
+        "error": {"Error": "SelfhealRefused", "Cause": "no older image for api that is not known-bad"}}),
+    );
+    let m = render(&e, None);
+    assert_eq!(m.subject, "selfheal: rollback FAILED for shop/checkout");
+    assert_eq!(m.status, "failed");
+    assert!(
+        m.text.starts_with(
+            "selfheal refused to rollback (guard noPreviousImage): nothing was changed."
+        ),
+        "{}",
+        m.text
+    );
+    assert!(
+        m.text
+            .contains("Error: SelfhealRefused — no older image for api that is not known-bad")
+    );
+}
+
+#[test]
+fn approval_message_carries_the_links_and_expiry() {
+    let e = event(
+        json!({"event": "approvalRequested", "execution": {"id": EXEC}, "request": request(),
+        "taskToken": "tok", "timeoutSeconds": 600}),
+    );
+    let links = selfheal_approve::ApprovalLinks {
+        approve_url: "https://u/approve?id=X&decision=approve".into(),
+        deny_url: "https://u/approve?id=X&decision=deny".into(),
+        expires_at: "2026-11-27T10:10:00Z".parse().unwrap(),
+    };
+    let m = render(&e, Some(&links));
+    assert_eq!(m.subject, "selfheal: approve rollback of shop/checkout?");
+    assert!(
+        m.text
+            .contains("Approve: https://u/approve?id=X&decision=approve")
+    );
+    assert!(
+        m.text
+            .contains("Deny:    https://u/approve?id=X&decision=deny")
+    );
+    assert!(m.text.contains("expire at 2026-11-27T10:10:00Z"));
+    assert!(
+        !m.text.contains("tok"),
+        "the task token never appears in a message"
+    );
+    assert_eq!(
+        approval_summary(&e),
+        "rollback of Deployment shop/checkout (container api) on cluster prod-eks"
+    );
+}
+
+#[test]
+fn frozen_message_and_its_decision_is_a_rollback() {
+    let mut req = request();
+    req["action"] = json!("pause");
+    let e = event(
+        json!({"event": "rolloutFrozen", "execution": {"id": EXEC}, "request": req,
+        "outcome": {"status": "applied", "action": "pause", "message": "paused", "target": {"namespace": "shop", "deployment": "checkout"}},
+        "taskToken": "tok"}),
+    );
+    let m = render(&e, None);
+    assert_eq!(m.subject, "selfheal: rollout of shop/checkout frozen");
+    assert!(m.text.starts_with("Rollout frozen:"));
+    assert!(approval_summary(&e).starts_with("rollback of Deployment shop/checkout"));
+}
+
+#[test]
+fn health_after_escalation_lists_every_step_with_durations() {
+    let e = event(json!({"event": "completed",
+        "execution": {"id": EXEC, "startedAt": "2026-11-27T10:00:00Z"},
+        "request": {"action": "restart", "target": {"namespace": "shop", "deployment": "checkout"}},
+        "outcome": applied_rollback(),
+        "verify": {"state": "done", "message": "successfully rolled out"},
+        "escalation": {"reason": "restartFailed",
+            "from": {"status": "applied", "action": "restart", "message": "restarted", "target": {"namespace": "shop", "deployment": "checkout"}},
+            "verify": {"state": "failed", "message": "ReplicaSet \"checkout-2\" has timed out progressing."},
+            "error": {"Error": "SelfhealRolloutFailed", "Cause": "x"},
+            "timings": {"action": {"startedAt": "2026-11-27T10:00:01Z", "finishedAt": "2026-11-27T10:00:01.250Z"},
+                        "verify": {"startedAt": "2026-11-27T10:00:01.300Z", "finishedAt": "2026-11-27T10:00:21.300Z", "attempts": 2}}},
+        "timings": {"followUp": {"startedAt": "2026-11-27T10:00:22Z", "finishedAt": "2026-11-27T10:00:22.500Z"},
+                    "verify": {"startedAt": "2026-11-27T10:00:22.600Z", "finishedAt": "2026-11-27T10:00:32.600Z", "attempts": 1},
+                    "approval": null, "action": {"startedAt": "2026-11-27T10:00:01Z", "finishedAt": "2026-11-27T10:00:01.250Z"}, "decision": null},
+        "reportedAt": "2026-11-27T10:00:33Z"}));
+    let h = health(&e);
+    let names: Vec<(&str, i64, Option<u32>)> = h
+        .steps
+        .iter()
+        .map(|s| (s.name.as_str(), s.duration_ms, s.attempts))
+        .collect();
+    assert_eq!(
+        names,
+        vec![
+            ("restart", 250, None),
+            ("verify", 20_000, Some(2)),
+            ("rollback", 500, None),
+            ("verify", 10_000, Some(1))
+        ]
+    );
+    assert_eq!(h.total_duration_ms, Some(33_000));
+    assert_eq!(h.changes.len(), 1);
+    assert_eq!(h.changes[0].to, "shop/api:1.4.1");
+    let from = h.escalated_from.unwrap();
+    assert_eq!(
+        (from.action.as_str(), from.status.as_str()),
+        ("restart", "applied")
+    );
+    assert_eq!(from.rollout_status.unwrap().state, "failed");
+    assert_eq!(h.last_rollout_status.unwrap().state, "done");
+    assert!(h.notified);
+    let m = render(&e, None);
+    assert!(m.text.starts_with("The restart did not bring the rollout back, so selfheal escalated to a rollback: applied."), "{}", m.text);
+}
+
+#[test]
+fn health_of_an_unfinished_step_ends_at_the_report() {
+    let e = event(json!({"event": "failed", "execution": {"id": EXEC},
+        "request": request(), "timings": {"action": {"startedAt": "2026-11-27T10:00:00Z"}},
+        "error": {"Error": "NonRetryableNotFound", "Cause": "Deployment shop/checkout not found"},
+        "reportedAt": "2026-11-27T10:00:02Z"}));
+    let h = health(&e);
+    assert_eq!(h.steps.len(), 1);
+    assert_eq!(
+        (h.steps[0].name.as_str(), h.steps[0].duration_ms),
+        ("rollback", 2000)
+    );
+    assert_eq!(h.total_duration_ms, None);
+    assert!(
+        render(&e, None)
+            .text
+            .starts_with("The rollback failed with NonRetryableNotFound.")
+    );
+}
+
+#[test]
+fn fleet_summary_counts_statuses_and_child_errors() {
+    let results: Vec<Value> = (0..20)
+        .map(|i| {
+            let target = json!({"namespace": format!("ns{}", i % 3), "deployment": format!("d{i}")});
+            match i {
+                0..=16 => json!({"target": target, "status": "succeeded", "executionArn": "arn:c",
+                                 "outcome": {"status": if i < 15 { "applied" } else { "skipped" }}}),
+                17 | 18 => json!({"target": target, "status": "failed", "error": "States.TaskFailed",
+                                  "cause": "{\"Error\":\"SelfhealRefused\",\"ExecutionArn\":\"arn:c\"}"}),
+                _ => json!({"target": target, "status": "failed", "error": "States.TaskFailed", "cause": "not json"}),
+            }
+        })
+        .collect();
+    let e = event(json!({"event": "fleetCompleted",
+        "execution": {"id": EXEC, "startedAt": "2026-11-27T10:00:00Z"},
+        "fleet": {"request": {"action": "rollback"}}, "results": results, "reportedAt": "2026-11-27T10:00:41.500Z"}));
+    let s = fleet_summary(&e);
+    assert_eq!((s.total, s.succeeded, s.failed), (20, 17, 3));
+    assert_eq!(s.by_status["applied"], 15);
+    assert_eq!(s.by_status["skipped"], 2);
+    assert_eq!(s.failures["SelfhealRefused"], 2);
+    assert_eq!(s.failures["States.TaskFailed"], 1);
+    assert_eq!(s.wall_time_ms, Some(41_500));
+    let m = render(&e, None);
+    assert_eq!(m.subject, "selfheal fleet: 17 of 20 succeeded, 3 failed");
+    assert!(m.text.contains("applied: 15, skipped: 2"), "{}", m.text);
+}
+
+#[test]
+fn subjects_are_one_line_and_at_most_100_chars() {
+    let mut req = request();
+    req["target"]["deployment"] = json!("x".repeat(150));
+    req["target"]["namespace"] = json!("a\nb");
+    let e = event(json!({"event": "completed", "execution": {"id": EXEC}, "request": req}));
+    let m = render(&e, None);
+    assert!(m.subject.chars().count() <= 100, "{}", m.subject);
+    assert!(!m.subject.contains('\n'));
+}
+
+#[test]
+fn bad_events_are_typed_errors() {
+    for bad in [
+        json!("x"),
+        json!({}),
+        json!({"event": "exploded", "execution": {"id": EXEC}}),
+        json!({"event": "completed"}),
+        json!({"event": "completed", "execution": {"id": EXEC}, "request": {"action": "delete"}}),
+    ] {
+        let err = NotifyEvent::from_value(bad.clone()).unwrap_err();
+        assert_eq!(err.error_type(), "NonRetryableInvalidRequest", "{bad}");
+    }
+}
+
+#[test]
+fn config_from_environment() {
+    use publish::SlackSource;
+    let parse = |vars: &[(&str, &str)]| {
+        let map: std::collections::HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect();
+        NotifyConfig::from_lookup(|k| map.get(k).cloned())
+    };
+    let c = parse(&[
+        ("SELFHEAL_TOPIC_ARN", "arn:aws:sns:eu-west-1:1:selfheal"),
+        (
+            "SELFHEAL_APPROVAL_URL",
+            "https://x.lambda-url.eu-west-1.on.aws/",
+        ),
+    ])
+    .unwrap();
+    assert_eq!(c.slack, SlackSource::None);
+    assert_eq!(c.approval_prefix, "/selfheal/approvals");
+    let c = parse(&[
+        ("SELFHEAL_SLACK_WEBHOOK_PARAM", "/selfheal/slack"),
+        ("SELFHEAL_TOPIC_ARN", " "),
+    ])
+    .unwrap();
+    assert_eq!(c.slack, SlackSource::Parameter("/selfheal/slack".into()));
+    assert_eq!(c.topic_arn, None);
+    for (vars, needle) in [
+        (vec![], "nobody would be told"),
+        (vec![("SELFHEAL_TOPIC_ARN", "selfheal")], "not an ARN"),
+        (
+            vec![
+                ("SELFHEAL_TOPIC_ARN", "arn:aws:sns:r:1:t"),
+                ("SELFHEAL_APPROVAL_URL", "ftp://x"),
+            ],
+            "not an http(s) URL",
+        ),
+        (
+            vec![
+                ("SELFHEAL_SLACK_WEBHOOK_PARAM", "/a"),
+                ("SELFHEAL_SLACK_WEBHOOK_SECRET_ARN", "arn:b"),
+            ],
+            "choose one",
+        ),
+    ] {
+        let err = parse(&vars).unwrap_err();
+        assert_eq!(err.error_type(), "NonRetryableConfig");
+        assert!(err.to_string().contains(needle), "{err}");
+    }
+}

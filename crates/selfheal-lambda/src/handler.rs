@@ -27,6 +27,9 @@ pub struct VerifyOutput {
 
 /// Decode a request from the raw payload and check the contract's rules.
 pub fn parse_request(payload: Value) -> Result<RemediationRequest, HandlerError> {
+    if let Some(error) = crate::payload::not_json_error(&payload) {
+        return Err(error);
+    }
     if !payload.is_object() {
         return Err(HandlerError::InvalidRequest {
             reason: format!(
@@ -165,6 +168,9 @@ pub async fn handle_verify(
     event: LambdaEvent<Value>,
 ) -> Result<VerifyOutput, HandlerError> {
     let payload = event.payload;
+    if let Some(error) = crate::payload::not_json_error(&payload) {
+        return Err(error);
+    }
     if !payload.is_object() {
         return Err(HandlerError::InvalidRequest {
             reason: format!(

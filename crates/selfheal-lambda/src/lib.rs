@@ -3,19 +3,23 @@
 //! Each function's `main` does the same three things, in this order (the
 //! shape of aws-lambda-rust-runtime's `basic-shared-resource`):
 //! [`init_logging`], [`init_state`] (configuration from the environment and
-//! clients, once per process), then `lambda_runtime::run` over
-//! [`handle_action`] or [`handle_verify`] borrowing that state. Errors carry
+//! clients, once per process), then the runtime loop over [`handle_action`]
+//! or [`handle_verify`] borrowing that state: `lambda_runtime::run`'s own
+//! composition (`Runtime::new(handler).layer(TracingLayer::new())`) plus
+//! [`RejectNonJson`], so even a non-JSON payload gets our `errorType`. Errors carry
 //! stable `errorType` names ([`HandlerError::error_type`]) for the state
 //! machine's `Retry`/`Catch`.
 
 pub mod config;
 pub mod error;
 pub mod handler;
+pub mod payload;
 pub mod state;
 
 pub use config::{ClusterAccess, ConfiguredEndpoint, FunctionConfig};
 pub use error::{DOCUMENTED_ERROR_TYPES, HandlerError, error_types};
 pub use handler::{VerifyOutput, handle_action, handle_verify, parse_request};
+pub use payload::RejectNonJson;
 pub use selfheal_core::{Action, RemediationOutcome, RemediationRequest};
 pub use state::AppState;
 

@@ -1,8 +1,9 @@
 //! `resume` Lambda: one `resume` of one Deployment per invocation
 //! (input `RemediationRequest` with `"action": "resume"`, output `RemediationOutcome`).
 
-use lambda_runtime::service_fn;
-use selfheal_lambda::{Action, handle_action};
+use lambda_runtime::layers::TracingLayer;
+use lambda_runtime::{Runtime, service_fn};
+use selfheal_lambda::{Action, RejectNonJson, handle_action};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
@@ -10,8 +11,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     // Built once per process; every warm invocation borrows it.
     let state = selfheal_lambda::init_state("resume").await?;
     let state = &state;
-    lambda_runtime::run(service_fn(move |event| {
-        handle_action(state, Action::Resume, event)
-    }))
-    .await
+    let handler = service_fn(move |event| handle_action(state, Action::Resume, event));
+    // `lambda_runtime::run` plus RejectNonJson (typed error for non-JSON payloads).
+    Runtime::new(handler)
+        .layer(RejectNonJson)
+        .layer(TracingLayer::new())
+        .run()
+        .await
 }

@@ -1,8 +1,9 @@
 //! `verify` Lambda: `kubectl rollout status` for the state machine's wait loop
 //! (input: a request or an outcome; output `{"state", "message", "target"}`).
 
-use lambda_runtime::service_fn;
-use selfheal_lambda::handle_verify;
+use lambda_runtime::layers::TracingLayer;
+use lambda_runtime::{Runtime, service_fn};
+use selfheal_lambda::{RejectNonJson, handle_verify};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
@@ -10,5 +11,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     // Built once per process; every warm invocation borrows it.
     let state = selfheal_lambda::init_state("verify").await?;
     let state = &state;
-    lambda_runtime::run(service_fn(move |event| handle_verify(state, event))).await
+    let handler = service_fn(move |event| handle_verify(state, event));
+    // `lambda_runtime::run` plus RejectNonJson (typed error for non-JSON payloads).
+    Runtime::new(handler)
+        .layer(RejectNonJson)
+        .layer(TracingLayer::new())
+        .run()
+        .await
 }

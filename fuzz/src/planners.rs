@@ -1,0 +1,741 @@
+//! The `planners` target: arbitrary Deployment/ReplicaSet objects and
+//! requests through [`selfheal_core::decide`] and
+//! [`selfheal_core::rollout_status`].
+//!
+//! Two input modes, chosen by the first byte:
+//! - `{`: a JSON [`Case`] (`request`, `deployment`, `replicaSets`, optional
+//!   `policy` and `now`), so recorded objects are seeds as they are
+//!   (fuzz/corpus/planners/, made by fuzz/make_seeds.py);
+//! - anything else: bytes read by `arbitrary` as [`Mutations`] of one of the
+//!   recorded bases in fuzz/bases/: annotation, label, image, container,
+//!   status, ownership and field edits drawn from a vocabulary of the values
+//!   the planners parse (revision numbers, revision-history lists, the audit
+//!   annotations, timestamps). Byte-level mutation of JSON mostly produces
+//!   invalid JSON; this mode reaches the planners' rules instead.
+//!
+//! Properties checked when a plan comes back (beyond "no panic"):
+//! - the patch starts with a `test` of `/metadata/resourceVersion`;
+//! - it applies (`json_patch::patch`) to the Deployment the planner saw;
+//! - the result differs from the input only under paths the patch writes;
+//! - the result is still a Deployment; its rollout status evaluates.
+
+use std::sync::OnceLock;
+
+use arbitrary::{Arbitrary, Unstructured};
+use json_patch::PatchOperation;
+use json_patch::jsonptr::Pointer;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use selfheal_core::{
+    Action, AlarmRef, Decision, OutcomeStatus, PlanInput, Policy, RemediationRequest, Scope,
+    Target, decide, keys, rollout_status,
+};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+/// JSON-mode input.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Case {
+    pub request: RemediationRequest,
+    pub deployment: Value,
+    #[serde(default)]
+    pub replica_sets: Vec<Value>,
+    #[serde(default)]
+    pub policy: CasePolicy,
+    /// Unix seconds; default 2026-11-26T20:00:00Z.
+    #[serde(default)]
+    pub now: Option<i64>,
+}
+
+/// Policy overrides; unset fields keep [`Policy::default`] except
+/// `requireOptIn`, which the bases satisfy with the opt-in label.
+#[derive(Debug, Clone, Default, Deserialize, Arbitrary)]
+#[serde(rename_all = "camelCase")]
+pub struct CasePolicy {
+    pub require_opt_in: Option<bool>,
+    pub allowed_namespaces: Option<Vec<String>>,
+    pub denied_namespaces: Option<Vec<String>>,
+    pub cooldown_seconds: Option<u32>,
+    pub allow_gitops: Option<bool>,
+    pub dry_run: Option<bool>,
+    pub pause_impact_threshold: Option<f64>,
+}
+
+impl CasePolicy {
+    fn policy(&self) -> Policy {
+        let mut p = Policy::default();
+        if let Some(v) = self.require_opt_in {
+            p.require_opt_in = v;
+        }
+        if let Some(v) = &self.allowed_namespaces {
+            p.allowed_namespaces = Some(v.clone());
+        }
+        if let Some(v) = &self.denied_namespaces {
+            p.denied_namespaces = v.clone();
+        }
+        if let Some(v) = self.cooldown_seconds {
+            p.cooldown = std::time::Duration::from_secs(u64::from(v));
+        }
+        if let Some(v) = self.allow_gitops {
+            p.allow_gitops = v;
+        }
+        if let Some(v) = self.dry_run {
+            p.dry_run = v;
+        }
+        if let Some(v) = self.pause_impact_threshold {
+            p.pause_impact_threshold = v;
+        }
+        p
+    }
+}
+
+const DEFAULT_NOW: i64 = 1_795_723_200; // 2026-11-26T20:00:00Z
+
+fn timestamp(seconds: Option<i64>) -> jiff::Timestamp {
+    let fallback = jiff::Timestamp::from_second(DEFAULT_NOW).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+    seconds
+        .and_then(|s| jiff::Timestamp::from_second(s).ok())
+        .unwrap_or(fallback)
+}
+
+/// With `SELFHEAL_FUZZ_STATS` set, print what each input led to, so a
+/// corpus can be checked for depth (`fuzz/README.md`, "Is it reaching the
+/// planners?"). Read once; a no-op otherwise.
+fn note(verdict: &str) {
+    static ON: OnceLock<bool> = OnceLock::new();
+    if *ON.get_or_init(|| std::env::var_os("SELFHEAL_FUZZ_STATS").is_some()) {
+        eprintln!("selfheal-fuzz verdict: {verdict}");
+    }
+}
+
+/// Entry point of the `planners` target.
+pub fn planners(data: &[u8]) {
+    if data.first() == Some(&b'{') {
+        let Ok(case) = serde_json::from_slice::<Case>(data) else {
+            return note("json-unreadable");
+        };
+        run(&case);
+    } else {
+        let mut u = Unstructured::new(data);
+        let Ok(mutations) = Mutations::arbitrary(&mut u) else {
+            return note("arbitrary-unreadable");
+        };
+        match mutations.apply() {
+            Some(case) => run(&case),
+            None => note("no-case"),
+        }
+    }
+}
+
+/// Plan `case` and check the properties listed in the module docs.
+pub fn run(case: &Case) {
+    let Ok(deployment) = serde_json::from_value::<Deployment>(case.deployment.clone()) else {
+        return note("not-a-deployment");
+    };
+    let replica_sets: Vec<ReplicaSet> = case
+        .replica_sets
+        .iter()
+        .filter_map(|rs| serde_json::from_value(rs.clone()).ok())
+        .collect();
+    let _ = rollout_status(&deployment);
+    let policy = case.policy.policy();
+    let input = PlanInput {
+        request: &case.request,
+        deployment: &deployment,
+        replica_sets: &replica_sets,
+        policy: &policy,
+        now: timestamp(case.now),
+    };
+    let decision = match decide(input) {
+        Ok(decision) => decision,
+        Err(e) => return note(&format!("error: {e}")),
+    };
+    let plan = match decision {
+        Decision::Done(outcome) => {
+            assert!(
+                matches!(
+                    outcome.status,
+                    OutcomeStatus::Skipped | OutcomeStatus::Refused
+                ),
+                "a decision without a patch reports {:?}",
+                outcome.status
+            );
+            assert_eq!(
+                outcome.guard.is_some(),
+                outcome.status == OutcomeStatus::Refused,
+                "guard set iff refused: {outcome:?}"
+            );
+            return note(&format!("{:?} {:?}", outcome.status, outcome.guard));
+        }
+        Decision::Apply(plan) => plan,
+    };
+    assert_eq!(plan.outcome.status, OutcomeStatus::Applied);
+    match plan.patch.0.first() {
+        Some(PatchOperation::Test(t)) if t.path.as_str() == "/metadata/resourceVersion" => {}
+        other => panic!("patch does not start with test /metadata/resourceVersion: {other:?}"),
+    }
+
+    let before = serde_json::to_value(&deployment).expect("Deployment serializes");
+    let mut after = before.clone();
+    if let Err(e) = json_patch::patch(&mut after, &plan.patch) {
+        panic!(
+            "planned patch does not apply to the Deployment it was planned for: {e}\npatch: {}\ndeployment: {before}",
+            serde_json::to_string(&plan.patch).unwrap_or_default()
+        );
+    }
+    let written: Vec<&Pointer> = plan
+        .patch
+        .0
+        .iter()
+        .flat_map(|op| match op {
+            PatchOperation::Test(_) => vec![],
+            PatchOperation::Move(m) => vec![m.path.as_ref(), m.from.as_ref()],
+            other => vec![other.path()],
+        })
+        .collect();
+    for change in json_patch::diff(&before, &after).0 {
+        let path = change.path();
+        assert!(
+            written.iter().any(|w| path.starts_with(w)),
+            "patch changed {path}, which no op of the patch names\npatch: {}",
+            serde_json::to_string(&plan.patch).unwrap_or_default()
+        );
+    }
+    let patched: Deployment = serde_json::from_value(after)
+        .unwrap_or_else(|e| panic!("patched object is no longer a Deployment: {e}"));
+    let _ = rollout_status(&patched);
+    note(&format!(
+        "applied {:?} {:?}",
+        case.request.action, case.request.scope
+    ));
+}
+
+// ------------------------------------------------------------ arbitrary mode --
+
+fn bases() -> &'static [Value] {
+    static BASES: OnceLock<Vec<Value>> = OnceLock::new();
+    BASES.get_or_init(|| {
+        [
+            include_str!("../bases/base0.json"),
+            include_str!("../bases/base1.json"),
+            include_str!("../bases/base2.json"),
+        ]
+        .iter()
+        .filter_map(|text| serde_json::from_str(text).ok())
+        .collect()
+    })
+}
+
+/// Values the planners parse or compare; `Raw` lets the fuzzer go elsewhere.
+const VOCABULARY: &[&str] = &[
+    "",
+    "0",
+    "1",
+    "2",
+    "3",
+    "4",
+    "5",
+    "8",
+    "-1",
+    "01",
+    " 3",
+    "9223372036854775807",
+    "-9223372036854775808",
+    "99999999999999999999",
+    "1,2",
+    "3,5",
+    "1,,2",
+    ",",
+    "true",
+    "false",
+    "selfheal",
+    "someone-else",
+    "api",
+    "envoy",
+    "app",
+    "sidecar",
+    "checkout",
+    "web",
+    "shop",
+    "watchdemo",
+    "kube-system",
+    "registry.example/shop/api:1.0.0",
+    "registry.example/shop/api:1.1.0",
+    "registry.example/shop/api:1.2.0",
+    "registry.example/envoy:1.27",
+    "registry.example/envoy:1.28",
+    "registry.example/watchdemo/app:1.0.0",
+    "registry.example/watchdemo/app:1.1.0",
+    "registry.example/watchdemo/sidecar:1.0.0",
+    "2026-11-26T20:00:00Z",
+    "2026-11-26T19:59:00Z",
+    "2026-11-26T21:00:00Z",
+    "9999-12-31T23:59:59Z",
+    "not a time",
+    r#"{"action":"rollback","at":"2026-11-26T19:59:00Z","execution":null,"changes":[{"container":"api","from":"registry.example/shop/api:1.2.0","to":"registry.example/shop/api:1.1.0"}]}"#,
+    r#"{"action":"pause","at":"2026-11-26T19:59:30Z","execution":"e1","changes":[]}"#,
+    r#"{"action":"restart","at":"9999-12-31T23:59:59Z","execution":null,"changes":[]}"#,
+    r#"{"api":["registry.example/shop/api:1.2.0"]}"#,
+    r#"{"api":["registry.example/shop/api:1.1.0","registry.example/shop/api:1.0.0"],"envoy":["registry.example/envoy:1.28"]}"#,
+    r#"{"api":3}"#,
+    "[]",
+    "3a4925c1-786f-4b23-adb6-0d3b57e345db",
+    "ProgressDeadlineExceeded",
+    "NewReplicaSetAvailable",
+    "Progressing",
+    "Available",
+    "In",
+    "NotIn",
+    "Exists",
+    "DoesNotExist",
+];
+
+/// Keys the planners and guards read.
+const KEYS: &[&str] = &[
+    keys::ENABLED_LABEL,
+    keys::LAST_REMEDIATION,
+    keys::BAD_IMAGES,
+    keys::PAUSED_BY,
+    keys::REVISION,
+    keys::REVISION_HISTORY,
+    keys::DESIRED_REPLICAS,
+    keys::MAX_REPLICAS,
+    keys::LAST_APPLIED,
+    keys::ROLLBACK_TO,
+    keys::RESTARTED_AT,
+    keys::POD_TEMPLATE_HASH,
+    "argocd.argoproj.io/tracking-id",
+    "argocd.argoproj.io/instance",
+    "kustomize.toolkit.fluxcd.io/name",
+    "helm.toolkit.fluxcd.io/name",
+    "app",
+    "a/b~c",
+];
+
+#[derive(Debug, Arbitrary)]
+enum Text {
+    Known(u8),
+    Raw(String),
+}
+
+impl Text {
+    fn get(&self) -> String {
+        match self {
+            Text::Known(i) => VOCABULARY[usize::from(*i) % VOCABULARY.len()].to_owned(),
+            Text::Raw(s) => s.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Arbitrary)]
+enum Key {
+    Known(u8),
+    Raw(String),
+}
+
+impl Key {
+    fn get(&self) -> String {
+        match self {
+            Key::Known(i) => KEYS[usize::from(*i) % KEYS.len()].to_owned(),
+            Key::Raw(s) => s.clone(),
+        }
+    }
+}
+
+/// One edit of a Deployment or ReplicaSet (same paths in both kinds).
+#[derive(Debug, Arbitrary)]
+enum Edit {
+    SetAnnotation(Key, Text),
+    RemoveAnnotation(Key),
+    SetLabel(Key, Text),
+    RemoveLabel(Key),
+    SetTemplateLabel(Key, Text),
+    SetTemplateAnnotation(Key, Text),
+    SetSelectorLabel(Key, Text),
+    AddSelectorExpression {
+        key: Key,
+        operator: Text,
+        values: Vec<Text>,
+    },
+    SetImage {
+        container: u8,
+        image: Text,
+    },
+    RemoveImage(u8),
+    SetContainerName {
+        container: u8,
+        name: Text,
+    },
+    RemoveContainer(u8),
+    DuplicateContainer(u8),
+    SwapContainers(u8, u8),
+    SetPaused(Option<bool>),
+    SetGeneration(Option<i64>),
+    SetObservedGeneration(Option<i64>),
+    SetReplicas(Option<i32>),
+    SetStatusCount {
+        field: u8,
+        value: Option<i32>,
+    },
+    AddCondition {
+        kind: Text,
+        status: u8,
+        reason: Text,
+    },
+    ClearConditions,
+    SetName(Text),
+    SetNamespace(Option<Text>),
+    SetUid(Option<Text>),
+    SetResourceVersion(Option<Text>),
+    SetOwnerUid(Option<Text>),
+    SetOwnerController(Option<bool>),
+    SetOwnerKind(Text),
+    RemoveOwnerReferences,
+    RemoveAnnotations,
+    RemoveTemplateMetadata,
+    RemoveTemplateSpec,
+    RemoveSpec,
+    RemoveStatus,
+}
+
+#[derive(Debug, Arbitrary)]
+struct ArbRequest {
+    action: u8,
+    template_scope: bool,
+    /// 0: the base's deployment, 1: another name, 2: a pod.
+    target: u8,
+    namespace: Option<Text>,
+    container: Option<Text>,
+    cluster: Option<Text>,
+    reason: Option<String>,
+    dry_run: bool,
+    force: bool,
+    to_revision: Option<i64>,
+    approval: bool,
+    alarm: Option<(Option<Text>, Option<f64>)>,
+    execution: Option<Text>,
+}
+
+/// Arbitrary-mode input: a base, a request and edits.
+#[derive(Debug, Arbitrary)]
+pub struct Mutations {
+    base: u8,
+    request: ArbRequest,
+    policy: CasePolicy,
+    now_offset: Option<i64>,
+    deployment_edits: Vec<Edit>,
+    replica_set_edits: Vec<(u8, Edit)>,
+    drop_replica_sets: Vec<u8>,
+    duplicate_replica_set: Option<u8>,
+}
+
+fn object<'v>(value: &'v mut Value, path: &[&str]) -> Option<&'v mut Map<String, Value>> {
+    let mut here = value;
+    for key in path {
+        let map = here.as_object_mut()?;
+        here = map
+            .entry((*key).to_owned())
+            .or_insert_with(|| Value::Object(Map::new()));
+        if here.is_null() {
+            *here = Value::Object(Map::new());
+        }
+    }
+    here.as_object_mut()
+}
+
+fn remove(value: &mut Value, path: &[&str], key: &str) {
+    if let Some(map) = object(value, path) {
+        map.remove(key);
+    }
+}
+
+fn containers(value: &mut Value) -> Option<&mut Vec<Value>> {
+    object(value, &["spec", "template", "spec"])?
+        .entry("containers")
+        .or_insert_with(|| Value::Array(Vec::new()))
+        .as_array_mut()
+}
+
+fn nth(len: usize, i: u8) -> Option<usize> {
+    (len > 0).then(|| usize::from(i) % len)
+}
+
+fn set(value: &mut Value, path: &[&str], key: &str, v: Value) {
+    if let Some(map) = object(value, path) {
+        map.insert(key.to_owned(), v);
+    }
+}
+
+fn opt<T: Into<Value>>(v: Option<T>) -> Value {
+    v.map_or(Value::Null, Into::into)
+}
+
+impl Edit {
+    fn apply(&self, o: &mut Value) {
+        match self {
+            Edit::SetAnnotation(k, v) => {
+                set(o, &["metadata", "annotations"], &k.get(), v.get().into());
+            }
+            Edit::RemoveAnnotation(k) => remove(o, &["metadata", "annotations"], &k.get()),
+            Edit::SetLabel(k, v) => set(o, &["metadata", "labels"], &k.get(), v.get().into()),
+            Edit::RemoveLabel(k) => remove(o, &["metadata", "labels"], &k.get()),
+            Edit::SetTemplateLabel(k, v) => set(
+                o,
+                &["spec", "template", "metadata", "labels"],
+                &k.get(),
+                v.get().into(),
+            ),
+            Edit::SetTemplateAnnotation(k, v) => set(
+                o,
+                &["spec", "template", "metadata", "annotations"],
+                &k.get(),
+                v.get().into(),
+            ),
+            Edit::SetSelectorLabel(k, v) => set(
+                o,
+                &["spec", "selector", "matchLabels"],
+                &k.get(),
+                v.get().into(),
+            ),
+            Edit::AddSelectorExpression {
+                key,
+                operator,
+                values,
+            } => {
+                if let Some(selector) = object(o, &["spec", "selector"]) {
+                    let list = selector
+                        .entry("matchExpressions")
+                        .or_insert_with(|| Value::Array(Vec::new()));
+                    if let Some(list) = list.as_array_mut() {
+                        list.push(json!({
+                            "key": key.get(),
+                            "operator": operator.get(),
+                            "values": values.iter().map(Text::get).collect::<Vec<_>>(),
+                        }));
+                    }
+                }
+            }
+            Edit::SetImage { container, image } => {
+                if let Some(list) = containers(o)
+                    && let Some(i) = nth(list.len(), *container)
+                    && let Some(c) = list[i].as_object_mut()
+                {
+                    c.insert("image".into(), image.get().into());
+                }
+            }
+            Edit::RemoveImage(container) => {
+                if let Some(list) = containers(o)
+                    && let Some(i) = nth(list.len(), *container)
+                    && let Some(c) = list[i].as_object_mut()
+                {
+                    c.remove("image");
+                }
+            }
+            Edit::SetContainerName { container, name } => {
+                if let Some(list) = containers(o)
+                    && let Some(i) = nth(list.len(), *container)
+                    && let Some(c) = list[i].as_object_mut()
+                {
+                    c.insert("name".into(), name.get().into());
+                }
+            }
+            Edit::RemoveContainer(container) => {
+                if let Some(list) = containers(o)
+                    && let Some(i) = nth(list.len(), *container)
+                {
+                    list.remove(i);
+                }
+            }
+            Edit::DuplicateContainer(container) => {
+                if let Some(list) = containers(o)
+                    && let Some(i) = nth(list.len(), *container)
+                {
+                    let copy = list[i].clone();
+                    list.push(copy);
+                }
+            }
+            Edit::SwapContainers(a, b) => {
+                if let Some(list) = containers(o)
+                    && let (Some(a), Some(b)) = (nth(list.len(), *a), nth(list.len(), *b))
+                {
+                    list.swap(a, b);
+                }
+            }
+            Edit::SetPaused(v) => set(o, &["spec"], "paused", opt(*v)),
+            Edit::SetGeneration(v) => set(o, &["metadata"], "generation", opt(*v)),
+            Edit::SetObservedGeneration(v) => set(o, &["status"], "observedGeneration", opt(*v)),
+            Edit::SetReplicas(v) => set(o, &["spec"], "replicas", opt(*v)),
+            Edit::SetStatusCount { field, value } => {
+                const FIELDS: [&str; 6] = [
+                    "replicas",
+                    "updatedReplicas",
+                    "readyReplicas",
+                    "availableReplicas",
+                    "unavailableReplicas",
+                    "terminatingReplicas",
+                ];
+                let field = FIELDS[usize::from(*field) % FIELDS.len()];
+                set(o, &["status"], field, opt(*value));
+            }
+            Edit::AddCondition {
+                kind,
+                status,
+                reason,
+            } => {
+                if let Some(s) = object(o, &["status"]) {
+                    let list = s
+                        .entry("conditions")
+                        .or_insert_with(|| Value::Array(Vec::new()));
+                    let status = ["True", "False", "Unknown"][usize::from(*status) % 3];
+                    if let Some(list) = list.as_array_mut() {
+                        list.push(json!({
+                            "type": kind.get(),
+                            "status": status,
+                            "reason": reason.get(),
+                        }));
+                    }
+                }
+            }
+            Edit::ClearConditions => remove(o, &["status"], "conditions"),
+            Edit::SetName(v) => set(o, &["metadata"], "name", v.get().into()),
+            Edit::SetNamespace(v) => {
+                set(
+                    o,
+                    &["metadata"],
+                    "namespace",
+                    opt(v.as_ref().map(Text::get)),
+                );
+            }
+            Edit::SetUid(v) => set(o, &["metadata"], "uid", opt(v.as_ref().map(Text::get))),
+            Edit::SetResourceVersion(v) => set(
+                o,
+                &["metadata"],
+                "resourceVersion",
+                opt(v.as_ref().map(Text::get)),
+            ),
+            Edit::SetOwnerUid(v) => owner_field(o, "uid", opt(v.as_ref().map(Text::get))),
+            Edit::SetOwnerController(v) => owner_field(o, "controller", opt(*v)),
+            Edit::SetOwnerKind(v) => owner_field(o, "kind", v.get().into()),
+            Edit::RemoveOwnerReferences => remove(o, &["metadata"], "ownerReferences"),
+            Edit::RemoveAnnotations => remove(o, &["metadata"], "annotations"),
+            Edit::RemoveTemplateMetadata => remove(o, &["spec", "template"], "metadata"),
+            Edit::RemoveTemplateSpec => remove(o, &["spec", "template"], "spec"),
+            Edit::RemoveSpec => remove(o, &[], "spec"),
+            Edit::RemoveStatus => remove(o, &[], "status"),
+        }
+    }
+}
+
+/// Edit the first ownerReference (kept a valid OwnerReference: required
+/// string fields stay strings).
+fn owner_field(o: &mut Value, field: &str, value: Value) {
+    let Some(meta) = object(o, &["metadata"]) else {
+        return;
+    };
+    let Some(Value::Array(list)) = meta.get_mut("ownerReferences") else {
+        return;
+    };
+    if let Some(Value::Object(first)) = list.first_mut() {
+        let required = matches!(field, "uid" | "kind");
+        if value.is_null() && required {
+            first.insert(field.to_owned(), Value::String(String::new()));
+        } else {
+            first.insert(field.to_owned(), value);
+        }
+    }
+}
+
+impl Mutations {
+    /// The case these mutations describe, or `None` when it is not a
+    /// Deployment any more (a type error the server would have rejected).
+    pub fn apply(&self) -> Option<Case> {
+        let bases = bases();
+        let base = &bases[nth(bases.len(), self.base)?];
+        let mut deployment = base.get("deployment")?.clone();
+        let mut replica_sets: Vec<Value> = base
+            .get("replicaSets")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let name = deployment
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let base_namespace = deployment
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+
+        for edit in &self.deployment_edits {
+            edit.apply(&mut deployment);
+        }
+        if let Some(i) = self.duplicate_replica_set
+            && let Some(i) = nth(replica_sets.len(), i)
+        {
+            let copy = replica_sets[i].clone();
+            replica_sets.push(copy);
+        }
+        for (which, edit) in &self.replica_set_edits {
+            if let Some(i) = nth(replica_sets.len(), *which) {
+                edit.apply(&mut replica_sets[i]);
+            }
+        }
+        for which in &self.drop_replica_sets {
+            if let Some(i) = nth(replica_sets.len(), *which) {
+                replica_sets.remove(i);
+            }
+        }
+
+        let r = &self.request;
+        let action = match r.action % 4 {
+            0 => Action::Rollback,
+            1 => Action::Pause,
+            2 => Action::Resume,
+            _ => Action::Restart,
+        };
+        let (deployment_name, pod) = match r.target % 3 {
+            0 => (Some(name), None),
+            1 => (
+                Some(r.container.as_ref().map_or_else(String::new, Text::get)),
+                None,
+            ),
+            _ => (None, Some(format!("{name}-7f6945459f-abcde"))),
+        };
+        let request = RemediationRequest {
+            action,
+            target: Target {
+                cluster: r.cluster.as_ref().map(Text::get),
+                namespace: r.namespace.as_ref().map_or(base_namespace, Text::get),
+                deployment: deployment_name,
+                pod,
+                container: r.container.as_ref().map(Text::get),
+            },
+            reason: r.reason.clone(),
+            dry_run: r.dry_run,
+            force: r.force,
+            scope: if r.template_scope {
+                Scope::Template
+            } else {
+                Scope::Container
+            },
+            to_revision: r.to_revision,
+            approval: r.approval,
+            alarm: r.alarm.as_ref().map(|(name, score)| AlarmRef {
+                source: "cloudwatch".into(),
+                name: name.as_ref().map(Text::get),
+                id: None,
+                impact_score: *score,
+            }),
+            execution: r.execution.as_ref().map(Text::get),
+        };
+        Some(Case {
+            request,
+            deployment,
+            replica_sets,
+            policy: self.policy.clone(),
+            now: Some(DEFAULT_NOW.saturating_add(self.now_offset.unwrap_or(0))),
+        })
+    }
+}

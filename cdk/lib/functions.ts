@@ -5,7 +5,8 @@
  *
  * Kept as data, not derived from the `functions/` folder, because each one
  * needs its own sizing and permissions; `scripts/check-synth.mjs` cross-checks
- * that every folder in `functions/` is deployed.
+ * that every folder in `functions/` is deployed. Sizes and timeouts are
+ * template.yaml's (256 MB from its Globals, measured there).
  */
 export interface FunctionSpec {
   /** Binary / folder name. */
@@ -22,62 +23,62 @@ export const KUBE_HANDLERS: readonly FunctionSpec[] = [
   {
     name: "rollback",
     id: "RollbackFunction",
-    description: "selfheal rollback: half-brick rollback of the offending container's image",
+    description: "Half-brick rollback of one Deployment (RemediationRequest -> RemediationOutcome).",
     memoryMiB: 256,
     timeoutSeconds: 30,
   },
   {
     name: "pause",
     id: "PauseFunction",
-    description: "selfheal pause: freeze a risky rollout (spec.paused)",
+    description: "Pause one Deployment's rollout (impact-gated when alarm-driven).",
     memoryMiB: 256,
     timeoutSeconds: 30,
   },
   {
     name: "resume",
     id: "ResumeFunction",
-    description: "selfheal resume: resume a rollout selfheal or a human paused",
+    description: "Resume one Deployment's rollout.",
     memoryMiB: 256,
     timeoutSeconds: 30,
   },
   {
     name: "restart",
     id: "RestartFunction",
-    description: "selfheal restart: kubectl rollout restart semantics",
+    description: "Rolling restart of one Deployment (kubectl rollout restart parity).",
     memoryMiB: 256,
     timeoutSeconds: 30,
   },
   {
     name: "verify",
     id: "VerifyFunction",
-    description: "selfheal verify: kubectl rollout status semantics for the verify loop",
+    description: "Rollout status of one Deployment (done | waiting | failed).",
     memoryMiB: 256,
-    timeoutSeconds: 30,
+    timeoutSeconds: 20,
   },
 ];
 
 export const NOTIFY: FunctionSpec = {
   name: "notify",
   id: "NotifyFunction",
-  description: "selfheal notify: SNS/Slack messages, approval links, fleet summaries",
+  description: "SNS/Slack messages with console links; approval links; deploymentHealth and fleet summaries.",
   memoryMiB: 256,
-  timeoutSeconds: 30,
+  timeoutSeconds: 20,
 };
 
 export const APPROVE: FunctionSpec = {
   name: "approve",
   id: "ApproveFunction",
-  description: "selfheal approve: redeems single-use approve/deny links (Function URL)",
+  description: "Approval links (Function URL). GET confirms, POST decides once; used or expired links answer 410.",
   memoryMiB: 256,
-  timeoutSeconds: 15,
+  timeoutSeconds: 10,
 };
 
 export const INGEST: FunctionSpec = {
   name: "ingest",
   id: "IngestFunction",
-  description: "selfheal ingest: alarms (EventBridge, SNS) and Alertmanager webhooks to executions",
+  description: "Alarms (EventBridge, SNS) and Alertmanager webhooks in, remediate-deployment executions out.",
   memoryMiB: 256,
-  timeoutSeconds: 30,
+  timeoutSeconds: 20,
 };
 
 /** Every function, in a stable order (the placeholder assets are made from this list). */

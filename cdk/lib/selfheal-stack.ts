@@ -2,11 +2,14 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 
 import * as cdk from "aws-cdk-lib";
+import * as cloudwatch from "aws-cdk-lib/aws-cloudwatch";
 import * as eks from "aws-cdk-lib/aws-eks";
 import * as events from "aws-cdk-lib/aws-events";
 import * as targets from "aws-cdk-lib/aws-events-targets";
 import * as iam from "aws-cdk-lib/aws-iam";
+import * as kms from "aws-cdk-lib/aws-kms";
 import * as lambda from "aws-cdk-lib/aws-lambda";
+import * as logs from "aws-cdk-lib/aws-logs";
 import * as secretsmanager from "aws-cdk-lib/aws-secretsmanager";
 import * as sns from "aws-cdk-lib/aws-sns";
 import * as subscriptions from "aws-cdk-lib/aws-sns-subscriptions";
@@ -26,116 +29,165 @@ export interface SelfhealStackProps extends cdk.StackProps {
   readonly stateMachineDir: string;
 }
 
-/** SSM path of the approval records `notify` writes and `approve` redeems. */
-const APPROVAL_PARAM_PREFIX = "/selfheal/approvals";
-
 /**
- * The selfheal stack, built from constructs rather than `CfnInclude` of
- * `template.yaml`: CfnInclude cannot expand the `AWS::Serverless` transform
- * and would keep SAM's local `CodeUri`/`DefinitionUri` paths, which only
- * `sam build`/`sam package` rewrite. The state machine definitions are the
- * very same `statemachines/*.asl.json` files (uploaded as assets, Lambda ARNs
- * filled in by `DefinitionSubstitutions`), so the two stacks cannot drift there.
+ * The selfheal stack of `template.yaml`, built from constructs rather than
+ * `CfnInclude`: CfnInclude cannot expand the `AWS::Serverless` transform and
+ * would keep SAM's local `CodeUri`/`DefinitionUri` paths, which only
+ * `sam build`/`sam package` rewrite. Parameters, outputs, environment
+ * variables and permissions follow template.yaml; the state machine
+ * definitions are the very same `statemachines/*.asl.json` files (uploaded as
+ * assets, ARNs filled in by `definitionSubstitutions`), so they cannot drift.
  */
 export class SelfhealStack extends cdk.Stack {
   constructor(scope: Construct, id: string, props: SelfhealStackProps) {
     super(scope, id, props);
 
-    // ---- Parameters (same names and meaning as template.yaml) ----
-    const clusterName = new cdk.CfnParameter(this, "ClusterName", {
+    // ---- Parameters (names, defaults and meaning of template.yaml) ----
+    const param = (name: string, p: cdk.CfnParameterProps) => new cdk.CfnParameter(this, name, p);
+    const clusterName = param("ClusterName", {
       type: "String",
-      description: "EKS cluster the handlers act on (DescribeCluster, access entry).",
-      minLength: 1,
+      description:
+        "EKS cluster the handlers act on (default for requests without target.cluster). Gets an access entry for the handlers' role.",
+      allowedPattern: "^[0-9A-Za-z][A-Za-z0-9\\-_]{0,99}$",
     });
-    const kubernetesGroup = new cdk.CfnParameter(this, "KubernetesGroup", {
+    const extraClusterArns = param("ExtraClusterArns", {
+      type: "CommaDelimitedList",
+      default: "",
+      description:
+        "Optional ARNs of further EKS clusters the handlers may DescribeCluster (create their access entries yourself, deploy/README.md).",
+    });
+    const kubernetesGroup = param("KubernetesGroup", {
       type: "String",
-      default: "selfheal",
+      default: "selfheal-remediators",
       description: "Kubernetes group the handlers' role maps to; deploy/rbac.yaml binds it.",
     });
-    const allowedNamespaces = new cdk.CfnParameter(this, "AllowedNamespaces", {
+    const allowedNamespaces = param("AllowedNamespaces", {
       type: "String",
       default: "",
       description: "Comma-separated namespaces selfheal may act in (empty = all but the denied ones).",
     });
-    const dryRun = new cdk.CfnParameter(this, "DryRun", {
+    const deniedNamespaces = param("DeniedNamespaces", {
       type: "String",
-      default: "false",
-      allowedValues: ["true", "false"],
-      description: "Every write becomes a server-side dry run.",
+      default: "",
+      description:
+        "Comma-separated namespaces selfheal never acts in (empty = kube-system, kube-public, kube-node-lease).",
     });
-    const cooldownSeconds = new cdk.CfnParameter(this, "CooldownSeconds", {
-      type: "Number",
-      default: 600,
-      minValue: 0,
-      description: "Same action on the same Deployment is refused within this window unless forced.",
-    });
-    const requireOptIn = new cdk.CfnParameter(this, "RequireOptIn", {
+    const requireOptIn = param("RequireOptIn", {
       type: "String",
       default: "true",
       allowedValues: ["true", "false"],
       description: "Act only on Deployments labelled selfheal.dev/enabled=true.",
     });
-    const alarmNamePrefix = new cdk.CfnParameter(this, "AlarmNamePrefix", {
-      type: "String",
-      default: "selfheal-",
-      minLength: 1,
-      description: "CloudWatch alarms whose name starts with this opt in to remediation (EventBridge rule).",
-    });
-    const requireApproval = new cdk.CfnParameter(this, "RequireApproval", {
+    const dryRun = param("DryRun", {
       type: "String",
       default: "false",
       allowedValues: ["true", "false"],
-      description: "Ask a human before every non-dry-run action.",
+      description: "Default dry run (server-side dryRun=All) for every action.",
     });
-    const verifyIntervalSeconds = new cdk.CfnParameter(this, "VerifyIntervalSeconds", {
+    const cooldownSeconds = param("CooldownSeconds", {
       type: "Number",
-      default: 15,
-      minValue: 1,
+      default: 600,
+      minValue: 0,
+      description: "Same action on the same Deployment is refused within this window unless force.",
     });
-    const verifyMaxAttempts = new cdk.CfnParameter(this, "VerifyMaxAttempts", {
+    const pauseImpactThreshold = param("PauseImpactThreshold", {
+      type: "String",
+      default: "1.5",
+      description: "Alarm-driven pause applies at or above this impact score.",
+    });
+    const requireApproval = param("RequireApproval", {
+      type: "String",
+      default: "false",
+      allowedValues: ["true", "false"],
+      description: "Ask a human (approve/deny links) before every non-pause, non-dry-run action.",
+    });
+    const alarmNamePrefix = param("AlarmNamePrefix", {
+      type: "String",
+      default: "selfheal-",
+      minLength: 1,
+      description:
+        "CloudWatch alarms whose name starts with this (or whose description has a `selfheal:` line) start remediations.",
+    });
+    const verifyIntervalSeconds = param("VerifyIntervalSeconds", {
       type: "Number",
-      default: 40,
+      default: 10,
       minValue: 1,
+      description: "Seconds between rollout status checks.",
     });
-    const fleetMaxConcurrency = new cdk.CfnParameter(this, "FleetMaxConcurrency", {
+    const verifyMaxAttempts = param("VerifyMaxAttempts", {
+      type: "Number",
+      default: 66,
+      minValue: 1,
+      description:
+        "Checks before a still-progressing rollout counts as failed (default covers the 600 s progress deadline).",
+    });
+    const fleetMaxConcurrency = param("FleetMaxConcurrency", {
       type: "Number",
       default: 20,
       minValue: 1,
+      maxValue: 40,
+      description: "Targets remediated at once by remediate-fleet (when the input gives no maxConcurrency).",
     });
-
-    const defaultAction = new cdk.CfnParameter(this, "DefaultAction", {
+    const notificationEmail = param("NotificationEmail", {
       type: "String",
       default: "",
-      allowedValues: ["", "rollback", "pause", "resume", "restart"],
-      description: "Action for alarms without a selfheal directive; empty = such alarms are rejected, never guessed.",
+      description: "Optional e-mail address subscribed to the notification topic.",
     });
-    const slackWebhookParameter = new cdk.CfnParameter(this, "SlackWebhookParameter", {
+    const slackWebhookSecretArn = param("SlackWebhookSecretArn", {
       type: "String",
       default: "",
-      allowedPattern: "^(/[A-Za-z0-9_.\\-/]+)?$",
-      description:
-        "Optional SSM SecureString parameter (full path, starting with /) holding a Slack incoming-webhook URL; empty = SNS only.",
+      description: "Optional Secrets Manager secret holding a Slack incoming-webhook URL.",
+    });
+    // The parameter is the secret's ARN, not the secret: nothing to hide with NoEcho.
+    cdk.Validations.of(this).acknowledge({
+      id: "CloudFormation-Validate::W2509",
+      reason: "SlackWebhookSecretArn is an ARN naming the secret, not its value",
+    });
+    const createExampleAlarms = param("CreateExampleAlarms", {
+      type: "String",
+      default: "false",
+      allowedValues: ["true", "false"],
+      description: "Create example CloudWatch alarms that carry their remediation directive.",
+    });
+    const exampleNamespace = param("ExampleNamespace", {
+      type: "String",
+      default: "shop",
+      description: "Namespace watched by the example alarms.",
+    });
+    const exampleDeployment = param("ExampleDeployment", {
+      type: "String",
+      default: "checkout",
+      description: "Deployment (Container Insights PodName) watched by the example alarms.",
+    });
+    const logRetentionDays = param("LogRetentionDays", {
+      type: "Number",
+      // A string, like AllowedValues (CfnParameterProps types them string[]).
+      default: "30",
+      allowedValues: ["7", "14", "30", "60", "90", "180", "365"],
     });
 
-    const clusterArn = this.formatArn({
-      service: "eks",
-      resource: "cluster",
-      resourceName: clusterName.valueAsString,
-    });
-    const approvalParamArn = this.formatArn({
-      service: "ssm",
-      resource: "parameter",
-      resourceName: `${APPROVAL_PARAM_PREFIX.replace(/^\//, "")}/*`,
-    });
-
-    // ---- Functions ----
-    const policyEnv: Record<string, string> = {
-      SELFHEAL_DEFAULT_CLUSTER: clusterName.valueAsString,
-      SELFHEAL_ALLOWED_NAMESPACES: allowedNamespaces.valueAsString,
-      SELFHEAL_DRY_RUN: dryRun.valueAsString,
-      SELFHEAL_COOLDOWN_SECONDS: cooldownSeconds.valueAsString,
-      SELFHEAL_REQUIRE_OPT_IN: requireOptIn.valueAsString,
+    // ---- Conditions ----
+    const condition = (name: string, expression: cdk.ICfnConditionExpression) =>
+      new cdk.CfnCondition(this, name, { expression });
+    const notEmpty = (value: string) => cdk.Fn.conditionNot(cdk.Fn.conditionEquals(value, ""));
+    const hasExtraClusters = condition("HasExtraClusters", notEmpty(cdk.Fn.join("", extraClusterArns.valueAsList)));
+    const hasEmail = condition("HasEmail", notEmpty(notificationEmail.valueAsString));
+    const hasSlack = condition("HasSlack", notEmpty(slackWebhookSecretArn.valueAsString));
+    const createExamples = condition(
+      "CreateExamples",
+      cdk.Fn.conditionEquals(createExampleAlarms.valueAsString, "true"),
+    );
+    /** A separate policy that exists only under `when` (SAM's `!If [Cond, policy, !Ref AWS::NoValue]`). */
+    const conditionalPolicy = (name: string, role: iam.IRole, when: cdk.CfnCondition, st: iam.PolicyStatement) => {
+      const policy = new iam.Policy(this, name, { roles: [role], statements: [st] });
+      (policy.node.defaultChild as iam.CfnPolicy).cfnOptions.condition = when;
     };
+
+    const approvalPrefix = `/selfheal/${cdk.Aws.STACK_NAME}/approvals`;
+    const approvalParamArn = `arn:${cdk.Aws.PARTITION}:ssm:${cdk.Aws.REGION}:${cdk.Aws.ACCOUNT_ID}:parameter${approvalPrefix}/*`;
+    const clusterArn = this.formatArn({ service: "eks", resource: "cluster", resourceName: clusterName.valueAsString });
+
+    // ---- Functions (template.yaml's Globals: provided.al2023, arm64, 256 MB, X-Ray, JSON logs) ----
     const fn = (spec: FunctionSpec, role: iam.IRole | undefined, environment: Record<string, string>) =>
       new lambda.Function(this, spec.id, {
         description: spec.description,
@@ -146,6 +198,12 @@ export class SelfhealStack extends cdk.Stack {
         memorySize: spec.memoryMiB,
         timeout: cdk.Duration.seconds(spec.timeoutSeconds),
         role,
+        tracing: lambda.Tracing.ACTIVE,
+        loggingFormat: lambda.LoggingFormat.JSON,
+        // Lambda would create /aws/lambda/<fn> itself, without retention.
+        logGroup: new logs.LogGroup(this, `${spec.id}Logs`, {
+          retention: logRetentionDays.valueAsNumber as logs.RetentionDays,
+        }),
         environment: { RUST_LOG: "info", ...environment },
       });
 
@@ -153,107 +211,125 @@ export class SelfhealStack extends cdk.Stack {
     // entry maps to a Kubernetes group, so it must be the same for all of them.
     const handlerRole = new iam.Role(this, "HandlerRole", {
       assumedBy: new iam.ServicePrincipal("lambda.amazonaws.com"),
-      description: "selfheal Kubernetes handlers (mapped to a Kubernetes group by the EKS access entry)",
+      description: "selfheal Kubernetes handlers (the EKS access entry maps it to KubernetesGroup)",
       managedPolicies: [iam.ManagedPolicy.fromAwsManagedPolicyName("service-role/AWSLambdaBasicExecutionRole")],
     });
-    handlerRole.addToPolicy(
-      new iam.PolicyStatement({ actions: ["eks:DescribeCluster"], resources: [clusterArn] }),
+    handlerRole.addToPolicy(new iam.PolicyStatement({ actions: ["eks:DescribeCluster"], resources: [clusterArn] }));
+    conditionalPolicy(
+      "HandlerExtraClustersPolicy",
+      handlerRole,
+      hasExtraClusters,
+      new iam.PolicyStatement({ actions: ["eks:DescribeCluster"], resources: extraClusterArns.valueAsList }),
     );
-    const handlers = KUBE_HANDLERS.map((spec) => ({ spec, fn: fn(spec, handlerRole, policyEnv) }));
+    const handlerEnv: Record<string, string> = {
+      SELFHEAL_DEFAULT_CLUSTER: clusterName.valueAsString,
+      SELFHEAL_REQUIRE_OPT_IN: requireOptIn.valueAsString,
+      SELFHEAL_ALLOWED_NAMESPACES: allowedNamespaces.valueAsString,
+      SELFHEAL_DENIED_NAMESPACES: deniedNamespaces.valueAsString,
+      SELFHEAL_COOLDOWN_SECONDS: cooldownSeconds.valueAsString,
+      SELFHEAL_DRY_RUN: dryRun.valueAsString,
+      SELFHEAL_PAUSE_IMPACT_THRESHOLD: pauseImpactThreshold.valueAsString,
+    };
+    const handlers = new Map(KUBE_HANDLERS.map((spec) => [spec.name, fn(spec, handlerRole, handlerEnv)]));
     const handler = (name: string): lambda.Function => {
-      const found = handlers.find((h) => h.spec.name === name);
+      const found = handlers.get(name);
       if (!found) {
         throw new Error(`no Kubernetes handler named ${name}`);
       }
-      return found.fn;
+      return found;
     };
 
     new eks.CfnAccessEntry(this, "HandlerAccessEntry", {
       clusterName: clusterName.valueAsString,
       principalArn: handlerRole.roleArn,
-      kubernetesGroups: [kubernetesGroup.valueAsString],
       type: "STANDARD",
+      kubernetesGroups: [kubernetesGroup.valueAsString],
     });
 
-    // Notifications: the topic humans subscribe to (mail, chat bridges).
+    // ---- Notification ----
     const notificationTopic = new sns.Topic(this, "NotificationTopic", {
-      displayName: "selfheal remediation notifications",
+      displayName: "selfheal",
+      masterKey: kms.Alias.fromAliasName(this, "AwsManagedSnsKey", "alias/aws/sns"),
     });
+    const email = new sns.Subscription(this, "NotificationEmailSubscription", {
+      topic: notificationTopic,
+      protocol: sns.SubscriptionProtocol.EMAIL,
+      endpoint: notificationEmail.valueAsString,
+    });
+    (email.node.defaultChild as sns.CfnSubscription).cfnOptions.condition = hasEmail;
 
-    const approve = fn(APPROVE, undefined, { SELFHEAL_APPROVAL_PARAM_PREFIX: APPROVAL_PARAM_PREFIX });
+    const approve = fn(APPROVE, undefined, { SELFHEAL_APPROVAL_PARAM_PREFIX: approvalPrefix });
+    // The unguessable, single-use link id is the credential (opened from mail/Slack without AWS credentials).
     const approveUrl = approve.addFunctionUrl({ authType: lambda.FunctionUrlAuthType.NONE });
     approve.addToRolePolicy(
-      new iam.PolicyStatement({
-        actions: ["ssm:GetParameter", "ssm:DeleteParameter"],
-        resources: [approvalParamArn],
-      }),
+      new iam.PolicyStatement({ actions: ["ssm:GetParameter", "ssm:DeleteParameter"], resources: [approvalParamArn] }),
     );
 
     const notify = fn(NOTIFY, undefined, {
       SELFHEAL_TOPIC_ARN: notificationTopic.topicArn,
       SELFHEAL_APPROVAL_URL: approveUrl.url,
-      SELFHEAL_APPROVAL_PARAM_PREFIX: APPROVAL_PARAM_PREFIX,
-      SELFHEAL_SLACK_WEBHOOK_PARAM: slackWebhookParameter.valueAsString,
+      SELFHEAL_APPROVAL_PARAM_PREFIX: approvalPrefix,
+      SELFHEAL_SLACK_WEBHOOK_SECRET_ARN: slackWebhookSecretArn.valueAsString,
     });
     notificationTopic.grantPublish(notify);
-    notify.addToRolePolicy(
-      new iam.PolicyStatement({ actions: ["ssm:PutParameter"], resources: [approvalParamArn] }),
+    notify.addToRolePolicy(new iam.PolicyStatement({ actions: ["ssm:PutParameter"], resources: [approvalParamArn] }));
+    conditionalPolicy(
+      "NotifySlackWebhookPolicy",
+      notify.role as iam.IRole,
+      hasSlack,
+      new iam.PolicyStatement({
+        actions: ["secretsmanager:GetSecretValue"],
+        resources: [slackWebhookSecretArn.valueAsString],
+      }),
     );
-    // Reading the Slack webhook URL only when one is configured, and only that parameter.
-    const slackConfigured = new cdk.CfnCondition(this, "SlackConfigured", {
-      expression: cdk.Fn.conditionNot(cdk.Fn.conditionEquals(slackWebhookParameter.valueAsString, "")),
-    });
-    const slackPolicy = new iam.Policy(this, "NotifySlackWebhookPolicy", {
-      roles: [notify.role as iam.IRole],
-      statements: [
-        new iam.PolicyStatement({
-          actions: ["ssm:GetParameter"],
-          // The parameter's name starts with "/", so it follows "parameter" directly.
-          resources: [
-            cdk.Fn.sub("arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${Name}", {
-              Name: slackWebhookParameter.valueAsString,
-            }),
-          ],
-        }),
-      ],
-    });
-    (slackPolicy.node.defaultChild as iam.CfnPolicy).cfnOptions.condition = slackConfigured;
 
     // ---- State machines: the same definition files as template.yaml ----
-    const deploymentDefinition = definitionFile(props.stateMachineDir, "remediate-deployment.asl.json");
+    const stateMachineLogs = new logs.LogGroup(this, "StateMachineLogs", {
+      logGroupName: `/aws/vendedlogs/states/${cdk.Aws.STACK_NAME}`,
+      retention: logRetentionDays.valueAsNumber as logs.RetentionDays,
+    });
+    const logOptions: sfn.LogOptions = {
+      destination: stateMachineLogs,
+      level: sfn.LogLevel.ERROR,
+      includeExecutionData: false,
+    };
+
     const deploymentMachine = new sfn.StateMachine(this, "RemediateDeploymentStateMachine", {
       stateMachineType: sfn.StateMachineType.STANDARD,
-      definitionBody: sfn.DefinitionBody.fromFile(deploymentDefinition),
+      definitionBody: sfn.DefinitionBody.fromFile(definitionFile(props.stateMachineDir, "remediate-deployment.asl.json")),
       definitionSubstitutions: {
-        NotifyFunctionArn: notify.functionArn,
         RollbackFunctionArn: handler("rollback").functionArn,
         PauseFunctionArn: handler("pause").functionArn,
         ResumeFunctionArn: handler("resume").functionArn,
         RestartFunctionArn: handler("restart").functionArn,
         VerifyFunctionArn: handler("verify").functionArn,
+        NotifyFunctionArn: notify.functionArn,
         RequireApproval: requireApproval.valueAsString,
         VerifyIntervalSeconds: verifyIntervalSeconds.valueAsString,
         VerifyMaxAttempts: verifyMaxAttempts.valueAsString,
       },
+      tracingEnabled: true,
+      logs: logOptions,
     });
-    for (const invoked of [notify, ...handlers.map((h) => h.fn)]) {
+    for (const invoked of [...handlers.values(), notify]) {
       invoked.grantInvoke(deploymentMachine);
     }
 
-    const fleetDefinition = definitionFile(props.stateMachineDir, "remediate-fleet.asl.json");
     const fleetMachine = new sfn.StateMachine(this, "RemediateFleetStateMachine", {
       stateMachineType: sfn.StateMachineType.STANDARD,
-      definitionBody: sfn.DefinitionBody.fromFile(fleetDefinition),
+      definitionBody: sfn.DefinitionBody.fromFile(definitionFile(props.stateMachineDir, "remediate-fleet.asl.json")),
       definitionSubstitutions: {
         RemediateDeploymentStateMachineArn: deploymentMachine.stateMachineArn,
         NotifyFunctionArn: notify.functionArn,
         FleetMaxConcurrency: fleetMaxConcurrency.valueAsString,
       },
+      tracingEnabled: true,
+      logs: logOptions,
     });
     notify.grantInvoke(fleetMachine);
     // startExecution.sync:2 of the child machine: start it, watch and stop its
-    // executions, and the managed EventBridge rule Step Functions uses to learn
-    // that a child finished.
+    // executions, and the managed EventBridge rule through which Step Functions
+    // learns that a child finished.
     deploymentMachine.grantStartExecution(fleetMachine);
     fleetMachine.addToRolePolicy(
       new iam.PolicyStatement({
@@ -281,14 +357,15 @@ export class SelfhealStack extends cdk.Stack {
       }),
     );
 
-    // The approve links answer the deployment machine's waitForTaskToken step.
-    // A separate policy, not approve's default one: the function must not wait
-    // for the state machine, which waits for notify, which needs approve's URL.
+    // The approval links answer the deployment machine's waitForTaskToken step.
+    // A separate policy, not approve's default one: CDK makes a function wait
+    // for its default policy, and this one waits for the state machine, which
+    // waits for notify, which needs approve's URL (a circular dependency).
     new iam.Policy(this, "ApproveTaskResponsePolicy", {
       roles: [approve.role as iam.IRole],
       statements: [
         new iam.PolicyStatement({
-          actions: ["states:SendTaskSuccess", "states:SendTaskFailure", "states:SendTaskHeartbeat"],
+          actions: ["states:SendTaskSuccess", "states:SendTaskFailure"],
           resources: [deploymentMachine.stateMachineArn],
         }),
       ],
@@ -296,50 +373,132 @@ export class SelfhealStack extends cdk.Stack {
 
     // ---- Ingest: EventBridge alarms, SNS alarm actions, Alertmanager webhook ----
     const webhookSecret = new secretsmanager.Secret(this, "WebhookSecret", {
-      description: "Bearer token Alertmanager sends to the selfheal webhook (http_config.authorization.credentials).",
-      generateSecretString: { excludePunctuation: true, passwordLength: 48 },
+      description: "Bearer token Alertmanager sends to the ingest Function URL (Authorization header).",
+      generateSecretString: { passwordLength: 48, excludePunctuation: true },
     });
     const ingest = fn(INGEST, undefined, {
       SELFHEAL_STATE_MACHINE_ARN: deploymentMachine.stateMachineArn,
       SELFHEAL_WEBHOOK_SECRET_ARN: webhookSecret.secretArn,
       SELFHEAL_DEFAULT_CLUSTER: clusterName.valueAsString,
-      SELFHEAL_DEFAULT_ACTION: defaultAction.valueAsString,
     });
     deploymentMachine.grantStartExecution(ingest);
-    webhookSecret.grantRead(ingest);
+    ingest.addToRolePolicy(
+      new iam.PolicyStatement({ actions: ["secretsmanager:GetSecretValue"], resources: [webhookSecret.secretArn] }),
+    );
+    // Alertmanager cannot sign SigV4; the function checks the bearer token from WebhookSecret.
     const webhookUrl = ingest.addFunctionUrl({ authType: lambda.FunctionUrlAuthType.NONE });
 
     const alarmRule = new events.Rule(this, "AlarmStateChangeRule", {
-      description: "CloudWatch alarms that opt in (name prefix) going to ALARM start a remediation.",
+      description: "CloudWatch alarms that opt in (name prefix or a selfheal: line) going to ALARM start a remediation.",
       eventPattern: {
         source: ["aws.cloudwatch"],
         detailType: ["CloudWatch Alarm State Change"],
         detail: {
-          alarmName: events.Match.prefix(alarmNamePrefix.valueAsString),
           state: { value: ["ALARM"] },
+          $or: [
+            { alarmName: [{ prefix: alarmNamePrefix.valueAsString }] },
+            { configuration: { description: [{ wildcard: "*selfheal:*" }] } },
+          ],
         },
       },
     });
-    alarmRule.addTarget(new targets.LambdaFunction(ingest, { retryAttempts: 2 }));
+    alarmRule.addTarget(new targets.LambdaFunction(ingest));
 
-    // Alarm actions that publish to SNS instead of EventBridge.
-    const alarmTopic = new sns.Topic(this, "AlarmTopic", {
-      displayName: "selfheal alarm actions",
-    });
+    // Alarm actions that publish to SNS instead of EventBridge. Not encrypted
+    // with alias/aws/sns: CloudWatch alarms cannot use that key (its policy
+    // cannot grant them kms:GenerateDataKey), so their publishes would fail;
+    // alarm state changes carry no secrets.
+    const alarmTopic = new sns.Topic(this, "AlarmTopic", { displayName: "selfheal alarms" });
+    alarmTopic.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: "CloudWatchAlarmsOfThisAccount",
+        principals: [new iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+        actions: ["sns:Publish"],
+        resources: [alarmTopic.topicArn],
+        conditions: { StringEquals: { "aws:SourceAccount": cdk.Aws.ACCOUNT_ID } },
+      }),
+    );
     alarmTopic.addSubscription(new subscriptions.LambdaSubscription(ingest));
 
-    // ---- Outputs (same names as template.yaml) ----
-    new cdk.CfnOutput(this, "WebhookUrl", {
-      value: webhookUrl.url,
-      description: "Alertmanager webhook (bearer token: the WebhookSecret's value).",
-    });
-    new cdk.CfnOutput(this, "ApprovalUrl", { value: approveUrl.url });
-    new cdk.CfnOutput(this, "RemediateDeploymentStateMachineArn", { value: deploymentMachine.stateMachineArn });
-    new cdk.CfnOutput(this, "RemediateFleetStateMachineArn", { value: fleetMachine.stateMachineArn });
-    new cdk.CfnOutput(this, "NotificationTopicArn", { value: notificationTopic.topicArn });
-    new cdk.CfnOutput(this, "AlarmTopicArn", { value: alarmTopic.topicArn });
-    new cdk.CfnOutput(this, "HandlerRoleArn", { value: handlerRole.roleArn });
-    new cdk.CfnOutput(this, "WebhookSecretArn", { value: webhookSecret.secretArn });
+    // ---- Example IaC alarms: each carries its remediation in a `selfheal:` line ----
+    const exampleAlarm = (
+      id: string,
+      suffix: string,
+      text: string,
+      action: string,
+      metricName: string,
+      statistic: string,
+      threshold: number,
+      extra: Partial<cloudwatch.CfnAlarmProps>,
+    ) => {
+      const alarm = new cloudwatch.CfnAlarm(this, id, {
+        alarmName: `${alarmNamePrefix.valueAsString}${exampleDeployment.valueAsString}-${suffix}`,
+        alarmDescription:
+          `${text}\nselfheal: action=${action} cluster=${clusterName.valueAsString} ` +
+          `namespace=${exampleNamespace.valueAsString} deployment=${exampleDeployment.valueAsString}`,
+        namespace: "ContainerInsights",
+        metricName,
+        dimensions: [
+          { name: "ClusterName", value: clusterName.valueAsString },
+          { name: "Namespace", value: exampleNamespace.valueAsString },
+          { name: "PodName", value: exampleDeployment.valueAsString },
+        ],
+        statistic,
+        period: 60,
+        evaluationPeriods: 3,
+        threshold,
+        comparisonOperator: "GreaterThanThreshold",
+        treatMissingData: "notBreaching",
+        ...extra,
+      });
+      alarm.cfnOptions.condition = createExamples;
+    };
+    const target = `${exampleNamespace.valueAsString}/${exampleDeployment.valueAsString}`;
+    exampleAlarm(
+      "ExampleCrashLoopAlarm",
+      "restarts",
+      `Containers of ${target} keep restarting after a deploy.`,
+      "rollback",
+      "pod_number_of_container_restarts",
+      "Maximum",
+      3,
+      { datapointsToAlarm: 2 },
+    );
+    exampleAlarm(
+      "ExampleCpuPauseAlarm",
+      "cpu",
+      `CPU of ${target} far above normal during a rollout: freeze it and ask.`,
+      "pause",
+      "pod_cpu_utilization",
+      "Average",
+      80,
+      // Also via SNS (the second delivery path); ingest's deterministic
+      // execution names make the duplicate a no-op.
+      { alarmActions: [alarmTopic.topicArn] },
+    );
+
+    // ---- Outputs (names of template.yaml) ----
+    // Construct ids must differ from the parameters' (KubernetesGroup is
+    // both); the logical ids stay those of template.yaml.
+    const output = (name: string, value: string, description?: string) =>
+      new cdk.CfnOutput(this, `${name}Output`, { value, description }).overrideLogicalId(name);
+    output(
+      "WebhookUrl",
+      webhookUrl.url,
+      "Alertmanager webhook_configs url (it sends the WebhookSecret value as a bearer token).",
+    );
+    output("WebhookSecretArn", webhookSecret.secretArn, "Secrets Manager secret with the webhook bearer token.");
+    output("ApprovalUrl", approveUrl.url, "Base URL of the approval links.");
+    output("RemediateDeploymentStateMachineArn", deploymentMachine.stateMachineArn);
+    output("RemediateFleetStateMachineArn", fleetMachine.stateMachineArn);
+    output("NotificationTopicArn", notificationTopic.topicArn);
+    output(
+      "AlarmTopicArn",
+      alarmTopic.topicArn,
+      "Point CloudWatch alarm actions here (alternative to the EventBridge rule).",
+    );
+    output("HandlerRoleArn", handlerRole.roleArn);
+    output("KubernetesGroup", kubernetesGroup.valueAsString, "Group bound by deploy/rbac.yaml.");
   }
 }
 

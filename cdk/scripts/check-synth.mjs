@@ -13,11 +13,19 @@
 //   DefinitionSubstitutions fill exactly the `${...}` placeholders of that file;
 // - least privilege: no IAM statement grants eks:* or states:* actions on
 //   `Resource: "*"` (or through NotResource / NotAction);
-// - the access entry maps the role the Kubernetes handlers run as.
+// - the access entry maps the role the Kubernetes handlers run as;
+// - no circular dependency between resources;
+// - parity with ../template.yaml: same parameters (type, default, allowed
+//   values), outputs and conditions; per function the same environment
+//   variable names, timeout, memory, role and event sources; per state
+//   machine the same definition file and substitution names; every other
+//   resource present under the same name (and condition).
 // Exit 1 with every failure listed; exit 0 prints a one-line summary.
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
+
+import YAML from "yaml";
 
 const appDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const repoRoot = path.resolve(appDir, "..");
@@ -173,6 +181,146 @@ if (entry) {
   }
 }
 
+// ---- No circular dependency (CloudFormation would refuse the stack) ----
+const refsOf = (value, acc = new Set()) => {
+  if (Array.isArray(value)) {
+    for (const v of value) refsOf(v, acc);
+  } else if (value && typeof value === "object") {
+    for (const [k, v] of Object.entries(value)) {
+      if (k === "Ref" && typeof v === "string") acc.add(v);
+      else if (k === "Fn::GetAtt") acc.add(Array.isArray(v) ? v[0] : String(v).split(".")[0]);
+      else if (k === "Fn::Sub") {
+        const [text, vars] = Array.isArray(v) ? v : [v, {}];
+        for (const m of String(text).matchAll(/\$\{([^}!]+)\}/g)) acc.add(m[1].split(".")[0]);
+        refsOf(vars, acc);
+      } else refsOf(v, acc);
+    }
+  }
+  return acc;
+};
+const graph = new Map(
+  resources.map(([id, r]) => {
+    const deps = refsOf(r.Properties ?? {});
+    for (const d of list(r.DependsOn)) deps.add(d);
+    return [id, [...deps].filter((d) => template.Resources[d] !== undefined)];
+  }),
+);
+const state = new Map();
+const visit = (id, trail) => {
+  state.set(id, "open");
+  for (const dep of graph.get(id)) {
+    if (state.get(dep) === "open") fail(`circular dependency: ${[...trail.slice(trail.indexOf(dep)), id, dep].join(" -> ")}`);
+    else if (!state.has(dep)) visit(dep, [...trail, id]);
+  }
+  state.set(id, "done");
+};
+for (const id of graph.keys()) if (!state.has(id)) visit(id, []);
+
+// ---- Parity with template.yaml (the SAM stack this app mirrors) ----
+const samFile = path.join(repoRoot, "template.yaml");
+let parity = "template.yaml not found: parity not checked";
+if (fs.existsSync(samFile)) {
+  const sam = YAML.parse(fs.readFileSync(samFile, "utf8"), { logLevel: "silent" });
+  /** JSON with object keys sorted, so that key order never counts as a difference. */
+  const canonical = (v) =>
+    JSON.stringify(v, (_, x) =>
+      x && typeof x === "object" && !Array.isArray(x) ? Object.fromEntries(Object.entries(x).sort()) : x,
+    );
+  const paritySame = (what, a, b) => {
+    if (canonical(a) !== canonical(b)) fail(`${what}: template.yaml ${canonical(a)}, CDK ${canonical(b)}`);
+  };
+  const str = (v) => (v === undefined ? undefined : Array.isArray(v) ? v.map(String) : String(v));
+  const cdkParams = Object.fromEntries(Object.entries(template.Parameters ?? {}).filter(([n]) => n !== "BootstrapVersion"));
+  paritySame("parameters", Object.keys(sam.Parameters ?? {}).sort(), Object.keys(cdkParams).sort());
+  for (const [name, p] of Object.entries(sam.Parameters ?? {})) {
+    const c = cdkParams[name];
+    if (!c) continue;
+    for (const key of ["Type", "Default", "AllowedValues", "AllowedPattern", "MinValue", "MaxValue", "MinLength"]) {
+      paritySame(`parameter ${name}.${key}`, str(p[key]), str(c[key]));
+    }
+  }
+  paritySame("outputs", Object.keys(sam.Outputs ?? {}).sort(), Object.keys(template.Outputs ?? {}).sort());
+  for (const name of Object.keys(sam.Conditions ?? {})) {
+    if (!template.Conditions?.[name]) fail(`condition ${name} of template.yaml missing`);
+  }
+  /** CDK resources whose construct path (ids concatenated, `Resource` dropped) is `name`. */
+  const cdkNamed = (name, type) =>
+    resources.filter(
+      ([, r]) =>
+        r.Type === type &&
+        cdkPath(r)
+          .split("/")
+          .filter((seg) => seg !== "Resource")
+          .join("") === name,
+    );
+  const globals = sam.Globals?.Function ?? {};
+  /** `{Ref: X}` as the bare name X, the way the YAML parser reads `!Ref X`. */
+  const bare = (v) =>
+    Array.isArray(v)
+      ? v.map(bare)
+      : v && typeof v === "object"
+        ? typeof v.Ref === "string" && Object.keys(v).length === 1
+          ? v.Ref
+          : Object.fromEntries(Object.entries(v).map(([k, x]) => [k, bare(x)]))
+        : v;
+  let compared = 0;
+  for (const [name, r] of Object.entries(sam.Resources ?? {})) {
+    const p = r.Properties ?? {};
+    if (r.Type === "AWS::Serverless::Function") {
+      const found = cdkNamed(name, "AWS::Lambda::Function")[0];
+      if (!found) {
+        fail(`function ${name} of template.yaml missing`);
+        continue;
+      }
+      const c = found[1].Properties;
+      const samEnv = { ...(globals.Environment?.Variables ?? {}), ...(p.Environment?.Variables ?? {}) };
+      paritySame(`${name} environment`, Object.keys(samEnv).sort(), Object.keys(c.Environment?.Variables ?? {}).sort());
+      paritySame(`${name} Timeout`, p.Timeout ?? globals.Timeout, c.Timeout);
+      paritySame(`${name} MemorySize`, p.MemorySize ?? globals.MemorySize, c.MemorySize);
+      paritySame(`${name} Binary`, r.Metadata?.BuildProperties?.Binary, name.replace(/Function$/, "").toLowerCase());
+      const samRole = typeof p.Role === "string" ? p.Role.split(".")[0] : undefined;
+      if (samRole) {
+        const role = cdkNamed(samRole, "AWS::IAM::Role")[0];
+        paritySame(`${name} Role`, role && { "Fn::GetAtt": [role[0], "Arn"] }, c.Role);
+      }
+      for (const [eventName, ev] of Object.entries(p.Events ?? {})) {
+        if (ev.Type === "EventBridgeRule") {
+          const rule = ofType("AWS::Events::Rule").find(([, x]) =>
+            list(x.Properties.Targets).some((t) => t.Arn?.["Fn::GetAtt"]?.[0] === found[0]),
+          );
+          paritySame(`${name} event ${eventName} pattern`, ev.Properties.Pattern, rule && bare(rule[1].Properties.EventPattern));
+        } else if (ev.Type === "SNS") {
+          const sub = ofType("AWS::SNS::Subscription").find(
+            ([, x]) => x.Properties.Protocol === "lambda" && x.Properties.Endpoint?.["Fn::GetAtt"]?.[0] === found[0],
+          );
+          if (!sub) fail(`${name} event ${eventName}: no SNS subscription of the function`);
+        }
+      }
+      compared += 1;
+    } else if (r.Type === "AWS::Serverless::StateMachine") {
+      const found = cdkNamed(name, "AWS::StepFunctions::StateMachine")[0];
+      if (!found) {
+        fail(`state machine ${name} of template.yaml missing`);
+        continue;
+      }
+      paritySame(`${name} DefinitionUri`, p.DefinitionUri, `statemachines/${STATE_MACHINES[name]}`);
+      paritySame(
+        `${name} DefinitionSubstitutions`,
+        Object.keys(p.DefinitionSubstitutions ?? {}).sort(),
+        Object.keys(found[1].Properties.DefinitionSubstitutions ?? {}).sort(),
+      );
+      paritySame(`${name} Type`, p.Type ?? "STANDARD", found[1].Properties.StateMachineType);
+      compared += 1;
+    } else if (cdkNamed(name, r.Type).length !== 1) {
+      fail(`${r.Type} ${name} of template.yaml has no counterpart named ${name}`);
+    } else {
+      if (r.Condition) paritySame(`${name} Condition`, r.Condition, cdkNamed(name, r.Type)[0][1].Condition);
+      compared += 1;
+    }
+  }
+  parity = `parity with template.yaml: ${compared} resources, parameters, outputs`;
+}
+
 if (failures.length > 0) {
   console.error(`cdk synth check: ${failures.length} failure(s) in ${path.join(outDir, `${stackId}.template.json`)}`);
   for (const f of failures) console.error(`  - ${f}`);
@@ -182,5 +330,5 @@ const counts = Object.keys(expected)
   .map((type) => `${ofType(type).length} ${type.split("::").slice(1).join("::")}`)
   .join(", ");
 console.log(
-  `cdk synth check: ok (${resources.length} resources: ${counts}; ${statements.length} IAM statements, none with eks/states on "*"; definitions identical to statemachines/*.asl.json)`,
+  `cdk synth check: ok (${resources.length} resources: ${counts}; ${statements.length} IAM statements, none with eks/states on "*"; definitions identical to statemachines/*.asl.json; ${parity})`,
 );

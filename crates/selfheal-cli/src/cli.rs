@@ -30,6 +30,14 @@ pub enum Command {
     /// Exit status 0 whenever the rollout was evaluated, whatever its state
     /// (read `state`); non-zero only when it could not be evaluated.
     Status(StatusArgs),
+    /// Print, as a JSON array, the `{executionName, request}` objects the
+    /// `ingest` function would start for an event file (CloudWatch alarm via
+    /// EventBridge/SNS/alarm action, Alertmanager webhook, or a request).
+    ///
+    /// Honours SELFHEAL_DEFAULT_CLUSTER / SELFHEAL_DEFAULT_ACTION. Exit status 0
+    /// for every supported event (`[]` when nothing would start, e.g. OK or
+    /// resolved); non-zero with a one-line reason for anything else.
+    Event(crate::event::EventArgs),
 }
 
 /// Where the objects come from: exactly one of a snapshot file or a kubeconfig.
@@ -83,6 +91,7 @@ pub struct StatusArgs {
 pub enum Output {
     Outcome(Box<RemediationOutcome>),
     Status(RolloutStatus),
+    Event(Box<selfheal_events::Ingested>),
 }
 
 impl Output {
@@ -90,6 +99,7 @@ impl Output {
         match self {
             Output::Outcome(o) => serde_json::to_string_pretty(o),
             Output::Status(s) => serde_json::to_string_pretty(s),
+            Output::Event(ingested) => return crate::event::to_json(ingested),
         }
         .map_err(|source| Error::Output { source })
     }
@@ -105,6 +115,7 @@ impl Output {
                 format!("selfheal {}: {status}: {}", o.action, o.message)
             }
             Output::Status(s) => format!("rollout: {}", s.message),
+            Output::Event(ingested) => crate::event::summary(ingested),
         }
     }
 }
@@ -137,6 +148,7 @@ pub async fn execute(cli: Cli) -> Result<Output, Error> {
     match cli.command {
         Command::Run(args) => run(args).await.map(|o| Output::Outcome(Box::new(o))),
         Command::Status(args) => status(args).await.map(Output::Status),
+        Command::Event(args) => crate::event::run(&args).map(|i| Output::Event(Box::new(i))),
     }
 }
 

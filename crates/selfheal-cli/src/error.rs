@@ -80,6 +80,12 @@ pub enum Error {
         #[source]
         source: selfheal_kube::Error,
     },
+    /// `selfheal event`: not a supported event (or bad SELFHEAL_DEFAULT_*).
+    #[error("{source}")]
+    Event {
+        #[source]
+        source: selfheal_events::Error,
+    },
     #[error("cannot encode output: {source}")]
     Output {
         #[source]

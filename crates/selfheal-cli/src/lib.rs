@@ -4,6 +4,7 @@
 
 pub mod cli;
 pub mod error;
+pub mod event;
 mod live;
 pub mod snapshot;
 

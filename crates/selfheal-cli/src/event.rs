@@ -1,0 +1,83 @@
+//! `selfheal event FILE`: what `ingest` would start for an event, without
+//! starting anything. Same parser, same `SELFHEAL_DEFAULT_*` variables, same
+//! execution names, so an operator can check an alarm before wiring it up.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use selfheal_events::{Defaults, Ingested, MAX_EVENT_BYTES};
+
+use crate::Error;
+
+#[derive(Debug, Args)]
+pub struct EventArgs {
+    /// Event JSON: EventBridge or SNS CloudWatch alarm, alarm-action payload,
+    /// Alertmanager webhook body, or a RemediationRequest (`-` reads stdin).
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+}
+
+/// Parse the event file into the requests `ingest` would start.
+pub fn run(args: &EventArgs) -> Result<Ingested, Error> {
+    let bytes = read_event(&args.file)?;
+    let defaults = Defaults::from_lookup(|k| std::env::var(k).ok())
+        .map_err(|source| Error::Event { source })?;
+    selfheal_events::parse_event(&bytes, &defaults).map_err(|source| Error::Event { source })
+}
+
+/// The `[{executionName, request}]` array printed on stdout.
+pub fn to_json(ingested: &Ingested) -> Result<String, Error> {
+    serde_json::to_string_pretty(&ingested.requests).map_err(|source| Error::Output { source })
+}
+
+/// One line for a terminal: counts, then why each ignored alert starts nothing.
+pub fn summary(ingested: &Ingested) -> String {
+    let mut text = format!(
+        "{}: {} execution(s) would start",
+        ingested.kind,
+        ingested.requests.len()
+    );
+    for ignored in &ingested.ignored {
+        let name = ignored
+            .name
+            .as_deref()
+            .or(ignored.id.as_deref())
+            .unwrap_or("alert");
+        text.push_str(&format!("; {name}: {}", ignored.message));
+    }
+    text
+}
+
+fn read_event(path: &Path) -> Result<Vec<u8>, Error> {
+    let read_error = |source| Error::Read {
+        what: "event",
+        path: path.to_path_buf(),
+        source,
+    };
+    // Read one byte past the limit so an oversized file is reported as too
+    // large by the parser instead of being read whole.
+    let limit = u64::try_from(MAX_EVENT_BYTES + 1).unwrap_or(u64::MAX);
+    let mut bytes = Vec::new();
+    if path == Path::new("-") {
+        std::io::stdin()
+            .take(limit)
+            .read_to_end(&mut bytes)
+            .map_err(read_error)?;
+    } else {
+        let file = std::fs::File::open(path).map_err(read_error)?;
+        let size = file.metadata().map_err(read_error)?.len();
+        if size > limit {
+            return Err(Error::Event {
+                source: selfheal_events::Error::TooLarge {
+                    size: usize::try_from(size).unwrap_or(usize::MAX),
+                    limit: MAX_EVENT_BYTES,
+                },
+            });
+        }
+        file.take(limit)
+            .read_to_end(&mut bytes)
+            .map_err(read_error)?;
+    }
+    Ok(bytes)
+}

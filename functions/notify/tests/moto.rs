@@ -1,0 +1,164 @@
+//! notify and approve against moto_server (SNS, SSM, Step Functions): the
+//! real SDK calls, the real approval record, single use and the "not
+//! waiting any more" answer. Skipped when `.venv/bin/moto_server` is absent,
+//! unless SELFHEAL_REQUIRE_TOOLS=1 (scripts/test) makes that a failure.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use aws_credential_types::Credentials;
+use selfheal_approve::{
+    ApprovalId, ApprovalStore, Decision, GoneReason, Redeemed, SfnCallback, SsmStore,
+};
+use selfheal_notify::{Notifier, NotifyConfig, NotifyEvent};
+use serde_json::json;
+
+struct Moto {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn moto() -> Option<Moto> {
+    let root = std::env::var("SELFHEAL_ROOT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.."));
+    let bin = root.join(".venv/bin/moto_server");
+    if !bin.exists() {
+        assert!(
+            std::env::var("SELFHEAL_REQUIRE_TOOLS").as_deref() != Ok("1"),
+            "moto_server missing at {bin:?} (scripts/deps/20-python.sh)"
+        );
+        eprintln!("skipping: {bin:?} not installed");
+        return None;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(bin)
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let moto = Moto {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    };
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Some(moto);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("moto_server did not start on port {port}");
+}
+
+fn sdk(url: &str) -> aws_config::SdkConfig {
+    aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("eu-west-1"))
+        .endpoint_url(url)
+        .credentials_provider(
+            aws_credential_types::provider::SharedCredentialsProvider::new(Credentials::new(
+                "test", "test", None, None, "static",
+            )),
+        )
+        .build()
+}
+
+const EXEC: &str = "arn:aws:states:eu-west-1:123456789012:execution:remediate-deployment:x";
+
+#[tokio::test]
+async fn publish_mint_and_redeem_against_moto() {
+    let Some(moto) = moto() else { return };
+    let sdk = sdk(&moto.url);
+    let sns = aws_sdk_sns::Client::new(&sdk);
+    let topic = sns.create_topic().name("selfheal").send().await.unwrap();
+    let topic_arn = topic.topic_arn().unwrap().to_owned();
+
+    let config = NotifyConfig::from_lookup(|k| match k {
+        "SELFHEAL_TOPIC_ARN" => Some(topic_arn.clone()),
+        "SELFHEAL_APPROVAL_URL" => Some("https://approve.example.invalid/".into()),
+        _ => None,
+    })
+    .unwrap();
+    let store = SsmStore::new(aws_sdk_ssm::Client::new(&sdk), "/selfheal/test/approvals").unwrap();
+    let notifier = Notifier::from_parts(config, sns.clone(), None, store.clone());
+    let now: jiff::Timestamp = "2026-11-27T10:00:00Z".parse().unwrap();
+
+    // A completed rollback: published, with the health summary.
+    let completed = NotifyEvent::from_value(json!({"event": "completed",
+        "execution": {"id": EXEC, "startedAt": "2026-11-27T09:59:50Z"},
+        "request": {"action": "rollback", "target": {"namespace": "shop", "deployment": "checkout"}},
+        "outcome": {"status": "applied", "action": "rollback", "message": "rolled back",
+                    "target": {"namespace": "shop", "deployment": "checkout"},
+                    "changes": [{"container": "api", "from": "a:2", "to": "a:1"}]},
+        "verify": {"state": "done", "message": "successfully rolled out"},
+        "timings": {"action": {"startedAt": "2026-11-27T09:59:51Z", "finishedAt": "2026-11-27T09:59:52Z"}},
+        "reportedAt": "2026-11-27T10:00:00Z"})).unwrap();
+    let out = notifier.notify(&completed, now).await.unwrap();
+    assert!(
+        out.message_id.as_deref().is_some_and(|id| !id.is_empty()),
+        "{out:?}"
+    );
+    assert_eq!(out.subject, "selfheal: rollback applied for shop/checkout");
+    let health = out.deployment_health.unwrap();
+    assert_eq!(health.total_duration_ms, Some(10_000));
+    assert_eq!(health.steps[0].duration_ms, 1000);
+    assert_eq!(health.changes[0].to, "a:1");
+
+    // An approval request: the token goes to SSM under a random id, not into the message.
+    let ask = NotifyEvent::from_value(json!({"event": "approvalRequested", "execution": {"id": EXEC},
+        "request": {"action": "rollback", "target": {"namespace": "shop", "deployment": "checkout"}},
+        "taskToken": "TASK-TOKEN-123", "timeoutSeconds": 600})).unwrap();
+    let out = notifier.notify(&ask, now).await.unwrap();
+    assert_eq!(
+        out.approval_expires_at,
+        Some("2026-11-27T10:10:00Z".parse().unwrap())
+    );
+    let params = aws_sdk_ssm::Client::new(&sdk)
+        .get_parameters_by_path()
+        .path("/selfheal/test/approvals")
+        .with_decryption(true)
+        .send()
+        .await
+        .unwrap();
+    let params = params.parameters();
+    assert_eq!(params.len(), 1);
+    let name = params[0].name().unwrap();
+    let id = ApprovalId::parse(name.rsplit('/').next().unwrap()).unwrap();
+    let record = store.get(&id).await.unwrap().unwrap();
+    assert_eq!(record.task_token, "TASK-TOKEN-123");
+    assert_eq!(record.execution, EXEC);
+
+    // Redeem: moto accepts SendTaskSuccess for any token (it does not track
+    // callbacks in server mode), so this checks the real request succeeds;
+    // the record is consumed (single use).
+    let callback = SfnCallback::new(aws_sdk_sfn::Client::new(&sdk));
+    let r = selfheal_approve::redeem(&store, &callback, now, &id, Decision::Approve)
+        .await
+        .unwrap();
+    match r {
+        Redeemed::Decided { decision, record } => {
+            assert_eq!(decision, Decision::Approve);
+            assert_eq!(record.task_token, "TASK-TOKEN-123");
+        }
+        other => panic!("{other:?}"),
+    }
+    let again = selfheal_approve::redeem(&store, &callback, now, &id, Decision::Approve)
+        .await
+        .unwrap();
+    assert_eq!(again, Redeemed::Gone(GoneReason::UnknownOrUsed));
+    assert!(store.get(&id).await.unwrap().is_none());
+}

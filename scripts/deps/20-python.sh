@@ -15,25 +15,44 @@ python="${PYTHON:-python3}"
 MOTO_VERSION="5.2.5"
 AWSCLI_VERSION="1.46.2"
 
-# ensure_venv DIR MARKER_TEXT PIP_ARGS...
+# ensure_venv DIR MARKER_TEXT CHECK PIP_ARGS...
+#   CHECK: a command in DIR/bin, with arguments, that must run for the venv to
+#   count as installed (a marker alone would trust a half-finished install).
 ensure_venv() {
-    local dir="$1" want="$2"
-    shift 2
-    local marker="$dir/.selfheal-20-python"
-    if [ -x "$dir/bin/python" ] && [ -f "$marker" ] && [ "$(cat "$marker")" = "$want" ]; then
-        echo "$(basename "$dir"): up to date ($want)" >&2
+    local dir name want="$2" check="$3"
+    # The real path: DIR may be install-test-deps' symlink into the tool cache,
+    # and pip writes the venv's path into every entry-point shebang, which must
+    # not name one clone.
+    dir="$(readlink -m "$1")"
+    name="$(basename "$1")"
+    shift 3
+    local marker="$dir/.selfheal-20-python" cmd force=()
+    read -ra cmd <<<"$check"
+    if [ -f "$marker" ] && [ "$(cat "$marker")" = "$want" ] \
+        && "$dir/bin/${cmd[0]}" "${cmd[@]:1}" >/dev/null 2>&1; then
+        echo "$name: up to date ($want)" >&2
         return 0
     fi
-    if [ ! -x "$dir/bin/python" ]; then
+    if ! "$dir/bin/python" -c '' >/dev/null 2>&1; then
+        # No venv, or a broken one (its Python is gone): start over.
+        rm -rf "$dir"
         "$python" -m venv "$dir"
+    elif [ -f "$marker" ] && [ "$(cat "$marker")" = "$want" ]; then
+        # Recorded as installed, yet the tool does not run: damaged files.
+        force=(--force-reinstall)
     fi
-    "$dir/bin/python" -m pip install --quiet --disable-pip-version-check "$@"
+    rm -f "$marker"
+    "$dir/bin/python" -m pip install --quiet --disable-pip-version-check "${force[@]}" "$@"
+    if ! "$dir/bin/${cmd[0]}" "${cmd[@]:1}" >/dev/null 2>&1; then
+        echo "$name: installed $want but \`$check\` does not run" >&2
+        exit 1
+    fi
     printf '%s' "$want" >"$marker"
-    echo "$(basename "$dir"): installed ($want)" >&2
+    echo "$name: installed ($want)" >&2
 }
 
-ensure_venv "$root/.venv" "moto[server]==$MOTO_VERSION" "moto[server]==$MOTO_VERSION"
-ensure_venv "$root/.venv-awscli" "awscli==$AWSCLI_VERSION" "awscli==$AWSCLI_VERSION"
+ensure_venv "$root/.venv" "moto[server]==$MOTO_VERSION" "moto_server --help" "moto[server]==$MOTO_VERSION"
+ensure_venv "$root/.venv-awscli" "awscli==$AWSCLI_VERSION" "aws --version" "awscli==$AWSCLI_VERSION"
 
 "$root/.venv/bin/moto_server" --help >/dev/null
 "$root/.venv-awscli/bin/aws" --version >&2

@@ -11,7 +11,9 @@ set -euo pipefail
 
 root="${SELFHEAL_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}"
 python="${PYTHON:-python3}"
-venv="$root/.venv"
+# The real path (a tool-cache entry when .venv is install-test-deps' symlink):
+# pip writes it into the venv's shebangs, which must not name one clone.
+venv="$(readlink -m "$root/.venv")"
 
 # Version tested on this project's machines.
 CARGO_LAMBDA_VERSION="1.9.2"
@@ -19,16 +21,24 @@ CARGO_LAMBDA_VERSION="1.9.2"
 marker="$venv/.selfheal-30-cargo-lambda"
 want="cargo-lambda==$CARGO_LAMBDA_VERSION"
 
-if [ -x "$venv/bin/cargo-lambda" ] && [ -f "$marker" ] && [ "$(cat "$marker")" = "$want" ]; then
+runs() { PATH="$venv/bin:$PATH" "$venv/bin/cargo-lambda" lambda --version >/dev/null 2>&1; }
+if [ -f "$marker" ] && [ "$(cat "$marker")" = "$want" ] && runs; then
     echo "cargo-lambda: up to date ($want)" >&2
     exit 0
 fi
-if [ ! -x "$venv/bin/python" ]; then
+force=()
+if ! "$venv/bin/python" -c '' >/dev/null 2>&1; then
+    # No venv or a broken one (its Python is gone); 20-python.sh normally made it.
+    rm -rf "$venv"
     "$python" -m venv "$venv"
+elif [ -f "$marker" ] && [ "$(cat "$marker")" = "$want" ]; then
+    # Recorded as installed, yet it does not run: damaged files.
+    force=(--force-reinstall)
 fi
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$want"
+rm -f "$marker"
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check "${force[@]}" "$want"
 
-if ! PATH="$venv/bin:$PATH" "$venv/bin/cargo-lambda" lambda --version >/dev/null 2>&1; then
+if ! runs; then
     echo "cargo-lambda: installed $want but $venv/bin/cargo-lambda does not run" >&2
     exit 1
 fi

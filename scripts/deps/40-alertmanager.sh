@@ -11,7 +11,9 @@ set -euo pipefail
 
 root="${SELFHEAL_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}"
 want_version="0.25."
-tools="$root/.tools"
+# The real path (a tool-cache entry when .tools is install-test-deps' symlink):
+# the .tools/bin links below must not point into one clone.
+tools="$(readlink -m "$root/.tools")"
 private="$tools/alertmanager"
 
 version_of() {

@@ -24,11 +24,22 @@ fi
 
 want="$(sha256sum "$lock" | cut -d' ' -f1)"
 if [ -f "$marker" ] && [ "$(cat "$marker")" = "$want" ] \
-    && [ -x "$app/node_modules/.bin/cdk" ] && [ -x "$app/node_modules/.bin/tsc" ]; then
+    && CDK_DISABLE_VERSION_CHECK=1 CDK_DISABLE_CLI_TELEMETRY=1 "$app/node_modules/.bin/cdk" --version >/dev/null 2>&1 \
+    && "$app/node_modules/.bin/tsc" --version >/dev/null 2>&1; then
     echo "cdk: up to date (node_modules matches package-lock.json)" >&2
     exit 0
 fi
-npm ci --prefix "$app" --no-audit --no-fund --silent
+# node_modules may be install-test-deps' symlink into the tool cache (one
+# entry per lockfile hash). npm ci would replace a symlinked node_modules with
+# a real directory, so it runs in the entry itself, on copies of the manifests.
+modules="$(readlink -m "$app/node_modules")"
+prefix="$app"
+if [ "$modules" != "$(readlink -m "$app")/node_modules" ]; then
+    prefix="$(dirname "$modules")"
+    mkdir -p "$prefix"
+    cp "$app/package.json" "$lock" "$prefix/"
+fi
+npm ci --prefix "$prefix" --no-audit --no-fund --silent
 printf '%s' "$want" >"$marker"
 
 # Fail here, not in the check, when the install is broken.

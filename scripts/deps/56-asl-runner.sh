@@ -25,11 +25,21 @@ fi
 
 want="$(sha256sum "$lock" | cut -d' ' -f1)"
 if [ -f "$marker" ] && [ "$(cat "$marker")" = "$want" ] \
-    && [ -f "$app/node_modules/aws-local-stepfunctions/package.json" ]; then
+    && (cd "$app" && node -e "require('./node_modules/aws-local-stepfunctions')") >/dev/null 2>&1; then
     echo "asl-runner: up to date (node_modules matches package-lock.json)" >&2
     exit 0
 fi
 # The package's engines field says Node >= 22; npm only warns (engine-strict is off).
-npm ci --prefix "$app" --no-audit --no-fund --silent
+# node_modules may be install-test-deps' symlink into the tool cache (one
+# entry per lockfile hash). npm ci would replace a symlinked node_modules with
+# a real directory, so it runs in the entry itself, on copies of the manifests.
+modules="$(readlink -m "$app/node_modules")"
+prefix="$app"
+if [ "$modules" != "$(readlink -m "$app")/node_modules" ]; then
+    prefix="$(dirname "$modules")"
+    mkdir -p "$prefix"
+    cp "$app/package.json" "$lock" "$prefix/"
+fi
+npm ci --prefix "$prefix" --no-audit --no-fund --silent
 printf '%s' "$want" >"$marker"
 echo "asl-runner: installed aws-local-stepfunctions $(node -p "require('$app/node_modules/aws-local-stepfunctions/package.json').version")" >&2

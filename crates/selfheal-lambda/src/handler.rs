@@ -140,7 +140,7 @@ fn log_outcome(request: &RemediationRequest, outcome: &RemediationOutcome) {
         changes = %changes,
         guard = outcome.guard.map(|g| g.as_str()),
         execution = outcome.execution.as_deref().or(request.execution.as_deref()),
-        message = %outcome.message,
+        summary = %outcome.message,
         "remediation outcome"
     );
 }
@@ -216,7 +216,7 @@ pub async fn handle_verify(
         namespace = %target.namespace,
         deployment = target.deployment.as_deref(),
         state = ?status.state,
-        message = %status.message,
+        summary = %status.message,
         "rollout status"
     );
     Ok(VerifyOutput {

@@ -233,6 +233,52 @@ pub fn cooldown(
     ))
 }
 
+/// After a rejected write (409/422) or a write without an answer, the
+/// re-plan must still revert the images the first plan saw: if a container
+/// now runs something else, someone changed it in between (a hotfix, their
+/// own rollback) and the alarm is about an image that is gone. Rolling that
+/// back would overwrite their change blindly, so it is refused (`conflict`)
+/// and a human, or a fresh alarm, decides.
+pub fn same_changes(
+    deployment: &Deployment,
+    planned: &[Change],
+    replanned: &[Change],
+) -> Result<(), Refusal> {
+    let moved: Vec<String> = replanned
+        .iter()
+        .filter(|now| {
+            !planned
+                .iter()
+                .any(|was| was.container == now.container && was.from == now.from)
+        })
+        .map(|now| {
+            let was = planned
+                .iter()
+                .find(|was| was.container == now.container)
+                .map_or("nothing to change", |was| was.from.as_str());
+            format!(
+                "container {} now runs {} (we read {was})",
+                now.container, now.from
+            )
+        })
+        .collect();
+    if moved.is_empty() && planned.len() == replanned.len() {
+        return Ok(());
+    }
+    let detail = if moved.is_empty() {
+        "the containers to revert changed".to_owned()
+    } else {
+        moved.join(", ")
+    };
+    Err(Refusal::new(
+        Guard::Conflict,
+        format!(
+            "deployment {} changed while selfheal was acting: {detail}; not rolling back a change the request was not planned against",
+            who(deployment)
+        ),
+    ))
+}
+
 /// Whether `deployment`'s `selfheal.dev/last-remediation` is dated within
 /// `window` of `now` (either side, for clock skew, as in [`cooldown`]).
 fn acted_within(
@@ -439,6 +485,32 @@ mod tests {
         assert!(rate_limit(&policy, &again, &[a.clone(), b.clone()], now).is_ok());
         // No limit configured: never refused.
         assert!(rate_limit(&Policy::default(), &target, &[a, b], now).is_ok());
+    }
+
+    #[test]
+    fn same_changes_refuses_when_the_image_moved() {
+        let d = Scenario::new(&[&[("api", "a:1")]]).deployment();
+        let api = |from: &str| Change {
+            container: "api".into(),
+            from: from.into(),
+            to: "a:0".into(),
+        };
+        assert!(same_changes(&d, &[api("a:1")], &[api("a:1")]).is_ok());
+        let refusal = same_changes(&d, &[api("a:1")], &[api("a:2")]).unwrap_err();
+        assert_eq!(refusal.guard, Guard::Conflict);
+        assert!(
+            refusal
+                .message
+                .contains("container api now runs a:2 (we read a:1)"),
+            "{}",
+            refusal.message
+        );
+        let envoy = Change {
+            container: "envoy".into(),
+            from: "e:1".into(),
+            to: "e:0".into(),
+        };
+        assert!(same_changes(&d, &[api("a:1"), envoy.clone()], &[api("a:1")]).is_err());
     }
 
     #[test]

@@ -197,7 +197,8 @@ pub enum Guard {
     NoRolloutInProgress,
     /// Alarm-driven pause with impact score below the policy threshold.
     ImpactBelowThreshold,
-    /// The object kept moving under us beyond the re-plan budget.
+    /// The Deployment changed under us between read and write, so that the
+    /// re-plan would revert an image the request was not planned against.
     Conflict,
     /// The policy's `max_actions_per_window` is used up: a storm of alarms
     /// must not let selfheal rewrite a whole cluster.

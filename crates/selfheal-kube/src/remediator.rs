@@ -137,6 +137,10 @@ impl Remediator {
             name: &name,
         };
         let mut attempts = 0u32;
+        // What the first plan of a rollback reverts: a re-plan (after 409/422
+        // or a lost answer) must revert the same images, else someone changed
+        // the Deployment in between and their change wins.
+        let mut first_changes: Option<Vec<selfheal_core::Change>> = None;
         loop {
             attempts += 1;
             let snapshot = self
@@ -165,6 +169,34 @@ impl Remediator {
                 }
                 Decision::Apply(plan) => plan,
             };
+            let moved = match (&first_changes, request.action) {
+                (_, action) if action != Action::Rollback => Ok(()),
+                (None, _) => {
+                    first_changes = Some(plan.outcome.changes.clone());
+                    Ok(())
+                }
+                (Some(planned), _) => selfheal_core::guards::same_changes(
+                    &snapshot.deployment,
+                    planned,
+                    &plan.outcome.changes,
+                ),
+            };
+            let refusal = match moved {
+                Err(refusal) => Err(refusal),
+                Ok(()) => self.rate_limit(&snapshot.deployment).await?,
+            };
+            if let Err(refusal) = refusal {
+                let outcome = plan.refuse(refusal);
+                tracing::info!(
+                    action = %request.action,
+                    namespace,
+                    deployment = %name,
+                    guard = outcome.guard.map(|g| g.as_str()),
+                    message = %outcome.message,
+                    "nothing to write"
+                );
+                return Ok(with_target(outcome, request, &name));
+            }
             match send(&api, &name, &plan).await {
                 Ok(patched) => return Ok(self.applied(request, &name, *plan, &patched).await),
                 Err(kube::Error::Api(status)) if matches!(status.code, 409 | 422) => {
@@ -184,9 +216,94 @@ impl Remediator {
                         "deployment moved between read and patch; re-reading and re-planning"
                     );
                 }
-                Err(e) => return Err(patch_call.error(e)),
+                Err(e) => {
+                    let error = patch_call.error(e);
+                    if !matches!(error, Error::Transport { .. }) || plan.dry_run {
+                        return Err(error);
+                    }
+                    // The connection broke after the body was sent: the patch
+                    // may have landed. Only a re-read tells, and only our own
+                    // audit record (same action, same second, same execution)
+                    // proves it was this patch.
+                    tracing::warn!(
+                        namespace,
+                        deployment = %name,
+                        error = %error,
+                        "no answer to the patch; re-reading to see whether it landed"
+                    );
+                    match self.landed(&api, &name, &plan).await {
+                        Some(current) => {
+                            let mut outcome = self.applied(request, &name, *plan, &current).await;
+                            outcome.message.push_str(
+                                " (confirmed by re-reading the deployment after the connection broke)",
+                            );
+                            return Ok(outcome);
+                        }
+                        // Not written: the guarded patch is safe to re-plan and resend.
+                        None if attempts <= self.replan_budget => {}
+                        None => return Err(error),
+                    }
+                }
             }
         }
+    }
+
+    /// After a PATCH without an answer: the Deployment as it is now when our
+    /// patch's audit annotation is on it, `None` when it is not or the
+    /// re-read fails too (then the caller's transport error stands).
+    async fn landed(&self, api: &Api<Deployment>, name: &str, plan: &Plan) -> Option<Deployment> {
+        let ours = plan.annotations.get(keys::LAST_REMEDIATION)?;
+        let current = api.get(name).await.ok()?;
+        let theirs = current
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(keys::LAST_REMEDIATION));
+        (theirs == Some(ours)).then_some(current)
+    }
+
+    /// The policy's `max_actions_per_window` (guard `rateLimit`): one LIST of
+    /// Deployments (in the allowed namespaces, else cluster-wide), counted by
+    /// their audit annotations (see [`selfheal_core::guards::rate_limit`] for
+    /// why annotations and not Events). No LIST when no limit is configured.
+    async fn rate_limit(
+        &self,
+        target: &Deployment,
+    ) -> Result<Result<(), selfheal_core::guards::Refusal>> {
+        if self.policy.max_actions_per_window.is_none() {
+            return Ok(Ok(()));
+        }
+        let list = |api: Api<Deployment>, namespace: String| async move {
+            api.list(&ListParams::default()).await.map_err(|e| {
+                Call {
+                    verb: "list",
+                    kind: "Deployment",
+                    namespace: &namespace,
+                    name: "",
+                }
+                .error(e)
+            })
+        };
+        let mut fleet = Vec::new();
+        match &self.policy.allowed_namespaces {
+            Some(namespaces) => {
+                for ns in namespaces {
+                    let api = Api::namespaced(self.client.clone(), ns);
+                    fleet.extend(list(api, ns.clone()).await?.items);
+                }
+            }
+            None => {
+                fleet = list(Api::all(self.client.clone()), String::new())
+                    .await?
+                    .items
+            }
+        }
+        Ok(selfheal_core::guards::rate_limit(
+            &self.policy,
+            target,
+            &fleet,
+            (self.clock)(),
+        ))
     }
 
     /// Report on a patch the server accepted: dry-run status, revision, Event, log line.

@@ -1,12 +1,40 @@
-//! Fault injection: fail the next N resource requests, or delay every request.
+//! Fault injection: fail the next N resource requests, delay every request,
+//! drop the connection around a write, or run a hook just before a request
+//! (a concurrent writer that slips in between a client's read and its write).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+/// When [`Faults::reset_next`] drops the connection, relative to the write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reset {
+    /// Nothing is applied; the client gets no answer.
+    BeforeApplying,
+    /// The request is applied (and visible to later reads); the client gets no answer.
+    AfterApplying,
+}
+
+/// A one-shot hook run before the next request with a given method.
+pub(crate) struct Hook {
+    pub(crate) method: String,
+    pub(crate) run: Box<dyn FnOnce() + Send>,
+}
+
+impl std::fmt::Debug for Hook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hook")
+            .field("method", &self.method)
+            .finish_non_exhaustive()
+    }
+}
 
 #[derive(Debug, Default)]
 pub(crate) struct FaultState {
     pub(crate) fail: Option<(u32, u16)>,
     pub(crate) latency: Option<Duration>,
+    /// Method, when, how many more.
+    pub(crate) reset: Option<(String, Reset, u32)>,
+    pub(crate) hooks: Vec<Hook>,
 }
 
 impl FaultState {
@@ -15,6 +43,28 @@ impl FaultState {
         let (n, code) = self.fail?;
         self.fail = if n > 1 { Some((n - 1, code)) } else { None };
         Some(code)
+    }
+
+    /// Consumes one pending connection reset for `method`, if any.
+    pub(crate) fn take_reset(&mut self, method: &str) -> Option<Reset> {
+        let (m, when, n) = self.reset.take()?;
+        if !m.eq_ignore_ascii_case(method) {
+            self.reset = Some((m, when, n));
+            return None;
+        }
+        if n > 1 {
+            self.reset = Some((m, when, n - 1));
+        }
+        Some(when)
+    }
+
+    /// Removes and returns the first hook registered for `method`.
+    pub(crate) fn take_hook(&mut self, method: &str) -> Option<Hook> {
+        let i = self
+            .hooks
+            .iter()
+            .position(|h| h.method.eq_ignore_ascii_case(method))?;
+        Some(self.hooks.remove(i))
     }
 }
 
@@ -42,11 +92,31 @@ impl Faults {
         self.lock().latency = Some(d);
         self
     }
-    /// Removes all injected faults.
+    /// The next `n` non-discovery requests with `method` (e.g. `PATCH`) get
+    /// no answer: the server closes the connection, before or after applying
+    /// the request. The request log records them with status 0.
+    pub fn reset_next(&self, n: u32, method: &str, when: Reset) -> &Self {
+        self.lock().reset = (n > 0).then(|| (method.to_ascii_uppercase(), when, n));
+        self
+    }
+    /// Run `hook` once, just before the next authorised non-discovery request
+    /// with `method` is handled, with no server lock held: it may seed or
+    /// change objects through the `TestServer` (a concurrent writer that wins
+    /// the race against that request). Hooks queue in registration order.
+    pub fn before_next(&self, method: &str, hook: impl FnOnce() + Send + 'static) -> &Self {
+        self.lock().hooks.push(Hook {
+            method: method.to_ascii_uppercase(),
+            run: Box::new(hook),
+        });
+        self
+    }
+    /// Removes all injected faults (pending hooks included).
     pub fn clear(&self) -> &Self {
         let mut s = self.lock();
         s.fail = None;
         s.latency = None;
+        s.reset = None;
+        s.hooks.clear();
         self
     }
 }

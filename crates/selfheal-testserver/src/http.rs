@@ -15,6 +15,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch as tokio_watch;
 
 use crate::auth::Who;
+use crate::faults::Reset;
 use crate::status::{self, ApiError};
 use crate::store::Kind;
 use crate::{RecordedRequest, Shared, api, discovery};
@@ -44,7 +45,7 @@ pub(crate) fn spawn(
                 let svc = hyper::service::service_fn(move |req| {
                     let shared = shared.clone();
                     let sd = svc_shutdown.clone();
-                    async move { Ok::<_, Infallible>(handle(shared, sd, req).await) }
+                    async move { handle(shared, sd, req).await }
                 });
                 let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
                 match tls {
@@ -69,7 +70,21 @@ pub(crate) fn spawn(
 pub(crate) enum Reply {
     Json(u16, Value),
     Stream(Body),
+    /// No answer: the connection is dropped (an injected [`crate::faults::Reset`]).
+    Reset,
 }
+
+/// The service's error: hyper closes the connection without a response.
+#[derive(Debug)]
+pub(crate) struct ConnectionReset;
+
+impl std::fmt::Display for ConnectionReset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("injected connection reset")
+    }
+}
+
+impl std::error::Error for ConnectionReset {}
 
 impl From<ApiError> for Reply {
     fn from(e: ApiError) -> Reply {
@@ -134,7 +149,7 @@ async fn handle(
     shared: Arc<Shared>,
     shutdown: tokio_watch::Receiver<bool>,
     req: Request<hyper::body::Incoming>,
-) -> Response<Body> {
+) -> Result<Response<Body>, ConnectionReset> {
     let method = req.method().as_str().to_string();
     let path = req.uri().path().to_string();
     let query: BTreeMap<String, String> = req
@@ -173,7 +188,8 @@ async fn handle(
         body.clone(),
     );
     let (status, response) = match reply {
-        Reply::Json(code, v) => (code, json_response(code, &v)),
+        Reply::Json(code, v) => (code, Ok(json_response(code, &v))),
+        Reply::Reset => (0, Err(ConnectionReset)),
         Reply::Stream(b) => {
             let mut resp = Response::new(b);
             resp.headers_mut().insert(
@@ -184,7 +200,7 @@ async fn handle(
                 http::header::CACHE_CONTROL,
                 http::HeaderValue::from_static("no-cache, private"),
             );
-            (200, resp)
+            (200, Ok(resp))
         }
     };
     let recorded = RecordedRequest {
@@ -335,6 +351,14 @@ fn route(
         Who::User(u) => return forbidden(u, req.verb(), &req).into(),
         _ => {}
     }
+    let hook = shared
+        .faults
+        .lock()
+        .map(|mut f| f.take_hook(method))
+        .unwrap_or(None);
+    if let Some(hook) = hook {
+        (hook.run)();
+    }
     let injected = shared
         .faults
         .lock()
@@ -343,9 +367,20 @@ fn route(
     if let Some(code) = injected {
         return status::for_code(code).into();
     }
+    let reset = shared
+        .faults
+        .lock()
+        .map(|mut f| f.take_reset(&req.method))
+        .unwrap_or(None);
+    if reset == Some(Reset::BeforeApplying) {
+        return Reply::Reset;
+    }
     let reply = api::handle(shared, shutdown, &req);
     if req.method != "GET" {
         shared.controller.poke();
+    }
+    if reset == Some(Reset::AfterApplying) {
+        return Reply::Reset;
     }
     reply
 }

@@ -37,7 +37,7 @@ pub use auth::Identity;
 /// `Fn(token) -> Result<(), reason>`; see [`TestServer::set_token_verifier`].
 pub type TokenVerifier = Arc<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
 pub use controller::{ControllerConfig, ControllerHandle};
-pub use faults::Faults;
+pub use faults::{Faults, Reset};
 
 /// Errors from starting or configuring the test server.
 #[derive(Debug, thiserror::Error)]

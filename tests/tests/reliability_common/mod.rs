@@ -1,0 +1,244 @@
+//! Shared setup of the `reliability_*` tests: a test API server holding a
+//! Deployment with a bad rollout, clients, the real Lambda handler state, and a
+//! store-level "concurrent writer" for fault hooks.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::api::{Api, Patch, PatchParams};
+use lambda_runtime::{Context, LambdaEvent};
+use selfheal_core::{Policy, RemediationOutcome, RemediationRequest};
+use selfheal_lambda::{Action, AppState, FunctionConfig, HandlerError, handle_action};
+use selfheal_testserver::{RecordedRequest, TestServer};
+use serde_json::{Value, json};
+
+pub const NS: &str = "shop";
+pub const API_1: &str = "registry.example/shop/api:1.0.0";
+pub const API_2: &str = "registry.example/shop/api:1.1.0";
+pub const API_3: &str = "registry.example/shop/api:1.2.0";
+pub const API_4: &str = "registry.example/shop/api:1.3.0";
+pub const ENVOY: &str = "registry.example/envoy:1.27";
+pub const NOW: &str = "2026-11-26T20:00:00Z";
+
+pub struct Cluster {
+    pub server: TestServer,
+    pub dir: tempfile::TempDir,
+    pub kubeconfig: PathBuf,
+    pub client: kube::Client,
+}
+
+pub fn deployment_json(name: &str) -> Value {
+    json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": name,
+            "namespace": NS,
+            "labels": { "app": name, "selfheal.dev/enabled": "true" },
+            "annotations": { "team": "payments" }
+        },
+        "spec": {
+            "replicas": 1,
+            "selector": { "matchLabels": { "app": name } },
+            "template": {
+                "metadata": { "labels": { "app": name } },
+                "spec": { "containers": [
+                    { "name": "api", "image": API_1 },
+                    { "name": "envoy", "image": ENVOY }
+                ] }
+            }
+        }
+    })
+}
+
+impl Cluster {
+    /// An empty server with a kubeconfig and an admin client.
+    pub async fn empty() -> Cluster {
+        let server = TestServer::start().await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let kubeconfig = dir.path().join("kubeconfig");
+        server.write_kubeconfig(&kubeconfig).unwrap();
+        let client = selfheal_kube::client_from_kubeconfig(Some(&kubeconfig), None)
+            .await
+            .unwrap();
+        Cluster {
+            server,
+            dir,
+            kubeconfig,
+            client,
+        }
+    }
+
+    /// `names` at revision 2: api 1.0.0 → 1.1.0 (the bad image), envoy
+    /// unchanged, rollouts finished, request log empty.
+    pub async fn with_bad_rollout(names: &[&str]) -> Cluster {
+        let cluster = Cluster::empty().await;
+        for name in names {
+            cluster.server.apply_objects(deployment_json(name));
+        }
+        assert!(cluster.server.controller().settle().await);
+        for name in names {
+            cluster.set_image(name, "api", API_2).await;
+        }
+        assert!(cluster.server.controller().settle().await);
+        cluster.server.clear_requests();
+        cluster
+    }
+
+    /// What `kubectl set image deployment/NAME CONTAINER=IMAGE` sends: a
+    /// strategic merge patch through the API (a CI deploy).
+    pub async fn set_image(&self, name: &str, container: &str, image: &str) {
+        let api: Api<Deployment> = Api::namespaced(self.client.clone(), NS);
+        let patch = json!({"spec": {"template": {"spec": {"containers": [{"name": container, "image": image}]}}}});
+        let params = PatchParams {
+            field_manager: Some("kubectl-set".into()),
+            ..PatchParams::default()
+        };
+        api.patch(name, &params, &Patch::Strategic(patch))
+            .await
+            .unwrap();
+        assert_eq!(self.image(name, container), image);
+    }
+
+    pub fn deployment(&self, name: &str) -> Value {
+        self.server.object("Deployment", NS, name).unwrap()
+    }
+
+    /// The container's image in the stored Deployment.
+    pub fn image(&self, name: &str, container: &str) -> String {
+        images(&self.deployment(name))
+            .into_iter()
+            .find(|(c, _)| c == container)
+            .map(|(_, i)| i)
+            .unwrap_or_default()
+    }
+
+    pub fn rollback_events(&self) -> usize {
+        self.server
+            .events(NS)
+            .iter()
+            .filter(|e| e.reason.as_deref() == Some("SelfhealRollback"))
+            .count()
+    }
+
+    /// `METHOD path-tail status` of every request so far.
+    pub fn log(&self) -> Vec<String> {
+        lines(&self.server.requests())
+    }
+
+    /// The real Lambda handler state in local mode, built like at cold start.
+    pub async fn handler_state(&self, extra: &[(&str, &str)]) -> AppState {
+        let mut vars: HashMap<String, String> = HashMap::new();
+        vars.insert(
+            "SELFHEAL_KUBECONFIG".into(),
+            self.kubeconfig.display().to_string(),
+        );
+        for (k, v) in extra {
+            vars.insert((*k).into(), (*v).into());
+        }
+        let config = FunctionConfig::from_lookup(|k| vars.get(k).cloned()).unwrap();
+        AppState::new(config).await.unwrap()
+    }
+
+    pub fn remediator(&self, policy: Policy) -> selfheal_kube::Remediator {
+        selfheal_kube::Remediator::new(self.client.clone(), policy)
+            .with_reporting_instance("selfheal-reliability")
+            .with_clock(clock_at(NOW))
+    }
+
+    /// A concurrent writer, straight into the store (usable from a fault hook,
+    /// which runs inside the server): change one container's image, bumping
+    /// `generation` and `resourceVersion` like a real write.
+    pub fn store_writer(&self) -> StoreWriter {
+        StoreWriter {
+            server: self.server.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct StoreWriter {
+    server: TestServer,
+}
+
+impl StoreWriter {
+    pub fn edit(&self, name: &str, f: impl FnOnce(&mut Value)) {
+        let mut d = self.server.object("Deployment", NS, name).unwrap();
+        f(&mut d);
+        let generation = d["metadata"]["generation"].as_i64().unwrap_or(1);
+        d["metadata"]["generation"] = json!(generation + 1);
+        self.server.try_apply_objects(d).unwrap();
+    }
+
+    pub fn set_image(&self, name: &str, container: &str, image: &str) {
+        self.edit(name, |d| {
+            for c in d["spec"]["template"]["spec"]["containers"]
+                .as_array_mut()
+                .unwrap()
+            {
+                if c["name"] == container {
+                    c["image"] = json!(image);
+                }
+            }
+        });
+    }
+}
+
+pub fn clock_at(at: &str) -> selfheal_kube::Clock {
+    let now: jiff::Timestamp = at.parse().unwrap();
+    Arc::new(move || now)
+}
+
+pub fn images(d: &Value) -> Vec<(String, String)> {
+    d["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap().to_owned(),
+                c["image"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+pub fn annotation(d: &Value, key: &str) -> Option<String> {
+    d["metadata"]["annotations"][key]
+        .as_str()
+        .map(str::to_owned)
+}
+
+pub fn lines(reqs: &[RecordedRequest]) -> Vec<String> {
+    reqs.iter()
+        .map(|r| {
+            let tail = r.path.rsplit('/').next().unwrap_or_default();
+            format!("{} {} {}", r.method, tail, r.status)
+        })
+        .collect()
+}
+
+pub fn rollback_request(name: &str, execution: &str) -> RemediationRequest {
+    serde_json::from_value(json!({
+        "action": "rollback",
+        "target": {"namespace": NS, "deployment": name},
+        "reason": "5xx rate above 5% for 3 minutes",
+        "execution": execution
+    }))
+    .unwrap()
+}
+
+/// One invocation of the real `rollback` handler, as the runtime makes it.
+pub async fn invoke_rollback(
+    state: &AppState,
+    name: &str,
+    execution: &str,
+) -> Result<RemediationOutcome, HandlerError> {
+    let payload = serde_json::to_value(rollback_request(name, execution)).unwrap();
+    let mut context = Context::default();
+    context.request_id = format!("req-{execution}");
+    handle_action(state, Action::Rollback, LambdaEvent::new(payload, context)).await
+}

@@ -1,0 +1,344 @@
+//! Locating the project's test tools, free ports, plain HTTP, and moto.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+
+/// The repository root (the workspace directory).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).expect("bind");
+    listener.local_addr().expect("addr").port()
+}
+
+/// `Some(tool)` to run, `None` to skip (loudly); panics when
+/// `SELFHEAL_REQUIRE_TOOLS` is set (CI), so a broken install cannot pass.
+pub fn tool_or_skip<T>(test: &str, found: Result<T, String>) -> Option<T> {
+    match found {
+        Ok(tool) => Some(tool),
+        Err(why) if std::env::var_os("SELFHEAL_REQUIRE_TOOLS").is_some() => {
+            panic!("{test}: SELFHEAL_REQUIRE_TOOLS is set but {why}")
+        }
+        Err(why) => {
+            eprintln!("SKIPPED {test}: {why}; set SELFHEAL_REQUIRE_TOOLS=1 to make this a failure");
+            None
+        }
+    }
+}
+
+/// An executable at `path`, or why not (with the install script to run).
+pub fn file_tool(path: PathBuf, install: &str) -> Result<PathBuf, String> {
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(format!("{} not found (run {install})", path.display()))
+    }
+}
+
+/// cargo-lambda from `SELFHEAL_CARGO_LAMBDA` or `.venv/bin`.
+pub fn cargo_lambda_binary() -> Result<PathBuf, String> {
+    if let Some(path) = std::env::var_os("SELFHEAL_CARGO_LAMBDA") {
+        let path = PathBuf::from(path);
+        return if path.is_file() {
+            Ok(path)
+        } else {
+            Err(format!(
+                "SELFHEAL_CARGO_LAMBDA={} does not exist",
+                path.display()
+            ))
+        };
+    }
+    file_tool(
+        workspace_root().join(".venv/bin/cargo-lambda"),
+        "scripts/deps/30-cargo-lambda.sh",
+    )
+}
+
+/// `cargo build -p <pkg>...` in the workspace (so an emulator's `cargo run` finds them fresh).
+pub fn cargo_build(packages: &[&str]) {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(workspace_root()).arg("build");
+    for p in packages {
+        cmd.arg("-p").arg(p);
+    }
+    let status = cmd.status().expect("spawn cargo build");
+    assert!(status.success(), "cargo build {packages:?} failed");
+}
+
+/// Builds each package on its own, exactly as `cargo lambda watch` will
+/// `cargo run --bin <bin>` it: features are unified per build, so one
+/// `cargo build -p a -p b` can produce artifacts a lone `cargo run` rebuilds.
+pub fn cargo_build_each(packages: &[&str]) {
+    for p in packages {
+        cargo_build(&[p]);
+    }
+}
+
+/// Waits until something listens on `port`, or panics with `what` and `log()`.
+pub async fn wait_listening(
+    port: u16,
+    timeout: Duration,
+    what: &str,
+    mut alive: impl FnMut() -> Result<(), String>,
+) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return;
+        }
+        if let Err(why) = alive() {
+            panic!("{what} exited before listening on {port}: {why}");
+        }
+        assert!(Instant::now() < deadline, "{what} did not listen on {port}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Kills a child's whole process group (it was started with `process_group(0)`)
+/// and every descendant's group: cargo-lambda starts each function in a group
+/// of its own, which a signal to the watcher's group does not reach.
+pub fn kill_group(child: &mut Child) {
+    let mut groups = vec![child.id()];
+    groups.extend(descendants(child.id()));
+    for sig in ["-TERM", "-KILL"] {
+        for g in &groups {
+            let _ = Command::new("kill")
+                .args([sig, "--", &format!("-{g}")])
+                .stderr(Stdio::null())
+                .status();
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let _ = child.wait();
+}
+
+/// Pids of all descendants of `pid` (from /proc; empty where there is none).
+fn descendants(pid: u32) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let parents: Vec<(u32, u32)> = dir
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|p| {
+            let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).ok()?;
+            // pid (comm) state ppid ...: comm may hold spaces, so split after ')'.
+            let ppid = stat
+                .rsplit_once(')')?
+                .1
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()?;
+            Some((p, ppid))
+        })
+        .collect();
+    let mut out = Vec::new();
+    let mut frontier = vec![pid];
+    while let Some(p) = frontier.pop() {
+        for (c, _) in parents.iter().filter(|(_, pp)| *pp == p) {
+            out.push(*c);
+            frontier.push(*c);
+        }
+    }
+    out
+}
+
+/// One HTTP/1.1 exchange: status, headers and body.
+pub async fn http_request(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+    timeout: Duration,
+) -> (u16, http::HeaderMap, Bytes) {
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let mut req = hyper::Request::builder().method(method).uri(url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let req = req.body(Full::new(body.into())).expect("request");
+    let resp = tokio::time::timeout(timeout, client.request(req))
+        .await
+        .unwrap_or_else(|_| panic!("{method} {url} timed out after {timeout:?}"))
+        .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+    (status, headers, bytes)
+}
+
+/// `moto_server` on a free port (`.venv/bin/moto_server`, scripts/deps/20-python.sh),
+/// killed on drop. moto accepts any credentials and does not check signatures.
+#[derive(Debug)]
+pub struct Moto {
+    child: Child,
+    pub url: String,
+    pub port: u16,
+}
+
+impl Moto {
+    pub fn binary() -> Result<PathBuf, String> {
+        file_tool(
+            workspace_root().join(".venv/bin/moto_server"),
+            "scripts/deps/20-python.sh",
+        )
+    }
+
+    pub async fn start(bin: &Path, log: &Path) -> Moto {
+        let port = free_port();
+        let out = std::fs::File::create(log).expect("create moto log");
+        let err = out.try_clone().expect("clone log handle");
+        let mut cmd = Command::new(bin);
+        cmd.args(["-H", "127.0.0.1", "-p"])
+            .arg(port.to_string())
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err);
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        let mut child = cmd.spawn().expect("spawn moto_server");
+        let log = log.to_path_buf();
+        wait_listening(
+            port,
+            Duration::from_secs(60),
+            "moto_server",
+            || match child.try_wait() {
+                Ok(Some(status)) => Err(format!(
+                    "{status}: {}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                )),
+                _ => Ok(()),
+            },
+        )
+        .await;
+        Moto {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            port,
+        }
+    }
+
+    /// An AWS JSON-protocol call (`X-Amz-Target: <prefix>.<op>`), e.g.
+    /// `("AWSStepFunctions", "ListExecutions")` or `("AmazonSQS", …)`;
+    /// panics on a non-200 answer.
+    pub async fn json_call(
+        &self,
+        target_prefix: &str,
+        op: &str,
+        body: &serde_json::Value,
+    ) -> serde_json::Value {
+        let (status, body) = self.json_call_raw(target_prefix, op, body).await;
+        assert_eq!(status, 200, "moto {target_prefix}.{op}: {body}");
+        body
+    }
+
+    pub async fn json_call_raw(
+        &self,
+        target_prefix: &str,
+        op: &str,
+        body: &serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        let target = format!("{target_prefix}.{op}");
+        // moto routes a request by the service in the credential scope.
+        let service = match target_prefix {
+            "AmazonSQS" => "sqs",
+            "AWSStepFunctions" => "states",
+            "AmazonSSM" => "ssm",
+            "AWSSecretsManager" => "secretsmanager",
+            other => other,
+        };
+        let auth = format!(
+            "AWS4-HMAC-SHA256 Credential=testing/20240101/us-east-1/{service}/aws4_request"
+        );
+        let (status, _, bytes) = http_request(
+            "POST",
+            &format!("{}/", self.url),
+            &[
+                ("content-type", "application/x-amz-json-1.0"),
+                ("x-amz-target", &target),
+                ("authorization", &auth),
+            ],
+            serde_json::to_vec(body).expect("json"),
+            Duration::from_secs(30),
+        )
+        .await;
+        let value = serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+            serde_json::Value::String(String::from_utf8_lossy(&bytes).into_owned())
+        });
+        (status, value)
+    }
+
+    /// An AWS query-protocol call (form body, XML answer), e.g. SNS.
+    pub async fn query_call(&self, service: &str, params: &[(&str, &str)]) -> String {
+        let body = serde_urlencoded_pairs(params);
+        let auth = format!(
+            "AWS4-HMAC-SHA256 Credential=testing/20240101/us-east-1/{service}/aws4_request"
+        );
+        let (status, _, bytes) = http_request(
+            "POST",
+            &format!("{}/", self.url),
+            &[
+                ("content-type", "application/x-www-form-urlencoded"),
+                ("authorization", &auth),
+            ],
+            body,
+            Duration::from_secs(30),
+        )
+        .await;
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        assert_eq!(status, 200, "moto {service} {params:?}: {text}");
+        text
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        kill_group(&mut self.child);
+    }
+}
+
+fn serde_urlencoded_pairs(params: &[(&str, &str)]) -> String {
+    params
+        .iter()
+        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// application/x-www-form-urlencoded encoding of one component.
+pub fn encode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// The text of the first `<tag>…</tag>` in an XML answer.
+pub fn xml_text<'a>(xml: &'a str, tag: &str) -> Option<&'a str> {
+    let open = format!("<{tag}>");
+    let close = format!("</{tag}>");
+    let start = xml.find(&open)? + open.len();
+    let end = xml[start..].find(&close)? + start;
+    Some(&xml[start..end])
+}

@@ -1,0 +1,1104 @@
+//! The REAL state machine definitions, executed end to end.
+//!
+//! What runs (all real except the two documented shims):
+//! - `statemachines/remediate-deployment.asl.json` and `remediate-fleet.asl.json`,
+//!   only their `${...}` placeholders substituted (as SAM's
+//!   `DefinitionSubstitutions` does), interpreted by the third-party npm
+//!   package aws-local-stepfunctions (tests/asl/runner.mjs, installed by
+//!   scripts/deps/56-asl-runner.sh);
+//! - its Task states invoke the real handler binaries (`functions/*`) through
+//!   cargo-lambda's emulator (`cargo lambda watch`), which act on the project's
+//!   test Kubernetes API server (selfheal-testserver, through a kubeconfig);
+//! - notify publishes to SNS and stores approval records in SSM, both in moto
+//!   (`moto_server`); the test reads the notifications from an SQS queue
+//!   subscribed to the topic;
+//! - approval: notify mints the approve/deny link, the test "clicks" it by
+//!   calling the approve function's Function URL (GET shows the page, POST
+//!   decides), approve calls SendTaskSuccess/SendTaskFailure.
+//!
+//! Shims (test code): (1) the runner turns a Lambda invoke into the emulator's
+//! HTTP call and an HTTP 500 `{errorType}` into the error name Step Functions
+//! matches; (2) the runner is the Step Functions endpoint the functions see
+//! (`AWS_ENDPOINT_URL_SFN`): it answers SendTaskSuccess/SendTaskFailure by
+//! resolving the waiting `.waitForTaskToken` task of the interpreter, and
+//! proxies every other Step Functions call (ingest's StartExecution) to moto.
+//! The runner also patches two interpreter bugs at load (see runner.mjs).
+//!
+//! Alertmanager path: a real Alertmanager posts its webhook to ingest's
+//! Function URL, ingest starts an execution in moto (moto does not run it:
+//! its engine cannot call our functions in server mode); the test picks that
+//! execution's input from moto (DescribeExecution) and runs it, under the
+//! same name, through the interpreter above. That hand-off is the only step
+//! that is not the product's own.
+//!
+//! One test function on purpose: the tools (emulator, moto, runner, test
+//! server) are started once and the scenarios run concurrently, each on its
+//! own namespace, to keep the wall time to a couple of minutes on two cores.
+//! Skipped with a message when a tool is missing, unless
+//! `SELFHEAL_REQUIRE_TOOLS` is set.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::api::{Api, Patch, PatchParams};
+use selfheal_tests::emulator::Emulator;
+use selfheal_tests::tools::{
+    Moto, cargo_build_each, cargo_lambda_binary, file_tool, free_port, http_request, kill_group,
+    tool_or_skip, workspace_root, xml_text,
+};
+use selfheal_testserver::{ControllerConfig, TestServer};
+use serde_json::{Value, json};
+
+const TEST: &str = "statemachine_e2e";
+const REGION: &str = "us-east-1";
+const ACCOUNT: &str = "123456789012";
+const CLUSTER: &str = "e2e";
+const WEBHOOK_SECRET: &str = "e2e-alertmanager-secret";
+
+const API_1: &str = "registry.example/shop/api:1.0.0";
+const API_2: &str = "registry.example/shop/api:1.1.0";
+/// Pods with this image never become ready (ControllerConfig.never_ready_images).
+const API_BROKEN: &str = "registry.example/shop/api:1.2.0-broken";
+const ENVOY: &str = "registry.example/envoy:1.27";
+
+const PACKAGES: [&str; 8] = [
+    "selfheal-rollback",
+    "selfheal-pause",
+    "selfheal-resume",
+    "selfheal-restart",
+    "selfheal-verify",
+    "selfheal-notify",
+    "selfheal-approve",
+    "selfheal-ingest-fn",
+];
+
+// ------------------------------------------------------------------ tools --
+
+struct Tools {
+    cargo_lambda: PathBuf,
+    moto: PathBuf,
+    node: PathBuf,
+    alertmanager: PathBuf,
+}
+
+fn find_tools() -> Result<Tools, String> {
+    let root = workspace_root();
+    let node = which("node").ok_or("node not found on PATH (Debian nodejs)")?;
+    file_tool(
+        root.join("tests/asl/node_modules/aws-local-stepfunctions/package.json"),
+        "scripts/deps/56-asl-runner.sh",
+    )?;
+    let alertmanager = [
+        root.join(".tools/bin/alertmanager"),
+        PathBuf::from("/usr/bin/prometheus-alertmanager"),
+        PathBuf::from("/usr/bin/alertmanager"),
+    ]
+    .into_iter()
+    .find(|p| p.is_file())
+    .ok_or("alertmanager not found (run scripts/deps/40-alertmanager.sh)")?;
+    Ok(Tools {
+        cargo_lambda: cargo_lambda_binary()?,
+        moto: Moto::binary()?,
+        node,
+        alertmanager,
+    })
+}
+
+fn which(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join(name))
+            .find(|p| p.is_file())
+    })
+}
+
+// ----------------------------------------------------------------- runner --
+
+/// tests/asl/runner.mjs: the interpreter service (killed on drop).
+struct Runner {
+    child: Child,
+    url: String,
+}
+
+impl Runner {
+    fn start(node: &Path, port: u16, emulator_url: &str, moto_url: &str, log: &Path) -> Runner {
+        let err = std::fs::File::create(log).expect("runner log");
+        let mut cmd = Command::new(node);
+        cmd.arg(workspace_root().join("tests/asl/runner.mjs"))
+            .env("SELFHEAL_ASL_PORT", port.to_string())
+            .env("SELFHEAL_EMULATOR_URL", emulator_url)
+            .env("SELFHEAL_MOTO_URL", moto_url)
+            .env("SELFHEAL_ASL_REGION", REGION)
+            .env("SELFHEAL_ASL_ACCOUNT", ACCOUNT)
+            .env("SELFHEAL_ASL_LOG", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(err);
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        let mut child = cmd.spawn().expect("spawn node runner");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("runner's first line");
+        let listening: Value = serde_json::from_str(line.trim()).unwrap_or_else(|_| {
+            panic!(
+                "runner did not start: {line}\n{}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            )
+        });
+        assert_eq!(listening["listening"], port, "{line}");
+        Runner {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    /// Runs one execution to its end: `{status, output | error+cause, states, children, ...}`.
+    async fn run(&self, machine: &str, name: &str, input: &Value) -> Value {
+        let body = json!({"stateMachine": machine, "name": name, "input": input});
+        let (status, _, bytes) = http_request(
+            "POST",
+            &format!("{}/run", self.url),
+            &[("content-type", "application/json")],
+            serde_json::to_vec(&body).unwrap(),
+            Duration::from_secs(600),
+        )
+        .await;
+        let value: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(status, 200, "runner: {value}");
+        value
+    }
+}
+
+impl Drop for Runner {
+    fn drop(&mut self) {
+        kill_group(&mut self.child);
+    }
+}
+
+// ---------------------------------------------------------------- cluster --
+
+fn deployment(ns: &str, name: &str, image: &str, progress_deadline: Option<i32>) -> Value {
+    let mut d = json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": name, "namespace": ns,
+            "labels": { "app": name, "selfheal.dev/enabled": "true" }
+        },
+        "spec": {
+            "replicas": 2,
+            "selector": { "matchLabels": { "app": name } },
+            "template": {
+                "metadata": { "labels": { "app": name } },
+                "spec": { "containers": [
+                    { "name": "api", "image": image },
+                    { "name": "envoy", "image": ENVOY }
+                ] }
+            }
+        }
+    });
+    if let Some(s) = progress_deadline {
+        d["spec"]["progressDeadlineSeconds"] = json!(s);
+    }
+    d
+}
+
+struct Cluster {
+    server: TestServer,
+    admin: kube::Client,
+}
+
+impl Cluster {
+    /// `ns/name` at revision 1 with API_1 (rolled out), then revision 2 with
+    /// `bad` (rolled out unless `bad` never gets ready).
+    async fn two_revisions(&self, ns: &str, name: &str, bad: &str, progress_deadline: Option<i32>) {
+        self.server
+            .apply_objects(deployment(ns, name, API_1, progress_deadline));
+        self.wait_done(ns, name).await;
+        self.set_image(ns, name, bad).await;
+        if bad != API_BROKEN {
+            self.wait_done(ns, name).await;
+        }
+    }
+
+    async fn set_image(&self, ns: &str, name: &str, image: &str) {
+        let api: Api<Deployment> = Api::namespaced(self.admin.clone(), ns);
+        let bump = json!({"spec": {"template": {"spec": {"containers": [{"name": "api", "image": image}]}}}});
+        api.patch(name, &PatchParams::default(), &Patch::Strategic(bump))
+            .await
+            .unwrap();
+    }
+
+    async fn annotate(&self, ns: &str, name: &str, key: &str, value: &str) {
+        let api: Api<Deployment> = Api::namespaced(self.admin.clone(), ns);
+        let patch = json!({"metadata": {"annotations": {key: value}}});
+        api.patch(name, &PatchParams::default(), &Patch::Merge(patch))
+            .await
+            .unwrap();
+    }
+
+    /// Waits (real time, the controller runs in the background) until the
+    /// rollout is done in kubectl's sense.
+    async fn wait_done(&self, ns: &str, name: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !rollout_done(&self.deployment(ns, name)) {
+            assert!(
+                Instant::now() < deadline,
+                "{ns}/{name} never finished rolling out: {:?}",
+                self.deployment(ns, name).status
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn deployment(&self, ns: &str, name: &str) -> Deployment {
+        self.server
+            .deployment(ns, name)
+            .unwrap_or_else(|| panic!("{ns}/{name} exists"))
+    }
+}
+
+fn container_image(d: &Deployment, container: &str) -> String {
+    d.spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .and_then(|s| s.containers.iter().find(|c| c.name == container))
+        .and_then(|c| c.image.clone())
+        .unwrap_or_default()
+}
+
+fn paused(d: &Deployment) -> bool {
+    d.spec.as_ref().and_then(|s| s.paused).unwrap_or(false)
+}
+
+fn annotation(d: &Deployment, key: &str) -> Option<String> {
+    d.metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(key).cloned())
+}
+
+/// kubectl rollout status's "successfully rolled out".
+fn rollout_done(d: &Deployment) -> bool {
+    let (Some(spec), Some(status)) = (&d.spec, &d.status) else {
+        return false;
+    };
+    let want = spec.replicas.unwrap_or(1);
+    d.metadata.generation.unwrap_or(0) <= status.observed_generation.unwrap_or(-1)
+        && status.updated_replicas.unwrap_or(0) >= want
+        && status.replicas.unwrap_or(0) <= status.updated_replicas.unwrap_or(0)
+        && status.available_replicas.unwrap_or(0) >= status.updated_replicas.unwrap_or(0)
+}
+
+fn request(action: &str, ns: &str, name: &str) -> Value {
+    json!({
+        "action": action,
+        "target": { "cluster": CLUSTER, "namespace": ns, "deployment": name, "container": "api" },
+        "reason": format!("{TEST}: {action} {ns}/{name}"),
+    })
+}
+
+// ---------------------------------------------------------- notifications --
+
+/// SNS topic (moto) with an SQS queue subscribed: what notify published.
+struct Inbox {
+    moto: Arc<Moto>,
+    topic_arn: String,
+    queue_url: String,
+    seen: tokio::sync::Mutex<Vec<Value>>,
+}
+
+impl Inbox {
+    async fn create(moto: Arc<Moto>) -> Inbox {
+        let created = moto
+            .query_call(
+                "sns",
+                &[("Action", "CreateTopic"), ("Name", "selfheal-e2e")],
+            )
+            .await;
+        let topic_arn = xml_text(&created, "TopicArn").expect("TopicArn").to_owned();
+        let queue = moto
+            .json_call(
+                "AmazonSQS",
+                "CreateQueue",
+                &json!({"QueueName": "selfheal-e2e"}),
+            )
+            .await;
+        let queue_url = queue["QueueUrl"].as_str().expect("QueueUrl").to_owned();
+        let queue_arn = format!("arn:aws:sqs:{REGION}:{ACCOUNT}:selfheal-e2e");
+        moto.query_call(
+            "sns",
+            &[
+                ("Action", "Subscribe"),
+                ("TopicArn", &topic_arn),
+                ("Protocol", "sqs"),
+                ("Endpoint", &queue_arn),
+                ("Attributes.entry.1.key", "RawMessageDelivery"),
+                ("Attributes.entry.1.value", "false"),
+            ],
+        )
+        .await;
+        Inbox {
+            moto,
+            topic_arn,
+            queue_url,
+            seen: Default::default(),
+        }
+    }
+
+    /// Drains the queue into `seen`; returns everything seen so far as
+    /// `{subject, message}` (message parsed as JSON when it is JSON).
+    async fn all(&self) -> Vec<Value> {
+        let mut seen = self.seen.lock().await;
+        loop {
+            let got = self
+                .moto
+                .json_call(
+                    "AmazonSQS",
+                    "ReceiveMessage",
+                    &json!({"QueueUrl": self.queue_url, "MaxNumberOfMessages": 10}),
+                )
+                .await;
+            let messages = got["Messages"].as_array().cloned().unwrap_or_default();
+            if messages.is_empty() {
+                break;
+            }
+            for m in messages {
+                let envelope: Value =
+                    serde_json::from_str(m["Body"].as_str().unwrap_or("{}")).unwrap_or_default();
+                let text = envelope["Message"].as_str().unwrap_or_default().to_owned();
+                seen.push(json!({
+                    "subject": envelope["Subject"],
+                    "text": text,
+                    "message": serde_json::from_str::<Value>(&text).unwrap_or(Value::Null),
+                }));
+                self.moto
+                    .json_call(
+                        "AmazonSQS",
+                        "DeleteMessage",
+                        &json!({"QueueUrl": self.queue_url, "ReceiptHandle": m["ReceiptHandle"]}),
+                    )
+                    .await;
+            }
+        }
+        seen.clone()
+    }
+
+    /// Notifications whose text mentions `needle` (a namespace, an execution name).
+    async fn about(&self, needle: &str) -> Vec<Value> {
+        self.all()
+            .await
+            .into_iter()
+            .filter(|n| n.to_string().contains(needle))
+            .collect()
+    }
+
+    /// Waits for a notification about `needle` carrying an approval link with
+    /// `decision=<decision>`; returns that link.
+    async fn approval_link(&self, needle: &str, decision: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            for n in self.about(needle).await {
+                if let Some(link) = find_link(&n["text"].to_string(), decision) {
+                    return link;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no approval link ({decision}) about {needle} in {:#?}",
+                self.all().await
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+/// The first `http…/approve?id=…&decision=<decision>` URL in `text`.
+fn find_link(text: &str, decision: &str) -> Option<String> {
+    let want = format!("decision={decision}");
+    text.match_indices("http")
+        .map(|(i, _)| {
+            text[i..]
+                .split(|c: char| {
+                    c.is_whitespace() || matches!(c, '"' | '\\' | '<' | '>' | ')' | '|')
+                })
+                .next()
+                .unwrap_or_default()
+        })
+        .find(|u| u.contains("/approve?") && u.contains(&want))
+        .map(str::to_owned)
+}
+
+/// "Clicks" an approval link the way a person does: GET shows the page, POST
+/// (its form) decides. Goes through the approve function's Function URL.
+async fn click(emulator: &Emulator, link: &str) -> String {
+    let (_, rest) = link
+        .split_once("/lambda-url/approve")
+        .unwrap_or_else(|| panic!("link {link} is not the approve Function URL"));
+    let (status, page) = emulator
+        .url_request("approve", "GET", rest, &[], Vec::new())
+        .await;
+    assert_eq!(status, 200, "GET {link}: {page}");
+    assert!(page.contains("method=\"post\""), "{page}");
+    let query = rest.split_once('?').map(|(_, q)| q).unwrap_or_default();
+    let (status, answer) = emulator
+        .url_request(
+            "approve",
+            "POST",
+            "/approve",
+            &[("content-type", "application/x-www-form-urlencoded")],
+            query.as_bytes().to_vec(),
+        )
+        .await;
+    assert_eq!(status, 200, "POST {link}: {answer}");
+    answer
+}
+
+// -------------------------------------------------------------- scenarios --
+
+struct World {
+    cluster: Cluster,
+    runner: Runner,
+    emulator: Emulator,
+    inbox: Inbox,
+    moto: Arc<Moto>,
+}
+
+fn states(result: &Value) -> Vec<String> {
+    result["states"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn assert_succeeded(result: &Value) {
+    assert_eq!(result["status"], "SUCCEEDED", "{result:#}");
+}
+
+fn assert_change(outcome: &Value, from: &str, to: &str) {
+    let changes = outcome["changes"].as_array().expect("changes");
+    assert_eq!(changes.len(), 1, "{outcome:#}");
+    assert_eq!(changes[0]["container"], "api", "{outcome:#}");
+    assert_eq!(changes[0]["from"], from, "{outcome:#}");
+    assert_eq!(changes[0]["to"], to, "{outcome:#}");
+}
+
+fn assert_health(output: &Value) {
+    let health = &output["deploymentHealth"];
+    assert!(health.is_object(), "no deploymentHealth: {output:#}");
+}
+
+/// Rollback that succeeds: only the api container returns to API_1, the
+/// rollout is verified done, the output is the outcome + deploymentHealth.
+async fn rollback_succeeds(w: &World) {
+    let (ns, name) = ("sm-rollback", "checkout");
+    w.cluster.two_revisions(ns, name, API_2, None).await;
+    let r = w
+        .runner
+        .run(
+            "remediate-deployment",
+            "rollback-ok",
+            &request("rollback", ns, name),
+        )
+        .await;
+    assert_succeeded(&r);
+    let out = &r["output"];
+    assert_eq!(out["status"], "applied", "{out:#}");
+    assert_change(out, API_2, API_1);
+    assert_health(out);
+    let s = states(&r);
+    assert!(
+        s.contains(&"Verify".into()) && s.contains(&"ReportResult".into()),
+        "{s:?}"
+    );
+    assert!(!s.contains(&"Escalate".into()), "{s:?}");
+    let d = w.cluster.deployment(ns, name);
+    assert_eq!(container_image(&d, "api"), API_1);
+    assert_eq!(container_image(&d, "envoy"), ENVOY);
+    assert!(rollout_done(&d), "{:?}", d.status);
+    assert!(annotation(&d, "selfheal.dev/bad-images").is_some_and(|b| b.contains(API_2)));
+    let notes = w.inbox.about(ns).await;
+    assert!(!notes.is_empty(), "no notification about {ns}");
+}
+
+/// Restart whose pods never become ready: the Deployment's own progress
+/// deadline (3 s) fails the rollout, the definition escalates to a rollback.
+async fn restart_escalates(w: &World) {
+    let (ns, name) = ("sm-restart", "checkout");
+    w.cluster.two_revisions(ns, name, API_BROKEN, Some(3)).await;
+    let r = w
+        .runner
+        .run(
+            "remediate-deployment",
+            "restart-escalated",
+            &request("restart", ns, name),
+        )
+        .await;
+    assert_succeeded(&r);
+    let s = states(&r);
+    for st in [
+        "Restart",
+        "RolloutFailed",
+        "Escalate",
+        "FollowUpRollback",
+        "ReportResult",
+    ] {
+        assert!(s.contains(&st.to_owned()), "{st} not in {s:?}");
+    }
+    let out = &r["output"];
+    assert_eq!(out["status"], "applied", "{out:#}");
+    assert_eq!(
+        out["action"].as_str().unwrap_or("rollback"),
+        "rollback",
+        "{out:#}"
+    );
+    assert_change(out, API_BROKEN, API_1);
+    assert_health(out);
+    let d = w.cluster.deployment(ns, name);
+    assert_eq!(container_image(&d, "api"), API_1);
+    assert!(rollout_done(&d), "{:?}", d.status);
+    // The restart happened first: its annotation is on the template.
+    let restarted = d
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.metadata.as_ref())
+        .and_then(|m| m.annotations.as_ref())
+        .is_some_and(|a| a.contains_key("kubectl.kubernetes.io/restartedAt"));
+    assert!(restarted, "no restartedAt on {:?}", d.spec);
+}
+
+/// Rollback with no safe image (the only older image is known bad): refused,
+/// humans notified, the execution fails with the refusal.
+async fn no_safe_image(w: &World) {
+    let (ns, name) = ("sm-nosafe", "checkout");
+    w.cluster.two_revisions(ns, name, API_2, None).await;
+    w.cluster
+        .annotate(
+            ns,
+            name,
+            "selfheal.dev/bad-images",
+            &json!({"api": [API_1]}).to_string(),
+        )
+        .await;
+    let generation = w.cluster.deployment(ns, name).metadata.generation;
+    let r = w
+        .runner
+        .run(
+            "remediate-deployment",
+            "rollback-no-safe-image",
+            &request("rollback", ns, name),
+        )
+        .await;
+    assert_eq!(r["status"], "FAILED", "{r:#}");
+    assert_eq!(r["error"], "SelfhealRefused", "{r:#}");
+    assert!(
+        r["cause"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("guard refused"),
+        "{r:#}"
+    );
+    let s = states(&r);
+    for st in ["Refused", "ReportFailure", "RemediationRefused"] {
+        assert!(s.contains(&st.to_owned()), "{st} not in {s:?}");
+    }
+    let d = w.cluster.deployment(ns, name);
+    assert_eq!(container_image(&d, "api"), API_2);
+    assert_eq!(
+        d.metadata.generation, generation,
+        "the refused rollback wrote"
+    );
+    let notes = w.inbox.about("rollback-no-safe-image").await;
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.to_string().contains("noPreviousImage")),
+        "no notification naming the guard: {notes:#?}"
+    );
+}
+
+/// Alarm-driven pause during a bad rollout, "rollout frozen" with approve/deny
+/// links; a person approves; the offending container is rolled back and the
+/// Deployment unpaused.
+async fn pause_approve_rollback(w: &World) {
+    let (ns, name) = ("sm-pause", "checkout");
+    w.cluster.two_revisions(ns, name, API_BROKEN, None).await;
+    let mut input = request("pause", ns, name);
+    input["alarm"] = json!({"source": "cloudwatch", "name": "checkout-5xx", "impactScore": 3.0});
+    let exec = "pause-approved";
+    let run = w.runner.run("remediate-deployment", exec, &input);
+    let approve = async {
+        let link = w.inbox.approval_link(exec, "approve").await;
+        // Frozen while waiting.
+        assert!(
+            paused(&w.cluster.deployment(ns, name)),
+            "not paused while waiting"
+        );
+        click(&w.emulator, &link).await
+    };
+    let (r, answer) = tokio::join!(run, approve);
+    assert!(!answer.is_empty());
+    assert_succeeded(&r);
+    let s = states(&r);
+    for st in [
+        "Pause",
+        "RolloutFrozen",
+        "RollbackApproved",
+        "FollowUpRollback",
+        "ReportResult",
+    ] {
+        assert!(s.contains(&st.to_owned()), "{st} not in {s:?}");
+    }
+    let out = &r["output"];
+    assert_eq!(out["status"], "applied", "{out:#}");
+    assert_change(out, API_BROKEN, API_1);
+    assert_health(out);
+    let d = w.cluster.deployment(ns, name);
+    assert_eq!(container_image(&d, "api"), API_1);
+    assert!(!paused(&d), "still paused after the approved rollback");
+    assert!(rollout_done(&d), "{:?}", d.status);
+}
+
+/// A rollback that needs approval; the approver denies: nothing changes, the
+/// execution fails with SelfhealApprovalDenied, humans are told.
+async fn approval_denied(w: &World) {
+    let (ns, name) = ("sm-deny", "checkout");
+    w.cluster.two_revisions(ns, name, API_2, None).await;
+    let generation = w.cluster.deployment(ns, name).metadata.generation;
+    let mut input = request("rollback", ns, name);
+    input["approval"] = json!(true);
+    let exec = "rollback-denied";
+    let run = w.runner.run("remediate-deployment", exec, &input);
+    let deny = async {
+        let link = w.inbox.approval_link(exec, "deny").await;
+        click(&w.emulator, &link).await
+    };
+    let (r, _) = tokio::join!(run, deny);
+    assert_eq!(r["status"], "FAILED", "{r:#}");
+    assert_eq!(r["error"], "SelfhealApprovalDenied", "{r:#}");
+    let s = states(&r);
+    for st in [
+        "RequestApproval",
+        "ApprovalDenied",
+        "ReportFailure",
+        "ApprovalDeniedFail",
+    ] {
+        assert!(s.contains(&st.to_owned()), "{st} not in {s:?}");
+    }
+    assert!(!s.contains(&"Rollback".into()), "{s:?}");
+    let d = w.cluster.deployment(ns, name);
+    assert_eq!(container_image(&d, "api"), API_2);
+    assert_eq!(d.metadata.generation, generation);
+    // The approval request and the failure report.
+    let notes = w.inbox.about(exec).await;
+    assert!(notes.len() >= 2, "{notes:#?}");
+}
+
+/// Dry run: the outcome says what would change; the API server only saw
+/// dryRun=All writes; the Deployment is untouched.
+async fn dry_run(w: &World) {
+    let (ns, name) = ("sm-dryrun", "checkout");
+    w.cluster.two_revisions(ns, name, API_2, None).await;
+    let before = w.cluster.deployment(ns, name);
+    let mut input = request("rollback", ns, name);
+    input["dryRun"] = json!(true);
+    let r = w
+        .runner
+        .run("remediate-deployment", "rollback-dry-run", &input)
+        .await;
+    assert_succeeded(&r);
+    let out = &r["output"];
+    assert_eq!(out["status"], "dryRun", "{out:#}");
+    assert_change(out, API_2, API_1);
+    assert!(!states(&r).contains(&"Verify".into()));
+    let after = w.cluster.deployment(ns, name);
+    assert_eq!(container_image(&after, "api"), API_2);
+    assert_eq!(after.metadata.generation, before.metadata.generation);
+    assert_eq!(after.metadata.annotations, before.metadata.annotations);
+    let writes: Vec<_> = w
+        .cluster
+        .server
+        .requests()
+        .into_iter()
+        .filter(|q| q.path.contains(&format!("/namespaces/{ns}/")) && q.method == "PATCH")
+        .collect();
+    assert!(!writes.is_empty(), "the dry run sent no PATCH");
+    for q in &writes {
+        assert_eq!(
+            q.query.get("dryRun").map(String::as_str),
+            Some("All"),
+            "{:?}",
+            q.path
+        );
+    }
+}
+
+/// remediate-fleet: 20 Deployments in 3 namespaces, one child execution each.
+async fn fleet(w: &World) -> Duration {
+    let mut targets = Vec::new();
+    for i in 0..20 {
+        let ns = ["fleet-a", "fleet-b", "fleet-c"][i % 3];
+        let name = format!("svc-{i:02}");
+        targets.push((ns, name));
+    }
+    let setup: Vec<_> = targets
+        .iter()
+        .map(|(ns, name)| w.cluster.two_revisions(ns, name, API_2, None))
+        .collect();
+    futures::future::join_all(setup).await;
+    let input = json!({
+        "request": { "action": "rollback", "reason": format!("{TEST}: fleet"), "force": false },
+        "targets": targets.iter().map(|(ns, name)| json!({
+            "cluster": CLUSTER, "namespace": ns, "deployment": name, "container": "api"
+        })).collect::<Vec<_>>(),
+        "maxConcurrency": 10
+    });
+    let started = Instant::now();
+    let r = w.runner.run("remediate-fleet", "fleet-20", &input).await;
+    let wall = started.elapsed();
+    assert_succeeded(&r);
+    let results = r["output"]["results"].as_array().expect("results");
+    assert_eq!(results.len(), 20, "{r:#}");
+    for (res, (ns, name)) in results.iter().zip(&targets) {
+        assert_eq!(res["status"], "succeeded", "{res:#}");
+        assert_eq!(res["target"]["namespace"], *ns);
+        assert_eq!(res["target"]["deployment"], name.as_str());
+        assert_eq!(res["outcome"]["status"], "applied", "{res:#}");
+        assert_change(&res["outcome"], API_2, API_1);
+    }
+    for (ns, name) in &targets {
+        let d = w.cluster.deployment(ns, name);
+        assert_eq!(container_image(&d, "api"), API_1, "{ns}/{name}");
+        assert!(rollout_done(&d), "{ns}/{name}: {:?}", d.status);
+    }
+    assert_eq!(r["children"].as_array().map(Vec::len), Some(20));
+    assert!(
+        r["output"]["summary"].is_object(),
+        "no fleet summary: {:#}",
+        r["output"]
+    );
+    eprintln!(
+        "{TEST}: fleet of 20 Deployments in 3 namespaces rolled back and verified in {wall:?}"
+    );
+    wall
+}
+
+/// Alertmanager → ingest → StartExecution (moto) → interpreter → rollback.
+async fn alertmanager_to_rollback(w: &World, alertmanager: &Path, dir: &Path, sm_arn: &str) {
+    let (ns, name) = ("sm-alert", "checkout");
+    w.cluster.two_revisions(ns, name, API_2, None).await;
+
+    let am_port = free_port();
+    let config = dir.join("alertmanager.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "route:\n  receiver: selfheal\n  group_by: ['alertname', 'namespace', 'deployment']\n  group_wait: 1s\n  group_interval: 1m\n  repeat_interval: 1h\n\
+             receivers:\n  - name: selfheal\n    webhook_configs:\n      - url: '{}/'\n        send_resolved: false\n        http_config:\n          authorization:\n            type: Bearer\n            credentials: '{WEBHOOK_SECRET}'\n",
+            w.emulator.function_url("ingest")
+        ),
+    )
+    .unwrap();
+    let log = std::fs::File::create(dir.join("alertmanager.log")).unwrap();
+    let mut cmd = Command::new(alertmanager);
+    cmd.arg(format!("--config.file={}", config.display()))
+        .arg(format!("--storage.path={}", dir.join("am-data").display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{am_port}"))
+        .arg("--cluster.listen-address=")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log);
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    let mut am = KillOnDrop(cmd.spawn().expect("spawn alertmanager"));
+    let am_log = dir.join("alertmanager.log");
+    selfheal_tests::tools::wait_listening(am_port, Duration::from_secs(30), "alertmanager", || {
+        match am.0.try_wait() {
+            Ok(Some(s)) => Err(format!(
+                "{s}: {}",
+                std::fs::read_to_string(&am_log).unwrap_or_default()
+            )),
+            _ => Ok(()),
+        }
+    })
+    .await;
+
+    let alert = json!([{
+        "labels": {
+            "alertname": "CheckoutErrorRate", "severity": "critical",
+            "cluster": CLUSTER, "namespace": ns, "deployment": name, "container": "api"
+        },
+        "annotations": {
+            "summary": "checkout 5xx above 5%",
+            "selfheal": "action=rollback"
+        },
+        "generatorURL": "http://prometheus.example/graph"
+    }]);
+    let (status, _, body) = http_request(
+        "POST",
+        &format!("http://127.0.0.1:{am_port}/api/v2/alerts"),
+        &[("content-type", "application/json")],
+        serde_json::to_vec(&alert).unwrap(),
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+
+    // ingest started an execution in moto (through the runner's proxy).
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let execution = loop {
+        let listed = w
+            .moto
+            .json_call(
+                "AWSStepFunctions",
+                "ListExecutions",
+                &json!({"stateMachineArn": sm_arn}),
+            )
+            .await;
+        if let Some(e) = listed["executions"]
+            .as_array()
+            .and_then(|a| a.first())
+            .cloned()
+        {
+            break e;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "ingest started no execution; emulator log:\n{}",
+            w.emulator.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    let described = w
+        .moto
+        .json_call(
+            "AWSStepFunctions",
+            "DescribeExecution",
+            &json!({"executionArn": execution["executionArn"]}),
+        )
+        .await;
+    let input: Value = serde_json::from_str(described["input"].as_str().expect("input")).unwrap();
+    assert_eq!(input["action"], "rollback", "{input:#}");
+    assert_eq!(input["target"]["namespace"], ns, "{input:#}");
+    assert_eq!(input["target"]["deployment"], name, "{input:#}");
+    assert_eq!(input["alarm"]["source"], "alertmanager", "{input:#}");
+
+    // Hand-off: the same execution (name, input) through the interpreter.
+    let exec_name = described["name"].as_str().expect("name").to_owned();
+    let r = w
+        .runner
+        .run("remediate-deployment", &exec_name, &input)
+        .await;
+    assert_succeeded(&r);
+    assert_eq!(r["output"]["status"], "applied", "{r:#}");
+    assert_change(&r["output"], API_2, API_1);
+    let d = w.cluster.deployment(ns, name);
+    assert_eq!(container_image(&d, "api"), API_1);
+    assert!(rollout_done(&d), "{:?}", d.status);
+}
+
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        kill_group(&mut self.0);
+    }
+}
+
+// ------------------------------------------------------------------- test --
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn state_machines_run_end_to_end_with_the_real_handlers() {
+    let Some(tools) = tool_or_skip(TEST, find_tools()) else {
+        return;
+    };
+    let total = Instant::now();
+    let dir = tempfile::tempdir().unwrap();
+    tokio::task::spawn_blocking(|| cargo_build_each(&PACKAGES))
+        .await
+        .unwrap();
+
+    // Kubernetes: one test server, one namespace per scenario.
+    let server = TestServer::builder()
+        .controller(ControllerConfig {
+            never_ready_images: vec![API_BROKEN.to_owned()],
+            ..ControllerConfig::default()
+        })
+        .start()
+        .await
+        .expect("start test server");
+    let kubeconfig = dir.path().join("kubeconfig");
+    server.write_kubeconfig(&kubeconfig).unwrap();
+    let admin = selfheal_kube::client_from_kubeconfig(Some(&kubeconfig), None)
+        .await
+        .unwrap();
+
+    // AWS: moto for SNS (+SQS to read it), SSM (approval records), Step Functions (ingest).
+    let moto = Arc::new(Moto::start(&tools.moto, &dir.path().join("moto.log")).await);
+    let inbox = Inbox::create(moto.clone()).await;
+    let sm_arn = {
+        let created = moto
+            .json_call(
+                "AWSStepFunctions",
+                "CreateStateMachine",
+                &json!({
+                    "name": "remediate-deployment",
+                    "definition": std::fs::read_to_string(workspace_root().join("statemachines/remediate-deployment.asl.json")).unwrap(),
+                    "roleArn": format!("arn:aws:iam::{ACCOUNT}:role/selfheal-states"),
+                }),
+            )
+            .await;
+        created["stateMachineArn"].as_str().expect("arn").to_owned()
+    };
+
+    let emulator_port = free_port();
+    let runner_port = free_port();
+    let runner = Runner::start(
+        &tools.node,
+        runner_port,
+        &format!("http://127.0.0.1:{emulator_port}"),
+        &moto.url,
+        &dir.path().join("runner.log"),
+    );
+    let env: Vec<(&str, String)> = vec![
+        ("SELFHEAL_KUBECONFIG", kubeconfig.display().to_string()),
+        ("SELFHEAL_COOLDOWN_SECONDS", "0".into()),
+        ("AWS_LAMBDA_LOG_FORMAT", "JSON".into()),
+        ("AWS_LAMBDA_LOG_LEVEL", "info".into()),
+        ("AWS_REGION", REGION.into()),
+        ("AWS_DEFAULT_REGION", REGION.into()),
+        ("AWS_ACCESS_KEY_ID", "testing".into()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+        ("AWS_ENDPOINT_URL", moto.url.clone()),
+        // Callbacks reach the interpreter; other Step Functions calls are proxied to moto.
+        (
+            "AWS_ENDPOINT_URL_SFN",
+            format!("http://127.0.0.1:{runner_port}"),
+        ),
+        ("SELFHEAL_TOPIC_ARN", inbox.topic_arn.clone()),
+        (
+            "SELFHEAL_APPROVAL_URL",
+            format!("http://127.0.0.1:{emulator_port}/lambda-url/approve"),
+        ),
+        ("SELFHEAL_STATE_MACHINE_ARN", sm_arn.clone()),
+        ("SELFHEAL_WEBHOOK_SECRET", WEBHOOK_SECRET.into()),
+        ("SELFHEAL_DEFAULT_CLUSTER", CLUSTER.into()),
+    ];
+    let mut emulator = Emulator::start(
+        &tools.cargo_lambda,
+        emulator_port,
+        &env,
+        dir.path().join("watch.log"),
+    );
+    emulator.wait_ready().await;
+
+    // Warm every function once (cold start + the emulator's `cargo run`
+    // freshness check), so no Task state's TimeoutSeconds covers it.
+    for f in [
+        "rollback", "pause", "resume", "restart", "verify", "notify", "approve", "ingest",
+    ] {
+        let (status, body) = emulator.invoke(f, &json!({"warmUp": true})).await;
+        assert!(
+            status == 200 || body["errorType"].is_string(),
+            "{f} did not start: {status} {body}\n{}",
+            emulator.log_text()
+        );
+    }
+
+    let world = Arc::new(World {
+        cluster: Cluster { server, admin },
+        runner,
+        emulator,
+        inbox,
+        moto,
+    });
+
+    // All scenarios at once, each on its own namespace; failures collected.
+    macro_rules! scenario {
+        ($name:literal, $body:expr) => {{
+            let w = world.clone();
+            let handle = tokio::spawn(async move {
+                let started = Instant::now();
+                #[allow(clippy::redundant_closure_call)]
+                ($body)(w).await;
+                started.elapsed()
+            });
+            ($name, handle)
+        }};
+    }
+    let alert_dir = dir.path().to_path_buf();
+    let am = tools.alertmanager.clone();
+    let sm = sm_arn.clone();
+    let handles = vec![
+        scenario!("rollback succeeds", |w: Arc<World>| async move {
+            rollback_succeeds(&w).await
+        }),
+        scenario!("restart never ready -> escalated rollback", |w: Arc<
+            World,
+        >| async move {
+            restart_escalates(&w).await
+        }),
+        scenario!("rollback with no safe image -> notify + Fail", |w: Arc<
+            World,
+        >| async move {
+            no_safe_image(&w).await
+        }),
+        scenario!("pause -> approve -> rollback", |w: Arc<World>| async move {
+            pause_approve_rollback(&w).await
+        }),
+        scenario!("approval denied", |w: Arc<World>| async move {
+            approval_denied(&w).await
+        }),
+        scenario!("dry run", |w: Arc<World>| async move { dry_run(&w).await }),
+        scenario!("fleet of 20 in 3 namespaces", |w: Arc<World>| async move {
+            fleet(&w).await;
+        }),
+        scenario!("alertmanager -> ingest -> rollback", move |w: Arc<
+            World,
+        >| async move {
+            alertmanager_to_rollback(&w, &am, &alert_dir, &sm).await
+        }),
+    ];
+    let mut failures = Vec::new();
+    for (name, handle) in handles {
+        match handle.await {
+            Ok(took) => eprintln!("{TEST}: ok   {name} ({took:?})"),
+            Err(e) => {
+                let why = e
+                    .try_into_panic()
+                    .ok()
+                    .and_then(|p| {
+                        p.downcast_ref::<String>()
+                            .cloned()
+                            .or_else(|| p.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                    })
+                    .unwrap_or_else(|| "cancelled".into());
+                eprintln!("{TEST}: FAIL {name}: {why}");
+                failures.push(name);
+            }
+        }
+    }
+    if !failures.is_empty() {
+        eprintln!(
+            "--- runner log ---\n{}\n--- emulator log (tail) ---\n{}",
+            std::fs::read_to_string(dir.path().join("runner.log")).unwrap_or_default(),
+            tail(&world.emulator.log_text(), 150)
+        );
+    }
+    eprintln!("{TEST}: {} scenarios in {:?}", 8, total.elapsed());
+    assert!(failures.is_empty(), "failed scenarios: {failures:?}");
+}
+
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}

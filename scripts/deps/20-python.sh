@@ -53,6 +53,3 @@ ensure_venv() {
 
 ensure_venv "$root/.venv" "moto[server]==$MOTO_VERSION" "moto_server --help" "moto[server]==$MOTO_VERSION"
 ensure_venv "$root/.venv-awscli" "awscli==$AWSCLI_VERSION" "aws --version" "awscli==$AWSCLI_VERSION"
-
-"$root/.venv/bin/moto_server" --help >/dev/null
-"$root/.venv-awscli/bin/aws" --version >&2

@@ -82,9 +82,6 @@ else
     echo "asl-validator: installed ($node_want) in .tools/node" >&2
 fi
 
-# Fail here, not in check-templates, when an install is broken.
-"$root/.venv/bin/cfn-lint" --version >&2
-"$root/.venv/bin/statelint" --help >/dev/null 2>&1 || { echo "statelint does not run" >&2; exit 1; }
-"$root/.venv-sam/bin/sam" --version >&2
-"$root/.venv-checkov/bin/checkov" --version >&2
+# Fail here, not in check-templates, when an install is broken (ensure_pip
+# already ran each Python tool; checkov alone takes seconds to start).
 "$node_dir/node_modules/.bin/asl-validator" --help >/dev/null

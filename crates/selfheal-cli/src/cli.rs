@@ -38,6 +38,22 @@ pub enum Command {
     /// for every supported event (`[]` when nothing would start, e.g. OK or
     /// resolved); non-zero with a one-line reason for anything else.
     Event(crate::event::EventArgs),
+    /// Print an EKS bearer token as a client.authentication.k8s.io
+    /// ExecCredential, exactly like `aws eks get-token`, so selfheal can be a
+    /// kubeconfig exec credential plugin where the AWS CLI is not installed.
+    ///
+    /// Credentials come from the AWS default chain (env, profile, SSO, IMDS).
+    EksToken(EksTokenArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct EksTokenArgs {
+    /// EKS cluster name (signed into the token as `x-k8s-aws-id`).
+    #[arg(long, value_name = "NAME")]
+    pub cluster_name: String,
+    /// AWS region (default: from the environment or profile).
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
 }
 
 /// Where the objects come from: exactly one of a snapshot file or a kubeconfig.
@@ -92,6 +108,8 @@ pub enum Output {
     Outcome(Box<RemediationOutcome>),
     Status(RolloutStatus),
     Event(Box<selfheal_events::Ingested>),
+    /// Printed verbatim (plus main's newline): the AWS CLI's exact ExecCredential text.
+    ExecCredential(String),
 }
 
 impl Output {
@@ -100,6 +118,7 @@ impl Output {
             Output::Outcome(o) => serde_json::to_string_pretty(o),
             Output::Status(s) => serde_json::to_string_pretty(s),
             Output::Event(ingested) => return crate::event::to_json(ingested),
+            Output::ExecCredential(text) => return Ok(text.clone()),
         }
         .map_err(|source| Error::Output { source })
     }
@@ -116,6 +135,7 @@ impl Output {
             }
             Output::Status(s) => format!("rollout: {}", s.message),
             Output::Event(ingested) => crate::event::summary(ingested),
+            Output::ExecCredential(_) => "eks token: valid for 14 minutes".to_owned(),
         }
     }
 }
@@ -149,6 +169,16 @@ pub async fn execute(cli: Cli) -> Result<Output, Error> {
         Command::Run(args) => run(args).await.map(|o| Output::Outcome(Box::new(o))),
         Command::Status(args) => status(args).await.map(Output::Status),
         Command::Event(args) => crate::event::run(&args).map(|i| Output::Event(Box::new(i))),
+        Command::EksToken(args) => {
+            let credential =
+                selfheal_eks::exec_credential(&args.cluster_name, args.region.as_deref())
+                    .await
+                    .and_then(|credential| credential.to_cli_json())
+                    .map_err(|source| Error::EksToken { source })?;
+            // main adds the final newline; the text keeps awscli's blank line.
+            let text = credential.strip_suffix('\n').unwrap_or(&credential);
+            Ok(Output::ExecCredential(text.to_owned()))
+        }
     }
 }
 

@@ -25,6 +25,12 @@ pub enum Error {
         #[source]
         source: selfheal_core::Error,
     },
+    /// No EKS token could be made (no credentials, no region).
+    #[error("cannot make an EKS token: {source}")]
+    EksToken {
+        #[source]
+        source: selfheal_eks::Error,
+    },
     #[error("invalid policy: {source}")]
     Policy {
         #[source]

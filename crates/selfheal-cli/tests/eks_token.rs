@@ -1,6 +1,7 @@
 //! `selfheal eks-token` against the reference, `aws eks get-token` (awscli v1
 //! from the project venv `.venv-awscli`), with the same dummy credentials.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a failed assumption should panic
 use std::path::PathBuf;
 use std::process::{Command, Output};
 

@@ -1,0 +1,251 @@
+//! Helpers shared by ingest_moto.rs and ingest_alertmanager.rs: tools from
+//! the install scripts (skipped when absent unless SELFHEAL_REQUIRE_TOOLS is
+//! set), moto with a real state machine, plain HTTP, processes killed on drop.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::Credentials;
+use aws_credential_types::provider::SharedCredentialsProvider;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+
+pub const REGION: &str = "eu-west-1";
+pub const ACCESS_KEY: &str = "AKIAIOSFODNN7EXAMPLE";
+pub const SECRET_KEY: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+pub const ROLE_ARN: &str = "arn:aws:iam::123456789012:role/selfheal-states";
+/// A Pass state: executions exist and keep their input, nothing else runs.
+pub const PASS_DEFINITION: &str =
+    r#"{"StartAt":"Remediate","States":{"Remediate":{"Type":"Pass","End":true}}}"#;
+
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The first existing path among `candidates`; otherwise `None` after a SKIP
+/// line, or a panic when SELFHEAL_REQUIRE_TOOLS is set.
+pub fn tool(test: &str, candidates: &[PathBuf], install: &str) -> Option<PathBuf> {
+    if let Some(found) = candidates.iter().find(|p| p.is_file()) {
+        return Some(found.clone());
+    }
+    let listed: Vec<String> = candidates.iter().map(|p| p.display().to_string()).collect();
+    if std::env::var_os("SELFHEAL_REQUIRE_TOOLS").is_some() {
+        panic!(
+            "{test}: none of {} exists and SELFHEAL_REQUIRE_TOOLS is set: run {install}",
+            listed.join(", ")
+        );
+    }
+    eprintln!(
+        "SKIP {test}: none of {} exists (run {install})",
+        listed.join(", ")
+    );
+    None
+}
+
+pub fn moto_binary(test: &str) -> Option<PathBuf> {
+    tool(
+        test,
+        &[workspace_root().join(".venv/bin/moto_server")],
+        "scripts/deps/20-python.sh",
+    )
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A child process in its own process group, killed with its children on drop.
+#[derive(Debug)]
+pub struct Process {
+    pub name: &'static str,
+    pub child: Child,
+    pub log: PathBuf,
+}
+
+impl Process {
+    /// Spawn `command` with stdout and stderr appended to `log`.
+    pub fn spawn(name: &'static str, mut command: Command, log: PathBuf) -> Process {
+        let out = std::fs::File::create(&log).unwrap();
+        let err = out.try_clone().unwrap();
+        command.stdin(Stdio::null()).stdout(out).stderr(err);
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        let child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {name}: {e}"));
+        Process { name, child, log }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Wait until something listens on `port`; panic with the log if the
+    /// process exits first or `timeout` passes.
+    pub async fn wait_listening(&mut self, port: u16, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                return;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("{} exited ({status}):\n{}", self.name, self.log_text());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} did not listen on {port}:\n{}",
+                self.name,
+                self.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        // Our own child's process group only (cargo lambda watch runs the
+        // function as a grandchild).
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
+        std::thread::sleep(Duration::from_millis(200));
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+        let _ = self.child.wait();
+    }
+}
+
+/// `moto_server` on a free port.
+#[derive(Debug)]
+pub struct Moto {
+    pub process: Process,
+    pub url: String,
+}
+
+impl Moto {
+    pub async fn start(bin: &Path, dir: &Path) -> Moto {
+        let port = free_port();
+        let mut command = Command::new(bin);
+        command.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
+        let mut process = Process::spawn("moto_server", command, dir.join("moto.log"));
+        process.wait_listening(port, Duration::from_secs(60)).await;
+        Moto {
+            process,
+            url: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    /// SDK config with fixed dummy credentials (never the machine's), pointed at moto.
+    pub async fn sdk_config(&self) -> SdkConfig {
+        aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new(REGION))
+            .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+                ACCESS_KEY, SECRET_KEY, None, None, "test",
+            )))
+            .endpoint_url(&self.url)
+            .load()
+            .await
+    }
+}
+
+/// CreateStateMachine with a Pass definition; returns its ARN.
+pub async fn create_state_machine(sfn: &aws_sdk_sfn::Client, name: &str) -> String {
+    sfn.create_state_machine()
+        .name(name)
+        .definition(PASS_DEFINITION)
+        .role_arn(ROLE_ARN)
+        .send()
+        .await
+        .unwrap()
+        .state_machine_arn()
+        .to_owned()
+}
+
+/// Every execution of `state_machine_arn`: name → input (DescribeExecution), sorted by name.
+pub async fn executions(
+    sfn: &aws_sdk_sfn::Client,
+    state_machine_arn: &str,
+) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut pages = sfn
+        .list_executions()
+        .state_machine_arn(state_machine_arn)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        for item in page.unwrap().executions() {
+            let described = sfn
+                .describe_execution()
+                .execution_arn(item.execution_arn())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(described.name(), Some(item.name()));
+            out.push((
+                item.name().to_owned(),
+                described.input().unwrap_or_default().to_owned(),
+            ));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// One HTTP/1.1 exchange (2-minute timeout); returns status and body text.
+pub async fn http(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+) -> (u16, String) {
+    http_with_timeout(method, url, headers, body, Duration::from_secs(120)).await
+}
+
+/// One HTTP/1.1 exchange; returns status and body text.
+pub async fn http_with_timeout(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+    timeout: Duration,
+) -> (u16, String) {
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let mut request = http::Request::builder().method(method).uri(url);
+    for (k, v) in headers {
+        request = request.header(*k, *v);
+    }
+    let request = request.body(Full::new(body.into())).unwrap();
+    let response = tokio::time::timeout(timeout, client.request(request))
+        .await
+        .unwrap_or_else(|_| panic!("{method} {url}: timed out"))
+        .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+    let status = response.status().as_u16();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// Poll `check` every 250 ms until it returns `Some` or `timeout` passes.
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}

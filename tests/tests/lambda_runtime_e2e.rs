@@ -1,0 +1,795 @@
+//! The Lambda functions end to end through cargo-lambda's Runtime API emulation:
+//! `cargo lambda watch` runs the real `functions/*` binaries (the same
+//! `lambda_runtime::run` loop as in AWS), pointed at the project's test API
+//! server through `SELFHEAL_KUBECONFIG`, and every invocation goes through
+//! `POST /2015-03-31/functions/<bin>/invocations`.
+//!
+//! Why: unit tests call the handlers directly; only this shows that the
+//! binaries start, build their state once and serve many invocations warm,
+//! that errors leave the process as Lambda `errorType`s a state machine can
+//! `Retry`/`Catch`, and that no payload brings a function down.
+//!
+//! cargo-lambda comes from `.venv/bin` (scripts/deps/30-cargo-lambda.sh) or
+//! `SELFHEAL_CARGO_LAMBDA`. When it is missing the test is skipped with a
+//! message, unless `SELFHEAL_REQUIRE_TOOLS` is set, in which case it fails.
+//!
+//! The binaries are built (`cargo build -p selfheal-<fn>`) before the emulator
+//! starts, so its own `cargo run` finds them up to date; timeouts are generous
+//! because the build directory is shared and the machine has two cores.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::api::{Api, Patch, PatchParams};
+use selfheal_testserver::{Identity, TestServer};
+use serde_json::{Value, json};
+
+const FUNCTIONS: [&str; 5] = ["rollback", "pause", "resume", "restart", "verify"];
+const LAMBDA_TOKEN: &str = "selfheal-lambda-e2e";
+const API_1: &str = "registry.example/shop/api:1.0.0";
+const API_2: &str = "registry.example/shop/api:1.1.0";
+const ENVOY: &str = "registry.example/envoy:1.27";
+
+/// First invocation of a function may wait for the shared build directory.
+const FIRST_INVOKE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+const INVOKE_TIMEOUT: Duration = Duration::from_secs(120);
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+// ------------------------------------------------------------- cargo-lambda --
+
+fn cargo_lambda_binary() -> Result<PathBuf, String> {
+    if let Some(path) = std::env::var_os("SELFHEAL_CARGO_LAMBDA") {
+        let path = PathBuf::from(path);
+        return if path.is_file() {
+            Ok(path)
+        } else {
+            Err(format!(
+                "SELFHEAL_CARGO_LAMBDA={} does not exist",
+                path.display()
+            ))
+        };
+    }
+    let path = workspace_root().join(".venv/bin/cargo-lambda");
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(format!(
+            "cargo-lambda not found at {} and SELFHEAL_CARGO_LAMBDA unset (run scripts/deps/30-cargo-lambda.sh)",
+            path.display()
+        ))
+    }
+}
+
+/// `Some(cargo-lambda)` to run, `None` to skip (loudly); panics when tools are
+/// required (CI) but absent, so a broken install cannot pass.
+fn cargo_lambda_or_skip(test: &str) -> Option<PathBuf> {
+    match cargo_lambda_binary() {
+        Ok(path) => Some(path),
+        Err(why) if std::env::var_os("SELFHEAL_REQUIRE_TOOLS").is_some() => {
+            panic!("{test}: SELFHEAL_REQUIRE_TOOLS is set but {why}")
+        }
+        Err(why) => {
+            eprintln!("SKIPPED {test}: {why}; set SELFHEAL_REQUIRE_TOOLS=1 to make this a failure");
+            None
+        }
+    }
+}
+
+/// Builds the function binaries the emulator will `cargo run`.
+fn build_functions() {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(workspace_root()).arg("build");
+    for f in FUNCTIONS {
+        cmd.arg("-p").arg(format!("selfheal-{f}"));
+    }
+    let status = cmd.status().expect("spawn cargo build");
+    assert!(status.success(), "cargo build of the functions failed");
+}
+
+/// A running `cargo lambda watch`, killed (with the functions it started) on drop.
+struct Emulator {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+    client: Client<HttpConnector, Full<Bytes>>,
+    invoked: std::collections::HashSet<String>,
+}
+
+impl Emulator {
+    fn start(bin: &Path, kubeconfig: &Path, log: PathBuf) -> Emulator {
+        let port = free_port();
+        let venv_bin = bin.parent().expect("cargo-lambda has a directory");
+        let path = format!(
+            "{}:{}",
+            venv_bin.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let out = std::fs::File::create(&log).expect("create emulator log");
+        let err = out.try_clone().expect("clone log handle");
+        let mut cmd = Command::new(bin);
+        cmd.current_dir(workspace_root())
+            .args([
+                "lambda",
+                "watch",
+                "--ignore-changes",
+                "-A",
+                "127.0.0.1",
+                "-P",
+            ])
+            .arg(port.to_string())
+            .env("PATH", path)
+            .env("SELFHEAL_KUBECONFIG", kubeconfig)
+            .env("SELFHEAL_REQUIRE_OPT_IN", "false")
+            .env("SELFHEAL_COOLDOWN_SECONDS", "0")
+            .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
+            .env("AWS_LAMBDA_LOG_LEVEL", "info")
+            .env_remove("KUBECONFIG")
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err);
+        // Own process group, so the drop can end the functions it spawned too.
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        let child = cmd.spawn().expect("spawn cargo lambda watch");
+        Emulator {
+            child,
+            port,
+            log,
+            client: Client::builder(TokioExecutor::new()).build_http(),
+            invoked: Default::default(),
+        }
+    }
+
+    async fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+                .await
+                .is_ok()
+            {
+                return;
+            }
+            if let Some(status) = self.child.try_wait().expect("poll emulator") {
+                panic!(
+                    "cargo lambda watch exited with {status}:\n{}",
+                    self.log_text()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "cargo lambda watch did not listen on {}:\n{}",
+                self.port,
+                self.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The functions' JSON log lines (the emulator's own lines are text).
+    fn json_logs(&self) -> Vec<Value> {
+        self.log_text()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l.trim()).ok())
+            .filter(|v| v.is_object())
+            .collect()
+    }
+
+    fn logs_with_message(&self, message: &str) -> Vec<Value> {
+        self.json_logs()
+            .into_iter()
+            .filter(|v| v["fields"]["message"] == message)
+            .collect()
+    }
+
+    /// Invokes `function` with `body` (raw bytes); returns status and JSON body.
+    async fn invoke_raw(&mut self, function: &str, body: Vec<u8>) -> (u16, Value) {
+        let timeout = if self.invoked.insert(function.to_owned()) {
+            FIRST_INVOKE_TIMEOUT
+        } else {
+            INVOKE_TIMEOUT
+        };
+        self.post(function, body, timeout).await
+    }
+
+    async fn post(&self, function: &str, body: Vec<u8>, timeout: Duration) -> (u16, Value) {
+        let req = hyper::Request::post(format!(
+            "http://127.0.0.1:{}/2015-03-31/functions/{function}/invocations",
+            self.port
+        ))
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body)))
+        .unwrap();
+        let resp = tokio::time::timeout(timeout, self.client.request(req))
+            .await
+            .unwrap_or_else(|_| panic!("invoke {function} timed out:\n{}", self.log_text()))
+            .expect("invoke request");
+        let status = resp.status().as_u16();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        let value = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        (status, value)
+    }
+
+    /// First invocation of every function at once, so their cold starts (each
+    /// a `cargo run` waiting for the shared build directory) overlap instead
+    /// of queueing. Each payload is refused before any API call: an action
+    /// function gets another function's request, `verify` a bare string.
+    async fn warm_up(&mut self) -> Vec<(&'static str, u16, Value)> {
+        let this = &*self;
+        let calls = FUNCTIONS.iter().map(|&f| {
+            let payload = match f {
+                "verify" => json!("warm-up"),
+                "rollback" => request("restart"),
+                _ => request("rollback"),
+            };
+            async move {
+                let (status, body) = this
+                    .post(
+                        f,
+                        serde_json::to_vec(&payload).unwrap(),
+                        FIRST_INVOKE_TIMEOUT,
+                    )
+                    .await;
+                (f, status, body)
+            }
+        });
+        let results = futures::future::join_all(calls).await;
+        self.invoked
+            .extend(FUNCTIONS.iter().map(|f| (*f).to_owned()));
+        results
+    }
+
+    async fn invoke(&mut self, function: &str, payload: &Value) -> (u16, Value) {
+        self.invoke_raw(function, serde_json::to_vec(payload).unwrap())
+            .await
+    }
+
+    /// Invokes and requires success; returns the function's output.
+    async fn ok(&mut self, function: &str, payload: &Value) -> Value {
+        let (status, body) = self.invoke(function, payload).await;
+        assert_eq!(status, 200, "{function} {payload}: {body}");
+        body
+    }
+
+    /// Invokes and requires a handler error; returns its `errorType`.
+    async fn error_type(&mut self, function: &str, payload: &Value) -> String {
+        let (status, body) = self.invoke(function, payload).await;
+        assert_eq!(
+            status, 500,
+            "{function} {payload}: expected an error, got {body}"
+        );
+        assert!(
+            body["errorMessage"].as_str().is_some_and(|m| !m.is_empty()),
+            "{body}"
+        );
+        body["errorType"].as_str().unwrap_or_default().to_owned()
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        // cargo-lambda starts each function in a process group of its own:
+        // end those children by pid first, then the emulator's group.
+        let pid = self.child.id().to_string();
+        if let Ok(out) = Command::new("ps")
+            .args(["-o", "pid=", "--ppid", &pid])
+            .output()
+        {
+            for child in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                let _ = Command::new("kill").args(["-TERM", child]).status();
+            }
+        }
+        let group = format!("-{pid}");
+        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
+        std::thread::sleep(Duration::from_millis(300));
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).expect("bind");
+    listener.local_addr().expect("addr").port()
+}
+
+// ------------------------------------------------------------------ cluster --
+
+fn checkout() -> Value {
+    json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": { "name": "checkout", "namespace": "shop", "labels": { "app": "checkout" } },
+        "spec": {
+            "replicas": 2,
+            "selector": { "matchLabels": { "app": "checkout" } },
+            "template": {
+                "metadata": { "labels": { "app": "checkout" } },
+                "spec": { "containers": [
+                    { "name": "api", "image": API_1 },
+                    { "name": "envoy", "image": ENVOY }
+                ] }
+            }
+        }
+    })
+}
+
+/// checkout at revision 2 with the bad api image 1.1.0, rollout finished;
+/// the functions' kubeconfig uses its own token so tests can revoke it.
+async fn cluster(dir: &Path) -> (TestServer, PathBuf) {
+    let server = TestServer::start().await.expect("start test server");
+    let admin = dir.join("admin-kubeconfig");
+    server.write_kubeconfig(&admin).unwrap();
+    server.apply_objects(checkout());
+    assert!(server.controller().settle().await);
+    let client = selfheal_kube::client_from_kubeconfig(Some(&admin), None)
+        .await
+        .unwrap();
+    let api: Api<Deployment> = Api::namespaced(client, "shop");
+    let bump =
+        json!({"spec": {"template": {"spec": {"containers": [{"name": "api", "image": API_2}]}}}});
+    api.patch("checkout", &PatchParams::default(), &Patch::Strategic(bump))
+        .await
+        .unwrap();
+    assert!(server.controller().settle().await);
+
+    server.add_token(LAMBDA_TOKEN, Identity::Admin);
+    let lambda = dir.join("lambda-kubeconfig");
+    std::fs::write(
+        &lambda,
+        server
+            .kubeconfig_yaml()
+            .replace(&server.token(), LAMBDA_TOKEN),
+    )
+    .unwrap();
+    server.clear_requests();
+    (server, lambda)
+}
+
+fn images(server: &TestServer) -> BTreeMap<String, String> {
+    let d = server.deployment("shop", "checkout").expect("checkout");
+    d.spec
+        .and_then(|s| s.template.spec)
+        .map(|s| {
+            s.containers
+                .into_iter()
+                .map(|c| (c.name, c.image.unwrap_or_default()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn paused(server: &TestServer) -> bool {
+    server
+        .deployment("shop", "checkout")
+        .and_then(|d| d.spec)
+        .and_then(|s| s.paused)
+        .unwrap_or(false)
+}
+
+fn request(action: &str) -> Value {
+    json!({
+        "action": action,
+        "target": { "cluster": "e2e", "namespace": "shop", "deployment": "checkout" },
+        "reason": "lambda_runtime_e2e"
+    })
+}
+
+/// Arms a 409 for the request after each GET of shop/checkout (the PATCH);
+/// the latency makes the arming land before the PATCH is served.
+fn conflict_on_every_patch(server: &TestServer) -> tokio::task::JoinHandle<()> {
+    server.clear_requests();
+    server.faults().latency(Duration::from_millis(150));
+    let server = server.clone();
+    tokio::spawn(async move {
+        let mut seen = 0;
+        loop {
+            let gets = server
+                .requests()
+                .iter()
+                .filter(|r| r.method == "GET" && r.path.ends_with("/deployments/checkout"))
+                .count();
+            if gets > seen {
+                seen = gets;
+                server.faults().fail_next(1, 409);
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    })
+}
+
+// -------------------------------------------------------------------- fuzz --
+
+/// xorshift64*: reproducible payloads without a dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len())]
+    }
+}
+
+fn random_scalar(rng: &mut Rng) -> Value {
+    match rng.below(9) {
+        0 => Value::Null,
+        1 => json!(rng.below(2) == 0),
+        2 => json!(rng.next() as i64),
+        3 => json!(-1.5e308),
+        4 => json!(""),
+        5 => json!("../../../etc/passwd"),
+        6 => json!("ünïcødé ☃ \u{0} \\ \" /"),
+        7 => json!("x".repeat(rng.below(5000))),
+        _ => json!(*rng.pick(&[
+            "rollback", "pause", "resume", "restart", "Rollback", "delete"
+        ])),
+    }
+}
+
+fn random_value(rng: &mut Rng, depth: usize) -> Value {
+    if depth == 0 {
+        return random_scalar(rng);
+    }
+    match rng.below(4) {
+        0 => Value::Array(
+            (0..rng.below(4))
+                .map(|_| random_value(rng, depth - 1))
+                .collect(),
+        ),
+        1 => {
+            let keys = [
+                "action",
+                "target",
+                "namespace",
+                "deployment",
+                "pod",
+                "container",
+                "cluster",
+                "dryRun",
+                "force",
+                "scope",
+                "alarm",
+                "zzz",
+            ];
+            let mut map = serde_json::Map::new();
+            for _ in 0..rng.below(5) {
+                map.insert((*rng.pick(&keys)).to_owned(), random_value(rng, depth - 1));
+            }
+            Value::Object(map)
+        }
+        _ => random_scalar(rng),
+    }
+}
+
+/// A valid request with one part replaced, removed or added at random.
+fn garbled_request(rng: &mut Rng, action: &str) -> Value {
+    let mut v = request(action);
+    let paths: [&[&str]; 8] = [
+        &["action"],
+        &["target"],
+        &["target", "namespace"],
+        &["target", "deployment"],
+        &["target", "cluster"],
+        &["reason"],
+        &["dryRun"],
+        &["scope"],
+    ];
+    for _ in 0..=rng.below(3) {
+        let path = *rng.pick(&paths);
+        let (last, parents) = path.split_last().unwrap();
+        let mut at = &mut v;
+        for p in parents {
+            at = &mut at[*p];
+        }
+        if let Some(obj) = at.as_object_mut() {
+            match rng.below(3) {
+                0 => {
+                    obj.remove(*last);
+                }
+                1 => {
+                    obj.insert((*last).to_owned(), random_value(rng, 2));
+                }
+                _ => {
+                    obj.insert("unexpected".to_owned(), random_value(rng, 1));
+                }
+            }
+        }
+    }
+    v
+}
+
+// -------------------------------------------------------------------- test --
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn functions_serve_many_invocations_warm_with_stable_error_types() {
+    let Some(bin) =
+        cargo_lambda_or_skip("functions_serve_many_invocations_warm_with_stable_error_types")
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (server, kubeconfig) = cluster(dir.path()).await;
+    tokio::task::spawn_blocking(build_functions).await.unwrap();
+    let mut lambda = Emulator::start(&bin, &kubeconfig, dir.path().join("watch.log"));
+    lambda.wait_ready().await;
+
+    // --- cold starts, all at once; every function refuses a request that is not its own.
+    for (function, status, body) in lambda.warm_up().await {
+        assert_eq!(status, 500, "{function}: {body}");
+        assert_eq!(
+            body["errorType"], "NonRetryableInvalidRequest",
+            "{function}: {body}"
+        );
+    }
+    assert!(
+        server
+            .requests()
+            .iter()
+            .all(|r| !r.path.contains("/namespaces/shop/")),
+        "refused requests must not reach the API server"
+    );
+
+    // --- rollback: only the offending container's image changes.
+    let outcome = lambda
+        .ok(
+            "rollback",
+            &json!({
+                "action": "rollback",
+                "target": { "cluster": "e2e", "namespace": "shop", "deployment": "checkout" },
+                "reason": "5xx rate above 5% for 3 minutes",
+                "execution": "arn:aws:states:eu-west-1:123456789012:execution:remediate:e2e-1"
+            }),
+        )
+        .await;
+    assert_eq!(outcome["status"], "applied", "{outcome}");
+    assert_eq!(
+        outcome["changes"],
+        json!([{ "container": "api", "from": API_2, "to": API_1 }])
+    );
+    assert_eq!(outcome["target"]["cluster"], "e2e");
+    assert_eq!(
+        images(&server),
+        BTreeMap::from([("api".into(), API_1.into()), ("envoy".into(), ENVOY.into())])
+    );
+
+    // --- verify until the controller finished the rollback's rollout.
+    let mut verdict = Value::Null;
+    for _ in 0..100 {
+        verdict = lambda.ok("verify", &outcome).await;
+        if verdict["state"] == "done" {
+            break;
+        }
+        assert_eq!(verdict["state"], "waiting", "{verdict}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(verdict["state"], "done", "{verdict}");
+    assert_eq!(verdict["target"]["deployment"], "checkout");
+    assert!(
+        verdict["message"]
+            .as_str()
+            .unwrap()
+            .contains("successfully rolled out"),
+        "{verdict}"
+    );
+
+    // --- pause, pause again (skipped), resume, restart.
+    let out = lambda.ok("pause", &request("pause")).await;
+    assert_eq!(out["status"], "applied", "{out}");
+    assert!(paused(&server));
+    let out = lambda.ok("pause", &request("pause")).await;
+    assert_eq!(out["status"], "skipped", "{out}");
+    assert!(paused(&server));
+    let out = lambda.ok("resume", &request("resume")).await;
+    assert_eq!(out["status"], "applied", "{out}");
+    assert!(!paused(&server));
+    let out = lambda.ok("restart", &request("restart")).await;
+    assert_eq!(out["status"], "applied", "{out}");
+    let template_annotations = server
+        .deployment("shop", "checkout")
+        .unwrap()
+        .spec
+        .unwrap()
+        .template
+        .metadata
+        .unwrap()
+        .annotations
+        .unwrap_or_default();
+    assert!(
+        template_annotations.contains_key("kubectl.kubernetes.io/restartedAt"),
+        "{template_annotations:?}"
+    );
+    assert_eq!(
+        images(&server)["api"],
+        API_1,
+        "restart must not touch images"
+    );
+
+    // --- errors leave as documented errorTypes.
+    let missing = json!({"action": "pause", "target": {"namespace": "shop", "deployment": "nope"}});
+    assert_eq!(
+        lambda.error_type("pause", &missing).await,
+        "NonRetryableNotFound"
+    );
+    assert_eq!(
+        lambda.error_type("rollback", &request("pause")).await,
+        "NonRetryableInvalidRequest",
+        "a pause request sent to the rollback function"
+    );
+
+    server.add_token(
+        LAMBDA_TOKEN,
+        Identity::Forbidden("system:serviceaccount:selfheal:lambda".into()),
+    );
+    assert_eq!(
+        lambda.error_type("pause", &request("pause")).await,
+        "NonRetryableForbidden"
+    );
+    assert_eq!(
+        lambda.error_type("verify", &request("pause")).await,
+        "NonRetryableForbidden"
+    );
+    server.add_token(LAMBDA_TOKEN, Identity::Admin);
+
+    server.faults().fail_next(1, 503);
+    assert_eq!(
+        lambda.error_type("pause", &request("pause")).await,
+        "RetryableApiError"
+    );
+    server.faults().clear();
+    assert!(!paused(&server), "a failed pause must not pause");
+
+    let before = server.deployment("shop", "checkout").unwrap();
+    let conflicts = conflict_on_every_patch(&server);
+    let ty = lambda.error_type("restart", &request("restart")).await;
+    conflicts.abort();
+    server.faults().clear();
+    assert_eq!(ty, "RetryableConflict");
+    let rejected = server
+        .requests()
+        .iter()
+        .filter(|r| r.method == "PATCH" && r.status == 409)
+        .count();
+    assert_eq!(rejected as u32, selfheal_kube::DEFAULT_REPLAN_BUDGET + 1);
+    assert_eq!(
+        server.deployment("shop", "checkout").unwrap().spec,
+        before.spec,
+        "conflicting patches must not change the Deployment"
+    );
+
+    // --- random and garbled payloads: never a crash, always a documented errorType.
+    let mut rng = Rng(0x5e1f_4ea1_2026_1126);
+    let documented = selfheal_lambda::DOCUMENTED_ERROR_TYPES;
+    for i in 0..60 {
+        let function = *rng.pick(&FUNCTIONS);
+        let action = if function == "verify" {
+            "pause"
+        } else {
+            function
+        };
+        let (payload, bytes) = match i % 4 {
+            0 => {
+                let v = random_value(&mut rng, 3);
+                (v.to_string(), serde_json::to_vec(&v).unwrap())
+            }
+            // Not JSON at all: a request cut short, or stray bytes.
+            1 => {
+                let text = request(action).to_string();
+                let mut bytes = text.as_bytes()[..rng.below(text.len())].to_vec();
+                if rng.below(2) == 0 {
+                    bytes.extend([0xff, b'{', 0x00, b'"']);
+                }
+                (String::from_utf8_lossy(&bytes).into_owned(), bytes)
+            }
+            _ => {
+                let v = garbled_request(&mut rng, action);
+                (v.to_string(), serde_json::to_vec(&v).unwrap())
+            }
+        };
+        let (status, body) = lambda.invoke_raw(function, bytes).await;
+        match status {
+            200 => assert!(
+                body.get("status").is_some() || body.get("state").is_some(),
+                "{function} {payload}: {body}"
+            ),
+            500 => {
+                let ty = body["errorType"].as_str().unwrap_or_default();
+                assert!(
+                    documented.contains(&ty),
+                    "{function} {payload}: undocumented errorType in {body}"
+                );
+            }
+            other => panic!("{function} {payload}: HTTP {other}: {body}"),
+        }
+    }
+
+    // --- still warm: a last good invocation, then the process accounting.
+    let out = lambda.ok("verify", &request("pause")).await;
+    assert!(out["state"].is_string(), "{out}");
+
+    let inits = lambda.logs_with_message("selfheal function initialised");
+    for f in FUNCTIONS {
+        let n = inits
+            .iter()
+            .filter(|l| l["fields"]["function"] == f)
+            .count();
+        assert_eq!(n, 1, "{f} must start exactly once:\n{}", lambda.log_text());
+    }
+    let clients = lambda.logs_with_message("kube client built");
+    assert_eq!(
+        clients.len(),
+        FUNCTIONS.len(),
+        "one kube client per function process"
+    );
+    let pids: std::collections::BTreeSet<String> = inits
+        .iter()
+        .map(|l| l["fields"]["pid"].to_string())
+        .collect();
+    assert_eq!(
+        pids.len(),
+        FUNCTIONS.len(),
+        "one process per function: {pids:?}"
+    );
+
+    // The audit line of the rollback names target, action, changes, status, execution.
+    let outcomes = lambda.logs_with_message("remediation outcome");
+    let rollback = outcomes
+        .iter()
+        .find(|l| l["fields"]["action"] == "rollback")
+        .unwrap_or_else(|| panic!("no rollback outcome line:\n{}", lambda.log_text()));
+    let fields = &rollback["fields"];
+    assert_eq!(fields["status"], "applied");
+    assert_eq!(fields["namespace"], "shop");
+    assert_eq!(fields["deployment"], "checkout");
+    assert_eq!(fields["cluster"], "e2e");
+    assert!(
+        fields["changes"].as_str().unwrap().contains(API_1),
+        "{fields}"
+    );
+    assert!(
+        fields["summary"]
+            .as_str()
+            .is_some_and(|s| s.contains("checkout")),
+        "{fields}"
+    );
+    assert_eq!(
+        fields["execution"],
+        "arn:aws:states:eu-west-1:123456789012:execution:remediate:e2e-1"
+    );
+    // Without an execution in the request, the Lambda request id is used.
+    let pause = outcomes
+        .iter()
+        .find(|l| l["fields"]["action"] == "pause")
+        .unwrap();
+    assert!(
+        pause["fields"]["execution"]
+            .as_str()
+            .is_some_and(|e| !e.is_empty()),
+        "{pause}"
+    );
+}

@@ -1,0 +1,241 @@
+//! The `verify` and `rollback` functions in EKS mode under cargo-lambda's
+//! Runtime API emulation: no kubeconfig, an EKS token presigned from the
+//! (dummy) AWS credentials of the environment, sent to the project's TLS test
+//! API server, which re-signs and compares every token (`TokenVerifier`) and
+//! answers 401 otherwise.
+//!
+//! Why: only a real warm process shows that the cached EKS client is replaced
+//! once its token is due (`SELFHEAL_TOKEN_LIFETIME_SECONDS=2` here) without a
+//! single request going out with a stale or unverifiable token.
+//!
+//! Skipped (loudly) when cargo-lambda is absent, unless `SELFHEAL_REQUIRE_TOOLS`
+//! is set, in which case it fails.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_credential_types::Credentials;
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::api::{Api, Patch, PatchParams};
+use selfheal_eks::TokenVerifier;
+use selfheal_tests::emulator::Emulator;
+use selfheal_tests::tools::{cargo_build_each, cargo_lambda_binary, free_port, tool_or_skip};
+use selfheal_testserver::TestServer;
+use serde_json::{Value, json};
+
+const TEST: &str = "lambda_eks_mode_refreshes_tokens_in_one_warm_process";
+const FUNCTIONS: [&str; 2] = ["rollback", "verify"];
+const CLUSTER: &str = "demo";
+const REGION: &str = "eu-west-1";
+const ACCESS_KEY: &str = "AKIAIOSFODNN7EXAMPLE";
+const SECRET_KEY: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+const API_1: &str = "registry.example/shop/api:1.0.0";
+const API_2: &str = "registry.example/shop/api:1.1.0";
+const ENVOY: &str = "registry.example/envoy:1.27";
+
+/// Bearer tokens the server accepted (distinct) and the reasons it refused any.
+#[derive(Default)]
+struct Seen {
+    accepted: HashSet<String>,
+    rejected: Vec<String>,
+}
+
+fn checkout() -> Value {
+    json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": { "name": "checkout", "namespace": "shop", "labels": { "app": "checkout" } },
+        "spec": {
+            "replicas": 2,
+            "selector": { "matchLabels": { "app": "checkout" } },
+            "template": {
+                "metadata": { "labels": { "app": "checkout" } },
+                "spec": { "containers": [
+                    { "name": "api", "image": API_1 },
+                    { "name": "envoy", "image": ENVOY }
+                ] }
+            }
+        }
+    })
+}
+
+/// TLS server with checkout at revision 2 (bad api image 1.1.0, rollout
+/// finished), set up with the admin token; then EKS tokens for `demo` signed
+/// with the dummy credentials are checked and recorded.
+async fn eks_cluster(dir: &std::path::Path) -> (TestServer, Arc<Mutex<Seen>>) {
+    let server = TestServer::builder().tls(true).start().await.unwrap();
+    server.apply_objects(checkout());
+    assert!(server.controller().settle().await);
+    let admin = dir.join("admin-kubeconfig");
+    server.write_kubeconfig(&admin).unwrap();
+    let client = selfheal_kube::client_from_kubeconfig(Some(&admin), None)
+        .await
+        .unwrap();
+    let bump =
+        json!({"spec": {"template": {"spec": {"containers": [{"name": "api", "image": API_2}]}}}});
+    Api::<Deployment>::namespaced(client, "shop")
+        .patch("checkout", &PatchParams::default(), &Patch::Strategic(bump))
+        .await
+        .unwrap();
+    assert!(server.controller().settle().await);
+
+    let verifier = TokenVerifier::new(CLUSTER)
+        .with_credentials(Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "test"));
+    let seen: Arc<Mutex<Seen>> = Arc::default();
+    let record = seen.clone();
+    server.set_token_verifier(Arc::new(move |token: &str| {
+        let result = verifier.verify_now(token).map_err(|e| e.to_string());
+        let mut seen = record.lock().unwrap();
+        match &result {
+            Ok(_) => {
+                seen.accepted.insert(token.to_owned());
+            }
+            Err(why) => seen.rejected.push(why.clone()),
+        }
+        result.map(|_| ())
+    }));
+    server.clear_requests();
+    (server, seen)
+}
+
+fn images(server: &TestServer) -> BTreeMap<String, String> {
+    let d = server.deployment("shop", "checkout").expect("checkout");
+    d.spec
+        .and_then(|s| s.template.spec)
+        .map(|s| {
+            s.containers
+                .into_iter()
+                .map(|c| (c.name, c.image.unwrap_or_default()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// No `target.cluster`: `SELFHEAL_DEFAULT_CLUSTER` picks `demo`.
+fn target() -> Value {
+    json!({ "target": { "namespace": "shop", "deployment": "checkout" } })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lambda_eks_mode_refreshes_tokens_in_one_warm_process() {
+    let Some(bin) = tool_or_skip(TEST, cargo_lambda_binary()) else {
+        return;
+    };
+    tokio::task::spawn_blocking(|| cargo_build_each(&["selfheal-rollback", "selfheal-verify"]))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (server, seen) = eks_cluster(dir.path()).await;
+    assert_eq!(images(&server)["api"], API_2);
+
+    let env: Vec<(&str, String)> = vec![
+        ("AWS_ACCESS_KEY_ID", ACCESS_KEY.into()),
+        ("AWS_SECRET_ACCESS_KEY", SECRET_KEY.into()),
+        ("AWS_REGION", REGION.into()),
+        ("AWS_CONFIG_FILE", "/dev/null".into()),
+        ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null".into()),
+        ("AWS_EC2_METADATA_DISABLED", "true".into()),
+        ("SELFHEAL_CLUSTER_ENDPOINT", server.url()),
+        ("SELFHEAL_CLUSTER_CA", server.ca_pem().unwrap()),
+        ("SELFHEAL_DEFAULT_CLUSTER", CLUSTER.into()),
+        ("SELFHEAL_TOKEN_LIFETIME_SECONDS", "2".into()),
+        ("SELFHEAL_REQUIRE_OPT_IN", "false".into()),
+        ("AWS_LAMBDA_LOG_FORMAT", "JSON".into()),
+        ("AWS_LAMBDA_LOG_LEVEL", "info".into()),
+    ];
+    let mut lambda = Emulator::start(&bin, free_port(), &env, dir.path().join("watch.log"));
+    lambda.wait_ready().await;
+
+    // verify (read-only) three times, each after the previous token is due.
+    for round in 0..3 {
+        if round > 0 {
+            tokio::time::sleep(Duration::from_millis(2_500)).await;
+        }
+        let verdict = lambda.ok("verify", &target()).await;
+        assert_eq!(verdict["state"], "done", "round {round}: {verdict}");
+        assert_eq!(verdict["target"]["deployment"], "checkout", "{verdict}");
+    }
+    assert_eq!(images(&server)["api"], API_2, "verify must not write");
+
+    // rollback with a fresh token again: only the api image reverts.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let mut request = target();
+    request["action"] = json!("rollback");
+    request["reason"] = json!("lambda_eks_mode_e2e");
+    let outcome = lambda.ok("rollback", &request).await;
+    assert_eq!(outcome["status"], "applied", "{outcome}");
+    assert_eq!(
+        outcome["changes"],
+        json!([{ "container": "api", "from": API_2, "to": API_1 }])
+    );
+    assert_eq!(
+        images(&server),
+        BTreeMap::from([("api".into(), API_1.into()), ("envoy".into(), ENVOY.into())])
+    );
+
+    // And verify once more, still warm, after yet another refresh.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let verdict = lambda.ok("verify", &outcome).await;
+    assert!(
+        verdict["state"] == "done" || verdict["state"] == "waiting",
+        "{verdict}"
+    );
+
+    // Tokens: refreshed (several distinct), never one the server refused.
+    {
+        let seen = seen.lock().unwrap();
+        assert!(
+            seen.rejected.is_empty(),
+            "server rejected tokens: {:?}\n{}",
+            seen.rejected,
+            lambda.log_text()
+        );
+        assert!(
+            seen.accepted.len() >= 2,
+            "no token refresh: {} distinct token(s)",
+            seen.accepted.len()
+        );
+        assert!(seen.accepted.iter().all(|t| t.starts_with("k8s-aws-v1.")));
+    }
+    assert!(
+        server
+            .requests()
+            .iter()
+            .all(|r| r.status != 401 && r.status != 403),
+        "an API request was refused"
+    );
+
+    // One warm process per function, whose EKS client was rebuilt.
+    let inits = lambda.logs_with_message("selfheal function initialised");
+    for f in FUNCTIONS {
+        let n = inits
+            .iter()
+            .filter(|l| l["fields"]["function"] == f)
+            .count();
+        assert_eq!(n, 1, "{f} must start exactly once:\n{}", lambda.log_text());
+    }
+    let pids: BTreeSet<String> = inits
+        .iter()
+        .map(|l| l["fields"]["pid"].to_string())
+        .collect();
+    assert_eq!(
+        pids.len(),
+        FUNCTIONS.len(),
+        "one process per function: {pids:?}"
+    );
+    let builds = lambda.logs_with_message("kube client built");
+    assert!(
+        builds
+            .iter()
+            .all(|l| l["fields"]["mode"] == "eks" && pids.contains(&l["fields"]["pid"].to_string())),
+        "client built outside the two warm processes: {builds:?}"
+    );
+    assert!(
+        builds.len() >= 4,
+        "expected a rebuilt EKS client per due token, got {}:\n{}",
+        builds.len(),
+        lambda.log_text()
+    );
+}

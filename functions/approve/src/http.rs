@@ -21,6 +21,10 @@ pub struct HttpResponse {
     pub headers: BTreeMap<String, String>,
     pub body: String,
     pub is_base64_encoded: bool,
+    /// Always sent (empty): Function URL emulators read payload 2.0 with a
+    /// required `cookies` list and answer 500 without it.
+    #[serde(default)]
+    pub cookies: Vec<String>,
 }
 
 /// The parts of a Function URL request this function reads.
@@ -185,6 +189,7 @@ fn page(status: u16, title: &str, text: &str) -> HttpResponse {
             x = escape(text)
         ),
         is_base64_encoded: false,
+        cookies: Vec::new(),
     }
 }
 
@@ -214,6 +219,7 @@ fn confirm_page(
             d = decision.as_str()
         ),
         is_base64_encoded: false,
+        cookies: Vec::new(),
     }
 }
 

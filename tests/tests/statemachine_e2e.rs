@@ -710,6 +710,8 @@ async fn dry_run(w: &World) {
     let (ns, name) = ("sm-dryrun", "checkout");
     w.cluster.two_revisions(ns, name, API_2, None).await;
     let before = w.cluster.deployment(ns, name);
+    // Only the execution's requests: the setup above PATCHed for real.
+    let seen = w.cluster.server.requests().len();
     let mut input = request("rollback", ns, name);
     input["dryRun"] = json!(true);
     let r = w
@@ -730,6 +732,7 @@ async fn dry_run(w: &World) {
         .server
         .requests()
         .into_iter()
+        .skip(seen)
         .filter(|q| q.path.contains(&format!("/namespaces/{ns}/")) && q.method == "PATCH")
         .collect();
     assert!(!writes.is_empty(), "the dry run sent no PATCH");

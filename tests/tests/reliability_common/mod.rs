@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{Api, Patch, PatchParams};
@@ -79,11 +80,13 @@ impl Cluster {
         for name in names {
             cluster.server.apply_objects(deployment_json(name));
         }
-        assert!(cluster.server.controller().settle().await);
+        // Generous: a hundred Deployments on a loaded two-core machine.
+        let settle = Duration::from_secs(120);
+        assert!(cluster.server.controller().settle_within(settle).await);
         for name in names {
             cluster.set_image(name, "api", API_2).await;
         }
-        assert!(cluster.server.controller().settle().await);
+        assert!(cluster.server.controller().settle_within(settle).await);
         cluster.server.clear_requests();
         cluster
     }

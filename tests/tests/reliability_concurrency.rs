@@ -161,11 +161,8 @@ async fn rollback_storm_across_100_deployments_stops_at_max_actions_per_window()
     let names: Vec<String> = (0..100).map(|i| format!("svc-{i:03}")).collect();
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
     let started = std::time::Instant::now();
-    let c = Cluster::with_bad_rollout(&refs).await;
+    let c = Cluster::fleet_with_bad_rollout(&refs).await;
     eprintln!("storm: 100 deployments seeded in {:?}", started.elapsed());
-    // The rollbacks need no controller; its passes over 100 Deployments
-    // after every write would only slow the storm down.
-    c.server.controller().pause_automatic(true);
     let policy = Policy::from_lookup(|k| match k {
         "SELFHEAL_MAX_ACTIONS" => Some("10".into()),
         "SELFHEAL_ACTION_WINDOW_SECONDS" => Some("600".into()),

@@ -32,6 +32,10 @@ pub struct Cluster {
 }
 
 pub fn deployment_json(name: &str) -> Value {
+    deployment_with_replicas(name, 1)
+}
+
+pub fn deployment_with_replicas(name: &str, replicas: u32) -> Value {
     json!({
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -42,7 +46,7 @@ pub fn deployment_json(name: &str) -> Value {
             "annotations": { "team": "payments" }
         },
         "spec": {
-            "replicas": 1,
+            "replicas": replicas,
             "selector": { "matchLabels": { "app": name } },
             "template": {
                 "metadata": { "labels": { "app": name } },
@@ -76,9 +80,17 @@ impl Cluster {
     /// `names` at revision 2: api 1.0.0 → 1.1.0 (the bad image), envoy
     /// unchanged, rollouts finished, request log empty.
     pub async fn with_bad_rollout(names: &[&str]) -> Cluster {
+        Cluster::with_bad_rollout_scaled(names, 1).await
+    }
+
+    /// [`Cluster::with_bad_rollout`] with `replicas` per Deployment (0 keeps
+    /// a hundred-Deployment fleet cheap: revisions without pods).
+    pub async fn with_bad_rollout_scaled(names: &[&str], replicas: u32) -> Cluster {
         let cluster = Cluster::empty().await;
         for name in names {
-            cluster.server.apply_objects(deployment_json(name));
+            cluster
+                .server
+                .apply_objects(deployment_with_replicas(name, replicas));
         }
         // Generous: a hundred Deployments on a loaded two-core machine.
         let settle = Duration::from_secs(120);
@@ -87,6 +99,48 @@ impl Cluster {
             cluster.set_image(name, "api", API_2).await;
         }
         assert!(cluster.server.controller().settle_within(settle).await);
+        cluster.server.clear_requests();
+        cluster
+    }
+
+    /// A fleet at revision 2 (api 1.0.0 → 1.1.0) seeded straight into the
+    /// store with its two ReplicaSets, the controller stopped: the shape the
+    /// controller would leave, without its passes over hundreds of objects.
+    pub async fn fleet_with_bad_rollout(names: &[&str]) -> Cluster {
+        let cluster = Cluster::empty().await;
+        cluster.server.controller().pause_automatic(true);
+        for name in names {
+            let uid = format!("00000000-0000-4000-8000-{:012}", fxhash(name));
+            let mut d = deployment_with_replicas(name, 0);
+            d["metadata"]["uid"] = json!(uid);
+            d["metadata"]["generation"] = json!(2);
+            d["metadata"]["annotations"]["deployment.kubernetes.io/revision"] = json!("2");
+            d["spec"]["template"]["spec"]["containers"][0]["image"] = json!(API_2);
+            d["status"] = json!({"observedGeneration": 2, "replicas": 0});
+            cluster.server.try_apply_objects(d.clone()).unwrap();
+            for (revision, image) in [(1, API_1), (2, API_2)] {
+                let hash = format!("h{revision}{}", &uid[uid.len() - 6..]);
+                let mut template = d["spec"]["template"].clone();
+                template["spec"]["containers"][0]["image"] = json!(image);
+                template["metadata"]["labels"]["pod-template-hash"] = json!(hash);
+                cluster
+                    .server
+                    .try_apply_objects(json!({
+                        "apiVersion": "apps/v1", "kind": "ReplicaSet",
+                        "metadata": {
+                            "name": format!("{name}-{hash}"), "namespace": NS,
+                            "labels": {"app": name, "pod-template-hash": hash},
+                            "annotations": {"deployment.kubernetes.io/revision": revision.to_string()},
+                            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment",
+                                "name": name, "uid": uid, "controller": true, "blockOwnerDeletion": true}]
+                        },
+                        "spec": {"replicas": 0,
+                                 "selector": {"matchLabels": {"app": name, "pod-template-hash": hash}},
+                                 "template": template}
+                    }))
+                    .unwrap();
+            }
+        }
         cluster.server.clear_requests();
         cluster
     }
@@ -244,4 +298,11 @@ pub async fn invoke_rollback(
     let mut context = Context::default();
     context.request_id = format!("req-{execution}");
     handle_action(state, Action::Rollback, LambdaEvent::new(payload, context)).await
+}
+
+/// A small stable number from a name (FNV-1a), for fixed uids.
+fn fxhash(name: &str) -> u64 {
+    name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    }) % 1_000_000_000_000
 }

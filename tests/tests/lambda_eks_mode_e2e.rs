@@ -143,7 +143,9 @@ async fn lambda_eks_mode_refreshes_tokens_in_one_warm_process() {
         ("SELFHEAL_TOKEN_LIFETIME_SECONDS", "2".into()),
         ("SELFHEAL_REQUIRE_OPT_IN", "false".into()),
         ("AWS_LAMBDA_LOG_FORMAT", "JSON".into()),
-        ("AWS_LAMBDA_LOG_LEVEL", "info".into()),
+        // Debug, not the default info: the secret scan below must also hold
+        // for what the SDK, hyper and kube log when a user turns logging up.
+        ("AWS_LAMBDA_LOG_LEVEL", "debug".into()),
     ];
     let mut lambda = Emulator::start(&bin, free_port(), &env, dir.path().join("watch.log"));
     lambda.wait_ready().await;
@@ -206,6 +208,27 @@ async fn lambda_eks_mode_refreshes_tokens_in_one_warm_process() {
             .all(|r| r.status != 401 && r.status != 403),
         "an API request was refused"
     );
+
+    // No credential in any log line (issue #6): not the secret key, not one
+    // of the bearer tokens the server accepted, nor anything token-shaped.
+    {
+        let seen = seen.lock().unwrap();
+        let mut secrets: Vec<&str> = vec![SECRET_KEY];
+        secrets.extend(seen.accepted.iter().map(String::as_str));
+        // The signed URL inside a token, too (a log of the presigned request).
+        let urls: Vec<String> = seen
+            .accepted
+            .iter()
+            .filter_map(|t| t.strip_prefix("k8s-aws-v1."))
+            .map(|b64| b64.chars().take(48).collect())
+            .collect();
+        secrets.extend(urls.iter().map(String::as_str));
+        selfheal_tests::secrets::assert_no_leaks(
+            "rollback + verify in EKS mode",
+            &lambda.log_text(),
+            &secrets,
+        );
+    }
 
     // One warm process per function, whose EKS client was rebuilt.
     let inits = lambda.logs_with_message("selfheal function initialised");

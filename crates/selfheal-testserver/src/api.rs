@@ -402,8 +402,9 @@ fn delete(shared: &Arc<Shared>, r: &ApiRequest, name: &str) -> Answer {
     ))
 }
 
-/// TokenRequest: issues a token that authenticates as the ServiceAccount,
-/// which has no RBAC rights here (like the recorded `viewer`).
+/// TokenRequest: issues a token that authenticates as the ServiceAccount
+/// (rights: whatever loaded RBAC objects bind to it; none by default, like
+/// the recorded `viewer`).
 fn token_request(shared: &Arc<Shared>, r: &ApiRequest, name: &str) -> Answer {
     let ns = ns_of(r).to_string();
     if !shared.store().exists(Kind::ServiceAccount, &ns, name) {
@@ -411,10 +412,10 @@ fn token_request(shared: &Arc<Shared>, r: &ApiRequest, name: &str) -> Answer {
     }
     let body: Value = serde_json::from_slice(&r.body).unwrap_or(json!({}));
     let token = format!("sa-{}", crate::random_suffix(32));
-    shared.auth().tokens.insert(
-        token.clone(),
-        crate::Identity::Forbidden(format!("system:serviceaccount:{ns}:{name}")),
-    );
+    shared
+        .auth()
+        .tokens
+        .insert(token.clone(), crate::Identity::service_account(&ns, name));
     let expiration = body
         .pointer("/spec/expirationSeconds")
         .and_then(Value::as_i64)

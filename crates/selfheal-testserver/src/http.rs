@@ -16,6 +16,7 @@ use tokio::sync::watch as tokio_watch;
 
 use crate::auth::Who;
 use crate::faults::Reset;
+use crate::rbac::Attributes;
 use crate::status::{self, ApiError};
 use crate::store::Kind;
 use crate::{RecordedRequest, Shared, api, discovery};
@@ -219,36 +220,73 @@ async fn handle(
     response
 }
 
-fn forbidden(user: &str, verb: &str, r: &ApiRequest) -> ApiError {
-    let resource = match &r.sub {
-        Some(s) => format!("{}/{s}", r.kind.plural()),
-        None => r.kind.plural().to_string(),
+/// The authorizer attributes of a resource request, as the real server's
+/// RequestInfo derives them: GET without a name is `list` (or `watch`), a
+/// `metadata.name=` field selector names the object, and a Namespace
+/// object's namespace is its own name.
+pub(crate) fn attributes(r: &ApiRequest) -> Attributes {
+    let name = r.name.clone().or_else(|| {
+        let verb = r.verb();
+        if verb != "list" && verb != "watch" {
+            return None;
+        }
+        r.query.get("fieldSelector").and_then(|fs| {
+            fs.split(',').find_map(|term| {
+                let value = term.trim().strip_prefix("metadata.name=")?;
+                let value = value.strip_prefix('=').unwrap_or(value);
+                (!value.is_empty()).then(|| value.to_string())
+            })
+        })
+    });
+    let namespace = match (r.kind, &r.name) {
+        (Kind::Namespace, Some(n)) => Some(n.clone()),
+        _ => r.ns.clone(),
     };
-    let subject = match &r.name {
-        Some(n) => format!("{} \"{n}\"", r.kind.qualified()),
-        None => r.kind.qualified(),
+    Attributes {
+        verb: r.verb().to_string(),
+        api_group: r.kind.group().to_string(),
+        resource: r.kind.plural().to_string(),
+        subresource: r.sub.clone(),
+        name,
+        namespace,
+    }
+}
+
+/// The real server's 403 (`responsewriters.Forbidden`): message, reason
+/// appended after a colon when the authorizer gave one.
+fn forbidden(user: &str, a: &Attributes, reason: Option<&str>) -> ApiError {
+    let qualified = if a.api_group.is_empty() {
+        a.resource.clone()
+    } else {
+        format!("{}.{}", a.resource, a.api_group)
     };
-    let scope = match &r.ns {
+    let subject = match &a.name {
+        Some(n) => format!("{qualified} \"{n}\""),
+        None => qualified,
+    };
+    let scope = match &a.namespace {
         Some(ns) => format!("in the namespace \"{ns}\""),
         None => "at the cluster scope".to_string(),
     };
     let mut details = serde_json::Map::new();
-    if let Some(n) = &r.name {
+    if let Some(n) = &a.name {
         details.insert("name".into(), Value::String(n.clone()));
     }
-    if !r.kind.group().is_empty() {
-        details.insert("group".into(), Value::String(r.kind.group().into()));
+    if !a.api_group.is_empty() {
+        details.insert("group".into(), Value::String(a.api_group.clone()));
     }
-    details.insert("kind".into(), Value::String(r.kind.plural().into()));
-    status::status(
-        403,
-        "Forbidden",
-        &format!(
-            "{subject} is forbidden: User \"{user}\" cannot {verb} resource \"{resource}\" in API group \"{}\" {scope}",
-            r.kind.group()
-        ),
-        Some(Value::Object(details)),
-    )
+    details.insert("kind".into(), Value::String(a.resource.clone()));
+    let mut message = format!(
+        "{subject} is forbidden: User \"{user}\" cannot {} resource \"{}\" in API group \"{}\" {scope}",
+        a.verb,
+        a.combined_resource(),
+        a.api_group
+    );
+    if let Some(reason) = reason {
+        message.push_str(": ");
+        message.push_str(reason);
+    }
+    status::status(403, "Forbidden", &message, Some(Value::Object(details)))
 }
 
 /// Splits `/api/v1/...` and `/apis/apps/v1/...` into kind/namespace/name/subresource.
@@ -346,10 +384,10 @@ fn route(
         name,
         sub,
     };
-    match &who {
-        Who::Anonymous => return forbidden("system:anonymous", req.verb(), &req).into(),
-        Who::User(u) => return forbidden(u, req.verb(), &req).into(),
-        _ => {}
+    let attrs = attributes(&req);
+    let denied = shared.auth().authorize(&who, &attrs);
+    if let Err(denied) = denied {
+        return forbidden(&denied.user, &attrs, denied.reason.as_deref()).into();
     }
     let hook = shared
         .faults
@@ -425,5 +463,100 @@ mod tests {
             Some((Kind::ReplicaSet, None, None, None))
         );
         assert_eq!(parse_path("/apis/batch/v1/jobs"), None);
+    }
+
+    fn request(method: &str, path: &str, query: &[(&str, &str)]) -> ApiRequest {
+        let (kind, ns, name, sub) = parse_path(path).unwrap();
+        ApiRequest {
+            method: method.into(),
+            query: query
+                .iter()
+                .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+                .collect(),
+            content_type: "application/json".into(),
+            body: Bytes::new(),
+            kind,
+            ns,
+            name,
+            sub,
+        }
+    }
+
+    fn message(e: &ApiError) -> &str {
+        e.body["message"].as_str().unwrap()
+    }
+
+    #[test]
+    fn attributes_follow_request_info() {
+        let a = attributes(&request(
+            "PATCH",
+            "/apis/apps/v1/namespaces/shop/deployments/checkout/scale",
+            &[],
+        ));
+        assert_eq!(
+            (a.verb.as_str(), a.api_group.as_str(), a.combined_resource()),
+            ("patch", "apps", "deployments/scale".to_string())
+        );
+        assert_eq!(a.name.as_deref(), Some("checkout"));
+        assert_eq!(a.namespace.as_deref(), Some("shop"));
+        // GET on a collection is list, with watch=true watch; a metadata.name
+        // field selector names the object.
+        let a = attributes(&request(
+            "GET",
+            "/apis/apps/v1/namespaces/shop/deployments",
+            &[
+                ("watch", "true"),
+                ("fieldSelector", "metadata.name=checkout"),
+            ],
+        ));
+        assert_eq!(
+            (a.verb.as_str(), a.name.as_deref()),
+            ("watch", Some("checkout"))
+        );
+        let a = attributes(&request("GET", "/apis/apps/v1/deployments", &[]));
+        assert_eq!((a.verb.as_str(), a.name, a.namespace), ("list", None, None));
+        let a = attributes(&request(
+            "DELETE",
+            "/api/v1/namespaces/shop/pods",
+            &[("fieldSelector", "metadata.name!=x")],
+        ));
+        assert_eq!((a.verb.as_str(), a.name), ("deletecollection", None));
+        // A Namespace object is in its own namespace.
+        let a = attributes(&request("GET", "/api/v1/namespaces/shop", &[]));
+        assert_eq!(a.namespace.as_deref(), Some("shop"));
+    }
+
+    #[test]
+    fn forbidden_body_is_the_real_one() {
+        let r = request(
+            "PATCH",
+            "/apis/apps/v1/namespaces/shop/deployments/checkout/scale",
+            &[],
+        );
+        let e = forbidden("u", &attributes(&r), None);
+        assert_eq!(e.code, 403);
+        assert_eq!(
+            message(&e),
+            "deployments.apps \"checkout\" is forbidden: User \"u\" cannot patch resource \"deployments/scale\" in API group \"apps\" in the namespace \"shop\""
+        );
+        assert_eq!(
+            e.body["details"],
+            serde_json::json!({"name": "checkout", "group": "apps", "kind": "deployments"})
+        );
+        let r = request("GET", "/apis/apps/v1/deployments", &[]);
+        let e = forbidden(
+            "u",
+            &attributes(&r),
+            Some("RBAC: clusterrole.rbac.authorization.k8s.io \"x\" not found"),
+        );
+        assert_eq!(
+            message(&e),
+            "deployments.apps is forbidden: User \"u\" cannot list resource \"deployments\" in API group \"apps\" at the cluster scope: RBAC: clusterrole.rbac.authorization.k8s.io \"x\" not found"
+        );
+        let r = request("POST", "/api/v1/namespaces/shop/events", &[]);
+        assert_eq!(
+            message(&forbidden("u", &attributes(&r), None)),
+            "events is forbidden: User \"u\" cannot create resource \"events\" in API group \"\" in the namespace \"shop\""
+        );
     }
 }

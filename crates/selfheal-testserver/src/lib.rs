@@ -6,7 +6,9 @@
 //! from a real kube-apiserver (`fixtures/k8s/`), and emulates the deployment,
 //! replicaset and garbage-collector controllers so rollouts, revisions and
 //! rollbacks behave like on a real control plane. Tests drive it over HTTP like
-//! a real cluster and inspect or seed its store directly.
+//! a real cluster and inspect or seed its store directly. Bearer tokens map to
+//! identities ([`Identity`]): the admin may do everything, a user what the
+//! loaded RBAC objects allow ([`rbac`], e.g. `deploy/rbac.yaml`).
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
@@ -18,6 +20,7 @@ mod discovery;
 mod faults;
 mod http;
 pub mod patch;
+pub mod rbac;
 pub mod selector;
 mod status;
 mod store;
@@ -33,6 +36,7 @@ use k8s_openapi::api::core::v1::{Event, Pod};
 use serde_json::Value;
 
 pub use auth::Identity;
+pub use rbac::{Rbac, RbacError};
 
 /// `Fn(token) -> Result<(), reason>`; see [`TestServer::set_token_verifier`].
 pub type TokenVerifier = Arc<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
@@ -122,6 +126,7 @@ pub struct TestServerBuilder {
     token: Option<String>,
     controller: ControllerConfig,
     watch_window: Option<usize>,
+    rbac: Rbac,
 }
 
 impl TestServerBuilder {
@@ -146,6 +151,11 @@ impl TestServerBuilder {
         self.watch_window = Some(events);
         self
     }
+    /// Start with these RBAC objects (see [`TestServer::load_rbac`]).
+    pub fn rbac(mut self, rbac: Rbac) -> Self {
+        self.rbac = rbac;
+        self
+    }
     /// Bind 127.0.0.1 on a random port and start serving.
     pub async fn start(self) -> Result<TestServer, Error> {
         let admin_token = self
@@ -153,7 +163,7 @@ impl TestServerBuilder {
             .unwrap_or_else(|| format!("admin-{}", random_suffix(24)));
         let shared = Arc::new(Shared {
             store: Mutex::new(store::Store::new(self.watch_window.unwrap_or(100))),
-            auth: Mutex::new(auth::Auth::new(&admin_token)),
+            auth: Mutex::new(auth::Auth::new(&admin_token, self.rbac)),
             faults: Arc::new(Mutex::new(faults::FaultState::default())),
             requests: Mutex::new(Vec::new()),
             controller: controller::ControllerState::new(self.controller),
@@ -227,14 +237,46 @@ impl TestServer {
             .insert(token.to_string(), identity);
     }
 
-    /// Hook for tokens that are not registered: `Ok` authenticates them as admin,
+    /// Hook for tokens that are not registered: `Ok` authenticates them (as
+    /// admin unless [`TestServer::set_verified_identity`] says otherwise),
     /// `Err` answers 401. Lets EKS-token tests check the token format server-side.
     pub fn set_token_verifier(&self, f: TokenVerifier) {
         self.inner.shared.auth().verifier = Some(f);
     }
 
+    /// Who a token accepted by the [`TestServer::set_token_verifier`] hook
+    /// is: e.g. the EKS access entry's mapping, an
+    /// [`Identity::User`] in group `selfheal-remediators`. Default: admin.
+    pub fn set_verified_identity(&self, identity: Identity) {
+        self.inner.shared.auth().verified = identity;
+    }
+
+    /// Adds RBAC objects (ClusterRole, Role, ClusterRoleBinding, RoleBinding;
+    /// multi-document YAML such as `deploy/rbac.yaml`) like `kubectl apply -f`:
+    /// same-named objects are replaced. They authorise [`Identity::User`]
+    /// requests from then on. On an error nothing is loaded.
+    pub fn load_rbac(&self, yaml: &str) -> Result<(), RbacError> {
+        self.inner.shared.auth().rbac.apply_yaml(yaml)
+    }
+
+    /// Replaces every RBAC object with `rbac`.
+    pub fn set_rbac(&self, rbac: Rbac) {
+        self.inner.shared.auth().rbac = rbac;
+    }
+
+    /// The RBAC objects in force.
+    pub fn rbac(&self) -> Rbac {
+        self.inner.shared.auth().rbac.clone()
+    }
+
     /// A kubeconfig for this server (context `selfheal-test`, admin token).
     pub fn kubeconfig_yaml(&self) -> String {
+        self.kubeconfig_yaml_with_token(&self.inner.admin_token)
+    }
+
+    /// [`TestServer::kubeconfig_yaml`] with another bearer token (one given
+    /// to [`TestServer::add_token`]).
+    pub fn kubeconfig_yaml_with_token(&self, token: &str) -> String {
         use base64::Engine as _;
         let ca = match &self.inner.ca_pem {
             Some(pem) => format!(
@@ -246,7 +288,6 @@ impl TestServer {
         format!(
             "apiVersion: v1\nkind: Config\nclusters:\n- name: selfheal-test\n  cluster:\n    server: {url}\n{ca}contexts:\n- name: selfheal-test\n  context:\n    cluster: selfheal-test\n    user: selfheal-test\n    namespace: default\ncurrent-context: selfheal-test\npreferences: {{}}\nusers:\n- name: selfheal-test\n  user:\n    token: {token}\n",
             url = self.inner.url,
-            token = self.inner.admin_token,
         )
     }
 

@@ -1,7 +1,7 @@
 //! `cargo lambda watch` (cargo-lambda's Lambda Runtime API emulation) running
 //! the real `functions/*` binaries, and invoking them over its HTTP API.
 //!
-//! Build the binaries first ([`crate::tools::cargo_build`]): the emulator
+//! Build the binaries first ([`crate::tools::build_workspace_bins`]): the emulator
 //! `cargo run`s a function on its first invoke, which otherwise compiles.
 
 use std::collections::HashSet;

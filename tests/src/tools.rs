@@ -1,7 +1,9 @@
 //! Locating the project's test tools, free ports, plain HTTP, and moto.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -66,25 +68,52 @@ pub fn cargo_lambda_binary() -> Result<PathBuf, String> {
     )
 }
 
-/// `cargo build -p <pkg>...` in the workspace (so an emulator's `cargo run` finds them fresh).
-pub fn cargo_build(packages: &[&str]) {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.current_dir(workspace_root()).arg("build");
-    for p in packages {
-        cmd.arg("-p").arg(p);
-    }
-    let status = cmd.status().expect("spawn cargo build");
-    assert!(status.success(), "cargo build {packages:?} failed");
+/// Builds every binary of the workspace (functions and the `selfheal` CLI)
+/// exactly as `cargo lambda watch` later `cargo run --bin`s a function, and
+/// returns binary name → executable path (as cargo reports it, so a custom
+/// `CARGO_TARGET_DIR` works).
+///
+/// One selection for every test, on purpose: in this virtual workspace
+/// `cargo run --bin X` resolves dependency features over all members, while
+/// `cargo build -p X` resolves them for X alone, so a per-package build makes
+/// artifacts the emulator's `cargo run` rebuilds (kube, hyper, the AWS SDK),
+/// and parallel tests building different selections queue on the target
+/// directory's lock for minutes. scripts/test runs this same command before
+/// the tests, which makes every call here a no-op check.
+pub fn build_workspace_bins() -> &'static BTreeMap<String, PathBuf> {
+    static BINS: OnceLock<BTreeMap<String, PathBuf>> = OnceLock::new();
+    BINS.get_or_init(|| {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let out = Command::new(cargo)
+            .current_dir(workspace_root())
+            .args(["build", "--workspace", "--bins", "--message-format=json"])
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("spawn cargo build");
+        assert!(
+            out.status.success(),
+            "cargo build --workspace --bins failed"
+        );
+        let bins: BTreeMap<String, PathBuf> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|m| m["reason"] == "compiler-artifact")
+            .filter_map(|m| {
+                let exe = m["executable"].as_str()?;
+                Some((m["target"]["name"].as_str()?.to_owned(), PathBuf::from(exe)))
+            })
+            .collect();
+        assert!(!bins.is_empty(), "cargo reported no executables");
+        bins
+    })
 }
 
-/// Builds each package on its own, exactly as `cargo lambda watch` will
-/// `cargo run --bin <bin>` it: features are unified per build, so one
-/// `cargo build -p a -p b` can produce artifacts a lone `cargo run` rebuilds.
-pub fn cargo_build_each(packages: &[&str]) {
-    for p in packages {
-        cargo_build(&[p]);
-    }
+/// The executable of binary `name` from [`build_workspace_bins`].
+pub fn workspace_bin(name: &str) -> PathBuf {
+    build_workspace_bins()
+        .get(name)
+        .unwrap_or_else(|| panic!("the workspace has no binary named {name}"))
+        .clone()
 }
 
 /// Waits until something listens on `port`, or panics with `what` and `log()`.

@@ -37,13 +37,8 @@ fn alertmanager_binary() -> Option<PathBuf> {
 /// Build the function first: `cargo lambda watch` `cargo run`s it on the
 /// first invoke, which would otherwise compile inside the test's timeouts.
 fn build_ingest() {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = Command::new(cargo)
-        .current_dir(workspace_root())
-        .args(["build", "-p", "selfheal-ingest-fn", "--bin", "ingest"])
-        .status()
-        .unwrap();
-    assert!(status.success(), "cargo build -p selfheal-ingest-fn failed");
+    let bins = selfheal_tests::tools::build_workspace_bins();
+    assert!(bins.contains_key("ingest"), "no ingest binary: {bins:?}");
 }
 
 fn start_cargo_lambda(
@@ -405,4 +400,12 @@ async fn alertmanager_webhook_starts_executions_only_with_the_right_bearer() {
     let after = executions(&sfn, &arn).await;
     assert_eq!(after, started, "wrong credentials must start nothing");
     assert_eq!(function_logs(&watch, "start execution").len(), 3);
+
+    // Neither the webhook secret, nor the wrong one Alertmanager sent, nor the
+    // AWS secret key appears in any line the function or emulator logged.
+    selfheal_tests::secrets::assert_no_leaks(
+        "ingest behind the Function URL",
+        &watch.log_text(),
+        &[SECRET, "not-the-secret", ingest_support::SECRET_KEY],
+    );
 }

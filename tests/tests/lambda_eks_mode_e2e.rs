@@ -21,7 +21,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{Api, Patch, PatchParams};
 use selfheal_eks::TokenVerifier;
 use selfheal_tests::emulator::Emulator;
-use selfheal_tests::tools::{cargo_build_each, cargo_lambda_binary, free_port, tool_or_skip};
+use selfheal_tests::tools::{build_workspace_bins, cargo_lambda_binary, free_port, tool_or_skip};
 use selfheal_testserver::TestServer;
 use serde_json::{Value, json};
 
@@ -123,7 +123,7 @@ async fn lambda_eks_mode_refreshes_tokens_in_one_warm_process() {
     let Some(bin) = tool_or_skip(TEST, cargo_lambda_binary()) else {
         return;
     };
-    tokio::task::spawn_blocking(|| cargo_build_each(&["selfheal-rollback", "selfheal-verify"]))
+    tokio::task::spawn_blocking(build_workspace_bins)
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();

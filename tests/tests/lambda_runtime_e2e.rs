@@ -92,14 +92,10 @@ fn cargo_lambda_or_skip(test: &str) -> Option<PathBuf> {
 
 /// Builds the function binaries the emulator will `cargo run`.
 fn build_functions() {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.current_dir(workspace_root()).arg("build");
+    let bins = selfheal_tests::tools::build_workspace_bins();
     for f in FUNCTIONS {
-        cmd.arg("-p").arg(format!("selfheal-{f}"));
+        assert!(bins.contains_key(f), "no function binary {f}: {bins:?}");
     }
-    let status = cmd.status().expect("spawn cargo build");
-    assert!(status.success(), "cargo build of the functions failed");
 }
 
 /// A running `cargo lambda watch`, killed (with the functions it started) on drop.

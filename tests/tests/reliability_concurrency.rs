@@ -15,32 +15,10 @@ use common::{API_1, API_2, Cluster, NOW, annotation, clock_at, invoke_rollback, 
 use selfheal_core::{Guard, OutcomeStatus, Policy};
 use serde_json::Value;
 
-/// Builds the `selfheal` CLI (crates/selfheal-cli) and returns its path, as
-/// cargo reports it (so a custom target directory works too).
+/// The `selfheal` CLI (crates/selfheal-cli), built with the other workspace
+/// binaries (see `build_workspace_bins` for why one selection).
 fn selfheal_binary() -> PathBuf {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let out = Command::new(cargo)
-        .current_dir(&root)
-        .args([
-            "build",
-            "-p",
-            "selfheal-cli",
-            "--bin",
-            "selfheal",
-            "--message-format=json",
-        ])
-        .stderr(Stdio::inherit())
-        .output()
-        .expect("run cargo build");
-    assert!(out.status.success(), "cargo build -p selfheal-cli failed");
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "selfheal")
-        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
-        .expect("cargo reported the selfheal executable")
+    selfheal_tests::tools::workspace_bin("selfheal")
 }
 
 #[tokio::test]

@@ -48,8 +48,8 @@ use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{Api, Patch, PatchParams};
 use selfheal_tests::emulator::Emulator;
 use selfheal_tests::tools::{
-    Moto, cargo_build_each, cargo_lambda_binary, file_tool, free_port, http_request, kill_group,
-    tool_or_skip, workspace_root, xml_text,
+    Moto, build_workspace_bins, cargo_lambda_binary, file_tool, free_port, http_request,
+    kill_group, tool_or_skip, workspace_root, xml_text,
 };
 use selfheal_testserver::{ControllerConfig, TestServer};
 use serde_json::{Value, json};
@@ -66,15 +66,9 @@ const API_2: &str = "registry.example/shop/api:1.1.0";
 const API_BROKEN: &str = "registry.example/shop/api:1.2.0-broken";
 const ENVOY: &str = "registry.example/envoy:1.27";
 
-const PACKAGES: [&str; 8] = [
-    "selfheal-rollback",
-    "selfheal-pause",
-    "selfheal-resume",
-    "selfheal-restart",
-    "selfheal-verify",
-    "selfheal-notify",
-    "selfheal-approve",
-    "selfheal-ingest-fn",
+/// The function binaries the state machines' Task states reach.
+const FUNCTIONS: [&str; 8] = [
+    "rollback", "pause", "resume", "restart", "verify", "notify", "approve", "ingest",
 ];
 
 // ------------------------------------------------------------------ tools --
@@ -926,9 +920,12 @@ async fn state_machines_run_end_to_end_with_the_real_handlers() {
     };
     let total = Instant::now();
     let dir = tempfile::tempdir().unwrap();
-    tokio::task::spawn_blocking(|| cargo_build_each(&PACKAGES))
+    let bins = tokio::task::spawn_blocking(build_workspace_bins)
         .await
         .unwrap();
+    for f in FUNCTIONS {
+        assert!(bins.contains_key(f), "no function binary {f}: {bins:?}");
+    }
 
     // Kubernetes: one test server, one namespace per scenario.
     let server = TestServer::builder()
@@ -1099,6 +1096,39 @@ async fn state_machines_run_end_to_end_with_the_real_handlers() {
     }
     eprintln!("{TEST}: {} scenarios in {:?}", 8, total.elapsed());
     assert!(failures.is_empty(), "failed scenarios: {failures:?}");
+
+    // No credential in any function's log (issue #6): not the webhook secret,
+    // not the cluster's bearer token, not an approval link's id (whoever has
+    // it can decide), nor anything token-shaped.
+    let cluster_token = world.cluster.server.token();
+    let approval_ids: Vec<String> = world
+        .inbox
+        .all()
+        .await
+        .iter()
+        .flat_map(|n| {
+            let text = n.to_string();
+            ["approve", "deny"]
+                .into_iter()
+                .filter_map(|d| find_link(&text, d))
+                .collect::<Vec<_>>()
+        })
+        .filter_map(|link| {
+            link.split(['?', '&'])
+                .find_map(|kv| kv.strip_prefix("id=").map(str::to_owned))
+        })
+        .collect();
+    assert!(
+        !approval_ids.is_empty(),
+        "the approval scenarios sent no link"
+    );
+    let mut secrets: Vec<&str> = vec![WEBHOOK_SECRET, &cluster_token];
+    secrets.extend(approval_ids.iter().map(String::as_str));
+    selfheal_tests::secrets::assert_no_leaks(
+        "every function of the state machines",
+        &world.emulator.log_text(),
+        &secrets,
+    );
 }
 
 fn tail(text: &str, lines: usize) -> String {

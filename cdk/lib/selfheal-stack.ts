@@ -128,6 +128,14 @@ export class SelfhealStack extends cdk.Stack {
       maxValue: 40,
       description: "Targets remediated at once by remediate-fleet (when the input gives no maxConcurrency).",
     });
+    const fleetMaxTargets = param("FleetMaxTargets", {
+      type: "Number",
+      default: 100,
+      minValue: 1,
+      maxValue: 100,
+      description:
+        "Most targets one remediate-fleet execution accepts; a longer list fails with TooManyTargets before anything starts (docs/limits.md).",
+    });
     const notificationEmail = param("NotificationEmail", {
       type: "String",
       default: "",
@@ -322,6 +330,7 @@ export class SelfhealStack extends cdk.Stack {
         RemediateDeploymentStateMachineArn: deploymentMachine.stateMachineArn,
         NotifyFunctionArn: notify.functionArn,
         FleetMaxConcurrency: fleetMaxConcurrency.valueAsString,
+        FleetMaxTargets: fleetMaxTargets.valueAsString,
       },
       tracingEnabled: true,
       logs: logOptions,

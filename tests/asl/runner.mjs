@@ -133,6 +133,7 @@ function defaultSubstitutions() {
     VerifyIntervalSeconds: '1',
     VerifyMaxAttempts: '30',
     FleetMaxConcurrency: '10',
+    FleetMaxTargets: '100',
   };
 }
 

@@ -349,9 +349,7 @@ impl EksClients {
 
     /// Default credential chain and region, source from [`ClusterConfig::from_env`].
     pub async fn from_env() -> Result<Self> {
-        let sdk_config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .load()
-            .await;
+        let sdk_config = selfheal_aws::load().await;
         let source = ClusterConfig::from_env()?.source(&sdk_config)?;
         Ok(Self::new(&sdk_config, source))
     }

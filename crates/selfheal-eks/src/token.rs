@@ -301,7 +301,7 @@ pub fn format_expiration(at: SystemTime) -> String {
 ///
 /// The region comes from `region`, else from the environment or profile.
 pub async fn exec_credential(cluster: &str, region: Option<&str>) -> Result<ExecCredential> {
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    let mut loader = selfheal_aws::loader();
     if let Some(region) = region {
         loader = loader.region(aws_config::Region::new(region.to_owned()));
     }

@@ -34,6 +34,11 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "StartExecution calls in flight at once for one event",
     ),
     (
+        IngestConfig::MAX_ALERTS_VAR,
+        "100",
+        "most alerts one event (webhook) may carry; more: 413, nothing started (1-1000)",
+    ),
+    (
         Defaults::CLUSTER_VAR,
         "(unset)",
         "cluster for alarms that name none",
@@ -55,6 +60,9 @@ pub struct IngestConfig {
     /// StartExecution calls in flight at once (Step Functions' StartExecution
     /// token bucket refills at a few hundred per second; 8 stays well inside it).
     pub concurrency: usize,
+    /// Most alerts one event may carry; a larger one starts nothing
+    /// (webhook: 413). Alertmanager's `max_alerts` must be at most this.
+    pub max_alerts: usize,
 }
 
 impl IngestConfig {
@@ -64,6 +72,13 @@ impl IngestConfig {
     pub const SECRET_VAR: &'static str = "SELFHEAL_WEBHOOK_SECRET";
     pub const CONCURRENCY_VAR: &'static str = "SELFHEAL_INGEST_CONCURRENCY";
     pub const DEFAULT_CONCURRENCY: usize = 8;
+    pub const MAX_ALERTS_VAR: &'static str = "SELFHEAL_MAX_ALERTS_PER_WEBHOOK";
+    /// 100 alerts at concurrency 8 is 13 rounds of StartExecution: about a
+    /// second against Step Functions, well inside ingest's 20 s timeout.
+    pub const DEFAULT_MAX_ALERTS: usize = 100;
+    /// Upper bound of [`Self::MAX_ALERTS_VAR`]: 1,000 starts took 10 s in the
+    /// throughput benchmark (docs/alarms.md §9), half the function's timeout.
+    pub const MAX_MAX_ALERTS: usize = 1000;
 
     /// Read the configuration through `lookup` (e.g. `|k| std::env::var(k).ok()`).
     /// Empty values count as unset. At most one secret source may be set:
@@ -123,24 +138,31 @@ impl IngestConfig {
             }
         };
 
-        let concurrency = match get(Self::CONCURRENCY_VAR) {
-            None => Self::DEFAULT_CONCURRENCY,
+        let bounded = |variable: &'static str, default: usize, max: usize| match get(variable) {
+            None => Ok(default),
             Some(text) => text
                 .trim()
                 .parse::<usize>()
                 .ok()
-                .filter(|n| (1..=256).contains(n))
+                .filter(|n| (1..=max).contains(n))
                 .ok_or_else(|| Error::Config {
-                    variable: Self::CONCURRENCY_VAR,
-                    reason: format!("{text:?} is not a whole number from 1 to 256"),
-                })?,
+                    variable,
+                    reason: format!("{text:?} is not a whole number from 1 to {max}"),
+                }),
         };
+        let concurrency = bounded(Self::CONCURRENCY_VAR, Self::DEFAULT_CONCURRENCY, 256)?;
+        let max_alerts = bounded(
+            Self::MAX_ALERTS_VAR,
+            Self::DEFAULT_MAX_ALERTS,
+            Self::MAX_MAX_ALERTS,
+        )?;
 
         Ok(IngestConfig {
             state_machine_arn,
             defaults,
             secret,
             concurrency,
+            max_alerts,
         })
     }
 }
@@ -171,6 +193,7 @@ mod tests {
         assert_eq!(c.state_machine_arn, ARN);
         assert!(matches!(c.secret, SecretSource::Disabled));
         assert_eq!(c.concurrency, 8);
+        assert_eq!(c.max_alerts, 100);
         assert_eq!(c.defaults, Defaults::default());
     }
 
@@ -180,6 +203,7 @@ mod tests {
             (IngestConfig::STATE_MACHINE_VAR, ARN),
             (IngestConfig::SECRET_VAR, " s3cret \n"),
             (IngestConfig::CONCURRENCY_VAR, "32"),
+            (IngestConfig::MAX_ALERTS_VAR, " 1000 "),
             ("SELFHEAL_DEFAULT_CLUSTER", "prod"),
             ("SELFHEAL_DEFAULT_ACTION", "restart"),
         ])
@@ -189,6 +213,7 @@ mod tests {
         };
         assert_eq!(secret.expose_secret(), "s3cret");
         assert_eq!(c.concurrency, 32);
+        assert_eq!(c.max_alerts, 1000);
         assert_eq!(c.defaults.cluster.as_deref(), Some("prod"));
         assert_eq!(c.defaults.action, Some(Action::Restart));
 
@@ -231,6 +256,20 @@ mod tests {
                     (IngestConfig::CONCURRENCY_VAR, "many"),
                 ],
                 IngestConfig::CONCURRENCY_VAR,
+            ),
+            (
+                &[
+                    (IngestConfig::STATE_MACHINE_VAR, ARN),
+                    (IngestConfig::MAX_ALERTS_VAR, "0"),
+                ],
+                IngestConfig::MAX_ALERTS_VAR,
+            ),
+            (
+                &[
+                    (IngestConfig::STATE_MACHINE_VAR, ARN),
+                    (IngestConfig::MAX_ALERTS_VAR, "1001"),
+                ],
+                IngestConfig::MAX_ALERTS_VAR,
             ),
             (
                 &[

@@ -22,6 +22,9 @@ pub mod error_types {
     pub const NON_RETRYABLE_CONFIG: &str = "NonRetryableConfig";
     /// A Function URL payload that is not a Function URL request.
     pub const NON_RETRYABLE_INVALID_REQUEST: &str = "NonRetryableInvalidRequest";
+    /// The event carries more alerts than `SELFHEAL_MAX_ALERTS_PER_WEBHOOK`;
+    /// nothing was started (webhook: 413). Named like `EventTooLarge`.
+    pub const EVENT_TOO_MANY_ALERTS: &str = "EventTooManyAlerts";
 }
 
 /// Why an invocation (or the function's start-up) failed.
@@ -46,6 +49,17 @@ pub enum Error {
     Event {
         #[source]
         source: selfheal_events::Error,
+    },
+
+    /// The event carries more alerts than the configured cap; nothing started.
+    #[error(
+        "event carries {count} alerts; the limit is {limit} ({variable}); nothing was started: \
+         set `max_alerts: {limit}` or less in Alertmanager's webhook_config"
+    )]
+    TooManyAlerts {
+        count: usize,
+        limit: usize,
+        variable: &'static str,
     },
 
     /// The payload looked like a Function URL request but did not decode as one.
@@ -93,6 +107,7 @@ impl Error {
                 error_types::NON_RETRYABLE_CONFIG
             }
             Error::Event { source } => source.error_type(),
+            Error::TooManyAlerts { .. } => error_types::EVENT_TOO_MANY_ALERTS,
             Error::FunctionUrl { .. } | Error::Encode { .. } => {
                 error_types::NON_RETRYABLE_INVALID_REQUEST
             }

@@ -8,7 +8,9 @@ use aws_lambda_events::event::lambda_function_urls::{
 use base64::Engine;
 use futures::StreamExt;
 use http::{HeaderValue, StatusCode, header};
-use selfheal_events::{Defaults, Ingested, MAX_EVENT_BYTES, NamedRequest, parse_event};
+use selfheal_events::{
+    Defaults, IgnoreReason, Ingested, MAX_EVENT_BYTES, NamedRequest, parse_event,
+};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -24,6 +26,7 @@ pub struct Ingest<S> {
     secret: WebhookSecret,
     defaults: Defaults,
     concurrency: usize,
+    max_alerts: usize,
 }
 
 /// An HTTP error body: `{"error": "Unauthorized", "reason": "…"}`.
@@ -34,18 +37,34 @@ struct ErrorBody<'a> {
 }
 
 impl<S: StartExecution> Ingest<S> {
+    /// With the default cap of [`IngestConfig::DEFAULT_MAX_ALERTS`] alerts per
+    /// event ([`Self::with_max_alerts`] changes it).
     pub fn new(starter: S, secret: WebhookSecret, defaults: Defaults, concurrency: usize) -> Self {
         Ingest {
             starter,
             secret,
             defaults,
             concurrency: concurrency.max(1),
+            max_alerts: IngestConfig::DEFAULT_MAX_ALERTS,
         }
     }
 
-    /// From a parsed configuration (its defaults and concurrency).
+    /// At most `max_alerts` alerts per event (at least 1); a larger event
+    /// starts nothing.
+    pub fn with_max_alerts(mut self, max_alerts: usize) -> Self {
+        self.max_alerts = max_alerts.max(1);
+        self
+    }
+
+    /// From a parsed configuration (its defaults, concurrency and alert cap).
     pub fn from_config(starter: S, secret: WebhookSecret, config: &IngestConfig) -> Self {
         Self::new(starter, secret, config.defaults.clone(), config.concurrency)
+            .with_max_alerts(config.max_alerts)
+    }
+
+    /// The cap on alerts per event.
+    pub fn max_alerts(&self) -> usize {
+        self.max_alerts
     }
 
     /// The StartExecution implementation (tests inspect their fakes through it).
@@ -83,6 +102,7 @@ impl<S: StartExecution> Ingest<S> {
             tracing::warn!(error_type = error.error_type(), error = %error, "event rejected");
             error
         })?;
+        self.check_alert_count(&ingested)?;
         let summary = self.start_all(ingested).await;
         if summary.all_started() {
             Ok(summary)
@@ -176,6 +196,11 @@ impl<S: StartExecution> Ingest<S> {
                 return error_response(status, reason_phrase(status), error.to_string());
             }
         };
+        // 4xx, not 5xx: Alertmanager would retry the same oversized group forever.
+        if let Err(error) = self.check_alert_count(&ingested) {
+            let status = StatusCode::PAYLOAD_TOO_LARGE;
+            return error_response(status, reason_phrase(status), error.to_string());
+        }
 
         let summary = self.start_all(ingested).await;
         let status = if summary.all_started() {
@@ -186,6 +211,30 @@ impl<S: StartExecution> Ingest<S> {
             StatusCode::BAD_GATEWAY
         };
         json_response(status, &summary)
+    }
+
+    /// Refuse, before anything starts, an event with more alerts than the cap
+    /// (logged here as one error line). Counted: every alert of the event,
+    /// firing or not, as Alertmanager's `max_alerts` counts them.
+    fn check_alert_count(&self, ingested: &Ingested) -> Result<(), Error> {
+        let count = alert_count(ingested);
+        if count <= self.max_alerts {
+            return Ok(());
+        }
+        let error = Error::TooManyAlerts {
+            count,
+            limit: self.max_alerts,
+            variable: IngestConfig::MAX_ALERTS_VAR,
+        };
+        tracing::error!(
+            kind = %ingested.kind,
+            error_type = error.error_type(),
+            alerts = count,
+            limit = self.max_alerts,
+            error = %error,
+            "event rejected: too many alerts"
+        );
+        Err(error)
     }
 
     /// Start every request, `concurrency` at a time, and log each result
@@ -293,6 +342,17 @@ impl<S: StartExecution> Ingest<S> {
             }
         }
     }
+}
+
+/// Alerts the event carried: one per request or ignored alert; the entry for
+/// alerts Alertmanager left out (`truncatedAlerts`) is not one of them.
+fn alert_count(ingested: &Ingested) -> usize {
+    let truncated = ingested
+        .ignored
+        .iter()
+        .filter(|i| matches!(i.reason, IgnoreReason::Truncated { .. }))
+        .count();
+    ingested.requests.len() + ingested.ignored.len() - truncated
 }
 
 /// A Function URL (payload format 2.0) request carries `requestContext.http`;

@@ -30,7 +30,7 @@ pub use summary::{FailedStart, Summary};
 /// built once per process, borrowed by every invocation.
 pub async fn init() -> Result<Ingest<SfnStarter>, Error> {
     let config = IngestConfig::from_lookup(|k| std::env::var(k).ok())?;
-    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let sdk = selfheal_aws::load().await;
     let starter = SfnStarter::new(
         aws_sdk_sfn::Client::new(&sdk),
         config.state_machine_arn.clone(),

@@ -644,3 +644,125 @@ async fn unreadable_events_are_typed_errors_and_start_nothing() {
     }
     assert_eq!(ingest_calls(&ingest), 0);
 }
+
+/// `n` alerts in one webhook: the first `firing` firing, the rest resolved.
+fn mixed_body(n: usize, firing: usize) -> String {
+    webhook(
+        (0..n)
+            .map(|i| {
+                let status = if i < firing { "firing" } else { "resolved" };
+                alert(status, &format!("app-{i}"), &format!("{i:016x}"))
+            })
+            .collect(),
+    )
+    .to_string()
+}
+
+#[tokio::test]
+async fn webhook_at_the_default_cap_starts_every_alert() {
+    let ingest = ingest(FakeStarter::default());
+    assert_eq!(ingest.max_alerts(), 100);
+    let body = body_of(100);
+    let (status, summary) = call(&ingest, url_request("POST", Some(&bearer()), &body, false)).await;
+    assert_eq!(status, 200, "{summary}");
+    assert_eq!(names(&summary, "started").len(), 100);
+    let mut want = expected(&body);
+    want.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(started_inputs(&ingest), want);
+}
+
+#[tokio::test]
+async fn webhook_above_the_cap_is_413_and_starts_nothing() {
+    let ingest = ingest(FakeStarter::default());
+    let (status, body) = call(
+        &ingest,
+        url_request("POST", Some(&bearer()), &body_of(101), false),
+    )
+    .await;
+    assert_eq!(status, 413, "{body}");
+    assert_eq!(
+        body,
+        json!({
+            "error": "Payload Too Large",
+            "reason": "event carries 101 alerts; the limit is 100 (SELFHEAL_MAX_ALERTS_PER_WEBHOOK); \
+                       nothing was started: set `max_alerts: 100` or less in Alertmanager's webhook_config"
+        })
+    );
+    assert_eq!(ingest_calls(&ingest), 0);
+    assert!(ingest.starter().executions.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn configured_cap_counts_every_alert_but_not_the_truncated_entry() {
+    let ingest = ingest(FakeStarter::default()).with_max_alerts(3);
+
+    // Three alerts, one firing: at the cap; that one starts.
+    let (status, summary) = call(
+        &ingest,
+        url_request("POST", Some(&bearer()), &mixed_body(3, 1), false),
+    )
+    .await;
+    assert_eq!(status, 200, "{summary}");
+    assert_eq!(names(&summary, "started").len(), 1);
+    assert_eq!(ingest_calls(&ingest), 1);
+
+    // Four alerts, only one firing: resolved alerts count as Alertmanager's
+    // max_alerts counts them, so this is over the cap and nothing starts.
+    let (status, body) = call(
+        &ingest,
+        url_request("POST", Some(&bearer()), &mixed_body(4, 1), false),
+    )
+    .await;
+    assert_eq!(status, 413, "{body}");
+    assert!(
+        body["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("event carries 4 alerts; the limit is 3 "),
+        "{body}"
+    );
+    assert_eq!(ingest_calls(&ingest), 1);
+
+    // What Alertmanager sends with max_alerts: 3 for a group of 10: three
+    // alerts and truncatedAlerts 7. The truncated entry is no alert: accepted.
+    let mut truncated: Value = serde_json::from_str(&body_of(3)).unwrap();
+    truncated["truncatedAlerts"] = json!(7);
+    let (status, summary) = call(
+        &ingest,
+        url_request("POST", Some(&bearer()), &truncated.to_string(), false),
+    )
+    .await;
+    assert_eq!(status, 200, "{summary}");
+    // app-0 (same fingerprint and startsAt) was started by the first webhook.
+    assert_eq!(names(&summary, "started").len(), 2);
+    assert_eq!(names(&summary, "alreadyExisted").len(), 1);
+    assert_eq!(
+        summary["ignored"][0]["reason"],
+        json!({"truncated": {"count": 7}})
+    );
+    assert_eq!(started_inputs(&ingest).len(), 3);
+}
+
+#[tokio::test]
+async fn event_above_the_cap_is_a_typed_error_and_starts_nothing() {
+    let ingest = ingest(FakeStarter::default()).with_max_alerts(2);
+    let payload: Value = serde_json::from_str(&body_of(3)).unwrap();
+    let err = ingest.handle(payload).await.unwrap_err();
+    assert_eq!(err.error_type(), "EventTooManyAlerts");
+    let diagnostic = lambda_runtime::Diagnostic::from(err);
+    assert_eq!(diagnostic.error_type, "EventTooManyAlerts");
+    assert!(
+        diagnostic
+            .error_message
+            .starts_with("event carries 3 alerts; the limit is 2 "),
+        "{}",
+        diagnostic.error_message
+    );
+    assert_eq!(ingest_calls(&ingest), 0);
+
+    // At the cap the same path starts both.
+    let payload: Value = serde_json::from_str(&body_of(2)).unwrap();
+    let summary = ingest.handle(payload).await.unwrap();
+    assert_eq!(names(&summary, "started").len(), 2);
+    assert_eq!(ingest.starter().executions.lock().unwrap().len(), 2);
+}

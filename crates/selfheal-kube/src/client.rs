@@ -16,9 +16,18 @@ use secrecy::SecretString;
 
 use crate::error::{Error, Result};
 
+/// Establishing a connection to the API server, TLS handshake included (kube's
+/// own default is 30 s, longer than the 25 s handler timeout). An EKS endpoint
+/// in the function's region connects in well under a second.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// A single API response must arrive within this; our calls are small GETs,
-/// LISTs and PATCHes, never watches.
+/// LISTs and PATCHes, never watches. Below the handlers' 25 s Lambda timeout
+/// (template.yaml), so a silent API server ends as `RetryableApiError`.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Sending one request (kube's default is 295 s); our bodies are a few KiB.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn config_error(
     reason: impl Into<String>,
@@ -30,13 +39,18 @@ fn config_error(
     }
 }
 
-/// Our settings on top of whatever the source of the config chose.
+/// Our settings on top of whatever the source of the config chose: no
+/// built-in retries, and [`CONNECT_TIMEOUT`], [`READ_TIMEOUT`] and
+/// [`WRITE_TIMEOUT`] in place of kube's defaults (30 s, none, 295 s), so no
+/// call can outlive the handler (docs/limits.md).
 fn tune(mut config: Config) -> Config {
     config.default_retry = false;
-    if config.read_timeout.is_none() {
-        config.read_timeout = Some(READ_TIMEOUT);
-        config.reset_reader_on_write = true;
-    }
+    config.connect_timeout = Some(CONNECT_TIMEOUT);
+    config.read_timeout = Some(READ_TIMEOUT);
+    config.write_timeout = Some(WRITE_TIMEOUT);
+    // The read timeout counts from the request, not from when a pooled
+    // connection went idle.
+    config.reset_reader_on_write = true;
     config
 }
 
@@ -126,6 +140,18 @@ GZpkW5x5zlEwDwYDVR0TAQH/BAUwAwEB/zAKBggqhkjOPQQDAgNJADBGAiEA/lYy
 ZZUolFY4U9jn37uu5iOeDQ==
 -----END CERTIFICATE-----
 ";
+
+    #[test]
+    fn tune_sets_every_timeout_and_turns_off_retries() {
+        let config = tune(Config::new("https://127.0.0.1:1".parse().unwrap()));
+        assert!(!config.default_retry);
+        assert_eq!(config.connect_timeout, Some(CONNECT_TIMEOUT));
+        assert_eq!(config.read_timeout, Some(READ_TIMEOUT));
+        assert_eq!(config.write_timeout, Some(WRITE_TIMEOUT));
+        assert!(config.reset_reader_on_write);
+        // One call, however it ends, ends before the 25 s handler timeout.
+        assert!(CONNECT_TIMEOUT.max(READ_TIMEOUT).max(WRITE_TIMEOUT) < Duration::from_secs(25));
+    }
 
     #[test]
     fn pem_bundle_decodes_to_der() {

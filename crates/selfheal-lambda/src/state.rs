@@ -81,9 +81,8 @@ impl AppState {
             } => {
                 // Loading the SDK config resolves region and the credential
                 // chain: expensive, so once per process.
-                let sdk_config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-                    .load()
-                    .await;
+                // selfheal_aws: explicit connect/attempt/operation timeouts.
+                let sdk_config = selfheal_aws::load().await;
                 let source = match endpoint {
                     Some(endpoint) => ClusterSource::Configured {
                         cluster: None,

@@ -10,7 +10,7 @@ use serde_json::Value;
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
     // Built once per process; every warm invocation borrows them.
-    let config = aws_config::load_from_env().await;
+    let config = selfheal_aws::load().await;
     let prefix =
         std::env::var(PARAM_PREFIX_VAR).unwrap_or_else(|_| DEFAULT_PARAM_PREFIX.to_owned());
     let store = SsmStore::new(aws_sdk_ssm::Client::new(&config), &prefix).inspect_err(|e| {

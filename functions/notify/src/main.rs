@@ -11,7 +11,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     // Built once per process: configuration, SDK clients, the Slack URL.
     let init = async {
         let config = NotifyConfig::from_env()?;
-        let sdk = aws_config::load_from_env().await;
+        let sdk = selfheal_aws::load().await;
         Notifier::new(config, &sdk).await
     };
     let notifier = init.await.inspect_err(|e| {

@@ -1,0 +1,101 @@
+//! The AWS SDK configuration every selfheal binary loads: the SDK's default
+//! chain (region, credentials, `AWS_ENDPOINT_URL*`) plus explicit timeouts,
+//! so that no AWS call (EKS DescribeCluster, Step Functions, SNS, SSM,
+//! Secrets Manager, and the STS/SSO calls of the credential chain) can hang
+//! until the Lambda timeout. A call that gets no answer ends as the SDK's
+//! `TimeoutError`, which every caller classifies as retryable.
+//!
+//! The values fit the smallest Lambda timeout in `template.yaml` (approve,
+//! 10 s): one call, retries included, gives up after [`OPERATION_TIMEOUT`]
+//! (8 s) and still leaves the function time to answer with a typed error.
+//! The SDK's standard retry mode (3 attempts, exponential backoff with
+//! jitter) is kept for answers that say "try again" (throttling, 5xx) and
+//! for connections that fail; an attempt that got no answer is not retried
+//! ([`OPERATION_ATTEMPT_TIMEOUT`] equals [`OPERATION_TIMEOUT`]), because
+//! several of our calls are not idempotent. docs/limits.md lists these with
+//! every other limit.
+
+use std::time::Duration;
+
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, ConfigLoader, SdkConfig};
+
+/// Establishing a connection (TCP and TLS) to an AWS endpoint. The SDK's own
+/// default is 3.1 s; AWS endpoints in the function's region connect in
+/// milliseconds.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// One HTTP attempt, from sending the request to the end of the response:
+/// as long as the whole operation, so an attempt that was sent but not
+/// answered ends the call instead of being sent again. The request may have
+/// been applied: a second `PutParameter` (no overwrite: single-use approval
+/// ids) fails with `ParameterAlreadyExists`, a second `SendTaskSuccess` with
+/// `TaskTimedOut`, a second `Publish` notifies twice. Seen with a 3 s
+/// attempt timeout: in tests/tests/statemachine_e2e.rs (moto, loaded 2-core
+/// host) notify's PutParameter of a fresh random approval id failed with
+/// `ParameterAlreadyExists`, i.e. its first attempt had been applied and was
+/// sent again. The caller's own retry (Step Functions, Alertmanager) starts
+/// over safely instead.
+pub const OPERATION_ATTEMPT_TIMEOUT: Duration = OPERATION_TIMEOUT;
+
+/// One operation, all attempts and backoff included: below the smallest
+/// function timeout (approve, 10 s).
+pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(8);
+
+/// [`CONNECT_TIMEOUT`], [`OPERATION_ATTEMPT_TIMEOUT`] and [`OPERATION_TIMEOUT`].
+pub fn timeout_config() -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .operation_attempt_timeout(OPERATION_ATTEMPT_TIMEOUT)
+        .operation_timeout(OPERATION_TIMEOUT)
+        .build()
+}
+
+/// The default-chain loader with selfheal's timeouts. The credential chain's
+/// own STS/SSO clients get the same timeouts (aws-config hands the loader's
+/// `TimeoutConfig` to them). Callers may still set region, endpoint or
+/// credentials before `load()` (the CLI's `--region`, tests' endpoints).
+pub fn loader() -> ConfigLoader {
+    aws_config::defaults(BehaviorVersion::latest()).timeout_config(timeout_config())
+}
+
+/// `loader().load()`: what the Lambda functions build once per process.
+pub async fn load() -> SdkConfig {
+    loader().load().await
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_timeout_is_set_and_they_nest() {
+        let t = timeout_config();
+        assert_eq!(t.connect_timeout(), Some(CONNECT_TIMEOUT));
+        assert_eq!(
+            t.operation_attempt_timeout(),
+            Some(OPERATION_ATTEMPT_TIMEOUT)
+        );
+        assert_eq!(t.operation_timeout(), Some(OPERATION_TIMEOUT));
+        assert!(CONNECT_TIMEOUT < OPERATION_ATTEMPT_TIMEOUT);
+        assert!(OPERATION_ATTEMPT_TIMEOUT <= OPERATION_TIMEOUT);
+        // approve's Timeout in template.yaml is the smallest: 10 s.
+        assert!(OPERATION_TIMEOUT < Duration::from_secs(10));
+    }
+
+    #[tokio::test]
+    async fn loaded_config_carries_the_timeouts() {
+        let sdk = loader()
+            .region(aws_config::Region::new("eu-west-1"))
+            .load()
+            .await;
+        let t = sdk.timeout_config().expect("timeout config");
+        assert_eq!(t.connect_timeout(), Some(CONNECT_TIMEOUT));
+        assert_eq!(
+            t.operation_attempt_timeout(),
+            Some(OPERATION_ATTEMPT_TIMEOUT)
+        );
+        assert_eq!(t.operation_timeout(), Some(OPERATION_TIMEOUT));
+    }
+}

@@ -1,0 +1,304 @@
+//! remediate-fleet's target cap (`${FleetMaxTargets}`), executed: the REAL
+//! `statemachines/remediate-fleet.asl.json` (and its child
+//! remediate-deployment) run by the ASL interpreter of statemachine_e2e.rs
+//! (tests/asl/runner.mjs, npm aws-local-stepfunctions), only the
+//! placeholders substituted.
+//!
+//! The Lambda functions are an in-test stand-in at the runner's emulator URL
+//! that records every invocation and answers with outputs shaped like the
+//! real handlers' (outcome, rollout status, deploymentHealth, fleet summary).
+//! That is enough here: the property under test is which states run and
+//! whether anything is invoked at all, not what the handlers do (that is
+//! statemachine_e2e.rs). Above the cap the execution must fail with
+//! `TooManyTargets` before the Map, invoking nothing; at the cap every
+//! target gets its child execution, and the fleet output (the largest state
+//! payload) is measured against Step Functions' 256 KiB limit.
+//!
+//! Needs node and tests/asl/node_modules (scripts/deps/56-asl-runner.sh);
+//! skipped with a message without them unless `SELFHEAL_REQUIRE_TOOLS` is set.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use selfheal_tests::tools::{file_tool, http_request, kill_group, tool_or_skip, workspace_root};
+use serde_json::{Value, json};
+
+const TEST: &str = "statemachine_limits";
+/// Step Functions' limit on a state's input or output.
+const STATE_PAYLOAD_LIMIT: usize = 256 * 1024;
+
+// ------------------------------------------------------------ the functions --
+
+/// Every Lambda invocation the runner made: (function name, payload).
+type Calls = Arc<Mutex<Vec<(String, Value)>>>;
+
+/// Serves the runner's `POST /2015-03-31/functions/<name>/invocations`.
+async fn fake_functions() -> (String, Calls) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let calls: Calls = Arc::default();
+    let recorded = calls.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let recorded = recorded.clone();
+            let service = service_fn(move |request: hyper::Request<Incoming>| {
+                let recorded = recorded.clone();
+                async move {
+                    let name = request
+                        .uri()
+                        .path()
+                        .trim_start_matches("/2015-03-31/functions/")
+                        .trim_end_matches("/invocations")
+                        .to_owned();
+                    let body = request.into_body().collect().await?.to_bytes();
+                    let payload: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                    let answer = answer(&name, &payload);
+                    recorded.lock().unwrap().push((name, payload));
+                    Ok::<_, hyper::Error>(hyper::Response::new(Full::new(Bytes::from(
+                        answer.to_string(),
+                    ))))
+                }
+            });
+            tokio::spawn(
+                hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service),
+            );
+        }
+    });
+    (url, calls)
+}
+
+/// What each function returns, shaped like the real one's output for a
+/// rollback that worked and a rollout that finished.
+fn answer(function: &str, payload: &Value) -> Value {
+    let changes = json!([{
+        "container": "api",
+        "from": "registry.example/shop/api:1.2.0",
+        "to": "registry.example/shop/api:1.1.0"
+    }]);
+    let done = json!({
+        "state": "done",
+        "message": format!("deployment \"{}\" successfully rolled out", payload["target"]["deployment"].as_str().unwrap_or("-"))
+    });
+    let step = |name: &str, attempts: Option<u32>| {
+        let mut step = json!({"name": name, "startedAt": "2026-11-26T19:12:00.000Z", "finishedAt": "2026-11-26T19:12:01.250Z", "durationMs": 1250});
+        if let Some(n) = attempts {
+            step["attempts"] = json!(n);
+        }
+        step
+    };
+    match function {
+        "rollback" => {
+            let target = &payload["target"];
+            json!({
+                "status": "applied",
+                "action": "rollback",
+                "message": format!(
+                    "rolled back deployment {}/{}: container api from registry.example/shop/api:1.2.0 to registry.example/shop/api:1.1.0",
+                    target["namespace"].as_str().unwrap_or("-"),
+                    target["deployment"].as_str().unwrap_or("-")
+                ),
+                "target": target,
+                "changes": changes,
+                "revision": {"before": 4, "to": 3},
+                "execution": payload["execution"],
+            })
+        }
+        "verify" => done,
+        "notify" if payload["event"] == "completed" => json!({
+            "deploymentHealth": {
+                "lastRolloutStatus": done,
+                "changes": changes,
+                "steps": [step("rollback", None), step("verify", Some(1))],
+                "totalDurationMs": 3120,
+                "notified": true
+            }
+        }),
+        "notify" if payload["event"] == "fleetCompleted" => {
+            let total = payload["results"].as_array().map_or(0, Vec::len);
+            json!({"summary": {"total": total, "succeeded": total, "failed": 0, "byStatus": {"applied": total}, "failures": {}, "wallTimeMs": 4200}})
+        }
+        _ => json!({}),
+    }
+}
+
+// ----------------------------------------------------------------- runner --
+
+/// tests/asl/runner.mjs on a port of its choosing (killed on drop).
+struct Runner {
+    child: Child,
+    url: String,
+}
+
+impl Runner {
+    fn start(node: &PathBuf, functions_url: &str) -> Runner {
+        let log = std::env::temp_dir().join(format!("{TEST}-{}-runner.log", std::process::id()));
+        let mut cmd = Command::new(node);
+        cmd.arg(workspace_root().join("tests/asl/runner.mjs"))
+            .env("SELFHEAL_ASL_PORT", "0")
+            .env("SELFHEAL_EMULATOR_URL", functions_url)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap());
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        let mut child = cmd.spawn().unwrap();
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        let port = serde_json::from_str::<Value>(first.trim())
+            .ok()
+            .and_then(|v| v["listening"].as_u64())
+            .unwrap_or_else(|| {
+                panic!(
+                    "runner did not start: {first}\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                )
+            });
+        Runner {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    /// One remediate-fleet execution to its end, with extra substitutions.
+    async fn fleet(&self, name: &str, input: &Value, substitutions: &Value) -> Value {
+        let body = json!({"stateMachine": "remediate-fleet", "name": name, "input": input, "substitutions": substitutions});
+        let (status, _, bytes) = http_request(
+            "POST",
+            &format!("{}/run", self.url),
+            &[("content-type", "application/json")],
+            serde_json::to_vec(&body).unwrap(),
+            Duration::from_secs(300),
+        )
+        .await;
+        let result: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(status, 200, "runner: {result}");
+        result
+    }
+}
+
+impl Drop for Runner {
+    fn drop(&mut self) {
+        kill_group(&mut self.child);
+    }
+}
+
+fn find_node() -> Result<PathBuf, String> {
+    file_tool(
+        workspace_root().join("tests/asl/node_modules/aws-local-stepfunctions/package.json"),
+        "scripts/deps/56-asl-runner.sh",
+    )?;
+    std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .map(|dir| dir.join("node"))
+        .find(|p| p.is_file())
+        .ok_or_else(|| "node not found on PATH (Debian nodejs)".to_owned())
+}
+
+const NAMESPACES: [&str; 3] = ["fleet-a", "fleet-b", "fleet-c"];
+
+/// `{request, targets}` with `n` distinct Deployments over three namespaces.
+fn fleet_input(n: usize) -> Value {
+    let targets: Vec<Value> = (0..n)
+        .map(|i| json!({"cluster": "limits", "namespace": NAMESPACES[i % 3], "deployment": format!("app-{i:03}"), "container": "api"}))
+        .collect();
+    json!({"request": {"action": "rollback", "reason": format!("{TEST}: {n} targets")}, "targets": targets})
+}
+
+// ------------------------------------------------------------------ tests --
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fleet_target_cap_refuses_before_the_map_and_admits_the_cap() {
+    let Some(node) = tool_or_skip(TEST, find_node()) else {
+        return;
+    };
+    let (functions_url, calls) = fake_functions().await;
+    let runner = Runner::start(&node, &functions_url);
+    let cap_default: usize = 100; // template.yaml FleetMaxTargets Default
+
+    // Above the cap (template default and a lowered value): the execution
+    // fails with TooManyTargets at CheckInput, no Map, no child, no invoke.
+    for (name, n, substitutions, cap) in [
+        ("over-default-cap", cap_default + 1, json!({}), cap_default),
+        ("over-lowered-cap", 4, json!({"FleetMaxTargets": "3"}), 3),
+    ] {
+        let result = runner.fleet(name, &fleet_input(n), &substitutions).await;
+        assert_eq!(result["status"], "FAILED", "{name}: {result}");
+        assert_eq!(result["error"], "TooManyTargets", "{name}: {result}");
+        assert_eq!(
+            result["cause"],
+            format!(
+                "A fleet request may list at most {cap} targets (template parameter FleetMaxTargets); \
+                 nothing was started. Split the targets over several executions."
+            ),
+            "{name}"
+        );
+        assert_eq!(
+            result["states"],
+            json!(["Initialize", "Normalize", "CheckInput", "TooManyTargets"]),
+            "{name}"
+        );
+        assert_eq!(result["children"], json!([]), "{name}");
+        assert_eq!(
+            calls.lock().unwrap().len(),
+            0,
+            "{name}: a function was invoked"
+        );
+    }
+
+    // At the lowered cap: every target runs (one child each), the rest of the
+    // fleet is as usual.
+    let result = runner
+        .fleet(
+            "at-lowered-cap",
+            &fleet_input(3),
+            &json!({"FleetMaxTargets": "3"}),
+        )
+        .await;
+    assert_eq!(result["status"], "SUCCEEDED", "{result}");
+    assert_eq!(result["children"].as_array().unwrap().len(), 3);
+    assert_eq!(result["output"]["summary"]["total"], 3);
+    let rollbacks = |calls: &Calls| {
+        let mut targets: Vec<String> = calls
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(f, _)| f == "rollback")
+            .map(|(_, p)| p["target"]["deployment"].as_str().unwrap().to_owned())
+            .collect();
+        targets.sort();
+        targets
+    };
+    assert_eq!(rollbacks(&calls), ["app-000", "app-001", "app-002"]);
+
+    // At the template's default cap: all 100 run, and the fleet's output (the
+    // Map results, the largest payload of the execution) fits 256 KiB.
+    calls.lock().unwrap().clear();
+    let result = runner
+        .fleet(
+            "at-default-cap",
+            &fleet_input(cap_default),
+            &json!({"FleetMaxConcurrency": "40", "VerifyIntervalSeconds": "0"}),
+        )
+        .await;
+    assert_eq!(result["status"], "SUCCEEDED", "{}", result["error"]);
+    let results = result["output"]["results"].as_array().unwrap();
+    assert_eq!(results.len(), cap_default);
+    assert!(results.iter().all(|r| r["status"] == "succeeded"));
+    assert_eq!(rollbacks(&calls).len(), cap_default);
+    let size = serde_json::to_vec(&result["output"]).unwrap().len();
+    eprintln!(
+        "{TEST}: fleet output with {cap_default} succeeded targets: {size} bytes ({} per target; limit {STATE_PAYLOAD_LIMIT})",
+        size / cap_default
+    );
+    assert!(size < STATE_PAYLOAD_LIMIT, "{size} bytes");
+}

@@ -198,19 +198,20 @@ pub fn request_parse(data: &[u8]) {
     }
 }
 
-/// `snapshot_parse`: [`selfheal_cli::Snapshot::parse`] on any UTF-8 text. A
-/// parsed snapshot must render and re-parse to the same objects (the CLI
-/// writes snapshots back), and planning against its first Deployment must not
-/// panic (a patch that does not apply is an `Err` from `remediate`, by design).
+/// `snapshot_parse`: [`selfheal_snapshot::Snapshot::parse`] on any UTF-8
+/// text. A parsed snapshot must render and re-parse to the same objects (the
+/// CLI writes snapshots back), and planning against its first Deployment must
+/// not panic (a patch that does not apply is an `Err` from `remediate`, by
+/// design).
 pub fn snapshot_parse(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    let Ok(snapshot) = selfheal_cli::Snapshot::parse(text) else {
+    let Ok(snapshot) = selfheal_snapshot::Snapshot::parse(text) else {
         return;
     };
     if let Ok(rendered) = snapshot.render() {
-        let again = selfheal_cli::Snapshot::parse(&rendered)
+        let again = selfheal_snapshot::Snapshot::parse(&rendered)
             .unwrap_or_else(|e| panic!("rendered snapshot does not re-parse: {e}\n{rendered}"));
         assert_eq!(
             again.objects(),

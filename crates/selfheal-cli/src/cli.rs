@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand};
 use selfheal_core::{Policy, RemediationOutcome, RemediationRequest, RolloutStatus};
 
 use crate::Error;
-use crate::snapshot::Snapshot;
+use selfheal_snapshot::Snapshot;
 
 /// Run one selfheal remediation (rollback, pause, resume, restart) or
 /// evaluate a rollout, against a cluster or an offline kubectl snapshot.
@@ -193,9 +193,14 @@ async fn run(args: RunArgs) -> Result<RemediationOutcome, Error> {
     match (&args.source.snapshot, &args.source.kubeconfig) {
         (Some(path), _) => {
             let mut snapshot = read_snapshot(path)?;
-            let outcome = snapshot.remediate(&request, &policy, jiff::Timestamp::now())?;
+            let outcome = snapshot
+                .remediate(&request, &policy, jiff::Timestamp::now())
+                .map_err(|source| Error::Snapshot { source })?;
             if let Some(out) = &args.write_snapshot {
-                std::fs::write(out, snapshot.render()?).map_err(|source| Error::Write {
+                let text = snapshot
+                    .render()
+                    .map_err(|source| Error::Snapshot { source })?;
+                std::fs::write(out, text).map_err(|source| Error::Write {
                     path: out.clone(),
                     source,
                 })?;
@@ -217,7 +222,9 @@ async fn status(args: StatusArgs) -> Result<RolloutStatus, Error> {
         .filter(|(ns, name)| !ns.is_empty() && !name.is_empty() && !name.contains('/'))
         .ok_or_else(|| Error::DeploymentRef(args.deployment.clone()))?;
     match (&args.source.snapshot, &args.source.kubeconfig) {
-        (Some(path), _) => read_snapshot(path)?.status(namespace, name),
+        (Some(path), _) => read_snapshot(path)?
+            .status(namespace, name)
+            .map_err(|source| Error::Snapshot { source }),
         (None, kubeconfig) => {
             let client =
                 crate::live::client(kubeconfig.as_deref(), args.context.as_deref()).await?;
@@ -250,5 +257,5 @@ fn read_snapshot(path: &Path) -> Result<Snapshot, Error> {
         path: path.to_path_buf(),
         source,
     })?;
-    Snapshot::parse(&text)
+    Snapshot::parse(&text).map_err(|source| Error::Snapshot { source })
 }

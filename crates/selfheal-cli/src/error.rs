@@ -36,48 +36,12 @@ pub enum Error {
         #[source]
         source: selfheal_core::Error,
     },
-    /// The planner rejected the objects it was given.
+    /// `--snapshot`: the snapshot did not parse, lacks the target, or the
+    /// plan could not be applied to it (messages from `selfheal-snapshot`).
     #[error("{source}")]
-    Plan {
+    Snapshot {
         #[source]
-        source: selfheal_core::Error,
-    },
-    #[error("snapshot is not valid YAML: {source}")]
-    SnapshotYaml {
-        #[source]
-        source: serde_yaml::Error,
-    },
-    #[error("snapshot is not valid JSON: {source}")]
-    SnapshotJson {
-        #[source]
-        source: serde_json::Error,
-    },
-    /// Parses, but is not what `kubectl get -o yaml|json` prints.
-    #[error("invalid snapshot: {0}")]
-    Snapshot(String),
-    #[error("invalid {kind} {name} in snapshot: {source}")]
-    SnapshotObject {
-        kind: &'static str,
-        name: String,
-        #[source]
-        source: serde_json::Error,
-    },
-    #[error("deployment {namespace}/{name} not found in snapshot")]
-    DeploymentNotFound { namespace: String, name: String },
-    #[error("pod {namespace}/{name} not found in snapshot")]
-    PodNotFound { namespace: String, name: String },
-    /// A pod target whose owner chain does not end at a Deployment in the snapshot.
-    #[error("cannot resolve pod {namespace}/{name} to a deployment: {reason}")]
-    PodOwner {
-        namespace: String,
-        name: String,
-        reason: String,
-    },
-    /// The plan's JSON Patch did not apply to the snapshot object (its `test` ops failed).
-    #[error("patch does not apply to the snapshot deployment: {source}")]
-    Patch {
-        #[source]
-        source: json_patch::PatchError,
+        source: selfheal_snapshot::Error,
     },
     #[error("`--deployment` must be NAMESPACE/NAME, got {0:?}")]
     DeploymentRef(String),
@@ -113,5 +77,21 @@ impl Error {
             source = cause.source();
         }
         text.split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshot_error_is_one_line_with_its_source() {
+        let source = selfheal_snapshot::Snapshot::parse("{\"kind\":\n").unwrap_err();
+        let line = Error::Snapshot { source }.one_line();
+        assert!(line.starts_with("snapshot is not valid JSON: "), "{line}");
+        // The source's text is in the message once, not repeated by the chain.
+        assert_eq!(line.matches("EOF while parsing").count(), 1, "{line}");
+        assert!(!line.contains('\n'));
     }
 }

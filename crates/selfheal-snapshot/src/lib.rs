@@ -1,10 +1,20 @@
-//! Offline mode: what `kubectl get deploy,rs[,pods] -n NS -o yaml|json`
+//! Offline snapshots: what `kubectl get deploy,rs[,pods] -n NS -o yaml|json`
 //! prints stands in for the API server, so a remediation can be tried (and
 //! tested) without a cluster or an AWS account.
+//!
+//! This is its own crate, pure and without I/O (the caller reads and writes
+//! the files), for two users: the offline `--snapshot` mode of the `selfheal`
+//! CLI, and the `snapshot_parse` fuzz target (fuzz/), which can then be built
+//! (release, sanitizer coverage) without the CLI's kube client, hyper, rustls
+//! and AWS SDK dependency tree.
 //!
 //! Objects are kept as raw JSON values so that writing the snapshot back
 //! changes nothing but what the plan's JSON Patch changed; typed k8s-openapi
 //! views are parsed from them for planning.
+
+mod error;
+
+pub use error::Error;
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::Pod;
@@ -16,8 +26,6 @@ use selfheal_core::{
     Decision, OutcomeStatus, PlanInput, Policy, RemediationOutcome, RemediationRequest,
     RolloutStatus, decide, plan::needs_replica_sets, rollout_status,
 };
-
-use crate::Error;
 
 /// How the snapshot was written; it is written back the same way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,14 +47,12 @@ impl Snapshot {
     /// recognised by its leading `{`.
     pub fn parse(text: &str) -> Result<Self, Error> {
         let (format, documents) = if text.trim_start().starts_with('{') {
-            let doc: Value =
-                serde_json::from_str(text).map_err(|source| Error::SnapshotJson { source })?;
+            let doc: Value = serde_json::from_str(text).map_err(|source| Error::Json { source })?;
             (Format::Json, vec![doc])
         } else {
             let mut docs = Vec::new();
             for de in serde_yaml::Deserializer::from_str(text) {
-                let doc =
-                    Value::deserialize(de).map_err(|source| Error::SnapshotYaml { source })?;
+                let doc = Value::deserialize(de).map_err(|source| Error::Yaml { source })?;
                 if !doc.is_null() {
                     docs.push(doc);
                 }
@@ -58,7 +64,7 @@ impl Snapshot {
             flatten(doc, &mut objects)?;
         }
         if objects.is_empty() {
-            return Err(Error::Snapshot("no objects found".into()));
+            return Err(Error::Invalid("no objects found".into()));
         }
         Ok(Snapshot { format, objects })
     }
@@ -86,9 +92,9 @@ impl Snapshot {
                     s.push('\n');
                     s
                 })
-                .map_err(|source| Error::Output { source }),
+                .map_err(|source| Error::RenderJson { source }),
             Format::Yaml => {
-                serde_yaml::to_string(&list).map_err(|source| Error::SnapshotYaml { source })
+                serde_yaml::to_string(&list).map_err(|source| Error::RenderYaml { source })
             }
         }
     }
@@ -261,12 +267,12 @@ impl Snapshot {
 /// Append the objects of one document (a list or a single object).
 fn flatten(doc: Value, out: &mut Vec<Value>) -> Result<(), Error> {
     let Value::Object(mut map) = doc else {
-        return Err(Error::Snapshot("every document must be an object".into()));
+        return Err(Error::Invalid("every document must be an object".into()));
     };
     let kind = map
         .get("kind")
         .and_then(Value::as_str)
-        .ok_or_else(|| Error::Snapshot("an object has no `kind`".into()))?
+        .ok_or_else(|| Error::Invalid("an object has no `kind`".into()))?
         .to_owned();
     if !kind.ends_with("List") {
         out.push(Value::Object(map));
@@ -275,20 +281,20 @@ fn flatten(doc: Value, out: &mut Vec<Value>) -> Result<(), Error> {
     let items = match map.remove("items") {
         Some(Value::Array(items)) => items,
         Some(Value::Null) | None => Vec::new(),
-        Some(_) => return Err(Error::Snapshot(format!("`items` of {kind} is not a list"))),
+        Some(_) => return Err(Error::Invalid(format!("`items` of {kind} is not a list"))),
     };
     // Items of a typed list (`DeploymentList`) omit kind and apiVersion.
     let item_kind = kind.strip_suffix("List").filter(|k| !k.is_empty());
     let api_version = map.get("apiVersion").cloned();
     for item in items {
         let Value::Object(mut object) = item else {
-            return Err(Error::Snapshot(format!(
+            return Err(Error::Invalid(format!(
                 "an item of {kind} is not an object"
             )));
         };
         if !object.contains_key("kind") {
             let Some(item_kind) = item_kind else {
-                return Err(Error::Snapshot(
+                return Err(Error::Invalid(
                     "an item of a `kind: List` has no `kind`".into(),
                 ));
             };
@@ -317,7 +323,7 @@ fn is(object: &Value, kind: &str, namespace: &str, name: &str) -> bool {
 }
 
 fn typed<T: serde::de::DeserializeOwned>(object: &Value, kind: &'static str) -> Result<T, Error> {
-    serde_json::from_value(object.clone()).map_err(|source| Error::SnapshotObject {
+    serde_json::from_value(object.clone()).map_err(|source| Error::Object {
         kind,
         name: object
             .pointer("/metadata/name")
@@ -426,29 +432,26 @@ mod tests {
 
     #[test]
     fn bad_snapshots_are_typed_errors() {
-        assert!(matches!(
-            Snapshot::parse("[1, 2"),
-            Err(Error::SnapshotYaml { .. })
-        ));
+        assert!(matches!(Snapshot::parse("[1, 2"), Err(Error::Yaml { .. })));
         assert!(matches!(
             Snapshot::parse("{\"kind\":"),
-            Err(Error::SnapshotJson { .. })
+            Err(Error::Json { .. })
         ));
-        assert!(matches!(Snapshot::parse(""), Err(Error::Snapshot(_))));
+        assert!(matches!(Snapshot::parse(""), Err(Error::Invalid(_))));
         assert!(matches!(
             Snapshot::parse("- a\n- b\n"),
-            Err(Error::Snapshot(_))
+            Err(Error::Invalid(_))
         ));
         assert!(matches!(
             Snapshot::parse("kind: List\nitems:\n- metadata: {name: x}\n"),
-            Err(Error::Snapshot(m)) if m.contains("no `kind`")
+            Err(Error::Invalid(m)) if m.contains("no `kind`")
         ));
         let snap =
             Snapshot::parse(r#"{"kind":"Deployment","metadata":{"name":"web"},"spec":"nonsense"}"#)
                 .unwrap();
         assert!(matches!(
             snap.deployment("demo", "web"),
-            Err(Error::SnapshotObject {
+            Err(Error::Object {
                 kind: "Deployment",
                 ..
             })
@@ -484,11 +487,111 @@ mod tests {
         ));
     }
 
+    /// The recorded `shop/checkout` snapshot the README and the CLI tests use.
+    const CHECKOUT: &str = include_str!("../../../examples/checkout-snapshot.yaml");
+
+    /// Plan and apply a request given as JSON, with the default policy.
+    fn run(snap: &mut Snapshot, request: &str) -> Result<RemediationOutcome, Error> {
+        let request = RemediationRequest::from_json(request).unwrap();
+        snap.remediate(&request, &Policy::default(), now())
+    }
+
+    fn now() -> jiff::Timestamp {
+        "2026-11-26T20:00:00Z".parse().unwrap()
+    }
+
+    fn images(snap: &Snapshot) -> Vec<String> {
+        snap.deployment("shop", "checkout")
+            .unwrap()
+            .spec
+            .unwrap()
+            .template
+            .spec
+            .unwrap()
+            .containers
+            .into_iter()
+            .map(|c| c.image.unwrap())
+            .collect()
+    }
+
     #[test]
-    fn error_is_one_line_with_its_source() {
+    fn rollback_patches_the_deployment_in_memory_and_bumps_generation() {
+        let mut snap = Snapshot::parse(CHECKOUT).unwrap();
+        let before = snap.clone();
+        let outcome = run(
+            &mut snap,
+            r#"{"action":"rollback","target":{"namespace":"shop","deployment":"checkout","container":"api"}}"#,
+        )
+        .unwrap();
+        assert_eq!(outcome.status, OutcomeStatus::Applied);
+        // Half-brick: only `api` goes back, the envoy sidecar keeps its image.
+        assert_eq!(
+            images(&snap),
+            [
+                "registry.example/shop/api:1.1.0",
+                "registry.example/envoy:1.28"
+            ]
+        );
+        let deployment = snap.deployment("shop", "checkout").unwrap();
+        assert_eq!(deployment.metadata.generation, Some(5));
+        // Nothing but the Deployment changed.
+        let changed: Vec<_> = before
+            .objects()
+            .iter()
+            .zip(snap.objects())
+            .filter(|(a, b)| a != b)
+            .map(|(a, _)| a["kind"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(changed, ["Deployment"]);
+        // And the result still renders and re-parses to the same objects.
+        let again = Snapshot::parse(&snap.render().unwrap()).unwrap();
+        assert_eq!(again, snap);
+    }
+
+    #[test]
+    fn dry_run_and_pod_target_keep_the_objects() {
+        let mut snap = Snapshot::parse(CHECKOUT).unwrap();
+        let before = snap.clone();
+        let outcome = run(
+            &mut snap,
+            r#"{"action":"rollback","dryRun":true,"target":{"namespace":"shop","pod":"checkout-64db67cc5-b984x"}}"#,
+        )
+        .unwrap();
+        assert_eq!(outcome.status, OutcomeStatus::DryRun);
+        assert_eq!(
+            outcome.target.pod.as_deref(),
+            Some("checkout-64db67cc5-b984x")
+        );
+        assert_eq!(outcome.target.deployment.as_deref(), Some("checkout"));
+        assert_eq!(snap, before);
+    }
+
+    #[test]
+    fn request_without_target_is_a_typed_error() {
+        let mut snap = Snapshot::parse(CHECKOUT).unwrap();
+        // Built without `from_json`'s validation, as the fuzz target does.
+        let unvalidated: RemediationRequest =
+            serde_json::from_value(json!({"action": "pause", "target": {"namespace": "shop"}}))
+                .unwrap();
+        let err = snap
+            .remediate(&unvalidated, &Policy::default(), now())
+            .unwrap_err();
+        assert!(matches!(err, Error::Request { .. }), "{err:?}");
+        assert!(err.to_string().contains("`deployment` or `pod`"), "{err}");
+    }
+
+    #[test]
+    fn messages_name_the_snapshot() {
+        let snap = Snapshot::parse(CHECKOUT).unwrap();
+        assert_eq!(
+            snap.deployment("shop", "payments").unwrap_err().to_string(),
+            "deployment shop/payments not found in snapshot"
+        );
         let err = Snapshot::parse("{\"kind\":\n").unwrap_err();
-        let line = err.one_line();
-        assert!(line.starts_with("snapshot is not valid JSON: "), "{line}");
-        assert!(!line.contains('\n'));
+        assert!(
+            err.to_string().starts_with("snapshot is not valid JSON: "),
+            "{err}"
+        );
+        assert!(std::error::Error::source(&err).is_some());
     }
 }

@@ -132,7 +132,8 @@ impl ApprovalStore for SsmStore {
             id: id.to_string(),
             source,
         })?;
-        self.client
+        let put = self
+            .client
             .put_parameter()
             .name(self.name(id))
             .description(format!(
@@ -143,9 +144,24 @@ impl ApprovalStore for SsmStore {
             .r#type(ParameterType::SecureString)
             .overwrite(false)
             .send()
-            .await
-            .map_err(|e| aws_error("ssm:PutParameter", e))?;
-        Ok(())
+            .await;
+        match put {
+            Ok(_) => Ok(()),
+            // The SDK re-sends a PutParameter whose answer was lost; the first
+            // send may have stored it. Ids are fresh random values, so an
+            // existing parameter holding exactly this record is that first
+            // send, not a collision: the put succeeded.
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_parameter_already_exists()) =>
+            {
+                match self.get(id).await? {
+                    Some(stored) if &stored == record => Ok(()),
+                    _ => Err(aws_error("ssm:PutParameter", e)),
+                }
+            }
+            Err(e) => Err(aws_error("ssm:PutParameter", e)),
+        }
     }
 
     async fn get(&self, id: &ApprovalId) -> Result<Option<ApprovalRecord>, Error> {

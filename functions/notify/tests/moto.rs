@@ -162,3 +162,35 @@ async fn publish_mint_and_redeem_against_moto() {
     assert_eq!(again, Redeemed::Gone(GoneReason::UnknownOrUsed));
     assert!(store.get(&id).await.unwrap().is_none());
 }
+
+/// A PutParameter the SDK re-sends after a lost answer finds its own record
+/// already stored: that is success. A different record under the same id
+/// (a collision, which fresh random ids make practically impossible) is not.
+#[tokio::test]
+async fn approval_record_put_is_idempotent_for_the_same_record_only() {
+    let Some(moto) = moto() else { return };
+    let config = sdk(&moto.url);
+    let store = SsmStore::new(aws_sdk_ssm::Client::new(&config), "/selfheal/approvals").unwrap();
+    let id = ApprovalId::random();
+    let record = selfheal_approve::ApprovalRecord {
+        task_token: "task-token-1".into(),
+        expires_at: "2026-11-27T01:00:00Z".parse().unwrap(),
+        execution: EXEC.into(),
+        summary: "rollback shop/checkout on prod-eks".into(),
+    };
+    store.put(&id, &record).await.unwrap();
+    store.put(&id, &record).await.unwrap();
+    assert_eq!(store.get(&id).await.unwrap(), Some(record.clone()));
+
+    let other = selfheal_approve::ApprovalRecord {
+        task_token: "task-token-2".into(),
+        ..record.clone()
+    };
+    let err = store.put(&id, &other).await.unwrap_err();
+    assert!(err.to_string().contains("PutParameter"), "{err}");
+    assert_eq!(
+        store.get(&id).await.unwrap(),
+        Some(record),
+        "the first record must stay"
+    );
+}

@@ -11,7 +11,8 @@
 //! the resulting images are asserted after every run.
 //!
 //! Environment: `SELFHEAL_BENCH_RUNS` (default 15), `SELFHEAL_BENCH_RSS_RUNS`
-//! (default 3), `SELFHEAL_BENCH_ROLLBACK` (default target/release/rollback).
+//! (default 3), `SELFHEAL_BENCH_ROLLBACK` (default target/release/rollback),
+//! `SELFHEAL_BENCH_KEEP` (keep the run logs).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::convert::Infallible;
@@ -499,6 +500,11 @@ async fn main() {
 
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().to_path_buf();
+    // SELFHEAL_BENCH_KEEP=1 keeps every run's log (the function's JSON lines
+    // carry timestamps) for a look at where a slow run spent its time.
+    if std::env::var_os("SELFHEAL_BENCH_KEEP").is_some() {
+        eprintln!("run logs kept in {}", tmp.keep().display());
+    }
     let server = TestServer::builder().tls(true).start().await.unwrap();
     let kubeconfig = dir.join("kubeconfig");
     server.write_kubeconfig(&kubeconfig).unwrap();

@@ -78,14 +78,10 @@ fn bearer_value(line: &str) -> bool {
 /// Windows of 24 bytes (on char boundaries) over a secret longer than that.
 fn pieces(secret: &str) -> impl Iterator<Item = &str> {
     const PIECE: usize = 24;
-    let bounds: Vec<usize> = secret.char_indices().map(|(i, _)| i).collect();
-    bounds
-        .clone()
-        .into_iter()
-        .filter_map(move |start| {
-            let end = start + PIECE;
-            (end <= secret.len() && secret.is_char_boundary(end)).then_some((start, end))
-        })
+    secret
+        .char_indices()
+        .map(|(start, _)| (start, start + PIECE))
+        .filter(|&(_, end)| end <= secret.len() && secret.is_char_boundary(end))
         .step_by(4)
         .map(move |(s, e)| &secret[s..e])
 }

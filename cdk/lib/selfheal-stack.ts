@@ -136,6 +136,14 @@ export class SelfhealStack extends cdk.Stack {
       description:
         "Most targets one remediate-fleet execution accepts; a longer list fails with TooManyTargets before anything starts (docs/limits.md).",
     });
+    const maxAlertsPerWebhook = param("MaxAlertsPerWebhook", {
+      type: "Number",
+      default: 100,
+      minValue: 1,
+      maxValue: 1000,
+      description:
+        "Most alerts one Alertmanager notification may carry; more get 413 and start nothing. Set Alertmanager's max_alerts at or below it (docs/limits.md).",
+    });
     const notificationEmail = param("NotificationEmail", {
       type: "String",
       default: "",
@@ -389,6 +397,7 @@ export class SelfhealStack extends cdk.Stack {
       SELFHEAL_STATE_MACHINE_ARN: deploymentMachine.stateMachineArn,
       SELFHEAL_WEBHOOK_SECRET_ARN: webhookSecret.secretArn,
       SELFHEAL_DEFAULT_CLUSTER: clusterName.valueAsString,
+      SELFHEAL_MAX_ALERTS_PER_WEBHOOK: maxAlertsPerWebhook.valueAsString,
     });
     deploymentMachine.grantStartExecution(ingest);
     ingest.addToRolePolicy(

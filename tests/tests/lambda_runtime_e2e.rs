@@ -20,16 +20,12 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{Api, Patch, PatchParams};
+use selfheal_tests::emulator::Emulator;
+use selfheal_tests::tools::{build_workspace_bins, cargo_lambda_binary, free_port, tool_or_skip};
 use selfheal_testserver::{Identity, TestServer};
 use serde_json::{Value, json};
 
@@ -39,272 +35,46 @@ const API_1: &str = "registry.example/shop/api:1.0.0";
 const API_2: &str = "registry.example/shop/api:1.1.0";
 const ENVOY: &str = "registry.example/envoy:1.27";
 
-/// First invocation of a function may wait for the shared build directory.
-const FIRST_INVOKE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
-const INVOKE_TIMEOUT: Duration = Duration::from_secs(120);
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ has a parent")
-        .to_path_buf()
-}
-
 // ------------------------------------------------------------- cargo-lambda --
-
-fn cargo_lambda_binary() -> Result<PathBuf, String> {
-    if let Some(path) = std::env::var_os("SELFHEAL_CARGO_LAMBDA") {
-        let path = PathBuf::from(path);
-        return if path.is_file() {
-            Ok(path)
-        } else {
-            Err(format!(
-                "SELFHEAL_CARGO_LAMBDA={} does not exist",
-                path.display()
-            ))
-        };
-    }
-    let path = workspace_root().join(".venv/bin/cargo-lambda");
-    if path.is_file() {
-        Ok(path)
-    } else {
-        Err(format!(
-            "cargo-lambda not found at {} and SELFHEAL_CARGO_LAMBDA unset (run scripts/deps/30-cargo-lambda.sh)",
-            path.display()
-        ))
-    }
-}
-
-/// `Some(cargo-lambda)` to run, `None` to skip (loudly); panics when tools are
-/// required (CI) but absent, so a broken install cannot pass.
-fn cargo_lambda_or_skip(test: &str) -> Option<PathBuf> {
-    match cargo_lambda_binary() {
-        Ok(path) => Some(path),
-        Err(why) if std::env::var_os("SELFHEAL_REQUIRE_TOOLS").is_some() => {
-            panic!("{test}: SELFHEAL_REQUIRE_TOOLS is set but {why}")
-        }
-        Err(why) => {
-            eprintln!("SKIPPED {test}: {why}; set SELFHEAL_REQUIRE_TOOLS=1 to make this a failure");
-            None
-        }
-    }
-}
 
 /// Builds the function binaries the emulator will `cargo run`.
 fn build_functions() {
-    let bins = selfheal_tests::tools::build_workspace_bins();
+    let bins = build_workspace_bins();
     for f in FUNCTIONS {
         assert!(bins.contains_key(f), "no function binary {f}: {bins:?}");
     }
 }
 
-/// A running `cargo lambda watch`, killed (with the functions it started) on drop.
-struct Emulator {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-    client: Client<HttpConnector, Full<Bytes>>,
-    invoked: std::collections::HashSet<String>,
+/// The environment every function gets: the test API server's kubeconfig,
+/// no opt-in or cooldown, JSON logs (read back by `Emulator::logs_with_message`).
+fn function_env(kubeconfig: &Path) -> Vec<(&'static str, String)> {
+    vec![
+        ("SELFHEAL_KUBECONFIG", kubeconfig.display().to_string()),
+        ("SELFHEAL_REQUIRE_OPT_IN", "false".into()),
+        ("SELFHEAL_COOLDOWN_SECONDS", "0".into()),
+        ("AWS_LAMBDA_LOG_FORMAT", "JSON".into()),
+        ("AWS_LAMBDA_LOG_LEVEL", "info".into()),
+    ]
 }
 
-impl Emulator {
-    fn start(bin: &Path, kubeconfig: &Path, log: PathBuf) -> Emulator {
-        let port = free_port();
-        let venv_bin = bin.parent().expect("cargo-lambda has a directory");
-        let path = format!(
-            "{}:{}",
-            venv_bin.display(),
-            std::env::var("PATH").unwrap_or_default()
-        );
-        let out = std::fs::File::create(&log).expect("create emulator log");
-        let err = out.try_clone().expect("clone log handle");
-        let mut cmd = Command::new(bin);
-        cmd.current_dir(workspace_root())
-            .args([
-                "lambda",
-                "watch",
-                "--ignore-changes",
-                "-A",
-                "127.0.0.1",
-                "-P",
-            ])
-            .arg(port.to_string())
-            .env("PATH", path)
-            .env("SELFHEAL_KUBECONFIG", kubeconfig)
-            .env("SELFHEAL_REQUIRE_OPT_IN", "false")
-            .env("SELFHEAL_COOLDOWN_SECONDS", "0")
-            .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
-            .env("AWS_LAMBDA_LOG_LEVEL", "info")
-            .env_remove("KUBECONFIG")
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err);
-        // Own process group, so the drop can end the functions it spawned too.
-        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-        let child = cmd.spawn().expect("spawn cargo lambda watch");
-        Emulator {
-            child,
-            port,
-            log,
-            client: Client::builder(TokioExecutor::new()).build_http(),
-            invoked: Default::default(),
-        }
-    }
-
-    async fn wait_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
-                .await
-                .is_ok()
-            {
-                return;
-            }
-            if let Some(status) = self.child.try_wait().expect("poll emulator") {
-                panic!(
-                    "cargo lambda watch exited with {status}:\n{}",
-                    self.log_text()
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "cargo lambda watch did not listen on {}:\n{}",
-                self.port,
-                self.log_text()
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// The functions' JSON log lines (the emulator's own lines are text).
-    fn json_logs(&self) -> Vec<Value> {
-        self.log_text()
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l.trim()).ok())
-            .filter(|v| v.is_object())
-            .collect()
-    }
-
-    fn logs_with_message(&self, message: &str) -> Vec<Value> {
-        self.json_logs()
-            .into_iter()
-            .filter(|v| v["fields"]["message"] == message)
-            .collect()
-    }
-
-    /// Invokes `function` with `body` (raw bytes); returns status and JSON body.
-    async fn invoke_raw(&mut self, function: &str, body: Vec<u8>) -> (u16, Value) {
-        let timeout = if self.invoked.insert(function.to_owned()) {
-            FIRST_INVOKE_TIMEOUT
-        } else {
-            INVOKE_TIMEOUT
+/// First invocation of every function at once, so their cold starts (each
+/// a `cargo run` waiting for the shared build directory) overlap instead
+/// of queueing; each gets the emulator's first-invoke timeout. Each payload
+/// is refused before any API call: an action function gets another
+/// function's request, `verify` a bare string.
+async fn warm_up(lambda: &Emulator) -> Vec<(&'static str, u16, Value)> {
+    let calls = FUNCTIONS.iter().map(|&f| {
+        let payload = match f {
+            "verify" => json!("warm-up"),
+            "rollback" => request("restart"),
+            _ => request("rollback"),
         };
-        self.post(function, body, timeout).await
-    }
-
-    async fn post(&self, function: &str, body: Vec<u8>, timeout: Duration) -> (u16, Value) {
-        let req = hyper::Request::post(format!(
-            "http://127.0.0.1:{}/2015-03-31/functions/{function}/invocations",
-            self.port
-        ))
-        .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(body)))
-        .unwrap();
-        let resp = tokio::time::timeout(timeout, self.client.request(req))
-            .await
-            .unwrap_or_else(|_| panic!("invoke {function} timed out:\n{}", self.log_text()))
-            .expect("invoke request");
-        let status = resp.status().as_u16();
-        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-        let value = serde_json::from_slice(&bytes)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
-        (status, value)
-    }
-
-    /// First invocation of every function at once, so their cold starts (each
-    /// a `cargo run` waiting for the shared build directory) overlap instead
-    /// of queueing. Each payload is refused before any API call: an action
-    /// function gets another function's request, `verify` a bare string.
-    async fn warm_up(&mut self) -> Vec<(&'static str, u16, Value)> {
-        let this = &*self;
-        let calls = FUNCTIONS.iter().map(|&f| {
-            let payload = match f {
-                "verify" => json!("warm-up"),
-                "rollback" => request("restart"),
-                _ => request("rollback"),
-            };
-            async move {
-                let (status, body) = this
-                    .post(
-                        f,
-                        serde_json::to_vec(&payload).unwrap(),
-                        FIRST_INVOKE_TIMEOUT,
-                    )
-                    .await;
-                (f, status, body)
-            }
-        });
-        let results = futures::future::join_all(calls).await;
-        self.invoked
-            .extend(FUNCTIONS.iter().map(|f| (*f).to_owned()));
-        results
-    }
-
-    async fn invoke(&mut self, function: &str, payload: &Value) -> (u16, Value) {
-        self.invoke_raw(function, serde_json::to_vec(payload).unwrap())
-            .await
-    }
-
-    /// Invokes and requires success; returns the function's output.
-    async fn ok(&mut self, function: &str, payload: &Value) -> Value {
-        let (status, body) = self.invoke(function, payload).await;
-        assert_eq!(status, 200, "{function} {payload}: {body}");
-        body
-    }
-
-    /// Invokes and requires a handler error; returns its `errorType`.
-    async fn error_type(&mut self, function: &str, payload: &Value) -> String {
-        let (status, body) = self.invoke(function, payload).await;
-        assert_eq!(
-            status, 500,
-            "{function} {payload}: expected an error, got {body}"
-        );
-        assert!(
-            body["errorMessage"].as_str().is_some_and(|m| !m.is_empty()),
-            "{body}"
-        );
-        body["errorType"].as_str().unwrap_or_default().to_owned()
-    }
-}
-
-impl Drop for Emulator {
-    fn drop(&mut self) {
-        // cargo-lambda starts each function in a process group of its own:
-        // end those children by pid first, then the emulator's group.
-        let pid = self.child.id().to_string();
-        if let Ok(out) = Command::new("ps")
-            .args(["-o", "pid=", "--ppid", &pid])
-            .output()
-        {
-            for child in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-                let _ = Command::new("kill").args(["-TERM", child]).status();
-            }
+        async move {
+            let (status, body) = lambda.invoke(f, &payload).await;
+            (f, status, body)
         }
-        let group = format!("-{pid}");
-        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
-        std::thread::sleep(Duration::from_millis(300));
-        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).expect("bind");
-    listener.local_addr().expect("addr").port()
+    });
+    futures::future::join_all(calls).await
 }
 
 // ------------------------------------------------------------------ cluster --
@@ -524,19 +294,25 @@ fn garbled_request(rng: &mut Rng, action: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn functions_serve_many_invocations_warm_with_stable_error_types() {
-    let Some(bin) =
-        cargo_lambda_or_skip("functions_serve_many_invocations_warm_with_stable_error_types")
-    else {
+    let Some(bin) = tool_or_skip(
+        "functions_serve_many_invocations_warm_with_stable_error_types",
+        cargo_lambda_binary(),
+    ) else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
     let (server, kubeconfig) = cluster(dir.path()).await;
     tokio::task::spawn_blocking(build_functions).await.unwrap();
-    let mut lambda = Emulator::start(&bin, &kubeconfig, dir.path().join("watch.log"));
+    let mut lambda = Emulator::start(
+        &bin,
+        free_port(),
+        &function_env(&kubeconfig),
+        dir.path().join("watch.log"),
+    );
     lambda.wait_ready().await;
 
     // --- cold starts, all at once; every function refuses a request that is not its own.
-    for (function, status, body) in lambda.warm_up().await {
+    for (function, status, body) in warm_up(&lambda).await {
         assert_eq!(status, 500, "{function}: {body}");
         assert_eq!(
             body["errorType"], "NonRetryableInvalidRequest",

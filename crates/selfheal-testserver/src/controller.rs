@@ -372,6 +372,12 @@ fn collect_garbage(store: &mut Store) -> bool {
         (Kind::ReplicaSet, Kind::Deployment),
         (Kind::Pod, Kind::ReplicaSet),
     ] {
+        // One set of the owners' uids per pass, not a lookup per object.
+        let owners: std::collections::HashSet<&str> = store
+            .list(owner_kind, None)
+            .into_iter()
+            .map(uid_of)
+            .collect();
         for o in store.list(kind, None) {
             let Some(owner) = controller_owner(o) else {
                 continue;
@@ -380,7 +386,7 @@ fn collect_garbage(store: &mut Store) -> bool {
                 continue;
             }
             let uid = owner.get("uid").and_then(Value::as_str).unwrap_or_default();
-            if store.find_by_uid(owner_kind, uid).is_none() {
+            if !owners.contains(uid) {
                 doomed.push((kind, ns_of(o).to_string(), name_of(o).to_string()));
             }
         }

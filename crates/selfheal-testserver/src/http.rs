@@ -37,6 +37,11 @@ pub(crate) fn spawn(
                 a = listener.accept() => a,
             };
             let Ok((stream, _)) = accepted else { continue };
+            // As kube-apiserver: Go's net package turns Nagle's algorithm off
+            // on every TCP connection, accepted ones included. Left on, a
+            // response written as several TLS records would wait for the
+            // client's delayed ACK (40 ms), a latency no real API server adds.
+            let _ = stream.set_nodelay(true);
             let shared = shared.clone();
             let tls = tls.clone();
             let conn_shutdown = shutdown.clone();

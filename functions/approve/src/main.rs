@@ -6,7 +6,9 @@ use selfheal_approve::http::{HttpResponse, handle, parse_event};
 use selfheal_approve::{DEFAULT_PARAM_PREFIX, Error, PARAM_PREFIX_VAR, SfnCallback, SsmStore};
 use serde_json::Value;
 
-#[tokio::main]
+// One thread: at 256 MB (template.yaml) a sandbox gets a fraction of a vCPU,
+// so worker threads only add start-up and cross-thread wake-ups (docs/benchmarks.md).
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
     // Built once per process; every warm invocation borrows them.

@@ -4,7 +4,9 @@
 
 use lambda_runtime::{LambdaEvent, service_fn};
 
-#[tokio::main]
+// One thread: at 256 MB (template.yaml) a sandbox gets a fraction of a vCPU,
+// so worker threads only add start-up and cross-thread wake-ups (docs/benchmarks.md).
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     // The same subscriber as `selfheal_lambda::init_logging` (honours
     // AWS_LAMBDA_LOG_FORMAT / AWS_LAMBDA_LOG_LEVEL), called directly so this

@@ -5,7 +5,9 @@ use lambda_runtime::{LambdaEvent, service_fn};
 use selfheal_notify::{Error, Notifier, NotifyConfig, NotifyEvent, NotifyOutput};
 use serde_json::Value;
 
-#[tokio::main]
+// One thread: at 256 MB (template.yaml) a sandbox gets a fraction of a vCPU,
+// so worker threads only add start-up and cross-thread wake-ups (docs/benchmarks.md).
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
     // Built once per process: configuration, SDK clients, the Slack URL.

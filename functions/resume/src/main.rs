@@ -5,7 +5,9 @@ use lambda_runtime::layers::TracingLayer;
 use lambda_runtime::{Runtime, service_fn};
 use selfheal_lambda::{Action, RejectNonJson, handle_action};
 
-#[tokio::main]
+// One thread: at 256 MB (template.yaml) a sandbox gets a fraction of a vCPU,
+// so worker threads only add start-up and cross-thread wake-ups (docs/benchmarks.md).
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     selfheal_lambda::init_logging();
     // Built once per process; every warm invocation borrows it.

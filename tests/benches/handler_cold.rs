@@ -12,7 +12,8 @@
 //!
 //! Environment: `SELFHEAL_BENCH_RUNS` (default 15), `SELFHEAL_BENCH_RSS_RUNS`
 //! (default 3), `SELFHEAL_BENCH_ROLLBACK` (default target/release/rollback),
-//! `SELFHEAL_BENCH_KEEP` (keep the run logs).
+//! `SELFHEAL_BENCH_BASELINE` (a second rollback binary measured alongside,
+//! e.g. a copy of the previous build), `SELFHEAL_BENCH_KEEP` (keep the run logs).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::convert::Infallible;
@@ -131,6 +132,8 @@ async fn start_runtime_api() -> (u16, Slot) {
             let Ok((stream, _)) = listener.accept().await else {
                 continue;
             };
+            // No Nagle delay on our side of the measurement (as the test API server).
+            let _ = stream.set_nodelay(true);
             let s = s.clone();
             tokio::spawn(async move {
                 let svc = hyper::service::service_fn(move |req| runtime_api(req, s.clone()));
@@ -200,22 +203,19 @@ fn request(ns: &str, run: &str) -> Value {
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Subject {
     Rust,
+    /// `SELFHEAL_BENCH_BASELINE`: another rollback binary (e.g. the previous
+    /// commit's), run the same way, for before/after figures from one run.
+    RustBaseline,
     KubectlUndo,
     KubectlSetImage,
     Python,
 }
 
-const SUBJECTS: [Subject; 4] = [
-    Subject::Rust,
-    Subject::KubectlUndo,
-    Subject::KubectlSetImage,
-    Subject::Python,
-];
-
 impl Subject {
     fn label(self) -> &'static str {
         match self {
             Subject::Rust => "rollback function (Rust)",
+            Subject::RustBaseline => "baseline rollback function",
             Subject::KubectlUndo => "kubectl rollout undo",
             Subject::KubectlSetImage => "kubectl set image",
             Subject::Python => "Python handler (kubernetes client)",
@@ -224,6 +224,7 @@ impl Subject {
     fn tag(self) -> &'static str {
         match self {
             Subject::Rust => "rs",
+            Subject::RustBaseline => "base",
             Subject::KubectlUndo => "undo",
             Subject::KubectlSetImage => "set",
             Subject::Python => "py",
@@ -236,6 +237,7 @@ struct Bench {
     dir: PathBuf,
     kubeconfig: PathBuf,
     rollback: PathBuf,
+    baseline: Option<PathBuf>,
     kubectl: PathBuf,
     python: PathBuf,
     handler_py: PathBuf,
@@ -247,8 +249,12 @@ impl Bench {
     /// The command for `subject` on namespace `ns` (the Rust one also needs the Runtime API).
     fn command(&self, subject: Subject, ns: &str, run: &str) -> Command {
         let mut cmd = match subject {
-            Subject::Rust => {
-                let mut c = Command::new(&self.rollback);
+            Subject::Rust | Subject::RustBaseline => {
+                let binary = match (subject, &self.baseline) {
+                    (Subject::RustBaseline, Some(b)) => b,
+                    _ => &self.rollback,
+                };
+                let mut c = Command::new(binary);
                 c.env("SELFHEAL_KUBECONFIG", &self.kubeconfig)
                     .env("SELFHEAL_COOLDOWN_SECONDS", "0")
                     .env(
@@ -322,7 +328,8 @@ impl Bench {
         let log = std::fs::File::create(self.dir.join(format!("{run}.log"))).unwrap();
         cmd.stdout(log.try_clone().unwrap()).stderr(log);
 
-        let elapsed = if subject == Subject::Rust {
+        let before = self.server.requests().len();
+        let elapsed = if matches!(subject, Subject::Rust | Subject::RustBaseline) {
             let (tx, rx) = oneshot::channel();
             *self.slot.lock().unwrap() = Some(Pending {
                 body: Some(request(&ns, &run).to_string()),
@@ -356,6 +363,11 @@ impl Bench {
             assert!(status.success(), "{run} failed, see {run}.log");
             elapsed
         };
+        if std::env::var_os("SELFHEAL_BENCH_DEBUG").is_some() {
+            for r in &self.server.requests()[before..] {
+                eprintln!("  {} {} {} {:?}", run, r.method, r.path, r.query);
+            }
+        }
         let got = images(&self.server, &ns);
         assert_eq!(
             got,
@@ -365,6 +377,10 @@ impl Bench {
             ],
             "{run}"
         );
+        // A constant-size store: the emulated controller's passes (which
+        // hold the store lock) would otherwise grow with every run and slow
+        // whichever subject writes last.
+        assert!(self.server.delete_namespace(&ns) > 0);
         let peak = rss.then(|| max_rss(&time_out));
         (elapsed, peak)
     }
@@ -476,6 +492,24 @@ async fn main() {
     let rollback = std::env::var_os("SELFHEAL_BENCH_ROLLBACK")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target/release/rollback"));
+    let baseline = std::env::var_os("SELFHEAL_BENCH_BASELINE").map(PathBuf::from);
+    if let Some(b) = &baseline {
+        assert!(
+            b.is_file(),
+            "SELFHEAL_BENCH_BASELINE {} not found",
+            b.display()
+        );
+    }
+    let subjects: Vec<Subject> = [
+        Some(Subject::Rust),
+        baseline.as_ref().map(|_| Subject::RustBaseline),
+        Some(Subject::KubectlUndo),
+        Some(Subject::KubectlSetImage),
+        Some(Subject::Python),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     let kubectl = root.join(".tools/kubectl/usr/bin/kubectl");
     let python = root.join(".venv-bench/bin/python");
     for (what, path, how) in [
@@ -514,6 +548,7 @@ async fn main() {
         dir: dir.clone(),
         kubeconfig,
         rollback: rollback.clone(),
+        baseline: baseline.clone(),
         kubectl,
         python,
         handler_py: root.join("tests/bench-py/rollback_handler.py"),
@@ -522,24 +557,28 @@ async fn main() {
     };
 
     println!("rollback binary: {}", rollback.display());
+    if let Some(b) = &baseline {
+        println!("baseline binary: {}", b.display());
+    }
     eprintln!("handler_cold: {runs} timed runs + {rss_runs} RSS runs per subject, interleaved");
     // One warm-up per subject (page cache, kubectl discovery cache), not counted.
     let mut n = 0;
-    for s in SUBJECTS {
+    for &s in &subjects {
         bench.run(s, n, false).await;
         n += 1;
     }
-    let mut times: Vec<Vec<Duration>> = vec![Vec::new(); SUBJECTS.len()];
-    let mut peaks: Vec<Vec<u64>> = vec![Vec::new(); SUBJECTS.len()];
+    let mut times: Vec<Vec<Duration>> = vec![Vec::new(); subjects.len()];
+    let mut peaks: Vec<Vec<u64>> = vec![Vec::new(); subjects.len()];
     for _ in 0..runs {
-        for (i, s) in SUBJECTS.into_iter().enumerate() {
+        for (i, &s) in subjects.iter().enumerate() {
             let (t, _) = bench.run(s, n, false).await;
+            eprintln!("run {n:>3} {:<5} {:>8.1} ms", s.tag(), ms(t));
             times[i].push(t);
             n += 1;
         }
     }
     for _ in 0..rss_runs {
-        for (i, s) in SUBJECTS.into_iter().enumerate() {
+        for (i, &s) in subjects.iter().enumerate() {
             let (_, p) = bench.run(s, n, true).await;
             peaks[i].push(p.unwrap());
             n += 1;
@@ -553,7 +592,7 @@ async fn main() {
     );
     println!("| Subject | median | min | max | × rollback fn | peak RSS |");
     println!("|---|---:|---:|---:|---:|---:|");
-    for (i, s) in SUBJECTS.into_iter().enumerate() {
+    for (i, &s) in subjects.iter().enumerate() {
         let min = times[i].iter().min().unwrap();
         let max = times[i].iter().max().unwrap();
         let peak = peaks[i].iter().max().unwrap();

@@ -295,6 +295,10 @@ impl Bench {
         // kubectl's discovery cache lives in $HOME/.kube: one HOME for all runs,
         // so kubectl runs with a warm cache after its first run (in its favour).
         cmd.env("HOME", &self.dir).stdin(Stdio::null());
+        // `cargo bench` points LD_LIBRARY_PATH at target/ and the toolchain;
+        // the dynamic loader would search those for every library of the
+        // function and of Python (kubectl is static). Lambda has no such path.
+        cmd.env_remove("LD_LIBRARY_PATH");
         cmd
     }
 
@@ -316,9 +320,10 @@ impl Bench {
                 .arg(inner.get_program());
             c.args(inner.get_args());
             for (k, v) in inner.get_envs() {
-                if let Some(v) = v {
-                    c.env(k, v);
-                }
+                match v {
+                    Some(v) => c.env(k, v),
+                    None => c.env_remove(k),
+                };
             }
             c.stdin(Stdio::null());
             c

@@ -250,9 +250,12 @@ impl Bench {
     fn command(&self, subject: Subject, ns: &str, run: &str) -> Command {
         let mut cmd = match subject {
             Subject::Rust | Subject::RustBaseline => {
-                let binary = match (subject, &self.baseline) {
-                    (Subject::RustBaseline, Some(b)) => b,
-                    _ => &self.rollback,
+                let binary = if subject == Subject::RustBaseline {
+                    self.baseline
+                        .as_ref()
+                        .expect("RustBaseline runs only with a baseline")
+                } else {
+                    &self.rollback
                 };
                 let mut c = Command::new(binary);
                 c.env("SELFHEAL_KUBECONFIG", &self.kubeconfig)

@@ -198,7 +198,6 @@ impl Store {
         self.get(kind, ns, name).is_some()
     }
 
-    /// Objects of a kind, optionally in one namespace, in key order (namespace, name).
     /// Objects of `kind` (in `ns` when given and `kind` is namespaced), in
     /// (namespace, name) order. A range of the ordered map, not a scan of
     /// every object: the controller emulation calls this for each object on

@@ -338,6 +338,39 @@ fn update(shared: &Arc<Shared>, r: &ApiRequest, name: &str) -> Answer {
     write(&mut store, r, name, &current, body)
 }
 
+/// A PUT of `obj` (to the object or its `status` subresource) without HTTP,
+/// for [`crate::TestServer::update`]: the same conflict, generation, status
+/// and validation rules as a client's write. Errors carry the API status message.
+pub(crate) fn update_out_of_band(
+    shared: &Arc<Shared>,
+    kind: Kind,
+    ns: &str,
+    obj: &Value,
+    status_subresource: bool,
+) -> Result<Value, String> {
+    let name = name_of(obj).to_string();
+    let r = ApiRequest {
+        method: "PUT".into(),
+        query: Default::default(),
+        content_type: "application/json".into(),
+        body: serde_json::to_vec(obj).map_err(|e| e.to_string())?.into(),
+        kind,
+        ns: kind.namespaced().then(|| ns.to_string()),
+        name: Some(name.clone()),
+        sub: status_subresource.then(|| "status".to_string()),
+    };
+    update(shared, &r, &name)
+        .map(|(_, stored)| stored)
+        .map_err(|e| {
+            let message = e
+                .body
+                .get("message")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            format!("{} {message}", e.code)
+        })
+}
+
 fn patch_object(shared: &Arc<Shared>, r: &ApiRequest, name: &str) -> Answer {
     let mut store = shared.store();
     let current = store

@@ -111,8 +111,19 @@ pub(crate) fn spawn(shared: Arc<Shared>, mut shutdown: tokio::sync::watch::Recei
                 _ = shared.controller.notify.notified() => {}
                 _ = tokio::time::sleep(Duration::from_millis(20)) => {}
             }
-            if !shared.controller.paused.load(Ordering::SeqCst) {
-                reconcile(&shared);
+            if shared.controller.paused.load(Ordering::SeqCst) {
+                continue;
+            }
+            // One pass per store lock, yielding in between: API requests are
+            // served while the emulation converges, as a real API server
+            // serves clients while controller-manager works. Holding the lock
+            // for the whole convergence made a client's next request after a
+            // write wait for every pass.
+            for _ in 0..MAX_PASSES {
+                if !reconcile_pass(&shared) {
+                    break;
+                }
+                tokio::task::yield_now().await;
             }
         }
     });
@@ -191,36 +202,47 @@ fn pods_pending(shared: &Shared) -> bool {
 
 /// Runs all controllers until quiescent. Holds the store lock for the whole
 /// pass so a pass is atomic for observers.
+/// Bound on passes until nothing changes (a safety net against a rule that
+/// keeps flipping; real convergence takes a handful).
+const MAX_PASSES: usize = 200;
+
+/// Runs passes until nothing changes; true if anything did.
 pub(crate) fn reconcile(shared: &Shared) -> bool {
-    let mut store = shared.store();
-    let state = &shared.controller;
     let mut any = false;
-    for _ in 0..200 {
-        let mut changed = false;
-        changed |= mark_pods_ready(&mut store, state);
-        changed |= collect_garbage(&mut store);
-        let deployments: Vec<(String, String)> = store
-            .list(Kind::Deployment, None)
-            .iter()
-            .map(|d| (ns_of(d).to_string(), name_of(d).to_string()))
-            .collect();
-        for (ns, name) in deployments {
-            changed |= sync_deployment(&mut store, state, &ns, &name);
-        }
-        let rss: Vec<(String, String)> = store
-            .list(Kind::ReplicaSet, None)
-            .iter()
-            .map(|d| (ns_of(d).to_string(), name_of(d).to_string()))
-            .collect();
-        for (ns, name) in rss {
-            changed |= sync_replica_set(&mut store, state, &ns, &name);
-        }
-        if !changed {
+    for _ in 0..MAX_PASSES {
+        if !reconcile_pass(shared) {
             break;
         }
         any = true;
     }
     any
+}
+
+/// One pass over pods, garbage, Deployments and ReplicaSets under one store
+/// lock; true if anything changed.
+fn reconcile_pass(shared: &Shared) -> bool {
+    let mut store = shared.store();
+    let state = &shared.controller;
+    let mut changed = false;
+    changed |= mark_pods_ready(&mut store, state);
+    changed |= collect_garbage(&mut store);
+    let deployments: Vec<(String, String)> = store
+        .list(Kind::Deployment, None)
+        .iter()
+        .map(|d| (ns_of(d).to_string(), name_of(d).to_string()))
+        .collect();
+    for (ns, name) in deployments {
+        changed |= sync_deployment(&mut store, state, &ns, &name);
+    }
+    let rss: Vec<(String, String)> = store
+        .list(Kind::ReplicaSet, None)
+        .iter()
+        .map(|d| (ns_of(d).to_string(), name_of(d).to_string()))
+        .collect();
+    for (ns, name) in rss {
+        changed |= sync_replica_set(&mut store, state, &ns, &name);
+    }
+    changed
 }
 
 fn ns_of(v: &Value) -> &str {

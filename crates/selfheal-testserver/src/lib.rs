@@ -357,6 +357,35 @@ impl TestServer {
         }
     }
 
+    /// Updates an existing object as a client's PUT would, but without HTTP,
+    /// so a fault hook (which runs inside the server) can play a concurrent
+    /// writer: conflict check when `obj` carries a resourceVersion, status
+    /// kept, generation bumped by the server's rules (spec or annotation
+    /// changes; not labels). Returns the stored object or the API error.
+    pub fn update(&self, kind: &str, ns: &str, obj: &Value) -> Result<Value, String> {
+        self.update_inner(kind, ns, obj, false)
+    }
+
+    /// Like [`TestServer::update`] through the `status` subresource, as the
+    /// controllers write: only `status` is taken, a new resourceVersion, the
+    /// same generation.
+    pub fn update_status(&self, kind: &str, ns: &str, obj: &Value) -> Result<Value, String> {
+        self.update_inner(kind, ns, obj, true)
+    }
+
+    fn update_inner(
+        &self,
+        kind: &str,
+        ns: &str,
+        obj: &Value,
+        status: bool,
+    ) -> Result<Value, String> {
+        let kind = store::Kind::from_kind(kind).ok_or_else(|| format!("unknown kind {kind}"))?;
+        let stored = api::update_out_of_band(&self.inner.shared, kind, ns, obj, status)?;
+        self.inner.shared.controller.poke();
+        Ok(stored)
+    }
+
     /// Removes the namespace and everything in it at once, as a finished
     /// namespace deletion does (watchers see DELETED events). Returns how many
     /// objects went. For long-running users (benchmarks) that would otherwise
@@ -466,6 +495,61 @@ mod tests {
         assert_eq!(server.pods("b").len(), 2);
         assert!(server.object("Namespace", "", "b").is_some());
         assert_eq!(server.delete_namespace("missing"), 0);
+        server.shutdown();
+    }
+
+    /// The out-of-band writers follow the server's generation rules, which
+    /// the planners' `test /metadata/generation` guard relies on.
+    #[tokio::test]
+    async fn update_and_update_status_follow_the_generation_rules() {
+        let server = TestServer::start().await.unwrap();
+        server.apply_objects(deployment("g"));
+        assert!(server.controller().settle().await);
+        let read = |s: &TestServer| s.object("Deployment", "g", "web").unwrap();
+        let meta = |d: &Value, f: &str| d["metadata"][f].clone();
+        let before = read(&server);
+
+        let mut labelled = before.clone();
+        labelled["metadata"]["labels"] = serde_json::json!({"team": "shop"});
+        let after = server.update("Deployment", "g", &labelled).unwrap();
+        assert_eq!(
+            meta(&after, "generation"),
+            meta(&before, "generation"),
+            "labels: same generation"
+        );
+        assert_ne!(
+            meta(&after, "resourceVersion"),
+            meta(&before, "resourceVersion")
+        );
+
+        let mut status = after.clone();
+        status["status"]["observedGeneration"] = serde_json::json!(99);
+        status["spec"]["replicas"] = serde_json::json!(7);
+        let stored = server.update_status("Deployment", "g", &status).unwrap();
+        assert_eq!(
+            meta(&stored, "generation"),
+            meta(&after, "generation"),
+            "status: same generation"
+        );
+        assert_ne!(
+            meta(&stored, "resourceVersion"),
+            meta(&after, "resourceVersion")
+        );
+        assert_eq!(stored["status"]["observedGeneration"], 99);
+        assert_eq!(stored["spec"]["replicas"], 2, "a status write ignores spec");
+
+        let mut annotated = read(&server);
+        annotated["metadata"]["annotations"]["example.com/touch"] = serde_json::json!("1");
+        let bumped = server.update("Deployment", "g", &annotated).unwrap();
+        assert_eq!(
+            meta(&bumped, "generation").as_i64().unwrap(),
+            meta(&stored, "generation").as_i64().unwrap() + 1,
+            "annotations: generation bumped"
+        );
+
+        // A stale resourceVersion conflicts, like a PUT.
+        let err = server.update("Deployment", "g", &annotated).unwrap_err();
+        assert!(err.starts_with("409"), "{err}");
         server.shutdown();
     }
 }

@@ -14,8 +14,10 @@
 //!   invalid JSON; this mode reaches the planners' rules instead.
 //!
 //! Properties checked when a plan comes back (beyond "no panic"):
-//! - the patch starts with a `test` of `/metadata/resourceVersion`;
-//! - it applies (`json_patch::patch`) to the Deployment the planner saw;
+//! - the patch starts with a `test` of `/metadata/generation` (the value the
+//!   planner saw), then a `test` of `/metadata/labels` iff there are labels;
+//! - it applies (`json_patch::patch`) to the Deployment the planner saw, and
+//!   still applies after a status-only write (new resourceVersion and status);
 //! - the result differs from the input only under paths the patch writes;
 //! - the result is still a Deployment; its rollout status evaluates.
 
@@ -170,16 +172,42 @@ pub fn run(case: &Case) {
         Decision::Apply(plan) => plan,
     };
     assert_eq!(plan.outcome.status, OutcomeStatus::Applied);
+    let generation = deployment.metadata.generation.map(Value::from);
     match plan.patch.0.first() {
-        Some(PatchOperation::Test(t)) if t.path.as_str() == "/metadata/resourceVersion" => {}
-        other => panic!("patch does not start with test /metadata/resourceVersion: {other:?}"),
+        Some(PatchOperation::Test(t))
+            if t.path.as_str() == "/metadata/generation"
+                && Some(&t.value) == generation.as_ref() => {}
+        other => panic!(
+            "patch does not start with test /metadata/generation = {generation:?}: {other:?}"
+        ),
     }
+    let has_labels = deployment
+        .metadata
+        .labels
+        .as_ref()
+        .is_some_and(|l| !l.is_empty());
+    let labels_tested = matches!(plan.patch.0.get(1),
+        Some(PatchOperation::Test(t)) if t.path.as_str() == "/metadata/labels");
+    assert_eq!(
+        has_labels, labels_tested,
+        "labels tested iff present: {:?}",
+        plan.patch
+    );
 
     let before = serde_json::to_value(&deployment).expect("Deployment serializes");
     let mut after = before.clone();
     if let Err(e) = json_patch::patch(&mut after, &plan.patch) {
         panic!(
             "planned patch does not apply to the Deployment it was planned for: {e}\npatch: {}\ndeployment: {before}",
+            serde_json::to_string(&plan.patch).unwrap_or_default()
+        );
+    }
+    let mut churned = before.clone();
+    churned["metadata"]["resourceVersion"] = json!("fuzz-status-write");
+    churned["status"] = json!({"observedGeneration": 0, "replicas": 99, "unavailableReplicas": 99});
+    if let Err(e) = json_patch::patch(&mut churned, &plan.patch) {
+        panic!(
+            "a status-only write made the planned patch fail: {e}\npatch: {}",
             serde_json::to_string(&plan.patch).unwrap_or_default()
         );
     }

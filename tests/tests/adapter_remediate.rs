@@ -190,8 +190,10 @@ async fn half_brick_rollback_reverts_only_the_offending_container() {
     assert!(!patch.query.contains_key("dryRun"));
     let ops = patch.body.as_ref().unwrap().as_array().unwrap();
     assert_eq!(ops[0]["op"], "test");
-    assert_eq!(ops[0]["path"], "/metadata/resourceVersion");
-    assert_eq!(ops[0]["value"], before["metadata"]["resourceVersion"]);
+    assert_eq!(ops[0]["path"], "/metadata/generation");
+    assert_eq!(ops[0]["value"], before["metadata"]["generation"]);
+    assert_eq!(ops[1]["path"], "/metadata/labels");
+    assert_eq!(ops[1]["value"], before["metadata"]["labels"]);
     let writes: Vec<&Value> = ops.iter().filter(|o| o["op"] != "test").collect();
     assert!(
         writes
@@ -393,7 +395,9 @@ fn concurrent_writer(server: &TestServer, times: u32) -> selfheal_kube::Clock {
         if n < times && !has_patched {
             let mut d = server.object("Deployment", NS, "checkout").unwrap();
             d["metadata"]["annotations"]["other-writer"] = json!(n.to_string());
-            server.apply_objects(d);
+            // Through the server's update rules: an annotation write bumps
+            // the generation, which the patch's guard tests.
+            server.update("Deployment", NS, &d).unwrap();
         }
         now
     })

@@ -131,7 +131,7 @@ async fn unprocessable_422_concurrent_hotfix_image_is_kept_not_overwritten() {
     let state = c.handler_state(&[]).await;
     let writer = c.store_writer();
     // CI ships a hotfix between our read and our PATCH: the patch's `test`
-    // ops (resourceVersion, image) fail with 422.
+    // ops (generation, image) fail with 422.
     c.server.faults().before_next("PATCH", move || {
         writer.set_image("checkout", "api", API_3);
     });
@@ -185,6 +185,82 @@ async fn unprocessable_422_unrelated_concurrent_scale_replans_and_keeps_both_cha
         c.deployment("checkout")["spec"]["replicas"],
         3,
         "their scale stays"
+    );
+}
+
+#[tokio::test]
+async fn status_only_update_between_read_and_patch_does_not_conflict() {
+    let c = Cluster::with_bad_rollout(&["checkout"]).await;
+    let state = c.handler_state(&[]).await;
+    let writer = c.store_writer();
+    let before = c.deployment("checkout");
+    // The deployment controller updates status mid-rollout (new
+    // resourceVersion, same generation): the guarded fields did not move.
+    c.server.faults().before_next("PATCH", move || {
+        writer.edit_status("checkout", |d| {
+            d["status"]["unavailableReplicas"] = json!(1);
+            d["status"]["readyReplicas"] = json!(0);
+        });
+    });
+    let outcome = invoke_rollback(&state, "checkout", "exec-status-churn")
+        .await
+        .unwrap();
+    assert_eq!(outcome.status, OutcomeStatus::Applied, "{outcome:?}");
+    assert_eq!(
+        c.log(),
+        [
+            "GET checkout 200",
+            "GET replicasets 200",
+            "PATCH checkout 200",
+            "POST events 201",
+        ],
+        "no 422, no re-read"
+    );
+    assert_rolled_back_once(&c);
+    let after = c.deployment("checkout");
+    assert_ne!(
+        after["metadata"]["resourceVersion"], before["metadata"]["resourceVersion"],
+        "the status write did happen"
+    );
+}
+
+#[tokio::test]
+async fn label_only_change_between_read_and_patch_is_replanned_opt_out_refused() {
+    let c = Cluster::with_bad_rollout(&["checkout"]).await;
+    let state = c.handler_state(&[]).await;
+    let writer = c.store_writer();
+    let generation = c.deployment("checkout")["metadata"]["generation"].clone();
+    // Someone opts the Deployment out (a label write: same generation)
+    // between our read and our PATCH: the labels `test` op fails, and the
+    // re-plan sees the opt-out.
+    c.server.faults().before_next("PATCH", move || {
+        writer.edit("checkout", |d| {
+            d["metadata"]["labels"]
+                .as_object_mut()
+                .unwrap()
+                .remove("selfheal.dev/enabled");
+        });
+    });
+    let outcome = invoke_rollback(&state, "checkout", "exec-opt-out")
+        .await
+        .unwrap();
+    assert_eq!(outcome.status, OutcomeStatus::Refused, "{outcome:?}");
+    assert_eq!(outcome.guard, Some(Guard::OptIn));
+    assert_eq!(
+        c.log(),
+        [
+            "GET checkout 200",
+            "GET replicasets 200",
+            "PATCH checkout 422",
+            "GET checkout 200",
+            "GET replicasets 200",
+        ]
+    );
+    assert_untouched_by_selfheal(&c, API_2);
+    assert_eq!(
+        c.deployment("checkout")["metadata"]["generation"],
+        generation,
+        "a label write keeps the generation, so only the labels test caught it"
     );
 }
 

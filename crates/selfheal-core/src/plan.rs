@@ -3,8 +3,9 @@
 //! [`decide`] reads like kubectl's `rollback.go`: validate the object, run the
 //! guards in a fixed order (namespace, opt-in, GitOps, cooldown), then the
 //! action's own rules, and only then build the patch. The patch always starts
-//! with `test /metadata/resourceVersion`, so a write against an object that
-//! moved fails with 422 and the adapter re-reads and re-plans.
+//! with `test /metadata/generation` (and the labels), so a write against an
+//! object whose spec, annotations or labels moved fails with 422 and the
+//! adapter re-reads and re-plans; status-only updates do not conflict.
 
 mod patch;
 mod rollback;
@@ -38,9 +39,10 @@ pub struct PlanInput<'a> {
     pub now: jiff::Timestamp,
 }
 
-/// What to send. Every write is one JSON Patch whose first op `test`s
-/// `/metadata/resourceVersion` (plus container name/image for rollbacks), so a
-/// moved object fails with 422 and is re-read and re-planned, never half-applied.
+/// What to send. Every write is one JSON Patch whose first ops `test`
+/// `/metadata/generation` and the labels (plus container name/image for
+/// rollbacks), so a moved object fails with 422 and is re-read and re-planned,
+/// never half-applied.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
     pub patch: json_patch::Patch,

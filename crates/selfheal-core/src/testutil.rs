@@ -221,8 +221,27 @@ pub fn done(decision: Decision) -> RemediationOutcome {
 }
 
 /// The patch as plain JSON, for exact comparisons.
+/// The guard prefix every patch starts with: `test /metadata/generation`,
+/// then `test /metadata/labels` when the Deployment has labels.
+pub fn guard_ops(plan: &Plan) -> Vec<Value> {
+    let all = serde_json::to_value(&plan.patch).unwrap();
+    let all = all.as_array().unwrap();
+    assert_eq!(all[0]["op"], "test", "{all:#?}");
+    assert_eq!(all[0]["path"], "/metadata/generation", "{all:#?}");
+    let labels = all
+        .get(1)
+        .is_some_and(|op| op["path"] == "/metadata/labels");
+    if labels {
+        assert_eq!(all[1]["op"], "test", "{all:#?}");
+    }
+    all[..1 + usize::from(labels)].to_vec()
+}
+
+/// The ops after [`guard_ops`]: what the plan actually changes or relies on.
 pub fn ops(plan: &Plan) -> Value {
-    serde_json::to_value(&plan.patch).unwrap()
+    let guards = guard_ops(plan).len();
+    let all = serde_json::to_value(&plan.patch).unwrap();
+    Value::from(all.as_array().unwrap()[guards..].to_vec())
 }
 
 pub fn fixture(name: &str) -> Value {

@@ -402,8 +402,8 @@ async fn rollback_is_get_list_patch_then_event() {
     assert_eq!(patch.body.as_ref(), Some(&want_patch));
     let ops = patch.body.as_ref().unwrap().as_array().unwrap();
     assert_eq!(ops[0]["op"], "test");
-    assert_eq!(ops[0]["path"], "/metadata/resourceVersion");
-    assert_eq!(ops[0]["value"], "637");
+    assert_eq!(ops[0]["path"], "/metadata/generation");
+    assert_eq!(ops[0]["value"], live["metadata"]["generation"]);
 
     // Resulting object: only api's image changed; envoy, env, ports untouched.
     let stored = fake.deployment.unwrap();
@@ -524,10 +524,11 @@ async fn replans_after_422_when_the_object_moved() {
     );
     let first = seen[2].body.as_ref().unwrap();
     let second = seen[5].body.as_ref().unwrap();
-    assert_eq!(first[0]["value"], "637");
+    assert_eq!(first[0]["path"], "/metadata/generation");
+    assert_eq!(first[0]["value"], 4);
     assert_eq!(
-        second[0]["value"], "638",
-        "re-planned against the new version"
+        second[0]["value"], 5,
+        "re-planned against the new generation"
     );
     assert_eq!(outcome.status, OutcomeStatus::Applied);
     let stored = fake.deployment.unwrap();

@@ -206,9 +206,9 @@ impl Cluster {
             .with_clock(clock_at(NOW))
     }
 
-    /// A concurrent writer, straight into the store (usable from a fault hook,
-    /// which runs inside the server): change one container's image, bumping
-    /// `generation` and `resourceVersion` like a real write.
+    /// A concurrent writer for fault hooks (which run inside the server):
+    /// writes through the server's own update path, so generation,
+    /// resourceVersion and status follow the real server's rules.
     pub fn store_writer(&self) -> StoreWriter {
         StoreWriter {
             server: self.server.clone(),
@@ -222,12 +222,18 @@ pub struct StoreWriter {
 }
 
 impl StoreWriter {
+    /// A client's write (spec, labels, annotations).
     pub fn edit(&self, name: &str, f: impl FnOnce(&mut Value)) {
         let mut d = self.server.object("Deployment", NS, name).unwrap();
         f(&mut d);
-        let generation = d["metadata"]["generation"].as_i64().unwrap_or(1);
-        d["metadata"]["generation"] = json!(generation + 1);
-        self.server.try_apply_objects(d).unwrap();
+        self.server.update("Deployment", NS, &d).unwrap();
+    }
+
+    /// A controller's status write: new resourceVersion, same generation.
+    pub fn edit_status(&self, name: &str, f: impl FnOnce(&mut Value)) {
+        let mut d = self.server.object("Deployment", NS, name).unwrap();
+        f(&mut d);
+        self.server.update_status("Deployment", NS, &d).unwrap();
     }
 
     pub fn set_image(&self, name: &str, container: &str, image: &str) {

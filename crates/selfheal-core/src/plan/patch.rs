@@ -76,23 +76,32 @@ impl PatchBuilder {
 }
 
 impl Ctx<'_> {
-    /// A builder whose first op tests `/metadata/resourceVersion`. Without a
-    /// resourceVersion a write cannot be guarded, so that is an invalid object.
+    /// A builder whose first ops test `/metadata/generation` and, when the
+    /// Deployment has labels, `/metadata/labels`: everything a plan reads from
+    /// the Deployment (spec, annotations, labels) is then guarded, so a write
+    /// against a changed object fails with 422 and is re-planned.
+    ///
+    /// Not `resourceVersion`: the deployment controller rewrites `status`
+    /// (new resourceVersion, same generation) again and again during exactly
+    /// the failing rollouts selfheal acts on, and each of those would cost a
+    /// 422, a re-read and a re-plan, or exhaust the retries. The API server
+    /// bumps a Deployment's generation on every spec or annotation change
+    /// (recorded in fixtures/k8s/watch.json and conflict.json), never on a
+    /// status write. Without a generation a write cannot be guarded, so that
+    /// is an invalid object.
     pub(super) fn patch(&self) -> Result<PatchBuilder, Error> {
-        let rv = self
-            .deployment()
-            .metadata
-            .resource_version
-            .as_deref()
-            .filter(|rv| !rv.is_empty())
-            .ok_or_else(|| {
-                Error::deployment(format!(
-                    "{}: metadata.resourceVersion is missing, so a write cannot be guarded",
-                    self.who
-                ))
-            })?;
+        let meta = &self.deployment().metadata;
+        let generation = meta.generation.ok_or_else(|| {
+            Error::deployment(format!(
+                "{}: metadata.generation is missing, so a write cannot be guarded",
+                self.who
+            ))
+        })?;
         let mut builder = PatchBuilder::default();
-        builder.test(ptr(["metadata", "resourceVersion"]), Value::from(rv));
+        builder.test(ptr(["metadata", "generation"]), Value::from(generation));
+        if let Some(labels) = meta.labels.as_ref().filter(|l| !l.is_empty()) {
+            builder.test(ptr(["metadata", "labels"]), to_value("labels", labels)?);
+        }
         Ok(builder)
     }
 

@@ -255,7 +255,7 @@ pub(super) fn half_brick(ctx: &Ctx<'_>) -> Result<Decision, Error> {
 /// actually compared (kubectl prints 0 when no revision was given); selfheal's
 /// own annotations keep the Deployment's values; a pause made by selfheal is
 /// lifted in the same patch instead of refused; the patch also tests the
-/// resourceVersion.
+/// generation and labels.
 pub(super) fn undo(ctx: &Ctx<'_>) -> Result<Decision, Error> {
     let history = History::of(ctx.deployment(), ctx.input.replica_sets);
     let revision = match ctx.request().to_revision {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::testutil::{Scenario, applied, done, fixture, now, ops, request};
+use crate::testutil::{Scenario, applied, done, fixture, guard_ops, now, ops, request};
 use crate::{
     Change, Error, GitopsManager, Guard, OutcomeStatus, PlanInput, Policy, RevisionInfo, decide,
     keys,
@@ -49,6 +49,45 @@ fn refused(
     (outcome.guard.unwrap(), outcome.message)
 }
 
+// ------------------------------------------------------------------- guard
+
+/// What the guard prefix means on a real object: the controller's status
+/// writes (new resourceVersion, same generation) must not fail the patch;
+/// spec/annotation changes (which bump generation) and label changes must.
+#[test]
+fn guard_ignores_status_churn_but_catches_spec_annotation_and_label_changes() {
+    let scenario =
+        Scenario::from_fixture(&fixture("checkout-rev4.json")).label(keys::ENABLED_LABEL, "true");
+    let plan = applied(scenario.decide(&rollback(), &policy()));
+    let apply = |d: &Value| {
+        let mut d = d.clone();
+        json_patch::patch(&mut d, &plan.patch).map(|()| d)
+    };
+    let base = scenario.deployment.clone();
+
+    let mut churned = base.clone();
+    churned["metadata"]["resourceVersion"] = json!("999");
+    churned["status"]["unavailableReplicas"] = json!(2);
+    churned["status"]["readyReplicas"] = json!(0);
+    let patched = apply(&churned).expect("status churn does not conflict");
+    assert_eq!(
+        patched["spec"]["template"]["spec"]["containers"][0]["image"],
+        API2
+    );
+
+    let mut respecced = base.clone();
+    respecced["metadata"]["generation"] = json!(5);
+    respecced["spec"]["replicas"] = json!(5);
+    assert!(apply(&respecced).is_err(), "a spec change conflicts");
+
+    let mut opted_out = base;
+    opted_out["metadata"]["labels"]
+        .as_object_mut()
+        .unwrap()
+        .remove(keys::ENABLED_LABEL);
+    assert!(apply(&opted_out).is_err(), "a label change conflicts");
+}
+
 // ---------------------------------------------------------------- half-brick
 
 #[test]
@@ -63,33 +102,40 @@ fn half_brick_on_recorded_checkout_sends_the_recorded_ops_plus_guards_and_audit(
         {"op": "replace", "path": "/spec/template/spec/containers/0/image", "value": API2}
     ]);
     let ops = ops(&plan);
+    // Guarded by generation and labels, not resourceVersion (status churn
+    // must not conflict).
+    let meta = &scenario.deployment["metadata"];
+    assert_eq!(meta["generation"], 4);
     assert_eq!(
-        ops[0],
-        json!({"op": "test", "path": "/metadata/resourceVersion", "value": "330"})
+        guard_ops(&plan),
+        [
+            json!({"op": "test", "path": "/metadata/generation", "value": 4}),
+            json!({"op": "test", "path": "/metadata/labels", "value": meta["labels"]}),
+        ]
     );
     assert_eq!(
-        Value::from(ops.as_array().unwrap()[1..4].to_vec()),
+        Value::from(ops.as_array().unwrap()[0..3].to_vec()),
         recorded
     );
-    assert_eq!(ops[4]["op"], "add");
+    assert_eq!(ops[3]["op"], "add");
     assert_eq!(
-        ops[4]["path"],
+        ops[3]["path"],
         "/metadata/annotations/selfheal.dev~1bad-images"
     );
-    assert_eq!(parsed(&ops[4]["value"]), json!({"api": [API3]}));
+    assert_eq!(parsed(&ops[3]["value"]), json!({"api": [API3]}));
     assert_eq!(
-        ops[5]["path"],
+        ops[4]["path"],
         "/metadata/annotations/selfheal.dev~1last-remediation"
     );
     assert_eq!(
-        parsed(&ops[5]["value"]),
+        parsed(&ops[4]["value"]),
         last_remediation(
             "rollback",
             Value::Null,
             json!([{"container": "api", "from": API3, "to": API2}])
         )
     );
-    assert_eq!(ops.as_array().unwrap().len(), 6);
+    assert_eq!(ops.as_array().unwrap().len(), 5);
 
     let o = &plan.outcome;
     assert_eq!(o.status, OutcomeStatus::Applied);
@@ -153,11 +199,11 @@ fn multi_container_history_reverts_every_container_that_changed() {
     );
     let ops = ops(&plan);
     assert_eq!(
-        ops[4],
+        ops[3],
         json!({"op": "test", "path": "/spec/template/spec/containers/1/name", "value": "envoy"})
     );
     assert_eq!(
-        ops[6],
+        ops[5],
         json!({"op": "replace", "path": "/spec/template/spec/containers/1/image", "value": ENVOY1})
     );
     assert_eq!(
@@ -271,7 +317,7 @@ fn target_container_reverts_it_even_when_the_newest_change_was_elsewhere() {
         }]
     );
     assert_eq!(
-        ops(&plan)[1],
+        ops(&plan)[0],
         json!({"op": "test", "path": "/spec/template/spec/containers/0/name", "value": "api"})
     );
 }
@@ -422,11 +468,11 @@ fn rollback_of_deployment_paused_by_selfheal_also_resumes_it() {
     let plan = applied(scenario.decide(&rollback(), &policy()));
     let ops = ops(&plan);
     assert_eq!(
-        ops[4],
+        ops[3],
         json!({"op": "replace", "path": "/spec/paused", "value": false})
     );
     assert_eq!(
-        ops[5],
+        ops[4],
         json!({"op": "remove", "path": "/metadata/annotations/selfheal.dev~1paused-by"})
     );
     let after = scenario.apply(&plan);
@@ -675,17 +721,17 @@ fn template_scope_matches_kubectl_undo_on_the_recorded_cluster() {
     let plan = applied(scenario.decide(&undo_request(None), &policy()));
     let ops = ops(&plan);
     let kubectl = &data["kubectlPatchUndo"];
-    assert_eq!(ops[0]["path"], "/metadata/resourceVersion");
-    assert_eq!(ops[1]["op"], "replace");
-    assert_eq!(ops[1]["path"], "/spec/template");
+    assert_eq!(guard_ops(&plan)[0]["path"], "/metadata/generation");
+    assert_eq!(ops[0]["op"], "replace");
+    assert_eq!(ops[0]["path"], "/spec/template");
     let ours: k8s_openapi::api::core::v1::PodTemplateSpec =
-        serde_json::from_value(ops[1]["value"].clone()).unwrap();
+        serde_json::from_value(ops[0]["value"].clone()).unwrap();
     let theirs: k8s_openapi::api::core::v1::PodTemplateSpec =
         serde_json::from_value(kubectl[0]["value"].clone()).unwrap();
     assert_eq!(ours, theirs, "same template as kubectl sent");
-    assert_eq!(ops[2]["op"], "replace");
-    assert_eq!(ops[2]["path"], "/metadata/annotations");
-    let mut annotations = ops[2]["value"].as_object().unwrap().clone();
+    assert_eq!(ops[1]["op"], "replace");
+    assert_eq!(ops[1]["path"], "/metadata/annotations");
+    let mut annotations = ops[1]["value"].as_object().unwrap().clone();
     assert!(annotations.remove(keys::LAST_REMEDIATION).is_some());
     assert!(
         annotations.remove(keys::BAD_IMAGES).is_none(),
@@ -696,7 +742,7 @@ fn template_scope_matches_kubectl_undo_on_the_recorded_cluster() {
         kubectl[1]["value"],
         "kubectl's annotation rule"
     );
-    assert_eq!(ops.as_array().unwrap().len(), 3);
+    assert_eq!(ops.as_array().unwrap().len(), 2);
     assert_eq!(
         plan.outcome.revision,
         Some(RevisionInfo {
@@ -725,11 +771,11 @@ fn template_scope_to_revision_matches_kubectl_and_drops_annotations_the_old_rs_l
     let ops = ops(&plan);
     let kubectl = &data["kubectlPatchUndoToRevision1"];
     let ours: k8s_openapi::api::core::v1::PodTemplateSpec =
-        serde_json::from_value(ops[1]["value"].clone()).unwrap();
+        serde_json::from_value(ops[0]["value"].clone()).unwrap();
     let theirs: k8s_openapi::api::core::v1::PodTemplateSpec =
         serde_json::from_value(kubectl[0]["value"].clone()).unwrap();
     assert_eq!(ours, theirs);
-    let mut annotations = ops[2]["value"].as_object().unwrap().clone();
+    let mut annotations = ops[1]["value"].as_object().unwrap().clone();
     annotations.remove(keys::LAST_REMEDIATION);
     annotations.remove(keys::BAD_IMAGES);
     assert_eq!(
@@ -778,7 +824,7 @@ fn template_scope_picks_the_second_highest_revision_and_copies_annotations_by_ku
     rs2[keys::BAD_IMAGES] = json!("{}");
     rs2[keys::PAUSED_BY] = json!("selfheal");
     let plan = applied(scenario.decide(&undo_request(None), &policy()));
-    let annotations = ops(&plan)[2]["value"].clone();
+    let annotations = ops(&plan)[1]["value"].clone();
     assert_eq!(plan.outcome.revision.unwrap().to, Some(2));
     assert_eq!(
         annotations[keys::LAST_APPLIED],
@@ -875,15 +921,15 @@ fn manual_pause_sets_paused_and_marks_it_ours() {
     let plan = applied(scenario.decide(&request(json!({"action": "pause"})), &policy()));
     let ops = ops(&plan);
     assert_eq!(
-        ops[1],
+        ops[0],
         json!({"op": "add", "path": "/spec/paused", "value": true})
     );
     assert_eq!(
-        ops[2],
+        ops[1],
         json!({"op": "add", "path": "/metadata/annotations/selfheal.dev~1last-remediation", "value": plan.annotations[keys::LAST_REMEDIATION]})
     );
     assert_eq!(
-        ops[3],
+        ops[2],
         json!({"op": "add", "path": "/metadata/annotations/selfheal.dev~1paused-by", "value": "selfheal"})
     );
     let after = scenario.apply(&plan);
@@ -954,11 +1000,11 @@ fn resume_lifts_our_own_pause() {
     let plan = applied(scenario.decide(&request(json!({"action": "resume"})), &policy()));
     let ops = ops(&plan);
     assert_eq!(
-        ops[1],
+        ops[0],
         json!({"op": "replace", "path": "/spec/paused", "value": false})
     );
     assert_eq!(
-        ops[2],
+        ops[1],
         json!({"op": "remove", "path": "/metadata/annotations/selfheal.dev~1paused-by"})
     );
     let after = scenario.apply(&plan);
@@ -1012,7 +1058,7 @@ fn restart_stamps_restarted_at_creating_the_template_annotations() {
     let scenario = Scenario::new(&[&[("api", API1)]]);
     let plan = applied(scenario.decide(&request(json!({"action": "restart"})), &policy()));
     assert_eq!(
-        ops(&plan)[1],
+        ops(&plan)[0],
         json!({"op": "add", "path": "/spec/template/metadata/annotations", "value": {keys::RESTARTED_AT: "2026-11-26T20:00:00Z"}})
     );
     let after = scenario.apply(&plan);
@@ -1041,7 +1087,7 @@ fn restart_overwrites_an_earlier_restarted_at_key_only() {
     let plan =
         applied(scenario.decide_at(&request(json!({"action": "restart"})), &policy(), later));
     assert_eq!(
-        ops(&plan)[1],
+        ops(&plan)[0],
         json!({"op": "add", "path": "/spec/template/metadata/annotations/kubectl.kubernetes.io~1restartedAt", "value": "2026-11-26T20:00:00Z"})
     );
     let after = scenario.apply(&plan);
@@ -1124,13 +1170,13 @@ fn objects_missing_name_spec_or_pod_spec_are_invalid_not_panics() {
     let err = decide_raw(no_pod_spec, &pause).unwrap_err();
     assert!(err.to_string().contains("spec.template.spec"), "{err}");
 
-    let mut no_rv = base.clone();
-    no_rv["metadata"]
+    let mut no_generation = base.clone();
+    no_generation["metadata"]
         .as_object_mut()
         .unwrap()
-        .remove("resourceVersion");
-    let err = decide_raw(no_rv, &pause).unwrap_err();
-    assert!(err.to_string().contains("resourceVersion"), "{err}");
+        .remove("generation");
+    let err = decide_raw(no_generation, &pause).unwrap_err();
+    assert!(err.to_string().contains("metadata.generation"), "{err}");
 
     let mut no_image = base;
     no_image["spec"]["template"]["spec"]["containers"][0]

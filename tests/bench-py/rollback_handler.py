@@ -67,7 +67,10 @@ def handler(event, _context=None):
         return {"status": "refused", "guard": "noImageChange"}
 
     bad = json.loads((deploy.metadata.annotations or {}).get(BAD, "{}"))
-    ops, changes = [], []
+    # The same guard prefix as the Rust planner: generation, then labels.
+    ops, changes = [{"op": "test", "path": "/metadata/generation", "value": deploy.metadata.generation}], []
+    if deploy.metadata.labels:
+        ops.append({"op": "test", "path": "/metadata/labels", "value": deploy.metadata.labels})
     index = {c.name: i for i, c in enumerate(deploy.spec.template.spec.containers)}
     for container in offending:
         to = next(

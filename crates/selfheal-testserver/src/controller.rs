@@ -200,8 +200,6 @@ fn pods_pending(shared: &Shared) -> bool {
         .any(|p| !pod_ready(p) && !pod_never_ready(cfg, p))
 }
 
-/// Runs all controllers until quiescent. Holds the store lock for the whole
-/// pass so a pass is atomic for observers.
 /// Bound on passes until nothing changes (a safety net against a rule that
 /// keeps flipping; real convergence takes a handful).
 const MAX_PASSES: usize = 200;
@@ -226,23 +224,23 @@ fn reconcile_pass(shared: &Shared) -> bool {
     let mut changed = false;
     changed |= mark_pods_ready(&mut store, state);
     changed |= collect_garbage(&mut store);
-    let deployments: Vec<(String, String)> = store
-        .list(Kind::Deployment, None)
-        .iter()
-        .map(|d| (ns_of(d).to_string(), name_of(d).to_string()))
-        .collect();
-    for (ns, name) in deployments {
+    for (ns, name) in keys(&store, Kind::Deployment) {
         changed |= sync_deployment(&mut store, state, &ns, &name);
     }
-    let rss: Vec<(String, String)> = store
-        .list(Kind::ReplicaSet, None)
-        .iter()
-        .map(|d| (ns_of(d).to_string(), name_of(d).to_string()))
-        .collect();
-    for (ns, name) in rss {
+    for (ns, name) in keys(&store, Kind::ReplicaSet) {
         changed |= sync_replica_set(&mut store, state, &ns, &name);
     }
     changed
+}
+
+/// `(namespace, name)` of every object of `kind`, owned, so the pass can
+/// write to the store while walking them.
+fn keys(store: &Store, kind: Kind) -> Vec<(String, String)> {
+    store
+        .list(kind, None)
+        .iter()
+        .map(|o| (ns_of(o).to_string(), name_of(o).to_string()))
+        .collect()
 }
 
 fn ns_of(v: &Value) -> &str {

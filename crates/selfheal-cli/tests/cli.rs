@@ -18,10 +18,16 @@ const POLICY_VARS: &[&str] = &[
     "SELFHEAL_ALLOW_GITOPS",
     "SELFHEAL_DRY_RUN",
     "SELFHEAL_PAUSE_IMPACT_THRESHOLD",
+    "SELFHEAL_MAX_ACTIONS",
+    "SELFHEAL_ACTION_WINDOW_SECONDS",
 ];
 
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
 fn examples() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples")
+    repo_root().join("examples")
 }
 
 fn snapshot_path() -> PathBuf {
@@ -507,25 +513,51 @@ fn status_reports_kubectl_state_and_message() {
     assert!(error_line(&out).contains("NAMESPACE/NAME"));
 }
 
-/// Kubeconfig mode: the example snapshot seeded into the test API server.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kubeconfig_mode_rolls_back_in_the_test_api_server() {
+/// The test API server seeded with the example snapshot, a kubeconfig for it
+/// (context `selfheal-test`) in a temporary directory, and the seeded Deployment.
+struct Seeded {
+    server: selfheal_testserver::TestServer,
+    deployment: k8s_openapi::api::apps::v1::Deployment,
+    kubeconfig: String,
+    dir: tempfile::TempDir,
+}
+
+async fn seeded_server() -> Seeded {
     let server = selfheal_testserver::TestServer::start()
         .await
         .expect("test server");
     server.apply_objects(load_yaml(&snapshot_path()));
-    let seeded = server.deployment("shop", "checkout").expect("seeded");
+    let deployment = server.deployment("shop", "checkout").expect("seeded");
     let dir = tempfile::tempdir().expect("tempdir");
     let kubeconfig = dir.path().join("kubeconfig");
     server.write_kubeconfig(&kubeconfig).expect("kubeconfig");
+    Seeded {
+        server,
+        deployment,
+        kubeconfig: kubeconfig.to_str().expect("path").to_owned(),
+        dir,
+    }
+}
 
-    let run_cli = |args: Vec<String>| {
-        tokio::task::spawn_blocking(move || {
-            let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            run(&mut selfheal(&args))
-        })
-    };
-    let kc = kubeconfig.to_str().expect("path").to_owned();
+/// The binary off the async runtime, so the in-process server keeps serving.
+async fn run_cli(args: Vec<String>) -> Output {
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run(&mut selfheal(&args))
+    })
+    .await
+    .expect("join")
+}
+
+/// Kubeconfig mode: the example snapshot seeded into the test API server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubeconfig_mode_rolls_back_in_the_test_api_server() {
+    let Seeded {
+        server,
+        deployment: seeded,
+        kubeconfig: kc,
+        dir,
+    } = seeded_server().await;
     let req = |name: &str| request_path(name).to_str().expect("path").to_owned();
 
     // Dry run first: the server validates the patch and stores nothing.
@@ -536,8 +568,7 @@ async fn kubeconfig_mode_rolls_back_in_the_test_api_server() {
         "--kubeconfig".into(),
         kc.clone(),
     ])
-    .await
-    .expect("join");
+    .await;
     assert_eq!(stdout_json(&out)["status"], "dryRun");
     let unchanged = server.deployment("shop", "checkout").expect("deployment");
     assert_eq!(unchanged.metadata.generation, seeded.metadata.generation);
@@ -552,8 +583,7 @@ async fn kubeconfig_mode_rolls_back_in_the_test_api_server() {
         "--context".into(),
         "selfheal-test".into(),
     ])
-    .await
-    .expect("join");
+    .await;
     let outcome = stdout_json(&out);
     assert_eq!(outcome["status"], "applied");
     assert_eq!(
@@ -615,8 +645,7 @@ async fn kubeconfig_mode_rolls_back_in_the_test_api_server() {
         "--kubeconfig".into(),
         kc.clone(),
     ])
-    .await
-    .expect("join");
+    .await;
     let again = stdout_json(&out);
     assert_eq!(again["status"], "refused");
     assert_eq!(again["guard"], "cooldown");
@@ -628,8 +657,7 @@ async fn kubeconfig_mode_rolls_back_in_the_test_api_server() {
         "--kubeconfig".into(),
         kc.clone(),
     ])
-    .await
-    .expect("join");
+    .await;
     let status = stdout_json(&out);
     assert!(
         ["done", "waiting"].contains(&status["state"].as_str().unwrap_or_default()),
@@ -650,8 +678,128 @@ async fn kubeconfig_mode_rolls_back_in_the_test_api_server() {
         "--kubeconfig".into(),
         kc,
     ])
-    .await
-    .expect("join");
+    .await;
     let line = error_line(&out);
     assert!(line.contains("nope"), "{line}");
+}
+
+/// The body of every fenced block of `lang` in `markdown`, with the byte
+/// offset where each block ends.
+fn fenced_blocks(markdown: &str, lang: &str) -> Vec<(String, usize)> {
+    let open = format!("```{lang}\n");
+    let mut blocks = Vec::new();
+    let mut from = 0;
+    while let Some(start) = markdown[from..].find(&open) {
+        let body_start = from + start + open.len();
+        let len = markdown[body_start..]
+            .find("```")
+            .expect("fenced block is closed");
+        blocks.push((
+            markdown[body_start..body_start + len].to_owned(),
+            body_start + len + 3,
+        ));
+        from = body_start + len + 3;
+    }
+    blocks
+}
+
+/// README's Quick start: the first command of its first `sh` block, run
+/// exactly as written (from the repository root, its `cargo run … --`
+/// replaced by the built binary), prints the JSON of the `json` block that
+/// follows. The outcome carries no timestamp or other varying field, so the
+/// whole document must match.
+#[test]
+fn readme_quick_start_output_is_what_the_command_prints() {
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).expect("README.md");
+    let quick_start = readme
+        .find("## Quick start")
+        .expect("README has a Quick start section");
+    let section = &readme[quick_start..];
+    let (commands, sh_end) = fenced_blocks(section, "sh")
+        .into_iter()
+        .next()
+        .expect("Quick start has a sh block");
+    let command = commands
+        .lines()
+        .find(|l| l.contains("selfheal-cli"))
+        .expect("a selfheal-cli command")
+        .trim();
+    let (cargo, args) = command
+        .split_once(" -- ")
+        .unwrap_or_else(|| panic!("`cargo run … -- ARGS`: {command}"));
+    assert!(
+        cargo.starts_with("cargo run") && cargo.contains("-p selfheal-cli"),
+        "{command}"
+    );
+    assert!(
+        !args.contains(['\'', '"', '$', '|', '>', '<', '*']),
+        "README's arguments are plain words: {args}"
+    );
+    let args: Vec<&str> = args.split_whitespace().collect();
+    assert_eq!(args.first(), Some(&"run"), "{command}");
+
+    let (expected, _) = fenced_blocks(&section[sh_end..], "json")
+        .into_iter()
+        .next()
+        .expect("a json block after the command");
+    let expected: Value = serde_json::from_str(&expected).expect("README's output is JSON");
+
+    let out = run(selfheal(&args).current_dir(repo_root()));
+    assert_eq!(
+        stdout_json(&out),
+        expected,
+        "README's Quick start output is out of date"
+    );
+}
+
+/// A `--context` the kubeconfig does not have: one error line naming it, and
+/// the server never sees a request (so nothing can have been written).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_context_is_one_error_line_and_no_request() {
+    let Seeded {
+        server,
+        deployment: seeded,
+        kubeconfig: kc,
+        dir: _dir,
+    } = seeded_server().await;
+    server.clear_requests();
+
+    let request = request_path("rollback.json")
+        .to_str()
+        .expect("path")
+        .to_owned();
+    let commands: [Vec<String>; 2] = [
+        vec![
+            "run".into(),
+            "--request".into(),
+            request,
+            "--kubeconfig".into(),
+            kc.clone(),
+            "--context".into(),
+            "nope".into(),
+        ],
+        vec![
+            "status".into(),
+            "--deployment".into(),
+            "shop/checkout".into(),
+            "--kubeconfig".into(),
+            kc,
+            "--context".into(),
+            "nope".into(),
+        ],
+    ];
+    for args in commands {
+        let out = run_cli(args).await;
+        let line = error_line(&out);
+        assert!(line.contains("context"), "{line}");
+        assert!(line.contains("nope"), "{line}");
+        assert!(server.requests().is_empty(), "{:?}", server.requests());
+    }
+    // The controller emulation may update status meanwhile; spec and metadata
+    // are what a write would change.
+    let after = server.deployment("shop", "checkout").expect("deployment");
+    assert_eq!(after.spec, seeded.spec, "nothing written");
+    assert_eq!(after.metadata.generation, seeded.metadata.generation);
+    assert_eq!(after.metadata.annotations, seeded.metadata.annotations);
+    assert_eq!(after.metadata.labels, seeded.metadata.labels);
 }

@@ -10,7 +10,9 @@ use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{Api, Patch, PatchParams};
 use lambda_runtime::{Context, LambdaEvent};
 use selfheal_core::{Action, OutcomeStatus, RolloutState};
-use selfheal_lambda::{AppState, FunctionConfig, HandlerError, handle_action, handle_verify};
+use selfheal_lambda::{
+    AppState, FunctionConfig, HandlerError, RejectNonJson, handle_action, handle_verify,
+};
 use selfheal_testserver::{Identity, TestServer};
 use serde_json::{Value, json};
 
@@ -213,22 +215,131 @@ async fn action_mismatch_is_refused_before_any_api_call() {
     );
 }
 
+/// The Deployment as the server stores it, for "nothing was written" checks
+/// (a write would change at least its resourceVersion).
+fn stored(server: &TestServer) -> Value {
+    serde_json::to_value(server.deployment("shop", "checkout").unwrap()).unwrap()
+}
+
+/// The request log holds no write: only GETs (reads, lists, discovery).
+fn assert_no_write(server: &TestServer) {
+    let writes: Vec<_> = server
+        .requests()
+        .into_iter()
+        .filter(|r| r.method != "GET")
+        .collect();
+    assert!(writes.is_empty(), "writes: {writes:?}");
+}
+
+/// A raw Lambda body through what every function's runtime puts in front of
+/// the handler: the [`RejectNonJson`] layer, then the body decoded as JSON (the
+/// runtime's own step), then [`handle_action`].
+async fn invoke_raw(
+    state: &AppState,
+    expected: Action,
+    body: &'static [u8],
+) -> Result<selfheal_core::RemediationOutcome, HandlerError> {
+    use lambda_runtime::tower::{Layer, Service};
+    let inner =
+        lambda_runtime::service_fn(|invocation: lambda_runtime::LambdaInvocation| async move {
+            let payload: Value = serde_json::from_slice(&invocation.body)
+                .expect("RejectNonJson hands the runtime JSON");
+            handle_action(
+                state,
+                expected,
+                LambdaEvent::new(payload, invocation.context),
+            )
+            .await
+        });
+    let mut service = RejectNonJson.layer(inner);
+    let (parts, ()) = http::Response::new(()).into_parts();
+    service
+        .call(lambda_runtime::LambdaInvocation {
+            parts,
+            body: bytes::Bytes::from_static(body),
+            context: Context::default(),
+        })
+        .await
+}
+
+/// Bad input never reaches the API server: a typed `NonRetryableInvalidRequest`
+/// naming the problem, an empty request log, and the Deployment as it was.
 #[tokio::test]
 async fn bad_payloads_are_invalid_requests() {
     let s = setup().await;
+    let before = stored(&s.server);
+    s.server.clear_requests();
+
+    // Not JSON at all (what the runtime hands a malformed body).
+    for body in [
+        &b"{\"action\": \"rollback\", \"target\": "[..],
+        b"nope",
+        b"",
+    ] {
+        let err = invoke_raw(&s.state, Action::Rollback, body)
+            .await
+            .unwrap_err();
+        let text = String::from_utf8_lossy(body);
+        assert_eq!(
+            err.error_type(),
+            "NonRetryableInvalidRequest",
+            "{text}: {err}"
+        );
+        assert!(
+            err.to_string().contains("payload is not JSON"),
+            "{text}: {err}"
+        );
+        assert!(
+            s.server.requests().is_empty(),
+            "{text}: {:?}",
+            s.server.requests()
+        );
+    }
+    // The same layer lets a JSON body through untouched.
+    let err = invoke_raw(
+        &s.state,
+        Action::Rollback,
+        br#"{"action":"pause","target":{"namespace":"shop","deployment":"checkout"}}"#,
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, HandlerError::ActionMismatch { .. }), "{err}");
+
+    // JSON, but not a valid request: (payload, what the error must name).
     let payloads = [
-        json!(null),
-        json!("rollback"),
-        json!([1, 2]),
-        json!({}),
-        json!({"action": "explode", "target": {"namespace": "shop", "deployment": "checkout"}}),
-        json!({"action": "rollback", "target": {"namespace": "shop"}}),
-        json!({"action": "rollback", "target": {"namespace": "", "deployment": "checkout"}}),
-        json!({"action": "rollback", "target": {"namespace": "shop", "deployment": "checkout", "pod": "p"}}),
-        json!({"action": "rollback", "target": {"namespace": "shop", "deployment": "checkout"}, "dryRun": "yes"}),
-        json!({"action": "rollback", "target": {"namespace": "shop", "deployment": "checkout"}, "bogus": 1}),
+        (json!(null), "null"),
+        (json!("rollback"), "a string"),
+        (json!([1, 2]), "an array"),
+        (json!({}), "action"),
+        (
+            json!({"action": "explode", "target": {"namespace": "shop", "deployment": "checkout"}}),
+            "explode",
+        ),
+        (json!({"action": "rollback"}), "target"),
+        (json!({"action": "rollback", "reason": "5xx"}), "target"),
+        (
+            json!({"action": "rollback", "target": {"namespace": "shop"}}),
+            "deployment",
+        ),
+        (
+            json!({"action": "rollback", "target": {"namespace": "", "deployment": "checkout"}}),
+            "namespace",
+        ),
+        (
+            json!({"action": "rollback", "target": {"namespace": "shop", "deployment": "checkout", "pod": "p"}}),
+            "pod",
+        ),
+        (
+            json!({"action": "rollback", "target": {"namespace": "shop", "deployment": "checkout"}, "dryRun": "yes"}),
+            // serde's invalid-type error names the type, not the field.
+            "expected a boolean",
+        ),
+        (
+            json!({"action": "rollback", "target": {"namespace": "shop", "deployment": "checkout"}, "bogus": 1}),
+            "bogus",
+        ),
     ];
-    for payload in payloads {
+    for (payload, named) in payloads {
         let err = handle_action(&s.state, Action::Rollback, event(payload.clone()))
             .await
             .unwrap_err();
@@ -237,12 +348,61 @@ async fn bad_payloads_are_invalid_requests() {
             "NonRetryableInvalidRequest",
             "{payload}: {err}"
         );
+        assert!(
+            err.to_string().contains(named),
+            "{payload}: {err} should name {named}"
+        );
+        assert!(
+            s.server.requests().is_empty(),
+            "{payload}: {:?}",
+            s.server.requests()
+        );
     }
     let err = handle_verify(&s.state, event(json!({"status": "applied"})))
         .await
         .unwrap_err();
     assert_eq!(err.error_type(), "NonRetryableInvalidRequest");
     assert!(err.to_string().contains("target"), "{err}");
+    assert!(s.server.requests().is_empty(), "{:?}", s.server.requests());
+    assert_eq!(
+        stored(&s.server),
+        before,
+        "the Deployment must be untouched"
+    );
+}
+
+/// A Deployment or pod the server does not have: `NonRetryableNotFound` after
+/// reads only (the 404 is in the log), nothing written.
+#[tokio::test]
+async fn missing_target_is_not_found_without_a_write() {
+    let s = setup().await;
+    let before = stored(&s.server);
+    let cases = [
+        (
+            Action::Rollback,
+            json!({"action": "rollback", "target": {"namespace": "shop", "deployment": "nope"}}),
+        ),
+        (
+            Action::Pause,
+            json!({"action": "pause", "target": {"namespace": "shop", "deployment": "nope"}}),
+        ),
+        (
+            Action::Rollback,
+            json!({"action": "rollback", "target": {"namespace": "shop", "pod": "nope-5d8f7c9b4-x2x2x"}}),
+        ),
+    ];
+    for (action, payload) in cases {
+        s.server.clear_requests();
+        let err = handle_action(&s.state, action, event(payload.clone()))
+            .await
+            .unwrap_err();
+        assert_eq!(err.error_type(), "NonRetryableNotFound", "{payload}: {err}");
+        assert!(err.to_string().contains("nope"), "{payload}: {err}");
+        let log = s.server.requests();
+        assert!(log.iter().any(|r| r.status == 404), "{payload}: {log:?}");
+        assert_no_write(&s.server);
+    }
+    assert_eq!(stored(&s.server), before);
 }
 
 #[tokio::test]
@@ -327,10 +487,23 @@ async fn forbidden_token_maps_to_non_retryable_forbidden() {
     let path = s.dir.path().join("viewer");
     std::fs::write(&path, yaml).unwrap();
     let state = state_for(&path, &[]).await.unwrap();
-    let err = handle_action(&state, Action::Pause, event(request("pause")))
-        .await
-        .unwrap_err();
-    assert_eq!(err.error_type(), "NonRetryableForbidden", "{err}");
+    let before = stored(&s.server);
+    for action in [Action::Pause, Action::Rollback] {
+        s.server.clear_requests();
+        let err = handle_action(&state, action, event(request(action.as_str())))
+            .await
+            .unwrap_err();
+        assert_eq!(err.error_type(), "NonRetryableForbidden", "{action}: {err}");
+        // The 403 came from the server, and nothing was written (no PATCH, no Event POST).
+        let log = s.server.requests();
+        assert!(log.iter().any(|r| r.status == 403), "{action}: {log:?}");
+        assert_no_write(&s.server);
+    }
+    assert_eq!(
+        stored(&s.server),
+        before,
+        "the Deployment must be untouched"
+    );
 }
 
 #[tokio::test]

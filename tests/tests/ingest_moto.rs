@@ -2,7 +2,8 @@
 //! `.venv/bin/moto_server` from scripts/deps/20-python.sh): executions appear
 //! on a real state machine with the expected names and input; re-delivery
 //! starts none; a failed StartExecution among several gives 5xx while the
-//! others start; the webhook secret comes from SSM / Secrets Manager once.
+//! others start; the webhook secret comes from SSM / Secrets Manager once, and
+//! an SSM parameter that is not a SecureString is refused.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod ingest_support;
@@ -419,5 +420,77 @@ async fn webhook_secret_from_ssm_and_secrets_manager_is_read_once() {
         .await
         .unwrap();
     assert_eq!(response["statusCode"], 503);
+    // Without a bearer header the secret is not needed: 401 even though it
+    // cannot be read.
+    let mut request = url_request(
+        &webhook(vec![alert("x", "0000000000000abc", "3")]),
+        "Bearer from-ssm",
+    );
+    request["headers"]
+        .as_object_mut()
+        .unwrap()
+        .remove("authorization");
+    let response = gone.handle(request).await.unwrap();
+    assert_eq!(response["statusCode"], 401);
     assert_eq!(executions(&env.sfn, &env.state_machine_arn).await, vec![]);
+}
+
+#[tokio::test]
+async fn ssm_parameter_that_is_not_a_secure_string_is_refused() {
+    let Some(env) = env("ssm_parameter_that_is_not_a_secure_string_is_refused").await else {
+        return;
+    };
+    let sdk = env.moto.sdk_config().await;
+    let ssm = aws_sdk_ssm::Client::new(&sdk);
+    for (name, kind) in [
+        ("/selfheal/plain", aws_sdk_ssm::types::ParameterType::String),
+        (
+            "/selfheal/secure",
+            aws_sdk_ssm::types::ParameterType::SecureString,
+        ),
+    ] {
+        ssm.put_parameter()
+            .name(name)
+            .value(SECRET)
+            .r#type(kind)
+            .send()
+            .await
+            .unwrap();
+    }
+    let secret =
+        |name: &str| WebhookSecret::new(SecretSource::SsmParameter { name: name.into() }, &sdk);
+    let ingest = |name: &str| {
+        Ingest::new(
+            SfnStarter::new(env.sfn.clone(), &env.state_machine_arn),
+            secret(name),
+            Defaults::default(),
+            8,
+        )
+    };
+    let body = webhook(vec![alert("plain", "0000000000000def", "3")]);
+    let want = expected(&body, &Defaults::default());
+    assert_eq!(want.len(), 1);
+
+    // A String parameter: a non-retryable configuration error naming the
+    // parameter and its type, even with the right token; nothing starts.
+    let err = secret("/selfheal/plain")
+        .verify(Some(format!("Bearer {SECRET}").as_bytes()))
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_type(), "NonRetryableConfig");
+    assert_eq!(
+        err.to_string(),
+        "configuration SELFHEAL_WEBHOOK_SECRET_PARAM: SSM parameter /selfheal/plain is of type \
+         String, not SecureString: store the webhook secret as a SecureString"
+    );
+    let (status, reply) = post(&ingest("/selfheal/plain"), &body).await;
+    assert_eq!(status, 503, "{reply}");
+    assert_eq!(reply["reason"], "webhook secret unavailable; retry later");
+    assert_eq!(executions(&env.sfn, &env.state_machine_arn).await, vec![]);
+
+    // The same value as a SecureString: accepted, and the alert starts.
+    let (status, reply) = post(&ingest("/selfheal/secure"), &body).await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(names(&reply, "started"), vec![want[0].0.clone()]);
+    assert_eq!(executions(&env.sfn, &env.state_machine_arn).await, want);
 }

@@ -36,7 +36,7 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     (
         IngestConfig::MAX_ALERTS_VAR,
         "100",
-        "most alerts one event (webhook) may carry; more: 413, nothing started (1-1000)",
+        "most alerts one event (webhook) may carry; more: 400, nothing started (1-1000)",
     ),
     (
         Defaults::CLUSTER_VAR,
@@ -61,7 +61,7 @@ pub struct IngestConfig {
     /// token bucket refills at a few hundred per second; 8 stays well inside it).
     pub concurrency: usize,
     /// Most alerts one event may carry; a larger one starts nothing
-    /// (webhook: 413). Alertmanager's `max_alerts` must be at most this.
+    /// (webhook: 400). Alertmanager's `max_alerts` must be at most this.
     pub max_alerts: usize,
 }
 

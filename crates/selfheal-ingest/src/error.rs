@@ -23,7 +23,7 @@ pub mod error_types {
     /// A Function URL payload that is not a Function URL request.
     pub const NON_RETRYABLE_INVALID_REQUEST: &str = "NonRetryableInvalidRequest";
     /// The event carries more alerts than `SELFHEAL_MAX_ALERTS_PER_WEBHOOK`;
-    /// nothing was started (webhook: 413). Named like `EventTooLarge`.
+    /// nothing was started (webhook: 400). Named like `EventTooLarge`.
     pub const EVENT_TOO_MANY_ALERTS: &str = "EventTooManyAlerts";
 }
 

@@ -184,8 +184,8 @@ impl<S: StartExecution> Ingest<S> {
         let ingested = match parse_event(&body, &self.defaults) {
             Ok(ingested) => ingested,
             Err(source) => {
+                // Too large, malformed, unsupported, invalid: 400 with the reason.
                 let status = match source {
-                    selfheal_events::Error::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
                     selfheal_events::Error::InvalidDefault { .. } => {
                         StatusCode::INTERNAL_SERVER_ERROR
                     }
@@ -196,9 +196,10 @@ impl<S: StartExecution> Ingest<S> {
                 return error_response(status, reason_phrase(status), error.to_string());
             }
         };
-        // 4xx, not 5xx: Alertmanager would retry the same oversized group forever.
+        // 400 with the reason, not 5xx: Alertmanager would retry the same
+        // oversized group forever.
         if let Err(error) = self.check_alert_count(&ingested) {
-            let status = StatusCode::PAYLOAD_TOO_LARGE;
+            let status = StatusCode::BAD_REQUEST;
             return error_response(status, reason_phrase(status), error.to_string());
         }
 
@@ -376,7 +377,7 @@ fn request_body(request: &LambdaFunctionUrlRequest) -> Result<Vec<u8>, (StatusCo
     }
     let too_large = |size: usize| {
         (
-            StatusCode::PAYLOAD_TOO_LARGE,
+            StatusCode::BAD_REQUEST,
             format!("event is {size} bytes; the limit is {MAX_EVENT_BYTES} bytes"),
         )
     };

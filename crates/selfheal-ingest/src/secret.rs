@@ -18,7 +18,8 @@ use crate::Error;
 pub enum SecretSource {
     /// No secret configured: the webhook refuses every request.
     Disabled,
-    /// SSM Parameter Store SecureString, read with decryption.
+    /// SSM Parameter Store SecureString, read with decryption (a parameter
+    /// of another type is refused as a configuration error).
     SsmParameter { name: String },
     /// Secrets Manager secret (ARN or name), its `SecretString`.
     SecretsManager { id: String },
@@ -88,16 +89,20 @@ impl WebhookSecret {
 
     /// Check an `Authorization` header value against the secret.
     ///
-    /// Errors only when the secret cannot be read; the caller answers 503 so
-    /// the sender retries instead of treating a store outage as bad credentials.
+    /// The header is looked at first: without a well-formed `Bearer <token>`
+    /// the answer is [`Verdict::Missing`] and the store is not called, so an
+    /// SSM / Secrets Manager outage cannot turn a 401 into a 503. Only a
+    /// bearer token triggers the (cached) fetch. Errors only when the secret
+    /// cannot be read or used; the caller answers 503 so the sender retries
+    /// instead of treating a store outage as bad credentials.
     pub async fn verify(&self, authorization: Option<&[u8]>) -> Result<Verdict, Error> {
         if matches!(self.source, SecretSource::Disabled) {
             return Ok(Verdict::Disabled);
         }
-        let expected = self.fingerprint.get_or_try_init(|| self.fetch()).await?;
         let Some(token) = authorization.and_then(bearer_token) else {
             return Ok(Verdict::Missing);
         };
+        let expected = self.fingerprint.get_or_try_init(|| self.fetch()).await?;
         let presented = fingerprint(token);
         if bool::from(presented.ct_eq(expected)) {
             Ok(Verdict::Accepted)
@@ -128,6 +133,20 @@ impl WebhookSecret {
                             .to_string()
                             .into(),
                     })?;
+                // The issue asks for a SecureString (encrypted at rest, and
+                // readable only with kms:Decrypt): refuse a plain String or
+                // StringList holding the webhook secret.
+                let kind = output.parameter().and_then(|p| p.r#type());
+                if kind != Some(&aws_sdk_ssm::types::ParameterType::SecureString) {
+                    return Err(Error::Config {
+                        variable: crate::IngestConfig::SECRET_PARAM_VAR,
+                        reason: format!(
+                            "SSM parameter {name} is of type {}, not SecureString: \
+                             store the webhook secret as a SecureString",
+                            kind.map_or("(none)", |k| k.as_str())
+                        ),
+                    });
+                }
                 let value = output
                     .parameter()
                     .and_then(|p| p.value())
@@ -246,6 +265,30 @@ mod tests {
                 .unwrap(),
             Verdict::Disabled
         );
+    }
+
+    #[tokio::test]
+    async fn header_is_checked_before_the_secret_is_fetched() {
+        // A store source whose fetch always fails (no client): the header
+        // decides first, and only a bearer token reaches the fetch.
+        let secret = WebhookSecret {
+            source: SecretSource::SsmParameter {
+                name: "/selfheal/webhook".into(),
+            },
+            ssm: None,
+            secrets_manager: None,
+            fingerprint: OnceCell::new(),
+        };
+        for header in [
+            None,
+            Some(&b"Basic abc"[..]),
+            Some(b"Bearer "),
+            Some(b"abc"),
+        ] {
+            assert_eq!(secret.verify(header).await.unwrap(), Verdict::Missing);
+        }
+        assert!(secret.verify(Some(b"Bearer abc")).await.is_err());
+        assert!(secret.fingerprint.get().is_none());
     }
 
     #[tokio::test]

@@ -6,13 +6,13 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine;
 use selfheal_events::{Action, Defaults, MAX_EVENT_BYTES, RemediationRequest, parse_event};
-use selfheal_ingest::{Ingest, StartExecution, StartFailure, Started, WebhookSecret};
+use selfheal_ingest::{Ingest, SecretSource, StartExecution, StartFailure, Started, WebhookSecret};
 use serde_json::{Value, json};
 
 const SECRET: &str = "correct horse battery staple";
@@ -192,6 +192,87 @@ async fn webhook_without_valid_bearer_is_401_and_starts_nothing() {
     assert_eq!(status, 401);
     assert_eq!(body["reason"], "webhook disabled: no secret configured");
     assert_eq!(ingest_calls(&disabled), 0);
+}
+
+/// An SSM endpoint that is down: it accepts each TCP connection, counts it
+/// and closes it unanswered, so every GetParameter fails (after the SDK's
+/// retries). Returns the endpoint URL and the connection count.
+async fn unreachable_store() -> (String, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let connections = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&connections);
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            drop(stream);
+        }
+    });
+    (url, connections)
+}
+
+#[tokio::test]
+async fn missing_or_malformed_header_is_401_without_fetching_the_secret() {
+    let (url, connections) = unreachable_store().await;
+    let sdk = selfheal_aws::loader()
+        .region(aws_config::Region::new("eu-west-1"))
+        .test_credentials()
+        .endpoint_url(url)
+        .load()
+        .await;
+    let ingest = Ingest::new(
+        FakeStarter::default(),
+        WebhookSecret::new(
+            SecretSource::SsmParameter {
+                name: "/selfheal/webhook".into(),
+            },
+            &sdk,
+        ),
+        Defaults::default(),
+        8,
+    );
+    let body = body_of(1);
+    for authorization in [
+        None,
+        Some("Basic Y29ycmVjdA=="),
+        Some("Bearer"),
+        Some("Bearer  "),
+        Some(SECRET),
+    ] {
+        let response = ingest
+            .handle(url_request("POST", authorization, &body, false))
+            .await
+            .unwrap();
+        assert_eq!(response["statusCode"], 401, "{authorization:?}: {response}");
+        assert_eq!(response["headers"]["www-authenticate"], "Bearer");
+        let reply: Value = serde_json::from_str(response["body"].as_str().unwrap()).unwrap();
+        assert_eq!(
+            reply,
+            json!({"error": "Unauthorized", "reason": "missing `Authorization: Bearer <secret>` header"})
+        );
+    }
+    // Not one connection to the store for any of them.
+    assert_eq!(connections.load(Ordering::SeqCst), 0);
+
+    // A well-formed bearer token needs the secret: the store is down, so 503
+    // (Alertmanager retries), not 401. The failed fetch is not cached: a
+    // second request tries the store again.
+    for attempt in 1..=2 {
+        let before = connections.load(Ordering::SeqCst);
+        let (status, reply) =
+            call(&ingest, url_request("POST", Some(&bearer()), &body, false)).await;
+        assert_eq!(status, 503, "attempt {attempt}: {reply}");
+        assert_eq!(
+            reply,
+            json!({"error": "Service Unavailable", "reason": "webhook secret unavailable; retry later"})
+        );
+        assert!(
+            connections.load(Ordering::SeqCst) > before,
+            "attempt {attempt}: the secret was not fetched"
+        );
+    }
+    assert_eq!(ingest_calls(&ingest), 0);
+    assert!(ingest.starter().executions.lock().unwrap().is_empty());
 }
 
 fn ingest_calls(ingest: &Ingest<FakeStarter>) -> usize {
@@ -407,12 +488,12 @@ async fn bad_requests_get_a_status_and_a_reason() {
         ),
         (
             url_request("POST", Some(&auth), &huge, false),
-            413,
-            "the limit is 262144 bytes",
+            400,
+            "event is 262154 bytes; the limit is 262144 bytes",
         ),
         (
             url_request("POST", Some(&auth), &huge_b64, true),
-            413,
+            400,
             "the limit is 262144 bytes",
         ),
         (
@@ -672,18 +753,18 @@ async fn webhook_at_the_default_cap_starts_every_alert() {
 }
 
 #[tokio::test]
-async fn webhook_above_the_cap_is_413_and_starts_nothing() {
+async fn webhook_above_the_cap_is_400_and_starts_nothing() {
     let ingest = ingest(FakeStarter::default());
     let (status, body) = call(
         &ingest,
         url_request("POST", Some(&bearer()), &body_of(101), false),
     )
     .await;
-    assert_eq!(status, 413, "{body}");
+    assert_eq!(status, 400, "{body}");
     assert_eq!(
         body,
         json!({
-            "error": "Payload Too Large",
+            "error": "Bad Request",
             "reason": "event carries 101 alerts; the limit is 100 (SELFHEAL_MAX_ALERTS_PER_WEBHOOK); \
                        nothing was started: set `max_alerts: 100` or less in Alertmanager's webhook_config"
         })
@@ -713,7 +794,7 @@ async fn configured_cap_counts_every_alert_but_not_the_truncated_entry() {
         url_request("POST", Some(&bearer()), &mixed_body(4, 1), false),
     )
     .await;
-    assert_eq!(status, 413, "{body}");
+    assert_eq!(status, 400, "{body}");
     assert!(
         body["reason"]
             .as_str()

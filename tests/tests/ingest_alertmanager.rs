@@ -1,9 +1,14 @@
 //! A real Alertmanager 0.25 (Debian `prometheus-alertmanager`, from
 //! scripts/deps/40-alertmanager.sh) delivers its webhook, with bearer
-//! credentials from `http_config.authorization`, to the `ingest` function
-//! served by `cargo lambda watch` (Function URL emulation at
+//! credentials from `http_config.authorization.credentials_file`, to the
+//! `ingest` function served by `cargo lambda watch` (Function URL emulation at
 //! `/lambda-url/ingest/`), which starts executions on a state machine in
 //! moto. With wrong credentials nothing starts.
+//!
+//! The Alertmanager configuration is the receiver block of docs/alarms.md §1,
+//! read from the file, with only the URL and the credentials file path
+//! replaced (and checked with `amtool check-config` first), so the documented
+//! block is the one that is proven to work.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod ingest_support;
@@ -22,6 +27,97 @@ use serde_json::{Value, json};
 const SECRET: &str = "alertmanager-bearer-secret";
 const TEST: &str = "alertmanager_webhook_starts_executions_only_with_the_right_bearer";
 
+/// The first line of the ```yaml block in docs/alarms.md §1 that this test runs.
+const DOCS_MARKER: &str =
+    "# selfheal receiver (tests/tests/ingest_alertmanager.rs runs this block as pasted)";
+/// The two placeholders of that block the test replaces, and nothing else.
+const DOCS_URL: &str = "https://<function-url>/";
+const DOCS_CREDENTIALS_FILE: &str = "/etc/alertmanager/secrets/selfheal-webhook";
+
+/// The receiver block of docs/alarms.md §1: the one ```yaml fence whose first
+/// line is [`DOCS_MARKER`]. Panics if it is missing or not unique.
+fn documented_receiver() -> String {
+    let path = workspace_root().join("docs/alarms.md");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut blocks = Vec::new();
+    let mut rest = text.as_str();
+    while let Some(start) = rest.find("```yaml\n") {
+        let body = &rest[start + "```yaml\n".len()..];
+        let end = body
+            .find("\n```")
+            .unwrap_or_else(|| panic!("unterminated ```yaml block in {}", path.display()));
+        blocks.push(&body[..=end]);
+        rest = &body[end + "\n```".len()..];
+    }
+    let found: Vec<&str> = blocks
+        .into_iter()
+        .filter(|b| b.lines().next() == Some(DOCS_MARKER))
+        .collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "docs/alarms.md §1 must hold exactly one ```yaml block whose first line is {DOCS_MARKER:?}"
+    );
+    found[0].to_owned()
+}
+
+/// The documented block with only the URL and the credentials file replaced.
+fn receiver_config(webhook: &str, credentials_file: &Path) -> String {
+    let block = documented_receiver();
+    for placeholder in [DOCS_URL, DOCS_CREDENTIALS_FILE] {
+        assert_eq!(
+            block.matches(placeholder).count(),
+            1,
+            "the docs/alarms.md receiver block must contain {placeholder:?} exactly once:\n{block}"
+        );
+    }
+    block.replace(DOCS_URL, webhook).replace(
+        DOCS_CREDENTIALS_FILE,
+        &credentials_file.display().to_string(),
+    )
+}
+
+/// What the documented block must say for the deployment it describes:
+/// checked without Alertmanager, so a broken block fails wherever tests run.
+#[test]
+fn documented_receiver_block_has_the_shape_ingest_needs() {
+    let config = receiver_config("http://127.0.0.1:1/lambda-url/ingest/", Path::new("/s"));
+    let yaml: serde_yaml::Value = serde_yaml::from_str(&config)
+        .unwrap_or_else(|e| panic!("docs/alarms.md receiver block is not YAML: {e}\n{config}"));
+    assert_eq!(
+        yaml["route"]["receiver"].as_str(),
+        Some("selfheal"),
+        "{config}"
+    );
+    let receivers = yaml["receivers"].as_sequence().unwrap();
+    assert_eq!(receivers.len(), 1, "{config}");
+    assert_eq!(receivers[0]["name"].as_str(), Some("selfheal"));
+    let webhooks = receivers[0]["webhook_configs"].as_sequence().unwrap();
+    assert_eq!(webhooks.len(), 1, "{config}");
+    let webhook = &webhooks[0];
+    assert_eq!(
+        webhook["url"].as_str(),
+        Some("http://127.0.0.1:1/lambda-url/ingest/")
+    );
+    assert_eq!(webhook["send_resolved"].as_bool(), Some(false));
+    // Required (a bigger notification gets 413, which Alertmanager never
+    // retries), and within ingest's default cap.
+    let max_alerts = webhook["max_alerts"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("max_alerts missing:\n{config}"));
+    assert!(
+        (1..=selfheal_ingest::IngestConfig::DEFAULT_MAX_ALERTS as u64).contains(&max_alerts),
+        "max_alerts {max_alerts}"
+    );
+    let authorization = &webhook["http_config"]["authorization"];
+    assert_eq!(authorization["credentials_file"].as_str(), Some("/s"));
+    assert!(authorization.get("credentials").is_none(), "{config}");
+    assert!(
+        authorization.get("type").is_none() || authorization["type"].as_str() == Some("Bearer"),
+        "{config}"
+    );
+}
+
 fn alertmanager_binary() -> Option<PathBuf> {
     let mut candidates = Vec::new();
     if let Some(path) = std::env::var_os("SELFHEAL_ALERTMANAGER") {
@@ -32,6 +128,30 @@ fn alertmanager_binary() -> Option<PathBuf> {
         PathBuf::from("/usr/bin/prometheus-alertmanager"),
     ]);
     tool(TEST, &candidates, "scripts/deps/40-alertmanager.sh")
+}
+
+/// `amtool`, shipped next to Alertmanager by the Debian package. Required
+/// with SELFHEAL_REQUIRE_TOOLS; otherwise the config check is skipped with a note.
+fn amtool_binary(alertmanager: &Path) -> Option<PathBuf> {
+    let mut candidates = vec![workspace_root().join(".tools/bin/amtool")];
+    if let Some(dir) = alertmanager.parent() {
+        candidates.push(dir.join("amtool"));
+    }
+    if let Ok(real) = std::fs::canonicalize(alertmanager)
+        && let Some(dir) = real.parent()
+    {
+        candidates.push(dir.join("amtool"));
+    }
+    candidates.push(PathBuf::from("/usr/bin/amtool"));
+    if let Some(found) = candidates.iter().find(|p| p.is_file()) {
+        return Some(found.clone());
+    }
+    assert!(
+        std::env::var_os("SELFHEAL_REQUIRE_TOOLS").is_none(),
+        "{TEST}: no amtool among {candidates:?} and SELFHEAL_REQUIRE_TOOLS is set: run scripts/deps/40-alertmanager.sh"
+    );
+    eprintln!("NOTE {TEST}: no amtool among {candidates:?}; the config is not checked with amtool");
+    None
 }
 
 /// Build the function first: `cargo lambda watch` `cargo run`s it on the
@@ -92,37 +212,36 @@ fn start_cargo_lambda(
     (process, port)
 }
 
+/// Alertmanager running the documented receiver block (docs/alarms.md §1)
+/// with `url` = `webhook` and the bearer secret in a file, written as
+/// `aws secretsmanager get-secret-value … --output text > FILE` would write it
+/// (trailing newline).
 fn start_alertmanager(
     bin: &Path,
+    amtool: Option<&Path>,
     dir: &Path,
     name: &str,
     webhook: &str,
-    credentials: &str,
+    secret: &str,
 ) -> (Process, u16) {
     let port = free_port();
+    let secret_file = dir.join(format!("{name}-selfheal-webhook"));
+    std::fs::write(&secret_file, format!("{secret}\n")).unwrap();
     let config = dir.join(format!("{name}.yml"));
-    // Everything in one group so one notification carries several alerts.
-    std::fs::write(
-        &config,
-        format!(
-            r#"route:
-  receiver: selfheal
-  group_by: ['alertname']
-  group_wait: 1s
-  group_interval: 2s
-  repeat_interval: 1h
-receivers:
-  - name: selfheal
-    webhook_configs:
-      - url: '{webhook}'
-        send_resolved: false
-        http_config:
-          authorization:
-            credentials: '{credentials}'
-"#
-        ),
-    )
-    .unwrap();
+    std::fs::write(&config, receiver_config(webhook, &secret_file)).unwrap();
+    if let Some(amtool) = amtool {
+        let checked = Command::new(amtool)
+            .arg("check-config")
+            .arg(&config)
+            .output()
+            .unwrap_or_else(|e| panic!("run {}: {e}", amtool.display()));
+        assert!(
+            checked.status.success(),
+            "amtool check-config rejects the docs/alarms.md receiver block:\n{}{}",
+            String::from_utf8_lossy(&checked.stdout),
+            String::from_utf8_lossy(&checked.stderr)
+        );
+    }
     let storage = dir.join(format!("{name}-data"));
     std::fs::create_dir_all(&storage).unwrap();
     let mut command = Command::new(bin);
@@ -219,6 +338,7 @@ async fn alertmanager_webhook_starts_executions_only_with_the_right_bearer() {
     let Some(alertmanager) = alertmanager_binary() else {
         return;
     };
+    let amtool = amtool_binary(&alertmanager);
     build_ingest();
 
     let dir = tempfile::tempdir().unwrap();
@@ -244,8 +364,16 @@ async fn alertmanager_webhook_starts_executions_only_with_the_right_bearer() {
     assert_eq!(status, 401, "{body}\n{}", watch.log_text());
 
     // --- Right credentials: three alerts in one notification, three executions.
-    let (mut am, am_port) =
-        start_alertmanager(&alertmanager, dir.path(), "good", &function_url, SECRET);
+    // The documented route sets no group_wait: Alertmanager's default 30 s
+    // passes before the one notification (the route groups every alert).
+    let (mut am, am_port) = start_alertmanager(
+        &alertmanager,
+        amtool.as_deref(),
+        dir.path(),
+        "good",
+        &function_url,
+        SECRET,
+    );
     am.wait_listening(am_port, Duration::from_secs(60)).await;
     let starts_at = jiff::Timestamp::from_second(jiff::Timestamp::now().as_second())
         .unwrap()
@@ -272,7 +400,7 @@ async fn alertmanager_webhook_starts_executions_only_with_the_right_bearer() {
     ]);
     post_alerts(am_port, &alerts).await;
 
-    let started = eventually(Duration::from_secs(90), "three executions in moto", || {
+    let started = eventually(Duration::from_secs(150), "three executions in moto", || {
         let (sfn, arn) = (&sfn, &arn);
         async move {
             let found = executions(sfn, arn).await;
@@ -344,6 +472,7 @@ async fn alertmanager_webhook_starts_executions_only_with_the_right_bearer() {
     // --- Wrong credentials: Alertmanager delivers, gets 401, nothing starts.
     let (mut bad_am, bad_port) = start_alertmanager(
         &alertmanager,
+        amtool.as_deref(),
         dir.path(),
         "wrong",
         &function_url,
@@ -371,7 +500,7 @@ async fn alertmanager_webhook_starts_executions_only_with_the_right_bearer() {
     )
     .await;
     let refusals = eventually(
-        Duration::from_secs(60),
+        Duration::from_secs(150),
         "the 401 for the wrong bearer",
         || {
             let watch = &watch;
@@ -395,7 +524,9 @@ async fn alertmanager_webhook_starts_executions_only_with_the_right_bearer() {
         },
     )
     .await;
-    // Longer than group_wait + group_interval: any retry would have arrived.
+    // Alertmanager does not retry a 4xx, and the next notification of the
+    // group is a group_interval (default 5 min) away; give any request still
+    // in flight time to land before checking that nothing started.
     tokio::time::sleep(Duration::from_secs(6)).await;
     let after = executions(&sfn, &arn).await;
     assert_eq!(after, started, "wrong credentials must start nothing");

@@ -31,22 +31,44 @@ pub fn to_json(ingested: &Ingested) -> Result<String, Error> {
     serde_json::to_string_pretty(&ingested.requests).map_err(|source| Error::Output { source })
 }
 
-/// One line for a terminal: counts, then why each ignored alert starts nothing.
+/// One line for a terminal: the kind of event and how many executions would start.
 pub fn summary(ingested: &Ingested) -> String {
-    let mut text = format!(
+    format!(
         "{}: {} execution(s) would start",
         ingested.kind,
         ingested.requests.len()
-    );
-    for ignored in &ingested.ignored {
-        let name = ignored
-            .name
-            .as_deref()
-            .or(ignored.id.as_deref())
-            .unwrap_or("alert");
-        text.push_str(&format!("; {name}: {}", ignored.message));
-    }
-    text
+    )
+}
+
+/// One stderr line per alert that starts nothing, always printed (stdout
+/// stays exactly the JSON array): `rejected` for a firing alert that cannot
+/// become a request (the operator should fix the alarm), `ignored` for the
+/// rest (not firing, truncated), then the alert's name and id and the reason.
+pub fn ignored_lines(ingested: &Ingested) -> Vec<String> {
+    ingested
+        .ignored
+        .iter()
+        .map(|ignored| {
+            let verdict = if ignored.rejection().is_some() {
+                "rejected"
+            } else {
+                "ignored"
+            };
+            let who = match (ignored.name.as_deref(), ignored.id.as_deref()) {
+                (Some(name), Some(id)) => format!("{name} ({id})"),
+                (Some(one), None) | (None, Some(one)) => one.to_owned(),
+                (None, None) => "alert".to_owned(),
+            };
+            one_line(&format!("{verdict} {who}: {}", ignored.message))
+        })
+        .collect()
+}
+
+/// Names and messages may carry alarm text; keep each report on one line.
+fn one_line(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
 }
 
 fn read_event(path: &Path) -> Result<Vec<u8>, Error> {

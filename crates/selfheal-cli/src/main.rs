@@ -4,7 +4,7 @@ use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use clap::FromArgMatches;
-use selfheal_cli::{Cli, execute};
+use selfheal_cli::{Cli, Output, execute};
 
 // One request at a time: a single-threaded runtime is enough for the kube client.
 #[tokio::main(flavor = "current_thread")]
@@ -15,17 +15,29 @@ async fn main() -> ExitCode {
         Err(e) => e.exit(),
     };
     let result = match execute(cli).await {
-        Ok(output) => output.to_json().map(|json| (json, output.summary())),
+        Ok(output) => output.to_json().map(|json| {
+            // Why alerts start nothing goes to stderr whether or not it is a
+            // terminal: a firing alarm that starts nothing must say why.
+            let notes = match &output {
+                Output::Event(ingested) => selfheal_cli::event::ignored_lines(ingested),
+                _ => Vec::new(),
+            };
+            (json, output.summary(), notes)
+        }),
         Err(e) => Err(e),
     };
     match result {
-        Ok((json, summary)) => {
+        Ok((json, summary, notes)) => {
             let mut stdout = std::io::stdout().lock();
             if writeln!(stdout, "{json}").is_err() {
                 return ExitCode::FAILURE;
             }
-            if std::io::stderr().is_terminal() {
-                eprintln!("{summary}");
+            let mut stderr = std::io::stderr().lock();
+            if stderr.is_terminal() {
+                let _ = writeln!(stderr, "{summary}");
+            }
+            for note in notes {
+                let _ = writeln!(stderr, "{note}");
             }
             ExitCode::SUCCESS
         }

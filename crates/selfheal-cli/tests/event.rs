@@ -155,6 +155,89 @@ fn ok_resolved_and_untargeted_alarms_print_an_empty_array() {
     }
 }
 
+/// stderr as lines (it is not a terminal here, so no summary line).
+fn stderr_lines(output: &Output) -> Vec<String> {
+    String::from_utf8(output.stderr.clone())
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn alerts_that_start_nothing_say_why_on_stderr_even_when_piped() {
+    // A firing alert without an action anywhere: stdout is exactly `[]`, and
+    // stderr has one line naming the alert and the missing field.
+    let output = event(
+        &fixtures().join("alertmanager/firing-single.json"),
+        &[],
+        None,
+    );
+    assert!(output.status.success());
+    assert_eq!(String::from_utf8(output.stdout.clone()).unwrap(), "[]\n");
+    assert_eq!(
+        stderr_lines(&output),
+        [
+            "rejected DeploymentHalfBricked (928e0cea74916f65): missing action: no `action=` in a selfheal directive and SELFHEAL_DEFAULT_ACTION is unset; an action is never guessed"
+        ]
+    );
+
+    // Firing CloudWatch alarm with a default action but EC2 dimensions only:
+    // the missing field is the namespace.
+    let output = event(
+        &fixtures().join("cloudwatch/eventbridge-single-metric-alarm.json"),
+        &[(Defaults::ACTION_VAR, "rollback")],
+        None,
+    );
+    assert_eq!(ok(&output), Vec::<Value>::new());
+    let lines = stderr_lines(&output);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].starts_with(
+            "rejected ServerCpuTooHigh (arn:aws:cloudwatch:us-east-1:123456789012:alarm:ServerCpuTooHigh): missing target.namespace: "
+        ),
+        "{lines:?}"
+    );
+
+    // Not firing: `ignored`, with the state.
+    let output = event(
+        &fixtures().join("alertmanager/resolved-single.json"),
+        &[],
+        None,
+    );
+    assert_eq!(ok(&output), Vec::<Value>::new());
+    assert_eq!(
+        stderr_lines(&output),
+        ["ignored ManualTest (26408e0ac635ef00): state is resolved, not firing"]
+    );
+
+    // A directive keyword in the wrong case is a rejection that says so.
+    let dir = tempfile::tempdir().unwrap();
+    let mut webhook: Value = serde_json::from_slice(
+        &std::fs::read(fixtures().join("alertmanager/firing-single.json")).unwrap(),
+    )
+    .unwrap();
+    webhook["alerts"][0]["annotations"]["selfheal"] = json!("Selfheal: action=restart");
+    let path = write_temp(&dir, "uppercase.json", &webhook);
+    let output = event(&path, &[], None);
+    assert_eq!(ok(&output), Vec::<Value>::new());
+    let lines = stderr_lines(&output);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].contains("must be lowercase `selfheal:`"),
+        "{lines:?}"
+    );
+
+    // Everything started: stdout carries the array, stderr stays empty.
+    let output = event(
+        &fixtures().join("alertmanager/firing-single.json"),
+        &[(Defaults::ACTION_VAR, "rollback")],
+        None,
+    );
+    assert_eq!(ok(&output).len(), 1);
+    assert!(output.stderr.is_empty(), "{:?}", stderr_lines(&output));
+}
+
 #[test]
 fn derived_events_with_directives_and_grouped_alerts() {
     let dir = tempfile::tempdir().unwrap();
@@ -211,8 +294,14 @@ fn derived_events_with_directives_and_grouped_alerts() {
         ),
     ]);
     let path = write_temp(&dir, "grouped.json", &webhook);
-    let printed = ok(&event(&path, &[(Defaults::CLUSTER_VAR, "prod-eks")], None));
+    let output = event(&path, &[(Defaults::CLUSTER_VAR, "prod-eks")], None);
+    let printed = ok(&output);
     assert_eq!(printed.len(), 2);
+    // The resolved one is the only line on stderr.
+    assert_eq!(
+        stderr_lines(&output),
+        ["ignored B (0000000000000002): state is resolved, not firing"]
+    );
     assert_eq!(printed[0]["request"]["target"]["deployment"], "cart");
     assert_eq!(printed[0]["request"]["target"]["cluster"], "prod-eks");
     assert_eq!(printed[0]["request"]["alarm"]["impactScore"], 3.0);

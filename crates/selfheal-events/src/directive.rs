@@ -30,14 +30,21 @@ pub struct Directive {
     pub approval: Option<bool>,
 }
 
+/// The directive keyword. Lowercase only: the EventBridge rule in
+/// template.yaml matches `wildcard: "*selfheal:*"`, which is case-sensitive.
+pub const KEYWORD: &str = "selfheal:";
+
 /// Find the `selfheal:` line in a CloudWatch alarm description.
 ///
 /// Only a line that *starts* with `selfheal:` counts (prose that mentions the
-/// word does not); two such lines are ambiguous and rejected.
+/// word does not); two such lines are ambiguous and rejected. A line that
+/// starts with the keyword in another case (`Selfheal:`, `SELFHEAL:`) is
+/// rejected too: the EventBridge rule would not deliver such an alarm unless
+/// its name has the prefix, so accepting it here would hide that.
 pub fn from_description(description: &str) -> Result<Option<Directive>, Rejection> {
     let mut found: Option<&str> = None;
     for line in description.lines() {
-        let Some(rest) = strip_prefix_ci(line.trim_start(), "selfheal:") else {
+        let Some(rest) = strip_keyword(line.trim_start())? else {
             continue;
         };
         if found.is_some() {
@@ -51,10 +58,11 @@ pub fn from_description(description: &str) -> Result<Option<Directive>, Rejectio
 }
 
 /// Parse an Alertmanager `selfheal` annotation (`key=value …`; a leading
-/// `selfheal:` is tolerated so one text works in both places).
+/// `selfheal:` is tolerated so one text works in both places, and, as in a
+/// description, only in lowercase).
 pub fn from_annotation(text: &str) -> Result<Directive, Rejection> {
     let text = text.trim_start();
-    parse_pairs(strip_prefix_ci(text, "selfheal:").unwrap_or(text))
+    parse_pairs(strip_keyword(text)?.unwrap_or(text))
 }
 
 /// Parse whitespace-separated `key=value` pairs.
@@ -122,10 +130,22 @@ fn parse_bool(key: &str, value: &str) -> Result<bool, Rejection> {
     }
 }
 
-fn strip_prefix_ci<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
-    let head = text.get(..prefix.len())?;
-    head.eq_ignore_ascii_case(prefix)
-        .then(|| &text[prefix.len()..])
+/// The text after a leading lowercase `selfheal:`; `None` when the text does
+/// not start with the keyword in any case; a rejection when it starts with it
+/// in another case.
+fn strip_keyword(text: &str) -> Result<Option<&str>, Rejection> {
+    let Some(head) = text.get(..KEYWORD.len()) else {
+        return Ok(None);
+    };
+    if head == KEYWORD {
+        return Ok(Some(&text[KEYWORD.len()..]));
+    }
+    if head.eq_ignore_ascii_case(KEYWORD) {
+        return Err(directive_problem(format!(
+            "keyword `{head}` must be lowercase `{KEYWORD}` (the EventBridge rule matches only `{KEYWORD}`)"
+        )));
+    }
+    Ok(None)
 }
 
 fn directive_problem(problem: String) -> Rejection {
@@ -187,6 +207,69 @@ mod tests {
         }
         let err = from_description("selfheal: action=pause\nselfheal: action=resume").unwrap_err();
         assert!(err.to_string().contains("more than one"), "{err}");
+    }
+
+    #[test]
+    fn keyword_in_another_case_is_rejected_naming_the_lowercase_form() {
+        for text in [
+            "Selfheal: action=rollback namespace=shop",
+            "SELFHEAL: action=rollback",
+            "  sElFhEaL:action=pause",
+        ] {
+            let description = format!("Checkout 5xx.\n{text}\nSee the runbook.");
+            let err = from_description(&description).unwrap_err();
+            assert!(
+                matches!(&err, Rejection::Directive { problem } if problem.contains("must be lowercase `selfheal:`")),
+                "{text}: {err:?}"
+            );
+            let keyword = text.trim_start().get(..9).unwrap();
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    "selfheal directive: keyword `{keyword}` must be lowercase `selfheal:` (the EventBridge rule matches only `selfheal:`)"
+                )
+            );
+            let err = from_annotation(text).unwrap_err();
+            assert!(
+                err.to_string().contains("must be lowercase `selfheal:`"),
+                "{text}: {err}"
+            );
+        }
+        // Even next to a valid lowercase line, in either order: never skipped.
+        for description in [
+            "selfheal: action=pause\nSELFHEAL: action=resume",
+            "SELFHEAL: action=resume\nselfheal: action=pause",
+        ] {
+            let err = from_description(description).unwrap_err();
+            assert!(err.to_string().contains("must be lowercase"), "{err}");
+        }
+    }
+
+    #[test]
+    fn lowercase_keyword_is_accepted_and_other_words_are_not_keywords() {
+        let d = from_description("selfheal: action=rollback namespace=shop")
+            .unwrap()
+            .unwrap();
+        assert_eq!(d.action, Some(Action::Rollback));
+        assert_eq!(d.namespace.as_deref(), Some("shop"));
+        // Keys and values keep their documented case rules (action any case).
+        let d = from_annotation("selfheal: action=ROLLBACK dryRun=TRUE").unwrap();
+        assert_eq!(d.action, Some(Action::Rollback));
+        assert_eq!(d.dry_run, Some(true));
+        // Prose that starts with the word but not the keyword is not a directive,
+        // in any case.
+        for text in [
+            "Selfhealing is on for this alarm.",
+            "SELFHEAL without colon",
+            "selfheal",
+            "Self heal: later",
+        ] {
+            assert_eq!(from_description(text).unwrap(), None, "{text}");
+        }
+        // A short or multi-byte start never panics on the byte slice.
+        assert_eq!(from_description("é").unwrap(), None);
+        assert_eq!(from_description("selfhea\u{e9}: x").unwrap(), None);
+        assert_eq!(from_description("selfheal\u{e9}x").unwrap(), None);
     }
 
     #[test]

@@ -246,6 +246,41 @@ fn directive_with_unknown_key_rejects_naming_the_key() {
     );
 }
 
+/// The EventBridge rule matches `*selfheal:*` case-sensitively, so a
+/// `Selfheal:` line is a typed rejection, not a request from the dimensions
+/// and defaults (nor silently dropped).
+#[test]
+fn directive_keyword_in_another_case_rejects_the_alarm() {
+    for keyword in ["Selfheal:", "SELFHEAL:"] {
+        let mut v = eventbridge_eks();
+        v["detail"]["configuration"]["description"] = json!(format!(
+            "Checkout is failing.\n{keyword} action=pause namespace=shop"
+        ));
+        let ingested = parse(&v, &rollback_default());
+        let r = only_rejection(&ingested);
+        assert!(matches!(r, Rejection::Directive { .. }), "{r:?}");
+        assert_eq!(
+            ingested.ignored[0].message,
+            format!(
+                "selfheal directive: keyword `{keyword}` must be lowercase `selfheal:` (the EventBridge rule matches only `selfheal:`)"
+            )
+        );
+        let mut v = fixture("alertmanager/firing-single.json");
+        v["alerts"][0]["annotations"]["selfheal"] = json!(format!("{keyword} action=restart"));
+        let ingested = parse(&v, &rollback_default());
+        assert!(
+            matches!(only_rejection(&ingested), Rejection::Directive { .. }),
+            "{ingested:#?}"
+        );
+    }
+    // The lowercase keyword on the same alarm is a request.
+    let mut v = eventbridge_eks();
+    v["detail"]["configuration"]["description"] =
+        json!("Checkout is failing.\nselfheal: action=pause namespace=shop");
+    let ingested = parse(&v, &rollback_default());
+    assert_eq!(only_request(&ingested).request.action, Action::Pause);
+}
+
 #[test]
 fn defaults_fill_cluster_when_no_dimension_names_it() {
     let mut v = eventbridge_eks();

@@ -1,5 +1,47 @@
 //! Errors of the pure core: bad input only. Guard refusals are outcomes, not errors.
 
+/// JSON that did not decode, with the path of the offending field, so
+/// `"dryRun": "yes"` says `dryRun` and not only "expected a boolean".
+#[derive(Debug, thiserror::Error)]
+#[error("{}{source}", at(path))]
+pub struct Malformed {
+    /// Dotted path (`target.deployment`, `alarm.impactScore`); `.` for the document itself.
+    pub path: String,
+    #[source]
+    pub source: serde_json::Error,
+}
+
+fn at(path: &str) -> String {
+    if path == "." {
+        String::new()
+    } else {
+        format!("at `{path}`: ")
+    }
+}
+
+/// Decodes `T` from a JSON value, naming the offending field on failure.
+pub fn decode<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T, Malformed> {
+    serde_path_to_error::deserialize(value).map_err(|e| Malformed {
+        path: e.path().to_string(),
+        source: e.into_inner(),
+    })
+}
+
+/// [`decode`] from JSON text.
+pub fn decode_str<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, Malformed> {
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| Malformed {
+        path: e.path().to_string(),
+        source: e.into_inner(),
+    })?;
+    // Trailing characters after the document, as serde_json::from_str refuses them.
+    deserializer.end().map_err(|source| Malformed {
+        path: ".".into(),
+        source,
+    })?;
+    Ok(value)
+}
+
 /// Input the core cannot plan with.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -7,7 +49,7 @@ pub enum Error {
     #[error("malformed remediation request: {source}")]
     MalformedRequest {
         #[source]
-        source: serde_json::Error,
+        source: Malformed,
     },
     /// Request that parses but cannot be acted on.
     #[error("invalid remediation request: {0}")]

@@ -18,7 +18,7 @@ pub mod status;
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod testutil;
 
-pub use error::Error;
+pub use error::{Error, Malformed, decode, decode_str};
 pub use model::{
     Action, AlarmRef, Change, GitopsManager, Guard, OutcomeStatus, RemediationOutcome,
     RemediationRequest, RevisionInfo, Scope, Target,

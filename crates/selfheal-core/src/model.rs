@@ -116,7 +116,7 @@ impl RemediationRequest {
     /// Parse and validate a request; every failure names the field at fault.
     pub fn from_json(text: &str) -> Result<Self, Error> {
         let request: RemediationRequest =
-            serde_json::from_str(text).map_err(|source| Error::MalformedRequest { source })?;
+            crate::decode_str(text).map_err(|source| Error::MalformedRequest { source })?;
         request.validate()?;
         Ok(request)
     }
@@ -316,10 +316,34 @@ mod tests {
         let m =
             message(r#"{"action":"delete","target":{"namespace":"shop","deployment":"checkout"}}"#);
         assert!(
-            m.starts_with("malformed remediation request: unknown variant `delete`"),
+            m.starts_with("malformed remediation request: at `action`: unknown variant `delete`"),
             "{m}"
         );
         assert!(m.contains("rollback") && m.contains("restart"), "{m}");
+    }
+
+    #[test]
+    fn wrong_types_name_the_field_nested_or_not() {
+        let m = message(
+            r#"{"action":"rollback","dryRun":"yes","target":{"namespace":"shop","deployment":"checkout"}}"#,
+        );
+        assert!(
+            m.contains("at `dryRun`: invalid type: string \"yes\", expected a boolean"),
+            "{m}"
+        );
+        let m = message(r#"{"action":"rollback","target":{"namespace":"shop","deployment":7}}"#);
+        assert!(
+            m.contains("at `target.deployment`: invalid type: integer `7`"),
+            "{m}"
+        );
+        // A document-level problem has no path to name.
+        let m = message(
+            r#"{"action":"pause","target":{"namespace":"shop","deployment":"checkout"}} trailing"#,
+        );
+        assert!(
+            m.starts_with("malformed remediation request: trailing characters"),
+            "{m}"
+        );
     }
 
     #[test]

@@ -39,11 +39,11 @@ pub enum HandlerError {
     #[error("invalid request: {reason}")]
     InvalidRequest { reason: String },
 
-    /// The payload did not decode into the expected shape.
+    /// The payload did not decode into the expected shape (the message names the field).
     #[error("malformed request: {source}")]
     MalformedRequest {
         #[source]
-        source: serde_json::Error,
+        source: selfheal_core::Malformed,
     },
 
     /// The request parsed but failed the contract's own checks.
@@ -303,7 +303,7 @@ mod tests {
     #[test]
     fn bad_input_is_non_retryable_invalid_request() {
         let malformed =
-            serde_json::from_str::<selfheal_core::RemediationRequest>("{}").unwrap_err();
+            selfheal_core::decode_str::<selfheal_core::RemediationRequest>("{}").unwrap_err();
         let cases = [
             HandlerError::InvalidRequest {
                 reason: "expected an object".into(),

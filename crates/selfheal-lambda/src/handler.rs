@@ -38,7 +38,7 @@ pub fn parse_request(payload: Value) -> Result<RemediationRequest, HandlerError>
             ),
         });
     }
-    let request: RemediationRequest = serde_json::from_value(payload)
+    let request: RemediationRequest = selfheal_core::decode(payload)
         .map_err(|source| HandlerError::MalformedRequest { source })?;
     request
         .validate()
@@ -179,7 +179,7 @@ pub async fn handle_verify(
             ),
         });
     }
-    let VerifyInput { mut target } = serde_json::from_value(payload)
+    let VerifyInput { mut target } = selfheal_core::decode(payload)
         .map_err(|source| HandlerError::MalformedRequest { source })?;
     if target.namespace.trim().is_empty() {
         return Err(HandlerError::InvalidRequest {

@@ -142,7 +142,7 @@ export class SelfhealStack extends cdk.Stack {
       minValue: 1,
       maxValue: 1000,
       description:
-        "Most alerts one Alertmanager notification may carry; more get 413 and start nothing. Set Alertmanager's max_alerts at or below it (docs/limits.md).",
+        "Most alerts one Alertmanager notification may carry; more get 400 and start nothing. Set Alertmanager's max_alerts at or below it (docs/limits.md).",
     });
     const notificationEmail = param("NotificationEmail", {
       type: "String",

@@ -13,7 +13,12 @@
 //! Environment: `SELFHEAL_BENCH_RUNS` (default 15), `SELFHEAL_BENCH_RSS_RUNS`
 //! (default 3), `SELFHEAL_BENCH_ROLLBACK` (default target/release/rollback),
 //! `SELFHEAL_BENCH_BASELINE` (a second rollback binary measured alongside,
-//! e.g. a copy of the previous build), `SELFHEAL_BENCH_KEEP` (keep the run logs).
+//! e.g. a copy of the previous build), `SELFHEAL_BENCH_KEEP` (keep the run logs),
+//! `SELFHEAL_BENCH_CONTROLLER` (`between`, the default: the emulated
+//! controller-manager converges each namespace before and after the timed
+//! window but not inside it, as on a real cluster where it runs on the
+//! control plane's own CPUs; `live`: it also reacts to the subject's PATCH
+//! inside the window, on the bench host's 2 CPUs).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::convert::Infallible;
@@ -313,6 +318,15 @@ impl Bench {
         self.server
             .apply_objects(snapshot_copy(&snapshot(), &ns, n));
         assert_eq!(images(&self.server, &ns)[0].1, API_BAD);
+        {
+            // A steady cluster before the window (pods of revision 4 up), as
+            // the Deployment would be when an alarm fires; otherwise the
+            // window would also time the controller's reaction to the seeding.
+            assert!(
+                self.server.controller().settle().await,
+                "{run}: no steady state"
+            );
+        }
         let time_out = self.dir.join(format!("{run}.time"));
         let inner = self.command(subject, &ns, &run);
         let mut cmd = if rss {
@@ -375,6 +389,22 @@ impl Bench {
             for r in &self.server.requests()[before..] {
                 eprintln!("  {} {} {} {:?}", run, r.method, r.path, r.query);
             }
+        }
+        {
+            // The controller's share of the rollback (in `between` mode all
+            // of it, after the window): the new revision rolls out and the
+            // old one scales down.
+            assert!(
+                self.server.controller().settle().await,
+                "{run}: no steady state"
+            );
+            let d = self.server.deployment(&ns, "checkout").expect("deployment");
+            let (spec, status) = (d.spec.unwrap(), d.status.unwrap_or_default());
+            assert_eq!(status.observed_generation, d.metadata.generation, "{run}");
+            assert_eq!(
+                status.updated_replicas, spec.replicas,
+                "{run}: rollout not done"
+            );
         }
         let got = images(&self.server, &ns);
         assert_eq!(
@@ -551,6 +581,13 @@ async fn main() {
     let kubeconfig = dir.join("kubeconfig");
     server.write_kubeconfig(&kubeconfig).unwrap();
     let (runtime_port, slot) = start_runtime_api().await;
+    let controller_live = match std::env::var("SELFHEAL_BENCH_CONTROLLER").as_deref() {
+        Ok("live") => true,
+        Ok("between") | Err(_) => false,
+        Ok(other) => panic!("SELFHEAL_BENCH_CONTROLLER={other}: expected `between` or `live`"),
+    };
+    // `between`: only `settle()` drives the controller, never the background loop.
+    server.controller().pause_automatic(!controller_live);
     let bench = Bench {
         server,
         dir: dir.clone(),
@@ -565,6 +602,14 @@ async fn main() {
     };
 
     println!("rollback binary: {}", rollback.display());
+    println!(
+        "controller emulation: {}",
+        if controller_live {
+            "live (settled before each run; reacts to the PATCH inside the timed window)"
+        } else {
+            "between runs (settled before and after each timed window)"
+        }
+    );
     if let Some(b) = &baseline {
         println!("baseline binary: {}", b.display());
     }

@@ -1,4 +1,4 @@
-//! `decide` for a half-brick rollback over histories of 10, 100 and 1,000
+//! `decide` for a half-brick and a whole-template rollback over histories of 10, 100 and 1,000
 //! ReplicaSets (goal: ≤ 5 ms at 1,000). Every revision has a realistic
 //! two-container template, so template comparisons cost what they would live.
 
@@ -75,14 +75,12 @@ fn history(n: usize) -> (Deployment, Vec<ReplicaSet>) {
     )
 }
 
-fn bench_half_brick(c: &mut Criterion) {
-    let request = RemediationRequest::from_json(
-        r#"{"action":"rollback","target":{"namespace":"shop","deployment":"checkout"}}"#,
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+/// `decide` for `request` over histories of 10, 100 and 1,000 ReplicaSets.
+fn bench_decide(c: &mut Criterion, group: &str, request: &str) {
+    let request = RemediationRequest::from_json(request).unwrap_or_else(|e| panic!("{e}"));
     let policy = Policy::default();
     let now: jiff::Timestamp = "2026-11-26T20:00:00Z".parse().unwrap_or_default();
-    let mut group = c.benchmark_group("decide_half_brick_rollback");
+    let mut group = c.benchmark_group(group);
     for n in [10, 100, 1_000] {
         let (deployment, replica_sets) = history(n);
         let input = PlanInput {
@@ -103,5 +101,23 @@ fn bench_half_brick(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_half_brick);
+/// The half-brick rollback: offending container, image choice, one patch.
+fn bench_half_brick(c: &mut Criterion) {
+    bench_decide(
+        c,
+        "decide_half_brick_rollback",
+        r#"{"action":"rollback","target":{"namespace":"shop","deployment":"checkout"}}"#,
+    );
+}
+
+/// `kubectl rollout undo` parity: whole-template comparison against the previous revision.
+fn bench_template(c: &mut Criterion) {
+    bench_decide(
+        c,
+        "decide_template_rollback",
+        r#"{"action":"rollback","scope":"template","target":{"namespace":"shop","deployment":"checkout"}}"#,
+    );
+}
+
+criterion_group!(benches, bench_half_brick, bench_template);
 criterion_main!(benches);

@@ -244,6 +244,8 @@ async fn starts_against_moto() {
 
     // (b) sequential, same client, same names and inputs, its own state machine.
     let sequential_arn = create_state_machine(&sfn, "sequential").await;
+    let moto_pid = moto.child.id().to_string();
+    let cpu_before = (cpu_seconds("self"), cpu_seconds(&moto_pid));
     let t = Instant::now();
     for (name, input) in &inputs {
         sfn.start_execution()
@@ -255,6 +257,10 @@ async fn starts_against_moto() {
             .unwrap();
     }
     let sequential = t.elapsed();
+    let cpu_sequential = (
+        cpu_seconds("self") - cpu_before.0,
+        cpu_seconds(&moto_pid) - cpu_before.1,
+    );
     assert_eq!(count_executions(&sfn, &sequential_arn).await, ALERTS);
 
     // (a) one webhook through the handler's Function URL path.
@@ -269,9 +275,14 @@ async fn starts_against_moto() {
     // at SELFHEAL_MAX_ALERTS_PER_WEBHOOK's upper bound.
     .with_max_alerts(ALERTS);
     let request = url_request(&body);
+    let cpu_before = (cpu_seconds("self"), cpu_seconds(&moto_pid));
     let t = Instant::now();
     let response = ingest.handle(request).await.unwrap();
     let concurrent = t.elapsed();
+    let cpu_webhook = (
+        cpu_seconds("self") - cpu_before.0,
+        cpu_seconds(&moto_pid) - cpu_before.1,
+    );
     assert_eq!(response["statusCode"], 200, "{response}");
     let summary: Value = serde_json::from_str(response["body"].as_str().unwrap()).unwrap();
     assert_eq!(summary["started"].as_array().unwrap().len(), ALERTS);
@@ -293,7 +304,36 @@ async fn starts_against_moto() {
         sequential.as_secs_f64() / concurrent.as_secs_f64(),
         load_average()
     );
+    // Where the time goes: moto is one Python process (one core at most,
+    // GIL), so once it is saturated no client-side parallelism helps.
+    for (what, (own, moto_cpu), wall) in [
+        ("sequential", cpu_sequential, sequential),
+        ("webhook", cpu_webhook, concurrent),
+    ] {
+        println!(
+            "  CPU during {what:<10}: this process {own:.2} s, moto {moto_cpu:.2} s ({:.0} % of one core over {:.2} s)",
+            100.0 * moto_cpu / wall.as_secs_f64(),
+            wall.as_secs_f64()
+        );
+    }
     drop(moto);
+}
+
+/// User + system CPU seconds of a process (`self` or a pid), from
+/// /proc/PID/stat fields 14–15 in clock ticks (100 per second on Linux).
+fn cpu_seconds(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The command name may hold spaces: fields count from after its `)`.
+    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // After `)`: state is field 3, so utime (14) and stime (15) are at 11 and 12.
+    (ticks(11) + ticks(12)) as f64 / 100.0
 }
 
 /// Fixture with a `selfheal:` directive written into the alarm description,

@@ -105,92 +105,6 @@ fn decode_ca(value: &str) -> Result<String> {
     })
 }
 
-/// Endpoint configuration from the environment, read once at start-up.
-///
-/// - `SELFHEAL_CLUSTER_ENDPOINT`: API server URL; when set, DescribeCluster is skipped.
-/// - `SELFHEAL_CLUSTER_CA`: its CA, PEM or base64 of PEM (optional: system roots otherwise).
-/// - `SELFHEAL_CLUSTER_NAME`: restricts the configured endpoint to this cluster name.
-/// - `SELFHEAL_KUBECONFIG_CONTEXT` / `SELFHEAL_USE_KUBECONFIG=1`: local mode, kubeconfig instead of EKS auth.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ClusterConfig {
-    pub endpoint: Option<String>,
-    pub ca: Option<String>,
-    pub cluster_name: Option<String>,
-    pub use_kubeconfig: bool,
-    pub kubeconfig_context: Option<String>,
-}
-
-impl ClusterConfig {
-    /// Reads the variables above from the process environment.
-    pub fn from_env() -> Result<Self> {
-        Self::from_lookup(|name| std::env::var(name).ok())
-    }
-
-    /// Same, from any lookup (tests pass a map instead of mutating the environment).
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
-        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
-        let use_kubeconfig = match get("SELFHEAL_USE_KUBECONFIG").as_deref() {
-            None | Some("0" | "false") => false,
-            Some("1" | "true") => true,
-            Some(other) => {
-                return Err(Error::InvalidEnv {
-                    name: "SELFHEAL_USE_KUBECONFIG",
-                    reason: format!("expected 1/true/0/false, got {other:?}"),
-                });
-            }
-        };
-        let config = Self {
-            endpoint: get("SELFHEAL_CLUSTER_ENDPOINT"),
-            ca: get("SELFHEAL_CLUSTER_CA"),
-            cluster_name: get("SELFHEAL_CLUSTER_NAME"),
-            kubeconfig_context: get("SELFHEAL_KUBECONFIG_CONTEXT"),
-            use_kubeconfig,
-        };
-        if config.ca.is_some() && config.endpoint.is_none() {
-            return Err(Error::InvalidEnv {
-                name: "SELFHEAL_CLUSTER_CA",
-                reason: "set without SELFHEAL_CLUSTER_ENDPOINT".into(),
-            });
-        }
-        if let Some(ca) = &config.ca {
-            decode_ca(ca)
-                .and_then(|pem| pem_to_der(&pem))
-                .map_err(|e| Error::InvalidEnv {
-                    name: "SELFHEAL_CLUSTER_CA",
-                    reason: e.to_string(),
-                })?;
-        }
-        if let Some(endpoint) = &config.endpoint {
-            endpoint
-                .parse::<http::Uri>()
-                .map_err(|source| Error::InvalidEndpoint {
-                    endpoint: endpoint.clone(),
-                    source,
-                })?;
-        }
-        Ok(config)
-    }
-
-    /// The source this configuration selects; `sdk_config` is used only for DescribeCluster.
-    pub fn source(&self, sdk_config: &SdkConfig) -> Result<ClusterSource> {
-        if self.use_kubeconfig || self.kubeconfig_context.is_some() {
-            return Ok(ClusterSource::Kubeconfig {
-                context: self.kubeconfig_context.clone(),
-            });
-        }
-        match &self.endpoint {
-            Some(endpoint) => Ok(ClusterSource::Configured {
-                cluster: self.cluster_name.clone(),
-                endpoint: ClusterEndpoint {
-                    endpoint: endpoint.clone(),
-                    ca_data: self.ca.clone(),
-                },
-            }),
-            None => Ok(ClusterSource::describe(sdk_config)),
-        }
-    }
-}
-
 /// How a cluster name becomes an endpoint and CA.
 #[derive(Debug, Clone)]
 pub enum ClusterSource {
@@ -345,13 +259,6 @@ impl EksClients {
             clock: Arc::new(SystemClock),
             cache: tokio::sync::Mutex::new(HashMap::new()),
         }
-    }
-
-    /// Default credential chain and region, source from [`ClusterConfig::from_env`].
-    pub async fn from_env() -> Result<Self> {
-        let sdk_config = selfheal_aws::load().await;
-        let source = ClusterConfig::from_env()?.source(&sdk_config)?;
-        Ok(Self::new(&sdk_config, source))
     }
 
     /// How long a client (its token) is used before a fresh one is built.
@@ -579,54 +486,5 @@ mod tests {
         ));
         assert!(matches!(err, Error::InvalidClusterCa { .. }), "{err}");
         assert_eq!(err.error_type(), "NonRetryableAuthConfig");
-    }
-
-    #[test]
-    fn cluster_config_from_env_lookup() {
-        fn env<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
-            move |name: &str| {
-                pairs
-                    .iter()
-                    .find(|(k, _)| *k == name)
-                    .map(|(_, v)| (*v).to_owned())
-            }
-        }
-        let empty = ClusterConfig::from_lookup(env(&[])).unwrap();
-        assert_eq!(empty, ClusterConfig::default());
-        assert!(matches!(
-            empty.source(&sdk_config()).unwrap(),
-            ClusterSource::Describe(_)
-        ));
-
-        let pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----";
-        let cfg = ClusterConfig::from_lookup(env(&[
-            ("SELFHEAL_CLUSTER_ENDPOINT", "https://10.0.0.1:443"),
-            ("SELFHEAL_CLUSTER_CA", pem),
-            ("SELFHEAL_CLUSTER_NAME", "prod"),
-        ]))
-        .unwrap();
-        match cfg.source(&sdk_config()).unwrap() {
-            ClusterSource::Configured { cluster, endpoint } => {
-                assert_eq!(cluster.as_deref(), Some("prod"));
-                assert_eq!(endpoint.endpoint, "https://10.0.0.1:443");
-                assert_eq!(endpoint.ca_data.as_deref(), Some(pem));
-            }
-            other => panic!("{other:?}"),
-        }
-
-        let local = ClusterConfig::from_lookup(env(&[("SELFHEAL_USE_KUBECONFIG", "1")])).unwrap();
-        assert!(matches!(
-            local.source(&sdk_config()).unwrap(),
-            ClusterSource::Kubeconfig { context: None }
-        ));
-
-        for bad in [
-            &[("SELFHEAL_CLUSTER_CA", "x")][..],
-            &[("SELFHEAL_USE_KUBECONFIG", "maybe")][..],
-            &[("SELFHEAL_CLUSTER_ENDPOINT", "not a url")][..],
-        ] {
-            let err = ClusterConfig::from_lookup(env(bad)).unwrap_err();
-            assert_eq!(err.error_type(), "NonRetryableAuthConfig", "{err}");
-        }
     }
 }

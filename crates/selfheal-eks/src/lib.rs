@@ -15,9 +15,7 @@ pub mod verify;
 use aws_sdk_eks::error::SdkError;
 use aws_sdk_eks::operation::describe_cluster::DescribeClusterError;
 
-pub use cluster::{
-    Clock, ClusterConfig, ClusterEndpoint, ClusterSource, EksClients, ManualClock, SystemClock,
-};
+pub use cluster::{Clock, ClusterEndpoint, ClusterSource, EksClients, ManualClock, SystemClock};
 pub use token::{EksToken, ExecCredential, exec_credential, presign_token};
 pub use verify::{TokenRejection, TokenVerifier, VerifiedToken};
 
@@ -96,9 +94,6 @@ pub enum Error {
         #[source]
         source: http::uri::InvalidUri,
     },
-    /// A configuration environment variable has an unusable value.
-    #[error("environment variable {name}: {reason}")]
-    InvalidEnv { name: &'static str, reason: String },
     /// The kube adapter could not build a client (kubeconfig, TLS setup).
     #[error("building the Kubernetes client failed: {source}")]
     KubeClient {
@@ -129,7 +124,6 @@ impl Error {
             | Error::Signing { .. }
             | Error::InvalidClusterCa { .. }
             | Error::InvalidEndpoint { .. }
-            | Error::InvalidEnv { .. }
             | Error::Json { .. } => NON_RETRYABLE_AUTH_CONFIG,
             Error::KubeClient { source } => source.error_type(),
             Error::Credentials { source } => match source {

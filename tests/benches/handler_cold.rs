@@ -14,11 +14,12 @@
 //! (default 3), `SELFHEAL_BENCH_ROLLBACK` (default target/release/rollback),
 //! `SELFHEAL_BENCH_BASELINE` (a second rollback binary measured alongside,
 //! e.g. a copy of the previous build), `SELFHEAL_BENCH_KEEP` (keep the run logs),
-//! `SELFHEAL_BENCH_CONTROLLER` (`between`, the default: the emulated
+//! `SELFHEAL_BENCH_CONTROLLER` (`both`, the default, interleaves the two
+//! placements run by run and prints a table for each; `between`: the emulated
 //! controller-manager converges each namespace before and after the timed
-//! window but not inside it, as on a real cluster where it runs on the
-//! control plane's own CPUs; `live`: it also reacts to the subject's PATCH
-//! inside the window, on the bench host's 2 CPUs).
+//! window but not inside it, as on EKS where it runs on the control plane's
+//! own CPUs; `live`: it also reacts to the subject's PATCH inside the window,
+//! on the bench host's CPUs).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::convert::Infallible;
@@ -233,6 +234,35 @@ impl Subject {
             Subject::KubectlUndo => "undo",
             Subject::KubectlSetImage => "set",
             Subject::Python => "py",
+        }
+    }
+}
+
+/// Where the emulated controller-manager does its work relative to the timed
+/// window (both placements settle every namespace before and after it).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ControllerMode {
+    /// Outside the window, as on EKS, where kube-controller-manager runs on
+    /// the control plane's own hosts and shares no CPU with the function.
+    Between,
+    /// Also inside it: it reacts to the subject's PATCH on the bench host's CPUs.
+    Live,
+}
+
+impl ControllerMode {
+    fn tag(self) -> &'static str {
+        match self {
+            ControllerMode::Between => "between",
+            ControllerMode::Live => "live",
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            ControllerMode::Between => "between runs (`between`: off the timed window, as on EKS)",
+            ControllerMode::Live => {
+                "live (`live`: reacts to the PATCH inside the timed window, on the bench host's CPUs)"
+            }
         }
     }
 }
@@ -581,13 +611,15 @@ async fn main() {
     let kubeconfig = dir.join("kubeconfig");
     server.write_kubeconfig(&kubeconfig).unwrap();
     let (runtime_port, slot) = start_runtime_api().await;
-    let controller_live = match std::env::var("SELFHEAL_BENCH_CONTROLLER").as_deref() {
-        Ok("live") => true,
-        Ok("between") | Err(_) => false,
-        Ok(other) => panic!("SELFHEAL_BENCH_CONTROLLER={other}: expected `between` or `live`"),
+    // Controller placements, interleaved run by run like the subjects.
+    let modes: Vec<ControllerMode> = match std::env::var("SELFHEAL_BENCH_CONTROLLER").as_deref() {
+        Ok("both") | Err(_) => vec![ControllerMode::Between, ControllerMode::Live],
+        Ok("between") => vec![ControllerMode::Between],
+        Ok("live") => vec![ControllerMode::Live],
+        Ok(other) => {
+            panic!("SELFHEAL_BENCH_CONTROLLER={other}: expected `both`, `between` or `live`")
+        }
     };
-    // `between`: only `settle()` drives the controller, never the background loop.
-    server.controller().pause_automatic(!controller_live);
     let bench = Bench {
         server,
         dir: dir.clone(),
@@ -602,34 +634,42 @@ async fn main() {
     };
 
     println!("rollback binary: {}", rollback.display());
-    println!(
-        "controller emulation: {}",
-        if controller_live {
-            "live (settled before each run; reacts to the PATCH inside the timed window)"
-        } else {
-            "between runs (settled before and after each timed window)"
-        }
-    );
     if let Some(b) = &baseline {
         println!("baseline binary: {}", b.display());
     }
-    eprintln!("handler_cold: {runs} timed runs + {rss_runs} RSS runs per subject, interleaved");
+    eprintln!(
+        "handler_cold: {runs} timed runs per subject and controller mode + {rss_runs} RSS runs per subject, interleaved"
+    );
     // One warm-up per subject (page cache, kubectl discovery cache), not counted.
     let mut n = 0;
     for &s in &subjects {
         bench.run(s, n, false).await;
         n += 1;
     }
-    let mut times: Vec<Vec<Duration>> = vec![Vec::new(); subjects.len()];
+    let mut times: Vec<Vec<Vec<Duration>>> = vec![vec![Vec::new(); subjects.len()]; modes.len()];
     let mut peaks: Vec<Vec<u64>> = vec![Vec::new(); subjects.len()];
     for _ in 0..runs {
-        for (i, &s) in subjects.iter().enumerate() {
-            let (t, _) = bench.run(s, n, false).await;
-            eprintln!("run {n:>3} {:<5} {:>8.1} ms", s.tag(), ms(t));
-            times[i].push(t);
-            n += 1;
+        for (m, &mode) in modes.iter().enumerate() {
+            // `between`: only `settle()` drives the controller, never the background loop.
+            bench
+                .server
+                .controller()
+                .pause_automatic(mode == ControllerMode::Between);
+            for (i, &s) in subjects.iter().enumerate() {
+                let (t, _) = bench.run(s, n, false).await;
+                eprintln!(
+                    "run {n:>3} {:<7} {:<5} {:>8.1} ms",
+                    mode.tag(),
+                    s.tag(),
+                    ms(t)
+                );
+                times[m][i].push(t);
+                n += 1;
+            }
         }
     }
+    // Peak RSS does not depend on where the controller runs.
+    bench.server.controller().pause_automatic(true);
     for _ in 0..rss_runs {
         for (i, &s) in subjects.iter().enumerate() {
             let (_, p) = bench.run(s, n, true).await;
@@ -638,26 +678,29 @@ async fn main() {
         }
     }
 
-    let medians: Vec<Duration> = times.iter_mut().map(|t| median(t)).collect();
-    let rust = medians[0];
-    println!(
-        "\n## Cold rollback, exec → response (median of {runs} runs; peak RSS max of {rss_runs})\n"
-    );
-    println!("| Subject | median | min | max | × rollback fn | peak RSS |");
-    println!("|---|---:|---:|---:|---:|---:|");
-    for (i, &s) in subjects.iter().enumerate() {
-        let min = times[i].iter().min().unwrap();
-        let max = times[i].iter().max().unwrap();
-        let peak = peaks[i].iter().max().unwrap();
+    for (m, mode) in modes.iter().enumerate() {
+        let medians: Vec<Duration> = times[m].iter_mut().map(|t| median(t)).collect();
+        let rust = medians[0];
         println!(
-            "| {} | {:.1} ms | {:.1} ms | {:.1} ms | {:.1}× | {:.1} MiB |",
-            s.label(),
-            ms(medians[i]),
-            ms(*min),
-            ms(*max),
-            medians[i].as_secs_f64() / rust.as_secs_f64(),
-            *peak as f64 / 1024.0
+            "\n## Cold rollback, exec → response, controller {} (median of {runs} runs; peak RSS max of {rss_runs})\n",
+            mode.describe()
         );
+        println!("| Subject | median | min | max | × rollback fn | peak RSS |");
+        println!("|---|---:|---:|---:|---:|---:|");
+        for (i, &s) in subjects.iter().enumerate() {
+            let min = times[m][i].iter().min().unwrap();
+            let max = times[m][i].iter().max().unwrap();
+            let peak = peaks[i].iter().max().unwrap();
+            println!(
+                "| {} | {:.1} ms | {:.1} ms | {:.1} ms | {:.1}× | {:.1} MiB |",
+                s.label(),
+                ms(medians[i]),
+                ms(*min),
+                ms(*max),
+                medians[i].as_secs_f64() / rust.as_secs_f64(),
+                *peak as f64 / 1024.0
+            );
+        }
     }
 
     println!("\n## Release binaries (stripped; zipped as `bootstrap`)\n");

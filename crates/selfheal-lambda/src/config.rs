@@ -1,6 +1,7 @@
 //! The functions' configuration: environment variables parsed once at start-up
-//! into a typed struct (design.md §5), so a bad value fails the cold start with
-//! a clear message instead of failing every invocation differently.
+//! into a typed struct (design.md §5), so a bad value fails the start-up with
+//! one clear message (which every invocation then answers, see
+//! [`crate::Startup`]) instead of failing each invocation differently.
 //!
 //! Every variable is listed in functions/README.md. Empty values count as unset
 //! (CloudFormation cannot delete a variable, only blank it).
@@ -16,11 +17,13 @@ use crate::error::HandlerError;
 pub const KUBECONFIG: &str = "SELFHEAL_KUBECONFIG";
 /// Context inside [`KUBECONFIG`] (default: its current context).
 pub const KUBE_CONTEXT: &str = "SELFHEAL_KUBE_CONTEXT";
-/// EKS API server URL; skips `eks:DescribeCluster`.
+/// EKS API server URL; skips `eks:DescribeCluster`. It is one cluster's
+/// server, so it needs [`DEFAULT_CLUSTER`] to name that cluster.
 pub const CLUSTER_ENDPOINT: &str = "SELFHEAL_CLUSTER_ENDPOINT";
 /// CA of [`CLUSTER_ENDPOINT`], PEM or base64 of PEM (as EKS gives it).
 pub const CLUSTER_CA: &str = "SELFHEAL_CLUSTER_CA";
-/// Cluster used when a request's `target.cluster` is absent.
+/// Cluster used when a request's `target.cluster` is absent; with
+/// [`CLUSTER_ENDPOINT`], the only cluster the function serves.
 pub const DEFAULT_CLUSTER: &str = "SELFHEAL_DEFAULT_CLUSTER";
 /// How long an EKS token (and its client) is used before a fresh one is signed.
 pub const TOKEN_LIFETIME_SECONDS: &str = "SELFHEAL_TOKEN_LIFETIME_SECONDS";
@@ -55,7 +58,8 @@ pub enum ClusterAccess {
         context: Option<String>,
     },
     /// In AWS: presigned STS tokens (design.md §4); endpoint and CA from
-    /// `DescribeCluster` unless `endpoint` is configured.
+    /// `DescribeCluster` unless `endpoint` is configured (then only its
+    /// cluster is served).
     Eks {
         endpoint: Option<ConfiguredEndpoint>,
         token_lifetime: Duration,
@@ -63,8 +67,13 @@ pub enum ClusterAccess {
 }
 
 /// A fixed API endpoint, so the function needs no `eks:DescribeCluster` call.
+/// It is the API server of one cluster: tokens are signed for that name, and
+/// a request for another cluster is refused before any call
+/// ([`FunctionConfig::cluster_for`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfiguredEndpoint {
+    /// The cluster this endpoint belongs to ([`DEFAULT_CLUSTER`]).
+    pub cluster: String,
     pub url: String,
     /// PEM text; `None` trusts the platform roots.
     pub ca_pem: Option<String>,
@@ -106,6 +115,7 @@ impl FunctionConfig {
         let context = get(KUBE_CONTEXT);
         let endpoint = get(CLUSTER_ENDPOINT);
         let ca = get(CLUSTER_CA);
+        let default_cluster = get(DEFAULT_CLUSTER);
         let token_lifetime = match get(TOKEN_LIFETIME_SECONDS) {
             None => MAX_TOKEN_LIFETIME,
             Some(text) => parse_token_lifetime(&text)?,
@@ -130,7 +140,7 @@ impl FunctionConfig {
                     return Err(invalid(KUBE_CONTEXT, format!("set without {KUBECONFIG}")));
                 }
                 let endpoint = match endpoint {
-                    Some(url) => Some(parse_endpoint(url, ca)?),
+                    Some(url) => Some(parse_endpoint(url, ca, default_cluster.clone())?),
                     None if ca.is_some() => {
                         return Err(invalid(
                             CLUSTER_CA,
@@ -160,23 +170,42 @@ impl FunctionConfig {
         Ok(FunctionConfig {
             policy,
             access,
-            default_cluster: get(DEFAULT_CLUSTER),
+            default_cluster,
             replan_budget,
         })
     }
 
     /// The cluster a request is for: its own, else the configured default.
     /// Local (kubeconfig) access serves any name, so there the name is optional.
+    /// A configured endpoint serves only its own cluster: another name is
+    /// refused here, before any network call.
     pub fn cluster_for(&self, requested: Option<&str>) -> Result<Option<String>, HandlerError> {
         let requested = requested.map(str::trim).filter(|c| !c.is_empty());
-        match (requested, &self.default_cluster, &self.access) {
-            (Some(cluster), _, _) => Ok(Some(cluster.to_owned())),
-            (None, Some(default), _) => Ok(Some(default.clone())),
-            (None, None, ClusterAccess::Kubeconfig { .. }) => Ok(None),
-            (None, None, ClusterAccess::Eks { .. }) => Err(HandlerError::InvalidRequest {
-                reason: format!("target.cluster is missing and {DEFAULT_CLUSTER} is not set"),
-            }),
+        let cluster = match (requested, &self.default_cluster, &self.access) {
+            (Some(cluster), _, _) => Some(cluster.to_owned()),
+            (None, Some(default), _) => Some(default.clone()),
+            (None, None, ClusterAccess::Kubeconfig { .. }) => None,
+            (None, None, ClusterAccess::Eks { .. }) => {
+                return Err(HandlerError::InvalidRequest {
+                    reason: format!("target.cluster is missing and {DEFAULT_CLUSTER} is not set"),
+                });
+            }
+        };
+        if let (
+            Some(requested),
+            ClusterAccess::Eks {
+                endpoint: Some(endpoint),
+                ..
+            },
+        ) = (&cluster, &self.access)
+            && *requested != endpoint.cluster
+        {
+            return Err(HandlerError::ClusterNotServed {
+                requested: requested.clone(),
+                configured: endpoint.cluster.clone(),
+            });
         }
+        Ok(cluster)
     }
 }
 
@@ -193,7 +222,14 @@ fn parse_token_lifetime(text: &str) -> Result<Duration, HandlerError> {
     }
 }
 
-fn parse_endpoint(url: String, ca: Option<String>) -> Result<ConfiguredEndpoint, HandlerError> {
+/// [`CLUSTER_ENDPOINT`] and [`CLUSTER_CA`], checked now; `cluster` is
+/// [`DEFAULT_CLUSTER`], required: a token is signed for one cluster name, so
+/// without it the endpoint would get requests (and 401s) for any cluster.
+fn parse_endpoint(
+    url: String,
+    ca: Option<String>,
+    cluster: Option<String>,
+) -> Result<ConfiguredEndpoint, HandlerError> {
     let uri = url
         .parse::<http::Uri>()
         .map_err(|e| invalid(CLUSTER_ENDPOINT, format!("{url:?} is not a URL: {e}")))?;
@@ -221,7 +257,19 @@ fn parse_endpoint(url: String, ca: Option<String>) -> Result<ConfiguredEndpoint,
             Some(pem)
         }
     };
-    Ok(ConfiguredEndpoint { url, ca_pem })
+    let cluster = cluster.ok_or_else(|| {
+        invalid(
+            DEFAULT_CLUSTER,
+            format!(
+                "required with {CLUSTER_ENDPOINT}: the endpoint is one cluster's API server, and this variable names that cluster"
+            ),
+        )
+    })?;
+    Ok(ConfiguredEndpoint {
+        cluster,
+        url,
+        ca_pem,
+    })
 }
 
 #[cfg(test)]
@@ -319,6 +367,7 @@ ZZUolFY4U9jn37uu5iOeDQ==
             else {
                 panic!("expected a configured EKS endpoint: {config:?}");
             };
+            assert_eq!(endpoint.cluster, "prod-eks");
             assert_eq!(endpoint.url, "https://ABC.gr7.eu-west-1.eks.amazonaws.com");
             assert_eq!(endpoint.ca_pem.as_deref().map(str::trim), Some(PEM.trim()));
             assert_eq!(token_lifetime, Duration::from_secs(5));
@@ -398,6 +447,16 @@ ZZUolFY4U9jn37uu5iOeDQ==
                 "choose local",
             ),
             (
+                &[(CLUSTER_ENDPOINT, "https://x")],
+                DEFAULT_CLUSTER,
+                "required with SELFHEAL_CLUSTER_ENDPOINT",
+            ),
+            (
+                &[(CLUSTER_ENDPOINT, "https://x"), (DEFAULT_CLUSTER, " ")],
+                DEFAULT_CLUSTER,
+                "required with SELFHEAL_CLUSTER_ENDPOINT",
+            ),
+            (
                 &[(CLUSTER_ENDPOINT, "not a url")],
                 CLUSTER_ENDPOINT,
                 "not a URL",
@@ -471,5 +530,48 @@ ZZUolFY4U9jn37uu5iOeDQ==
 
         let local = parse(&[(KUBECONFIG, "/k")]).unwrap();
         assert_eq!(local.cluster_for(None).unwrap(), None);
+        assert_eq!(
+            local.cluster_for(Some("any")).unwrap().as_deref(),
+            Some("any")
+        );
+    }
+
+    /// A configured endpoint is one cluster's API server: its own name (asked
+    /// for or defaulted) passes, any other is `NonRetryableClusterNotFound`
+    /// naming both clusters and the variables, decided without any call.
+    #[test]
+    fn configured_endpoint_serves_only_its_cluster() {
+        let config = parse(&[
+            (
+                CLUSTER_ENDPOINT,
+                "https://ABC.gr7.eu-west-1.eks.amazonaws.com",
+            ),
+            (DEFAULT_CLUSTER, "prod-eks"),
+        ])
+        .unwrap();
+        for requested in [None, Some("prod-eks"), Some(" prod-eks "), Some("")] {
+            assert_eq!(
+                config.cluster_for(requested).unwrap().as_deref(),
+                Some("prod-eks"),
+                "{requested:?}"
+            );
+        }
+        for other in ["staging-eks", "PROD-EKS", "prod-eks-2"] {
+            let err = config.cluster_for(Some(other)).unwrap_err();
+            assert!(
+                matches!(
+                    &err,
+                    HandlerError::ClusterNotServed { requested, configured }
+                        if requested == other && configured == "prod-eks"
+                ),
+                "{err:?}"
+            );
+            assert_eq!(err.error_type(), "NonRetryableClusterNotFound");
+            assert!(!err.is_retryable());
+            let message = err.to_string();
+            for needle in [other, "prod-eks", CLUSTER_ENDPOINT, DEFAULT_CLUSTER] {
+                assert!(message.contains(needle), "{message:?} lacks {needle:?}");
+            }
+        }
     }
 }

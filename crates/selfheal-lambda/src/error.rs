@@ -85,6 +85,26 @@ pub enum HandlerError {
         #[source]
         source: selfheal_eks::Error,
     },
+
+    /// The request names a cluster other than the one whose API server
+    /// `SELFHEAL_CLUSTER_ENDPOINT` is (a fleet request, a typo). Found before
+    /// any call: a token signed for `requested` would only earn a 401 there.
+    #[error(
+        "cluster {requested} is not served by this function: SELFHEAL_CLUSTER_ENDPOINT is the API server of cluster {configured} (SELFHEAL_DEFAULT_CLUSTER), the only cluster it serves; unset SELFHEAL_CLUSTER_ENDPOINT to reach other clusters through eks:DescribeCluster"
+    )]
+    ClusterNotServed {
+        requested: String,
+        configured: String,
+    },
+
+    /// The function's start-up failed (configuration, kubeconfig): every
+    /// invocation answers with that error's `errorType` and message
+    /// ([`crate::Startup`]).
+    #[error("{message}")]
+    Init {
+        error_type: &'static str,
+        message: String,
+    },
 }
 
 impl HandlerError {
@@ -100,6 +120,10 @@ impl HandlerError {
             }
             HandlerError::Kube { source } => source.error_type(),
             HandlerError::Eks { source } => source.error_type(),
+            HandlerError::ClusterNotServed { .. } => {
+                selfheal_eks::error_types::NON_RETRYABLE_CLUSTER_NOT_FOUND
+            }
+            HandlerError::Init { error_type, .. } => error_type,
         }
     }
 

@@ -3,8 +3,12 @@
 //! Each function's `main` does the same three things, in this order (the
 //! shape of aws-lambda-rust-runtime's `basic-shared-resource`):
 //! [`init_logging`], [`init_state`] (configuration from the environment and
-//! clients, once per process), then the runtime loop over [`handle_action`]
-//! or [`handle_verify`] borrowing that state: `lambda_runtime::run`'s own
+//! clients, once per process), then the runtime loop over
+//! [`Startup::handle_action`] or [`Startup::handle_verify`] borrowing that
+//! state. A failed start-up does not end the process: the runtime still
+//! starts and every invocation answers the start-up error's `errorType`
+//! (e.g. `NonRetryableConfig`), which a state machine can `Catch`, instead
+//! of Lambda's runtime exit error. The loop is `lambda_runtime::run`'s own
 //! composition (`Runtime::new(handler).layer(TracingLayer::new())`) plus
 //! [`RejectNonJson`], so even a non-JSON payload gets our `errorType`. Errors carry
 //! stable `errorType` names ([`HandlerError::error_type`]) for the state
@@ -14,6 +18,7 @@ pub mod config;
 pub mod error;
 pub mod handler;
 pub mod payload;
+pub mod startup;
 pub mod state;
 
 pub use config::{ClusterAccess, ConfiguredEndpoint, FunctionConfig};
@@ -21,6 +26,7 @@ pub use error::{DOCUMENTED_ERROR_TYPES, HandlerError, error_types};
 pub use handler::{VerifyOutput, handle_action, handle_verify, parse_request};
 pub use payload::RejectNonJson;
 pub use selfheal_core::{Action, RemediationOutcome, RemediationRequest};
+pub use startup::{InitFailure, Startup};
 pub use state::AppState;
 
 /// Logging as Lambda's advanced logging controls ask: `AWS_LAMBDA_LOG_FORMAT`
@@ -32,27 +38,23 @@ pub fn init_logging() {
 }
 
 /// Build the per-process state from the environment. A failure is logged
-/// with its `errorType` and returned, so `main` exits with the reason
-/// instead of panicking, and the cold start is reported as failed.
-pub async fn init_state(function: &str) -> Result<AppState, HandlerError> {
-    match AppState::from_env().await {
-        Ok(state) => {
-            tracing::info!(
-                function,
-                pid = std::process::id(),
-                config = ?state.config(),
-                "selfheal function initialised"
-            );
-            Ok(state)
-        }
-        Err(error) => {
-            tracing::error!(
-                function,
-                error_type = error.error_type(),
-                error = %error,
-                "selfheal function initialisation failed"
-            );
-            Err(error)
-        }
+/// once, with its `errorType`, and kept in the [`Startup`]: `main` still
+/// starts the runtime, and every invocation answers with that error.
+pub async fn init_state(function: &str) -> Startup {
+    let result = AppState::from_env().await;
+    match &result {
+        Ok(state) => tracing::info!(
+            function,
+            pid = std::process::id(),
+            config = ?state.config(),
+            "selfheal function initialised"
+        ),
+        Err(error) => tracing::error!(
+            function,
+            error_type = error.error_type(),
+            error = %error,
+            "selfheal function initialisation failed"
+        ),
     }
+    Startup::from(result)
 }

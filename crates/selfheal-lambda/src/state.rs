@@ -59,7 +59,7 @@ impl AppState {
     }
 
     /// Builds what every invocation shares. Local mode builds its client now
-    /// (a broken kubeconfig fails the cold start); EKS clients are built on
+    /// (a broken kubeconfig fails the start-up); EKS clients are built on
     /// first use per cluster, since the cluster comes with the request.
     pub async fn new(config: FunctionConfig) -> Result<Self, HandlerError> {
         let clients = match &config.access {
@@ -84,8 +84,10 @@ impl AppState {
                 // selfheal_aws: explicit connect/attempt/operation timeouts.
                 let sdk_config = selfheal_aws::load().await;
                 let source = match endpoint {
+                    // Restricted to its cluster here too (FunctionConfig::cluster_for
+                    // refuses other names first, with the variables named).
                     Some(endpoint) => ClusterSource::Configured {
-                        cluster: None,
+                        cluster: Some(endpoint.cluster.clone()),
                         endpoint: ClusterEndpoint {
                             endpoint: endpoint.url.clone(),
                             ca_data: endpoint.ca_pem.clone(),

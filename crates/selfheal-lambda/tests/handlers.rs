@@ -11,7 +11,7 @@ use kube::api::{Api, Patch, PatchParams};
 use lambda_runtime::{Context, LambdaEvent};
 use selfheal_core::{Action, OutcomeStatus, RolloutState};
 use selfheal_lambda::{
-    AppState, FunctionConfig, HandlerError, RejectNonJson, handle_action, handle_verify,
+    AppState, FunctionConfig, HandlerError, RejectNonJson, Startup, handle_action, handle_verify,
 };
 use selfheal_testserver::{Identity, TestServer};
 use serde_json::{Value, json};
@@ -544,4 +544,152 @@ async fn broken_kubeconfig_fails_state_construction() {
         .unwrap_err();
     assert_eq!(err.error_type(), "NonRetryableConfig", "{err}");
     assert!(err.to_string().contains("missing"), "{err}");
+}
+
+/// EKS mode with `SELFHEAL_CLUSTER_ENDPOINT`: the endpoint is cluster `demo`'s
+/// API server. A request (or verify) naming another cluster, as a fleet
+/// execution may, is `NonRetryableClusterNotFound` naming both clusters and
+/// the variables, and no request reaches the server (a token signed for the
+/// other name would only have earned a 401 there).
+#[tokio::test]
+async fn configured_endpoint_refuses_other_clusters_before_any_call() {
+    let s = setup().await;
+    let vars: HashMap<&str, String> = HashMap::from([
+        ("SELFHEAL_CLUSTER_ENDPOINT", s.server.url()),
+        ("SELFHEAL_DEFAULT_CLUSTER", "demo".to_owned()),
+        ("SELFHEAL_COOLDOWN_SECONDS", "0".to_owned()),
+    ]);
+    let config = FunctionConfig::from_lookup(|k| vars.get(k).cloned()).unwrap();
+    let state = AppState::new(config).await.unwrap();
+    let before = stored(&s.server);
+    s.server.clear_requests();
+
+    let mut rollback = request("rollback");
+    rollback["target"]["cluster"] = json!("staging-eks");
+    let errors = [
+        handle_action(&state, Action::Rollback, event(rollback.clone()))
+            .await
+            .unwrap_err(),
+        handle_verify(&state, event(rollback)).await.unwrap_err(),
+    ];
+    for err in errors {
+        assert!(
+            matches!(
+                &err,
+                HandlerError::ClusterNotServed { requested, configured }
+                    if requested == "staging-eks" && configured == "demo"
+            ),
+            "{err:?}"
+        );
+        let d = lambda_runtime::Diagnostic::from(err);
+        assert_eq!(d.error_type, "NonRetryableClusterNotFound");
+        assert!(selfheal_lambda::DOCUMENTED_ERROR_TYPES.contains(&d.error_type.as_str()));
+        for needle in [
+            "staging-eks",
+            "demo",
+            "SELFHEAL_CLUSTER_ENDPOINT",
+            "SELFHEAL_DEFAULT_CLUSTER",
+        ] {
+            assert!(d.error_message.contains(needle), "{d:?} lacks {needle}");
+        }
+    }
+    assert!(s.server.requests().is_empty(), "{:?}", s.server.requests());
+    assert_eq!(
+        state.remediators_built(),
+        0,
+        "no client for another cluster"
+    );
+    assert_eq!(
+        stored(&s.server),
+        before,
+        "the Deployment must be untouched"
+    );
+}
+
+/// Start-up failed: every invocation, whatever its payload (a valid request,
+/// another function's, not even JSON), answers the start-up error's
+/// `errorType` and message; nothing reaches the cluster.
+#[tokio::test]
+async fn failed_startup_answers_every_invocation_with_its_error() {
+    let s = setup().await;
+    let before = stored(&s.server);
+    s.server.clear_requests();
+
+    // A bad policy variable (FunctionConfig) and a missing kubeconfig (AppState).
+    let kubeconfig = s.dir.path().join("kubeconfig");
+    let bad_cooldown = state_for(&kubeconfig, &[("SELFHEAL_COOLDOWN_SECONDS", "abc")]).await;
+    let missing = s.dir.path().join("no-such-kubeconfig");
+    let no_kubeconfig = state_for(&missing, &[]).await;
+    let cases = [
+        (bad_cooldown, "SELFHEAL_COOLDOWN_SECONDS"),
+        (no_kubeconfig, "no-such-kubeconfig"),
+    ];
+    for (result, named) in cases {
+        let init_message = result.as_ref().unwrap_err().to_string();
+        let startup = Startup::from(result);
+        let failure = startup.failure().expect("start-up failed").clone();
+        assert_eq!(failure.error_type, "NonRetryableConfig", "{init_message}");
+        assert_eq!(failure.message, init_message);
+        assert!(init_message.contains(named), "{init_message} lacks {named}");
+
+        let mut errors = Vec::new();
+        for action in [
+            Action::Rollback,
+            Action::Pause,
+            Action::Resume,
+            Action::Restart,
+        ] {
+            for payload in [request(action.as_str()), request("rollback"), json!(null)] {
+                errors.push(
+                    startup
+                        .handle_action(action, event(payload))
+                        .await
+                        .unwrap_err(),
+                );
+            }
+        }
+        errors.push(
+            startup
+                .handle_verify(event(request("rollback")))
+                .await
+                .unwrap_err(),
+        );
+        let not_json = json!({ selfheal_lambda::payload::NOT_JSON_MARKER: "EOF" });
+        errors.push(startup.handle_verify(event(not_json)).await.unwrap_err());
+        for err in errors {
+            assert!(matches!(err, HandlerError::Init { .. }), "{err:?}");
+            let d = lambda_runtime::Diagnostic::from(err);
+            assert_eq!(d.error_type, "NonRetryableConfig");
+            assert_eq!(d.error_message, init_message);
+        }
+    }
+    assert!(s.server.requests().is_empty(), "{:?}", s.server.requests());
+    assert_eq!(
+        stored(&s.server),
+        before,
+        "the Deployment must be untouched"
+    );
+}
+
+/// A successful start-up serves through the same [`Startup`] the mains use.
+#[tokio::test]
+async fn successful_startup_delegates_to_the_handlers() {
+    let s = setup().await;
+    let kubeconfig = s.dir.path().join("kubeconfig");
+    let startup = Startup::from(state_for(&kubeconfig, &[]).await);
+    assert!(startup.failure().is_none());
+    let outcome = startup
+        .handle_action(Action::Rollback, event(request("rollback")))
+        .await
+        .unwrap();
+    assert_eq!(outcome.status, OutcomeStatus::Applied, "{outcome:?}");
+    assert_eq!(
+        images(&s.server.deployment("shop", "checkout").unwrap()),
+        vec![("api".into(), API_1.into()), ("envoy".into(), ENVOY.into())]
+    );
+    let out = startup
+        .handle_verify(event(request("rollback")))
+        .await
+        .unwrap();
+    assert_eq!(out.target.deployment.as_deref(), Some("checkout"));
 }

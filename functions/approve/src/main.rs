@@ -15,9 +15,19 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let config = selfheal_aws::load().await;
     let prefix =
         std::env::var(PARAM_PREFIX_VAR).unwrap_or_else(|_| DEFAULT_PARAM_PREFIX.to_owned());
-    let store = SsmStore::new(aws_sdk_ssm::Client::new(&config), &prefix).inspect_err(|e| {
-        tracing::error!(error_type = e.error_type(), error = %e, "approve initialisation failed");
-    })?;
+    let store = match SsmStore::new(aws_sdk_ssm::Client::new(&config), &prefix) {
+        Ok(store) => store,
+        Err(e) => {
+            tracing::error!(error_type = e.error_type(), error = %e, "approve initialisation failed");
+            // Still serve (exiting would surface as Lambda's Runtime.ExitError):
+            // each invocation answers the start-up error's errorType and message.
+            let failure = lambda_runtime::Diagnostic::from(e);
+            return lambda_runtime::run(service_fn(move |_: LambdaEvent<Value>| {
+                std::future::ready(Err::<Value, _>(failure.clone()))
+            }))
+            .await;
+        }
+    };
     let callback = SfnCallback::new(aws_sdk_sfn::Client::new(&config));
     let (store, callback) = (&store, &callback);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {

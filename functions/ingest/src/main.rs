@@ -21,7 +21,13 @@ async fn main() -> Result<(), lambda_runtime::Error> {
                 error = %error,
                 "ingest initialisation failed"
             );
-            return Err(error.into());
+            // Still serve (exiting would surface as Lambda's Runtime.ExitError):
+            // each invocation answers the start-up error's errorType and message.
+            let failure = lambda_runtime::Diagnostic::from(error);
+            return lambda_runtime::run(service_fn(move |_: LambdaEvent<serde_json::Value>| {
+                std::future::ready(Err::<serde_json::Value, _>(failure.clone()))
+            }))
+            .await;
         }
     };
     let ingest = &ingest;

@@ -16,9 +16,19 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         let sdk = selfheal_aws::load().await;
         Notifier::new(config, &sdk).await
     };
-    let notifier = init.await.inspect_err(|e| {
-        tracing::error!(error_type = e.error_type(), error = %e, "notify initialisation failed");
-    })?;
+    let notifier = match init.await {
+        Ok(notifier) => notifier,
+        Err(e) => {
+            tracing::error!(error_type = e.error_type(), error = %e, "notify initialisation failed");
+            // Still serve (exiting would surface as Lambda's Runtime.ExitError):
+            // each invocation answers the start-up error's errorType and message.
+            let failure = lambda_runtime::Diagnostic::from(e);
+            return lambda_runtime::run(service_fn(move |_: LambdaEvent<Value>| {
+                std::future::ready(Err::<Value, _>(failure.clone()))
+            }))
+            .await;
+        }
+    };
     let notifier = &notifier;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         let result: Result<NotifyOutput, Error> = async {

@@ -3,17 +3,18 @@
 
 use lambda_runtime::layers::TracingLayer;
 use lambda_runtime::{Runtime, service_fn};
-use selfheal_lambda::{Action, RejectNonJson, handle_action};
+use selfheal_lambda::{Action, RejectNonJson};
 
 // One thread: at 256 MB (template.yaml) a sandbox gets a fraction of a vCPU,
 // so worker threads only add start-up and cross-thread wake-ups (docs/benchmarks.md).
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     selfheal_lambda::init_logging();
-    // Built once per process; every warm invocation borrows it.
-    let state = selfheal_lambda::init_state("resume").await?;
-    let state = &state;
-    let handler = service_fn(move |event| handle_action(state, Action::Resume, event));
+    // Built once per process; every warm invocation borrows it. A failed
+    // start-up still runs the loop: each invocation answers its typed error.
+    let startup = selfheal_lambda::init_state("resume").await;
+    let startup = &startup;
+    let handler = service_fn(move |event| startup.handle_action(Action::Resume, event));
     // `lambda_runtime::run` plus RejectNonJson (typed error for non-JSON payloads).
     Runtime::new(handler)
         .layer(RejectNonJson)

@@ -1,0 +1,304 @@
+//! Start-up errors and the configured-endpoint cluster check through
+//! cargo-lambda's Runtime API emulation (`cargo lambda watch` running the real
+//! `functions/*` binaries).
+//!
+//! Why: a function whose `main` returned its start-up error would exit before
+//! the runtime loop, and Lambda would report a runtime exit error
+//! (`Runtime.ExitError`) that no `Retry`/`Catch` on `NonRetryableConfig`
+//! matches. Only the real binaries show that a bad configuration still starts
+//! the loop and answers every invocation, warm or cold, with the typed error
+//! naming the variable, logged once per process. The second test shows a
+//! function with `SELFHEAL_CLUSTER_ENDPOINT` refusing a request for another
+//! cluster before any call, while its own cluster is still served.
+//!
+//! Skipped (loudly) when cargo-lambda is absent, unless `SELFHEAL_REQUIRE_TOOLS`
+//! is set, in which case it fails.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_credential_types::Credentials;
+use selfheal_eks::TokenVerifier;
+use selfheal_tests::emulator::Emulator;
+use selfheal_tests::tools::{
+    build_workspace_bins, cargo_lambda_binary, free_port, tool_or_skip, workspace_root,
+};
+use selfheal_testserver::TestServer;
+use serde_json::{Value, json};
+
+const CLUSTER: &str = "demo";
+const OTHER_CLUSTER: &str = "staging-eks";
+const REGION: &str = "eu-west-1";
+const ACCESS_KEY: &str = "AKIAIOSFODNN7EXAMPLE";
+const SECRET_KEY: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+
+/// A function that exits at start-up leaves its invocation unanswered (the
+/// emulator waits for a runtime that never asks for work): fail after this
+/// instead of the emulator's 30-minute first-invoke timeout. Generous, as a
+/// cold start may wait for the shared build directory.
+const ANSWER_WITHIN: Duration = Duration::from_secs(600);
+
+/// The kube functions' start-up message (`selfheal_lambda::init_state`).
+const KUBE_INIT_FAILED: &str = "selfheal function initialisation failed";
+
+/// Every function with a fallible start-up, the variable this test breaks
+/// for it, and the log line its start-up failure is reported with.
+const BROKEN: [(&str, &str, &str); 8] = [
+    ("rollback", "SELFHEAL_COOLDOWN_SECONDS", KUBE_INIT_FAILED),
+    ("pause", "SELFHEAL_COOLDOWN_SECONDS", KUBE_INIT_FAILED),
+    ("resume", "SELFHEAL_COOLDOWN_SECONDS", KUBE_INIT_FAILED),
+    ("restart", "SELFHEAL_COOLDOWN_SECONDS", KUBE_INIT_FAILED),
+    ("verify", "SELFHEAL_COOLDOWN_SECONDS", KUBE_INIT_FAILED),
+    (
+        "ingest",
+        "SELFHEAL_STATE_MACHINE_ARN",
+        "ingest initialisation failed",
+    ),
+    (
+        "notify",
+        "SELFHEAL_TOPIC_ARN",
+        "notify initialisation failed",
+    ),
+    (
+        "approve",
+        "SELFHEAL_APPROVAL_PARAM_PREFIX",
+        "approve initialisation failed",
+    ),
+];
+
+/// A test API server (TLS or not) holding examples/checkout-snapshot.yaml
+/// (Deployment shop/checkout and its history), settled, request log empty.
+async fn seeded_server(tls: bool) -> TestServer {
+    let server = TestServer::builder().tls(tls).start().await.unwrap();
+    let text =
+        std::fs::read_to_string(workspace_root().join("examples/checkout-snapshot.yaml")).unwrap();
+    server
+        .try_apply_objects(serde_yaml::from_str(&text).unwrap())
+        .unwrap();
+    assert!(server.controller().settle().await);
+    server.clear_requests();
+    server
+}
+
+fn request(action: &str, cluster: &str) -> Value {
+    json!({
+        "action": action,
+        "target": { "cluster": cluster, "namespace": "shop", "deployment": "checkout" },
+        "reason": "lambda_init_error_e2e"
+    })
+}
+
+/// Dummy AWS settings: no real account, no instance metadata lookups.
+fn aws_env() -> Vec<(&'static str, String)> {
+    vec![
+        ("AWS_ACCESS_KEY_ID", ACCESS_KEY.into()),
+        ("AWS_SECRET_ACCESS_KEY", SECRET_KEY.into()),
+        ("AWS_REGION", REGION.into()),
+        ("AWS_CONFIG_FILE", "/dev/null".into()),
+        ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null".into()),
+        ("AWS_EC2_METADATA_DISABLED", "true".into()),
+        ("AWS_LAMBDA_LOG_FORMAT", "JSON".into()),
+        ("AWS_LAMBDA_LOG_LEVEL", "info".into()),
+    ]
+}
+
+/// `cargo lambda watch` with `env`, listening; `None` (skip) without cargo-lambda.
+async fn emulator(dir: &Path, env: Vec<(&'static str, String)>) -> Option<Emulator> {
+    let bin = tool_or_skip("lambda_init_error_e2e", cargo_lambda_binary())?;
+    let bins = tokio::task::spawn_blocking(build_workspace_bins)
+        .await
+        .unwrap();
+    for (function, _, _) in BROKEN {
+        assert!(bins.contains_key(function), "no function binary {function}");
+    }
+    let mut lambda = Emulator::start(&bin, free_port(), &env, dir.join("watch.log"));
+    lambda.wait_ready().await;
+    Some(lambda)
+}
+
+/// `invoke` bounded by [`ANSWER_WITHIN`].
+async fn answer(lambda: &Emulator, function: &str, body: Vec<u8>) -> (u16, Value) {
+    tokio::time::timeout(ANSWER_WITHIN, lambda.invoke_raw(function, body))
+        .await
+        .unwrap_or_else(|_| {
+            panic!(
+                "{function}: no answer within {ANSWER_WITHIN:?}; did it exit at start-up?\n{}",
+                lambda.log_text()
+            )
+        })
+}
+
+/// One payload each function would accept if it had started.
+fn payload_for(function: &str) -> Value {
+    match function {
+        "rollback" | "pause" | "resume" | "restart" => request(function, CLUSTER),
+        "verify" => request("rollback", CLUSTER),
+        "ingest" => {
+            json!({ "action": "rollback", "target": { "namespace": "shop", "deployment": "checkout" } })
+        }
+        "notify" => json!({ "kind": "rolloutFrozen", "request": request("pause", CLUSTER) }),
+        _ => {
+            json!({ "version": "2.0", "rawPath": "/approve", "requestContext": { "http": { "method": "GET" } } })
+        }
+    }
+}
+
+/// A bad variable per function: every function still starts its runtime loop
+/// and answers each invocation (cold, warm, even a non-JSON body) with
+/// `NonRetryableConfig` naming the variable; the failure is logged once per
+/// process (no restart between invocations) and nothing reaches the cluster.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_startup_answers_every_invocation_with_its_typed_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = seeded_server(false).await;
+    let kubeconfig = dir.path().join("kubeconfig");
+    server.write_kubeconfig(&kubeconfig).unwrap();
+    let before = server.object("Deployment", "shop", "checkout").unwrap();
+
+    let mut env = aws_env();
+    env.extend([
+        // Valid: only the policy variable below is wrong for the kube functions.
+        ("SELFHEAL_KUBECONFIG", kubeconfig.display().to_string()),
+        ("SELFHEAL_COOLDOWN_SECONDS", "abc".into()),
+        // ingest and notify miss SELFHEAL_STATE_MACHINE_ARN / SELFHEAL_TOPIC_ARN.
+        ("SELFHEAL_APPROVAL_PARAM_PREFIX", "approvals".into()),
+    ]);
+    let Some(lambda) = emulator(dir.path(), env).await else {
+        return;
+    };
+
+    let mut answers: BTreeMap<&str, Vec<(u16, Value)>> = BTreeMap::new();
+    for round in 0..2 {
+        // Concurrently: the cold starts overlap instead of queueing.
+        let calls = BROKEN.iter().map(|&(function, _, _)| {
+            let lambda = &lambda;
+            let body = serde_json::to_vec(&payload_for(function)).unwrap();
+            async move { (function, answer(lambda, function, body).await) }
+        });
+        for (function, got) in futures::future::join_all(calls).await {
+            answers.entry(function).or_default().push(got);
+        }
+        if round == 0 {
+            // A body the runtime cannot parse: the start-up error still wins.
+            let not_json = answer(&lambda, "rollback", b"nope".to_vec()).await;
+            answers.entry("rollback").or_default().push(not_json);
+        }
+    }
+
+    let log = lambda.log_text();
+    for (function, variable, message) in BROKEN {
+        let got = &answers[function];
+        assert!(got.len() >= 2, "{function}: {got:?}");
+        for (status, body) in got {
+            assert_eq!(*status, 500, "{function}: {body}\n{log}");
+            assert_eq!(
+                body["errorType"], "NonRetryableConfig",
+                "{function}: {body}\n{log}"
+            );
+            let text = body["errorMessage"].as_str().unwrap_or_default();
+            assert!(
+                text.contains(variable),
+                "{function}: {text:?} lacks {variable}"
+            );
+        }
+        // The same process answered every time: its start-up failure is logged once.
+        let lines: Vec<Value> = lambda
+            .logs_with_message(message)
+            .into_iter()
+            .filter(|l| message != KUBE_INIT_FAILED || l["fields"]["function"] == function)
+            .collect();
+        assert_eq!(lines.len(), 1, "{function}: {lines:?}\n{log}");
+        assert_eq!(lines[0]["fields"]["error_type"], "NonRetryableConfig");
+        assert!(
+            lines[0]["fields"]["error"]
+                .as_str()
+                .is_some_and(|e| e.contains(variable)),
+            "{function}: {}",
+            lines[0]
+        );
+    }
+    assert!(server.requests().is_empty(), "{:?}", server.requests());
+    assert_eq!(
+        server.object("Deployment", "shop", "checkout").unwrap(),
+        before,
+        "the Deployment must be untouched"
+    );
+}
+
+/// `SELFHEAL_CLUSTER_ENDPOINT` is cluster `demo`'s API server (the TLS test
+/// server, which verifies every EKS token for `demo`). A request for another
+/// cluster is `NonRetryableClusterNotFound` naming both clusters and the
+/// variables, and never reaches the server; `demo` itself is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configured_endpoint_refuses_other_clusters_before_any_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = seeded_server(true).await;
+    let verifier = TokenVerifier::new(CLUSTER)
+        .with_credentials(Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "test"));
+    let rejected: Arc<Mutex<Vec<String>>> = Arc::default();
+    let record = rejected.clone();
+    server.set_token_verifier(Arc::new(move |token: &str| {
+        let result = verifier.verify_now(token).map_err(|e| e.to_string());
+        if let Err(why) = &result {
+            record.lock().unwrap().push(why.clone());
+        }
+        result.map(|_| ())
+    }));
+    let before = server.object("Deployment", "shop", "checkout").unwrap();
+
+    let mut env = aws_env();
+    env.extend([
+        ("SELFHEAL_CLUSTER_ENDPOINT", server.url()),
+        ("SELFHEAL_CLUSTER_CA", server.ca_pem().unwrap()),
+        ("SELFHEAL_DEFAULT_CLUSTER", CLUSTER.into()),
+        ("SELFHEAL_REQUIRE_OPT_IN", "false".into()),
+    ]);
+    let Some(lambda) = emulator(dir.path(), env).await else {
+        return;
+    };
+
+    let calls = [("verify", "rollback"), ("rollback", "rollback")].map(|(function, action)| {
+        let lambda = &lambda;
+        async move {
+            let answer = lambda
+                .invoke(function, &request(action, OTHER_CLUSTER))
+                .await;
+            (function, answer)
+        }
+    });
+    for (function, (status, body)) in futures::future::join_all(calls).await {
+        assert_eq!(status, 500, "{function}: {body}\n{}", lambda.log_text());
+        assert_eq!(
+            body["errorType"], "NonRetryableClusterNotFound",
+            "{function}: {body}"
+        );
+        let text = body["errorMessage"].as_str().unwrap_or_default();
+        for needle in [
+            OTHER_CLUSTER,
+            CLUSTER,
+            "SELFHEAL_CLUSTER_ENDPOINT",
+            "SELFHEAL_DEFAULT_CLUSTER",
+        ] {
+            assert!(text.contains(needle), "{function}: {text:?} lacks {needle}");
+        }
+    }
+    assert!(server.requests().is_empty(), "{:?}", server.requests());
+    assert_eq!(
+        server.object("Deployment", "shop", "checkout").unwrap(),
+        before
+    );
+
+    // The configured cluster is served (same warm process), its tokens accepted.
+    let verdict = lambda.ok("verify", &request("rollback", CLUSTER)).await;
+    assert_eq!(verdict["state"], "done", "{verdict}");
+    assert_eq!(verdict["target"]["cluster"], CLUSTER, "{verdict}");
+    assert!(!server.requests().is_empty());
+    assert!(
+        rejected.lock().unwrap().is_empty(),
+        "server rejected tokens: {:?}",
+        rejected.lock().unwrap()
+    );
+}

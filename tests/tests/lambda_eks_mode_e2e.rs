@@ -1,12 +1,17 @@
-//! The `verify` and `rollback` functions in EKS mode under cargo-lambda's
-//! Runtime API emulation: no kubeconfig, an EKS token presigned from the
-//! (dummy) AWS credentials of the environment, sent to the project's TLS test
-//! API server, which re-signs and compares every token (`TokenVerifier`) and
-//! answers 401 otherwise.
+//! All five functions (`rollback`, `pause`, `resume`, `restart`, `verify`)
+//! in EKS mode under cargo-lambda's Runtime API emulation: no kubeconfig, an
+//! EKS token presigned from the (dummy) AWS credentials of the environment,
+//! sent to the project's TLS test API server, which re-signs and compares
+//! every token (`TokenVerifier`, aws-iam-authenticator's checks) and answers
+//! 401 otherwise. Each action's resulting Deployment is asserted, and every
+//! request the server got carried a token the verifier accepted.
 //!
 //! Why: only a real warm process shows that the cached EKS client is replaced
 //! once its token is due (`SELFHEAL_TOKEN_LIFETIME_SECONDS=2` here) without a
-//! single request going out with a stale or unverifiable token.
+//! single request going out with a stale or unverifiable token; and each
+//! binary has its own `main`, so each must be seen to work in EKS mode.
+//!
+//! One emulator and one cluster for the whole sequence (CI has two cores).
 //!
 //! Skipped (loudly) when cargo-lambda is absent, unless `SELFHEAL_REQUIRE_TOOLS`
 //! is set, in which case it fails.
@@ -15,6 +20,9 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+#[path = "lambda_common/mod.rs"]
+mod common;
 
 use aws_credential_types::Credentials;
 use k8s_openapi::api::apps::v1::Deployment;
@@ -25,40 +33,22 @@ use selfheal_tests::tools::{build_workspace_bins, cargo_lambda_binary, free_port
 use selfheal_testserver::TestServer;
 use serde_json::{Value, json};
 
+use common::{API_1, API_2, ENVOY, checkout, images, paused, restarted_at, warm_up};
+
 const TEST: &str = "lambda_eks_mode_refreshes_tokens_in_one_warm_process";
-const FUNCTIONS: [&str; 2] = ["rollback", "verify"];
+const FUNCTIONS: [&str; 5] = ["rollback", "pause", "resume", "restart", "verify"];
 const CLUSTER: &str = "demo";
 const REGION: &str = "eu-west-1";
 const ACCESS_KEY: &str = "AKIAIOSFODNN7EXAMPLE";
 const SECRET_KEY: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
-const API_1: &str = "registry.example/shop/api:1.0.0";
-const API_2: &str = "registry.example/shop/api:1.1.0";
-const ENVOY: &str = "registry.example/envoy:1.27";
 
-/// Bearer tokens the server accepted (distinct) and the reasons it refused any.
+/// Bearer tokens the server accepted (distinct), how many requests carried
+/// an accepted one, and the reasons it refused any.
 #[derive(Default)]
 struct Seen {
     accepted: HashSet<String>,
+    verified: usize,
     rejected: Vec<String>,
-}
-
-fn checkout() -> Value {
-    json!({
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": { "name": "checkout", "namespace": "shop", "labels": { "app": "checkout" } },
-        "spec": {
-            "replicas": 2,
-            "selector": { "matchLabels": { "app": "checkout" } },
-            "template": {
-                "metadata": { "labels": { "app": "checkout" } },
-                "spec": { "containers": [
-                    { "name": "api", "image": API_1 },
-                    { "name": "envoy", "image": ENVOY }
-                ] }
-            }
-        }
-    })
 }
 
 /// TLS server with checkout at revision 2 (bad api image 1.1.0, rollout
@@ -91,6 +81,7 @@ async fn eks_cluster(dir: &std::path::Path) -> (TestServer, Arc<Mutex<Seen>>) {
         match &result {
             Ok(_) => {
                 seen.accepted.insert(token.to_owned());
+                seen.verified += 1;
             }
             Err(why) => seen.rejected.push(why.clone()),
         }
@@ -100,22 +91,16 @@ async fn eks_cluster(dir: &std::path::Path) -> (TestServer, Arc<Mutex<Seen>>) {
     (server, seen)
 }
 
-fn images(server: &TestServer) -> BTreeMap<String, String> {
-    let d = server.deployment("shop", "checkout").expect("checkout");
-    d.spec
-        .and_then(|s| s.template.spec)
-        .map(|s| {
-            s.containers
-                .into_iter()
-                .map(|c| (c.name, c.image.unwrap_or_default()))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// No `target.cluster`: `SELFHEAL_DEFAULT_CLUSTER` picks `demo`.
 fn target() -> Value {
     json!({ "target": { "namespace": "shop", "deployment": "checkout" } })
+}
+
+fn request(action: &str) -> Value {
+    let mut request = target();
+    request["action"] = json!(action);
+    request["reason"] = json!("lambda_eks_mode_e2e");
+    request
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -142,6 +127,7 @@ async fn lambda_eks_mode_refreshes_tokens_in_one_warm_process() {
         ("SELFHEAL_DEFAULT_CLUSTER", CLUSTER.into()),
         ("SELFHEAL_TOKEN_LIFETIME_SECONDS", "2".into()),
         ("SELFHEAL_REQUIRE_OPT_IN", "false".into()),
+        ("SELFHEAL_COOLDOWN_SECONDS", "0".into()),
         ("AWS_LAMBDA_LOG_FORMAT", "JSON".into()),
         // Debug, not the default info: the secret scan below must also hold
         // for what the SDK, hyper and kube log when a user turns logging up.
@@ -149,6 +135,11 @@ async fn lambda_eks_mode_refreshes_tokens_in_one_warm_process() {
     ];
     let mut lambda = Emulator::start(&bin, free_port(), &env, dir.path().join("watch.log"));
     lambda.wait_ready().await;
+    warm_up(&lambda, &FUNCTIONS).await;
+    assert!(
+        server.requests().is_empty(),
+        "refused requests must not reach the API server"
+    );
 
     // verify (read-only) three times, each after the previous token is due.
     for round in 0..3 {
@@ -163,11 +154,9 @@ async fn lambda_eks_mode_refreshes_tokens_in_one_warm_process() {
 
     // rollback with a fresh token again: only the api image reverts.
     tokio::time::sleep(Duration::from_millis(2_500)).await;
-    let mut request = target();
-    request["action"] = json!("rollback");
-    request["reason"] = json!("lambda_eks_mode_e2e");
-    let outcome = lambda.ok("rollback", &request).await;
+    let outcome = lambda.ok("rollback", &request("rollback")).await;
     assert_eq!(outcome["status"], "applied", "{outcome}");
+    assert_eq!(outcome["target"]["cluster"], CLUSTER, "{outcome}");
     assert_eq!(
         outcome["changes"],
         json!([{ "container": "api", "from": API_2, "to": API_1 }])
@@ -184,8 +173,43 @@ async fn lambda_eks_mode_refreshes_tokens_in_one_warm_process() {
         verdict["state"] == "done" || verdict["state"] == "waiting",
         "{verdict}"
     );
+    let rolled_back =
+        BTreeMap::from([("api".into(), API_1.into()), ("envoy".into(), ENVOY.into())]);
 
-    // Tokens: refreshed (several distinct), never one the server refused.
+    // pause, then pause again in the same warm process once its token is
+    // due (already paused: skipped), resume, restart: each a signed request.
+    assert!(!paused(&server));
+    let out = lambda.ok("pause", &request("pause")).await;
+    assert_eq!(out["status"], "applied", "{out}");
+    assert_eq!(out["action"], "pause", "{out}");
+    assert!(paused(&server), "pause must set spec.paused");
+    assert_eq!(images(&server), rolled_back, "pause keeps images");
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let out = lambda.ok("pause", &request("pause")).await;
+    assert_eq!(out["status"], "skipped", "{out}");
+    assert!(paused(&server));
+
+    let out = lambda.ok("resume", &request("resume")).await;
+    assert_eq!(out["status"], "applied", "{out}");
+    assert_eq!(out["action"], "resume", "{out}");
+    assert!(!paused(&server), "resume must clear spec.paused");
+    assert_eq!(images(&server), rolled_back, "resume keeps images");
+
+    assert_eq!(restarted_at(&server), None);
+    let out = lambda.ok("restart", &request("restart")).await;
+    assert_eq!(out["status"], "applied", "{out}");
+    assert_eq!(out["action"], "restart", "{out}");
+    let at = restarted_at(&server).expect("restart sets the restartedAt annotation");
+    assert!(
+        at.parse::<jiff::Timestamp>().is_ok(),
+        "restartedAt {at:?} is not a timestamp"
+    );
+    assert_eq!(images(&server), rolled_back, "restart keeps images");
+    assert!(!paused(&server));
+
+    // Tokens: refreshed (several distinct), never one the server refused,
+    // and every request the server got carried one the verifier accepted
+    // (the verifier runs once per request; none was anonymous).
     {
         let seen = seen.lock().unwrap();
         assert!(
@@ -193,6 +217,16 @@ async fn lambda_eks_mode_refreshes_tokens_in_one_warm_process() {
             "server rejected tokens: {:?}\n{}",
             seen.rejected,
             lambda.log_text()
+        );
+        let requests = server.requests();
+        assert_eq!(
+            seen.verified,
+            requests.len(),
+            "requests without a verified EKS token: {:?}",
+            requests
+                .iter()
+                .map(|r| (&r.method, &r.path, r.status))
+                .collect::<Vec<_>>()
         );
         assert!(
             seen.accepted.len() >= 2,
@@ -224,7 +258,7 @@ async fn lambda_eks_mode_refreshes_tokens_in_one_warm_process() {
             .collect();
         secrets.extend(urls.iter().map(String::as_str));
         selfheal_tests::secrets::assert_no_leaks(
-            "rollback + verify in EKS mode",
+            "all five functions in EKS mode",
             &lambda.log_text(),
             &secrets,
         );
@@ -253,12 +287,29 @@ async fn lambda_eks_mode_refreshes_tokens_in_one_warm_process() {
         builds
             .iter()
             .all(|l| l["fields"]["mode"] == "eks" && pids.contains(&l["fields"]["pid"].to_string())),
-        "client built outside the two warm processes: {builds:?}"
+        "client built outside the warm processes: {builds:?}"
     );
-    assert!(
-        builds.len() >= 4,
-        "expected a rebuilt EKS client per due token, got {}:\n{}",
-        builds.len(),
-        lambda.log_text()
-    );
+    // verify: 4 invocations 2.5 s apart; pause: 2; the others 1 each.
+    let pid_of = |f: &str| {
+        inits
+            .iter()
+            .find(|l| l["fields"]["function"] == f)
+            .map(|l| l["fields"]["pid"].clone())
+            .unwrap()
+    };
+    for (f, at_least) in [
+        ("verify", 4),
+        ("pause", 2),
+        ("rollback", 1),
+        ("resume", 1),
+        ("restart", 1),
+    ] {
+        let pid = pid_of(f);
+        let n = builds.iter().filter(|l| l["fields"]["pid"] == pid).count();
+        assert!(
+            n >= at_least,
+            "{f}: expected an EKS client per due token ({at_least}), got {n}:\n{}",
+            lambda.log_text()
+        );
+    }
 }

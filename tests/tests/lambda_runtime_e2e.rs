@@ -18,6 +18,9 @@
 //! because the build directory is shared and the machine has two cores.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "lambda_common/mod.rs"]
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -29,11 +32,10 @@ use selfheal_tests::tools::{build_workspace_bins, cargo_lambda_binary, free_port
 use selfheal_testserver::{Identity, TestServer};
 use serde_json::{Value, json};
 
+use common::{API_1, API_2, ENVOY, checkout, images, paused, restarted_at, warm_up};
+
 const FUNCTIONS: [&str; 5] = ["rollback", "pause", "resume", "restart", "verify"];
 const LAMBDA_TOKEN: &str = "selfheal-lambda-e2e";
-const API_1: &str = "registry.example/shop/api:1.0.0";
-const API_2: &str = "registry.example/shop/api:1.1.0";
-const ENVOY: &str = "registry.example/envoy:1.27";
 
 // ------------------------------------------------------------- cargo-lambda --
 
@@ -57,46 +59,7 @@ fn function_env(kubeconfig: &Path) -> Vec<(&'static str, String)> {
     ]
 }
 
-/// First invocation of every function at once, so their cold starts (each
-/// a `cargo run` waiting for the shared build directory) overlap instead
-/// of queueing; each gets the emulator's first-invoke timeout. Each payload
-/// is refused before any API call: an action function gets another
-/// function's request, `verify` a bare string.
-async fn warm_up(lambda: &Emulator) -> Vec<(&'static str, u16, Value)> {
-    let calls = FUNCTIONS.iter().map(|&f| {
-        let payload = match f {
-            "verify" => json!("warm-up"),
-            "rollback" => request("restart"),
-            _ => request("rollback"),
-        };
-        async move {
-            let (status, body) = lambda.invoke(f, &payload).await;
-            (f, status, body)
-        }
-    });
-    futures::future::join_all(calls).await
-}
-
 // ------------------------------------------------------------------ cluster --
-
-fn checkout() -> Value {
-    json!({
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": { "name": "checkout", "namespace": "shop", "labels": { "app": "checkout" } },
-        "spec": {
-            "replicas": 2,
-            "selector": { "matchLabels": { "app": "checkout" } },
-            "template": {
-                "metadata": { "labels": { "app": "checkout" } },
-                "spec": { "containers": [
-                    { "name": "api", "image": API_1 },
-                    { "name": "envoy", "image": ENVOY }
-                ] }
-            }
-        }
-    })
-}
 
 /// checkout at revision 2 with the bad api image 1.1.0, rollout finished;
 /// the functions' kubeconfig uses its own token so tests can revoke it.
@@ -128,27 +91,6 @@ async fn cluster(dir: &Path) -> (TestServer, PathBuf) {
     .unwrap();
     server.clear_requests();
     (server, lambda)
-}
-
-fn images(server: &TestServer) -> BTreeMap<String, String> {
-    let d = server.deployment("shop", "checkout").expect("checkout");
-    d.spec
-        .and_then(|s| s.template.spec)
-        .map(|s| {
-            s.containers
-                .into_iter()
-                .map(|c| (c.name, c.image.unwrap_or_default()))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn paused(server: &TestServer) -> bool {
-    server
-        .deployment("shop", "checkout")
-        .and_then(|d| d.spec)
-        .and_then(|s| s.paused)
-        .unwrap_or(false)
 }
 
 fn request(action: &str) -> Value {
@@ -312,13 +254,7 @@ async fn functions_serve_many_invocations_warm_with_stable_error_types() {
     lambda.wait_ready().await;
 
     // --- cold starts, all at once; every function refuses a request that is not its own.
-    for (function, status, body) in warm_up(&lambda).await {
-        assert_eq!(status, 500, "{function}: {body}");
-        assert_eq!(
-            body["errorType"], "NonRetryableInvalidRequest",
-            "{function}: {body}"
-        );
-    }
+    warm_up(&lambda, &FUNCTIONS).await;
     assert!(
         server
             .requests()
@@ -382,19 +318,9 @@ async fn functions_serve_many_invocations_warm_with_stable_error_types() {
     assert!(!paused(&server));
     let out = lambda.ok("restart", &request("restart")).await;
     assert_eq!(out["status"], "applied", "{out}");
-    let template_annotations = server
-        .deployment("shop", "checkout")
-        .unwrap()
-        .spec
-        .unwrap()
-        .template
-        .metadata
-        .unwrap()
-        .annotations
-        .unwrap_or_default();
     assert!(
-        template_annotations.contains_key("kubectl.kubernetes.io/restartedAt"),
-        "{template_annotations:?}"
+        restarted_at(&server).is_some(),
+        "restart must set the restartedAt annotation"
     );
     assert_eq!(
         images(&server)["api"],

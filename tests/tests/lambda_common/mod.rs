@@ -1,0 +1,92 @@
+//! Shared by the `lambda_*` end-to-end tests: the Deployment `shop/checkout`
+//! they seed, and what they read back from the test API server's store.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+
+use selfheal_tests::emulator::Emulator;
+use selfheal_testserver::TestServer;
+use serde_json::{Value, json};
+
+pub const API_1: &str = "registry.example/shop/api:1.0.0";
+pub const API_2: &str = "registry.example/shop/api:1.1.0";
+pub const ENVOY: &str = "registry.example/envoy:1.27";
+
+/// `shop/checkout` at revision 1: api `API_1` and the sidecar envoy.
+pub fn checkout() -> Value {
+    json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": { "name": "checkout", "namespace": "shop", "labels": { "app": "checkout" } },
+        "spec": {
+            "replicas": 2,
+            "selector": { "matchLabels": { "app": "checkout" } },
+            "template": {
+                "metadata": { "labels": { "app": "checkout" } },
+                "spec": { "containers": [
+                    { "name": "api", "image": API_1 },
+                    { "name": "envoy", "image": ENVOY }
+                ] }
+            }
+        }
+    })
+}
+
+/// shop/checkout's containers: name → image.
+pub fn images(server: &TestServer) -> BTreeMap<String, String> {
+    let d = server.deployment("shop", "checkout").expect("checkout");
+    d.spec
+        .and_then(|s| s.template.spec)
+        .map(|s| {
+            s.containers
+                .into_iter()
+                .map(|c| (c.name, c.image.unwrap_or_default()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// shop/checkout's `spec.paused`.
+pub fn paused(server: &TestServer) -> bool {
+    server
+        .deployment("shop", "checkout")
+        .and_then(|d| d.spec)
+        .and_then(|s| s.paused)
+        .unwrap_or(false)
+}
+
+/// shop/checkout's pod template annotation `kubectl.kubernetes.io/restartedAt`.
+pub fn restarted_at(server: &TestServer) -> Option<String> {
+    server
+        .deployment("shop", "checkout")
+        .and_then(|d| d.spec)
+        .and_then(|s| s.template.metadata)
+        .and_then(|m| m.annotations)
+        .and_then(|a| a.get("kubectl.kubernetes.io/restartedAt").cloned())
+}
+
+/// First invocation of each of `functions` at once, so their cold starts
+/// (each a `cargo run` waiting for the shared build directory) overlap
+/// instead of queueing; each gets the emulator's first-invoke timeout. Every
+/// payload is refused with `NonRetryableInvalidRequest` before any API call
+/// (or EKS token): an action function gets another function's request,
+/// `verify` a bare string.
+pub async fn warm_up(lambda: &Emulator, functions: &[&str]) {
+    let calls = functions.iter().map(|&f| {
+        let payload = match f {
+            "verify" => json!("warm-up"),
+            f => json!({
+                "action": if f == "rollback" { "restart" } else { "rollback" },
+                "target": { "namespace": "shop", "deployment": "checkout" }
+            }),
+        };
+        async move { (f, lambda.invoke(f, &payload).await) }
+    });
+    for (f, (status, body)) in futures::future::join_all(calls).await {
+        assert_eq!(status, 500, "{f}: {body}");
+        assert_eq!(
+            body["errorType"], "NonRetryableInvalidRequest",
+            "{f}: {body}"
+        );
+    }
+}

@@ -156,26 +156,15 @@ impl ControllerHandle {
     /// [`ControllerHandle::settle`] with a custom timeout.
     pub async fn settle_within(&self, timeout: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + timeout;
-        // Two quiet observations 25 ms apart: under load (CI's parallel
-        // tests, a fuzzer) a single one was seen mid-rollout while the
-        // background loop was converging the same Deployment
-        // (kubectl_parity failed about 1 run in 3 that way; root cause not
-        // pinned down, so `settle` no longer trusts one observation).
-        let mut quiet = 0;
         loop {
-            let changed = reconcile(&self.shared);
-            if !changed && !pods_pending(&self.shared) {
-                quiet += 1;
-                if quiet >= 2 {
-                    return true;
-                }
-            } else {
-                quiet = 0;
+            reconcile(&self.shared);
+            if steady(&self.shared) {
+                return true;
             }
             if tokio::time::Instant::now() >= deadline {
                 return false;
             }
-            tokio::time::sleep(Duration::from_millis(if quiet > 0 { 25 } else { 5 })).await;
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
 
@@ -202,13 +191,21 @@ impl ControllerHandle {
     }
 }
 
-fn pods_pending(shared: &Shared) -> bool {
-    let store = shared.store();
-    let cfg = &shared.controller.config;
+fn pods_pending(store: &Store, cfg: &ControllerConfig) -> bool {
     store
         .list(Kind::Pod, None)
         .iter()
         .any(|p| !pod_ready(p) && !pod_never_ready(cfg, p))
+}
+
+/// A pass that changes nothing and no pod waiting to become ready, checked
+/// under one store lock. Checked apart (a pass, then the pods under a second
+/// lock), the background loop could make the last pending pod ready in
+/// between, and `settle` declared a steady state mid-rollout (kubectl_parity
+/// failed about 1 run in 3 under load).
+fn steady(shared: &Shared) -> bool {
+    let mut store = shared.store();
+    !pass(&mut store, &shared.controller) && !pods_pending(&store, &shared.controller.config)
 }
 
 /// Bound on passes until nothing changes (a safety net against a rule that
@@ -230,16 +227,19 @@ pub(crate) fn reconcile(shared: &Shared) -> bool {
 /// One pass over pods, garbage, Deployments and ReplicaSets under one store
 /// lock; true if anything changed.
 fn reconcile_pass(shared: &Shared) -> bool {
-    let mut store = shared.store();
-    let state = &shared.controller;
+    pass(&mut shared.store(), &shared.controller)
+}
+
+/// [`reconcile_pass`] on a store the caller has locked.
+fn pass(store: &mut Store, state: &ControllerState) -> bool {
     let mut changed = false;
-    changed |= mark_pods_ready(&mut store, state);
-    changed |= collect_garbage(&mut store);
-    for (ns, name) in keys(&store, Kind::Deployment) {
-        changed |= sync_deployment(&mut store, state, &ns, &name);
+    changed |= mark_pods_ready(store, state);
+    changed |= collect_garbage(store);
+    for (ns, name) in keys(store, Kind::Deployment) {
+        changed |= sync_deployment(store, state, &ns, &name);
     }
-    for (ns, name) in keys(&store, Kind::ReplicaSet) {
-        changed |= sync_replica_set(&mut store, state, &ns, &name);
+    for (ns, name) in keys(store, Kind::ReplicaSet) {
+        changed |= sync_replica_set(store, state, &ns, &name);
     }
     changed
 }

@@ -33,14 +33,14 @@ use selfheal_tests::tools::{build_workspace_bins, cargo_lambda_binary, free_port
 use selfheal_testserver::TestServer;
 use serde_json::{Value, json};
 
-use common::{API_1, API_2, ENVOY, checkout, images, paused, restarted_at, warm_up};
+use common::{
+    ACCESS_KEY, API_1, API_2, ENVOY, SECRET_KEY, checkout, dummy_aws_env, images, paused,
+    restarted_at, warm_up,
+};
 
 const TEST: &str = "lambda_eks_mode_refreshes_tokens_in_one_warm_process";
 const FUNCTIONS: [&str; 5] = ["rollback", "pause", "resume", "restart", "verify"];
 const CLUSTER: &str = "demo";
-const REGION: &str = "eu-west-1";
-const ACCESS_KEY: &str = "AKIAIOSFODNN7EXAMPLE";
-const SECRET_KEY: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
 
 /// Bearer tokens the server accepted (distinct), how many requests carried
 /// an accepted one, and the reasons it refused any.
@@ -115,13 +115,8 @@ async fn lambda_eks_mode_refreshes_tokens_in_one_warm_process() {
     let (server, seen) = eks_cluster(dir.path()).await;
     assert_eq!(images(&server)["api"], API_2);
 
-    let env: Vec<(&str, String)> = vec![
-        ("AWS_ACCESS_KEY_ID", ACCESS_KEY.into()),
-        ("AWS_SECRET_ACCESS_KEY", SECRET_KEY.into()),
-        ("AWS_REGION", REGION.into()),
-        ("AWS_CONFIG_FILE", "/dev/null".into()),
-        ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null".into()),
-        ("AWS_EC2_METADATA_DISABLED", "true".into()),
+    let mut env = dummy_aws_env();
+    env.extend([
         ("SELFHEAL_CLUSTER_ENDPOINT", server.url()),
         ("SELFHEAL_CLUSTER_CA", server.ca_pem().unwrap()),
         ("SELFHEAL_DEFAULT_CLUSTER", CLUSTER.into()),
@@ -132,7 +127,7 @@ async fn lambda_eks_mode_refreshes_tokens_in_one_warm_process() {
         // Debug, not the default info: the secret scan below must also hold
         // for what the SDK, hyper and kube log when a user turns logging up.
         ("AWS_LAMBDA_LOG_LEVEL", "debug".into()),
-    ];
+    ]);
     let mut lambda = Emulator::start(&bin, free_port(), &env, dir.path().join("watch.log"));
     lambda.wait_ready().await;
     warm_up(&lambda, &FUNCTIONS).await;

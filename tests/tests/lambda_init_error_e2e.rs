@@ -29,11 +29,13 @@ use selfheal_tests::tools::{
 use selfheal_testserver::TestServer;
 use serde_json::{Value, json};
 
+#[path = "lambda_common/mod.rs"]
+mod common;
+
+use common::{ACCESS_KEY, SECRET_KEY, dummy_aws_env};
+
 const CLUSTER: &str = "demo";
 const OTHER_CLUSTER: &str = "staging-eks";
-const REGION: &str = "eu-west-1";
-const ACCESS_KEY: &str = "AKIAIOSFODNN7EXAMPLE";
-const SECRET_KEY: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
 
 /// A function that exits at start-up leaves its invocation unanswered (the
 /// emulator waits for a runtime that never asks for work): fail after this
@@ -91,18 +93,14 @@ fn request(action: &str, cluster: &str) -> Value {
     })
 }
 
-/// Dummy AWS settings: no real account, no instance metadata lookups.
+/// Dummy AWS settings and JSON logs at info.
 fn aws_env() -> Vec<(&'static str, String)> {
-    vec![
-        ("AWS_ACCESS_KEY_ID", ACCESS_KEY.into()),
-        ("AWS_SECRET_ACCESS_KEY", SECRET_KEY.into()),
-        ("AWS_REGION", REGION.into()),
-        ("AWS_CONFIG_FILE", "/dev/null".into()),
-        ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null".into()),
-        ("AWS_EC2_METADATA_DISABLED", "true".into()),
+    let mut env = dummy_aws_env();
+    env.extend([
         ("AWS_LAMBDA_LOG_FORMAT", "JSON".into()),
         ("AWS_LAMBDA_LOG_LEVEL", "info".into()),
-    ]
+    ]);
+    env
 }
 
 /// `cargo lambda watch` with `env`, listening; `None` (skip) without cargo-lambda.

@@ -221,6 +221,17 @@ fn stored(server: &TestServer) -> Value {
     serde_json::to_value(server.deployment("shop", "checkout").unwrap()).unwrap()
 }
 
+/// The Deployment is still `before`.
+fn assert_untouched(server: &TestServer, before: &Value) {
+    assert_eq!(&stored(server), before, "the Deployment must be untouched");
+}
+
+/// No request reached the server, and the Deployment is still `before`.
+fn assert_no_request(server: &TestServer, before: &Value) {
+    assert!(server.requests().is_empty(), "{:?}", server.requests());
+    assert_untouched(server, before);
+}
+
 /// The request log holds no write: only GETs (reads, lists, discovery).
 fn assert_no_write(server: &TestServer) {
     let writes: Vec<_> = server
@@ -363,12 +374,7 @@ async fn bad_payloads_are_invalid_requests() {
         .unwrap_err();
     assert_eq!(err.error_type(), "NonRetryableInvalidRequest");
     assert!(err.to_string().contains("target"), "{err}");
-    assert!(s.server.requests().is_empty(), "{:?}", s.server.requests());
-    assert_eq!(
-        stored(&s.server),
-        before,
-        "the Deployment must be untouched"
-    );
+    assert_no_request(&s.server, &before);
 }
 
 /// A Deployment or pod the server does not have: `NonRetryableNotFound` after
@@ -402,7 +408,7 @@ async fn missing_target_is_not_found_without_a_write() {
         assert!(log.iter().any(|r| r.status == 404), "{payload}: {log:?}");
         assert_no_write(&s.server);
     }
-    assert_eq!(stored(&s.server), before);
+    assert_untouched(&s.server, &before);
 }
 
 #[tokio::test]
@@ -499,11 +505,7 @@ async fn forbidden_token_maps_to_non_retryable_forbidden() {
         assert!(log.iter().any(|r| r.status == 403), "{action}: {log:?}");
         assert_no_write(&s.server);
     }
-    assert_eq!(
-        stored(&s.server),
-        before,
-        "the Deployment must be untouched"
-    );
+    assert_untouched(&s.server, &before);
 }
 
 #[tokio::test]
@@ -593,17 +595,12 @@ async fn configured_endpoint_refuses_other_clusters_before_any_call() {
             assert!(d.error_message.contains(needle), "{d:?} lacks {needle}");
         }
     }
-    assert!(s.server.requests().is_empty(), "{:?}", s.server.requests());
     assert_eq!(
         state.remediators_built(),
         0,
         "no client for another cluster"
     );
-    assert_eq!(
-        stored(&s.server),
-        before,
-        "the Deployment must be untouched"
-    );
+    assert_no_request(&s.server, &before);
 }
 
 /// Start-up failed: every invocation, whatever its payload (a valid request,
@@ -663,12 +660,7 @@ async fn failed_startup_answers_every_invocation_with_its_error() {
             assert_eq!(d.error_message, init_message);
         }
     }
-    assert!(s.server.requests().is_empty(), "{:?}", s.server.requests());
-    assert_eq!(
-        stored(&s.server),
-        before,
-        "the Deployment must be untouched"
-    );
+    assert_no_request(&s.server, &before);
 }
 
 /// A successful start-up serves through the same [`Startup`] the mains use.

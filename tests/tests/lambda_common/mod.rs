@@ -12,6 +12,23 @@ pub const API_1: &str = "registry.example/shop/api:1.0.0";
 pub const API_2: &str = "registry.example/shop/api:1.1.0";
 pub const ENVOY: &str = "registry.example/envoy:1.27";
 
+/// Dummy AWS account for the EKS-mode functions and the test server's token verifier.
+pub const REGION: &str = "eu-west-1";
+pub const ACCESS_KEY: &str = "AKIAIOSFODNN7EXAMPLE";
+pub const SECRET_KEY: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+
+/// Dummy AWS settings: no real account, no profile files, no instance metadata lookups.
+pub fn dummy_aws_env() -> Vec<(&'static str, String)> {
+    vec![
+        ("AWS_ACCESS_KEY_ID", ACCESS_KEY.into()),
+        ("AWS_SECRET_ACCESS_KEY", SECRET_KEY.into()),
+        ("AWS_REGION", REGION.into()),
+        ("AWS_CONFIG_FILE", "/dev/null".into()),
+        ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null".into()),
+        ("AWS_EC2_METADATA_DISABLED", "true".into()),
+    ]
+}
+
 /// `shop/checkout` at revision 1: api `API_1` and the sidecar envoy.
 pub fn checkout() -> Value {
     json!({

@@ -145,6 +145,21 @@ impl RemediationRequest {
             }
             _ => Ok(()),
         }?;
+        names::check("target.namespace", &t.namespace, names::Rule::Label)?;
+        if let Some(d) = &t.deployment {
+            names::check("target.deployment", d, names::Rule::Subdomain)?;
+        }
+        if let Some(p) = &t.pod {
+            names::check("target.pod", p, names::Rule::Subdomain)?;
+        }
+        if let Some(c) = &t.container {
+            if c.trim().is_empty() {
+                return Err(Error::InvalidRequest(
+                    "target.container must not be empty (leave it out to roll back every changed container)".into(),
+                ));
+            }
+            names::check("target.container", c, names::Rule::Label)?;
+        }
         if self.to_revision.is_some()
             && (self.action != Action::Rollback || self.scope != Scope::Template)
         {
@@ -153,6 +168,52 @@ impl RemediationRequest {
             ));
         }
         Ok(())
+    }
+}
+
+/// Kubernetes object-name rules, checked before any name reaches a URL path:
+/// kube builds paths from names without encoding segments, so `../x` or
+/// `a/b?c=` must never get that far.
+mod names {
+    use crate::Error;
+
+    #[derive(Debug, Clone, Copy)]
+    pub(super) enum Rule {
+        /// RFC 1123 label (namespaces, container names): at most 63 of
+        /// `[a-z0-9-]`, starting and ending alphanumeric.
+        Label,
+        /// RFC 1123 subdomain (Deployments, pods): at most 253 characters,
+        /// dot-separated labels.
+        Subdomain,
+    }
+
+    fn label_ok(s: &str) -> bool {
+        !s.is_empty()
+            && s.len() <= 63
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !s.starts_with('-')
+            && !s.ends_with('-')
+    }
+
+    pub(super) fn check(field: &str, value: &str, rule: Rule) -> Result<(), Error> {
+        let (ok, what) = match rule {
+            Rule::Label => (
+                label_ok(value),
+                "an RFC 1123 label (at most 63 characters of a-z, 0-9 and '-', starting and ending with a letter or digit)",
+            ),
+            Rule::Subdomain => (
+                value.len() <= 253 && value.split('.').all(label_ok),
+                "an RFC 1123 subdomain (at most 253 characters: lowercase letters, digits, '-' and '.', each dot-separated part starting and ending with a letter or digit)",
+            ),
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(Error::InvalidRequest(format!(
+                "{field} {value:?} is not a valid Kubernetes name: it must be {what}"
+            )))
+        }
     }
 }
 
@@ -167,6 +228,22 @@ pub enum OutcomeStatus {
     DryRun,
     /// A guard said no; nothing written. `guard` names it.
     Refused,
+    /// The operator's off switch is set (`SELFHEAL_SWITCH_PARAMETER`): nothing
+    /// was read or written, and nothing needs a person's attention.
+    Disabled,
+}
+
+impl OutcomeStatus {
+    /// The contract's name (`applied`, `skipped`, `dryRun`, `refused`, `disabled`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutcomeStatus::Applied => "applied",
+            OutcomeStatus::Skipped => "skipped",
+            OutcomeStatus::DryRun => "dryRun",
+            OutcomeStatus::Refused => "refused",
+            OutcomeStatus::Disabled => "disabled",
+        }
+    }
 }
 
 /// Machine-readable name of the guard that refused (design.md §3.4).
@@ -207,6 +284,10 @@ pub enum Guard {
     /// away from (`selfheal.dev/bad-images`) and someone re-deployed it:
     /// rolling back again would oscillate with them.
     Oscillation,
+    /// A pod target that is not on the Deployment's current revision, or
+    /// (rollback) does not run the Deployment's current image: a late or
+    /// re-fired pod alert must not roll back a healthy release.
+    StalePod,
 }
 
 impl Guard {
@@ -227,6 +308,7 @@ impl Guard {
             Guard::Conflict => "conflict",
             Guard::RateLimit => "rateLimit",
             Guard::Oscillation => "oscillation",
+            Guard::StalePod => "stalePod",
         }
     }
 }
@@ -383,6 +465,69 @@ mod tests {
             r#"{"action":"pause","target":{"namespace":"shop","deployment":"checkout","image":"x"}}"#,
         );
         assert!(m.contains("unknown field `image`"), "{m}");
+    }
+
+    #[test]
+    fn names_follow_kubernetes_rules_before_any_request_is_built() {
+        let req = |ns: &str, dep: &str| {
+            format!(r#"{{"action":"pause","target":{{"namespace":"{ns}","deployment":"{dep}"}}}}"#)
+        };
+        for (ns, dep) in [
+            ("shop/deployments/x?a=", "checkout"),
+            ("../kube-system", "checkout"),
+            ("Shop", "checkout"),
+            ("shop", "checkout/status"),
+            ("shop", "-checkout"),
+            ("shop", "check..out"),
+            (&"a".repeat(64), "checkout"),
+        ] {
+            let m = message(&req(ns, dep));
+            assert!(
+                m.contains("is not a valid Kubernetes name"),
+                "{ns} {dep}: {m}"
+            );
+        }
+        assert!(parse(&req("shop-2", "checkout.v2")).is_ok());
+        let longest = [63, 63, 63, 61].map(|n| "b".repeat(n)).join(".");
+        assert_eq!(longest.len(), 253);
+        assert!(parse(&req(&"a".repeat(63), &longest)).is_ok());
+        assert!(parse(&req("shop", &format!("{longest}b"))).is_err());
+        let m = message(
+            r#"{"action":"rollback","target":{"namespace":"shop","pod":"checkout-7d9f/x"}}"#,
+        );
+        assert!(m.contains("target.pod"), "{m}");
+    }
+
+    #[test]
+    fn container_name_must_not_be_empty_or_invalid() {
+        let m = message(
+            r#"{"action":"rollback","target":{"namespace":"shop","deployment":"checkout","container":""}}"#,
+        );
+        assert!(m.contains("target.container must not be empty"), "{m}");
+        let m = message(
+            r#"{"action":"rollback","target":{"namespace":"shop","deployment":"checkout","container":"API"}}"#,
+        );
+        assert!(m.contains("target.container \"API\" is not a valid"), "{m}");
+    }
+
+    #[test]
+    fn status_names_match_serde() {
+        for status in [
+            OutcomeStatus::Applied,
+            OutcomeStatus::Skipped,
+            OutcomeStatus::DryRun,
+            OutcomeStatus::Refused,
+            OutcomeStatus::Disabled,
+        ] {
+            assert_eq!(
+                serde_json::to_value(status).unwrap(),
+                serde_json::Value::from(status.as_str())
+            );
+        }
+        assert_eq!(
+            serde_json::to_value(Guard::StalePod).unwrap(),
+            serde_json::Value::from(Guard::StalePod.as_str())
+        );
     }
 
     #[test]

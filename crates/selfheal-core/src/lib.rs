@@ -11,6 +11,7 @@ pub mod guards;
 pub mod history;
 pub mod model;
 pub mod plan;
+pub mod pod;
 pub mod policy;
 pub mod status;
 

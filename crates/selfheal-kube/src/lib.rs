@@ -18,7 +18,7 @@ pub use client::{client_from_kubeconfig, client_from_parts, pem_to_der};
 pub use error::{Error, Result, error_types};
 pub use events::Reporter;
 pub use remediator::{Clock, DEFAULT_REPLAN_BUDGET, Remediator, Snapshot};
-pub use resolve::{deployment_for_pod, selector_string};
+pub use resolve::{PodOwner, deployment_for_pod, pod_owner, selector_string};
 
 /// `fieldManager` of our writes, so `managedFields` show who changed what.
 pub const FIELD_MANAGER: &str = "selfheal";

@@ -1,7 +1,9 @@
 //! One remediation against a live API server: read, plan (pure core), send the
 //! one guarded JSON Patch, re-plan if the object moved, record an Event.
 //! Round trips for a rollback: GET + LIST + PATCH (+ Event POST); for
-//! pause/resume/restart: GET + PATCH (+ Event POST) (design.md §3.3).
+//! pause/resume/restart: GET + PATCH (+ Event POST). A pod target adds the
+//! pod and ReplicaSet GETs and always the LIST: the stale-pod guard needs the
+//! Deployment's current revision.
 
 use std::sync::Arc;
 
@@ -9,6 +11,7 @@ use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use kube::Api;
 use kube::api::{ListParams, Patch, PatchParams};
 use selfheal_core::plan::needs_replica_sets;
+use selfheal_core::pod::check_pod_target;
 use selfheal_core::{
     Action, Decision, OutcomeStatus, Plan, PlanInput, Policy, RemediationOutcome,
     RemediationRequest, RevisionInfo, RolloutStatus, decide, keys, rollout_status,
@@ -17,7 +20,7 @@ use selfheal_core::{
 use crate::FIELD_MANAGER;
 use crate::error::{Call, Error, Result};
 use crate::events::{Reporter, build_event, post_event};
-use crate::resolve::{deployment_for_pod, selector_string};
+use crate::resolve::{deployment_for_pod, pod_owner, selector_string};
 
 /// Injected clock, so cooldowns and `restartedAt` are testable.
 pub type Clock = Arc<dyn Fn() -> jiff::Timestamp + Send + Sync>;
@@ -113,9 +116,12 @@ impl Remediator {
             .validate()
             .map_err(|source| Error::InvalidRequest { source })?;
         let namespace = request.target.namespace.as_str();
-        let name = match (&request.target.deployment, &request.target.pod) {
-            (Some(deployment), _) => deployment.clone(),
-            (None, Some(pod)) => deployment_for_pod(&self.client, namespace, pod).await?,
+        let (name, pod) = match (&request.target.deployment, &request.target.pod) {
+            (Some(deployment), _) => (deployment.clone(), None),
+            (None, Some(pod)) => {
+                let owner = pod_owner(&self.client, namespace, pod).await?;
+                (owner.deployment, Some(owner.pod))
+            }
             (None, None) => {
                 return Err(Error::InvalidRequest {
                     source: selfheal_core::Error::InvalidRequest(
@@ -144,7 +150,11 @@ impl Remediator {
         loop {
             attempts += 1;
             let snapshot = self
-                .read(namespace, &name, needs_replica_sets(&planned))
+                .read(
+                    namespace,
+                    &name,
+                    needs_replica_sets(&planned) || pod.is_some(),
+                )
                 .await?;
             let decision = decide(PlanInput {
                 request: &planned,
@@ -181,7 +191,12 @@ impl Remediator {
                     &plan.outcome.changes,
                 ),
             };
-            let refusal = match moved {
+            // Only a write needs the pod to speak for the Deployment: a
+            // refusal or skip the planner already decided stands as it is.
+            let stale = pod.as_ref().map_or(Ok(()), |pod| {
+                check_pod_target(pod, request, &snapshot.deployment, &snapshot.replica_sets)
+            });
+            let refusal = match stale.and(moved) {
                 Err(refusal) => Err(refusal),
                 Ok(()) => self.rate_limit(&snapshot.deployment).await?,
             };

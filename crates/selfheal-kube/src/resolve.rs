@@ -29,6 +29,14 @@ fn describe(owner: Option<&OwnerReference>) -> String {
     }
 }
 
+/// A pod target resolved: the pod as read (the stale-pod guard compares it
+/// with the Deployment, [`selfheal_core::pod`]) and its Deployment's name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PodOwner {
+    pub pod: Pod,
+    pub deployment: String,
+}
+
 /// GET the pod, then its ReplicaSet, and return the owning Deployment's name.
 /// Two GETs; a uid mismatch (owner deleted and recreated under the same name)
 /// counts as not found rather than silently acting on a different object.
@@ -37,6 +45,13 @@ pub async fn deployment_for_pod(
     namespace: &str,
     pod: &str,
 ) -> Result<String> {
+    pod_owner(client, namespace, pod)
+        .await
+        .map(|owner| owner.deployment)
+}
+
+/// [`deployment_for_pod`], keeping the pod it read.
+pub async fn pod_owner(client: &kube::Client, namespace: &str, pod: &str) -> Result<PodOwner> {
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
     let pod_obj = pods.get(pod).await.map_err(|e| {
         Call {
@@ -89,7 +104,10 @@ pub async fn deployment_for_pod(
                 describe(controller_of(&rs.metadata))
             ),
         })?;
-    Ok(deployment.name.clone())
+    Ok(PodOwner {
+        deployment: deployment.name.clone(),
+        pod: pod_obj,
+    })
 }
 
 /// Render a LabelSelector as the `labelSelector` query string the API server

@@ -43,6 +43,40 @@ pub struct LastRemediation {
     pub changes: Vec<Change>,
 }
 
+/// One record of `selfheal.dev/history`: an applied action, for the
+/// per-action cooldown and the audit trail.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryRecord {
+    pub action: Action,
+    /// RFC 3339, UTC, whole seconds.
+    pub at: String,
+    /// Step Functions execution, `null` for manual/CLI runs.
+    #[serde(default)]
+    pub execution: Option<String>,
+    /// The request's `reason`, clipped to [`HISTORY_REASON_CHARS`].
+    #[serde(default)]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub changes: Vec<Change>,
+}
+
+/// `last-remediation` repeats the newest history record, without its reason.
+impl From<&HistoryRecord> for LastRemediation {
+    fn from(record: &HistoryRecord) -> Self {
+        LastRemediation {
+            action: record.action,
+            at: record.at.clone(),
+            execution: record.execution.clone(),
+            changes: record.changes.clone(),
+        }
+    }
+}
+
+/// Longest `reason` a history record (and the change-cause) keeps: ten
+/// records must stay far below the API server's 256 KiB annotation budget.
+pub const HISTORY_REASON_CHARS: usize = 200;
+
 /// Known-bad images per container (`selfheal.dev/bad-images`), most recent last.
 pub type BadImages = BTreeMap<String, Vec<String>>;
 
@@ -76,6 +110,66 @@ fn label<'d>(deployment: &'d Deployment, key: &str) -> Option<&'d str> {
 /// The parsed `selfheal.dev/last-remediation`, or `None` when absent or malformed.
 pub fn last_remediation(deployment: &Deployment) -> Option<LastRemediation> {
     serde_json::from_str(annotation(deployment, keys::LAST_REMEDIATION)?).ok()
+}
+
+/// The parsed `selfheal.dev/history`, most recent last. Absent or malformed
+/// reads as empty; a malformed record is dropped and the others are kept, so
+/// one hand-edited entry does not erase the cooldown of every action.
+pub fn history(deployment: &Deployment) -> Vec<HistoryRecord> {
+    annotation(deployment, keys::HISTORY)
+        .and_then(|v| serde_json::from_str::<Vec<serde_json::Value>>(v).ok())
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|record| serde_json::from_value(record).ok())
+        .collect()
+}
+
+/// `history` plus `record`, keeping the [`keys::HISTORY_KEEP`] most recent.
+pub fn record_history(
+    mut history: Vec<HistoryRecord>,
+    record: HistoryRecord,
+) -> Vec<HistoryRecord> {
+    history.push(record);
+    let excess = history.len().saturating_sub(keys::HISTORY_KEEP);
+    history.drain(..excess);
+    history
+}
+
+/// A free-text reason as one line of at most [`HISTORY_REASON_CHARS`]
+/// characters (control characters become spaces), `None` when blank.
+pub fn one_line_reason(reason: Option<&str>) -> Option<String> {
+    let line: String = reason?
+        .trim()
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if line.is_empty() {
+        return None;
+    }
+    if line.chars().count() <= HISTORY_REASON_CHARS {
+        return Some(line);
+    }
+    let mut clipped: String = line.chars().take(HISTORY_REASON_CHARS - 1).collect();
+    clipped.push('…');
+    Some(clipped)
+}
+
+/// When `action` was applied, as far as the object remembers: its records in
+/// `selfheal.dev/history`, plus `selfheal.dev/last-remediation` (the only
+/// record on an object written before the history existed; on a newer one it
+/// repeats the history's last record). Unparsable times are skipped.
+fn times_of(deployment: &Deployment, action: Action) -> Vec<jiff::Timestamp> {
+    let from_history = history(deployment)
+        .into_iter()
+        .filter(|r| r.action == action)
+        .map(|r| r.at);
+    let from_last = last_remediation(deployment)
+        .filter(|r| r.action == action)
+        .map(|r| r.at);
+    from_history
+        .chain(from_last)
+        .filter_map(|at| at.parse::<jiff::Timestamp>().ok())
+        .collect()
 }
 
 /// The parsed `selfheal.dev/bad-images`; absent or malformed reads as empty.
@@ -195,6 +289,8 @@ pub fn gitops(
 }
 
 /// The same action inside the cooldown window is refused unless `force`.
+/// Each action has its own clock (the newest record of that action in the
+/// history), so a pause and a resume in between do not reset a rollback's.
 /// A record dated in the future (clock skew) counts as "just now", unless it
 /// is further ahead than the window itself, which reads as malformed.
 pub fn cooldown(
@@ -207,21 +303,16 @@ pub fn cooldown(
     if force || policy.cooldown.is_zero() {
         return Ok(());
     }
-    let Some(last) = last_remediation(deployment) else {
-        return Ok(());
-    };
-    if last.action != action {
-        return Ok(());
-    }
-    let Ok(at) = last.at.parse::<jiff::Timestamp>() else {
-        return Ok(());
-    };
     let window =
         jiff::SignedDuration::try_from(policy.cooldown).unwrap_or(jiff::SignedDuration::MAX);
-    let elapsed = now.duration_since(at);
-    if elapsed >= window || elapsed <= -window {
+    let Some(elapsed) = times_of(deployment, action)
+        .into_iter()
+        .map(|at| now.duration_since(at))
+        .filter(|elapsed| *elapsed < window && *elapsed > -window)
+        .min()
+    else {
         return Ok(());
-    }
+    };
     let ago = Duration::try_from(elapsed).unwrap_or_default().as_secs();
     Err(Refusal::new(
         Guard::Cooldown,

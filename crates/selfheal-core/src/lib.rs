@@ -28,10 +28,13 @@ pub use plan::{Decision, Plan, PlanInput, decide, needs_replica_sets};
 pub use policy::{POLICY_VARIABLES, Policy};
 pub use status::{RolloutState, RolloutStatus, rollout_status};
 
-/// Annotation and label keys (design.md §3.4, §5).
+/// Annotation and label keys (README.md, "Audit trail").
 pub mod keys {
     pub const ENABLED_LABEL: &str = "selfheal.dev/enabled";
     pub const LAST_REMEDIATION: &str = "selfheal.dev/last-remediation";
+    /// The last [`HISTORY_KEEP`] applied actions, most recent last: the
+    /// per-action cooldown clock and the audit trail.
+    pub const HISTORY: &str = "selfheal.dev/history";
     pub const BAD_IMAGES: &str = "selfheal.dev/bad-images";
     pub const PAUSED_BY: &str = "selfheal.dev/paused-by";
     pub const REVISION: &str = "deployment.kubernetes.io/revision";
@@ -42,8 +45,13 @@ pub mod keys {
     pub const ROLLBACK_TO: &str = "deprecated.deployment.rollback.to";
     pub const RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";
     pub const POD_TEMPLATE_HASH: &str = "pod-template-hash";
+    /// What `kubectl rollout history` prints per revision (the controller
+    /// copies it from the Deployment onto the ReplicaSet it rolls out).
+    pub const CHANGE_CAUSE: &str = "kubernetes.io/change-cause";
     /// Value of `selfheal.dev/paused-by` written by selfheal.
     pub const PAUSED_BY_SELFHEAL: &str = "selfheal";
     /// How many images per container `selfheal.dev/bad-images` remembers.
     pub const BAD_IMAGES_KEEP: usize = 10;
+    /// How many records `selfheal.dev/history` keeps.
+    pub const HISTORY_KEEP: usize = 10;
 }

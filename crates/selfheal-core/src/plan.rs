@@ -1,8 +1,10 @@
 //! Planners: decide what one remediation writes, as one guarded JSON Patch.
 //!
 //! [`decide`] reads like kubectl's `rollback.go`: validate the object, run the
-//! guards in a fixed order (namespace, opt-in, GitOps, cooldown), then the
-//! action's own rules, and only then build the patch. The patch always starts
+//! guards in a fixed order (namespace, opt-in, GitOps), then the action's own
+//! rules, build the patch, and only then the cooldown: an action with nothing
+//! to write ("already paused") is `skipped` rather than refused, and a dry run
+//! inside the cooldown still previews its patch. The patch always starts
 //! with `test /metadata/generation` (and the labels), so a write against an
 //! object whose spec, annotations or labels moved fails with 422 and the
 //! adapter re-reads and re-plans; status-only updates do not conflict.
@@ -51,8 +53,8 @@ pub struct Plan {
     pub outcome: RemediationOutcome,
     /// Message for the core/v1 Event recorded on the Deployment.
     pub event_message: String,
-    /// selfheal's own annotations the patch sets (audit trail, `paused-by`),
-    /// for logs and tests. Removals (e.g. `paused-by` on resume) are not listed.
+    /// The annotations the patch sets (audit trail, `paused-by`,
+    /// `kubernetes.io/change-cause`), for logs and tests. Removals (e.g. `paused-by` on resume) are not listed.
     pub annotations: BTreeMap<String, String>,
     /// Send with `dryRun=All` (request or policy asked for a dry run).
     pub dry_run: bool,
@@ -112,13 +114,14 @@ pub fn decide(input: PlanInput<'_>) -> Result<Decision, Error> {
     if let Err(refusal) = ctx.common_guards() {
         return Ok(ctx.refused(refusal));
     }
-    match (input.request.action, input.request.scope) {
+    let decision = match (input.request.action, input.request.scope) {
         (Action::Rollback, Scope::Container) => rollback::half_brick(&ctx),
         (Action::Rollback, Scope::Template) => rollback::undo(&ctx),
         (Action::Pause, _) => rollout::pause(&ctx),
         (Action::Resume, _) => rollout::resume(&ctx),
         (Action::Restart, _) => rollout::restart(&ctx),
-    }
+    }?;
+    Ok(ctx.cooldown(decision))
 }
 
 /// The validated view of one planning call, shared by every planner.
@@ -207,17 +210,37 @@ impl<'a> Ctx<'a> {
 
     /// Guards every action passes first, in the project's fixed order.
     fn common_guards(&self) -> Result<(), Refusal> {
-        let (policy, deployment, request) = (self.input.policy, self.deployment(), self.request());
+        let (policy, deployment) = (self.input.policy, self.deployment());
         guards::namespace(policy, deployment)?;
         guards::opt_in(policy, deployment)?;
-        guards::gitops(policy, deployment, self.gitops)?;
-        guards::cooldown(
-            policy,
-            deployment,
+        guards::gitops(policy, deployment, self.gitops)
+    }
+
+    /// The cooldown, applied to a plan that would write: a real write is
+    /// refused; a dry run previews it (the server still validates the
+    /// patch) and says that a real run would be refused.
+    fn cooldown(&self, decision: Decision) -> Decision {
+        let Decision::Apply(mut plan) = decision else {
+            return decision;
+        };
+        let request = self.request();
+        let Err(refusal) = guards::cooldown(
+            self.input.policy,
+            self.deployment(),
             request.action,
             self.input.now,
             request.force,
-        )
+        ) else {
+            return Decision::Apply(plan);
+        };
+        if plan.dry_run {
+            plan.outcome.message.push_str(&format!(
+                "; a real run would be refused by the cooldown ({})",
+                refusal.message
+            ));
+            return Decision::Apply(plan);
+        }
+        Decision::Done(plan.refuse(refusal))
     }
 
     fn outcome(&self, status: OutcomeStatus, message: String) -> RemediationOutcome {

@@ -3,9 +3,12 @@
 //! A line-for-line port of kubectl's `DeploymentStatusViewer.Status` for
 //! revision 0, so a verify step and a human running kubectl agree on the
 //! words as well as the verdict. kubectl's trailing newline is dropped.
+//! The pause (and `selfheal.dev/paused-by`) is reported beside the verdict.
 
 use k8s_openapi::api::apps::v1::Deployment;
 use serde::{Deserialize, Serialize};
+
+use crate::keys;
 
 /// Progressing reason the controller sets once `progressDeadlineSeconds` passed.
 pub const TIMED_OUT_REASON: &str = "ProgressDeadlineExceeded";
@@ -19,16 +22,32 @@ pub enum RolloutState {
 }
 
 /// Result of evaluating a Deployment's rollout, with kubectl's exact message.
+/// kubectl says nothing about a pause (a paused rollout just waits), so
+/// `paused` and `pausedBy` tell an on-call person why it is not moving;
+/// both are absent from the JSON when the Deployment is not paused.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RolloutStatus {
     pub state: RolloutState,
     pub message: String,
+    /// `spec.paused`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub paused: bool,
+    /// Who paused it, from `selfheal.dev/paused-by` (`selfheal` when selfheal
+    /// did); absent when not paused or when the pause is not marked (a
+    /// `kubectl rollout pause`, for example).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused_by: Option<String>,
 }
 
 impl RolloutStatus {
     fn new(state: RolloutState, message: String) -> Self {
-        RolloutStatus { state, message }
+        RolloutStatus {
+            state,
+            message,
+            paused: false,
+            paused_by: None,
+        }
     }
 
     pub fn is_done(&self) -> bool {
@@ -36,11 +55,31 @@ impl RolloutStatus {
     }
 }
 
-/// Evaluate like kubectl's `DeploymentStatusViewer.Status` (revision 0).
+/// Evaluate like kubectl's `DeploymentStatusViewer.Status` (revision 0), and
+/// say whether the Deployment is paused and by whom.
 ///
 /// Absent numbers count as 0, as Go's zero values do; a Deployment without a
 /// status therefore waits for its spec to be observed.
 pub fn rollout_status(deployment: &Deployment) -> RolloutStatus {
+    let mut status = kubectl_status(deployment);
+    status.paused = deployment
+        .spec
+        .as_ref()
+        .and_then(|s| s.paused)
+        .unwrap_or(false);
+    if status.paused {
+        status.paused_by = deployment
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(keys::PAUSED_BY))
+            .filter(|by| !by.is_empty())
+            .cloned();
+    }
+    status
+}
+
+fn kubectl_status(deployment: &Deployment) -> RolloutStatus {
     let name = deployment.metadata.name.as_deref().unwrap_or_default();
     let generation = deployment.metadata.generation.unwrap_or(0);
     let status = deployment.status.clone().unwrap_or_default();
@@ -211,6 +250,45 @@ mod tests {
         assert_eq!(
             s.message,
             r#"Waiting for deployment "checkout" rollout to finish: 1 of 2 updated replicas are available..."#
+        );
+    }
+
+    #[test]
+    fn a_pause_and_who_made_it_are_reported_beside_kubectl_verdict() {
+        let mut d: Deployment =
+            serde_json::from_value(crate::testutil::deployment_json(&[("api", "api:1")], 3))
+                .unwrap();
+        let running = rollout_status(&d);
+        assert_eq!(
+            serde_json::to_value(&running).unwrap(),
+            serde_json::json!({"state": "done", "message": r#"deployment "checkout" successfully rolled out"#}),
+            "no pause fields when not paused"
+        );
+        d.spec.as_mut().unwrap().paused = Some(true);
+        let by_someone = rollout_status(&d);
+        assert_eq!(
+            (by_someone.paused, by_someone.paused_by.as_deref()),
+            (true, None)
+        );
+        assert_eq!(
+            by_someone.message, running.message,
+            "kubectl's words unchanged"
+        );
+        d.metadata
+            .annotations
+            .get_or_insert_default()
+            .insert(keys::PAUSED_BY.into(), keys::PAUSED_BY_SELFHEAL.into());
+        assert_eq!(
+            serde_json::to_value(rollout_status(&d)).unwrap(),
+            serde_json::json!({"state": "done", "message": r#"deployment "checkout" successfully rolled out"#,
+                               "paused": true, "pausedBy": "selfheal"})
+        );
+        d.spec.as_mut().unwrap().paused = Some(false);
+        let resumed = rollout_status(&d);
+        assert_eq!(
+            (resumed.paused, resumed.paused_by),
+            (false, None),
+            "a stale paused-by on a running Deployment is not reported"
         );
     }
 

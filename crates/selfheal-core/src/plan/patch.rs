@@ -9,7 +9,7 @@ use json_patch::{
 use serde_json::Value;
 
 use super::{Ctx, Decision, Plan};
-use crate::guards::{self, LastRemediation};
+use crate::guards::{self, HistoryRecord, LastRemediation};
 use crate::{Action, Error, OutcomeStatus, RemediationOutcome, keys};
 
 /// A JSON pointer from raw tokens; `/` and `~` in keys are escaped (`~1`, `~0`).
@@ -25,9 +25,44 @@ pub fn rfc3339(now: jiff::Timestamp) -> String {
         .to_string()
 }
 
+/// `kubernetes.io/change-cause` for an action that rolls out a new pod
+/// template (rollback, restart): one line saying what selfheal did, which the
+/// controller copies onto the ReplicaSet it rolls out, so `kubectl rollout
+/// history` shows it. Pause and resume roll out nothing: setting it then
+/// would relabel the running revision, whose cause was someone's deploy.
+fn change_cause(outcome: &RemediationOutcome, reason: Option<&str>) -> Option<String> {
+    let mut cause = format!("selfheal {}", outcome.action);
+    match outcome.action {
+        Action::Rollback => {
+            if let Some(to) = outcome.revision.as_ref().and_then(|r| r.to) {
+                cause.push_str(&format!(" to revision {to}"));
+            }
+            let changes: Vec<String> = outcome
+                .changes
+                .iter()
+                .map(|c| format!("{} {} -> {}", c.container, c.from, c.to))
+                .collect();
+            if !changes.is_empty() {
+                cause.push_str(&format!(": {}", changes.join(", ")));
+            }
+        }
+        Action::Restart => {}
+        Action::Pause | Action::Resume => return None,
+    }
+    if let Some(reason) = reason {
+        cause.push_str(&format!(" (reason: {reason})"));
+    }
+    Some(cause)
+}
+
 /// Serialize a typed object for a patch value.
 pub(super) fn to_value<T: serde::Serialize>(what: &'static str, value: &T) -> Result<Value, Error> {
     serde_json::to_value(value).map_err(|source| Error::Serialize { what, source })
+}
+
+/// Serialize one of selfheal's JSON annotation values.
+fn to_string<T: serde::Serialize>(what: &'static str, value: &T) -> Result<String, Error> {
+    serde_json::to_string(value).map_err(|source| Error::Serialize { what, source })
 }
 
 /// Ops in the order they are added; annotation ops are appended by [`Ctx::finish`].
@@ -114,25 +149,30 @@ impl Ctx<'_> {
     ) -> Result<Decision, Error> {
         outcome.status = OutcomeStatus::Applied;
         let request = self.request();
-        let record = LastRemediation {
+        let reason = guards::one_line_reason(request.reason.as_deref());
+        let entry = HistoryRecord {
             action: self.action(),
             at: rfc3339(self.input.now),
             execution: request.execution.clone(),
+            reason: reason.clone(),
             changes: outcome.changes.clone(),
         };
-        let record = serde_json::to_string(&record).map_err(|source| Error::Serialize {
-            what: "last-remediation annotation",
-            source,
-        })?;
-        builder.set_annotation(keys::LAST_REMEDIATION, record);
+        builder.set_annotation(
+            keys::LAST_REMEDIATION,
+            to_string(
+                "last-remediation annotation",
+                &LastRemediation::from(&entry),
+            )?,
+        );
+        let history = guards::record_history(guards::history(self.deployment()), entry);
+        builder.set_annotation(keys::HISTORY, to_string("history annotation", &history)?);
+        if let Some(cause) = change_cause(&outcome, reason.as_deref()) {
+            builder.set_annotation(keys::CHANGE_CAUSE, cause);
+        }
         if self.action() == Action::Rollback && !outcome.changes.is_empty() {
             let bad =
                 guards::record_bad_images(guards::bad_images(self.deployment()), &outcome.changes);
-            let bad = serde_json::to_string(&bad).map_err(|source| Error::Serialize {
-                what: "bad-images annotation",
-                source,
-            })?;
-            builder.set_annotation(keys::BAD_IMAGES, bad);
+            builder.set_annotation(keys::BAD_IMAGES, to_string("bad-images annotation", &bad)?);
         }
 
         let PatchBuilder {

@@ -30,8 +30,12 @@ const KUBECTL_ANNOTATIONS_TO_SKIP: [&str; 6] = [
 /// Our own annotations, kept from the Deployment for the same reason: the
 /// controller copied them onto each ReplicaSet when it was created, so the
 /// ReplicaSet's copy is stale (an old bad-images list, a pause long over).
-const SELFHEAL_ANNOTATIONS_TO_KEEP: [&str; 3] =
-    [keys::LAST_REMEDIATION, keys::BAD_IMAGES, keys::PAUSED_BY];
+const SELFHEAL_ANNOTATIONS_TO_KEEP: [&str; 4] = [
+    keys::LAST_REMEDIATION,
+    keys::HISTORY,
+    keys::BAD_IMAGES,
+    keys::PAUSED_BY,
+];
 
 /// kubectl's refusal, naming the Deployment like kubectl does.
 fn paused_refusal(name: &str) -> Refusal {
@@ -253,9 +257,10 @@ pub(super) fn half_brick(ctx: &Ctx<'_>) -> Result<Decision, Error> {
 ///
 /// Deliberate differences from kubectl: the skip message names the revision
 /// actually compared (kubectl prints 0 when no revision was given); selfheal's
-/// own annotations keep the Deployment's values; a pause made by selfheal is
-/// lifted in the same patch instead of refused; the patch also tests the
-/// generation and labels.
+/// own annotations keep the Deployment's values; `kubernetes.io/change-cause`
+/// says what selfheal did instead of repeating the restored ReplicaSet's; a
+/// pause made by selfheal is lifted in the same patch instead of refused; the
+/// patch also tests the generation and labels.
 pub(super) fn undo(ctx: &Ctx<'_>) -> Result<Decision, Error> {
     let history = History::of(ctx.deployment(), ctx.input.replica_sets);
     let revision = match ctx.request().to_revision {

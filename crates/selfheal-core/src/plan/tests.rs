@@ -35,6 +35,18 @@ fn last_remediation(action: &str, execution: Value, changes: Value) -> Value {
     json!({"action": action, "at": "2026-11-26T20:00:00Z", "execution": execution, "changes": changes})
 }
 
+/// One record of `selfheal.dev/history` as the planner writes it at [`now`].
+fn history_record(action: &str, execution: Value, reason: Value, changes: Value) -> Value {
+    json!({"action": action, "at": "2026-11-26T20:00:00Z", "execution": execution, "reason": reason, "changes": changes})
+}
+
+/// Every audit annotation a plan sets, copied into `expected`.
+fn expect_annotations(expected: &mut Value, plan: &crate::Plan) {
+    for (k, v) in &plan.annotations {
+        expected["metadata"]["annotations"][k] = json!(v);
+    }
+}
+
 fn parsed(value: &Value) -> Value {
     serde_json::from_str(value.as_str().unwrap()).unwrap()
 }
@@ -117,25 +129,40 @@ fn half_brick_on_recorded_checkout_sends_the_recorded_ops_plus_guards_and_audit(
         Value::from(ops.as_array().unwrap()[0..3].to_vec()),
         recorded
     );
-    assert_eq!(ops[3]["op"], "add");
     assert_eq!(
-        ops[3]["path"],
-        "/metadata/annotations/selfheal.dev~1bad-images"
+        ops[3],
+        json!({"op": "add", "path": "/metadata/annotations/kubernetes.io~1change-cause",
+               "value": format!("selfheal rollback: api {API3} -> {API2}")})
     );
-    assert_eq!(parsed(&ops[3]["value"]), json!({"api": [API3]}));
+    assert_eq!(ops[4]["op"], "add");
     assert_eq!(
         ops[4]["path"],
+        "/metadata/annotations/selfheal.dev~1bad-images"
+    );
+    assert_eq!(parsed(&ops[4]["value"]), json!({"api": [API3]}));
+    let changes = json!([{"container": "api", "from": API3, "to": API2}]);
+    assert_eq!(
+        ops[5]["path"],
+        "/metadata/annotations/selfheal.dev~1history"
+    );
+    assert_eq!(
+        parsed(&ops[5]["value"]),
+        json!([history_record(
+            "rollback",
+            Value::Null,
+            Value::Null,
+            changes.clone()
+        )])
+    );
+    assert_eq!(
+        ops[6]["path"],
         "/metadata/annotations/selfheal.dev~1last-remediation"
     );
     assert_eq!(
-        parsed(&ops[4]["value"]),
-        last_remediation(
-            "rollback",
-            Value::Null,
-            json!([{"container": "api", "from": API3, "to": API2}])
-        )
+        parsed(&ops[6]["value"]),
+        last_remediation("rollback", Value::Null, changes)
     );
-    assert_eq!(ops.as_array().unwrap().len(), 5);
+    assert_eq!(ops.as_array().unwrap().len(), 7);
 
     let o = &plan.outcome;
     assert_eq!(o.status, OutcomeStatus::Applied);
@@ -163,9 +190,9 @@ fn half_brick_on_recorded_checkout_sends_the_recorded_ops_plus_guards_and_audit(
         o.message
     );
     assert!(!plan.dry_run);
-    assert_eq!(plan.annotations.len(), 2);
+    assert_eq!(plan.annotations.len(), 4);
 
-    // Applying it changes only api's image and adds the two annotations.
+    // Applying it changes only api's image and adds the four annotations.
     let after = scenario.apply(&plan);
     let mut expected = scenario.deployment.clone();
     expected["spec"]["template"]["spec"]["containers"][0]["image"] = json!(API2);
@@ -239,10 +266,19 @@ fn sidecar_only_change_reverts_only_the_sidecar() {
     let after = scenario.apply(&plan);
     let mut expected = scenario.deployment.clone();
     expected["spec"]["template"]["spec"]["containers"][1]["image"] = json!(ENVOY1);
-    expected["metadata"]["annotations"][keys::BAD_IMAGES] =
-        json!(plan.annotations[keys::BAD_IMAGES]);
-    expected["metadata"]["annotations"][keys::LAST_REMEDIATION] =
-        json!(plan.annotations[keys::LAST_REMEDIATION]);
+    expect_annotations(&mut expected, &plan);
+    assert_eq!(
+        plan.annotations
+            .keys()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+        [
+            keys::CHANGE_CAUSE,
+            keys::BAD_IMAGES,
+            keys::HISTORY,
+            keys::LAST_REMEDIATION
+        ]
+    );
     assert_eq!(
         after, expected,
         "api container and everything else untouched"
@@ -511,7 +547,12 @@ fn deployment_without_annotations_gets_the_audit_map_added_whole() {
             .unwrap()
             .keys()
             .collect::<Vec<_>>(),
-        vec![keys::BAD_IMAGES, keys::LAST_REMEDIATION]
+        vec![
+            keys::CHANGE_CAUSE,
+            keys::BAD_IMAGES,
+            keys::HISTORY,
+            keys::LAST_REMEDIATION
+        ]
     );
     let after = scenario.apply(&plan);
     assert_eq!(after["metadata"]["annotations"], last["value"]);
@@ -557,6 +598,191 @@ fn cooldown_is_overridden_by_force_and_ignores_other_actions() {
         &policy(),
     ));
     applied(scenario.decide(&request(json!({"action": "restart"})), &policy()));
+}
+
+/// Issue 18 item 3: rollback, pause, resume, then a rollback two minutes
+/// later. `last-remediation` then names the resume, but the rollback's own
+/// clock (its record in `selfheal.dev/history`) still runs: refused, and the
+/// rollback would otherwise walk one revision further back (API2 → API1).
+#[test]
+fn cooldown_is_per_action_across_a_pause_and_resume() {
+    let at = |seconds: i64| {
+        now()
+            .checked_add(jiff::SignedDuration::from_secs(seconds))
+            .unwrap()
+    };
+    let step = |scenario: &Scenario, action: &str, seconds: i64| -> Scenario {
+        let req = request(
+            json!({"action": action, "execution": format!("exec-{action}"),
+                                 "reason": format!("{action} because")}),
+        );
+        let plan = applied(scenario.decide_at(&req, &policy(), at(seconds)));
+        Scenario {
+            deployment: scenario.apply(&plan),
+            replica_sets: scenario.replica_sets.clone(),
+        }
+    };
+    let start = Scenario::new(&[&[("api", API1)], &[("api", API2)], &[("api", API3)]]);
+    let rolled = step(&start, "rollback", 0);
+    let paused = step(&rolled, "pause", 30);
+    let resumed = step(&paused, "resume", 60);
+    assert_eq!(
+        parsed(&annotation(&resumed.deployment, keys::LAST_REMEDIATION))["action"],
+        "resume"
+    );
+    let history = parsed(&annotation(&resumed.deployment, keys::HISTORY));
+    assert_eq!(
+        history,
+        json!([
+            {"action": "rollback", "at": "2026-11-26T20:00:00Z", "execution": "exec-rollback",
+             "reason": "rollback because", "changes": [{"container": "api", "from": API3, "to": API2}]},
+            {"action": "pause", "at": "2026-11-26T20:00:30Z", "execution": "exec-pause",
+             "reason": "pause because", "changes": []},
+            {"action": "resume", "at": "2026-11-26T20:01:00Z", "execution": "exec-resume",
+             "reason": "resume because", "changes": []}
+        ])
+    );
+
+    let outcome = done(resumed.decide_at(&rollback(), &policy(), at(120)));
+    assert_eq!(outcome.status, OutcomeStatus::Refused, "{outcome:#?}");
+    assert_eq!(outcome.guard, Some(Guard::Cooldown));
+    assert!(
+        outcome.message.contains("had a rollback 120s ago"),
+        "{}",
+        outcome.message
+    );
+    assert!(outcome.changes.is_empty());
+    // The other actions keep their own clocks; past the window it acts again.
+    let pause = done(resumed.decide_at(&request(json!({"action": "pause"})), &policy(), at(120)));
+    assert_eq!(pause.guard, Some(Guard::Cooldown));
+    assert!(
+        pause.message.contains("had a pause 90s ago"),
+        "{}",
+        pause.message
+    );
+    applied(resumed.decide_at(&request(json!({"action": "restart"})), &policy(), at(120)));
+    let plan = applied(resumed.decide_at(&rollback(), &policy(), at(600)));
+    assert_eq!(plan.outcome.changes[0].to, API1);
+}
+
+#[test]
+fn history_keeps_the_ten_most_recent_records_and_survives_a_bad_one() {
+    let old = |i: usize| json!({"action": "restart", "at": format!("2026-11-25T10:{i:02}:00Z"), "execution": null, "changes": []});
+    let mut records: Vec<Value> = (0..10).map(old).collect();
+    records[9] = json!({"action": "teleport"});
+    let scenario = Scenario::new(&[&[("api", API1)]])
+        .annotate(keys::HISTORY, &Value::from(records).to_string());
+    let plan = applied(scenario.decide(&request(json!({"action": "pause"})), &policy()));
+    let history = parsed(&plan.annotations[keys::HISTORY].clone().into());
+    let history = history.as_array().unwrap();
+    assert_eq!(history.len(), keys::HISTORY_KEEP);
+    assert_eq!(
+        history[0]["at"], "2026-11-25T10:00:00Z",
+        "the unreadable record is dropped, the nine others kept"
+    );
+    assert_eq!(history[8]["at"], "2026-11-25T10:08:00Z");
+    assert_eq!(history[9]["action"], "pause");
+
+    let full: Vec<Value> = (0..10).map(old).collect();
+    let scenario =
+        Scenario::new(&[&[("api", API1)]]).annotate(keys::HISTORY, &Value::from(full).to_string());
+    let plan = applied(scenario.decide(&request(json!({"action": "pause"})), &policy()));
+    let history = parsed(&plan.annotations[keys::HISTORY].clone().into());
+    assert_eq!(history.as_array().unwrap().len(), keys::HISTORY_KEEP);
+    assert_eq!(history[0]["at"], "2026-11-25T10:01:00Z", "the oldest goes");
+
+    let garbage = Scenario::new(&[&[("api", API1)]]).annotate(keys::HISTORY, "[[[");
+    let plan = applied(garbage.decide(&request(json!({"action": "pause"})), &policy()));
+    assert_eq!(
+        parsed(&plan.annotations[keys::HISTORY].clone().into())
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+/// Issue 18 item 7: "already in the wanted state" is answered before the
+/// cooldown, and a dry run inside the cooldown still previews.
+#[test]
+fn wanted_state_and_dry_run_come_before_the_cooldown() {
+    let record = |action: &str| {
+        json!([history_record(action, Value::Null, Value::Null, json!([]))]).to_string()
+    };
+    let paused = Scenario::new(&[&[("api", API1)]])
+        .paused(true)
+        .annotate(keys::HISTORY, &record("pause"));
+    let outcome = done(paused.decide(&request(json!({"action": "pause"})), &policy()));
+    assert_eq!(
+        (outcome.status, outcome.guard),
+        (OutcomeStatus::Skipped, None)
+    );
+    let running = Scenario::new(&[&[("api", API1)]]).annotate(keys::HISTORY, &record("resume"));
+    let outcome = done(running.decide(&request(json!({"action": "resume"})), &policy()));
+    assert_eq!(
+        (outcome.status, outcome.guard),
+        (OutcomeStatus::Skipped, None)
+    );
+    let undone = Scenario::new(&[&[("api", API1)], &[("api", API2)], &[("api", API2)]])
+        .annotate(keys::HISTORY, &record("rollback"));
+    assert_eq!(
+        done(undone.decide(&undo_request(None), &policy())).status,
+        OutcomeStatus::Skipped
+    );
+
+    let rolled = Scenario::new(&[&[("api", API1)], &[("api", API2)]])
+        .annotate(keys::HISTORY, &record("rollback"));
+    assert_eq!(refused(&rolled, &rollback(), &policy()).0, Guard::Cooldown);
+    let dry = request(json!({"action": "rollback", "dryRun": true}));
+    let plan = applied(rolled.decide(&dry, &policy()));
+    assert!(plan.dry_run);
+    assert_eq!(
+        plan.outcome.changes[0].to, API1,
+        "the preview shows the change"
+    );
+    assert_eq!(
+        plan.outcome.message,
+        format!(
+            "rolled back deployment shop/checkout: container api from {API2} to {API1}; a real run would be refused by the cooldown (deployment shop/checkout had a rollback 0s ago, inside the 600s cooldown; set force to act anyway)"
+        )
+    );
+    assert!(
+        !plan.event_message.contains("cooldown"),
+        "{}",
+        plan.event_message
+    );
+    let policy_dry = Policy {
+        dry_run: true,
+        ..policy()
+    };
+    assert!(applied(rolled.decide(&rollback(), &policy_dry)).dry_run);
+}
+
+#[test]
+fn change_cause_is_one_line_with_the_reason_clipped() {
+    let scenario = Scenario::new(&[&[("api", API1)], &[("api", API2)]]);
+    let long = format!("5xx above 5%\nsee runbook {}", "x".repeat(400));
+    let plan = applied(scenario.decide(
+        &request(json!({"action": "rollback", "reason": long})),
+        &policy(),
+    ));
+    let cause = &plan.annotations[keys::CHANGE_CAUSE];
+    assert!(
+        cause.starts_with(&format!(
+            "selfheal rollback: api {API2} -> {API1} (reason: 5xx above 5% see runbook xxx"
+        )),
+        "{cause}"
+    );
+    assert!(cause.ends_with("…)"), "{cause}");
+    assert!(!cause.contains('\n'));
+    let reason = parsed(&plan.annotations[keys::HISTORY].clone().into())[0]["reason"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(reason.chars().count(), crate::guards::HISTORY_REASON_CHARS);
+    // Pause and resume roll out no revision: the running one keeps its cause.
+    let paused = applied(scenario.decide(&request(json!({"action": "pause"})), &policy()));
+    assert!(!paused.annotations.contains_key(keys::CHANGE_CAUSE));
 }
 
 #[test]
@@ -733,6 +959,11 @@ fn template_scope_matches_kubectl_undo_on_the_recorded_cluster() {
     assert_eq!(ops[1]["path"], "/metadata/annotations");
     let mut annotations = ops[1]["value"].as_object().unwrap().clone();
     assert!(annotations.remove(keys::LAST_REMEDIATION).is_some());
+    assert!(annotations.remove(keys::HISTORY).is_some());
+    assert_eq!(
+        annotations.remove(keys::CHANGE_CAUSE),
+        Some(json!("selfheal rollback to revision 5"))
+    );
     assert!(
         annotations.remove(keys::BAD_IMAGES).is_none(),
         "no image changed: restart → revision 5 is the same images"
@@ -777,7 +1008,14 @@ fn template_scope_to_revision_matches_kubectl_and_drops_annotations_the_old_rs_l
     assert_eq!(ours, theirs);
     let mut annotations = ops[1]["value"].as_object().unwrap().clone();
     annotations.remove(keys::LAST_REMEDIATION);
+    annotations.remove(keys::HISTORY);
     annotations.remove(keys::BAD_IMAGES);
+    assert_eq!(
+        annotations.remove(keys::CHANGE_CAUSE),
+        Some(json!(format!(
+            "selfheal rollback to revision 1: api {API2} -> {API1}, envoy {ENVOY2} -> {ENVOY1}"
+        )))
+    );
     assert_eq!(
         Value::Object(annotations),
         kubectl[1]["value"],
@@ -844,7 +1082,11 @@ fn template_scope_picks_the_second_highest_revision_and_copies_annotations_by_ku
         annotations["team"], "checkout-then",
         "others: the ReplicaSet's value"
     );
-    assert_eq!(annotations["kubernetes.io/change-cause"], "deploy 1.1.0");
+    assert_eq!(
+        annotations[keys::CHANGE_CAUSE],
+        format!("selfheal rollback to revision 2: api {API3} -> {API2}"),
+        "selfheal's own sentence, not the ReplicaSet's (`kubectl rollout history` shows what selfheal did)"
+    );
     assert!(
         annotations.get(keys::PAUSED_BY).is_none(),
         "a stale paused-by is not copied"
@@ -926,22 +1168,33 @@ fn manual_pause_sets_paused_and_marks_it_ours() {
     );
     assert_eq!(
         ops[1],
-        json!({"op": "add", "path": "/metadata/annotations/selfheal.dev~1last-remediation", "value": plan.annotations[keys::LAST_REMEDIATION]})
+        json!({"op": "add", "path": "/metadata/annotations/selfheal.dev~1history", "value": plan.annotations[keys::HISTORY]})
     );
     assert_eq!(
         ops[2],
+        json!({"op": "add", "path": "/metadata/annotations/selfheal.dev~1last-remediation", "value": plan.annotations[keys::LAST_REMEDIATION]})
+    );
+    assert_eq!(
+        ops[3],
         json!({"op": "add", "path": "/metadata/annotations/selfheal.dev~1paused-by", "value": "selfheal"})
+    );
+    assert_eq!(
+        ops.as_array().unwrap().len(),
+        4,
+        "no change-cause: no new revision"
     );
     let after = scenario.apply(&plan);
     let mut expected = scenario.deployment.clone();
     expected["spec"]["paused"] = json!(true);
-    expected["metadata"]["annotations"][keys::PAUSED_BY] = json!("selfheal");
-    expected["metadata"]["annotations"][keys::LAST_REMEDIATION] =
-        json!(plan.annotations[keys::LAST_REMEDIATION]);
+    expect_annotations(&mut expected, &plan);
     assert_eq!(after, expected);
     assert_eq!(
         parsed(&annotation(&after, keys::LAST_REMEDIATION)),
         last_remediation("pause", Value::Null, json!([]))
+    );
+    assert_eq!(
+        parsed(&annotation(&after, keys::HISTORY)),
+        json!([history_record("pause", Value::Null, Value::Null, json!([]))])
     );
 }
 
@@ -1014,8 +1267,7 @@ fn resume_lifts_our_own_pause() {
         .as_object_mut()
         .unwrap()
         .remove(keys::PAUSED_BY);
-    expected["metadata"]["annotations"][keys::LAST_REMEDIATION] =
-        json!(plan.annotations[keys::LAST_REMEDIATION]);
+    expect_annotations(&mut expected, &plan);
     assert_eq!(after, expected);
 }
 
@@ -1065,9 +1317,9 @@ fn restart_stamps_restarted_at_creating_the_template_annotations() {
     let mut expected = scenario.deployment.clone();
     expected["spec"]["template"]["metadata"]["annotations"] =
         json!({keys::RESTARTED_AT: "2026-11-26T20:00:00Z"});
-    expected["metadata"]["annotations"][keys::LAST_REMEDIATION] =
-        json!(plan.annotations[keys::LAST_REMEDIATION]);
+    expect_annotations(&mut expected, &plan);
     assert_eq!(after, expected);
+    assert_eq!(annotation(&after, keys::CHANGE_CAUSE), "selfheal restart");
     assert_eq!(
         plan.outcome.revision,
         Some(RevisionInfo {

@@ -14,11 +14,58 @@
 //! ([`OPERATION_ATTEMPT_TIMEOUT`] equals [`OPERATION_TIMEOUT`]), because
 //! several of our calls are not idempotent. docs/limits.md lists these with
 //! every other limit.
+//!
+//! The off switch ([`switch`]) lives here too: one implementation, read by
+//! the action functions (`selfheal-lambda`) and by `ingest`.
 
 use std::time::Duration;
 
 use aws_config::timeout::TimeoutConfig;
-use aws_config::{BehaviorVersion, ConfigLoader, SdkConfig};
+use aws_config::{BehaviorVersion, ConfigLoader};
+
+/// Re-exported so crates that only pass the config along need no aws-config
+/// dependency of their own.
+pub use aws_config::SdkConfig;
+
+pub mod switch;
+
+pub use switch::{OffSwitch, SwitchConfig, SwitchState, SwitchedOff};
+
+/// Stable `errorType` names of [`Error`], the same names the other selfheal
+/// crates use for the same kinds of failure.
+pub mod error_types {
+    /// A transient AWS failure: the caller's retry can succeed.
+    pub const RETRYABLE_AWS_ERROR: &str = "RetryableAwsError";
+    /// The function's environment is wrong.
+    pub const NON_RETRYABLE_CONFIG: &str = "NonRetryableConfig";
+}
+
+/// Why this crate's shared AWS pieces failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An environment variable holds an unusable value.
+    #[error("configuration {variable}: {reason}")]
+    Config {
+        variable: &'static str,
+        reason: String,
+    },
+
+    /// The off switch could not be read and no earlier read exists to fall
+    /// back on: acting without knowing the switch could ignore an operator's
+    /// stop, so nothing is done and the caller retries.
+    #[error("cannot read the off switch (SSM parameter {parameter}): {message}")]
+    SwitchUnavailable { parameter: String, message: String },
+}
+
+impl Error {
+    /// Stable name for Lambda's `errorType`.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            Error::Config { .. } => error_types::NON_RETRYABLE_CONFIG,
+            Error::SwitchUnavailable { .. } => error_types::RETRYABLE_AWS_ERROR,
+        }
+    }
+}
 
 /// Establishing a connection (TCP and TLS) to an AWS endpoint. The SDK's own
 /// default is 3.1 s; AWS endpoints in the function's region connect in

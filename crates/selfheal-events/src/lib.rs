@@ -117,6 +117,10 @@ pub enum IgnoreReason {
     Truncated { count: u64 },
     /// Firing, but cannot become a request; the operator should fix the alarm.
     Rejected(Rejection),
+    /// A usable alert, but the operator's off switch (SSM parameter
+    /// `parameter`, holding `value`) says selfheal must not act. Set by
+    /// ingest, never by [`parse_event`].
+    Disabled { parameter: String, value: String },
 }
 
 /// Why a firing alert could not become a request. Each names the problem.
@@ -174,6 +178,10 @@ impl std::fmt::Display for IgnoreReason {
                 )
             }
             IgnoreReason::Rejected(r) => r.fmt(f),
+            IgnoreReason::Disabled { parameter, value } => write!(
+                f,
+                "selfheal is switched off (SSM parameter {parameter} = {value}); nothing was started"
+            ),
         }
     }
 }

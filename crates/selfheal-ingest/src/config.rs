@@ -1,6 +1,7 @@
 //! Configuration from environment variables, parsed once at start-up.
 
 use secrecy::SecretString;
+use selfheal_aws::SwitchConfig;
 use selfheal_events::Defaults;
 
 use crate::Error;
@@ -48,6 +49,16 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "(unset)",
         "action for alarms that name none (unset: such alarms are rejected)",
     ),
+    (
+        selfheal_aws::switch::PARAMETER_VAR,
+        "(unset)",
+        "SSM String parameter of the off switch: `on` starts executions; anything else starts none (alerts listed as ignored, `disabled`)",
+    ),
+    (
+        selfheal_aws::switch::CACHE_SECONDS_VAR,
+        "10",
+        "seconds a read switch value is used before the parameter is read again (0-300)",
+    ),
 ];
 
 /// What `ingest` needs to know, from the environment.
@@ -63,6 +74,8 @@ pub struct IngestConfig {
     /// Most alerts one event may carry; a larger one starts nothing
     /// (webhook: 400). Alertmanager's `max_alerts` must be at most this.
     pub max_alerts: usize,
+    /// The off switch; `None`: executions are always started.
+    pub switch: Option<SwitchConfig>,
 }
 
 impl IngestConfig {
@@ -157,12 +170,21 @@ impl IngestConfig {
             Self::MAX_MAX_ALERTS,
         )?;
 
+        let switch = SwitchConfig::from_lookup(&lookup).map_err(|error| match error {
+            selfheal_aws::Error::Config { variable, reason } => Error::Config { variable, reason },
+            other => Error::Config {
+                variable: selfheal_aws::switch::PARAMETER_VAR,
+                reason: other.to_string(),
+            },
+        })?;
+
         Ok(IngestConfig {
             state_machine_arn,
             defaults,
             secret,
             concurrency,
             max_alerts,
+            switch,
         })
     }
 }
@@ -195,6 +217,36 @@ mod tests {
         assert_eq!(c.concurrency, 8);
         assert_eq!(c.max_alerts, 100);
         assert_eq!(c.defaults, Defaults::default());
+        assert_eq!(c.switch, None);
+    }
+
+    #[test]
+    fn reads_the_off_switch() {
+        use selfheal_aws::switch::{CACHE_SECONDS_VAR, PARAMETER_VAR};
+        let c = config(&[
+            (IngestConfig::STATE_MACHINE_VAR, ARN),
+            (PARAMETER_VAR, "/selfheal/prod/switch"),
+            (CACHE_SECONDS_VAR, "3"),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.switch,
+            Some(SwitchConfig {
+                parameter: "/selfheal/prod/switch".into(),
+                cache: std::time::Duration::from_secs(3),
+            })
+        );
+        let err = config(&[
+            (IngestConfig::STATE_MACHINE_VAR, ARN),
+            (PARAMETER_VAR, "/p"),
+            (CACHE_SECONDS_VAR, "soon"),
+        ])
+        .unwrap_err();
+        assert!(
+            matches!(&err, Error::Config { variable, .. } if *variable == CACHE_SECONDS_VAR),
+            "{err}"
+        );
+        assert_eq!(err.error_type(), "NonRetryableConfig");
     }
 
     #[test]

@@ -91,6 +91,14 @@ pub enum Error {
         problem: &'static str,
     },
 
+    /// The off switch could not be read and was never read before: nothing
+    /// was started; re-delivery is safe (`RetryableAwsError`).
+    #[error("{source}; nothing was started")]
+    Switch {
+        #[source]
+        source: selfheal_aws::Error,
+    },
+
     /// The response could not be encoded (not expected to happen).
     #[error("cannot encode the response: {source}")]
     Encode {
@@ -119,6 +127,7 @@ impl Error {
                 }
             }
             Error::SecretUnavailable { .. } => error_types::RETRYABLE_SECRET_UNAVAILABLE,
+            Error::Switch { source } => source.error_type(),
         }
     }
 }

@@ -8,8 +8,9 @@ use aws_lambda_events::event::lambda_function_urls::{
 use base64::Engine;
 use futures::StreamExt;
 use http::{HeaderValue, StatusCode, header};
+use selfheal_aws::{OffSwitch, SwitchState};
 use selfheal_events::{
-    Defaults, IgnoreReason, Ingested, MAX_EVENT_BYTES, NamedRequest, parse_event,
+    Defaults, IgnoreReason, Ignored, Ingested, MAX_EVENT_BYTES, NamedRequest, parse_event,
 };
 use serde::Serialize;
 use serde_json::Value;
@@ -27,6 +28,7 @@ pub struct Ingest<S> {
     defaults: Defaults,
     concurrency: usize,
     max_alerts: usize,
+    switch: Option<OffSwitch>,
 }
 
 /// An HTTP error body: `{"error": "Unauthorized", "reason": "…"}`.
@@ -46,7 +48,15 @@ impl<S: StartExecution> Ingest<S> {
             defaults,
             concurrency: concurrency.max(1),
             max_alerts: IngestConfig::DEFAULT_MAX_ALERTS,
+            switch: None,
         }
+    }
+
+    /// Read `switch` before starting anything; switched off, every alert is
+    /// reported as ignored (`disabled`) and nothing starts.
+    pub fn with_switch(mut self, switch: OffSwitch) -> Self {
+        self.switch = Some(switch);
+        self
     }
 
     /// At most `max_alerts` alerts per event (at least 1); a larger event
@@ -103,6 +113,7 @@ impl<S: StartExecution> Ingest<S> {
             error
         })?;
         self.check_alert_count(&ingested)?;
+        let ingested = self.apply_switch(ingested).await?;
         let summary = self.start_all(ingested).await;
         if summary.all_started() {
             Ok(summary)
@@ -202,6 +213,20 @@ impl<S: StartExecution> Ingest<S> {
             let status = StatusCode::BAD_REQUEST;
             return error_response(status, reason_phrase(status), error.to_string());
         }
+        // Switched off: 200 with every alert ignored, so Alertmanager does not
+        // retry. Switch unreadable (never read): 503, so it does.
+        let ingested = match self.apply_switch(ingested).await {
+            Ok(ingested) => ingested,
+            // The cause is in the log (apply_switch), not in the answer to
+            // an outside caller.
+            Err(_) => {
+                return error_response(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Service Unavailable",
+                    "off switch unavailable; nothing was started; retry later".to_owned(),
+                );
+            }
+        };
 
         let summary = self.start_all(ingested).await;
         let status = if summary.all_started() {
@@ -236,6 +261,47 @@ impl<S: StartExecution> Ingest<S> {
             "event rejected: too many alerts"
         );
         Err(error)
+    }
+
+    /// The off switch, read only when there is something to start. Off:
+    /// every request becomes an ignored alert (`disabled`), after the
+    /// alerts ignored for their own reasons.
+    async fn apply_switch(&self, mut ingested: Ingested) -> Result<Ingested, Error> {
+        let Some(switch) = &self.switch else {
+            return Ok(ingested);
+        };
+        if ingested.requests.is_empty() {
+            return Ok(ingested);
+        }
+        let off = match switch.state().await {
+            Ok(SwitchState::On) => return Ok(ingested),
+            Ok(SwitchState::Off(off)) => off,
+            Err(source) => {
+                let error = Error::Switch { source };
+                tracing::error!(
+                    kind = %ingested.kind,
+                    error_type = error.error_type(),
+                    alerts = ingested.requests.len(),
+                    error = %error,
+                    "event not started: off switch unreadable"
+                );
+                return Err(error);
+            }
+        };
+        for named in std::mem::take(&mut ingested.requests) {
+            let alarm = named.request.alarm.as_ref();
+            let reason = IgnoreReason::Disabled {
+                parameter: off.parameter.clone(),
+                value: off.value.clone(),
+            };
+            ingested.ignored.push(Ignored {
+                name: alarm.and_then(|a| a.name.clone()),
+                id: alarm.and_then(|a| a.id.clone()),
+                message: reason.to_string(),
+                reason,
+            });
+        }
+        Ok(ingested)
     }
 
     /// Start every request, `concurrency` at a time, and log each result

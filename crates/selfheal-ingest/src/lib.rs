@@ -42,11 +42,16 @@ pub async fn init() -> Result<Ingest<SfnStarter>, Error> {
         );
     }
     let secret = WebhookSecret::new(config.secret.clone(), &sdk);
+    let switch = config
+        .switch
+        .as_ref()
+        .map(|switch| selfheal_aws::OffSwitch::new(switch, &sdk));
     tracing::info!(
         state_machine_arn = %config.state_machine_arn,
         concurrency = config.concurrency,
         default_cluster = config.defaults.cluster.as_deref().unwrap_or("-"),
         default_action = config.defaults.action.map(|a| a.to_string()).unwrap_or_else(|| "-".into()),
+        switch = config.switch.as_ref().map_or("-", |s| s.parameter.as_str()),
         webhook = match &config.secret {
             SecretSource::Disabled => "disabled",
             SecretSource::SsmParameter { .. } => "ssm",
@@ -55,5 +60,9 @@ pub async fn init() -> Result<Ingest<SfnStarter>, Error> {
         },
         "ingest initialised"
     );
-    Ok(Ingest::from_config(starter, secret, &config))
+    let ingest = Ingest::from_config(starter, secret, &config);
+    Ok(match switch {
+        Some(switch) => ingest.with_switch(switch),
+        None => ingest,
+    })
 }

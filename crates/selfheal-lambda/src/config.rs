@@ -9,6 +9,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use selfheal_aws::SwitchConfig;
 use selfheal_core::Policy;
 
 use crate::error::HandlerError;
@@ -31,7 +32,7 @@ pub const TOKEN_LIFETIME_SECONDS: &str = "SELFHEAL_TOKEN_LIFETIME_SECONDS";
 pub const REPLAN_BUDGET: &str = "SELFHEAL_REPLAN_BUDGET";
 
 /// Every variable this crate reads itself (the policy's own are read by
-/// [`Policy::from_lookup`]).
+/// [`Policy::from_lookup`], the off switch's by [`SwitchConfig::from_lookup`]).
 pub const FUNCTION_VARIABLES: &[&str] = &[
     KUBECONFIG,
     KUBE_CONTEXT,
@@ -86,6 +87,9 @@ pub struct FunctionConfig {
     pub access: ClusterAccess,
     pub default_cluster: Option<String>,
     pub replan_budget: u32,
+    /// The off switch (`selfheal_aws::switch::VARIABLES`); `None`: no
+    /// switch, the function always acts (local runs, the CLI's tests).
+    pub switch: Option<SwitchConfig>,
 }
 
 fn invalid(variable: &'static str, reason: impl Into<String>) -> HandlerError {
@@ -167,11 +171,16 @@ impl FunctionConfig {
                 }
             },
         };
+        let switch = SwitchConfig::from_lookup(&lookup).map_err(|error| match error {
+            selfheal_aws::Error::Config { variable, reason } => invalid(variable, reason),
+            other => invalid(selfheal_aws::switch::PARAMETER_VAR, other.to_string()),
+        })?;
         Ok(FunctionConfig {
             policy,
             access,
             default_cluster,
             replan_budget,
+            switch,
         })
     }
 
@@ -324,6 +333,27 @@ ZZUolFY4U9jn37uu5iOeDQ==
         );
         assert_eq!(config.default_cluster, None);
         assert_eq!(config.replan_budget, selfheal_kube::DEFAULT_REPLAN_BUDGET);
+        assert_eq!(config.switch, None);
+    }
+
+    #[test]
+    fn off_switch_variables_are_read() {
+        use selfheal_aws::switch::{CACHE_SECONDS_VAR, DEFAULT_CACHE, PARAMETER_VAR};
+        let config =
+            parse(&[(KUBECONFIG, "/k"), (PARAMETER_VAR, "/selfheal/prod/switch")]).unwrap();
+        assert_eq!(
+            config.switch,
+            Some(SwitchConfig {
+                parameter: "/selfheal/prod/switch".into(),
+                cache: DEFAULT_CACHE,
+            })
+        );
+        let config = parse(&[(PARAMETER_VAR, "/p"), (CACHE_SECONDS_VAR, "2")]).unwrap();
+        assert_eq!(config.switch.unwrap().cache, Duration::from_secs(2));
+        let (variable, message) =
+            config_error(&[(PARAMETER_VAR, "/p"), (CACHE_SECONDS_VAR, "600")]);
+        assert_eq!(variable, CACHE_SECONDS_VAR);
+        assert!(message.contains("0..=300"), "{message}");
     }
 
     #[test]

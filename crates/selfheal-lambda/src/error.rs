@@ -97,6 +97,14 @@ pub enum HandlerError {
         configured: String,
     },
 
+    /// The off switch could not be read and was never read before: nothing
+    /// is done, the state machine retries (`RetryableAwsError`).
+    #[error("{source}")]
+    Switch {
+        #[source]
+        source: selfheal_aws::Error,
+    },
+
     /// The function's start-up failed (configuration, kubeconfig): every
     /// invocation answers with that error's `errorType` and message
     /// ([`crate::Startup`]).
@@ -120,6 +128,7 @@ impl HandlerError {
             }
             HandlerError::Kube { source } => source.error_type(),
             HandlerError::Eks { source } => source.error_type(),
+            HandlerError::Switch { source } => source.error_type(),
             HandlerError::ClusterNotServed { .. } => {
                 selfheal_eks::error_types::NON_RETRYABLE_CLUSTER_NOT_FOUND
             }
@@ -142,6 +151,12 @@ impl From<selfheal_kube::Error> for HandlerError {
 impl From<selfheal_eks::Error> for HandlerError {
     fn from(source: selfheal_eks::Error) -> Self {
         HandlerError::Eks { source }
+    }
+}
+
+impl From<selfheal_aws::Error> for HandlerError {
+    fn from(source: selfheal_aws::Error) -> Self {
+        HandlerError::Switch { source }
     }
 }
 
@@ -314,6 +329,8 @@ mod tests {
             eks::NON_RETRYABLE_AUTH_CONFIG,
             eks::NON_RETRYABLE_FORBIDDEN,
             eks::NON_RETRYABLE_INVALID_REQUEST,
+            selfheal_aws::error_types::RETRYABLE_AWS_ERROR,
+            selfheal_aws::error_types::NON_RETRYABLE_CONFIG,
             error_types::NON_RETRYABLE_INVALID_REQUEST,
             error_types::NON_RETRYABLE_CONFIG,
         ] {
@@ -359,6 +376,20 @@ mod tests {
         assert_eq!(
             d.error_message,
             "this function performs `pause`, but the request asks for `rollback`"
+        );
+    }
+
+    #[test]
+    fn an_unreadable_switch_is_retryable_aws_error() {
+        let d = diagnostic(HandlerError::from(selfheal_aws::Error::SwitchUnavailable {
+            parameter: "/selfheal/prod/switch".into(),
+            message: "ThrottlingException".into(),
+        }));
+        assert_eq!(d.error_type, "RetryableAwsError");
+        assert!(
+            d.error_message.contains("/selfheal/prod/switch"),
+            "{}",
+            d.error_message
         );
     }
 

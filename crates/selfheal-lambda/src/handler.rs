@@ -6,7 +6,10 @@
 //! and a message naming the field, instead of the runtime's type-named error.
 
 use lambda_runtime::LambdaEvent;
-use selfheal_core::{Action, RemediationOutcome, RemediationRequest, RolloutState, Target};
+use selfheal_aws::{SwitchState, SwitchedOff};
+use selfheal_core::{
+    Action, OutcomeStatus, RemediationOutcome, RemediationRequest, RolloutState, Target,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -88,6 +91,32 @@ pub async fn handle_action(
         .cluster_for(request.target.cluster.as_deref())?;
     request.target.cluster.clone_from(&cluster);
 
+    // The off switch comes before any cluster access: switched off, the
+    // function makes no Kubernetes request and no EKS call.
+    if let Some(switch) = state.switch() {
+        match switch.state().await {
+            Ok(SwitchState::On) => {}
+            Ok(SwitchState::Off(off)) => {
+                let outcome = disabled(&request, &off);
+                log_outcome(&request, &outcome);
+                return Ok(outcome);
+            }
+            Err(source) => {
+                let error = HandlerError::from(source);
+                tracing::warn!(
+                    action = %request.action,
+                    namespace = %request.target.namespace,
+                    execution = request.execution.as_deref(),
+                    error_type = error.error_type(),
+                    retryable = error.is_retryable(),
+                    error = %error,
+                    "remediation failed"
+                );
+                return Err(error);
+            }
+        }
+    }
+
     let result = match state.remediator(cluster.as_deref()).await {
         Ok(remediator) => remediator
             .remediate(&request)
@@ -118,6 +147,22 @@ pub async fn handle_action(
             );
             Err(error)
         }
+    }
+}
+
+/// The outcome of a request that arrived while the switch is off: nothing
+/// was read or written.
+fn disabled(request: &RemediationRequest, off: &SwitchedOff) -> RemediationOutcome {
+    RemediationOutcome {
+        status: OutcomeStatus::Disabled,
+        action: request.action,
+        message: format!("{off}; nothing was done"),
+        target: request.target.clone(),
+        changes: Vec::new(),
+        revision: None,
+        guard: None,
+        gitops: None,
+        execution: request.execution.clone(),
     }
 }
 

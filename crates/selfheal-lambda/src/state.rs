@@ -1,11 +1,13 @@
 //! Per-process state, built once in `main` and borrowed by every invocation
 //! (aws-lambda-rust-runtime's `basic-shared-resource`): SDK config, EKS client
-//! cache, one [`Remediator`] per cluster. A warm function thus reuses its
-//! connection pool and token instead of re-authenticating per event.
+//! cache, one [`Remediator`] per cluster, the off switch's SSM client and
+//! cache. A warm function thus reuses its connection pool and token instead
+//! of re-authenticating per event.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use selfheal_aws::{OffSwitch, SdkConfig};
 use selfheal_eks::{ClusterEndpoint, ClusterSource, EksClients};
 use selfheal_kube::Remediator;
 use tokio::sync::Mutex;
@@ -34,6 +36,7 @@ pub struct AppState {
     clients: Clients,
     remediators: Mutex<HashMap<String, CachedRemediator>>,
     remediators_built: AtomicU64,
+    switch: Option<OffSwitch>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -45,6 +48,7 @@ impl std::fmt::Debug for AppState {
         f.debug_struct("AppState")
             .field("config", &self.config)
             .field("clients", &mode)
+            .field("switch", &self.switch.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -61,7 +65,44 @@ impl AppState {
     /// Builds what every invocation shares. Local mode builds its client now
     /// (a broken kubeconfig fails the start-up); EKS clients are built on
     /// first use per cluster, since the cluster comes with the request.
+    /// The AWS SDK config comes from the default chain, loaded only when
+    /// something needs it (EKS mode, the off switch).
     pub async fn new(config: FunctionConfig) -> Result<Self, HandlerError> {
+        Self::build(config, None).await
+    }
+
+    /// [`AppState::new`] with a given SDK config (tests point it at moto
+    /// instead of changing the process environment).
+    pub async fn with_sdk_config(
+        config: FunctionConfig,
+        sdk: SdkConfig,
+    ) -> Result<Self, HandlerError> {
+        Self::build(config, Some(sdk)).await
+    }
+
+    async fn build(config: FunctionConfig, sdk: Option<SdkConfig>) -> Result<Self, HandlerError> {
+        let needs_sdk =
+            config.switch.is_some() || matches!(config.access, ClusterAccess::Eks { .. });
+        // Loading the SDK config resolves region and the credential chain:
+        // expensive, so once per process, and not at all in local mode
+        // without a switch (local runs need no AWS).
+        // selfheal_aws: explicit connect/attempt/operation timeouts.
+        let sdk = match sdk {
+            Some(sdk) => Some(sdk),
+            None if needs_sdk => Some(selfheal_aws::load().await),
+            None => None,
+        };
+        let switch = match (&config.switch, &sdk) {
+            (Some(switch), Some(sdk)) => {
+                tracing::info!(
+                    parameter = %switch.parameter,
+                    cache_seconds = switch.cache.as_secs_f64(),
+                    "off switch configured"
+                );
+                Some(OffSwitch::new(switch, sdk))
+            }
+            _ => None,
+        };
         let clients = match &config.access {
             ClusterAccess::Kubeconfig { path, context } => {
                 let client =
@@ -79,10 +120,10 @@ impl AppState {
                 endpoint,
                 token_lifetime,
             } => {
-                // Loading the SDK config resolves region and the credential
-                // chain: expensive, so once per process.
-                // selfheal_aws: explicit connect/attempt/operation timeouts.
-                let sdk_config = selfheal_aws::load().await;
+                let sdk_config = match &sdk {
+                    Some(sdk) => sdk.clone(),
+                    None => selfheal_aws::load().await,
+                };
                 let source = match endpoint {
                     // Restricted to its cluster here too (FunctionConfig::cluster_for
                     // refuses other names first, with the variables named).
@@ -105,7 +146,13 @@ impl AppState {
             clients,
             remediators: Mutex::new(HashMap::new()),
             remediators_built: AtomicU64::new(0),
+            switch,
         })
+    }
+
+    /// The off switch, when one is configured.
+    pub fn switch(&self) -> Option<&OffSwitch> {
+        self.switch.as_ref()
     }
 
     pub fn config(&self) -> &FunctionConfig {

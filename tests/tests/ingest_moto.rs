@@ -10,7 +10,7 @@ mod ingest_support;
 
 use std::collections::HashSet;
 
-use ingest_support::{Moto, create_state_machine, executions, moto_binary};
+use ingest_support::{Moto, create_state_machine, executions, moto_binary, url_request, webhook};
 use selfheal_events::{Action, Defaults, parse_event};
 use selfheal_ingest::{
     Ingest, SecretSource, SfnStarter, StartExecution, StartFailure, Started, Verdict, WebhookSecret,
@@ -28,29 +28,6 @@ fn alert(deployment: &str, fingerprint: &str, value: &str) -> Value {
         "endsAt": "0001-01-01T00:00:00Z",
         "generatorURL": "",
         "fingerprint": fingerprint
-    })
-}
-
-fn webhook(alerts: Vec<Value>) -> Value {
-    json!({
-        "receiver": "selfheal", "status": "firing", "alerts": alerts,
-        "groupLabels": {}, "commonLabels": {}, "commonAnnotations": {},
-        "externalURL": "http://127.0.0.1:9093", "version": "4",
-        "groupKey": "{}:{alertname=\"KubeDeploymentRolloutStuck\"}", "truncatedAlerts": 0
-    })
-}
-
-/// A Function URL invocation payload (format 2.0) carrying `body`.
-fn url_request(body: &Value, authorization: &str) -> Value {
-    json!({
-        "version": "2.0", "rawPath": "/", "rawQueryString": "",
-        "headers": {"authorization": authorization, "content-type": "application/json"},
-        "requestContext": {
-            "http": {"method": "POST", "path": "/", "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "Alertmanager/0.25.0"},
-            "timeEpoch": 0
-        },
-        "body": body.to_string(),
-        "isBase64Encoded": false
     })
 }
 

@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use aws_sdk_ssm::types::ParameterType;
 use common::{API_1, API_2, Cluster, ENVOY, NS};
-use ingest_support::{Moto, create_state_machine, executions, moto_binary};
+use ingest_support::{Moto, create_state_machine, executions, moto_binary, url_request, webhook};
 use lambda_runtime::{Context, LambdaEvent};
 use selfheal_aws::{OffSwitch, SdkConfig, SwitchConfig};
 use selfheal_core::{OutcomeStatus, RemediationOutcome, RolloutState};
@@ -333,32 +333,12 @@ fn alert(deployment: &str, fingerprint: &str, status: &str) -> Value {
     })
 }
 
-fn webhook(alerts: Vec<Value>) -> Value {
-    json!({
-        "receiver": "selfheal", "status": "firing", "alerts": alerts,
-        "groupLabels": {}, "commonLabels": {}, "commonAnnotations": {},
-        "externalURL": "http://127.0.0.1:9093", "version": "4",
-        "groupKey": "{}:{alertname=\"KubeDeploymentRolloutStuck\"}", "truncatedAlerts": 0
-    })
-}
-
-/// A Function URL invocation (payload format 2.0) carrying `body`.
-fn url_request(body: &Value) -> Value {
-    json!({
-        "version": "2.0", "rawPath": "/", "rawQueryString": "",
-        "headers": {"authorization": format!("Bearer {SECRET}"), "content-type": "application/json"},
-        "requestContext": {
-            "http": {"method": "POST", "path": "/", "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "Alertmanager/0.25.0"},
-            "timeEpoch": 0
-        },
-        "body": body.to_string(),
-        "isBase64Encoded": false
-    })
-}
-
 /// (status, body) of the webhook's answer.
 async fn post(ingest: &Ingest<SfnStarter>, body: &Value) -> (i64, Value) {
-    let response = ingest.handle(url_request(body)).await.unwrap();
+    let response = ingest
+        .handle(url_request(body, &format!("Bearer {SECRET}")))
+        .await
+        .unwrap();
     (
         response["statusCode"].as_i64().unwrap(),
         serde_json::from_str(response["body"].as_str().unwrap()).unwrap(),

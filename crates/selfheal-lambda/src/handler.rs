@@ -24,6 +24,12 @@ pub struct VerifyOutput {
     pub state: RolloutState,
     /// kubectl's own sentence for the state.
     pub message: String,
+    /// `spec.paused`; absent when not paused.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub paused: bool,
+    /// `selfheal.dev/paused-by` of a paused Deployment (`selfheal`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused_by: Option<String>,
     /// The target checked, with its cluster and deployment filled in.
     pub target: Target,
 }
@@ -267,6 +273,8 @@ pub async fn handle_verify(
     Ok(VerifyOutput {
         state: status.state,
         message: status.message,
+        paused: status.paused,
+        paused_by: status.paused_by,
         target,
     })
 }

@@ -685,3 +685,101 @@ async fn successful_startup_delegates_to_the_handlers() {
         .unwrap();
     assert_eq!(out.target.deployment.as_deref(), Some("checkout"));
 }
+
+/// Issue 18 item 3, through the handlers with the documented 600 s cooldown:
+/// rollback, pause, resume, then a second rollback without `force`. The
+/// rollback's own record in `selfheal.dev/history` still runs its cooldown:
+/// refused, and the Deployment stays exactly as the resume left it (before
+/// the fix, `last-remediation` named only the resume and the rollback walked
+/// one revision further back, 1.1.0 → 1.0.0).
+#[tokio::test]
+async fn rollback_after_pause_and_resume_is_still_in_its_cooldown() {
+    const API_3: &str = "registry.example/shop/api:1.2.0";
+    let s = setup().await;
+    let kubeconfig = s.dir.path().join("kubeconfig");
+    let state = state_for(&kubeconfig, &[("SELFHEAL_COOLDOWN_SECONDS", "600")])
+        .await
+        .unwrap();
+    let client = selfheal_kube::client_from_kubeconfig(Some(&kubeconfig), None)
+        .await
+        .unwrap();
+    let patch =
+        json!({"spec": {"template": {"spec": {"containers": [{"name": "api", "image": API_3}]}}}});
+    Api::<Deployment>::namespaced(client, "shop")
+        .patch(
+            "checkout",
+            &PatchParams::default(),
+            &Patch::Strategic(patch),
+        )
+        .await
+        .unwrap();
+    assert!(s.server.controller().settle().await);
+
+    for (action, status) in [
+        (Action::Rollback, OutcomeStatus::Applied),
+        (Action::Pause, OutcomeStatus::Applied),
+        (Action::Resume, OutcomeStatus::Applied),
+    ] {
+        let outcome = handle_action(&state, action, event(request(action.as_str())))
+            .await
+            .unwrap();
+        assert_eq!(outcome.status, status, "{outcome:?}");
+    }
+    assert!(s.server.controller().settle().await);
+    let before = stored(&s.server);
+    assert_eq!(
+        images(&s.server.deployment("shop", "checkout").unwrap())[0].1,
+        API_2
+    );
+    let history: Value = serde_json::from_str(
+        before["metadata"]["annotations"]["selfheal.dev/history"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    let actions: Vec<&str> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["rollback", "pause", "resume"]);
+
+    s.server.clear_requests();
+    let outcome = handle_action(&state, Action::Rollback, event(request("rollback")))
+        .await
+        .unwrap();
+    assert_eq!(outcome.status, OutcomeStatus::Refused, "{outcome:?}");
+    assert_eq!(outcome.guard, Some(selfheal_core::Guard::Cooldown));
+    assert_no_write(&s.server);
+    assert_untouched(&s.server, &before);
+}
+
+/// Issue 18 item 8: `verify` says the Deployment is paused and by whom.
+#[tokio::test]
+async fn verify_reports_a_pause_and_who_made_it() {
+    let s = setup().await;
+    let out = handle_verify(&s.state, event(request("pause")))
+        .await
+        .unwrap();
+    let json = serde_json::to_value(&out).unwrap();
+    assert!(
+        json.get("paused").is_none() && json.get("pausedBy").is_none(),
+        "{json}"
+    );
+    handle_action(&s.state, Action::Pause, event(request("pause")))
+        .await
+        .unwrap();
+    let out = handle_verify(&s.state, event(request("pause")))
+        .await
+        .unwrap();
+    assert!(out.paused);
+    assert_eq!(out.paused_by.as_deref(), Some("selfheal"));
+    let json = serde_json::to_value(&out).unwrap();
+    assert_eq!(
+        (&json["paused"], &json["pausedBy"]),
+        (&json!(true), &json!("selfheal"))
+    );
+    let stored = s.server.deployment("shop", "checkout").unwrap();
+    assert_eq!(stored.spec.unwrap().paused, Some(true));
+}

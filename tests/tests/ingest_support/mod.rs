@@ -249,3 +249,27 @@ where
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
+
+/// An Alertmanager webhook (version 4) carrying `alerts`.
+pub fn webhook(alerts: Vec<serde_json::Value>) -> serde_json::Value {
+    serde_json::json!({
+        "receiver": "selfheal", "status": "firing", "alerts": alerts,
+        "groupLabels": {}, "commonLabels": {}, "commonAnnotations": {},
+        "externalURL": "http://127.0.0.1:9093", "version": "4",
+        "groupKey": "{}:{alertname=\"KubeDeploymentRolloutStuck\"}", "truncatedAlerts": 0
+    })
+}
+
+/// A Function URL invocation payload (format 2.0) carrying `body`.
+pub fn url_request(body: &serde_json::Value, authorization: &str) -> serde_json::Value {
+    serde_json::json!({
+        "version": "2.0", "rawPath": "/", "rawQueryString": "",
+        "headers": {"authorization": authorization, "content-type": "application/json"},
+        "requestContext": {
+            "http": {"method": "POST", "path": "/", "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "Alertmanager/0.25.0"},
+            "timeEpoch": 0
+        },
+        "body": body.to_string(),
+        "isBase64Encoded": false
+    })
+}

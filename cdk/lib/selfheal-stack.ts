@@ -68,9 +68,9 @@ export class SelfhealStack extends cdk.Stack {
     });
     const deniedNamespaces = param("DeniedNamespaces", {
       type: "String",
-      default: "",
+      default: "kube-system,kube-public,kube-node-lease",
       description:
-        "Comma-separated namespaces selfheal never acts in (empty = kube-system, kube-public, kube-node-lease).",
+        "Comma-separated namespaces selfheal never acts in. NONE (uppercase, alone) denies no namespace; empty means the same default list.",
     });
     const requireOptIn = param("RequireOptIn", {
       type: "String",
@@ -94,6 +94,26 @@ export class SelfhealStack extends cdk.Stack {
       type: "String",
       default: "1.5",
       description: "Alarm-driven pause applies at or above this impact score.",
+    });
+    const maxActions = param("MaxActions", {
+      type: "Number",
+      default: 0,
+      minValue: 0,
+      description:
+        "At most this many Deployments acted on per ActionWindowSeconds (guard rateLimit); 0 = no limit. With RoleBindings per namespace, set AllowedNamespaces too (deploy/README.md).",
+    });
+    const actionWindowSeconds = param("ActionWindowSeconds", {
+      type: "Number",
+      default: 3600,
+      minValue: 1,
+      description: "Sliding window, in seconds, that MaxActions counts over.",
+    });
+    const defaultAction = param("DefaultAction", {
+      type: "String",
+      default: "",
+      allowedValues: ["", "rollback", "pause", "resume", "restart"],
+      description:
+        "Action for alarms whose selfheal directive names none; empty = such alarms are rejected (docs/alarms.md).",
     });
     const requireApproval = param("RequireApproval", {
       type: "String",
@@ -245,6 +265,8 @@ export class SelfhealStack extends cdk.Stack {
       SELFHEAL_COOLDOWN_SECONDS: cooldownSeconds.valueAsString,
       SELFHEAL_DRY_RUN: dryRun.valueAsString,
       SELFHEAL_PAUSE_IMPACT_THRESHOLD: pauseImpactThreshold.valueAsString,
+      SELFHEAL_MAX_ACTIONS: maxActions.valueAsString,
+      SELFHEAL_ACTION_WINDOW_SECONDS: actionWindowSeconds.valueAsString,
     };
     const handlers = new Map(KUBE_HANDLERS.map((spec) => [spec.name, fn(spec, handlerRole, handlerEnv)]));
     const handler = (name: string): lambda.Function => {
@@ -397,6 +419,7 @@ export class SelfhealStack extends cdk.Stack {
       SELFHEAL_STATE_MACHINE_ARN: deploymentMachine.stateMachineArn,
       SELFHEAL_WEBHOOK_SECRET_ARN: webhookSecret.secretArn,
       SELFHEAL_DEFAULT_CLUSTER: clusterName.valueAsString,
+      SELFHEAL_DEFAULT_ACTION: defaultAction.valueAsString,
       SELFHEAL_MAX_ALERTS_PER_WEBHOOK: maxAlertsPerWebhook.valueAsString,
     });
     deploymentMachine.grantStartExecution(ingest);

@@ -513,8 +513,29 @@ fn status_reports_kubectl_state_and_message() {
     assert!(error_line(&out).contains("NAMESPACE/NAME"));
 }
 
+/// The cluster entry's name as `aws eks update-kubeconfig` writes it for the
+/// cluster the example requests name (`prod-eks`).
+const PROD_EKS_ARN: &str = "arn:aws:eks:eu-west-1:123456789012:cluster/prod-eks";
+
+/// The test server's kubeconfig with its cluster entry named [`PROD_EKS_ARN`]
+/// (the context keeps its name, `selfheal-test`).
+fn eks_style(kubeconfig: &str) -> String {
+    let renamed = kubeconfig
+        .replace(
+            "- name: selfheal-test\n  cluster:",
+            &format!("- name: {PROD_EKS_ARN}\n  cluster:"),
+        )
+        .replace(
+            "    cluster: selfheal-test\n",
+            &format!("    cluster: {PROD_EKS_ARN}\n"),
+        );
+    assert_eq!(renamed.matches(PROD_EKS_ARN).count(), 2, "{renamed}");
+    renamed
+}
+
 /// The test API server seeded with the example snapshot, a kubeconfig for it
-/// (context `selfheal-test`) in a temporary directory, and the seeded Deployment.
+/// (context `selfheal-test`, cluster [`PROD_EKS_ARN`]) in a temporary
+/// directory, and the seeded Deployment.
 struct Seeded {
     server: selfheal_testserver::TestServer,
     deployment: k8s_openapi::api::apps::v1::Deployment,
@@ -530,7 +551,7 @@ async fn seeded_server() -> Seeded {
     let deployment = server.deployment("shop", "checkout").expect("seeded");
     let dir = tempfile::tempdir().expect("tempdir");
     let kubeconfig = dir.path().join("kubeconfig");
-    server.write_kubeconfig(&kubeconfig).expect("kubeconfig");
+    std::fs::write(&kubeconfig, eks_style(&server.kubeconfig_yaml())).expect("kubeconfig");
     Seeded {
         server,
         deployment,
@@ -802,4 +823,474 @@ async fn unknown_context_is_one_error_line_and_no_request() {
     assert_eq!(after.metadata.generation, seeded.metadata.generation);
     assert_eq!(after.metadata.annotations, seeded.metadata.annotations);
     assert_eq!(after.metadata.labels, seeded.metadata.labels);
+}
+
+/// Issue 18 item 1: the stack passed its blank `DeniedNamespaces` parameter
+/// as `SELFHEAL_DENIED_NAMESPACES=`, which used to mean "deny none", so a
+/// kube-system Deployment was rolled back. Unset and blank both keep the
+/// default deny list; only the explicit `NONE` lifts it.
+#[test]
+fn blank_denied_namespaces_still_refuse_kube_system() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut list = load_yaml(&snapshot_path());
+    for item in list["items"].as_array_mut().expect("items") {
+        item["metadata"]["namespace"] = json!("kube-system");
+    }
+    let snap = dir.path().join("kube-system.yaml");
+    std::fs::write(&snap, serde_yaml::to_string(&list).expect("yaml")).expect("write");
+    let mut request: Value = serde_json::from_str(
+        &std::fs::read_to_string(request_path("rollback.json")).expect("read request"),
+    )
+    .expect("request JSON");
+    request["target"]["namespace"] = json!("kube-system");
+    let request_file = dir.path().join("rollback-kube-system.json");
+    std::fs::write(&request_file, request.to_string()).expect("write");
+    let args = [
+        "run",
+        "--request",
+        request_file.to_str().expect("path"),
+        "--snapshot",
+        snap.to_str().expect("path"),
+    ];
+    for value in [None, Some(""), Some("  ")] {
+        let mut cmd = selfheal(&args);
+        if let Some(v) = value {
+            cmd.env("SELFHEAL_DENIED_NAMESPACES", v);
+        }
+        let outcome = stdout_json(&run(&mut cmd));
+        assert_eq!(outcome["status"], "refused", "{value:?}: {outcome}");
+        assert_eq!(outcome["guard"], "namespace", "{value:?}: {outcome}");
+    }
+    let lifted = stdout_json(&run(
+        selfheal(&args).env("SELFHEAL_DENIED_NAMESPACES", "NONE")
+    ));
+    assert_eq!(lifted["status"], "applied", "{lifted}");
+}
+
+/// The run arguments of `selfheal ARGS... --kubeconfig KC` as owned strings.
+fn live_args(args: &[&str], kubeconfig: &str) -> Vec<String> {
+    args.iter()
+        .copied()
+        .chain(["--kubeconfig", kubeconfig])
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Spec, generation, annotations and labels as seeded: nothing was written
+/// (the controller emulation may update status meanwhile).
+fn assert_unwritten(server: &selfheal_testserver::TestServer, seeded: &Deployment) {
+    let after = server.deployment("shop", "checkout").expect("deployment");
+    assert_eq!(after.spec, seeded.spec, "nothing written");
+    assert_eq!(after.metadata.generation, seeded.metadata.generation);
+    assert_eq!(after.metadata.annotations, seeded.metadata.annotations);
+    assert_eq!(after.metadata.labels, seeded.metadata.labels);
+}
+
+use k8s_openapi::api::apps::v1::Deployment;
+
+/// Issue 18 item 4: kubeconfig mode ran a request naming another cluster
+/// against the current context and echoed the other name back. Now the
+/// request's cluster must be the context's (here its cluster entry is the
+/// ARN of `prod-eks`, as `aws eks update-kubeconfig` writes it); another one
+/// is one error line and no request at all, and the outcome names the
+/// context used.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_for_another_cluster_sends_nothing() {
+    let Seeded {
+        server,
+        deployment: seeded,
+        kubeconfig: kc,
+        dir,
+    } = seeded_server().await;
+    server.clear_requests();
+
+    let mut request: Value = serde_json::from_str(
+        &std::fs::read_to_string(request_path("pause.json")).expect("read request"),
+    )
+    .expect("request JSON");
+    request["target"]["cluster"] = json!("prod-us-east-1-OTHER");
+    let other = dir.path().join("other-cluster.json");
+    std::fs::write(&other, request.to_string()).expect("write");
+    let out = run_cli(live_args(
+        &["run", "--request", other.to_str().expect("path")],
+        &kc,
+    ))
+    .await;
+    assert_eq!(
+        error_line(&out),
+        format!(
+            "error: the request targets cluster \"prod-us-east-1-OTHER\", but kubeconfig context \"selfheal-test\" is cluster \"{PROD_EKS_ARN}\" (EKS cluster \"prod-eks\"); nothing was sent (pick the cluster's context with --context, or leave target.cluster out)"
+        )
+    );
+    assert!(server.requests().is_empty(), "{:?}", server.requests());
+    assert_unwritten(&server, &seeded);
+
+    // The cluster by its EKS name (the example's `prod-eks`) or its ARN runs.
+    let dry_run = request_path("rollback-dry-run.json");
+    let out = run_cli(live_args(
+        &["run", "--request", dry_run.to_str().expect("path")],
+        &kc,
+    ))
+    .await;
+    let outcome = stdout_json(&out);
+    assert_eq!(outcome["status"], "dryRun");
+    assert_eq!(outcome["target"]["cluster"], "prod-eks");
+    assert_eq!(outcome["context"], "selfheal-test");
+    request["target"]["cluster"] = json!(PROD_EKS_ARN);
+    std::fs::write(&other, request.to_string()).expect("write");
+    let out = run_cli(live_args(
+        &[
+            "run",
+            "--request",
+            other.to_str().expect("path"),
+            "--dry-run",
+        ],
+        &kc,
+    ))
+    .await;
+    assert_eq!(stdout_json(&out)["status"], "dryRun");
+
+    // Without a cluster the request runs, and the outcome names the context
+    // and its cluster.
+    let out = run_cli(live_args(&["pause", "-n", "shop", "checkout"], &kc)).await;
+    let outcome = stdout_json(&out);
+    assert_eq!(outcome["status"], "applied");
+    assert_eq!(outcome["context"], "selfheal-test");
+    assert_eq!(outcome["target"]["cluster"], "prod-eks");
+    let paused = server.deployment("shop", "checkout").expect("deployment");
+    assert_eq!(paused.spec.and_then(|s| s.paused), Some(true));
+}
+
+/// Issue 18 item 10: an API error is one line in kubectl's words with a
+/// hint (a 403 points at deploy/rbac.yaml): no Rust debug structure, the
+/// server's sentence once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forbidden_is_one_kubectl_style_line_with_a_hint() {
+    let Seeded {
+        server,
+        deployment: seeded,
+        dir,
+        ..
+    } = seeded_server().await;
+    let user = "system:serviceaccount:shop:viewer";
+    server.add_token(
+        "viewer-token",
+        selfheal_testserver::Identity::Forbidden(user.into()),
+    );
+    let kc = dir.path().join("viewer");
+    std::fs::write(
+        &kc,
+        eks_style(&server.kubeconfig_yaml_with_token("viewer-token")),
+    )
+    .expect("kubeconfig");
+    let kc = kc.to_str().expect("path").to_owned();
+
+    let rollback = request_path("rollback.json");
+    let denied = format!(
+        "deployments.apps \"checkout\" is forbidden: User \"{user}\" cannot get resource \"deployments\" in API group \"apps\" in the namespace \"shop\""
+    );
+    for args in [
+        vec!["run", "--request", rollback.to_str().expect("path")],
+        vec!["restart", "-n", "shop", "checkout"],
+        vec!["status", "-n", "shop", "checkout"],
+    ] {
+        let line = error_line(&run_cli(live_args(&args, &kc)).await);
+        assert_eq!(
+            line,
+            format!(
+                "error: Error from server (Forbidden): {denied} (hint: selfheal's identity lacks a permission in deploy/rbac.yaml (kubectl apply -f deploy/rbac.yaml))"
+            ),
+            "{args:?}"
+        );
+    }
+    assert_unwritten(&server, &seeded);
+
+    // Not found reads like kubectl too.
+    let line = error_line(
+        &run_cli(live_args(
+            &["pause", "-n", "shop", "nope"],
+            &server_kubeconfig(&server, &dir),
+        ))
+        .await,
+    );
+    assert_eq!(
+        line,
+        "error: Error from server (NotFound): deployments.apps \"nope\" not found"
+    );
+}
+
+/// The seeded server's admin kubeconfig, written next to the others.
+fn server_kubeconfig(server: &selfheal_testserver::TestServer, dir: &tempfile::TempDir) -> String {
+    let path = dir.path().join("admin");
+    std::fs::write(&path, eks_style(&server.kubeconfig_yaml())).expect("kubeconfig");
+    path.to_str().expect("path").to_owned()
+}
+
+/// Issue 18 item 2 in snapshot mode: a pod left behind by revision 3 (its
+/// ReplicaSet scaled to 0) does not roll back revision 4; the current pod does.
+#[test]
+fn stale_pod_target_is_refused_in_a_snapshot() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut list = load_yaml(&snapshot_path());
+    let mut pod = find(&list, "Pod", "checkout-64db67cc5-b984x").clone();
+    let rs3 = items(&list)
+        .iter()
+        .find(|o| {
+            o["kind"] == "ReplicaSet"
+                && o["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "3"
+        })
+        .expect("revision 3")
+        .clone();
+    pod["metadata"]["name"] = json!("checkout-59d455ddc4-old3x");
+    pod["metadata"]["labels"]["pod-template-hash"] =
+        rs3["metadata"]["labels"]["pod-template-hash"].clone();
+    pod["metadata"]["ownerReferences"][0]["name"] = rs3["metadata"]["name"].clone();
+    pod["metadata"]["ownerReferences"][0]["uid"] = rs3["metadata"]["uid"].clone();
+    pod["spec"]["containers"][0]["image"] = json!(API_1_1);
+    list["items"].as_array_mut().expect("items").push(pod);
+    let snap = dir.path().join("stale.yaml");
+    std::fs::write(&snap, serde_yaml::to_string(&list).expect("yaml")).expect("write");
+    let request = dir.path().join("stale-pod.json");
+    std::fs::write(
+        &request,
+        r#"{"action":"rollback","target":{"namespace":"shop","pod":"checkout-59d455ddc4-old3x","container":"api"}}"#,
+    )
+    .expect("write");
+    let out_path = dir.path().join("out.yaml");
+    let outcome = stdout_json(&run(&mut selfheal(&[
+        "run",
+        "--request",
+        request.to_str().expect("path"),
+        "--snapshot",
+        snap.to_str().expect("path"),
+        "--write-snapshot",
+        out_path.to_str().expect("path"),
+    ])));
+    assert_eq!(outcome["status"], "refused", "{outcome}");
+    assert_eq!(outcome["guard"], "stalePod");
+    assert_eq!(outcome["target"]["pod"], "checkout-59d455ddc4-old3x");
+    assert_eq!(outcome["target"]["deployment"], "checkout");
+    assert_eq!(
+        container(find(&load_yaml(&out_path), "Deployment", "checkout"), "api")["image"],
+        API_1_2
+    );
+}
+
+/// `selfheal ACTION -n shop checkout ...` on the example snapshot, writing
+/// the result: (exit code, outcome, written snapshot).
+fn verb_on_example(args: &[&str]) -> (Option<i32>, Value, Value) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out_path = dir.path().join("out.yaml");
+    let snapshot = snapshot_path();
+    let mut all: Vec<&str> = args.to_vec();
+    all.extend([
+        "--snapshot",
+        snapshot.to_str().expect("path"),
+        "--write-snapshot",
+        out_path.to_str().expect("path"),
+    ]);
+    let out = run(&mut selfheal(&all));
+    let outcome = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("stdout is JSON: {}", String::from_utf8_lossy(&out.stderr)));
+    (out.status.code(), outcome, load_yaml(&out_path))
+}
+
+/// Issue 18 item 11: the on-call verbs are `run` with the request built
+/// from their flags.
+#[test]
+fn action_verbs_act_like_their_requests() {
+    let (code, outcome, written) = verb_on_example(&[
+        "rollback",
+        "-n",
+        "shop",
+        "checkout",
+        "--container",
+        "api",
+        "--reason",
+        "paged: 5xx",
+    ]);
+    assert_eq!(code, Some(0));
+    assert_eq!(outcome["status"], "applied");
+    assert_eq!(
+        outcome["changes"],
+        json!([{ "container": "api", "from": API_1_2, "to": API_1_1 }])
+    );
+    let after = find(&written, "Deployment", "checkout");
+    assert_eq!(container(after, "api")["image"], API_1_1);
+    // The reason reaches the audit trail.
+    let audit = after["metadata"]["annotations"]
+        .as_object()
+        .expect("annotations");
+    assert!(
+        audit
+            .values()
+            .any(|v| v.as_str().is_some_and(|v| v.contains("paged: 5xx"))),
+        "{audit:?}"
+    );
+
+    // The same request through `run` gives the same outcome.
+    let (_, via_run, _) = verb_on_example(&[
+        "run",
+        "--request",
+        request_path("rollback.json").to_str().expect("path"),
+    ]);
+    assert_eq!(via_run["changes"], outcome["changes"]);
+
+    let (_, outcome, written) =
+        verb_on_example(&["rollback", "-n", "shop", "checkout", "--dry-run"]);
+    assert_eq!(outcome["status"], "dryRun");
+    assert_eq!(written, load_yaml(&snapshot_path()));
+
+    let (_, outcome, written) = verb_on_example(&["pause", "-n", "shop", "checkout"]);
+    assert_eq!(outcome["status"], "applied");
+    assert_eq!(
+        find(&written, "Deployment", "checkout")["spec"]["paused"],
+        true
+    );
+
+    let (_, outcome, written) = verb_on_example(&["restart", "--namespace", "shop", "checkout"]);
+    assert_eq!(outcome["action"], "restart");
+    assert!(
+        find(&written, "Deployment", "checkout")["spec"]["template"]["metadata"]["annotations"]
+            ["kubectl.kubernetes.io/restartedAt"]
+            .is_string()
+    );
+
+    let (_, outcome, written) = verb_on_example(&["resume", "-n", "shop", "checkout"]);
+    assert_eq!(outcome["status"], "skipped");
+    assert_eq!(written, load_yaml(&snapshot_path()));
+}
+
+#[test]
+fn verbs_reject_bad_input_with_one_line() {
+    let snapshot = snapshot_path();
+    let snapshot = snapshot.to_str().expect("path");
+    let line = error_line(&run(&mut selfheal(&[
+        "rollback",
+        "-n",
+        "shop",
+        "checkout",
+        "--container",
+        "",
+        "--snapshot",
+        snapshot,
+    ])));
+    assert!(
+        line.contains("target.container must not be empty"),
+        "{line}"
+    );
+    let line = error_line(&run(&mut selfheal(&[
+        "pause",
+        "-n",
+        "shop",
+        "Checkout_1",
+        "--snapshot",
+        snapshot,
+    ])));
+    assert!(line.contains("not a valid Kubernetes name"), "{line}");
+    // --container belongs to rollback only; clap's usage error is exit 2.
+    let out = run(&mut selfheal(&[
+        "pause",
+        "-n",
+        "shop",
+        "checkout",
+        "--container",
+        "api",
+        "--snapshot",
+        snapshot,
+    ]));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+}
+
+/// `--fail-on-refused` makes a refusal exit 3 (run and the verbs); without
+/// it every outcome exits 0, as scripts expect.
+#[test]
+fn fail_on_refused_exits_3_only_when_asked() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut list = load_yaml(&snapshot_path());
+    for item in list["items"].as_array_mut().expect("items") {
+        if item["kind"] == "Deployment" {
+            item["metadata"]["labels"]
+                .as_object_mut()
+                .expect("labels")
+                .remove("selfheal.dev/enabled");
+        }
+    }
+    let snap = dir.path().join("unlabelled.yaml");
+    std::fs::write(&snap, serde_yaml::to_string(&list).expect("yaml")).expect("write");
+    let snap = snap.to_str().expect("path");
+    let request = request_path("restart.json");
+    let request = request.to_str().expect("path");
+    for args in [
+        vec!["run", "--request", request, "--snapshot", snap],
+        vec!["restart", "-n", "shop", "checkout", "--snapshot", snap],
+    ] {
+        let out = run(&mut selfheal(&args));
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        assert_eq!(stdout_json(&out)["guard"], "optIn");
+
+        let mut strict = args.clone();
+        strict.push("--fail-on-refused");
+        let out = run(&mut selfheal(&strict));
+        assert_eq!(out.status.code(), Some(3), "{strict:?}");
+        let outcome: Value = serde_json::from_slice(&out.stdout).expect("outcome still printed");
+        assert_eq!(outcome["status"], "refused");
+        assert!(
+            out.stderr.is_empty(),
+            "{:?}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // Anything but a refusal still exits 0 with the flag.
+    let out = run(&mut selfheal(&[
+        "restart",
+        "-n",
+        "shop",
+        "checkout",
+        "--snapshot",
+        snap,
+        "--no-opt-in",
+        "--fail-on-refused",
+    ]));
+    assert_eq!(stdout_json(&out)["status"], "applied");
+}
+
+#[test]
+fn status_takes_namespace_and_name_too() {
+    let snapshot = snapshot_path();
+    let snapshot = snapshot.to_str().expect("path");
+    let short = stdout_json(&run(&mut selfheal(&[
+        "status",
+        "-n",
+        "shop",
+        "checkout",
+        "--snapshot",
+        snapshot,
+    ])));
+    let long = stdout_json(&run(&mut selfheal(&[
+        "status",
+        "--deployment",
+        "shop/checkout",
+        "--snapshot",
+        snapshot,
+    ])));
+    assert_eq!(short, long);
+    assert_eq!(short["state"], "done");
+    // Both forms at once, or a name without -n, is a usage error.
+    for args in [
+        vec![
+            "status",
+            "--deployment",
+            "shop/checkout",
+            "-n",
+            "shop",
+            "checkout",
+            "--snapshot",
+            snapshot,
+        ],
+        vec!["status", "checkout", "--snapshot", snapshot],
+    ] {
+        assert_eq!(run(&mut selfheal(&args)).status.code(), Some(2), "{args:?}");
+    }
 }

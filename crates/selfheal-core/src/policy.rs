@@ -11,7 +11,8 @@ pub struct Policy {
     pub require_opt_in: bool,
     /// Namespaces allowed; `None` = all except `denied_namespaces`.
     pub allowed_namespaces: Option<Vec<String>>,
-    /// Always refused (default: kube-system, kube-public, kube-node-lease).
+    /// Always refused (default: kube-system, kube-public, kube-node-lease;
+    /// empty only when configured as [`DENY_NO_NAMESPACE`]).
     pub denied_namespaces: Vec<String>,
     /// Same action on the same Deployment within this window is refused unless `force`.
     pub cooldown: Duration,
@@ -63,6 +64,12 @@ pub const PAUSE_IMPACT_THRESHOLD: &str = "SELFHEAL_PAUSE_IMPACT_THRESHOLD";
 pub const MAX_ACTIONS: &str = "SELFHEAL_MAX_ACTIONS";
 pub const ACTION_WINDOW_SECONDS: &str = "SELFHEAL_ACTION_WINDOW_SECONDS";
 
+/// The value of `SELFHEAL_DENIED_NAMESPACES` that denies no namespace.
+/// Uppercase, so it can never be a namespace name; a blank value is unset
+/// (the default list), because a stack parameter left empty must not open
+/// the system namespaces.
+pub const DENY_NO_NAMESPACE: &str = "NONE";
+
 /// Every policy variable as `(name, default, meaning)`, for README and `--help`.
 pub const POLICY_VARIABLES: &[(&str, &str, &str)] = &[
     (
@@ -78,7 +85,7 @@ pub const POLICY_VARIABLES: &[(&str, &str, &str)] = &[
     (
         DENIED_NAMESPACES,
         "kube-system,kube-public,kube-node-lease",
-        "Comma-separated namespaces always refused; set to an empty value to deny none.",
+        "Comma-separated namespaces always refused; unset or empty keeps the default, NONE denies none.",
     ),
     (
         COOLDOWN_SECONDS,
@@ -115,11 +122,10 @@ pub const POLICY_VARIABLES: &[(&str, &str, &str)] = &[
 impl Policy {
     /// Read the policy from configuration. Pure: callers pass the lookup,
     /// e.g. `|k| std::env::var(k).ok()`. Unset or blank variables take their
-    /// default ([`POLICY_VARIABLES`]), except `SELFHEAL_DENIED_NAMESPACES`,
-    /// where an explicitly empty value means "deny none".
+    /// default ([`POLICY_VARIABLES`]); `SELFHEAL_DENIED_NAMESPACES=NONE`
+    /// ([`DENY_NO_NAMESPACE`]) is the only way to deny no namespace.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Policy, Error> {
-        let get = |name: &str| lookup(name);
-        let set = |name: &str| get(name).filter(|v| !v.trim().is_empty());
+        let set = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
         let mut policy = Policy::default();
         if let Some(v) = set(REQUIRE_OPT_IN) {
             policy.require_opt_in = parse_bool(REQUIRE_OPT_IN, &v)?;
@@ -128,8 +134,8 @@ impl Policy {
             let list = parse_namespaces(ALLOWED_NAMESPACES, &v)?;
             policy.allowed_namespaces = (!list.is_empty()).then_some(list);
         }
-        if let Some(v) = get(DENIED_NAMESPACES) {
-            policy.denied_namespaces = parse_namespaces(DENIED_NAMESPACES, &v)?;
+        if let Some(v) = set(DENIED_NAMESPACES) {
+            policy.denied_namespaces = parse_denied_namespaces(&v)?;
         }
         if let Some(v) = set(COOLDOWN_SECONDS) {
             let secs: u64 = v
@@ -195,6 +201,36 @@ fn parse_bool(variable: &str, value: &str) -> Result<bool, Error> {
         "false" | "0" | "no" => Ok(false),
         _ => Err(invalid(variable, value, "expected true or false")),
     }
+}
+
+/// `NONE` alone, or namespace names; `NONE` among names is a mistake that
+/// must not silently keep or drop the list.
+fn parse_denied_namespaces(value: &str) -> Result<Vec<String>, Error> {
+    if value.trim() == DENY_NO_NAMESPACE {
+        return Ok(Vec::new());
+    }
+    if value
+        .split(',')
+        .any(|item| item.trim() == DENY_NO_NAMESPACE)
+    {
+        return Err(invalid(
+            DENIED_NAMESPACES,
+            value,
+            &format!("{DENY_NO_NAMESPACE} denies no namespace and must stand alone"),
+        ));
+    }
+    let list = parse_namespaces(DENIED_NAMESPACES, value)?;
+    if list.is_empty() {
+        // Only commas and blanks, e.g. ",": not a list, and not NONE either.
+        return Err(invalid(
+            DENIED_NAMESPACES,
+            value,
+            &format!(
+                "no namespace named; leave it empty for the default or set {DENY_NO_NAMESPACE}"
+            ),
+        ));
+    }
+    Ok(list)
 }
 
 /// Comma-separated namespace names, each a valid DNS-1123 label, so a typo
@@ -310,16 +346,35 @@ mod tests {
     }
 
     #[test]
-    fn blank_values_mean_default_except_an_empty_deny_list() {
-        let policy = from(&[
-            (ALLOWED_NAMESPACES, ""),
-            (REQUIRE_OPT_IN, " "),
-            (DENIED_NAMESPACES, ""),
-        ])
-        .unwrap();
-        assert_eq!(policy.allowed_namespaces, None);
-        assert!(policy.require_opt_in);
-        assert!(policy.denied_namespaces.is_empty());
+    fn blank_values_mean_default_even_for_the_deny_list() {
+        for blank in ["", " ", "\t"] {
+            let policy = from(&[
+                (ALLOWED_NAMESPACES, blank),
+                (REQUIRE_OPT_IN, blank),
+                (DENIED_NAMESPACES, blank),
+            ])
+            .unwrap();
+            assert_eq!(policy, Policy::default(), "{blank:?}");
+            assert_eq!(
+                policy.denied_namespaces, DEFAULT_DENIED_NAMESPACES,
+                "{blank:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn only_none_denies_no_namespace() {
+        for value in ["NONE", " NONE "] {
+            let policy = from(&[(DENIED_NAMESPACES, value)]).unwrap();
+            assert!(policy.denied_namespaces.is_empty(), "{value:?}");
+        }
+        // Lowercase `none` is a namespace called "none", not the keyword.
+        assert_eq!(
+            from(&[(DENIED_NAMESPACES, "none")])
+                .unwrap()
+                .denied_namespaces,
+            ["none"]
+        );
     }
 
     #[test]
@@ -333,6 +388,10 @@ mod tests {
             (PAUSE_IMPACT_THRESHOLD, "-1", "0 or more"),
             (PAUSE_IMPACT_THRESHOLD, "inf", "finite"),
             (DENIED_NAMESPACES, "kube system", "not a namespace name"),
+            (DENIED_NAMESPACES, "NONE,shop", "must stand alone"),
+            (DENIED_NAMESPACES, "kube-system, NONE", "must stand alone"),
+            (DENIED_NAMESPACES, ",", "no namespace named"),
+            (DENIED_NAMESPACES, "None", "not a namespace name"),
             (ALLOWED_NAMESPACES, "Shop", "not a namespace name"),
             (MAX_ACTIONS, "-1", "whole number"),
             (MAX_ACTIONS, "ten", "whole number"),

@@ -60,10 +60,12 @@ fn defaults_for(selector: u8) -> Defaults {
         1 => Defaults {
             cluster: Some("prod-eks".into()),
             action: None,
+            ..Defaults::default()
         },
         _ => Defaults {
             cluster: Some("prod-eks".into()),
             action: Some(selfheal_core::Action::Rollback),
+            ..Defaults::default()
         },
     }
 }

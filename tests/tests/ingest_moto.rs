@@ -241,6 +241,7 @@ async fn eventbridge_event_starts_and_failures_are_typed_errors() {
     let defaults = Defaults {
         cluster: Some("prod-eks".into()),
         action: Some(Action::Rollback),
+        ..Defaults::default()
     };
     let path = ingest_support::workspace_root().join(
         "crates/selfheal-events/tests/fixtures/cloudwatch/eventbridge-single-metric-alarm.json",

@@ -58,17 +58,26 @@ impl std::fmt::Display for EventKind {
     }
 }
 
-/// Fallbacks from configuration, used only when neither a directive nor the
-/// alarm names the field (design.md §1a). Both unset by default.
+/// Configuration of alarm parsing: fallbacks used only when neither a
+/// directive nor the alarm names the field (design.md §1a), both unset by
+/// default, and whether a directive may leave the alarm's own namespace.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Defaults {
     pub cluster: Option<String>,
     pub action: Option<Action>,
+    /// Let a directive name another namespace or cluster than the alarm's own
+    /// `namespace`/`cluster` labels (`Namespace`/`ClusterName` dimensions).
+    /// Off by default: whoever may write an alert rule for one tenant must
+    /// not steer selfheal into another tenant's namespace, and annotations
+    /// (where directives live) escape prometheus-operator's
+    /// `enforcedNamespaceLabel`, which only rewrites labels.
+    pub allow_cross_namespace: bool,
 }
 
 impl Defaults {
     pub const CLUSTER_VAR: &'static str = "SELFHEAL_DEFAULT_CLUSTER";
     pub const ACTION_VAR: &'static str = "SELFHEAL_DEFAULT_ACTION";
+    pub const ALLOW_CROSS_NAMESPACE_VAR: &'static str = "SELFHEAL_ALLOW_CROSS_NAMESPACE_DIRECTIVES";
 
     /// Read the defaults through `lookup` (e.g. `|k| std::env::var(k).ok()`),
     /// so callers and tests decide where configuration comes from. Empty
@@ -91,9 +100,24 @@ impl Defaults {
                 )
             }
         };
+        let allow_cross_namespace = match get(Self::ALLOW_CROSS_NAMESPACE_VAR) {
+            None => false,
+            Some(value) => match value.to_ascii_lowercase().as_str() {
+                "true" => true,
+                "false" => false,
+                _ => {
+                    return Err(Error::InvalidDefault {
+                        var: Self::ALLOW_CROSS_NAMESPACE_VAR,
+                        value,
+                        reason: "want true or false".into(),
+                    });
+                }
+            },
+        };
         Ok(Defaults {
             cluster: get(Self::CLUSTER_VAR),
             action,
+            allow_cross_namespace,
         })
     }
 }
@@ -139,6 +163,14 @@ pub enum Rejection {
     },
     /// Composite alarms carry no dimensions; only a directive can target them.
     CompositeWithoutDirective,
+    /// The directive names another namespace or cluster than the alert's
+    /// own label (dimension), and cross-namespace directives are not allowed
+    /// ([`Defaults::allow_cross_namespace`]).
+    CrossNamespace {
+        field: &'static str,
+        directive: String,
+        alert: String,
+    },
     /// The resulting target breaks the request contract (empty names…).
     InvalidTarget { message: String },
     /// One alert/record inside a readable batch is not a readable alert.
@@ -159,6 +191,15 @@ impl std::fmt::Display for Rejection {
             } => write!(f, "conflicting values for {field}: `{first}` vs `{second}`"),
             Rejection::CompositeWithoutDirective => f.write_str(
                 "composite alarm has no metric dimensions to target; add a `selfheal:` line to its description",
+            ),
+            Rejection::CrossNamespace {
+                field,
+                directive,
+                alert,
+            } => write!(
+                f,
+                "the selfheal directive sets {field} `{directive}`, but the alert itself is from `{alert}`; a directive may only target the alert's own namespace and cluster unless {} is true",
+                Defaults::ALLOW_CROSS_NAMESPACE_VAR
             ),
             Rejection::InvalidTarget { message } => write!(f, "invalid target: {message}"),
             Rejection::Unreadable { message } => write!(f, "unreadable alert: {message}"),
@@ -397,7 +438,8 @@ mod tests {
             d,
             Defaults {
                 cluster: Some("prod".into()),
-                action: Some(Action::Restart)
+                action: Some(Action::Restart),
+                allow_cross_namespace: false,
             }
         );
         assert_eq!(
@@ -410,6 +452,28 @@ mod tests {
             err,
             Error::InvalidDefault {
                 var: "SELFHEAL_DEFAULT_ACTION",
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn cross_namespace_directives_are_off_unless_set_to_true() {
+        let with = |value: &'static str| {
+            Defaults::from_lookup(move |k| {
+                (k == Defaults::ALLOW_CROSS_NAMESPACE_VAR).then(|| value.into())
+            })
+        };
+        assert!(!Defaults::default().allow_cross_namespace);
+        assert!(with("true").unwrap().allow_cross_namespace);
+        assert!(with(" TRUE ").unwrap().allow_cross_namespace);
+        assert!(!with("false").unwrap().allow_cross_namespace);
+        assert!(!with("").unwrap().allow_cross_namespace);
+        let err = with("yes").unwrap_err();
+        assert!(matches!(
+            err,
+            Error::InvalidDefault {
+                var: "SELFHEAL_ALLOW_CROSS_NAMESPACE_DIRECTIVES",
                 ..
             }
         ));

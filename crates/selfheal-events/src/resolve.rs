@@ -137,12 +137,43 @@ pub fn resolve(
         container: d.container.clone().or_else(|| found.container.clone()),
     };
     check_target(&target)?;
+    if !defaults.allow_cross_namespace {
+        same_as_alert(
+            "target.namespace",
+            d.namespace.as_deref(),
+            found.namespace.as_deref(),
+        )?;
+        same_as_alert(
+            "target.cluster",
+            d.cluster.as_deref(),
+            found.cluster.as_deref(),
+        )?;
+    }
     Ok(Resolved {
         action,
         target,
         dry_run: d.dry_run.unwrap_or(false),
         approval: d.approval.unwrap_or(false),
     })
+}
+
+/// A directive may repeat the alert's own namespace or cluster, or name one
+/// the alert does not carry, but not point elsewhere: an alert rule's author
+/// controls its annotations, and the labels are what the monitoring stack
+/// vouches for (prometheus-operator's `enforcedNamespaceLabel`).
+fn same_as_alert(
+    field: &'static str,
+    directive: Option<&str>,
+    alert: Option<&str>,
+) -> Result<(), Rejection> {
+    match (directive, alert) {
+        (Some(directive), Some(alert)) if directive != alert => Err(Rejection::CrossNamespace {
+            field,
+            directive: directive.to_owned(),
+            alert: alert.to_owned(),
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// The contract's own checks (non-empty names, one of deployment/pod).
@@ -191,6 +222,7 @@ mod tests {
         let defaults = Defaults {
             cluster: Some("def".into()),
             action: Some(Action::Rollback),
+            allow_cross_namespace: true,
         };
         let r = resolve(Some(&d), &found(), &defaults, "dimensions").unwrap();
         assert_eq!(r.action, Action::Restart);
@@ -207,12 +239,91 @@ mod tests {
     }
 
     #[test]
+    fn directive_may_not_leave_the_alerts_namespace_or_cluster_by_default() {
+        let defaults = Defaults {
+            action: Some(Action::Rollback),
+            ..Defaults::default()
+        };
+        let steer = |namespace: Option<&str>, cluster: Option<&str>| Directive {
+            namespace: namespace.map(str::to_owned),
+            cluster: cluster.map(str::to_owned),
+            deployment: Some("api".into()),
+            ..Directive::default()
+        };
+        let err = resolve(
+            Some(&steer(Some("payments"), None)),
+            &found(),
+            &defaults,
+            "labels",
+        )
+        .err()
+        .unwrap();
+        assert_eq!(
+            err,
+            Rejection::CrossNamespace {
+                field: "target.namespace",
+                directive: "payments".into(),
+                alert: "dim-ns".into(),
+            }
+        );
+        assert!(
+            err.to_string()
+                .contains("SELFHEAL_ALLOW_CROSS_NAMESPACE_DIRECTIVES"),
+            "{err}"
+        );
+        let err = resolve(
+            Some(&steer(None, Some("other"))),
+            &found(),
+            &defaults,
+            "labels",
+        )
+        .err()
+        .unwrap();
+        assert!(
+            matches!(
+                err,
+                Rejection::CrossNamespace {
+                    field: "target.cluster",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        // Repeating the alert's own namespace and cluster is fine ...
+        let r = resolve(
+            Some(&steer(Some("dim-ns"), Some("dim-cluster"))),
+            &found(),
+            &defaults,
+            "labels",
+        )
+        .unwrap();
+        assert_eq!(r.target.namespace, "dim-ns");
+        assert_eq!(r.target.deployment.as_deref(), Some("api"));
+        // ... and so is naming one the alert does not carry.
+        let unlabelled = Found {
+            namespace: None,
+            cluster: None,
+            ..found()
+        };
+        let r = resolve(
+            Some(&steer(Some("payments"), Some("other"))),
+            &unlabelled,
+            &defaults,
+            "labels",
+        )
+        .unwrap();
+        assert_eq!(r.target.namespace, "payments");
+        assert_eq!(r.target.cluster.as_deref(), Some("other"));
+    }
+
+    #[test]
     fn defaults_fill_cluster_and_action_only() {
         let mut f = found();
         f.cluster = None;
         let defaults = Defaults {
             cluster: Some("def".into()),
             action: Some(Action::Pause),
+            ..Defaults::default()
         };
         let r = resolve(None, &f, &defaults, "labels").unwrap();
         assert_eq!(r.action, Action::Pause);
@@ -235,6 +346,7 @@ mod tests {
         let defaults = Defaults {
             cluster: None,
             action: Some(Action::Pause),
+            ..Defaults::default()
         };
         let mut f = found();
         f.namespace = None;

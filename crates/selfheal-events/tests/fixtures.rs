@@ -26,6 +26,7 @@ fn rollback_default() -> Defaults {
     Defaults {
         cluster: None,
         action: Some(Action::Rollback),
+        ..Defaults::default()
     }
 }
 
@@ -206,6 +207,7 @@ fn directive_overrides_dimensions_and_defaults() {
     let defaults = Defaults {
         cluster: Some("default-cluster".into()),
         action: Some(Action::Rollback),
+        allow_cross_namespace: true,
     };
     let ingested = parse(&v, &defaults);
     let r = &only_request(&ingested).request;
@@ -289,6 +291,7 @@ fn defaults_fill_cluster_when_no_dimension_names_it() {
     let defaults = Defaults {
         cluster: Some("prod-eks".into()),
         action: Some(Action::Restart),
+        ..Defaults::default()
     };
     let ingested = parse(&v, &defaults);
     let r = &only_request(&ingested).request;
@@ -756,11 +759,84 @@ fn alertmanager_missing_fingerprint_is_computed_from_labels() {
 }
 
 #[test]
+fn directive_may_not_steer_a_cloudwatch_alarm_to_another_namespace_or_cluster() {
+    let mut v = eventbridge_eks();
+    v["detail"]["configuration"]["description"] =
+        json!("selfheal: action=rollback namespace=payments deployment=api");
+    let ingested = parse(&v, &no_defaults());
+    assert_eq!(
+        only_rejection(&ingested),
+        &Rejection::CrossNamespace {
+            field: "target.namespace",
+            directive: "payments".into(),
+            alert: "shop".into(),
+        }
+    );
+    v["detail"]["configuration"]["description"] =
+        json!("selfheal: action=rollback cluster=staging deployment=api");
+    let ingested = parse(&v, &no_defaults());
+    assert!(matches!(
+        only_rejection(&ingested),
+        Rejection::CrossNamespace {
+            field: "target.cluster",
+            ..
+        }
+    ));
+    // Naming the alarm's own namespace and cluster is fine.
+    v["detail"]["configuration"]["description"] =
+        json!("selfheal: action=rollback cluster=prod-eks namespace=shop deployment=api");
+    let ingested = parse(&v, &no_defaults());
+    assert_eq!(only_request(&ingested).request.target.namespace, "shop");
+}
+
+/// Issue #19, finding 4: an alert rule's author (tenant `default` here) must
+/// not steer selfheal into another namespace through the `selfheal`
+/// annotation, which prometheus-operator's `enforcedNamespaceLabel` does not
+/// rewrite.
+#[test]
+fn alertmanager_directive_may_not_leave_the_alerts_namespace() {
+    let mut v = fixture("alertmanager/firing-single.json");
+    assert_eq!(v["alerts"][0]["labels"]["namespace"], "default");
+    v["alerts"][0]["annotations"]["selfheal"] =
+        json!("action=rollback namespace=payments deployment=api");
+    let ingested = parse(&v, &no_defaults());
+    let rejection = only_rejection(&ingested);
+    assert_eq!(
+        rejection,
+        &Rejection::CrossNamespace {
+            field: "target.namespace",
+            directive: "payments".into(),
+            alert: "default".into(),
+        }
+    );
+    assert_eq!(
+        ingested.ignored[0].message,
+        "the selfheal directive sets target.namespace `payments`, but the alert itself is from `default`; a directive may only target the alert's own namespace and cluster unless SELFHEAL_ALLOW_CROSS_NAMESPACE_DIRECTIVES is true"
+    );
+    // The same with a cluster label.
+    v["alerts"][0]["labels"]["cluster"] = json!("tenant-a");
+    v["alerts"][0]["annotations"]["selfheal"] =
+        json!("action=rollback cluster=prod-eks deployment=api");
+    let ingested = parse(&v, &no_defaults());
+    assert!(matches!(
+        only_rejection(&ingested),
+        Rejection::CrossNamespace {
+            field: "target.cluster",
+            ..
+        }
+    ));
+}
+
+#[test]
 fn alertmanager_directive_overrides_labels() {
     let mut v = fixture("alertmanager/firing-single.json");
     v["alerts"][0]["annotations"]["selfheal"] =
         json!("action=restart namespace=prod deployment=y container=sidecar approval=true");
-    let ingested = parse(&v, &no_defaults());
+    let allow = Defaults {
+        allow_cross_namespace: true,
+        ..Defaults::default()
+    };
+    let ingested = parse(&v, &allow);
     let r = &only_request(&ingested).request;
     assert_eq!(r.action, Action::Restart);
     assert_eq!(r.target.namespace, "prod");
@@ -774,30 +850,19 @@ fn unicode_names_are_sanitized_in_execution_names() {
     let mut v = fixture("alertmanager/firing-single.json");
     v["alerts"][0]["labels"]["deployment"] = json!("zahlungsdienst-über-alles-🚀");
     v["alerts"][0]["labels"]["alertname"] = json!("Bezahlung kaputt ✗");
-    let named = &parse(&v, &rollback_default()).requests[0];
+    // Not a Kubernetes name (the contract's RFC 1123 rules): rejected, with
+    // no execution to name.
+    let ingested = parse(&v, &rollback_default());
     assert!(
-        valid_name(&named.execution_name),
-        "{}",
-        named.execution_name
-    );
-    assert!(
-        named
-            .execution_name
-            .starts_with("rollback-zahlungsdienst-ber-alles-"),
-        "{}",
-        named.execution_name
-    );
-    // The request itself keeps the original text; the API server will judge it.
-    assert_eq!(
-        named.request.target.deployment.as_deref(),
-        Some("zahlungsdienst-über-alles-🚀")
+        matches!(only_rejection(&ingested), Rejection::InvalidTarget { .. }),
+        "{ingested:#?}"
     );
 
     let mut v = eventbridge_eks();
     v["detail"]["alarmName"] = json!("Überlast – Kasse");
     v["resources"][0] = json!("arn:aws:cloudwatch:us-east-1:123456789012:alarm:Überlast – Kasse");
     v["detail"]["configuration"]["metrics"][0]["metricStat"]["metric"]["dimensions"]["PodName"] =
-        json!("k".repeat(200));
+        json!(format!("{}.{}.{}", "k".repeat(63), "k".repeat(63), "k".repeat(63)));
     let named = &parse(&v, &rollback_default()).requests[0];
     assert!(
         valid_name(&named.execution_name),

@@ -172,6 +172,7 @@ fn defaults() -> Defaults {
     Defaults {
         cluster: Some("prod-eks".into()),
         action: Some(Action::Restart),
+        ..Defaults::default()
     }
 }
 

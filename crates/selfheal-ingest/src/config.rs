@@ -50,6 +50,11 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "action for alarms that name none (unset: such alarms are rejected)",
     ),
     (
+        Defaults::ALLOW_CROSS_NAMESPACE_VAR,
+        "false",
+        "`true` lets a directive name another namespace or cluster than the alert's own labels (dimensions)",
+    ),
+    (
         selfheal_aws::switch::PARAMETER_VAR,
         "(unset)",
         "SSM String parameter of the off switch: `on` starts executions; anything else starts none (alerts listed as ignored, `disabled`)",

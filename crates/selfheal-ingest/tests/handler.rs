@@ -547,6 +547,7 @@ fn with_rollback_default(starter: FakeStarter) -> Ingest<FakeStarter> {
         Defaults {
             cluster: Some("prod-eks".into()),
             action: Some(Action::Rollback),
+            ..Defaults::default()
         },
         8,
     )
@@ -649,6 +650,7 @@ fn ingest_defaults() -> Defaults {
     Defaults {
         cluster: Some("prod-eks".into()),
         action: Some(Action::Rollback),
+        ..Defaults::default()
     }
 }
 

@@ -710,3 +710,143 @@ async fn kubeconfig_client_and_tls_client_reach_the_server() {
     assert!(matches!(err, Error::Transport { .. }), "{err:?}");
     assert_eq!(err.error_type(), "RetryableApiError");
 }
+
+/// A clock the test moves: `NOW` plus the seconds stored in the counter.
+fn moving_clock(offset: Arc<AtomicU32>) -> selfheal_kube::Clock {
+    let start: jiff::Timestamp = NOW.parse().unwrap();
+    Arc::new(move || {
+        let seconds = i64::from(offset.load(Ordering::SeqCst));
+        start
+            .checked_add(jiff::SignedDuration::from_secs(seconds))
+            .unwrap()
+    })
+}
+
+fn history_actions(d: &Value) -> Vec<String> {
+    let history: Value = serde_json::from_str(
+        d["metadata"]["annotations"]["selfheal.dev/history"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["action"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Issue 18 items 3, 7 and 9 against the test API server, with the default
+/// 600 s cooldown: rollback, pause 30 s later, resume at 60 s, then at 120 s
+/// a second rollback (refused: the rollback's own cooldown, although
+/// `last-remediation` names the resume), a resume of the running Deployment
+/// inside the resume's cooldown (skipped, not refused), and a dry-run
+/// rollback (previewed, not refused). The history and `kubernetes.io/change-cause` are asserted on the
+/// stored Deployment and on the ReplicaSet the controller rolled out.
+#[tokio::test]
+async fn cooldown_is_per_action_and_the_history_is_the_audit_trail() {
+    let server = checkout_server(true).await;
+    let offset = Arc::new(AtomicU32::new(0));
+    let r = Remediator::new(admin_client(&server), Policy::default())
+        .with_clock(moving_clock(offset.clone()));
+
+    let outcome = r.remediate(&request("rollback")).await.unwrap();
+    assert_eq!(outcome.status, OutcomeStatus::Applied, "{outcome:?}");
+    let cause = format!(
+        "selfheal rollback: api {API}:1.2.0 -> {API}:1.1.0 (reason: 5xx rate above 5% for 3 minutes)"
+    );
+    assert_eq!(
+        live(&server)["metadata"]["annotations"]["kubernetes.io/change-cause"],
+        cause.as_str()
+    );
+    assert!(server.controller().settle().await);
+    let rs5 = server
+        .replica_sets(NS)
+        .into_iter()
+        .find(|rs| {
+            rs.metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get("deployment.kubernetes.io/revision"))
+                .map(String::as_str)
+                == Some("5")
+        })
+        .unwrap();
+    assert_eq!(
+        rs5.metadata
+            .annotations
+            .unwrap()
+            .get("kubernetes.io/change-cause"),
+        Some(&cause),
+        "the controller copies the change-cause onto the ReplicaSet it rolls out"
+    );
+
+    offset.store(30, Ordering::SeqCst);
+    let outcome = r.remediate(&request("pause")).await.unwrap();
+    assert_eq!(outcome.status, OutcomeStatus::Applied, "{outcome:?}");
+    offset.store(60, Ordering::SeqCst);
+    let outcome = r.remediate(&request("resume")).await.unwrap();
+    assert_eq!(outcome.status, OutcomeStatus::Applied, "{outcome:?}");
+    assert!(server.controller().settle().await);
+    let resumed = live(&server);
+    assert_eq!(history_actions(&resumed), ["rollback", "pause", "resume"]);
+    let first: Value = serde_json::from_str(
+        resumed["metadata"]["annotations"]["selfheal.dev/history"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        first[0],
+        json!({"action": "rollback", "at": NOW, "execution": "exec-it",
+               "reason": "5xx rate above 5% for 3 minutes",
+               "changes": [{"container": "api", "from": format!("{API}:1.2.0"), "to": format!("{API}:1.1.0")}]})
+    );
+    assert_eq!(
+        resumed["metadata"]["annotations"]["kubernetes.io/change-cause"],
+        cause.as_str(),
+        "pause and resume leave the change-cause alone"
+    );
+
+    offset.store(120, Ordering::SeqCst);
+    server.clear_requests();
+    let outcome = r.remediate(&request("rollback")).await.unwrap();
+    assert_eq!(outcome.status, OutcomeStatus::Refused, "{outcome:?}");
+    assert_eq!(outcome.guard, Some(Guard::Cooldown));
+    assert!(
+        outcome.message.contains("had a rollback 120s ago"),
+        "{}",
+        outcome.message
+    );
+    let outcome = r.remediate(&request("resume")).await.unwrap();
+    assert_eq!(
+        (outcome.status, outcome.guard),
+        (OutcomeStatus::Skipped, None),
+        "resume of a running Deployment is skipped, not refused by the cooldown"
+    );
+    assert!(
+        patches(&log(&server)).is_empty(),
+        "{:?}",
+        lines(&log(&server))
+    );
+    assert_eq!(live(&server), resumed);
+
+    let mut dry = request("rollback");
+    dry.dry_run = true;
+    let outcome = r.remediate(&dry).await.unwrap();
+    assert_eq!(outcome.status, OutcomeStatus::DryRun, "{outcome:?}");
+    assert_eq!(outcome.changes[0].to, format!("{API}:1.0.0"));
+    assert!(
+        outcome
+            .message
+            .contains("a real run would be refused by the cooldown"),
+        "{}",
+        outcome.message
+    );
+    let p = log(&server);
+    let p = patches(&p);
+    assert_eq!(p.len(), 1);
+    assert_eq!(p[0].query.get("dryRun").map(String::as_str), Some("All"));
+    assert_eq!(live(&server), resumed, "the dry run stored nothing");
+}

@@ -1030,3 +1030,92 @@ async fn rollout_status_reports_progress_deadline_exceeded() {
         r#"error: deployment "stuck" exceeded its progress deadline"#
     );
 }
+
+/// Issue 18 item 9: a selfheal rollback sets `kubernetes.io/change-cause` in
+/// its patch, the controller copies it onto the ReplicaSet it rolls out, and
+/// `kubectl rollout history` (which reads the ReplicaSets) shows the sentence
+/// against that revision only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollout_history_shows_what_selfheal_did() {
+    let Some(bin) = kubectl_or_skip("rollout_history_shows_what_selfheal_did") else {
+        return;
+    };
+    let cluster = Cluster::start(bin).await;
+    build_checkout_history(&cluster).await;
+    // Revision 6: a bad api 1.3.0.
+    let bad = "registry.example/shop/api:1.3.0";
+    cluster
+        .deployments("shop")
+        .patch(
+            "checkout",
+            &PatchParams::default(),
+            &Patch::Strategic(json!({"spec": {"template": {"spec": {"containers": [
+                {"name": "api", "image": bad}]}}}})),
+        )
+        .await
+        .expect("SMP api 1.3.0");
+    cluster.settle().await;
+
+    let policy = selfheal_core::Policy {
+        require_opt_in: false,
+        ..selfheal_core::Policy::default()
+    };
+    let request: selfheal_core::RemediationRequest = serde_json::from_value(json!({
+        "action": "rollback",
+        "target": {"namespace": "shop", "deployment": "checkout", "container": "api"},
+        "reason": "5xx above 5%"
+    }))
+    .expect("request");
+    let outcome = selfheal_kube::Remediator::new(cluster.client.clone(), policy)
+        .remediate(&request)
+        .await
+        .expect("rollback");
+    assert_eq!(
+        outcome.status,
+        selfheal_core::OutcomeStatus::Applied,
+        "{outcome:?}"
+    );
+    cluster.settle().await;
+    let cause = format!("selfheal rollback: api {bad} -> {API_110} (reason: 5xx above 5%)");
+    let revs = cluster.revisions("shop", "checkout");
+    assert_eq!(
+        revs.keys().copied().collect::<Vec<_>>(),
+        vec![1, 2, 4, 6, 7],
+        "the rollback reuses revision 5's ReplicaSet as revision 7"
+    );
+    assert_eq!(
+        annotation(&revs[&7].metadata.annotations, "kubernetes.io/change-cause"),
+        Some(cause.clone())
+    );
+
+    cluster.server.clear_requests();
+    let run = cluster
+        .kubectl
+        .run(&["rollout", "history", "deployment/checkout", "-n", "shop"])
+        .await;
+    assert_eq!(run.code, 0, "{run:?}");
+    let rows: Vec<(String, String)> = run
+        .stdout
+        .lines()
+        .skip(2)
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let (revision, cause) = l.split_once(' ').expect("two columns");
+            (revision.to_owned(), cause.trim().to_owned())
+        })
+        .collect();
+    let none = "<none>".to_owned();
+    assert_eq!(
+        rows,
+        vec![
+            ("1".to_owned(), none.clone()),
+            ("2".to_owned(), none.clone()),
+            ("4".to_owned(), none.clone()),
+            ("6".to_owned(), none),
+            ("7".to_owned(), cause),
+        ],
+        "{}",
+        run.stdout
+    );
+    assert_eq!(cluster.writes().len(), 0, "history is read-only");
+}

@@ -4,7 +4,8 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand};
-use selfheal_core::{Policy, RemediationOutcome, RemediationRequest, RolloutStatus};
+use selfheal_core::{Action, Policy, RemediationOutcome, RemediationRequest, RolloutStatus};
+use serde::Serialize;
 
 use crate::Error;
 use selfheal_snapshot::Snapshot;
@@ -22,9 +23,20 @@ pub struct Cli {
 pub enum Command {
     /// Run one RemediationRequest; print the RemediationOutcome JSON on stdout.
     ///
-    /// Exit status 0 for every outcome (applied, skipped, dryRun, refused);
-    /// non-zero only when no outcome could be produced.
+    /// Exit status 0 for every outcome (applied, skipped, dryRun, refused),
+    /// or 3 for `refused` with --fail-on-refused; non-zero only when no
+    /// outcome could be produced.
     Run(RunArgs),
+    /// Roll back the Deployment's changed container images (half-brick):
+    /// `run` with a request built from the flags.
+    Rollback(RollbackArgs),
+    /// Pause the Deployment's rollout: `run` with a request built from the flags.
+    Pause(ActionArgs),
+    /// Resume the Deployment's rollout: `run` with a request built from the flags.
+    Resume(ActionArgs),
+    /// Restart the Deployment's pods (`kubectl rollout restart`): `run` with
+    /// a request built from the flags.
+    Restart(ActionArgs),
     /// Print `{"state":"done|waiting|failed","message":...}` like `kubectl rollout status`.
     ///
     /// Exit status 0 whenever the rollout was evaluated, whatever its state
@@ -35,8 +47,10 @@ pub enum Command {
     /// EventBridge/SNS/alarm action, Alertmanager webhook, or a request).
     ///
     /// Honours SELFHEAL_DEFAULT_CLUSTER / SELFHEAL_DEFAULT_ACTION. Exit status 0
-    /// for every supported event (`[]` when nothing would start, e.g. OK or
-    /// resolved); non-zero with a one-line reason for anything else.
+    /// when every alert starts an execution or is not firing (`[]` for OK or
+    /// resolved); 1 when a firing alert is rejected (the array still printed,
+    /// one `rejected …` line on stderr per alert), so alarm definitions can be
+    /// checked in CI; non-zero with one `error:` line for anything else.
     Event(crate::event::EventArgs),
     /// Print an EKS bearer token as a client.authentication.k8s.io
     /// ExecCredential, exactly like `aws eks get-token`, so selfheal can be a
@@ -68,14 +82,13 @@ pub struct Source {
     pub kubeconfig: Option<PathBuf>,
 }
 
+/// How `run` and the action verbs reach the objects and report the outcome.
 #[derive(Debug, Args)]
-pub struct RunArgs {
-    /// RemediationRequest JSON file (`-` reads stdin).
-    #[arg(long, value_name = "FILE")]
-    pub request: PathBuf,
+pub struct RunOptions {
     #[command(flatten)]
     pub source: Source,
-    /// kubeconfig context (default: the current context).
+    /// kubeconfig context (default: the current context). A request's
+    /// `target.cluster` must name this context's cluster.
     #[arg(long, value_name = "NAME", requires = "kubeconfig")]
     pub context: Option<String>,
     /// Force a dry run whatever the request says.
@@ -88,13 +101,64 @@ pub struct RunArgs {
     /// Snapshot mode: write every object back here, with the Deployment updated.
     #[arg(long, value_name = "OUT", requires = "snapshot")]
     pub write_snapshot: Option<PathBuf>,
+    /// Exit with status 3 when the outcome is `refused` (by default every
+    /// outcome exits 0; read `status`).
+    #[arg(long)]
+    pub fail_on_refused: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// RemediationRequest JSON file (`-` reads stdin).
+    #[arg(long, value_name = "FILE")]
+    pub request: PathBuf,
+    #[command(flatten)]
+    pub options: RunOptions,
+}
+
+/// `selfheal pause|resume|restart -n NS DEPLOYMENT`.
+#[derive(Debug, Args)]
+pub struct ActionArgs {
+    /// Namespace of the Deployment.
+    #[arg(short = 'n', long, value_name = "NS")]
+    pub namespace: String,
+    /// The Deployment's name.
+    #[arg(value_name = "DEPLOYMENT")]
+    pub deployment: String,
+    /// Why, recorded in the audit trail (`selfheal.dev/last-remediation`).
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
+    #[command(flatten)]
+    pub options: RunOptions,
+}
+
+/// `selfheal rollback -n NS DEPLOYMENT [--container C]`.
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    #[command(flatten)]
+    pub action: ActionArgs,
+    /// Roll back only this container (default: every container whose image
+    /// differs from the previous revision).
+    #[arg(long, value_name = "NAME")]
+    pub container: Option<String>,
 }
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// The Deployment, as NAMESPACE/NAME.
-    #[arg(long, value_name = "NS/NAME")]
-    pub deployment: String,
+    /// The Deployment, as NAMESPACE/NAME (or give `-n NS DEPLOYMENT`).
+    #[arg(
+        long,
+        value_name = "NS/NAME",
+        required_unless_present = "name",
+        conflicts_with_all = ["namespace", "name"]
+    )]
+    pub deployment: Option<String>,
+    /// Namespace of the Deployment (with DEPLOYMENT).
+    #[arg(short = 'n', long, value_name = "NS", requires = "name")]
+    pub namespace: Option<String>,
+    /// The Deployment's name (with -n NS).
+    #[arg(value_name = "DEPLOYMENT", requires = "namespace")]
+    pub name: Option<String>,
     #[command(flatten)]
     pub source: Source,
     /// kubeconfig context (default: the current context).
@@ -102,10 +166,30 @@ pub struct StatusArgs {
     pub context: Option<String>,
 }
 
+/// Exit status of `run` and the verbs for a `refused` outcome under
+/// `--fail-on-refused`: apart from 1 (no outcome) and 2 (usage).
+pub const EXIT_REFUSED: u8 = 3;
+
+/// Exit status of `event` when a firing alert is rejected.
+pub const EXIT_REJECTED: u8 = 1;
+
+/// An outcome as `run` prints it: the RemediationOutcome's fields, then,
+/// in kubeconfig mode, `context`: the kubeconfig context it ran through.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    #[serde(flatten)]
+    pub outcome: RemediationOutcome,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
+    /// `--fail-on-refused`: a `refused` outcome exits with [`EXIT_REFUSED`].
+    #[serde(skip)]
+    pub fail_on_refused: bool,
+}
+
 /// What a successful command prints on stdout (pretty JSON).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Output {
-    Outcome(Box<RemediationOutcome>),
+    Outcome(Box<Report>),
     Status(RolloutStatus),
     Event(Box<selfheal_events::Ingested>),
     /// Printed verbatim (plus main's newline): the AWS CLI's exact ExecCredential text.
@@ -115,7 +199,7 @@ pub enum Output {
 impl Output {
     pub fn to_json(&self) -> Result<String, Error> {
         match self {
-            Output::Outcome(o) => serde_json::to_string_pretty(o),
+            Output::Outcome(report) => serde_json::to_string_pretty(report),
             Output::Status(s) => serde_json::to_string_pretty(s),
             Output::Event(ingested) => return crate::event::to_json(ingested),
             Output::ExecCredential(text) => return Ok(text.clone()),
@@ -126,16 +210,34 @@ impl Output {
     /// One line for a human watching the terminal.
     pub fn summary(&self) -> String {
         match self {
-            Output::Outcome(o) => {
-                let status = serde_json::to_value(o.status)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_default();
-                format!("selfheal {}: {status}: {}", o.action, o.message)
+            Output::Outcome(report) => {
+                let o = &report.outcome;
+                format!(
+                    "selfheal {}: {}: {}",
+                    o.action,
+                    o.status.as_str(),
+                    o.message
+                )
             }
             Output::Status(s) => format!("rollout: {}", s.message),
             Output::Event(ingested) => crate::event::summary(ingested),
             Output::ExecCredential(_) => "eks token: valid for 14 minutes".to_owned(),
+        }
+    }
+
+    /// The process's exit status once the output is printed: 0, except
+    /// [`EXIT_REFUSED`] for a refusal under `--fail-on-refused` and
+    /// [`EXIT_REJECTED`] for an event with a rejected alert.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Output::Outcome(report)
+                if report.fail_on_refused
+                    && report.outcome.status == selfheal_core::OutcomeStatus::Refused =>
+            {
+                EXIT_REFUSED
+            }
+            Output::Event(ingested) if crate::event::any_rejected(ingested) => EXIT_REJECTED,
+            _ => 0,
         }
     }
 }
@@ -148,9 +250,11 @@ pub fn command() -> clap::Command {
     for (name, default, meaning) in selfheal_core::POLICY_VARIABLES {
         text.push_str(&format!("  {name} [default: {default}]\n      {meaning}\n"));
     }
-    Cli::command()
-        .mut_subcommand("run", |run| run.after_long_help(text.clone()))
-        .after_long_help(text)
+    let mut command = Cli::command().after_long_help(text.clone());
+    for acting in ["run", "rollback", "pause", "resume", "restart"] {
+        command = command.mut_subcommand(acting, |c| c.after_long_help(text.clone()));
+    }
+    command
 }
 
 /// Policy from the same SELFHEAL_* variables the Lambdas read.
@@ -165,8 +269,21 @@ pub fn policy_from_env(no_opt_in: bool) -> Result<Policy, Error> {
 
 /// Execute a parsed command line.
 pub async fn execute(cli: Cli) -> Result<Output, Error> {
+    let report = |r: Report| Output::Outcome(Box::new(r));
     match cli.command {
-        Command::Run(args) => run(args).await.map(|o| Output::Outcome(Box::new(o))),
+        Command::Run(args) => {
+            let text = read_request(&args.request)?;
+            let request =
+                RemediationRequest::from_json(&text).map_err(|source| Error::Request { source })?;
+            remediate(request, &args.options).await.map(report)
+        }
+        Command::Rollback(args) => {
+            let request = verb_request(Action::Rollback, &args.action, args.container.as_deref())?;
+            remediate(request, &args.action.options).await.map(report)
+        }
+        Command::Pause(args) => act(Action::Pause, &args).await.map(report),
+        Command::Resume(args) => act(Action::Resume, &args).await.map(report),
+        Command::Restart(args) => act(Action::Restart, &args).await.map(report),
         Command::Status(args) => status(args).await.map(Output::Status),
         Command::Event(args) => crate::event::run(&args).map(|i| Output::Event(Box::new(i))),
         Command::EksToken(args) => {
@@ -182,21 +299,50 @@ pub async fn execute(cli: Cli) -> Result<Output, Error> {
     }
 }
 
-async fn run(args: RunArgs) -> Result<RemediationOutcome, Error> {
-    let text = read_request(&args.request)?;
-    let mut request =
-        RemediationRequest::from_json(&text).map_err(|source| Error::Request { source })?;
-    if args.dry_run {
+async fn act(action: Action, args: &ActionArgs) -> Result<Report, Error> {
+    let request = verb_request(action, args, None)?;
+    remediate(request, &args.options).await
+}
+
+/// The request `selfheal ACTION -n NS DEPLOYMENT` stands for, validated like
+/// a request file (a bad name or an empty `--container` is invalid input).
+fn verb_request(
+    action: Action,
+    args: &ActionArgs,
+    container: Option<&str>,
+) -> Result<RemediationRequest, Error> {
+    let mut target = serde_json::json!({
+        "namespace": args.namespace,
+        "deployment": args.deployment,
+    });
+    if let Some(container) = container {
+        target["container"] = container.into();
+    }
+    let mut request = serde_json::json!({"action": action, "target": target});
+    if let Some(reason) = &args.reason {
+        request["reason"] = reason.as_str().into();
+    }
+    RemediationRequest::from_json(&request.to_string()).map_err(|source| Error::Request { source })
+}
+
+/// Run one request in snapshot or kubeconfig mode.
+async fn remediate(mut request: RemediationRequest, options: &RunOptions) -> Result<Report, Error> {
+    if options.dry_run {
         request.dry_run = true;
     }
-    let policy = policy_from_env(args.no_opt_in)?;
-    match (&args.source.snapshot, &args.source.kubeconfig) {
+    let policy = policy_from_env(options.no_opt_in)?;
+    let report = |outcome, context| Report {
+        outcome,
+        context,
+        fail_on_refused: options.fail_on_refused,
+    };
+    match (&options.source.snapshot, &options.source.kubeconfig) {
         (Some(path), _) => {
             let mut snapshot = read_snapshot(path)?;
             let outcome = snapshot
                 .remediate(&request, &policy, jiff::Timestamp::now())
                 .map_err(|source| Error::Snapshot { source })?;
-            if let Some(out) = &args.write_snapshot {
+            if let Some(out) = &options.write_snapshot {
                 let text = snapshot
                     .render()
                     .map_err(|source| Error::Snapshot { source })?;
@@ -205,22 +351,42 @@ async fn run(args: RunArgs) -> Result<RemediationOutcome, Error> {
                     source,
                 })?;
             }
-            Ok(outcome)
+            Ok(report(outcome, None))
         }
         (None, kubeconfig) => {
-            let client =
-                crate::live::client(kubeconfig.as_deref(), args.context.as_deref()).await?;
-            crate::live::remediate(client, policy, &request).await
+            let context = crate::live::context(kubeconfig.as_deref(), options.context.as_deref())?;
+            // Checked before the client exists: a request for another
+            // cluster sends nothing.
+            if let Some(requested) = request.target.cluster.as_deref()
+                && !context.matches(requested)
+            {
+                return Err(Error::ClusterMismatch {
+                    requested: requested.to_owned(),
+                    context: context.context,
+                    cluster: context.cluster,
+                    eks_names: context.eks_names,
+                });
+            }
+            let client = crate::live::client(kubeconfig.as_deref(), Some(&context.context)).await?;
+            let mut outcome = crate::live::remediate(client, policy, &request).await?;
+            if outcome.target.cluster.is_none() {
+                outcome.target.cluster = Some(context.cluster_name().to_owned());
+            }
+            Ok(report(outcome, Some(context.context)))
         }
     }
 }
 
 async fn status(args: StatusArgs) -> Result<RolloutStatus, Error> {
-    let (namespace, name) = args
-        .deployment
-        .split_once('/')
-        .filter(|(ns, name)| !ns.is_empty() && !name.is_empty() && !name.contains('/'))
-        .ok_or_else(|| Error::DeploymentRef(args.deployment.clone()))?;
+    let (namespace, name) = match (&args.deployment, &args.namespace, &args.name) {
+        (Some(both), _, _) => both
+            .split_once('/')
+            .filter(|(ns, name)| !ns.is_empty() && !name.is_empty() && !name.contains('/'))
+            .ok_or_else(|| Error::DeploymentRef(both.clone()))?,
+        (None, Some(namespace), Some(name)) => (namespace.as_str(), name.as_str()),
+        // clap requires one of the two forms.
+        _ => return Err(Error::DeploymentRef(String::new())),
+    };
     match (&args.source.snapshot, &args.source.kubeconfig) {
         (Some(path), _) => read_snapshot(path)?
             .status(namespace, name)

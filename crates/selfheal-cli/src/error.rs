@@ -45,6 +45,18 @@ pub enum Error {
     },
     #[error("`--deployment` must be NAMESPACE/NAME, got {0:?}")]
     DeploymentRef(String),
+    /// kubeconfig mode: the request's `target.cluster` is not the cluster of
+    /// the context in use (README, CLI: how the names are matched).
+    #[error(
+        "the request targets cluster {requested:?}, but kubeconfig context {context:?} is cluster {cluster:?}{}; nothing was sent (pick the cluster's context with --context, or leave target.cluster out)",
+        eks_hint(cluster, eks_names)
+    )]
+    ClusterMismatch {
+        requested: String,
+        context: String,
+        cluster: String,
+        eks_names: Vec<String>,
+    },
     #[error("{source}")]
     Kube {
         #[source]
@@ -63,9 +75,27 @@ pub enum Error {
     },
 }
 
+/// ` (EKS cluster "a")` when the kubeconfig names the EKS cluster otherwise.
+fn eks_hint(cluster: &str, eks_names: &[String]) -> String {
+    let other: Vec<String> = eks_names
+        .iter()
+        .filter(|n| n.as_str() != cluster)
+        .map(|n| format!("{n:?}"))
+        .collect();
+    if other.is_empty() {
+        String::new()
+    } else {
+        format!(" (EKS cluster {})", other.join(" or "))
+    }
+}
+
 impl Error {
-    /// The message with its source chain on one line (`error: a: b: c`).
+    /// The message with its source chain on one line (`error: a: b: c`);
+    /// Kubernetes API errors in kubectl's words (`Error from server (…): …`).
     pub fn one_line(&self) -> String {
+        if let Error::Kube { source } = self {
+            return source.kubectl_line();
+        }
         let mut text = self.to_string();
         let mut source = std::error::Error::source(self);
         while let Some(cause) = source {

@@ -40,6 +40,12 @@ pub fn summary(ingested: &Ingested) -> String {
     )
 }
 
+/// Whether a firing alert could not become a request (the operator should
+/// fix the alarm): `selfheal event` then exits non-zero.
+pub fn any_rejected(ingested: &Ingested) -> bool {
+    ingested.ignored.iter().any(|i| i.rejection().is_some())
+}
+
 /// One stderr line per alert that starts nothing, always printed (stdout
 /// stays exactly the JSON array): `rejected` for a firing alert that cannot
 /// become a request (the operator should fix the alarm), `ignored` for the

@@ -3,9 +3,17 @@
 use std::path::Path;
 
 use selfheal_core::{Policy, RemediationOutcome, RemediationRequest, RolloutStatus};
-use selfheal_kube::Remediator;
+use selfheal_kube::{KubeconfigContext, Remediator};
 
 use crate::Error;
+
+/// The context `--context` (else the current one) names, and its cluster's names.
+pub(crate) fn context(
+    kubeconfig: Option<&Path>,
+    context: Option<&str>,
+) -> Result<KubeconfigContext, Error> {
+    KubeconfigContext::load(kubeconfig, context).map_err(|source| Error::Kube { source })
+}
 
 pub(crate) async fn client(
     kubeconfig: Option<&Path>,

@@ -22,12 +22,12 @@ async fn main() -> ExitCode {
                 Output::Event(ingested) => selfheal_cli::event::ignored_lines(ingested),
                 _ => Vec::new(),
             };
-            (json, output.summary(), notes)
+            (json, output.summary(), notes, output.exit_code())
         }),
         Err(e) => Err(e),
     };
     match result {
-        Ok((json, summary, notes)) => {
+        Ok((json, summary, notes, code)) => {
             let mut stdout = std::io::stdout().lock();
             if writeln!(stdout, "{json}").is_err() {
                 return ExitCode::FAILURE;
@@ -39,7 +39,7 @@ async fn main() -> ExitCode {
             for note in notes {
                 let _ = writeln!(stderr, "{note}");
             }
-            ExitCode::SUCCESS
+            ExitCode::from(code)
         }
         Err(e) => {
             eprintln!("error: {}", e.one_line());

@@ -51,6 +51,17 @@ fn ok(output: &Output) -> Vec<Value> {
     serde_json::from_slice::<Vec<Value>>(&output.stdout).unwrap()
 }
 
+/// Exit 1 because a firing alert was rejected, the array still printed.
+fn rejected(output: &Output) -> Vec<Value> {
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "stderr: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice::<Vec<Value>>(&output.stdout).unwrap()
+}
+
 /// Exit non-zero, nothing on stdout, one `error:` line on stderr; returns it.
 fn refused(output: &Output) -> String {
     assert!(!output.status.success());
@@ -100,7 +111,18 @@ fn every_fixture_prints_what_ingest_would_start() {
         let path = fixtures().join(file);
         let bytes = std::fs::read(&path).unwrap();
         for (env, defaults) in [(&env[..], &defaults), (&[][..], &Defaults::default())] {
-            let printed = ok(&event(&path, env, None));
+            let output = event(&path, env, None);
+            // Exit 1 exactly when the library rejects a firing alert.
+            let any_rejected = parse_event(&bytes, defaults)
+                .unwrap()
+                .ignored
+                .iter()
+                .any(|i| i.rejection().is_some());
+            let printed = if any_rejected {
+                rejected(&output)
+            } else {
+                ok(&output)
+            };
             assert_eq!(printed, expected(&bytes, defaults), "{file} {env:?}");
         }
     }
@@ -142,16 +164,25 @@ fn alertmanager_firing_with_default_action_names_the_execution() {
 
 #[test]
 fn ok_resolved_and_untargeted_alarms_print_an_empty_array() {
+    // Not firing: nothing to do, exit 0.
     for file in [
         "alertmanager/resolved-single.json",
         "cloudwatch/eventbridge-ok-from-alarm.json",
-        // Firing, but no action anywhere: rejected, never guessed.
+    ] {
+        let output = event(&fixtures().join(file), &[], None);
+        assert_eq!(ok(&output), Vec::<Value>::new(), "{file}");
+        assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "[]");
+    }
+    // Firing but unusable: the alarm needs fixing, so exit 1 (CI can check
+    // alarm definitions with `selfheal event`).
+    for file in [
+        // No action anywhere: rejected, never guessed.
         "alertmanager/firing-single.json",
         // EC2 dimensions only: no namespace to act on.
         "cloudwatch/eventbridge-single-metric-alarm.json",
     ] {
         let output = event(&fixtures().join(file), &[], None);
-        assert_eq!(ok(&output), Vec::<Value>::new(), "{file}");
+        assert_eq!(rejected(&output), Vec::<Value>::new(), "{file}");
         assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "[]");
     }
 }
@@ -174,7 +205,7 @@ fn alerts_that_start_nothing_say_why_on_stderr_even_when_piped() {
         &[],
         None,
     );
-    assert!(output.status.success());
+    assert_eq!(output.status.code(), Some(1));
     assert_eq!(String::from_utf8(output.stdout.clone()).unwrap(), "[]\n");
     assert_eq!(
         stderr_lines(&output),
@@ -190,7 +221,7 @@ fn alerts_that_start_nothing_say_why_on_stderr_even_when_piped() {
         &[(Defaults::ACTION_VAR, "rollback")],
         None,
     );
-    assert_eq!(ok(&output), Vec::<Value>::new());
+    assert_eq!(rejected(&output), Vec::<Value>::new());
     let lines = stderr_lines(&output);
     assert_eq!(lines.len(), 1, "{lines:?}");
     assert!(
@@ -221,7 +252,7 @@ fn alerts_that_start_nothing_say_why_on_stderr_even_when_piped() {
     webhook["alerts"][0]["annotations"]["selfheal"] = json!("Selfheal: action=restart");
     let path = write_temp(&dir, "uppercase.json", &webhook);
     let output = event(&path, &[], None);
-    assert_eq!(ok(&output), Vec::<Value>::new());
+    assert_eq!(rejected(&output), Vec::<Value>::new());
     let lines = stderr_lines(&output);
     assert_eq!(lines.len(), 1, "{lines:?}");
     assert!(

@@ -19,7 +19,8 @@ pub mod error_types {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The request cannot be acted on (empty names, both pod and deployment, …).
-    #[error("invalid remediation request: {source}")]
+    /// The core's message already says "invalid remediation request".
+    #[error("{source}")]
     InvalidRequest {
         #[source]
         source: selfheal_core::Error,
@@ -189,6 +190,92 @@ impl Error {
             other => Error::InvalidRequest { source: other },
         }
     }
+}
+
+/// What a 403 from the API server means for selfheal, and where the fix is.
+pub const FORBIDDEN_HINT: &str = "selfheal's identity lacks a permission in deploy/rbac.yaml (kubectl apply -f deploy/rbac.yaml)";
+
+/// What a 401 means: the credentials themselves were not accepted.
+pub const UNAUTHORIZED_HINT: &str = "check the kubeconfig user's credentials or, on EKS, the access entry that maps selfheal's role (deploy/README.md)";
+
+impl Error {
+    /// One line for a person, in kubectl's words where kubectl has them: an
+    /// API answer reads `Error from server (Reason): <the server's message>`
+    /// (`You must be logged in to the server (…)` for 401), a connection
+    /// failure `Unable to connect to the server: …`, with a hint where one
+    /// helps (a 403 points at deploy/rbac.yaml). Other errors give their
+    /// message and causes, each sentence once. [`Display`](std::fmt::Display)
+    /// stays what the Lambdas report as `errorMessage`.
+    pub fn kubectl_line(&self) -> String {
+        let status = match self {
+            Error::NotFound { source, .. }
+            | Error::Forbidden { source, .. }
+            | Error::Unauthorized { source, .. }
+            | Error::ServerError { source, .. }
+            | Error::Rejected { source, .. } => api_status(source),
+            _ => None,
+        };
+        let line = match (self, status) {
+            (Error::Unauthorized { message, .. }, Some(_)) => {
+                format!("You must be logged in to the server ({message}); {UNAUTHORIZED_HINT}")
+            }
+            (_, Some(status)) => {
+                let message = if status.message.is_empty() {
+                    self.to_string()
+                } else {
+                    status.message.clone()
+                };
+                let mut line = if status.reason.is_empty() {
+                    format!("Error from server: {message}")
+                } else {
+                    format!("Error from server ({}): {message}", status.reason)
+                };
+                if status.code == 403 {
+                    line.push_str(&format!(" (hint: {FORBIDDEN_HINT})"));
+                }
+                line
+            }
+            (Error::Transport { source, .. }, None) => {
+                format!(
+                    "Unable to connect to the server: {}",
+                    causes(source.as_ref())
+                )
+            }
+            (Error::Unauthorized { source, .. }, None) => format!(
+                "cannot get credentials for the server: {}; {UNAUTHORIZED_HINT}",
+                causes(source.as_ref())
+            ),
+            _ => causes(self),
+        };
+        line.split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+}
+
+/// `error` and its sources as `a: b: c`, each text once: a cause whose text
+/// is already in the line is left out, kube's wrappers that only prefix their
+/// source (`HyperError: …`, `ServiceError: …`) give way to that source, and
+/// an API error gives the server's message (kube's own text for it embeds a
+/// debug dump of the Status).
+fn causes(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut texts: Vec<String> = Vec::new();
+    let mut next = Some(error);
+    while let Some(cause) = next {
+        next = cause.source();
+        let text = match cause.downcast_ref::<kube::Error>() {
+            Some(kube::Error::Api(status)) => {
+                texts.push(status.message.clone());
+                break;
+            }
+            Some(kube::Error::HyperError(_) | kube::Error::Service(_)) if next.is_some() => {
+                continue;
+            }
+            _ => cause.to_string(),
+        };
+        if !texts.iter().any(|t| t.contains(&text)) {
+            texts.push(text);
+        }
+    }
+    texts.join(": ")
 }
 
 /// The Status an API error carried, if it is one.
@@ -365,6 +452,60 @@ mod tests {
         let msg = "deployments.apps \"checkout\" is forbidden: User \"system:serviceaccount:shop:viewer\" cannot get resource \"deployments\"";
         let e = CALL.error(api(403, "Forbidden", msg));
         assert!(e.to_string().contains("system:serviceaccount:shop:viewer"));
+    }
+
+    #[test]
+    fn api_errors_read_like_kubectl_with_a_hint_for_403() {
+        let msg = "deployments.apps \"checkout\" is forbidden: User \"system:serviceaccount:shop:viewer\" cannot get resource \"deployments\" in API group \"apps\" in the namespace \"shop\"";
+        let line = CALL.error(api(403, "Forbidden", msg)).kubectl_line();
+        assert_eq!(
+            line,
+            format!("Error from server (Forbidden): {msg} (hint: {FORBIDDEN_HINT})")
+        );
+        assert!(line.contains("deploy/rbac.yaml"));
+        let line = CALL
+            .error(api(404, "NotFound", "deployments.apps \"nope\" not found"))
+            .kubectl_line();
+        assert_eq!(
+            line,
+            "Error from server (NotFound): deployments.apps \"nope\" not found"
+        );
+        let line = CALL.error(api(503, "", "etcd is down")).kubectl_line();
+        assert_eq!(line, "Error from server: etcd is down");
+        let line = CALL.error(api(401, "Unauthorized", "")).kubectl_line();
+        assert!(
+            line.starts_with("You must be logged in to the server (Unauthorized); "),
+            "{line}"
+        );
+        for code in [401, 403, 404, 409, 422, 500] {
+            let line = CALL
+                .error(api(code, "Reason", "the message"))
+                .kubectl_line();
+            assert!(!line.contains("Status {"), "{line}");
+            assert_eq!(line.matches("the message").count(), 1, "{line}");
+        }
+    }
+
+    #[test]
+    fn transport_and_other_errors_name_each_cause_once() {
+        let refused = std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            "tcp connect error: Connection refused (os error 111)",
+        );
+        let e = CALL.error(kube::Error::Service(Box::new(refused)));
+        assert_eq!(
+            e.kubectl_line(),
+            "Unable to connect to the server: tcp connect error: Connection refused (os error 111)"
+        );
+        let e = Error::from_core(
+            selfheal_core::Error::InvalidRequest("target.pod must not be empty".into()),
+            "checkout",
+        );
+        assert_eq!(
+            e.kubectl_line(),
+            "invalid remediation request: target.pod must not be empty"
+        );
+        assert_eq!(e.to_string(), e.kubectl_line());
     }
 
     #[test]

@@ -9,12 +9,14 @@
 //! stable [`Error::error_type`] names for the state machine's `Retry`/`Catch`.
 
 pub mod client;
+pub mod context;
 pub mod error;
 pub mod events;
 pub mod remediator;
 pub mod resolve;
 
 pub use client::{client_from_kubeconfig, client_from_parts, pem_to_der};
+pub use context::{KubeconfigContext, eks_cluster_name};
 pub use error::{Error, Result, error_types};
 pub use events::Reporter;
 pub use remediator::{Clock, DEFAULT_REPLAN_BUDGET, Remediator, Snapshot};

@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 
 use selfheal_core::{
     Decision, OutcomeStatus, PlanInput, Policy, RemediationOutcome, RemediationRequest,
-    RolloutStatus, decide, plan::needs_replica_sets, rollout_status,
+    RolloutStatus, decide, plan::needs_replica_sets, pod::check_pod_target, rollout_status,
 };
 
 /// How the snapshot was written; it is written back the same way.
@@ -138,13 +138,8 @@ impl Snapshot {
         Ok(out)
     }
 
-    /// Pod → controlling ReplicaSet → controlling Deployment, by ownerReferences.
-    pub fn resolve_pod(&self, namespace: &str, pod: &str) -> Result<String, Error> {
-        let owner_error = |reason: String| Error::PodOwner {
-            namespace: namespace.into(),
-            name: pod.into(),
-            reason,
-        };
+    /// The pod `namespace/name`.
+    fn pod(&self, namespace: &str, pod: &str) -> Result<Pod, Error> {
         let object = self
             .objects
             .iter()
@@ -153,7 +148,17 @@ impl Snapshot {
                 namespace: namespace.into(),
                 name: pod.into(),
             })?;
-        let pod_obj = typed::<Pod>(object, "Pod")?;
+        typed::<Pod>(object, "Pod")
+    }
+
+    /// Pod → controlling ReplicaSet → controlling Deployment, by ownerReferences.
+    pub fn resolve_pod(&self, namespace: &str, pod: &str) -> Result<String, Error> {
+        let owner_error = |reason: String| Error::PodOwner {
+            namespace: namespace.into(),
+            name: pod.into(),
+            reason,
+        };
+        let pod_obj = self.pod(namespace, pod)?;
         let rs_ref = controller_ref(&pod_obj.metadata)
             .filter(|r| r.kind == "ReplicaSet")
             .ok_or_else(|| owner_error("it is not controlled by a ReplicaSet".into()))?;
@@ -216,7 +221,9 @@ impl Snapshot {
 
         let index = self.deployment_index(&namespace, &name)?;
         let deployment = typed::<Deployment>(&self.objects[index], "Deployment")?;
-        let replica_sets = if needs_replica_sets(&planned) {
+        // A pod target needs the history too: the stale-pod guard compares
+        // the pod with the Deployment's current revision.
+        let replica_sets = if needs_replica_sets(&planned) || pod.is_some() {
             self.replica_sets_of(&deployment)?
         } else {
             Vec::new()
@@ -230,9 +237,21 @@ impl Snapshot {
         })
         .map_err(|source| Error::Plan { source })?;
 
-        let mut outcome = match decision {
-            Decision::Done(outcome) => outcome,
-            Decision::Apply(plan) => {
+        // Only a write needs the pod to speak for the Deployment (as in selfheal-kube).
+        let stale = match (&pod, &decision) {
+            (Some(pod), Decision::Apply(_)) => check_pod_target(
+                &self.pod(&namespace, pod)?,
+                request,
+                &deployment,
+                &replica_sets,
+            )
+            .err(),
+            _ => None,
+        };
+        let mut outcome = match (decision, stale) {
+            (Decision::Done(outcome), _) => outcome,
+            (Decision::Apply(plan), Some(refusal)) => plan.refuse(refusal),
+            (Decision::Apply(plan), None) => {
                 let mut updated = self.objects[index].clone();
                 json_patch::patch(&mut updated, &plan.patch)
                     .map_err(|source| Error::Patch { source })?;

@@ -163,6 +163,18 @@ fn half_brick_rollback_reverts_only_the_api_image() {
     )
     .expect("last-remediation is JSON");
     assert_eq!(last["action"], "rollback");
+    // The audit history and `kubectl rollout history`'s change-cause.
+    let history: Value = serde_json::from_str(
+        annotations["selfheal.dev/history"]
+            .as_str()
+            .expect("history annotation"),
+    )
+    .expect("history is JSON");
+    assert_eq!(history[0]["action"], "rollback");
+    let cause = annotations["kubernetes.io/change-cause"]
+        .as_str()
+        .expect("change-cause annotation");
+    assert!(cause.contains("selfheal rollback"), "{cause}");
 
     // Undo exactly the expected differences: nothing else may have changed.
     let mut normalized = after.clone();
@@ -171,8 +183,14 @@ fn half_brick_rollback_reverts_only_the_api_image() {
     let ann = normalized["metadata"]["annotations"]
         .as_object_mut()
         .expect("annotations");
-    ann.remove("selfheal.dev/bad-images");
-    ann.remove("selfheal.dev/last-remediation");
+    for key in [
+        "selfheal.dev/bad-images",
+        "selfheal.dev/last-remediation",
+        "selfheal.dev/history",
+        "kubernetes.io/change-cause",
+    ] {
+        ann.remove(key);
+    }
     assert_eq!(&normalized, before);
 }
 

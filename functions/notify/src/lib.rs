@@ -503,6 +503,35 @@ fn clip_subject(subject: String) -> String {
     }
 }
 
+/// How a rollout freeze ended without a rollback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FreezeEnd {
+    /// An approver chose deny (`SelfhealApprovalDenied`).
+    Denied,
+    /// Nobody answered before the task's timeout (`States.Timeout`), or the
+    /// wait ended with another error.
+    NoAnswer,
+}
+
+/// Whether a `completed` event closes a freeze nobody approved: the state
+/// machine's `KeepPaused` path reports the pause as the outcome and the
+/// `RolloutFrozen` task's error as `approval` (its `Catch` result), so a
+/// paused Deployment is left for a human.
+pub fn still_paused(event: &NotifyEvent) -> Option<FreezeEnd> {
+    if event.event != EventKind::Completed
+        || event.outcome.as_ref().map(|o| o.action) != Some(selfheal_core::Action::Pause)
+        || event.escalation.is_some()
+    {
+        return None;
+    }
+    let error = event.approval.as_ref()?.get("Error")?.as_str()?;
+    Some(if error == selfheal_approve::DENIED_ERROR {
+        FreezeEnd::Denied
+    } else {
+        FreezeEnd::NoAnswer
+    })
+}
+
 /// Render the message for an event. `links` are the approval links, for
 /// approval events.
 pub fn render(event: &NotifyEvent, links: Option<&selfheal_approve::ApprovalLinks>) -> Message {
@@ -521,6 +550,28 @@ pub fn render(event: &NotifyEvent, links: Option<&selfheal_approve::ApprovalLink
             "Rollout frozen: selfheal paused this Deployment's rollout because the alarm's impact is at or above the policy threshold. Approve to roll the offending container back; deny (or no answer) keeps it paused for you.".to_owned(),
             "frozen".to_owned(),
         ),
+        EventKind::Completed if still_paused(event).is_some() => {
+            let why = match still_paused(event) {
+                Some(FreezeEnd::Denied) => "an approver denied the rollback",
+                _ => "nobody answered the approval in time",
+            };
+            let resume = outcome
+                .map(|o| &o.target)
+                .or_else(|| request.map(|r| &r.target))
+                .and_then(|t| {
+                    t.deployment.as_deref().map(|d| {
+                        format!(" (kubectl rollout resume deployment/{d} -n {})", t.namespace)
+                    })
+                })
+                .unwrap_or_default();
+            (
+                format!("selfheal: {short} still paused, no rollback"),
+                format!(
+                    "Still paused: selfheal froze this Deployment's rollout and {why}, so nothing was rolled back and the Deployment is still paused. A human needs to decide: fix the release and resume it{resume}, or roll it back."
+                ),
+                "stillPaused".to_owned(),
+            )
+        }
         EventKind::Completed => {
             let status = outcome.map(status_name).unwrap_or_else(|| "completed".into());
             let final_action = outcome.map(|o| o.action.as_str()).unwrap_or(action);
@@ -531,9 +582,6 @@ pub fn render(event: &NotifyEvent, links: Option<&selfheal_approve::ApprovalLink
                 ),
                 ("dryRun", _) => format!("Dry run of {final_action}: nothing was changed."),
                 ("skipped", _) => format!("{final_action} skipped: already in the wanted state."),
-                _ if event.approval.as_ref().is_some_and(|a| a.get("Error").is_some()) => {
-                    "No rollback: the decision was deny or no answer; the rollout stays paused.".to_owned()
-                }
                 _ => format!("{final_action} {status}."),
             };
             (

@@ -305,3 +305,82 @@ fn config_from_environment() {
         assert!(err.to_string().contains(needle), "{err}");
     }
 }
+
+/// The `completed` event of the state machine's KeepPaused path: the pause
+/// is the outcome, the RolloutFrozen task's error is `approval`.
+fn kept_paused(error: &str) -> NotifyEvent {
+    let mut req = request();
+    req["action"] = json!("pause");
+    event(
+        json!({"event": "completed", "execution": {"id": EXEC, "startedAt": "2026-11-27T10:00:00Z"},
+        "request": req,
+        "outcome": {"status": "applied", "action": "pause", "message": "paused deployment shop/checkout during its rollout (alarm impact score 2.4)",
+                    "target": {"cluster": "prod-eks", "namespace": "shop", "deployment": "checkout"}},
+        "verify": null, "approval": {"Error": error, "Cause": ""}, "escalation": null, "error": null,
+        "timings": {"decision": {"startedAt": "2026-11-27T10:00:01Z", "finishedAt": "2026-11-27T11:00:01Z"}},
+        "reportedAt": "2026-11-27T11:00:02Z"}),
+    )
+}
+
+#[test]
+fn a_freeze_nobody_answered_is_reported_as_still_paused() {
+    let e = kept_paused("States.Timeout");
+    assert_eq!(still_paused(&e), Some(FreezeEnd::NoAnswer));
+    let m = render(&e, None);
+    assert_eq!(
+        m.subject,
+        "selfheal: shop/checkout still paused, no rollback"
+    );
+    assert_eq!(m.status, "stillPaused");
+    let first = m.text.lines().next().unwrap();
+    assert_eq!(
+        first,
+        "Still paused: selfheal froze this Deployment's rollout and nobody answered the approval in time, so nothing was rolled back and the Deployment is still paused. A human needs to decide: fix the release and resume it (kubectl rollout resume deployment/checkout -n shop), or roll it back."
+    );
+    assert!(
+        m.text
+            .contains("Outcome: applied — paused deployment shop/checkout"),
+        "{}",
+        m.text
+    );
+
+    let denied = kept_paused(selfheal_approve::DENIED_ERROR);
+    assert_eq!(still_paused(&denied), Some(FreezeEnd::Denied));
+    let m = render(&denied, None);
+    assert_eq!(m.status, "stillPaused");
+    assert!(
+        m.text
+            .starts_with("Still paused: selfheal froze this Deployment's rollout and an approver denied the rollback"),
+        "{}",
+        m.text
+    );
+}
+
+#[test]
+fn only_the_kept_pause_is_still_paused() {
+    // An approved freeze ends with the rollback as the outcome.
+    let approved = event(
+        json!({"event": "completed", "execution": {"id": EXEC}, "request": request(),
+        "outcome": applied_rollback(), "approval": {"decision": "approve"}}),
+    );
+    assert_eq!(still_paused(&approved), None);
+    assert_eq!(render(&approved, None).status, "applied");
+    // A manual pause that needed no decision.
+    let mut req = request();
+    req["action"] = json!("pause");
+    let manual = event(
+        json!({"event": "completed", "execution": {"id": EXEC}, "request": req,
+        "outcome": {"status": "applied", "action": "pause", "message": "paused deployment shop/checkout",
+                    "target": {"namespace": "shop", "deployment": "checkout"}}}),
+    );
+    assert_eq!(still_paused(&manual), None);
+    let m = render(&manual, None);
+    assert_eq!(
+        (m.subject.as_str(), m.status.as_str()),
+        ("selfheal: pause applied for shop/checkout", "applied")
+    );
+    // The frozen notification itself is not the final one.
+    let mut frozen = kept_paused("States.Timeout");
+    frozen.event = EventKind::RolloutFrozen;
+    assert_eq!(still_paused(&frozen), None);
+}

@@ -177,6 +177,8 @@ async fn approval_record_put_is_idempotent_for_the_same_record_only() {
         expires_at: "2026-11-27T01:00:00Z".parse().unwrap(),
         execution: EXEC.into(),
         summary: "rollback shop/checkout on prod-eks".into(),
+        approve_key: ApprovalId::random().to_string(),
+        deny_key: ApprovalId::random().to_string(),
     };
     store.put(&id, &record).await.unwrap();
     store.put(&id, &record).await.unwrap();

@@ -426,13 +426,17 @@ def main() -> int:
             fresh = names - seen_links
             assert len(fresh) == 1, f"expected one new approval record, found {sorted(fresh)}"
             seen_links.update(fresh)
-            link_id = fresh.pop().rsplit("/", 1)[1]
+            name = fresh.pop()
+            link_id = name.rsplit("/", 1)[1]
+            # The approve link's key (finding 8: each link carries its own) is in the record.
+            stored = aws("ssm", "AmazonSSM.GetParameter", {"Name": name, "WithDecryption": True}, endpoint, "1.1")
+            key = json.loads(stored["Parameter"]["Value"])["approveKey"]
             page = functions["approve"].ok(
                 {
                     "version": "2.0",
                     "rawPath": "/approve",
-                    "rawQueryString": f"id={link_id}&decision=approve",
-                    "queryStringParameters": {"id": link_id, "decision": "approve"},
+                    "rawQueryString": f"id={link_id}&decision=approve&key={key}",
+                    "queryStringParameters": {"id": link_id, "decision": "approve", "key": key},
                     "headers": {"host": "approve.measure.invalid"},
                     "requestContext": {"http": {"method": "GET", "path": "/approve", "sourceIp": "127.0.0.1"}},
                     "isBase64Encoded": False,

@@ -1,6 +1,8 @@
-//! The Function URL side: `GET /approve?id=…&decision=…` shows what is being
-//! decided with a confirm button (no side effect: link scanners fetch links);
-//! `POST /approve` with the same two form fields decides. Answers are small
+//! The Function URL side: `GET /approve?id=…&decision=…&key=…` shows what is
+//! being decided with a confirm button (no side effect: link scanners fetch
+//! links); `POST /approve` with the same fields in its form body (never the
+//! query string: a bare `curl -X POST <link>` must not decide) decides. The
+//! link's `key` alone says which decision it may make. Answers are small
 //! HTML pages; unknown, used or expired links answer 410.
 
 use std::collections::BTreeMap;
@@ -10,7 +12,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::{
-    ApprovalId, ApprovalStore, Decision, Error, GoneReason, Redeemed, TaskCallback, peek, redeem,
+    ApprovalId, ApprovalStore, Caller, Decision, Error, GoneReason, Redeemed, TaskCallback, peek,
+    redeem_as,
 };
 
 /// A Function URL response (payload format 2.0).
@@ -32,8 +35,10 @@ pub struct HttpResponse {
 pub struct HttpRequest {
     pub method: String,
     pub path: String,
-    /// Query string for GET, the form body for POST.
+    /// The query string for GET and HEAD; only the form body for POST.
     pub params: BTreeMap<String, String>,
+    /// Who sent it (Function URL `requestContext.http`).
+    pub caller: Caller,
 }
 
 /// Read a Function URL event. `None` body/query are empty; a body that is
@@ -53,9 +58,13 @@ pub fn parse_event(event: &Value) -> HttpRequest {
         .get("rawQueryString")
         .and_then(Value::as_str)
         .unwrap_or("");
-    let mut params: BTreeMap<String, String> =
-        serde_urlencoded::from_str(query).unwrap_or_default();
-    if method == "POST" {
+    let http = |field: &str| {
+        event
+            .pointer(&format!("/requestContext/http/{field}"))
+            .and_then(Value::as_str)
+    };
+    let caller = Caller::new(http("sourceIp"), http("userAgent"));
+    let params: BTreeMap<String, String> = if method == "POST" {
         let body = event.get("body").and_then(Value::as_str).unwrap_or("");
         let base64 = event
             .get("isBase64Encoded")
@@ -71,13 +80,15 @@ pub fn parse_event(event: &Value) -> HttpRequest {
         } else {
             body.to_owned()
         };
-        let form: BTreeMap<String, String> = serde_urlencoded::from_str(&body).unwrap_or_default();
-        params.extend(form);
-    }
+        serde_urlencoded::from_str(&body).unwrap_or_default()
+    } else {
+        serde_urlencoded::from_str(query).unwrap_or_default()
+    };
     HttpRequest {
         method,
         path,
         params,
+        caller,
     }
 }
 
@@ -91,54 +102,91 @@ pub async fn handle<S: ApprovalStore, C: TaskCallback>(
     if request.path != "/" && request.path != "/approve" {
         return Ok(page(404, "Not found", "There is nothing here."));
     }
-    let id = request.params.get("id").and_then(|s| ApprovalId::parse(s));
-    let decision = request
-        .params
-        .get("decision")
-        .and_then(|s| Decision::parse(s));
-    let (Some(id), Some(decision)) = (id, decision) else {
+    let method = request.method.as_str();
+    if !matches!(method, "GET" | "HEAD" | "POST") {
         return Ok(page(
-            400,
-            "Bad link",
-            "The link needs an `id` and a `decision` of approve or deny.",
-        ));
-    };
-    match request.method.as_str() {
-        "GET" | "HEAD" => Ok(match peek(store, now, &id).await? {
-            Err(reason) => gone(reason),
-            Ok(record) => confirm_page(&id, decision, &record.summary, &record.execution),
-        }),
-        "POST" => {
-            let result = redeem(store, callback, now, &id, decision).await?;
-            Ok(match result {
-                Redeemed::Gone(reason) => gone(reason),
-                Redeemed::Decided { decision, record } => {
-                    tracing::info!(
-                        decision = decision.as_str(),
-                        execution = %record.execution,
-                        summary = %record.summary,
-                        "approval decided"
-                    );
-                    let (title, text) = match decision {
-                        Decision::Approve => (
-                            "Approved",
-                            format!("Approved: {}. The remediation continues.", record.summary),
-                        ),
-                        Decision::Deny => (
-                            "Denied",
-                            format!("Denied: {}. Nothing will be changed.", record.summary),
-                        ),
-                    };
-                    page(200, title, &text)
-                }
-            })
-        }
-        _ => Ok(page(
             405,
             "Method not allowed",
             "Use the link, then confirm.",
-        )),
+        ));
     }
+    let param = |name: &str| request.params.get(name).map(String::as_str);
+    let id = param("id").and_then(ApprovalId::parse);
+    let key = param("key").and_then(ApprovalId::parse);
+    // `decision` is optional (the key decides) but, when given, must be
+    // valid and agree with the key.
+    let claimed = match param("decision").map(Decision::parse) {
+        None => None,
+        Some(Some(decision)) => Some(decision),
+        Some(None) => return Ok(bad_link()),
+    };
+    let (Some(id), Some(key)) = (id, key) else {
+        return Ok(bad_link());
+    };
+    // Which decision this link may make: the one its key was minted for,
+    // checked before anything is consumed, so a wrong key burns nothing.
+    let record = match peek(store, now, &id).await? {
+        Ok(record) => record,
+        Err(GoneReason::Expired) => {
+            // Unusable from now on: delete it rather than leave it to pile up.
+            store.take(&id).await?;
+            return Ok(gone(GoneReason::Expired));
+        }
+        Err(reason) => return Ok(gone(reason)),
+    };
+    let decision = match record.decision_for(&key) {
+        None => return Ok(gone(GoneReason::UnknownOrUsed)),
+        Some(decision) if claimed.is_some_and(|c| c != decision) => {
+            return Ok(page(
+                400,
+                "Bad link",
+                "This link was made for the other decision; use the link you were sent for this one.",
+            ));
+        }
+        Some(decision) => decision,
+    };
+    if method != "POST" {
+        return Ok(confirm_page(
+            &id,
+            &key,
+            decision,
+            &record.summary,
+            &record.execution,
+        ));
+    }
+    let result = redeem_as(store, callback, now, &id, decision, &request.caller).await?;
+    Ok(match result {
+        Redeemed::Gone(reason) => gone(reason),
+        Redeemed::Decided { decision, record } => {
+            tracing::info!(
+                decision = decision.as_str(),
+                execution = %record.execution,
+                summary = %record.summary,
+                source_ip = request.caller.source_ip.as_deref().unwrap_or(""),
+                user_agent = request.caller.user_agent.as_deref().unwrap_or(""),
+                "approval decided"
+            );
+            let (title, text) = match decision {
+                Decision::Approve => (
+                    "Approved",
+                    format!("Approved: {}. The remediation continues.", record.summary),
+                ),
+                Decision::Deny => (
+                    "Denied",
+                    format!("Denied: {}. Nothing will be changed.", record.summary),
+                ),
+            };
+            page(200, title, &text)
+        }
+    })
+}
+
+fn bad_link() -> HttpResponse {
+    page(
+        400,
+        "Bad link",
+        "The link needs an `id` and a `key` (and, if given, a `decision` of approve or deny).",
+    )
 }
 
 fn gone(reason: GoneReason) -> HttpResponse {
@@ -195,6 +243,7 @@ fn page(status: u16, title: &str, text: &str) -> HttpResponse {
 
 fn confirm_page(
     id: &ApprovalId,
+    key: &ApprovalId,
     decision: Decision,
     summary: &str,
     execution: &str,
@@ -211,11 +260,13 @@ fn confirm_page(
              <body style=\"font-family:sans-serif;max-width:40em;margin:2em auto\"><h1>{verb}?</h1>\
              <p>{s}</p><p><small>Execution {e}</small></p>\
              <form method=\"post\" action=\"/approve\"><input type=\"hidden\" name=\"id\" value=\"{id}\">\
+             <input type=\"hidden\" name=\"key\" value=\"{k}\">\
              <input type=\"hidden\" name=\"decision\" value=\"{d}\"><button type=\"submit\">{verb}</button></form>\
              </body></html>",
             s = escape(summary),
             e = escape(execution),
             id = escape(id.as_str()),
+            k = escape(key.as_str()),
             d = decision.as_str()
         ),
         is_base64_encoded: false,
@@ -230,7 +281,7 @@ mod tests {
 
     use super::*;
     use crate::mint;
-    use crate::tests::{FakeCallback, MemoryStore, id_of, t};
+    use crate::tests::{FakeCallback, MemoryStore, id_of, param_of, t};
 
     fn get(path: &str, query: &str) -> HttpRequest {
         parse_event(&json!({"rawPath": path, "rawQueryString": query,
@@ -281,13 +332,13 @@ mod tests {
         assert_eq!(page.headers["referrer-policy"], "no-referrer");
         assert!(cb.calls.lock().unwrap().is_empty(), "GET must not decide");
 
-        let form = format!("id={id}&decision=approve");
-        let done = handle(&store, &cb, now, &post(&form, true)).await.unwrap();
+        let form = query;
+        let done = handle(&store, &cb, now, &post(form, true)).await.unwrap();
         assert_eq!(done.status_code, 200, "{}", done.body);
         assert!(done.body.contains("Approved"));
         assert_eq!(cb.calls.lock().unwrap().len(), 1);
 
-        let again = handle(&store, &cb, now, &post(&form, false)).await.unwrap();
+        let again = handle(&store, &cb, now, &post(form, false)).await.unwrap();
         assert_eq!(again.status_code, 410);
         let look = handle(&store, &cb, now, &get("/approve", query))
             .await
@@ -316,6 +367,7 @@ mod tests {
             .unwrap();
         assert_eq!(r.status_code, 410);
         assert!(cb.calls.lock().unwrap().is_empty());
+        assert!(store.0.lock().unwrap().is_empty(), "expired record deleted");
     }
 
     #[tokio::test]
@@ -325,11 +377,28 @@ mod tests {
         let now = t("2026-11-27T10:00:00Z");
         let id = "c".repeat(43);
         let cases = [
-            (get("/other", &format!("id={id}&decision=approve")), 404),
-            (get("/approve", "id=short&decision=approve"), 400),
-            (get("/approve", &format!("id={id}&decision=maybe")), 400),
+            (
+                get("/other", &format!("id={id}&decision=approve&key={id}")),
+                404,
+            ),
+            (
+                get("/approve", &format!("id=short&decision=approve&key={id}")),
+                400,
+            ),
+            (
+                get("/approve", &format!("id={id}&decision=maybe&key={id}")),
+                400,
+            ),
+            (get("/approve", &format!("id={id}&decision=approve")), 400),
+            (
+                get("/approve", &format!("id={id}&decision=approve&key=short")),
+                400,
+            ),
             (get("/approve", ""), 400),
-            (get("/approve", &format!("id={id}&decision=approve")), 410),
+            (
+                get("/approve", &format!("id={id}&decision=approve&key={id}")),
+                410,
+            ),
             (post("%%%not a form", false), 400),
             (post("!!!", true), 400),
         ];
@@ -350,6 +419,174 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(r.status_code, 400);
+    }
+
+    /// A Function URL POST as a browser (or curl) sends it.
+    fn post_from(query: &str, body: &str, source_ip: &str, user_agent: &str) -> HttpRequest {
+        parse_event(&json!({"rawPath": "/approve", "rawQueryString": query,
+            "requestContext": {"http": {"method": "POST", "sourceIp": source_ip, "userAgent": user_agent}},
+            "body": body, "isBase64Encoded": false}))
+    }
+
+    async fn minted(store: &MemoryStore, now: Timestamp) -> crate::ApprovalLinks {
+        mint(
+            store,
+            "https://u",
+            now,
+            300,
+            "TOK",
+            "arn:e",
+            "rollback shop/checkout",
+        )
+        .await
+        .unwrap()
+    }
+
+    /// Issue #19, finding 8: `curl -X POST '<link>'` used to decide, because
+    /// POST merged the query string into the form.
+    #[tokio::test]
+    async fn a_bare_post_of_the_link_decides_nothing() {
+        let store = MemoryStore::default();
+        let cb = FakeCallback::new(true);
+        let now = t("2026-11-27T10:00:00Z");
+        let links = minted(&store, now).await;
+        for link in [&links.approve_url, &links.deny_url] {
+            let query = link.split('?').nth(1).unwrap();
+            let r = handle(
+                &store,
+                &cb,
+                now,
+                &post_from(query, "", "198.51.100.1", "curl/8"),
+            )
+            .await
+            .unwrap();
+            assert_eq!(r.status_code, 400, "{}", r.body);
+        }
+        assert!(cb.calls.lock().unwrap().is_empty(), "nothing decided");
+        assert_eq!(
+            store.0.lock().unwrap().len(),
+            1,
+            "the record is still there"
+        );
+        // The page's form (the body) still works afterwards.
+        let query = links.approve_url.split('?').nth(1).unwrap();
+        let r = handle(
+            &store,
+            &cb,
+            now,
+            &post_from("", query, "198.51.100.1", "Firefox"),
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.status_code, 200, "{}", r.body);
+        assert_eq!(cb.calls.lock().unwrap()[0].0, "success");
+    }
+
+    /// Issue #19, finding 8: approve and deny links shared one id, so a deny
+    /// link with `decision=approve` approved.
+    #[tokio::test]
+    async fn a_deny_link_cannot_approve() {
+        let store = MemoryStore::default();
+        let cb = FakeCallback::new(true);
+        let now = t("2026-11-27T10:00:00Z");
+        let links = minted(&store, now).await;
+        let deny_query = links.deny_url.split('?').nth(1).unwrap();
+        let forged = deny_query.replace("decision=deny", "decision=approve");
+        assert_ne!(forged, deny_query);
+        let r = handle(&store, &cb, now, &get("/approve", &forged))
+            .await
+            .unwrap();
+        assert_eq!(r.status_code, 400, "{}", r.body);
+        let r = handle(&store, &cb, now, &post(&forged, false))
+            .await
+            .unwrap();
+        assert_eq!(r.status_code, 400, "{}", r.body);
+        // The approve link's key with decision=deny is refused the same way.
+        let approve_query = links.approve_url.split('?').nth(1).unwrap();
+        let r = handle(
+            &store,
+            &cb,
+            now,
+            &post(
+                &approve_query.replace("decision=approve", "decision=deny"),
+                false,
+            ),
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.status_code, 400, "{}", r.body);
+        // A guessed key is an unknown link, and burns nothing.
+        let guessed = format!("id={}&key={}", id_of(&links.deny_url), "g".repeat(43));
+        let r = handle(&store, &cb, now, &post(&guessed, false))
+            .await
+            .unwrap();
+        assert_eq!(r.status_code, 410, "{}", r.body);
+        assert!(cb.calls.lock().unwrap().is_empty(), "nothing decided");
+        assert_eq!(store.0.lock().unwrap().len(), 1, "nothing consumed");
+
+        // Without `decision`, the deny link's key denies: the key decides.
+        let key_only = format!(
+            "id={}&key={}",
+            id_of(&links.deny_url),
+            param_of(&links.deny_url, "key")
+        );
+        let page = handle(&store, &cb, now, &get("/approve", &key_only))
+            .await
+            .unwrap();
+        assert!(page.body.contains("<h1>Deny?</h1>"), "{}", page.body);
+        let r = handle(&store, &cb, now, &post(&key_only, false))
+            .await
+            .unwrap();
+        assert_eq!(r.status_code, 200, "{}", r.body);
+        let calls = cb.calls.lock().unwrap().clone();
+        assert_eq!(calls.len(), 1);
+        assert_eq!(calls[0].0, "failure");
+    }
+
+    /// Issue #19, finding 9: the decision names who made it, in the log and
+    /// in what the waiting execution receives.
+    #[tokio::test]
+    async fn the_decision_names_the_caller() {
+        let store = MemoryStore::default();
+        let cb = FakeCallback::new(true);
+        let now = t("2026-11-27T10:00:00Z");
+        let links = minted(&store, now).await;
+        let form = links.approve_url.split('?').nth(1).unwrap();
+        let r = handle(
+            &store,
+            &cb,
+            now,
+            &post_from("", form, "203.0.113.7", "Mozilla/5.0 (X11)"),
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.status_code, 200, "{}", r.body);
+        let calls = cb.calls.lock().unwrap().clone();
+        let output: Value = serde_json::from_str(&calls[0].2).unwrap();
+        assert_eq!(output["decision"], "approve");
+        assert_eq!(output["decidedAt"], "2026-11-27T10:00:00Z");
+        assert_eq!(
+            output["decidedBy"],
+            json!({"sourceIp": "203.0.113.7", "userAgent": "Mozilla/5.0 (X11)"})
+        );
+
+        let links = minted(&store, now).await;
+        let form = links.deny_url.split('?').nth(1).unwrap();
+        let r = handle(
+            &store,
+            &cb,
+            now,
+            &post_from("", form, "2001:db8::1", "curl/8.5.0\n<!channel>"),
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.status_code, 200, "{}", r.body);
+        let calls = cb.calls.lock().unwrap().clone();
+        assert_eq!(calls[1].0, "failure");
+        assert_eq!(
+            calls[1].2,
+            "SelfhealApprovalDenied: Denied through an approval link at 2026-11-27T10:00:00Z from 2001:db8::1 (curl/8.5.0<!channel>)."
+        );
     }
 
     #[test]

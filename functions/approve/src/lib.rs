@@ -135,7 +135,7 @@ impl std::fmt::Display for ApprovalId {
     }
 }
 
-/// What `notify` stores per link (the SecureString value, JSON).
+/// What `notify` stores per approval (the SecureString value, JSON).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ApprovalRecord {
@@ -146,6 +146,77 @@ pub struct ApprovalRecord {
     pub execution: String,
     /// What is being decided, one line (e.g. `rollback shop/checkout on prod-eks`).
     pub summary: String,
+    /// The secret only the approve link carries (`key=`), and the one only
+    /// the deny link carries: the decision is bound to the link when it is
+    /// minted, so whoever holds the deny link (a wider audience, say) cannot
+    /// approve. Records minted before keys existed have none and can no
+    /// longer be decided; they expire with their approval step.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub approve_key: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub deny_key: String,
+}
+
+impl ApprovalRecord {
+    /// The decision `key` stands for, if it is one of this record's keys.
+    /// Constant-time: the comparison must not tell how much of a guess matched.
+    pub fn decision_for(&self, key: &ApprovalId) -> Option<Decision> {
+        use subtle::ConstantTimeEq as _;
+        let matches = |stored: &str| {
+            !stored.is_empty() && bool::from(stored.as_bytes().ct_eq(key.as_str().as_bytes()))
+        };
+        if matches(&self.approve_key) {
+            Some(Decision::Approve)
+        } else if matches(&self.deny_key) {
+            Some(Decision::Deny)
+        } else {
+            None
+        }
+    }
+}
+
+/// Who answered a link, as the Function URL saw the request: logged with the
+/// decision and passed to the waiting execution, so the final notification
+/// can say who decided. Both come from the client (the IP from the TCP
+/// connection, the user agent from a header it chose), so they identify a
+/// device, not a person; they are cleaned of control characters and capped.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Caller {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_ip: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+}
+
+/// Longest user agent (or source IP) kept, in characters.
+pub const CALLER_FIELD_MAX_CHARS: usize = 256;
+
+impl Caller {
+    pub fn new(source_ip: Option<&str>, user_agent: Option<&str>) -> Self {
+        let clean = |text: Option<&str>| {
+            let text: String = text?
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(CALLER_FIELD_MAX_CHARS)
+                .collect();
+            let text = text.trim();
+            (!text.is_empty()).then(|| text.to_owned())
+        };
+        Caller {
+            source_ip: clean(source_ip),
+            user_agent: clean(user_agent),
+        }
+    }
+
+    /// `from 203.0.113.7 (curl/8.5.0)`, for sentences.
+    pub fn describe(&self) -> String {
+        format!(
+            "from {} ({})",
+            self.source_ip.as_deref().unwrap_or("an unknown address"),
+            self.user_agent.as_deref().unwrap_or("no user agent")
+        )
+    }
 }
 
 /// approve | deny.
@@ -183,14 +254,18 @@ pub struct ApprovalLinks {
 }
 
 /// Build the links for `id` under the Function URL `base`
-/// (`https://<id>.lambda-url.<region>.on.aws/`).
-pub fn links_for(base: &str, id: &ApprovalId, expires_at: Timestamp) -> ApprovalLinks {
+/// (`https://<id>.lambda-url.<region>.on.aws/`). Each carries its own
+/// decision's key; `decision=` is there for people reading the link (and
+/// must agree with the key).
+pub fn links_for(base: &str, id: &ApprovalId, record: &ApprovalRecord) -> ApprovalLinks {
     let base = base.trim_end_matches('/');
-    let link = |d: Decision| format!("{base}/approve?id={id}&decision={}", d.as_str());
+    let link = |d: Decision, key: &str| {
+        format!("{base}/approve?id={id}&decision={}&key={key}", d.as_str())
+    };
     ApprovalLinks {
-        approve_url: link(Decision::Approve),
-        deny_url: link(Decision::Deny),
-        expires_at,
+        approve_url: link(Decision::Approve, &record.approve_key),
+        deny_url: link(Decision::Deny, &record.deny_key),
+        expires_at: record.expires_at,
     }
 }
 
@@ -223,9 +298,11 @@ pub async fn mint<S: ApprovalStore>(
         expires_at,
         execution: execution.to_owned(),
         summary: summary.to_owned(),
+        approve_key: ApprovalId::random().to_string(),
+        deny_key: ApprovalId::random().to_string(),
     };
     store.put(&id, &record).await?;
-    Ok(links_for(base_url, &id, expires_at))
+    Ok(links_for(base_url, &id, &record))
 }
 
 /// Why a link cannot be used (all answer 410 Gone).
@@ -274,14 +351,28 @@ pub async fn peek<S: ApprovalStore>(
     })
 }
 
-/// Redeem `id` once: take the record (single use: whoever deletes it wins),
-/// check expiry, answer the waiting task.
+/// Redeem `id` once with an unknown caller; see [`redeem_as`].
 pub async fn redeem<S: ApprovalStore, C: TaskCallback>(
     store: &S,
     callback: &C,
     now: Timestamp,
     id: &ApprovalId,
     decision: Decision,
+) -> Result<Redeemed, Error> {
+    redeem_as(store, callback, now, id, decision, &Caller::default()).await
+}
+
+/// Redeem `id` once: take the record (single use: whoever deletes it wins),
+/// check expiry, answer the waiting task, naming `caller`. Which decision a
+/// link may make is the caller's check ([`ApprovalRecord::decision_for`],
+/// done by [`http::handle`] before it gets here).
+pub async fn redeem_as<S: ApprovalStore, C: TaskCallback>(
+    store: &S,
+    callback: &C,
+    now: Timestamp,
+    id: &ApprovalId,
+    decision: Decision,
+    caller: &Caller,
 ) -> Result<Redeemed, Error> {
     let Some(record) = store.take(id).await? else {
         return Ok(Redeemed::Gone(GoneReason::UnknownOrUsed));
@@ -291,16 +382,22 @@ pub async fn redeem<S: ApprovalStore, C: TaskCallback>(
     }
     let answered = match decision {
         Decision::Approve => {
+            // Additive: `decidedBy` joins the fields the state machine and
+            // notify already read.
             let output = serde_json::json!({
                 "decision": "approve",
                 "decidedAt": now.to_string(),
+                "decidedBy": caller,
             });
             callback
                 .succeed(&record.task_token, &output.to_string())
                 .await?
         }
         Decision::Deny => {
-            let cause = format!("Denied through an approval link at {now}.");
+            let cause = format!(
+                "Denied through an approval link at {now} {}.",
+                caller.describe()
+            );
             callback
                 .fail(&record.task_token, DENIED_ERROR, &cause)
                 .await?
@@ -374,9 +471,18 @@ pub(crate) mod tests {
         }
     }
 
+    /// The value of `name=` in a link's query.
+    pub fn param_of(url: &str, name: &str) -> ApprovalId {
+        let query = url.split('?').nth(1).unwrap();
+        let value = query
+            .split('&')
+            .find_map(|pair| pair.strip_prefix(&format!("{name}=")))
+            .unwrap();
+        ApprovalId::parse(value).unwrap()
+    }
+
     pub fn id_of(url: &str) -> ApprovalId {
-        let id = url.split("id=").nth(1).unwrap().split('&').next().unwrap();
-        ApprovalId::parse(id).unwrap()
+        param_of(url, "id")
     }
 
     pub fn t(s: &str) -> Timestamp {
@@ -402,21 +508,77 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn links_carry_only_the_id_and_the_decision() {
+    fn links_carry_the_id_the_decision_and_only_their_own_key() {
         let id = ApprovalId::parse(&"A".repeat(43)).unwrap();
-        let links = links_for(
-            "https://abc.lambda-url.eu-west-1.on.aws/",
-            &id,
-            t("2026-11-27T11:00:00Z"),
-        );
+        let record = ApprovalRecord {
+            task_token: "TOKEN".into(),
+            expires_at: t("2026-11-27T11:00:00Z"),
+            execution: "arn:e".into(),
+            summary: "s".into(),
+            approve_key: "K".repeat(43),
+            deny_key: "D".repeat(43),
+        };
+        let links = links_for("https://abc.lambda-url.eu-west-1.on.aws/", &id, &record);
         assert_eq!(
             links.approve_url,
             format!(
-                "https://abc.lambda-url.eu-west-1.on.aws/approve?id={}&decision=approve",
-                "A".repeat(43)
+                "https://abc.lambda-url.eu-west-1.on.aws/approve?id={}&decision=approve&key={}",
+                "A".repeat(43),
+                "K".repeat(43)
             )
         );
-        assert!(links.deny_url.ends_with("&decision=deny"));
+        assert!(
+            links
+                .deny_url
+                .ends_with(&format!("&decision=deny&key={}", "D".repeat(43)))
+        );
+        assert!(!links.deny_url.contains(&record.approve_key));
+        assert!(!links.approve_url.contains("TOKEN"));
+        assert_eq!(links.expires_at, record.expires_at);
+    }
+
+    #[tokio::test]
+    async fn each_key_stands_for_its_own_decision_only() {
+        let store = MemoryStore::default();
+        let now = t("2026-11-27T10:00:00Z");
+        let links = mint(&store, "https://u", now, 60, "TOK", "arn:e", "s")
+            .await
+            .unwrap();
+        let record = store
+            .get(&id_of(&links.approve_url))
+            .await
+            .unwrap()
+            .unwrap();
+        let approve = param_of(&links.approve_url, "key");
+        let deny = param_of(&links.deny_url, "key");
+        assert_ne!(approve, deny);
+        assert_eq!(record.decision_for(&approve), Some(Decision::Approve));
+        assert_eq!(record.decision_for(&deny), Some(Decision::Deny));
+        assert_eq!(record.decision_for(&id_of(&links.approve_url)), None);
+        // A record without keys (minted before they existed) decides nothing.
+        let legacy = ApprovalRecord {
+            approve_key: String::new(),
+            deny_key: String::new(),
+            ..record
+        };
+        assert_eq!(legacy.decision_for(&approve), None);
+    }
+
+    #[test]
+    fn callers_are_cleaned_and_capped() {
+        let caller = Caller::new(
+            Some(" 203.0.113.7 "),
+            Some("curl/8.5\n\u{1b}[31m<!channel>"),
+        );
+        assert_eq!(caller.source_ip.as_deref(), Some("203.0.113.7"));
+        assert_eq!(caller.user_agent.as_deref(), Some("curl/8.5[31m<!channel>"));
+        let long = Caller::new(None, Some(&"x".repeat(1000)));
+        assert_eq!(long.user_agent.unwrap().len(), CALLER_FIELD_MAX_CHARS);
+        assert_eq!(Caller::new(Some(""), None), Caller::default());
+        assert_eq!(
+            Caller::default().describe(),
+            "from an unknown address (no user agent)"
+        );
     }
 
     #[tokio::test]

@@ -125,7 +125,7 @@ pub struct ActionArgs {
     /// The Deployment's name.
     #[arg(value_name = "DEPLOYMENT")]
     pub deployment: String,
-    /// Why, recorded in the audit trail (`selfheal.dev/last-remediation`).
+    /// Why, recorded in the audit trail on the Deployment (annotations, Event).
     #[arg(long, value_name = "TEXT")]
     pub reason: Option<String>,
     #[command(flatten)]

@@ -14,6 +14,7 @@ import * as secretsmanager from "aws-cdk-lib/aws-secretsmanager";
 import * as sns from "aws-cdk-lib/aws-sns";
 import * as subscriptions from "aws-cdk-lib/aws-sns-subscriptions";
 import * as sfn from "aws-cdk-lib/aws-stepfunctions";
+import * as ssm from "aws-cdk-lib/aws-ssm";
 import { Construct } from "constructs";
 
 import { ALL_FUNCTIONS, APPROVE, FunctionSpec, INGEST, KUBE_HANDLERS, NOTIFY } from "./functions";
@@ -257,6 +258,19 @@ export class SelfhealStack extends cdk.Stack {
       hasExtraClusters,
       new iam.PolicyStatement({ actions: ["eks:DescribeCluster"], resources: extraClusterArns.valueAsList }),
     );
+    // The off switch (template.yaml's OffSwitch): `on` acts; any other value
+    // stops every new action within the functions' 10 s cache.
+    const offSwitch = new ssm.StringParameter(this, "OffSwitch", {
+      parameterName: `/selfheal/${cdk.Aws.STACK_NAME}/switch`,
+      // The name is a token (stack name); it starts with "/".
+      simpleName: false,
+      stringValue: "on",
+      description:
+        "selfheal off switch. on = act; off (or any other value) = the action functions answer disabled and ingest starts nothing.",
+    });
+    const offSwitchArn = `arn:${cdk.Aws.PARTITION}:ssm:${cdk.Aws.REGION}:${cdk.Aws.ACCOUNT_ID}:parameter/selfheal/${cdk.Aws.STACK_NAME}/switch`;
+    const readOffSwitch = new iam.PolicyStatement({ actions: ["ssm:GetParameter"], resources: [offSwitchArn] });
+    handlerRole.addToPolicy(readOffSwitch);
     const handlerEnv: Record<string, string> = {
       SELFHEAL_DEFAULT_CLUSTER: clusterName.valueAsString,
       SELFHEAL_REQUIRE_OPT_IN: requireOptIn.valueAsString,
@@ -267,6 +281,8 @@ export class SelfhealStack extends cdk.Stack {
       SELFHEAL_PAUSE_IMPACT_THRESHOLD: pauseImpactThreshold.valueAsString,
       SELFHEAL_MAX_ACTIONS: maxActions.valueAsString,
       SELFHEAL_ACTION_WINDOW_SECONDS: actionWindowSeconds.valueAsString,
+      // Read by rollback, pause, resume and restart; verify ignores it.
+      SELFHEAL_SWITCH_PARAMETER: offSwitch.parameterName,
     };
     const handlers = new Map(KUBE_HANDLERS.map((spec) => [spec.name, fn(spec, handlerRole, handlerEnv)]));
     const handler = (name: string): lambda.Function => {
@@ -421,8 +437,10 @@ export class SelfhealStack extends cdk.Stack {
       SELFHEAL_DEFAULT_CLUSTER: clusterName.valueAsString,
       SELFHEAL_DEFAULT_ACTION: defaultAction.valueAsString,
       SELFHEAL_MAX_ALERTS_PER_WEBHOOK: maxAlertsPerWebhook.valueAsString,
+      SELFHEAL_SWITCH_PARAMETER: offSwitch.parameterName,
     });
     deploymentMachine.grantStartExecution(ingest);
+    ingest.addToRolePolicy(readOffSwitch);
     ingest.addToRolePolicy(
       new iam.PolicyStatement({ actions: ["secretsmanager:GetSecretValue"], resources: [webhookSecret.secretArn] }),
     );
@@ -532,6 +550,21 @@ export class SelfhealStack extends cdk.Stack {
     output("ApprovalUrl", approveUrl.url, "Base URL of the approval links.");
     output("RemediateDeploymentStateMachineArn", deploymentMachine.stateMachineArn);
     output("RemediateFleetStateMachineArn", fleetMachine.stateMachineArn);
+    output(
+      "SwitchParameterName",
+      offSwitch.parameterName,
+      "Off switch (SSM String parameter): aws ssm put-parameter --name <this> --type String --value off --overwrite stops every new action; --value on resumes.",
+    );
+    output(
+      "AlarmRuleName",
+      alarmRule.ruleName,
+      "EventBridge rule sending CloudWatch alarm state changes to ingest (aws events disable-rule --name <this>).",
+    );
+    output(
+      "IngestFunctionName",
+      ingest.functionName,
+      "The ingest function (alarms, SNS alarm actions, Alertmanager webhook).",
+    );
     output("NotificationTopicArn", notificationTopic.topicArn);
     output(
       "AlarmTopicArn",

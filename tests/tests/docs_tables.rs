@@ -8,6 +8,7 @@
 //! | functions/README.md "Cluster access" | `selfheal_lambda::config::FUNCTION_VARIABLES` |
 //! | README.md "Request and outcome", functions/README.md "Errors" | `selfheal_lambda::DOCUMENTED_ERROR_TYPES` |
 //! | docs/alarms.md §8 | `selfheal_ingest::config::VARIABLES` (names and defaults) |
+//! | functions/README.md "Off switch" | `selfheal_aws::switch::VARIABLES` (names and defaults) |
 //!
 //! Only table rows count: names are taken from the first cell of each row of
 //! the one table in the named section, so a name mentioned in prose elsewhere
@@ -299,6 +300,16 @@ fn cluster_access_table_lists_exactly_function_variables() {
 }
 
 #[test]
+fn off_switch_table_lists_exactly_switch_variables() {
+    check_variable_table(
+        FUNCTIONS,
+        "### Off switch",
+        "Variable",
+        selfheal_aws::switch::VARIABLES,
+    );
+}
+
+#[test]
 fn ingest_environment_table_lists_exactly_ingest_variables() {
     check_variable_table(
         ALARMS,
@@ -334,6 +345,7 @@ fn no_table_names_an_unknown_variable_or_error_type() {
     let mut known: BTreeSet<&str> = selfheal_core::POLICY_VARIABLES
         .iter()
         .chain(selfheal_ingest::config::VARIABLES)
+        .chain(selfheal_aws::switch::VARIABLES)
         .map(|(n, _, _)| *n)
         .collect();
     known.extend(selfheal_lambda::config::FUNCTION_VARIABLES);
@@ -347,7 +359,7 @@ fn no_table_names_an_unknown_variable_or_error_type() {
                     assert!(
                         known.contains(name),
                         "{file}, table at line {}: {name} is read by no code list \
-                         (POLICY_VARIABLES, FUNCTION_VARIABLES, ingest VARIABLES)",
+                         (POLICY_VARIABLES, FUNCTION_VARIABLES, ingest VARIABLES, switch VARIABLES)",
                         table.line
                     );
                 }

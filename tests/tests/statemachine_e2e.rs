@@ -59,6 +59,9 @@ const REGION: &str = "us-east-1";
 const ACCOUNT: &str = "123456789012";
 const CLUSTER: &str = "e2e";
 const WEBHOOK_SECRET: &str = "e2e-alertmanager-secret";
+/// The off switch every function reads (SSM in moto); `on` until the
+/// switched-off scenario, which runs after the others.
+const SWITCH: &str = "/selfheal/e2e/switch";
 
 const API_1: &str = "registry.example/shop/api:1.0.0";
 const API_2: &str = "registry.example/shop/api:1.1.0";
@@ -903,6 +906,107 @@ async fn alertmanager_to_rollback(w: &World, alertmanager: &Path, dir: &Path, sm
     assert!(rollout_done(&d), "{:?}", d.status);
 }
 
+/// The off switch, flipped the way the runbook does it (SSM PutParameter,
+/// `--overwrite`): once the functions' one-second cache has passed, a
+/// rollback execution ends in `SwitchedOff` with the `disabled` outcome,
+/// the API server sees no request for its namespace, nothing is notified;
+/// a fleet over two targets sends its one summary and nothing per target.
+/// Runs alone, after the other scenarios: the switch is process-wide.
+async fn switched_off(w: &World) {
+    let (ns, name) = ("sm-off", "checkout");
+    w.cluster.two_revisions(ns, name, API_2, None).await;
+    w.cluster.two_revisions(ns, "cart", API_2, None).await;
+    set_switch(&w.moto, "off").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let before = w.cluster.deployment(ns, name);
+    let seen = w.cluster.server.requests().len();
+    let notified = w.inbox.all().await.len();
+
+    let r = w
+        .runner
+        .run(
+            "remediate-deployment",
+            "rollback-switched-off",
+            &request("rollback", ns, name),
+        )
+        .await;
+    assert_succeeded(&r);
+    let out = &r["output"];
+    assert_eq!(out["status"], "disabled", "{out:#}");
+    assert_eq!(
+        out["message"],
+        format!("selfheal is switched off (SSM parameter {SWITCH} = off); nothing was done")
+    );
+    assert_eq!(out["target"]["deployment"], name, "{out:#}");
+    let visited = states(&r);
+    assert_eq!(
+        visited.last().map(String::as_str),
+        Some("SwitchedOff"),
+        "{visited:?}"
+    );
+    for quiet in ["ReportResult", "ReportFailure", "Verify"] {
+        assert!(
+            !visited.contains(&quiet.to_owned()),
+            "{quiet} ran: {visited:?}"
+        );
+    }
+
+    let fleet = json!({
+        "request": { "action": "rollback", "reason": format!("{TEST}: fleet switched off") },
+        "targets": [
+            {"cluster": CLUSTER, "namespace": ns, "deployment": name, "container": "api"},
+            {"cluster": CLUSTER, "namespace": ns, "deployment": "cart", "container": "api"}
+        ]
+    });
+    let f = w
+        .runner
+        .run("remediate-fleet", "fleet-switched-off", &fleet)
+        .await;
+    assert_succeeded(&f);
+    let results = f["output"]["results"].as_array().expect("results");
+    assert_eq!(results.len(), 2, "{f:#}");
+    for res in results {
+        assert_eq!(res["status"], "succeeded", "{res:#}");
+        assert_eq!(res["outcome"]["status"], "disabled", "{res:#}");
+    }
+
+    let touched: Vec<String> = w
+        .cluster
+        .server
+        .requests()
+        .into_iter()
+        .skip(seen)
+        .filter(|q| q.path.contains(&format!("/namespaces/{ns}/")))
+        .map(|q| format!("{} {}", q.method, q.path))
+        .collect();
+    assert!(
+        touched.is_empty(),
+        "switched off, yet the API server saw {touched:?}"
+    );
+    let after = w.cluster.deployment(ns, name);
+    assert_eq!(container_image(&after, "api"), API_2);
+    assert_eq!(
+        after.metadata.resource_version,
+        before.metadata.resource_version
+    );
+    let messages = w.inbox.all().await;
+    assert_eq!(
+        messages.len(),
+        notified + 1,
+        "switched off: only the fleet's summary, got {:#?}",
+        &messages[notified..]
+    );
+}
+
+async fn set_switch(moto: &Moto, value: &str) {
+    moto.json_call(
+        "AmazonSSM",
+        "PutParameter",
+        &json!({"Name": SWITCH, "Type": "String", "Value": value, "Overwrite": true}),
+    )
+    .await;
+}
+
 struct KillOnDrop(Child);
 
 impl Drop for KillOnDrop {
@@ -960,6 +1064,8 @@ async fn state_machines_run_end_to_end_with_the_real_handlers() {
         created["stateMachineArn"].as_str().expect("arn").to_owned()
     };
 
+    set_switch(&moto, "on").await;
+
     let emulator_port = free_port();
     let runner_port = free_port();
     let runner = Runner::start(
@@ -992,6 +1098,8 @@ async fn state_machines_run_end_to_end_with_the_real_handlers() {
         ("SELFHEAL_STATE_MACHINE_ARN", sm_arn.clone()),
         ("SELFHEAL_WEBHOOK_SECRET", WEBHOOK_SECRET.into()),
         ("SELFHEAL_DEFAULT_CLUSTER", CLUSTER.into()),
+        ("SELFHEAL_SWITCH_PARAMETER", SWITCH.into()),
+        ("SELFHEAL_SWITCH_CACHE_SECONDS", "1".into()),
     ];
     let mut emulator = Emulator::start(
         &tools.cargo_lambda,
@@ -1096,6 +1204,10 @@ async fn state_machines_run_end_to_end_with_the_real_handlers() {
     }
     eprintln!("{TEST}: {} scenarios in {:?}", 8, total.elapsed());
     assert!(failures.is_empty(), "failed scenarios: {failures:?}");
+
+    let started = Instant::now();
+    switched_off(&world).await;
+    eprintln!("{TEST}: ok   switched off ({:?})", started.elapsed());
 
     // No credential in any function's log (issue #6): not the webhook secret,
     // not the cluster's bearer token, not an approval link's id (whoever has

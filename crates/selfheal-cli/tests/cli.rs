@@ -1312,3 +1312,31 @@ fn status_takes_namespace_and_name_too() {
         assert_eq!(run(&mut selfheal(&args)).status.code(), Some(2), "{args:?}");
     }
 }
+
+/// Issue 18 item 8: after selfheal's pause, `status` says the Deployment is
+/// paused and by whom (from `selfheal.dev/paused-by`); kubectl's state and
+/// message are unchanged.
+#[test]
+fn status_reports_a_pause_and_who_made_it() {
+    let (outcome, written) = run_on_example("pause.json", &[]);
+    assert_eq!(outcome["status"], "applied");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let snap = dir.path().join("paused.yaml");
+    std::fs::write(&snap, serde_yaml::to_string(&written).expect("yaml")).expect("write");
+    let out = run(&mut selfheal(&[
+        "status",
+        "--deployment",
+        "shop/checkout",
+        "--snapshot",
+        snap.to_str().expect("path"),
+    ]));
+    let status = stdout_json(&out);
+    assert_eq!(status["paused"], true, "{status}");
+    assert_eq!(status["pausedBy"], "selfheal", "{status}");
+    assert!(
+        status["state"].is_string() && status["message"].is_string(),
+        "{status}"
+    );
+    let paused = find(&written, "Deployment", "checkout");
+    assert_eq!(paused["spec"]["paused"], true);
+}

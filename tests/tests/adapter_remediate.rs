@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
 use secrecy::SecretString;
@@ -139,6 +139,22 @@ fn lines(reqs: &[RecordedRequest]) -> Vec<String> {
         .collect()
 }
 
+/// The ReplicaSet whose `deployment.kubernetes.io/revision` is `revision`.
+fn replica_set_at(server: &TestServer, revision: &str) -> ReplicaSet {
+    server
+        .replica_sets(NS)
+        .into_iter()
+        .find(|rs| {
+            rs.metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get("deployment.kubernetes.io/revision"))
+                .map(String::as_str)
+                == Some(revision)
+        })
+        .unwrap_or_else(|| panic!("no ReplicaSet at revision {revision}"))
+}
+
 fn patches(reqs: &[RecordedRequest]) -> Vec<&RecordedRequest> {
     reqs.iter().filter(|r| r.method == "PATCH").collect()
 }
@@ -262,18 +278,7 @@ async fn half_brick_rollback_reverts_only_the_offending_container() {
     // 1.28, revision 3) as revision 5, as recorded on a real control plane.
     assert!(server.controller().settle().await);
     assert_eq!(revision(&live(&server)), Some("5".into()));
-    let rs5 = server
-        .replica_sets(NS)
-        .into_iter()
-        .find(|rs| {
-            rs.metadata
-                .annotations
-                .as_ref()
-                .and_then(|a| a.get("deployment.kubernetes.io/revision"))
-                .map(String::as_str)
-                == Some("5")
-        })
-        .unwrap();
+    let rs5 = replica_set_at(&server, "5");
     let ann = rs5.metadata.annotations.unwrap();
     assert_eq!(
         ann.get("deployment.kubernetes.io/revision-history")
@@ -761,18 +766,7 @@ async fn cooldown_is_per_action_and_the_history_is_the_audit_trail() {
         cause.as_str()
     );
     assert!(server.controller().settle().await);
-    let rs5 = server
-        .replica_sets(NS)
-        .into_iter()
-        .find(|rs| {
-            rs.metadata
-                .annotations
-                .as_ref()
-                .and_then(|a| a.get("deployment.kubernetes.io/revision"))
-                .map(String::as_str)
-                == Some("5")
-        })
-        .unwrap();
+    let rs5 = replica_set_at(&server, "5");
     assert_eq!(
         rs5.metadata
             .annotations

@@ -3,7 +3,7 @@
 //! tested without AWS.
 
 use aws_sdk_ssm::error::ProvideErrorMetadata;
-use aws_sdk_ssm::types::ParameterType;
+use aws_sdk_ssm::types::{ParameterTier, ParameterType};
 use aws_smithy_runtime_api::client::result::SdkError;
 
 use crate::{ApprovalId, ApprovalRecord, Error};
@@ -142,6 +142,13 @@ impl ApprovalStore for SsmStore {
             ))
             .value(value)
             .r#type(ParameterType::SecureString)
+            // SSM deletes the parameter itself when the link expires, so a
+            // link nobody opens does not stay behind toward the account's
+            // parameter quota. Expiration policies need the Advanced tier
+            // (billed per parameter-hour; a record lives at most the
+            // approval timeout).
+            .tier(ParameterTier::Advanced)
+            .policies(expiration_policy(record.expires_at))
             .overwrite(false)
             .send()
             .await;
@@ -209,6 +216,18 @@ impl ApprovalStore for SsmStore {
             Err(e) => Err(aws_error("ssm:DeleteParameter", e)),
         }
     }
+}
+
+/// An SSM parameter policy deleting the parameter at `at` (SSM's
+/// `Expiration` policy, timestamps in UTC with milliseconds).
+pub fn expiration_policy(at: jiff::Timestamp) -> String {
+    let at = at.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+    serde_json::json!([{
+        "Type": "Expiration",
+        "Version": "1.0",
+        "Attributes": { "Timestamp": at },
+    }])
+    .to_string()
 }
 
 /// `SendTaskSuccess` / `SendTaskFailure`.
@@ -300,6 +319,17 @@ mod tests {
             let err = SsmStore::new(client(), bad).expect_err(bad);
             assert_eq!(err.error_type(), "NonRetryableConfig");
         }
+    }
+
+    #[test]
+    fn records_expire_in_ssm_when_their_link_does() {
+        let at: jiff::Timestamp = "2026-11-27T11:00:00Z".parse().expect("time");
+        let policy: serde_json::Value = serde_json::from_str(&expiration_policy(at)).expect("JSON");
+        assert_eq!(
+            policy,
+            serde_json::json!([{"Type": "Expiration", "Version": "1.0",
+                "Attributes": {"Timestamp": "2026-11-27T11:00:00.000Z"}}])
+        );
     }
 
     #[test]

@@ -139,6 +139,29 @@ async fn publish_mint_and_redeem_against_moto() {
     let name = params[0].name().unwrap();
     let id = ApprovalId::parse(name.rsplit('/').next().unwrap()).unwrap();
     let record = store.get(&id).await.unwrap().unwrap();
+    // SSM itself deletes the record when the link expires (issue #19, finding 5).
+    let described = aws_sdk_ssm::Client::new(&sdk)
+        .describe_parameters()
+        .parameter_filters(
+            aws_sdk_ssm::types::ParameterStringFilter::builder()
+                .key("Name")
+                .values(name)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let meta = &described.parameters()[0];
+    assert_eq!(
+        meta.tier(),
+        Some(&aws_sdk_ssm::types::ParameterTier::Advanced)
+    );
+    let policy = meta.policies()[0].policy_text().unwrap();
+    assert!(
+        policy.contains("Expiration") && policy.contains("2026-11-27T10:10:00.000Z"),
+        "{policy}"
+    );
     assert_eq!(record.task_token, "TASK-TOKEN-123");
     assert_eq!(record.execution, EXEC);
 

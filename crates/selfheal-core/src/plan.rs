@@ -54,16 +54,18 @@ pub struct Plan {
     /// Message for the core/v1 Event recorded on the Deployment.
     pub event_message: String,
     /// The annotations the patch sets (audit trail, `paused-by`,
-    /// `kubernetes.io/change-cause`), for logs and tests. Removals (e.g. `paused-by` on resume) are not listed.
+    /// `kubernetes.io/change-cause`), for logs and tests. Removals (e.g.
+    /// `paused-by` on resume) are not listed.
     pub annotations: BTreeMap<String, String>,
     /// Send with `dryRun=All` (request or policy asked for a dry run).
     pub dry_run: bool,
 }
 
 impl Plan {
-    /// The `refused` outcome for a plan a guard outside the planner turned
-    /// down (the adapter's rate limit, which needs a LIST the pure planner
-    /// cannot make): nothing is written, so no changes are reported.
+    /// The `refused` outcome for a plan a guard turned down after planning
+    /// (the cooldown, which only applies to a plan that would write, and the
+    /// adapter's rate limit, which needs a LIST the pure planner cannot
+    /// make): nothing is written, so no changes are reported.
     pub fn refuse(self, refusal: Refusal) -> RemediationOutcome {
         RemediationOutcome {
             status: OutcomeStatus::Refused,

@@ -1,27 +1,21 @@
 #!/usr/bin/env python3
 """Regenerate the seed corpora in fuzz/corpus/ and the planner bases in fuzz/bases/.
 
-Seeds are the project's recorded fixtures (fixtures/cloudwatch, fixtures/alertmanager,
-fixtures/k8s), crates/selfheal-events/tests/fixtures and examples/, copied or cut into
-the input format of each target. The output is committed; run this only when the
-fixtures change:  python3 fuzz/make_seeds.py [FIXTURES_DIR]
-(FIXTURES_DIR defaults to $SELFHEAL_FIXTURES, else /work/shared/fixtures).
+Seeds are the project's recorded fixtures (tests/fixtures/k8s for the API server,
+crates/selfheal-events/tests/fixtures for CloudWatch and Alertmanager payloads) and
+examples/, copied or cut into the input format of each target. The output is
+committed; run this only when the fixtures change:  python3 fuzz/make_seeds.py
 """
 
 import hashlib
 import json
-import os
 import shutil
-import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 FUZZ = ROOT / "fuzz"
-FIXTURES = Path(
-    sys.argv[1]
-    if len(sys.argv) > 1
-    else os.environ.get("SELFHEAL_FIXTURES", "/work/shared/fixtures")
-)
+K8S_FIXTURES = ROOT / "tests/fixtures/k8s"
+EVENT_FIXTURES = ROOT / "crates/selfheal-events/tests/fixtures"
 
 
 def reset(directory: Path) -> Path:
@@ -40,13 +34,12 @@ def write(directory: Path, name: str, data) -> None:
 
 
 def event_files():
-    """Alarm/alert payloads: shared fixtures plus the events crate's own copies."""
+    """Alarm/alert payloads recorded in the events crate's fixtures."""
     seen = {}
-    for base in [FIXTURES, ROOT / "crates/selfheal-events/tests/fixtures"]:
-        for sub in ["cloudwatch", "alertmanager"]:
-            for path in sorted((base / sub).glob("*.json")):
-                data = path.read_bytes()
-                seen.setdefault(hashlib.sha256(data).hexdigest(), (f"{sub}-{path.name}", data))
+    for sub in ["cloudwatch", "alertmanager"]:
+        for path in sorted((EVENT_FIXTURES / sub).glob("*.json")):
+            data = path.read_bytes()
+            seen.setdefault(hashlib.sha256(data).hexdigest(), (f"{sub}-{path.name}", data))
     return sorted(seen.values())
 
 
@@ -55,7 +48,7 @@ def request_files():
 
 
 def k8s(name):
-    return json.loads((FIXTURES / "k8s" / name).read_text())
+    return json.loads((K8S_FIXTURES / name).read_text())
 
 
 def deployment_states():

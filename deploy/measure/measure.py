@@ -380,7 +380,7 @@ def main() -> int:
 
         execution = f"arn:aws:states:{REGION}:{ACCOUNT}:execution:remediate:measure"
         target = {"cluster": "measure", "namespace": "shop", "deployment": "checkout"}
-        with open("/work/shared/fixtures/cloudwatch/eventbridge-single-metric-alarm.json", encoding="utf-8") as fx:
+        with open(os.path.join(ROOT, "crates", "selfheal-events", "tests", "fixtures", "cloudwatch", "eventbridge-single-metric-alarm.json"), encoding="utf-8") as fx:
             alarm_event = json.load(fx)
         seen_links: set[str] = set()
         for i in range(args.rounds):

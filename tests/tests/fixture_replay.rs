@@ -1,5 +1,6 @@
-//! Replays every recorded exchange of /work/shared/fixtures/k8s/*.json against
-//! the test API server and compares status codes and resulting objects.
+//! Replays the recorded Deployment exchanges of tests/fixtures/k8s/*.json
+//! (see that folder's README.md) against the test API server and compares
+//! status codes and resulting objects.
 //!
 //! Normalisation (both sides): uid, timestamps, resourceVersion values,
 //! managedFields, generated name suffixes (`checkout-<hash>`, pod suffixes,
@@ -19,6 +20,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::needless_range_loop)]
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -29,12 +31,14 @@ use hyper_util::rt::TokioExecutor;
 use selfheal_testserver::{ControllerConfig, TestServer};
 use serde_json::{Value, json};
 
-const FIXTURES: &str = "/work/shared/fixtures/k8s";
 const READY_DELAY: Duration = Duration::from_secs(3600);
 
+/// One recording from `tests/fixtures/k8s/`, found relative to this crate.
 fn load(name: &str) -> Value {
-    let text = std::fs::read_to_string(format!("{FIXTURES}/{name}")).unwrap();
-    serde_json::from_str(&text).unwrap()
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/k8s").join(name);
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("recorded fixture {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("recorded fixture {}: {e}", path.display()))
 }
 
 struct Replay {

@@ -1,5 +1,5 @@
-//! Every recorded payload in tests/fixtures (copies of /work/shared/fixtures,
-//! public recordings) plus variants derived from them.
+//! Every recorded payload in tests/fixtures (public recordings, described in
+//! each folder's README.md) plus variants derived from them.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use selfheal_events::{

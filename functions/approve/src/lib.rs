@@ -1,12 +1,14 @@
 //! Human approval for the state machines' `.waitForTaskToken` steps.
 //!
 //! `notify` receives a Step Functions task token, stores it under a fresh,
-//! unguessable id ([`ApprovalId`], 256 random bits) with an expiry in an SSM
-//! SecureString parameter ([`SsmStore`]), and mails/posts links carrying only
-//! that id. This function (a Lambda Function URL) redeems a link exactly once:
-//! it deletes the parameter first (only one caller can delete it), then
-//! answers the waiting task with `SendTaskSuccess` (approve) or
-//! `SendTaskFailure` with error `SelfhealApprovalDenied` (deny). Unknown,
+//! unguessable id ([`ApprovalId`], 256 random bits) with an expiry and one
+//! fresh key per decision in an SSM SecureString parameter ([`SsmStore`]),
+//! and mails/posts two links, each carrying the id and its own decision's
+//! key. This function (a Lambda Function URL) redeems a link exactly once:
+//! the key says which decision the link may make; it deletes the parameter
+//! first (only one caller can delete it), then answers the waiting task with
+//! `SendTaskSuccess` (approve) or `SendTaskFailure` with error
+//! `SelfhealApprovalDenied` (deny), naming the caller ([`Caller`]). Unknown,
 //! used, expired or no-longer-waiting links answer 410 Gone.
 //!
 //! Why GET only shows a confirmation page and POST decides: mail security

@@ -861,8 +861,9 @@ fn unicode_names_are_sanitized_in_execution_names() {
     let mut v = eventbridge_eks();
     v["detail"]["alarmName"] = json!("Überlast – Kasse");
     v["resources"][0] = json!("arn:aws:cloudwatch:us-east-1:123456789012:alarm:Überlast – Kasse");
-    v["detail"]["configuration"]["metrics"][0]["metricStat"]["metric"]["dimensions"]["PodName"] =
-        json!(format!("{}.{}.{}", "k".repeat(63), "k".repeat(63), "k".repeat(63)));
+    v["detail"]["configuration"]["metrics"][0]["metricStat"]["metric"]["dimensions"]["PodName"] = json!(
+        format!("{}.{}.{}", "k".repeat(63), "k".repeat(63), "k".repeat(63))
+    );
     let named = &parse(&v, &rollback_default()).requests[0];
     assert!(
         valid_name(&named.execution_name),

@@ -103,7 +103,7 @@ def main():
         write(corpus, name, data)
 
     # directive: alarm descriptions and annotations from the fixtures, plus the
-    # directive forms design.md §1a describes.
+    # directive forms docs/alarms.md §3 describes.
     corpus = reset(FUZZ / "corpus/directive")
     texts = set()
     for _, data in event_files():

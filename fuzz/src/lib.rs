@@ -53,7 +53,7 @@ fn check_ingested(ingested: &Ingested) {
     serde_json::to_string(ingested).expect("Ingested serializes");
 }
 
-/// Defaults variants: none, cluster only, cluster and action (design.md §1a).
+/// Defaults variants: none, cluster only, cluster and action (docs/alarms.md §4).
 fn defaults_for(selector: u8) -> Defaults {
     match selector % 3 {
         0 => Defaults::default(),
@@ -163,7 +163,7 @@ pub fn directive(data: &[u8]) {
         Ok(ingested) => {
             check_ingested(&ingested);
             // A malformed directive must stop the alarm, never be skipped over
-            // in favour of the dimensions (design.md §1a).
+            // in favour of the dimensions (docs/alarms.md §3).
             if from_description.is_err() {
                 assert!(
                     ingested.requests.is_empty(),

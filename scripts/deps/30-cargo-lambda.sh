@@ -4,7 +4,7 @@
 #
 # Why PyPI: the `cargo-lambda` wheel ships the prebuilt binary and pulls `ziglang`
 # (its cross linker); `cargo install cargo-lambda` would compile for 25-40 minutes
-# (design.md §6). Installed into the project venv .venv/ (shared with
+# on a 2-core machine. Installed into the project venv .venv/ (shared with
 # scripts/deps/20-python.sh); put .venv/bin on PATH so cargo-lambda finds zig.
 # Idempotent: pip runs only when the pinned version is not installed already.
 set -euo pipefail

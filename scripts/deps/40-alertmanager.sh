@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Prometheus Alertmanager 0.25 (Debian `prometheus-alertmanager`) for the real
 # webhook test (tests/tests/ingest_alertmanager.rs): the test runs it by hand
-# on 127.0.0.1; apt starts no service here (design.md §6).
+# on 127.0.0.1; apt starts no service here.
 #
 # Preferred: apt-get install (as root). Without root or a usable apt, the
 # .deb is fetched with `apt-get download` and unpacked into

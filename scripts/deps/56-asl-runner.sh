@@ -3,7 +3,7 @@
 # (tests/tests/statemachine_e2e.rs): npm aws-local-stepfunctions, exactly as
 # pinned in tests/asl/package-lock.json (`npm ci`). tests/asl/runner.mjs
 # loads it (with a Promise.withResolvers polyfill: the package asks for
-# Node >= 22, Node 20 works with the polyfill, design.md §6).
+# Node >= 22; Node 20 works with the polyfill).
 # Idempotent: npm ci (which deletes node_modules first) runs only when the
 # lockfile's hash differs from the one recorded after the last install.
 set -euo pipefail

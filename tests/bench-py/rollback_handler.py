@@ -2,7 +2,7 @@
 
 Written the way a team would write it with the official `kubernetes` client
 (PyPI), for the handler benchmark (docs/benchmarks.md): the same API calls as
-the Rust `rollback` function (design.md 3.3: GET the Deployment, LIST its
+the Rust `rollback` function (docs/kubectl-semantics.md §7: GET the Deployment, LIST its
 ReplicaSets by selector, one JSON Patch that `test`s and `replace`s only the
 offending container's image, plus the audit Event), so the comparison is about
 runtime and client cost, not about doing less work.

@@ -1,7 +1,7 @@
 //! The kube adapter (`selfheal-kube`) against the project's test API server:
 //! every scenario asserts the resulting Deployment and the request log.
 //!
-//! The `checkout` history is built the way fixtures/k8s/create-and-history.json
+//! The `checkout` history is built the way tests/fixtures/k8s/create-and-history.json
 //! recorded it (through the API, with the controller emulation numbering the
 //! ReplicaSets): api 1.0.0 → 1.1.0, envoy 1.27 → 1.28, api → 1.2.0.
 

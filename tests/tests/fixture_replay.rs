@@ -35,10 +35,13 @@ const READY_DELAY: Duration = Duration::from_secs(3600);
 
 /// One recording from `tests/fixtures/k8s/`, found relative to this crate.
 fn load(name: &str) -> Value {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/k8s").join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/k8s")
+        .join(name);
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("recorded fixture {}: {e}", path.display()));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("recorded fixture {}: {e}", path.display()))
+    serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("recorded fixture {}: {e}", path.display()))
 }
 
 struct Replay {

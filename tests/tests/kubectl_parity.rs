@@ -1,11 +1,11 @@
 //! kubectl parity: the real `kubectl` (Debian's kubernetes-client 1.20, installed
 //! privately by scripts/deps/10-kubectl.sh) runs against the project's test API
 //! server, and every step must end exactly as the recordings of a real control
-//! plane in fixtures/k8s/ say (pause-resume-restart.*, rollout-history.*,
+//! plane in tests/fixtures/k8s/ say (pause-resume-restart.*, rollout-history.*,
 //! status-progression.json): exit code, message, the patch kubectl sent, and the
 //! resulting Deployment and ReplicaSets.
 //!
-//! Why: design.md §3.2 defines our `scope: "template"` rollback, pause, resume
+//! Why: docs/kubectl-semantics.md defines our `scope: "template"` rollback, pause, resume
 //! and restart as "what kubectl does"; if the test server answers kubectl the way
 //! the real server did, the server is a faithful stand-in for our own tests.
 //!
@@ -933,7 +933,7 @@ async fn rollout_status_reports_progress_deadline_exceeded() {
         .expect("create stuck");
     cluster.settle().await;
 
-    // Before the deadline: waiting (design.md §3.2), one status check without watch.
+    // Before the deadline: waiting (docs/kubectl-semantics.md §6), one status check without watch.
     cluster
         .kubectl
         .ok(

@@ -1,4 +1,4 @@
-//! Guards of design.md §3.4: each returns a refusal naming its [`Guard`](crate::Guard).
+//! Guards (docs/guards.md): each returns a refusal naming its [`Guard`](crate::Guard).
 //!
 //! All state a guard reads lives on the Deployment itself (labels and
 //! annotations), so there is no database to drift from the cluster. Our own

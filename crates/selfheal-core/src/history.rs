@@ -1,4 +1,4 @@
-//! Revision history from ReplicaSets (design.md §3.1).
+//! Revision history from ReplicaSets (docs/kubectl-semantics.md §1).
 //!
 //! A Deployment keeps no history of its own: every pod template it ever ran
 //! survives as a ReplicaSet it controls, numbered by the annotation

@@ -1,4 +1,4 @@
-//! The public JSON contract (design.md §2): what a console user types into a
+//! The public JSON contract (docs/contract.md): what a console user types into a
 //! Step Functions execution and what every handler returns. camelCase, stable.
 
 use serde::{Deserialize, Serialize};
@@ -26,7 +26,7 @@ impl Action {
         }
     }
 
-    /// Kubernetes Event reason for an applied action (design.md §5).
+    /// Kubernetes Event reason for an applied action (docs/guards.md §4).
     pub fn event_reason(self) -> &'static str {
         match self {
             Action::Rollback => "SelfhealRollback",
@@ -47,10 +47,10 @@ impl std::fmt::Display for Action {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum Scope {
-    /// Half-brick rollback: only the offending container's image (design.md §3.1).
+    /// Half-brick rollback: only the offending container's image (docs/kubectl-semantics.md §2).
     #[default]
     Container,
-    /// Whole-template rollback with `kubectl rollout undo` parity (design.md §3.2).
+    /// Whole-template rollback, `kubectl rollout undo` parity (docs/kubectl-semantics.md §3).
     Template,
 }
 
@@ -80,7 +80,7 @@ pub struct AlarmRef {
     pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
-    /// How far the signal is past its threshold (design.md §3.5).
+    /// How far the signal is past its threshold (docs/guards.md §3).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub impact_score: Option<f64>,
 }
@@ -246,7 +246,7 @@ impl OutcomeStatus {
     }
 }
 
-/// Machine-readable name of the guard that refused (design.md §3.4).
+/// Machine-readable name of the guard that refused (docs/guards.md §2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum Guard {

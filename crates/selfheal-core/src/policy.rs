@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use crate::Error;
 
-/// What selfheal may do on its own (design.md §3.4, §3.5).
+/// What selfheal may do on its own (docs/guards.md).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Policy {
     /// Act only on Deployments labelled `selfheal.dev/enabled=true`.

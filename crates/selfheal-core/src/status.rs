@@ -1,4 +1,4 @@
-//! `kubectl rollout status` rules and messages (design.md §3.2).
+//! `kubectl rollout status` rules and messages (docs/kubectl-semantics.md §6).
 //!
 //! A line-for-line port of kubectl's `DeploymentStatusViewer.Status` for
 //! revision 0, so a verify step and a human running kubectl agree on the

@@ -1,4 +1,4 @@
-//! EKS authentication for selfheal (design.md §4).
+//! EKS authentication for selfheal (docs/eks-token.md).
 //!
 //! EKS has no "get token" API: a bearer token is a presigned STS
 //! `GetCallerIdentity` URL with the cluster name among the signed headers

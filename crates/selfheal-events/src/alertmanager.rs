@@ -1,4 +1,4 @@
-//! Alertmanager webhook (version 4) notifications (design.md §1a). One
+//! Alertmanager webhook (version 4) notifications (docs/alarms.md §4). One
 //! notification groups many alerts; each becomes a request or an
 //! [`Ignored`] entry on its own.
 

@@ -1,4 +1,4 @@
-//! CloudWatch alarms, whichever way they arrive (design.md §1a): EventBridge
+//! CloudWatch alarms, whichever way they arrive (docs/alarms.md §4): EventBridge
 //! state change, SNS notification, or Lambda alarm action. All three are
 //! reduced to one [`AlarmView`] so resolution and naming cannot drift apart.
 
@@ -387,7 +387,7 @@ fn build(view: &AlarmView, defaults: &Defaults) -> Result<NamedRequest, Rejectio
     })
 }
 
-/// Map dimensions to target fields (design.md §1a). Metric-math alarms spread
+/// Map dimensions to target fields (docs/alarms.md §4). Metric-math alarms spread
 /// them over several metrics; disagreeing values are rejected, not picked.
 fn found_from_dimensions(dimensions: &[(String, String)]) -> Result<Found, Rejection> {
     let mut found = Found::default();

@@ -1,4 +1,4 @@
-//! The `selfheal:` directive (design.md §1a): the operator's explicit word on
+//! The `selfheal:` directive (docs/alarms.md §3): the operator's explicit word on
 //! what to do, so it wins over dimensions, labels and defaults.
 
 use selfheal_core::Action;

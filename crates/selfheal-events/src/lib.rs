@@ -1,5 +1,5 @@
-//! Turns alarm and alert payloads into [`RemediationRequest`]s (design.md §1,
-//! §1a): CloudWatch alarms via EventBridge, SNS or a Lambda alarm action,
+//! Turns alarm and alert payloads into [`RemediationRequest`]s (docs/alarms.md
+//! §3–§6): CloudWatch alarms via EventBridge, SNS or a Lambda alarm action,
 //! Alertmanager webhooks, and manual requests. Pure: no I/O, no clock, no
 //! environment access except through [`Defaults::from_lookup`].
 //!
@@ -59,7 +59,7 @@ impl std::fmt::Display for EventKind {
 }
 
 /// Configuration of alarm parsing: fallbacks used only when neither a
-/// directive nor the alarm names the field (design.md §1a), both unset by
+/// directive nor the alarm names the field (docs/alarms.md §4), both unset by
 /// default, and whether a directive may leave the alarm's own namespace.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Defaults {
@@ -367,7 +367,7 @@ pub fn parse_event(json: &[u8], defaults: &Defaults) -> Result<Ingested, Error> 
 }
 
 /// A manual request passes through unchanged (no defaults, no `alarm`: a
-/// human's pause must stay a manual pause, design.md §3.5). Its name hashes
+/// human's pause must stay a manual pause, docs/guards.md §3). Its name hashes
 /// the canonical JSON, so submitting the identical request twice starts one
 /// execution; change `reason` to repeat on purpose.
 fn manual(value: Value) -> Result<NamedRequest, Error> {
@@ -403,7 +403,7 @@ pub(crate) fn workload_name(target: &Target) -> &str {
         .unwrap_or_default()
 }
 
-/// `value / threshold`, when both make sense (design.md §3.5).
+/// `value / threshold`, when both make sense (docs/alarms.md §5).
 pub(crate) fn impact_score(value: Option<f64>, threshold: Option<f64>) -> Option<f64> {
     let (value, threshold) = (value?, threshold?);
     let score = value / threshold;

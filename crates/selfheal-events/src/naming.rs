@@ -1,4 +1,4 @@
-//! Deterministic Step Functions execution names (design.md §1): the same
+//! Deterministic Step Functions execution names (docs/alarms.md §6): the same
 //! alert delivered twice gets the same name, so `StartExecution` answers
 //! `ExecutionAlreadyExists` instead of remediating twice.
 

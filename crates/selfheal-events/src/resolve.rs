@@ -1,4 +1,4 @@
-//! Target resolution (design.md §1a): directive, then what the alarm itself
+//! Target resolution (docs/alarms.md §4): directive, then what the alarm itself
 //! carries (dimensions / labels), then configured defaults. An action is
 //! never guessed.
 

@@ -1,4 +1,4 @@
-//! The `ingest` function (design.md §1): CloudWatch alarms (EventBridge, SNS,
+//! The `ingest` function (docs/alarms.md): CloudWatch alarms (EventBridge, SNS,
 //! alarm action), Alertmanager webhooks through a Lambda Function URL with
 //! bearer auth, and manual requests become remediate-deployment executions.
 //!

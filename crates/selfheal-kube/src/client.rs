@@ -1,5 +1,5 @@
 //! Building a `kube::Client`: from a kubeconfig (CLI, local runs, tests) or
-//! from an endpoint, CA and bearer token (EKS, design.md §4).
+//! from an endpoint, CA and bearer token (EKS, docs/eks-token.md).
 //!
 //! Both turn off kube's built-in retry layer (up to 15 retries with backoff
 //! growing toward minutes): the state machine retries `RetryableApiError`
@@ -97,7 +97,7 @@ pub fn pem_to_der(ca_pem: &str) -> Result<Vec<Vec<u8>>> {
 }
 
 /// Client for an API endpoint with a static bearer token (an EKS token is
-/// valid 15 minutes: rebuild the client before 14, design.md §4).
+/// valid 15 minutes: rebuild the client before 14, docs/eks-token.md §2).
 /// `ca_pem` is PEM text (EKS `certificateAuthority.data` base64-decoded);
 /// `None` trusts the platform roots.
 pub fn client_from_parts(

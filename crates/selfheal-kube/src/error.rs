@@ -1,5 +1,5 @@
 //! The adapter's one error type, classified for the state machine's
-//! `Retry`/`Catch` (design.md §5). A guard refusal is an outcome, never an error.
+//! `Retry`/`Catch` (docs/contract.md §4). A guard refusal is an outcome, never an error.
 
 use kube::core::Status;
 

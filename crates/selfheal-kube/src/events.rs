@@ -1,7 +1,7 @@
 //! The audit Event written on a Deployment after an applied action
-//! (design.md §3.4). core/v1, because `kubectl describe` and most dashboards
+//! (docs/guards.md §4). core/v1, because `kubectl describe` and most dashboards
 //! read those; its field is `reportingComponent` (the events.k8s.io spelling
-//! `reportingController` is silently dropped, fixtures/k8s/events.json).
+//! `reportingController` is silently dropped, tests/fixtures/k8s/events.json).
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};

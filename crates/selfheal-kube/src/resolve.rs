@@ -1,4 +1,4 @@
-//! From a pod to its Deployment (design.md §1a) and from a Deployment's
+//! From a pod to its Deployment (docs/contract.md §2) and from a Deployment's
 //! selector to a LIST query. Alerts often name only a pod
 //! (`KubePodCrashLooping`), so the chain pod → ReplicaSet → Deployment is
 //! followed through controller ownerReferences.

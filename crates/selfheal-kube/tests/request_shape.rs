@@ -24,7 +24,7 @@ const RS_PATH: &str = "/apis/apps/v1/namespaces/shop/replicasets";
 const EVENTS_PATH: &str = "/api/v1/namespaces/shop/events";
 
 // ---------------------------------------------------------------------------
-// Objects shaped like fixtures/k8s/create-and-history.json (checkout, 4 revisions)
+// Objects shaped like tests/fixtures/k8s/create-and-history.json (checkout, 4 revisions)
 // ---------------------------------------------------------------------------
 
 fn template(api: &str, envoy: &str, hash: Option<&str>) -> Value {

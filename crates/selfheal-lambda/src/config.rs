@@ -1,5 +1,5 @@
 //! The functions' configuration: environment variables parsed once at start-up
-//! into a typed struct (design.md §5), so a bad value fails the start-up with
+//! into a typed struct, so a bad value fails the start-up with
 //! one clear message (which every invocation then answers, see
 //! [`crate::Startup`]) instead of failing each invocation differently.
 //!
@@ -58,7 +58,7 @@ pub enum ClusterAccess {
         path: PathBuf,
         context: Option<String>,
     },
-    /// In AWS: presigned STS tokens (design.md §4); endpoint and CA from
+    /// In AWS: presigned STS tokens (docs/eks-token.md); endpoint and CA from
     /// `DescribeCluster` unless `endpoint` is configured (then only its
     /// cluster is served).
     Eks {

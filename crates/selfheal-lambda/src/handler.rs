@@ -172,7 +172,7 @@ fn disabled(request: &RemediationRequest, off: &SwitchedOff) -> RemediationOutco
     }
 }
 
-/// The one structured line per outcome (design.md §3.4): what was done, to
+/// The one structured line per outcome (docs/guards.md §4): what was done, to
 /// what, for which execution.
 fn log_outcome(request: &RemediationRequest, outcome: &RemediationOutcome) {
     let changes = serde_json::to_string(&outcome.changes).unwrap_or_default();

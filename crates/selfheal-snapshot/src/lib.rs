@@ -117,7 +117,7 @@ impl Snapshot {
 
     /// The ReplicaSets the Deployment controls: what the adapter's LIST by
     /// selector returns, narrowed to controller ownerReferences as the
-    /// revision history requires (design.md §3.1).
+    /// revision history requires (docs/kubectl-semantics.md §1).
     pub fn replica_sets_of(&self, deployment: &Deployment) -> Result<Vec<ReplicaSet>, Error> {
         let namespace = deployment.metadata.namespace.as_deref();
         let mut out = Vec::new();
@@ -269,7 +269,7 @@ impl Snapshot {
                 outcome
             }
         };
-        // A pod target keeps its pod and gains its deployment (design.md §2).
+        // A pod target keeps its pod and gains its deployment (docs/contract.md §2).
         if pod.is_some() {
             outcome.target.pod = pod;
             outcome.target.deployment = Some(name);

@@ -4,7 +4,7 @@
 //! (pkg/controller/deployment: rolling.go, sync.go, progress.go,
 //! util/deployment_util.go) closely enough to reproduce the recorded
 //! revisions, revision-history annotations, scaling steps, status fields and
-//! conditions (fixtures/k8s/status-progression.json).
+//! conditions (tests/fixtures/k8s/status-progression.json).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

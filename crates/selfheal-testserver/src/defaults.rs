@@ -1,5 +1,5 @@
 //! Server-side defaulting and unknown-field pruning, as the recordings show
-//! (fixtures/k8s/create-and-history.json: defaults filled in on create;
+//! (tests/fixtures/k8s/create-and-history.json: defaults filled in on create;
 //! events.json: unknown fields like `reportingController` silently dropped).
 
 use serde_json::{Map, Value, json};

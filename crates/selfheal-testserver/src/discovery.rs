@@ -1,4 +1,4 @@
-//! Discovery documents, recorded from the real server (fixtures/k8s/discovery.json);
+//! Discovery documents, recorded from the real server (tests/fixtures/k8s/discovery.json);
 //! `/apis` is trimmed to the `apps` group so clients never ask for groups we do not serve.
 
 use serde_json::Value;

@@ -3,7 +3,7 @@
 //! It speaks the subset of the API that selfheal and `kubectl rollout` use
 //! (apps/v1 Deployments and ReplicaSets; core/v1 Pods, Events, Namespaces,
 //! ServiceAccounts), answers with the status codes and `Status` bodies recorded
-//! from a real kube-apiserver (`fixtures/k8s/`), and emulates the deployment,
+//! from a real kube-apiserver (`tests/fixtures/k8s/`), and emulates the deployment,
 //! replicaset and garbage-collector controllers so rollouts, revisions and
 //! rollbacks behave like on a real control plane. Tests drive it over HTTP like
 //! a real cluster and inspect or seed its store directly. Bearer tokens map to

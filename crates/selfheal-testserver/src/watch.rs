@@ -1,5 +1,5 @@
 //! `?watch=true`: newline-delimited `{"type", "object"}` events, replayed from
-//! the store's change window and then streamed live (fixtures/k8s/watch.json).
+//! the store's change window and then streamed live (tests/fixtures/k8s/watch.json).
 
 use std::convert::Infallible;
 use std::sync::Arc;

@@ -121,7 +121,7 @@ impl Ctx<'_> {
     /// the failing rollouts selfheal acts on, and each of those would cost a
     /// 422, a re-read and a re-plan, or exhaust the retries. The API server
     /// bumps a Deployment's generation on every spec or annotation change
-    /// (recorded in fixtures/k8s/watch.json and conflict.json), never on a
+    /// (recorded in tests/fixtures/k8s/watch.json and conflict.json), never on a
     /// status write. Without a generation a write cannot be guarded, so that
     /// is an invalid object.
     pub(super) fn patch(&self) -> Result<PatchBuilder, Error> {

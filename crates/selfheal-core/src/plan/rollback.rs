@@ -1,5 +1,5 @@
-//! Rollback planners: half-brick (one container's image, design.md §3.1) and
-//! template scope (`kubectl rollout undo` parity, design.md §3.2).
+//! Rollback planners (docs/kubectl-semantics.md §2, §3): half-brick (one
+//! container's image) and template scope (`kubectl rollout undo` parity).
 //!
 //! Init containers are out of scope for both image diffs and half-brick
 //! writes: only `spec.template.spec.containers` is considered. A template

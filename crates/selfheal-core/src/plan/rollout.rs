@@ -10,7 +10,7 @@ use crate::{Error, Guard, RolloutState, keys, rollout_status};
 
 /// Pause. Already paused is `skipped` (kubectl errors). A pause raised by an
 /// alarm (the request carries `alarm.impactScore`) must also find a rollout in
-/// progress and a score at or above the policy threshold (design.md §3.5); a
+/// progress and a score at or above the policy threshold (docs/guards.md §3); a
 /// manual pause pauses like kubectl. Marks the pause `paused-by: selfheal`.
 pub(super) fn pause(ctx: &Ctx<'_>) -> Result<Decision, Error> {
     if ctx.paused() {

@@ -1,4 +1,5 @@
-//! Named planner scenarios: every rule of design.md §3 and the project
+//! Named planner scenarios: every rule of docs/kubectl-semantics.md and
+//! docs/guards.md and the project
 //! conventions, with patches asserted op by op and applied to the object.
 
 use std::time::Duration;
@@ -107,7 +108,7 @@ fn half_brick_on_recorded_checkout_sends_the_recorded_ops_plus_guards_and_audit(
     let scenario =
         Scenario::from_fixture(&fixture("checkout-rev4.json")).label(keys::ENABLED_LABEL, "true");
     let plan = applied(scenario.decide(&rollback(), &policy()));
-    // The three ops in the middle are exactly what fixtures/k8s/json-patch-single-container.json sent.
+    // The three ops in the middle are exactly what tests/fixtures/k8s/json-patch-single-container.json sent.
     let recorded = json!([
         {"op": "test", "path": "/spec/template/spec/containers/0/name", "value": "api"},
         {"op": "test", "path": "/spec/template/spec/containers/0/image", "value": API3},

@@ -6,7 +6,7 @@ use super::PatchError;
 
 /// Applies a JSON Patch document. Any failing operation (a `test` mismatch, a
 /// missing path) is [`PatchError::Failed`]; the server answers those with the
-/// generic 422 seen in fixtures/k8s/json-patch-test-fails.json.
+/// generic 422 seen in tests/fixtures/k8s/json-patch-test-fails.json.
 pub fn apply(target: &Value, body: &[u8]) -> Result<Value, PatchError> {
     let doc = super::parse(body)?;
     let patch: json_patch::Patch =

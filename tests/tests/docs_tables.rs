@@ -9,9 +9,19 @@
 //! | README.md "Request and outcome", functions/README.md "Errors" | `selfheal_lambda::DOCUMENTED_ERROR_TYPES` |
 //! | docs/alarms.md §8 | `selfheal_ingest::config::VARIABLES` (names and defaults) |
 //! | functions/README.md "Off switch" | `selfheal_aws::switch::VARIABLES` (names and defaults) |
+//! | functions/README.md "notify", "approve" | the `pub const …: &str = "SELFHEAL_…"` of `functions/notify` and `functions/approve` |
 //!
-//! Only table rows count: names are taken from the first cell of each row of
-//! the one table in the named section, so a name mentioned in prose elsewhere
+//! Numbers the documents state (issue 18): timeouts, memory, how many
+//! functions, Kubernetes handlers and Fail states, the Fail-state tables of
+//! statemachines/README.md, docs/limits.md's Lambda and state machine tables
+//! and parameter defaults, the stack outputs the runbook (docs/operating.md)
+//! and deploy/README.md list; compared with `template.yaml`,
+//! `statemachines/*.asl.json`, `functions/*` and the code's constants (section
+//! "Numbers the docs state" below).
+//!
+//! For the variable and `errorType` lists only table rows count: names are
+//! taken from the first cell of each row of the one table in the named
+//! section, so a name mentioned in prose elsewhere
 //! neither satisfies nor breaks a check. Beyond those tables, the first cell
 //! of every table row in the three documents may name only `SELFHEAL_*`
 //! variables the code reads, and every `errorType` table in the two READMEs
@@ -20,7 +30,7 @@
 //! Pure: reads the files, starts nothing.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 fn doc(relative: &str) -> String {
@@ -349,6 +359,11 @@ fn no_table_names_an_unknown_variable_or_error_type() {
         .map(|(n, _, _)| *n)
         .collect();
     known.extend(selfheal_lambda::config::FUNCTION_VARIABLES);
+    let notify_approve: Vec<String> = ["notify", "approve"]
+        .into_iter()
+        .flat_map(|f| declared_variables(f).into_values())
+        .collect();
+    known.extend(notify_approve.iter().map(String::as_str));
     for file in [README, FUNCTIONS, ALARMS] {
         let text = doc(file);
         let all = tables(&text, 1);
@@ -359,7 +374,8 @@ fn no_table_names_an_unknown_variable_or_error_type() {
                     assert!(
                         known.contains(name),
                         "{file}, table at line {}: {name} is read by no code list \
-                         (POLICY_VARIABLES, FUNCTION_VARIABLES, ingest VARIABLES, switch VARIABLES)",
+                         (POLICY_VARIABLES, FUNCTION_VARIABLES, ingest VARIABLES, switch VARIABLES, \
+                         notify/approve constants)",
                         table.line
                     );
                 }
@@ -424,4 +440,730 @@ prose `SELFHEAL_PROSE`
     assert_eq!(b.rows, vec![vec!["`SELFHEAL_W`", "2"]]);
     assert_default("t", "SELFHEAL_W", "`600`", "600");
     assert_default("t", "SELFHEAL_W", "unset (all)", "(unset: all)");
+}
+
+// ---- Numbers the docs state (issue 18 item 12) --------------------------
+//
+// Where a document states a number that the code or the templates decide
+// (a timeout, how many functions or Fail states, a parameter's default), the
+// number is compared with its source here: `template.yaml` (functions,
+// parameters), `statemachines/*.asl.json` (states) and `functions/*`
+// (packages). Prose is compared as a whole phrase built from those values
+// (`assert_says`), so rewording a sentence means updating its phrase here,
+// and changing a value fails until the text follows.
+
+const STATEMACHINES: &str = "statemachines/README.md";
+const DEPLOY: &str = "deploy/README.md";
+const LIMITS: &str = "docs/limits.md";
+
+/// Every document that may state such numbers.
+const NUMBERED_DOCS: &[&str] = &[
+    README,
+    FUNCTIONS,
+    STATEMACHINES,
+    DEPLOY,
+    ALARMS,
+    LIMITS,
+    "docs/operating.md",
+    "cdk/README.md",
+];
+
+fn yaml_number(value: &serde_yaml::Value) -> Option<u64> {
+    match value {
+        serde_yaml::Value::Number(n) => n.as_u64(),
+        serde_yaml::Value::String(s) => s.parse().ok(),
+        _ => None,
+    }
+}
+
+/// What the stack defines, read from `template.yaml`.
+struct Template {
+    /// Function binary → (Timeout s, MemorySize MB), a function's own value
+    /// or `Globals.Function`'s.
+    functions: BTreeMap<String, (u64, u64)>,
+    /// Functions given the policy (`SELFHEAL_REQUIRE_OPT_IN`): the
+    /// Kubernetes handlers.
+    kube_handlers: BTreeSet<String>,
+    /// Parameter → default, as text.
+    defaults: BTreeMap<String, String>,
+}
+
+fn template() -> Template {
+    let doc: serde_yaml::Value =
+        serde_yaml::from_str(&doc("template.yaml")).expect("template.yaml is YAML");
+    let globals = &doc["Globals"]["Function"];
+    let mut functions = BTreeMap::new();
+    let mut kube_handlers = BTreeSet::new();
+    for (_, r) in doc["Resources"].as_mapping().expect("Resources") {
+        if r["Type"].as_str() != Some("AWS::Serverless::Function") {
+            continue;
+        }
+        let binary = r["Metadata"]["BuildProperties"]["Binary"]
+            .as_str()
+            .expect("every function names its binary")
+            .to_owned();
+        let p = &r["Properties"];
+        let value = |key: &str| {
+            yaml_number(&p[key])
+                .or_else(|| yaml_number(&globals[key]))
+                .unwrap_or_else(|| panic!("{binary}: no {key}"))
+        };
+        functions.insert(binary.clone(), (value("Timeout"), value("MemorySize")));
+        if p["Environment"]["Variables"]
+            .get(selfheal_core::policy::REQUIRE_OPT_IN)
+            .is_some()
+        {
+            kube_handlers.insert(binary);
+        }
+    }
+    let mut defaults = BTreeMap::new();
+    for (name, p) in doc["Parameters"].as_mapping().expect("Parameters") {
+        let default = match p.get("Default") {
+            Some(serde_yaml::Value::String(s)) => s.clone(),
+            Some(serde_yaml::Value::Number(n)) => n.to_string(),
+            _ => continue,
+        };
+        defaults.insert(name.as_str().expect("name").to_owned(), default);
+    }
+    Template {
+        functions,
+        kube_handlers,
+        defaults,
+    }
+}
+
+impl Template {
+    fn timeout(&self, function: &str) -> u64 {
+        self.functions
+            .get(function)
+            .unwrap_or_else(|| panic!("template.yaml: no function {function}"))
+            .0
+    }
+
+    /// The one timeout every Kubernetes handler has.
+    fn kube_timeout(&self) -> u64 {
+        let timeouts: BTreeSet<u64> = self.kube_handlers.iter().map(|f| self.timeout(f)).collect();
+        assert_eq!(
+            timeouts.len(),
+            1,
+            "Kubernetes handler timeouts differ: {timeouts:?}"
+        );
+        timeouts.into_iter().next().unwrap()
+    }
+}
+
+/// A state machine definition's states, nested ones (Map, Parallel) included.
+fn asl_states(file: &str) -> (serde_json::Value, Vec<(String, serde_json::Value)>) {
+    let definition: serde_json::Value =
+        serde_json::from_str(&doc(&format!("statemachines/{file}"))).expect("ASL is JSON");
+    fn walk(states: &serde_json::Value, out: &mut Vec<(String, serde_json::Value)>) {
+        for (name, state) in states.as_object().expect("States") {
+            out.push((name.clone(), state.clone()));
+            for key in ["Iterator", "ItemProcessor"] {
+                if let Some(inner) = state.get(key) {
+                    walk(&inner["States"], out);
+                }
+            }
+            for branch in state["Branches"].as_array().into_iter().flatten() {
+                walk(&branch["States"], out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&definition["States"], &mut out);
+    (definition, out)
+}
+
+const DEPLOYMENT_ASL: &str = "remediate-deployment.asl.json";
+const FLEET_ASL: &str = "remediate-fleet.asl.json";
+
+fn state_timeout(file: &str, state: &str) -> u64 {
+    let (_, states) = asl_states(file);
+    states
+        .iter()
+        .find(|(n, _)| n == state)
+        .and_then(|(_, s)| s["TimeoutSeconds"].as_u64())
+        .unwrap_or_else(|| panic!("{file}: no state {state} with TimeoutSeconds"))
+}
+
+/// `functions/<folder>/Cargo.toml` → (folder, package name).
+fn function_packages() -> Vec<(String, String)> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../functions");
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(&dir).expect("functions/") {
+        let path = entry.expect("entry").path();
+        let Ok(manifest) = std::fs::read_to_string(path.join("Cargo.toml")) else {
+            continue;
+        };
+        let name = manifest
+            .lines()
+            .find_map(|l| l.strip_prefix("name = \""))
+            .and_then(|rest| rest.strip_suffix('"'))
+            .expect("package name");
+        let folder = path.file_name().unwrap().to_string_lossy().into_owned();
+        out.push((folder, name.to_owned()));
+    }
+    out.sort();
+    out
+}
+
+const NUMBER_WORDS: [&str; 13] = [
+    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+    "eleven", "twelve",
+];
+
+/// `word` as a count: digits or a number word, any case.
+fn count_word(word: &str) -> Option<u64> {
+    let word = word.to_ascii_lowercase();
+    word.parse().ok().or_else(|| {
+        NUMBER_WORDS
+            .iter()
+            .position(|w| *w == word)
+            .map(|i| i as u64)
+    })
+}
+
+/// The prose of a document (outside code fences) with every run of
+/// whitespace, line breaks included, as one space.
+fn prose(text: &str) -> String {
+    let lines: Vec<&str> = prose_lines(text, 1).into_iter().map(|(_, l)| l).collect();
+    lines
+        .join(" ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Every count stated right before `noun` (e.g. `five` before `Fail states`),
+/// as (count, the words around it).
+fn counts_before(text: &str, noun: &str) -> Vec<(u64, String)> {
+    let words: Vec<&str> = text.split(' ').collect();
+    let noun: Vec<&str> = noun.split(' ').collect();
+    let clean = |w: &str| {
+        w.trim_matches(|c: char| !c.is_ascii_alphanumeric())
+            .to_owned()
+    };
+    let mut out = Vec::new();
+    for i in 1..words.len() {
+        let follows = noun
+            .iter()
+            .enumerate()
+            .all(|(k, n)| words.get(i + k).is_some_and(|w| clean(w) == *n));
+        if follows && let Some(count) = count_word(&clean(words[i - 1])) {
+            let from = i.saturating_sub(4);
+            let to = (i + noun.len() + 2).min(words.len());
+            out.push((count, words[from..to].join(" ")));
+        }
+    }
+    out
+}
+
+/// Every number right after `prefix` that is followed by `unit` (` s`,
+/// ` MB`): (number, where).
+fn numbers_after(text: &str, prefix: &str, unit: &str) -> Vec<(u64, String)> {
+    let mut out = Vec::new();
+    for (at, _) in text.match_indices(prefix) {
+        let rest = &text[at + prefix.len()..];
+        let digits: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_digit() || *c == ',')
+            .collect();
+        let Ok(n) = digits.replace(',', "").parse() else {
+            continue;
+        };
+        let after = &rest[digits.len()..];
+        let unit_ends = after
+            .strip_prefix(unit)
+            .is_some_and(|r| !r.starts_with(|c: char| c.is_ascii_alphanumeric()));
+        if unit_ends {
+            let end = (at + prefix.len() + digits.len() + unit.len() + 10).min(text.len());
+            let end = (end..=text.len())
+                .find(|e| text.is_char_boundary(*e))
+                .unwrap();
+            out.push((n, text[at..end].to_owned()));
+        }
+    }
+    out
+}
+
+/// The first backticked span of a table's first two cells, per row, sorted.
+fn first_spans_sorted(table: &Table) -> Vec<(String, String)> {
+    let first = |row: &[String], i: usize| -> String {
+        code_spans(&row[i])
+            .first()
+            .map(|s| (*s).to_owned())
+            .unwrap_or_else(|| panic!("table at line {}: no `name` in {row:?}", table.line))
+    };
+    let mut out: Vec<(String, String)> = table
+        .rows
+        .iter()
+        .map(|row| (first(row, 0), first(row, 1)))
+        .collect();
+    out.sort();
+    out
+}
+
+/// `file` says `phrase` (compared with whitespace collapsed).
+fn assert_says(file: &str, phrase: &str) {
+    assert!(
+        prose(&doc(file)).contains(phrase),
+        "{file} must say {phrase:?} (built from the code; reworded? update this test)"
+    );
+}
+
+#[test]
+fn function_counts_and_table_follow_the_functions_folder() {
+    let packages = function_packages();
+    let template = template();
+    let folders: BTreeSet<&str> = packages.iter().map(|(f, _)| f.as_str()).collect();
+    let deployed: BTreeSet<&str> = template.functions.keys().map(String::as_str).collect();
+    assert_eq!(
+        folders, deployed,
+        "template.yaml deploys other functions than functions/ holds"
+    );
+
+    let text = doc(FUNCTIONS);
+    let table = table_in(
+        &text,
+        FUNCTIONS,
+        "# selfheal Lambda functions",
+        "Function (binary)",
+    );
+    assert_eq!(
+        first_spans_sorted(&table),
+        packages,
+        "{FUNCTIONS}: the function table vs functions/*/Cargo.toml"
+    );
+
+    for file in NUMBERED_DOCS {
+        let text = prose(&doc(file));
+        for noun in ["functions", "binaries"] {
+            for (count, context) in counts_before(&text, noun) {
+                assert_eq!(
+                    count,
+                    packages.len() as u64,
+                    "{file}: {context:?}, but functions/ holds {} functions",
+                    packages.len()
+                );
+            }
+        }
+        for (count, context) in counts_before(&text, "Kubernetes handlers") {
+            assert_eq!(
+                count,
+                template.kube_handlers.len() as u64,
+                "{file}: {context:?}, but template.yaml gives the policy to {:?}",
+                template.kube_handlers
+            );
+        }
+    }
+    assert_says(
+        FUNCTIONS,
+        &format!("{} functions, one binary each", {
+            let n = NUMBER_WORDS[packages.len()];
+            let mut c = n.chars();
+            c.next().unwrap().to_uppercase().collect::<String>() + c.as_str()
+        }),
+    );
+}
+
+#[test]
+fn fail_state_tables_and_counts_follow_the_definitions() {
+    let text = doc(STATEMACHINES);
+    for (heading, file) in [
+        ("## remediate-deployment", DEPLOYMENT_ASL),
+        ("## remediate-fleet", FLEET_ASL),
+    ] {
+        let (_, states) = asl_states(file);
+        let mut fails: Vec<(String, String)> = states
+            .iter()
+            .filter(|(_, s)| s["Type"] == "Fail")
+            .map(|(n, s)| (n.clone(), s["Error"].as_str().expect("Error").to_owned()))
+            .collect();
+        fails.sort();
+        let table = table_in(&text, STATEMACHINES, heading, "Fail state");
+        assert_eq!(
+            first_spans_sorted(&table),
+            fails,
+            "{STATEMACHINES} {heading:?}: Fail states vs {file}"
+        );
+        let (body, _) = section(&text, STATEMACHINES, heading);
+        let stated = counts_before(&prose(&body), "Fail states");
+        assert!(
+            !stated.is_empty(),
+            "{STATEMACHINES} {heading:?} states no count of Fail states"
+        );
+        for (count, context) in stated {
+            assert_eq!(
+                count,
+                fails.len() as u64,
+                "{STATEMACHINES}: {context:?} ({file})"
+            );
+        }
+    }
+}
+
+#[test]
+fn stated_timeouts_and_sizes_follow_template_and_definitions() {
+    let t = template();
+    let kube = t.kube_timeout();
+    let memory: BTreeSet<u64> = t.functions.values().map(|(_, m)| *m).collect();
+    assert_eq!(
+        memory.len(),
+        1,
+        "functions differ in MemorySize: {memory:?}"
+    );
+    let memory = memory.into_iter().next().unwrap();
+    let approve = t.timeout("approve");
+    assert_eq!(
+        Some(approve),
+        t.functions.values().map(|(s, _)| *s).min(),
+        "approve is documented as the smallest timeout"
+    );
+    assert_eq!(
+        t.timeout("notify"),
+        t.timeout("ingest"),
+        "documented as one number"
+    );
+
+    assert_says(
+        STATEMACHINES,
+        &format!("with the {kube} s function timeout"),
+    );
+    assert_says(
+        STATEMACHINES,
+        &format!(
+            "no answer within {} s",
+            state_timeout(DEPLOYMENT_ASL, "RequestApproval")
+        ),
+    );
+    assert_says(
+        DEPLOY,
+        &format!(
+            "Every function runs with {memory} MB; the Kubernetes handlers (rollback, pause, \
+             resume, restart, verify) time out after {kube} s, notify and ingest after {} s, \
+             approve after {approve} s.",
+            t.timeout("notify")
+        ),
+    );
+    assert_says(DEPLOY, &format!(": {kube} s for the Kubernetes handlers."));
+    assert_says(
+        DEPLOY,
+        &format!(
+            "`TimeoutSeconds` ({} s, Verify {} s, ReportResult/ReportFailure {} s)",
+            state_timeout(DEPLOYMENT_ASL, "Rollback"),
+            state_timeout(DEPLOYMENT_ASL, "Verify"),
+            state_timeout(DEPLOYMENT_ASL, "ReportResult"),
+        ),
+    );
+    assert_says(
+        LIMITS,
+        &format!("smallest function timeout (approve, {approve} s)"),
+    );
+
+    // Anywhere: "<function>'s N s" is that function's timeout, and "N runs
+    // of/× N s" (a step's worst case) counts in Kubernetes handler timeouts.
+    for file in NUMBERED_DOCS {
+        let text = prose(&doc(file));
+        for function in t.functions.keys() {
+            for (n, context) in numbers_after(&text, &format!("{function}'s "), " s") {
+                assert_eq!(n, t.timeout(function), "{file}: {context:?}");
+            }
+        }
+        for prefix in [" runs of ", " runs × "] {
+            for (n, context) in numbers_after(&text, prefix, " s") {
+                assert_eq!(n, kube, "{file}: {context:?}");
+            }
+        }
+    }
+}
+
+/// docs/limits.md: the Lambda table, the state machine table and every row
+/// whose "configurable" cell names a template parameter.
+#[test]
+fn limits_tables_follow_template_and_definitions() {
+    let t = template();
+    let text = doc(LIMITS);
+    let first_number = |cell: &str| -> Option<u64> {
+        let digits: String = cell
+            .chars()
+            .skip_while(|c| !c.is_ascii_digit())
+            .take_while(|c| c.is_ascii_digit() || *c == ',')
+            .collect();
+        digits.replace(',', "").parse().ok()
+    };
+
+    let lambda = table_in(
+        &text,
+        LIMITS,
+        "### Lambda functions (`template.yaml`, mirrored in `cdk/lib/functions.ts`)",
+        "function",
+    );
+    let mut listed = BTreeSet::new();
+    for row in &lambda.rows {
+        for function in row[0].split(", ").map(str::trim) {
+            let (timeout, memory) = t.functions[function];
+            assert!(
+                listed.insert(function.to_owned()),
+                "{LIMITS}: {function} twice"
+            );
+            assert_eq!(
+                first_number(&row[1]),
+                Some(timeout),
+                "{LIMITS}: Timeout of {function}"
+            );
+            assert_eq!(
+                first_number(&row[2]),
+                Some(memory),
+                "{LIMITS}: MemorySize of {function}"
+            );
+        }
+    }
+    let deployed: BTreeSet<String> = t.functions.keys().cloned().collect();
+    assert_eq!(
+        listed, deployed,
+        "{LIMITS}: the Lambda table lists other functions"
+    );
+
+    let machines = table_in(
+        &text,
+        LIMITS,
+        "### State machines (`statemachines/*.asl.json`)",
+        "limit",
+    );
+    let mut timed: BTreeMap<String, u64> = BTreeMap::new();
+    for file in [DEPLOYMENT_ASL, FLEET_ASL] {
+        for (name, state) in asl_states(file).1 {
+            if let Some(s) = state["TimeoutSeconds"].as_u64() {
+                timed.insert(name, s);
+            }
+        }
+    }
+    let mut checked = 0;
+    for row in &machines.rows {
+        let words = row[0].split(|c: char| !c.is_ascii_alphanumeric());
+        for state in words.filter(|w| timed.contains_key(*w)) {
+            assert_eq!(
+                first_number(&row[1]),
+                Some(timed[state]),
+                "{LIMITS}: row {:?} vs {state}'s TimeoutSeconds",
+                row[0]
+            );
+            checked += 1;
+        }
+        if row[0].starts_with("Execution timeout") {
+            for file in [DEPLOYMENT_ASL, FLEET_ASL] {
+                let (definition, _) = asl_states(file);
+                assert_eq!(
+                    first_number(&row[1]),
+                    definition["TimeoutSeconds"].as_u64(),
+                    "{LIMITS}: execution timeout of {file}"
+                );
+            }
+            checked += 1;
+        }
+        // "`VerifyMaxAttempts` 66": a parameter and its default.
+        for (i, span) in row[1].split('`').enumerate().skip(1).step_by(2) {
+            let Some(default) = t.defaults.get(span) else {
+                continue;
+            };
+            let after = row[1].split('`').nth(i + 1).unwrap_or_default();
+            if let Some(n) = after.strip_prefix(' ').and_then(first_number_strict) {
+                assert_eq!(n.to_string(), *default, "{LIMITS}: {span} in {:?}", row[0]);
+                checked += 1;
+            }
+        }
+    }
+    assert!(
+        checked >= 10,
+        "{LIMITS}: only {checked} state machine numbers found"
+    );
+
+    // Rows whose "configurable" cell names `parameter X`: the value is X's default.
+    let mut parameters = 0;
+    for table in tables(&text, 1) {
+        let column = |name: &str| table.header.iter().position(|h| h == name);
+        let (Some(value), Some(configurable)) = (column("value"), column("configurable")) else {
+            continue;
+        };
+        for row in &table.rows {
+            let cell = &row[configurable];
+            let Some(rest) = cell.split("parameter `").nth(1) else {
+                continue;
+            };
+            let parameter = rest.split('`').next().unwrap_or_default();
+            let default = t
+                .defaults
+                .get(parameter)
+                .unwrap_or_else(|| panic!("{LIMITS}: {parameter} is no template parameter"));
+            if let Some(n) = first_number_strict(&row[value]) {
+                assert_eq!(
+                    n.to_string(),
+                    *default,
+                    "{LIMITS}: {:?} vs {parameter}",
+                    row[0]
+                );
+                parameters += 1;
+            }
+        }
+    }
+    assert!(
+        parameters >= 4,
+        "{LIMITS}: only {parameters} parameter defaults found"
+    );
+}
+
+/// The number a cell starts with (`3,600 s` → 3600), if it starts with one.
+fn first_number_strict(cell: &str) -> Option<u64> {
+    let digits: String = cell
+        .trim_start()
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == ',')
+        .collect();
+    digits.replace(',', "").parse().ok()
+}
+
+/// The `SELFHEAL_*` variables a function crate declares as
+/// `pub const NAME: &str = "SELFHEAL_…";` outside its tests, plus those of
+/// the approve crate it reads through `selfheal_approve::NAME`. notify and
+/// approve keep their names in such constants (no list like ingest's).
+fn declared_variables(folder: &str) -> BTreeMap<String, String> {
+    let sources = |folder: &str| -> String {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../functions")
+            .join(folder)
+            .join("src");
+        let mut text = String::new();
+        for entry in std::fs::read_dir(&dir).expect("src/") {
+            let path = entry.expect("entry").path();
+            if path.file_name().is_some_and(|n| n == "tests.rs") {
+                continue;
+            }
+            let file = std::fs::read_to_string(&path).expect("read source");
+            // Inline test modules come last in this code base.
+            text.push_str(file.split("#[cfg(test)]").next().unwrap_or_default());
+        }
+        text
+    };
+    let consts = |text: &str| -> BTreeMap<String, String> {
+        text.lines()
+            .filter_map(|line| {
+                let rest = line.trim().strip_prefix("pub const ")?;
+                let (name, value) = rest.split_once(": &str = \"")?;
+                let value = value.strip_suffix("\";")?;
+                is_variable(value).then(|| (name.to_owned(), value.to_owned()))
+            })
+            .collect()
+    };
+    let own = sources(folder);
+    let mut found = consts(&own);
+    if folder != "approve" {
+        for (name, value) in consts(&sources("approve")) {
+            if own.contains(&format!("selfheal_approve::{name}")) {
+                found.insert(name, value);
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn notify_and_approve_tables_list_exactly_their_variables() {
+    let text = doc(FUNCTIONS);
+    for folder in ["notify", "approve"] {
+        let declared = declared_variables(folder);
+        assert!(
+            !declared.is_empty(),
+            "functions/{folder}: no SELFHEAL_* constants found"
+        );
+        let heading = format!("### {folder}");
+        let table = table_in(&text, FUNCTIONS, &heading, "Variable");
+        let names: Vec<String> = first_column_names(&table, FUNCTIONS, is_variable)
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        let code: Vec<&str> = declared.values().map(String::as_str).collect();
+        assert_same_names(FUNCTIONS, &heading, &table, &names, &code);
+    }
+    // The scan itself: notify reads approve's prefix through the approve crate.
+    assert!(
+        declared_variables("notify")
+            .values()
+            .any(|v| v == "SELFHEAL_APPROVAL_PARAM_PREFIX")
+    );
+}
+
+const OPERATING: &str = "docs/operating.md";
+
+/// The stack's outputs, as the runbook and deploy/README.md list them: every
+/// output once, no name that is not one.
+#[test]
+fn runbook_and_deploy_readme_list_the_stack_outputs() {
+    let doc_yaml: serde_yaml::Value =
+        serde_yaml::from_str(&doc("template.yaml")).expect("template.yaml is YAML");
+    let outputs: BTreeSet<String> = doc_yaml["Outputs"]
+        .as_mapping()
+        .expect("Outputs")
+        .keys()
+        .map(|k| k.as_str().expect("name").to_owned())
+        .collect();
+
+    let text = doc(OPERATING);
+    let table = table_in(&text, OPERATING, "## 0. The names you need", "output");
+    let listed: Vec<String> = table
+        .rows
+        .iter()
+        .flat_map(|row| code_spans(&row[0]).into_iter().map(str::to_owned))
+        .collect();
+    let unique: BTreeSet<String> = listed.iter().cloned().collect();
+    assert_eq!(
+        unique.len(),
+        listed.len(),
+        "{OPERATING}: an output listed twice"
+    );
+    assert_eq!(unique, outputs, "{OPERATING} §0 vs template.yaml Outputs");
+    // Every `out NAME` the runbook's commands call is an output.
+    for (at, _) in text.match_indices("$(out ") {
+        let name: String = text[at + 6..]
+            .chars()
+            .take_while(char::is_ascii_alphanumeric)
+            .collect();
+        assert!(
+            outputs.contains(&name),
+            "{OPERATING}: $(out {name}) is no output"
+        );
+    }
+
+    let deploy = prose(&doc(DEPLOY));
+    let sentence = deploy
+        .split("Outputs: ")
+        .nth(1)
+        .and_then(|rest| rest.split(". ").next())
+        .expect("deploy/README.md: an `Outputs: …` sentence");
+    let named: BTreeSet<String> = code_spans(sentence)
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(
+        named, outputs,
+        "{DEPLOY}: the Outputs sentence vs template.yaml"
+    );
+}
+
+/// Numbers the runbook states about the Deployment's annotations.
+#[test]
+fn runbook_numbers_follow_the_code() {
+    assert_says(
+        OPERATING,
+        &format!(
+            "The last {} applied actions",
+            selfheal_core::keys::HISTORY_KEEP
+        ),
+    );
+    assert_says(
+        OPERATING,
+        &format!(
+            "(at most {} per container",
+            selfheal_core::keys::BAD_IMAGES_KEEP
+        ),
+    );
 }

@@ -5,11 +5,9 @@
 //!   checks our EKS tokens with `TokenVerifier` and answers 401 otherwise.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::TcpStream;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::Credentials;
@@ -21,6 +19,7 @@ use selfheal_eks::{
     ClusterEndpoint, ClusterSource, EksClients, Error, ManualClock, TokenVerifier, VerifiedToken,
     cluster::client_from_parts, presign_token,
 };
+use selfheal_tests::tools::{Moto, tool_or_skip};
 use selfheal_testserver::TestServer;
 
 const REGION: &str = "eu-west-1";
@@ -47,61 +46,21 @@ async fn sdk_config(endpoint: Option<&str>) -> SdkConfig {
     loader.load().await
 }
 
-/// `moto_server` on a free port, killed on drop.
-struct Moto {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_moto() -> Option<Moto> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let bin = root.join(".venv/bin/moto_server");
-    if !bin.exists() {
-        if std::env::var_os("SELFHEAL_REQUIRE_TOOLS").is_some() {
-            panic!(
-                "{} missing and SELFHEAL_REQUIRE_TOOLS is set: run scripts/install-test-deps",
-                bin.display()
-            );
-        }
-        eprintln!(
-            "SKIP: {} not installed (run scripts/install-test-deps)",
-            bin.display()
-        );
-        return None;
-    }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(&bin)
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let moto = Moto {
-        child,
-        url: format!("http://127.0.0.1:{port}"),
-    };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "moto_server did not start");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Some(moto)
+/// The shared moto launcher, or `None` (a SKIP line) when moto is not installed.
+async fn start_moto(dir: &Path) -> Option<Moto> {
+    let bin = tool_or_skip(
+        "describe_cluster_returns_motos_endpoint_and_ca",
+        Moto::binary(),
+    )?;
+    Some(Moto::start(&bin, &dir.join("moto.log")).await)
 }
 
 #[tokio::test]
 async fn describe_cluster_returns_motos_endpoint_and_ca() {
-    let Some(moto) = start_moto() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let Some(moto) = start_moto(dir.path()).await else {
+        return;
+    };
     let config = sdk_config(Some(&moto.url)).await;
 
     let eks = aws_sdk_eks::Client::new(&config);

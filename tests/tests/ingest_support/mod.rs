@@ -14,6 +14,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use selfheal_tests::tools::{self, tool_or_skip};
 
 pub const REGION: &str = "eu-west-1";
 pub const ACCESS_KEY: &str = "AKIAIOSFODNN7EXAMPLE";
@@ -48,11 +49,7 @@ pub fn tool(test: &str, candidates: &[PathBuf], install: &str) -> Option<PathBuf
 }
 
 pub fn moto_binary(test: &str) -> Option<PathBuf> {
-    tool(
-        test,
-        &[workspace_root().join(".venv/bin/moto_server")],
-        "scripts/deps/20-python.sh",
-    )
+    tool_or_skip(test, tools::Moto::binary())
 }
 
 pub fn free_port() -> u16 {
@@ -125,24 +122,22 @@ impl Drop for Process {
     }
 }
 
-/// `moto_server` on a free port.
+/// The shared moto launcher ([`tools::Moto`]) with its log in `dir/moto.log`,
+/// plus an SDK config pointed at it.
 #[derive(Debug)]
-pub struct Moto {
-    pub process: Process,
-    pub url: String,
+pub struct Moto(tools::Moto);
+
+impl std::ops::Deref for Moto {
+    type Target = tools::Moto;
+
+    fn deref(&self) -> &tools::Moto {
+        &self.0
+    }
 }
 
 impl Moto {
     pub async fn start(bin: &Path, dir: &Path) -> Moto {
-        let port = free_port();
-        let mut command = Command::new(bin);
-        command.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
-        let mut process = Process::spawn("moto_server", command, dir.join("moto.log"));
-        process.wait_listening(port, Duration::from_secs(60)).await;
-        Moto {
-            process,
-            url: format!("http://127.0.0.1:{port}"),
-        }
+        Moto(tools::Moto::start(bin, &dir.join("moto.log")).await)
     }
 
     /// SDK config with fixed dummy credentials (never the machine's), pointed at moto.

@@ -472,3 +472,56 @@ async fn ssm_parameter_that_is_not_a_secure_string_is_refused() {
     assert_eq!(names(&reply, "started"), vec![want[0].0.clone()]);
     assert_eq!(executions(&env.sfn, &env.state_machine_arn).await, want);
 }
+
+/// Issue 19, finding 6, against a real SSM API: a failed fetch (the
+/// parameter does not exist yet) answers 503 for the failure TTL without
+/// asking again, so the parameter created meanwhile is not seen until the
+/// TTL has passed; then the next request fetches it and starts the alert.
+#[tokio::test]
+async fn failed_secret_fetch_is_reused_until_its_ttl() {
+    let Some(env) = env("failed_secret_fetch_is_reused_until_its_ttl").await else {
+        return;
+    };
+    const TTL: std::time::Duration = std::time::Duration::from_millis(1500);
+    let sdk = env.moto.sdk_config().await;
+    let ssm = aws_sdk_ssm::Client::new(&sdk);
+    let ingest = Ingest::new(
+        SfnStarter::new(env.sfn.clone(), &env.state_machine_arn),
+        WebhookSecret::new(
+            SecretSource::SsmParameter {
+                name: "/selfheal/later".into(),
+            },
+            &sdk,
+        )
+        .with_failure_ttl(TTL),
+        Defaults::default(),
+        8,
+    );
+    let body = webhook(vec![alert("later", "0000000000000abd", "3")]);
+    let want = expected(&body, &Defaults::default());
+
+    let (status, reply) = post(&ingest, &body).await;
+    assert_eq!(status, 503, "{reply}");
+    // The failure is kept from when the fetch ended, at the latest now.
+    let failed_at = std::time::Instant::now();
+    ssm.put_parameter()
+        .name("/selfheal/later")
+        .value(SECRET)
+        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+        .send()
+        .await
+        .unwrap();
+    // Within the TTL: the cached failure answers, the new parameter is unseen.
+    let (status, reply) = post(&ingest, &body).await;
+    assert!(
+        failed_at.elapsed() < TTL,
+        "the machine is too slow for this check"
+    );
+    assert_eq!(status, 503, "{reply}");
+    assert_eq!(executions(&env.sfn, &env.state_machine_arn).await, vec![]);
+
+    tokio::time::sleep(TTL.saturating_sub(failed_at.elapsed())).await;
+    let (status, reply) = post(&ingest, &body).await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(executions(&env.sfn, &env.state_machine_arn).await, want);
+}

@@ -139,6 +139,16 @@ pub enum IgnoreReason {
     NotFiring { state: String },
     /// Alertmanager dropped alerts from this notification (`max_alerts`).
     Truncated { count: u64 },
+    /// A composite alarm in ALARM whose actions CloudWatch suppresses on
+    /// purpose: `by` is the state's `actionsSuppressedBy` (`Alarm`: the
+    /// suppressor alarm is in ALARM; `WaitPeriod` / `ExtensionPeriod`:
+    /// waiting for it to enter / after it left ALARM), `reason` its
+    /// `actionsSuppressedReason`. Not a rejection: the alarm is fine.
+    Suppressed {
+        by: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
     /// Firing, but cannot become a request; the operator should fix the alarm.
     Rejected(Rejection),
     /// A usable alert, but the operator's off switch (SSM parameter
@@ -218,6 +228,13 @@ impl std::fmt::Display for IgnoreReason {
                     "Alertmanager left {count} alert(s) out of this notification"
                 )
             }
+            IgnoreReason::Suppressed { by, reason } => {
+                write!(f, "CloudWatch suppresses this alarm's actions ({by}")?;
+                if let Some(reason) = reason.as_deref().filter(|r| !r.is_empty()) {
+                    write!(f, ": {reason}")?;
+                }
+                f.write_str("); nothing was started")
+            }
             IgnoreReason::Rejected(r) => r.fmt(f),
             IgnoreReason::Disabled { parameter, value } => write!(
                 f,
@@ -292,6 +309,40 @@ pub(crate) enum Entry {
 /// Errors only when the payload as a whole is unusable (too large, not JSON,
 /// unknown shape); per-alert problems go to [`Ingested::ignored`].
 pub fn parse_event(json: &[u8], defaults: &Defaults) -> Result<Ingested, Error> {
+    let object = read_object(json)?;
+    let Some(kind) = sniff(&object) else {
+        return Err(Error::Unsupported(format!(
+            "not a CloudWatch alarm, Alertmanager webhook or remediation request (top-level keys: {})",
+            top_level_keys(&object)
+        )));
+    };
+    parse_as(kind, object, defaults)
+}
+
+/// Like [`parse_event`], but only an Alertmanager webhook is accepted: any
+/// other shape (a remediation request, a CloudWatch, EventBridge or SNS
+/// event) is [`Error::Unsupported`] before anything of it is read further.
+/// The ingest Function URL uses this, so its bearer token (held by
+/// Alertmanager) cannot stand in for an operator's IAM-authenticated request.
+pub fn parse_alertmanager(json: &[u8], defaults: &Defaults) -> Result<Ingested, Error> {
+    let object = read_object(json)?;
+    match sniff(&object) {
+        Some(EventKind::Alertmanager) => parse_as(EventKind::Alertmanager, object, defaults),
+        other => Err(Error::Unsupported(format!(
+            "only Alertmanager webhooks (version 4, with `alerts`) are accepted here, got: {}",
+            match other {
+                Some(kind) => kind.to_string(),
+                None => format!(
+                    "an unknown shape (top-level keys: {})",
+                    top_level_keys(&object)
+                ),
+            }
+        ))),
+    }
+}
+
+/// The size check, then the body as a JSON object.
+fn read_object(json: &[u8]) -> Result<serde_json::Map<String, Value>, Error> {
     if json.len() > MAX_EVENT_BYTES {
         return Err(Error::TooLarge {
             size: json.len(),
@@ -300,56 +351,82 @@ pub fn parse_event(json: &[u8], defaults: &Defaults) -> Result<Ingested, Error> 
     }
     let value: Value =
         serde_json::from_slice(json).map_err(|source| Error::Malformed { source })?;
-    let Value::Object(object) = &value else {
-        return Err(Error::Unsupported(format!(
+    match value {
+        Value::Object(object) => Ok(object),
+        other => Err(Error::Unsupported(format!(
             "expected a JSON object, got {}",
-            json_type(&value)
-        )));
-    };
+            json_type(&other)
+        ))),
+    }
+}
 
-    let (kind, entries) = if let Some(records) = object.get("Records") {
-        // S3, SQS, DynamoDB… also deliver `Records`; only SNS carries alarms.
-        let source = records
-            .get(0)
-            .and_then(|r| r.get("EventSource"))
-            .and_then(Value::as_str);
-        if source != Some("aws:sns") {
-            return Err(Error::Unsupported(format!(
-                "`Records` event from {} (want aws:sns)",
-                source.unwrap_or("an unknown source")
-            )));
-        }
-        (EventKind::SnsAlarm, cloudwatch::from_sns(value, defaults)?)
-    } else if let Some(detail_type) = object.get("detail-type") {
-        if detail_type.as_str() != Some(cloudwatch::STATE_CHANGE_DETAIL_TYPE) {
-            return Err(Error::Unsupported(format!(
-                "EventBridge detail-type {detail_type} (want {:?})",
-                cloudwatch::STATE_CHANGE_DETAIL_TYPE
-            )));
-        }
-        (
-            EventKind::EventBridgeAlarm,
-            vec![cloudwatch::from_eventbridge(value, defaults)?],
-        )
+/// Which kind an object claims to be, from its top-level keys alone.
+fn sniff(object: &serde_json::Map<String, Value>) -> Option<EventKind> {
+    if object.contains_key("Records") {
+        Some(EventKind::SnsAlarm)
+    } else if object.contains_key("detail-type") {
+        Some(EventKind::EventBridgeAlarm)
     } else if object.contains_key("alarmData") {
-        (
-            EventKind::AlarmAction,
-            vec![cloudwatch::from_alarm_action(value, defaults)?],
-        )
+        Some(EventKind::AlarmAction)
     } else if object.contains_key("alerts") && object.contains_key("version") {
-        (
-            EventKind::Alertmanager,
-            alertmanager::from_webhook(value, defaults)?,
-        )
+        Some(EventKind::Alertmanager)
     } else if object.contains_key("action") && object.contains_key("target") {
-        (EventKind::Manual, vec![Entry::Request(manual(value)?)])
+        Some(EventKind::Manual)
     } else {
-        let mut keys: Vec<&str> = object.keys().map(String::as_str).take(8).collect();
-        keys.sort_unstable();
-        return Err(Error::Unsupported(format!(
-            "not a CloudWatch alarm, Alertmanager webhook or remediation request (top-level keys: {})",
-            keys.join(", ")
-        )));
+        None
+    }
+}
+
+/// Up to eight top-level keys, sorted, for a message.
+fn top_level_keys(object: &serde_json::Map<String, Value>) -> String {
+    let mut keys: Vec<&str> = object.keys().map(String::as_str).take(8).collect();
+    keys.sort_unstable();
+    keys.join(", ")
+}
+
+/// Parse an object [`sniff`] recognised as `kind`.
+fn parse_as(
+    kind: EventKind,
+    object: serde_json::Map<String, Value>,
+    defaults: &Defaults,
+) -> Result<Ingested, Error> {
+    let entries = match kind {
+        EventKind::SnsAlarm => {
+            // S3, SQS, DynamoDB… also deliver `Records`; only SNS carries alarms.
+            let source = object
+                .get("Records")
+                .and_then(|records| records.get(0))
+                .and_then(|r| r.get("EventSource"))
+                .and_then(Value::as_str);
+            if source != Some("aws:sns") {
+                return Err(Error::Unsupported(format!(
+                    "`Records` event from {} (want aws:sns)",
+                    source.unwrap_or("an unknown source")
+                )));
+            }
+            cloudwatch::from_sns(Value::Object(object), defaults)?
+        }
+        EventKind::EventBridgeAlarm => {
+            let detail_type = object.get("detail-type").unwrap_or(&Value::Null);
+            if detail_type.as_str() != Some(cloudwatch::STATE_CHANGE_DETAIL_TYPE) {
+                return Err(Error::Unsupported(format!(
+                    "EventBridge detail-type {detail_type} (want {:?})",
+                    cloudwatch::STATE_CHANGE_DETAIL_TYPE
+                )));
+            }
+            vec![cloudwatch::from_eventbridge(
+                Value::Object(object),
+                defaults,
+            )?]
+        }
+        EventKind::AlarmAction => {
+            vec![cloudwatch::from_alarm_action(
+                Value::Object(object),
+                defaults,
+            )?]
+        }
+        EventKind::Alertmanager => alertmanager::from_webhook(Value::Object(object), defaults)?,
+        EventKind::Manual => vec![Entry::Request(manual(Value::Object(object))?)],
     };
 
     let mut ingested = Ingested {
@@ -369,7 +446,10 @@ pub fn parse_event(json: &[u8], defaults: &Defaults) -> Result<Ingested, Error> 
 /// A manual request passes through unchanged (no defaults, no `alarm`: a
 /// human's pause must stay a manual pause, docs/guards.md §3). Its name hashes
 /// the canonical JSON, so submitting the identical request twice starts one
-/// execution; change `reason` to repeat on purpose.
+/// execution; change `reason` to repeat on purpose. `force`, `scope` and
+/// `toRevision` are kept (a direct invoke is IAM-authenticated, like a
+/// console execution); `execution` is refused, as the state machine records
+/// its own execution id and no request may name another.
 fn manual(value: Value) -> Result<NamedRequest, Error> {
     let request: RemediationRequest =
         serde_json::from_value(value).map_err(|source| Error::InvalidEvent {
@@ -379,6 +459,14 @@ fn manual(value: Value) -> Result<NamedRequest, Error> {
     request
         .validate()
         .map_err(|source| Error::InvalidRequest { source })?;
+    if request.execution.is_some() {
+        return Err(Error::InvalidRequest {
+            source: selfheal_core::Error::InvalidRequest(
+                "`execution` is set by the state machine to its own execution id; leave it out"
+                    .into(),
+            ),
+        });
+    }
     let canonical = serde_json::to_string(&request).map_err(|source| Error::InvalidEvent {
         kind: EventKind::Manual,
         source,

@@ -10,7 +10,8 @@ use futures::StreamExt;
 use http::{HeaderValue, StatusCode, header};
 use selfheal_aws::{OffSwitch, SwitchState};
 use selfheal_events::{
-    Defaults, IgnoreReason, Ignored, Ingested, MAX_EVENT_BYTES, NamedRequest, parse_event,
+    Defaults, IgnoreReason, Ignored, Ingested, MAX_EVENT_BYTES, NamedRequest, parse_alertmanager,
+    parse_event,
 };
 use serde::Serialize;
 use serde_json::Value;
@@ -124,8 +125,10 @@ impl<S: StartExecution> Ingest<S> {
         }
     }
 
-    /// A Function URL request (the Alertmanager webhook). Never fails: every
-    /// problem is an HTTP status with a JSON reason. 200 only when every
+    /// A Function URL request (the Alertmanager webhook). Only an
+    /// Alertmanager notification is accepted; any other payload kind is 400
+    /// and starts nothing. Never fails: every problem is an HTTP status with
+    /// a JSON reason. 200 only when every
     /// requested execution exists; 5xx otherwise so that the sender retries.
     pub async fn handle_http(
         &self,
@@ -192,10 +195,14 @@ impl<S: StartExecution> Ingest<S> {
             Ok(body) => body,
             Err((status, reason)) => return error_response(status, reason_phrase(status), reason),
         };
-        let ingested = match parse_event(&body, &self.defaults) {
+        // Alertmanager webhooks only: the bearer token is Alertmanager's, and
+        // must not stand in for an operator. A hand-made RemediationRequest
+        // (force, toRevision, no alarm) or a forged CloudWatch/SNS event is
+        // refused here, before anything of it is used.
+        let ingested = match parse_alertmanager(&body, &self.defaults) {
             Ok(ingested) => ingested,
             Err(source) => {
-                // Too large, malformed, unsupported, invalid: 400 with the reason.
+                // Too large, malformed, not Alertmanager, invalid: 400 with the reason.
                 let status = match source {
                     selfheal_events::Error::InvalidDefault { .. } => {
                         StatusCode::INTERNAL_SERVER_ERROR

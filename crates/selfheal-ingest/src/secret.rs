@@ -1,9 +1,15 @@
 //! The webhook's bearer secret: fetched once per process, compared in
-//! constant time.
+//! constant time. A failed fetch is remembered for [`FAILURE_TTL`], so a
+//! flood of `Bearer x` requests during a store outage (or against a
+//! misconfigured secret) costs one SSM / Secrets Manager call per few
+//! seconds, not one per request.
 //!
 //! Only a SHA-256 digest of the secret is kept after the fetch, and the
 //! presented token is hashed the same way before the comparison, so the
 //! comparison time depends on neither the secret's length nor its content.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use aws_config::SdkConfig;
 use secrecy::{ExposeSecret, SecretString};
@@ -41,15 +47,110 @@ pub enum Verdict {
 
 type Fingerprint = [u8; 32];
 
+/// How long a failed fetch answers for the store: short enough that a
+/// recovered store is used within one Alertmanager retry, long enough that
+/// unauthenticated `Bearer x` floods cannot turn into one store call each.
+pub const FAILURE_TTL: Duration = Duration::from_secs(5);
+
+/// A failed fetch, kept so it can be answered again without the store.
+/// Holds what the [`Error`] said (not the error, which is not `Clone`), so a
+/// replay keeps its variant and therefore its `errorType`.
+#[derive(Debug, Clone)]
+enum Failure {
+    Unavailable {
+        store: &'static str,
+        id: String,
+        message: String,
+    },
+    Unusable {
+        store: &'static str,
+        id: String,
+        problem: &'static str,
+    },
+    Config {
+        variable: &'static str,
+        reason: String,
+    },
+}
+
+impl Failure {
+    fn of(error: &Error) -> Option<Failure> {
+        match error {
+            Error::SecretUnavailable { store, id, source } => Some(Failure::Unavailable {
+                store,
+                id: id.clone(),
+                message: source.to_string(),
+            }),
+            Error::SecretUnusable { store, id, problem } => Some(Failure::Unusable {
+                store,
+                id: id.clone(),
+                problem,
+            }),
+            Error::Config { variable, reason } => Some(Failure::Config {
+                variable,
+                reason: reason.clone(),
+            }),
+            _ => None,
+        }
+    }
+
+    fn replay(&self) -> Error {
+        match self.clone() {
+            Failure::Unavailable { store, id, message } => Error::SecretUnavailable {
+                store,
+                id,
+                source: format!(
+                    "{message} (a failed fetch is reused for {}s before the store is asked again)",
+                    FAILURE_TTL.as_secs()
+                )
+                .into(),
+            },
+            Failure::Unusable { store, id, problem } => {
+                Error::SecretUnusable { store, id, problem }
+            }
+            Failure::Config { variable, reason } => Error::Config { variable, reason },
+        }
+    }
+}
+
+/// The last failed fetch and until when it answers instead of the store.
+/// Pure (the caller passes the time), so its expiry is tested without sleeping.
+#[derive(Debug)]
+struct FailureCache {
+    ttl: Duration,
+    last: Option<(Instant, Failure)>,
+}
+
+impl FailureCache {
+    fn new(ttl: Duration) -> Self {
+        FailureCache { ttl, last: None }
+    }
+
+    /// The cached failure as an error, while it is younger than the TTL.
+    fn fresh(&self, now: Instant) -> Option<Error> {
+        let (until, failure) = self.last.as_ref()?;
+        (now < *until).then(|| failure.replay())
+    }
+
+    /// Remember `error` (when it is a fetch failure) from `now` on.
+    fn store(&mut self, now: Instant, error: &Error) {
+        if let Some(failure) = Failure::of(error) {
+            self.last = Some((now + self.ttl, failure));
+        }
+    }
+}
+
 /// The secret, lazily fetched on the first webhook request and then cached
-/// for the life of the process (a failed fetch is not cached: the next
-/// request tries again).
+/// for the life of the process. A failed fetch is cached for [`FAILURE_TTL`]
+/// (requests in that window get the same error without a store call); the
+/// first request after it tries again.
 #[derive(Debug)]
 pub struct WebhookSecret {
     source: SecretSource,
     ssm: Option<aws_sdk_ssm::Client>,
     secrets_manager: Option<aws_sdk_secretsmanager::Client>,
     fingerprint: OnceCell<Fingerprint>,
+    failure: Mutex<FailureCache>,
 }
 
 impl WebhookSecret {
@@ -64,6 +165,16 @@ impl WebhookSecret {
             ssm,
             secrets_manager,
             fingerprint: OnceCell::new(),
+            failure: Mutex::new(FailureCache::new(FAILURE_TTL)),
+        }
+    }
+
+    /// Keep a failed fetch for `ttl` instead of [`FAILURE_TTL`] (tests;
+    /// `Duration::ZERO` asks the store on every request).
+    pub fn with_failure_ttl(self, ttl: Duration) -> Self {
+        WebhookSecret {
+            failure: Mutex::new(FailureCache::new(ttl)),
+            ..self
         }
     }
 
@@ -74,6 +185,7 @@ impl WebhookSecret {
             ssm: None,
             secrets_manager: None,
             fingerprint: OnceCell::new(),
+            failure: Mutex::new(FailureCache::new(FAILURE_TTL)),
         }
     }
 
@@ -84,6 +196,7 @@ impl WebhookSecret {
             ssm: None,
             secrets_manager: None,
             fingerprint: OnceCell::new(),
+            failure: Mutex::new(FailureCache::new(FAILURE_TTL)),
         }
     }
 
@@ -94,7 +207,8 @@ impl WebhookSecret {
     /// SSM / Secrets Manager outage cannot turn a 401 into a 503. Only a
     /// bearer token triggers the (cached) fetch. Errors only when the secret
     /// cannot be read or used; the caller answers 503 so the sender retries
-    /// instead of treating a store outage as bad credentials.
+    /// instead of treating a store outage as bad credentials. A failed fetch
+    /// answers again, without a store call, for [`FAILURE_TTL`].
     pub async fn verify(&self, authorization: Option<&[u8]>) -> Result<Verdict, Error> {
         if matches!(self.source, SecretSource::Disabled) {
             return Ok(Verdict::Disabled);
@@ -102,13 +216,41 @@ impl WebhookSecret {
         let Some(token) = authorization.and_then(bearer_token) else {
             return Ok(Verdict::Missing);
         };
-        let expected = self.fingerprint.get_or_try_init(|| self.fetch()).await?;
+        // Checked inside the initialiser too: requests queued behind a fetch
+        // that failed get its failure instead of each fetching in turn.
+        let expected = self
+            .fingerprint
+            .get_or_try_init(|| async {
+                if let Some(error) = self.cached_failure(Instant::now()) {
+                    return Err(error);
+                }
+                let fetched = self.fetch().await;
+                if let Err(error) = &fetched {
+                    self.remember_failure(Instant::now(), error);
+                }
+                fetched
+            })
+            .await?;
         let presented = fingerprint(token);
         if bool::from(presented.ct_eq(expected)) {
             Ok(Verdict::Accepted)
         } else {
             Ok(Verdict::Wrong)
         }
+    }
+
+    fn cached_failure(&self, now: Instant) -> Option<Error> {
+        self.failure
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .fresh(now)
+    }
+
+    fn remember_failure(&self, now: Instant, error: &Error) {
+        self.failure
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .store(now, error);
     }
 
     async fn fetch(&self) -> Result<Fingerprint, Error> {
@@ -267,18 +409,24 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn header_is_checked_before_the_secret_is_fetched() {
-        // A store source whose fetch always fails (no client): the header
-        // decides first, and only a bearer token reaches the fetch.
-        let secret = WebhookSecret {
+    /// A store source whose fetch always fails ("is not set": no client).
+    fn store_without_client() -> WebhookSecret {
+        WebhookSecret {
             source: SecretSource::SsmParameter {
                 name: "/selfheal/webhook".into(),
             },
             ssm: None,
             secrets_manager: None,
             fingerprint: OnceCell::new(),
-        };
+            failure: Mutex::new(FailureCache::new(FAILURE_TTL)),
+        }
+    }
+
+    #[tokio::test]
+    async fn header_is_checked_before_the_secret_is_fetched() {
+        // A store source whose fetch always fails (no client): the header
+        // decides first, and only a bearer token reaches the fetch.
+        let secret = store_without_client();
         for header in [
             None,
             Some(&b"Basic abc"[..]),
@@ -289,6 +437,99 @@ mod tests {
         }
         assert!(secret.verify(Some(b"Bearer abc")).await.is_err());
         assert!(secret.fingerprint.get().is_none());
+    }
+
+    fn unavailable() -> Error {
+        Error::SecretUnavailable {
+            store: "SSM parameter",
+            id: "/selfheal/webhook".into(),
+            source: "dispatch failure: connection refused".into(),
+        }
+    }
+
+    #[test]
+    fn a_failed_fetch_answers_until_its_ttl_then_the_store_is_asked_again() {
+        let t0 = Instant::now();
+        let mut cache = FailureCache::new(Duration::from_secs(5));
+        assert!(cache.fresh(t0).is_none(), "nothing failed yet");
+        cache.store(t0, &unavailable());
+        for later in [Duration::ZERO, Duration::from_millis(4_999)] {
+            let error = cache.fresh(t0 + later).expect("cached failure");
+            assert_eq!(error.error_type(), "RetryableSecretUnavailable");
+            let text = error.to_string();
+            assert!(
+                text.starts_with(
+                    "cannot read webhook secret from SSM parameter /selfheal/webhook: \
+                     dispatch failure: connection refused"
+                ),
+                "{text}"
+            );
+        }
+        assert!(cache.fresh(t0 + Duration::from_secs(5)).is_none());
+        // A new failure starts a new window.
+        let t1 = t0 + Duration::from_secs(6);
+        cache.store(t1, &unavailable());
+        assert!(cache.fresh(t1 + Duration::from_secs(4)).is_some());
+        assert!(cache.fresh(t1 + Duration::from_secs(5)).is_none());
+    }
+
+    #[test]
+    fn a_replayed_failure_keeps_its_variant_and_error_type() {
+        let t0 = Instant::now();
+        for error in [
+            Error::SecretUnusable {
+                store: "Secrets Manager secret",
+                id: "webhook".into(),
+                problem: "is empty",
+            },
+            Error::Config {
+                variable: crate::IngestConfig::SECRET_PARAM_VAR,
+                reason: "SSM parameter /x is of type String, not SecureString".into(),
+            },
+        ] {
+            let mut cache = FailureCache::new(FAILURE_TTL);
+            cache.store(t0, &error);
+            let replayed = cache.fresh(t0).expect("cached");
+            assert_eq!(replayed.error_type(), error.error_type());
+            assert_eq!(replayed.to_string(), error.to_string());
+        }
+        // Only fetch failures are kept.
+        let mut cache = FailureCache::new(FAILURE_TTL);
+        cache.store(
+            t0,
+            &Error::FunctionUrl {
+                source: serde_json::from_str::<u8>("x").unwrap_err(),
+            },
+        );
+        assert!(cache.fresh(t0).is_none());
+        // A zero TTL keeps nothing.
+        let mut cache = FailureCache::new(Duration::ZERO);
+        cache.store(t0, &unavailable());
+        assert!(cache.fresh(t0).is_none());
+    }
+
+    #[tokio::test]
+    async fn verify_answers_a_recent_failure_without_fetching() {
+        // No client: every fetch fails with "is not set". A failure planted
+        // in the cache answers instead, proving no fetch ran.
+        let secret = store_without_client();
+        secret.remember_failure(Instant::now(), &unavailable());
+        let err = secret.verify(Some(b"Bearer x")).await.unwrap_err();
+        assert_eq!(err.error_type(), "RetryableSecretUnavailable", "{err}");
+        assert!(err.to_string().contains("connection refused"), "{err}");
+        // Expired: the store is asked again (here: fails for the missing client).
+        let secret = secret.with_failure_ttl(Duration::ZERO);
+        let err = secret.verify(Some(b"Bearer x")).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::SecretUnusable {
+                    problem: "is not set",
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 
     #[tokio::test]

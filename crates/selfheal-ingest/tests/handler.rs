@@ -211,23 +211,28 @@ async fn unreachable_store() -> (String, Arc<AtomicUsize>) {
     (url, connections)
 }
 
-#[tokio::test]
-async fn missing_or_malformed_header_is_401_without_fetching_the_secret() {
-    let (url, connections) = unreachable_store().await;
+/// The webhook secret as an SSM parameter behind `url`.
+async fn ssm_secret_at(url: String) -> WebhookSecret {
     let sdk = selfheal_aws::loader()
         .region(aws_config::Region::new("eu-west-1"))
         .test_credentials()
         .endpoint_url(url)
         .load()
         .await;
+    WebhookSecret::new(
+        SecretSource::SsmParameter {
+            name: "/selfheal/webhook".into(),
+        },
+        &sdk,
+    )
+}
+
+#[tokio::test]
+async fn missing_or_malformed_header_is_401_without_fetching_the_secret() {
+    let (url, connections) = unreachable_store().await;
     let ingest = Ingest::new(
         FakeStarter::default(),
-        WebhookSecret::new(
-            SecretSource::SsmParameter {
-                name: "/selfheal/webhook".into(),
-            },
-            &sdk,
-        ),
+        ssm_secret_at(url).await,
         Defaults::default(),
         8,
     );
@@ -255,24 +260,68 @@ async fn missing_or_malformed_header_is_401_without_fetching_the_secret() {
     assert_eq!(connections.load(Ordering::SeqCst), 0);
 
     // A well-formed bearer token needs the secret: the store is down, so 503
-    // (Alertmanager retries), not 401. The failed fetch is not cached: a
-    // second request tries the store again.
+    // (Alertmanager retries), not 401.
+    let (status, reply) = call(&ingest, url_request("POST", Some(&bearer()), &body, false)).await;
+    assert_eq!(status, 503, "{reply}");
+    assert_eq!(
+        reply,
+        json!({"error": "Service Unavailable", "reason": "webhook secret unavailable; retry later"})
+    );
+    assert!(
+        connections.load(Ordering::SeqCst) > 0,
+        "the secret was not fetched"
+    );
+    assert_eq!(ingest_calls(&ingest), 0);
+    assert!(ingest.starter().executions.lock().unwrap().is_empty());
+}
+
+/// Issue 19, finding 6: a flood of `Bearer x` requests while the store is
+/// down costs one fetch per FAILURE_TTL, not one per request.
+#[tokio::test]
+async fn failed_secret_fetch_is_reused_for_a_few_seconds() {
+    let (url, connections) = unreachable_store().await;
+    let body = body_of(1);
+
+    // The default: the first request fetches (and fails); the next ones,
+    // within the TTL, answer the same 503 without a connection.
+    let ingest = Ingest::new(
+        FakeStarter::default(),
+        ssm_secret_at(url.clone()).await,
+        Defaults::default(),
+        8,
+    );
+    let mut seen = Vec::new();
+    for _ in 0..5 {
+        let (status, reply) =
+            call(&ingest, url_request("POST", Some("Bearer x"), &body, false)).await;
+        assert_eq!(status, 503, "{reply}");
+        assert_eq!(reply["reason"], "webhook secret unavailable; retry later");
+        seen.push(connections.load(Ordering::SeqCst));
+    }
+    assert!(seen[0] > 0, "the first request did not fetch: {seen:?}");
+    assert!(
+        seen.iter().all(|n| *n == seen[0]),
+        "requests after a failed fetch reached the store again: connections {seen:?}"
+    );
+    assert_eq!(ingest_calls(&ingest), 0);
+
+    // With no TTL every request asks the store (what happened before the cache).
+    let ingest = Ingest::new(
+        FakeStarter::default(),
+        ssm_secret_at(url).await.with_failure_ttl(Duration::ZERO),
+        Defaults::default(),
+        8,
+    );
     for attempt in 1..=2 {
         let before = connections.load(Ordering::SeqCst);
-        let (status, reply) =
-            call(&ingest, url_request("POST", Some(&bearer()), &body, false)).await;
-        assert_eq!(status, 503, "attempt {attempt}: {reply}");
-        assert_eq!(
-            reply,
-            json!({"error": "Service Unavailable", "reason": "webhook secret unavailable; retry later"})
-        );
+        let (status, _) = call(&ingest, url_request("POST", Some("Bearer x"), &body, false)).await;
+        assert_eq!(status, 503);
         assert!(
             connections.load(Ordering::SeqCst) > before,
             "attempt {attempt}: the secret was not fetched"
         );
     }
     assert_eq!(ingest_calls(&ingest), 0);
-    assert!(ingest.starter().executions.lock().unwrap().is_empty());
 }
 
 fn ingest_calls(ingest: &Ingest<FakeStarter>) -> usize {
@@ -479,7 +528,8 @@ async fn bad_requests_get_a_status_and_a_reason() {
         (
             url_request("POST", Some(&auth), r#"{"hello":"world"}"#, false),
             400,
-            "unsupported event: not a CloudWatch alarm",
+            "unsupported event: only Alertmanager webhooks (version 4, with `alerts`) are \
+             accepted here, got: an unknown shape (top-level keys: hello)",
         ),
         (
             url_request("POST", Some(&auth), "%%%", true),
@@ -509,7 +559,7 @@ async fn bad_requests_get_a_status_and_a_reason() {
                 false,
             ),
             400,
-            "invalid manual request",
+            "got: manual request",
         ),
     ];
     for (request, status_wanted, reason) in cases {
@@ -848,4 +898,218 @@ async fn event_above_the_cap_is_a_typed_error_and_starts_nothing() {
     let summary = ingest.handle(payload).await.unwrap();
     assert_eq!(names(&summary, "started").len(), 2);
     assert_eq!(ingest.starter().executions.lock().unwrap().len(), 2);
+}
+
+// ---- issue 19, finding 1: the webhook token is not an operator's -----------
+
+fn with_secret_and_rollback_default() -> Ingest<FakeStarter> {
+    Ingest::new(
+        FakeStarter::default(),
+        WebhookSecret::from_value(SECRET),
+        ingest_defaults(),
+        8,
+    )
+}
+
+/// A hand-made RemediationRequest (force, template rollback to a revision,
+/// a forged `execution`, no alarm) or a CloudWatch / EventBridge / SNS event
+/// posted to the Function URL with the right bearer token is 400 naming what
+/// it is, and starts nothing; an Alertmanager notification still starts.
+#[tokio::test]
+async fn webhook_accepts_alertmanager_notifications_only() {
+    let ingest = with_secret_and_rollback_default();
+    let forged = json!({
+        "action": "rollback",
+        "target": {"namespace": "payments", "deployment": "api"},
+        "reason": "hand-made",
+        "force": true,
+        "scope": "template",
+        "toRevision": 3,
+        "execution": "forged"
+    });
+    let cases = [
+        (forged, "manual request"),
+        (
+            json!({"action": "rollback", "target": {"namespace": "payments", "deployment": "api"}, "force": true}),
+            "manual request",
+        ),
+        (
+            targeted("cloudwatch/eventbridge-single-metric-alarm.json"),
+            "EventBridge CloudWatch alarm",
+        ),
+        (
+            targeted("cloudwatch/sns-alarm-single-metric.json"),
+            "SNS CloudWatch alarm",
+        ),
+        (
+            targeted("cloudwatch/lambda-alarm-action-metric-math.json"),
+            "CloudWatch alarm action",
+        ),
+    ];
+    for (payload, kind) in cases {
+        let (status, body) = call(
+            &ingest,
+            url_request("POST", Some(&bearer()), &payload.to_string(), false),
+        )
+        .await;
+        assert_eq!(status, 400, "{kind}: {body}");
+        assert_eq!(
+            body,
+            json!({
+                "error": "Bad Request",
+                "reason": format!(
+                    "unsupported event: only Alertmanager webhooks (version 4, with `alerts`) \
+                     are accepted here, got: {kind}"
+                )
+            }),
+            "{kind}"
+        );
+    }
+    assert_eq!(ingest_calls(&ingest), 0);
+    assert!(ingest.starter().executions.lock().unwrap().is_empty());
+
+    // The same alarm events by direct invoke (IAM-authenticated) still start.
+    let summary = ingest
+        .handle(targeted("cloudwatch/eventbridge-single-metric-alarm.json"))
+        .await
+        .unwrap();
+    assert_eq!(names(&summary, "started").len(), 1, "{summary}");
+    // And the webhook still takes what it is for.
+    let notification = String::from_utf8(fixture("alertmanager/firing-single.json")).unwrap();
+    let (status, body) = call(
+        &ingest,
+        url_request("POST", Some(&bearer()), &notification, false),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(names(&body, "started").len(), 1, "{body}");
+    assert_eq!(ingest.starter().executions.lock().unwrap().len(), 2);
+}
+
+/// Put `force`, `toRevision`, `scope` and `execution` wherever a sender
+/// controls a JSON object.
+fn smuggle(object: &mut Value) {
+    object["force"] = json!(true);
+    object["toRevision"] = json!(3);
+    object["scope"] = json!("template");
+    object["execution"] = json!("forged");
+}
+
+/// Whatever an alarm carries (extra fields in the event, in the alarm, in
+/// the alert's labels and annotations), the request ingest starts from it
+/// has `force: false`, `scope: container`, no `toRevision` and no
+/// `execution`; a directive that tries is rejected.
+#[tokio::test]
+async fn alarms_never_forward_execution_force_or_to_revision() {
+    let ingest = with_secret_and_rollback_default();
+
+    let mut eventbridge = targeted("cloudwatch/eventbridge-single-metric-alarm.json");
+    smuggle(&mut eventbridge);
+    smuggle(&mut eventbridge["detail"]);
+    smuggle(&mut eventbridge["detail"]["configuration"]);
+    let mut alarm_action = targeted("cloudwatch/lambda-alarm-action-metric-math.json");
+    smuggle(&mut alarm_action);
+    smuggle(&mut alarm_action["alarmData"]);
+    let mut sns = targeted("cloudwatch/sns-alarm-single-metric.json");
+    let mut message: Value =
+        serde_json::from_str(sns["Records"][0]["Sns"]["Message"].as_str().unwrap()).unwrap();
+    smuggle(&mut message);
+    smuggle(&mut message["Trigger"]);
+    sns["Records"][0]["Sns"]["Message"] = json!(message.to_string());
+    smuggle(&mut sns);
+    for event in [eventbridge, alarm_action, sns] {
+        let summary = ingest.handle(event).await.unwrap();
+        assert_eq!(names(&summary, "started").len(), 1, "{summary}");
+    }
+
+    let mut notification: Value =
+        serde_json::from_slice(&fixture("alertmanager/firing-single.json")).unwrap();
+    smuggle(&mut notification);
+    for field in ["labels", "annotations"] {
+        for (key, value) in [
+            ("force", "true"),
+            ("toRevision", "3"),
+            ("scope", "template"),
+            ("execution", "forged"),
+        ] {
+            notification["alerts"][0][field][key] = json!(value);
+        }
+    }
+    let (status, body) = call(
+        &ingest,
+        url_request("POST", Some(&bearer()), &notification.to_string(), false),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(names(&body, "started").len(), 1, "{body}");
+
+    let started = ingest.starter().executions.lock().unwrap().clone();
+    assert_eq!(started.len(), 4, "{started:?}");
+    for (name, text) in &started {
+        let input: Value = serde_json::from_str(text).unwrap();
+        assert_eq!(input["force"], false, "{name}: {input}");
+        assert_eq!(input["scope"], "container", "{name}: {input}");
+        assert!(input.get("toRevision").is_none(), "{name}: {input}");
+        assert!(input.get("execution").is_none(), "{name}: {input}");
+        assert!(input["alarm"]["source"].is_string(), "{name}: {input}");
+    }
+
+    // A directive cannot ask for them either: an unknown key rejects the alarm.
+    for directive in [
+        "force=true",
+        "toRevision=3",
+        "scope=template",
+        "execution=x",
+    ] {
+        let mut event = targeted("cloudwatch/eventbridge-single-metric-alarm.json");
+        event["detail"]["configuration"]["description"] = json!(format!(
+            "selfheal: namespace=shop deployment=checkout {directive}"
+        ));
+        let summary = ingest.handle(event).await.unwrap();
+        assert_eq!(summary["started"], json!([]), "{directive}: {summary}");
+        assert!(
+            summary["ignored"][0]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("selfheal directive: unknown key"),
+            "{directive}: {summary}"
+        );
+    }
+    assert_eq!(ingest.starter().executions.lock().unwrap().len(), 4);
+}
+
+/// A manual request by direct invoke (IAM-authenticated) keeps `force`,
+/// `scope` and `toRevision`, as a console execution does, but may not name
+/// the `execution` the audit annotation records: refused, nothing started.
+#[tokio::test]
+async fn manual_request_keeps_force_but_may_not_name_the_execution() {
+    let ingest = with_secret_and_rollback_default();
+    let request = json!({
+        "action": "rollback",
+        "target": {"namespace": "shop", "deployment": "checkout"},
+        "reason": "operator: back to revision 3",
+        "force": true,
+        "scope": "template",
+        "toRevision": 3
+    });
+    let mut forged = request.clone();
+    forged["execution"] = json!("forged");
+    let err = ingest.handle(forged).await.unwrap_err();
+    assert_eq!(err.error_type(), "RequestInvalid", "{err}");
+    assert_eq!(
+        err.to_string(),
+        "invalid manual request: invalid remediation request: `execution` is set by the state \
+         machine to its own execution id; leave it out"
+    );
+    assert_eq!(ingest_calls(&ingest), 0);
+
+    let summary = ingest.handle(request).await.unwrap();
+    let name = names(&summary, "started").pop().unwrap();
+    let input: Value =
+        serde_json::from_str(&ingest.starter().executions.lock().unwrap()[&name]).unwrap();
+    assert_eq!(input["force"], true, "{input}");
+    assert_eq!(input["scope"], "template", "{input}");
+    assert_eq!(input["toRevision"], 3, "{input}");
+    assert!(input.get("execution").is_none(), "{input}");
+    assert!(input.get("alarm").is_none(), "{input}");
 }

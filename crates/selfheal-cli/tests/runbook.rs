@@ -279,7 +279,9 @@ async fn runbook_kubernetes_blocks_run_as_written() {
 
     // §4 with kubectl: resumed, and the mark gone. (A second pause within
     // the cooldown would be refused; this setup step is not the runbook's.)
-    shell.run(&format!("SELFHEAL_COOLDOWN_SECONDS=0 {pause}")).await;
+    shell
+        .run(&format!("SELFHEAL_COOLDOWN_SECONDS=0 {pause}"))
+        .await;
     assert!(paused(&server));
     shell.run(by_kubectl).await;
     assert!(!paused(&server));

@@ -164,6 +164,11 @@ struct AlarmView {
     /// No metrics at all: a composite alarm.
     composite: bool,
     impact: Option<f64>,
+    /// The current state's `actionsSuppressedBy` (`Alarm`, `WaitPeriod`,
+    /// `ExtensionPeriod`) and `actionsSuppressedReason`: CloudWatch holds
+    /// this composite alarm's actions back on purpose. SNS messages never
+    /// carry it, as SNS is itself one of the suppressed actions.
+    suppressed: Option<(String, Option<String>)>,
 }
 
 type Config = AlarmConfiguration;
@@ -272,6 +277,12 @@ fn view_from_data(
         .map(|s| s.timestamp.timestamp_millis().to_string())
         .or(fallback_time)
         .unwrap_or_default();
+    // Only the current state counts: a `previousState` that was suppressed is
+    // exactly the delivery CloudWatch sends once the suppression has ended.
+    let suppressed = state.as_ref().and_then(|s| {
+        let by = s.actions_suppressed_by.as_deref()?.trim();
+        (!by.is_empty()).then(|| (by.to_owned(), s.actions_suppressed_reason.clone()))
+    });
     let dimensions = data
         .configuration
         .metrics
@@ -290,6 +301,7 @@ fn view_from_data(
         dimensions,
         composite: data.configuration.metrics.is_empty(),
         impact,
+        suppressed,
     }
 }
 
@@ -340,17 +352,24 @@ fn view_from_sns(m: SnsAlarmMessage, fallback_time: String) -> AlarmView {
         dimensions,
         composite,
         impact,
+        suppressed: None,
     }
 }
 
 fn to_entry(view: AlarmView, defaults: &Defaults) -> Entry {
-    let reason = match view.state.as_deref() {
-        None => IgnoreReason::Rejected(Rejection::NoState),
-        Some("ALARM") => match build(&view, defaults) {
+    let reason = match (view.state.as_deref(), &view.suppressed) {
+        (None, _) => IgnoreReason::Rejected(Rejection::NoState),
+        // Before `build`: CloudWatch decided this alarm acts on nothing now,
+        // whatever its directive says (or lacks).
+        (Some("ALARM"), Some((by, reason))) => IgnoreReason::Suppressed {
+            by: by.clone(),
+            reason: reason.clone(),
+        },
+        (Some("ALARM"), None) => match build(&view, defaults) {
             Ok(request) => return Entry::Request(request),
             Err(r) => IgnoreReason::Rejected(r),
         },
-        Some(other) => IgnoreReason::NotFiring {
+        (Some(other), _) => IgnoreReason::NotFiring {
             state: other.to_owned(),
         },
     };

@@ -16,7 +16,7 @@ use kube::api::{Patch, PatchParams, PostParams};
 use secrecy::SecretString;
 use selfheal_core::{Action, Guard, OutcomeStatus, Policy, RemediationRequest};
 use selfheal_kube::{Error, Remediator, client_from_kubeconfig, client_from_parts};
-use selfheal_testserver::{Identity, RecordedRequest, TestServer};
+use selfheal_testserver::{Identity, RecordedRequest, TestServer, fixtures};
 use serde_json::{Value, json};
 
 const NS: &str = "shop";
@@ -28,30 +28,12 @@ const RS_PATH: &str = "/apis/apps/v1/namespaces/shop/replicasets";
 const EVENTS_PATH: &str = "/api/v1/namespaces/shop/events";
 
 fn checkout(opt_in: bool) -> Deployment {
-    let mut labels = json!({"app": "checkout"});
-    if opt_in {
-        labels["selfheal.dev/enabled"] = json!("true");
-    }
-    serde_json::from_value(json!({
-        "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": "checkout", "namespace": NS, "labels": labels,
-                     "annotations": {"team": "payments"}},
-        "spec": {
-            "replicas": 2,
-            "selector": {"matchLabels": {"app": "checkout"}},
-            "template": {
-                "metadata": {"labels": {"app": "checkout"}},
-                "spec": {"containers": [
-                    {"name": "api", "image": format!("{API}:1.0.0"),
-                     "ports": [{"containerPort": 8080}],
-                     "env": [{"name": "MODE", "value": "prod"}]},
-                    {"name": "envoy", "image": format!("{ENVOY}:1.27"),
-                     "ports": [{"containerPort": 9901}]}
-                ]}
-            }
-        }
-    }))
-    .unwrap()
+    fixtures::checkout(format!("{API}:1.0.0"), format!("{ENVOY}:1.27"))
+        .opt_in(opt_in)
+        .annotation("team", "payments")
+        .recorded_ports()
+        .api_env("MODE", "prod")
+        .deployment()
 }
 
 fn admin_client(server: &TestServer) -> kube::Client {

@@ -28,7 +28,7 @@ use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
-use selfheal_testserver::{ControllerConfig, RecordedRequest, TestServer};
+use selfheal_testserver::{ControllerConfig, RecordedRequest, TestServer, fixtures};
 use serde_json::{Value, json};
 
 const REVISION: &str = "deployment.kubernetes.io/revision";
@@ -345,22 +345,9 @@ fn single_patch(cluster: &Cluster) -> RecordedRequest {
 
 /// The Deployment as POSTed in create-and-history.json (server fills defaults).
 fn checkout_deployment() -> Deployment {
-    serde_json::from_value(json!({
-        "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": "checkout", "namespace": "shop", "labels": {"app": "checkout"}},
-        "spec": {
-            "replicas": 2,
-            "selector": {"matchLabels": {"app": "checkout"}},
-            "template": {
-                "metadata": {"labels": {"app": "checkout"}},
-                "spec": {"containers": [
-                    {"name": "api", "image": API_100, "ports": [{"containerPort": 8080}]},
-                    {"name": "envoy", "image": ENVOY_127, "ports": [{"containerPort": 9901}]}
-                ]}
-            }
-        }
-    }))
-    .expect("valid Deployment")
+    fixtures::checkout(API_100, ENVOY_127)
+        .recorded_ports()
+        .deployment()
 }
 
 async fn create_namespace(cluster: &Cluster, name: &str) {

@@ -51,7 +51,7 @@ use selfheal_tests::tools::{
     Moto, build_workspace_bins, cargo_lambda_binary, file_tool, free_port, http_request,
     kill_group, tool_or_skip, workspace_root, xml_text,
 };
-use selfheal_testserver::{ControllerConfig, TestServer};
+use selfheal_testserver::{ControllerConfig, TestServer, fixtures};
 use serde_json::{Value, json};
 
 const TEST: &str = "statemachine_e2e";
@@ -181,29 +181,13 @@ impl Drop for Runner {
 // ---------------------------------------------------------------- cluster --
 
 fn deployment(ns: &str, name: &str, image: &str, progress_deadline: Option<i32>) -> Value {
-    let mut d = json!({
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {
-            "name": name, "namespace": ns,
-            "labels": { "app": name, "selfheal.dev/enabled": "true" }
-        },
-        "spec": {
-            "replicas": 2,
-            "selector": { "matchLabels": { "app": name } },
-            "template": {
-                "metadata": { "labels": { "app": name } },
-                "spec": { "containers": [
-                    { "name": "api", "image": image },
-                    { "name": "envoy", "image": ENVOY }
-                ] }
-            }
-        }
-    });
+    let mut d = fixtures::checkout(image, ENVOY)
+        .named(ns, name)
+        .opt_in(true);
     if let Some(s) = progress_deadline {
-        d["spec"]["progressDeadlineSeconds"] = json!(s);
+        d = d.progress_deadline(s);
     }
-    d
+    d.json()
 }
 
 struct Cluster {

@@ -18,6 +18,7 @@ mod controller;
 mod defaults;
 mod discovery;
 mod faults;
+pub mod fixtures;
 mod http;
 pub mod patch;
 pub mod rbac;

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use selfheal_tests::emulator::Emulator;
-use selfheal_testserver::TestServer;
+use selfheal_testserver::{TestServer, fixtures};
 use serde_json::{Value, json};
 
 pub const API_1: &str = "registry.example/shop/api:1.0.0";
@@ -31,22 +31,7 @@ pub fn dummy_aws_env() -> Vec<(&'static str, String)> {
 
 /// `shop/checkout` at revision 1: api `API_1` and the sidecar envoy.
 pub fn checkout() -> Value {
-    json!({
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": { "name": "checkout", "namespace": "shop", "labels": { "app": "checkout" } },
-        "spec": {
-            "replicas": 2,
-            "selector": { "matchLabels": { "app": "checkout" } },
-            "template": {
-                "metadata": { "labels": { "app": "checkout" } },
-                "spec": { "containers": [
-                    { "name": "api", "image": API_1 },
-                    { "name": "envoy", "image": ENVOY }
-                ] }
-            }
-        }
-    })
+    fixtures::checkout(API_1, ENVOY).json()
 }
 
 /// shop/checkout's containers: name → image.

@@ -13,7 +13,7 @@ use kube::api::{Api, Patch, PatchParams};
 use lambda_runtime::{Context, LambdaEvent};
 use selfheal_core::{Policy, RemediationOutcome, RemediationRequest};
 use selfheal_lambda::{Action, AppState, FunctionConfig, HandlerError, handle_action};
-use selfheal_testserver::{RecordedRequest, TestServer};
+use selfheal_testserver::{RecordedRequest, TestServer, fixtures};
 use serde_json::{Value, json};
 
 pub const NS: &str = "shop";
@@ -36,27 +36,12 @@ pub fn deployment_json(name: &str) -> Value {
 }
 
 pub fn deployment_with_replicas(name: &str, replicas: u32) -> Value {
-    json!({
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {
-            "name": name,
-            "namespace": NS,
-            "labels": { "app": name, "selfheal.dev/enabled": "true" },
-            "annotations": { "team": "payments" }
-        },
-        "spec": {
-            "replicas": replicas,
-            "selector": { "matchLabels": { "app": name } },
-            "template": {
-                "metadata": { "labels": { "app": name } },
-                "spec": { "containers": [
-                    { "name": "api", "image": API_1 },
-                    { "name": "envoy", "image": ENVOY }
-                ] }
-            }
-        }
-    })
+    fixtures::checkout(API_1, ENVOY)
+        .named(NS, name)
+        .opt_in(true)
+        .annotation("team", "payments")
+        .replicas(replicas)
+        .json()
 }
 
 impl Cluster {

@@ -14,6 +14,10 @@
 //! target gets its child execution, and the fleet output (the largest state
 //! payload) is measured against Step Functions' 256 KiB limit.
 //!
+//! The same runner checks the audit id (issue 19, finding 1): whatever
+//! `execution` an input carries, remediate-deployment hands the handlers its
+//! own execution id, the one recorded in the Deployment's audit annotation.
+//!
 //! Needs node and tests/asl/node_modules (scripts/deps/56-asl-runner.sh);
 //! skipped with a message without them unless `SELFHEAL_REQUIRE_TOOLS` is set.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -172,7 +176,13 @@ impl Runner {
 
     /// One remediate-fleet execution to its end, with extra substitutions.
     async fn fleet(&self, name: &str, input: &Value, substitutions: &Value) -> Value {
-        let body = json!({"stateMachine": "remediate-fleet", "name": name, "input": input, "substitutions": substitutions});
+        self.run("remediate-fleet", name, input, substitutions)
+            .await
+    }
+
+    /// One execution of `machine` to its end, with extra substitutions.
+    async fn run(&self, machine: &str, name: &str, input: &Value, substitutions: &Value) -> Value {
+        let body = json!({"stateMachine": machine, "name": name, "input": input, "substitutions": substitutions});
         let (status, _, bytes) = http_request(
             "POST",
             &format!("{}/run", self.url),
@@ -301,4 +311,83 @@ async fn fleet_target_cap_refuses_before_the_map_and_admits_the_cap() {
         size / cap_default
     );
     assert!(size < STATE_PAYLOAD_LIMIT, "{size} bytes");
+}
+
+/// Issue 19, finding 1: `States.JsonMerge($.defaults, $.input, false)` let an
+/// input's `execution` override `$$.Execution.Id`, forging the audit
+/// annotation the handlers write. The audit overlay is merged after the
+/// input now: a forged `execution`, given directly or through a fleet
+/// request, reaches no handler; a console execution's `force`, `scope` and
+/// `toRevision` (IAM-authenticated) still do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_input_cannot_forge_the_recorded_execution_id() {
+    let Some(node) = tool_or_skip(TEST, find_node()) else {
+        return;
+    };
+    let (functions_url, calls) = fake_functions().await;
+    let runner = Runner::start(&node, &functions_url);
+    let quick = json!({"VerifyIntervalSeconds": "0"});
+    let rollback_payloads = |calls: &Calls| -> Vec<Value> {
+        calls
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(f, _)| f == "rollback")
+            .map(|(_, p)| p.clone())
+            .collect()
+    };
+
+    let input = json!({
+        "action": "rollback",
+        "target": {"cluster": "limits", "namespace": "audit", "deployment": "api"},
+        "reason": "console: back to revision 3",
+        "force": true,
+        "scope": "template",
+        "toRevision": 3,
+        "execution": "forged"
+    });
+    let result = runner
+        .run("remediate-deployment", "forged-execution", &input, &quick)
+        .await;
+    assert_eq!(result["status"], "SUCCEEDED", "{result}");
+    let real = result["executionArn"].as_str().unwrap().to_owned();
+    assert!(
+        real.ends_with(":execution:remediate-deployment:forged-execution"),
+        "{real}"
+    );
+    let payloads = rollback_payloads(&calls);
+    assert_eq!(payloads.len(), 1, "{payloads:?}");
+    let request = &payloads[0];
+    assert_eq!(request["execution"], real.as_str(), "{request}");
+    assert_eq!(request["force"], true, "{request}");
+    assert_eq!(request["scope"], "template", "{request}");
+    assert_eq!(request["toRevision"], 3, "{request}");
+    // What the handler recorded (the fake echoes it) is the real id too.
+    assert_eq!(
+        result["output"]["execution"],
+        real.as_str(),
+        "{}",
+        result["output"]
+    );
+
+    // Through a fleet: each child records its own id, not the request's.
+    calls.lock().unwrap().clear();
+    let mut fleet = fleet_input(2);
+    fleet["request"]["execution"] = json!("forged");
+    let result = runner.fleet("forged-fleet", &fleet, &quick).await;
+    assert_eq!(result["status"], "SUCCEEDED", "{result}");
+    let mut children: Vec<String> = result["children"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["executionArn"].as_str().unwrap().to_owned())
+        .collect();
+    let mut recorded: Vec<String> = rollback_payloads(&calls)
+        .iter()
+        .map(|p| p["execution"].as_str().unwrap().to_owned())
+        .collect();
+    children.sort();
+    recorded.sort();
+    assert_eq!(children.len(), 2, "{result}");
+    assert_eq!(recorded, children);
 }

@@ -8,7 +8,7 @@ use selfheal_core::AlarmRef;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::resolve::{Found, resolve};
+use crate::resolve::{Found, resolve, strip_controls};
 use crate::{
     Defaults, Entry, Error, EventKind, IgnoreReason, Ignored, NamedRequest, Rejection, directive,
     impact_score, naming, workload_name,
@@ -125,7 +125,10 @@ pub(crate) fn from_webhook(value: Value, defaults: &Defaults) -> Result<Vec<Entr
 }
 
 fn alert_entry(alert: &Alert, defaults: &Defaults) -> Entry {
-    let name = alert.labels.get("alertname").cloned();
+    let name = alert
+        .labels
+        .get("alertname")
+        .map(|name| strip_controls(name));
     let id = alert.identity();
     let reason = if alert.status == "firing" {
         match build(alert, name.as_deref(), &id, defaults) {

@@ -14,7 +14,7 @@ use selfheal_core::AlarmRef;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::resolve::{Found, resolve, set_once};
+use crate::resolve::{Found, resolve, set_once, strip_controls};
 use crate::{
     Defaults, Entry, Error, EventKind, IgnoreReason, Ignored, NamedRequest, Rejection, directive,
     impact_score, naming, workload_name,
@@ -373,7 +373,11 @@ fn to_entry(view: AlarmView, defaults: &Defaults) -> Entry {
             state: other.to_owned(),
         },
     };
-    Entry::Ignored(Ignored::new(Some(view.name), Some(view.arn), reason))
+    Entry::Ignored(Ignored::new(
+        Some(strip_controls(&view.name)),
+        Some(strip_controls(&view.arn)),
+        reason,
+    ))
 }
 
 fn build(view: &AlarmView, defaults: &Defaults) -> Result<NamedRequest, Rejection> {

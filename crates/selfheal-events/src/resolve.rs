@@ -46,16 +46,45 @@ pub struct Resolved {
     pub approval: bool,
 }
 
+/// Alert text (an alarm's name, ARN or reason, an alert's labels and
+/// annotations) as it may leave ingest: control characters (C0, DEL, C1) and
+/// Unicode bidirectional controls are dropped, line breaks and tabs become
+/// spaces. Whoever writes an alert rule writes this text, and it reaches
+/// notifications, approval requests and the audit trail, where a forged
+/// line ("Approve: …") or a reordered one must not be possible.
+pub(crate) fn strip_controls(text: &str) -> String {
+    text.chars()
+        .filter_map(|c| match c {
+            '\t' | '\n' | '\r' | '\u{0085}' | '\u{2028}' | '\u{2029}' => Some(' '),
+            '\u{061C}'
+            | '\u{200E}'
+            | '\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2066}'..='\u{2069}' => None,
+            c if c.is_control() => None,
+            c => Some(c),
+        })
+        .collect()
+}
+
 impl Resolved {
+    /// The request; `reason` and the alarm's `name` and `id` are alert text,
+    /// so they pass through [`strip_controls`] here, the one place both
+    /// CloudWatch and Alertmanager requests are made.
     pub fn into_request(
         self,
         reason: Option<String>,
         alarm: selfheal_core::AlarmRef,
     ) -> RemediationRequest {
+        let alarm = selfheal_core::AlarmRef {
+            name: alarm.name.as_deref().map(strip_controls),
+            id: alarm.id.as_deref().map(strip_controls),
+            ..alarm
+        };
         RemediationRequest {
             action: self.action,
             target: self.target,
-            reason,
+            reason: reason.as_deref().map(strip_controls),
             dry_run: self.dry_run,
             force: false,
             scope: Scope::Container,

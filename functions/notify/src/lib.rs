@@ -11,6 +11,7 @@
 //! [`fleet_summary`]) so they are tested without AWS.
 
 pub mod publish;
+pub mod slack;
 
 use jiff::Timestamp;
 use selfheal_core::{Change, RemediationOutcome, RemediationRequest};
@@ -18,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use publish::{Notifier, NotifyConfig, SlackClient};
+pub use slack::SlackMessage;
 
 /// Stable `errorType` names (the state machine retries `RetryableAwsError`).
 pub mod error_types {
@@ -440,9 +442,14 @@ pub fn fleet_summary(event: &NotifyEvent) -> FleetSummary {
 pub struct Message {
     /// SNS subject: one line, at most 100 characters.
     pub subject: String,
+    /// SNS message (plain text): the headline, the approval links when
+    /// there are any, then the details, each on its own line.
     pub text: String,
     /// `applied`, `refused`, `failed`, … for SNS subscription filters.
     pub status: String,
+    /// The Slack post; `None` for a routine message (a refusal that means
+    /// nothing needed doing), which goes to SNS only.
+    pub slack: Option<SlackMessage>,
 }
 
 fn target_line(
@@ -532,8 +539,25 @@ pub fn still_paused(event: &NotifyEvent) -> Option<FreezeEnd> {
     })
 }
 
+/// Whether a `completed` event reports a refusal: the state machine ends
+/// only routine refusals (`RoutineRefusal`: an alarm-driven pause with no
+/// rollout to pause or an impact below the threshold) as a success, so such
+/// a message is low priority: SNS `status` `refused`, no Slack post.
+pub fn routine_refusal(event: &NotifyEvent) -> bool {
+    event.event == EventKind::Completed
+        && event.outcome.as_ref().map(|o| o.status) == Some(selfheal_core::OutcomeStatus::Refused)
+}
+
 /// Render the message for an event. `links` are the approval links, for
 /// approval events.
+///
+/// Alert text (names, reasons, labels, annotations) reaches every message,
+/// so nothing of it may pass for selfheal's own words: each line is kept to
+/// one line with mentions neutralised ([`slack::one_line`],
+/// [`slack::neutralise_mentions`]), Slack text is escaped
+/// ([`slack::escape_mrkdwn`]), and the real approval links come before any
+/// alert text: in SNS right after the headline, in Slack in the first block,
+/// which holds nothing but the headline (selfheal's own words) and the links.
 pub fn render(event: &NotifyEvent, links: Option<&selfheal_approve::ApprovalLinks>) -> Message {
     let request = event.request.as_ref();
     let outcome = event.outcome.as_ref();
@@ -570,6 +594,19 @@ pub fn render(event: &NotifyEvent, links: Option<&selfheal_approve::ApprovalLink
                     "Still paused: selfheal froze this Deployment's rollout and {why}, so nothing was rolled back and the Deployment is still paused. A human needs to decide: fix the release and resume it{resume}, or roll it back."
                 ),
                 "stillPaused".to_owned(),
+            )
+        }
+        EventKind::Completed if routine_refusal(event) => {
+            let guard = outcome
+                .and_then(|o| o.guard)
+                .map(|g| g.as_str())
+                .unwrap_or("a guard");
+            (
+                format!("selfheal: nothing to do for {short} ({guard})"),
+                format!(
+                    "Nothing to do: selfheal did not {action} this Deployment ({guard}); this is routine and nothing was changed."
+                ),
+                "refused".to_owned(),
             )
         }
         EventKind::Completed => {
@@ -635,9 +672,9 @@ pub fn render(event: &NotifyEvent, links: Option<&selfheal_approve::ApprovalLink
         }
     };
 
-    let mut lines = vec![headline, String::new()];
+    let mut details = Vec::new();
     if event.event != EventKind::FleetCompleted {
-        lines.push(format!("Target: {}", target_line(request, outcome)));
+        details.push(format!("Target: {}", target_line(request, outcome)));
     }
     if let Some(alarm) = request.and_then(|r| r.alarm.as_ref()) {
         let mut a = format!("Alarm: {}", alarm.name.as_deref().unwrap_or("(unnamed)"));
@@ -645,48 +682,89 @@ pub fn render(event: &NotifyEvent, links: Option<&selfheal_approve::ApprovalLink
         if let Some(score) = alarm.impact_score {
             a.push_str(&format!(", impact {score:.2}"));
         }
-        lines.push(a);
+        details.push(a);
     } else if event.event != EventKind::FleetCompleted {
-        lines.push("Alarm: none (manual request)".to_owned());
+        details.push("Alarm: none (manual request)".to_owned());
     }
     if let Some(reason) = request.and_then(|r| r.reason.as_deref()) {
-        lines.push(format!("Reason: {reason}"));
+        details.push(format!("Reason: {reason}"));
     }
     if let Some(o) = outcome {
-        lines.push(format!("Outcome: {} — {}", status_name(o), o.message));
+        details.push(format!("Outcome: {} — {}", status_name(o), o.message));
         for c in &o.changes {
-            lines.push(format!(
+            details.push(format!(
                 "Changed: container {} {} -> {}",
                 c.container, c.from, c.to
             ));
         }
     }
     if let Some(v) = &event.verify {
-        lines.push(format!("Rollout: {} — {}", v.state, v.message));
+        details.push(format!("Rollout: {} — {}", v.state, v.message));
     }
     if let Some(e) = &event.error
         && event.event == EventKind::Failed
     {
-        lines.push(format!("Error: {} — {}", e.error, e.cause));
+        details.push(format!("Error: {} — {}", e.error, e.cause));
     }
+    let console = console_link(&event.execution.id);
+
+    let plain = |line: &str| slack::neutralise_mentions(&slack::one_line(line));
+    let mut lines = vec![plain(&headline), String::new()];
     if let Some(links) = links {
-        lines.push(String::new());
-        lines.push(format!("Approve: {}", links.approve_url));
-        lines.push(format!("Deny:    {}", links.deny_url));
+        lines.push(format!("Approve: {}", slack::one_line(&links.approve_url)));
+        lines.push(format!("Deny:    {}", slack::one_line(&links.deny_url)));
         lines.push(format!(
             "The links work once and expire at {}.",
             links.expires_at
         ));
+        lines.push(String::new());
     }
+    lines.extend(details.iter().map(|line| plain(line)));
     lines.push(String::new());
-    match console_link(&event.execution.id) {
-        Some(link) => lines.push(format!("Execution: {link}")),
-        None => lines.push(format!("Execution: {}", event.execution.id)),
-    }
+    lines.push(match &console {
+        Some(link) => format!("Execution: {link}"),
+        None => plain(&format!("Execution: {}", event.execution.id)),
+    });
+
+    let subject = slack::neutralise_mentions(&clip_subject(subject));
+    let slack = (!routine_refusal(event)).then(|| {
+        let headline = format!("*{}*", slack::escape_mrkdwn(&headline));
+        let first = match links {
+            Some(links) => slack::Block::section(
+                "decision",
+                format!(
+                    "{headline}\n*{}*   ·   *{}*\nThe links work once and expire at {}.",
+                    slack::link(&links.approve_url, "Approve"),
+                    slack::link(&links.deny_url, "Deny"),
+                    links.expires_at
+                ),
+            ),
+            None => slack::Block::section("headline", headline),
+        };
+        let details = details
+            .iter()
+            .map(|line| slack::escape_mrkdwn(line))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let execution = match &console {
+            Some(link) => format!("Execution: {}", slack::link(link, "open in the console")),
+            None => slack::escape_mrkdwn(&format!("Execution: {}", event.execution.id)),
+        };
+        let mut blocks = vec![first];
+        if !details.is_empty() {
+            blocks.push(slack::Block::section("details", details));
+        }
+        blocks.push(slack::Block::section("execution", execution));
+        SlackMessage {
+            text: slack::escape_mrkdwn(&subject),
+            blocks,
+        }
+    });
     Message {
-        subject: clip_subject(subject),
+        subject,
         text: lines.join("\n"),
         status,
+        slack,
     }
 }
 

@@ -16,8 +16,8 @@ use secrecy::{ExposeSecret, SecretString};
 use selfheal_approve::{ApprovalStore, SsmStore};
 
 use crate::{
-    Error, EventKind, Message, NotifyEvent, NotifyOutput, approval_summary, fleet_summary, health,
-    render,
+    Error, EventKind, Message, NotifyEvent, NotifyOutput, SlackMessage, approval_summary,
+    fleet_summary, health, render,
 };
 
 /// SNS topic every message goes to.
@@ -163,9 +163,16 @@ impl SlackClient {
         })
     }
 
-    /// POST `{"text": …}`; `Ok(false)` when Slack answered non-2xx or did not answer.
-    pub async fn post(&self, text: &str) -> bool {
-        let body = serde_json::json!({ "text": text }).to_string();
+    /// POST the message (`{text, blocks}`); `false` when it could not be
+    /// encoded, or Slack answered non-2xx or did not answer.
+    pub async fn post(&self, message: &SlackMessage) -> bool {
+        let body = match serde_json::to_string(message) {
+            Ok(body) => body,
+            Err(e) => {
+                tracing::warn!(error = %e, "Slack message could not be encoded");
+                return false;
+            }
+        };
         let request = match http::Request::post(self.url.expose_secret())
             .header("content-type", "application/json")
             .body(Full::new(Bytes::from(body)))
@@ -282,13 +289,9 @@ impl Notifier {
         };
         let message = render(event, links.as_ref());
         let message_id = self.publish(event, &message).await?;
-        let slack = match &self.slack {
-            Some(client) => {
-                client
-                    .post(&format!("*{}*\n{}", message.subject, message.text))
-                    .await
-            }
-            None => false,
+        let slack = match (&self.slack, &message.slack) {
+            (Some(client), Some(post)) => client.post(post).await,
+            _ => false,
         };
         tracing::info!(
             event = ?event.event,

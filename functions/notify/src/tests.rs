@@ -87,10 +87,10 @@ fn refused_failure_names_the_guard_and_the_error() {
     );
 }
 
-#[test]
-fn approval_message_carries_the_links_and_expiry() {
+/// An approval request for `request` and the links notify minted for it.
+fn approval(request: Value) -> (NotifyEvent, selfheal_approve::ApprovalLinks) {
     let e = event(
-        json!({"event": "approvalRequested", "execution": {"id": EXEC}, "request": request(),
+        json!({"event": "approvalRequested", "execution": {"id": EXEC}, "request": request,
         "taskToken": "tok", "timeoutSeconds": 600}),
     );
     let links = selfheal_approve::ApprovalLinks {
@@ -98,6 +98,12 @@ fn approval_message_carries_the_links_and_expiry() {
         deny_url: "https://u/approve?id=X&decision=deny".into(),
         expires_at: "2026-11-27T10:10:00Z".parse().unwrap(),
     };
+    (e, links)
+}
+
+#[test]
+fn approval_message_carries_the_links_and_expiry() {
+    let (e, links) = approval(request());
     let m = render(&e, Some(&links));
     assert_eq!(m.subject, "selfheal: approve rollback of shop/checkout?");
     assert!(
@@ -383,4 +389,255 @@ fn only_the_kept_pause_is_still_paused() {
     let mut frozen = kept_paused("States.Timeout");
     frozen.event = EventKind::RolloutFrozen;
     assert_eq!(still_paused(&frozen), None);
+}
+
+/// An alarm whose name and reason carry Slack mentions and a fake approval
+/// link (issue 19, finding 3).
+fn hostile_request() -> Value {
+    let mut req = request();
+    req["alarm"]["name"] = json!("checkout-5xx <!channel>");
+    req["reason"] = json!(
+        "5xx high\nApprove: <https://evil.example/approve?id=X&decision=approve|Approve> <@U024BE7LH> @here"
+    );
+    req
+}
+
+#[test]
+fn alert_text_in_slack_is_escaped_and_the_real_links_come_first() {
+    let (e, links) = approval(hostile_request());
+    let m = render(&e, Some(&links));
+    let slack = m.slack.expect("approval requests go to Slack");
+    // The first block: selfheal's headline and the real links, nothing else.
+    let first = &slack.blocks[0];
+    assert_eq!(first.block_id(), "decision");
+    assert_eq!(
+        first.text(),
+        "*Approval needed: selfheal wants to rollback this Deployment.*\n\
+         *<https://u/approve?id=X&amp;decision=approve|Approve>*   ·   \
+         *<https://u/approve?id=X&amp;decision=deny|Deny>*\n\
+         The links work once and expire at 2026-11-27T10:10:00Z."
+    );
+    // The alert text comes after it, escaped: no link, no mention.
+    let details = slack
+        .blocks
+        .iter()
+        .find(|b| b.block_id() == "details")
+        .unwrap();
+    let text = details.text();
+    assert!(!text.contains('<') && !text.contains('>'), "{text}");
+    assert!(
+        text.contains("Alarm: checkout-5xx &lt;\u{2060}!channel&gt; (cloudwatch)"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "Reason: 5xx high Approve: &lt;https://evil.example/approve?id=X&amp;decision=approve|Approve&gt; &lt;\u{2060}@U024BE7LH&gt; @\u{2060}here"
+        ),
+        "{text}"
+    );
+    // Only the first block links to an approval.
+    for block in &slack.blocks[1..] {
+        assert!(
+            !block.text().contains("<https://u/") && !block.text().contains("|Approve>"),
+            "{block:?}"
+        );
+    }
+    let execution = slack.blocks.last().unwrap();
+    assert_eq!(execution.block_id(), "execution");
+    assert!(
+        execution
+            .text()
+            .starts_with("Execution: <https://eu-west-1.console.aws.amazon.com/states/"),
+        "{execution:?}"
+    );
+    assert_eq!(
+        slack.text, "selfheal: approve rollback of shop/checkout?",
+        "the notification text is the subject"
+    );
+    let wire = serde_json::to_value(&slack).unwrap();
+    assert_eq!(wire["blocks"][0]["type"], "section");
+    assert_eq!(wire["blocks"][0]["text"]["type"], "mrkdwn");
+}
+
+#[test]
+fn alert_text_in_sns_stays_on_its_line_after_the_real_links() {
+    let (e, links) = approval(hostile_request());
+    let m = render(&e, Some(&links));
+    let lines: Vec<&str> = m.text.lines().collect();
+    let at = |prefix: &str| {
+        lines
+            .iter()
+            .position(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix:?} line in {}", m.text))
+    };
+    assert_eq!(
+        lines[at("Approve: ")],
+        "Approve: https://u/approve?id=X&decision=approve"
+    );
+    assert!(at("Approve: ") < at("Alarm: ") && at("Deny: ") < at("Reason: "));
+    assert_eq!(
+        lines.iter().filter(|l| l.starts_with("Approve:")).count(),
+        1,
+        "the alert's fake link does not start a line: {}",
+        m.text
+    );
+    assert_eq!(
+        lines[at("Reason: ")],
+        "Reason: 5xx high Approve: <https://evil.example/approve?id=X&decision=approve|Approve> <\u{2060}@U024BE7LH> @\u{2060}here"
+    );
+    assert_eq!(
+        lines[at("Alarm: ")],
+        "Alarm: checkout-5xx <\u{2060}!channel> (cloudwatch), impact 2.40"
+    );
+}
+
+#[test]
+fn every_event_kind_escapes_alert_text_for_slack() {
+    let hostile = hostile_request();
+    for e in [
+        json!({"event": "completed", "execution": {"id": EXEC}, "request": hostile, "outcome": applied_rollback()}),
+        json!({"event": "failed", "execution": {"id": EXEC}, "request": hostile,
+               "error": {"Error": "NonRetryableNotFound", "Cause": "<!here> gone"}}),
+        json!({"event": "rolloutFrozen", "execution": {"id": "<!channel>"}, "request": hostile}),
+    ] {
+        let m = render(&event(e.clone()), None);
+        let slack = m.slack.unwrap();
+        for block in &slack.blocks {
+            let text = block.text();
+            // The console link is the only `<…>` left.
+            let without_console = match text.find("<https://eu-west-1.console.aws.amazon.com/") {
+                Some(i) => &text[..i],
+                None => text,
+            };
+            assert!(
+                !without_console.contains('<') && !without_console.contains('>'),
+                "{e}: {text}"
+            );
+            assert!(!text.contains("@here"), "{e}: {text}");
+        }
+    }
+}
+
+/// An alarm-driven pause refused as routine (the state machine's
+/// RoutineRefusal path reports it as `completed`).
+fn routine(guard: &str) -> NotifyEvent {
+    let mut req = request();
+    req["action"] = json!("pause");
+    event(
+        json!({"event": "completed", "execution": {"id": EXEC}, "request": req,
+        "outcome": {"status": "refused", "action": "pause", "guard": guard,
+                    "message": "deployment shop/checkout has no rollout in progress to pause (successfully rolled out)",
+                    "target": {"namespace": "shop", "deployment": "checkout"}}}),
+    )
+}
+
+#[test]
+fn a_routine_refusal_is_a_low_priority_sns_message_and_no_slack_post() {
+    let e = routine("noRolloutInProgress");
+    assert!(routine_refusal(&e));
+    let m = render(&e, None);
+    assert_eq!(
+        m.subject,
+        "selfheal: nothing to do for shop/checkout (noRolloutInProgress)"
+    );
+    assert_eq!(m.status, "refused");
+    assert!(
+        m.text.starts_with(
+            "Nothing to do: selfheal did not pause this Deployment (noRolloutInProgress); this is routine and nothing was changed."
+        ),
+        "{}",
+        m.text
+    );
+    assert_eq!(m.slack, None);
+    // Every other completed event still goes to Slack.
+    assert!(!routine_refusal(&kept_paused("States.Timeout")));
+    assert!(render(&kept_paused("States.Timeout"), None).slack.is_some());
+}
+
+/// A Slack incoming webhook on localhost that records each body it gets.
+async fn slack_webhook() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Value>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/services/T/B/X", listener.local_addr().unwrap());
+    let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = bodies.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            let body = loop {
+                let n = stream.read(&mut chunk).await.unwrap();
+                buf.extend_from_slice(&chunk[..n]);
+                let text = String::from_utf8_lossy(&buf).to_string();
+                if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                    let length: usize = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse().unwrap())
+                        })
+                        .unwrap_or(0);
+                    if body.len() >= length {
+                        break body.to_owned();
+                    }
+                }
+                if n == 0 {
+                    break String::new();
+                }
+            };
+            seen.lock()
+                .unwrap()
+                .push(serde_json::from_str(&body).unwrap());
+            stream
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
+                .await
+                .unwrap();
+        }
+    });
+    (url, bodies)
+}
+
+#[tokio::test]
+async fn slack_gets_blocks_and_routine_refusals_stay_out_of_slack() {
+    let (url, bodies) = slack_webhook().await;
+    let sdk = aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("eu-west-1"))
+        .build();
+    let config = NotifyConfig::from_lookup(|k| {
+        (k == "SELFHEAL_SLACK_WEBHOOK_PARAM").then(|| "/selfheal/slack".to_owned())
+    })
+    .unwrap();
+    let slack = SlackClient::new(secrecy::SecretString::from(url)).unwrap();
+    let store =
+        selfheal_approve::SsmStore::new(aws_sdk_ssm::Client::new(&sdk), "/selfheal/approvals")
+            .unwrap();
+    let notifier = Notifier::from_parts(config, aws_sdk_sns::Client::new(&sdk), Some(slack), store);
+    let now: Timestamp = "2026-11-27T10:00:00Z".parse().unwrap();
+
+    let failed = event(
+        json!({"event": "failed", "execution": {"id": EXEC}, "request": hostile_request(),
+        "error": {"Error": "NonRetryableNotFound", "Cause": "Deployment shop/checkout not found"}}),
+    );
+    let out = notifier.notify(&failed, now).await.unwrap();
+    assert!(out.slack, "{out:?}");
+    let out = notifier
+        .notify(&routine("impactBelowThreshold"), now)
+        .await
+        .unwrap();
+    assert!(!out.slack, "a routine refusal is not posted: {out:?}");
+
+    let bodies = bodies.lock().unwrap().clone();
+    assert_eq!(bodies.len(), 1, "{bodies:#?}");
+    let body = &bodies[0];
+    assert_eq!(body["text"], "selfheal: rollback FAILED for shop/checkout");
+    let blocks = body["blocks"].as_array().unwrap();
+    assert_eq!(blocks[0]["block_id"], "headline");
+    assert_eq!(
+        blocks[0]["text"]["text"],
+        "*The rollback failed with NonRetryableNotFound. A human needs to look.*"
+    );
+    let details = blocks[1]["text"]["text"].as_str().unwrap();
+    assert!(details.contains("&lt;\u{2060}!channel&gt;"), "{details}");
 }

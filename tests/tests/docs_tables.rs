@@ -1167,3 +1167,11 @@ fn runbook_numbers_follow_the_code() {
         ),
     );
 }
+
+/// The runbook's "about 10 seconds" is the off switch's cache period.
+#[test]
+fn runbook_switch_delay_is_the_switch_cache() {
+    let seconds = selfheal_aws::switch::DEFAULT_CACHE.as_secs();
+    assert_says(OPERATING, &format!("within about {seconds} seconds"));
+    assert_says(OPERATING, &format!("({seconds} s by default)"));
+}

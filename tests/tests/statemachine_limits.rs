@@ -18,6 +18,10 @@
 //! `execution` an input carries, remediate-deployment hands the handlers its
 //! own execution id, the one recorded in the Deployment's audit annotation.
 //!
+//! And the routes of remediate-deployment that end an execution (issue 14,
+//! item 5), with stand-ins scripted per test: an unknown action fails before
+//! any approval is asked for.
+//!
 //! Needs node and tests/asl/node_modules (scripts/deps/56-asl-runner.sh);
 //! skipped with a message without them unless `SELFHEAL_REQUIRE_TOOLS` is set.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -45,8 +49,25 @@ const STATE_PAYLOAD_LIMIT: usize = 256 * 1024;
 /// Every Lambda invocation the runner made: (function name, payload).
 type Calls = Arc<Mutex<Vec<(String, Value)>>>;
 
-/// Serves the runner's `POST /2015-03-31/functions/<name>/invocations`.
+/// What a stand-in function answers: its output, or a handler error
+/// `(errorType, errorMessage)`.
+type Reply = Result<Value, (&'static str, String)>;
+
+/// Answers each invocation from (function name, payload).
+type Answer = Arc<dyn Fn(&str, &Value) -> Reply + Send + Sync>;
+
+/// Serves the runner's `POST /2015-03-31/functions/<name>/invocations`
+/// with [`answer`]: every handler succeeds.
 async fn fake_functions() -> (String, Calls) {
+    fake_functions_answering(Arc::new(|function: &str, payload: &Value| {
+        Ok(answer(function, payload))
+    }))
+    .await
+}
+
+/// The same with scripted answers. A handler error is what the runner reads
+/// from cargo-lambda's emulator: HTTP 500 with `{errorType, errorMessage}`.
+async fn fake_functions_answering(answer: Answer) -> (String, Calls) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let calls: Calls = Arc::default();
@@ -54,8 +75,10 @@ async fn fake_functions() -> (String, Calls) {
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
             let recorded = recorded.clone();
+            let answer = answer.clone();
             let service = service_fn(move |request: hyper::Request<Incoming>| {
                 let recorded = recorded.clone();
+                let answer = answer.clone();
                 async move {
                     let name = request
                         .uri()
@@ -65,11 +88,19 @@ async fn fake_functions() -> (String, Calls) {
                         .to_owned();
                     let body = request.into_body().collect().await?.to_bytes();
                     let payload: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-                    let answer = answer(&name, &payload);
+                    let reply = answer(&name, &payload);
                     recorded.lock().unwrap().push((name, payload));
-                    Ok::<_, hyper::Error>(hyper::Response::new(Full::new(Bytes::from(
-                        answer.to_string(),
-                    ))))
+                    let (status, body) = match reply {
+                        Ok(output) => (200, output),
+                        Err((error_type, message)) => (
+                            500,
+                            json!({"errorType": error_type, "errorMessage": message}),
+                        ),
+                    };
+                    let mut response =
+                        hyper::Response::new(Full::new(Bytes::from(body.to_string())));
+                    *response.status_mut() = hyper::StatusCode::from_u16(status).unwrap();
+                    Ok::<_, hyper::Error>(response)
                 }
             });
             tokio::spawn(
@@ -390,4 +421,85 @@ async fn an_input_cannot_forge_the_recorded_execution_id() {
     recorded.sort();
     assert_eq!(children.len(), 2, "{result}");
     assert_eq!(recorded, children);
+}
+
+// ------------------------------------------------------ how executions end --
+
+/// A remediate-deployment request for Deployment `outcomes/<deployment>`.
+fn deployment_request(action: &str, deployment: &str) -> Value {
+    json!({
+        "action": action,
+        "target": {"cluster": "limits", "namespace": "outcomes", "deployment": deployment},
+        "reason": format!("{TEST}: {action} {deployment}")
+    })
+}
+
+/// The functions invoked, in order; notify as `notify:<event>`.
+fn invoked(calls: &Calls) -> Vec<String> {
+    calls
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(function, payload)| match payload["event"].as_str() {
+            Some(event) if function == "notify" => format!("notify:{event}"),
+            _ => function.clone(),
+        })
+        .collect()
+}
+
+/// Issue 14, item 5: `{"action": "explode", "approval": true}` asked a human
+/// to approve, then failed. An action other than rollback, pause, resume or
+/// restart now fails at CheckRequest, before NeedsApproval: no approval
+/// request, no handler, one `failed` message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_action_fails_before_any_approval() {
+    let Some(node) = tool_or_skip(TEST, find_node()) else {
+        return;
+    };
+    let (functions_url, calls) = fake_functions().await;
+    let runner = Runner::start(&node, &functions_url);
+    for (name, input, substitutions) in [
+        (
+            "explode-with-approval",
+            json!({"action": "explode", "approval": true, "target": {"namespace": "outcomes", "deployment": "api"}}),
+            json!({}),
+        ),
+        (
+            "explode-approval-required",
+            deployment_request("explode", "api"),
+            json!({"RequireApproval": "true"}),
+        ),
+        (
+            "action-not-a-string",
+            json!({"action": 3, "approval": true, "target": {"namespace": "outcomes", "deployment": "api"}}),
+            json!({}),
+        ),
+    ] {
+        calls.lock().unwrap().clear();
+        let result = runner
+            .run("remediate-deployment", name, &input, &substitutions)
+            .await;
+        assert_eq!(result["status"], "FAILED", "{name}: {result}");
+        assert_eq!(
+            result["states"],
+            json!([
+                "Initialize",
+                "Normalize",
+                "PrepareFollowUpRequest",
+                "CheckRequest",
+                "InvalidAction",
+                "ReportFailure",
+                "ChooseFailure",
+                "RemediationFailed"
+            ]),
+            "{name}"
+        );
+        assert_eq!(invoked(&calls), ["notify:failed"], "{name}");
+        let calls = calls.lock().unwrap();
+        assert_eq!(
+            calls[0].1["error"],
+            json!({"Error": "NonRetryableInvalidRequest", "Cause": "action must be one of rollback, pause, resume, restart"}),
+            "{name}"
+        );
+    }
 }

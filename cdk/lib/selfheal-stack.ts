@@ -165,6 +165,22 @@ export class SelfhealStack extends cdk.Stack {
       description:
         "Most alerts one Alertmanager notification may carry; more get 400 and start nothing. Set Alertmanager's max_alerts at or below it (docs/limits.md).",
     });
+    const ingestReservedConcurrency = param("IngestReservedConcurrency", {
+      type: "Number",
+      default: 10,
+      minValue: 0,
+      maxValue: 1000,
+      description:
+        "Concurrent executions reserved for ingest, and its cap. Its Function URL is public, so a flood cannot take the account's concurrency from the remediation handlers (deploy/README.md). 0 reserves nothing and caps nothing.",
+    });
+    const approveReservedConcurrency = param("ApproveReservedConcurrency", {
+      type: "Number",
+      default: 5,
+      minValue: 0,
+      maxValue: 1000,
+      description:
+        "Concurrent executions reserved for approve, and its cap (public Function URL, as for ingest). 0 reserves nothing and caps nothing.",
+    });
     const notificationEmail = param("NotificationEmail", {
       type: "String",
       default: "",
@@ -214,6 +230,23 @@ export class SelfhealStack extends cdk.Stack {
       "CreateExamples",
       cdk.Fn.conditionEquals(createExampleAlarms.valueAsString, "true"),
     );
+    // 0 leaves the function in the account's unreserved pool (accounts whose
+    // concurrency limit cannot spare a reservation); Lambda itself would read
+    // 0 as "throttle every invocation".
+    const capIngestConcurrency = condition(
+      "CapIngestConcurrency",
+      cdk.Fn.conditionNot(cdk.Fn.conditionEquals(ingestReservedConcurrency.valueAsString, "0")),
+    );
+    const capApproveConcurrency = condition(
+      "CapApproveConcurrency",
+      cdk.Fn.conditionNot(cdk.Fn.conditionEquals(approveReservedConcurrency.valueAsString, "0")),
+    );
+    /** Reserve (and cap) `fn`'s concurrency at `param`, unless the condition says 0. */
+    const reserveConcurrency = (fn: lambda.Function, when: cdk.CfnCondition, param: cdk.CfnParameter) => {
+      (fn.node.defaultChild as lambda.CfnFunction).reservedConcurrentExecutions = cdk.Token.asNumber(
+        cdk.Fn.conditionIf(when.logicalId, param.valueAsNumber, cdk.Aws.NO_VALUE),
+      );
+    };
     /** A separate policy that exists only under `when` (SAM's `!If [Cond, policy, !Ref AWS::NoValue]`). */
     const conditionalPolicy = (name: string, role: iam.IRole, when: cdk.CfnCondition, st: iam.PolicyStatement) => {
       const policy = new iam.Policy(this, name, { roles: [role], statements: [st] });
@@ -315,6 +348,9 @@ export class SelfhealStack extends cdk.Stack {
     const approve = fn(APPROVE, undefined, { SELFHEAL_APPROVAL_PARAM_PREFIX: approvalPrefix });
     // The unguessable, single-use link id is the credential (opened from mail/Slack without AWS credentials).
     const approveUrl = approve.addFunctionUrl({ authType: lambda.FunctionUrlAuthType.NONE });
+    // Public URL: a flood is throttled here (429) instead of using up the
+    // account's concurrency; humans clicking links need a handful.
+    reserveConcurrency(approve, capApproveConcurrency, approveReservedConcurrency);
     approve.addToRolePolicy(
       new iam.PolicyStatement({ actions: ["ssm:GetParameter", "ssm:DeleteParameter"], resources: [approvalParamArn] }),
     );
@@ -446,6 +482,11 @@ export class SelfhealStack extends cdk.Stack {
     );
     // Alertmanager cannot sign SigV4; the function checks the bearer token from WebhookSecret.
     const webhookUrl = ingest.addFunctionUrl({ authType: lambda.FunctionUrlAuthType.NONE });
+    // Public URL: a flood is throttled here (429) instead of using up the
+    // account's concurrency, which would throttle the remediation handlers
+    // mid-incident. Throttled alarm events (EventBridge, SNS) are retried by
+    // Lambda's asynchronous invocation; one webhook takes well under a second.
+    reserveConcurrency(ingest, capIngestConcurrency, ingestReservedConcurrency);
 
     const alarmRule = new events.Rule(this, "AlarmStateChangeRule", {
       description: "CloudWatch alarms that opt in (name prefix or a selfheal: line) going to ALARM start a remediation.",

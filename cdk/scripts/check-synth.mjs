@@ -17,9 +17,10 @@
 // - no circular dependency between resources;
 // - parity with ../template.yaml: same parameters (type, default, allowed
 //   values), outputs and conditions; per function the same environment
-//   variable names, timeout, memory, role and event sources; per state
-//   machine the same definition file and substitution names; every other
-//   resource present under the same name (and condition).
+//   variable names, timeout, memory, reserved concurrency, role and event
+//   sources; per state machine the same definition file and substitution
+//   names; every other resource present under the same name (and
+//   condition).
 // Exit 1 with every failure listed; exit 0 prints a one-line summary.
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -277,6 +278,9 @@ if (fs.existsSync(samFile)) {
       paritySame(`${name} environment`, Object.keys(samEnv).sort(), Object.keys(c.Environment?.Variables ?? {}).sort());
       paritySame(`${name} Timeout`, p.Timeout ?? globals.Timeout, c.Timeout);
       paritySame(`${name} MemorySize`, p.MemorySize ?? globals.MemorySize, c.MemorySize);
+      // `!If [Cond, !Ref P, !Ref AWS::NoValue]` reads as a bare list here.
+      const reserved = bare(c.ReservedConcurrentExecutions);
+      paritySame(`${name} ReservedConcurrentExecutions`, p.ReservedConcurrentExecutions, reserved?.["Fn::If"] ?? reserved);
       paritySame(`${name} Binary`, r.Metadata?.BuildProperties?.Binary, name.replace(/Function$/, "").toLowerCase());
       const samRole = typeof p.Role === "string" ? p.Role.split(".")[0] : undefined;
       if (samRole) {

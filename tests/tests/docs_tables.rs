@@ -777,7 +777,12 @@ fn fail_state_tables_and_counts_follow_the_definitions() {
         let mut fails: Vec<(String, String)> = states
             .iter()
             .filter(|(_, s)| s["Type"] == "Fail")
-            .map(|(n, s)| (n.clone(), s["Error"].as_str().expect("Error").to_owned()))
+            .map(|(n, s)| {
+                // A Fail state names its error, or takes it from the input
+                // (`ErrorPath`); the table gives whichever it has.
+                let error = s["Error"].as_str().or_else(|| s["ErrorPath"].as_str());
+                (n.clone(), error.expect("Error or ErrorPath").to_owned())
+            })
             .collect();
         fails.sort();
         let table = table_in(&text, STATEMACHINES, heading, "Fail state");
@@ -1174,4 +1179,31 @@ fn runbook_switch_delay_is_the_switch_cache() {
     let seconds = selfheal_aws::switch::DEFAULT_CACHE.as_secs();
     assert_says(OPERATING, &format!("within about {seconds} seconds"));
     assert_says(OPERATING, &format!("({seconds} s by default)"));
+}
+
+/// statemachines/README.md names every state of both definitions (in its
+/// diagram or in backticks), so a state added to an ASL file is explained.
+#[test]
+fn statemachines_readme_names_every_state() {
+    let text = doc(STATEMACHINES);
+    let named = |state: &str| {
+        text.contains(&format!("`{state}`"))
+            || text.lines().any(|l| {
+                l.starts_with("  ")
+                    && l.split(|c: char| !c.is_ascii_alphanumeric())
+                        .any(|w| w == state)
+            })
+    };
+    for file in [DEPLOYMENT_ASL, FLEET_ASL] {
+        let (_, states) = asl_states(file);
+        let missing: Vec<&str> = states
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .filter(|n| !named(n))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "{STATEMACHINES} does not name {missing:?} of {file}"
+        );
+    }
 }

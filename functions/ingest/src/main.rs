@@ -1,6 +1,6 @@
-//! `ingest` Lambda: alarms and alerts in (EventBridge, SNS, alarm action,
-//! Alertmanager through a Function URL, manual requests), one
-//! remediate-deployment execution per request out.
+//! `ingest` Lambda: alarms and alerts in (EventBridge, SNS, alarm action and
+//! manual requests by invocation; Alertmanager, and nothing else, through a
+//! Function URL), one remediate-deployment execution per request out.
 
 use lambda_runtime::{LambdaEvent, service_fn};
 

@@ -1207,3 +1207,18 @@ fn statemachines_readme_names_every_state() {
         );
     }
 }
+
+/// The runbook gives ingest back the stack's reservation by number.
+#[test]
+fn runbook_restores_the_stacks_ingest_reservation() {
+    let t = template();
+    let reserved = &t.defaults["IngestReservedConcurrency"];
+    assert_says(
+        OPERATING,
+        &format!("`IngestReservedConcurrency` ({reserved} by default)"),
+    );
+    assert_says(
+        OPERATING,
+        &format!("--reserved-concurrent-executions {reserved}`"),
+    );
+}

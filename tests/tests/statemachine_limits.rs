@@ -20,7 +20,8 @@
 //!
 //! And the routes of remediate-deployment that end an execution (issue 14,
 //! item 5), with stand-ins scripted per test: an unknown action fails before
-//! any approval is asked for.
+//! any approval is asked for; a failed execution, and a failed fleet
+//! target, is named by the handler's `errorType` and message.
 //!
 //! Needs node and tests/asl/node_modules (scripts/deps/56-asl-runner.sh);
 //! skipped with a message without them unless `SELFHEAL_REQUIRE_TOOLS` is set.
@@ -494,6 +495,11 @@ async fn an_unknown_action_fails_before_any_approval() {
             ]),
             "{name}"
         );
+        assert_eq!(result["error"], "NonRetryableInvalidRequest", "{name}");
+        assert_eq!(
+            result["cause"], "action must be one of rollback, pause, resume, restart",
+            "{name}"
+        );
         assert_eq!(invoked(&calls), ["notify:failed"], "{name}");
         let calls = calls.lock().unwrap();
         assert_eq!(
@@ -502,4 +508,143 @@ async fn an_unknown_action_fails_before_any_approval() {
             "{name}"
         );
     }
+}
+
+const FORBIDDEN: &str = "deployments.apps \"forbidden\" is forbidden: User \"selfheal\" cannot patch resource \"deployments\" in API group \"apps\" in the namespace \"outcomes\"";
+
+/// Rollback answers by Deployment name: `forbidden` and `invalid` are
+/// handler errors, `cooldown` a refusal, anything else is rolled back.
+fn scripted_rollback() -> Answer {
+    Arc::new(|function: &str, payload: &Value| {
+        let deployment = payload["target"]["deployment"].as_str().unwrap_or_default();
+        match (function, deployment) {
+            ("rollback", "forbidden") => Err(("NonRetryableForbidden", FORBIDDEN.to_owned())),
+            ("rollback", "invalid") => Err((
+                "NonRetryableInvalidRequest",
+                "unknown field `colour` in the request".to_owned(),
+            )),
+            ("rollback", "cooldown") => Ok(json!({
+                "status": "refused", "action": "rollback", "guard": "cooldown",
+                "message": "deployment outcomes/cooldown was rolled back 120 s ago (cooldown 600 s)",
+                "target": payload["target"]
+            })),
+            _ => Ok(answer(function, payload)),
+        }
+    })
+}
+
+/// Issue 14, item 5: every failure that was not a refusal, a denial, an
+/// expired approval or an unhealthy rollout ended as
+/// `SelfhealRemediationFailed` with a fixed cause. The execution now fails
+/// with the handler's `errorType` and message; in a fleet each failed
+/// target's result carries its child execution's error, not
+/// `States.TaskFailed`. The four named Fail states keep their names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_execution_is_named_by_the_handlers_error() {
+    let Some(node) = tool_or_skip(TEST, find_node()) else {
+        return;
+    };
+    let (functions_url, calls) = fake_functions_answering(scripted_rollback()).await;
+    let runner = Runner::start(&node, &functions_url);
+    let quick = json!({"VerifyIntervalSeconds": "0"});
+
+    for (deployment, error, cause) in [
+        ("forbidden", "NonRetryableForbidden", FORBIDDEN),
+        (
+            "invalid",
+            "NonRetryableInvalidRequest",
+            "unknown field `colour` in the request",
+        ),
+    ] {
+        calls.lock().unwrap().clear();
+        let result = runner
+            .run(
+                "remediate-deployment",
+                deployment,
+                &deployment_request("rollback", deployment),
+                &quick,
+            )
+            .await;
+        assert_eq!(result["status"], "FAILED", "{result}");
+        assert_eq!(result["error"], error, "{result}");
+        assert_eq!(result["cause"], cause, "{result}");
+        let states = result["states"].as_array().unwrap();
+        assert_eq!(
+            states[states.len() - 4..],
+            [
+                json!("ActionError"),
+                json!("ReportFailure"),
+                json!("ChooseFailure"),
+                json!("RemediationFailed")
+            ],
+            "{result}"
+        );
+        assert_eq!(invoked(&calls), ["rollback", "notify:failed"]);
+    }
+
+    // A refusal keeps its own Fail state and name.
+    let result = runner
+        .run(
+            "remediate-deployment",
+            "cooldown",
+            &deployment_request("rollback", "cooldown"),
+            &quick,
+        )
+        .await;
+    assert_eq!(result["status"], "FAILED", "{result}");
+    assert_eq!(result["error"], "SelfhealRefused", "{result}");
+    assert_eq!(
+        result["states"].as_array().unwrap().last(),
+        Some(&json!("RemediationRefused"))
+    );
+
+    // A fleet: the failed targets are named by their children's errors.
+    calls.lock().unwrap().clear();
+    let input = json!({
+        "request": {"action": "rollback", "reason": format!("{TEST}: named failures")},
+        "targets": (["rolled", "forbidden", "cooldown"].map(|d| json!({"cluster": "limits", "namespace": "outcomes", "deployment": d})))
+    });
+    let result = runner.fleet("named-failures", &input, &quick).await;
+    assert_eq!(result["status"], "SUCCEEDED", "{result}");
+    let children: Vec<&Value> = result["children"].as_array().unwrap().iter().collect();
+    let child_of = |deployment: &str| {
+        children
+            .iter()
+            .find(|c| c["input"]["target"]["deployment"] == deployment)
+            .unwrap_or_else(|| panic!("no child for {deployment}: {result}"))
+    };
+    let results = result["output"]["results"].as_array().unwrap();
+    assert_eq!(results.len(), 3);
+    assert_eq!(results[0]["status"], "succeeded", "{}", results[0]);
+    for (result, deployment, error, cause) in [
+        (&results[1], "forbidden", "NonRetryableForbidden", FORBIDDEN),
+        (
+            &results[2],
+            "cooldown",
+            "SelfhealRefused",
+            "A guard refused the remediation (the Refused step's output names it in outcome.guard); nothing was changed and humans were notified.",
+        ),
+    ] {
+        let child = child_of(deployment);
+        assert_eq!(
+            result,
+            &json!({
+                "target": {"cluster": "limits", "namespace": "outcomes", "deployment": deployment},
+                "status": "failed",
+                "executionArn": child["executionArn"],
+                "error": error,
+                "cause": cause
+            })
+        );
+        assert_eq!(child["error"], error);
+    }
+    // What the fleet summary was computed from.
+    let summarized = calls
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|(f, p)| f == "notify" && p["event"] == "fleetCompleted")
+        .map(|(_, p)| p["results"].clone())
+        .unwrap();
+    assert_eq!(&summarized, &result["output"]["results"]);
 }

@@ -21,7 +21,8 @@
 //! And the routes of remediate-deployment that end an execution (issue 14,
 //! item 5), with stand-ins scripted per test: an unknown action fails before
 //! any approval is asked for; a failed execution, and a failed fleet
-//! target, is named by the handler's `errorType` and message.
+//! target, is named by the handler's `errorType` and message; a routine
+//! refusal succeeds.
 //!
 //! Needs node and tests/asl/node_modules (scripts/deps/56-asl-runner.sh);
 //! skipped with a message without them unless `SELFHEAL_REQUIRE_TOOLS` is set.
@@ -647,4 +648,90 @@ async fn a_failed_execution_is_named_by_the_handlers_error() {
         .map(|(_, p)| p["results"].clone())
         .unwrap();
     assert_eq!(&summarized, &result["output"]["results"]);
+}
+
+/// Issue 14, item 5: an alarm-driven pause refused as `noRolloutInProgress`
+/// or `impactBelowThreshold` means nothing needed doing, yet it failed the
+/// execution and sent a failure message on every routine alarm. Those two
+/// refusals now end SUCCEEDED with the refused outcome as output, reported
+/// as `completed` (notify's low-priority message); any other refusal still
+/// fails as `SelfhealRefused` after a `failed` message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_routine_refusal_succeeds_and_others_still_fail() {
+    let Some(node) = tool_or_skip(TEST, find_node()) else {
+        return;
+    };
+    let pause = |function: &str, payload: &Value| -> Reply {
+        let guard = match payload["target"]["deployment"].as_str() {
+            Some("idle") => "noRolloutInProgress",
+            Some("minor") => "impactBelowThreshold",
+            Some("opted-out") => "optIn",
+            _ => return Ok(answer(function, payload)),
+        };
+        Ok(json!({
+            "status": "refused", "action": "pause", "guard": guard,
+            "message": format!("refused by {guard}"),
+            "target": payload["target"]
+        }))
+    };
+    let (functions_url, calls) = fake_functions_answering(Arc::new(pause)).await;
+    let runner = Runner::start(&node, &functions_url);
+    let alarm_pause = |deployment: &str| {
+        let mut input = deployment_request("pause", deployment);
+        input["alarm"] =
+            json!({"source": "cloudwatch", "name": "checkout-latency", "impactScore": 0.4});
+        input
+    };
+
+    for (deployment, guard) in [
+        ("idle", "noRolloutInProgress"),
+        ("minor", "impactBelowThreshold"),
+    ] {
+        calls.lock().unwrap().clear();
+        let result = runner
+            .run(
+                "remediate-deployment",
+                deployment,
+                &alarm_pause(deployment),
+                &json!({}),
+            )
+            .await;
+        assert_eq!(result["status"], "SUCCEEDED", "{result}");
+        let output = &result["output"];
+        assert_eq!(output["status"], "refused", "{output}");
+        assert_eq!(output["guard"], guard, "{output}");
+        assert_eq!(output["message"], format!("refused by {guard}"));
+        assert!(output["deploymentHealth"].is_object(), "{output}");
+        let states = result["states"].as_array().unwrap();
+        assert_eq!(
+            states[states.len() - 6..],
+            [
+                "RouteOutcome",
+                "ClassifyRefusal",
+                "RoutineRefusal",
+                "ReportResult",
+                "Output",
+                "Done"
+            ]
+            .map(|s| json!(s)),
+            "{result}"
+        );
+        assert_eq!(invoked(&calls), ["pause", "notify:completed"]);
+        let calls = calls.lock().unwrap();
+        assert_eq!(calls[1].1["outcome"]["guard"], guard);
+        assert_eq!(calls[1].1["error"], Value::Null);
+    }
+
+    calls.lock().unwrap().clear();
+    let result = runner
+        .run(
+            "remediate-deployment",
+            "opted-out",
+            &alarm_pause("opted-out"),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(result["status"], "FAILED", "{result}");
+    assert_eq!(result["error"], "SelfhealRefused", "{result}");
+    assert_eq!(invoked(&calls), ["pause", "notify:failed"]);
 }

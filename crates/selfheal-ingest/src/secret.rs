@@ -224,7 +224,10 @@ impl WebhookSecret {
                 if let Some(error) = self.cached_failure(Instant::now()) {
                     return Err(error);
                 }
-                let fetched = self.fetch().await;
+                // Boxed: the SDK futures inside are deep enough that one more
+                // layer of nesting overflows rustc's layout query depth in
+                // the function binary's main future.
+                let fetched = Box::pin(self.fetch()).await;
                 if let Err(error) = &fetched {
                     self.remember_failure(Instant::now(), error);
                 }

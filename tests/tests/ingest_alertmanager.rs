@@ -13,15 +13,16 @@
 
 mod ingest_support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use ingest_support::{
-    Moto, Process, REGION, create_state_machine, eventually, executions, free_port, http,
-    http_with_timeout, moto_binary, tool, workspace_root,
+    Moto, Process, REGION, alertmanager_binary, amtool_binary, amtool_check, assert_same_starts,
+    create_state_machine, documented_yaml_block, eventually, executions, expected_starts,
+    free_port, http_with_timeout, moto_binary, post_alerts, tool, webhook_as_sent, workspace_root,
 };
-use selfheal_events::{Defaults, RemediationRequest, parse_event};
+use selfheal_events::{Defaults, RemediationRequest};
 use serde_json::{Value, json};
 
 const SECRET: &str = "alertmanager-bearer-secret";
@@ -34,31 +35,9 @@ const DOCS_MARKER: &str =
 const DOCS_URL: &str = "https://<function-url>/";
 const DOCS_CREDENTIALS_FILE: &str = "/etc/alertmanager/secrets/selfheal-webhook";
 
-/// The receiver block of docs/alarms.md §1: the one ```yaml fence whose first
-/// line is [`DOCS_MARKER`]. Panics if it is missing or not unique.
+/// The receiver block of docs/alarms.md §1.
 fn documented_receiver() -> String {
-    let path = workspace_root().join("docs/alarms.md");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let mut blocks = Vec::new();
-    let mut rest = text.as_str();
-    while let Some(start) = rest.find("```yaml\n") {
-        let body = &rest[start + "```yaml\n".len()..];
-        let end = body
-            .find("\n```")
-            .unwrap_or_else(|| panic!("unterminated ```yaml block in {}", path.display()));
-        blocks.push(&body[..=end]);
-        rest = &body[end + "\n```".len()..];
-    }
-    let found: Vec<&str> = blocks
-        .into_iter()
-        .filter(|b| b.lines().next() == Some(DOCS_MARKER))
-        .collect();
-    assert_eq!(
-        found.len(),
-        1,
-        "docs/alarms.md §1 must hold exactly one ```yaml block whose first line is {DOCS_MARKER:?}"
-    );
-    found[0].to_owned()
+    documented_yaml_block(DOCS_MARKER)
 }
 
 /// The documented block with only the URL and the credentials file replaced.
@@ -116,42 +95,6 @@ fn documented_receiver_block_has_the_shape_ingest_needs() {
         authorization.get("type").is_none() || authorization["type"].as_str() == Some("Bearer"),
         "{config}"
     );
-}
-
-fn alertmanager_binary() -> Option<PathBuf> {
-    let mut candidates = Vec::new();
-    if let Some(path) = std::env::var_os("SELFHEAL_ALERTMANAGER") {
-        candidates.push(PathBuf::from(path));
-    }
-    candidates.extend([
-        workspace_root().join(".tools/bin/alertmanager"),
-        PathBuf::from("/usr/bin/prometheus-alertmanager"),
-    ]);
-    tool(TEST, &candidates, "scripts/deps/40-alertmanager.sh")
-}
-
-/// `amtool`, shipped next to Alertmanager by the Debian package. Required
-/// with SELFHEAL_REQUIRE_TOOLS; otherwise the config check is skipped with a note.
-fn amtool_binary(alertmanager: &Path) -> Option<PathBuf> {
-    let mut candidates = vec![workspace_root().join(".tools/bin/amtool")];
-    if let Some(dir) = alertmanager.parent() {
-        candidates.push(dir.join("amtool"));
-    }
-    if let Ok(real) = std::fs::canonicalize(alertmanager)
-        && let Some(dir) = real.parent()
-    {
-        candidates.push(dir.join("amtool"));
-    }
-    candidates.push(PathBuf::from("/usr/bin/amtool"));
-    if let Some(found) = candidates.iter().find(|p| p.is_file()) {
-        return Some(found.clone());
-    }
-    assert!(
-        std::env::var_os("SELFHEAL_REQUIRE_TOOLS").is_none(),
-        "{TEST}: no amtool among {candidates:?} and SELFHEAL_REQUIRE_TOOLS is set: run scripts/deps/40-alertmanager.sh"
-    );
-    eprintln!("NOTE {TEST}: no amtool among {candidates:?}; the config is not checked with amtool");
-    None
 }
 
 /// Build the function first: `cargo lambda watch` `cargo run`s it on the
@@ -230,17 +173,7 @@ fn start_alertmanager(
     let config = dir.join(format!("{name}.yml"));
     std::fs::write(&config, receiver_config(webhook, &secret_file)).unwrap();
     if let Some(amtool) = amtool {
-        let checked = Command::new(amtool)
-            .arg("check-config")
-            .arg(&config)
-            .output()
-            .unwrap_or_else(|e| panic!("run {}: {e}", amtool.display()));
-        assert!(
-            checked.status.success(),
-            "amtool check-config rejects the docs/alarms.md receiver block:\n{}{}",
-            String::from_utf8_lossy(&checked.stdout),
-            String::from_utf8_lossy(&checked.stderr)
-        );
+        amtool_check(amtool, &config, "the docs/alarms.md receiver block");
     }
     let storage = dir.join(format!("{name}-data"));
     std::fs::create_dir_all(&storage).unwrap();
@@ -269,50 +202,6 @@ fn posted_alert(alertname: &str, labels: Value, selfheal: &str, starts_at: &str)
     })
 }
 
-async fn post_alerts(port: u16, alerts: &Value) {
-    let (status, body) = http(
-        "POST",
-        &format!("http://127.0.0.1:{port}/api/v2/alerts"),
-        &[("content-type", "application/json")],
-        alerts.to_string(),
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-}
-
-/// The alerts Alertmanager holds, as the webhook would carry them (it
-/// computes the fingerprints), to derive the expected execution names.
-async fn webhook_as_sent(port: u16) -> Value {
-    let (status, body) = http(
-        "GET",
-        &format!("http://127.0.0.1:{port}/api/v2/alerts"),
-        &[],
-        "",
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    let held: Vec<Value> = serde_json::from_str(&body).unwrap();
-    let alerts: Vec<Value> = held
-        .iter()
-        .map(|a| {
-            json!({
-                "status": "firing",
-                "labels": a["labels"],
-                "annotations": a["annotations"],
-                "startsAt": a["startsAt"],
-                "endsAt": a["endsAt"],
-                "generatorURL": a["generatorURL"],
-                "fingerprint": a["fingerprint"]
-            })
-        })
-        .collect();
-    json!({
-        "receiver": "selfheal", "status": "firing", "alerts": alerts,
-        "groupLabels": {}, "commonLabels": {}, "commonAnnotations": {},
-        "externalURL": "", "version": "4", "groupKey": "", "truncatedAlerts": 0
-    })
-}
-
 /// The function's JSON log lines with this message.
 fn function_logs(watch: &Process, message: &str) -> Vec<Value> {
     watch
@@ -335,10 +224,10 @@ async fn alertmanager_webhook_starts_executions_only_with_the_right_bearer() {
     ) else {
         return;
     };
-    let Some(alertmanager) = alertmanager_binary() else {
+    let Some(alertmanager) = alertmanager_binary(TEST) else {
         return;
     };
-    let amtool = amtool_binary(&alertmanager);
+    let amtool = amtool_binary(TEST, &alertmanager);
     build_ingest();
 
     let dir = tempfile::tempdir().unwrap();
@@ -412,24 +301,8 @@ async fn alertmanager_webhook_starts_executions_only_with_the_right_bearer() {
 
     // Names and input are exactly what the parser derives from the alerts
     // Alertmanager holds (its fingerprints, our startsAt).
-    let sent = webhook_as_sent(am_port).await;
-    let mut want: Vec<(String, String)> =
-        parse_event(sent.to_string().as_bytes(), &Defaults::default())
-            .unwrap()
-            .requests
-            .into_iter()
-            .map(|r| (r.execution_name, serde_json::to_string(&r.request).unwrap()))
-            .collect();
-    want.sort();
-    assert_eq!(
-        started.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(),
-        want.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>()
-    );
-    for ((name, input), (_, want_input)) in started.iter().zip(&want) {
-        let got: RemediationRequest = serde_json::from_str(input).unwrap();
-        let wanted: RemediationRequest = serde_json::from_str(want_input).unwrap();
-        assert_eq!(got, wanted, "{name}");
-    }
+    let want = expected_starts(&webhook_as_sent(am_port).await, &Defaults::default());
+    assert_same_starts(&started, &want);
     let by_workload = |w: &str| -> RemediationRequest {
         started
             .iter()

@@ -10,8 +10,11 @@ mod ingest_support;
 
 use std::collections::HashSet;
 
-use ingest_support::{Moto, create_state_machine, executions, moto_binary, url_request, webhook};
-use selfheal_events::{Action, Defaults, parse_event};
+use ingest_support::{
+    Moto, create_state_machine, executions, expected_starts as expected, moto_binary, url_request,
+    webhook,
+};
+use selfheal_events::{Action, Defaults};
 use selfheal_ingest::{
     Ingest, SecretSource, SfnStarter, StartExecution, StartFailure, Started, Verdict, WebhookSecret,
 };
@@ -52,18 +55,6 @@ fn names(summary: &Value, field: &str) -> Vec<String> {
         .collect();
     names.sort();
     names
-}
-
-/// Names and exact input JSON that ingest must start for `event`.
-fn expected(event: &Value, defaults: &Defaults) -> Vec<(String, String)> {
-    let mut want: Vec<(String, String)> = parse_event(event.to_string().as_bytes(), defaults)
-        .unwrap()
-        .requests
-        .into_iter()
-        .map(|r| (r.execution_name, serde_json::to_string(&r.request).unwrap()))
-        .collect();
-    want.sort();
-    want
 }
 
 struct Env {

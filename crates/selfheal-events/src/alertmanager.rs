@@ -124,7 +124,8 @@ pub(crate) fn from_webhook(value: Value, defaults: &Defaults) -> Result<Vec<Entr
     Ok(entries)
 }
 
-fn alert_entry(alert: &Alert, defaults: &Defaults) -> Entry {
+/// One alert of a webhook or of an SNS alert group ([`crate::amp`]).
+pub(crate) fn alert_entry(alert: &Alert, defaults: &Defaults) -> Entry {
     let name = alert
         .labels
         .get("alertname")
@@ -164,11 +165,9 @@ fn build(
     };
     let resolved = resolve(directive.as_ref(), &found, defaults, "labels")?;
     // Re-sent notifications repeat startsAt verbatim; normalising still helps
-    // when a proxy re-encodes the time.
-    let starts_at = alert
-        .starts_at
-        .parse::<jiff::Timestamp>()
-        .map_or_else(|_| alert.starts_at.clone(), |t| t.to_string());
+    // when a proxy re-encodes the time, and gives the SNS copy of an alert
+    // (Go's time text, [`crate::amp`]) the webhook copy's execution name.
+    let starts_at = crate::amp::normalize_time(&alert.starts_at);
     let execution_name = naming::execution_name(
         &[resolved.action.as_str(), workload_name(&resolved.target)],
         &format!("alertmanager\n{id}\n{starts_at}"),

@@ -220,44 +220,66 @@ pub(crate) fn from_alarm_action(value: Value, defaults: &Defaults) -> Result<Ent
     ))
 }
 
-pub(crate) fn from_sns(value: Value, defaults: &Defaults) -> Result<Vec<Entry>, Error> {
+/// An SNS event: each record's `Message` is a CloudWatch alarm or, from
+/// Amazon Managed Service for Prometheus, an Alertmanager alert group
+/// ([`crate::amp`]); the kind is [`EventKind::SnsAlertmanager`] when every
+/// readable record is an alert group.
+pub(crate) fn from_sns(
+    value: Value,
+    defaults: &Defaults,
+) -> Result<(EventKind, Vec<Entry>), Error> {
     let event: SnsEvent = serde_json::from_value(value).map_err(|source| Error::InvalidEvent {
         kind: EventKind::SnsAlarm,
         source,
     })?;
     let mut entries = Vec::with_capacity(event.records.len());
     let mut first_problem = None;
+    let (mut alarms, mut groups) = (0_usize, 0_usize);
     for record in event.records {
         let sns = record.sns;
-        match serde_json::from_str::<SnsAlarmMessage>(&sns.message) {
+        let problem = match serde_json::from_str::<SnsAlarmMessage>(&sns.message) {
             Ok(message) => {
+                alarms += 1;
                 let fallback = sns.timestamp.timestamp_millis().to_string();
                 entries.push(to_entry(view_from_sns(message, fallback), defaults));
+                continue;
             }
-            Err(e) => {
-                let message = format!(
-                    "SNS message {} is not a CloudWatch alarm: {e}",
+            Err(e) => match crate::amp::from_sns_message(&sns.message, defaults) {
+                Some(Ok(alerts)) => {
+                    groups += 1;
+                    entries.extend(alerts);
+                    continue;
+                }
+                Some(Err(e)) => format!(
+                    "SNS message {} is an Alertmanager alert group with a malformed field: {e}",
                     sns.message_id
-                );
-                first_problem.get_or_insert_with(|| message.clone());
-                entries.push(Entry::Ignored(Ignored::new(
-                    sns.subject,
-                    Some(sns.message_id),
-                    IgnoreReason::Rejected(Rejection::Unreadable { message }),
-                )));
-            }
-        }
+                ),
+                None => format!(
+                    "SNS message {} is not a CloudWatch alarm, nor an Alertmanager alert group \
+                     (AWS's JSON sns.default.message template): {e}",
+                    sns.message_id
+                ),
+            },
+        };
+        first_problem.get_or_insert_with(|| problem.clone());
+        entries.push(Entry::Ignored(Ignored::new(
+            sns.subject,
+            Some(sns.message_id),
+            IgnoreReason::Rejected(Rejection::Unreadable { message: problem }),
+        )));
     }
-    // No record was an alarm: this is not an event we support at all.
-    if entries
-        .iter()
-        .all(|e| matches!(e, Entry::Ignored(i) if matches!(i.rejection(), Some(Rejection::Unreadable { .. }))))
-    {
+    // No record was readable: this is not an event we support at all.
+    if alarms + groups == 0 {
         return Err(Error::Unsupported(
             first_problem.unwrap_or_else(|| "SNS event without records".into()),
         ));
     }
-    Ok(entries)
+    let kind = if alarms == 0 {
+        EventKind::SnsAlertmanager
+    } else {
+        EventKind::SnsAlarm
+    };
+    Ok((kind, entries))
 }
 
 fn view_from_data(

@@ -1,7 +1,9 @@
 //! Turns alarm and alert payloads into [`RemediationRequest`]s (docs/alarms.md
 //! §3–§6): CloudWatch alarms via EventBridge, SNS or a Lambda alarm action,
-//! Alertmanager webhooks, and manual requests. Pure: no I/O, no clock, no
-//! environment access except through [`Defaults::from_lookup`].
+//! Alertmanager webhooks, Alertmanager alert groups in SNS messages (Amazon
+//! Managed Service for Prometheus, [`amp`]), and manual requests. Pure: no
+//! I/O, no clock, no environment access except through
+//! [`Defaults::from_lookup`].
 //!
 //! The `ingest` Lambda and `selfheal event FILE` call [`parse_event`] and
 //! start one execution per [`NamedRequest`], using its `execution_name`.
@@ -14,6 +16,7 @@
 //! ```
 
 pub mod alertmanager;
+pub mod amp;
 pub mod cloudwatch;
 pub mod directive;
 mod error;
@@ -38,6 +41,10 @@ pub enum EventKind {
     EventBridgeAlarm,
     /// SNS notification whose `Message` is a CloudWatch alarm.
     SnsAlarm,
+    /// SNS notification whose `Message` is an Alertmanager alert group as
+    /// AWS's JSON template renders it (Amazon Managed Service for
+    /// Prometheus, [`amp`]).
+    SnsAlertmanager,
     /// Lambda invoked directly as an alarm action (`alarmData` at the top).
     AlarmAction,
     /// Alertmanager webhook, version 4.
@@ -51,6 +58,7 @@ impl std::fmt::Display for EventKind {
         f.write_str(match self {
             EventKind::EventBridgeAlarm => "EventBridge CloudWatch alarm",
             EventKind::SnsAlarm => "SNS CloudWatch alarm",
+            EventKind::SnsAlertmanager => "SNS Alertmanager alert group",
             EventKind::AlarmAction => "CloudWatch alarm action",
             EventKind::Alertmanager => "Alertmanager webhook",
             EventKind::Manual => "manual request",
@@ -390,8 +398,10 @@ fn parse_as(
     object: serde_json::Map<String, Value>,
     defaults: &Defaults,
 ) -> Result<Ingested, Error> {
+    // An SNS event's kind is known once its messages are read.
+    let mut kind = kind;
     let entries = match kind {
-        EventKind::SnsAlarm => {
+        EventKind::SnsAlarm | EventKind::SnsAlertmanager => {
             // S3, SQS, DynamoDB… also deliver `Records`; only SNS carries alarms.
             let source = object
                 .get("Records")
@@ -404,7 +414,9 @@ fn parse_as(
                     source.unwrap_or("an unknown source")
                 )));
             }
-            cloudwatch::from_sns(Value::Object(object), defaults)?
+            let (sns_kind, entries) = cloudwatch::from_sns(Value::Object(object), defaults)?;
+            kind = sns_kind;
+            entries
         }
         EventKind::EventBridgeAlarm => {
             let detail_type = object.get("detail-type").unwrap_or(&Value::Null);

@@ -15,6 +15,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use selfheal_tests::tools::{self, tool_or_skip};
+use serde_json::{Value, json};
 
 pub const REGION: &str = "eu-west-1";
 pub const ACCESS_KEY: &str = "AKIAIOSFODNN7EXAMPLE";
@@ -267,4 +268,158 @@ pub fn url_request(body: &serde_json::Value, authorization: &str) -> serde_json:
         "body": body.to_string(),
         "isBase64Encoded": false
     })
+}
+
+/// Alertmanager (Debian `prometheus-alertmanager`, scripts/deps/40-alertmanager.sh),
+/// or `SELFHEAL_ALERTMANAGER`.
+pub fn alertmanager_binary(test: &str) -> Option<PathBuf> {
+    let mut candidates = Vec::new();
+    if let Some(path) = std::env::var_os("SELFHEAL_ALERTMANAGER") {
+        candidates.push(PathBuf::from(path));
+    }
+    candidates.extend([
+        workspace_root().join(".tools/bin/alertmanager"),
+        PathBuf::from("/usr/bin/prometheus-alertmanager"),
+    ]);
+    tool(test, &candidates, "scripts/deps/40-alertmanager.sh")
+}
+
+/// `amtool`, shipped next to Alertmanager by the Debian package. Required
+/// with SELFHEAL_REQUIRE_TOOLS; otherwise the config check is skipped with a note.
+pub fn amtool_binary(test: &str, alertmanager: &Path) -> Option<PathBuf> {
+    let mut candidates = vec![workspace_root().join(".tools/bin/amtool")];
+    if let Some(dir) = alertmanager.parent() {
+        candidates.push(dir.join("amtool"));
+    }
+    if let Ok(real) = std::fs::canonicalize(alertmanager)
+        && let Some(dir) = real.parent()
+    {
+        candidates.push(dir.join("amtool"));
+    }
+    candidates.push(PathBuf::from("/usr/bin/amtool"));
+    if let Some(found) = candidates.iter().find(|p| p.is_file()) {
+        return Some(found.clone());
+    }
+    assert!(
+        std::env::var_os("SELFHEAL_REQUIRE_TOOLS").is_none(),
+        "{test}: no amtool among {candidates:?} and SELFHEAL_REQUIRE_TOOLS is set: run scripts/deps/40-alertmanager.sh"
+    );
+    eprintln!("NOTE {test}: no amtool among {candidates:?}; the config is not checked with amtool");
+    None
+}
+
+/// `amtool check-config FILE` must accept `config`.
+pub fn amtool_check(amtool: &Path, config: &Path, what: &str) {
+    let checked = Command::new(amtool)
+        .arg("check-config")
+        .arg(config)
+        .output()
+        .unwrap_or_else(|e| panic!("run {}: {e}", amtool.display()));
+    assert!(
+        checked.status.success(),
+        "amtool check-config rejects {what}:\n{}{}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
+}
+
+/// The one ```yaml block of docs/alarms.md whose first line is `marker`
+/// (tests run documented configuration as pasted). Panics if it is missing
+/// or not unique.
+pub fn documented_yaml_block(marker: &str) -> String {
+    let path = workspace_root().join("docs/alarms.md");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut blocks = Vec::new();
+    let mut rest = text.as_str();
+    while let Some(start) = rest.find("```yaml\n") {
+        let body = &rest[start + "```yaml\n".len()..];
+        let end = body
+            .find("\n```")
+            .unwrap_or_else(|| panic!("unterminated ```yaml block in {}", path.display()));
+        blocks.push(&body[..=end]);
+        rest = &body[end + "\n```".len()..];
+    }
+    let found: Vec<&str> = blocks
+        .into_iter()
+        .filter(|b| b.lines().next() == Some(marker))
+        .collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "docs/alarms.md must hold exactly one ```yaml block whose first line is {marker:?}"
+    );
+    found[0].to_owned()
+}
+
+/// POST `alerts` to Alertmanager's `/api/v2/alerts` on `port`.
+pub async fn post_alerts(port: u16, alerts: &Value) {
+    let (status, body) = http(
+        "POST",
+        &format!("http://127.0.0.1:{port}/api/v2/alerts"),
+        &[("content-type", "application/json")],
+        alerts.to_string(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+}
+
+/// The alerts Alertmanager holds, as the webhook would carry them (it
+/// computes the fingerprints), to derive the expected execution names.
+pub async fn webhook_as_sent(port: u16) -> Value {
+    let (status, body) = http(
+        "GET",
+        &format!("http://127.0.0.1:{port}/api/v2/alerts"),
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let held: Vec<Value> = serde_json::from_str(&body).unwrap();
+    let alerts: Vec<Value> = held
+        .iter()
+        .map(|a| {
+            json!({
+                "status": "firing",
+                "labels": a["labels"],
+                "annotations": a["annotations"],
+                "startsAt": a["startsAt"],
+                "endsAt": a["endsAt"],
+                "generatorURL": a["generatorURL"],
+                "fingerprint": a["fingerprint"]
+            })
+        })
+        .collect();
+    json!({
+        "receiver": "selfheal", "status": "firing", "alerts": alerts,
+        "groupLabels": {}, "commonLabels": {}, "commonAnnotations": {},
+        "externalURL": "", "version": "4", "groupKey": "", "truncatedAlerts": 0
+    })
+}
+
+/// Names and exact input JSON that ingest must start for `event`, sorted by name.
+pub fn expected_starts(
+    event: &Value,
+    defaults: &selfheal_events::Defaults,
+) -> Vec<(String, String)> {
+    let mut want: Vec<(String, String)> =
+        selfheal_events::parse_event(event.to_string().as_bytes(), defaults)
+            .unwrap()
+            .requests
+            .into_iter()
+            .map(|r| (r.execution_name, serde_json::to_string(&r.request).unwrap()))
+            .collect();
+    want.sort();
+    want
+}
+
+/// `started` (from [`executions`]) holds exactly the names of `want` (from
+/// [`expected_starts`]), each with an equal request.
+pub fn assert_same_starts(started: &[(String, String)], want: &[(String, String)]) {
+    let names = |list: &[(String, String)]| list.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+    assert_eq!(names(started), names(want));
+    for ((name, input), (_, want_input)) in started.iter().zip(want) {
+        let got: selfheal_events::RemediationRequest = serde_json::from_str(input).unwrap();
+        let wanted: selfheal_events::RemediationRequest = serde_json::from_str(want_input).unwrap();
+        assert_eq!(got, wanted, "{name}");
+    }
 }

@@ -16,11 +16,12 @@ use k8s_openapi::api::apps::v1::Deployment;
 use kube::Api;
 use secrecy::ExposeSecret;
 use selfheal_eks::{
-    ClusterEndpoint, ClusterSource, EksClients, Error, ManualClock, TokenVerifier, VerifiedToken,
-    cluster::client_from_parts, presign_token,
+    ClusterEndpoint, ClusterSource, EksClients, Error, ManualClock, cluster::client_from_parts,
+    presign_token,
 };
 use selfheal_tests::tools::{Moto, tool_or_skip};
 use selfheal_testserver::TestServer;
+use selfheal_token_verifier::{TokenVerifier, VerifiedToken};
 
 const REGION: &str = "eu-west-1";
 

@@ -14,7 +14,8 @@ use aws_credential_types::Credentials;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use secrecy::ExposeSecret;
-use selfheal_eks::{ExecCredential, TokenRejection, TokenVerifier, presign_token};
+use selfheal_eks::{ExecCredential, presign_token};
+use selfheal_token_verifier::{TokenRejection, TokenVerifier};
 
 const ACCESS_KEY: &str = "AKIAIOSFODNN7EXAMPLE";
 const SECRET_KEY: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
@@ -212,11 +213,11 @@ fn compare_with_cli(cluster: &str, region: &str, session: Option<&str>) {
     // ...and rejects the CLI's token for another cluster or after 15 minutes.
     let other = TokenVerifier::new("another-cluster").with_credentials(credentials(None));
     match other.verify(&cli.token, now) {
-        Err(selfheal_eks::Error::TokenRejected(TokenRejection::SignatureMismatch)) => {}
+        Err(TokenRejection::SignatureMismatch) => {}
         other => panic!("expected SignatureMismatch, got {other:?}"),
     }
     match verifier.verify(&cli.token, signed_at + Duration::from_secs(15 * 60 + 1)) {
-        Err(selfheal_eks::Error::TokenRejected(TokenRejection::Expired { .. })) => {}
+        Err(TokenRejection::Expired { .. }) => {}
         other => panic!("expected Expired, got {other:?}"),
     }
 }

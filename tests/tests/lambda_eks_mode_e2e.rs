@@ -27,10 +27,10 @@ mod common;
 use aws_credential_types::Credentials;
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{Api, Patch, PatchParams};
-use selfheal_eks::TokenVerifier;
 use selfheal_tests::emulator::Emulator;
 use selfheal_tests::tools::{build_workspace_bins, cargo_lambda_binary, free_port, tool_or_skip};
 use selfheal_testserver::TestServer;
+use selfheal_token_verifier::TokenVerifier;
 use serde_json::{Value, json};
 
 use common::{

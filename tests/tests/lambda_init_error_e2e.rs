@@ -21,12 +21,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_credential_types::Credentials;
-use selfheal_eks::TokenVerifier;
 use selfheal_tests::emulator::Emulator;
 use selfheal_tests::tools::{
     build_workspace_bins, cargo_lambda_binary, free_port, tool_or_skip, workspace_root,
 };
 use selfheal_testserver::TestServer;
+use selfheal_token_verifier::TokenVerifier;
 use serde_json::{Value, json};
 
 #[path = "lambda_common/mod.rs"]

@@ -35,13 +35,14 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use lambda_runtime::{Context, LambdaEvent};
 use selfheal_core::{OutcomeStatus, Policy, RolloutState};
-use selfheal_eks::{ClusterEndpoint, ClusterSource, EksClients, TokenVerifier};
+use selfheal_eks::{ClusterEndpoint, ClusterSource, EksClients};
 use selfheal_lambda::{
     Action, AppState, FunctionConfig, HandlerError, RemediationOutcome, handle_action,
     handle_verify,
 };
 use selfheal_tests::tools::{file_tool, tool_or_skip, workspace_root};
 use selfheal_testserver::{Identity, Rbac, TestServer};
+use selfheal_token_verifier::TokenVerifier;
 use serde_json::{Value, json};
 
 use reliability_common::{API_1, API_2, ENVOY, deployment_json, images};

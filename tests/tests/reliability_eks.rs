@@ -17,8 +17,9 @@ use aws_credential_types::Credentials;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use base64::Engine as _;
 use selfheal_core::{OutcomeStatus, Policy, RemediationRequest};
-use selfheal_eks::{ClusterEndpoint, ClusterSource, EksClients, ManualClock, TokenVerifier};
+use selfheal_eks::{ClusterEndpoint, ClusterSource, EksClients, ManualClock};
 use selfheal_testserver::TestServer;
+use selfheal_token_verifier::TokenVerifier;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

@@ -2,22 +2,19 @@
 //!
 //! EKS has no "get token" API: a bearer token is a presigned STS
 //! `GetCallerIdentity` URL with the cluster name among the signed headers
-//! ([`token::presign_token`]). [`verify::TokenVerifier`] performs the API
-//! server's checks (aws-iam-authenticator) so tests can prove tokens are
-//! accepted or rejected for the right reasons. [`cluster::EksClients`] turns a
-//! cluster name into a ready `kube::Client`, caching it until its token is due
-//! for refresh.
+//! ([`token::presign_token`]). [`cluster::EksClients`] turns a cluster name
+//! into a ready `kube::Client`, caching it until its token is due for refresh.
+//! The API server's side of a token (aws-iam-authenticator's checks) is test
+//! support, in `selfheal-token-verifier`.
 
 pub mod cluster;
 pub mod token;
-pub mod verify;
 
 use aws_sdk_eks::error::SdkError;
 use aws_sdk_eks::operation::describe_cluster::DescribeClusterError;
 
 pub use cluster::{Clock, ClusterEndpoint, ClusterSource, EksClients, ManualClock, SystemClock};
 pub use token::{EksToken, ExecCredential, exec_credential, presign_token};
-pub use verify::{TokenRejection, TokenVerifier, VerifiedToken};
 
 /// The `error_type` strings, shared with the kube adapter's naming
 /// (`Retryable…` / `NonRetryable…`).
@@ -100,9 +97,6 @@ pub enum Error {
         #[source]
         source: selfheal_kube::Error,
     },
-    /// A token failed verification (see [`TokenRejection`]).
-    #[error("token rejected: {0}")]
-    TokenRejected(TokenRejection),
     /// The ExecCredential could not be serialized.
     #[error("serializing ExecCredential failed: {source}")]
     Json {
@@ -133,7 +127,6 @@ impl Error {
             Error::DescribeCluster { source, .. } => describe_error_type(source),
             Error::ClusterIncomplete { .. } => RETRYABLE_AWS_ERROR,
             Error::ClusterNotConfigured { .. } => NON_RETRYABLE_CLUSTER_NOT_FOUND,
-            Error::TokenRejected(_) => NON_RETRYABLE_AUTH_CONFIG,
         }
     }
 

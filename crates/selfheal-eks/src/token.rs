@@ -36,7 +36,7 @@ pub const EXEC_CREDENTIAL_API_VERSION: &str = "client.authentication.k8s.io/v1be
 const STS_QUERY: &str = "Action=GetCallerIdentity&Version=2011-06-15";
 
 /// Characters SigV4 (and botocore) leave unescaped in query values.
-pub(crate) const AWS_QUERY_ENCODE: &AsciiSet = &NON_ALPHANUMERIC
+pub const AWS_QUERY_ENCODE: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'-')
     .remove(b'_')
     .remove(b'.')
@@ -72,7 +72,8 @@ pub fn sts_host(region: &str) -> String {
     }
 }
 
-pub(crate) fn valid_region(region: &str) -> bool {
+/// Whether `region` has the shape of an AWS region name.
+pub fn valid_region(region: &str) -> bool {
     !region.is_empty()
         && region.len() <= 64
         && region
@@ -125,8 +126,9 @@ pub fn presign_token(
 }
 
 /// Signs `GET https://{host}/?{query}` with the cluster header and returns
-/// the presigned URL. Shared with the verifier, which re-signs to compare.
-pub(crate) fn presign_url(
+/// the presigned URL. Public for the test token verifier, which re-signs a
+/// token's URL to compare signatures.
+pub fn presign_url(
     credentials: &Credentials,
     host: &str,
     region: &str,

@@ -1,10 +1,13 @@
-//! Server-side token checks, as aws-iam-authenticator's `Verify` does them
+//! Test support: the EKS token checks aws-iam-authenticator's `Verify` makes
 //! before it forwards the URL to STS (pkg/token/token.go).
 //!
 //! We cannot call STS, so instead, when the signing credentials are known
 //! (tests, the test API server), the URL is re-signed for the expected cluster
 //! and the signatures are compared. That is what binds a token to a cluster:
 //! the cluster name is only in a signed header, never in the URL itself.
+//!
+//! It lives apart from `selfheal-eks` so that no Lambda binary links it: only
+//! tests and the test API server's token hook use it.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -16,8 +19,10 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use percent_encoding::utf8_percent_encode;
 use subtle::ConstantTimeEq;
 
-use crate::token::{AWS_QUERY_ENCODE, CLUSTER_ID_HEADER, SERVER_ACCEPTS_FOR, TOKEN_PREFIX};
-use crate::{Error, Result};
+use selfheal_eks::token::{
+    AWS_QUERY_ENCODE, CLUSTER_ID_HEADER, SERVER_ACCEPTS_FOR, TOKEN_PREFIX, presign_url,
+    valid_region,
+};
 
 /// aws-iam-authenticator's `maxTokenLenBytes`.
 pub const MAX_TOKEN_LEN: usize = 4 * 1024;
@@ -147,6 +152,8 @@ impl fmt::Display for TokenRejection {
     }
 }
 
+impl std::error::Error for TokenRejection {}
+
 /// What a verified token told us.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedToken {
@@ -201,16 +208,12 @@ impl TokenVerifier {
     }
 
     /// Verifies against the system clock.
-    pub fn verify_now(&self, token: &str) -> Result<VerifiedToken> {
+    pub fn verify_now(&self, token: &str) -> Result<VerifiedToken, TokenRejection> {
         self.verify(token, SystemTime::now())
     }
 
     /// Verifies `token` as the server would at `now`.
-    pub fn verify(&self, token: &str, now: SystemTime) -> Result<VerifiedToken> {
-        self.check(token, now).map_err(Error::TokenRejected)
-    }
-
-    fn check(&self, token: &str, now: SystemTime) -> Result<VerifiedToken, TokenRejection> {
+    pub fn verify(&self, token: &str, now: SystemTime) -> Result<VerifiedToken, TokenRejection> {
         use TokenRejection::*;
         if token.len() > MAX_TOKEN_LEN {
             return Err(TooLarge { len: token.len() });
@@ -374,7 +377,7 @@ impl TokenVerifier {
             })
             .collect::<Vec<_>>()
             .join("&");
-        let url = crate::token::presign_url(
+        let url = presign_url(
             &credentials,
             host,
             region,
@@ -403,7 +406,7 @@ fn sts_host_region(host: &str) -> Option<&str> {
         .strip_suffix(".amazonaws.com.cn")
         .filter(|r| r.starts_with("cn-"))
         .or_else(|| rest.strip_suffix(".amazonaws.com"))?;
-    crate::token::valid_region(region).then_some(region)
+    valid_region(region).then_some(region)
 }
 
 /// `YYYYMMDDTHHMMSSZ` → time.
@@ -420,8 +423,8 @@ fn parse_amz_date(value: &str) -> Option<SystemTime> {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
-    use crate::token::presign_token;
     use secrecy::ExposeSecret;
+    use selfheal_eks::token::presign_token;
     use std::time::UNIX_EPOCH;
 
     fn creds() -> Credentials {
@@ -459,9 +462,9 @@ mod tests {
         .unwrap()
     }
 
-    fn rejection(result: Result<VerifiedToken>) -> TokenRejection {
+    fn rejection(result: Result<VerifiedToken, TokenRejection>) -> TokenRejection {
         match result {
-            Err(Error::TokenRejected(r)) => r,
+            Err(r) => r,
             other => panic!("expected rejection, got {other:?}"),
         }
     }
@@ -564,8 +567,6 @@ mod tests {
             rejection(verifier().verify(&huge, t0())),
             TokenRejection::TooLarge { len: huge.len() }
         );
-        let err = verifier().verify(bare, t0()).unwrap_err();
-        assert_eq!(err.error_type(), "NonRetryableAuthConfig");
     }
 
     #[test]

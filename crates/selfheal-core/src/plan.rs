@@ -3,8 +3,9 @@
 //! [`decide`] reads like kubectl's `rollback.go`: validate the object, run the
 //! guards in a fixed order (namespace, opt-in, GitOps), then the action's own
 //! rules, build the patch, and only then the cooldown: an action with nothing
-//! to write ("already paused") is `skipped` rather than refused, and a dry run
-//! inside the cooldown still previews its patch. The patch always starts
+//! to write ("already paused") is `skipped` rather than refused, a dry run
+//! inside the cooldown still previews, and any other answer inside the
+//! window is the cooldown. The patch always starts
 //! with `test /metadata/generation` (and the labels), so a write against an
 //! object whose spec, annotations or labels moved fails with 422 and the
 //! adapter re-reads and re-plans; status-only updates do not conflict.
@@ -218,13 +219,13 @@ impl<'a> Ctx<'a> {
         guards::gitops(policy, deployment, self.gitops)
     }
 
-    /// The cooldown, applied to a plan that would write: a real write is
-    /// refused; a dry run previews it (the server still validates the
-    /// patch) and says that a real run would be refused.
+    /// The cooldown, applied after planning so that "already in the wanted
+    /// state" stays `skipped` and a dry run still previews its patch (the
+    /// server validates it; the message says a real run would be refused).
+    /// A planner's own refusal inside the window reports the cooldown, as
+    /// before planning: "selfheal acted moments ago" is what a person
+    /// reading a repeated alarm's outcome needs first.
     fn cooldown(&self, decision: Decision) -> Decision {
-        let Decision::Apply(mut plan) = decision else {
-            return decision;
-        };
         let request = self.request();
         let Err(refusal) = guards::cooldown(
             self.input.policy,
@@ -233,16 +234,23 @@ impl<'a> Ctx<'a> {
             self.input.now,
             request.force,
         ) else {
-            return Decision::Apply(plan);
+            return decision;
         };
-        if plan.dry_run {
-            plan.outcome.message.push_str(&format!(
-                "; a real run would be refused by the cooldown ({})",
-                refusal.message
-            ));
-            return Decision::Apply(plan);
+        let dry_run = request.dry_run || self.input.policy.dry_run;
+        match decision {
+            Decision::Apply(mut plan) if plan.dry_run => {
+                plan.outcome.message.push_str(&format!(
+                    "; a real run would be refused by the cooldown ({})",
+                    refusal.message
+                ));
+                Decision::Apply(plan)
+            }
+            Decision::Apply(plan) => Decision::Done(plan.refuse(refusal)),
+            Decision::Done(outcome) if outcome.status == OutcomeStatus::Refused && !dry_run => {
+                self.refused(refusal)
+            }
+            done @ Decision::Done(_) => done,
         }
-        Decision::Done(plan.refuse(refusal))
     }
 
     fn outcome(&self, status: OutcomeStatus, message: String) -> RemediationOutcome {

@@ -20,7 +20,7 @@ use selfheal_core::{
 use crate::FIELD_MANAGER;
 use crate::error::{Call, Error, Result};
 use crate::events::{Reporter, build_event, post_event};
-use crate::resolve::{deployment_for_pod, pod_owner, selector_string};
+use crate::resolve::{deployment_for_pod, label_selector, pod_owner};
 
 /// Injected clock, so cooldowns and `restartedAt` are testable.
 pub type Clock = Arc<dyn Fn() -> jiff::Timestamp + Send + Sync>;
@@ -412,17 +412,17 @@ impl Remediator {
                 reason: "has no spec".into(),
                 source: None,
             })?;
-        let selector = selector_string(selector, name)?;
+        let selector = label_selector(selector, name)?;
         let api: Api<ReplicaSet> = Api::namespaced(self.client.clone(), namespace);
         let list = api
-            .list(&ListParams::default().labels(&selector))
+            .list(&ListParams::default().labels_from(&selector))
             .await
             .map_err(|e| {
                 Call {
                     verb: "list",
                     kind: "ReplicaSet",
                     namespace,
-                    name: &selector,
+                    name: &selector.to_string(),
                 }
                 .error(e)
             })?;

@@ -7,6 +7,7 @@ use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use kube::Api;
+use kube::core::{Expression, Selector};
 
 use crate::error::{Call, Error, Result};
 
@@ -110,49 +111,44 @@ pub async fn pod_owner(client: &kube::Client, namespace: &str, pod: &str) -> Res
     })
 }
 
-/// Render a LabelSelector as the `labelSelector` query string the API server
-/// parses (`k=v,k in (a,b),!k`). An empty selector would match every
-/// ReplicaSet in the namespace, so it is rejected: apps/v1 requires one.
-pub fn selector_string(selector: &LabelSelector, deployment: &str) -> Result<String> {
+/// A Deployment's `spec.selector` as the typed [`Selector`] a LIST takes
+/// (`ListParams::labels_from`). An empty selector would match every
+/// ReplicaSet in the namespace, so it is rejected: apps/v1 requires one, as
+/// it requires values for `In` and `NotIn`.
+pub fn label_selector(selector: &LabelSelector, deployment: &str) -> Result<Selector> {
     let invalid = |reason: String| Error::InvalidObject {
         kind: "Deployment",
         name: deployment.to_owned(),
         reason,
         source: None,
     };
-    let mut parts = Vec::new();
-    for (k, v) in selector.match_labels.iter().flatten() {
-        parts.push(format!("{k}={v}"));
-    }
+    let mut parsed: Selector = selector
+        .match_labels
+        .clone()
+        .into_iter()
+        .flatten()
+        .collect();
     for expr in selector.match_expressions.iter().flatten() {
-        let values = expr.values.as_deref().unwrap_or_default();
-        let mut sorted = values.to_vec();
-        sorted.sort();
-        let list = sorted.join(",");
-        let part = match expr.operator.as_str() {
-            "In" | "NotIn" if values.is_empty() => {
-                return Err(invalid(format!(
-                    "selector expression on {} uses {} with no values",
-                    expr.key, expr.operator
-                )));
-            }
-            "In" => format!("{} in ({list})", expr.key),
-            "NotIn" => format!("{} notin ({list})", expr.key),
-            "Exists" => expr.key.clone(),
-            "DoesNotExist" => format!("!{}", expr.key),
-            other => {
-                return Err(invalid(format!(
-                    "selector expression on {} has unknown operator {other:?}",
-                    expr.key
-                )));
-            }
-        };
-        parts.push(part);
+        let no_values = expr.values.as_deref().unwrap_or_default().is_empty();
+        if matches!(expr.operator.as_str(), "In" | "NotIn") && no_values {
+            return Err(invalid(format!(
+                "selector expression on {} uses {} with no values",
+                expr.key, expr.operator
+            )));
+        }
+        // With values checked above, an unknown operator is all kube refuses.
+        let parsed_expr = Expression::try_from(expr.clone()).map_err(|_| {
+            invalid(format!(
+                "selector expression on {} has unknown operator {:?}",
+                expr.key, expr.operator
+            ))
+        })?;
+        parsed.extend(parsed_expr);
     }
-    if parts.is_empty() {
+    if parsed.selects_all() {
         return Err(invalid("spec.selector is empty".into()));
     }
-    Ok(parts.join(","))
+    Ok(parsed)
 }
 
 #[cfg(test)]
@@ -178,7 +174,10 @@ mod tests {
             match_labels: Some(BTreeMap::from([("app".into(), "checkout".into())])),
             match_expressions: None,
         };
-        assert_eq!(selector_string(&sel, "checkout").unwrap(), "app=checkout");
+        assert_eq!(
+            label_selector(&sel, "checkout").unwrap().to_string(),
+            "app=checkout"
+        );
     }
 
     #[test]
@@ -196,7 +195,7 @@ mod tests {
             ]),
         };
         assert_eq!(
-            selector_string(&sel, "checkout").unwrap(),
+            label_selector(&sel, "checkout").unwrap().to_string(),
             "app=checkout,tier=web,env in (canary,prod),track notin (legacy),owner,!deprecated"
         );
     }
@@ -204,7 +203,7 @@ mod tests {
     #[test]
     fn empty_or_malformed_selectors_are_typed_errors() {
         let empty = LabelSelector::default();
-        let e = selector_string(&empty, "checkout").unwrap_err();
+        let e = label_selector(&empty, "checkout").unwrap_err();
         assert_eq!(e.error_type(), "NonRetryableInvalidObject");
 
         let bad = LabelSelector {
@@ -212,7 +211,7 @@ mod tests {
             match_expressions: Some(vec![req("env", "Near", &["x"])]),
         };
         assert!(
-            selector_string(&bad, "checkout")
+            label_selector(&bad, "checkout")
                 .unwrap_err()
                 .to_string()
                 .contains("Near")
@@ -222,7 +221,7 @@ mod tests {
             match_labels: None,
             match_expressions: Some(vec![req("env", "In", &[])]),
         };
-        assert!(selector_string(&no_values, "checkout").is_err());
+        assert!(label_selector(&no_values, "checkout").is_err());
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! file and unit tests.
 
 pub mod error;
+pub mod evidence;
 pub mod guards;
 pub mod history;
 pub mod model;

@@ -1,0 +1,572 @@
+//! Which container is failing, from the pods' own statuses.
+//!
+//! A release often bumps two images at once (the app and its sidecar, the
+//! app and a migration init container) and the alarm rarely knows which one
+//! broke. The kubelet does: the current revision's pods report a container
+//! in `CrashLoopBackOff`, unable to pull its image, unable to start for want
+//! of a ConfigMap or Secret, exiting non-zero over and over, or not ready
+//! while its neighbours are. This module turns those statuses into one
+//! verdict per container of the Deployment's template; the half-brick
+//! planner uses it to choose what to roll back.
+//!
+//! Only pods of the current revision speak: a container that failed on an
+//! older revision's pods says nothing about its new image.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::core::v1::{ContainerStatus, Pod, PodTemplateSpec};
+use serde::{Deserialize, Serialize};
+
+use crate::history::{self, History};
+use crate::keys;
+
+/// Waiting reasons that mean the container cannot run as deployed.
+pub const FAILING_WAITING_REASONS: [&str; 7] = [
+    "CrashLoopBackOff",
+    "ImagePullBackOff",
+    "ErrImagePull",
+    "CreateContainerConfigError",
+    "CreateContainerError",
+    "InvalidImageName",
+    "RunContainerError",
+];
+
+/// Reason reported for a running container that is not ready while another
+/// container of the same pod is.
+pub const NOT_READY: &str = "NotReady";
+
+/// One container's verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Verdict {
+    /// At least one pod of the current revision shows it failing.
+    Failing,
+    /// Every pod of the current revision that reports it shows it fine.
+    Healthy,
+    /// No pod of the current revision reports a status for it yet.
+    Unknown,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Failing => "failing",
+            Verdict::Healthy => "healthy",
+            Verdict::Unknown => "unknown",
+        }
+    }
+}
+
+/// What the current revision's pods say about one container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerEvidence {
+    pub container: String,
+    /// An init container (`initContainerStatuses`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub init: bool,
+    pub verdict: Verdict,
+    /// The failing reason seen on most affected pods (a waiting reason,
+    /// `Error`/`OOMKilled`-style termination reason, or `NotReady`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Pods of the current revision where this container is failing.
+    pub pods_affected: u32,
+    /// Pods of the current revision that report a status for it.
+    pub pods_seen: u32,
+    /// Sum of `restartCount` over those pods.
+    pub restarts: i64,
+    /// The last non-zero exit code seen (`lastState` or `state`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// The waiting message the kubelet gave (`Back-off pulling image ...`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+impl ContainerEvidence {
+    pub fn is_failing(&self) -> bool {
+        self.verdict == Verdict::Failing
+    }
+
+    /// `api: CrashLoopBackOff on 2/2 new pods, 7 restarts`, `envoy: healthy`.
+    pub fn describe(&self) -> String {
+        match self.verdict {
+            Verdict::Failing => {
+                let reason = self.reason.as_deref().unwrap_or("failing");
+                let mut text = format!(
+                    "{}: {reason} on {}/{} new pods",
+                    self.container, self.pods_affected, self.pods_seen
+                );
+                if self.restarts > 0 {
+                    let s = if self.restarts == 1 { "" } else { "s" };
+                    text.push_str(&format!(", {} restart{s}", self.restarts));
+                }
+                if let Some(code) = self.exit_code {
+                    text.push_str(&format!(", exit code {code}"));
+                }
+                text
+            }
+            verdict => format!("{}: {}", self.container, verdict.as_str()),
+        }
+    }
+}
+
+/// Every container's description joined with `; `, for messages, Events and
+/// notifications.
+pub fn summary(evidence: &[ContainerEvidence]) -> String {
+    evidence
+        .iter()
+        .map(ContainerEvidence::describe)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// The `pod-template-hash` of the Deployment's current revision: its newest
+/// ReplicaSet, provided that ReplicaSet runs the Deployment's template (when
+/// the template is ahead of every ReplicaSet, no pod runs it yet and `None`
+/// is returned). The adapter adds it to its pod LIST's label selector.
+pub fn current_revision_hash<'a>(
+    deployment: &Deployment,
+    replica_sets: &'a [ReplicaSet],
+) -> Option<&'a str> {
+    let template = &deployment.spec.as_ref()?.template;
+    let latest = *History::of(deployment, replica_sets).latest()?;
+    let runs_template = latest
+        .template()
+        .is_some_and(|t| history::equal_ignoring_hash(t, template));
+    if !runs_template {
+        return None;
+    }
+    latest
+        .replica_set
+        .metadata
+        .labels
+        .as_ref()?
+        .get(keys::POD_TEMPLATE_HASH)
+        .map(String::as_str)
+        .filter(|h| !h.is_empty())
+}
+
+/// The evidence for every container (init containers first, as the pod runs
+/// them) of the Deployment's template, from the pods of its current revision.
+///
+/// Empty when `pods` is empty: the adapter did not list them (a request that
+/// names its container, or an offline snapshot without pods). When pods were
+/// listed but none is on the current revision, every container is `unknown`.
+pub fn of(
+    deployment: &Deployment,
+    replica_sets: &[ReplicaSet],
+    pods: &[Pod],
+) -> Vec<ContainerEvidence> {
+    if pods.is_empty() {
+        return Vec::new();
+    }
+    let Some(template) = deployment.spec.as_ref().map(|s| &s.template) else {
+        return Vec::new();
+    };
+    let hash = current_revision_hash(deployment, replica_sets);
+    let namespace = deployment.metadata.namespace.as_deref();
+    let current: Vec<&Pod> = pods
+        .iter()
+        .filter(|p| match (namespace, p.metadata.namespace.as_deref()) {
+            (Some(a), Some(b)) => a == b,
+            _ => true,
+        })
+        .filter(|p| hash.is_some() && pod_hash(p) == hash)
+        .collect();
+    from_pods(template, &current)
+}
+
+fn pod_hash(pod: &Pod) -> Option<&str> {
+    pod.metadata
+        .labels
+        .as_ref()?
+        .get(keys::POD_TEMPLATE_HASH)
+        .map(String::as_str)
+}
+
+/// The evidence for `template`'s containers from pods already known to run it.
+pub fn from_pods(template: &PodTemplateSpec, pods: &[&Pod]) -> Vec<ContainerEvidence> {
+    let Some(spec) = template.spec.as_ref() else {
+        return Vec::new();
+    };
+    let init = spec.init_containers.iter().flatten().map(|c| (c, true));
+    let regular = spec.containers.iter().map(|c| (c, false));
+    init.chain(regular)
+        .map(|(c, is_init)| container_evidence(&c.name, is_init, pods))
+        .collect()
+}
+
+/// One pod's reading of one container.
+struct Reading<'a> {
+    failing: Option<&'a str>,
+    restarts: i64,
+    exit_code: Option<i32>,
+    message: Option<&'a str>,
+}
+
+fn container_evidence(name: &str, init: bool, pods: &[&Pod]) -> ContainerEvidence {
+    let mut evidence = ContainerEvidence {
+        container: name.to_owned(),
+        init,
+        verdict: Verdict::Unknown,
+        reason: None,
+        pods_affected: 0,
+        pods_seen: 0,
+        restarts: 0,
+        exit_code: None,
+        message: None,
+    };
+    // Reason counts in a BTreeMap so that ties resolve by name, never by the
+    // LIST order.
+    let mut reasons: BTreeMap<&str, u32> = BTreeMap::new();
+    for pod in pods {
+        let Some(status) = pod.status.as_ref() else {
+            continue;
+        };
+        let (own, siblings) = if init {
+            (status.init_container_statuses.as_deref(), None)
+        } else {
+            (
+                status.container_statuses.as_deref(),
+                status.container_statuses.as_deref(),
+            )
+        };
+        let Some(found) = own.unwrap_or_default().iter().find(|s| s.name == name) else {
+            continue;
+        };
+        let reading = read(found, init, siblings.unwrap_or_default());
+        evidence.pods_seen += 1;
+        evidence.restarts = evidence.restarts.saturating_add(reading.restarts.max(0));
+        if reading.exit_code.is_some() {
+            evidence.exit_code = reading.exit_code;
+        }
+        if let Some(reason) = reading.failing {
+            evidence.pods_affected += 1;
+            *reasons.entry(reason).or_default() += 1;
+            if evidence.message.is_none() {
+                evidence.message = reading.message.map(str::to_owned);
+            }
+        }
+    }
+    evidence.verdict = if evidence.pods_affected > 0 {
+        Verdict::Failing
+    } else if evidence.pods_seen > 0 {
+        Verdict::Healthy
+    } else {
+        Verdict::Unknown
+    };
+    let mut most: Option<(&str, u32)> = None;
+    for (reason, count) in reasons {
+        if most.is_none_or(|(_, best)| count > best) {
+            most = Some((reason, count));
+        }
+    }
+    evidence.reason = most.map(|(r, _)| r.to_owned());
+    if !evidence.is_failing() {
+        evidence.exit_code = None;
+    }
+    evidence
+}
+
+/// The rules, in order: a failing waiting reason; a non-zero exit with
+/// restarts (the container keeps dying even between back-offs); for a
+/// regular container, running but not ready while a sibling is ready.
+fn read<'a>(status: &'a ContainerStatus, init: bool, siblings: &[ContainerStatus]) -> Reading<'a> {
+    let state = status.state.as_ref();
+    let waiting = state.and_then(|s| s.waiting.as_ref());
+    let terminated = state.and_then(|s| s.terminated.as_ref());
+    let last = status
+        .last_state
+        .as_ref()
+        .and_then(|s| s.terminated.as_ref());
+    let nonzero = terminated
+        .filter(|t| t.exit_code != 0)
+        .or(last.filter(|t| t.exit_code != 0));
+    let mut reading = Reading {
+        failing: None,
+        restarts: i64::from(status.restart_count),
+        exit_code: nonzero.map(|t| t.exit_code),
+        message: waiting.and_then(|w| w.message.as_deref()),
+    };
+    if let Some(reason) = waiting
+        .and_then(|w| w.reason.as_deref())
+        .filter(|r| FAILING_WAITING_REASONS.contains(r))
+    {
+        reading.failing = Some(reason);
+    } else if let Some(t) = nonzero.filter(|_| status.restart_count > 0) {
+        reading.failing = Some(t.reason.as_deref().unwrap_or("Error"));
+    } else if !init
+        && state.is_some_and(|s| s.running.is_some())
+        && !status.ready
+        && siblings.iter().any(|s| s.name != status.name && s.ready)
+    {
+        reading.failing = Some(NOT_READY);
+    }
+    reading
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::testutil::Scenario;
+
+    const API1: &str = "registry.example/shop/api:1.0.0";
+    const API2: &str = "registry.example/shop/api:1.1.0";
+    const ENVOY1: &str = "registry.example/envoy:1.27";
+    const ENVOY2: &str = "registry.example/envoy:1.28";
+
+    fn scenario() -> Scenario {
+        Scenario::new(&[
+            &[("api", API1), ("envoy", ENVOY1)],
+            &[("api", API2), ("envoy", ENVOY2)],
+        ])
+    }
+
+    fn running(name: &str, ready: bool) -> Value {
+        json!({"name": name, "image": "x", "imageID": "", "ready": ready, "restartCount": 0,
+               "started": true, "state": {"running": {"startedAt": "2026-11-26T19:50:00Z"}}})
+    }
+
+    fn waiting(name: &str, reason: &str, restarts: i32) -> Value {
+        json!({"name": name, "image": "x", "imageID": "", "ready": false, "restartCount": restarts,
+               "started": false,
+               "state": {"waiting": {"reason": reason, "message": format!("{reason} for {name}")}}})
+    }
+
+    /// A pod of `revision` with these container (and init container) statuses.
+    fn pod(revision: i64, n: usize, statuses: Vec<Value>, init: Vec<Value>) -> Value {
+        let hash = format!("hash{revision}");
+        json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": format!("checkout-{hash}-{n}"), "namespace": "shop",
+                "labels": {"app": "checkout", "pod-template-hash": hash},
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                    "name": format!("checkout-{hash}"), "uid": format!("rs-uid-{revision}"), "controller": true}]},
+            "spec": {"containers": [{"name": "api", "image": "x"}, {"name": "envoy", "image": "y"}]},
+            "status": {"phase": "Running", "containerStatuses": statuses, "initContainerStatuses": init}
+        })
+    }
+
+    fn evidence_of(s: &Scenario, pods: &[Value]) -> Vec<ContainerEvidence> {
+        let pods: Vec<Pod> = pods
+            .iter()
+            .map(|p| serde_json::from_value(p.clone()).unwrap())
+            .collect();
+        of(&s.deployment(), &s.replica_sets(), &pods)
+    }
+
+    fn get<'a>(e: &'a [ContainerEvidence], name: &str) -> &'a ContainerEvidence {
+        e.iter().find(|c| c.container == name).unwrap()
+    }
+
+    #[test]
+    fn each_failing_waiting_reason_marks_the_container_failing() {
+        for reason in [
+            "CrashLoopBackOff",
+            "ImagePullBackOff",
+            "ErrImagePull",
+            "CreateContainerConfigError",
+        ] {
+            let pods = [
+                pod(
+                    2,
+                    0,
+                    vec![waiting("api", reason, 3), running("envoy", true)],
+                    vec![],
+                ),
+                pod(
+                    2,
+                    1,
+                    vec![waiting("api", reason, 4), running("envoy", true)],
+                    vec![],
+                ),
+            ];
+            let e = evidence_of(&scenario(), &pods);
+            let api = get(&e, "api");
+            assert_eq!(api.verdict, Verdict::Failing, "{reason}");
+            assert_eq!(api.reason.as_deref(), Some(reason));
+            assert_eq!((api.pods_affected, api.pods_seen, api.restarts), (2, 2, 7));
+            assert_eq!(
+                api.message.as_deref(),
+                Some(format!("{reason} for api").as_str())
+            );
+            assert_eq!(get(&e, "envoy").verdict, Verdict::Healthy);
+            assert_eq!(
+                summary(&e),
+                format!("api: {reason} on 2/2 new pods, 7 restarts; envoy: healthy")
+            );
+        }
+    }
+
+    #[test]
+    fn a_waiting_reason_of_a_normal_start_is_not_failing() {
+        let pods = [pod(
+            2,
+            0,
+            vec![
+                waiting("api", "ContainerCreating", 0),
+                running("envoy", true),
+            ],
+            vec![],
+        )];
+        let e = evidence_of(&scenario(), &pods);
+        assert_eq!(get(&e, "api").verdict, Verdict::Healthy);
+    }
+
+    #[test]
+    fn non_zero_exits_with_restarts_are_failing_and_report_the_exit_code() {
+        let mut api = running("api", false);
+        api["restartCount"] = json!(5);
+        api["lastState"] = json!({"terminated": {"exitCode": 137, "reason": "OOMKilled"}});
+        let pods = [pod(2, 0, vec![api, running("envoy", false)], vec![])];
+        let e = evidence_of(&scenario(), &pods);
+        let api = get(&e, "api");
+        assert_eq!(api.verdict, Verdict::Failing);
+        assert_eq!(api.reason.as_deref(), Some("OOMKilled"));
+        assert_eq!((api.restarts, api.exit_code), (5, Some(137)));
+        assert_eq!(
+            api.describe(),
+            "api: OOMKilled on 1/1 new pods, 5 restarts, exit code 137"
+        );
+
+        // A clean exit, or a crash without any restart yet, is not evidence.
+        let mut clean = running("api", true);
+        clean["restartCount"] = json!(2);
+        clean["lastState"] = json!({"terminated": {"exitCode": 0, "reason": "Completed"}});
+        let mut once = running("api", true);
+        once["lastState"] = json!({"terminated": {"exitCode": 1, "reason": "Error"}});
+        for status in [clean, once] {
+            let e = evidence_of(
+                &scenario(),
+                &[pod(2, 0, vec![status, running("envoy", true)], vec![])],
+            );
+            assert_eq!(get(&e, "api").verdict, Verdict::Healthy);
+        }
+    }
+
+    #[test]
+    fn not_ready_among_ready_siblings_is_failing_but_all_not_ready_is_not() {
+        let pods = [
+            pod(
+                2,
+                0,
+                vec![running("api", true), running("envoy", false)],
+                vec![],
+            ),
+            pod(
+                2,
+                1,
+                vec![running("api", true), running("envoy", true)],
+                vec![],
+            ),
+        ];
+        let e = evidence_of(&scenario(), &pods);
+        let envoy = get(&e, "envoy");
+        assert_eq!(envoy.verdict, Verdict::Failing);
+        assert_eq!(envoy.reason.as_deref(), Some(NOT_READY));
+        assert_eq!((envoy.pods_affected, envoy.pods_seen), (1, 2));
+        assert_eq!(get(&e, "api").verdict, Verdict::Healthy);
+
+        let starting = [pod(
+            2,
+            0,
+            vec![running("api", false), running("envoy", false)],
+            vec![],
+        )];
+        let e = evidence_of(&scenario(), &starting);
+        assert!(e.iter().all(|c| c.verdict == Verdict::Healthy), "{e:?}");
+    }
+
+    #[test]
+    fn init_containers_count_from_init_container_statuses() {
+        let mut s = scenario();
+        let migrate = json!([{"name": "migrate", "image": "registry.example/shop/migrate:2"}]);
+        s.deployment["spec"]["template"]["spec"]["initContainers"] = migrate.clone();
+        s.replica_sets[1]["spec"]["template"]["spec"]["initContainers"] = migrate;
+        let mut failed = waiting("migrate", "CrashLoopBackOff", 6);
+        failed["lastState"] = json!({"terminated": {"exitCode": 2, "reason": "Error"}});
+        let pods = [pod(
+            2,
+            0,
+            vec![
+                waiting("api", "PodInitializing", 0),
+                waiting("envoy", "PodInitializing", 0),
+            ],
+            vec![failed],
+        )];
+        let e = evidence_of(&s, &pods);
+        assert_eq!(e[0].container, "migrate", "init containers come first");
+        assert!(e[0].init);
+        assert_eq!(e[0].verdict, Verdict::Failing);
+        assert_eq!(e[0].reason.as_deref(), Some("CrashLoopBackOff"));
+        assert_eq!((e[0].restarts, e[0].exit_code), (6, Some(2)));
+        assert_eq!(get(&e, "api").verdict, Verdict::Healthy);
+        let json = serde_json::to_value(&e[0]).unwrap();
+        assert_eq!(json["init"], true);
+        assert_eq!(json["podsAffected"], 1);
+    }
+
+    #[test]
+    fn pods_of_an_older_revision_are_ignored() {
+        let pods = [
+            pod(
+                1,
+                0,
+                vec![
+                    waiting("api", "CrashLoopBackOff", 9),
+                    running("envoy", true),
+                ],
+                vec![],
+            ),
+            pod(
+                2,
+                0,
+                vec![
+                    running("api", true),
+                    waiting("envoy", "ImagePullBackOff", 0),
+                ],
+                vec![],
+            ),
+        ];
+        let e = evidence_of(&scenario(), &pods);
+        assert_eq!(get(&e, "api").verdict, Verdict::Healthy);
+        assert_eq!(get(&e, "api").restarts, 0);
+        assert_eq!(get(&e, "envoy").verdict, Verdict::Failing);
+
+        let only_old = [pods[0].clone()];
+        let e = evidence_of(&scenario(), &only_old);
+        assert_eq!(e.len(), 2);
+        assert!(e.iter().all(|c| c.verdict == Verdict::Unknown), "{e:?}");
+        assert_eq!(summary(&e), "api: unknown; envoy: unknown");
+    }
+
+    #[test]
+    fn a_template_ahead_of_its_replica_sets_has_no_current_pods() {
+        let mut s = scenario();
+        s.deployment["spec"]["template"]["spec"]["containers"][0]["image"] = json!("api:9");
+        let pods = [pod(
+            2,
+            0,
+            vec![waiting("api", "CrashLoopBackOff", 9)],
+            vec![],
+        )];
+        let e = evidence_of(&s, &pods);
+        assert!(e.iter().all(|c| c.verdict == Verdict::Unknown), "{e:?}");
+    }
+
+    #[test]
+    fn no_pods_is_empty_evidence_and_a_pod_without_status_is_unknown() {
+        assert!(evidence_of(&scenario(), &[]).is_empty());
+        let mut bare = pod(2, 0, vec![], vec![]);
+        bare.as_object_mut().unwrap().remove("status");
+        let e = evidence_of(&scenario(), &[bare]);
+        assert_eq!(get(&e, "api").verdict, Verdict::Unknown);
+        assert_eq!(get(&e, "api").pods_seen, 0);
+    }
+}

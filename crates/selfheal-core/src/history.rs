@@ -171,17 +171,55 @@ fn strip_hash(meta: &mut ObjectMeta) {
     }
 }
 
-/// `(name, image)` of every regular container, in template order. Init
-/// containers are not included: selfheal never rolls them back.
-pub fn container_images(template: &PodTemplateSpec) -> impl Iterator<Item = (&str, &str)> {
-    template
-        .spec
-        .iter()
-        .flat_map(|s| s.containers.iter())
-        .map(|c| (c.name.as_str(), c.image.as_deref().unwrap_or_default()))
+/// Which list of the pod spec a container is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ContainerList {
+    /// `spec.initContainers`.
+    Init,
+    /// `spec.containers`.
+    Regular,
 }
 
-/// Image of the regular container `name`.
+impl ContainerList {
+    /// The pod spec's field name, as it appears in a JSON Patch path.
+    pub fn field(self) -> &'static str {
+        match self {
+            ContainerList::Init => "initContainers",
+            ContainerList::Regular => "containers",
+        }
+    }
+}
+
+/// `(list, index in that list, name, image)` of every init container, then
+/// every regular container, in template order. Container names are unique
+/// across both lists (API validation), so a name alone finds one.
+pub fn containers(
+    template: &PodTemplateSpec,
+) -> impl Iterator<Item = (ContainerList, usize, &str, Option<&str>)> {
+    template.spec.iter().flat_map(|s| {
+        let init = s
+            .init_containers
+            .iter()
+            .flatten()
+            .enumerate()
+            .map(|(i, c)| (ContainerList::Init, i, c));
+        let regular = s
+            .containers
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (ContainerList::Regular, i, c));
+        init.chain(regular)
+            .map(|(list, i, c)| (list, i, c.name.as_str(), c.image.as_deref()))
+    })
+}
+
+/// `(name, image)` of every init container, then every regular container, in
+/// template order: the half-brick rollback reverts either kind.
+pub fn container_images(template: &PodTemplateSpec) -> impl Iterator<Item = (&str, &str)> {
+    containers(template).map(|(_, _, name, image)| (name, image.unwrap_or_default()))
+}
+
+/// Image of the container or init container `name`.
 pub fn image_of<'t>(template: &'t PodTemplateSpec, name: &str) -> Option<&'t str> {
     container_images(template)
         .find(|(n, _)| *n == name)

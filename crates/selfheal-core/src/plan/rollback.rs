@@ -1,9 +1,9 @@
 //! Rollback planners (docs/kubectl-semantics.md §2, §3): half-brick (one
 //! container's image) and template scope (`kubectl rollout undo` parity).
 //!
-//! Init containers are out of scope for both image diffs and half-brick
-//! writes: only `spec.template.spec.containers` is considered. A template
-//! rollback still restores init containers, because it restores everything.
+//! Init containers are handled exactly like regular containers: a release
+//! that bumps a migration init container alongside the app is diffed and
+//! reverted per container, under `spec.template.spec.initContainers`.
 
 use std::collections::BTreeMap;
 
@@ -13,7 +13,7 @@ use serde_json::Value;
 use super::patch::{ptr, to_value};
 use super::{Ctx, Decision, OutcomeStatus};
 use crate::guards::{self, Refusal};
-use crate::history::{self, History, Revision};
+use crate::history::{self, ContainerList, History, Revision};
 use crate::{Change, Error, Guard, RevisionInfo, keys};
 
 /// kubectl's `annotationsToSkip`: the Deployment keeps its own values of these
@@ -69,6 +69,7 @@ fn same_workload(a: &PodTemplateSpec, b: &PodTemplateSpec) -> bool {
 /// One offending container and where it goes back to.
 #[derive(Debug)]
 struct Revert<'a> {
+    list: ContainerList,
     index: usize,
     name: &'a str,
     from: &'a str,
@@ -87,21 +88,12 @@ struct Revert<'a> {
 /// skipped for it (adding or removing containers needs `scope: template`).
 pub(super) fn half_brick(ctx: &Ctx<'_>) -> Result<Decision, Error> {
     let current = ctx.template;
-    let containers = current
-        .spec
-        .as_ref()
-        .map(|s| s.containers.as_slice())
-        .unwrap_or_default();
-    let mut images = Vec::with_capacity(containers.len());
-    for (index, c) in containers.iter().enumerate() {
-        let image = c
-            .image
-            .as_deref()
-            .filter(|i| !i.is_empty())
-            .ok_or_else(|| {
-                Error::deployment(format!("{}: container {:?} has no image", ctx.who, c.name))
-            })?;
-        images.push((index, c.name.as_str(), image));
+    let mut images = Vec::new();
+    for (list, index, name, image) in history::containers(current) {
+        let image = image.filter(|i| !i.is_empty()).ok_or_else(|| {
+            Error::deployment(format!("{}: container {name:?} has no image", ctx.who))
+        })?;
+        images.push(((list, index), name, image));
     }
 
     let wanted = ctx.request().target.container.as_deref();
@@ -134,7 +126,7 @@ pub(super) fn half_brick(ctx: &Ctx<'_>) -> Result<Decision, Error> {
         )));
     };
 
-    let offending: Vec<(usize, &str, &str)> = match wanted {
+    let offending: Vec<((ContainerList, usize), &str, &str)> = match wanted {
         Some(wanted) => images
             .iter()
             .copied()
@@ -175,7 +167,7 @@ pub(super) fn half_brick(ctx: &Ctx<'_>) -> Result<Decision, Error> {
         )));
     }
     let mut reverts = Vec::with_capacity(offending.len());
-    for (index, name, from) in offending {
+    for ((list, index), name, from) in offending {
         let known_bad = bad.get(name).map(Vec::as_slice).unwrap_or_default();
         let to = older.iter().find_map(|r| {
             r.image(name)
@@ -191,6 +183,7 @@ pub(super) fn half_brick(ctx: &Ctx<'_>) -> Result<Decision, Error> {
             )));
         };
         reverts.push(Revert {
+            list,
             index,
             name,
             from,
@@ -206,7 +199,7 @@ pub(super) fn half_brick(ctx: &Ctx<'_>) -> Result<Decision, Error> {
     let mut patch = ctx.patch()?;
     for r in &reverts {
         let index = r.index.to_string();
-        let container = ["spec", "template", "spec", "containers", index.as_str()];
+        let container = ["spec", "template", "spec", r.list.field(), index.as_str()];
         patch.test(
             ptr(container.iter().copied().chain(["name"])),
             Value::from(r.name),

@@ -286,6 +286,84 @@ fn sidecar_only_change_reverts_only_the_sidecar() {
     );
 }
 
+const MIGRATE1: &str = "registry.example/shop/migrate:1.0.0";
+const MIGRATE2: &str = "registry.example/shop/migrate:1.1.0";
+
+/// Give revision `i` (1-based, 0 = the Deployment) an init container `migrate`.
+fn with_init(scenario: &mut Scenario, revision: usize, image: &str) {
+    let init = json!([{"name": "migrate", "image": image, "command": ["/migrate", "up"]}]);
+    if revision == 0 {
+        scenario.deployment["spec"]["template"]["spec"]["initContainers"] = init;
+    } else {
+        scenario.replica_sets[revision - 1]["spec"]["template"]["spec"]["initContainers"] = init;
+    }
+}
+
+/// Two revisions: api 1 → 2, envoy unchanged, migrate init container 1 → 2.
+fn app_and_migration() -> Scenario {
+    let mut scenario = Scenario::new(&[
+        &[("api", API1), ("envoy", ENVOY1)],
+        &[("api", API2), ("envoy", ENVOY1)],
+    ]);
+    with_init(&mut scenario, 1, MIGRATE1);
+    with_init(&mut scenario, 2, MIGRATE2);
+    with_init(&mut scenario, 0, MIGRATE2);
+    scenario
+}
+
+#[test]
+fn init_container_images_are_reverted_like_containers() {
+    let scenario = app_and_migration();
+    let plan = applied(scenario.decide(&rollback(), &policy()));
+    assert_eq!(
+        plan.outcome.changes,
+        vec![
+            Change {
+                container: "migrate".into(),
+                from: MIGRATE2.into(),
+                to: MIGRATE1.into()
+            },
+            Change {
+                container: "api".into(),
+                from: API2.into(),
+                to: API1.into()
+            },
+        ]
+    );
+    let ops = ops(&plan);
+    assert_eq!(
+        ops[0],
+        json!({"op": "test", "path": "/spec/template/spec/initContainers/0/name", "value": "migrate"})
+    );
+    assert_eq!(
+        ops[1],
+        json!({"op": "test", "path": "/spec/template/spec/initContainers/0/image", "value": MIGRATE2})
+    );
+    assert_eq!(
+        ops[2],
+        json!({"op": "replace", "path": "/spec/template/spec/initContainers/0/image", "value": MIGRATE1})
+    );
+    let after = scenario.apply(&plan);
+    let mut expected = scenario.deployment.clone();
+    expected["spec"]["template"]["spec"]["initContainers"][0]["image"] = json!(MIGRATE1);
+    expected["spec"]["template"]["spec"]["containers"][0]["image"] = json!(API1);
+    expect_annotations(&mut expected, &plan);
+    assert_eq!(after, expected);
+
+    let only_migrate = request(json!({"action": "rollback",
+        "target": {"namespace": "shop", "deployment": "checkout", "container": "migrate"}}));
+    let plan = applied(scenario.decide(&only_migrate, &policy()));
+    let after = scenario.apply(&plan);
+    assert_eq!(
+        after["spec"]["template"]["spec"]["initContainers"][0]["image"],
+        MIGRATE1
+    );
+    assert_eq!(
+        after["spec"]["template"]["spec"]["containers"][0]["image"],
+        API2
+    );
+}
+
 #[test]
 fn config_only_change_is_refused_no_image_change() {
     let mut scenario = Scenario::new(&[&[("api", API1)], &[("api", API1)]]);

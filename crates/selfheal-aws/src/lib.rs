@@ -27,6 +27,7 @@ use aws_config::{BehaviorVersion, ConfigLoader};
 /// dependency of their own.
 pub use aws_config::SdkConfig;
 
+pub mod retry;
 pub mod switch;
 
 pub use switch::{OffSwitch, SwitchConfig, SwitchState, SwitchedOff};

@@ -7,7 +7,7 @@ pub enum Error {
     #[error("snapshot is not valid YAML: {source}")]
     Yaml {
         #[source]
-        source: serde_yaml::Error,
+        source: serde_saphyr::Error,
     },
     #[error("snapshot is not valid JSON: {source}")]
     Json {
@@ -63,6 +63,6 @@ pub enum Error {
     #[error("cannot render snapshot as YAML: {source}")]
     RenderYaml {
         #[source]
-        source: serde_yaml::Error,
+        source: serde_saphyr::SerializeError,
     },
 }

@@ -19,13 +19,22 @@ pub use error::Error;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 use selfheal_core::{
     Decision, OutcomeStatus, PlanInput, Policy, RemediationOutcome, RemediationRequest,
     RolloutStatus, decide, plan::needs_replica_sets, pod::check_pod_target, rollout_status,
 };
+
+/// YAML 1.2 core-schema scalars, as kubectl's output means them: an
+/// unquoted `on`, `yes`, `012` or `1_000` is a string, not a bool or number.
+fn yaml_options() -> serde_saphyr::Options {
+    serde_saphyr::options! {
+        strict_booleans: true,
+        leading_zero_numbers_as_strings: true,
+        underscored_numbers_as_strings: true,
+    }
+}
 
 /// How the snapshot was written; it is written back the same way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,13 +59,9 @@ impl Snapshot {
             let doc: Value = serde_json::from_str(text).map_err(|source| Error::Json { source })?;
             (Format::Json, vec![doc])
         } else {
-            let mut docs = Vec::new();
-            for de in serde_yaml::Deserializer::from_str(text) {
-                let doc = Value::deserialize(de).map_err(|source| Error::Yaml { source })?;
-                if !doc.is_null() {
-                    docs.push(doc);
-                }
-            }
+            let docs: Vec<Value> = serde_saphyr::from_multiple_with_options(text, yaml_options())
+                .map_err(|source| Error::Yaml { source })?;
+            let docs = docs.into_iter().filter(|d| !d.is_null()).collect();
             (Format::Yaml, docs)
         };
         let mut objects = Vec::new();
@@ -94,7 +99,7 @@ impl Snapshot {
                 })
                 .map_err(|source| Error::RenderJson { source }),
             Format::Yaml => {
-                serde_yaml::to_string(&list).map_err(|source| Error::RenderYaml { source })
+                serde_saphyr::to_string(&list).map_err(|source| Error::RenderYaml { source })
             }
         }
     }
@@ -421,8 +426,8 @@ mod tests {
         other_owner["kind"] = json!("ReplicaSet");
         let text = format!(
             "---\n{}\n---\n# empty document follows\n---\n{}\n",
-            serde_yaml::to_string(&deploy).unwrap(),
-            serde_yaml::to_string(&json!({
+            serde_saphyr::to_string(&deploy).unwrap(),
+            serde_saphyr::to_string(&json!({
                 "apiVersion": "v1", "kind": "List",
                 "items": [
                     { "apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": rs("web-1", "d1", "demo")["metadata"], "spec": rs("web-1", "d1", "demo")["spec"] },

@@ -31,18 +31,16 @@ use k8s_openapi::api::rbac::v1::{
     ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use serde::Deserialize as _;
 use serde_json::Value;
 
 /// Why RBAC objects could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum RbacError {
-    /// A YAML document does not parse.
-    #[error("RBAC document {index}: invalid YAML: {source}")]
+    /// The YAML does not parse (the error says where).
+    #[error("RBAC objects: invalid YAML: {source}")]
     Yaml {
-        index: usize,
         #[source]
-        source: serde_yaml::Error,
+        source: serde_saphyr::Error,
     },
     /// A document is not one of the four RBAC kinds.
     #[error(
@@ -182,9 +180,9 @@ impl Rbac {
     /// On an error nothing is changed.
     pub fn apply_yaml(&mut self, yaml: &str) -> Result<(), RbacError> {
         let mut next = self.clone();
-        for (index, doc) in serde_yaml::Deserializer::from_str(yaml).enumerate() {
-            let value =
-                Value::deserialize(doc).map_err(|source| RbacError::Yaml { index, source })?;
+        let docs: Vec<Value> =
+            serde_saphyr::from_multiple(yaml).map_err(|source| RbacError::Yaml { source })?;
+        for (index, value) in docs.into_iter().enumerate() {
             next.apply_value(index, value)?;
         }
         *self = next;

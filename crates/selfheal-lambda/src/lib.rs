@@ -26,16 +26,9 @@ pub use error::{DOCUMENTED_ERROR_TYPES, HandlerError, error_types};
 pub use handler::{VerifyOutput, handle_action, handle_verify, parse_request};
 pub use payload::RejectNonJson;
 pub use selfheal_core::{Action, RemediationOutcome, RemediationRequest};
+pub use selfheal_runtime::{init_logging, run};
 pub use startup::{InitFailure, Startup};
 pub use state::AppState;
-
-/// Logging as Lambda's advanced logging controls ask: `AWS_LAMBDA_LOG_FORMAT`
-/// (`JSON` or text) and `AWS_LAMBDA_LOG_LEVEL`, else `RUST_LOG`, else INFO.
-///
-/// Call once, first thing in `main` (it installs the global subscriber).
-pub fn init_logging() {
-    lambda_runtime::tracing::init_default_subscriber();
-}
 
 /// Build the per-process state from the environment. A failure is logged
 /// once, with its `errorType`, and kept in the [`Startup`]: `main` still

@@ -1,9 +1,7 @@
 //! `resume` Lambda: one `resume` of one Deployment per invocation
 //! (input `RemediationRequest` with `"action": "resume"`, output `RemediationOutcome`).
 
-use lambda_runtime::layers::TracingLayer;
-use lambda_runtime::{Runtime, service_fn};
-use selfheal_lambda::{Action, RejectNonJson};
+use selfheal_lambda::Action;
 
 // One thread: at 256 MB (template.yaml) a sandbox gets a fraction of a vCPU,
 // so worker threads only add start-up and cross-thread wake-ups (docs/benchmarks.md).
@@ -14,11 +12,6 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     // start-up still runs the loop: each invocation answers its typed error.
     let startup = selfheal_lambda::init_state("resume").await;
     let startup = &startup;
-    let handler = service_fn(move |event| startup.handle_action(Action::Resume, event));
     // `lambda_runtime::run` plus RejectNonJson (typed error for non-JSON payloads).
-    Runtime::new(handler)
-        .layer(RejectNonJson)
-        .layer(TracingLayer::new())
-        .run()
-        .await
+    selfheal_lambda::run(move |event| startup.handle_action(Action::Resume, event)).await
 }

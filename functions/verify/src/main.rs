@@ -1,10 +1,6 @@
 //! `verify` Lambda: `kubectl rollout status` for the state machine's wait loop
 //! (input: a request or an outcome; output `{"state", "message", "target"}`).
 
-use lambda_runtime::layers::TracingLayer;
-use lambda_runtime::{Runtime, service_fn};
-use selfheal_lambda::RejectNonJson;
-
 // One thread: at 256 MB (template.yaml) a sandbox gets a fraction of a vCPU,
 // so worker threads only add start-up and cross-thread wake-ups (docs/benchmarks.md).
 #[tokio::main(flavor = "current_thread")]
@@ -14,11 +10,6 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     // start-up still runs the loop: each invocation answers its typed error.
     let startup = selfheal_lambda::init_state("verify").await;
     let startup = &startup;
-    let handler = service_fn(move |event| startup.handle_verify(event));
     // `lambda_runtime::run` plus RejectNonJson (typed error for non-JSON payloads).
-    Runtime::new(handler)
-        .layer(RejectNonJson)
-        .layer(TracingLayer::new())
-        .run()
-        .await
+    selfheal_lambda::run(move |event| startup.handle_verify(event)).await
 }

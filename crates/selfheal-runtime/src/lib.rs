@@ -1,0 +1,150 @@
+//! The Lambda plumbing every selfheal function (`functions/*`) shares, with
+//! no kube or AWS SDK crate behind it, so `ingest`, `notify` and `approve`
+//! use it without linking the Kubernetes stack.
+//!
+//! A function's `main` does three things, in this order (the shape of
+//! aws-lambda-rust-runtime's `basic-shared-resource`): [`init_logging`],
+//! build its per-process state once, then the runtime loop ([`run`], or
+//! [`serve`] over a [`Startup`]). The loop is `lambda_runtime::run`'s own
+//! composition (`Runtime::new(handler).layer(TracingLayer::new())`) plus
+//! [`RejectNonJson`], so even a body that is not JSON gets a typed
+//! `errorType` instead of a Rust type name.
+//!
+//! A failed start-up does not end the process: if `main` returned the error,
+//! the process would exit before the loop starts, Lambda would report a
+//! runtime exit error (`Runtime.ExitError`) and no state machine
+//! `Retry`/`Catch` on `NonRetryableConfig` would see it. [`Startup`] keeps
+//! either the state or the start-up error; the loop starts in both cases,
+//! and with a failed start-up every invocation answers that error.
+
+use std::fmt::Debug;
+use std::future::Future;
+use std::pin::Pin;
+
+use lambda_runtime::layers::TracingLayer;
+use lambda_runtime::{Diagnostic, LambdaEvent, Runtime, service_fn};
+use serde::Serialize;
+use serde_json::Value;
+
+pub mod payload;
+
+pub use lambda_runtime::Error;
+pub use payload::{
+    NON_RETRYABLE_INVALID_REQUEST, NOT_JSON_MARKER, NotJson, RejectNonJson, not_json,
+};
+
+/// Logging as Lambda's advanced logging controls ask: `AWS_LAMBDA_LOG_FORMAT`
+/// (`JSON` or text) and `AWS_LAMBDA_LOG_LEVEL`, else `RUST_LOG`, else INFO.
+///
+/// Call once, first thing in `main` (it installs the global subscriber).
+pub fn init_logging() {
+    lambda_runtime::tracing::init_default_subscriber();
+}
+
+/// The runtime loop over `handler`: `lambda_runtime::run` plus
+/// [`RejectNonJson`]. A handler that reads the payload as JSON sees the
+/// marker object for a non-JSON body ([`not_json`] names it).
+pub async fn run<F, Fut, R, E>(handler: F) -> Result<(), Error>
+where
+    F: Fn(LambdaEvent<Value>) -> Fut,
+    Fut: Future<Output = Result<R, E>>,
+    R: Serialize,
+    E: Into<Diagnostic> + Debug,
+{
+    Runtime::new(service_fn(handler))
+        .layer(RejectNonJson)
+        .layer(TracingLayer::new())
+        .run()
+        .await
+}
+
+/// The per-process state, or the start-up error every invocation answers.
+#[derive(Debug)]
+pub struct Startup<S> {
+    state: Result<S, Diagnostic>,
+}
+
+impl<S> Startup<S> {
+    /// Keep `result`; a failure is logged once, as `<function>
+    /// initialisation failed` with its `errorType` and message.
+    pub fn new<E: Into<Diagnostic>>(function: &str, result: Result<S, E>) -> Self {
+        let state = result.map_err(|error| {
+            let failure: Diagnostic = error.into();
+            tracing::error!(
+                function,
+                error_type = %failure.error_type,
+                error = %failure.error_message,
+                "{function} initialisation failed"
+            );
+            failure
+        });
+        Startup { state }
+    }
+
+    /// The state, or the start-up error as this invocation's error.
+    pub fn state(&self) -> Result<&S, Diagnostic> {
+        self.state.as_ref().map_err(Clone::clone)
+    }
+
+    /// The start-up error, if start-up failed.
+    pub fn failure(&self) -> Option<&Diagnostic> {
+        self.state.as_ref().err()
+    }
+}
+
+/// [`run`] over `startup`'s state: each invocation answers the start-up
+/// error if there is one, else `NonRetryableInvalidRequest` for a body that
+/// is not JSON, else what `handler` answers.
+pub async fn serve<'a, S, F, Fut, R, E>(startup: &'a Startup<S>, handler: F) -> Result<(), Error>
+where
+    F: Fn(&'a S, LambdaEvent<Value>) -> Fut,
+    Fut: Future<Output = Result<R, E>> + 'a,
+    R: Serialize,
+    E: Into<Diagnostic>,
+{
+    let handler = &handler;
+    run(move |event: LambdaEvent<Value>| async move {
+        let state = startup.state()?;
+        if let Some(not_json) = not_json(&event.payload) {
+            return Err(Diagnostic::from(not_json));
+        }
+        // Boxed: a handler future as deep as ingest's would otherwise push
+        // the layout of the runtime's nested futures past rustc's query
+        // depth limit.
+        let answer: Pin<Box<dyn Future<Output = Result<R, E>> + 'a>> =
+            Box::pin(handler(state, event));
+        answer.await.map_err(Into::into)
+    })
+    .await
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct Broken;
+
+    impl From<Broken> for Diagnostic {
+        fn from(_: Broken) -> Self {
+            Diagnostic {
+                error_type: "NonRetryableConfig".to_owned(),
+                error_message: "configuration SELFHEAL_X: missing".to_owned(),
+            }
+        }
+    }
+
+    #[test]
+    fn a_failed_startup_is_kept_as_every_invocations_error() {
+        let startup: Startup<u8> = Startup::new("test", Err(Broken));
+        let error = startup.state().unwrap_err();
+        assert_eq!(error.error_type, "NonRetryableConfig");
+        assert!(error.error_message.contains("SELFHEAL_X"));
+        assert_eq!(startup.failure(), Some(&error));
+
+        let started: Startup<u8> = Startup::new("test", Ok::<_, Broken>(7));
+        assert_eq!(started.state().unwrap(), &7);
+        assert!(started.failure().is_none());
+    }
+}

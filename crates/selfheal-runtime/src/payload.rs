@@ -1,0 +1,142 @@
+//! Non-JSON payloads as our own `NonRetryableInvalidRequest`.
+//!
+//! lambda_runtime parses the payload before calling the handler; a body that
+//! is not JSON at all never reaches it and fails with the `errorType`
+//! `&lambda_runtime::deserializer::DeserializeError` (a Rust type name no
+//! `Retry`/`Catch` should have to know). [`RejectNonJson`] sits in front of
+//! that step: a body that does not parse is replaced by a small JSON marker
+//! object, which [`not_json`] recognises so the handler can answer a typed
+//! error naming the parse error.
+
+use std::task::{Context, Poll};
+
+use lambda_runtime::tower::{Layer, Service};
+use lambda_runtime::{Diagnostic, LambdaInvocation};
+
+/// Key of the marker object that stands in for an unparseable body.
+pub const NOT_JSON_MARKER: &str = "selfheal.dev/payload-not-json";
+
+/// The `errorType` of a payload that is not JSON: the name every selfheal
+/// function already gives a request it cannot read.
+pub const NON_RETRYABLE_INVALID_REQUEST: &str = "NonRetryableInvalidRequest";
+
+/// A payload that was not JSON, with the parser's reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotJson {
+    pub reason: String,
+}
+
+impl std::fmt::Display for NotJson {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "payload is not JSON: {}", self.reason)
+    }
+}
+
+impl From<NotJson> for Diagnostic {
+    fn from(not_json: NotJson) -> Self {
+        Diagnostic {
+            error_type: NON_RETRYABLE_INVALID_REQUEST.to_owned(),
+            error_message: format!("invalid request: {not_json}"),
+        }
+    }
+}
+
+/// Why `payload` stands for a body that was not JSON, if it is the marker.
+pub fn not_json(payload: &serde_json::Value) -> Option<NotJson> {
+    let reason = payload.as_object()?.get(NOT_JSON_MARKER)?.as_str()?;
+    Some(NotJson {
+        reason: reason.to_owned(),
+    })
+}
+
+/// Tower layer for `lambda_runtime::Runtime::layer`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RejectNonJson;
+
+impl<S> Layer<S> for RejectNonJson {
+    type Service = RejectNonJsonService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RejectNonJsonService { inner }
+    }
+}
+
+/// Service built by [`RejectNonJson`].
+#[derive(Debug, Clone)]
+pub struct RejectNonJsonService<S> {
+    inner: S,
+}
+
+impl<S> Service<LambdaInvocation> for RejectNonJsonService<S>
+where
+    S: Service<LambdaInvocation>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut invocation: LambdaInvocation) -> Self::Future {
+        if let Some(body) = replacement_body(&invocation.body) {
+            invocation.body = body;
+        }
+        self.inner.call(invocation)
+    }
+}
+
+/// `Some(marker)` when `body` is not a JSON document.
+fn replacement_body(body: &[u8]) -> Option<bytes::Bytes> {
+    let error = serde_json::from_slice::<serde::de::IgnoredAny>(body).err()?;
+    let marker = serde_json::json!({ NOT_JSON_MARKER: error.to_string() });
+    Some(bytes::Bytes::from(marker.to_string()))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_bodies_pass_untouched() {
+        for body in [
+            &b"{}"[..],
+            b"null",
+            b"[1,2]",
+            b" \"x\" ",
+            br#"{"action":"pause"}"#,
+        ] {
+            assert_eq!(
+                replacement_body(body),
+                None,
+                "{:?}",
+                String::from_utf8_lossy(body)
+            );
+        }
+    }
+
+    #[test]
+    fn non_json_becomes_a_typed_invalid_request() {
+        for body in [
+            &b""[..],
+            b"{\"action\": \"roll",
+            b"[1,2",
+            b"\xff\xfe",
+            b"{} {}",
+            b"nope",
+        ] {
+            let replaced = replacement_body(body).expect("replaced");
+            let value: serde_json::Value = serde_json::from_slice(&replaced).unwrap();
+            let err = Diagnostic::from(not_json(&value).expect("marker"));
+            assert_eq!(err.error_type, "NonRetryableInvalidRequest");
+            assert!(
+                err.error_message
+                    .starts_with("invalid request: payload is not JSON: "),
+                "{err:?}"
+            );
+        }
+        assert!(not_json(&serde_json::json!({"action": "pause"})).is_none());
+    }
+}

@@ -317,7 +317,22 @@ pub(crate) enum Entry {
 /// Errors only when the payload as a whole is unusable (too large, not JSON,
 /// unknown shape); per-alert problems go to [`Ingested::ignored`].
 pub fn parse_event(json: &[u8], defaults: &Defaults) -> Result<Ingested, Error> {
-    let object = read_object(json)?;
+    parse_object(read_object(json)?, defaults)
+}
+
+/// [`parse_event`] for an event the Lambda runtime has already parsed. The
+/// size check counts the bytes of `value`'s compact JSON text as the
+/// serialiser writes them, without building that text or parsing it again.
+pub fn parse_event_value(value: Value, defaults: &Defaults) -> Result<Ingested, Error> {
+    check_size(compact_len(&value))?;
+    parse_object(into_object(value)?, defaults)
+}
+
+/// Any event kind, told by the object's top-level keys.
+fn parse_object(
+    object: serde_json::Map<String, Value>,
+    defaults: &Defaults,
+) -> Result<Ingested, Error> {
     let Some(kind) = sniff(&object) else {
         return Err(Error::Unsupported(format!(
             "not a CloudWatch alarm, Alertmanager webhook or remediation request (top-level keys: {})",
@@ -351,14 +366,45 @@ pub fn parse_alertmanager(json: &[u8], defaults: &Defaults) -> Result<Ingested, 
 
 /// The size check, then the body as a JSON object.
 fn read_object(json: &[u8]) -> Result<serde_json::Map<String, Value>, Error> {
-    if json.len() > MAX_EVENT_BYTES {
+    check_size(json.len())?;
+    let value: Value =
+        serde_json::from_slice(json).map_err(|source| Error::Malformed { source })?;
+    into_object(value)
+}
+
+/// [`Error::TooLarge`] for an event of more than [`MAX_EVENT_BYTES`].
+fn check_size(size: usize) -> Result<(), Error> {
+    if size > MAX_EVENT_BYTES {
         return Err(Error::TooLarge {
-            size: json.len(),
+            size,
             limit: MAX_EVENT_BYTES,
         });
     }
-    let value: Value =
-        serde_json::from_slice(json).map_err(|source| Error::Malformed { source })?;
+    Ok(())
+}
+
+/// The length of `value`'s compact JSON text: the serialiser writes into a
+/// counter, not a buffer.
+fn compact_len(value: &Value) -> usize {
+    struct Counter(usize);
+    impl std::io::Write for Counter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counter = Counter(0);
+    // A `Value` always serialises (its keys are strings) and the counter
+    // never fails a write, so there is no error to report.
+    let _ = serde_json::to_writer(&mut counter, value);
+    counter.0
+}
+
+/// The event as a JSON object.
+fn into_object(value: Value) -> Result<serde_json::Map<String, Value>, Error> {
     match value {
         Value::Object(object) => Ok(object),
         other => Err(Error::Unsupported(format!(
@@ -577,6 +623,22 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn a_parsed_event_is_measured_as_its_compact_text() {
+        for value in [
+            serde_json::json!({"pad": "x".repeat(MAX_EVENT_BYTES)}),
+            serde_json::json!({"a": [1, 2.5, null, true], "é\"": {"k": "\u{1}"}}),
+            serde_json::json!({}),
+        ] {
+            let text = serde_json::to_vec(&value).unwrap();
+            assert_eq!(compact_len(&value), text.len(), "{value}");
+            let from_text = parse_event(&text, &Defaults::default()).unwrap_err();
+            let from_value = parse_event_value(value, &Defaults::default()).unwrap_err();
+            assert_eq!(from_value.to_string(), from_text.to_string());
+            assert_eq!(from_value.error_type(), from_text.error_type());
+        }
     }
 
     #[test]

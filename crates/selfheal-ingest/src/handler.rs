@@ -11,7 +11,7 @@ use http::{HeaderValue, StatusCode, header};
 use selfheal_aws::{OffSwitch, SwitchState};
 use selfheal_events::{
     Defaults, IgnoreReason, Ignored, Ingested, MAX_EVENT_BYTES, NamedRequest, parse_alertmanager,
-    parse_event,
+    parse_event, parse_event_value,
 };
 use serde::Serialize;
 use serde_json::Value;
@@ -100,15 +100,25 @@ impl<S: StartExecution> Ingest<S> {
             };
             return serde_json::to_value(&response).map_err(|source| Error::Encode { source });
         }
-        let bytes = serde_json::to_vec(&payload).map_err(|source| Error::Encode { source })?;
-        let summary = self.handle_event(&bytes).await?;
+        // Already parsed by the runtime: no round trip through text.
+        let summary = self
+            .handle_parsed(parse_event_value(payload, &self.defaults))
+            .await?;
         serde_json::to_value(&summary).map_err(|source| Error::Encode { source })
     }
 
     /// An event delivered by EventBridge, SNS, an alarm action or a direct
     /// invoke: the summary, or an error when any start failed.
     pub async fn handle_event(&self, json: &[u8]) -> Result<Summary, Error> {
-        let ingested = parse_event(json, &self.defaults).map_err(|source| {
+        self.handle_parsed(parse_event(json, &self.defaults)).await
+    }
+
+    /// [`Self::handle_event`] once the event is parsed.
+    async fn handle_parsed(
+        &self,
+        parsed: Result<Ingested, selfheal_events::Error>,
+    ) -> Result<Summary, Error> {
+        let ingested = parsed.map_err(|source| {
             let error = Error::Event { source };
             tracing::warn!(error_type = error.error_type(), error = %error, "event rejected");
             error

@@ -74,7 +74,7 @@ fn error_line(out: &Output) -> String {
 
 fn load_yaml(path: &Path) -> Value {
     let text = std::fs::read_to_string(path).expect("read yaml");
-    serde_yaml::from_str(&text).expect("parse yaml")
+    serde_saphyr::from_str(&text).expect("parse yaml")
 }
 
 fn items(list: &Value) -> &Vec<Value> {
@@ -337,7 +337,7 @@ fn opt_in_guard_refuses_and_no_opt_in_flag_lifts_it() {
         }
     }
     let snap = dir.path().join("unlabelled.yaml");
-    std::fs::write(&snap, serde_yaml::to_string(&list).expect("yaml")).expect("write");
+    std::fs::write(&snap, serde_saphyr::to_string(&list).expect("yaml")).expect("write");
     let request = request_path("rollback.json");
     let args = [
         "run",
@@ -506,7 +506,7 @@ fn status_reports_kubectl_state_and_message() {
         }
     }
     let snap = dir.path().join("moved.yaml");
-    std::fs::write(&snap, serde_yaml::to_string(&list).expect("yaml")).expect("write");
+    std::fs::write(&snap, serde_saphyr::to_string(&list).expect("yaml")).expect("write");
     let out = run(&mut selfheal(&[
         "status",
         "--deployment",
@@ -855,7 +855,7 @@ fn blank_denied_namespaces_still_refuse_kube_system() {
         item["metadata"]["namespace"] = json!("kube-system");
     }
     let snap = dir.path().join("kube-system.yaml");
-    std::fs::write(&snap, serde_yaml::to_string(&list).expect("yaml")).expect("write");
+    std::fs::write(&snap, serde_saphyr::to_string(&list).expect("yaml")).expect("write");
     let mut request: Value = serde_json::from_str(
         &std::fs::read_to_string(request_path("rollback.json")).expect("read request"),
     )
@@ -1067,7 +1067,7 @@ fn stale_pod_target_is_refused_in_a_snapshot() {
     pod["spec"]["containers"][0]["image"] = json!(API_1_1);
     list["items"].as_array_mut().expect("items").push(pod);
     let snap = dir.path().join("stale.yaml");
-    std::fs::write(&snap, serde_yaml::to_string(&list).expect("yaml")).expect("write");
+    std::fs::write(&snap, serde_saphyr::to_string(&list).expect("yaml")).expect("write");
     let request = dir.path().join("stale-pod.json");
     std::fs::write(
         &request,
@@ -1236,7 +1236,7 @@ fn fail_on_refused_exits_3_only_when_asked() {
         }
     }
     let snap = dir.path().join("unlabelled.yaml");
-    std::fs::write(&snap, serde_yaml::to_string(&list).expect("yaml")).expect("write");
+    std::fs::write(&snap, serde_saphyr::to_string(&list).expect("yaml")).expect("write");
     let snap = snap.to_str().expect("path");
     let request = request_path("restart.json");
     let request = request.to_str().expect("path");
@@ -1322,7 +1322,7 @@ fn status_reports_a_pause_and_who_made_it() {
     assert_eq!(outcome["status"], "applied");
     let dir = tempfile::tempdir().expect("tempdir");
     let snap = dir.path().join("paused.yaml");
-    std::fs::write(&snap, serde_yaml::to_string(&written).expect("yaml")).expect("write");
+    std::fs::write(&snap, serde_saphyr::to_string(&written).expect("yaml")).expect("write");
     let out = run(&mut selfheal(&[
         "status",
         "--deployment",

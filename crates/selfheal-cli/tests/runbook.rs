@@ -249,7 +249,7 @@ async fn runbook_kubernetes_blocks_run_as_written() {
         .expect("test server");
     let snapshot = std::fs::read_to_string(repo_root().join("examples/checkout-snapshot.yaml"))
         .expect("snapshot");
-    server.apply_objects(serde_yaml::from_str(&snapshot).expect("snapshot YAML"));
+    server.apply_objects(serde_saphyr::from_str(&snapshot).expect("snapshot YAML"));
     let shell = Shell::new(&server.kubeconfig_yaml(), &kubectl, &jq);
     let text = runbook();
     let unpause = blocks(&text, "## 4.");

@@ -21,7 +21,7 @@ const API_1_2: &str = "registry.example/shop/api:1.2.0";
 
 fn snapshot() -> Value {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/checkout-snapshot.yaml");
-    serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    serde_saphyr::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
 /// The snapshot's current pod, moved to revision 3's ReplicaSet and image:

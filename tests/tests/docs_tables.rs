@@ -9,7 +9,7 @@
 //! | README.md "Request and outcome", functions/README.md "Errors" | `selfheal_lambda::DOCUMENTED_ERROR_TYPES` |
 //! | docs/alarms.md §8 | `selfheal_ingest::config::VARIABLES` (names and defaults) |
 //! | functions/README.md "Off switch" | `selfheal_aws::switch::VARIABLES` (names and defaults) |
-//! | functions/README.md "notify", "approve" | the `pub const …: &str = "SELFHEAL_…"` of `functions/notify` and `functions/approve` |
+//! | functions/README.md "notify", "approve" | the `pub const …: &str = "SELFHEAL_…"` of `crates/selfheal-notify` and `crates/selfheal-approval` |
 //!
 //! Numbers the documents state (issue 18): timeouts, memory, how many
 //! functions, Kubernetes handlers and Fail states, the Fail-state tables of
@@ -1027,15 +1027,20 @@ fn first_number_strict(cell: &str) -> Option<u64> {
     digits.replace(',', "").parse().ok()
 }
 
-/// The `SELFHEAL_*` variables a function crate declares as
-/// `pub const NAME: &str = "SELFHEAL_…";` outside its tests, plus those of
-/// the approve crate it reads through `selfheal_approve::NAME`. notify and
-/// approve keep their names in such constants (no list like ingest's).
+/// The `SELFHEAL_*` variables a function's crate (`selfheal-notify`,
+/// `selfheal-approval`) declares as `pub const NAME: &str = "SELFHEAL_…";`
+/// outside its tests, plus those of the approval crate it reads through
+/// `selfheal_approval::NAME`. notify and approve keep their names in such
+/// constants (no list like ingest's).
 fn declared_variables(folder: &str) -> BTreeMap<String, String> {
     let sources = |folder: &str| -> String {
+        let krate = match folder {
+            "approve" => "selfheal-approval",
+            _ => "selfheal-notify",
+        };
         let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../functions")
-            .join(folder)
+            .join("../crates")
+            .join(krate)
             .join("src");
         let mut text = String::new();
         for entry in std::fs::read_dir(&dir).expect("src/") {
@@ -1063,7 +1068,7 @@ fn declared_variables(folder: &str) -> BTreeMap<String, String> {
     let mut found = consts(&own);
     if folder != "approve" {
         for (name, value) in consts(&sources("approve")) {
-            if own.contains(&format!("selfheal_approve::{name}")) {
+            if own.contains(&format!("selfheal_approval::{name}")) {
                 found.insert(name, value);
             }
         }

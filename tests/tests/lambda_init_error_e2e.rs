@@ -7,9 +7,11 @@
 //! (`Runtime.ExitError`) that no `Retry`/`Catch` on `NonRetryableConfig`
 //! matches. Only the real binaries show that a bad configuration still starts
 //! the loop and answers every invocation, warm or cold, with the typed error
-//! naming the variable, logged once per process. The second test shows a
-//! function with `SELFHEAL_CLUSTER_ENDPOINT` refusing a request for another
-//! cluster before any call, while its own cluster is still served.
+//! naming the variable, logged once per process. The second test shows every
+//! function, started, answering a body that is not JSON with its typed
+//! `NonRetryableInvalidRequest` (not lambda_runtime's Rust type name). The
+//! third shows a function with `SELFHEAL_CLUSTER_ENDPOINT` refusing a request
+//! for another cluster before any call, while its own cluster is still served.
 //!
 //! Skipped (loudly) when cargo-lambda is absent, unless `SELFHEAL_REQUIRE_TOOLS`
 //! is set, in which case it fails.
@@ -78,7 +80,7 @@ async fn seeded_server(tls: bool) -> TestServer {
     let text =
         std::fs::read_to_string(workspace_root().join("examples/checkout-snapshot.yaml")).unwrap();
     server
-        .try_apply_objects(serde_yaml::from_str(&text).unwrap())
+        .try_apply_objects(serde_saphyr::from_str(&text).unwrap())
         .unwrap();
     assert!(server.controller().settle().await);
     server.clear_requests();
@@ -224,6 +226,52 @@ async fn failed_startup_answers_every_invocation_with_its_typed_error() {
         before,
         "the Deployment must be untouched"
     );
+}
+
+/// Every function started (valid settings): a body that is not JSON is
+/// answered with `NonRetryableInvalidRequest` naming the parse error, and
+/// nothing reaches the cluster.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn non_json_payload_answers_a_typed_error_in_every_function() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = seeded_server(false).await;
+    let kubeconfig = dir.path().join("kubeconfig");
+    server.write_kubeconfig(&kubeconfig).unwrap();
+
+    let mut env = aws_env();
+    env.extend([
+        ("SELFHEAL_KUBECONFIG", kubeconfig.display().to_string()),
+        (
+            "SELFHEAL_STATE_MACHINE_ARN",
+            "arn:aws:states:us-east-1:123456789012:stateMachine:remediate-deployment".into(),
+        ),
+        (
+            "SELFHEAL_TOPIC_ARN",
+            "arn:aws:sns:us-east-1:123456789012:selfheal".into(),
+        ),
+    ]);
+    let Some(lambda) = emulator(dir.path(), env).await else {
+        return;
+    };
+
+    let calls = BROKEN.iter().map(|&(function, _, _)| {
+        let lambda = &lambda;
+        async move { (function, answer(lambda, function, b"nope".to_vec()).await) }
+    });
+    for (function, (status, body)) in futures::future::join_all(calls).await {
+        let log = lambda.log_text();
+        assert_eq!(status, 500, "{function}: {body}\n{log}");
+        assert_eq!(
+            body["errorType"], "NonRetryableInvalidRequest",
+            "{function}: {body}\n{log}"
+        );
+        let text = body["errorMessage"].as_str().unwrap_or_default();
+        assert!(
+            text.starts_with("invalid request: payload is not JSON: "),
+            "{function}: {text:?}"
+        );
+    }
+    assert!(server.requests().is_empty(), "{:?}", server.requests());
 }
 
 /// `SELFHEAL_CLUSTER_ENDPOINT` is cluster `demo`'s API server (the TLS test

@@ -88,12 +88,12 @@ fn refused_failure_names_the_guard_and_the_error() {
 }
 
 /// An approval request for `request` and the links notify minted for it.
-fn approval(request: Value) -> (NotifyEvent, selfheal_approve::ApprovalLinks) {
+fn approval(request: Value) -> (NotifyEvent, selfheal_approval::ApprovalLinks) {
     let e = event(
         json!({"event": "approvalRequested", "execution": {"id": EXEC}, "request": request,
         "taskToken": "tok", "timeoutSeconds": 600}),
     );
-    let links = selfheal_approve::ApprovalLinks {
+    let links = selfheal_approval::ApprovalLinks {
         approve_url: "https://u/approve?id=X&decision=approve".into(),
         deny_url: "https://u/approve?id=X&decision=deny".into(),
         expires_at: "2026-11-27T10:10:00Z".parse().unwrap(),
@@ -350,7 +350,7 @@ fn a_freeze_nobody_answered_is_reported_as_still_paused() {
         m.text
     );
 
-    let denied = kept_paused(selfheal_approve::DENIED_ERROR);
+    let denied = kept_paused(selfheal_approval::DENIED_ERROR);
     assert_eq!(still_paused(&denied), Some(FreezeEnd::Denied));
     let m = render(&denied, None);
     assert_eq!(m.status, "stillPaused");
@@ -611,7 +611,7 @@ async fn slack_gets_blocks_and_routine_refusals_stay_out_of_slack() {
     .unwrap();
     let slack = SlackClient::new(secrecy::SecretString::from(url)).unwrap();
     let store =
-        selfheal_approve::SsmStore::new(aws_sdk_ssm::Client::new(&sdk), "/selfheal/approvals")
+        selfheal_approval::SsmStore::new(aws_sdk_ssm::Client::new(&sdk), "/selfheal/approvals")
             .unwrap();
     let notifier = Notifier::from_parts(config, aws_sdk_sns::Client::new(&sdk), Some(slack), store);
     let now: Timestamp = "2026-11-27T10:00:00Z".parse().unwrap();

@@ -3,9 +3,8 @@
 
 use std::time::Duration;
 
-use aws_sdk_sns::error::ProvideErrorMetadata;
+use aws_sdk_sns::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sns::types::MessageAttributeValue;
-use aws_smithy_runtime_api::client::result::SdkError;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper_util::client::legacy::Client;
@@ -13,7 +12,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use jiff::Timestamp;
 use secrecy::{ExposeSecret, SecretString};
-use selfheal_approve::{ApprovalStore, SsmStore};
+use selfheal_approval::{ApprovalStore, SsmStore};
 
 use crate::{
     Error, EventKind, Message, NotifyEvent, NotifyOutput, SlackMessage, approval_summary,
@@ -101,42 +100,18 @@ impl NotifyConfig {
             topic_arn,
             slack,
             approval_url,
-            approval_prefix: get(selfheal_approve::PARAM_PREFIX_VAR)
-                .unwrap_or_else(|| selfheal_approve::DEFAULT_PARAM_PREFIX.to_owned()),
+            approval_prefix: get(selfheal_approval::PARAM_PREFIX_VAR)
+                .unwrap_or_else(|| selfheal_approval::DEFAULT_PARAM_PREFIX.to_owned()),
         })
     }
 }
 
-fn aws_error<E, R>(operation: &'static str, err: SdkError<E, R>) -> Error
+/// An SDK error as [`Error::Aws`], classified by `selfheal_aws::retry`.
+fn aws_error<E>(operation: &'static str, err: SdkError<E>) -> Error
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
 {
-    let code = err.code().map(str::to_owned);
-    let message = err
-        .message()
-        .map(str::to_owned)
-        .unwrap_or_else(|| err.to_string());
-    let retryable = match &err {
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
-            true
-        }
-        SdkError::ServiceError(_) => code.as_deref().is_some_and(|c| {
-            c.contains("Throttl")
-                || c.contains("InternalError")
-                || c.contains("InternalServer")
-                || c.contains("ServiceUnavailable")
-                || c == "KMSThrottling"
-        }),
-        _ => false,
-    };
-    Error::Aws {
-        operation,
-        code,
-        message,
-        retryable,
-        source: Box::new(err),
-    }
+    Error::Aws(selfheal_aws::retry::AwsCallError::new(operation, err))
 }
 
 /// A tiny HTTPS (or, for tests, HTTP) JSON poster for Slack incoming webhooks.
@@ -211,6 +186,26 @@ pub struct Notifier {
 }
 
 impl Notifier {
+    /// The function's start-up: configuration from the environment, the
+    /// SDK configuration, then [`Notifier::new`].
+    pub async fn from_env() -> Result<Self, Error> {
+        let config = NotifyConfig::from_env()?;
+        let sdk = selfheal_aws::load().await;
+        Notifier::new(config, &sdk).await
+    }
+
+    /// Answer one invocation's payload now; a failure is logged with its `errorType`.
+    pub async fn handle(&self, payload: serde_json::Value) -> Result<NotifyOutput, Error> {
+        let result = match NotifyEvent::from_value(payload) {
+            Ok(event) => self.notify(&event, Timestamp::now()).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = &result {
+            tracing::error!(error_type = e.error_type(), error = %e, "notification failed");
+        }
+        result
+    }
+
     /// Build from an SDK config: reads the Slack URL once (from Secrets
     /// Manager or SSM), so a wrong secret fails the cold start.
     pub async fn new(config: NotifyConfig, sdk: &aws_config::SdkConfig) -> Result<Self, Error> {
@@ -320,7 +315,7 @@ impl Notifier {
         &self,
         event: &NotifyEvent,
         now: Timestamp,
-    ) -> Result<selfheal_approve::ApprovalLinks, Error> {
+    ) -> Result<selfheal_approval::ApprovalLinks, Error> {
         let token = event
             .task_token
             .as_deref()
@@ -330,7 +325,7 @@ impl Notifier {
             variable: APPROVAL_URL,
             reason: "unset, but an approval was requested".into(),
         })?;
-        selfheal_approve::mint(
+        selfheal_approval::mint(
             &self.store,
             base,
             now,

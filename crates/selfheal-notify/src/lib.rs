@@ -14,7 +14,8 @@ pub mod publish;
 pub mod slack;
 
 use jiff::Timestamp;
-use selfheal_core::{Change, RemediationOutcome, RemediationRequest};
+use selfheal_approval::Caller;
+use selfheal_core::{Change, OutcomeStatus, RemediationOutcome, RemediationRequest};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -51,21 +52,14 @@ pub enum Error {
     },
 
     /// SNS, SSM or Secrets Manager failed.
-    #[error("{operation} failed{}: {message}", code.as_deref().map(|c| format!(" ({c})")).unwrap_or_default())]
-    Aws {
-        operation: &'static str,
-        code: Option<String>,
-        message: String,
-        retryable: bool,
-        #[source]
-        source: Box<dyn std::error::Error + Send + Sync>,
-    },
+    #[error(transparent)]
+    Aws(selfheal_aws::retry::AwsCallError),
 
     /// Minting the approval links failed.
     #[error("approval links: {source}")]
     Approval {
         #[source]
-        source: selfheal_approve::Error,
+        source: selfheal_approval::Error,
     },
 }
 
@@ -76,10 +70,8 @@ impl Error {
                 error_types::NON_RETRYABLE_INVALID_REQUEST
             }
             Error::Config { .. } => error_types::NON_RETRYABLE_CONFIG,
-            Error::Aws {
-                retryable: true, ..
-            } => error_types::RETRYABLE_AWS_ERROR,
-            Error::Aws { .. } => error_types::NON_RETRYABLE_AWS_ERROR,
+            Error::Aws(call) if call.retryable => error_types::RETRYABLE_AWS_ERROR,
+            Error::Aws(_) => error_types::NON_RETRYABLE_AWS_ERROR,
             Error::Approval { source } => source.error_type(),
         }
     }
@@ -118,11 +110,87 @@ pub struct ExecutionInfo {
     pub state_machine: Option<String>,
 }
 
+/// The error names the state machines give their own failures (their
+/// `Fail` states, and `approve`'s `SendTaskFailure` for a denial).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StateError {
+    /// A guard refused the action (`SelfhealRefused`).
+    Refused,
+    /// An approver chose deny (`SelfhealApprovalDenied`).
+    ApprovalDenied,
+    /// Nobody decided in time (`SelfhealApprovalTimedOut`).
+    ApprovalTimedOut,
+    /// The rollout failed after the action (`SelfhealRolloutFailed`).
+    RolloutFailed,
+    /// The rollout did not finish in time (`SelfhealRolloutTimedOut`).
+    RolloutTimedOut,
+}
+
+impl StateError {
+    pub const ALL: [StateError; 5] = [
+        StateError::Refused,
+        StateError::ApprovalDenied,
+        StateError::ApprovalTimedOut,
+        StateError::RolloutFailed,
+        StateError::RolloutTimedOut,
+    ];
+
+    /// The name as the state machine's `Error` carries it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StateError::Refused => "SelfhealRefused",
+            StateError::ApprovalDenied => selfheal_approval::DENIED_ERROR,
+            StateError::ApprovalTimedOut => "SelfhealApprovalTimedOut",
+            StateError::RolloutFailed => "SelfhealRolloutFailed",
+            StateError::RolloutTimedOut => "SelfhealRolloutTimedOut",
+        }
+    }
+
+    /// The state machine error `name` stands for, if it is one of these.
+    pub fn from_name(name: &str) -> Option<Self> {
+        StateError::ALL.into_iter().find(|e| e.as_str() == name)
+    }
+}
+
+/// `verify`'s verdict, with `selfheal_core::RolloutState`'s JSON names: a
+/// local copy, so notify does not link the Kubernetes types behind
+/// `selfheal_core::status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum RolloutState {
+    Done,
+    Waiting,
+    Failed,
+}
+
+impl RolloutState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RolloutState::Done => "done",
+            RolloutState::Waiting => "waiting",
+            RolloutState::Failed => "failed",
+        }
+    }
+}
+
+/// Compares with the JSON name, as the state machine's `Choice` states do.
+impl PartialEq<&str> for RolloutState {
+    fn eq(&self, name: &&str) -> bool {
+        self.as_str() == *name
+    }
+}
+
+impl std::fmt::Display for RolloutState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// `verify`'s answer (its `target` is not needed here).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RolloutCheck {
-    pub state: String,
+    pub state: RolloutState,
     pub message: String,
 }
 
@@ -133,6 +201,36 @@ pub struct StepError {
     pub error: String,
     #[serde(rename = "Cause", default)]
     pub cause: String,
+}
+
+/// The approval step's result (`$.approval`): the approver's answer, or the
+/// approval task's error when its `Catch` took over (denied, timed out).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Approval {
+    Decided(ApprovalDecision),
+    Failed(StepError),
+}
+
+impl Approval {
+    /// The approval task's error name, when it failed.
+    pub fn error(&self) -> Option<&str> {
+        match self {
+            Approval::Failed(error) => Some(&error.error),
+            Approval::Decided(_) => None,
+        }
+    }
+}
+
+/// What `approve` answers the waiting task with (`SendTaskSuccess` output).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApprovalDecision {
+    pub decision: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_by: Option<Caller>,
 }
 
 /// Start/end of one step, as the Pass states record them.
@@ -177,16 +275,33 @@ pub struct Escalation {
     pub timings: Timings,
 }
 
-/// One fleet target's result (the fleet Map's item output).
+/// How one fleet target ended (the fleet Map's `TargetSucceeded` /
+/// `TargetFailed` states).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum FleetStatus {
+    Succeeded,
+    Failed,
+}
+
+/// The part of a child execution's output the fleet summary counts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChildOutcome {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<OutcomeStatus>,
+}
+
+/// One fleet target's result (the fleet Map's item output). Its `target`
+/// echoes the fleet input as given and is not read here.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FleetResult {
-    pub target: Value,
-    pub status: String,
+    pub status: FleetStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub execution_arn: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub outcome: Option<Value>,
+    pub outcome: Option<ChildOutcome>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -207,7 +322,7 @@ pub struct NotifyEvent {
     pub verify: Option<RolloutCheck>,
     /// The approver's answer or the approval step's error.
     #[serde(default)]
-    pub approval: Option<Value>,
+    pub approval: Option<Approval>,
     #[serde(default)]
     pub escalation: Option<Escalation>,
     #[serde(default)]
@@ -220,8 +335,8 @@ pub struct NotifyEvent {
     pub task_token: Option<String>,
     #[serde(default)]
     pub timeout_seconds: Option<u64>,
-    #[serde(default)]
-    pub fleet: Option<Value>,
+    /// `fleetCompleted`: every target's result (the fleet input itself,
+    /// also sent as `fleet`, is not read here).
     #[serde(default)]
     pub results: Option<Vec<FleetResult>>,
 }
@@ -285,8 +400,21 @@ pub struct DeploymentHealth {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub escalated_from: Option<EscalatedFrom>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub approval: Option<Value>,
+    pub approval: Option<Approval>,
     pub notified: bool,
+}
+
+/// Whole milliseconds from `start` to `end`, rounded.
+fn millis_between(start: Timestamp, end: Timestamp) -> Option<i64> {
+    (end - start)
+        .total(jiff::Unit::Millisecond)
+        .ok()
+        .map(|ms| ms.round() as i64)
+}
+
+/// Milliseconds from the execution's start to `end`, when both are known.
+fn since_start(event: &NotifyEvent, end: Option<Timestamp>) -> Option<i64> {
+    millis_between(event.execution.started_at?, end?)
 }
 
 fn step(name: &str, span: Option<&Span>, now: Option<Timestamp>) -> Option<StepTiming> {
@@ -294,10 +422,7 @@ fn step(name: &str, span: Option<&Span>, now: Option<Timestamp>) -> Option<StepT
     let started_at = span.started_at?;
     // A step that has not recorded its end (e.g. failed) ends at the report.
     let finished_at = span.finished_at.or(now)?;
-    let duration_ms = (finished_at - started_at)
-        .total(jiff::Unit::Millisecond)
-        .ok()
-        .map(|ms| ms.round() as i64)?;
+    let duration_ms = millis_between(started_at, finished_at)?;
     Some(StepTiming {
         name: name.to_owned(),
         started_at,
@@ -341,13 +466,7 @@ pub fn health(event: &NotifyEvent) -> DeploymentHealth {
     if let Some(outcome) = &event.outcome {
         changes.extend(outcome.changes.iter().cloned());
     }
-    let total_duration_ms = match (event.execution.started_at, now) {
-        (Some(start), Some(end)) => (end - start)
-            .total(jiff::Unit::Millisecond)
-            .ok()
-            .map(|ms| ms.round() as i64),
-        _ => None,
-    };
+    let total_duration_ms = since_start(event, now);
     DeploymentHealth {
         last_rollout_status: event.verify.clone(),
         changes,
@@ -360,7 +479,12 @@ pub fn health(event: &NotifyEvent) -> DeploymentHealth {
 }
 
 fn status_name(outcome: &RemediationOutcome) -> String {
-    serde_json::to_value(outcome.status)
+    status_str(outcome.status)
+}
+
+/// An outcome status's JSON name (`applied`, `dryRun`, …).
+fn status_str(status: OutcomeStatus) -> String {
+    serde_json::to_value(status)
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))
         .unwrap_or_default()
@@ -405,27 +529,20 @@ pub fn fleet_summary(event: &NotifyEvent) -> FleetSummary {
     let mut failures = std::collections::BTreeMap::new();
     let mut succeeded = 0;
     for r in results {
-        if r.status == "succeeded" {
+        if r.status == FleetStatus::Succeeded {
             succeeded += 1;
             let status = r
                 .outcome
                 .as_ref()
-                .and_then(|o| o.get("status"))
-                .and_then(Value::as_str)
-                .unwrap_or("unknown")
-                .to_owned();
+                .and_then(|o| o.status)
+                .map(status_str)
+                .unwrap_or_else(|| "unknown".to_owned());
             *by_status.entry(status).or_insert(0) += 1;
         } else {
             *failures.entry(child_error(r)).or_insert(0) += 1;
         }
     }
-    let wall_time_ms = match (event.execution.started_at, event.reported_at) {
-        (Some(s), Some(e)) => (e - s)
-            .total(jiff::Unit::Millisecond)
-            .ok()
-            .map(|ms| ms.round() as i64),
-        _ => None,
-    };
+    let wall_time_ms = since_start(event, event.reported_at);
     FleetSummary {
         total: results.len(),
         succeeded,
@@ -531,12 +648,14 @@ pub fn still_paused(event: &NotifyEvent) -> Option<FreezeEnd> {
     {
         return None;
     }
-    let error = event.approval.as_ref()?.get("Error")?.as_str()?;
-    Some(if error == selfheal_approve::DENIED_ERROR {
-        FreezeEnd::Denied
-    } else {
-        FreezeEnd::NoAnswer
-    })
+    let error = event.approval.as_ref()?.error()?;
+    Some(
+        if StateError::from_name(error) == Some(StateError::ApprovalDenied) {
+            FreezeEnd::Denied
+        } else {
+            FreezeEnd::NoAnswer
+        },
+    )
 }
 
 /// Whether a `completed` event reports a refusal: the state machine ends
@@ -558,7 +677,7 @@ pub fn routine_refusal(event: &NotifyEvent) -> bool {
 /// ([`slack::escape_mrkdwn`]), and the real approval links come before any
 /// alert text: in SNS right after the headline, in Slack in the first block,
 /// which holds nothing but the headline (selfheal's own words) and the links.
-pub fn render(event: &NotifyEvent, links: Option<&selfheal_approve::ApprovalLinks>) -> Message {
+pub fn render(event: &NotifyEvent, links: Option<&selfheal_approval::ApprovalLinks>) -> Message {
     let request = event.request.as_ref();
     let outcome = event.outcome.as_ref();
     let action = request.map(|r| r.action.as_str()).unwrap_or("remediation");
@@ -630,21 +749,21 @@ pub fn render(event: &NotifyEvent, links: Option<&selfheal_approve::ApprovalLink
         EventKind::Failed => {
             let err = event.error.as_ref();
             let name = err.map(|e| e.error.as_str()).unwrap_or("failed");
-            let headline = match name {
-                "SelfhealRefused" => format!(
+            let headline = match StateError::from_name(name) {
+                Some(StateError::Refused) => format!(
                     "selfheal refused to {action}{}: nothing was changed. A human needs to decide.",
                     outcome
                         .and_then(|o| o.guard)
                         .map(|g| format!(" (guard {})", g.as_str()))
                         .unwrap_or_default()
                 ),
-                "SelfhealApprovalDenied" => format!("The {action} was denied by an approver: nothing was changed."),
-                "SelfhealApprovalTimedOut" => format!("Nobody approved the {action} in time: nothing was changed."),
-                "SelfhealRolloutFailed" | "SelfhealRolloutTimedOut" => format!(
+                Some(StateError::ApprovalDenied) => format!("The {action} was denied by an approver: nothing was changed."),
+                Some(StateError::ApprovalTimedOut) => format!("Nobody approved the {action} in time: nothing was changed."),
+                Some(StateError::RolloutFailed | StateError::RolloutTimedOut) => format!(
                     "After the {}, the rollout is still not healthy. A human needs to look.",
                     outcome.map(|o| o.action.as_str()).unwrap_or(action)
                 ),
-                other => format!("The {action} failed with {other}. A human needs to look."),
+                None => format!("The {action} failed with {name}. A human needs to look."),
             };
             (
                 format!("selfheal: {action} FAILED for {short}"),

@@ -2,9 +2,8 @@
 //! (Step Functions), behind two small traits so the decision logic is
 //! tested without AWS.
 
-use aws_sdk_ssm::error::ProvideErrorMetadata;
+use aws_sdk_ssm::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_ssm::types::{ParameterTier, ParameterType};
-use aws_smithy_runtime_api::client::result::SdkError;
 
 use crate::{ApprovalId, ApprovalRecord, Error};
 
@@ -55,39 +54,12 @@ pub(crate) fn decode(id: &ApprovalId, text: &str) -> Result<ApprovalRecord, Erro
     })
 }
 
-/// Classify an SDK error: transport problems, throttling and 5xx are worth
-/// retrying; everything else is not.
-pub(crate) fn aws_error<E, R>(operation: &'static str, err: SdkError<E, R>) -> Error
+/// An SDK error as [`Error::Aws`], classified by `selfheal_aws::retry`.
+pub(crate) fn aws_error<E>(operation: &'static str, err: SdkError<E>) -> Error
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
 {
-    let code = err.code().map(str::to_owned);
-    let message = err
-        .message()
-        .map(str::to_owned)
-        .unwrap_or_else(|| err.to_string());
-    let retryable = match &err {
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
-            true
-        }
-        SdkError::ServiceError(_) => code.as_deref().is_some_and(|c| {
-            c.contains("Throttl")
-                || c == "TooManyRequestsException"
-                || c == "InternalServerError"
-                || c == "InternalError"
-                || c == "ServiceUnavailable"
-                || c == "KmsThrottlingException"
-        }),
-        _ => false,
-    };
-    Error::Aws {
-        operation,
-        code,
-        message,
-        retryable,
-        source: Box::new(err),
-    }
+    Error::Aws(selfheal_aws::retry::AwsCallError::new(operation, err))
 }
 
 /// Records as SSM SecureString parameters `<prefix>/<id>` (encrypted with

@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use aws_credential_types::Credentials;
-use selfheal_approve::{
+use selfheal_approval::{
     ApprovalId, ApprovalStore, Decision, GoneReason, Redeemed, SfnCallback, SsmStore,
 };
 use selfheal_notify::{Notifier, NotifyConfig, NotifyEvent};
@@ -169,7 +169,7 @@ async fn publish_mint_and_redeem_against_moto() {
     // callbacks in server mode), so this checks the real request succeeds;
     // the record is consumed (single use).
     let callback = SfnCallback::new(aws_sdk_sfn::Client::new(&sdk));
-    let r = selfheal_approve::redeem(&store, &callback, now, &id, Decision::Approve)
+    let r = selfheal_approval::redeem(&store, &callback, now, &id, Decision::Approve)
         .await
         .unwrap();
     match r {
@@ -179,7 +179,7 @@ async fn publish_mint_and_redeem_against_moto() {
         }
         other => panic!("{other:?}"),
     }
-    let again = selfheal_approve::redeem(&store, &callback, now, &id, Decision::Approve)
+    let again = selfheal_approval::redeem(&store, &callback, now, &id, Decision::Approve)
         .await
         .unwrap();
     assert_eq!(again, Redeemed::Gone(GoneReason::UnknownOrUsed));
@@ -195,7 +195,7 @@ async fn approval_record_put_is_idempotent_for_the_same_record_only() {
     let config = sdk(&moto.url);
     let store = SsmStore::new(aws_sdk_ssm::Client::new(&config), "/selfheal/approvals").unwrap();
     let id = ApprovalId::random();
-    let record = selfheal_approve::ApprovalRecord {
+    let record = selfheal_approval::ApprovalRecord {
         task_token: "task-token-1".into(),
         expires_at: "2026-11-27T01:00:00Z".parse().unwrap(),
         execution: EXEC.into(),
@@ -207,7 +207,7 @@ async fn approval_record_put_is_idempotent_for_the_same_record_only() {
     store.put(&id, &record).await.unwrap();
     assert_eq!(store.get(&id).await.unwrap(), Some(record.clone()));
 
-    let other = selfheal_approve::ApprovalRecord {
+    let other = selfheal_approval::ApprovalRecord {
         task_token: "task-token-2".into(),
         ..record.clone()
     };

@@ -21,6 +21,7 @@ pub mod store;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+pub use http::Approver;
 pub use store::{ApprovalStore, SfnCallback, SsmStore, TaskCallback};
 
 /// Error name the state machine's `Catch` matches for a denial.
@@ -45,15 +46,8 @@ pub mod error_types {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// An AWS call failed; `retryable` says whether the same call can succeed later.
-    #[error("{operation} failed{}: {message}", code.as_deref().map(|c| format!(" ({c})")).unwrap_or_default())]
-    Aws {
-        operation: &'static str,
-        code: Option<String>,
-        message: String,
-        retryable: bool,
-        #[source]
-        source: Box<dyn std::error::Error + Send + Sync>,
-    },
+    #[error(transparent)]
+    Aws(selfheal_aws::retry::AwsCallError),
 
     /// A stored approval record is not ours (hand-edited or another format).
     #[error("approval record {id} is unreadable: {source}")]
@@ -79,10 +73,8 @@ impl Error {
     /// Stable name for Lambda's `errorType`.
     pub fn error_type(&self) -> &'static str {
         match self {
-            Error::Aws {
-                retryable: true, ..
-            } => error_types::RETRYABLE_AWS_ERROR,
-            Error::Aws { .. } | Error::CorruptRecord { .. } => error_types::NON_RETRYABLE_AWS_ERROR,
+            Error::Aws(call) if call.retryable => error_types::RETRYABLE_AWS_ERROR,
+            Error::Aws(_) | Error::CorruptRecord { .. } => error_types::NON_RETRYABLE_AWS_ERROR,
             Error::Config { .. } => error_types::NON_RETRYABLE_CONFIG,
             Error::InvalidRequest(_) => error_types::NON_RETRYABLE_INVALID_REQUEST,
         }

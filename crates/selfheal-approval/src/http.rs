@@ -12,9 +12,39 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::{
-    ApprovalId, ApprovalStore, Caller, Decision, Error, GoneReason, Redeemed, TaskCallback, peek,
-    redeem_as,
+    ApprovalId, ApprovalStore, Caller, DEFAULT_PARAM_PREFIX, Decision, Error, GoneReason,
+    PARAM_PREFIX_VAR, Redeemed, SfnCallback, SsmStore, TaskCallback, peek, redeem_as,
 };
+
+/// The `approve` function's per-process state: the SSM store and the Step
+/// Functions callback, built once and borrowed by every warm invocation.
+#[derive(Debug, Clone)]
+pub struct Approver {
+    store: SsmStore,
+    callback: SfnCallback,
+}
+
+impl Approver {
+    /// The SDK configuration, then the store under `SELFHEAL_APPROVAL_PARAM_PREFIX`.
+    pub async fn from_env() -> Result<Self, Error> {
+        let config = selfheal_aws::load().await;
+        let prefix =
+            std::env::var(PARAM_PREFIX_VAR).unwrap_or_else(|_| DEFAULT_PARAM_PREFIX.to_owned());
+        let store = SsmStore::new(aws_sdk_ssm::Client::new(&config), &prefix)?;
+        let callback = SfnCallback::new(aws_sdk_sfn::Client::new(&config));
+        Ok(Approver { store, callback })
+    }
+
+    /// Answer one Function URL event; a failure is logged with its `errorType`.
+    pub async fn handle_event(&self, event: &Value) -> Result<HttpResponse, Error> {
+        let request = parse_event(event);
+        let result = handle(&self.store, &self.callback, Timestamp::now(), &request).await;
+        if let Err(e) = &result {
+            tracing::error!(error_type = e.error_type(), error = %e, "approval request failed");
+        }
+        result
+    }
+}
 
 /// A Function URL response (payload format 2.0).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -479,7 +479,7 @@ fn max_rss(path: &Path) -> u64 {
 
 fn snapshot() -> Value {
     let text = std::fs::read_to_string(root().join("examples/checkout-snapshot.yaml")).unwrap();
-    serde_yaml::from_str(&text).unwrap()
+    serde_saphyr::from_str(&text).unwrap()
 }
 
 fn median(v: &mut [Duration]) -> Duration {

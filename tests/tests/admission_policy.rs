@@ -62,7 +62,7 @@ fn policy_documents() -> Vec<Value> {
     let text = std::fs::read_to_string(workspace_root().join("deploy/admission-policy.yaml"))
         .expect("deploy/admission-policy.yaml");
     text.split("\n---\n")
-        .map(|doc| serde_yaml::from_str(doc).unwrap())
+        .map(|doc| serde_saphyr::from_str(doc).unwrap())
         .collect()
 }
 
@@ -163,7 +163,7 @@ impl AdmissionPolicy {
 fn snapshot() -> (Value, Vec<ReplicaSet>) {
     let text =
         std::fs::read_to_string(workspace_root().join("examples/checkout-snapshot.yaml")).unwrap();
-    let list: Value = serde_yaml::from_str(&text).unwrap();
+    let list: Value = serde_saphyr::from_str(&text).unwrap();
     let items = list["items"].as_array().unwrap();
     let deployment = items
         .iter()

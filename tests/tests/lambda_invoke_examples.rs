@@ -105,7 +105,7 @@ fn invoke_lines(block: &str) -> Vec<(Vec<String>, String, String)> {
 fn snapshot() -> Value {
     let text =
         std::fs::read_to_string(workspace_root().join("examples/checkout-snapshot.yaml")).unwrap();
-    serde_yaml::from_str(&text).unwrap()
+    serde_saphyr::from_str(&text).unwrap()
 }
 
 /// Runs `cargo-lambda <args>` in the workspace (where `examples/` resolves)

@@ -314,7 +314,7 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
-    use crate::testutil::Scenario;
+    use crate::testutil::{Scenario, pod, running, waiting};
 
     const API1: &str = "registry.example/shop/api:1.0.0";
     const API2: &str = "registry.example/shop/api:1.1.0";
@@ -326,31 +326,6 @@ mod tests {
             &[("api", API1), ("envoy", ENVOY1)],
             &[("api", API2), ("envoy", ENVOY2)],
         ])
-    }
-
-    fn running(name: &str, ready: bool) -> Value {
-        json!({"name": name, "image": "x", "imageID": "", "ready": ready, "restartCount": 0,
-               "started": true, "state": {"running": {"startedAt": "2026-11-26T19:50:00Z"}}})
-    }
-
-    fn waiting(name: &str, reason: &str, restarts: i32) -> Value {
-        json!({"name": name, "image": "x", "imageID": "", "ready": false, "restartCount": restarts,
-               "started": false,
-               "state": {"waiting": {"reason": reason, "message": format!("{reason} for {name}")}}})
-    }
-
-    /// A pod of `revision` with these container (and init container) statuses.
-    fn pod(revision: i64, n: usize, statuses: Vec<Value>, init: Vec<Value>) -> Value {
-        let hash = format!("hash{revision}");
-        json!({
-            "apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": format!("checkout-{hash}-{n}"), "namespace": "shop",
-                "labels": {"app": "checkout", "pod-template-hash": hash},
-                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
-                    "name": format!("checkout-{hash}"), "uid": format!("rs-uid-{revision}"), "controller": true}]},
-            "spec": {"containers": [{"name": "api", "image": "x"}, {"name": "envoy", "image": "y"}]},
-            "status": {"phase": "Running", "containerStatuses": statuses, "initContainerStatuses": init}
-        })
     }
 
     fn evidence_of(s: &Scenario, pods: &[Value]) -> Vec<ContainerEvidence> {

@@ -1,8 +1,9 @@
 //! Pure remediation logic for selfheal: no I/O, no async.
 //!
-//! The adapters (kube, CLI snapshot mode, Lambda handlers) fetch a Deployment
-//! and its ReplicaSets, call [`plan::decide`], send the one JSON Patch it
-//! returns, and report the [`model::RemediationOutcome`]. Keeping every
+//! The adapters (kube, CLI snapshot mode, Lambda handlers) fetch a Deployment,
+//! its ReplicaSets and (half-brick rollback) its pods, call
+//! [`plan::decide`], send the one JSON Patch it returns, and report the
+//! [`model::RemediationOutcome`]. Keeping every
 //! decision here means the same rules run against a live cluster, a snapshot
 //! file and unit tests.
 
@@ -23,7 +24,6 @@ mod testutil;
 pub use error::{Error, Malformed, decode, decode_str};
 pub use model::{
     Action, AlarmRef, Change, GitopsManager, Guard, OutcomeStatus, RemediationOutcome,
-    RemediationRequest, RevisionInfo, Scope, Target,
 };
 pub use plan::{Decision, Plan, PlanInput, decide, needs_replica_sets};
 pub use policy::{POLICY_VARIABLES, Policy};

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
+use crate::evidence::ContainerEvidence;
 
 /// What to do to the Deployment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -115,10 +116,6 @@ pub struct RemediationRequest {
 impl RemediationRequest {
     /// Parse and validate a request; every failure names the field at fault.
     pub fn from_json(text: &str) -> Result<Self, Error> {
-        let request: RemediationRequest =
-            crate::decode_str(text).map_err(|source| Error::MalformedRequest { source })?;
-        request.validate()?;
-        Ok(request)
     }
 
     /// Checks serde cannot express: exactly one of deployment/pod, non-empty
@@ -309,6 +306,7 @@ impl Guard {
             Guard::RateLimit => "rateLimit",
             Guard::Oscillation => "oscillation",
             Guard::StalePod => "stalePod",
+            Guard::UnchangedContainerFailing => "unchangedContainerFailing",
         }
     }
 }
@@ -355,6 +353,10 @@ pub struct RemediationOutcome {
     pub target: Target,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub changes: Vec<Change>,
+    /// Half-brick rollback: what the current revision's pods say about each
+    /// container, when the adapter listed them (`crate::evidence`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub evidence: Vec<ContainerEvidence>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revision: Option<RevisionInfo>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -552,6 +554,7 @@ mod tests {
                 ..Target::default()
             },
             changes: vec![],
+            evidence: vec![],
             revision: None,
             guard: Some(Guard::NoRolloutInProgress),
             gitops: Some(GitopsManager::ArgoCd),

@@ -20,12 +20,11 @@ mod tests;
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, ReplicaSet};
-use k8s_openapi::api::core::v1::PodTemplateSpec;
+use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
 
 use crate::guards::{self, Refusal};
 use crate::{
     Action, Error, GitopsManager, OutcomeStatus, Policy, RemediationOutcome, RemediationRequest,
-    RevisionInfo, Scope, Target, history,
 };
 
 pub use patch::rfc3339;
@@ -107,11 +106,19 @@ pub fn needs_replica_sets(request: &RemediationRequest) -> bool {
     request.action == crate::Action::Rollback
 }
 
+/// Whether planning needs the Deployment's pods (one extra LIST): a
+/// half-brick rollback that names no container chooses from their evidence.
+pub fn needs_pods(request: &RemediationRequest) -> bool {
+    request.action == crate::Action::Rollback
+        && request.scope == Scope::Container
+        && request.target.container.is_none()
+}
+
 /// Decide what to do. Pure: same input, same decision.
 ///
 /// Errors only for input no real API server would produce (a Deployment
-/// without name, spec or pod spec) or a request that fails
-/// [`RemediationRequest::validate`]; every "no" is a `refused` outcome.
+/// without name, spec or pod spec) or a request for another Deployment than
+/// the one given; every "no" is a `refused` outcome.
 pub fn decide(input: PlanInput<'_>) -> Result<Decision, Error> {
     let ctx = Ctx::new(input)?;
     if let Err(refusal) = ctx.common_guards() {

@@ -1,6 +1,7 @@
 //! Builders for realistic Deployments and ReplicaSets in unit tests.
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::core::v1::Pod;
 use serde_json::{Value, json};
 
 use crate::{Decision, Plan, PlanInput, Policy, RemediationOutcome, RemediationRequest, decide};
@@ -103,12 +104,42 @@ pub fn replica_set_json(revision: i64, images: &[(&str, &str)]) -> Value {
     })
 }
 
+/// A running container's status.
+pub fn running(name: &str, ready: bool) -> Value {
+    json!({"name": name, "image": "x", "imageID": "", "ready": ready, "restartCount": 0,
+           "started": true, "state": {"running": {"startedAt": "2026-11-26T19:50:00Z"}}})
+}
+
+/// A waiting container's status, its message naming reason and container.
+pub fn waiting(name: &str, reason: &str, restarts: i32) -> Value {
+    json!({"name": name, "image": "x", "imageID": "", "ready": false, "restartCount": restarts,
+           "started": false,
+           "state": {"waiting": {"reason": reason, "message": format!("{reason} for {name}")}}})
+}
+
+/// A pod of `revision` (ReplicaSet `checkout-hash<revision>`) with these
+/// container and init container statuses.
+pub fn pod(revision: i64, n: usize, statuses: Vec<Value>, init: Vec<Value>) -> Value {
+    let hash = format!("hash{revision}");
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": format!("checkout-{hash}-{n}"), "namespace": "shop",
+            "labels": {"app": "checkout", "pod-template-hash": hash},
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                "name": format!("checkout-{hash}"), "uid": format!("rs-uid-{revision}"), "controller": true}]},
+        "spec": {"containers": [{"name": "api", "image": "x"}, {"name": "envoy", "image": "y"}]},
+        "status": {"phase": "Running", "containerStatuses": statuses, "initContainerStatuses": init}
+    })
+}
+
 /// A Deployment whose revisions ran `history[0]`, `history[1]`, …; it is at
 /// the last one, and every revision still has its ReplicaSet.
 #[derive(Debug, Clone)]
 pub struct Scenario {
     pub deployment: Value,
     pub replica_sets: Vec<Value>,
+    /// Pods with statuses, for the half-brick choice (none by default).
+    pub pods: Vec<Value>,
 }
 
 impl Scenario {
@@ -121,6 +152,7 @@ impl Scenario {
                 .enumerate()
                 .map(|(i, images)| replica_set_json(i as i64 + 1, images))
                 .collect(),
+            pods: Vec::new(),
         }
     }
 
@@ -129,6 +161,7 @@ impl Scenario {
         Scenario {
             deployment: value["deployment"].clone(),
             replica_sets: value["replicaSets"].as_array().cloned().unwrap_or_default(),
+            pods: value["pods"].as_array().cloned().unwrap_or_default(),
         }
     }
 
@@ -180,8 +213,13 @@ impl Scenario {
     ) -> Decision {
         let deployment = self.deployment();
         let replica_sets = self.replica_sets();
+        let pods: Vec<Pod> = self
+            .pods
+            .iter()
+            .map(|p| serde_json::from_value(p.clone()).unwrap())
+            .collect();
         decide(PlanInput {
-            request,
+            request: &request,
             deployment: &deployment,
             replica_sets: &replica_sets,
             policy,

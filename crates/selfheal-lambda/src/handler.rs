@@ -5,6 +5,8 @@
 //! runtime: a malformed request then fails with our `NonRetryableInvalidRequest`
 //! and a message naming the field, instead of the runtime's type-named error.
 
+use std::future::Future;
+
 use lambda_runtime::LambdaEvent;
 use selfheal_aws::{SwitchState, SwitchedOff};
 use selfheal_core::{
@@ -196,13 +198,29 @@ fn log_outcome(request: &RemediationRequest, outcome: &RemediationOutcome) {
     );
 }
 
-fn is_unauthorized(error: &HandlerError) -> bool {
-    matches!(
-        error,
-        HandlerError::Kube {
-            source: selfheal_kube::Error::Unauthorized { .. }
-        }
-    )
+/// `work` with `cluster`'s Remediator. A 401 (the cluster no longer accepts
+/// the cached client's token) drops that client and token here, for every
+/// handler, so the next invocation signs a fresh one.
+async fn on_cluster<T, F, Fut>(
+    state: &AppState,
+    cluster: Option<&str>,
+    work: F,
+) -> Result<T, HandlerError>
+where
+    F: FnOnce(Remediator) -> Fut,
+    Fut: Future<Output = Result<T, HandlerError>>,
+{
+    let result = match state.remediator(cluster).await {
+        Ok(remediator) => work(remediator).await,
+        Err(error) => Err(error),
+    };
+    if let Err(HandlerError::Kube {
+        source: selfheal_kube::Error::Unauthorized { .. },
+    }) = &result
+    {
+        state.invalidate(cluster).await;
+    }
+    result
 }
 
 /// What `verify` accepts: a request or an outcome (both carry `target`), or a

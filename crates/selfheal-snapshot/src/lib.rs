@@ -246,7 +246,7 @@ impl Snapshot {
         let stale = match (&pod, &decision) {
             (Some(pod), Decision::Apply(_)) => check_pod_target(
                 &self.pod(&namespace, pod)?,
-                request,
+                &request,
                 &deployment,
                 &replica_sets,
             )

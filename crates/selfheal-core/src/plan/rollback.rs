@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use super::patch::{ptr, to_value};
 use super::{Ctx, Decision, OutcomeStatus};
+use crate::evidence::{self, ContainerEvidence};
 use crate::guards::{self, Refusal};
 use crate::history::{self, ContainerList, History, Revision};
 use crate::{Change, Error, Guard, RevisionInfo, keys};
@@ -76,17 +77,46 @@ struct Revert<'a> {
     to: &'a str,
 }
 
-/// Half-brick rollback: revert only the offending containers' images.
-///
-/// Offending = `target.container`, else every container whose image differs
-/// between the current template (the Deployment's own, which may be ahead of
-/// its ReplicaSets) and the newest older revision. "Older" = any revision
+/// A container of the current template: where it is, its name, its image.
+type Image<'a> = ((ContainerList, usize), &'a str, &'a str);
+
+/// How the offending containers were chosen, for the message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Chosen {
+    /// `target.container`: the request wins.
+    Requested,
+    /// The changed containers the pods show failing.
+    ByEvidence,
+    /// No changed container is failing (unknown, healthy, or no pods):
+    /// every changed container.
+    EveryChanged,
+}
+
+/// Half-brick rollback: revert only the offending containers' images, and
+/// report what the current revision's pods say about every container.
+pub(super) fn half_brick(ctx: &Ctx<'_>) -> Result<Decision, Error> {
+    let evidence = evidence::of(ctx.deployment(), ctx.input.replica_sets, ctx.input.pods);
+    let mut decision = half_brick_with(ctx, &evidence)?;
+    match &mut decision {
+        Decision::Apply(plan) => plan.outcome.evidence = evidence,
+        Decision::Done(outcome) => outcome.evidence = evidence,
+    }
+    Ok(decision)
+}
+
+/// Offending = `target.container`, else the changed containers (image
+/// differs between the current template, the Deployment's own, which may be
+/// ahead of its ReplicaSets, and the newest older revision) that the pods'
+/// `evidence` shows failing; when none of them is, every changed container,
+/// unless a container that did not change is the one failing: then the
+/// image is not the problem and the rollback is refused
+/// (`unchangedContainerFailing`). "Older" = any revision
 /// running a different workload than the current template, newest first;
 /// revisions that only differ by a restart are skipped. Per container, the
 /// image to return to is the newest older one that differs from the current
 /// image and is not known-bad. Containers that did not exist in a revision are
 /// skipped for it (adding or removing containers needs `scope: template`).
-pub(super) fn half_brick(ctx: &Ctx<'_>) -> Result<Decision, Error> {
+fn half_brick_with(ctx: &Ctx<'_>, evidence: &[ContainerEvidence]) -> Result<Decision, Error> {
     let current = ctx.template;
     let mut images = Vec::new();
     for (list, index, name, image) in history::containers(current) {
@@ -126,17 +156,56 @@ pub(super) fn half_brick(ctx: &Ctx<'_>) -> Result<Decision, Error> {
         )));
     };
 
-    let offending: Vec<((ContainerList, usize), &str, &str)> = match wanted {
-        Some(wanted) => images
-            .iter()
-            .copied()
-            .filter(|(_, n, _)| *n == wanted)
-            .collect(),
-        None => images
-            .iter()
-            .copied()
-            .filter(|(_, name, image)| newest_older.image(name).is_some_and(|old| old != *image))
-            .collect(),
+    let (offending, chosen): (Vec<Image<'_>>, Chosen) = match wanted {
+        Some(wanted) => (
+            images
+                .iter()
+                .copied()
+                .filter(|(_, n, _)| *n == wanted)
+                .collect(),
+            Chosen::Requested,
+        ),
+        None => {
+            let changed: Vec<_> = images
+                .iter()
+                .copied()
+                .filter(|(_, name, image)| {
+                    newest_older.image(name).is_some_and(|old| old != *image)
+                })
+                .collect();
+            let failing = |name: &str| {
+                evidence
+                    .iter()
+                    .any(|e| e.container == name && e.is_failing())
+            };
+            let failing_changed: Vec<_> = changed
+                .iter()
+                .copied()
+                .filter(|(_, name, _)| failing(name))
+                .collect();
+            let innocent: Vec<&str> = evidence
+                .iter()
+                .filter(|e| e.is_failing() && !changed.iter().any(|(_, n, _)| *n == e.container))
+                .map(|e| e.container.as_str())
+                .collect();
+            if !failing_changed.is_empty() {
+                (failing_changed, Chosen::ByEvidence)
+            } else if !changed.is_empty() && !innocent.is_empty() {
+                let changed_names: Vec<&str> = changed.iter().map(|(_, n, _)| *n).collect();
+                return Ok(ctx.refused(Refusal::new(
+                    Guard::UnchangedContainerFailing,
+                    format!(
+                        "the pods of deployment {} show {} failing, whose image did not change, and no changed container ({}) failing (pod evidence: {}); rolling back would revert an image that is not the problem: restart the deployment or ask a person, or name a container in target.container to roll it back anyway",
+                        ctx.who,
+                        innocent.join(", "),
+                        changed_names.join(", "),
+                        evidence::summary(evidence)
+                    ),
+                )));
+            } else {
+                (changed, Chosen::EveryChanged)
+            }
+        }
     };
     if offending.is_empty() {
         return Ok(ctx.refused(Refusal::new(
@@ -238,10 +307,31 @@ pub(super) fn half_brick(ctx: &Ctx<'_>) -> Result<Decision, Error> {
     if unpause {
         message.push_str(", and resumed it (selfheal had paused it)");
     }
+    message.push_str(&evidence_note(chosen, reverts.len(), evidence));
     let mut outcome = ctx.outcome(OutcomeStatus::Applied, message);
     outcome.changes = changes;
     outcome.revision = Some(ctx.revision_before());
     ctx.finish(patch, outcome)
+}
+
+/// What the message says about the choice: the pods' evidence when there is
+/// any, and, when several containers went back because none was shown
+/// failing, that the choice fell back to every changed container, so a
+/// person reading the outcome knows how precise it was. One changed
+/// container needs no choice, so its message stays as it always was.
+fn evidence_note(chosen: Chosen, reverted: usize, evidence: &[ContainerEvidence]) -> String {
+    let summary = evidence::summary(evidence);
+    let fell_back = chosen == Chosen::EveryChanged && reverted > 1;
+    match (fell_back, evidence.is_empty()) {
+        (false, true) => String::new(),
+        (false, false) => format!(" (pod evidence: {summary})"),
+        (true, true) => {
+            " (no pod evidence names a failing container, so every changed container)".to_owned()
+        }
+        (true, false) => format!(
+            " (no changed container is failing on the current revision's pods, so every changed container; pod evidence: {summary})"
+        ),
+    }
 }
 
 /// Template rollback with `kubectl rollout undo` parity: the revision to

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::testutil::{Scenario, applied, done, fixture, guard_ops, now, ops, request};
+use crate::testutil::{
+    Scenario, applied, done, fixture, guard_ops, now, ops, pod, request, running, waiting,
+};
 use crate::{
     Change, Error, GitopsManager, Guard, OutcomeStatus, PlanInput, Policy, RevisionInfo, decide,
     keys,
@@ -364,6 +366,244 @@ fn init_container_images_are_reverted_like_containers() {
     );
 }
 
+/// api and envoy both changed in revision 2.
+fn app_and_sidecar() -> Scenario {
+    Scenario::new(&[
+        &[("api", API1), ("envoy", ENVOY1)],
+        &[("api", API2), ("envoy", ENVOY2)],
+    ])
+}
+
+/// Two pods of revision 2: api crash-looping (3 and 4 restarts), envoy ready.
+fn api_crash_looping() -> Vec<Value> {
+    vec![
+        pod(
+            2,
+            0,
+            vec![
+                waiting("api", "CrashLoopBackOff", 3),
+                running("envoy", true),
+            ],
+            vec![],
+        ),
+        pod(
+            2,
+            1,
+            vec![
+                waiting("api", "CrashLoopBackOff", 4),
+                running("envoy", true),
+            ],
+            vec![],
+        ),
+    ]
+}
+
+fn evidence_json(outcome: &crate::RemediationOutcome) -> Value {
+    serde_json::to_value(outcome).unwrap()["evidence"].clone()
+}
+
+#[test]
+fn pods_evidence_chooses_the_failing_one_of_two_changed_containers() {
+    let mut scenario = app_and_sidecar();
+    scenario.pods = api_crash_looping();
+    let plan = applied(scenario.decide(&rollback(), &policy()));
+    assert_eq!(
+        plan.outcome.changes,
+        vec![Change {
+            container: "api".into(),
+            from: API2.into(),
+            to: API1.into()
+        }]
+    );
+    let note = "(pod evidence: api: CrashLoopBackOff on 2/2 new pods, 7 restarts; envoy: healthy)";
+    assert!(
+        plan.outcome.message.ends_with(note),
+        "{}",
+        plan.outcome.message
+    );
+    assert!(plan.event_message.contains(note), "{}", plan.event_message);
+    assert_eq!(
+        evidence_json(&plan.outcome),
+        json!([
+            {"container": "api", "verdict": "failing", "reason": "CrashLoopBackOff",
+             "podsAffected": 2, "podsSeen": 2, "restarts": 7, "message": "CrashLoopBackOff for api"},
+            {"container": "envoy", "verdict": "healthy", "podsAffected": 0, "podsSeen": 2, "restarts": 0}
+        ])
+    );
+    let after = scenario.apply(&plan);
+    let mut expected = scenario.deployment.clone();
+    expected["spec"]["template"]["spec"]["containers"][0]["image"] = json!(API1);
+    expect_annotations(&mut expected, &plan);
+    assert_eq!(after, expected, "envoy keeps its new image");
+}
+
+#[test]
+fn a_failing_init_container_is_chosen_over_the_changed_app() {
+    let mut scenario = app_and_migration();
+    let mut migrate = waiting("migrate", "CrashLoopBackOff", 5);
+    migrate["lastState"] = json!({"terminated": {"exitCode": 1, "reason": "Error"}});
+    scenario.pods = vec![pod(
+        2,
+        0,
+        vec![
+            waiting("api", "PodInitializing", 0),
+            waiting("envoy", "PodInitializing", 0),
+        ],
+        vec![migrate],
+    )];
+    let plan = applied(scenario.decide(&rollback(), &policy()));
+    assert_eq!(
+        plan.outcome.changes,
+        vec![Change {
+            container: "migrate".into(),
+            from: MIGRATE2.into(),
+            to: MIGRATE1.into()
+        }]
+    );
+    let after = scenario.apply(&plan);
+    assert_eq!(
+        after["spec"]["template"]["spec"]["initContainers"][0]["image"],
+        MIGRATE1
+    );
+    assert_eq!(
+        after["spec"]["template"]["spec"]["containers"][0]["image"],
+        API2
+    );
+}
+
+#[test]
+fn no_failing_changed_container_keeps_every_changed_one_and_says_so() {
+    // Only an old revision's pod fails: nothing of revision 2 reports yet.
+    let mut scenario = app_and_sidecar();
+    scenario.pods = vec![pod(
+        1,
+        0,
+        vec![
+            waiting("api", "CrashLoopBackOff", 9),
+            running("envoy", true),
+        ],
+        vec![],
+    )];
+    let plan = applied(scenario.decide(&rollback(), &policy()));
+    assert_eq!(
+        plan.outcome
+            .changes
+            .iter()
+            .map(|c| c.container.as_str())
+            .collect::<Vec<_>>(),
+        ["api", "envoy"]
+    );
+    assert!(
+        plan.outcome.message.ends_with(
+            "(no changed container is failing on the current revision's pods, so every changed container; pod evidence: api: unknown; envoy: unknown)"
+        ),
+        "{}",
+        plan.outcome.message
+    );
+    let after = scenario.apply(&plan);
+    assert_eq!(
+        after["spec"]["template"]["spec"]["containers"][1]["image"],
+        ENVOY1
+    );
+
+    // No pods at all: the same rule, and the message says there was no evidence.
+    let plan = applied(app_and_sidecar().decide(&rollback(), &policy()));
+    assert_eq!(plan.outcome.changes.len(), 2);
+    assert!(plan.outcome.evidence.is_empty());
+    assert!(
+        plan.outcome
+            .message
+            .ends_with("(no pod evidence names a failing container, so every changed container)"),
+        "{}",
+        plan.outcome.message
+    );
+    assert!(
+        serde_json::to_value(&plan.outcome)
+            .unwrap()
+            .get("evidence")
+            .is_none(),
+        "empty evidence is left out"
+    );
+}
+
+#[test]
+fn an_unchanged_failing_container_is_refused_not_an_innocent_image_reverted() {
+    let mut scenario = Scenario::new(&[
+        &[("api", API1), ("envoy", ENVOY1)],
+        &[("api", API2), ("envoy", ENVOY1)],
+    ]);
+    scenario.pods = vec![pod(
+        2,
+        0,
+        vec![
+            running("api", true),
+            waiting("envoy", "CreateContainerConfigError", 0),
+        ],
+        vec![],
+    )];
+    let outcome = done(scenario.decide(&rollback(), &policy()));
+    assert_eq!(outcome.status, OutcomeStatus::Refused);
+    assert_eq!(outcome.guard, Some(Guard::UnchangedContainerFailing));
+    assert!(outcome.changes.is_empty());
+    assert!(
+        outcome
+            .message
+            .contains("show envoy failing, whose image did not change"),
+        "{}",
+        outcome.message
+    );
+    assert_eq!(
+        evidence_json(&outcome)[1],
+        json!({"container": "envoy", "verdict": "failing", "reason": "CreateContainerConfigError",
+               "podsAffected": 1, "podsSeen": 1, "restarts": 0,
+               "message": "CreateContainerConfigError for envoy"})
+    );
+    assert_eq!(
+        Guard::UnchangedContainerFailing.as_str(),
+        "unchangedContainerFailing"
+    );
+}
+
+#[test]
+fn a_named_container_wins_over_the_evidence_which_is_still_reported() {
+    let mut scenario = app_and_sidecar();
+    scenario.pods = api_crash_looping();
+    let envoy = request(json!({"action": "rollback",
+        "target": {"namespace": "shop", "deployment": "checkout", "container": "envoy"}}));
+    let plan = applied(scenario.decide(&envoy, &policy()));
+    assert_eq!(
+        plan.outcome.changes,
+        vec![Change {
+            container: "envoy".into(),
+            from: ENVOY2.into(),
+            to: ENVOY1.into()
+        }]
+    );
+    assert_eq!(plan.outcome.evidence.len(), 2);
+    assert!(
+        plan.outcome.message.ends_with(
+            "(pod evidence: api: CrashLoopBackOff on 2/2 new pods, 7 restarts; envoy: healthy)"
+        ),
+        "{}",
+        plan.outcome.message
+    );
+    let after = scenario.apply(&plan);
+    assert_eq!(
+        after["spec"]["template"]["spec"]["containers"][0]["image"],
+        API2
+    );
+    assert_eq!(
+        after["spec"]["template"]["spec"]["containers"][1]["image"],
+        ENVOY1
+    );
+    assert!(crate::needs_pods(&rollback()));
+    assert!(!crate::needs_pods(&envoy));
+    assert!(!crate::needs_pods(&request(
+        json!({"action": "rollback", "scope": "template"})
+    )));
+    assert!(!crate::needs_pods(&request(json!({"action": "pause"}))));
+}
+
 #[test]
 fn config_only_change_is_refused_no_image_change() {
     let mut scenario = Scenario::new(&[&[("api", API1)], &[("api", API1)]]);
@@ -699,6 +939,7 @@ fn cooldown_is_per_action_across_a_pause_and_resume() {
         Scenario {
             deployment: scenario.apply(&plan),
             replica_sets: scenario.replica_sets.clone(),
+            pods: scenario.pods.clone(),
         }
     };
     let start = Scenario::new(&[&[("api", API1)], &[("api", API2)], &[("api", API3)]]);

@@ -145,6 +145,7 @@ pub fn run(case: &Case) {
         request: &case.request,
         deployment: &deployment,
         replica_sets: &replica_sets,
+        pods: &[],
         policy: &policy,
         now: timestamp(case.now),
     };

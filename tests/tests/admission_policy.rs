@@ -196,6 +196,7 @@ fn after_plan_with(
         request: &request,
         deployment: &deployment,
         replica_sets,
+        pods: &[],
         policy,
         now: "2026-12-01T08:00:00Z".parse().unwrap(),
     })

@@ -87,6 +87,7 @@ fn bench_decide(c: &mut Criterion, group: &str, request: &str) {
             request: &request,
             deployment: &deployment,
             replica_sets: &replica_sets,
+            pods: &[],
             policy: &policy,
             now,
         };

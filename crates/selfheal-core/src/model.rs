@@ -116,6 +116,10 @@ pub struct RemediationRequest {
 impl RemediationRequest {
     /// Parse and validate a request; every failure names the field at fault.
     pub fn from_json(text: &str) -> Result<Self, Error> {
+        let request: RemediationRequest =
+            crate::decode_str(text).map_err(|source| Error::MalformedRequest { source })?;
+        request.validate()?;
+        Ok(request)
     }
 
     /// Checks serde cannot express: exactly one of deployment/pod, non-empty
@@ -285,6 +289,11 @@ pub enum Guard {
     /// (rollback) does not run the Deployment's current image: a late or
     /// re-fired pod alert must not roll back a healthy release.
     StalePod,
+    /// Half-brick rollback without `target.container`: the current
+    /// revision's pods show a container failing whose image did not change,
+    /// and none whose image did. Reverting an innocent image would not help:
+    /// a restart or a person decides.
+    UnchangedContainerFailing,
 }
 
 impl Guard {

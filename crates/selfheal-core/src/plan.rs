@@ -25,6 +25,7 @@ use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
 use crate::guards::{self, Refusal};
 use crate::{
     Action, Error, GitopsManager, OutcomeStatus, Policy, RemediationOutcome, RemediationRequest,
+    RevisionInfo, Scope, Target, history,
 };
 
 pub use patch::rfc3339;
@@ -36,6 +37,10 @@ pub struct PlanInput<'a> {
     pub deployment: &'a Deployment,
     /// The Deployment's ReplicaSets (only needed for rollback; may be empty otherwise).
     pub replica_sets: &'a [ReplicaSet],
+    /// The Deployment's pods (only listed for a half-brick rollback that
+    /// names no container, [`needs_pods`]; empty otherwise): their statuses
+    /// say which container is failing (`crate::evidence`).
+    pub pods: &'a [Pod],
     pub policy: &'a Policy,
     /// Clock for cooldown and `restartedAt`; injected so planning stays pure.
     pub now: jiff::Timestamp,
@@ -117,8 +122,8 @@ pub fn needs_pods(request: &RemediationRequest) -> bool {
 /// Decide what to do. Pure: same input, same decision.
 ///
 /// Errors only for input no real API server would produce (a Deployment
-/// without name, spec or pod spec) or a request for another Deployment than
-/// the one given; every "no" is a `refused` outcome.
+/// without name, spec or pod spec) or a request that fails
+/// [`RemediationRequest::validate`]; every "no" is a `refused` outcome.
 pub fn decide(input: PlanInput<'_>) -> Result<Decision, Error> {
     let ctx = Ctx::new(input)?;
     if let Err(refusal) = ctx.common_guards() {
@@ -267,6 +272,7 @@ impl<'a> Ctx<'a> {
             message,
             target: self.target.clone(),
             changes: Vec::new(),
+            evidence: Vec::new(),
             revision: None,
             guard: None,
             gitops: self.gitops,

@@ -219,9 +219,10 @@ impl Scenario {
             .map(|p| serde_json::from_value(p.clone()).unwrap())
             .collect();
         decide(PlanInput {
-            request: &request,
+            request,
             deployment: &deployment,
             replica_sets: &replica_sets,
+            pods: &pods,
             policy,
             now,
         })

@@ -12,7 +12,6 @@ use kube::Api;
 use kube::api::{ListParams, Patch, PatchParams};
 use selfheal_core::plan::needs_replica_sets;
 use selfheal_core::pod::check_pod_target;
-use k8s_openapi::api::core::v1::Pod;
 use selfheal_core::{
     Action, Decision, OutcomeStatus, Plan, PlanInput, Policy, RemediationOutcome,
     RemediationRequest, RevisionInfo, RolloutStatus, decide, keys, rollout_status,
@@ -161,6 +160,7 @@ impl Remediator {
                 request: &planned,
                 deployment: &snapshot.deployment,
                 replica_sets: &snapshot.replica_sets,
+                pods: &[],
                 policy: &self.policy,
                 now: (self.clock)(),
             })
@@ -441,20 +441,9 @@ impl Remediator {
         Ok(rollout_status(&snapshot.deployment))
     }
 
-    /// The Deployment `workload` names: itself, or the one that owns the pod
-    /// (two GETs), with the pod as read for the stale-pod guard.
-    pub async fn resolve(
-        &self,
-        namespace: &str,
-        workload: Workload<'_>,
-    ) -> Result<(String, Option<Pod>)> {
-        match workload {
-            Workload::Deployment(name) => Ok((name.to_owned(), None)),
-            Workload::Pod(pod) => {
-                let owner = pod_owner(&self.client, namespace, pod).await?;
-                Ok((owner.deployment, Some(owner.pod)))
-            }
-        }
+    /// The Deployment that owns `pod` (two GETs).
+    pub async fn resolve_pod(&self, namespace: &str, pod: &str) -> Result<String> {
+        deployment_for_pod(&self.client, namespace, pod).await
     }
 }
 

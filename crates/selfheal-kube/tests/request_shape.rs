@@ -353,6 +353,7 @@ fn expected_patch(req: &RemediationRequest, deploy: &Value, rs: &[Value]) -> Val
         request: req,
         deployment: &deployment,
         replica_sets: &replica_sets,
+        pods: &[],
         policy: &Policy::default(),
         now: NOW.parse().unwrap(),
     })

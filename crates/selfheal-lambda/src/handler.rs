@@ -5,8 +5,6 @@
 //! runtime: a malformed request then fails with our `NonRetryableInvalidRequest`
 //! and a message naming the field, instead of the runtime's type-named error.
 
-use std::future::Future;
-
 use lambda_runtime::LambdaEvent;
 use selfheal_aws::{SwitchState, SwitchedOff};
 use selfheal_core::{
@@ -167,6 +165,7 @@ fn disabled(request: &RemediationRequest, off: &SwitchedOff) -> RemediationOutco
         message: format!("{off}; nothing was done"),
         target: request.target.clone(),
         changes: Vec::new(),
+        evidence: Vec::new(),
         revision: None,
         guard: None,
         gitops: None,
@@ -198,29 +197,13 @@ fn log_outcome(request: &RemediationRequest, outcome: &RemediationOutcome) {
     );
 }
 
-/// `work` with `cluster`'s Remediator. A 401 (the cluster no longer accepts
-/// the cached client's token) drops that client and token here, for every
-/// handler, so the next invocation signs a fresh one.
-async fn on_cluster<T, F, Fut>(
-    state: &AppState,
-    cluster: Option<&str>,
-    work: F,
-) -> Result<T, HandlerError>
-where
-    F: FnOnce(Remediator) -> Fut,
-    Fut: Future<Output = Result<T, HandlerError>>,
-{
-    let result = match state.remediator(cluster).await {
-        Ok(remediator) => work(remediator).await,
-        Err(error) => Err(error),
-    };
-    if let Err(HandlerError::Kube {
-        source: selfheal_kube::Error::Unauthorized { .. },
-    }) = &result
-    {
-        state.invalidate(cluster).await;
-    }
-    result
+fn is_unauthorized(error: &HandlerError) -> bool {
+    matches!(
+        error,
+        HandlerError::Kube {
+            source: selfheal_kube::Error::Unauthorized { .. }
+        }
+    )
 }
 
 /// What `verify` accepts: a request or an outcome (both carry `target`), or a

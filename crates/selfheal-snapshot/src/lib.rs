@@ -237,6 +237,7 @@ impl Snapshot {
             request: &planned,
             deployment: &deployment,
             replica_sets: &replica_sets,
+            pods: &[],
             policy,
             now,
         })
@@ -246,7 +247,7 @@ impl Snapshot {
         let stale = match (&pod, &decision) {
             (Some(pod), Decision::Apply(_)) => check_pod_target(
                 &self.pod(&namespace, pod)?,
-                &request,
+                request,
                 &deployment,
                 &replica_sets,
             )

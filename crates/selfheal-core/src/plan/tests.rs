@@ -1709,6 +1709,7 @@ fn decide_raw(
         request,
         deployment: &deployment,
         replica_sets: &[],
+        pods: &[],
         policy: &policy(),
         now: now(),
     })

@@ -359,8 +359,11 @@ impl DeploymentSync {
         if max_scaled_down <= 0 {
             return false;
         }
+        // cleanupUnhealthyReplicas: unavailable replicas go first.
         let (cleaned, mut changed) =
-            self.cleanup_unhealthy_replicas(store, state, old, max_scaled_down);
+            self.scale_down_oldest(store, state, old, max_scaled_down, |rs| {
+                int_at(rs, "/spec/replicas") - int_at(rs, "/status/availableReplicas")
+            });
         // Availability as the pass found it: the cleanup above only removed
         // replicas that were not available.
         let available: i64 = all
@@ -368,50 +371,26 @@ impl DeploymentSync {
             .map(|rs| int_at(rs, "/status/availableReplicas"))
             .sum();
         if available > min_available {
+            // scaleDownOldReplicaSetsForRollingUpdate: then any replica.
             let total = (available - min_available).min(max_scaled_down - cleaned);
-            changed |= self.scale_down_old_replica_sets(store, state, old, total);
+            let (_, scaled) =
+                self.scale_down_oldest(store, state, old, total, |rs| int_at(rs, "/spec/replicas"));
+            changed |= scaled;
         }
         changed
     }
 
-    /// cleanupUnhealthyReplicas: removes up to `max` unavailable replicas
-    /// from the old ReplicaSets, oldest first. Returns how many and whether
-    /// anything was written.
-    fn cleanup_unhealthy_replicas(
-        &self,
-        store: &mut Store,
-        state: &ControllerState,
-        old: &mut [Value],
-        max: i64,
-    ) -> (i64, bool) {
-        let mut cleaned = 0;
-        let mut changed = false;
-        for rs in old.iter_mut() {
-            if cleaned >= max {
-                break;
-            }
-            let spec = int_at(rs, "/spec/replicas");
-            let unhealthy = spec - int_at(rs, "/status/availableReplicas");
-            if spec == 0 || unhealthy <= 0 {
-                continue;
-            }
-            let down = (max - cleaned).min(unhealthy);
-            *rs = self.scale(store, state, rs, spec - down);
-            cleaned += down;
-            changed = true;
-        }
-        (cleaned, changed)
-    }
-
-    /// scaleDownOldReplicaSetsForRollingUpdate: removes `total` replicas
-    /// from the old ReplicaSets, oldest first.
-    fn scale_down_old_replica_sets(
+    /// Takes up to `total` replicas off the old ReplicaSets, oldest first,
+    /// at most `removable(rs)` from each. Returns how many were taken and
+    /// whether anything was written.
+    fn scale_down_oldest(
         &self,
         store: &mut Store,
         state: &ControllerState,
         old: &mut [Value],
         total: i64,
-    ) -> bool {
+        removable: impl Fn(&Value) -> i64,
+    ) -> (i64, bool) {
         let mut done = 0;
         let mut changed = false;
         for rs in old.iter_mut() {
@@ -419,15 +398,16 @@ impl DeploymentSync {
                 break;
             }
             let spec = int_at(rs, "/spec/replicas");
-            if spec == 0 {
+            let can = removable(rs);
+            if spec == 0 || can <= 0 {
                 continue;
             }
-            let down = spec.min(total - done);
+            let down = (total - done).min(can);
             *rs = self.scale(store, state, rs, spec - down);
             done += down;
             changed = true;
         }
-        changed
+        (done, changed)
     }
 
     /// Scales a ReplicaSet, stamping the replica annotations and emitting

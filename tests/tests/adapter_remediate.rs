@@ -11,12 +11,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
-use kube::api::{Patch, PatchParams, PostParams};
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use secrecy::SecretString;
 use selfheal_core::{Action, Guard, OutcomeStatus, Policy, RemediationRequest};
 use selfheal_kube::{Error, Remediator, client_from_kubeconfig, client_from_parts};
-use selfheal_testserver::{Identity, RecordedRequest, TestServer, fixtures};
+use selfheal_testserver::{ControllerConfig, Identity, RecordedRequest, TestServer, fixtures};
 use serde_json::{Value, json};
 
 const NS: &str = "shop";
@@ -26,6 +27,7 @@ const ENVOY: &str = "registry.example/envoy";
 const DEPLOY_PATH: &str = "/apis/apps/v1/namespaces/shop/deployments/checkout";
 const RS_PATH: &str = "/apis/apps/v1/namespaces/shop/replicasets";
 const EVENTS_PATH: &str = "/api/v1/namespaces/shop/events";
+const PODS_PATH: &str = "/api/v1/namespaces/shop/pods";
 
 fn checkout(opt_in: bool) -> Deployment {
     fixtures::checkout(format!("{API}:1.0.0"), format!("{ENVOY}:1.27"))
@@ -161,13 +163,15 @@ async fn half_brick_rollback_reverts_only_the_offending_container() {
     assert_eq!(outcome.changes[0].to, format!("{API}:1.1.0"));
     assert_eq!(outcome.revision.and_then(|r| r.before), Some(4));
 
-    // Request log: GET + LIST + one PATCH + one Event POST, nothing more.
+    // Request log: GET + LIST of ReplicaSets + LIST of the current pods
+    // (no container named) + one PATCH + one Event POST, nothing more.
     let reqs = log(&server);
     assert_eq!(
         lines(&reqs),
         [
             format!("GET {DEPLOY_PATH} 200"),
             format!("GET {RS_PATH} 200"),
+            format!("GET {PODS_PATH} 200"),
             format!("PATCH {DEPLOY_PATH} 200"),
             format!("POST {EVENTS_PATH} 201"),
         ]
@@ -176,7 +180,7 @@ async fn half_brick_rollback_reverts_only_the_offending_container() {
         reqs[1].query.get("labelSelector").map(String::as_str),
         Some("app=checkout")
     );
-    let patch = &reqs[2];
+    let patch = &reqs[3];
     assert_eq!(
         patch.content_type.as_deref(),
         Some("application/json-patch+json")
@@ -404,9 +408,11 @@ async fn object_modified_between_get_and_patch_is_replanned() {
         [
             format!("GET {DEPLOY_PATH} 200"),
             format!("GET {RS_PATH} 200"),
+            format!("GET {PODS_PATH} 200"),
             format!("PATCH {DEPLOY_PATH} 422"),
             format!("GET {DEPLOY_PATH} 200"),
             format!("GET {RS_PATH} 200"),
+            format!("GET {PODS_PATH} 200"),
             format!("PATCH {DEPLOY_PATH} 200"),
             format!("POST {EVENTS_PATH} 201"),
         ]
@@ -825,4 +831,211 @@ async fn cooldown_is_per_action_and_the_history_is_the_audit_trail() {
     assert_eq!(p.len(), 1);
     assert_eq!(p[0].query.get("dryRun").map(String::as_str), Some("All"));
     assert_eq!(live(&server), resumed, "the dry run stored nothing");
+}
+
+/// `checkout` at revision 2, a release that bumped both images at once (api
+/// 1.0.0 → 1.1.0, envoy 1.27 → 1.28). Pods running the new api image never
+/// turn ready by themselves, so the statuses this test writes stay.
+async fn two_image_release() -> TestServer {
+    let bad_api = format!("{API}:1.1.0");
+    let server = TestServer::builder()
+        .controller(ControllerConfig {
+            never_ready_images: vec![bad_api.clone()],
+            ..ControllerConfig::default()
+        })
+        .start()
+        .await
+        .unwrap();
+    server
+        .apply_objects(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}));
+    let api: Api<Deployment> = Api::namespaced(admin_client(&server), NS);
+    api.create(&PostParams::default(), &checkout(true))
+        .await
+        .unwrap();
+    assert!(server.controller().settle().await);
+    let patch: json_patch::Patch = serde_json::from_value(json!([
+        {"op": "replace", "path": "/spec/template/spec/containers/0/image", "value": bad_api},
+        {"op": "replace", "path": "/spec/template/spec/containers/1/image", "value": format!("{ENVOY}:1.28")}
+    ]))
+    .unwrap();
+    api.patch(
+        "checkout",
+        &PatchParams::default(),
+        &Patch::Json::<()>(patch),
+    )
+    .await
+    .unwrap();
+    assert!(server.controller().settle().await);
+    assert_eq!(revision(&live(&server)), Some("2".into()));
+    server
+}
+
+/// Write, through `pods/status` as the kubelet does, that every pod of
+/// revision `at` has api crash-looping (3, 4, … restarts) and envoy ready.
+async fn api_crash_loops_on(server: &TestServer, at: &str) -> Vec<String> {
+    let hash = replica_set_at(server, at)
+        .metadata
+        .labels
+        .unwrap()
+        .remove("pod-template-hash")
+        .unwrap();
+    let pods: Api<Pod> = Api::namespaced(admin_client(server), NS);
+    let listed = pods
+        .list(&ListParams::default().labels(&format!("pod-template-hash={hash}")))
+        .await
+        .unwrap()
+        .items;
+    assert!(!listed.is_empty(), "revision {at} has pods");
+    let mut names = Vec::new();
+    for (i, pod) in listed.iter().enumerate() {
+        let name = pod.metadata.name.clone().unwrap();
+        let status = json!({"status": {"phase": "Running", "startTime": NOW,
+        "conditions": [{"type": "Ready", "status": "False", "lastProbeTime": null, "lastTransitionTime": NOW}],
+        "containerStatuses": [
+            {"name": "api", "image": format!("{API}:1.1.0"), "imageID": "", "ready": false,
+             "restartCount": 3 + i, "started": false,
+             "state": {"waiting": {"reason": "CrashLoopBackOff",
+                 "message": format!("back-off 40s restarting failed container=api pod={name}")}},
+             "lastState": {"terminated": {"exitCode": 1, "reason": "Error",
+                 "startedAt": NOW, "finishedAt": NOW}}},
+            {"name": "envoy", "image": format!("{ENVOY}:1.28"), "imageID": "", "ready": true,
+             "restartCount": 0, "started": true, "state": {"running": {"startedAt": NOW}}, "lastState": {}}
+        ]}});
+        pods.patch_status(&name, &PatchParams::default(), &Patch::Merge(&status))
+            .await
+            .unwrap();
+        names.push(name);
+    }
+    names
+}
+
+#[tokio::test]
+async fn pods_evidence_chooses_the_crash_looping_container_of_a_two_image_release() {
+    let server = two_image_release().await;
+    let new_pods = api_crash_loops_on(&server, "2").await;
+    let n = new_pods.len();
+    let before = live(&server);
+    server.clear_requests();
+
+    let outcome = remediator(&server)
+        .remediate(&request("rollback"))
+        .await
+        .unwrap();
+
+    assert_eq!(outcome.status, OutcomeStatus::Applied, "{outcome:?}");
+    let changed: Vec<(&str, &str, &str)> = outcome
+        .changes
+        .iter()
+        .map(|c| (c.container.as_str(), c.from.as_str(), c.to.as_str()))
+        .collect();
+    let (from, to) = (format!("{API}:1.1.0"), format!("{API}:1.0.0"));
+    assert_eq!(changed, [("api", from.as_str(), to.as_str())]);
+    let restarts: usize = (0..n).map(|i| 3 + i).sum();
+    assert_eq!(
+        serde_json::to_value(&outcome.evidence).unwrap(),
+        json!([
+            {"container": "api", "verdict": "failing", "reason": "CrashLoopBackOff",
+             "podsAffected": n, "podsSeen": n, "restarts": restarts, "exitCode": 1,
+             "message": format!("back-off 40s restarting failed container=api pod={}", new_pods[0])},
+            {"container": "envoy", "verdict": "healthy", "podsAffected": 0, "podsSeen": n, "restarts": 0}
+        ])
+    );
+    let named = format!(
+        "api: CrashLoopBackOff on {n}/{n} new pods, {restarts} restarts, exit code 1; envoy: healthy"
+    );
+    assert!(outcome.message.contains(&named), "{}", outcome.message);
+
+    // One LIST of the current revision's pods, by selector and hash.
+    let reqs = log(&server);
+    assert_eq!(
+        lines(&reqs),
+        [
+            format!("GET {DEPLOY_PATH} 200"),
+            format!("GET {RS_PATH} 200"),
+            format!("GET {PODS_PATH} 200"),
+            format!("PATCH {DEPLOY_PATH} 200"),
+            format!("POST {EVENTS_PATH} 201"),
+        ]
+    );
+    let hash = replica_set_at(&server, "2").metadata.labels.unwrap()["pod-template-hash"].clone();
+    assert_eq!(
+        reqs[2].query.get("labelSelector").map(String::as_str),
+        Some(format!("app=checkout,pod-template-hash={hash}").as_str())
+    );
+
+    // Only api went back; envoy keeps the image it was released with.
+    let after = live(&server);
+    assert_eq!(container(&after, 0)["image"], format!("{API}:1.0.0"));
+    assert_eq!(container(&after, 1), container(&before, 1));
+    let event = server
+        .events(NS)
+        .into_iter()
+        .find(|e| e.reason.as_deref() == Some("SelfhealRollback"))
+        .unwrap();
+    assert!(
+        event
+            .message
+            .as_deref()
+            .unwrap_or_default()
+            .contains(&named),
+        "{event:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_named_container_skips_the_pod_list_and_wins() {
+    let server = two_image_release().await;
+    api_crash_loops_on(&server, "2").await;
+    server.clear_requests();
+    let mut envoy = request("rollback");
+    envoy.target.container = Some("envoy".into());
+
+    let outcome = remediator(&server).remediate(&envoy).await.unwrap();
+
+    assert_eq!(outcome.status, OutcomeStatus::Applied, "{outcome:?}");
+    assert_eq!(outcome.changes.len(), 1);
+    assert_eq!(outcome.changes[0].container, "envoy");
+    assert!(outcome.evidence.is_empty());
+    assert_eq!(
+        lines(&log(&server)),
+        [
+            format!("GET {DEPLOY_PATH} 200"),
+            format!("GET {RS_PATH} 200"),
+            format!("PATCH {DEPLOY_PATH} 200"),
+            format!("POST {EVENTS_PATH} 201"),
+        ]
+    );
+    let after = live(&server);
+    assert_eq!(container(&after, 0)["image"], format!("{API}:1.1.0"));
+    assert_eq!(container(&after, 1)["image"], format!("{ENVOY}:1.27"));
+}
+
+#[tokio::test]
+async fn an_unchanged_container_failing_is_refused_without_a_write() {
+    // Revision 2 changed only api; the crash-looping api is then "unchanged"
+    // once envoy alone moves on in revision 3 (statuses written below).
+    let server = two_image_release().await;
+    let api: Api<Deployment> = Api::namespaced(admin_client(&server), NS);
+    set_image(&api, 1, format!("{ENVOY}:1.29")).await;
+    assert!(server.controller().settle().await);
+    assert_eq!(revision(&live(&server)), Some("3".into()));
+    api_crash_loops_on(&server, "3").await;
+    let before = live(&server);
+    server.clear_requests();
+
+    let outcome = remediator(&server)
+        .remediate(&request("rollback"))
+        .await
+        .unwrap();
+
+    assert_eq!(outcome.status, OutcomeStatus::Refused, "{outcome:?}");
+    assert_eq!(outcome.guard, Some(Guard::UnchangedContainerFailing));
+    assert_eq!(outcome.evidence[0].container, "api");
+    assert!(outcome.evidence[0].is_failing());
+    assert!(
+        patches(&log(&server)).is_empty(),
+        "{:?}",
+        lines(&log(&server))
+    );
+    assert_eq!(live(&server), before);
 }

@@ -32,7 +32,7 @@ use aws_credential_types::Credentials;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use lambda_runtime::{Context, LambdaEvent};
 use selfheal_core::{OutcomeStatus, Policy, RolloutState};
 use selfheal_eks::{ClusterEndpoint, ClusterSource, EksClients};
@@ -340,6 +340,8 @@ async fn every_handler_path_works_with_exactly_the_cluster_role() {
     for needed in [
         "GET /apis/apps/v1/namespaces/shop/deployments/checkout 200",
         "GET /apis/apps/v1/namespaces/shop/replicasets 200",
+        // The rollback names no container: the current revision's pods.
+        "GET /api/v1/namespaces/shop/pods 200",
         "GET /apis/apps/v1/deployments 200",
         "PATCH /apis/apps/v1/namespaces/shop/deployments/checkout 200",
         "POST /api/v1/namespaces/shop/events 201",
@@ -509,13 +511,14 @@ async fn writes_outside_the_role_are_forbidden_and_change_nothing() {
         deployments.create(&PostParams::default(), &intruder).await,
         &denial("deployments.apps", "create", "deployments", "apps", "shop"),
     );
-    // Pods: `get` only (pod-target resolution), not list or delete.
+    // Pods: `get` and `list` (pod-target resolution, the pods' evidence),
+    // not delete.
     let pods: Api<Pod> = Api::namespaced(c.client.clone(), "shop");
-    let pod = pods
-        .list(&ListParams::default())
-        .await
-        .map(|l| l.items.len());
-    assert_forbidden(pod, &denial("pods", "list", "pods", "", "shop"));
+    let pod = c.pod_of("shop", "checkout");
+    assert_forbidden(
+        pods.delete(&pod, &DeleteParams::default()).await,
+        &denial(&format!("pods \"{pod}\""), "delete", "pods", "", "shop"),
+    );
 
     assert_eq!(c.live("shop", "checkout"), before);
     assert!(c.server.deployment("shop", "intruder").is_none());

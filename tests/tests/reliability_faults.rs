@@ -89,9 +89,11 @@ async fn conflict_409_on_first_patch_replans_and_applies() {
         [
             "GET checkout 200",
             "GET replicasets 200",
+            "GET pods 200",
             "PATCH checkout 409",
             "GET checkout 200",
             "GET replicasets 200",
+            "GET pods 200",
             "PATCH checkout 200",
             "POST events 201",
         ]
@@ -152,9 +154,11 @@ async fn unprocessable_422_concurrent_hotfix_image_is_kept_not_overwritten() {
         [
             "GET checkout 200",
             "GET replicasets 200",
+            "GET pods 200",
             "PATCH checkout 422",
             "GET checkout 200",
             "GET replicasets 200",
+            "GET pods 200",
         ],
         "one rejected PATCH, then a re-read and no second write"
     );
@@ -211,6 +215,7 @@ async fn status_only_update_between_read_and_patch_does_not_conflict() {
         [
             "GET checkout 200",
             "GET replicasets 200",
+            "GET pods 200",
             "PATCH checkout 200",
             "POST events 201",
         ],
@@ -251,9 +256,11 @@ async fn label_only_change_between_read_and_patch_is_replanned_opt_out_refused()
         [
             "GET checkout 200",
             "GET replicasets 200",
+            "GET pods 200",
             "PATCH checkout 422",
             "GET checkout 200",
             "GET replicasets 200",
+            "GET pods 200",
         ]
     );
     assert_untouched_by_selfheal(&c, API_2);
@@ -352,6 +359,7 @@ async fn connection_reset_after_the_patch_applied_reports_applied_from_a_reread(
         [
             "GET checkout 200",
             "GET replicasets 200",
+            "GET pods 200",
             "PATCH checkout 0",
             "GET checkout 200",
             "POST events 201",
@@ -378,10 +386,12 @@ async fn connection_reset_before_the_patch_applied_replans_and_applies_once() {
         [
             "GET checkout 200",
             "GET replicasets 200",
+            "GET pods 200",
             "PATCH checkout 0",
             "GET checkout 200",
             "GET checkout 200",
             "GET replicasets 200",
+            "GET pods 200",
             "PATCH checkout 200",
             "POST events 201",
         ]

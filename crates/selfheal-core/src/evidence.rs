@@ -124,9 +124,12 @@ pub fn summary(evidence: &[ContainerEvidence]) -> String {
 }
 
 /// The `pod-template-hash` of the Deployment's current revision: its newest
-/// ReplicaSet, provided that ReplicaSet runs the Deployment's template (when
-/// the template is ahead of every ReplicaSet, no pod runs it yet and `None`
-/// is returned). The adapter adds it to its pod LIST's label selector.
+/// ReplicaSet, provided that ReplicaSet runs the Deployment's images (when
+/// the template is ahead of every ReplicaSet, no pod runs them yet and `None`
+/// is returned). Images, not the whole template, because they are what the
+/// evidence speaks about, and server-side defaulting may word the two
+/// templates differently. The adapter adds the hash to its pod LIST's label
+/// selector.
 pub fn current_revision_hash<'a>(
     deployment: &Deployment,
     replica_sets: &'a [ReplicaSet],
@@ -135,7 +138,7 @@ pub fn current_revision_hash<'a>(
     let latest = *History::of(deployment, replica_sets).latest()?;
     let runs_template = latest
         .template()
-        .is_some_and(|t| history::equal_ignoring_hash(t, template));
+        .is_some_and(|t| history::images_by_container(t) == history::images_by_container(template));
     if !runs_template {
         return None;
     }

@@ -3,7 +3,9 @@
 //! Round trips for a rollback: GET + LIST + PATCH (+ Event POST); for
 //! pause/resume/restart: GET + PATCH (+ Event POST). A pod target adds the
 //! pod and ReplicaSet GETs and always the LIST: the stale-pod guard needs the
-//! Deployment's current revision.
+//! Deployment's current revision. A rollback that names no container adds
+//! one LIST of the current revision's pods, whose statuses say which changed
+//! container is failing (`selfheal_core::evidence`).
 
 use std::sync::Arc;
 
@@ -28,11 +30,15 @@ pub type Clock = Arc<dyn Fn() -> jiff::Timestamp + Send + Sync>;
 /// Re-plans after a 409/422 before giving up with a retryable error.
 pub const DEFAULT_REPLAN_BUDGET: u32 = 3;
 
-/// A Deployment and (when read) its ReplicaSets, as one consistent input to planning.
+/// A Deployment and (when read) its ReplicaSets and current pods, as one
+/// consistent input to planning.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Snapshot {
     pub deployment: Deployment,
     pub replica_sets: Vec<ReplicaSet>,
+    /// The pods of the current revision (only for a rollback that names no
+    /// container; empty otherwise).
+    pub pods: Vec<k8s_openapi::api::core::v1::Pod>,
 }
 
 /// Built once per process (Lambda init, CLI start) and shared by invocations:
@@ -149,18 +155,21 @@ impl Remediator {
         let mut first_changes: Option<Vec<selfheal_core::Change>> = None;
         loop {
             attempts += 1;
-            let snapshot = self
+            let mut snapshot = self
                 .read(
                     namespace,
                     &name,
                     needs_replica_sets(&planned) || pod.is_some(),
                 )
                 .await?;
+            if selfheal_core::needs_pods(&planned) {
+                snapshot.pods = self.list_current_pods(namespace, &name, &snapshot).await?;
+            }
             let decision = decide(PlanInput {
                 request: &planned,
                 deployment: &snapshot.deployment,
                 replica_sets: &snapshot.replica_sets,
-                pods: &[],
+                pods: &snapshot.pods,
                 policy: &self.policy,
                 now: (self.clock)(),
             })
@@ -394,6 +403,7 @@ impl Remediator {
         Ok(Snapshot {
             deployment,
             replica_sets,
+            pods: Vec::new(),
         })
     }
 
@@ -403,17 +413,7 @@ impl Remediator {
         name: &str,
         deployment: &Deployment,
     ) -> Result<Vec<ReplicaSet>> {
-        let selector = deployment
-            .spec
-            .as_ref()
-            .map(|s| &s.selector)
-            .ok_or_else(|| Error::InvalidObject {
-                kind: "Deployment",
-                name: name.to_owned(),
-                reason: "has no spec".into(),
-                source: None,
-            })?;
-        let selector = label_selector(selector, name)?;
+        let selector = deployment_selector(deployment, name)?;
         let api: Api<ReplicaSet> = Api::namespaced(self.client.clone(), namespace);
         let list = api
             .list(&ListParams::default().labels_from(&selector))
@@ -422,6 +422,44 @@ impl Remediator {
                 Call {
                     verb: "list",
                     kind: "ReplicaSet",
+                    namespace,
+                    name: &selector.to_string(),
+                }
+                .error(e)
+            })?;
+        Ok(list.items)
+    }
+
+    /// The pods of the Deployment's current revision: one LIST by its
+    /// selector plus the newest ReplicaSet's `pod-template-hash`, so pods of
+    /// older revisions are not even transferred. None while no ReplicaSet
+    /// runs the template yet (no pod runs it either).
+    async fn list_current_pods(
+        &self,
+        namespace: &str,
+        name: &str,
+        snapshot: &Snapshot,
+    ) -> Result<Vec<k8s_openapi::api::core::v1::Pod>> {
+        let Some(hash) = selfheal_core::evidence::current_revision_hash(
+            &snapshot.deployment,
+            &snapshot.replica_sets,
+        ) else {
+            return Ok(Vec::new());
+        };
+        let mut selector = deployment_selector(&snapshot.deployment, name)?;
+        selector.extend(kube::core::Expression::Equal(
+            keys::POD_TEMPLATE_HASH.to_owned(),
+            hash.to_owned(),
+        ));
+        let api: Api<k8s_openapi::api::core::v1::Pod> =
+            Api::namespaced(self.client.clone(), namespace);
+        let list = api
+            .list(&ListParams::default().labels_from(&selector))
+            .await
+            .map_err(|e| {
+                Call {
+                    verb: "list",
+                    kind: "Pod",
                     namespace,
                     name: &selector.to_string(),
                 }
@@ -458,6 +496,21 @@ async fn send(api: &Api<Deployment>, name: &str, plan: &Plan) -> kube::Result<De
 }
 
 /// The outcome names the Deployment acted on, and the pod when the request named one.
+/// The Deployment's `spec.selector` for a LIST of what it owns.
+fn deployment_selector(deployment: &Deployment, name: &str) -> Result<kube::core::Selector> {
+    let selector = deployment
+        .spec
+        .as_ref()
+        .map(|s| &s.selector)
+        .ok_or_else(|| Error::InvalidObject {
+            kind: "Deployment",
+            name: name.to_owned(),
+            reason: "has no spec".into(),
+            source: None,
+        })?;
+    label_selector(selector, name)
+}
+
 fn with_target(
     mut outcome: RemediationOutcome,
     request: &RemediationRequest,

@@ -22,6 +22,7 @@ const NOW: &str = "2026-11-26T20:00:00Z";
 const DEPLOY_PATH: &str = "/apis/apps/v1/namespaces/shop/deployments/checkout";
 const RS_PATH: &str = "/apis/apps/v1/namespaces/shop/replicasets";
 const EVENTS_PATH: &str = "/api/v1/namespaces/shop/events";
+const PODS_PATH: &str = "/api/v1/namespaces/shop/pods";
 
 // ---------------------------------------------------------------------------
 // Objects shaped like tests/fixtures/k8s/create-and-history.json (checkout, 4 revisions)
@@ -231,6 +232,13 @@ impl Fake {
                 None => status(404, "NotFound", "replicasets.apps not found"),
             };
         }
+        if method == "GET" && path == PODS_PATH {
+            return (
+                200,
+                json!({"kind": "PodList", "apiVersion": "v1",
+                       "metadata": {"resourceVersion": "700"}, "items": self.pods}),
+            );
+        }
         if method == "GET" && path.starts_with("/api/v1/namespaces/shop/pods/") {
             let name = path.rsplit('/').next().unwrap();
             return match self.pods.iter().find(|p| p["metadata"]["name"] == name) {
@@ -389,12 +397,19 @@ async fn rollback_is_get_list_patch_then_event() {
         [
             format!("GET {DEPLOY_PATH}"),
             format!("GET {RS_PATH}"),
+            format!("GET {PODS_PATH}"),
             format!("PATCH {DEPLOY_PATH}"),
             format!("POST {EVENTS_PATH}"),
         ]
     );
     assert_eq!(seen[1].params(), ["labelSelector=app%3Dcheckout"]);
-    let patch = &seen[2];
+    // The current revision's pods: the Deployment's selector and the newest
+    // ReplicaSet's pod-template-hash.
+    assert_eq!(
+        seen[2].params(),
+        ["labelSelector=app%3Dcheckout%2Cpod-template-hash%3D8c9d7b6f4"]
+    );
+    let patch = &seen[3];
     assert_eq!(
         patch.content_type.as_deref(),
         Some("application/json-patch+json")
@@ -435,7 +450,7 @@ async fn rollback_is_get_list_patch_then_event() {
     // The PATCH response still carries the old revision: after is unknown.
     assert_eq!(outcome.revision.and_then(|r| r.after), None);
 
-    let event = seen[3].body.as_ref().unwrap();
+    let event = seen[4].body.as_ref().unwrap();
     assert_eq!(event["metadata"]["generateName"], "checkout.");
     assert_eq!(event["reason"], "SelfhealRollback");
     assert_eq!(event["type"], "Normal");
@@ -469,10 +484,11 @@ async fn dry_run_sends_dry_run_all_and_no_event() {
         [
             format!("GET {DEPLOY_PATH}"),
             format!("GET {RS_PATH}"),
+            format!("GET {PODS_PATH}"),
             format!("PATCH {DEPLOY_PATH}"),
         ]
     );
-    assert_eq!(seen[2].params(), ["dryRun=All", "fieldManager=selfheal"]);
+    assert_eq!(seen[3].params(), ["dryRun=All", "fieldManager=selfheal"]);
     assert_eq!(outcome.status, OutcomeStatus::DryRun);
     assert!(
         outcome
@@ -516,15 +532,17 @@ async fn replans_after_422_when_the_object_moved() {
         [
             format!("GET {DEPLOY_PATH}"),
             format!("GET {RS_PATH}"),
+            format!("GET {PODS_PATH}"),
             format!("PATCH {DEPLOY_PATH}"),
             format!("GET {DEPLOY_PATH}"),
             format!("GET {RS_PATH}"),
+            format!("GET {PODS_PATH}"),
             format!("PATCH {DEPLOY_PATH}"),
             format!("POST {EVENTS_PATH}"),
         ]
     );
-    let first = seen[2].body.as_ref().unwrap();
-    let second = seen[5].body.as_ref().unwrap();
+    let first = seen[3].body.as_ref().unwrap();
+    let second = seen[7].body.as_ref().unwrap();
     assert_eq!(first[0]["path"], "/metadata/generation");
     assert_eq!(first[0]["value"], 4);
     assert_eq!(
@@ -646,6 +664,7 @@ async fn pod_target_resolves_through_owner_references() {
             format!("GET {RS_PATH}/checkout-8c9d7b6f4"),
             format!("GET {DEPLOY_PATH}"),
             format!("GET {RS_PATH}"),
+            format!("GET {PODS_PATH}"),
             format!("PATCH {DEPLOY_PATH}"),
             format!("POST {EVENTS_PATH}"),
         ]

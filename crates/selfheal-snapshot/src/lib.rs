@@ -143,6 +143,30 @@ impl Snapshot {
         Ok(out)
     }
 
+    /// The Deployment's pods: in its namespace and matching its selector,
+    /// as the adapter's LIST returns them (the evidence keeps only those of
+    /// the current revision).
+    pub fn pods_of(&self, deployment: &Deployment) -> Result<Vec<Pod>, Error> {
+        let namespace = deployment.metadata.namespace.as_deref();
+        let Some(selector) = deployment.spec.as_ref().map(|s| &s.selector) else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for object in self.objects.iter().filter(|o| kind_of(o) == Some("Pod")) {
+            let pod = typed::<Pod>(object, "Pod")?;
+            let same_namespace = match (namespace, pod.metadata.namespace.as_deref()) {
+                (Some(a), Some(b)) => a == b,
+                _ => true,
+            };
+            if same_namespace
+                && selfheal_core::history::selector_matches(selector, pod.metadata.labels.as_ref())
+            {
+                out.push(pod);
+            }
+        }
+        Ok(out)
+    }
+
     /// The pod `namespace/name`.
     fn pod(&self, namespace: &str, pod: &str) -> Result<Pod, Error> {
         let object = self
@@ -233,11 +257,17 @@ impl Snapshot {
         } else {
             Vec::new()
         };
+        // A rollback that names no container chooses from the pods' evidence.
+        let pods = if selfheal_core::needs_pods(&planned) {
+            self.pods_of(&deployment)?
+        } else {
+            Vec::new()
+        };
         let decision = decide(PlanInput {
             request: &planned,
             deployment: &deployment,
             replica_sets: &replica_sets,
-            pods: &[],
+            pods: &pods,
             policy,
             now,
         })

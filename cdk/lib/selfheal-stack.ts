@@ -362,7 +362,11 @@ export class SelfhealStack extends cdk.Stack {
       SELFHEAL_SLACK_WEBHOOK_SECRET_ARN: slackWebhookSecretArn.valueAsString,
     });
     notificationTopic.grantPublish(notify);
-    notify.addToRolePolicy(new iam.PolicyStatement({ actions: ["ssm:PutParameter"], resources: [approvalParamArn] }));
+    // PutParameter writes a record; GetParametersByPath counts one Deployment's
+    // folder (approvals/<scope>) for the pending cap.
+    notify.addToRolePolicy(
+      new iam.PolicyStatement({ actions: ["ssm:PutParameter", "ssm:GetParametersByPath"], resources: [approvalParamArn] }),
+    );
     conditionalPolicy(
       "NotifySlackWebhookPolicy",
       notify.role as iam.IRole,

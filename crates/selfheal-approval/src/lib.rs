@@ -40,6 +40,7 @@ pub mod error_types {
     pub const NON_RETRYABLE_AWS_ERROR: &str = "NonRetryableAwsError";
     pub const NON_RETRYABLE_CONFIG: &str = "NonRetryableConfig";
     pub const NON_RETRYABLE_INVALID_REQUEST: &str = "NonRetryableInvalidRequest";
+    pub const NON_RETRYABLE_TOO_MANY_PENDING: &str = "NonRetryableTooManyPendingApprovals";
 }
 
 /// The crate's one error type.
@@ -67,6 +68,17 @@ pub enum Error {
     /// Minting input is unusable (empty task token, zero timeout).
     #[error("invalid approval request: {0}")]
     InvalidRequest(String),
+
+    /// The Deployment already has `max` approvals nobody has answered yet;
+    /// no record was written.
+    #[error(
+        "{deployment} already has {pending} pending approvals (at most {max}); answer or let them expire before asking again"
+    )]
+    TooManyPending {
+        deployment: String,
+        pending: usize,
+        max: usize,
+    },
 }
 
 impl Error {
@@ -77,6 +89,7 @@ impl Error {
             Error::Aws(_) | Error::CorruptRecord { .. } => error_types::NON_RETRYABLE_AWS_ERROR,
             Error::Config { .. } => error_types::NON_RETRYABLE_CONFIG,
             Error::InvalidRequest(_) => error_types::NON_RETRYABLE_INVALID_REQUEST,
+            Error::TooManyPending { .. } => error_types::NON_RETRYABLE_TOO_MANY_PENDING,
         }
     }
 }
@@ -91,11 +104,14 @@ impl From<Error> for lambda_runtime::Diagnostic {
 }
 
 /// An unguessable, URL-safe approval id: 32 bytes from the thread CSPRNG,
-/// base64url without padding (43 characters).
+/// base64url without padding (43 characters), optionally preceded by the
+/// [`DeploymentScope`] it was minted for and a `.` (`<scope>.<random>`).
+/// The scope names the SSM folder of the record, so the records of one
+/// Deployment can be counted with one call.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ApprovalId(String);
 
-/// Length of an encoded [`ApprovalId`].
+/// Length of an encoded [`ApprovalId`] without a scope.
 pub const APPROVAL_ID_LEN: usize = 43;
 
 impl ApprovalId {
@@ -108,18 +124,79 @@ impl ApprovalId {
         ApprovalId(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
     }
 
-    /// Accept only the exact shape [`ApprovalId::random`] produces, so a
-    /// crafted id can never name another SSM parameter.
+    /// A fresh random id in `scope`.
+    pub fn random_in(scope: &DeploymentScope) -> Self {
+        ApprovalId(format!("{scope}.{}", Self::random()))
+    }
+
+    /// Accept only the exact shapes [`ApprovalId::random`] and
+    /// [`ApprovalId::random_in`] produce, so a crafted id can never name
+    /// another SSM parameter.
     pub fn parse(text: &str) -> Option<Self> {
-        let ok = text.len() == APPROVAL_ID_LEN
-            && text
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        let random_ok = |r: &str| {
+            r.len() == APPROVAL_ID_LEN
+                && r.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        };
+        let ok = match text.split_once('.') {
+            None => random_ok(text),
+            Some((scope, random)) => DeploymentScope::parse(scope).is_some() && random_ok(random),
+        };
         ok.then(|| ApprovalId(text.to_owned()))
     }
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The scope segment and the random part (`None` for an unscoped id).
+    pub fn split(&self) -> (Option<&str>, &str) {
+        match self.0.split_once('.') {
+            Some((scope, random)) => (Some(scope), random),
+            None => (None, &self.0),
+        }
+    }
+}
+
+/// Which Deployment an approval is for, as a fixed-shape SSM path segment:
+/// 16 lowercase hex digits of a 64-bit FNV-1a hash of cluster, namespace and
+/// Deployment. A hash rather than the names keeps the segment's shape fixed,
+/// so [`ApprovalId::parse`] stays an exact check; two Deployments sharing a
+/// hash would only share their cap.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct DeploymentScope(String);
+
+/// Length of a [`DeploymentScope`].
+pub const SCOPE_LEN: usize = 16;
+
+impl DeploymentScope {
+    pub fn of(cluster: Option<&str>, namespace: &str, deployment: &str) -> Self {
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        // NUL separates the names (no Kubernetes or EKS name contains it).
+        let text = format!("{}\0{namespace}\0{deployment}", cluster.unwrap_or(""));
+        for b in text.bytes() {
+            hash ^= u64::from(b);
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        DeploymentScope(format!("{hash:016x}"))
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        let ok = text.len() == SCOPE_LEN
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        ok.then(|| DeploymentScope(text.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for DeploymentScope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
     }
 }
 
@@ -264,7 +341,7 @@ pub fn links_for(base: &str, id: &ApprovalId, record: &ApprovalRecord) -> Approv
 }
 
 /// Store a new record for `task_token`, valid for `ttl_seconds` from `now`,
-/// and return the links. Called by `notify` for approval steps.
+/// and return the links; no Deployment, so no cap ([`mint_for`] has both).
 pub async fn mint<S: ApprovalStore>(
     store: &S,
     base_url: &str,
@@ -274,6 +351,53 @@ pub async fn mint<S: ApprovalStore>(
     execution: &str,
     summary: &str,
 ) -> Result<ApprovalLinks, Error> {
+    let request = MintRequest {
+        base_url,
+        now,
+        ttl_seconds,
+        task_token,
+        execution,
+        summary,
+        deployment: None,
+    };
+    mint_for(store, &request).await
+}
+
+/// The Deployment an approval is for and how many of its approvals may be
+/// pending at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingCap {
+    /// `cluster/namespace/deployment`, for the error and the record's description.
+    pub name: String,
+    pub scope: DeploymentScope,
+    pub max: usize,
+}
+
+/// What [`mint_for`] needs.
+#[derive(Debug, Clone)]
+pub struct MintRequest<'a> {
+    /// The approve function's URL.
+    pub base_url: &'a str,
+    pub now: Timestamp,
+    pub ttl_seconds: u64,
+    pub task_token: &'a str,
+    pub execution: &'a str,
+    pub summary: &'a str,
+    /// `Some`: the record goes into the Deployment's folder, and minting is
+    /// refused ([`Error::TooManyPending`]) while `max` of its records are
+    /// pending (stored and not expired).
+    pub deployment: Option<PendingCap>,
+}
+
+/// Store a new record and return the links. Called by `notify` for approval
+/// steps. The count and the put are not atomic: two approvals minted for one
+/// Deployment at the same instant can both pass a cap with one place left,
+/// which is fine for what the cap is for (keeping records from piling up).
+pub async fn mint_for<S: ApprovalStore>(
+    store: &S,
+    request: &MintRequest<'_>,
+) -> Result<ApprovalLinks, Error> {
+    let (now, ttl_seconds, task_token) = (request.now, request.ttl_seconds, request.task_token);
     if task_token.trim().is_empty() {
         return Err(Error::InvalidRequest("taskToken is empty".into()));
     }
@@ -286,17 +410,30 @@ pub async fn mint<S: ApprovalStore>(
     let expires_at = now
         .checked_add(ttl)
         .map_err(|e| Error::InvalidRequest(format!("approval timeout {ttl_seconds}s: {e}")))?;
-    let id = ApprovalId::random();
+    let id = match &request.deployment {
+        None => ApprovalId::random(),
+        Some(cap) => {
+            let pending = store.pending(&cap.scope, now, cap.max).await?;
+            if pending >= cap.max {
+                return Err(Error::TooManyPending {
+                    deployment: cap.name.clone(),
+                    pending,
+                    max: cap.max,
+                });
+            }
+            ApprovalId::random_in(&cap.scope)
+        }
+    };
     let record = ApprovalRecord {
         task_token: task_token.to_owned(),
         expires_at,
-        execution: execution.to_owned(),
-        summary: summary.to_owned(),
+        execution: request.execution.to_owned(),
+        summary: request.summary.to_owned(),
         approve_key: ApprovalId::random().to_string(),
         deny_key: ApprovalId::random().to_string(),
     };
     store.put(&id, &record).await?;
-    Ok(links_for(base_url, &id, &record))
+    Ok(links_for(request.base_url, &id, &record))
 }
 
 /// Why a link cannot be used (all answer 410 Gone).
@@ -428,6 +565,20 @@ pub(crate) mod tests {
         async fn take(&self, id: &ApprovalId) -> Result<Option<ApprovalRecord>, Error> {
             let text = self.0.lock().unwrap().remove(id.as_str());
             text.map(|t| store::decode(id, &t)).transpose()
+        }
+        async fn pending(
+            &self,
+            scope: &DeploymentScope,
+            now: Timestamp,
+            _limit: usize,
+        ) -> Result<usize, Error> {
+            let map = self.0.lock().unwrap();
+            Ok(map
+                .iter()
+                .filter(|(id, _)| id.starts_with(&format!("{scope}.")))
+                .filter_map(|(_, text)| serde_json::from_str::<ApprovalRecord>(text).ok())
+                .filter(|r| r.expires_at > now)
+                .count())
         }
     }
 
@@ -651,6 +802,93 @@ pub(crate) mod tests {
             "{}",
             calls[0].2
         );
+        assert!(store.0.lock().unwrap().is_empty(), "denied record deleted");
+    }
+
+    fn capped<'a>(token: &'a str, now: Timestamp, deployment: &str) -> MintRequest<'a> {
+        MintRequest {
+            base_url: "https://u",
+            now,
+            ttl_seconds: 60,
+            task_token: token,
+            execution: "arn:e",
+            summary: "s",
+            deployment: Some(PendingCap {
+                name: format!("prod/shop/{deployment}"),
+                scope: DeploymentScope::of(Some("prod"), "shop", deployment),
+                max: 2,
+            }),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_deployment_with_max_pending_approvals_gets_no_more() {
+        let store = MemoryStore::default();
+        let now = t("2026-11-27T10:00:00Z");
+        for token in ["T1", "T2"] {
+            let links = mint_for(&store, &capped(token, now, "checkout"))
+                .await
+                .unwrap();
+            // The id names the Deployment's folder, and parses back.
+            let id = id_of(&links.approve_url);
+            assert_eq!(
+                id.split().0,
+                Some(DeploymentScope::of(Some("prod"), "shop", "checkout").as_str())
+            );
+        }
+        let err = mint_for(&store, &capped("T3", now, "checkout"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.error_type(), "NonRetryableTooManyPendingApprovals");
+        assert!(err.to_string().contains("prod/shop/checkout"), "{err}");
+        assert_eq!(store.0.lock().unwrap().len(), 2, "no third record");
+        // Another Deployment has its own cap.
+        mint_for(&store, &capped("T4", now, "cart")).await.unwrap();
+        // Expired records do not count, even before SSM deletes them.
+        let later = t("2026-11-27T10:01:00Z");
+        mint_for(&store, &capped("T5", later, "checkout"))
+            .await
+            .unwrap();
+        assert_eq!(store.0.lock().unwrap().len(), 4);
+    }
+
+    #[tokio::test]
+    async fn a_decision_frees_a_place_under_the_cap() {
+        let store = MemoryStore::default();
+        let cb = FakeCallback::new(true);
+        let now = t("2026-11-27T10:00:00Z");
+        let first = mint_for(&store, &capped("T1", now, "checkout"))
+            .await
+            .unwrap();
+        mint_for(&store, &capped("T2", now, "checkout"))
+            .await
+            .unwrap();
+        let id = id_of(&first.deny_url);
+        redeem(&store, &cb, now, &id, Decision::Deny).await.unwrap();
+        mint_for(&store, &capped("T3", now, "checkout"))
+            .await
+            .unwrap();
+    }
+
+    #[test]
+    fn scopes_are_fixed_shape_and_ids_in_them_parse_strictly() {
+        let scope = DeploymentScope::of(Some("prod"), "shop", "checkout");
+        assert_eq!(scope.as_str().len(), SCOPE_LEN);
+        assert_eq!(DeploymentScope::parse(scope.as_str()), Some(scope.clone()));
+        assert_ne!(scope, DeploymentScope::of(None, "shop", "checkout"));
+        assert_ne!(scope, DeploymentScope::of(Some("prod"), "shopc", "heckout"));
+        let id = ApprovalId::random_in(&scope);
+        assert_eq!(ApprovalId::parse(id.as_str()), Some(id.clone()));
+        let random = id.split().1.to_owned();
+        for bad in [
+            format!("{}.{random}", scope.as_str().to_uppercase()),
+            format!("../{random}"),
+            format!("{scope}/{random}"),
+            format!("{scope}.{random}.x"),
+            format!("{scope}."),
+        ] {
+            assert_eq!(ApprovalId::parse(&bad), None, "{bad:?}");
+        }
     }
 
     #[tokio::test]

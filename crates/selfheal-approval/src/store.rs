@@ -5,7 +5,7 @@
 use aws_sdk_ssm::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_ssm::types::{ParameterTier, ParameterType};
 
-use crate::{ApprovalId, ApprovalRecord, Error};
+use crate::{ApprovalId, ApprovalRecord, DeploymentScope, Error};
 
 /// Single-use record storage.
 pub trait ApprovalStore {
@@ -27,6 +27,15 @@ pub trait ApprovalStore {
         &self,
         id: &ApprovalId,
     ) -> impl Future<Output = Result<Option<ApprovalRecord>, Error>> + Send;
+
+    /// How many records in `scope` have not expired at `now`, counting no
+    /// further than `limit` (the caller only asks whether the cap is reached).
+    fn pending(
+        &self,
+        scope: &DeploymentScope,
+        now: jiff::Timestamp,
+        limit: usize,
+    ) -> impl Future<Output = Result<usize, Error>> + Send;
 }
 
 /// Answers a `.waitForTaskToken` step. `Ok(false)`: the task is no longer
@@ -62,8 +71,10 @@ where
     Error::Aws(selfheal_aws::retry::AwsCallError::new(operation, err))
 }
 
-/// Records as SSM SecureString parameters `<prefix>/<id>` (encrypted with
-/// the account's `aws/ssm` key; the value holds the task token).
+/// Records as SSM SecureString parameters (encrypted with the account's
+/// `aws/ssm` key; the value holds the task token): `<prefix>/<scope>/<random>`
+/// for an id minted for a Deployment, so one `GetParametersByPath` on
+/// `<prefix>/<scope>` lists that Deployment's records, else `<prefix>/<id>`.
 #[derive(Debug, Clone)]
 pub struct SsmStore {
     client: aws_sdk_ssm::Client,
@@ -94,7 +105,15 @@ impl SsmStore {
     }
 
     pub fn name(&self, id: &ApprovalId) -> String {
-        format!("{}/{}", self.prefix, id)
+        match id.split() {
+            (Some(scope), random) => format!("{}/{scope}/{random}", self.prefix),
+            (None, random) => format!("{}/{random}", self.prefix),
+        }
+    }
+
+    /// The folder of one Deployment's records.
+    pub fn folder(&self, scope: &DeploymentScope) -> String {
+        format!("{}/{scope}", self.prefix)
     }
 }
 
@@ -186,6 +205,49 @@ impl ApprovalStore for SsmStore {
                 Ok(None)
             }
             Err(e) => Err(aws_error("ssm:DeleteParameter", e)),
+        }
+    }
+
+    async fn pending(
+        &self,
+        scope: &DeploymentScope,
+        now: jiff::Timestamp,
+        limit: usize,
+    ) -> Result<usize, Error> {
+        let mut count = 0;
+        let mut next: Option<String> = None;
+        loop {
+            let page = self
+                .client
+                .get_parameters_by_path()
+                .path(self.folder(scope))
+                .recursive(false)
+                // The expiry is in the encrypted value; SSM runs expiration
+                // policies late, so an expired record can still be listed.
+                .with_decryption(true)
+                .set_next_token(next.take())
+                .send()
+                .await
+                .map_err(|e| aws_error("ssm:GetParametersByPath", e))?;
+            for parameter in page.parameters() {
+                let name = parameter.name().unwrap_or_default();
+                let unexpired = parameter
+                    .value()
+                    .and_then(|text| serde_json::from_str::<ApprovalRecord>(text).ok())
+                    .is_some_and(|record| record.expires_at > now);
+                if unexpired {
+                    count += 1;
+                } else {
+                    tracing::debug!(
+                        parameter = name,
+                        "expired or unreadable approval record not counted"
+                    );
+                }
+            }
+            next = page.next_token().map(str::to_owned);
+            if count >= limit || next.is_none() {
+                return Ok(count);
+            }
         }
     }
 }
@@ -287,6 +349,13 @@ mod tests {
             store.name(&id),
             format!("/selfheal/approvals/{}", "b".repeat(43))
         );
+        let scope = DeploymentScope::of(Some("prod"), "shop", "checkout");
+        let scoped = ApprovalId::parse(&format!("{scope}.{}", "b".repeat(43))).expect("id");
+        assert_eq!(
+            store.name(&scoped),
+            format!("/selfheal/approvals/{scope}/{}", "b".repeat(43))
+        );
+        assert_eq!(store.folder(&scope), format!("/selfheal/approvals/{scope}"));
         for bad in ["selfheal", "/", "/a b", "/x?y"] {
             let err = SsmStore::new(client(), bad).expect_err(bad);
             assert_eq!(err.error_type(), "NonRetryableConfig");

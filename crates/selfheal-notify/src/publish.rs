@@ -29,6 +29,10 @@ pub const SLACK_PARAM: &str = "SELFHEAL_SLACK_WEBHOOK_PARAM";
 pub const APPROVAL_URL: &str = "SELFHEAL_APPROVAL_URL";
 /// Default link lifetime when the event carries no `timeoutSeconds`.
 pub const DEFAULT_APPROVAL_TTL: u64 = 3600;
+/// How many approvals one Deployment may have pending at once.
+pub const MAX_PENDING_APPROVALS: &str = "SELFHEAL_MAX_PENDING_APPROVALS";
+/// Its default.
+pub const DEFAULT_MAX_PENDING_APPROVALS: usize = 3;
 
 /// Where the Slack URL comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,6 +49,9 @@ pub struct NotifyConfig {
     pub slack: SlackSource,
     pub approval_url: Option<String>,
     pub approval_prefix: String,
+    /// Approvals one Deployment may have pending (minted, not answered, not
+    /// expired); another approval event for it is refused.
+    pub max_pending_approvals: usize,
 }
 
 impl NotifyConfig {
@@ -96,10 +103,23 @@ impl NotifyConfig {
                 reason: format!("{url:?} is not an http(s) URL"),
             });
         }
+        let max_pending_approvals = match get(MAX_PENDING_APPROVALS) {
+            None => DEFAULT_MAX_PENDING_APPROVALS,
+            Some(text) => match text.parse::<usize>() {
+                Ok(n) if n >= 1 => n,
+                _ => {
+                    return Err(Error::Config {
+                        variable: MAX_PENDING_APPROVALS,
+                        reason: format!("{text:?} is not a whole number of at least 1"),
+                    });
+                }
+            },
+        };
         Ok(NotifyConfig {
             topic_arn,
             slack,
             approval_url,
+            max_pending_approvals,
             approval_prefix: get(selfheal_approval::PARAM_PREFIX_VAR)
                 .unwrap_or_else(|| selfheal_approval::DEFAULT_PARAM_PREFIX.to_owned()),
         })
@@ -325,17 +345,35 @@ impl Notifier {
             variable: APPROVAL_URL,
             reason: "unset, but an approval was requested".into(),
         })?;
-        selfheal_approval::mint(
-            &self.store,
-            base,
+        // The cap counts per workload the request names: its Deployment, or
+        // the pod when the request names one (resolved only by the handler).
+        let deployment = event.request.as_ref().and_then(|r| {
+            let t = &r.target;
+            let workload = t.deployment.as_deref().or(t.pod.as_deref())?;
+            let cluster = t.cluster.as_deref();
+            Some(selfheal_approval::PendingCap {
+                name: format!(
+                    "{}/{}/{workload}",
+                    cluster.unwrap_or("(default cluster)"),
+                    t.namespace
+                ),
+                scope: selfheal_approval::DeploymentScope::of(cluster, &t.namespace, workload),
+                max: self.config.max_pending_approvals,
+            })
+        });
+        let summary = approval_summary(event);
+        let request = selfheal_approval::MintRequest {
+            base_url: base,
             now,
-            event.timeout_seconds.unwrap_or(DEFAULT_APPROVAL_TTL),
-            token,
-            &event.execution.id,
-            &approval_summary(event),
-        )
-        .await
-        .map_err(|source| Error::Approval { source })
+            ttl_seconds: event.timeout_seconds.unwrap_or(DEFAULT_APPROVAL_TTL),
+            task_token: token,
+            execution: &event.execution.id,
+            summary: &summary,
+            deployment,
+        };
+        selfheal_approval::mint_for(&self.store, &request)
+            .await
+            .map_err(|source| Error::Approval { source })
     }
 
     async fn publish(

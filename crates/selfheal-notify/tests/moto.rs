@@ -77,24 +77,39 @@ fn sdk(url: &str) -> aws_config::SdkConfig {
         .build()
 }
 
+/// A notifier publishing to a fresh moto topic, its records under
+/// `/selfheal/test/approvals`; `max_pending` sets `SELFHEAL_MAX_PENDING_APPROVALS`.
+async fn notifier_on(
+    sdk: &aws_config::SdkConfig,
+    max_pending: Option<&str>,
+) -> (Notifier, SsmStore) {
+    let sns = aws_sdk_sns::Client::new(sdk);
+    let topic = sns.create_topic().name("selfheal").send().await.unwrap();
+    let topic_arn = topic.topic_arn().unwrap().to_owned();
+    let config = NotifyConfig::from_lookup(|k| match k {
+        "SELFHEAL_TOPIC_ARN" => Some(topic_arn.clone()),
+        "SELFHEAL_APPROVAL_URL" => Some("https://approve.example.invalid/".into()),
+        "SELFHEAL_MAX_PENDING_APPROVALS" => max_pending.map(str::to_owned),
+        _ => None,
+    })
+    .unwrap();
+    if let Some(max) = max_pending {
+        assert_eq!(config.max_pending_approvals.to_string(), max);
+    }
+    let store = SsmStore::new(aws_sdk_ssm::Client::new(sdk), "/selfheal/test/approvals").unwrap();
+    (
+        Notifier::from_parts(config, sns, None, store.clone()),
+        store,
+    )
+}
+
 const EXEC: &str = "arn:aws:states:eu-west-1:123456789012:execution:remediate-deployment:x";
 
 #[tokio::test]
 async fn publish_mint_and_redeem_against_moto() {
     let Some(moto) = moto() else { return };
     let sdk = sdk(&moto.url);
-    let sns = aws_sdk_sns::Client::new(&sdk);
-    let topic = sns.create_topic().name("selfheal").send().await.unwrap();
-    let topic_arn = topic.topic_arn().unwrap().to_owned();
-
-    let config = NotifyConfig::from_lookup(|k| match k {
-        "SELFHEAL_TOPIC_ARN" => Some(topic_arn.clone()),
-        "SELFHEAL_APPROVAL_URL" => Some("https://approve.example.invalid/".into()),
-        _ => None,
-    })
-    .unwrap();
-    let store = SsmStore::new(aws_sdk_ssm::Client::new(&sdk), "/selfheal/test/approvals").unwrap();
-    let notifier = Notifier::from_parts(config, sns.clone(), None, store.clone());
+    let (notifier, store) = notifier_on(&sdk, None).await;
     let now: jiff::Timestamp = "2026-11-27T10:00:00Z".parse().unwrap();
 
     // A completed rollback: published, with the health summary.
@@ -130,6 +145,7 @@ async fn publish_mint_and_redeem_against_moto() {
     let params = aws_sdk_ssm::Client::new(&sdk)
         .get_parameters_by_path()
         .path("/selfheal/test/approvals")
+        .recursive(true)
         .with_decryption(true)
         .send()
         .await
@@ -137,7 +153,7 @@ async fn publish_mint_and_redeem_against_moto() {
     let params = params.parameters();
     assert_eq!(params.len(), 1);
     let name = params[0].name().unwrap();
-    let id = ApprovalId::parse(name.rsplit('/').next().unwrap()).unwrap();
+    let id = id_of_parameter(name);
     let record = store.get(&id).await.unwrap().unwrap();
     // SSM itself deletes the record when the link expires (issue #19, finding 5).
     let described = aws_sdk_ssm::Client::new(&sdk)
@@ -184,6 +200,94 @@ async fn publish_mint_and_redeem_against_moto() {
         .unwrap();
     assert_eq!(again, Redeemed::Gone(GoneReason::UnknownOrUsed));
     assert!(store.get(&id).await.unwrap().is_none());
+}
+
+/// The approval id a record's parameter name stands for
+/// (`<prefix>/<scope>/<random>` is id `<scope>.<random>`).
+fn id_of_parameter(name: &str) -> ApprovalId {
+    let rest = name.strip_prefix("/selfheal/test/approvals/").unwrap();
+    ApprovalId::parse(&rest.replace('/', ".")).unwrap()
+}
+
+/// The record parameters in `folder` (one Deployment's), as moto holds them.
+async fn records_in(sdk: &aws_config::SdkConfig, folder: &str) -> Vec<String> {
+    let out = aws_sdk_ssm::Client::new(sdk)
+        .get_parameters_by_path()
+        .path(folder)
+        .send()
+        .await
+        .unwrap();
+    out.parameters()
+        .iter()
+        .map(|p| p.name().unwrap().to_owned())
+        .collect()
+}
+
+/// Issue #19, finding 5: a Deployment with `SELFHEAL_MAX_PENDING_APPROVALS`
+/// approvals pending gets no further record; a denied record is deleted,
+/// which frees a place; other Deployments are not affected.
+#[tokio::test]
+async fn pending_approvals_are_capped_per_deployment_and_deny_deletes() {
+    let Some(moto) = moto() else { return };
+    let sdk = sdk(&moto.url);
+    let (notifier, store) = notifier_on(&sdk, Some("2")).await;
+    let now: jiff::Timestamp = "2026-11-27T10:00:00Z".parse().unwrap();
+    let ask = |deployment: &str, token: &str| {
+        NotifyEvent::from_value(json!({"event": "approvalRequested", "execution": {"id": EXEC},
+            "request": {"action": "rollback",
+                        "target": {"cluster": "prod", "namespace": "shop", "deployment": deployment}},
+            "taskToken": token, "timeoutSeconds": 600}))
+        .unwrap()
+    };
+    let checkout = format!(
+        "/selfheal/test/approvals/{}",
+        selfheal_approval::DeploymentScope::of(Some("prod"), "shop", "checkout")
+    );
+
+    notifier.notify(&ask("checkout", "T1"), now).await.unwrap();
+    notifier.notify(&ask("checkout", "T2"), now).await.unwrap();
+    let two = records_in(&sdk, &checkout).await;
+    assert_eq!(two.len(), 2, "{two:?}");
+
+    let err = notifier
+        .notify(&ask("checkout", "T3"), now)
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_type(), "NonRetryableTooManyPendingApprovals");
+    assert!(err.to_string().contains("prod/shop/checkout"), "{err}");
+    assert_eq!(records_in(&sdk, &checkout).await, two, "no third record");
+
+    // Another Deployment has its own cap.
+    notifier.notify(&ask("cart", "T4"), now).await.unwrap();
+
+    // Deny one: its record is deleted, and checkout may ask again.
+    let callback = SfnCallback::new(aws_sdk_sfn::Client::new(&sdk));
+    let denied = id_of_parameter(&two[0]);
+    let r = selfheal_approval::redeem(&store, &callback, now, &denied, Decision::Deny)
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            r,
+            Redeemed::Decided {
+                decision: Decision::Deny,
+                ..
+            }
+        ),
+        "{r:?}"
+    );
+    let left = records_in(&sdk, &checkout).await;
+    assert_eq!(left, vec![two[1].clone()], "denied record deleted");
+    notifier.notify(&ask("checkout", "T5"), now).await.unwrap();
+    assert_eq!(records_in(&sdk, &checkout).await.len(), 2);
+
+    // Expired records do not count, even while SSM has not deleted them yet.
+    let later: jiff::Timestamp = "2026-11-27T10:10:00Z".parse().unwrap();
+    notifier
+        .notify(&ask("checkout", "T6"), later)
+        .await
+        .unwrap();
+    assert_eq!(records_in(&sdk, &checkout).await.len(), 3);
 }
 
 /// A PutParameter the SDK re-sends after a lost answer finds its own record

@@ -29,7 +29,7 @@ use json_patch::jsonptr::Pointer;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use selfheal_core::{
     Action, AlarmRef, Decision, OutcomeStatus, PlanInput, Policy, RemediationRequest, Scope,
-    Target, decide, keys, rollout_status,
+    Target, ValidRequest, decide, keys, rollout_status,
 };
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -141,8 +141,14 @@ pub fn run(case: &Case) {
         .collect();
     let _ = rollout_status(&deployment);
     let policy = case.policy.policy();
+    // Planning takes a validated request, as every adapter hands it over;
+    // one that fails the contract's checks is noted as an error.
+    let request = match ValidRequest::new(case.request.clone()) {
+        Ok(request) => request,
+        Err(e) => return note(&format!("error: {e}")),
+    };
     let input = PlanInput {
-        request: &case.request,
+        request: &request,
         deployment: &deployment,
         replica_sets: &replica_sets,
         pods: &[],

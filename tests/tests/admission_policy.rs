@@ -191,6 +191,7 @@ fn after_plan_with(
     request: Value,
 ) -> Value {
     let request: RemediationRequest = serde_json::from_value(request).unwrap();
+    let request = selfheal_core::ValidRequest::new(request).unwrap();
     let deployment: Deployment = serde_json::from_value(old.clone()).unwrap();
     let decision = selfheal_core::decide(PlanInput {
         request: &request,

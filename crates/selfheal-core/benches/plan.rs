@@ -6,7 +6,7 @@ use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use selfheal_core::{Decision, PlanInput, Policy, RemediationRequest, decide};
+use selfheal_core::{Decision, PlanInput, Policy, ValidRequest, decide};
 use serde_json::{Value, json};
 
 const UID: &str = "3a4925c1-786f-4b23-adb6-0d3b57e345db";
@@ -77,7 +77,7 @@ fn history(n: usize) -> (Deployment, Vec<ReplicaSet>) {
 
 /// `decide` for `request` over histories of 10, 100 and 1,000 ReplicaSets.
 fn bench_decide(c: &mut Criterion, group: &str, request: &str) {
-    let request = RemediationRequest::from_json(request).unwrap_or_else(|e| panic!("{e}"));
+    let request = ValidRequest::from_json(request).unwrap_or_else(|e| panic!("{e}"));
     let policy = Policy::default();
     let now: jiff::Timestamp = "2026-11-26T20:00:00Z".parse().unwrap_or_default();
     let mut group = c.benchmark_group(group);

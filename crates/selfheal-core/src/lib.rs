@@ -24,7 +24,7 @@ mod testutil;
 pub use error::{Error, Malformed, decode, decode_str};
 pub use model::{
     Action, AlarmRef, Change, GitopsManager, Guard, OutcomeStatus, RemediationOutcome,
-    RemediationRequest, RevisionInfo, Scope, Target,
+    RemediationRequest, RevisionInfo, Scope, Target, ValidRequest, Workload,
 };
 pub use evidence::{ContainerEvidence, Verdict};
 pub use plan::{Decision, Plan, PlanInput, decide, needs_pods, needs_replica_sets};

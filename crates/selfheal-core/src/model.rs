@@ -116,10 +116,7 @@ pub struct RemediationRequest {
 impl RemediationRequest {
     /// Parse and validate a request; every failure names the field at fault.
     pub fn from_json(text: &str) -> Result<Self, Error> {
-        let request: RemediationRequest =
-            crate::decode_str(text).map_err(|source| Error::MalformedRequest { source })?;
-        request.validate()?;
-        Ok(request)
+        ValidRequest::from_json(text).map(ValidRequest::into_inner)
     }
 
     /// Checks serde cannot express: exactly one of deployment/pod, non-empty
@@ -169,6 +166,103 @@ impl RemediationRequest {
             ));
         }
         Ok(())
+    }
+}
+
+impl Target {
+    /// What the target names: its `deployment` when that is not blank, else
+    /// its `pod` when that is not blank. An outcome names both (the pod it
+    /// was asked about and the Deployment acted on); the Deployment wins.
+    pub fn workload(&self) -> Option<Workload<'_>> {
+        fn named(name: &Option<String>) -> Option<&str> {
+            name.as_deref().filter(|n| !n.trim().is_empty())
+        }
+        named(&self.deployment)
+            .map(Workload::Deployment)
+            .or_else(|| named(&self.pod).map(Workload::Pod))
+    }
+}
+
+/// The object a target names, before a pod is resolved to its Deployment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Workload<'a> {
+    Deployment(&'a str),
+    Pod(&'a str),
+}
+
+/// A [`RemediationRequest`] that passed [`RemediationRequest::validate`].
+///
+/// The entry point (handler, CLI, adapter) validates once; the adapter and
+/// the planner take this type, so the type shows the check was made and no
+/// later stage repeats it. Only fields the check does not look at can be
+/// changed afterwards.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(transparent)]
+pub struct ValidRequest(RemediationRequest);
+
+impl ValidRequest {
+    /// Validate `request`.
+    pub fn new(request: RemediationRequest) -> Result<Self, Error> {
+        request.validate()?;
+        Ok(ValidRequest(request))
+    }
+
+    /// Parse and validate a request; every failure names the field at fault.
+    pub fn from_json(text: &str) -> Result<Self, Error> {
+        let request: RemediationRequest =
+            crate::decode_str(text).map_err(|source| Error::MalformedRequest { source })?;
+        Self::new(request)
+    }
+
+    pub fn request(&self) -> &RemediationRequest {
+        &self.0
+    }
+
+    pub fn into_inner(self) -> RemediationRequest {
+        self.0
+    }
+
+    /// The Deployment or pod the request names: exactly one, not blank.
+    pub fn workload(&self) -> Workload<'_> {
+        // `new` refuses a target naming neither, so the fallback is never taken.
+        self.0.target.workload().unwrap_or(Workload::Deployment(""))
+    }
+
+    /// Record the execution that carries the request out (audit trail).
+    pub fn set_execution(&mut self, execution: Option<String>) {
+        self.0.execution = execution;
+    }
+
+    /// Record the cluster the request is carried out on.
+    pub fn set_cluster(&mut self, cluster: Option<String>) {
+        self.0.target.cluster = cluster;
+    }
+
+    /// The same request aimed at `deployment`, the Deployment a pod target
+    /// resolved to. The name comes from the API server's ownerReferences and
+    /// reaches URL paths, so it passes the same name check as a requested one.
+    pub fn for_deployment(&self, deployment: &str) -> Result<Self, Error> {
+        names::check("target.deployment", deployment, names::Rule::Subdomain)?;
+        let mut request = self.0.clone();
+        request.target.deployment = Some(deployment.to_owned());
+        request.target.pod = None;
+        Ok(ValidRequest(request))
+    }
+}
+
+impl std::ops::Deref for ValidRequest {
+    type Target = RemediationRequest;
+
+    fn deref(&self) -> &RemediationRequest {
+        &self.0
+    }
+}
+
+impl TryFrom<RemediationRequest> for ValidRequest {
+    type Error = Error;
+
+    fn try_from(request: RemediationRequest) -> Result<Self, Error> {
+        Self::new(request)
     }
 }
 

@@ -25,7 +25,7 @@ use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
 use crate::guards::{self, Refusal};
 use crate::{
     Action, Error, GitopsManager, OutcomeStatus, Policy, RemediationOutcome, RemediationRequest,
-    RevisionInfo, Scope, Target, history,
+    RevisionInfo, Scope, Target, ValidRequest, history,
 };
 
 pub use patch::rfc3339;
@@ -33,7 +33,8 @@ pub use patch::rfc3339;
 /// Everything a planner may look at. Built by the adapter after its reads.
 #[derive(Debug, Clone, Copy)]
 pub struct PlanInput<'a> {
-    pub request: &'a RemediationRequest,
+    /// Validated by the caller, once: planning does not repeat the check.
+    pub request: &'a ValidRequest,
     pub deployment: &'a Deployment,
     /// The Deployment's ReplicaSets (only needed for rollback; may be empty otherwise).
     pub replica_sets: &'a [ReplicaSet],
@@ -122,8 +123,8 @@ pub fn needs_pods(request: &RemediationRequest) -> bool {
 /// Decide what to do. Pure: same input, same decision.
 ///
 /// Errors only for input no real API server would produce (a Deployment
-/// without name, spec or pod spec) or a request that fails
-/// [`RemediationRequest::validate`]; every "no" is a `refused` outcome.
+/// without name, spec or pod spec) or a request for another Deployment than
+/// the one given; every "no" is a `refused` outcome.
 pub fn decide(input: PlanInput<'_>) -> Result<Decision, Error> {
     let ctx = Ctx::new(input)?;
     if let Err(refusal) = ctx.common_guards() {
@@ -152,7 +153,6 @@ struct Ctx<'a> {
 
 impl<'a> Ctx<'a> {
     fn new(input: PlanInput<'a>) -> Result<Self, Error> {
-        input.request.validate()?;
         let deployment = input.deployment;
         let name = deployment
             .metadata

@@ -218,8 +218,9 @@ impl Scenario {
             .iter()
             .map(|p| serde_json::from_value(p.clone()).unwrap())
             .collect();
+        let request = crate::ValidRequest::new(request.clone()).unwrap();
         decide(PlanInput {
-            request,
+            request: &request,
             deployment: &deployment,
             replica_sets: &replica_sets,
             pods: &pods,

@@ -20,7 +20,7 @@ pub use context::{KubeconfigContext, eks_cluster_name};
 pub use error::{Error, Result, error_types};
 pub use events::Reporter;
 pub use remediator::{Clock, DEFAULT_REPLAN_BUDGET, Remediator, Snapshot};
-pub use resolve::{PodOwner, deployment_for_pod, label_selector, pod_owner};
+pub use resolve::{PodOwner, label_selector, pod_owner};
 
 /// `fieldManager` of our writes, so `managedFields` show who changed what.
 pub const FIELD_MANAGER: &str = "selfheal";

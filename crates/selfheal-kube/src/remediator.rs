@@ -10,19 +10,21 @@
 use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::api::{ListParams, Patch, PatchParams};
 use selfheal_core::plan::needs_replica_sets;
 use selfheal_core::pod::check_pod_target;
 use selfheal_core::{
     Action, Decision, OutcomeStatus, Plan, PlanInput, Policy, RemediationOutcome,
-    RemediationRequest, RevisionInfo, RolloutStatus, decide, keys, rollout_status,
+    RemediationRequest, RevisionInfo, RolloutStatus, ValidRequest, Workload, decide, keys,
+    rollout_status,
 };
 
 use crate::FIELD_MANAGER;
 use crate::error::{Call, Error, Result};
 use crate::events::{Reporter, build_event, post_event};
-use crate::resolve::{deployment_for_pod, label_selector, pod_owner};
+use crate::resolve::{label_selector, pod_owner};
 
 /// Injected clock, so cooldowns and `restartedAt` are testable.
 pub type Clock = Arc<dyn Fn() -> jiff::Timestamp + Send + Sync>;
@@ -115,31 +117,25 @@ impl Remediator {
         &self.policy
     }
 
-    /// Carry out one request. Guard refusals and no-ops are `Ok` outcomes;
-    /// `Err` is for what the state machine should retry or catch.
+    /// Carry out one request: validate it, then [`Self::remediate_valid`].
     pub async fn remediate(&self, request: &RemediationRequest) -> Result<RemediationOutcome> {
-        request
-            .validate()
+        let request = ValidRequest::new(request.clone())
             .map_err(|source| Error::InvalidRequest { source })?;
+        self.remediate_valid(&request).await
+    }
+
+    /// Carry out one validated request. Guard refusals and no-ops are `Ok`
+    /// outcomes; `Err` is for what the state machine should retry or catch.
+    pub async fn remediate_valid(&self, request: &ValidRequest) -> Result<RemediationOutcome> {
         let namespace = request.target.namespace.as_str();
-        let (name, pod) = match (&request.target.deployment, &request.target.pod) {
-            (Some(deployment), _) => (deployment.clone(), None),
-            (None, Some(pod)) => {
-                let owner = pod_owner(&self.client, namespace, pod).await?;
-                (owner.deployment, Some(owner.pod))
-            }
-            (None, None) => {
-                return Err(Error::InvalidRequest {
-                    source: selfheal_core::Error::InvalidRequest(
-                        "target needs either `deployment` or `pod`".into(),
-                    ),
-                });
-            }
-        };
+        let (name, pod) = self.resolve(namespace, request.workload()).await?;
         // The core plans for a Deployment target; the outcome gets the pod back.
-        let mut planned = request.clone();
-        planned.target.deployment = Some(name.clone());
-        planned.target.pod = None;
+        let planned = match pod {
+            Some(_) => request
+                .for_deployment(&name)
+                .map_err(|e| Error::from_core(e, &name))?,
+            None => request.clone(),
+        };
 
         let api: Api<Deployment> = Api::namespaced(self.client.clone(), namespace);
         let patch_call = Call {
@@ -479,9 +475,20 @@ impl Remediator {
         Ok(rollout_status(&snapshot.deployment))
     }
 
-    /// The Deployment that owns `pod` (two GETs).
-    pub async fn resolve_pod(&self, namespace: &str, pod: &str) -> Result<String> {
-        deployment_for_pod(&self.client, namespace, pod).await
+    /// The Deployment `workload` names: itself, or the one that owns the pod
+    /// (two GETs), with the pod as read for the stale-pod guard.
+    pub async fn resolve(
+        &self,
+        namespace: &str,
+        workload: Workload<'_>,
+    ) -> Result<(String, Option<Pod>)> {
+        match workload {
+            Workload::Deployment(name) => Ok((name.to_owned(), None)),
+            Workload::Pod(pod) => {
+                let owner = pod_owner(&self.client, namespace, pod).await?;
+                Ok((owner.deployment, Some(owner.pod)))
+            }
+        }
     }
 }
 

@@ -38,20 +38,10 @@ pub struct PodOwner {
     pub deployment: String,
 }
 
-/// GET the pod, then its ReplicaSet, and return the owning Deployment's name.
-/// Two GETs; a uid mismatch (owner deleted and recreated under the same name)
-/// counts as not found rather than silently acting on a different object.
-pub async fn deployment_for_pod(
-    client: &kube::Client,
-    namespace: &str,
-    pod: &str,
-) -> Result<String> {
-    pod_owner(client, namespace, pod)
-        .await
-        .map(|owner| owner.deployment)
-}
-
-/// [`deployment_for_pod`], keeping the pod it read.
+/// GET the pod, then its ReplicaSet: the owning Deployment's name and the
+/// pod as read. Two GETs; a uid mismatch (owner deleted and recreated under
+/// the same name) counts as not found rather than silently acting on a
+/// different object.
 pub async fn pod_owner(client: &kube::Client, namespace: &str, pod: &str) -> Result<PodOwner> {
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
     let pod_obj = pods.get(pod).await.map_err(|e| {

@@ -357,8 +357,9 @@ fn expected_patch(req: &RemediationRequest, deploy: &Value, rs: &[Value]) -> Val
         .iter()
         .map(|r| serde_json::from_value(r.clone()).unwrap())
         .collect();
+    let req = selfheal_core::ValidRequest::new(req.clone()).unwrap();
     let decision = decide(PlanInput {
-        request: req,
+        request: &req,
         deployment: &deployment,
         replica_sets: &replica_sets,
         pods: &[],

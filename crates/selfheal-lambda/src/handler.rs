@@ -5,11 +5,16 @@
 //! runtime: a malformed request then fails with our `NonRetryableInvalidRequest`
 //! and a message naming the field, instead of the runtime's type-named error.
 
+use std::future::Future;
+
 use lambda_runtime::LambdaEvent;
 use selfheal_aws::{SwitchState, SwitchedOff};
 use selfheal_core::{
     Action, OutcomeStatus, RemediationOutcome, RemediationRequest, RolloutState, Target,
+    ValidRequest,
 };
+use selfheal_kube::Remediator;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -34,25 +39,26 @@ pub struct VerifyOutput {
     pub target: Target,
 }
 
-/// Decode a request from the raw payload and check the contract's rules.
-pub fn parse_request(payload: Value) -> Result<RemediationRequest, HandlerError> {
+/// Decode a request from the raw payload and check the contract's rules:
+/// the one validation on the request path (the adapter and the planner take
+/// the [`ValidRequest`]).
+pub fn parse_request(payload: Value) -> Result<ValidRequest, HandlerError> {
+    let request: RemediationRequest = decode_payload(payload, "a RemediationRequest JSON object")?;
+    ValidRequest::new(request).map_err(|source| HandlerError::Request { source })
+}
+
+/// Decode a JSON object payload as `T`; `expected` names it for a payload
+/// that is not an object.
+fn decode_payload<T: DeserializeOwned>(payload: Value, expected: &str) -> Result<T, HandlerError> {
     if let Some(error) = crate::payload::not_json_error(&payload) {
         return Err(error);
     }
     if !payload.is_object() {
         return Err(HandlerError::InvalidRequest {
-            reason: format!(
-                "expected a RemediationRequest JSON object, got {}",
-                json_kind(&payload)
-            ),
+            reason: format!("expected {expected}, got {}", json_kind(&payload)),
         });
     }
-    let request: RemediationRequest = selfheal_core::decode(payload)
-        .map_err(|source| HandlerError::MalformedRequest { source })?;
-    request
-        .validate()
-        .map_err(|source| HandlerError::Request { source })?;
-    Ok(request)
+    selfheal_core::decode(payload).map_err(|source| HandlerError::MalformedRequest { source })
 }
 
 fn json_kind(value: &Value) -> &'static str {
@@ -68,7 +74,7 @@ fn json_kind(value: &Value) -> &'static str {
 
 /// The Step Functions execution (from the request) or else this invocation's
 /// request id, so the audit annotation and the log line point somewhere.
-fn execution_id(request: &RemediationRequest, context: &lambda_runtime::Context) -> Option<String> {
+fn execution_id(request: &ValidRequest, context: &lambda_runtime::Context) -> Option<String> {
     request
         .execution
         .clone()
@@ -91,11 +97,11 @@ pub async fn handle_action(
             got: request.action,
         });
     }
-    request.execution = execution_id(&request, &context);
+    request.set_execution(execution_id(&request, &context));
     let cluster = state
         .config()
         .cluster_for(request.target.cluster.as_deref())?;
-    request.target.cluster.clone_from(&cluster);
+    request.set_cluster(cluster.clone());
 
     // The off switch comes before any cluster access: switched off, the
     // function makes no Kubernetes request and no EKS call.
@@ -123,22 +129,17 @@ pub async fn handle_action(
         }
     }
 
-    let result = match state.remediator(cluster.as_deref()).await {
-        Ok(remediator) => remediator
-            .remediate(&request)
-            .await
-            .map_err(HandlerError::from),
-        Err(e) => Err(e),
-    };
+    let valid = &request;
+    let result = on_cluster(state, cluster.as_deref(), |remediator| async move {
+        Ok(remediator.remediate_valid(valid).await?)
+    })
+    .await;
     match result {
         Ok(outcome) => {
             log_outcome(&request, &outcome);
             Ok(outcome)
         }
         Err(error) => {
-            if is_unauthorized(&error) {
-                state.invalidate(cluster.as_deref()).await;
-            }
             tracing::warn!(
                 action = %request.action,
                 cluster = cluster.as_deref(),
@@ -197,13 +198,34 @@ fn log_outcome(request: &RemediationRequest, outcome: &RemediationOutcome) {
     );
 }
 
-fn is_unauthorized(error: &HandlerError) -> bool {
-    matches!(
-        error,
-        HandlerError::Kube {
-            source: selfheal_kube::Error::Unauthorized { .. }
+/// `work` with `cluster`'s Remediator. A 401 (the cluster no longer accepts
+/// the cached client's token) drops that client and token here, for every
+/// handler, so the next invocation signs a fresh one.
+async fn on_cluster<T, F, Fut>(
+    state: &AppState,
+    cluster: Option<&str>,
+    work: F,
+) -> Result<T, HandlerError>
+where
+    F: FnOnce(Remediator) -> Fut,
+    Fut: Future<Output = Result<T, HandlerError>>,
+{
+    // Boxed: inline, the EKS and kube client futures nested here take the
+    // layout of a function's `main` past rustc's query depth limit.
+    let result = Box::pin(async {
+        match state.remediator(cluster).await {
+            Ok(remediator) => work(remediator).await,
+            Err(error) => Err(error),
         }
-    )
+    })
+    .await;
+    if let Err(HandlerError::Kube {
+        source: selfheal_kube::Error::Unauthorized { .. },
+    }) = &result
+    {
+        state.invalidate(cluster).await;
+    }
+    result
 }
 
 /// What `verify` accepts: a request or an outcome (both carry `target`), or a
@@ -219,20 +241,10 @@ pub async fn handle_verify(
     state: &AppState,
     event: LambdaEvent<Value>,
 ) -> Result<VerifyOutput, HandlerError> {
-    let payload = event.payload;
-    if let Some(error) = crate::payload::not_json_error(&payload) {
-        return Err(error);
-    }
-    if !payload.is_object() {
-        return Err(HandlerError::InvalidRequest {
-            reason: format!(
-                "expected an object with `target` (a request or an outcome), got {}",
-                json_kind(&payload)
-            ),
-        });
-    }
-    let VerifyInput { mut target } = selfheal_core::decode(payload)
-        .map_err(|source| HandlerError::MalformedRequest { source })?;
+    let VerifyInput { mut target } = decode_payload(
+        event.payload,
+        "an object with `target` (a request or an outcome)",
+    )?;
     if target.namespace.trim().is_empty() {
         return Err(HandlerError::InvalidRequest {
             reason: "target.namespace must not be empty".into(),
@@ -240,28 +252,16 @@ pub async fn handle_verify(
     }
     let cluster = state.config().cluster_for(target.cluster.as_deref())?;
     target.cluster.clone_from(&cluster);
-    let remediator = state.remediator(cluster.as_deref()).await?;
-    let deployment = match (&target.deployment, &target.pod) {
-        (Some(d), _) if !d.trim().is_empty() => d.clone(),
-        (_, Some(p)) if !p.trim().is_empty() => {
-            remediator.resolve_pod(&target.namespace, p).await?
-        }
-        _ => {
-            return Err(HandlerError::InvalidRequest {
-                reason: "target needs either `deployment` or `pod`".into(),
-            });
-        }
-    };
-    let status = match remediator.status(&target.namespace, &deployment).await {
-        Ok(status) => status,
-        Err(e) => {
-            let error = HandlerError::from(e);
-            if is_unauthorized(&error) {
-                state.invalidate(cluster.as_deref()).await;
-            }
-            return Err(error);
-        }
-    };
+    let (namespace, workload) = (target.namespace.as_str(), target.workload());
+    let (deployment, status) = on_cluster(state, cluster.as_deref(), |remediator| async move {
+        let workload = workload.ok_or_else(|| HandlerError::InvalidRequest {
+            reason: "target needs either `deployment` or `pod`".into(),
+        })?;
+        let (deployment, _) = remediator.resolve(namespace, workload).await?;
+        let status = remediator.status(namespace, &deployment).await?;
+        Ok((deployment, status))
+    })
+    .await?;
     target.deployment = Some(deployment);
     tracing::info!(
         cluster = target.cluster.as_deref(),

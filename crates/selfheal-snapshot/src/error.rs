@@ -36,8 +36,9 @@ pub enum Error {
         name: String,
         reason: String,
     },
-    /// The request names neither a Deployment nor a pod (a request that went
-    /// through `RemediationRequest::from_json` never does).
+    /// The request fails the contract's checks, e.g. names neither a
+    /// Deployment nor a pod (a request that went through
+    /// `RemediationRequest::from_json` never does).
     #[error("{source}")]
     Request {
         #[source]

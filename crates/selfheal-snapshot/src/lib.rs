@@ -23,7 +23,8 @@ use serde_json::{Value, json};
 
 use selfheal_core::{
     Decision, OutcomeStatus, PlanInput, Policy, RemediationOutcome, RemediationRequest,
-    RolloutStatus, decide, plan::needs_replica_sets, pod::check_pod_target, rollout_status,
+    RolloutStatus, ValidRequest, Workload, decide, plan::needs_replica_sets, pod::check_pod_target,
+    rollout_status,
 };
 
 /// YAML 1.2 core-schema scalars, as kubectl's output means them: an
@@ -232,21 +233,20 @@ impl Snapshot {
         policy: &Policy,
         now: jiff::Timestamp,
     ) -> Result<RemediationOutcome, Error> {
+        let request =
+            ValidRequest::new(request.clone()).map_err(|source| Error::Request { source })?;
         let namespace = request.target.namespace.clone();
-        let mut planned = request.clone();
-        let pod = planned.target.pod.take();
-        let name = match (&planned.target.deployment, &pod) {
-            (Some(name), _) => name.clone(),
-            (None, Some(pod)) => self.resolve_pod(&namespace, pod)?,
-            (None, None) => {
-                return Err(Error::Request {
-                    source: selfheal_core::Error::InvalidRequest(
-                        "target needs either `deployment` or `pod`".into(),
-                    ),
-                });
-            }
+        let (name, pod) = match request.workload() {
+            Workload::Deployment(name) => (name.to_owned(), None),
+            Workload::Pod(pod) => (self.resolve_pod(&namespace, pod)?, Some(pod.to_owned())),
         };
-        planned.target.deployment = Some(name.clone());
+        // The core plans for a Deployment target; the outcome gets the pod back.
+        let planned = match pod {
+            Some(_) => request
+                .for_deployment(&name)
+                .map_err(|source| Error::Plan { source })?,
+            None => request.clone(),
+        };
 
         let index = self.deployment_index(&namespace, &name)?;
         let deployment = typed::<Deployment>(&self.objects[index], "Deployment")?;
@@ -277,7 +277,7 @@ impl Snapshot {
         let stale = match (&pod, &decision) {
             (Some(pod), Decision::Apply(_)) => check_pod_target(
                 &self.pod(&namespace, pod)?,
-                request,
+                &request,
                 &deployment,
                 &replica_sets,
             )

@@ -1705,8 +1705,9 @@ fn decide_raw(
     request: &crate::RemediationRequest,
 ) -> Result<crate::Decision, Error> {
     let deployment = serde_json::from_value(deployment).unwrap();
+    let request = crate::ValidRequest::new(request.clone()).unwrap();
     decide(PlanInput {
-        request,
+        request: &request,
         deployment: &deployment,
         replica_sets: &[],
         pods: &[],

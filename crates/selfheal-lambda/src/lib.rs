@@ -30,6 +30,26 @@ pub use selfheal_runtime::{init_logging, run};
 pub use startup::{InitFailure, Startup};
 pub use state::AppState;
 
+/// A remediation function's `main`: [`init_logging`], [`init_state`], then
+/// [`run`] over [`Startup::handle_action`] for `action`. Built once per
+/// process, the state is borrowed by every warm invocation; a failed
+/// start-up still runs the loop and each invocation answers its typed error.
+pub async fn serve_action(action: Action) -> Result<(), lambda_runtime::Error> {
+    init_logging();
+    let startup = init_state(action.as_str()).await;
+    let startup = &startup;
+    run(move |event| startup.handle_action(action, event)).await
+}
+
+/// The `verify` function's `main`: as [`serve_action`], over
+/// [`Startup::handle_verify`].
+pub async fn serve_verify() -> Result<(), lambda_runtime::Error> {
+    init_logging();
+    let startup = init_state("verify").await;
+    let startup = &startup;
+    run(move |event| startup.handle_verify(event)).await
+}
+
 /// Build the per-process state from the environment. A failure is logged
 /// once, with its `errorType`, and kept in the [`Startup`]: `main` still
 /// starts the runtime, and every invocation answers with that error.

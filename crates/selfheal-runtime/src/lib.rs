@@ -19,7 +19,6 @@
 
 use std::fmt::Debug;
 use std::future::Future;
-use std::pin::Pin;
 
 use lambda_runtime::layers::TracingLayer;
 use lambda_runtime::{Diagnostic, LambdaEvent, Runtime, service_fn};
@@ -51,7 +50,10 @@ where
     R: Serialize,
     E: Into<Diagnostic> + Debug,
 {
-    Runtime::new(service_fn(handler))
+    // Each invocation's future is boxed: the runtime's nested futures over a
+    // handler as deep as ingest's or verify's would otherwise take the
+    // layout computation of `main` past rustc's query depth limit.
+    Runtime::new(service_fn(move |event| Box::pin(handler(event))))
         .layer(RejectNonJson)
         .layer(TracingLayer::new())
         .run()
@@ -98,7 +100,7 @@ impl<S> Startup<S> {
 pub async fn serve<'a, S, F, Fut, R, E>(startup: &'a Startup<S>, handler: F) -> Result<(), Error>
 where
     F: Fn(&'a S, LambdaEvent<Value>) -> Fut,
-    Fut: Future<Output = Result<R, E>> + 'a,
+    Fut: Future<Output = Result<R, E>>,
     R: Serialize,
     E: Into<Diagnostic>,
 {
@@ -108,12 +110,7 @@ where
         if let Some(not_json) = not_json(&event.payload) {
             return Err(Diagnostic::from(not_json));
         }
-        // Boxed: a handler future as deep as ingest's would otherwise push
-        // the layout of the runtime's nested futures past rustc's query
-        // depth limit.
-        let answer: Pin<Box<dyn Future<Output = Result<R, E>> + 'a>> =
-            Box::pin(handler(state, event));
-        answer.await.map_err(Into::into)
+        handler(state, event).await.map_err(Into::into)
     })
     .await
 }

@@ -151,15 +151,13 @@ fn describe_error_type(err: &SdkError<DescribeClusterError>) -> &'static str {
                 Some("AccessDeniedException" | "UnrecognizedClientException" | "AccessDenied") => {
                     "NonRetryableAccessDenied"
                 }
-                Some(code) if code.contains("Throttl") || code == "TooManyRequestsException" => {
-                    "RetryableAwsError"
-                }
-                _ if service.raw().status().is_server_error() => "RetryableAwsError",
-                _ => "NonRetryableAuthConfig",
+                _ if selfheal_aws::retry::is_retryable(err) => RETRYABLE_AWS_ERROR,
+                _ => NON_RETRYABLE_AUTH_CONFIG,
             },
         },
-        SdkError::ConstructionFailure(_) => "NonRetryableAuthConfig",
-        // Timeouts, connection failures and unparseable responses are transient.
-        _ => "RetryableAwsError",
+        // Timeouts, connection failures and unparseable responses are
+        // transient; a request that could not be built is not.
+        _ if selfheal_aws::retry::is_retryable(err) => RETRYABLE_AWS_ERROR,
+        _ => NON_RETRYABLE_AUTH_CONFIG,
     }
 }

@@ -109,13 +109,8 @@ fn classify(
         SdkError::ServiceError(context) => {
             let service = context.err();
             let code = service.code().unwrap_or("Unknown").to_owned();
-            let status = context.raw().status().as_u16();
-            let retryable = service.is_execution_limit_exceeded()
-                || status == 429
-                || status >= 500
-                || code.contains("Throttl")
-                || code == "TooManyRequestsException"
-                || code == "ServiceUnavailable";
+            let retryable =
+                service.is_execution_limit_exceeded() || selfheal_aws::retry::is_retryable(error);
             StartFailure {
                 message: service.message().map(str::to_owned).unwrap_or(message),
                 code,

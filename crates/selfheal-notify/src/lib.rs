@@ -816,6 +816,14 @@ pub fn render(event: &NotifyEvent, links: Option<&selfheal_approval::ApprovalLin
                 c.container, c.from, c.to
             ));
         }
+        // What the pods said, so the reader sees why this container (and
+        // not its neighbour) went back, or why nothing did.
+        if !o.evidence.is_empty() {
+            details.push(format!(
+                "Evidence: {}",
+                selfheal_core::evidence::summary(&o.evidence)
+            ));
+        }
     }
     if let Some(v) = &event.verify {
         details.push(format!("Rollout: {} — {}", v.state, v.message));

@@ -641,3 +641,37 @@ async fn slack_gets_blocks_and_routine_refusals_stay_out_of_slack() {
     let details = blocks[1]["text"]["text"].as_str().unwrap();
     assert!(details.contains("&lt;\u{2060}!channel&gt;"), "{details}");
 }
+
+#[test]
+fn a_rollback_chosen_by_pod_evidence_names_the_failing_container() {
+    let mut outcome = applied_rollback();
+    outcome["evidence"] = json!([
+        {"container": "api", "verdict": "failing", "reason": "CrashLoopBackOff",
+         "podsAffected": 2, "podsSeen": 2, "restarts": 7},
+        {"container": "envoy", "verdict": "healthy", "podsAffected": 0, "podsSeen": 2, "restarts": 0}
+    ]);
+    let e = event(
+        json!({"event": "completed", "execution": {"id": EXEC, "startedAt": "2026-11-27T10:00:00Z"},
+        "request": request(), "outcome": outcome,
+        "approval": null, "escalation": null, "error": null, "timings": {}, "reportedAt": "2026-11-27T10:00:30Z"}),
+    );
+    let m = render(&e, None);
+    let evidence = "Evidence: api: CrashLoopBackOff on 2/2 new pods, 7 restarts; envoy: healthy";
+    assert!(m.text.lines().any(|l| l == evidence), "{}", m.text);
+    let slack = serde_json::to_string(&m.slack.unwrap()).unwrap();
+    assert!(
+        slack.contains("api: CrashLoopBackOff on 2/2 new pods, 7 restarts; envoy: healthy"),
+        "{slack}"
+    );
+
+    // An outcome without evidence (a named container) adds no line.
+    let m = render(
+        &event(
+            json!({"event": "completed", "execution": {"id": EXEC, "startedAt": "2026-11-27T10:00:00Z"},
+            "request": request(), "outcome": applied_rollback(),
+            "approval": null, "escalation": null, "error": null, "timings": {}, "reportedAt": "2026-11-27T10:00:30Z"}),
+        ),
+        None,
+    );
+    assert!(!m.text.contains("Evidence:"), "{}", m.text);
+}

@@ -808,6 +808,18 @@ pub fn render(event: &NotifyEvent, links: Option<&selfheal_approval::ApprovalLin
     if let Some(reason) = request.and_then(|r| r.reason.as_deref()) {
         details.push(format!("Reason: {reason}"));
     }
+    // Who approved, as approve saw the request (issue #19, finding 9): a
+    // device, not a person, but what an auditor can follow up.
+    if let Some(Approval::Decided(decided)) = &event.approval
+        && decided.decision == "approve"
+        && let Some(by) = &decided.decided_by
+    {
+        details.push(format!(
+            "Approval: approved by {} ({})",
+            by.source_ip.as_deref().unwrap_or("an unknown address"),
+            by.user_agent.as_deref().unwrap_or("no user agent")
+        ));
+    }
     if let Some(o) = outcome {
         details.push(format!("Outcome: {} — {}", status_name(o), o.message));
         for c in &o.changes {

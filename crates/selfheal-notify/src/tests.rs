@@ -362,6 +362,41 @@ fn a_freeze_nobody_answered_is_reported_as_still_paused() {
     );
 }
 
+/// Issue #19, finding 9: the final message names who approved, as approve
+/// saw the request; a user agent cannot post a mention into Slack.
+#[test]
+fn the_completed_message_names_who_approved() {
+    let approved = event(
+        json!({"event": "completed", "execution": {"id": EXEC, "startedAt": "2026-11-27T10:00:00Z"},
+        "request": request(), "outcome": applied_rollback(),
+        "approval": {"decision": "approve", "decidedAt": "2026-11-27T10:00:10Z",
+                     "decidedBy": {"sourceIp": "203.0.113.7", "userAgent": "curl/8.5.0 <!channel>"}}}),
+    );
+    let m = render(&approved, None);
+    let line = "Approval: approved by 203.0.113.7 (curl/8.5.0 <\u{2060}!channel>)";
+    assert!(m.text.lines().any(|l| l == line), "{}", m.text);
+    let slack = serde_json::to_string(&m.slack.unwrap()).unwrap();
+    assert!(
+        slack.contains("approved by 203.0.113.7 (curl/8.5.0 &lt;\u{2060}!channel&gt;)"),
+        "{slack}"
+    );
+    assert!(!slack.contains("<!channel>"), "{slack}");
+
+    // Unknown parts are said so; no approval, no line.
+    let mut unknown = approved.clone();
+    if let Some(Approval::Decided(d)) = &mut unknown.approval {
+        d.decided_by = Some(selfheal_approval::Caller::default());
+    }
+    assert!(
+        render(&unknown, None)
+            .text
+            .contains("Approval: approved by an unknown address (no user agent)")
+    );
+    let mut none = approved;
+    none.approval = None;
+    assert!(!render(&none, None).text.contains("Approval:"));
+}
+
 #[test]
 fn only_the_kept_pause_is_still_paused() {
     // An approved freeze ends with the rollback as the outcome.

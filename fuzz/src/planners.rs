@@ -4,7 +4,7 @@
 //!
 //! Two input modes, chosen by the first byte:
 //! - `{`: a JSON [`Case`] (`request`, `deployment`, `replicaSets`, optional
-//!   `policy` and `now`), so recorded objects are seeds as they are
+//!   `pods`, `policy` and `now`), so recorded objects are seeds as they are
 //!   (fuzz/corpus/planners/, made by fuzz/make_seeds.py);
 //! - anything else: bytes read by `arbitrary` as [`Mutations`] of one of the
 //!   recorded bases in fuzz/bases/: annotation, label, image, container,
@@ -19,7 +19,11 @@
 //! - it applies (`json_patch::patch`) to the Deployment the planner saw, and
 //!   still applies after a status-only write (new resourceVersion and status);
 //! - the result differs from the input only under paths the patch writes;
-//! - the result is still a Deployment; its rollout status evaluates.
+//! - the result is still a Deployment; its rollout status evaluates;
+//! - a half-brick rollback that names no container, whatever the pods'
+//!   statuses say, reverts only containers whose image differs from the
+//!   newest older revision (the pods' evidence narrows the choice, never
+//!   widens it).
 
 use std::sync::OnceLock;
 
@@ -27,6 +31,8 @@ use arbitrary::{Arbitrary, Unstructured};
 use json_patch::PatchOperation;
 use json_patch::jsonptr::Pointer;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
+use selfheal_core::history::{self, History};
 use selfheal_core::{
     Action, AlarmRef, Decision, OutcomeStatus, PlanInput, Policy, RemediationRequest, Scope,
     Target, ValidRequest, decide, keys, rollout_status,
@@ -42,6 +48,9 @@ pub struct Case {
     pub deployment: Value,
     #[serde(default)]
     pub replica_sets: Vec<Value>,
+    /// Pods with statuses, the evidence for the half-brick choice.
+    #[serde(default)]
+    pub pods: Vec<Value>,
     #[serde(default)]
     pub policy: CasePolicy,
     /// Unix seconds; default 2026-11-26T20:00:00Z.
@@ -139,6 +148,11 @@ pub fn run(case: &Case) {
         .iter()
         .filter_map(|rs| serde_json::from_value(rs.clone()).ok())
         .collect();
+    let pods: Vec<Pod> = case
+        .pods
+        .iter()
+        .filter_map(|p| serde_json::from_value(p.clone()).ok())
+        .collect();
     let _ = rollout_status(&deployment);
     let policy = case.policy.policy();
     // Planning takes a validated request, as every adapter hands it over;
@@ -151,7 +165,7 @@ pub fn run(case: &Case) {
         request: &request,
         deployment: &deployment,
         replica_sets: &replica_sets,
-        pods: &[],
+        pods: &pods,
         policy: &policy,
         now: timestamp(case.now),
     };
@@ -179,6 +193,20 @@ pub fn run(case: &Case) {
         Decision::Apply(plan) => plan,
     };
     assert_eq!(plan.outcome.status, OutcomeStatus::Applied);
+    if case.request.action == Action::Rollback
+        && case.request.scope == Scope::Container
+        && case.request.target.container.is_none()
+    {
+        let changed = changed_containers(&deployment, &replica_sets);
+        for c in &plan.outcome.changes {
+            assert!(
+                changed.contains(&c.container.as_str()),
+                "rolled back {:?}, whose image did not change (changed: {changed:?}); evidence: {:?}",
+                c.container,
+                plan.outcome.evidence
+            );
+        }
+    }
     let generation = deployment.metadata.generation.map(Value::from);
     match plan.patch.0.first() {
         Some(PatchOperation::Test(t))
@@ -243,6 +271,42 @@ pub fn run(case: &Case) {
         "applied {:?} {:?}",
         case.request.action, case.request.scope
     ));
+}
+
+/// The containers (init containers included) whose image differs between the
+/// Deployment's template and the newest older revision: "older" skips
+/// revisions that equal the template apart from `restartedAt`, as the
+/// half-brick planner does (docs/kubectl-semantics.md §2).
+fn changed_containers<'d>(deployment: &'d Deployment, replica_sets: &[ReplicaSet]) -> Vec<&'d str> {
+    fn without_restart(t: &PodTemplateSpec) -> PodTemplateSpec {
+        let mut t = t.clone();
+        if let Some(meta) = t.metadata.as_mut() {
+            if let Some(annotations) = meta.annotations.as_mut() {
+                annotations.remove(keys::RESTARTED_AT);
+            }
+            if meta.annotations.as_ref().is_some_and(|a| a.is_empty()) {
+                meta.annotations = None;
+            }
+        }
+        t
+    }
+    let Some(current) = deployment.spec.as_ref().map(|s| &s.template) else {
+        return Vec::new();
+    };
+    let history = History::of(deployment, replica_sets);
+    let newest_older = history.newest_first().find(|r| {
+        r.template().is_some_and(|t| {
+            !(t.spec == current.spec
+                && history::equal_ignoring_hash(&without_restart(t), &without_restart(current)))
+        })
+    });
+    let Some(older) = newest_older else {
+        return Vec::new();
+    };
+    history::container_images(current)
+        .filter(|(name, image)| older.image(name).is_some_and(|old| old != *image))
+        .map(|(name, _)| name)
+        .collect()
 }
 
 // ------------------------------------------------------------ arbitrary mode --
@@ -455,6 +519,99 @@ struct ArbRequest {
     execution: Option<Text>,
 }
 
+/// One container status as the kubelet might report it.
+#[derive(Debug, Arbitrary)]
+struct ArbStatus {
+    /// Index into the template's containers (init containers first); past
+    /// the end, a name the template does not have.
+    container: u8,
+    /// 0 running, 1 waiting, 2 terminated, else no state.
+    state: u8,
+    reason: Text,
+    ready: bool,
+    restarts: i32,
+    exit_code: i32,
+    last_exit_code: Option<i32>,
+}
+
+/// A pod of one of the ReplicaSets (or of none), with arbitrary statuses.
+#[derive(Debug, Arbitrary)]
+struct ArbPod {
+    /// Which ReplicaSet's `pod-template-hash` it carries (past the end: none).
+    replica_set: u8,
+    statuses: Vec<ArbStatus>,
+    init_statuses: Vec<ArbStatus>,
+    without_status: bool,
+}
+
+const WAITING_REASONS: [&str; 8] = [
+    "CrashLoopBackOff",
+    "ImagePullBackOff",
+    "ErrImagePull",
+    "CreateContainerConfigError",
+    "ContainerCreating",
+    "PodInitializing",
+    "RunContainerError",
+    "",
+];
+
+impl ArbStatus {
+    fn json(&self, names: &[String]) -> Value {
+        let name = names
+            .get(usize::from(self.container))
+            .cloned()
+            .unwrap_or_else(|| format!("unknown-{}", self.container));
+        let reason = match &self.reason {
+            Text::Known(i) => WAITING_REASONS[usize::from(*i) % WAITING_REASONS.len()].to_owned(),
+            raw => raw.get(),
+        };
+        let state = match self.state % 4 {
+            0 => json!({"running": {"startedAt": "2026-11-26T19:50:00Z"}}),
+            1 => json!({"waiting": {"reason": reason, "message": "fuzz"}}),
+            2 => json!({"terminated": {"exitCode": self.exit_code, "reason": reason}}),
+            _ => json!({}),
+        };
+        let last = self.last_exit_code.map_or_else(
+            || json!({}),
+            |code| json!({"terminated": {"exitCode": code, "reason": "Error"}}),
+        );
+        json!({"name": name, "image": "fuzz", "imageID": "", "ready": self.ready,
+               "restartCount": self.restarts, "state": state, "lastState": last})
+    }
+}
+
+impl ArbPod {
+    fn json(&self, deployment: &Value, replica_sets: &[Value], i: usize) -> Value {
+        let names: Vec<String> = ["initContainers", "containers"]
+            .iter()
+            .filter_map(|list| deployment.pointer(&format!("/spec/template/spec/{list}")))
+            .filter_map(Value::as_array)
+            .flatten()
+            .filter_map(|c| c["name"].as_str().map(str::to_owned))
+            .collect();
+        let mut labels = deployment
+            .pointer("/spec/template/metadata/labels")
+            .cloned()
+            .unwrap_or_else(|| json!({}));
+        if let Some(hash) = replica_sets
+            .get(usize::from(self.replica_set))
+            .and_then(|rs| rs.pointer("/metadata/labels/pod-template-hash"))
+            && let Some(map) = labels.as_object_mut()
+        {
+            map.insert(keys::POD_TEMPLATE_HASH.to_owned(), hash.clone());
+        }
+        let mut pod = json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": format!("fuzz-{i}"), "namespace": deployment.pointer("/metadata/namespace"), "labels": labels},
+            "spec": {"containers": []}});
+        if !self.without_status {
+            pod["status"] = json!({"phase": "Running",
+                "containerStatuses": self.statuses.iter().map(|s| s.json(&names)).collect::<Vec<_>>(),
+                "initContainerStatuses": self.init_statuses.iter().map(|s| s.json(&names)).collect::<Vec<_>>()});
+        }
+        pod
+    }
+}
+
 /// Arbitrary-mode input: a base, a request and edits.
 #[derive(Debug, Arbitrary)]
 pub struct Mutations {
@@ -466,6 +623,7 @@ pub struct Mutations {
     replica_set_edits: Vec<(u8, Edit)>,
     drop_replica_sets: Vec<u8>,
     duplicate_replica_set: Option<u8>,
+    pods: Vec<ArbPod>,
 }
 
 fn object<'v>(value: &'v mut Value, path: &[&str]) -> Option<&'v mut Map<String, Value>> {
@@ -769,10 +927,17 @@ impl Mutations {
             }),
             execution: r.execution.as_ref().map(Text::get),
         };
+        let pods = self
+            .pods
+            .iter()
+            .enumerate()
+            .map(|(i, p)| p.json(&deployment, &replica_sets, i))
+            .collect();
         Some(Case {
             request,
             deployment,
             replica_sets,
+            pods,
             policy: self.policy.clone(),
             now: Some(DEFAULT_NOW.saturating_add(self.now_offset.unwrap_or(0))),
         })

@@ -284,48 +284,41 @@ fn not_waiting(code: Option<&str>) -> bool {
     )
 }
 
+/// Whether a callback reached a waiting task: `Ok(false)` when the task is
+/// no longer waiting ([`not_waiting`]), the classified error otherwise.
+fn delivered<T, E>(operation: &'static str, result: Result<T, SdkError<E>>) -> Result<bool, Error>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    match result {
+        Ok(_) => Ok(true),
+        Err(e) if not_waiting(e.code()) => Ok(false),
+        Err(e) => Err(aws_error(operation, e)),
+    }
+}
+
 impl TaskCallback for SfnCallback {
     async fn succeed(&self, token: &str, output: &str) -> Result<bool, Error> {
-        match self
+        let result = self
             .client
             .send_task_success()
             .task_token(token)
             .output(output)
             .send()
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(e) => {
-                use aws_sdk_sfn::error::ProvideErrorMetadata as _;
-                if not_waiting(e.code()) {
-                    Ok(false)
-                } else {
-                    Err(aws_error("states:SendTaskSuccess", e))
-                }
-            }
-        }
+            .await;
+        delivered("states:SendTaskSuccess", result)
     }
 
     async fn fail(&self, token: &str, error: &str, cause: &str) -> Result<bool, Error> {
-        match self
+        let result = self
             .client
             .send_task_failure()
             .task_token(token)
             .error(error)
             .cause(cause)
             .send()
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(e) => {
-                use aws_sdk_sfn::error::ProvideErrorMetadata as _;
-                if not_waiting(e.code()) {
-                    Ok(false)
-                } else {
-                    Err(aws_error("states:SendTaskFailure", e))
-                }
-            }
-        }
+            .await;
+        delivered("states:SendTaskFailure", result)
     }
 }
 

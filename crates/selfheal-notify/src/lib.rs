@@ -194,13 +194,18 @@ pub struct RolloutCheck {
     pub message: String,
 }
 
-/// A Step Functions error object (`Catch` output).
+/// A Step Functions error object (`Catch` output). A `null` field reads as
+/// empty: an error without a cause must not make the whole event unreadable.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StepError {
-    #[serde(rename = "Error", default)]
+    #[serde(rename = "Error", default, deserialize_with = "null_as_empty")]
     pub error: String,
-    #[serde(rename = "Cause", default)]
+    #[serde(rename = "Cause", default, deserialize_with = "null_as_empty")]
     pub cause: String,
+}
+
+fn null_as_empty<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    Ok(Option::<String>::deserialize(deserializer)?.unwrap_or_default())
 }
 
 /// The approval step's result (`$.approval`): the approver's answer, or the

@@ -710,3 +710,24 @@ fn a_rollback_chosen_by_pod_evidence_names_the_failing_container() {
     );
     assert!(!m.text.contains("Evidence:"), "{}", m.text);
 }
+
+/// The approval step's `Catch` result reads with or without a cause, and a
+/// `null` cause reads as empty; the approver's answer stays an answer.
+#[test]
+fn approval_results_read_as_answer_or_step_error() {
+    for (approval, error) in [
+        (
+            json!({"Error": "States.Timeout", "Cause": null}),
+            Some("States.Timeout"),
+        ),
+        (json!({"Error": "States.Timeout"}), Some("States.Timeout")),
+        (
+            json!({"Error": "SelfhealApprovalDenied", "Cause": "denied"}),
+            Some("SelfhealApprovalDenied"),
+        ),
+        (json!({"decision": "approve"}), None),
+    ] {
+        let parsed: Approval = serde_json::from_value(approval.clone()).unwrap();
+        assert_eq!(parsed.error(), error, "{approval}");
+    }
+}

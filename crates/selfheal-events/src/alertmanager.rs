@@ -133,7 +133,7 @@ pub(crate) fn alert_entry(alert: &Alert, defaults: &Defaults) -> Entry {
     let id = alert.identity();
     let reason = if alert.status == "firing" {
         match build(alert, name.as_deref(), &id, defaults) {
-            Ok(request) => return Entry::Request(request),
+            Ok(request) => return Entry::Request(Box::new(request)),
             Err(r) => IgnoreReason::Rejected(r),
         }
     } else {

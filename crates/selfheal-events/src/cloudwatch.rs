@@ -388,7 +388,7 @@ fn to_entry(view: AlarmView, defaults: &Defaults) -> Entry {
             reason: reason.clone(),
         },
         (Some("ALARM"), None) => match build(&view, defaults) {
-            Ok(request) => return Entry::Request(request),
+            Ok(request) => return Entry::Request(Box::new(request)),
             Err(r) => IgnoreReason::Rejected(r),
         },
         (Some(other), _) => IgnoreReason::NotFiring {

@@ -305,10 +305,11 @@ impl Ingested {
     }
 }
 
-/// Per-alert result inside a batch.
+/// Per-alert result inside a batch. The request is boxed: it is several
+/// times the size of an ignore record, and a batch holds many of either.
 #[derive(Debug)]
 pub(crate) enum Entry {
-    Request(NamedRequest),
+    Request(Box<NamedRequest>),
     Ignored(Ignored),
 }
 
@@ -484,7 +485,7 @@ fn parse_as(
             )?]
         }
         EventKind::Alertmanager => alertmanager::from_webhook(Value::Object(object), defaults)?,
-        EventKind::Manual => vec![Entry::Request(manual(Value::Object(object))?)],
+        EventKind::Manual => vec![Entry::Request(Box::new(manual(Value::Object(object))?))],
     };
 
     let mut ingested = Ingested {
@@ -494,7 +495,7 @@ fn parse_as(
     };
     for entry in entries {
         match entry {
-            Entry::Request(r) => ingested.requests.push(r),
+            Entry::Request(r) => ingested.requests.push(*r),
             Entry::Ignored(i) => ingested.ignored.push(i),
         }
     }

@@ -926,6 +926,7 @@ impl Mutations {
                 impact_score: *score,
             }),
             execution: r.execution.as_ref().map(Text::get),
+            approved_by: None,
         };
         let pods = self
             .pods

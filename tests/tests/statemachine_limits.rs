@@ -735,3 +735,78 @@ async fn a_routine_refusal_succeeds_and_others_still_fail() {
     assert_eq!(result["error"], "SelfhealRefused", "{result}");
     assert_eq!(invoked(&calls), ["pause", "notify:failed"]);
 }
+
+/// Issue #19, finding 9: after an approval, the request the action's handler
+/// gets names the approver (approve's `decidedBy`) as `approvedBy`, which the
+/// planner writes into the audit Event and the history record. The stand-in
+/// notify answers the approval request the way the approve function does: a
+/// `SendTaskSuccess` for the task token, sent to the runner.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approved_rollback_names_the_approver_in_its_request() {
+    let Some(node) = tool_or_skip(TEST, find_node()) else {
+        return;
+    };
+    let runner_url: Arc<std::sync::OnceLock<String>> = Arc::default();
+    let callback_url = runner_url.clone();
+    let approve = move |function: &str, payload: &Value| -> Reply {
+        if function == "notify" && payload["event"] == "approvalRequested" {
+            let url = callback_url.get().unwrap().clone();
+            let output = json!({"decision": "approve", "decidedAt": "2026-11-27T10:00:10Z",
+                "decidedBy": {"sourceIp": "203.0.113.7", "userAgent": "curl/8.5.0"}});
+            let body = json!({"taskToken": payload["taskToken"], "output": output.to_string()});
+            tokio::spawn(async move {
+                let (status, _, bytes) = http_request(
+                    "POST",
+                    &url,
+                    &[
+                        ("x-amz-target", "AWSStepFunctions.SendTaskSuccess"),
+                        ("content-type", "application/x-amz-json-1.0"),
+                    ],
+                    serde_json::to_vec(&body).unwrap(),
+                    Duration::from_secs(30),
+                )
+                .await;
+                assert_eq!(status, 200, "{}", String::from_utf8_lossy(&bytes));
+            });
+            return Ok(json!({}));
+        }
+        Ok(answer(function, payload))
+    };
+    let (functions_url, calls) = fake_functions_answering(Arc::new(approve)).await;
+    let runner = Runner::start(&node, &functions_url);
+    runner_url.set(runner.url.clone()).unwrap();
+
+    let mut input = deployment_request("rollback", "approved");
+    input["approval"] = json!(true);
+    let result = runner
+        .run(
+            "remediate-deployment",
+            "approved-rollback",
+            &input,
+            &json!({"VerifyIntervalSeconds": "0"}),
+        )
+        .await;
+    assert_eq!(result["status"], "SUCCEEDED", "{result}");
+    assert_eq!(
+        invoked(&calls),
+        [
+            "notify:approvalRequested",
+            "rollback",
+            "verify",
+            "notify:completed"
+        ]
+    );
+    let calls = calls.lock().unwrap();
+    let rollback = &calls[1].1;
+    assert_eq!(
+        rollback["approvedBy"],
+        json!({"sourceIp": "203.0.113.7", "userAgent": "curl/8.5.0"}),
+        "{rollback}"
+    );
+    // The final notification has the decision too (notify renders it).
+    assert_eq!(
+        calls[3].1["approval"]["decidedBy"]["sourceIp"], "203.0.113.7",
+        "{}",
+        calls[3].1
+    );
+}

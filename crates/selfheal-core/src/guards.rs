@@ -59,6 +59,9 @@ pub struct HistoryRecord {
     pub reason: Option<String>,
     #[serde(default)]
     pub changes: Vec<Change>,
+    /// Who approved, when a human did ([`crate::ApprovedBy::clean`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_by: Option<crate::ApprovedBy>,
 }
 
 /// `last-remediation` repeats the newest history record, without its reason.

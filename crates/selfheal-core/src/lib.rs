@@ -22,11 +22,11 @@ pub mod status;
 mod testutil;
 
 pub use error::{Error, Malformed, decode, decode_str};
+pub use evidence::{ContainerEvidence, Verdict};
 pub use model::{
-    Action, AlarmRef, Change, GitopsManager, Guard, OutcomeStatus, RemediationOutcome,
+    Action, AlarmRef, ApprovedBy, Change, GitopsManager, Guard, OutcomeStatus, RemediationOutcome,
     RemediationRequest, RevisionInfo, Scope, Target, ValidRequest, Workload,
 };
-pub use evidence::{ContainerEvidence, Verdict};
 pub use plan::{Decision, Plan, PlanInput, decide, needs_pods, needs_replica_sets};
 pub use policy::{POLICY_VARIABLES, Policy};
 pub use status::{RolloutState, RolloutStatus, rollout_status};

@@ -111,6 +111,58 @@ pub struct RemediationRequest {
     /// Step Functions execution id/name, recorded in the audit annotation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub execution: Option<String>,
+    /// Who approved the action, as the approve function saw the request;
+    /// set by the state machine after an approval, named in the audit Event
+    /// and the history record. Boxed: rarely there, and a request is moved
+    /// around a lot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_by: Option<Box<ApprovedBy>>,
+}
+
+/// The approver's device: the source IP and user agent of the request that
+/// approved (approve's `decidedBy`). Both come from the client, so they are
+/// cleaned again wherever they are written ([`ApprovedBy::clean`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ApprovedBy {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_ip: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+}
+
+/// Longest source IP or user agent kept, in characters (approve's cap too).
+pub const APPROVED_BY_MAX_CHARS: usize = 256;
+
+impl ApprovedBy {
+    /// Without control characters, trimmed, at most
+    /// [`APPROVED_BY_MAX_CHARS`] characters each; blank parts dropped.
+    pub fn clean(&self) -> ApprovedBy {
+        let clean = |text: &Option<String>| {
+            let text: String = text
+                .as_deref()?
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(APPROVED_BY_MAX_CHARS)
+                .collect();
+            let text = text.trim();
+            (!text.is_empty()).then(|| text.to_owned())
+        };
+        ApprovedBy {
+            source_ip: clean(&self.source_ip),
+            user_agent: clean(&self.user_agent),
+        }
+    }
+
+    /// `203.0.113.7 (curl/8.5.0)`, cleaned, for sentences.
+    pub fn describe(&self) -> String {
+        let clean = self.clean();
+        format!(
+            "{} ({})",
+            clean.source_ip.as_deref().unwrap_or("an unknown address"),
+            clean.user_agent.as_deref().unwrap_or("no user agent")
+        )
+    }
 }
 
 impl RemediationRequest {

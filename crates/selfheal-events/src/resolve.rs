@@ -93,6 +93,8 @@ impl Resolved {
             alarm: Some(alarm),
             // The state machine passes its own execution id; never set here.
             execution: None,
+            // Only the state machine's approval step names an approver.
+            approved_by: None,
         }
     }
 }
@@ -218,6 +220,7 @@ fn check_target(target: &Target) -> Result<(), Rejection> {
         approval: false,
         alarm: None,
         execution: None,
+        approved_by: None,
     };
     probe.validate().map_err(|e| Rejection::InvalidTarget {
         message: e.to_string(),

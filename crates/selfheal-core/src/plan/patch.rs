@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::{Ctx, Decision, Plan};
 use crate::guards::{self, HistoryRecord, LastRemediation};
-use crate::{Action, Error, OutcomeStatus, RemediationOutcome, keys};
+use crate::{Action, ApprovedBy, Error, OutcomeStatus, RemediationOutcome, keys};
 
 /// A JSON pointer from raw tokens; `/` and `~` in keys are escaped (`~1`, `~0`).
 pub(super) fn ptr<'t>(tokens: impl IntoIterator<Item = &'t str>) -> PointerBuf {
@@ -156,6 +156,7 @@ impl Ctx<'_> {
             execution: request.execution.clone(),
             reason: reason.clone(),
             changes: outcome.changes.clone(),
+            approved_by: request.approved_by.as_deref().map(ApprovedBy::clean),
         };
         builder.set_annotation(
             keys::LAST_REMEDIATION,
@@ -226,6 +227,9 @@ impl Ctx<'_> {
         let mut event_message = outcome.message.clone();
         if let Some(reason) = request.reason.as_deref().filter(|r| !r.trim().is_empty()) {
             event_message.push_str(&format!(" (reason: {})", reason.trim()));
+        }
+        if let Some(by) = &request.approved_by {
+            event_message.push_str(&format!(" (approved by {})", by.describe()));
         }
         Ok(Decision::Apply(Box::new(Plan {
             patch: Patch(ops),

@@ -1250,6 +1250,47 @@ fn outcome_carries_execution_resolved_target_and_event_reason() {
     );
 }
 
+/// Issue #19, finding 9: an approved action names its approver in the audit
+/// Event and the history record, cleaned of control characters and capped.
+#[test]
+fn an_approved_action_names_the_approver_in_event_and_history() {
+    let scenario = Scenario::new(&[&[("api", API1)], &[("api", API2)]]);
+    let agent = format!("curl/8.5.0\n{}", "x".repeat(400));
+    let req = request(json!({
+        "action": "rollback", "execution": "exec-42", "reason": "5xx above 5%",
+        "target": {"cluster": "prod", "namespace": "shop", "deployment": "checkout"},
+        "approvedBy": {"sourceIp": "203.0.113.7", "userAgent": agent}
+    }));
+    let plan = applied(scenario.decide(&req, &policy()));
+    let cleaned = format!("curl/8.5.0{}", "x".repeat(246));
+    assert!(
+        plan.event_message.ends_with(&format!(
+            "(reason: 5xx above 5%) (approved by 203.0.113.7 ({cleaned}))"
+        )),
+        "{}",
+        plan.event_message
+    );
+    let history = parsed(&plan.annotations[keys::HISTORY].clone().into());
+    assert_eq!(
+        history[0]["approvedBy"],
+        json!({"sourceIp": "203.0.113.7", "userAgent": cleaned})
+    );
+
+    // Without an approval: no approver in either.
+    let req = request(json!({
+        "action": "rollback", "execution": "exec-43",
+        "target": {"cluster": "prod", "namespace": "shop", "deployment": "checkout"}
+    }));
+    let plan = applied(scenario.decide(&req, &policy()));
+    assert!(
+        !plan.event_message.contains("approved by"),
+        "{}",
+        plan.event_message
+    );
+    let history = parsed(&plan.annotations[keys::HISTORY].clone().into());
+    assert!(history[0].get("approvedBy").is_none(), "{history}");
+}
+
 // ---------------------------------------------------------------- template scope
 
 fn undo_request(to_revision: Option<i64>) -> crate::RemediationRequest {

@@ -738,9 +738,10 @@ async fn a_routine_refusal_succeeds_and_others_still_fail() {
 
 /// Issue #19, finding 9: after an approval, the request the action's handler
 /// gets names the approver (approve's `decidedBy`) as `approvedBy`, which the
-/// planner writes into the audit Event and the history record. The stand-in
-/// notify answers the approval request the way the approve function does: a
-/// `SendTaskSuccess` for the task token, sent to the runner.
+/// planner writes into the audit Event and the history record; so does the
+/// rollback an approved freeze runs. The stand-in notify answers each
+/// approval request the way the approve function does: a `SendTaskSuccess`
+/// for the task token, sent to the runner.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_approved_rollback_names_the_approver_in_its_request() {
     let Some(node) = tool_or_skip(TEST, find_node()) else {
@@ -749,7 +750,8 @@ async fn an_approved_rollback_names_the_approver_in_its_request() {
     let runner_url: Arc<std::sync::OnceLock<String>> = Arc::default();
     let callback_url = runner_url.clone();
     let approve = move |function: &str, payload: &Value| -> Reply {
-        if function == "notify" && payload["event"] == "approvalRequested" {
+        let asks = ["approvalRequested", "rolloutFrozen"];
+        if function == "notify" && asks.iter().any(|e| payload["event"] == *e) {
             let url = callback_url.get().unwrap().clone();
             let output = json!({"decision": "approve", "decidedAt": "2026-11-27T10:00:10Z",
                 "decidedBy": {"sourceIp": "203.0.113.7", "userAgent": "curl/8.5.0"}});
@@ -769,6 +771,10 @@ async fn an_approved_rollback_names_the_approver_in_its_request() {
                 assert_eq!(status, 200, "{}", String::from_utf8_lossy(&bytes));
             });
             return Ok(json!({}));
+        }
+        if function == "pause" {
+            return Ok(json!({"status": "applied", "action": "pause",
+                "message": "paused", "target": payload["target"]}));
         }
         Ok(answer(function, payload))
     };
@@ -796,8 +802,8 @@ async fn an_approved_rollback_names_the_approver_in_its_request() {
             "notify:completed"
         ]
     );
-    let calls = calls.lock().unwrap();
-    let rollback = &calls[1].1;
+    let recorded = calls.lock().unwrap().clone();
+    let rollback = &recorded[1].1;
     assert_eq!(
         rollback["approvedBy"],
         json!({"sourceIp": "203.0.113.7", "userAgent": "curl/8.5.0"}),
@@ -805,8 +811,43 @@ async fn an_approved_rollback_names_the_approver_in_its_request() {
     );
     // The final notification has the decision too (notify renders it).
     assert_eq!(
-        calls[3].1["approval"]["decidedBy"]["sourceIp"], "203.0.113.7",
+        recorded[3].1["approval"]["decidedBy"]["sourceIp"], "203.0.113.7",
         "{}",
-        calls[3].1
+        recorded[3].1
     );
+
+    // A pause freezes the rollout; the approved rollback names its approver.
+    calls.lock().unwrap().clear();
+    let result = runner
+        .run(
+            "remediate-deployment",
+            "approved-freeze",
+            &deployment_request("pause", "frozen"),
+            &json!({"VerifyIntervalSeconds": "0"}),
+        )
+        .await;
+    assert_eq!(result["status"], "SUCCEEDED", "{result}");
+    let calls = calls.lock().unwrap();
+    let rollbacks: Vec<&Value> = calls
+        .iter()
+        .filter(|(f, _)| f == "rollback")
+        .map(|(_, p)| p)
+        .collect();
+    assert_eq!(rollbacks.len(), 1, "{:?}", invoked_names(&calls));
+    assert_eq!(
+        rollbacks[0]["approvedBy"],
+        json!({"sourceIp": "203.0.113.7", "userAgent": "curl/8.5.0"}),
+        "{}",
+        rollbacks[0]
+    );
+    assert!(
+        calls
+            .iter()
+            .all(|(f, p)| f != "pause" || p.get("approvedBy").is_none()),
+        "the pause needed no approval"
+    );
+}
+
+fn invoked_names(calls: &[(String, Value)]) -> Vec<&str> {
+    calls.iter().map(|(f, _)| f.as_str()).collect()
 }

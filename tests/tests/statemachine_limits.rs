@@ -772,9 +772,12 @@ async fn an_approved_rollback_names_the_approver_in_its_request() {
             });
             return Ok(json!({}));
         }
-        if function == "pause" {
-            return Ok(json!({"status": "applied", "action": "pause",
-                "message": "paused", "target": payload["target"]}));
+        if function == "pause" || function == "restart" {
+            return Ok(json!({"status": "applied", "action": function,
+                "message": format!("{function} applied"), "target": payload["target"]}));
+        }
+        if function == "verify" && payload["target"]["deployment"] == "restarted" {
+            return Ok(json!({"state": "failed", "message": "progress deadline exceeded"}));
         }
         Ok(answer(function, payload))
     };
@@ -827,13 +830,13 @@ async fn an_approved_rollback_names_the_approver_in_its_request() {
         )
         .await;
     assert_eq!(result["status"], "SUCCEEDED", "{result}");
-    let calls = calls.lock().unwrap();
-    let rollbacks: Vec<&Value> = calls
+    let frozen = calls.lock().unwrap().clone();
+    let rollbacks: Vec<&Value> = frozen
         .iter()
         .filter(|(f, _)| f == "rollback")
         .map(|(_, p)| p)
         .collect();
-    assert_eq!(rollbacks.len(), 1, "{:?}", invoked_names(&calls));
+    assert_eq!(rollbacks.len(), 1, "{:?}", invoked_names(&frozen));
     assert_eq!(
         rollbacks[0]["approvedBy"],
         json!({"sourceIp": "203.0.113.7", "userAgent": "curl/8.5.0"}),
@@ -841,11 +844,39 @@ async fn an_approved_rollback_names_the_approver_in_its_request() {
         rollbacks[0]
     );
     assert!(
-        calls
+        frozen
             .iter()
             .all(|(f, p)| f != "pause" || p.get("approvedBy").is_none()),
         "the pause needed no approval"
     );
+
+    // An approved restart whose rollout fails escalates to a rollback: the
+    // approval covered it, so it names the approver too.
+    calls.lock().unwrap().clear();
+    let mut input = deployment_request("restart", "restarted");
+    input["approval"] = json!(true);
+    runner
+        .run(
+            "remediate-deployment",
+            "approved-restart",
+            &input,
+            &json!({"VerifyIntervalSeconds": "0"}),
+        )
+        .await;
+    let calls = calls.lock().unwrap();
+    for action in ["restart", "rollback"] {
+        let requests: Vec<&Value> = calls
+            .iter()
+            .filter(|(f, _)| f == action)
+            .map(|(_, p)| p)
+            .collect();
+        assert_eq!(requests.len(), 1, "{action}: {:?}", invoked_names(&calls));
+        assert_eq!(
+            requests[0]["approvedBy"]["sourceIp"], "203.0.113.7",
+            "{action}: {}",
+            requests[0]
+        );
+    }
 }
 
 fn invoked_names(calls: &[(String, Value)]) -> Vec<&str> {

@@ -377,6 +377,41 @@ mod tests {
         assert_eq!(cb.calls.lock().unwrap().len(), 1);
     }
 
+    /// A link minted into a Deployment's folder (`id=<scope>.<random>`) is
+    /// confirmed and decided like any other, and its record goes.
+    #[tokio::test]
+    async fn a_scoped_link_confirms_and_decides() {
+        let store = MemoryStore::default();
+        let cb = FakeCallback::new(true);
+        let now = t("2026-11-27T10:00:00Z");
+        let scope = crate::DeploymentScope::of(Some("prod"), "shop", "checkout");
+        let request = crate::MintRequest {
+            base_url: "https://u",
+            now,
+            ttl_seconds: 300,
+            task_token: "TOK",
+            execution: "arn:e",
+            summary: "rollback shop/checkout",
+            deployment: Some(crate::PendingCap {
+                name: "prod/shop/checkout".into(),
+                scope: scope.clone(),
+                max: 3,
+            }),
+        };
+        let links = crate::mint_for(&store, &request).await.unwrap();
+        let query = links.deny_url.split('?').nth(1).unwrap();
+        assert!(query.starts_with(&format!("id={scope}.")), "{query}");
+        let page = handle(&store, &cb, now, &get("/approve", query))
+            .await
+            .unwrap();
+        assert_eq!(page.status_code, 200, "{}", page.body);
+        assert!(page.body.contains(id_of(&links.deny_url).as_str()));
+        let done = handle(&store, &cb, now, &post(query, false)).await.unwrap();
+        assert_eq!(done.status_code, 200, "{}", done.body);
+        assert!(done.body.contains("Denied"));
+        assert!(store.0.lock().unwrap().is_empty(), "denied record deleted");
+    }
+
     #[tokio::test]
     async fn expired_link_is_410_on_get_and_post() {
         let store = MemoryStore::default();

@@ -17,6 +17,8 @@
 //! The same runner checks the audit id (issue 19, finding 1): whatever
 //! `execution` an input carries, remediate-deployment hands the handlers its
 //! own execution id, the one recorded in the Deployment's audit annotation.
+//! And who approved (finding 9): after an approval, the handlers' requests
+//! carry the approver as `approvedBy`.
 //!
 //! And the routes of remediate-deployment that end an execution (issue 14,
 //! item 5), with stand-ins scripted per test: an unknown action fails before

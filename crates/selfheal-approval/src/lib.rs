@@ -9,7 +9,10 @@
 //! first (only one caller can delete it), then answers the waiting task with
 //! `SendTaskSuccess` (approve) or `SendTaskFailure` with error
 //! `SelfhealApprovalDenied` (deny), naming the caller ([`Caller`]). Unknown,
-//! used, expired or no-longer-waiting links answer 410 Gone.
+//! used, expired or no-longer-waiting links answer 410 Gone. A record minted
+//! for a Deployment lives in that Deployment's SSM folder ([`DeploymentScope`]),
+//! and [`mint_for`] refuses a new one while the folder holds the cap's worth
+//! of unexpired records ([`Error::TooManyPending`]).
 //!
 //! Why GET only shows a confirmation page and POST decides: mail security
 //! scanners and chat unfurlers fetch every link in a message; a GET that

@@ -410,14 +410,31 @@ impl Remediator {
         deployment: &Deployment,
     ) -> Result<Vec<ReplicaSet>> {
         let selector = deployment_selector(deployment, name)?;
-        let api: Api<ReplicaSet> = Api::namespaced(self.client.clone(), namespace);
+        self.list_selected("ReplicaSet", namespace, &selector).await
+    }
+
+    /// One LIST of `kind` in `namespace` by `selector`; an error names the
+    /// selector where a GET would name the object.
+    async fn list_selected<K>(
+        &self,
+        kind: &'static str,
+        namespace: &str,
+        selector: &kube::core::Selector,
+    ) -> Result<Vec<K>>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + k8s_openapi::serde::de::DeserializeOwned
+            + std::fmt::Debug,
+    {
+        let api: Api<K> = Api::namespaced(self.client.clone(), namespace);
         let list = api
-            .list(&ListParams::default().labels_from(&selector))
+            .list(&ListParams::default().labels_from(selector))
             .await
             .map_err(|e| {
                 Call {
                     verb: "list",
-                    kind: "ReplicaSet",
+                    kind,
                     namespace,
                     name: &selector.to_string(),
                 }
@@ -435,7 +452,7 @@ impl Remediator {
         namespace: &str,
         name: &str,
         snapshot: &Snapshot,
-    ) -> Result<Vec<k8s_openapi::api::core::v1::Pod>> {
+    ) -> Result<Vec<Pod>> {
         let Some(hash) = selfheal_core::evidence::current_revision_hash(
             &snapshot.deployment,
             &snapshot.replica_sets,
@@ -447,21 +464,7 @@ impl Remediator {
             keys::POD_TEMPLATE_HASH.to_owned(),
             hash.to_owned(),
         ));
-        let api: Api<k8s_openapi::api::core::v1::Pod> =
-            Api::namespaced(self.client.clone(), namespace);
-        let list = api
-            .list(&ListParams::default().labels_from(&selector))
-            .await
-            .map_err(|e| {
-                Call {
-                    verb: "list",
-                    kind: "Pod",
-                    namespace,
-                    name: &selector.to_string(),
-                }
-                .error(e)
-            })?;
-        Ok(list.items)
+        self.list_selected("Pod", namespace, &selector).await
     }
 
     /// The Deployment and its ReplicaSets (GET + LIST), e.g. for a CLI snapshot.

@@ -229,6 +229,7 @@ impl Notifier {
     /// Build from an SDK config: reads the Slack URL once (from Secrets
     /// Manager or SSM), so a wrong secret fails the cold start.
     pub async fn new(config: NotifyConfig, sdk: &aws_config::SdkConfig) -> Result<Self, Error> {
+        let ssm = aws_sdk_ssm::Client::new(sdk);
         let url = match &config.slack {
             SlackSource::None => None,
             SlackSource::Secret(id) => {
@@ -241,7 +242,7 @@ impl Notifier {
                 Some(out.secret_string().unwrap_or_default().trim().to_owned())
             }
             SlackSource::Parameter(name) => {
-                let out = aws_sdk_ssm::Client::new(sdk)
+                let out = ssm
                     .get_parameter()
                     .name(name)
                     .with_decryption(true)
@@ -269,7 +270,7 @@ impl Notifier {
                 });
             }
         };
-        let store = SsmStore::new(aws_sdk_ssm::Client::new(sdk), &config.approval_prefix)
+        let store = SsmStore::new(ssm, &config.approval_prefix)
             .map_err(|source| Error::Approval { source })?;
         Ok(Notifier {
             sns: aws_sdk_sns::Client::new(sdk),

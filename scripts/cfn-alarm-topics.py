@@ -30,6 +30,8 @@ import os
 import sys
 from typing import Any
 
+from checklib import report
+
 _spec = importlib.util.spec_from_file_location(
     "cfn_cycles", os.path.join(os.path.dirname(os.path.abspath(__file__)), "cfn-cycles.py")
 )
@@ -113,13 +115,11 @@ def main(argv: list[str]) -> int:
         print(f"cfn-alarm-topics: cannot read or translate {argv[1]}: {e}", file=sys.stderr)
         return 2
     found, count = problems(template)
-    if found:
-        print(f"cfn-alarm-topics: {argv[1]}: CloudWatch alarms cannot publish to:", file=sys.stderr)
-        for p in found:
-            print(f"  - {p}", file=sys.stderr)
-        return 1
-    print(f"cfn-alarm-topics: {argv[1]}: {count} alarm topic(s), all usable by CloudWatch alarms")
-    return 0
+    return report(
+        f"cfn-alarm-topics: {argv[1]}: CloudWatch alarms cannot publish to:",
+        found,
+        f"cfn-alarm-topics: {argv[1]}: {count} alarm topic(s), all usable by CloudWatch alarms",
+    )
 
 
 if __name__ == "__main__":

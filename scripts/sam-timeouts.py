@@ -32,6 +32,8 @@ import re
 import sys
 from typing import Any
 
+from checklib import report
+
 RETRY_BUDGET_S = 150
 PLACEHOLDER = re.compile(r"^\$\{([A-Za-z0-9]+)\}$")
 
@@ -139,15 +141,11 @@ def main(argv: list[str]) -> int:
                 f"  {rid}.{name}: {fn} Timeout {timeout} s < state {state_timeout or '-'} s; "
                 f"worst case {attempts} runs + backoff = {worst:.0f} s <= {RETRY_BUDGET_S} s"
             )
-    if problems:
-        print(f"sam-timeouts: {path}: {len(problems)} problem(s)", file=sys.stderr)
-        for p in problems:
-            print(f"  - {p}", file=sys.stderr)
-        return 1
-    print(f"sam-timeouts: {path}: {len(lines)} Lambda tasks consistent")
-    for line in lines:
-        print(line)
-    return 0
+    return report(
+        f"sam-timeouts: {path}: {len(problems)} problem(s)",
+        problems,
+        "\n".join([f"sam-timeouts: {path}: {len(lines)} Lambda tasks consistent", *lines]),
+    )
 
 
 if __name__ == "__main__":

@@ -7,11 +7,9 @@
 //! decision here means the same rules run against a live cluster, a snapshot
 //! file and unit tests.
 
-pub mod error;
 pub mod evidence;
 pub mod guards;
 pub mod history;
-pub mod model;
 pub mod plan;
 pub mod pod;
 pub mod policy;
@@ -20,6 +18,11 @@ pub mod status;
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod testutil;
+
+// The public contract (request, outcome, errors, errorType names,
+// configuration rule) is its own crate so that crates without Kubernetes
+// types can use it; re-exported here under the paths the adapters know.
+pub use selfheal_contract::{ErrorType, env, error, error_type, model};
 
 pub use error::{Error, Malformed, decode, decode_str};
 pub use evidence::{ContainerEvidence, Verdict};

@@ -1,4 +1,5 @@
-//! Errors of the pure core: bad input only. Guard refusals are outcomes, not errors.
+//! Errors of the contract and the pure core: bad input only. Guard refusals
+//! are outcomes, not errors.
 
 /// JSON that did not decode, with the path of the offending field, so
 /// `"dryRun": "yes"` says `dryRun` and not only "expected a boolean".
@@ -75,8 +76,8 @@ pub enum Error {
 }
 
 impl Error {
-    /// Shorthand for [`Error::InvalidObject`] on a Deployment.
-    pub(crate) fn deployment(reason: impl Into<String>) -> Self {
+    /// Shorthand for [`Error::InvalidObject`] on a Deployment (the planner's).
+    pub fn deployment(reason: impl Into<String>) -> Self {
         Error::InvalidObject {
             kind: "Deployment",
             reason: reason.into(),

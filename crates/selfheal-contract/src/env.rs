@@ -1,0 +1,42 @@
+//! The one rule every function and the CLI read configuration variables by:
+//! a value is trimmed, and a blank one counts as unset. Templates and
+//! consoles leave a variable empty to mean "not set", so no variable
+//! behaves differently from another.
+//!
+//! Configuration readers take a lookup (`impl Fn(&str) -> Option<String>`):
+//! [`process`] in a binary, a map in tests, so tests never mutate the
+//! process environment.
+
+/// The process environment as a lookup; a value that is not UTF-8 counts as unset.
+pub fn process(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+/// `name` through `lookup`, trimmed; `None` when unset or blank.
+pub fn get(lookup: impl Fn(&str) -> Option<String>, name: &str) -> Option<String> {
+    let value = lookup(name)?;
+    let value = value.trim();
+    (!value.is_empty()).then(|| value.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lookup(name: &str) -> Option<String> {
+        match name {
+            "SET" => Some("  value \n".into()),
+            "BLANK" => Some(" \t".into()),
+            "EMPTY" => Some(String::new()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn values_are_trimmed_and_blank_is_unset() {
+        assert_eq!(get(lookup, "SET").as_deref(), Some("value"));
+        assert_eq!(get(lookup, "BLANK"), None);
+        assert_eq!(get(lookup, "EMPTY"), None);
+        assert_eq!(get(lookup, "UNSET"), None);
+    }
+}

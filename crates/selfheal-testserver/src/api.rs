@@ -71,20 +71,11 @@ fn get(shared: &Arc<Shared>, r: &ApiRequest, name: &str) -> Answer {
 }
 
 fn selectors(r: &ApiRequest) -> Result<(LabelSelector, FieldSelector), ApiError> {
-    let labels = LabelSelector::parse(
-        r.query
-            .get("labelSelector")
-            .map(String::as_str)
-            .unwrap_or_default(),
-    )
-    .map_err(|e| status::bad_request(&e))?;
-    let fields = FieldSelector::parse(
-        r.query
-            .get("fieldSelector")
-            .map(String::as_str)
-            .unwrap_or_default(),
-    )
-    .map_err(|e| status::bad_request(&e))?;
+    let query = |key: &str| r.query.get(key).map(String::as_str).unwrap_or_default();
+    let labels =
+        LabelSelector::parse(query("labelSelector")).map_err(|e| status::bad_request(&e))?;
+    let fields =
+        FieldSelector::parse(query("fieldSelector")).map_err(|e| status::bad_request(&e))?;
     Ok((labels, fields))
 }
 

@@ -508,34 +508,31 @@ mod tests {
         assert!(server.controller().settle().await);
         let read = |s: &TestServer| s.object("Deployment", "g", "web").unwrap();
         let meta = |d: &Value, f: &str| d["metadata"][f].clone();
+        let same_generation_new_version = |new: &Value, old: &Value, what: &str| {
+            let same = "same generation";
+            assert_eq!(
+                meta(new, "generation"),
+                meta(old, "generation"),
+                "{what}: {same}"
+            );
+            assert_ne!(
+                meta(new, "resourceVersion"),
+                meta(old, "resourceVersion"),
+                "{what}"
+            );
+        };
         let before = read(&server);
 
         let mut labelled = before.clone();
         labelled["metadata"]["labels"] = serde_json::json!({"team": "shop"});
         let after = server.update("Deployment", "g", &labelled).unwrap();
-        assert_eq!(
-            meta(&after, "generation"),
-            meta(&before, "generation"),
-            "labels: same generation"
-        );
-        assert_ne!(
-            meta(&after, "resourceVersion"),
-            meta(&before, "resourceVersion")
-        );
+        same_generation_new_version(&after, &before, "labels");
 
         let mut status = after.clone();
         status["status"]["observedGeneration"] = serde_json::json!(99);
         status["spec"]["replicas"] = serde_json::json!(7);
         let stored = server.update_status("Deployment", "g", &status).unwrap();
-        assert_eq!(
-            meta(&stored, "generation"),
-            meta(&after, "generation"),
-            "status: same generation"
-        );
-        assert_ne!(
-            meta(&stored, "resourceVersion"),
-            meta(&after, "resourceVersion")
-        );
+        same_generation_new_version(&stored, &after, "status");
         assert_eq!(stored["status"]["observedGeneration"], 99);
         assert_eq!(stored["spec"]["replicas"], 2, "a status write ignores spec");
 

@@ -231,22 +231,13 @@ impl Rbac {
 
     /// Adds the objects of `other` (replacing same-named ones).
     pub fn extend(&mut self, other: Rbac) {
-        other
-            .cluster_roles
-            .into_iter()
-            .for_each(|o| upsert(&mut self.cluster_roles, o));
-        other
-            .cluster_role_bindings
-            .into_iter()
-            .for_each(|o| upsert(&mut self.cluster_role_bindings, o));
-        other
-            .roles
-            .into_iter()
-            .for_each(|o| upsert(&mut self.roles, o));
-        other
-            .role_bindings
-            .into_iter()
-            .for_each(|o| upsert(&mut self.role_bindings, o));
+        fn merge<T: Metadata<Ty = ObjectMeta>>(into: &mut Vec<T>, from: Vec<T>) {
+            from.into_iter().for_each(|o| upsert(into, o));
+        }
+        merge(&mut self.cluster_roles, other.cluster_roles);
+        merge(&mut self.cluster_role_bindings, other.cluster_role_bindings);
+        merge(&mut self.roles, other.roles);
+        merge(&mut self.role_bindings, other.role_bindings);
     }
 
     /// The rules a binding's roleRef points at, or the real server's error
@@ -426,6 +417,11 @@ rules:
     verbs: ["get", "watch"]
 "#;
 
+    /// [`attrs`] in the namespace most tests grant in.
+    fn in_shop(verb: &str, group: &str, resource: &str) -> Attributes {
+        attrs(verb, group, resource, Some("shop"))
+    }
+
     fn attrs(verb: &str, group: &str, resource: &str, ns: Option<&str>) -> Attributes {
         let (resource, subresource) = match resource.split_once('/') {
             Some((r, s)) => (r.to_string(), Some(s.to_string())),
@@ -520,33 +516,17 @@ subjects:
         let rbac = with(GROUP_CRB);
         let u = |a: &Attributes| allowed(&rbac, "arn:role/x", &["selfheal-remediators"], a);
         for verb in ["get", "list", "patch"] {
-            assert!(
-                u(&attrs(verb, "apps", "deployments", Some("shop"))),
-                "{verb}"
-            );
+            assert!(u(&in_shop(verb, "apps", "deployments")), "{verb}");
         }
         for verb in ["watch", "create", "update", "delete", "deletecollection"] {
-            assert!(
-                !u(&attrs(verb, "apps", "deployments", Some("shop"))),
-                "{verb}"
-            );
+            assert!(!u(&in_shop(verb, "apps", "deployments")), "{verb}");
         }
         // Wrong group, wrong resource, subresource not covered by the resource.
-        assert!(!u(&attrs("get", "", "deployments", Some("shop"))));
-        assert!(!u(&attrs("get", "extensions", "deployments", Some("shop"))));
-        assert!(!u(&attrs("get", "apps", "replicasets", Some("shop"))));
-        assert!(!u(&attrs(
-            "patch",
-            "apps",
-            "deployments/scale",
-            Some("shop")
-        )));
-        assert!(!u(&attrs(
-            "patch",
-            "apps",
-            "deployments/status",
-            Some("shop")
-        )));
+        assert!(!u(&in_shop("get", "", "deployments")));
+        assert!(!u(&in_shop("get", "extensions", "deployments")));
+        assert!(!u(&in_shop("get", "apps", "replicasets")));
+        assert!(!u(&in_shop("patch", "apps", "deployments/scale")));
+        assert!(!u(&in_shop("patch", "apps", "deployments/status")));
         // A ClusterRoleBinding grants in every namespace and at the cluster scope.
         assert!(u(&attrs("get", "apps", "deployments", Some("payments"))));
         assert!(u(&attrs("list", "apps", "deployments", None)));
@@ -556,7 +536,7 @@ subjects:
             &rbac,
             "arn:role/x",
             &["other"],
-            &attrs("get", "apps", "deployments", Some("shop"))
+            &in_shop("get", "apps", "deployments")
         ));
     }
 
@@ -566,29 +546,14 @@ subjects:
             "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata: {name: s}\nroleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: scaler}\nsubjects: [{kind: User, name: alice}]\n",
         );
         let a = |x: &Attributes| allowed(&rbac, "alice", &[], x);
-        assert!(a(&attrs(
-            "update",
-            "apps",
-            "deployments/scale",
-            Some("shop")
-        )));
-        assert!(a(&attrs(
-            "update",
-            "apps",
-            "replicasets/scale",
-            Some("shop")
-        )));
-        assert!(!a(&attrs("update", "apps", "deployments", Some("shop"))));
-        assert!(!a(&attrs(
-            "update",
-            "apps",
-            "deployments/status",
-            Some("shop")
-        )));
+        assert!(a(&in_shop("update", "apps", "deployments/scale")));
+        assert!(a(&in_shop("update", "apps", "replicasets/scale")));
+        assert!(!a(&in_shop("update", "apps", "deployments")));
+        assert!(!a(&in_shop("update", "apps", "deployments/status")));
         // `*/scale` is not `*`: the group must still match.
-        assert!(!a(&attrs("update", "", "deployments/scale", Some("shop"))));
+        assert!(!a(&in_shop("update", "", "deployments/scale")));
         // resourceNames: only that name, and never a request without a name.
-        let mut cm = attrs("delete", "anything.example", "configmaps", Some("shop"));
+        let mut cm = in_shop("delete", "anything.example", "configmaps");
         cm.name = Some("settings".into());
         assert!(a(&cm));
         cm.name = Some("other".into());
@@ -601,7 +566,7 @@ subjects:
             &rbac,
             "bob",
             &[],
-            &attrs("update", "apps", "deployments/scale", Some("shop"))
+            &in_shop("update", "apps", "deployments/scale")
         ));
     }
 
@@ -633,7 +598,7 @@ subjects: [{kind: ServiceAccount, name: viewer, namespace: shop}]
             &rbac,
             "x",
             g,
-            &attrs("patch", "apps", "deployments", Some("shop"))
+            &in_shop("patch", "apps", "deployments")
         ));
         assert!(!allowed(
             &rbac,
@@ -649,29 +614,14 @@ subjects: [{kind: ServiceAccount, name: viewer, namespace: shop}]
         ));
         // ServiceAccount subject: namespace defaults to the binding's.
         let sa = "system:serviceaccount:shop:viewer";
-        assert!(allowed(
-            &rbac,
-            sa,
-            &[],
-            &attrs("get", "", "pods", Some("shop"))
-        ));
-        assert!(allowed(
-            &rbac,
-            sa,
-            &[],
-            &attrs("watch", "", "pods/log", Some("shop"))
-        ));
-        assert!(!allowed(
-            &rbac,
-            sa,
-            &[],
-            &attrs("list", "", "pods", Some("shop"))
-        ));
+        assert!(allowed(&rbac, sa, &[], &in_shop("get", "", "pods")));
+        assert!(allowed(&rbac, sa, &[], &in_shop("watch", "", "pods/log")));
+        assert!(!allowed(&rbac, sa, &[], &in_shop("list", "", "pods")));
         assert!(!allowed(
             &rbac,
             "system:serviceaccount:payments:viewer",
             &[],
-            &attrs("get", "", "pods", Some("shop"))
+            &in_shop("get", "", "pods")
         ));
         // The payments binding names a Role that only exists in shop: the
         // reason says so, like the real server.
@@ -694,14 +644,10 @@ subjects: [{kind: ServiceAccount, name: viewer, namespace: shop}]
             &rbac,
             "anyone",
             &[],
-            &attrs("get", "apps", "deployments", Some("shop"))
+            &in_shop("get", "apps", "deployments")
         ));
         assert_eq!(
-            rbac.authorize(
-                "carol",
-                &[],
-                &attrs("delete", "apps", "deployments", Some("shop"))
-            ),
+            rbac.authorize("carol", &[], &in_shop("delete", "apps", "deployments")),
             Decision::Deny {
                 reason: Some(
                     r#"RBAC: clusterrole.rbac.authorization.k8s.io "gone" not found"#.into()
@@ -709,11 +655,7 @@ subjects: [{kind: ServiceAccount, name: viewer, namespace: shop}]
             }
         );
         assert_eq!(
-            rbac.authorize(
-                "dave",
-                &[],
-                &attrs("delete", "apps", "deployments", Some("shop"))
-            ),
+            rbac.authorize("dave", &[], &in_shop("delete", "apps", "deployments")),
             Decision::Deny { reason: None }
         );
     }

@@ -37,34 +37,27 @@ fn details(kind: Kind, name: Option<&str>) -> Value {
     Value::Object(d)
 }
 
+/// An error about one named object: `<kind> "<name>" <what>`, with the
+/// object's details.
+fn about(kind: Kind, name: &str, code: u16, reason: &str, what: &str) -> ApiError {
+    let message = format!("{} \"{name}\" {what}", kind.qualified());
+    status(code, reason, &message, Some(details(kind, Some(name))))
+}
+
 pub(crate) fn not_found(kind: Kind, name: &str) -> ApiError {
-    status(
-        404,
-        "NotFound",
-        &format!("{} \"{name}\" not found", kind.qualified()),
-        Some(details(kind, Some(name))),
-    )
+    about(kind, name, 404, "NotFound", "not found")
 }
 
 pub(crate) fn already_exists(kind: Kind, name: &str) -> ApiError {
-    status(
-        409,
-        "AlreadyExists",
-        &format!("{} \"{name}\" already exists", kind.qualified()),
-        Some(details(kind, Some(name))),
-    )
+    about(kind, name, 409, "AlreadyExists", "already exists")
 }
 
 pub(crate) fn conflict(kind: Kind, name: &str) -> ApiError {
-    status(
-        409,
-        "Conflict",
-        &format!(
-            "Operation cannot be fulfilled on {} \"{name}\": the object has been modified; please apply your changes to the latest version and try again",
-            kind.qualified()
-        ),
-        Some(details(kind, Some(name))),
-    )
+    let message = format!(
+        "Operation cannot be fulfilled on {} \"{name}\": the object has been modified; please apply your changes to the latest version and try again",
+        kind.qualified()
+    );
+    status(409, "Conflict", &message, Some(details(kind, Some(name))))
 }
 
 /// The generic 422 a failing JSON Patch gets (json-patch-test-fails.json).
@@ -84,28 +77,24 @@ pub(crate) fn bad_request(message: &str) -> ApiError {
 /// 422 for one invalid field, in the shape of events.json's namespace mismatch.
 pub(crate) fn invalid(kind: Kind, name: &str, field: &str, value: &str, detail: &str) -> ApiError {
     let cause = format!("Invalid value: \"{value}\": {detail}");
-    status(
-        422,
-        "Invalid",
-        &format!("{} \"{name}\" is invalid: {field}: {cause}", kind.kind()),
-        Some(
-            json!({"name": name, "group": kind.group(), "kind": kind.kind(),
-            "causes": [{"reason": "FieldValueInvalid", "message": cause, "field": field}]}),
-        ),
-    )
-    .strip_empty_group()
+    field_error(kind, name, field, "FieldValueInvalid", &cause)
 }
 
 /// 422 for a missing required field.
 pub(crate) fn required(kind: Kind, name: &str, field: &str, detail: &str) -> ApiError {
     let cause = format!("Required value: {detail}");
+    field_error(kind, name, field, "FieldValueRequired", &cause)
+}
+
+/// 422 `Invalid` naming one field of object `name` and why (`reason`, `cause`).
+fn field_error(kind: Kind, name: &str, field: &str, reason: &str, cause: &str) -> ApiError {
     status(
         422,
         "Invalid",
         &format!("{} \"{name}\" is invalid: {field}: {cause}", kind.kind()),
         Some(
             json!({"name": name, "group": kind.group(), "kind": kind.kind(),
-            "causes": [{"reason": "FieldValueRequired", "message": cause, "field": field}]}),
+            "causes": [{"reason": reason, "message": cause, "field": field}]}),
         ),
     )
     .strip_empty_group()

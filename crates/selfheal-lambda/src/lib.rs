@@ -17,6 +17,7 @@
 pub mod config;
 pub mod error;
 pub mod handler;
+pub mod metrics;
 pub mod payload;
 pub mod startup;
 pub mod state;

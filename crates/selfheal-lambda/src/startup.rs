@@ -8,12 +8,18 @@
 //! and with a failed start-up every invocation answers that error's
 //! `errorType` and message ([`HandlerError::Init`]).
 
+use std::io::Write;
+use std::time::Instant;
+
+use jiff::Timestamp;
 use lambda_runtime::LambdaEvent;
 use selfheal_core::{Action, RemediationOutcome};
+use selfheal_runtime::write_metrics;
 use serde_json::Value;
 
 use crate::error::HandlerError;
 use crate::handler::{VerifyOutput, handle_action, handle_verify};
+use crate::metrics;
 use crate::state::AppState;
 
 /// The per-process state, or why it could not be built.
@@ -63,19 +69,55 @@ impl Startup {
     }
 
     /// [`handle_action`] over the state; the start-up error without one.
+    /// Writes the invocation's metric record to stdout.
     pub async fn handle_action(
         &self,
         expected: Action,
         event: LambdaEvent<Value>,
     ) -> Result<RemediationOutcome, HandlerError> {
-        handle_action(self.state()?, expected, event).await
+        self.handle_action_to(expected, event, &mut std::io::stdout())
+            .await
+    }
+
+    /// [`Startup::handle_action`], writing the metric record to `out`.
+    pub async fn handle_action_to<W: Write>(
+        &self,
+        expected: Action,
+        event: LambdaEvent<Value>,
+        out: &mut W,
+    ) -> Result<RemediationOutcome, HandlerError> {
+        let started = Instant::now();
+        let result = match self.state() {
+            Ok(state) => handle_action(state, expected, event).await,
+            Err(error) => Err(error),
+        };
+        let record = metrics::action_record(expected, &result, started.elapsed(), Timestamp::now());
+        write_metrics(out, record.to_line().map(|line| vec![line]));
+        result
     }
 
     /// [`handle_verify`] over the state; the start-up error without one.
+    /// Writes the invocation's metric record to stdout.
     pub async fn handle_verify(
         &self,
         event: LambdaEvent<Value>,
     ) -> Result<VerifyOutput, HandlerError> {
-        handle_verify(self.state()?, event).await
+        self.handle_verify_to(event, &mut std::io::stdout()).await
+    }
+
+    /// [`Startup::handle_verify`], writing the metric record to `out`.
+    pub async fn handle_verify_to<W: Write>(
+        &self,
+        event: LambdaEvent<Value>,
+        out: &mut W,
+    ) -> Result<VerifyOutput, HandlerError> {
+        let started = Instant::now();
+        let result = match self.state() {
+            Ok(state) => handle_verify(state, event).await,
+            Err(error) => Err(error),
+        };
+        let record = metrics::verify_record(&result, started.elapsed(), Timestamp::now());
+        write_metrics(out, record.to_line().map(|line| vec![line]));
+        result
     }
 }

@@ -670,8 +670,9 @@ async fn successful_startup_delegates_to_the_handlers() {
     let kubeconfig = s.dir.path().join("kubeconfig");
     let startup = Startup::from(state_for(&kubeconfig, &[]).await);
     assert!(startup.failure().is_none());
+    let mut printed = Vec::new();
     let outcome = startup
-        .handle_action(Action::Rollback, event(request("rollback")))
+        .handle_action_to(Action::Rollback, event(request("rollback")), &mut printed)
         .await
         .unwrap();
     assert_eq!(outcome.status, OutcomeStatus::Applied, "{outcome:?}");
@@ -679,11 +680,74 @@ async fn successful_startup_delegates_to_the_handlers() {
         images(&s.server.deployment("shop", "checkout").unwrap()),
         vec![("api".into(), API_1.into()), ("envoy".into(), ENVOY.into())]
     );
+    // One invocation, one EMF line (README "Metrics").
+    let line = one_emf_line(&printed);
+    assert_eq!(
+        (&line["Action"], &line["Status"], &line["Remediations"]),
+        (&json!("rollback"), &json!("applied"), &json!(1))
+    );
+    assert!(line["HandlerDuration"].as_f64().unwrap() > 0.0, "{line}");
+    assert!(line.get("Guard").is_none(), "{line}");
+
+    let mut printed = Vec::new();
     let out = startup
-        .handle_verify(event(request("rollback")))
+        .handle_verify_to(event(request("rollback")), &mut printed)
         .await
         .unwrap();
     assert_eq!(out.target.deployment.as_deref(), Some("checkout"));
+    let line = one_emf_line(&printed);
+    assert_eq!(
+        (&line["Action"], &line["RolloutChecks"]),
+        (&json!("verify"), &json!(1))
+    );
+    let state = serde_json::to_value(out.state).unwrap();
+    assert_eq!(line["Status"], state, "{line}");
+
+    // A refusal names its guard; an error its errorType.
+    // The rollback above is within this start-up's 600 s cooldown.
+    let cooling =
+        Startup::from(state_for(&kubeconfig, &[("SELFHEAL_COOLDOWN_SECONDS", "600")]).await);
+    let mut printed = Vec::new();
+    let outcome = cooling
+        .handle_action_to(Action::Rollback, event(request("rollback")), &mut printed)
+        .await
+        .unwrap();
+    assert_eq!(outcome.status, OutcomeStatus::Refused, "{outcome:?}");
+    let line = one_emf_line(&printed);
+    assert_eq!(
+        (&line["Status"], &line["Guard"]),
+        (&json!("refused"), &json!("cooldown"))
+    );
+    let mut printed = Vec::new();
+    startup
+        .handle_action_to(Action::Pause, event(request("rollback")), &mut printed)
+        .await
+        .unwrap_err();
+    let line = one_emf_line(&printed);
+    assert_eq!(
+        (&line["Action"], &line["Status"], &line["errorType"]),
+        (
+            &json!("pause"),
+            &json!("error"),
+            &json!("NonRetryableInvalidRequest")
+        )
+    );
+}
+
+/// The single line in `printed`, checked against the EMF specification.
+fn one_emf_line(printed: &[u8]) -> Value {
+    let text = std::str::from_utf8(printed).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 1, "exactly one line per invocation: {text}");
+    let extracted = selfheal_metrics::emf::validate(lines[0])
+        .unwrap_or_else(|problems| panic!("{}: {problems:?}", lines[0]));
+    assert!(
+        extracted
+            .iter()
+            .all(|e| e.namespace == selfheal_metrics::NAMESPACE),
+        "{extracted:?}"
+    );
+    serde_json::from_str(lines[0]).unwrap()
 }
 
 /// Issue 18 item 3, through the handlers with the documented 600 s cooldown:

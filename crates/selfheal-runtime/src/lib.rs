@@ -60,6 +60,25 @@ where
         .await
 }
 
+/// Write the invocation's metric records (selfheal-metrics' EMF lines) to
+/// `out`, one line each: on Lambda, stdout, where CloudWatch Logs extracts
+/// the metrics. A record that cannot be written is logged, never an
+/// invocation error.
+pub fn write_metrics<W: std::io::Write>(
+    out: &mut W,
+    lines: Result<Vec<String>, serde_json::Error>,
+) {
+    let result = lines.map_err(std::io::Error::other).and_then(|lines| {
+        lines
+            .iter()
+            .try_for_each(|line| writeln!(out, "{line}"))
+            .and_then(|()| out.flush())
+    });
+    if let Err(error) = result {
+        tracing::warn!(error = %error, "metrics record not written");
+    }
+}
+
 /// The per-process state, or the start-up error every invocation answers.
 #[derive(Debug)]
 pub struct Startup<S> {

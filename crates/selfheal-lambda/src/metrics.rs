@@ -1,0 +1,57 @@
+//! Each invocation's metric record (README "Metrics"): selfheal-metrics
+//! builds it from the handler's result and time; [`Startup`](crate::Startup)
+//! writes it, one line per invocation, start-up errors included.
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+use selfheal_core::{Action, OutcomeStatus, RemediationOutcome, RolloutState};
+use selfheal_metrics::{Ended, InvocationBody, Record};
+
+use crate::error::HandlerError;
+use crate::handler::VerifyOutput;
+
+/// `rollback` / `pause` / `resume` / `restart`: `Remediations` by action and
+/// status, by guard for a refusal.
+pub fn action_record(
+    action: Action,
+    result: &Result<RemediationOutcome, HandlerError>,
+    elapsed: Duration,
+    at: Timestamp,
+) -> Record<InvocationBody> {
+    let ended = match result {
+        Ok(outcome) => Ended::Status {
+            status: outcome.status.as_str(),
+            guard: outcome
+                .guard
+                .filter(|_| outcome.status == OutcomeStatus::Refused)
+                .map(|g| g.as_str()),
+        },
+        Err(error) => Ended::Error {
+            error_type: error.error_type(),
+        },
+    };
+    selfheal_metrics::remediation(action.as_str(), ended, elapsed, at)
+}
+
+/// `verify`: `RolloutChecks` by the rollout state.
+pub fn verify_record(
+    result: &Result<VerifyOutput, HandlerError>,
+    elapsed: Duration,
+    at: Timestamp,
+) -> Record<InvocationBody> {
+    let ended = match result {
+        Ok(out) => Ended::Status {
+            status: match out.state {
+                RolloutState::Done => "done",
+                RolloutState::Waiting => "waiting",
+                RolloutState::Failed => "failed",
+            },
+            guard: None,
+        },
+        Err(error) => Ended::Error {
+            error_type: error.error_type(),
+        },
+    };
+    selfheal_metrics::rollout_check(ended, elapsed, at)
+}

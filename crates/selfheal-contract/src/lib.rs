@@ -12,6 +12,7 @@ pub mod error;
 pub mod error_type;
 pub mod evidence;
 pub mod model;
+pub mod rollout;
 
 pub use error::{Error, Malformed, decode, decode_str};
 pub use error_type::ErrorType;
@@ -20,3 +21,4 @@ pub use model::{
     Action, AlarmRef, ApprovedBy, Change, GitopsManager, Guard, OutcomeStatus, RemediationOutcome,
     RemediationRequest, RevisionInfo, Scope, Target, ValidRequest, Workload,
 };
+pub use rollout::{RolloutState, RolloutStatus};

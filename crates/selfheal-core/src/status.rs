@@ -6,54 +6,14 @@
 //! The pause (and `selfheal.dev/paused-by`) is reported beside the verdict.
 
 use k8s_openapi::api::apps::v1::Deployment;
-use serde::{Deserialize, Serialize};
 
 use crate::keys;
 
 /// Progressing reason the controller sets once `progressDeadlineSeconds` passed.
 pub const TIMED_OUT_REASON: &str = "ProgressDeadlineExceeded";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum RolloutState {
-    Done,
-    Waiting,
-    Failed,
-}
-
-/// Result of evaluating a Deployment's rollout, with kubectl's exact message.
-/// kubectl says nothing about a pause (a paused rollout just waits), so
-/// `paused` and `pausedBy` tell an on-call person why it is not moving;
-/// both are absent from the JSON when the Deployment is not paused.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RolloutStatus {
-    pub state: RolloutState,
-    pub message: String,
-    /// `spec.paused`.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub paused: bool,
-    /// Who paused it, from `selfheal.dev/paused-by` (`selfheal` when selfheal
-    /// did); absent when not paused or when the pause is not marked (a
-    /// `kubectl rollout pause`, for example).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub paused_by: Option<String>,
-}
-
-impl RolloutStatus {
-    fn new(state: RolloutState, message: String) -> Self {
-        RolloutStatus {
-            state,
-            message,
-            paused: false,
-            paused_by: None,
-        }
-    }
-
-    pub fn is_done(&self) -> bool {
-        self.state == RolloutState::Done
-    }
-}
+/// The record type is `verify`'s output, so it lives with the contract.
+pub use selfheal_contract::rollout::{RolloutState, RolloutStatus};
 
 /// Evaluate like kubectl's `DeploymentStatusViewer.Status` (revision 0), and
 /// say whether the Deployment is paused and by whom.

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use selfheal_core::AlarmRef;
+use selfheal_contract::AlarmRef;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 

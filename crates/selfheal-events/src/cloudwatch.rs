@@ -10,7 +10,7 @@ use aws_lambda_events::cloudwatch_alarms::{
 };
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use aws_lambda_events::sns::SnsEvent;
-use selfheal_core::AlarmRef;
+use selfheal_contract::AlarmRef;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 

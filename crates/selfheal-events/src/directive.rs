@@ -1,7 +1,7 @@
 //! The `selfheal:` directive (docs/alarms.md §3): the operator's explicit word on
 //! what to do, so it wins over dimensions, labels and defaults.
 
-use selfheal_core::Action;
+use selfheal_contract::Action;
 
 use crate::Rejection;
 

@@ -33,7 +33,7 @@ pub enum Error {
     #[error("invalid manual request: {source}")]
     InvalidRequest {
         #[source]
-        source: selfheal_core::Error,
+        source: selfheal_contract::Error,
     },
     /// A default from configuration that is not usable (e.g. an unknown action).
     #[error("invalid value {value:?} for {var}: {reason}")]

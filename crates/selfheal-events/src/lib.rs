@@ -27,7 +27,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 pub use error::Error;
-pub use selfheal_core::{Action, AlarmRef, RemediationRequest, Scope, Target};
+pub use selfheal_contract::{Action, AlarmRef, RemediationRequest, Scope, Target};
 
 /// Largest event accepted: 256 KiB, the Lambda asynchronous invocation (and
 /// EventBridge/SNS message) payload limit, so nothing legitimate is bigger.
@@ -520,7 +520,7 @@ fn manual(value: Value) -> Result<NamedRequest, Error> {
         .map_err(|source| Error::InvalidRequest { source })?;
     if request.execution.is_some() {
         return Err(Error::InvalidRequest {
-            source: selfheal_core::Error::InvalidRequest(
+            source: selfheal_contract::Error::InvalidRequest(
                 "`execution` is set by the state machine to its own execution id; leave it out"
                     .into(),
             ),

@@ -2,7 +2,7 @@
 //! carries (dimensions / labels), then configured defaults. An action is
 //! never guessed.
 
-use selfheal_core::{Action, RemediationRequest, Scope, Target};
+use selfheal_contract::{Action, RemediationRequest, Scope, Target};
 
 use crate::directive::Directive;
 use crate::{Defaults, Rejection};
@@ -74,9 +74,9 @@ impl Resolved {
     pub fn into_request(
         self,
         reason: Option<String>,
-        alarm: selfheal_core::AlarmRef,
+        alarm: selfheal_contract::AlarmRef,
     ) -> RemediationRequest {
-        let alarm = selfheal_core::AlarmRef {
+        let alarm = selfheal_contract::AlarmRef {
             name: alarm.name.as_deref().map(strip_controls),
             id: alarm.id.as_deref().map(strip_controls),
             ..alarm

@@ -15,7 +15,7 @@ pub mod slack;
 
 use jiff::Timestamp;
 use selfheal_approval::Caller;
-use selfheal_core::{Change, OutcomeStatus, RemediationOutcome, RemediationRequest};
+use selfheal_contract::{Action, Change, OutcomeStatus, RemediationOutcome, RemediationRequest};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -152,39 +152,7 @@ impl StateError {
     }
 }
 
-/// `verify`'s verdict, with `selfheal_core::RolloutState`'s JSON names: a
-/// local copy, so notify does not link the Kubernetes types behind
-/// `selfheal_core::status`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum RolloutState {
-    Done,
-    Waiting,
-    Failed,
-}
-
-impl RolloutState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RolloutState::Done => "done",
-            RolloutState::Waiting => "waiting",
-            RolloutState::Failed => "failed",
-        }
-    }
-}
-
-/// Compares with the JSON name, as the state machine's `Choice` states do.
-impl PartialEq<&str> for RolloutState {
-    fn eq(&self, name: &&str) -> bool {
-        self.as_str() == *name
-    }
-}
-
-impl std::fmt::Display for RolloutState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use selfheal_contract::RolloutState;
 
 /// `verify`'s answer (its `target` is not needed here).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -648,7 +616,7 @@ pub enum FreezeEnd {
 /// paused Deployment is left for a human.
 pub fn still_paused(event: &NotifyEvent) -> Option<FreezeEnd> {
     if event.event != EventKind::Completed
-        || event.outcome.as_ref().map(|o| o.action) != Some(selfheal_core::Action::Pause)
+        || event.outcome.as_ref().map(|o| o.action) != Some(Action::Pause)
         || event.escalation.is_some()
     {
         return None;
@@ -669,7 +637,7 @@ pub fn still_paused(event: &NotifyEvent) -> Option<FreezeEnd> {
 /// a message is low priority: SNS `status` `refused`, no Slack post.
 pub fn routine_refusal(event: &NotifyEvent) -> bool {
     event.event == EventKind::Completed
-        && event.outcome.as_ref().map(|o| o.status) == Some(selfheal_core::OutcomeStatus::Refused)
+        && event.outcome.as_ref().map(|o| o.status) == Some(OutcomeStatus::Refused)
 }
 
 /// Render the message for an event. `links` are the approval links, for
@@ -838,7 +806,7 @@ pub fn render(event: &NotifyEvent, links: Option<&selfheal_approval::ApprovalLin
         if !o.evidence.is_empty() {
             details.push(format!(
                 "Evidence: {}",
-                selfheal_core::evidence::summary(&o.evidence)
+                selfheal_contract::evidence::summary(&o.evidence)
             ));
         }
     }

@@ -13,35 +13,20 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use selfheal_testserver::TestServer;
-use serde_json::{Value, json};
+use selfheal_testserver::{TestServer, fixtures};
+use serde_json::Value;
 use tokio::io::AsyncReadExt;
 
 const API_GOOD: &str = "registry.example/shop/api:1.0.0";
 const ENVOY: &str = "registry.example/envoyproxy/envoy:v1.29.1";
 
+/// `shop/checkout`, opted in, three replicas (the measured rollout).
 fn checkout(api_image: &str) -> Value {
-    json!({
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {
-            "name": "checkout",
-            "namespace": "shop",
-            "labels": { "app": "checkout", "selfheal.dev/enabled": "true" }
-        },
-        "spec": {
-            "replicas": 3,
-            "progressDeadlineSeconds": 600,
-            "selector": { "matchLabels": { "app": "checkout" } },
-            "template": {
-                "metadata": { "labels": { "app": "checkout" } },
-                "spec": { "containers": [
-                    { "name": "api", "image": api_image },
-                    { "name": "envoy", "image": ENVOY }
-                ] }
-            }
-        }
-    })
+    fixtures::checkout(api_image, ENVOY)
+        .replicas(3)
+        .opt_in(true)
+        .progress_deadline(600)
+        .json()
 }
 
 #[tokio::main]

@@ -324,6 +324,7 @@ impl<S: StartExecution> Ingest<S> {
     /// Start every request, `concurrency` at a time, and log each result
     /// (and each ignored alert) as one line.
     pub async fn start_all(&self, ingested: Ingested) -> Summary {
+        let received = alert_count(&ingested);
         let Ingested {
             kind,
             requests,
@@ -357,6 +358,8 @@ impl<S: StartExecution> Ingest<S> {
                 Err(failure) => summary.failed.push(failure),
             }
         }
+        let records = summary.metric_records(received, jiff::Timestamp::now());
+        selfheal_runtime::write_metrics(&mut std::io::stdout(), records.to_lines());
         summary
     }
 

@@ -1,7 +1,8 @@
 //! What one invocation did: the JSON returned to EventBridge/SNS invokers and
 //! sent as the webhook's response body.
 
-use selfheal_events::{EventKind, Ignored};
+use selfheal_events::{EventKind, IgnoreReason, Ignored};
+use selfheal_metrics::{IgnoredReason, IngestRecords};
 use serde::Serialize;
 
 /// Result of starting the executions for one event.
@@ -53,6 +54,24 @@ impl Summary {
         self.failed.is_empty()
     }
 
+    /// The invocation's metric records (README "Metrics"): `received`
+    /// alerts, the executions started, the ignored alerts by reason
+    /// (`truncated` counts the alerts Alertmanager left out).
+    pub fn metric_records(&self, received: usize, at: jiff::Timestamp) -> IngestRecords {
+        let ignored: Vec<(IgnoredReason, u64)> = self
+            .ignored
+            .iter()
+            .map(|alert| match &alert.reason {
+                IgnoreReason::NotFiring { .. } => (IgnoredReason::NotFiring, 1),
+                IgnoreReason::Truncated { count } => (IgnoredReason::Truncated, *count),
+                IgnoreReason::Suppressed { .. } => (IgnoredReason::Suppressed, 1),
+                IgnoreReason::Rejected(_) => (IgnoredReason::Rejected, 1),
+                IgnoreReason::Disabled { .. } => (IgnoredReason::Disabled, 1),
+            })
+            .collect();
+        selfheal_metrics::ingest(received as u64, self.started.len() as u64, &ignored, at)
+    }
+
     /// The failures as one line, for an error message.
     pub(crate) fn failure_text(&self) -> String {
         self.failed
@@ -60,5 +79,56 @@ impl Summary {
             .map(|f| format!("{} ({}: {})", f.execution_name, f.error_code, f.message))
             .collect::<Vec<_>>()
             .join("; ")
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use selfheal_events::Rejection;
+
+    use super::*;
+
+    fn ignored(reason: IgnoreReason) -> Ignored {
+        Ignored {
+            name: None,
+            id: None,
+            message: reason.to_string(),
+            reason,
+        }
+    }
+
+    #[test]
+    fn metric_records_count_received_started_and_ignored_by_reason() {
+        let mut summary = Summary::new(
+            EventKind::Alertmanager,
+            vec![
+                ignored(IgnoreReason::NotFiring {
+                    state: "resolved".into(),
+                }),
+                ignored(IgnoreReason::NotFiring {
+                    state: "resolved".into(),
+                }),
+                ignored(IgnoreReason::Truncated { count: 4 }),
+                ignored(IgnoreReason::Rejected(Rejection::NoState)),
+            ],
+        );
+        summary.started = vec!["a".into(), "b".into()];
+        summary.already_existed = vec!["c".into()];
+        let records = summary.metric_records(6, jiff::Timestamp::UNIX_EPOCH);
+        assert_eq!(records.counts.body().alarms_received, 6);
+        assert_eq!(records.counts.body().executions_started, 2);
+        let by_reason: Vec<(&str, u64)> = records
+            .ignored
+            .iter()
+            .map(|r| (r.body().reason, r.body().alarms_ignored))
+            .collect();
+        assert_eq!(
+            by_reason,
+            [("notFiring", 2), ("truncated", 4), ("rejected", 1)]
+        );
+        for line in records.to_lines().unwrap() {
+            selfheal_metrics::emf::validate(&line).unwrap();
+        }
     }
 }

@@ -10,6 +10,7 @@
 //! Formatting and summaries are pure functions ([`render`], [`health`],
 //! [`fleet_summary`]) so they are tested without AWS.
 
+pub mod metrics;
 pub mod publish;
 pub mod slack;
 

@@ -317,6 +317,10 @@ impl Notifier {
             slack,
             "notification sent"
         );
+        if let Some(record) = crate::metrics::report_record(event, now) {
+            let line = record.to_line().map(|line| vec![line]);
+            selfheal_runtime::write_metrics(&mut std::io::stdout(), line);
+        }
         let (deployment_health, summary) = match event.event {
             EventKind::FleetCompleted => (None, Some(fleet_summary(event))),
             EventKind::Completed | EventKind::Failed => (Some(health(event)), None),

@@ -138,8 +138,10 @@ fn answer(function: &str, payload: &Value) -> Value {
     match function {
         "rollback" => {
             let target = &payload["target"];
+            // A dry run (the approval's preview) answers as the handler does.
+            let dry_run = payload["dryRun"] == true;
             json!({
-                "status": "applied",
+                "status": if dry_run { "dryRun" } else { "applied" },
                 "action": "rollback",
                 "message": format!(
                     "rolled back deployment {}/{}: container api from registry.example/shop/api:1.2.0 to registry.example/shop/api:1.1.0",
@@ -801,6 +803,7 @@ async fn an_approved_rollback_names_the_approver_in_its_request() {
     assert_eq!(
         invoked(&calls),
         [
+            "rollback",
             "notify:approvalRequested",
             "rollback",
             "verify",
@@ -808,7 +811,22 @@ async fn an_approved_rollback_names_the_approver_in_its_request() {
         ]
     );
     let recorded = calls.lock().unwrap().clone();
-    let rollback = &recorded[1].1;
+    // The approval request carries the dry run the state machine ran first
+    // (the approval page's plan), which named no approver.
+    assert_eq!(recorded[0].1["dryRun"], true, "{}", recorded[0].1);
+    assert!(recorded[0].1.get("approvedBy").is_none());
+    assert_eq!(
+        recorded[1].1["preview"]["status"], "dryRun",
+        "{}",
+        recorded[1].1
+    );
+    assert_eq!(
+        recorded[1].1["preview"]["changes"][0]["container"], "api",
+        "{}",
+        recorded[1].1
+    );
+    let rollback = &recorded[2].1;
+    assert_eq!(rollback["dryRun"], false, "{rollback}");
     assert_eq!(
         rollback["approvedBy"],
         json!({"sourceIp": "203.0.113.7", "userAgent": "curl/8.5.0"}),
@@ -816,9 +834,9 @@ async fn an_approved_rollback_names_the_approver_in_its_request() {
     );
     // The final notification has the decision too (notify renders it).
     assert_eq!(
-        recorded[3].1["approval"]["decidedBy"]["sourceIp"], "203.0.113.7",
+        recorded[4].1["approval"]["decidedBy"]["sourceIp"], "203.0.113.7",
         "{}",
-        recorded[3].1
+        recorded[4].1
     );
 
     // A pause freezes the rollout; the approved rollback names its approver.
@@ -833,12 +851,20 @@ async fn an_approved_rollback_names_the_approver_in_its_request() {
         .await;
     assert_eq!(result["status"], "SUCCEEDED", "{result}");
     let frozen = calls.lock().unwrap().clone();
-    let rollbacks: Vec<&Value> = frozen
+    let (previews, rollbacks): (Vec<&Value>, Vec<&Value>) = frozen
         .iter()
         .filter(|(f, _)| f == "rollback")
         .map(|(_, p)| p)
-        .collect();
+        .partition(|p| p["dryRun"] == true);
     assert_eq!(rollbacks.len(), 1, "{:?}", invoked_names(&frozen));
+    // The freeze's approval was asked with the rollback's dry run.
+    assert_eq!(previews.len(), 1, "{:?}", invoked_names(&frozen));
+    let asked = frozen
+        .iter()
+        .find(|(f, p)| f == "notify" && p["event"] == "rolloutFrozen")
+        .map(|(_, p)| p)
+        .expect("rolloutFrozen");
+    assert_eq!(asked["preview"]["status"], "dryRun", "{asked}");
     assert_eq!(
         rollbacks[0]["approvedBy"],
         json!({"sourceIp": "203.0.113.7", "userAgent": "curl/8.5.0"}),
@@ -879,6 +905,34 @@ async fn an_approved_rollback_names_the_approver_in_its_request() {
             requests[0]
         );
     }
+}
+
+/// A rollback whose dry run (the approval's preview) a guard already refuses
+/// is not put to a person: the refusal is the outcome (humans + Fail), and
+/// no approval request goes out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_preview_asks_nobody() {
+    let Some(node) = tool_or_skip(TEST, find_node()) else {
+        return;
+    };
+    let (functions_url, calls) = fake_functions_answering(scripted_rollback()).await;
+    let runner = Runner::start(&node, &functions_url);
+    let mut input = deployment_request("rollback", "cooldown");
+    input["approval"] = json!(true);
+    let result = runner
+        .run(
+            "remediate-deployment",
+            "refused-preview",
+            &input,
+            &json!({}),
+        )
+        .await;
+    assert_eq!(result["status"], "FAILED", "{result}");
+    assert_eq!(result["error"], "SelfhealRefused", "{result}");
+    assert_eq!(invoked(&calls), ["rollback", "notify:failed"]);
+    let calls = calls.lock().unwrap();
+    assert_eq!(calls[0].1["dryRun"], true, "{}", calls[0].1);
+    assert_eq!(calls[1].1["outcome"]["guard"], "cooldown", "{}", calls[1].1);
 }
 
 fn invoked_names(calls: &[(String, Value)]) -> Vec<&str> {

@@ -143,8 +143,8 @@ pub async fn handle<S: ApprovalStore, C: TaskCallback>(
     let param = |name: &str| request.params.get(name).map(String::as_str);
     let id = param("id").and_then(ApprovalId::parse);
     let key = param("key").and_then(ApprovalId::parse);
-    // `decision` is optional (the key decides) but, when given, must be
-    // valid and agree with the key.
+    // `decision` is optional (the key's own decision) but, when given (the
+    // page's buttons send it), must be valid and one the key permits.
     let claimed = match param("decision").map(Decision::parse) {
         None => None,
         Some(Some(decision)) => Some(decision),
@@ -153,36 +153,27 @@ pub async fn handle<S: ApprovalStore, C: TaskCallback>(
     let (Some(id), Some(key)) = (id, key) else {
         return Ok(bad_link());
     };
-    // Which decision this link may make: the one its key was minted for,
-    // checked before anything is consumed, so a wrong key burns nothing.
+    // Which decisions this link may make: its key's, checked before anything
+    // is consumed, so a wrong key burns nothing. Nothing here writes: an
+    // expired record is left to SSM's expiration policy, so opening (or
+    // re-posting) any link that cannot decide changes no state.
     let record = match peek(store, now, &id).await? {
         Ok(record) => record,
-        Err(GoneReason::Expired) => {
-            // Unusable from now on: delete it rather than leave it to pile up.
-            store.take(&id).await?;
-            return Ok(gone(GoneReason::Expired));
-        }
         Err(reason) => return Ok(gone(reason)),
     };
-    let decision = match record.decision_for(&key) {
-        None => return Ok(gone(GoneReason::UnknownOrUsed)),
-        Some(decision) if claimed.is_some_and(|c| c != decision) => {
-            return Ok(page(
-                400,
-                "Bad link",
-                "This link was made for the other decision; use the link you were sent for this one.",
-            ));
-        }
-        Some(decision) => decision,
+    let Some(granted) = record.decision_for(&key) else {
+        return Ok(gone(GoneReason::UnknownOrUsed));
     };
-    if method != "POST" {
-        return Ok(confirm_page(
-            &id,
-            &key,
-            decision,
-            &record.summary,
-            &record.execution,
+    let decision = claimed.unwrap_or(granted);
+    if !granted.permits(decision) {
+        return Ok(page(
+            400,
+            "Bad link",
+            "This link can only deny; use the approve link you were sent to approve.",
         ));
+    }
+    if method != "POST" {
+        return Ok(confirm_page(&id, &key, granted, &record, now));
     }
     let result = redeem_as(store, callback, now, &id, decision, &request.caller).await?;
     Ok(match result {
@@ -246,9 +237,11 @@ fn headers() -> BTreeMap<String, String> {
         // The id is a capability: never leak it through Referer or framing.
         ("referrer-policy", "no-referrer"),
         ("x-frame-options", "DENY"),
+        ("x-content-type-options", "nosniff"),
+        // Inline CSS only: no script, image, font or other origin.
         (
             "content-security-policy",
-            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
+            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
         ),
     ]
     .into_iter()
@@ -256,57 +249,181 @@ fn headers() -> BTreeMap<String, String> {
     .collect()
 }
 
-fn page(status: u16, title: &str, text: &str) -> HttpResponse {
+/// The pages' one stylesheet: a narrow column that fits a phone, buttons a
+/// thumb can hit, long image names that wrap instead of widening the page.
+const STYLE: &str = "body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;line-height:1.45;\
+margin:0;padding:1rem;color:#1b1f24;background:#fff}main{max-width:40rem;margin:0 auto}\
+h1{font-size:1.4rem;margin:.2rem 0 .6rem}h2{font-size:1.05rem;margin:1.2rem 0 .4rem}\
+dl{display:grid;grid-template-columns:max-content 1fr;gap:.25rem .8rem;margin:.4rem 0}dt{color:#57606a}dd{margin:0}\
+dd,li,p{overflow-wrap:anywhere}code{font-size:.9em;background:#f3f4f6;padding:0 .2em;border-radius:3px}\
+ul{padding-left:1.1rem;margin:.3rem 0}li{margin:.3rem 0}.failing{color:#b42318;font-weight:600}\
+.note{font-size:.9rem;color:#57606a}.warn{color:#9a6700}.expiry{font-weight:600}\
+.buttons{display:flex;gap:.8rem;margin:1.2rem 0}button{flex:1;font-size:1.1rem;padding:.8rem;border:0;border-radius:8px;color:#fff}\
+.approve{background:#1a7f37}.deny{background:#cf222e}small{color:#57606a;overflow-wrap:anywhere}";
+
+/// A whole page: `body` is already escaped HTML.
+fn html(title: &str, body: &str) -> String {
+    format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>selfheal: {t}</title><style>{STYLE}</style></head><body><main>{body}</main></body></html>",
+        t = escape(title),
+    )
+}
+
+fn response(status: u16, body: String) -> HttpResponse {
     HttpResponse {
         status_code: status,
         headers: headers(),
-        body: format!(
-            "<!doctype html><html><head><meta charset=\"utf-8\"><title>selfheal: {t}</title></head>\
-             <body style=\"font-family:sans-serif;max-width:40em;margin:2em auto\"><h1>{t}</h1><p>{x}</p></body></html>",
-            t = escape(title),
-            x = escape(text)
-        ),
+        body,
         is_base64_encoded: false,
         cookies: Vec::new(),
     }
 }
 
+fn page(status: u16, title: &str, text: &str) -> HttpResponse {
+    let body = format!("<h1>{}</h1><p>{}</p>", escape(title), escape(text));
+    response(status, html(title, &body))
+}
+
+/// `2026-12-06 05:00 UTC (in 59 minutes)`.
+fn expiry(at: Timestamp, now: Timestamp) -> String {
+    let minutes = ((at.as_second() - now.as_second()).max(0) + 59) / 60;
+    let left = match minutes {
+        0 | 1 => "in less than a minute".to_owned(),
+        m if m < 120 => format!("in {m} minutes"),
+        m => format!("in {} hours {} minutes", m / 60, m % 60),
+    };
+    format!("{} ({left})", at.strftime("%Y-%m-%d %H:%M UTC"))
+}
+
+/// The plan's part of the page: what, where, what changes and why.
+fn plan_html(plan: &crate::ApprovalPlan) -> String {
+    let mut out = String::from("<dl id=\"target\">");
+    let mut row = |name: &str, value: &str| {
+        out.push_str(&format!("<dt>{name}</dt><dd>{}</dd>", escape(value)));
+    };
+    row("Workload", &plan.workload);
+    row("Namespace", &plan.namespace);
+    row(
+        "Cluster",
+        plan.cluster
+            .as_deref()
+            .unwrap_or("(the function's cluster)"),
+    );
+    row("Action", &plan.action);
+    out.push_str("</dl>");
+    if !plan.changes.is_empty() || plan.preview.is_some() {
+        out.push_str("<h2>What will change</h2><ul id=\"changes\">");
+        for c in &plan.changes {
+            out.push_str(&format!(
+                "<li><b>{}</b>: <code>{}</code> → <code>{}</code></li>",
+                escape(&c.container),
+                escape(&c.from),
+                escape(&c.to)
+            ));
+        }
+        out.push_str("</ul>");
+        let (class, lead) = if plan.validated {
+            (
+                "note",
+                "The API server accepted this change in a dry run when the approval was requested",
+            )
+        } else {
+            ("note warn", "Not validated by a dry run")
+        };
+        let said = plan
+            .preview
+            .as_deref()
+            .map(|p| format!(": {}", escape(p)))
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "<p id=\"preview\" class=\"{class}\">{lead}{said}</p>"
+        ));
+    }
+    if !plan.evidence.is_empty() || plan.alarm.is_some() || plan.reason.is_some() {
+        out.push_str("<h2>Why</h2>");
+    }
+    if !plan.evidence.is_empty() {
+        out.push_str("<ul id=\"evidence\">");
+        for e in &plan.evidence {
+            let class = if e.failing { " class=\"failing\"" } else { "" };
+            out.push_str(&format!("<li{class}>{}</li>", escape(&e.text)));
+        }
+        out.push_str("</ul>");
+    }
+    if plan.alarm.is_some() || plan.reason.is_some() {
+        out.push_str("<dl id=\"alarm\">");
+        for (name, value) in [("Alarm", &plan.alarm), ("Reason", &plan.reason)] {
+            if let Some(value) = value {
+                out.push_str(&format!("<dt>{name}</dt><dd>{}</dd>", escape(value)));
+            }
+        }
+        out.push_str("</dl>");
+    }
+    out
+}
+
+/// The page a link opens: everything the decision is about, then the form.
+/// An approve link's page offers Approve and Deny; a deny link's, Deny only.
 fn confirm_page(
     id: &ApprovalId,
     key: &ApprovalId,
-    decision: Decision,
-    summary: &str,
-    execution: &str,
+    granted: Decision,
+    record: &crate::ApprovalRecord,
+    now: Timestamp,
 ) -> HttpResponse {
-    let verb = match decision {
+    let what = match &record.plan {
+        Some(plan) => format!("{} of {}", plan.action, plan.workload),
+        None => record.summary.clone(),
+    };
+    let title = match granted {
+        Decision::Approve => format!("Approve {what}?"),
+        Decision::Deny => format!("Deny {what}?"),
+    };
+    let details = match &record.plan {
+        Some(plan) => plan_html(plan),
+        None => format!("<p>{}</p>", escape(&record.summary)),
+    };
+    let mut buttons = String::new();
+    for decision in [Decision::Approve, Decision::Deny] {
+        if granted.permits(decision) {
+            let (value, label) = (decision.as_str(), title_case(decision));
+            buttons.push_str(&format!(
+                "<button type=\"submit\" name=\"decision\" value=\"{value}\" class=\"{value}\">{label}</button>"
+            ));
+        }
+    }
+    let only_deny = if granted == Decision::Deny {
+        "<p class=\"note\">This link can only deny.</p>"
+    } else {
+        ""
+    };
+    let body = format!(
+        "<h1>{h}</h1><p class=\"note\">selfheal asks before it acts; nothing happens until you press a button.</p>\
+         {details}<p id=\"expires\" class=\"expiry\">This request expires {x}.</p>\
+         <form method=\"post\" action=\"approve\"><input type=\"hidden\" name=\"id\" value=\"{id}\">\
+         <input type=\"hidden\" name=\"key\" value=\"{k}\"><div class=\"buttons\">{buttons}</div></form>{only_deny}\
+         <p><small>Execution {e}</small></p>",
+        h = escape(&title),
+        x = escape(&expiry(record.expires_at, now)),
+        id = escape(id.as_str()),
+        k = escape(key.as_str()),
+        e = escape(&record.execution),
+    );
+    response(200, html(&title, &body))
+}
+
+fn title_case(decision: Decision) -> &'static str {
+    match decision {
         Decision::Approve => "Approve",
         Decision::Deny => "Deny",
-    };
-    HttpResponse {
-        status_code: 200,
-        headers: headers(),
-        body: format!(
-            "<!doctype html><html><head><meta charset=\"utf-8\"><title>selfheal: {verb}?</title></head>\
-             <body style=\"font-family:sans-serif;max-width:40em;margin:2em auto\"><h1>{verb}?</h1>\
-             <p>{s}</p><p><small>Execution {e}</small></p>\
-             <form method=\"post\" action=\"/approve\"><input type=\"hidden\" name=\"id\" value=\"{id}\">\
-             <input type=\"hidden\" name=\"key\" value=\"{k}\">\
-             <input type=\"hidden\" name=\"decision\" value=\"{d}\"><button type=\"submit\">{verb}</button></form>\
-             </body></html>",
-            s = escape(summary),
-            e = escape(execution),
-            id = escape(id.as_str()),
-            k = escape(key.as_str()),
-            d = decision.as_str()
-        ),
-        is_base64_encoded: false,
-        cookies: Vec::new(),
     }
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
-mod tests {
+pub(crate) mod tests {
     use serde_json::json;
 
     use super::*;
@@ -392,6 +509,7 @@ mod tests {
             task_token: "TOK",
             execution: "arn:e",
             summary: "rollback shop/checkout",
+            plan: None,
             deployment: Some(crate::PendingCap {
                 name: "prod/shop/checkout".into(),
                 scope: scope.clone(),
@@ -432,7 +550,8 @@ mod tests {
             .unwrap();
         assert_eq!(r.status_code, 410);
         assert!(cb.calls.lock().unwrap().is_empty());
-        assert!(store.0.lock().unwrap().is_empty(), "expired record deleted");
+        // Nothing written: SSM's expiration policy removes the record.
+        assert_eq!(store.0.lock().unwrap().len(), 1, "expired record untouched");
     }
 
     #[tokio::test]
@@ -566,20 +685,6 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(r.status_code, 400, "{}", r.body);
-        // The approve link's key with decision=deny is refused the same way.
-        let approve_query = links.approve_url.split('?').nth(1).unwrap();
-        let r = handle(
-            &store,
-            &cb,
-            now,
-            &post(
-                &approve_query.replace("decision=approve", "decision=deny"),
-                false,
-            ),
-        )
-        .await
-        .unwrap();
-        assert_eq!(r.status_code, 400, "{}", r.body);
         // A guessed key is an unknown link, and burns nothing.
         let guessed = format!("id={}&key={}", id_of(&links.deny_url), "g".repeat(43));
         let r = handle(&store, &cb, now, &post(&guessed, false))
@@ -598,7 +703,12 @@ mod tests {
         let page = handle(&store, &cb, now, &get("/approve", &key_only))
             .await
             .unwrap();
-        assert!(page.body.contains("<h1>Deny?</h1>"), "{}", page.body);
+        assert!(
+            page.body.contains("<h1>Deny rollback shop/checkout?</h1>"),
+            "{}",
+            page.body
+        );
+        assert!(!page.body.contains("value=\"approve\""), "{}", page.body);
         let r = handle(&store, &cb, now, &post(&key_only, false))
             .await
             .unwrap();
@@ -606,6 +716,31 @@ mod tests {
         let calls = cb.calls.lock().unwrap().clone();
         assert_eq!(calls.len(), 1);
         assert_eq!(calls[0].0, "failure");
+    }
+
+    /// The approve link's page offers both decisions, and its Deny denies
+    /// (denying changes nothing, so the approve link may do it too).
+    #[tokio::test]
+    async fn an_approve_link_may_also_deny() {
+        let store = MemoryStore::default();
+        let cb = FakeCallback::new(true);
+        let now = t("2026-11-27T10:00:00Z");
+        let links = minted(&store, now).await;
+        let query = links.approve_url.split('?').nth(1).unwrap();
+        let page = handle(&store, &cb, now, &get("/approve", query))
+            .await
+            .unwrap();
+        for button in ["value=\"approve\"", "value=\"deny\""] {
+            assert!(page.body.contains(button), "{button}: {}", page.body);
+        }
+        let deny = query.replace("decision=approve", "decision=deny");
+        let r = handle(&store, &cb, now, &post(&deny, false)).await.unwrap();
+        assert_eq!(r.status_code, 200, "{}", r.body);
+        assert!(r.body.contains("Denied"), "{}", r.body);
+        let calls = cb.calls.lock().unwrap().clone();
+        assert_eq!(calls.len(), 1);
+        assert_eq!(calls[0].0, "failure");
+        assert!(store.0.lock().unwrap().is_empty(), "decided record deleted");
     }
 
     /// Issue #19, finding 9: the decision names who made it, in the log and
@@ -652,6 +787,100 @@ mod tests {
             calls[1].2,
             "SelfhealApprovalDenied: Denied through an approval link at 2026-11-27T10:00:00Z from 2001:db8::1 (curl/8.5.0<!channel>)."
         );
+    }
+
+    pub(crate) fn sample_plan() -> crate::ApprovalPlan {
+        crate::ApprovalPlan {
+            action: "rollback".into(),
+            cluster: Some("prod-eks".into()),
+            namespace: "shop".into(),
+            workload: "Deployment checkout".into(),
+            changes: vec![crate::PlannedChange {
+                container: "api".into(),
+                from: "registry.example/shop/api:1.2.0".into(),
+                to: "registry.example/shop/api:1.1.0".into(),
+            }],
+            validated: true,
+            preview: Some("dry run: would roll back <api>".into()),
+            evidence: vec![
+                crate::PlanEvidence {
+                    container: "api".into(),
+                    failing: true,
+                    text: "api: CrashLoopBackOff on 2/2 new pods, 7 restarts".into(),
+                },
+                crate::PlanEvidence {
+                    container: "envoy".into(),
+                    failing: false,
+                    text: "envoy: healthy".into(),
+                },
+            ],
+            alarm: Some("checkout-5xx (cloudwatch, impact 2.40)".into()),
+            reason: Some("5xx rate \"above\" 5% & <rising>".into()),
+        }
+    }
+
+    /// The page names everything the decision is about, escaped, before any
+    /// decision, and fits a phone (viewport, no external resource).
+    #[tokio::test]
+    async fn the_page_shows_the_plan_evidence_alarm_and_expiry() {
+        let store = MemoryStore::default();
+        let cb = FakeCallback::new(true);
+        let now = t("2026-11-27T10:00:00Z");
+        let request = crate::MintRequest {
+            base_url: "https://u",
+            now,
+            ttl_seconds: 3600,
+            task_token: "TOK",
+            execution: "arn:e",
+            summary: "rollback of Deployment shop/checkout",
+            plan: Some(sample_plan()),
+            deployment: None,
+        };
+        let links = crate::mint_for(&store, &request).await.unwrap();
+        let query = links.approve_url.split('?').nth(1).unwrap();
+        let page = handle(
+            &store,
+            &cb,
+            t("2026-11-27T10:01:00Z"),
+            &get("/approve", query),
+        )
+        .await
+        .unwrap();
+        let body = &page.body;
+        for needle in [
+            "<h1>Approve rollback of Deployment checkout?</h1>",
+            "<dt>Namespace</dt><dd>shop</dd>",
+            "<dt>Cluster</dt><dd>prod-eks</dd>",
+            "<dt>Action</dt><dd>rollback</dd>",
+            "<b>api</b>: <code>registry.example/shop/api:1.2.0</code> → <code>registry.example/shop/api:1.1.0</code>",
+            "accepted this change in a dry run when the approval was requested: dry run: would roll back &lt;api&gt;",
+            "<li class=\"failing\">api: CrashLoopBackOff on 2/2 new pods, 7 restarts</li>",
+            "<li>envoy: healthy</li>",
+            "<dd>checkout-5xx (cloudwatch, impact 2.40)</dd>",
+            "<dd>5xx rate &quot;above&quot; 5% &amp; &lt;rising&gt;</dd>",
+            "expires 2026-11-27 11:00 UTC (in 59 minutes)",
+            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">",
+            "value=\"approve\"",
+            "value=\"deny\"",
+        ] {
+            assert!(body.contains(needle), "{needle}\n{body}");
+        }
+        for external in ["src=", "href=", "<script", "url("] {
+            assert!(!body.contains(external), "{external} in {body}");
+        }
+        assert!(
+            page.headers["content-security-policy"].starts_with("default-src 'none'"),
+            "{:?}",
+            page.headers
+        );
+        assert!(cb.calls.lock().unwrap().is_empty(), "GET must not decide");
+        // Opening it changed nothing in the store.
+        let stored = store
+            .get(&id_of(&links.approve_url))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(stored.plan, Some(sample_plan()));
     }
 
     #[test]

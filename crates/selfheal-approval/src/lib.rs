@@ -229,6 +229,134 @@ pub struct ApprovalRecord {
     pub approve_key: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub deny_key: String,
+    /// What the page shows before a decision; records minted before plans
+    /// existed (and approvals without one) show `summary` alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<ApprovalPlan>,
+}
+
+/// What an approval decides, as the approval page shows it: the workload,
+/// the action, the image changes the API server accepted in a dry run when
+/// the approval was requested, the pods' evidence and the alarm. `notify`
+/// fills it from the execution's state; every text is display-ready.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApprovalPlan {
+    /// `rollback`, `restart`, `resume`.
+    pub action: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    pub namespace: String,
+    /// `Deployment checkout`, or `pod checkout-7d9f8c6b5-x2x9q`.
+    pub workload: String,
+    /// Per container, its image now and the one it goes back to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<PlannedChange>,
+    /// The API server accepted the change in a dry run (`dryRun=All`).
+    #[serde(default)]
+    pub validated: bool,
+    /// What the dry run said (its outcome's sentence), or why there is none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preview: Option<String>,
+    /// Per container, what the new revision's pods show.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub evidence: Vec<PlanEvidence>,
+    /// `checkout-5xx (cloudwatch, impact 2.40)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alarm: Option<String>,
+    /// The request's reason (an alarm's state reason or a person's words).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// One container's image change.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlannedChange {
+    pub container: String,
+    pub from: String,
+    pub to: String,
+}
+
+/// One container's evidence line (`api: CrashLoopBackOff on 2/2 new pods, 7 restarts`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanEvidence {
+    pub container: String,
+    #[serde(default)]
+    pub failing: bool,
+    pub text: String,
+}
+
+/// Largest stored record, in bytes: SSM's Advanced tier holds 8 KiB per
+/// value, and the record also carries the task token.
+pub const MAX_RECORD_BYTES: usize = 8 * 1024 - 256;
+
+impl ApprovalPlan {
+    /// The plan with every text at most `chars` characters and every list at
+    /// most `items` long (a cut list says how many it left out).
+    pub fn clipped(&self, chars: usize, items: usize) -> ApprovalPlan {
+        let clip = |text: &str| -> String {
+            if text.chars().count() <= chars {
+                text.to_owned()
+            } else {
+                let mut cut: String = text.chars().take(chars.saturating_sub(1)).collect();
+                cut.push('…');
+                cut
+            }
+        };
+        let clip_opt = |text: &Option<String>| text.as_deref().map(clip);
+        let mut evidence: Vec<PlanEvidence> = self
+            .evidence
+            .iter()
+            .take(items)
+            .map(|e| PlanEvidence {
+                container: clip(&e.container),
+                failing: e.failing,
+                text: clip(&e.text),
+            })
+            .collect();
+        if self.evidence.len() > items {
+            evidence.push(PlanEvidence {
+                container: String::new(),
+                failing: false,
+                text: format!("… and {} more containers", self.evidence.len() - items),
+            });
+        }
+        ApprovalPlan {
+            action: clip(&self.action),
+            cluster: clip_opt(&self.cluster),
+            namespace: clip(&self.namespace),
+            workload: clip(&self.workload),
+            // Every change stays whole: the page must not hide one it will make.
+            changes: self.changes.clone(),
+            validated: self.validated,
+            preview: clip_opt(&self.preview),
+            evidence,
+            alarm: clip_opt(&self.alarm),
+            reason: clip_opt(&self.reason),
+        }
+    }
+}
+
+impl ApprovalRecord {
+    /// The record with its plan cut down until the stored value fits
+    /// [`MAX_RECORD_BYTES`]; if even the smallest cut does not fit (changes
+    /// are never cut), the plan goes and the page shows `summary` alone.
+    pub fn fitted(mut self) -> ApprovalRecord {
+        let Some(plan) = self.plan.take() else {
+            return self;
+        };
+        for (chars, items) in [(usize::MAX, usize::MAX), (400, 12), (160, 6), (60, 3)] {
+            let candidate = ApprovalRecord {
+                plan: Some(plan.clipped(chars, items)),
+                ..self.clone()
+            };
+            if serde_json::to_string(&candidate).map_or(usize::MAX, |s| s.len()) <= MAX_RECORD_BYTES
+            {
+                return candidate;
+            }
+        }
+        self
+    }
 }
 
 impl ApprovalRecord {
@@ -302,6 +430,13 @@ pub enum Decision {
 }
 
 impl Decision {
+    /// Whether a link minted for `self` may make `wanted`: the approve link
+    /// may also deny (the page offers both, and denying changes nothing), the
+    /// deny link may only deny, so whoever holds it cannot approve.
+    pub fn permits(self, wanted: Decision) -> bool {
+        self == Decision::Approve || wanted == Decision::Deny
+    }
+
     pub fn parse(text: &str) -> Option<Self> {
         match text {
             "approve" => Some(Decision::Approve),
@@ -361,6 +496,7 @@ pub async fn mint<S: ApprovalStore>(
         task_token,
         execution,
         summary,
+        plan: None,
         deployment: None,
     };
     mint_for(store, &request).await
@@ -386,6 +522,8 @@ pub struct MintRequest<'a> {
     pub task_token: &'a str,
     pub execution: &'a str,
     pub summary: &'a str,
+    /// What the approval page shows ([`ApprovalPlan`]).
+    pub plan: Option<ApprovalPlan>,
     /// `Some`: the record goes into the Deployment's folder, and minting is
     /// refused ([`Error::TooManyPending`]) while `max` of its records are
     /// pending (stored and not expired).
@@ -434,7 +572,9 @@ pub async fn mint_for<S: ApprovalStore>(
         summary: request.summary.to_owned(),
         approve_key: ApprovalId::random().to_string(),
         deny_key: ApprovalId::random().to_string(),
-    };
+        plan: request.plan.clone(),
+    }
+    .fitted();
     store.put(&id, &record).await?;
     Ok(links_for(request.base_url, &id, &record))
 }
@@ -467,7 +607,8 @@ impl GoneReason {
 pub enum Redeemed {
     Decided {
         decision: Decision,
-        record: ApprovalRecord,
+        /// Boxed: with its plan, a record is far larger than a `Gone`.
+        record: Box<ApprovalRecord>,
     },
     Gone(GoneReason),
 }
@@ -540,7 +681,10 @@ pub async fn redeem_as<S: ApprovalStore, C: TaskCallback>(
     if !answered {
         return Ok(Redeemed::Gone(GoneReason::NoLongerWaiting));
     }
-    Ok(Redeemed::Decided { decision, record })
+    Ok(Redeemed::Decided {
+        decision,
+        record: Box::new(record),
+    })
 }
 
 #[cfg(test)]
@@ -665,6 +809,7 @@ pub(crate) mod tests {
             summary: "s".into(),
             approve_key: "K".repeat(43),
             deny_key: "D".repeat(43),
+            plan: None,
         };
         let links = links_for("https://abc.lambda-url.eu-west-1.on.aws/", &id, &record);
         assert_eq!(
@@ -816,6 +961,7 @@ pub(crate) mod tests {
             task_token: token,
             execution: "arn:e",
             summary: "s",
+            plan: None,
             deployment: Some(PendingCap {
                 name: format!("prod/shop/{deployment}"),
                 scope: DeploymentScope::of(Some("prod"), "shop", deployment),
@@ -929,6 +1075,49 @@ pub(crate) mod tests {
             .await
             .unwrap();
         assert_eq!(r, Redeemed::Gone(GoneReason::NoLongerWaiting));
+    }
+
+    /// A plan too big for one SSM value is cut (texts, then list lengths)
+    /// until the record fits; its image changes are never cut.
+    #[test]
+    fn an_oversized_plan_is_cut_to_fit_keeping_every_change() {
+        let mut plan = crate::http::tests::sample_plan();
+        plan.reason = Some("r".repeat(5000));
+        plan.evidence = (0..40)
+            .map(|i| PlanEvidence {
+                container: format!("c{i}"),
+                failing: i == 0,
+                text: format!("c{i}: {}", "m".repeat(300)),
+            })
+            .collect();
+        let record = ApprovalRecord {
+            task_token: "T".repeat(1024),
+            expires_at: t("2026-11-27T11:00:00Z"),
+            execution: "arn:e".into(),
+            summary: "s".into(),
+            approve_key: "K".repeat(43),
+            deny_key: "D".repeat(43),
+            plan: Some(plan.clone()),
+        };
+        let fitted = record.clone().fitted();
+        assert!(serde_json::to_string(&fitted).unwrap().len() <= MAX_RECORD_BYTES);
+        let cut = fitted.plan.expect("a plan that can fit is kept");
+        assert_eq!(cut.changes, plan.changes);
+        assert!(cut.evidence[0].failing);
+        assert!(
+            cut.evidence
+                .last()
+                .unwrap()
+                .text
+                .contains("more containers")
+        );
+        assert!(cut.reason.unwrap().ends_with('…'));
+        // A small plan is stored as it is.
+        let small = ApprovalRecord {
+            plan: Some(crate::http::tests::sample_plan()),
+            ..record
+        };
+        assert_eq!(small.clone().fitted(), small);
     }
 
     #[tokio::test]

@@ -282,6 +282,17 @@ pub struct FleetResult {
     pub cause: Option<String>,
 }
 
+/// The dry run of the rollback an approval decides (`$.preview`): the
+/// outcome the API server validated with `dryRun=All`, or the preview task's
+/// error when it failed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Preview {
+    /// Boxed: an outcome is far larger than an error.
+    Outcome(Box<RemediationOutcome>),
+    Failed(StepError),
+}
+
 /// The notify payload (the state machines' `Parameters`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -299,6 +310,9 @@ pub struct NotifyEvent {
     pub approval: Option<Approval>,
     #[serde(default)]
     pub escalation: Option<Escalation>,
+    /// Approval events: the dry run of what the approval decides.
+    #[serde(default)]
+    pub preview: Option<Preview>,
     #[serde(default)]
     pub error: Option<StepError>,
     #[serde(default)]
@@ -770,12 +784,7 @@ pub fn render(event: &NotifyEvent, links: Option<&selfheal_approval::ApprovalLin
         details.push(format!("Target: {}", target_line(request, outcome)));
     }
     if let Some(alarm) = request.and_then(|r| r.alarm.as_ref()) {
-        let mut a = format!("Alarm: {}", alarm.name.as_deref().unwrap_or("(unnamed)"));
-        a.push_str(&format!(" ({})", alarm.source));
-        if let Some(score) = alarm.impact_score {
-            a.push_str(&format!(", impact {score:.2}"));
-        }
-        details.push(a);
+        details.push(format!("Alarm: {}", alarm_line(alarm)));
     } else if event.event != EventKind::FleetCompleted {
         details.push("Alarm: none (manual request)".to_owned());
     }
@@ -796,20 +805,11 @@ pub fn render(event: &NotifyEvent, links: Option<&selfheal_approval::ApprovalLin
     }
     if let Some(o) = outcome {
         details.push(format!("Outcome: {} — {}", status_name(o), o.message));
-        for c in &o.changes {
-            details.push(format!(
-                "Changed: container {} {} -> {}",
-                c.container, c.from, c.to
-            ));
-        }
-        // What the pods said, so the reader sees why this container (and
-        // not its neighbour) went back, or why nothing did.
-        if !o.evidence.is_empty() {
-            details.push(format!(
-                "Evidence: {}",
-                selfheal_contract::evidence::summary(&o.evidence)
-            ));
-        }
+        change_lines(&mut details, "Changed", &o.changes, &o.evidence);
+    }
+    // What an approval decides, as the API server's dry run accepted it.
+    if let Some(Preview::Outcome(p)) = &event.preview {
+        change_lines(&mut details, "Will change", &p.changes, &p.evidence);
     }
     if let Some(v) = &event.verify {
         details.push(format!("Rollout: {} — {}", v.state, v.message));
@@ -889,6 +889,103 @@ fn join_counts(map: &std::collections::BTreeMap<String, usize>) -> String {
         .map(|(k, v)| format!("{k}: {v}"))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// `<verb>: container api A -> B` per change, then what the pods said, so
+/// the reader sees why this container (and not its neighbour) goes back, or
+/// why nothing does.
+fn change_lines(
+    details: &mut Vec<String>,
+    verb: &str,
+    changes: &[Change],
+    evidence: &[selfheal_contract::ContainerEvidence],
+) {
+    for c in changes {
+        details.push(format!(
+            "{verb}: container {} {} -> {}",
+            c.container, c.from, c.to
+        ));
+    }
+    if !evidence.is_empty() {
+        details.push(format!(
+            "Evidence: {}",
+            selfheal_contract::evidence::summary(evidence)
+        ));
+    }
+}
+
+/// `checkout-5xx (cloudwatch), impact 2.40`.
+fn alarm_line(alarm: &selfheal_contract::AlarmRef) -> String {
+    let mut line = format!(
+        "{} ({})",
+        alarm.name.as_deref().unwrap_or("(unnamed)"),
+        alarm.source
+    );
+    if let Some(score) = alarm.impact_score {
+        line.push_str(&format!(", impact {score:.2}"));
+    }
+    line
+}
+
+/// What the approval page shows: the request's workload and alarm, and the
+/// changes and pod evidence of the dry run the state machine ran before
+/// asking (`preview`); without one (restart, resume) no image changes.
+pub fn approval_plan(event: &NotifyEvent) -> Option<selfheal_approval::ApprovalPlan> {
+    use selfheal_approval::{ApprovalPlan, PlanEvidence, PlannedChange};
+    let request = event.request.as_ref()?;
+    let action = match event.event {
+        EventKind::RolloutFrozen => "rollback",
+        _ => request.action.as_str(),
+    };
+    let preview = match &event.preview {
+        Some(Preview::Outcome(outcome)) => Some(outcome),
+        _ => None,
+    };
+    // A pod target is resolved to its Deployment by the dry run.
+    let target = preview.map_or(&request.target, |o| &o.target);
+    let workload = match (&target.deployment, &target.pod) {
+        (Some(d), _) => format!("Deployment {d}"),
+        (None, Some(p)) => format!("pod {p}"),
+        (None, None) => "(no workload named)".to_owned(),
+    };
+    let mut plan = ApprovalPlan {
+        action: action.to_owned(),
+        cluster: target.cluster.clone(),
+        namespace: target.namespace.clone(),
+        workload,
+        alarm: request.alarm.as_ref().map(alarm_line),
+        reason: request.reason.clone(),
+        ..ApprovalPlan::default()
+    };
+    match &event.preview {
+        Some(Preview::Outcome(o)) => {
+            plan.validated = o.status == OutcomeStatus::DryRun;
+            plan.preview = Some(o.message.clone());
+            plan.changes = o
+                .changes
+                .iter()
+                .map(|c| PlannedChange {
+                    container: c.container.clone(),
+                    from: c.from.clone(),
+                    to: c.to.clone(),
+                })
+                .collect();
+            plan.evidence = o
+                .evidence
+                .iter()
+                .map(|e| PlanEvidence {
+                    container: e.container.clone(),
+                    failing: e.is_failing(),
+                    text: e.describe(),
+                })
+                .collect();
+        }
+        Some(Preview::Failed(e)) => {
+            plan.preview = Some(format!("the dry run failed: {} ({})", e.error, e.cause));
+        }
+        None => {}
+    }
+    Some(plan)
 }
 
 /// One line naming what an approval decides (stored with the link).

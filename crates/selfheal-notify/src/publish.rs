@@ -15,8 +15,8 @@ use secrecy::{ExposeSecret, SecretString};
 use selfheal_approval::{ApprovalStore, SsmStore};
 
 use crate::{
-    Error, EventKind, Message, NotifyEvent, NotifyOutput, SlackMessage, approval_summary,
-    fleet_summary, health, render,
+    Error, EventKind, Message, NotifyEvent, NotifyOutput, SlackMessage, approval_plan,
+    approval_summary, fleet_summary, health, render,
 };
 
 /// SNS topic every message goes to.
@@ -367,6 +367,7 @@ impl Notifier {
             })
         });
         let summary = approval_summary(event);
+        let plan = approval_plan(event);
         let request = selfheal_approval::MintRequest {
             base_url: base,
             now,
@@ -374,6 +375,7 @@ impl Notifier {
             task_token: token,
             execution: &event.execution.id,
             summary: &summary,
+            plan,
             deployment,
         };
         selfheal_approval::mint_for(&self.store, &request)

@@ -731,3 +731,83 @@ fn approval_results_read_as_answer_or_step_error() {
         assert_eq!(parsed.error(), error, "{approval}");
     }
 }
+
+/// The approval page's plan: the workload and alarm from the request, the
+/// image changes and pod evidence from the dry run the state machine ran
+/// before asking; the approval message names them too.
+#[test]
+fn an_approval_carries_the_dry_runs_plan_and_evidence() {
+    let mut preview = applied_rollback();
+    preview["status"] = json!("dryRun");
+    preview["message"] = json!("dry run: would roll back container api");
+    preview["evidence"] = json!([
+        {"container": "api", "verdict": "failing", "reason": "CrashLoopBackOff",
+         "podsAffected": 2, "podsSeen": 2, "restarts": 7},
+        {"container": "envoy", "verdict": "healthy", "podsAffected": 0, "podsSeen": 2, "restarts": 0}
+    ]);
+    let mut e = event(
+        json!({"event": "approvalRequested", "execution": {"id": EXEC},
+        "request": request(), "preview": preview, "taskToken": "T"}),
+    );
+    let plan = approval_plan(&e).unwrap();
+    assert_eq!(plan.action, "rollback");
+    assert_eq!(plan.workload, "Deployment checkout");
+    assert_eq!(plan.namespace, "shop");
+    assert_eq!(plan.cluster.as_deref(), Some("prod-eks"));
+    assert!(plan.validated);
+    assert_eq!(
+        plan.changes,
+        [selfheal_approval::PlannedChange {
+            container: "api".into(),
+            from: "shop/api:1.5.0".into(),
+            to: "shop/api:1.4.1".into()
+        }]
+    );
+    assert_eq!(plan.evidence.len(), 2);
+    assert!(plan.evidence[0].failing);
+    assert_eq!(
+        plan.evidence[0].text,
+        "api: CrashLoopBackOff on 2/2 new pods, 7 restarts"
+    );
+    assert!(!plan.evidence[1].failing);
+    assert_eq!(
+        plan.alarm.as_deref(),
+        Some("checkout-5xx (cloudwatch), impact 2.40")
+    );
+    assert_eq!(
+        plan.reason.as_deref(),
+        Some("5xx rate above 5% for 3 minutes")
+    );
+    let text = render(&e, None).text;
+    assert!(
+        text.contains("Will change: container api shop/api:1.5.0 -> shop/api:1.4.1"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "Evidence: api: CrashLoopBackOff on 2/2 new pods, 7 restarts; envoy: healthy"
+        ),
+        "{text}"
+    );
+
+    // A preview that failed is said, and nothing is claimed validated.
+    e.preview = Some(Preview::Failed(StepError {
+        error: "RetryableApiError".into(),
+        cause: "503".into(),
+    }));
+    let plan = approval_plan(&e).unwrap();
+    assert!(!plan.validated && plan.changes.is_empty());
+    assert_eq!(
+        plan.preview.as_deref(),
+        Some("the dry run failed: RetryableApiError (503)")
+    );
+    // No preview (a restart): no changes, nothing validated.
+    e.preview = None;
+    assert!(approval_plan(&e).unwrap().changes.is_empty());
+    // The state machine's error object reads as a failed preview.
+    let failed = event(
+        json!({"event": "approvalRequested", "execution": {"id": EXEC},
+        "request": request(), "preview": {"Error": "States.Timeout", "Cause": null}}),
+    );
+    assert!(matches!(failed.preview, Some(Preview::Failed(_))));
+}

@@ -306,6 +306,19 @@ async fn approval_record_put_is_idempotent_for_the_same_record_only() {
         summary: "rollback shop/checkout on prod-eks".into(),
         approve_key: ApprovalId::random().to_string(),
         deny_key: ApprovalId::random().to_string(),
+        // The approval page's plan travels in the SecureString value.
+        plan: Some(selfheal_approval::ApprovalPlan {
+            action: "rollback".into(),
+            namespace: "shop".into(),
+            workload: "Deployment checkout".into(),
+            changes: vec![selfheal_approval::PlannedChange {
+                container: "api".into(),
+                from: "shop/api:1.2.0".into(),
+                to: "shop/api:1.1.0".into(),
+            }],
+            validated: true,
+            ..Default::default()
+        }),
     };
     store.put(&id, &record).await.unwrap();
     store.put(&id, &record).await.unwrap();

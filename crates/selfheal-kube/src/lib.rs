@@ -14,13 +14,15 @@ pub mod error;
 pub mod events;
 pub mod remediator;
 pub mod resolve;
+pub mod watch;
 
 pub use client::{client_from_kubeconfig, client_from_parts, pem_to_der};
 pub use context::{KubeconfigContext, eks_cluster_name};
-pub use error::{Error, Result, error_types};
+pub use error::{Error, Result};
 pub use events::Reporter;
 pub use remediator::{Clock, DEFAULT_REPLAN_BUDGET, Remediator, Snapshot};
 pub use resolve::{PodOwner, label_selector, pod_owner};
+pub use watch::WATCH_WINDOW;
 
 /// `fieldManager` of our writes, so `managedFields` show who changed what.
 pub const FIELD_MANAGER: &str = "selfheal";

@@ -380,7 +380,12 @@ impl Remediator {
     }
 
     /// GET the Deployment and, when asked, LIST its ReplicaSets by its selector.
-    async fn read(&self, namespace: &str, name: &str, with_replica_sets: bool) -> Result<Snapshot> {
+    pub(crate) async fn read(
+        &self,
+        namespace: &str,
+        name: &str,
+        with_replica_sets: bool,
+    ) -> Result<Snapshot> {
         let api: Api<Deployment> = Api::namespaced(self.client.clone(), namespace);
         let deployment = api.get(name).await.map_err(|e| {
             Call {

@@ -1,6 +1,7 @@
 //! Fault injection: fail the next N resource requests, delay every request,
 //! drop the connection around a write, or run a hook just before a request
-//! (a concurrent writer that slips in between a client's read and its write).
+//! (a concurrent writer that slips in between a client's read and its write),
+//! end every open watch early, or reset every open connection (a dropped watch).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -35,6 +36,10 @@ pub(crate) struct FaultState {
     /// Method, when, how many more.
     pub(crate) reset: Option<(String, Reset, u32)>,
     pub(crate) hooks: Vec<Hook>,
+    /// Wakes every open connection to reset it ([`Faults::drop_connections`]).
+    pub(crate) drops: Arc<tokio::sync::Notify>,
+    /// Ends every open watch cleanly ([`Faults::end_watches`]).
+    pub(crate) ends: Arc<tokio::sync::Notify>,
 }
 
 impl FaultState {
@@ -108,6 +113,21 @@ impl Faults {
             method: method.to_ascii_uppercase(),
             run: Box::new(hook),
         });
+        self
+    }
+    /// Resets every open connection now (TCP RST, no closing chunk): a
+    /// network drop in the middle of a watch or between requests, which a
+    /// client must not mistake for the server ending a watch. Later
+    /// connections are served as usual.
+    pub fn drop_connections(&self) -> &Self {
+        self.lock().drops.notify_waiters();
+        self
+    }
+    /// Ends every open watch now, cleanly and before its `timeoutSeconds`,
+    /// as a real API server does when it restarts or rebalances: the
+    /// client must watch again, from where it was.
+    pub fn end_watches(&self) -> &Self {
+        self.lock().ends.notify_waiters();
         self
     }
     /// Removes all injected faults (pending hooks included).

@@ -11,7 +11,7 @@ use http_body_util::{BodyExt as _, Full};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::Value;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch as tokio_watch;
 
 use crate::auth::Who;
@@ -42,6 +42,17 @@ pub(crate) fn spawn(
             // response written as several TLS records would wait for the
             // client's delayed ACK (40 ms), a latency no real API server adds.
             let _ = stream.set_nodelay(true);
+            // A second handle on the socket, so an injected drop can set
+            // SO_LINGER 0 after hyper owns the stream: the close is then a
+            // reset, as a network drop looks to the client.
+            let Ok((stream, socket)) = duplicate(stream) else {
+                continue;
+            };
+            let drops = shared
+                .faults
+                .lock()
+                .map(|f| f.drops.clone())
+                .unwrap_or_default();
             let shared = shared.clone();
             let tls = tls.clone();
             let conn_shutdown = shutdown.clone();
@@ -54,22 +65,37 @@ pub(crate) fn spawn(
                     async move { handle(shared, sd, req).await }
                 });
                 let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                let dropped = drops.notified();
+                tokio::pin!(dropped);
+                dropped.as_mut().enable();
                 match tls {
                     Some(acceptor) => {
                         let Ok(s) = acceptor.accept(stream).await else {
                             return;
                         };
                         let conn = builder.serve_connection(TokioIo::new(s), svc);
-                        tokio::select! { _ = conn => {}, _ = stop.changed() => {} }
+                        tokio::select! { _ = conn => {}, _ = stop.changed() => {}, _ = dropped => reset(&socket) }
                     }
                     None => {
                         let conn = builder.serve_connection(TokioIo::new(stream), svc);
-                        tokio::select! { _ = conn => {}, _ = stop.changed() => {} }
+                        tokio::select! { _ = conn => {}, _ = stop.changed() => {}, _ = dropped => reset(&socket) }
                     }
                 }
             });
         }
     });
+}
+
+/// The stream and a second handle on the same socket.
+fn duplicate(stream: tokio::net::TcpStream) -> std::io::Result<(tokio::net::TcpStream, TcpStream)> {
+    let std = stream.into_std()?;
+    let twin = std.try_clone()?;
+    Ok((TcpStream::from_std(std)?, TcpStream::from_std(twin)?))
+}
+
+/// SO_LINGER 0: when the last handle closes, the peer gets RST instead of FIN.
+fn reset(socket: &TcpStream) {
+    let _ = socket.set_zero_linger();
 }
 
 /// What a handler produces.

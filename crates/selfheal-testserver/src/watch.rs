@@ -97,7 +97,15 @@ pub(crate) fn stream(
         };
         (live, backlog, current)
     };
+    let ends = shared
+        .faults
+        .lock()
+        .map(|f| f.ends.clone())
+        .unwrap_or_default();
     tokio::spawn(async move {
+        let ended = ends.notified();
+        tokio::pin!(ended);
+        ended.as_mut().enable();
         let lines = match backlog {
             Ok(lines) => lines,
             Err(message) => {
@@ -118,6 +126,7 @@ pub(crate) fn stream(
             tokio::select! {
                 _ = tokio::time::sleep_until(deadline) => return,
                 _ = shutdown.changed() => return,
+                _ = &mut ended => return,
                 _ = tokio::time::sleep(bookmark_every), if params.bookmarks => {
                     if tx.send(line("BOOKMARK", &bookmark(params.kind, last_rv))).await.is_err() {
                         return;

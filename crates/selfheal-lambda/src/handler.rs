@@ -13,13 +13,14 @@ use selfheal_core::{
     Action, OutcomeStatus, RemediationOutcome, RemediationRequest, RolloutState, Target,
     ValidRequest,
 };
-use selfheal_kube::Remediator;
+use selfheal_kube::{Remediator, WATCH_WINDOW};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::HandlerError;
 use crate::state::AppState;
+use crate::verify::{self, WatchBudget};
 
 /// `verify`'s answer, shaped for the state machine's wait loop (a `Choice` on `$.state`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,6 +38,11 @@ pub struct VerifyOutput {
     pub paused_by: Option<String>,
     /// The target checked, with its cluster and deployment filled in.
     pub target: Target,
+    /// Seconds of the state machine's rollout budget left after this watch
+    /// (only when the input gave `watch`): `CheckRollout` watches again
+    /// while a `waiting` rollout has some left.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remaining_seconds: Option<u64>,
 }
 
 /// Decode a request from the raw payload and check the contract's rules:
@@ -234,14 +240,19 @@ where
 #[derive(Debug, Deserialize)]
 struct VerifyInput {
     target: Target,
+    /// The state machine's rollout budget; without it, one full window.
+    #[serde(default)]
+    watch: Option<WatchBudget>,
 }
 
-/// The `verify` handler: `kubectl rollout status` for the target's Deployment.
+/// The `verify` handler: `kubectl rollout status` for the target's
+/// Deployment, watched until it is done or failed or the window (at most
+/// [`selfheal_kube::WATCH_WINDOW`], within the budget) ends.
 pub async fn handle_verify(
     state: &AppState,
     event: LambdaEvent<Value>,
 ) -> Result<VerifyOutput, HandlerError> {
-    let VerifyInput { mut target } = decode_payload(
+    let VerifyInput { mut target, watch } = decode_payload(
         event.payload,
         "an object with `target` (a request or an outcome)",
     )?;
@@ -253,12 +264,15 @@ pub async fn handle_verify(
     let cluster = state.config().cluster_for(target.cluster.as_deref())?;
     target.cluster.clone_from(&cluster);
     let (namespace, workload) = (target.namespace.as_str(), target.workload());
+    let window = verify::window(watch.as_ref(), jiff::Timestamp::now(), WATCH_WINDOW);
     let (deployment, status) = on_cluster(state, cluster.as_deref(), |remediator| async move {
         let workload = workload.ok_or_else(|| HandlerError::InvalidRequest {
             reason: "target needs either `deployment` or `pod`".into(),
         })?;
         let (deployment, _) = remediator.resolve(namespace, workload).await?;
-        let status = remediator.status(namespace, &deployment).await?;
+        let status = remediator
+            .watch_status(namespace, &deployment, window)
+            .await?;
         Ok((deployment, status))
     })
     .await?;
@@ -277,5 +291,6 @@ pub async fn handle_verify(
         paused: status.paused,
         paused_by: status.paused_by,
         target,
+        remaining_seconds: watch.map(|b| verify::remaining_seconds(&b, jiff::Timestamp::now())),
     })
 }

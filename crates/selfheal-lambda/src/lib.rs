@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod payload;
 pub mod startup;
 pub mod state;
+pub mod verify;
 
 pub use config::{ClusterAccess, ConfiguredEndpoint, FunctionConfig};
 pub use error::{DOCUMENTED_ERROR_TYPES, HandlerError, error_types};

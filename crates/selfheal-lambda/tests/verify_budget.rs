@@ -1,0 +1,96 @@
+//! `verify` with the state machine's `watch` budget, against the test API
+//! server: it watches at most what is left of the budget, answers `done`
+//! the moment the rollout finishes, and says how much budget is left.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, Instant};
+
+use lambda_runtime::{Context, LambdaEvent};
+use selfheal_core::RolloutState;
+use selfheal_lambda::{AppState, FunctionConfig, VerifyOutput, handle_verify};
+use selfheal_testserver::{TestServer, fixtures};
+use serde_json::json;
+
+/// A server whose `shop/checkout` has a new api image the (stopped)
+/// controller has not observed yet, and a verify state for it.
+async fn stuck_rollout() -> (TestServer, AppState, tempfile::TempDir) {
+    let server = TestServer::start().await.unwrap();
+    server.apply_objects(
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}),
+    );
+    let checkout = fixtures::checkout(
+        "registry.example/shop/api:1.0.0",
+        "registry.example/envoy:1.27",
+    );
+    server.apply_objects(checkout.json());
+    assert!(server.controller().settle().await);
+    server.controller().pause_automatic(true);
+    let mut changed = checkout.json();
+    changed["spec"]["template"]["spec"]["containers"][0]["image"] =
+        json!("registry.example/shop/api:1.1.0");
+    server.apply_objects(changed);
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    server.write_kubeconfig(&kubeconfig).unwrap();
+    let path = kubeconfig.display().to_string();
+    let config =
+        FunctionConfig::from_lookup(|k| (k == "SELFHEAL_KUBECONFIG").then(|| path.clone()))
+            .unwrap();
+    (server, AppState::new(config).await.unwrap(), dir)
+}
+
+/// `verify` of checkout with a 660 s budget of which `spent` is gone.
+async fn verify(state: &AppState, spent: Duration) -> (VerifyOutput, Duration) {
+    let started_at = jiff::Timestamp::now() - jiff::SignedDuration::try_from(spent).unwrap();
+    let payload = json!({
+        "target": {"namespace": "shop", "deployment": "checkout"},
+        "watch": {"startedAt": started_at.to_string(), "budgetSeconds": 660}
+    });
+    let started = Instant::now();
+    let out = handle_verify(state, LambdaEvent::new(payload, Context::default()))
+        .await
+        .unwrap();
+    (out, started.elapsed())
+}
+
+#[tokio::test]
+async fn the_watch_never_outlasts_the_budget() {
+    let (_server, state, _dir) = stuck_rollout().await;
+    let (out, took) = verify(&state, Duration::from_secs(658)).await;
+    assert_eq!(out.state, RolloutState::Waiting, "{out:?}");
+    assert_eq!(out.remaining_seconds, Some(0));
+    assert!(
+        (Duration::from_millis(1500)..Duration::from_secs(4)).contains(&took),
+        "{took:?}"
+    );
+    let (out, took) = verify(&state, Duration::from_secs(700)).await;
+    assert_eq!(
+        (out.state, out.remaining_seconds),
+        (RolloutState::Waiting, Some(0))
+    );
+    assert!(
+        took < Duration::from_secs(1),
+        "a spent budget is one read, took {took:?}"
+    );
+    assert_eq!(
+        serde_json::to_value(&out).unwrap()["remainingSeconds"],
+        0,
+        "CheckRollout reads remainingSeconds"
+    );
+}
+
+#[tokio::test]
+async fn done_comes_the_moment_the_rollout_finishes_with_the_budget_left() {
+    let (server, state, _dir) = stuck_rollout().await;
+    let controller = server.controller();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        controller.pause_automatic(false);
+    });
+    let (out, took) = verify(&state, Duration::from_secs(10)).await;
+    assert_eq!(out.state, RolloutState::Done, "{out:?}");
+    assert!(took < Duration::from_secs(3), "{took:?}");
+    let left = out.remaining_seconds.unwrap();
+    assert!((645..=650).contains(&left), "{left} s left");
+}

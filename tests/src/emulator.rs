@@ -6,13 +6,13 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::tools::{http_request, kill_group, wait_listening, workspace_root};
+use crate::tools::{cargo_lambda_watch, http_request, kill_group, wait_child_listening};
 
 /// First invocation of a function may wait for the shared build directory.
 pub const FIRST_INVOKE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
@@ -33,27 +33,10 @@ impl Emulator {
     /// every function (e.g. `SELFHEAL_KUBECONFIG`, `AWS_ENDPOINT_URL`).
     /// Output (the functions' logs too) goes to `log`.
     pub fn start(bin: &Path, port: u16, env: &[(&str, String)], log: PathBuf) -> Emulator {
-        let venv_bin = bin.parent().expect("cargo-lambda has a directory");
-        let path = format!(
-            "{}:{}",
-            venv_bin.display(),
-            std::env::var("PATH").unwrap_or_default()
-        );
         let out = std::fs::File::create(&log).expect("create emulator log");
         let err = out.try_clone().expect("clone log handle");
-        let mut cmd = Command::new(bin);
-        cmd.current_dir(workspace_root())
-            .args([
-                "lambda",
-                "watch",
-                "--ignore-changes",
-                "-A",
-                "127.0.0.1",
-                "-P",
-            ])
-            .arg(port.to_string())
-            .env("PATH", path)
-            .env_remove("KUBECONFIG")
+        let mut cmd = cargo_lambda_watch(bin, port);
+        cmd.env_remove("KUBECONFIG")
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err);
@@ -72,19 +55,13 @@ impl Emulator {
     }
 
     pub async fn wait_ready(&mut self) {
-        let log = self.log.clone();
-        let child = &mut self.child;
-        wait_listening(
+        let what = "cargo lambda watch";
+        wait_child_listening(
+            &mut self.child,
+            &self.log,
             self.port,
             Duration::from_secs(120),
-            "cargo lambda watch",
-            || match child.try_wait() {
-                Ok(Some(status)) => Err(format!(
-                    "{status}:\n{}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                )),
-                _ => Ok(()),
-            },
+            what,
         )
         .await;
     }

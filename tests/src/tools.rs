@@ -49,23 +49,63 @@ pub fn file_tool(path: PathBuf, install: &str) -> Result<PathBuf, String> {
     }
 }
 
+/// The executable named by the environment variable `var` when it is set,
+/// otherwise `default` (a path inside the workspace), or why there is none.
+pub fn env_or_file_tool(var: &str, default: &str, install: &str) -> Result<PathBuf, String> {
+    match std::env::var_os(var) {
+        Some(path) => {
+            let path = PathBuf::from(path);
+            if path.is_file() {
+                Ok(path)
+            } else {
+                Err(format!("{var}={} does not exist", path.display()))
+            }
+        }
+        None => file_tool(workspace_root().join(default), install),
+    }
+}
+
 /// cargo-lambda from `SELFHEAL_CARGO_LAMBDA` or `.venv/bin`.
 pub fn cargo_lambda_binary() -> Result<PathBuf, String> {
-    if let Some(path) = std::env::var_os("SELFHEAL_CARGO_LAMBDA") {
-        let path = PathBuf::from(path);
-        return if path.is_file() {
-            Ok(path)
-        } else {
-            Err(format!(
-                "SELFHEAL_CARGO_LAMBDA={} does not exist",
-                path.display()
-            ))
-        };
-    }
-    file_tool(
-        workspace_root().join(".venv/bin/cargo-lambda"),
+    env_or_file_tool(
+        "SELFHEAL_CARGO_LAMBDA",
+        ".venv/bin/cargo-lambda",
         "scripts/deps/30-cargo-lambda.sh",
     )
+}
+
+/// The private kubectl from `SELFHEAL_KUBECTL` or `.tools/kubectl`.
+pub fn kubectl_binary() -> Result<PathBuf, String> {
+    env_or_file_tool(
+        "SELFHEAL_KUBECTL",
+        ".tools/kubectl/usr/bin/kubectl",
+        "scripts/deps/10-kubectl.sh",
+    )
+}
+
+/// `cargo lambda watch` on `127.0.0.1:port` in the workspace, with
+/// cargo-lambda's own directory first on `PATH` (it finds zig there). The
+/// caller adds the functions' environment and the output.
+pub fn cargo_lambda_watch(bin: &Path, port: u16) -> Command {
+    let venv_bin = bin.parent().expect("cargo-lambda has a directory");
+    let path = format!(
+        "{}:{}",
+        venv_bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut cmd = Command::new(bin);
+    cmd.current_dir(workspace_root())
+        .args([
+            "lambda",
+            "watch",
+            "--ignore-changes",
+            "-A",
+            "127.0.0.1",
+            "-P",
+        ])
+        .arg(port.to_string())
+        .env("PATH", path);
+    cmd
 }
 
 /// Builds every binary of the workspace (functions and the `selfheal` CLI)
@@ -137,6 +177,25 @@ pub async fn wait_listening(
         assert!(Instant::now() < deadline, "{what} did not listen on {port}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// [`wait_listening`] for `child`, whose output goes to `log`: panics with
+/// the log when the child exits first.
+pub async fn wait_child_listening(
+    child: &mut Child,
+    log: &Path,
+    port: u16,
+    timeout: Duration,
+    what: &str,
+) {
+    wait_listening(port, timeout, what, || match child.try_wait() {
+        Ok(Some(status)) => Err(format!(
+            "{status}:\n{}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        )),
+        _ => Ok(()),
+    })
+    .await;
 }
 
 /// Kills a child's whole process group (it was started with `process_group(0)`)
@@ -241,18 +300,12 @@ impl Moto {
             .stderr(err);
         std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         let mut child = cmd.spawn().expect("spawn moto_server");
-        let log = log.to_path_buf();
-        wait_listening(
+        wait_child_listening(
+            &mut child,
+            log,
             port,
             Duration::from_secs(60),
             "moto_server",
-            || match child.try_wait() {
-                Ok(Some(status)) => Err(format!(
-                    "{status}: {}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                )),
-                _ => Ok(()),
-            },
         )
         .await;
         Moto {

@@ -111,25 +111,8 @@ fn start_cargo_lambda(
     state_machine_arn: &str,
 ) -> (Process, u16) {
     let port = free_port();
-    let venv_bin = bin.parent().unwrap();
-    let path = format!(
-        "{}:{}",
-        venv_bin.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    let mut command = Command::new(bin);
+    let mut command = selfheal_tests::tools::cargo_lambda_watch(bin, port);
     command
-        .current_dir(workspace_root())
-        .args([
-            "lambda",
-            "watch",
-            "--ignore-changes",
-            "-A",
-            "127.0.0.1",
-            "-P",
-        ])
-        .arg(port.to_string())
-        .env("PATH", path)
         .env("SELFHEAL_WEBHOOK_SECRET", SECRET)
         .env("SELFHEAL_STATE_MACHINE_ARN", state_machine_arn)
         .env("AWS_ENDPOINT_URL", moto_url)

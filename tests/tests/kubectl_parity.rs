@@ -20,7 +20,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
@@ -28,6 +28,7 @@ use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
+use selfheal_tests::tools::{kubectl_binary, tool_or_skip};
 use selfheal_testserver::{ControllerConfig, RecordedRequest, TestServer, fixtures};
 use serde_json::{Value, json};
 
@@ -47,43 +48,10 @@ const NEVER_READY_IMAGE: &str = "registry.example/shop/stuck:never-ready";
 
 // ------------------------------------------------------------------ kubectl --
 
-/// Where the private kubectl is, or why the test cannot run.
-fn kubectl_binary() -> Result<PathBuf, String> {
-    if let Some(path) = std::env::var_os("SELFHEAL_KUBECTL") {
-        let path = PathBuf::from(path);
-        return if path.is_file() {
-            Ok(path)
-        } else {
-            Err(format!(
-                "SELFHEAL_KUBECTL={} does not exist",
-                path.display()
-            ))
-        };
-    }
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.tools/kubectl/usr/bin/kubectl");
-    if path.is_file() {
-        Ok(path)
-    } else {
-        Err(format!(
-            "kubectl not found at {} and SELFHEAL_KUBECTL unset (run scripts/deps/10-kubectl.sh)",
-            path.display()
-        ))
-    }
-}
-
 /// `Some(kubectl)` to run the test, `None` to skip it (loudly). Panics when the
 /// tool is required (CI) but absent, so a broken install cannot pass.
 fn kubectl_or_skip(test: &str) -> Option<PathBuf> {
-    match kubectl_binary() {
-        Ok(path) => Some(path),
-        Err(why) if std::env::var_os("SELFHEAL_REQUIRE_TOOLS").is_some() => {
-            panic!("{test}: SELFHEAL_REQUIRE_TOOLS is set but {why}")
-        }
-        Err(why) => {
-            eprintln!("SKIPPED {test}: {why}; set SELFHEAL_REQUIRE_TOOLS=1 to make this a failure");
-            None
-        }
-    }
+    tool_or_skip(test, kubectl_binary())
 }
 
 #[derive(Debug)]

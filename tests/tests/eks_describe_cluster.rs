@@ -9,9 +9,6 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_credential_types::Credentials;
-use aws_credential_types::provider::SharedCredentialsProvider;
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::Api;
 use secrecy::ExposeSecret;
@@ -23,29 +20,8 @@ use selfheal_tests::tools::{Moto, tool_or_skip};
 use selfheal_testserver::TestServer;
 use selfheal_token_verifier::{TokenVerifier, VerifiedToken};
 
-const REGION: &str = "eu-west-1";
-
-fn credentials() -> Credentials {
-    Credentials::new(
-        "AKIAIOSFODNN7EXAMPLE",
-        "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
-        None,
-        None,
-        "test",
-    )
-}
-
-/// SDK config with fixed dummy credentials (never the machine's), optionally
-/// pointed at a local endpoint.
-async fn sdk_config(endpoint: Option<&str>) -> SdkConfig {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest())
-        .region(Region::new(REGION))
-        .credentials_provider(SharedCredentialsProvider::new(credentials()));
-    if let Some(url) = endpoint {
-        loader = loader.endpoint_url(url);
-    }
-    loader.load().await
-}
+mod aws_common;
+use aws_common::{REGION, credentials, sdk_config};
 
 /// The shared moto launcher, or `None` (a SKIP line) when moto is not installed.
 async fn start_moto(dir: &Path) -> Option<Moto> {

@@ -11,8 +11,8 @@ mod ingest_support;
 use std::collections::HashSet;
 
 use ingest_support::{
-    Moto, create_state_machine, executions, expected_starts as expected, moto_binary, url_request,
-    webhook,
+    Moto, create_state_machine, executions, expected_starts as expected, moto_binary, post_url,
+    stuck_alert, url_request, webhook,
 };
 use selfheal_events::{Action, Defaults};
 use selfheal_ingest::{
@@ -23,27 +23,13 @@ use serde_json::{Value, json};
 const SECRET: &str = "moto-webhook-secret";
 
 fn alert(deployment: &str, fingerprint: &str, value: &str) -> Value {
-    json!({
-        "status": "firing",
-        "labels": {"alertname": "KubeDeploymentRolloutStuck", "namespace": "shop", "deployment": deployment, "cluster": "prod-eks"},
-        "annotations": {"selfheal": "action=pause", "value": value, "threshold": "2"},
-        "startsAt": "2026-11-26T19:11:48.278Z",
-        "endsAt": "0001-01-01T00:00:00Z",
-        "generatorURL": "",
-        "fingerprint": fingerprint
-    })
+    let annotations = json!({"selfheal": "action=pause", "value": value, "threshold": "2"});
+    stuck_alert(deployment, fingerprint, "firing", annotations)
 }
 
 /// (status, body) of the handler's Function URL response.
 async fn post<S: StartExecution>(ingest: &Ingest<S>, body: &Value) -> (i64, Value) {
-    let response = ingest
-        .handle(url_request(body, &format!("Bearer {SECRET}")))
-        .await
-        .unwrap();
-    (
-        response["statusCode"].as_i64().unwrap(),
-        serde_json::from_str(response["body"].as_str().unwrap()).unwrap(),
-    )
+    post_url(ingest, body, SECRET).await
 }
 
 fn names(summary: &Value, field: &str) -> Vec<String> {

@@ -23,7 +23,9 @@ use std::time::Duration;
 
 use aws_sdk_ssm::types::ParameterType;
 use common::{API_1, API_2, Cluster, ENVOY, NS};
-use ingest_support::{Moto, create_state_machine, executions, moto_binary, url_request, webhook};
+use ingest_support::{
+    Moto, create_state_machine, executions, moto_binary, post_url, stuck_alert, webhook,
+};
 use lambda_runtime::{Context, LambdaEvent};
 use selfheal_aws::{OffSwitch, SdkConfig, SwitchConfig};
 use selfheal_core::{OutcomeStatus, RemediationOutcome, RolloutState};
@@ -322,27 +324,17 @@ async fn an_unreadable_switch_falls_back_or_is_retryable() {
 // ------------------------------------------------------------------ ingest --
 
 fn alert(deployment: &str, fingerprint: &str, status: &str) -> Value {
-    json!({
-        "status": status,
-        "labels": {"alertname": "KubeDeploymentRolloutStuck", "namespace": "shop", "deployment": deployment, "cluster": "prod-eks"},
-        "annotations": {"selfheal": "action=rollback"},
-        "startsAt": "2026-11-26T19:11:48.278Z",
-        "endsAt": "0001-01-01T00:00:00Z",
-        "generatorURL": "",
-        "fingerprint": fingerprint
-    })
+    stuck_alert(
+        deployment,
+        fingerprint,
+        status,
+        json!({"selfheal": "action=rollback"}),
+    )
 }
 
 /// (status, body) of the webhook's answer.
 async fn post(ingest: &Ingest<SfnStarter>, body: &Value) -> (i64, Value) {
-    let response = ingest
-        .handle(url_request(body, &format!("Bearer {SECRET}")))
-        .await
-        .unwrap();
-    (
-        response["statusCode"].as_i64().unwrap(),
-        serde_json::from_str(response["body"].as_str().unwrap()).unwrap(),
-    )
+    post_url(ingest, body, SECRET).await
 }
 
 /// Three firing alerts and one resolved one.

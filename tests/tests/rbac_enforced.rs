@@ -20,6 +20,7 @@
 //! - an EKS token accepted by the server's token verifier is that identity.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod aws_common;
 mod reliability_common;
 
 use std::collections::BTreeMap;
@@ -27,9 +28,6 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
 
-use aws_config::{BehaviorVersion, Region};
-use aws_credential_types::Credentials;
-use aws_credential_types::provider::SharedCredentialsProvider;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
@@ -40,7 +38,7 @@ use selfheal_lambda::{
     Action, AppState, FunctionConfig, HandlerError, RemediationOutcome, handle_action,
     handle_verify,
 };
-use selfheal_tests::tools::{file_tool, tool_or_skip, workspace_root};
+use selfheal_tests::tools::{kubectl_binary, tool_or_skip, workspace_root};
 use selfheal_testserver::{Identity, Rbac, TestServer};
 use selfheal_token_verifier::TokenVerifier;
 use serde_json::{Value, json};
@@ -527,14 +525,6 @@ async fn writes_outside_the_role_are_forbidden_and_change_nothing() {
     assert!(log.iter().all(|l| l.ends_with(" 403")), "{log:#?}");
 }
 
-/// kubectl from `SELFHEAL_KUBECTL` or `.tools/kubectl` (scripts/deps/10-kubectl.sh).
-fn kubectl_binary() -> Result<PathBuf, String> {
-    let path = std::env::var_os("SELFHEAL_KUBECTL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join(".tools/kubectl/usr/bin/kubectl"));
-    file_tool(path, "scripts/deps/10-kubectl.sh")
-}
-
 #[derive(Debug)]
 struct Run {
     code: i32,
@@ -616,14 +606,7 @@ async fn kubectl_agrees_on_what_the_role_allows() {
 #[tokio::test]
 async fn an_eks_token_is_the_access_entrys_group_member() {
     let c = Cluster::start(cluster_wide(), &[("shop", "checkout")]).await;
-    let credentials = Credentials::new(
-        "AKIAIOSFODNN7EXAMPLE",
-        "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
-        None,
-        None,
-        "test",
-    );
-    let verifier = TokenVerifier::new("demo").with_credentials(credentials.clone());
+    let verifier = TokenVerifier::new("demo").with_credentials(aws_common::credentials());
     c.server.set_token_verifier(Arc::new(move |token: &str| {
         verifier
             .verify_now(token)
@@ -632,11 +615,7 @@ async fn an_eks_token_is_the_access_entrys_group_member() {
     }));
     c.server
         .set_verified_identity(Identity::user(USER, &[GROUP]));
-    let sdk = aws_config::defaults(BehaviorVersion::latest())
-        .region(Region::new("eu-west-1"))
-        .credentials_provider(SharedCredentialsProvider::new(credentials))
-        .load()
-        .await;
+    let sdk = aws_common::sdk_config(None).await;
     let clients = EksClients::new(
         &sdk,
         ClusterSource::Configured {

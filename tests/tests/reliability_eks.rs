@@ -12,9 +12,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_credential_types::Credentials;
-use aws_credential_types::provider::SharedCredentialsProvider;
 use base64::Engine as _;
 use selfheal_core::{OutcomeStatus, Policy, RemediationRequest};
 use selfheal_eks::{ClusterEndpoint, ClusterSource, EksClients, ManualClock};
@@ -23,29 +20,11 @@ use selfheal_token_verifier::TokenVerifier;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const REGION: &str = "eu-west-1";
+mod aws_common;
+use aws_common::{credentials, sdk_config};
+
 const API_1: &str = "registry.example/shop/api:1.0.0";
 const API_2: &str = "registry.example/shop/api:1.1.0";
-
-fn credentials() -> Credentials {
-    Credentials::new(
-        "AKIAIOSFODNN7EXAMPLE",
-        "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
-        None,
-        None,
-        "test",
-    )
-}
-
-async fn sdk_config(endpoint: Option<&str>) -> SdkConfig {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest())
-        .region(Region::new(REGION))
-        .credentials_provider(SharedCredentialsProvider::new(credentials()));
-    if let Some(url) = endpoint {
-        loader = loader.endpoint_url(url);
-    }
-    loader.load().await
-}
 
 /// The server's idea of "now" for token checks.
 type ServerClock = Arc<Mutex<SystemTime>>;

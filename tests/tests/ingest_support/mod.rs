@@ -7,27 +7,21 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_credential_types::Credentials;
-use aws_credential_types::provider::SharedCredentialsProvider;
+use aws_config::SdkConfig;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use selfheal_tests::tools::{self, tool_or_skip};
+#[allow(unused_imports)] // each test uses some of them
+pub use selfheal_tests::tools::{free_port, workspace_root};
 use serde_json::{Value, json};
 
-pub const REGION: &str = "eu-west-1";
-pub const ACCESS_KEY: &str = "AKIAIOSFODNN7EXAMPLE";
-pub const SECRET_KEY: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+#[path = "../aws_common/mod.rs"]
+mod aws_common;
+#[allow(unused_imports)] // each test uses some of them
+pub use aws_common::{ACCESS_KEY, REGION, SECRET_KEY};
 pub const ROLE_ARN: &str = "arn:aws:iam::123456789012:role/selfheal-states";
 /// A Pass state: executions exist and keep their input, nothing else runs.
 pub const PASS_DEFINITION: &str =
     r#"{"StartAt":"Remediate","States":{"Remediate":{"Type":"Pass","End":true}}}"#;
-
-pub fn workspace_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
 
 /// The first existing path among `candidates`; otherwise `None` after a SKIP
 /// line, or a panic when SELFHEAL_REQUIRE_TOOLS is set.
@@ -51,14 +45,6 @@ pub fn tool(test: &str, candidates: &[PathBuf], install: &str) -> Option<PathBuf
 
 pub fn moto_binary(test: &str) -> Option<PathBuf> {
     tool_or_skip(test, tools::Moto::binary())
-}
-
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A child process in its own process group, killed with its children on drop.
@@ -89,37 +75,13 @@ impl Process {
     /// Wait until something listens on `port`; panic with the log if the
     /// process exits first or `timeout` passes.
     pub async fn wait_listening(&mut self, port: u16, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-            {
-                return;
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("{} exited ({status}):\n{}", self.name, self.log_text());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{} did not listen on {port}:\n{}",
-                self.name,
-                self.log_text()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        tools::wait_child_listening(&mut self.child, &self.log, port, timeout, self.name).await;
     }
 }
 
 impl Drop for Process {
     fn drop(&mut self) {
-        // Our own child's process group only (cargo lambda watch runs the
-        // function as a grandchild).
-        let group = format!("-{}", self.child.id());
-        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
-        std::thread::sleep(Duration::from_millis(200));
-        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
-        let _ = self.child.wait();
+        tools::kill_group(&mut self.child);
     }
 }
 
@@ -143,14 +105,7 @@ impl Moto {
 
     /// SDK config with fixed dummy credentials (never the machine's), pointed at moto.
     pub async fn sdk_config(&self) -> SdkConfig {
-        aws_config::defaults(BehaviorVersion::latest())
-            .region(Region::new(REGION))
-            .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
-                ACCESS_KEY, SECRET_KEY, None, None, "test",
-            )))
-            .endpoint_url(&self.url)
-            .load()
-            .await
+        aws_common::sdk_config(Some(&self.url)).await
     }
 }
 
@@ -215,18 +170,7 @@ pub async fn http_with_timeout(
     body: impl Into<Bytes>,
     timeout: Duration,
 ) -> (u16, String) {
-    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let mut request = http::Request::builder().method(method).uri(url);
-    for (k, v) in headers {
-        request = request.header(*k, *v);
-    }
-    let request = request.body(Full::new(body.into())).unwrap();
-    let response = tokio::time::timeout(timeout, client.request(request))
-        .await
-        .unwrap_or_else(|_| panic!("{method} {url}: timed out"))
-        .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
-    let status = response.status().as_u16();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let (status, _, bytes) = tools::http_request(method, url, headers, body, timeout).await;
     (status, String::from_utf8_lossy(&bytes).into_owned())
 }
 
@@ -254,6 +198,37 @@ pub fn webhook(alerts: Vec<serde_json::Value>) -> serde_json::Value {
         "externalURL": "http://127.0.0.1:9093", "version": "4",
         "groupKey": "{}:{alertname=\"KubeDeploymentRolloutStuck\"}", "truncatedAlerts": 0
     })
+}
+
+/// A `KubeDeploymentRolloutStuck` alert for `shop/<deployment>` on cluster
+/// `prod-eks` as Alertmanager sends it (`status`: firing or resolved).
+pub fn stuck_alert(deployment: &str, fingerprint: &str, status: &str, annotations: Value) -> Value {
+    json!({
+        "status": status,
+        "labels": {"alertname": "KubeDeploymentRolloutStuck", "namespace": "shop", "deployment": deployment, "cluster": "prod-eks"},
+        "annotations": annotations,
+        "startsAt": "2026-11-26T19:11:48.278Z",
+        "endsAt": "0001-01-01T00:00:00Z",
+        "generatorURL": "",
+        "fingerprint": fingerprint
+    })
+}
+
+/// (status, body) of the ingest handler's Function URL response to `body`
+/// sent with the bearer `secret`.
+pub async fn post_url<S: selfheal_ingest::StartExecution>(
+    ingest: &selfheal_ingest::Ingest<S>,
+    body: &Value,
+    secret: &str,
+) -> (i64, Value) {
+    let response = ingest
+        .handle(url_request(body, &format!("Bearer {secret}")))
+        .await
+        .unwrap();
+    (
+        response["statusCode"].as_i64().unwrap(),
+        serde_json::from_str(response["body"].as_str().unwrap()).unwrap(),
+    )
 }
 
 /// A Function URL invocation payload (format 2.0) carrying `body`.

@@ -13,9 +13,10 @@ pub const API_2: &str = "registry.example/shop/api:1.1.0";
 pub const ENVOY: &str = "registry.example/envoy:1.27";
 
 /// Dummy AWS account for the EKS-mode functions and the test server's token verifier.
-pub const REGION: &str = "eu-west-1";
-pub const ACCESS_KEY: &str = "AKIAIOSFODNN7EXAMPLE";
-pub const SECRET_KEY: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+#[path = "../aws_common/mod.rs"]
+mod aws_common;
+#[allow(unused_imports)] // each test uses some of them
+pub use aws_common::{ACCESS_KEY, REGION, SECRET_KEY};
 
 /// Dummy AWS settings: no real account, no profile files, no instance metadata lookups.
 pub fn dummy_aws_env() -> Vec<(&'static str, String)> {

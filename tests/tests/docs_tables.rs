@@ -6,7 +6,7 @@
 //! |---|---|
 //! | README.md "Policy", functions/README.md "Policy" | `selfheal_core::POLICY_VARIABLES` (names and literal defaults) |
 //! | functions/README.md "Cluster access" | `selfheal_lambda::config::FUNCTION_VARIABLES` |
-//! | README.md "Request and outcome", functions/README.md "Errors" | `selfheal_lambda::DOCUMENTED_ERROR_TYPES` |
+//! | README.md "Request and outcome", functions/README.md "Errors" | `selfheal_core::ErrorType::from_kube_functions` |
 //! | docs/alarms.md §8 | `selfheal_ingest::config::VARIABLES` (names and defaults) |
 //! | functions/README.md "Off switch" | `selfheal_aws::switch::VARIABLES` (names and defaults) |
 //! | functions/README.md "notify", "approve" | the `pub const …: &str = "SELFHEAL_…"` of `crates/selfheal-notify` and `crates/selfheal-approval` |
@@ -32,6 +32,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
+
+use selfheal_core::ErrorType;
 
 fn doc(relative: &str) -> String {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -331,7 +333,11 @@ fn ingest_environment_table_lists_exactly_ingest_variables() {
 
 #[test]
 fn error_type_tables_list_exactly_documented_error_types() {
-    let code = selfheal_lambda::DOCUMENTED_ERROR_TYPES;
+    let code: Vec<&str> = ErrorType::ALL
+        .iter()
+        .filter(|e| e.from_kube_functions())
+        .map(|e| e.as_str())
+        .collect();
     for (file, heading) in [
         (
             README,
@@ -343,7 +349,7 @@ fn error_type_tables_list_exactly_documented_error_types() {
         let table = table_in(&text, file, heading, "`errorType`");
         let rows = first_column_names(&table, file, is_error_type);
         let names: Vec<String> = rows.into_iter().map(|(n, _)| n).collect();
-        assert_same_names(file, heading, &table, &names, code);
+        assert_same_names(file, heading, &table, &names, &code);
     }
 }
 
@@ -391,8 +397,9 @@ fn no_table_names_an_unknown_variable_or_error_type() {
             }
             for (name, _) in first_column_names(&table, file, is_error_type) {
                 assert!(
-                    selfheal_lambda::DOCUMENTED_ERROR_TYPES.contains(&name.as_str()),
-                    "{file}, table at line {}: errorType {name} is not in DOCUMENTED_ERROR_TYPES",
+                    ErrorType::name_is_from_kube_functions(&name),
+                    "{file}, table at line {}: errorType {name} is not an ErrorType the \
+                     Kubernetes functions return",
                     table.line
                 );
             }
@@ -576,6 +583,40 @@ fn asl_states(file: &str) -> (serde_json::Value, Vec<(String, serde_json::Value)
 
 const DEPLOYMENT_ASL: &str = "remediate-deployment.asl.json";
 const FLEET_ASL: &str = "remediate-fleet.asl.json";
+
+/// The state machines' `Retry` and `Catch` match our errors by string: every
+/// name outside AWS's own namespaces is an `ErrorType` or a state machine
+/// error of ours (`Selfheal…`, a task failure), and a `Retry` names only
+/// `Retryable…` ones.
+#[test]
+fn asl_error_equals_names_only_known_error_types() {
+    let mut ours = 0;
+    for file in [DEPLOYMENT_ASL, FLEET_ASL] {
+        let (_, states) = asl_states(file);
+        for (state, definition) in &states {
+            for (key, retry) in [("Retry", true), ("Catch", false)] {
+                for rule in definition[key].as_array().into_iter().flatten() {
+                    let names = rule["ErrorEquals"].as_array().expect("ErrorEquals");
+                    for name in names.iter().map(|n| n.as_str().expect("a name")) {
+                        let aws = ["States.", "Lambda.", "StepFunctions.", "Sandbox."];
+                        if aws.iter().any(|p| name.starts_with(p)) || name.starts_with("Selfheal") {
+                            continue;
+                        }
+                        let known = ErrorType::from_name(name).unwrap_or_else(|| {
+                            panic!("{file} {state}: {key} names {name}, which is no ErrorType")
+                        });
+                        assert!(
+                            !retry || known.is_retryable(),
+                            "{file} {state}: Retry names {name}, which retrying cannot fix"
+                        );
+                        ours += 1;
+                    }
+                }
+            }
+        }
+    }
+    assert!(ours > 0, "no Retry or Catch names an ErrorType");
+}
 
 fn state_timeout(file: &str, state: &str) -> u64 {
     let (_, states) = asl_states(file);

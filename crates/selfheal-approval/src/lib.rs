@@ -22,6 +22,7 @@ pub mod http;
 pub mod store;
 
 use jiff::Timestamp;
+use selfheal_contract::ErrorType;
 use serde::{Deserialize, Serialize};
 
 pub use http::Approver;
@@ -35,16 +36,6 @@ pub const DEFAULT_PARAM_PREFIX: &str = "/selfheal/approvals";
 
 /// Environment variable naming that path.
 pub const PARAM_PREFIX_VAR: &str = "SELFHEAL_APPROVAL_PARAM_PREFIX";
-
-/// Stable `errorType` names (for the notify step's `Retry`; approve itself
-/// answers HTTP and only fails on infrastructure errors).
-pub mod error_types {
-    pub const RETRYABLE_AWS_ERROR: &str = "RetryableAwsError";
-    pub const NON_RETRYABLE_AWS_ERROR: &str = "NonRetryableAwsError";
-    pub const NON_RETRYABLE_CONFIG: &str = "NonRetryableConfig";
-    pub const NON_RETRYABLE_INVALID_REQUEST: &str = "NonRetryableInvalidRequest";
-    pub const NON_RETRYABLE_TOO_MANY_PENDING: &str = "NonRetryableTooManyPendingApprovals";
-}
 
 /// The crate's one error type.
 #[derive(Debug, thiserror::Error)]
@@ -85,15 +76,17 @@ pub enum Error {
 }
 
 impl Error {
-    /// Stable name for Lambda's `errorType`.
+    /// Stable name for Lambda's `errorType` (for the notify step's `Retry`;
+    /// approve itself answers HTTP and only fails on infrastructure errors).
     pub fn error_type(&self) -> &'static str {
         match self {
-            Error::Aws(call) if call.retryable => error_types::RETRYABLE_AWS_ERROR,
-            Error::Aws(_) | Error::CorruptRecord { .. } => error_types::NON_RETRYABLE_AWS_ERROR,
-            Error::Config { .. } => error_types::NON_RETRYABLE_CONFIG,
-            Error::InvalidRequest(_) => error_types::NON_RETRYABLE_INVALID_REQUEST,
-            Error::TooManyPending { .. } => error_types::NON_RETRYABLE_TOO_MANY_PENDING,
+            Error::Aws(call) if call.retryable => ErrorType::RetryableAwsError,
+            Error::Aws(_) | Error::CorruptRecord { .. } => ErrorType::NonRetryableAwsError,
+            Error::Config { .. } => ErrorType::NonRetryableConfig,
+            Error::InvalidRequest(_) => ErrorType::NonRetryableInvalidRequest,
+            Error::TooManyPending { .. } => ErrorType::NonRetryableTooManyPendingApprovals,
         }
+        .as_str()
     }
 }
 

@@ -30,16 +30,8 @@ pub use aws_config::SdkConfig;
 pub mod retry;
 pub mod switch;
 
+use selfheal_contract::ErrorType;
 pub use switch::{OffSwitch, SwitchConfig, SwitchState, SwitchedOff};
-
-/// Stable `errorType` names of [`Error`], the same names the other selfheal
-/// crates use for the same kinds of failure.
-pub mod error_types {
-    /// A transient AWS failure: the caller's retry can succeed.
-    pub const RETRYABLE_AWS_ERROR: &str = "RetryableAwsError";
-    /// The function's environment is wrong.
-    pub const NON_RETRYABLE_CONFIG: &str = "NonRetryableConfig";
-}
 
 /// Why this crate's shared AWS pieces failed.
 #[derive(Debug, thiserror::Error)]
@@ -62,9 +54,10 @@ impl Error {
     /// Stable name for Lambda's `errorType`.
     pub fn error_type(&self) -> &'static str {
         match self {
-            Error::Config { .. } => error_types::NON_RETRYABLE_CONFIG,
-            Error::SwitchUnavailable { .. } => error_types::RETRYABLE_AWS_ERROR,
+            Error::Config { .. } => ErrorType::NonRetryableConfig,
+            Error::SwitchUnavailable { .. } => ErrorType::RetryableAwsError,
         }
+        .as_str()
     }
 }
 

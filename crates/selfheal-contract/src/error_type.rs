@@ -102,6 +102,18 @@ impl ErrorType {
     pub fn from_name(name: &str) -> Option<Self> {
         Self::ALL.iter().copied().find(|e| e.as_str() == name)
     }
+
+    /// Whether `name` is a `Retryable…` errorType (an error that passes on
+    /// another crate's name has only the name at hand).
+    pub fn name_is_retryable(name: &str) -> bool {
+        Self::from_name(name).is_some_and(Self::is_retryable)
+    }
+
+    /// Whether `name` is an errorType the five Kubernetes functions return
+    /// ([`ErrorType::from_kube_functions`]).
+    pub fn name_is_from_kube_functions(name: &str) -> bool {
+        Self::from_name(name).is_some_and(Self::from_kube_functions)
+    }
 }
 
 impl std::fmt::Display for ErrorType {
@@ -141,5 +153,11 @@ mod tests {
         }
         assert!(ErrorType::RetryableConflict.is_retryable());
         assert!(!ErrorType::NonRetryableConfig.is_retryable());
+        assert!(ErrorType::name_is_retryable("RetryableApiError"));
+        assert!(!ErrorType::name_is_retryable("RetryableSomethingElse"));
+        assert!(ErrorType::name_is_from_kube_functions(
+            "NonRetryableNotFound"
+        ));
+        assert!(!ErrorType::name_is_from_kube_functions("EventTooLarge"));
     }
 }

@@ -12,19 +12,10 @@ pub mod token;
 
 use aws_sdk_eks::error::SdkError;
 use aws_sdk_eks::operation::describe_cluster::DescribeClusterError;
+use selfheal_contract::ErrorType;
 
 pub use cluster::{Clock, ClusterEndpoint, ClusterSource, EksClients, ManualClock, SystemClock};
 pub use token::{EksToken, ExecCredential, exec_credential, presign_token};
-
-/// The `error_type` strings, shared with the kube adapter's naming
-/// (`Retryable…` / `NonRetryable…`).
-pub mod error_types {
-    pub const RETRYABLE_AWS_ERROR: &str = "RetryableAwsError";
-    pub const NON_RETRYABLE_CLUSTER_NOT_FOUND: &str = "NonRetryableClusterNotFound";
-    pub const NON_RETRYABLE_AUTH_CONFIG: &str = "NonRetryableAuthConfig";
-    pub const NON_RETRYABLE_FORBIDDEN: &str = "NonRetryableForbidden";
-    pub const NON_RETRYABLE_INVALID_REQUEST: &str = "NonRetryableInvalidRequest";
-}
 
 /// Result alias for this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -109,55 +100,56 @@ impl Error {
     /// Stable error name for Lambda `errorType` and Step Functions `ErrorEquals`.
     pub fn error_type(&self) -> &'static str {
         use aws_credential_types::provider::error::CredentialsError as C;
-        use error_types::*;
         match self {
-            Error::InvalidInput(_) => NON_RETRYABLE_INVALID_REQUEST,
+            Error::InvalidInput(_) => ErrorType::NonRetryableInvalidRequest,
             Error::MissingRegion
             | Error::MissingCredentialsProvider
             | Error::SigningParams { .. }
             | Error::Signing { .. }
             | Error::InvalidClusterCa { .. }
             | Error::InvalidEndpoint { .. }
-            | Error::Json { .. } => NON_RETRYABLE_AUTH_CONFIG,
-            Error::KubeClient { source } => source.error_type(),
+            | Error::Json { .. } => ErrorType::NonRetryableAuthConfig,
+            Error::KubeClient { source } => return source.error_type(),
             Error::Credentials { source } => match source {
-                C::ProviderTimedOut(_) | C::ProviderError(_) => RETRYABLE_AWS_ERROR,
-                _ => NON_RETRYABLE_AUTH_CONFIG,
+                C::ProviderTimedOut(_) | C::ProviderError(_) => ErrorType::RetryableAwsError,
+                _ => ErrorType::NonRetryableAuthConfig,
             },
             Error::DescribeCluster { source, .. } => describe_error_type(source),
-            Error::ClusterIncomplete { .. } => RETRYABLE_AWS_ERROR,
-            Error::ClusterNotConfigured { .. } => NON_RETRYABLE_CLUSTER_NOT_FOUND,
+            Error::ClusterIncomplete { .. } => ErrorType::RetryableAwsError,
+            Error::ClusterNotConfigured { .. } => ErrorType::NonRetryableClusterNotFound,
         }
+        .as_str()
     }
 
     /// Whether retrying the same call later can succeed.
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::KubeClient { source } => source.is_retryable(),
-            _ => self.error_type().starts_with("Retryable"),
+            _ => ErrorType::name_is_retryable(self.error_type()),
         }
     }
 }
 
-fn describe_error_type(err: &SdkError<DescribeClusterError>) -> &'static str {
+fn describe_error_type(err: &SdkError<DescribeClusterError>) -> ErrorType {
     use aws_sdk_eks::error::ProvideErrorMetadata;
-    use error_types::*;
     match err {
         SdkError::ServiceError(service) => match service.err() {
-            DescribeClusterError::ResourceNotFoundException(_) => NON_RETRYABLE_CLUSTER_NOT_FOUND,
+            DescribeClusterError::ResourceNotFoundException(_) => {
+                ErrorType::NonRetryableClusterNotFound
+            }
             DescribeClusterError::ServerException(_)
-            | DescribeClusterError::ServiceUnavailableException(_) => RETRYABLE_AWS_ERROR,
+            | DescribeClusterError::ServiceUnavailableException(_) => ErrorType::RetryableAwsError,
             other => match other.code() {
                 Some("AccessDeniedException" | "UnrecognizedClientException" | "AccessDenied") => {
-                    "NonRetryableAccessDenied"
+                    ErrorType::NonRetryableAccessDenied
                 }
-                _ if selfheal_aws::retry::is_retryable(err) => RETRYABLE_AWS_ERROR,
-                _ => NON_RETRYABLE_AUTH_CONFIG,
+                _ if selfheal_aws::retry::is_retryable(err) => ErrorType::RetryableAwsError,
+                _ => ErrorType::NonRetryableAuthConfig,
             },
         },
         // Timeouts, connection failures and unparseable responses are
         // transient; a request that could not be built is not.
-        _ if selfheal_aws::retry::is_retryable(err) => RETRYABLE_AWS_ERROR,
-        _ => NON_RETRYABLE_AUTH_CONFIG,
+        _ if selfheal_aws::retry::is_retryable(err) => ErrorType::RetryableAwsError,
+        _ => ErrorType::NonRetryableAuthConfig,
     }
 }

@@ -4,6 +4,8 @@
 //! those alerts land in [`crate::Ingested::ignored`] with a
 //! [`crate::Rejection`], so one bad alert never sinks a whole batch.
 
+use selfheal_contract::ErrorType;
+
 use crate::EventKind;
 
 /// Why an event could not be ingested at all.
@@ -49,12 +51,13 @@ impl Error {
     /// Every variant is bad input: retrying the same event cannot succeed.
     pub fn error_type(&self) -> &'static str {
         match self {
-            Error::TooLarge { .. } => "EventTooLarge",
-            Error::Malformed { .. } => "EventMalformed",
-            Error::Unsupported(_) => "EventUnsupported",
-            Error::InvalidEvent { .. } => "EventInvalid",
-            Error::InvalidRequest { .. } => "RequestInvalid",
-            Error::InvalidDefault { .. } => "ConfigInvalid",
+            Error::TooLarge { .. } => ErrorType::EventTooLarge,
+            Error::Malformed { .. } => ErrorType::EventMalformed,
+            Error::Unsupported(_) => ErrorType::EventUnsupported,
+            Error::InvalidEvent { .. } => ErrorType::EventInvalid,
+            Error::InvalidRequest { .. } => ErrorType::RequestInvalid,
+            Error::InvalidDefault { .. } => ErrorType::ConfigInvalid,
         }
+        .as_str()
     }
 }

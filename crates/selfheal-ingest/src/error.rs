@@ -5,27 +5,9 @@
 //! Function URL path turns them into HTTP statuses instead.
 
 use lambda_runtime::Diagnostic;
+use selfheal_contract::ErrorType;
 
 use crate::summary::Summary;
-
-/// Stable `errorType` names this crate adds to `selfheal_events::Error::error_type`'s.
-pub mod error_types {
-    /// At least one StartExecution failed in a way that may succeed later
-    /// (throttling, execution limit, network, 5xx); re-delivery is safe.
-    pub const RETRYABLE_START_EXECUTION: &str = "RetryableStartExecution";
-    /// Every failed StartExecution failed for a reason retrying cannot fix
-    /// (state machine missing, invalid ARN, access denied).
-    pub const NON_RETRYABLE_START_EXECUTION: &str = "NonRetryableStartExecution";
-    /// The webhook secret could not be read (SSM / Secrets Manager call failed).
-    pub const RETRYABLE_SECRET_UNAVAILABLE: &str = "RetryableSecretUnavailable";
-    /// The function's environment is wrong; same name as the other selfheal functions.
-    pub const NON_RETRYABLE_CONFIG: &str = "NonRetryableConfig";
-    /// A Function URL payload that is not a Function URL request.
-    pub const NON_RETRYABLE_INVALID_REQUEST: &str = "NonRetryableInvalidRequest";
-    /// The event carries more alerts than `SELFHEAL_MAX_ALERTS_PER_WEBHOOK`;
-    /// nothing was started (webhook: 400). Named like `EventTooLarge`.
-    pub const EVENT_TOO_MANY_ALERTS: &str = "EventTooManyAlerts";
-}
 
 /// Why an invocation (or the function's start-up) failed.
 #[derive(Debug, thiserror::Error)]
@@ -112,23 +94,27 @@ impl Error {
     pub fn error_type(&self) -> &'static str {
         match self {
             Error::Config { .. } | Error::Defaults { .. } | Error::SecretUnusable { .. } => {
-                error_types::NON_RETRYABLE_CONFIG
+                ErrorType::NonRetryableConfig
             }
-            Error::Event { source } => source.error_type(),
-            Error::TooManyAlerts { .. } => error_types::EVENT_TOO_MANY_ALERTS,
+            Error::Event { source } => return source.error_type(),
+            // Nothing was started (webhook: 400).
+            Error::TooManyAlerts { .. } => ErrorType::EventTooManyAlerts,
             Error::FunctionUrl { .. } | Error::Encode { .. } => {
-                error_types::NON_RETRYABLE_INVALID_REQUEST
+                ErrorType::NonRetryableInvalidRequest
             }
+            // Retryable when one start may succeed later (throttling,
+            // execution limit, network, 5xx): re-delivery is safe.
             Error::StartFailed { summary } => {
                 if summary.failed.iter().any(|f| f.retryable) {
-                    error_types::RETRYABLE_START_EXECUTION
+                    ErrorType::RetryableStartExecution
                 } else {
-                    error_types::NON_RETRYABLE_START_EXECUTION
+                    ErrorType::NonRetryableStartExecution
                 }
             }
-            Error::SecretUnavailable { .. } => error_types::RETRYABLE_SECRET_UNAVAILABLE,
-            Error::Switch { source } => source.error_type(),
+            Error::SecretUnavailable { .. } => ErrorType::RetryableSecretUnavailable,
+            Error::Switch { source } => return source.error_type(),
         }
+        .as_str()
     }
 }
 

@@ -19,7 +19,7 @@ pub mod starter;
 pub mod summary;
 
 pub use config::IngestConfig;
-pub use error::{Error, error_types};
+pub use error::Error;
 pub use handler::{Ingest, is_function_url_request};
 pub use secret::{SecretSource, Verdict, WebhookSecret};
 pub use starter::{SfnStarter, StartExecution, StartFailure, Started};

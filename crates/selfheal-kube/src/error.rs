@@ -2,18 +2,7 @@
 //! `Retry`/`Catch` (docs/contract.md §4). A guard refusal is an outcome, never an error.
 
 use kube::core::Status;
-
-/// Stable `error_type` names; a state machine's `ErrorEquals` matches on them,
-/// so they never change once published.
-pub mod error_types {
-    pub const RETRYABLE_API_ERROR: &str = "RetryableApiError";
-    pub const RETRYABLE_CONFLICT: &str = "RetryableConflict";
-    pub const NON_RETRYABLE_NOT_FOUND: &str = "NonRetryableNotFound";
-    pub const NON_RETRYABLE_FORBIDDEN: &str = "NonRetryableForbidden";
-    pub const NON_RETRYABLE_INVALID_REQUEST: &str = "NonRetryableInvalidRequest";
-    pub const NON_RETRYABLE_INVALID_OBJECT: &str = "NonRetryableInvalidObject";
-    pub const NON_RETRYABLE_CONFIG: &str = "NonRetryableConfig";
-}
+use selfheal_core::ErrorType;
 
 /// Everything that can go wrong talking to the Kubernetes API.
 #[derive(Debug, thiserror::Error)]
@@ -151,18 +140,22 @@ impl Error {
 
     /// Stable name for Lambda's `errorType` and Step Functions `ErrorEquals`.
     pub fn error_type(&self) -> &'static str {
-        use error_types::*;
         match self {
-            Error::ServerError { .. } | Error::Transport { .. } => RETRYABLE_API_ERROR,
-            Error::ConflictBudgetExhausted { .. } => RETRYABLE_CONFLICT,
-            Error::NotFound { .. } => NON_RETRYABLE_NOT_FOUND,
-            Error::Forbidden { .. } | Error::Unauthorized { .. } => NON_RETRYABLE_FORBIDDEN,
-            Error::InvalidRequest { .. } | Error::Rejected { .. } => NON_RETRYABLE_INVALID_REQUEST,
-            Error::PodNotOwnedByDeployment { .. } | Error::InvalidObject { .. } => {
-                NON_RETRYABLE_INVALID_OBJECT
+            Error::ServerError { .. } | Error::Transport { .. } => ErrorType::RetryableApiError,
+            Error::ConflictBudgetExhausted { .. } => ErrorType::RetryableConflict,
+            Error::NotFound { .. } => ErrorType::NonRetryableNotFound,
+            Error::Forbidden { .. } | Error::Unauthorized { .. } => {
+                ErrorType::NonRetryableForbidden
             }
-            Error::Config { .. } => NON_RETRYABLE_CONFIG,
+            Error::InvalidRequest { .. } | Error::Rejected { .. } => {
+                ErrorType::NonRetryableInvalidRequest
+            }
+            Error::PodNotOwnedByDeployment { .. } | Error::InvalidObject { .. } => {
+                ErrorType::NonRetryableInvalidObject
+            }
+            Error::Config { .. } => ErrorType::NonRetryableConfig,
         }
+        .as_str()
     }
 
     /// HTTP status of the API answer behind this error, when there was one.

@@ -24,7 +24,7 @@ pub mod state;
 pub mod verify;
 
 pub use config::{ClusterAccess, ConfiguredEndpoint, FunctionConfig};
-pub use error::{DOCUMENTED_ERROR_TYPES, HandlerError, error_types};
+pub use error::HandlerError;
 pub use handler::{VerifyOutput, handle_action, handle_verify, parse_request};
 pub use payload::RejectNonJson;
 pub use selfheal_core::{Action, RemediationOutcome, RemediationRequest};

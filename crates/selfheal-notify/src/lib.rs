@@ -16,20 +16,14 @@ pub mod slack;
 
 use jiff::Timestamp;
 use selfheal_approval::Caller;
-use selfheal_contract::{Action, Change, OutcomeStatus, RemediationOutcome, RemediationRequest};
+use selfheal_contract::{
+    Action, Change, ErrorType, OutcomeStatus, RemediationOutcome, RemediationRequest,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use publish::{Notifier, NotifyConfig, SlackClient};
 pub use slack::SlackMessage;
-
-/// Stable `errorType` names (the state machine retries `RetryableAwsError`).
-pub mod error_types {
-    pub const RETRYABLE_AWS_ERROR: &str = "RetryableAwsError";
-    pub const NON_RETRYABLE_AWS_ERROR: &str = "NonRetryableAwsError";
-    pub const NON_RETRYABLE_CONFIG: &str = "NonRetryableConfig";
-    pub const NON_RETRYABLE_INVALID_REQUEST: &str = "NonRetryableInvalidRequest";
-}
 
 /// The crate's one error type.
 #[derive(Debug, thiserror::Error)]
@@ -65,16 +59,19 @@ pub enum Error {
 }
 
 impl Error {
+    /// Stable name for Lambda's `errorType` (the state machine retries
+    /// `RetryableAwsError`).
     pub fn error_type(&self) -> &'static str {
         match self {
             Error::InvalidEvent { .. } | Error::Incomplete(_) => {
-                error_types::NON_RETRYABLE_INVALID_REQUEST
+                ErrorType::NonRetryableInvalidRequest
             }
-            Error::Config { .. } => error_types::NON_RETRYABLE_CONFIG,
-            Error::Aws(call) if call.retryable => error_types::RETRYABLE_AWS_ERROR,
-            Error::Aws(_) => error_types::NON_RETRYABLE_AWS_ERROR,
-            Error::Approval { source } => source.error_type(),
+            Error::Config { .. } => ErrorType::NonRetryableConfig,
+            Error::Aws(call) if call.retryable => ErrorType::RetryableAwsError,
+            Error::Aws(_) => ErrorType::NonRetryableAwsError,
+            Error::Approval { source } => return source.error_type(),
         }
+        .as_str()
     }
 }
 

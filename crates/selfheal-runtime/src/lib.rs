@@ -28,9 +28,7 @@ use serde_json::Value;
 pub mod payload;
 
 pub use lambda_runtime::Error;
-pub use payload::{
-    NON_RETRYABLE_INVALID_REQUEST, NOT_JSON_MARKER, NotJson, RejectNonJson, not_json,
-};
+pub use payload::{NOT_JSON_MARKER, NotJson, RejectNonJson, not_json};
 
 /// Logging as Lambda's advanced logging controls ask: `AWS_LAMBDA_LOG_FORMAT`
 /// (`JSON` or text) and `AWS_LAMBDA_LOG_LEVEL`, else `RUST_LOG`, else INFO.
@@ -145,7 +143,9 @@ mod tests {
     impl From<Broken> for Diagnostic {
         fn from(_: Broken) -> Self {
             Diagnostic {
-                error_type: "NonRetryableConfig".to_owned(),
+                error_type: selfheal_contract::ErrorType::NonRetryableConfig
+                    .as_str()
+                    .to_owned(),
                 error_message: "configuration SELFHEAL_X: missing".to_owned(),
             }
         }

@@ -12,13 +12,10 @@ use std::task::{Context, Poll};
 
 use lambda_runtime::tower::{Layer, Service};
 use lambda_runtime::{Diagnostic, LambdaInvocation};
+use selfheal_contract::ErrorType;
 
 /// Key of the marker object that stands in for an unparseable body.
 pub const NOT_JSON_MARKER: &str = "selfheal.dev/payload-not-json";
-
-/// The `errorType` of a payload that is not JSON: the name every selfheal
-/// function already gives a request it cannot read.
-pub const NON_RETRYABLE_INVALID_REQUEST: &str = "NonRetryableInvalidRequest";
 
 /// A payload that was not JSON, with the parser's reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,7 +32,8 @@ impl std::fmt::Display for NotJson {
 impl From<NotJson> for Diagnostic {
     fn from(not_json: NotJson) -> Self {
         Diagnostic {
-            error_type: NON_RETRYABLE_INVALID_REQUEST.to_owned(),
+            // The name every selfheal function gives a request it cannot read.
+            error_type: ErrorType::NonRetryableInvalidRequest.as_str().to_owned(),
             error_message: format!("invalid request: {not_json}"),
         }
     }

@@ -25,6 +25,7 @@ new SelfhealStack(app, "Selfheal", {
   description: "selfheal: serverless remediation (rollback, pause, resume, restart) of EKS Deployments",
   assetDir: contextPath("assetDir", path.join(repoRoot, "target", "lambda")),
   stateMachineDir: path.join(repoRoot, "statemachines"),
+  dashboardFile: path.join(repoRoot, "deploy", "dashboard.json"),
 });
 
 app.synth();

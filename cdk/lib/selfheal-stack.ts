@@ -28,6 +28,8 @@ export interface SelfhealStackProps extends cdk.StackProps {
   readonly assetDir: string;
   /** Folder holding the `*.asl.json` definitions (the SAM template's `DefinitionUri`s). */
   readonly stateMachineDir: string;
+  /** `deploy/dashboard.json`: the dashboard body template.yaml carries too. */
+  readonly dashboardFile: string;
 }
 
 /**
@@ -131,16 +133,17 @@ export class SelfhealStack extends cdk.Stack {
     });
     const verifyIntervalSeconds = param("VerifyIntervalSeconds", {
       type: "Number",
-      default: 10,
-      minValue: 1,
-      description: "Seconds between rollout status checks.",
-    });
-    const verifyMaxAttempts = param("VerifyMaxAttempts", {
-      type: "Number",
-      default: 66,
+      default: 1,
       minValue: 1,
       description:
-        "Checks before a still-progressing rollout counts as failed (default covers the 600 s progress deadline).",
+        "Seconds between two rollout watch windows (verify watches up to 15 s per call and answers the moment the rollout is done or failed).",
+    });
+    const verifyTimeoutSeconds = param("VerifyTimeoutSeconds", {
+      type: "Number",
+      default: 660,
+      minValue: 1,
+      description:
+        "Seconds of watching before a still-progressing rollout counts as failed (default covers the 600 s progress deadline; the budget 66 checks 10 s apart gave before).",
     });
     const fleetMaxConcurrency = param("FleetMaxConcurrency", {
       type: "Number",
@@ -334,10 +337,37 @@ export class SelfhealStack extends cdk.Stack {
     });
 
     // ---- Notification ----
+    // A customer managed key, not alias/aws/sns: selfheal's own alarms publish
+    // to this topic, and CloudWatch can use only a key whose policy lets
+    // cloudwatch.amazonaws.com encrypt. The messages carry approval links.
+    const cloudWatchOfThisAccount = {
+      principals: [new iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+      conditions: { StringEquals: { "aws:SourceAccount": cdk.Aws.ACCOUNT_ID } },
+    };
+    const notificationKey = new kms.Key(this, "NotificationKey", {
+      description: "selfheal notification topic (SNS encryption; CloudWatch alarms publish too)",
+      enableKeyRotation: true,
+    });
+    notificationKey.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: "CloudWatchAlarmsOfThisAccount",
+        actions: ["kms:Decrypt", "kms:GenerateDataKey*"],
+        resources: ["*"],
+        ...cloudWatchOfThisAccount,
+      }),
+    );
     const notificationTopic = new sns.Topic(this, "NotificationTopic", {
       displayName: "selfheal",
-      masterKey: kms.Alias.fromAliasName(this, "AwsManagedSnsKey", "alias/aws/sns"),
+      masterKey: notificationKey,
     });
+    notificationTopic.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: "CloudWatchAlarmsOfThisAccount",
+        actions: ["sns:Publish"],
+        resources: [notificationTopic.topicArn],
+        ...cloudWatchOfThisAccount,
+      }),
+    );
     const email = new sns.Subscription(this, "NotificationEmailSubscription", {
       topic: notificationTopic,
       protocol: sns.SubscriptionProtocol.EMAIL,
@@ -400,7 +430,7 @@ export class SelfhealStack extends cdk.Stack {
         NotifyFunctionArn: notify.functionArn,
         RequireApproval: requireApproval.valueAsString,
         VerifyIntervalSeconds: verifyIntervalSeconds.valueAsString,
-        VerifyMaxAttempts: verifyMaxAttempts.valueAsString,
+        VerifyTimeoutSeconds: verifyTimeoutSeconds.valueAsString,
       },
       tracingEnabled: true,
       logs: logOptions,
@@ -580,6 +610,75 @@ export class SelfhealStack extends cdk.Stack {
       // execution names make the duplicate a no-op.
       { alarmActions: [alarmTopic.topicArn] },
     );
+
+    // ---- selfheal's own health: dashboard and alarms (template.yaml's) ----
+    // The dashboard is deploy/dashboard.json, the file template.yaml carries
+    // on one line; its `${...}` names are template.yaml's logical ids.
+    const functionNames: Record<string, string> = {
+      ApproveFunction: approve.functionName,
+      IngestFunction: ingest.functionName,
+      NotifyFunction: notify.functionName,
+    };
+    for (const spec of KUBE_HANDLERS) {
+      functionNames[spec.id] = handlers.get(spec.name)!.functionName;
+    }
+    new cloudwatch.CfnDashboard(this, "Dashboard", {
+      dashboardName: `${cdk.Aws.STACK_NAME}-selfheal`,
+      dashboardBody: cdk.Fn.sub(fs.readFileSync(props.dashboardFile, "utf8"), {
+        ...functionNames,
+        RemediateDeploymentStateMachine: deploymentMachine.stateMachineArn,
+        RemediateFleetStateMachine: fleetMachine.stateMachineArn,
+      }),
+    });
+    // Names outside AlarmNamePrefix, no `selfheal:` line: ingest never acts on them.
+    const sumOf = (id: string, namespace: string, metricName: string, dimensions: cloudwatch.CfnAlarm.DimensionProperty[]) => ({
+      id,
+      returnData: false,
+      metricStat: { metric: { namespace, metricName, dimensions }, period: 300, stat: "Sum" },
+    });
+    const machine = (arn: string) => [{ name: "StateMachineArn", value: arn }];
+    const refused = ["rollback", "pause", "resume", "restart"].map((action) =>
+      sumOf(`refused${action[0].toUpperCase()}${action.slice(1)}`, "Selfheal", "Remediations", [
+        { name: "Action", value: action },
+        { name: "Status", value: "refused" },
+      ]),
+    );
+    const health = {
+      evaluationPeriods: 1,
+      threshold: 1,
+      comparisonOperator: "GreaterThanOrEqualToThreshold",
+      treatMissingData: "notBreaching",
+      alarmActions: [notificationTopic.topicArn],
+    };
+    new cloudwatch.CfnAlarm(this, "ExecutionsFailedAlarm", {
+      alarmName: `stack-${cdk.Aws.STACK_NAME}-executions-failed`,
+      alarmDescription:
+        "remediate-deployment or remediate-fleet executions failed or timed out, beyond the ones a guard's refusal ended (those are notified already).",
+      metrics: [
+        {
+          id: "unexpected",
+          label: "failed or timed out, refusals excluded",
+          returnData: true,
+          expression: `FILL(failed, 0) + FILL(timedOut, 0) + FILL(fleetFailed, 0) - ${refused.map((r) => `FILL(${r.id}, 0)`).join(" - ")}`,
+        },
+        sumOf("failed", "AWS/States", "ExecutionsFailed", machine(deploymentMachine.stateMachineArn)),
+        sumOf("timedOut", "AWS/States", "ExecutionsTimedOut", machine(deploymentMachine.stateMachineArn)),
+        sumOf("fleetFailed", "AWS/States", "ExecutionsFailed", machine(fleetMachine.stateMachineArn)),
+        ...refused,
+      ],
+      ...health,
+    });
+    new cloudwatch.CfnAlarm(this, "IngestErrorsAlarm", {
+      alarmName: `stack-${cdk.Aws.STACK_NAME}-ingest-errors`,
+      alarmDescription:
+        "The ingest function answered errors: alarms or webhooks may not have started their remediations (its log names each errorType).",
+      namespace: "AWS/Lambda",
+      metricName: "Errors",
+      dimensions: [{ name: "FunctionName", value: ingest.functionName }],
+      statistic: "Sum",
+      period: 300,
+      ...health,
+    });
 
     // ---- Outputs (names of template.yaml) ----
     // Construct ids must differ from the parameters' (KubernetesGroup is

@@ -11,6 +11,8 @@
 // - each state machine's definition is the *same bytes* as its
 //   `statemachines/*.asl.json` (asset, not a copy), and its
 //   DefinitionSubstitutions fill exactly the `${...}` placeholders of that file;
+// - the dashboard's body is `Fn::Sub` over deploy/dashboard.json's bytes (the
+//   body template.yaml carries on one line), every `${...}` in it filled;
 // - least privilege: no IAM statement grants eks:* or states:* actions on
 //   `Resource: "*"` (or through NotResource / NotAction);
 // - the access entry maps the role the Kubernetes handlers run as;
@@ -124,6 +126,27 @@ for (const [construct, file] of Object.entries(STATE_MACHINES)) {
   }
   for (const name of substituted) {
     if (!placeholders.has(name)) fail(`${id}: DefinitionSubstitutions.${name} is not used by ${file}`);
+  }
+}
+
+// ---- Dashboard: the same bytes as deploy/dashboard.json, every name filled ----
+{
+  const file = path.join(repoRoot, "deploy", "dashboard.json");
+  const found = byConstruct("AWS::CloudWatch::Dashboard", "Dashboard")[0];
+  const sub = found?.[1].Properties.DashboardBody?.["Fn::Sub"];
+  if (!found) {
+    fail("dashboard Dashboard missing");
+  } else if (!Array.isArray(sub) || sub[0] !== fs.readFileSync(file, "utf8")) {
+    fail(`${found[0]}: DashboardBody is not Fn::Sub over deploy/dashboard.json`);
+  } else {
+    const names = new Set([...sub[0].matchAll(/\$\{([A-Za-z0-9_:]+)\}/g)].map((m) => m[1]));
+    const given = new Set(Object.keys(sub[1] ?? {}));
+    for (const name of names) {
+      if (!name.startsWith("AWS::") && !given.has(name)) fail(`${found[0]}: \${${name}} of deploy/dashboard.json not substituted`);
+    }
+    for (const name of given) {
+      if (!names.has(name)) fail(`${found[0]}: substitution ${name} is not used by deploy/dashboard.json`);
+    }
   }
 }
 

@@ -1268,3 +1268,59 @@ fn runbook_restores_the_stacks_ingest_reservation() {
         &format!("--reserved-concurrent-executions {reserved}`"),
     );
 }
+
+/// README "Metrics and dashboard": one table, one row per metric the code
+/// writes (`selfheal_metrics::PUBLISHED`), with its unit, dimension sets
+/// (`;` between sets, `none` for the set without dimensions) and writers.
+#[test]
+fn readme_metrics_table_is_the_published_list() {
+    let readme = doc(README);
+    let (body, first) = section(&readme, README, "## Metrics and dashboard");
+    let found = tables(&body, first);
+    assert_eq!(found.len(), 1, "README.md: one metrics table");
+    let table = &found[0];
+    assert_eq!(
+        table.header,
+        ["Metric", "Unit", "Dimensions", "Written by", "Meaning"],
+        "README.md line {}",
+        table.line
+    );
+    let unquote = |cell: &str| cell.trim().trim_matches('`').to_owned();
+    let rows: BTreeMap<String, (String, Vec<Vec<String>>, String)> = table
+        .rows
+        .iter()
+        .map(|row| {
+            let sets = row[2]
+                .split(';')
+                .map(|set| match set.trim() {
+                    "none" => Vec::new(),
+                    set => set.split(',').map(unquote).collect(),
+                })
+                .collect();
+            (unquote(&row[0]), (row[1].clone(), sets, row[3].clone()))
+        })
+        .collect();
+    assert_eq!(rows.len(), table.rows.len(), "a metric listed twice");
+    let published: BTreeMap<String, (String, Vec<Vec<String>>, String)> =
+        selfheal_metrics::PUBLISHED
+            .iter()
+            .map(|p| {
+                let sets = p
+                    .dimension_sets
+                    .iter()
+                    .map(|set| set.iter().map(|d| (*d).to_owned()).collect())
+                    .collect();
+                let row = (
+                    p.unit.as_str().to_owned(),
+                    sets,
+                    p.source.as_str().to_owned(),
+                );
+                (p.name.to_owned(), row)
+            })
+            .collect();
+    assert_eq!(rows, published, "README.md line {}", table.line);
+    assert_says(
+        README,
+        &format!("The namespace is `{}`", selfheal_metrics::NAMESPACE),
+    );
+}

@@ -71,6 +71,8 @@ pub enum Source {
     /// `rollback`, `pause`, `resume`, `restart`.
     Actions,
     Verify,
+    /// The actions and `verify`.
+    ActionsAndVerify,
     /// The final report (`completed` / `failed` events).
     Notify,
     Ingest,
@@ -81,6 +83,7 @@ impl Source {
         match self {
             Source::Actions => "rollback, pause, resume, restart",
             Source::Verify => "verify",
+            Source::ActionsAndVerify => "rollback, pause, resume, restart, verify",
             Source::Notify => "notify",
             Source::Ingest => "ingest",
         }
@@ -122,7 +125,7 @@ pub const PUBLISHED: &[Published] = &[
         name: names::HANDLER_DURATION,
         unit: Unit::Milliseconds,
         dimension_sets: &[BY_ACTION_STATUS],
-        source: Source::Actions,
+        source: Source::ActionsAndVerify,
     },
     Published {
         name: names::TIME_TO_RECOVERED,

@@ -83,15 +83,7 @@ async fn two_cli_processes_on_the_same_deployment_exactly_one_applies() {
         "{}",
         outcomes[1]["message"]
     );
-    assert_eq!(c.image("checkout", "api"), API_1);
-    assert_eq!(c.rollback_events(), 1);
-    let accepted = c
-        .server
-        .requests()
-        .iter()
-        .filter(|r| r.method == "PATCH" && r.status == 200)
-        .count();
-    assert_eq!(accepted, 1, "{:?}", c.log());
+    assert_rolled_back_once(&c);
 }
 
 #[tokio::test]
@@ -123,15 +115,7 @@ async fn twenty_repeated_alarms_within_the_cooldown_roll_back_exactly_once() {
         assert_eq!(o.status, OutcomeStatus::Refused, "{o:?}");
         assert_eq!(o.guard, Some(Guard::Cooldown), "{o:?}");
     }
-    assert_eq!(c.image("checkout", "api"), API_1);
-    assert_eq!(c.rollback_events(), 1);
-    let accepted = c
-        .server
-        .requests()
-        .iter()
-        .filter(|r| r.method == "PATCH" && r.status == 200)
-        .count();
-    assert_eq!(accepted, 1);
+    assert_rolled_back_once(&c);
 }
 
 #[tokio::test]
@@ -200,4 +184,12 @@ async fn rollback_storm_across_100_deployments_stops_at_max_actions_per_window()
         .unwrap();
     assert_eq!(outcome.status, OutcomeStatus::Applied, "{outcome:?}");
     assert_eq!(c.image(&names[10], "api"), API_1);
+}
+
+/// checkout runs `API_1` again after exactly one rollback: one audit Event,
+/// one accepted PATCH.
+fn assert_rolled_back_once(c: &Cluster) {
+    assert_eq!(c.image("checkout", "api"), API_1);
+    assert_eq!(c.rollback_events(), 1);
+    assert_eq!(c.accepted_patches(), 1, "{:?}", c.log());
 }

@@ -37,12 +37,7 @@ fn assert_rolled_back_once(c: &Cluster) {
         json!({"api": [API_2]})
     );
     assert_eq!(c.rollback_events(), 1, "exactly one audit Event");
-    let applied = c
-        .server
-        .requests()
-        .iter()
-        .filter(|r| r.method == "PATCH" && r.status == 200)
-        .count();
+    let applied = c.accepted_patches();
     assert!(
         applied <= 1,
         "at most one PATCH accepted, log {:?}",

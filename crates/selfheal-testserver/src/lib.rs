@@ -311,6 +311,45 @@ impl TestServer {
             .clone()
     }
 
+    /// How many requests so far match `pred`.
+    pub fn count_requests(&self, pred: impl Fn(&RecordedRequest) -> bool) -> usize {
+        self.inner
+            .shared
+            .requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|r| pred(r))
+            .count()
+    }
+
+    /// Arms a 409 for the request that follows each GET of Deployment
+    /// `name` (the PATCH of a read-modify-write), so every write attempt
+    /// conflicts. `latency` on every request makes the arming land before
+    /// the PATCH is served. Clears the request log first; runs until the
+    /// returned task is aborted.
+    pub fn conflict_on_every_patch(
+        &self,
+        name: &str,
+        latency: std::time::Duration,
+    ) -> tokio::task::JoinHandle<()> {
+        self.clear_requests();
+        self.faults().latency(latency);
+        let server = self.clone();
+        let path = format!("/deployments/{name}");
+        tokio::spawn(async move {
+            let mut seen = 0;
+            loop {
+                let gets = server.count_requests(|r| r.method == "GET" && r.path.ends_with(&path));
+                if gets > seen {
+                    seen = gets;
+                    server.faults().fail_next(1, 409);
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+            }
+        })
+    }
+
     pub fn clear_requests(&self) {
         self.inner
             .shared

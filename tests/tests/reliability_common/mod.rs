@@ -166,6 +166,12 @@ impl Cluster {
             .count()
     }
 
+    /// PATCHes the server accepted so far.
+    pub fn accepted_patches(&self) -> usize {
+        self.server
+            .count_requests(|r| r.method == "PATCH" && r.status == 200)
+    }
+
     /// `METHOD path-tail status` of every request so far.
     pub fn log(&self) -> Vec<String> {
         lines(&self.server.requests())

@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
+use selfheal_contract::env;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -28,8 +29,8 @@ impl Approver {
     /// The SDK configuration, then the store under `SELFHEAL_APPROVAL_PARAM_PREFIX`.
     pub async fn from_env() -> Result<Self, Error> {
         let config = selfheal_aws::load().await;
-        let prefix =
-            std::env::var(PARAM_PREFIX_VAR).unwrap_or_else(|_| DEFAULT_PARAM_PREFIX.to_owned());
+        let prefix = env::get(env::process, PARAM_PREFIX_VAR)
+            .unwrap_or_else(|| DEFAULT_PARAM_PREFIX.to_owned());
         let store = SsmStore::new(aws_sdk_ssm::Client::new(&config), &prefix)?;
         let callback = SfnCallback::new(aws_sdk_sfn::Client::new(&config));
         Ok(Approver { store, callback })

@@ -61,11 +61,7 @@ impl SwitchConfig {
     /// From the variables above through `lookup`; `None` when
     /// [`PARAMETER_VAR`] is unset or blank. Blank values count as unset.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Option<Self>, Error> {
-        let get = |name: &str| {
-            lookup(name)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
+        let get = |name: &str| selfheal_contract::env::get(&lookup, name);
         let cache = match get(CACHE_SECONDS_VAR) {
             None => DEFAULT_CACHE,
             Some(text) => match text.parse::<u64>() {

@@ -259,7 +259,7 @@ pub fn command() -> clap::Command {
 
 /// Policy from the same SELFHEAL_* variables the Lambdas read.
 pub fn policy_from_env(no_opt_in: bool) -> Result<Policy, Error> {
-    let mut policy = Policy::from_lookup(|key| std::env::var(key).ok())
+    let mut policy = Policy::from_lookup(selfheal_core::env::process)
         .map_err(|source| Error::Policy { source })?;
     if no_opt_in {
         policy.require_opt_in = false;

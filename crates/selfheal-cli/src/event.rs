@@ -21,7 +21,7 @@ pub struct EventArgs {
 /// Parse the event file into the requests `ingest` would start.
 pub fn run(args: &EventArgs) -> Result<Ingested, Error> {
     let bytes = read_event(&args.file)?;
-    let defaults = Defaults::from_lookup(|k| std::env::var(k).ok())
+    let defaults = Defaults::from_lookup(selfheal_core::env::process)
         .map_err(|source| Error::Event { source })?;
     selfheal_events::parse_event(&bytes, &defaults).map_err(|source| Error::Event { source })
 }

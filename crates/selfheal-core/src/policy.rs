@@ -121,11 +121,11 @@ pub const POLICY_VARIABLES: &[(&str, &str, &str)] = &[
 
 impl Policy {
     /// Read the policy from configuration. Pure: callers pass the lookup,
-    /// e.g. `|k| std::env::var(k).ok()`. Unset or blank variables take their
+    /// e.g. [`crate::env::process`]. Unset or blank variables take their
     /// default ([`POLICY_VARIABLES`]); `SELFHEAL_DENIED_NAMESPACES=NONE`
     /// ([`DENY_NO_NAMESPACE`]) is the only way to deny no namespace.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Policy, Error> {
-        let set = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let set = |name: &str| crate::env::get(&lookup, name);
         let mut policy = Policy::default();
         if let Some(v) = set(REQUIRE_OPT_IN) {
             policy.require_opt_in = parse_bool(REQUIRE_OPT_IN, &v)?;

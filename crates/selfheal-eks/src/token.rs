@@ -15,6 +15,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use secrecy::{ExposeSecret, SecretString};
+use selfheal_contract::env;
 use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
@@ -317,7 +318,7 @@ pub async fn exec_credential(cluster: &str, region: Option<&str>) -> Result<Exec
         .await
         .map_err(|source| Error::Credentials { source })?;
     let token = presign_token(&credentials, &region, cluster, SystemTime::now())?;
-    let exec_info = std::env::var("KUBERNETES_EXEC_INFO").ok();
+    let exec_info = env::get(env::process, "KUBERNETES_EXEC_INFO");
     Ok(ExecCredential::with_api_version(
         &token,
         ExecCredential::api_version_from_exec_info(exec_info.as_deref()),

@@ -87,15 +87,11 @@ impl Defaults {
     pub const ACTION_VAR: &'static str = "SELFHEAL_DEFAULT_ACTION";
     pub const ALLOW_CROSS_NAMESPACE_VAR: &'static str = "SELFHEAL_ALLOW_CROSS_NAMESPACE_DIRECTIVES";
 
-    /// Read the defaults through `lookup` (e.g. `|k| std::env::var(k).ok()`),
+    /// Read the defaults through `lookup` (`selfheal_contract::env::process`),
     /// so callers and tests decide where configuration comes from. Empty
     /// values count as unset; an unknown action is an error, not ignored.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
-        let get = |k: &str| {
-            lookup(k)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
+        let get = |k: &str| selfheal_contract::env::get(&lookup, k);
         let action = match get(Self::ACTION_VAR) {
             None => None,
             Some(value) => {

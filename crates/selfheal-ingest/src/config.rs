@@ -2,6 +2,7 @@
 
 use secrecy::SecretString;
 use selfheal_aws::SwitchConfig;
+use selfheal_contract::env;
 use selfheal_events::Defaults;
 
 use crate::Error;
@@ -98,11 +99,11 @@ impl IngestConfig {
     /// throughput benchmark (docs/alarms.md §9), half the function's timeout.
     pub const MAX_MAX_ALERTS: usize = 1000;
 
-    /// Read the configuration through `lookup` (e.g. `|k| std::env::var(k).ok()`).
+    /// Read the configuration through `lookup` (`selfheal_contract::env::process`, a map in tests).
     /// Empty values count as unset. At most one secret source may be set:
     /// two would leave it unclear which one the webhook checks.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
-        let get = |k: &str| lookup(k).filter(|v| !v.trim().is_empty());
+        let get = |k: &str| env::get(&lookup, k);
         let state_machine_arn = get(Self::STATE_MACHINE_VAR)
             .map(|v| v.trim().to_owned())
             .ok_or(Error::Config {

@@ -29,7 +29,7 @@ pub use summary::{FailedStart, Summary};
 /// default chain (region, credentials, `AWS_ENDPOINT_URL`), and the clients:
 /// built once per process, borrowed by every invocation.
 pub async fn init() -> Result<Ingest<SfnStarter>, Error> {
-    let config = IngestConfig::from_lookup(|k| std::env::var(k).ok())?;
+    let config = IngestConfig::from_lookup(selfheal_contract::env::process)?;
     let sdk = selfheal_aws::load().await;
     let starter = SfnStarter::new(
         aws_sdk_sfn::Client::new(&sdk),

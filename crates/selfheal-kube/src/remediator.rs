@@ -68,7 +68,7 @@ impl std::fmt::Debug for Remediator {
 fn default_instance() -> String {
     ["AWS_LAMBDA_FUNCTION_NAME", "HOSTNAME"]
         .iter()
-        .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+        .find_map(|k| selfheal_core::env::get(selfheal_core::env::process, k))
         .unwrap_or_else(|| crate::REPORTING_COMPONENT.to_owned())
 }
 

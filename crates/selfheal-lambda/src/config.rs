@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use selfheal_aws::SwitchConfig;
-use selfheal_core::Policy;
+use selfheal_core::{Policy, env};
 
 use crate::error::HandlerError;
 
@@ -102,16 +102,12 @@ fn invalid(variable: &'static str, reason: impl Into<String>) -> HandlerError {
 impl FunctionConfig {
     /// From the process environment.
     pub fn from_env() -> Result<Self, HandlerError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
+        Self::from_lookup(env::process)
     }
 
     /// From any lookup (tests pass a map instead of mutating the environment).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, HandlerError> {
-        let get = |name: &str| {
-            lookup(name)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
+        let get = |name: &str| env::get(&lookup, name);
         let policy =
             Policy::from_lookup(&lookup).map_err(|source| HandlerError::Policy { source })?;
 

@@ -13,6 +13,7 @@ use hyper_util::rt::TokioExecutor;
 use jiff::Timestamp;
 use secrecy::{ExposeSecret, SecretString};
 use selfheal_approval::{ApprovalStore, SsmStore};
+use selfheal_contract::env;
 
 use crate::{
     Error, EventKind, Message, NotifyEvent, NotifyOutput, SlackMessage, approval_plan,
@@ -56,16 +57,12 @@ pub struct NotifyConfig {
 
 impl NotifyConfig {
     pub fn from_env() -> Result<Self, Error> {
-        Self::from_lookup(|k| std::env::var(k).ok())
+        Self::from_lookup(env::process)
     }
 
     /// Empty values count as unset (CloudFormation can only blank a variable).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
-        let get = |k: &str| {
-            lookup(k)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
+        let get = |k: &str| env::get(&lookup, k);
         let slack = match (get(SLACK_SECRET_ARN), get(SLACK_PARAM)) {
             (Some(_), Some(_)) => {
                 return Err(Error::Config {

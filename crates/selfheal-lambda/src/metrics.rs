@@ -55,3 +55,48 @@ pub fn verify_record(
     };
     selfheal_metrics::rollout_check(ended, elapsed, at)
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn outcome(status: &str, guard: Option<&str>) -> RemediationOutcome {
+        serde_json::from_value(json!({
+            "status": status,
+            "action": "rollback",
+            "message": "m",
+            "target": {"namespace": "shop", "deployment": "checkout"},
+            "guard": guard,
+        }))
+        .unwrap()
+    }
+
+    /// Only a refusal is counted by `Guard`: a dry run inside the cooldown
+    /// names the guard a real run would meet, but was not refused.
+    #[test]
+    fn only_a_refusal_carries_its_guard() {
+        let at = Timestamp::UNIX_EPOCH;
+        let d = Duration::from_millis(2);
+        let refused = action_record(
+            Action::Rollback,
+            &Ok(outcome("refused", Some("cooldown"))),
+            d,
+            at,
+        );
+        assert_eq!(refused.body().guard.as_deref(), Some("cooldown"));
+        let preview = action_record(
+            Action::Rollback,
+            &Ok(outcome("dryRun", Some("cooldown"))),
+            d,
+            at,
+        );
+        assert_eq!(preview.body().status, "dryRun");
+        assert_eq!(preview.body().guard, None);
+        for record in [refused, preview] {
+            selfheal_metrics::emf::validate(&record.to_line().unwrap()).unwrap();
+        }
+    }
+}

@@ -106,6 +106,7 @@ const BY_ACTION_STATUS: &[&str] = &[ACTION, STATUS];
 const BY_GUARD: &[&str] = &[GUARD];
 const NONE: &[&str] = &[];
 const BY_ACTION: &[&str] = &[ACTION];
+const BY_REASON: &[&str] = &[REASON];
 
 /// Every metric any record carries, with its unit and dimension sets.
 pub const PUBLISHED: &[Published] = &[
@@ -164,8 +165,6 @@ pub const PUBLISHED: &[Published] = &[
         source: Source::Ingest,
     },
 ];
-
-const BY_REASON: &[&str] = &[REASON];
 
 /// The published metric called `name`.
 pub fn published(name: &str) -> Option<&'static Published> {

@@ -131,7 +131,7 @@ function defaultSubstitutions() {
     RemediateDeploymentStateMachineArn: stateMachineArn('remediate-deployment'),
     RequireApproval: 'false',
     VerifyIntervalSeconds: '1',
-    VerifyMaxAttempts: '30',
+    VerifyTimeoutSeconds: '30',
     FleetMaxConcurrency: '10',
     FleetMaxTargets: '100',
   };

@@ -938,3 +938,129 @@ async fn a_refused_preview_asks_nobody() {
 fn invoked_names(calls: &[(String, Value)]) -> Vec<&str> {
     calls.iter().map(|(f, _)| f.as_str()).collect()
 }
+
+// ------------------------------------------------------- the rollout watch --
+
+/// A stand-in `verify` for Deployment `outcomes/<deployment>`: `slow`
+/// answers `waiting` with budget left twice, then `done`; `stuck` answers
+/// `waiting` with the budget spent.
+fn scripted_watch() -> Answer {
+    let slow_calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    Arc::new(move |function: &str, payload: &Value| {
+        let deployment = payload["target"]["deployment"].as_str().unwrap_or_default();
+        let waiting = |remaining: u64| {
+            Ok(json!({
+                "state": "waiting",
+                "message": format!("Waiting for deployment \"{deployment}\" rollout to finish: 1 of 2 updated replicas are available..."),
+                "target": payload["target"],
+                "remainingSeconds": remaining
+            }))
+        };
+        match (function, deployment) {
+            ("verify", "slow")
+                if slow_calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 2 =>
+            {
+                waiting(100)
+            }
+            ("verify", "stuck") => waiting(0),
+            _ => Ok(answer(function, payload)),
+        }
+    })
+}
+
+/// Issue 14, item 1: verify watches (its window ends at `done`, `failed` or
+/// the budget), so the definition goes to `Verify` at once, passes the
+/// budget (`watch`: StartVerify's time and `${VerifyTimeoutSeconds}`), and
+/// pauses `${VerifyIntervalSeconds}` only between windows while
+/// `remainingSeconds` is above 0; a spent budget is `SelfhealRolloutTimedOut`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rollout_watch_loops_only_while_the_budget_lasts() {
+    let Some(node) = tool_or_skip(TEST, find_node()) else {
+        return;
+    };
+    let (functions_url, calls) = fake_functions_answering(scripted_watch()).await;
+    let runner = Runner::start(&node, &functions_url);
+    let knobs = json!({"VerifyIntervalSeconds": "0", "VerifyTimeoutSeconds": "120"});
+
+    let r = runner
+        .run(
+            "remediate-deployment",
+            "watch-slow",
+            &deployment_request("rollback", "slow"),
+            &knobs,
+        )
+        .await;
+    assert_eq!(r["status"], "SUCCEEDED", "{r:#}");
+    let states: Vec<&str> = r["states"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let start = states.iter().position(|s| *s == "StartVerify").unwrap();
+    let window = ["Verify", "CountVerify", "CheckRollout"];
+    let mut expected = vec!["StartVerify"];
+    expected.extend(window);
+    for _ in 0..2 {
+        expected.push("WaitForRollout");
+        expected.extend(window);
+    }
+    expected.push("ReportResult");
+    assert_eq!(
+        states[start..start + expected.len()],
+        expected[..],
+        "{states:?}"
+    );
+    let watches: Vec<Value> = calls
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(function, _)| function == "verify")
+        .map(|(_, payload)| payload["watch"].clone())
+        .collect();
+    assert_eq!(watches.len(), 3);
+    assert_eq!(watches[0]["budgetSeconds"], 120);
+    assert!(
+        watches[0]["startedAt"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z'))
+    );
+    assert!(
+        watches.iter().all(|w| *w == watches[0]),
+        "every window counts from StartVerify: {watches:?}"
+    );
+    let health = &r["output"]["deploymentHealth"];
+    assert!(health.is_object(), "{r:#}");
+
+    calls.lock().unwrap().clear();
+    let r = runner
+        .run(
+            "remediate-deployment",
+            "watch-stuck",
+            &deployment_request("rollback", "stuck"),
+            &knobs,
+        )
+        .await;
+    assert_eq!(r["status"], "FAILED", "{r:#}");
+    assert_eq!(r["error"], "SelfhealRolloutFailed", "{r:#}");
+    let states = r["states"].as_array().unwrap();
+    assert!(!states.iter().any(|s| s == "WaitForRollout"), "{states:?}");
+    assert!(states.iter().any(|s| s == "RolloutStuck"), "{states:?}");
+    let failure = calls
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|(function, payload)| function == "notify" && payload["event"] == "failed")
+        .map(|(_, payload)| payload.clone())
+        .unwrap();
+    assert_eq!(
+        failure["error"]["Error"], "SelfhealRolloutTimedOut",
+        "{failure:#}"
+    );
+    assert!(
+        failure["error"]["Cause"].as_str().unwrap().starts_with(
+            "rollout not done after 120 s (1 watches): Waiting for deployment \"stuck\""
+        ),
+        "{failure:#}"
+    );
+}

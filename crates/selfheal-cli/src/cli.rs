@@ -4,7 +4,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand};
-use selfheal_core::{Action, Policy, RemediationOutcome, RemediationRequest, RolloutStatus};
+use selfheal_core::{Action, Policy, RemediationOutcome, RolloutStatus, ValidRequest};
 use serde::Serialize;
 
 use crate::Error;
@@ -274,7 +274,7 @@ pub async fn execute(cli: Cli) -> Result<Output, Error> {
         Command::Run(args) => {
             let text = read_request(&args.request)?;
             let request =
-                RemediationRequest::from_json(&text).map_err(|source| Error::Request { source })?;
+                ValidRequest::from_json(&text).map_err(|source| Error::Request { source })?;
             remediate(request, &args.options).await.map(report)
         }
         Command::Rollback(args) => {
@@ -310,7 +310,7 @@ fn verb_request(
     action: Action,
     args: &ActionArgs,
     container: Option<&str>,
-) -> Result<RemediationRequest, Error> {
+) -> Result<ValidRequest, Error> {
     let mut target = serde_json::json!({
         "namespace": args.namespace,
         "deployment": args.deployment,
@@ -322,13 +322,15 @@ fn verb_request(
     if let Some(reason) = &args.reason {
         request["reason"] = reason.as_str().into();
     }
-    RemediationRequest::from_json(&request.to_string()).map_err(|source| Error::Request { source })
+    ValidRequest::from_json(&request.to_string()).map_err(|source| Error::Request { source })
 }
 
 /// Run one request in snapshot or kubeconfig mode.
-async fn remediate(mut request: RemediationRequest, options: &RunOptions) -> Result<Report, Error> {
+/// `request` is validated once, where it is parsed; the snapshot and the
+/// kube adapter take it as it is.
+async fn remediate(mut request: ValidRequest, options: &RunOptions) -> Result<Report, Error> {
     if options.dry_run {
-        request.dry_run = true;
+        request.set_dry_run(true);
     }
     let policy = policy_from_env(options.no_opt_in)?;
     let report = |outcome, context| Report {
@@ -340,7 +342,7 @@ async fn remediate(mut request: RemediationRequest, options: &RunOptions) -> Res
         (Some(path), _) => {
             let mut snapshot = read_snapshot(path)?;
             let outcome = snapshot
-                .remediate(&request, &policy, jiff::Timestamp::now())
+                .remediate_valid(&request, &policy, jiff::Timestamp::now())
                 .map_err(|source| Error::Snapshot { source })?;
             if let Some(out) = &options.write_snapshot {
                 let text = snapshot

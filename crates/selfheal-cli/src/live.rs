@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use selfheal_core::{Policy, RemediationOutcome, RemediationRequest, RolloutStatus};
+use selfheal_core::{Policy, RemediationOutcome, RolloutStatus, ValidRequest};
 use selfheal_kube::{KubeconfigContext, Remediator};
 
 use crate::Error;
@@ -27,10 +27,10 @@ pub(crate) async fn client(
 pub(crate) async fn remediate(
     client: kube::Client,
     policy: Policy,
-    request: &RemediationRequest,
+    request: &ValidRequest,
 ) -> Result<RemediationOutcome, Error> {
     Remediator::new(client, policy)
-        .remediate(request)
+        .remediate_valid(request)
         .await
         .map_err(|source| Error::Kube { source })
 }

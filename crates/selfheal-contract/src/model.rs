@@ -280,6 +280,11 @@ impl ValidRequest {
         self.0.target.workload().unwrap_or(Workload::Deployment(""))
     }
 
+    /// Make it a dry run (the CLI's `--dry-run`).
+    pub fn set_dry_run(&mut self, dry_run: bool) {
+        self.0.dry_run = dry_run;
+    }
+
     /// Record the execution that carries the request out (audit trail).
     pub fn set_execution(&mut self, execution: Option<String>) {
         self.0.execution = execution;

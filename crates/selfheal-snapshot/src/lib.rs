@@ -235,6 +235,16 @@ impl Snapshot {
     ) -> Result<RemediationOutcome, Error> {
         let request =
             ValidRequest::new(request.clone()).map_err(|source| Error::Request { source })?;
+        self.remediate_valid(&request, policy, now)
+    }
+
+    /// [`Snapshot::remediate`] for a request its caller validated already.
+    pub fn remediate_valid(
+        &mut self,
+        request: &ValidRequest,
+        policy: &Policy,
+        now: jiff::Timestamp,
+    ) -> Result<RemediationOutcome, Error> {
         let namespace = request.target.namespace.clone();
         let (name, pod) = match request.workload() {
             Workload::Deployment(name) => (name.to_owned(), None),
@@ -277,7 +287,7 @@ impl Snapshot {
         let stale = match (&pod, &decision) {
             (Some(pod), Decision::Apply(_)) => check_pod_target(
                 &self.pod(&namespace, pod)?,
-                &request,
+                request,
                 &deployment,
                 &replica_sets,
             )

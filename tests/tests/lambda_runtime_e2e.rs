@@ -209,6 +209,23 @@ fn garbled_request(rng: &mut Rng, action: &str) -> Value {
     v
 }
 
+/// The EMF records (`_aws` lines) the functions printed for `action` ending
+/// in `status`, once one has arrived (the emulator copies output as it comes).
+async fn emf_records(lambda: &Emulator, action: &str, status: &str) -> Vec<Value> {
+    for _ in 0..50 {
+        let records: Vec<Value> = lambda
+            .json_logs()
+            .into_iter()
+            .filter(|v| v.get("_aws").is_some() && v["Action"] == action && v["Status"] == status)
+            .collect();
+        if !records.is_empty() {
+            return records;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Vec::new()
+}
+
 // -------------------------------------------------------------------- test --
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -262,6 +279,12 @@ async fn functions_serve_many_invocations_warm_with_stable_error_types() {
         images(&server),
         BTreeMap::from([("api".into(), API_1.into()), ("envoy".into(), ENVOY.into())])
     );
+    // Its metric record (README "Metrics and dashboard"): exactly one EMF
+    // line on the function's stdout, which is what CloudWatch Logs reads.
+    let records = emf_records(&lambda, "rollback", "applied").await;
+    assert_eq!(records.len(), 1, "{records:?}\n{}", lambda.log_text());
+    selfheal_metrics::emf::validate(&records[0].to_string()).unwrap();
+    assert_eq!(records[0]["Remediations"], 1, "{}", records[0]);
 
     // --- verify until the controller finished the rollback's rollout.
     let mut verdict = Value::Null;

@@ -25,10 +25,8 @@ use std::time::Duration;
 mod common;
 
 use aws_credential_types::Credentials;
-use k8s_openapi::api::apps::v1::Deployment;
-use kube::api::{Api, Patch, PatchParams};
 use selfheal_tests::emulator::Emulator;
-use selfheal_tests::tools::{build_workspace_bins, cargo_lambda_binary, free_port, tool_or_skip};
+use selfheal_tests::tools::free_port;
 use selfheal_testserver::TestServer;
 use selfheal_token_verifier::TokenVerifier;
 use serde_json::{Value, json};
@@ -52,24 +50,17 @@ struct Seen {
 }
 
 /// TLS server with checkout at revision 2 (bad api image 1.1.0, rollout
-/// finished), set up with the admin token; then EKS tokens for `demo` signed
+/// finished), set up through the store; then EKS tokens for `demo` signed
 /// with the dummy credentials are checked and recorded.
-async fn eks_cluster(dir: &std::path::Path) -> (TestServer, Arc<Mutex<Seen>>) {
+async fn eks_cluster() -> (TestServer, Arc<Mutex<Seen>>) {
     let server = TestServer::builder().tls(true).start().await.unwrap();
     server.apply_objects(checkout());
     assert!(server.controller().settle().await);
-    let admin = dir.join("admin-kubeconfig");
-    server.write_kubeconfig(&admin).unwrap();
-    let client = selfheal_kube::client_from_kubeconfig(Some(&admin), None)
-        .await
-        .unwrap();
-    let bump =
-        json!({"spec": {"template": {"spec": {"containers": [{"name": "api", "image": API_2}]}}}});
-    Api::<Deployment>::namespaced(client, "shop")
-        .patch("checkout", &PatchParams::default(), &Patch::Strategic(bump))
-        .await
-        .unwrap();
-    assert!(server.controller().settle().await);
+    assert!(
+        server
+            .roll_out_image("shop", "checkout", "api", API_2)
+            .await
+    );
 
     let verifier = TokenVerifier::new(CLUSTER)
         .with_credentials(Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "test"));
@@ -105,14 +96,11 @@ fn request(action: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lambda_eks_mode_refreshes_tokens_in_one_warm_process() {
-    let Some(bin) = tool_or_skip(TEST, cargo_lambda_binary()) else {
+    let Some(bin) = common::cargo_lambda_ready(TEST).await else {
         return;
     };
-    tokio::task::spawn_blocking(build_workspace_bins)
-        .await
-        .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let (server, seen) = eks_cluster(dir.path()).await;
+    let (server, seen) = eks_cluster().await;
     assert_eq!(images(&server)["api"], API_2);
 
     let mut env = dummy_aws_env();
@@ -261,13 +249,7 @@ async fn lambda_eks_mode_refreshes_tokens_in_one_warm_process() {
 
     // One warm process per function, whose EKS client was rebuilt.
     let inits = lambda.logs_with_message("selfheal function initialised");
-    for f in FUNCTIONS {
-        let n = inits
-            .iter()
-            .filter(|l| l["fields"]["function"] == f)
-            .count();
-        assert_eq!(n, 1, "{f} must start exactly once:\n{}", lambda.log_text());
-    }
+    common::assert_started_once(&lambda, &FUNCTIONS);
     let pids: BTreeSet<String> = inits
         .iter()
         .map(|l| l["fields"]["pid"].to_string())

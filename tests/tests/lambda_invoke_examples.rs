@@ -24,9 +24,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use selfheal_tests::emulator::Emulator;
-use selfheal_tests::tools::{
-    build_workspace_bins, cargo_lambda_binary, free_port, tool_or_skip, workspace_root,
-};
+use selfheal_tests::tools::{free_port, workspace_root};
 use selfheal_testserver::TestServer;
 use serde_json::{Value, json};
 
@@ -158,13 +156,9 @@ async fn readme_cargo_lambda_invoke_lines_act_on_the_example_snapshot() {
     ] {
         assert!(files.contains(&file), "README invokes no {file}: {files:?}");
     }
-    let Some(bin) = tool_or_skip(TEST, cargo_lambda_binary()) else {
+    let Some(bin) = common::cargo_lambda_ready(TEST).await else {
         return;
     };
-
-    tokio::task::spawn_blocking(build_workspace_bins)
-        .await
-        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start().await.expect("start test server");
     server.try_apply_objects(snapshot()).unwrap();

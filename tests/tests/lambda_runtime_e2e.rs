@@ -25,8 +25,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use k8s_openapi::api::apps::v1::Deployment;
-use kube::api::{Api, Patch, PatchParams};
 use selfheal_tests::emulator::Emulator;
 use selfheal_tests::tools::{build_workspace_bins, cargo_lambda_binary, free_port, tool_or_skip};
 use selfheal_testserver::{Identity, TestServer};
@@ -65,20 +63,13 @@ fn function_env(kubeconfig: &Path) -> Vec<(&'static str, String)> {
 /// the functions' kubeconfig uses its own token so tests can revoke it.
 async fn cluster(dir: &Path) -> (TestServer, PathBuf) {
     let server = TestServer::start().await.expect("start test server");
-    let admin = dir.join("admin-kubeconfig");
-    server.write_kubeconfig(&admin).unwrap();
     server.apply_objects(checkout());
     assert!(server.controller().settle().await);
-    let client = selfheal_kube::client_from_kubeconfig(Some(&admin), None)
-        .await
-        .unwrap();
-    let api: Api<Deployment> = Api::namespaced(client, "shop");
-    let bump =
-        json!({"spec": {"template": {"spec": {"containers": [{"name": "api", "image": API_2}]}}}});
-    api.patch("checkout", &PatchParams::default(), &Patch::Strategic(bump))
-        .await
-        .unwrap();
-    assert!(server.controller().settle().await);
+    assert!(
+        server
+            .roll_out_image("shop", "checkout", "api", API_2)
+            .await
+    );
 
     server.add_token(LAMBDA_TOKEN, Identity::Admin);
     let lambda = dir.join("lambda-kubeconfig");
@@ -426,13 +417,7 @@ async fn functions_serve_many_invocations_warm_with_stable_error_types() {
     assert!(out["state"].is_string(), "{out}");
 
     let inits = lambda.logs_with_message("selfheal function initialised");
-    for f in FUNCTIONS {
-        let n = inits
-            .iter()
-            .filter(|l| l["fields"]["function"] == f)
-            .count();
-        assert_eq!(n, 1, "{f} must start exactly once:\n{}", lambda.log_text());
-    }
+    common::assert_started_once(&lambda, &FUNCTIONS);
     let clients = lambda.logs_with_message("kube client built");
     assert_eq!(
         clients.len(),

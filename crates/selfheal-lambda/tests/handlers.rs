@@ -7,13 +7,12 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use kube::api::{Api, Patch, PatchParams};
 use lambda_runtime::{Context, LambdaEvent};
 use selfheal_core::{Action, OutcomeStatus, RolloutState};
 use selfheal_lambda::{
     AppState, FunctionConfig, HandlerError, RejectNonJson, Startup, handle_action, handle_verify,
 };
-use selfheal_testserver::{Identity, TestServer};
+use selfheal_testserver::{Identity, TestServer, fixtures};
 use serde_json::{Value, json};
 
 const API_1: &str = "registry.example/shop/api:1.0.0";
@@ -27,26 +26,7 @@ struct Setup {
 }
 
 fn checkout() -> Value {
-    json!({
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {
-            "name": "checkout",
-            "namespace": "shop",
-            "labels": { "app": "checkout", "selfheal.dev/enabled": "true" }
-        },
-        "spec": {
-            "replicas": 2,
-            "selector": { "matchLabels": { "app": "checkout" } },
-            "template": {
-                "metadata": { "labels": { "app": "checkout" } },
-                "spec": { "containers": [
-                    { "name": "api", "image": API_1 },
-                    { "name": "envoy", "image": ENVOY }
-                ] }
-            }
-        }
-    })
+    fixtures::checkout(API_1, ENVOY).opt_in(true).json()
 }
 
 async fn state_for(kubeconfig: &Path, extra: &[(&str, &str)]) -> Result<AppState, HandlerError> {
@@ -71,20 +51,11 @@ async fn setup() -> Setup {
     server.write_kubeconfig(&kubeconfig).unwrap();
     server.apply_objects(checkout());
     assert!(server.controller().settle().await);
-    let client = selfheal_kube::client_from_kubeconfig(Some(&kubeconfig), None)
-        .await
-        .unwrap();
-    let api: Api<Deployment> = Api::namespaced(client, "shop");
-    let patch =
-        json!({"spec": {"template": {"spec": {"containers": [{"name": "api", "image": API_2}]}}}});
-    api.patch(
-        "checkout",
-        &PatchParams::default(),
-        &Patch::Strategic(patch),
-    )
-    .await
-    .unwrap();
-    assert!(server.controller().settle().await);
+    assert!(
+        server
+            .roll_out_image("shop", "checkout", "api", API_2)
+            .await
+    );
     let state = state_for(&kubeconfig, &[]).await.unwrap();
     Setup { server, state, dir }
 }
@@ -740,20 +711,11 @@ async fn rollback_after_pause_and_resume_is_still_in_its_cooldown() {
     let state = state_for(&kubeconfig, &[("SELFHEAL_COOLDOWN_SECONDS", "600")])
         .await
         .unwrap();
-    let client = selfheal_kube::client_from_kubeconfig(Some(&kubeconfig), None)
-        .await
-        .unwrap();
-    let patch =
-        json!({"spec": {"template": {"spec": {"containers": [{"name": "api", "image": API_3}]}}}});
-    Api::<Deployment>::namespaced(client, "shop")
-        .patch(
-            "checkout",
-            &PatchParams::default(),
-            &Patch::Strategic(patch),
-        )
-        .await
-        .unwrap();
-    assert!(s.server.controller().settle().await);
+    assert!(
+        s.server
+            .roll_out_image("shop", "checkout", "api", API_3)
+            .await
+    );
 
     for (action, status) in [
         (Action::Rollback, OutcomeStatus::Applied),

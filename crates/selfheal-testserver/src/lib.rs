@@ -406,6 +406,23 @@ impl TestServer {
         self.update_inner(kind, ns, obj, false)
     }
 
+    /// Starts a new rollout as `kubectl set image` would: `container` of
+    /// Deployment `ns/name` gets `image` (a store write, so the generation
+    /// rules apply), then waits for the controller to settle; false when it
+    /// does not.
+    pub async fn roll_out_image(&self, ns: &str, name: &str, container: &str, image: &str) -> bool {
+        let Some(mut d) = self.object("Deployment", ns, name) else {
+            return false;
+        };
+        let containers = d["spec"]["template"]["spec"]["containers"].as_array_mut();
+        let Some(c) = containers.and_then(|cs| cs.iter_mut().find(|c| c["name"] == container))
+        else {
+            return false;
+        };
+        c["image"] = Value::from(image);
+        self.update("Deployment", ns, &d).is_ok() && self.controller().settle().await
+    }
+
     /// Like [`TestServer::update`] through the `status` subresource, as the
     /// controllers write: only `status` is taken, a new resourceVersion, the
     /// same generation.

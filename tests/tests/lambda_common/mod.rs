@@ -3,8 +3,10 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use selfheal_tests::emulator::Emulator;
+use selfheal_tests::tools::{build_workspace_bins, cargo_lambda_binary, tool_or_skip};
 use selfheal_testserver::{TestServer, fixtures};
 use serde_json::{Value, json};
 
@@ -28,6 +30,28 @@ pub fn dummy_aws_env() -> Vec<(&'static str, String)> {
         ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null".into()),
         ("AWS_EC2_METADATA_DISABLED", "true".into()),
     ]
+}
+
+/// cargo-lambda, with the function binaries built as `cargo lambda watch`
+/// runs them; `None` (a SKIP line) when cargo-lambda is not installed.
+pub async fn cargo_lambda_ready(test: &str) -> Option<PathBuf> {
+    let bin = tool_or_skip(test, cargo_lambda_binary())?;
+    tokio::task::spawn_blocking(build_workspace_bins)
+        .await
+        .unwrap();
+    Some(bin)
+}
+
+/// Each of `functions` started exactly once (one warm process each).
+pub fn assert_started_once(lambda: &Emulator, functions: &[&str]) {
+    let inits = lambda.logs_with_message("selfheal function initialised");
+    for f in functions {
+        let n = inits
+            .iter()
+            .filter(|l| l["fields"]["function"] == *f)
+            .count();
+        assert_eq!(n, 1, "{f} must start exactly once:\n{}", lambda.log_text());
+    }
 }
 
 /// `shop/checkout` at revision 1: api `API_1` and the sidecar envoy.

@@ -20,6 +20,19 @@ fn at(path: &str) -> String {
     }
 }
 
+/// What a JSON value is, for "expected an object, got an array" messages.
+pub fn json_kind(value: &serde_json::Value) -> &'static str {
+    use serde_json::Value;
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
 /// Decodes `T` from a JSON value, naming the offending field on failure.
 pub fn decode<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T, Malformed> {
     serde_path_to_error::deserialize(value).map_err(|e| Malformed {

@@ -406,7 +406,7 @@ fn into_object(value: Value) -> Result<serde_json::Map<String, Value>, Error> {
         Value::Object(object) => Ok(object),
         other => Err(Error::Unsupported(format!(
             "expected a JSON object, got {}",
-            json_type(&other)
+            selfheal_contract::error::json_kind(&other)
         ))),
     }
 }
@@ -551,17 +551,6 @@ pub(crate) fn impact_score(value: Option<f64>, threshold: Option<f64>) -> Option
     let (value, threshold) = (value?, threshold?);
     let score = value / threshold;
     (threshold != 0.0 && score.is_finite()).then_some(score)
-}
-
-fn json_type(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 #[cfg(test)]

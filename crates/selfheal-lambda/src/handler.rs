@@ -61,21 +61,13 @@ fn decode_payload<T: DeserializeOwned>(payload: Value, expected: &str) -> Result
     }
     if !payload.is_object() {
         return Err(HandlerError::InvalidRequest {
-            reason: format!("expected {expected}, got {}", json_kind(&payload)),
+            reason: format!(
+                "expected {expected}, got {}",
+                selfheal_core::error::json_kind(&payload)
+            ),
         });
     }
     selfheal_core::decode(payload).map_err(|source| HandlerError::MalformedRequest { source })
-}
-
-fn json_kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 /// The Step Functions execution (from the request) or else this invocation's

@@ -1,7 +1,7 @@
 # Shared by the install steps scripts/deps/[0-9]*.sh (sourced, never run):
-# one way to install a pinned pip package into a venv and one way to run
-# `npm ci` for a package-lock.json, so every step repairs a broken or
-# half-finished install the same way.
+# one way to install a pinned pip package into a venv, one way to run
+# `npm ci` for a package-lock.json and one way to install Debian packages,
+# so every step repairs a broken or half-finished install the same way.
 # shellcheck shell=bash
 
 root="${SELFHEAL_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}"
@@ -90,4 +90,29 @@ ensure_npm_ci() {
     fi
     printf '%s' "$want" >"$marker"
     echo "$name: installed (npm ci)" >&2
+}
+
+# ensure_apt NAME CHECK PACKAGE...
+#   When CHECK (shell commands) fails, apt-get installs the Debian PACKAGEs
+#   (needs root; the package lists are refreshed only when the first attempt
+#   fails), then CHECK must succeed.
+ensure_apt() {
+    local name="$1" check="$2"
+    shift 2
+    if (eval "$check") >/dev/null 2>&1; then
+        echo "$name: up to date" >&2
+        return 0
+    fi
+    if [ "$(id -u)" != "0" ] || ! command -v apt-get >/dev/null 2>&1; then
+        echo "$name: not found; install Debian's $* (needs root and apt-get)" >&2
+        return 1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y --no-install-recommends "$@" >&2 ||
+        { apt-get update >&2 && apt-get install -y --no-install-recommends "$@" >&2; }
+    if ! (eval "$check") >/dev/null 2>&1; then
+        echo "$name: installed $* but the check \`$check\` fails" >&2
+        return 1
+    fi
+    echo "$name: installed via apt ($*)" >&2
 }

@@ -198,6 +198,18 @@ pub async fn wait_child_listening(
     .await;
 }
 
+/// Spawns `cmd` in its own process group (so [`kill_group`] ends it), its
+/// output to `log`, and waits up to a minute until it listens on `port`.
+pub async fn spawn_listening(mut cmd: Command, log: &Path, port: u16, what: &str) -> Child {
+    let out = std::fs::File::create(log).expect("create log");
+    let err = out.try_clone().expect("clone log handle");
+    cmd.stdin(Stdio::null()).stdout(out).stderr(err);
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {what}: {e}"));
+    wait_child_listening(&mut child, log, port, Duration::from_secs(60), what).await;
+    child
+}
+
 /// Kills a child's whole process group (it was started with `process_group(0)`)
 /// and every descendant's group: cargo-lambda starts each function in a group
 /// of its own, which a signal to the watcher's group does not reach.
@@ -290,24 +302,9 @@ impl Moto {
 
     pub async fn start(bin: &Path, log: &Path) -> Moto {
         let port = free_port();
-        let out = std::fs::File::create(log).expect("create moto log");
-        let err = out.try_clone().expect("clone log handle");
         let mut cmd = Command::new(bin);
-        cmd.args(["-H", "127.0.0.1", "-p"])
-            .arg(port.to_string())
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err);
-        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-        let mut child = cmd.spawn().expect("spawn moto_server");
-        wait_child_listening(
-            &mut child,
-            log,
-            port,
-            Duration::from_secs(60),
-            "moto_server",
-        )
-        .await;
+        cmd.args(["-H", "127.0.0.1", "-p"]).arg(port.to_string());
+        let child = spawn_listening(cmd, log, port, "moto_server").await;
         Moto {
             child,
             url: format!("http://127.0.0.1:{port}"),
@@ -363,6 +360,29 @@ impl Moto {
             serde_json::Value::String(String::from_utf8_lossy(&bytes).into_owned())
         });
         (status, value)
+    }
+
+    /// Receives up to 10 messages from an SQS queue and deletes them;
+    /// returns their bodies (none: the queue is empty for now).
+    pub async fn sqs_take(&self, queue_url: &str) -> Vec<String> {
+        let got = self
+            .json_call(
+                "AmazonSQS",
+                "ReceiveMessage",
+                &serde_json::json!({"QueueUrl": queue_url, "MaxNumberOfMessages": 10}),
+            )
+            .await;
+        let mut bodies = Vec::new();
+        for m in got["Messages"].as_array().into_iter().flatten() {
+            self.json_call(
+                "AmazonSQS",
+                "DeleteMessage",
+                &serde_json::json!({"QueueUrl": queue_url, "ReceiptHandle": m["ReceiptHandle"]}),
+            )
+            .await;
+            bodies.push(m["Body"].as_str().unwrap_or_default().to_owned());
+        }
+        bodies
     }
 
     /// An AWS query-protocol call (form body, XML answer), e.g. SNS.

@@ -318,29 +318,27 @@ fn plan_html(plan: &crate::ApprovalPlan) -> String {
         out.push_str("<h2>What will change</h2><ul id=\"changes\">");
         for c in &plan.changes {
             out.push_str(&format!(
-                "<li><b>{}</b>: <code>{}</code> → <code>{}</code></li>",
+                "<li><b>{}</b><br><code>{}</code><br>→ <code>{}</code></li>",
                 escape(&c.container),
                 escape(&c.from),
                 escape(&c.to)
             ));
         }
         out.push_str("</ul>");
-        let (class, lead) = if plan.validated {
-            (
-                "note",
-                "The API server accepted this change in a dry run when the approval was requested",
-            )
-        } else {
-            ("note warn", "Not validated by a dry run")
+        // A validated plan needs no more words (the dry run's sentence
+        // repeats the list above); otherwise the preview says why not.
+        let note = match (&plan.validated, plan.preview.as_deref()) {
+            (true, _) => {
+                "<p id=\"preview\" class=\"note\">The API server accepted this change in a dry run \
+                          when the approval was requested; nothing has changed yet.</p>"
+                    .to_owned()
+            }
+            (false, said) => format!(
+                "<p id=\"preview\" class=\"note warn\">Not validated by a dry run{}</p>",
+                said.map(|s| format!(": {}", escape(s))).unwrap_or_default()
+            ),
         };
-        let said = plan
-            .preview
-            .as_deref()
-            .map(|p| format!(": {}", escape(p)))
-            .unwrap_or_default();
-        out.push_str(&format!(
-            "<p id=\"preview\" class=\"{class}\">{lead}{said}</p>"
-        ));
+        out.push_str(&note);
     }
     if !plan.evidence.is_empty() || plan.alarm.is_some() || plan.reason.is_some() {
         out.push_str("<h2>Why</h2>");
@@ -853,8 +851,8 @@ pub(crate) mod tests {
             "<dt>Namespace</dt><dd>shop</dd>",
             "<dt>Cluster</dt><dd>prod-eks</dd>",
             "<dt>Action</dt><dd>rollback</dd>",
-            "<b>api</b>: <code>registry.example/shop/api:1.2.0</code> → <code>registry.example/shop/api:1.1.0</code>",
-            "accepted this change in a dry run when the approval was requested: dry run: would roll back &lt;api&gt;",
+            "<b>api</b><br><code>registry.example/shop/api:1.2.0</code><br>→ <code>registry.example/shop/api:1.1.0</code>",
+            "accepted this change in a dry run when the approval was requested; nothing has changed yet.",
             "<li class=\"failing\">api: CrashLoopBackOff on 2/2 new pods, 7 restarts</li>",
             "<li>envoy: healthy</li>",
             "<dd>checkout-5xx (cloudwatch, impact 2.40)</dd>",

@@ -586,7 +586,9 @@ pub enum GoneReason {
 impl GoneReason {
     pub fn message(self) -> &'static str {
         match self {
-            GoneReason::UnknownOrUsed => "This link was already used or does not exist.",
+            GoneReason::UnknownOrUsed => {
+                "This link was already used or does not exist; this request changed nothing."
+            }
             GoneReason::Expired => "This link has expired; nothing was changed by it.",
             GoneReason::NoLongerWaiting => {
                 "The remediation is no longer waiting for a decision (it timed out or was stopped)."

@@ -1,9 +1,12 @@
 //! The Function URL side: `GET /approve?id=…&decision=…&key=…` shows what is
-//! being decided with a confirm button (no side effect: link scanners fetch
+//! being decided (the record's [`crate::ApprovalPlan`]: workload, image
+//! changes as a dry run validated them, the pods' evidence, alarm, expiry)
+//! with the buttons its key permits, and writes nothing (link scanners fetch
 //! links); `POST /approve` with the same fields in its form body (never the
 //! query string: a bare `curl -X POST <link>` must not decide) decides. The
-//! link's `key` alone says which decision it may make. Answers are small
-//! HTML pages; unknown, used or expired links answer 410.
+//! link's `key` says which decisions it may make. Answers are small HTML
+//! pages that fit a phone; unknown, used or expired links answer 410 and
+//! change nothing.
 
 use std::collections::BTreeMap;
 

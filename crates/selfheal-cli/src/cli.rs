@@ -164,7 +164,28 @@ pub struct StatusArgs {
     /// kubeconfig context (default: the current context).
     #[arg(long, value_name = "NAME", requires = "kubeconfig")]
     pub context: Option<String>,
+    /// Wait, as `kubectl rollout status` does, until the rollout is done
+    /// or failed (watching the Deployment, not polling), then print the
+    /// verdict. Exit status 0 when done, [`EXIT_NOT_DONE`] when failed or
+    /// still waiting at `--timeout`.
+    #[arg(long, conflicts_with = "snapshot")]
+    pub watch: bool,
+    /// Stop waiting after this long (`90s`, `5m`, `1h30m`; `0`, the
+    /// default, waits as long as it takes). Implies `--watch`.
+    #[arg(long, value_name = "D", conflicts_with = "snapshot", value_parser = crate::watch::parse_timeout)]
+    pub timeout: Option<std::time::Duration>,
 }
+
+impl StatusArgs {
+    /// `--watch`, or `--timeout` (which implies it).
+    pub fn watching(&self) -> bool {
+        self.watch || self.timeout.is_some()
+    }
+}
+
+/// Exit status of `status --watch` when the rollout failed or the timeout
+/// passed first (kubectl's too); the verdict is printed either way.
+pub const EXIT_NOT_DONE: u8 = 1;
 
 /// Exit status of `run` and the verbs for a `refused` outcome under
 /// `--fail-on-refused`: apart from 1 (no outcome) and 2 (usage).
@@ -191,6 +212,8 @@ pub struct Report {
 pub enum Output {
     Outcome(Box<Report>),
     Status(RolloutStatus),
+    /// `status --watch`: the verdict it waited for.
+    Watched(RolloutStatus),
     Event(Box<selfheal_events::Ingested>),
     /// Printed verbatim (plus main's newline): the AWS CLI's exact ExecCredential text.
     ExecCredential(String),
@@ -200,7 +223,7 @@ impl Output {
     pub fn to_json(&self) -> Result<String, Error> {
         match self {
             Output::Outcome(report) => serde_json::to_string_pretty(report),
-            Output::Status(s) => serde_json::to_string_pretty(s),
+            Output::Status(s) | Output::Watched(s) => serde_json::to_string_pretty(s),
             Output::Event(ingested) => return crate::event::to_json(ingested),
             Output::ExecCredential(text) => return Ok(text.clone()),
         }
@@ -219,7 +242,7 @@ impl Output {
                     o.message
                 )
             }
-            Output::Status(s) => format!("rollout: {}", s.message),
+            Output::Status(s) | Output::Watched(s) => format!("rollout: {}", s.message),
             Output::Event(ingested) => crate::event::summary(ingested),
             Output::ExecCredential(_) => "eks token: valid for 14 minutes".to_owned(),
         }
@@ -237,6 +260,7 @@ impl Output {
                 EXIT_REFUSED
             }
             Output::Event(ingested) if crate::event::any_rejected(ingested) => EXIT_REJECTED,
+            Output::Watched(status) if !status.is_done() => EXIT_NOT_DONE,
             _ => 0,
         }
     }
@@ -284,6 +308,7 @@ pub async fn execute(cli: Cli) -> Result<Output, Error> {
         Command::Pause(args) => act(Action::Pause, &args).await.map(report),
         Command::Resume(args) => act(Action::Resume, &args).await.map(report),
         Command::Restart(args) => act(Action::Restart, &args).await.map(report),
+        Command::Status(args) if args.watching() => status(args).await.map(Output::Watched),
         Command::Status(args) => status(args).await.map(Output::Status),
         Command::Event(args) => crate::event::run(&args).map(|i| Output::Event(Box::new(i))),
         Command::EksToken(args) => {
@@ -397,7 +422,12 @@ async fn status(args: StatusArgs) -> Result<RolloutStatus, Error> {
             let client =
                 crate::live::client(kubeconfig.as_deref(), args.context.as_deref()).await?;
             // Status reads only; the policy is irrelevant but the Remediator needs one.
-            crate::live::status(client, Policy::default(), namespace, name).await
+            let remediator = selfheal_kube::Remediator::new(client, Policy::default());
+            if args.watching() {
+                return crate::watch::until_finished(&remediator, namespace, name, args.timeout)
+                    .await;
+            }
+            crate::live::status(remediator, namespace, name).await
         }
     }
 }

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod error;
 pub mod event;
 mod live;
+pub mod watch;
 
 pub use cli::{Cli, Output, execute};
 pub use error::Error;

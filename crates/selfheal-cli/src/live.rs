@@ -36,12 +36,11 @@ pub(crate) async fn remediate(
 }
 
 pub(crate) async fn status(
-    client: kube::Client,
-    policy: Policy,
+    remediator: Remediator,
     namespace: &str,
     name: &str,
 ) -> Result<RolloutStatus, Error> {
-    Remediator::new(client, policy)
+    remediator
         .status(namespace, name)
         .await
         .map_err(|source| Error::Kube { source })

@@ -16,20 +16,7 @@ use serde_json::json;
 /// controller has not observed yet, and a verify state for it.
 async fn stuck_rollout() -> (TestServer, AppState, tempfile::TempDir) {
     let server = TestServer::start().await.unwrap();
-    server.apply_objects(
-        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}),
-    );
-    let checkout = fixtures::checkout(
-        "registry.example/shop/api:1.0.0",
-        "registry.example/envoy:1.27",
-    );
-    server.apply_objects(checkout.json());
-    assert!(server.controller().settle().await);
-    server.controller().pause_automatic(true);
-    let mut changed = checkout.json();
-    changed["spec"]["template"]["spec"]["containers"][0]["image"] =
-        json!("registry.example/shop/api:1.1.0");
-    server.apply_objects(changed);
+    fixtures::rollout_waiting(&server).await;
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
     server.write_kubeconfig(&kubeconfig).unwrap();

@@ -132,3 +132,27 @@ impl Checkout {
         serde_json::from_value(self.json()).unwrap_or_else(|e| panic!("checkout fixture: {e}"))
     }
 }
+
+/// Seeds `shop/checkout` (api 1.0.0, envoy 1.27) and lets it roll out, then
+/// stops the controller and changes the api image to 1.1.0: a rollout that
+/// waits ("spec update to be observed") until the test lets the controller
+/// run again (`server.controller().pause_automatic(false)`), for tests of
+/// watching a rollout.
+pub async fn rollout_waiting(server: &crate::TestServer) {
+    server.apply_objects(
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}),
+    );
+    let checkout = checkout(
+        "registry.example/shop/api:1.0.0",
+        "registry.example/envoy:1.27",
+    );
+    server.apply_objects(checkout.json());
+    if !server.controller().settle().await {
+        panic!("rollout_waiting: the first rollout did not settle");
+    }
+    server.controller().pause_automatic(true);
+    let mut changed = checkout.json();
+    changed["spec"]["template"]["spec"]["containers"][0]["image"] =
+        json!("registry.example/shop/api:1.1.0");
+    server.apply_objects(changed);
+}

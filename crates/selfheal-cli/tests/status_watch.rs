@@ -1,0 +1,120 @@
+//! `selfheal status --watch [--timeout D]` (the binary) against the test API
+//! server: it exits the moment the rollout finishes, like `kubectl rollout
+//! status`, and at the timeout with the `waiting` verdict and status 1.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use selfheal_testserver::{TestServer, fixtures};
+use serde_json::{Value, json};
+
+/// `shop/checkout` with a new api image the stopped controller has not
+/// rolled out yet, and a kubeconfig for the server.
+async fn rollout_waiting() -> (TestServer, tempfile::TempDir, String) {
+    let server = TestServer::start().await.unwrap();
+    fixtures::rollout_waiting(&server).await;
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    server.write_kubeconfig(&kubeconfig).unwrap();
+    let path = kubeconfig.to_str().unwrap().to_owned();
+    (server, dir, path)
+}
+
+/// `selfheal status -n shop checkout --kubeconfig K --watch EXTRA…`, timed.
+async fn watch(kubeconfig: &str, extra: &[&str]) -> (Output, Duration) {
+    let mut args = vec![
+        "status",
+        "-n",
+        "shop",
+        "checkout",
+        "--kubeconfig",
+        kubeconfig,
+        "--watch",
+    ];
+    args.extend(extra);
+    let args: Vec<String> = args.into_iter().map(str::to_owned).collect();
+    tokio::task::spawn_blocking(move || {
+        let started = Instant::now();
+        let out = Command::new(env!("CARGO_BIN_EXE_selfheal"))
+            .args(&args)
+            .output()
+            .unwrap();
+        (out, started.elapsed())
+    })
+    .await
+    .unwrap()
+}
+
+fn verdict(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("{e}: {}", String::from_utf8_lossy(&out.stderr));
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exits_the_moment_the_rollout_is_done() {
+    let (server, _dir, kubeconfig) = rollout_waiting().await;
+    let controller = server.controller();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        controller.pause_automatic(false);
+    });
+    let (out, took) = watch(&kubeconfig, &[]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        verdict(&out),
+        json!({"state": "done", "message": "deployment \"checkout\" successfully rolled out"})
+    );
+    assert!(
+        (Duration::from_millis(700)..Duration::from_secs(5)).contains(&took),
+        "{took:?}"
+    );
+    let live = server.deployment("shop", "checkout").unwrap();
+    assert!(selfheal_core::rollout_status(&live).is_done());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gives_up_at_the_timeout_with_the_waiting_verdict() {
+    let (_server, _dir, kubeconfig) = rollout_waiting().await;
+    let (out, took) = watch(&kubeconfig, &["--timeout", "2s"]).await;
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status = verdict(&out);
+    assert_eq!(status["state"], "waiting");
+    assert_eq!(
+        status["message"],
+        "Waiting for deployment spec update to be observed..."
+    );
+    assert!(
+        (Duration::from_millis(1800)..Duration::from_secs(4)).contains(&took),
+        "{took:?}"
+    );
+}
+
+#[test]
+fn watching_needs_a_cluster() {
+    let snapshot = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/checkout-snapshot.yaml"
+    );
+    let status = ["status", "-n", "shop", "checkout", "--snapshot", snapshot];
+    for extra in [["--watch"].as_slice(), &["--timeout", "5s"]] {
+        let out = Command::new(env!("CARGO_BIN_EXE_selfheal"))
+            .args(status)
+            .args(extra)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{extra:?}");
+        assert!(out.stdout.is_empty());
+    }
+}

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -106,6 +106,19 @@ pub fn cargo_lambda_watch(bin: &Path, port: u16) -> Command {
         .arg(port.to_string())
         .env("PATH", path);
     cmd
+}
+
+/// The output of a finished command (`Command::output()`); panics with
+/// `what` and its stderr when it could not run or did not succeed.
+pub fn run_ok(output: std::io::Result<Output>, what: &str) -> Output {
+    let out = output.unwrap_or_else(|e| panic!("{what}: cannot run: {e}"));
+    assert!(
+        out.status.success(),
+        "{what} failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
 }
 
 /// Builds every binary of the workspace (functions and the `selfheal` CLI)
@@ -341,21 +354,14 @@ impl Moto {
             "AWSSecretsManager" => "secretsmanager",
             other => other,
         };
-        let auth = format!(
-            "AWS4-HMAC-SHA256 Credential=testing/20240101/us-east-1/{service}/aws4_request"
-        );
-        let (status, _, bytes) = http_request(
-            "POST",
-            &format!("{}/", self.url),
-            &[
-                ("content-type", "application/x-amz-json-1.0"),
-                ("x-amz-target", &target),
-                ("authorization", &auth),
-            ],
-            serde_json::to_vec(body).expect("json"),
-            Duration::from_secs(30),
-        )
-        .await;
+        let (status, bytes) = self
+            .post(
+                service,
+                "application/x-amz-json-1.0",
+                Some(&target),
+                serde_json::to_vec(body).expect("json"),
+            )
+            .await;
         let value = serde_json::from_slice(&bytes).unwrap_or_else(|_| {
             serde_json::Value::String(String::from_utf8_lossy(&bytes).into_owned())
         });
@@ -388,23 +394,32 @@ impl Moto {
     /// An AWS query-protocol call (form body, XML answer), e.g. SNS.
     pub async fn query_call(&self, service: &str, params: &[(&str, &str)]) -> String {
         let body = serde_urlencoded_pairs(params);
-        let auth = format!(
-            "AWS4-HMAC-SHA256 Credential=testing/20240101/us-east-1/{service}/aws4_request"
-        );
-        let (status, _, bytes) = http_request(
-            "POST",
-            &format!("{}/", self.url),
-            &[
-                ("content-type", "application/x-www-form-urlencoded"),
-                ("authorization", &auth),
-            ],
-            body,
-            Duration::from_secs(30),
-        )
-        .await;
+        let (status, bytes) = self
+            .post(service, "application/x-www-form-urlencoded", None, body)
+            .await;
         let text = String::from_utf8_lossy(&bytes).into_owned();
         assert_eq!(status, 200, "moto {service} {params:?}: {text}");
         text
+    }
+
+    /// One signed-looking POST to moto for `service` (moto routes a request
+    /// by the service in the credential scope and checks no signature).
+    async fn post(
+        &self,
+        service: &str,
+        content_type: &str,
+        target: Option<&str>,
+        body: impl Into<Bytes>,
+    ) -> (u16, Bytes) {
+        let auth = format!(
+            "AWS4-HMAC-SHA256 Credential=testing/20240101/us-east-1/{service}/aws4_request"
+        );
+        let mut headers = vec![("content-type", content_type), ("authorization", &auth)];
+        headers.extend(target.map(|t| ("x-amz-target", t)));
+        let url = format!("{}/", self.url);
+        let (status, _, bytes) =
+            http_request("POST", &url, &headers, body, Duration::from_secs(30)).await;
+        (status, bytes)
     }
 }
 

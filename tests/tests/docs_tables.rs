@@ -30,6 +30,8 @@
 //! Pure: reads the files, starts nothing.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod template_common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
@@ -501,14 +503,7 @@ fn template() -> Template {
     let globals = &doc["Globals"]["Function"];
     let mut functions = BTreeMap::new();
     let mut kube_handlers = BTreeSet::new();
-    for (_, r) in doc["Resources"].as_mapping().expect("Resources") {
-        if r["Type"].as_str() != Some("AWS::Serverless::Function") {
-            continue;
-        }
-        let binary = r["Metadata"]["BuildProperties"]["Binary"]
-            .as_str()
-            .expect("every function names its binary")
-            .to_owned();
+    for (binary, r) in template_common::functions(&doc) {
         let p = &r["Properties"];
         let value = |key: &str| {
             yaml_number(&p[key])

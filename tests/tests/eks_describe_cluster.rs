@@ -17,7 +17,7 @@ use selfheal_eks::{
     presign_token,
 };
 use selfheal_tests::tools::{Moto, tool_or_skip};
-use selfheal_testserver::TestServer;
+use selfheal_testserver::{TestServer, fixtures};
 use selfheal_token_verifier::{TokenVerifier, VerifiedToken};
 
 mod aws_common;
@@ -110,19 +110,12 @@ async fn eks_test_server() -> (TestServer, Accepted) {
         Ok(())
     }));
     server
-        .try_apply_objects(serde_json::json!({
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {"name": "web", "namespace": "shop"},
-            "spec": {
-                "replicas": 1,
-                "selector": {"matchLabels": {"app": "web"}},
-                "template": {
-                    "metadata": {"labels": {"app": "web"}},
-                    "spec": {"containers": [{"name": "api", "image": "shop/api:1.0"}]}
-                }
-            }
-        }))
+        .try_apply_objects(
+            fixtures::checkout("shop/api:1.0", "shop/envoy:1.27")
+                .named("shop", "web")
+                .replicas(1)
+                .json(),
+        )
         .unwrap();
     (server, accepted)
 }
@@ -144,6 +137,14 @@ fn status_of(err: kube::Error) -> u16 {
     }
 }
 
+/// GET shop/web with `client`: the Deployment, or the API error's status.
+async fn get_web(client: kube::Client) -> Result<Deployment, u16> {
+    Api::<Deployment>::namespaced(client, "shop")
+        .get("web")
+        .await
+        .map_err(status_of)
+}
+
 #[tokio::test]
 async fn configured_endpoint_client_gets_deployment_with_eks_token() {
     let (server, accepted) = eks_test_server().await;
@@ -153,10 +154,7 @@ async fn configured_endpoint_client_gets_deployment_with_eks_token() {
 
     let clients = EksClients::new(&config, configured(&server));
     let client = clients.client("demo").await.unwrap();
-    let web = Api::<Deployment>::namespaced(client, "shop")
-        .get("web")
-        .await
-        .unwrap();
+    let web = get_web(client).await.unwrap();
     assert_eq!(web.metadata.name.as_deref(), Some("web"));
     let image = web.spec.unwrap().template.spec.unwrap().containers[0]
         .image
@@ -179,10 +177,7 @@ async fn configured_endpoint_client_gets_deployment_with_eks_token() {
         again.valid_until(),
         clients.client("demo").await.unwrap().valid_until()
     );
-    Api::<Deployment>::namespaced(again, "shop")
-        .get("web")
-        .await
-        .unwrap();
+    get_web(again).await.unwrap();
     let all = accepted.lock().unwrap().clone();
     assert!(all.len() > first.len());
     assert!(all.iter().all(|t| t.signed_at == first[0].signed_at));
@@ -197,11 +192,7 @@ async fn foreign_cluster_or_expired_token_is_rejected_401() {
     // Signed for another cluster: the signature does not match "demo".
     let other = presign_token(&credentials(), REGION, "other", now).unwrap();
     let client = client_from_parts(&server.url(), Some(&ca), other.token).unwrap();
-    let err = Api::<Deployment>::namespaced(client, "shop")
-        .get("web")
-        .await
-        .unwrap_err();
-    assert_eq!(status_of(err), 401);
+    assert_eq!(get_web(client).await.unwrap_err(), 401);
 
     // Signed 16 minutes ago: past the server's 15 minutes.
     let stale = presign_token(
@@ -212,11 +203,7 @@ async fn foreign_cluster_or_expired_token_is_rejected_401() {
     )
     .unwrap();
     let client = client_from_parts(&server.url(), Some(&ca), stale.token).unwrap();
-    let err = Api::<Deployment>::namespaced(client, "shop")
-        .get("web")
-        .await
-        .unwrap_err();
-    assert_eq!(status_of(err), 401);
+    assert_eq!(get_web(client).await.unwrap_err(), 401);
     assert!(
         accepted.lock().unwrap().is_empty(),
         "nothing accepted so far"
@@ -228,26 +215,16 @@ async fn foreign_cluster_or_expired_token_is_rejected_401() {
     let behind = Arc::new(ManualClock::new(now - Duration::from_secs(16 * 60)));
     let clients = EksClients::new(&config, configured(&server)).with_clock(behind.clone());
     let stale_client = clients.client("demo").await.unwrap();
-    let err = Api::<Deployment>::namespaced(stale_client, "shop")
-        .get("web")
-        .await
-        .unwrap_err();
-    assert_eq!(status_of(err), 401);
+    assert_eq!(get_web(stale_client).await.unwrap_err(), 401);
     // Once the clock says the token is due (14 minutes later), a fresh one is
     // signed (still 2 minutes old: accepted).
     behind.advance(Duration::from_secs(14 * 60));
     let fresh = clients.client("demo").await.unwrap();
-    Api::<Deployment>::namespaced(fresh, "shop")
-        .get("web")
-        .await
-        .unwrap();
+    get_web(fresh).await.unwrap();
 
     // A fresh token for "demo" itself works (the control case).
     let good = presign_token(&credentials(), REGION, "demo", now).unwrap();
     assert!(good.token.expose_secret().starts_with("k8s-aws-v1."));
     let client = client_from_parts(&server.url(), Some(&ca), good.token).unwrap();
-    Api::<Deployment>::namespaced(client, "shop")
-        .get("web")
-        .await
-        .unwrap();
+    get_web(client).await.unwrap();
 }

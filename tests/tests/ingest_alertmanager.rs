@@ -14,15 +14,16 @@
 mod ingest_support;
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use ingest_support::{
-    Moto, Process, REGION, alertmanager_binary, amtool_binary, amtool_check, assert_same_starts,
-    create_state_machine, documented_yaml_block, eventually, executions, expected_starts,
-    free_port, http_with_timeout, moto_binary, post_alerts, tool, webhook_as_sent, workspace_root,
+    Moto, Process, REGION, alertmanager_binary, alertmanager_command, amtool_binary, amtool_check,
+    as_text, assert_same_starts, create_state_machine, documented_yaml_block, eventually,
+    executions, expected_starts, free_port, moto_binary, post_alerts, tool, webhook_as_sent,
+    workspace_root,
 };
 use selfheal_events::{Defaults, RemediationRequest};
+use selfheal_tests::tools::http_request;
 use serde_json::{Value, json};
 
 const SECRET: &str = "alertmanager-bearer-secret";
@@ -159,14 +160,7 @@ fn start_alertmanager(
         amtool_check(amtool, &config, "the docs/alarms.md receiver block");
     }
     let storage = dir.join(format!("{name}-data"));
-    std::fs::create_dir_all(&storage).unwrap();
-    let mut command = Command::new(bin);
-    command
-        .arg(format!("--config.file={}", config.display()))
-        .arg(format!("--storage.path={}", storage.display()))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .arg("--cluster.listen-address=")
-        .arg("--log.level=debug");
+    let command = alertmanager_command(bin, &config, &storage, port);
     let process = Process::spawn("alertmanager", command, dir.join(format!("{name}.log")));
     (process, port)
 }
@@ -225,14 +219,15 @@ async fn alertmanager_webhook_starts_executions_only_with_the_right_bearer() {
     let function_url = format!("http://127.0.0.1:{watch_port}/lambda-url/ingest/");
     // Warm up (starts the function) and check the emulated Function URL path:
     // no credentials, 401.
-    let (status, body) = http_with_timeout(
+    let headers = [("content-type", "application/json")];
+    let first = http_request(
         "POST",
         &function_url,
-        &[("content-type", "application/json")],
+        &headers,
         "{}",
         Duration::from_secs(20 * 60),
-    )
-    .await;
+    );
+    let (status, body) = as_text(first.await);
     assert_eq!(status, 401, "{body}\n{}", watch.log_text());
 
     // --- Right credentials: three alerts in one notification, three executions.

@@ -15,13 +15,12 @@
 mod ingest_support;
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use ingest_support::{
-    Moto, Process, alertmanager_binary, amtool_binary, amtool_check, assert_same_starts,
-    create_state_machine, documented_yaml_block, eventually, executions, expected_starts,
-    free_port, moto_binary, post_alerts, webhook_as_sent,
+    Moto, Process, alertmanager_binary, alertmanager_command, amtool_binary, amtool_check,
+    assert_same_starts, create_state_machine, documented_yaml_block, eventually, executions,
+    expected_starts, free_port, moto_binary, post_alerts, webhook_as_sent,
 };
 use selfheal_events::{Defaults, EventKind, RemediationRequest, parse_event};
 use selfheal_ingest::{Ingest, SfnStarter, WebhookSecret};
@@ -110,16 +109,9 @@ fn start_alertmanager(
     if let Some(amtool) = amtool {
         amtool_check(amtool, &path, "the docs/alarms.md AMP definition");
     }
-    let storage = dir.join("alertmanager-data");
-    std::fs::create_dir_all(&storage).unwrap();
     let port = free_port();
-    let mut command = Command::new(bin);
+    let mut command = alertmanager_command(bin, &path, &dir.join("alertmanager-data"), port);
     command
-        .arg(format!("--config.file={}", path.display()))
-        .arg(format!("--storage.path={}", storage.display()))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .arg("--cluster.listen-address=")
-        .arg("--log.level=debug")
         // The SNS notifier signs with the SDK's default credential chain when
         // the definition names no keys (AMP uses its own role); moto takes any.
         .env("AWS_ACCESS_KEY_ID", ingest_support::ACCESS_KEY)

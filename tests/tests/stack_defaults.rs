@@ -19,6 +19,8 @@
 //! `SELFHEAL_REQUIRE_TOOLS` is set.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod template_common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -28,7 +30,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use selfheal_core::{Guard, Policy, guards};
 use selfheal_events::Defaults;
-use selfheal_tests::tools::{tool_or_skip, workspace_root};
+use selfheal_tests::tools::{run_ok, tool_or_skip, workspace_root};
 use serde_json::Value as Json;
 
 const KUBE_HANDLERS: [&str; 5] = ["rollback", "pause", "resume", "restart", "verify"];
@@ -146,14 +148,7 @@ fn sam_stack() -> Stack {
         );
     }
     let mut functions = BTreeMap::new();
-    for (_, r) in doc["Resources"].as_mapping().expect("Resources") {
-        if r["Type"].as_str() != Some("AWS::Serverless::Function") {
-            continue;
-        }
-        let binary = r["Metadata"]["BuildProperties"]["Binary"]
-            .as_str()
-            .expect("every function names its cargo-lambda binary")
-            .to_owned();
+    for (binary, r) in template_common::functions(&doc) {
         let mut env = BTreeMap::new();
         if let Some(vars) = r["Properties"]["Environment"]["Variables"].as_mapping() {
             for (k, v) in vars {
@@ -301,13 +296,8 @@ fn cdk_template() -> Result<(PathBuf, Option<tempfile::TempDir>), String> {
         .env("CDK_DISABLE_VERSION_CHECK", "1")
         .env("CDK_DISABLE_CLI_TELEMETRY", "1")
         .env("AWS_EC2_METADATA_DISABLED", "true")
-        .output()
-        .expect("run cdk synth");
-    assert!(
-        result.status.success(),
-        "cdk synth failed: {}",
-        String::from_utf8_lossy(&result.stderr)
-    );
+        .output();
+    run_ok(result, "cdk synth");
     Ok((out.join("Selfheal.template.json"), Some(dir)))
 }
 

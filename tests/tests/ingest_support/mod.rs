@@ -152,27 +152,13 @@ pub async fn executions(
     out
 }
 
-/// One HTTP/1.1 exchange (2-minute timeout); returns status and body text.
-pub async fn http(
-    method: &str,
-    url: &str,
-    headers: &[(&str, &str)],
-    body: impl Into<Bytes>,
-) -> (u16, String) {
-    http_with_timeout(method, url, headers, body, Duration::from_secs(120)).await
-}
-
-/// One HTTP/1.1 exchange; returns status and body text.
-pub async fn http_with_timeout(
-    method: &str,
-    url: &str,
-    headers: &[(&str, &str)],
-    body: impl Into<Bytes>,
-    timeout: Duration,
-) -> (u16, String) {
-    let (status, _, bytes) = tools::http_request(method, url, headers, body, timeout).await;
+/// An answer of [`tools::http_request`] as status and body text.
+pub fn as_text((status, _, bytes): (u16, http::HeaderMap, Bytes)) -> (u16, String) {
     (status, String::from_utf8_lossy(&bytes).into_owned())
 }
+
+/// How long a plain HTTP call to Alertmanager may take.
+const HTTP_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Poll `check` every 250 ms until it returns `Some` or `timeout` passes.
 pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
@@ -283,6 +269,20 @@ pub fn amtool_binary(test: &str, alertmanager: &Path) -> Option<PathBuf> {
     None
 }
 
+/// Alertmanager serving on 127.0.0.1:`port` with `config`, its data in
+/// `storage` (created here), without clustering, logging at debug level.
+pub fn alertmanager_command(bin: &Path, config: &Path, storage: &Path, port: u16) -> Command {
+    std::fs::create_dir_all(storage).unwrap();
+    let mut command = Command::new(bin);
+    command
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!("--storage.path={}", storage.display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg("--cluster.listen-address=")
+        .arg("--log.level=debug");
+    command
+}
+
 /// `amtool check-config FILE` must accept `config`.
 pub fn amtool_check(amtool: &Path, config: &Path, what: &str) {
     let checked = Command::new(amtool)
@@ -328,26 +328,18 @@ pub fn documented_yaml_block(marker: &str) -> String {
 
 /// POST `alerts` to Alertmanager's `/api/v2/alerts` on `port`.
 pub async fn post_alerts(port: u16, alerts: &Value) {
-    let (status, body) = http(
-        "POST",
-        &format!("http://127.0.0.1:{port}/api/v2/alerts"),
-        &[("content-type", "application/json")],
-        alerts.to_string(),
-    )
-    .await;
+    let url = format!("http://127.0.0.1:{port}/api/v2/alerts");
+    let headers = [("content-type", "application/json")];
+    let answer = tools::http_request("POST", &url, &headers, alerts.to_string(), HTTP_TIMEOUT);
+    let (status, body) = as_text(answer.await);
     assert_eq!(status, 200, "{body}");
 }
 
 /// The alerts Alertmanager holds, as the webhook would carry them (it
 /// computes the fingerprints), to derive the expected execution names.
 pub async fn webhook_as_sent(port: u16) -> Value {
-    let (status, body) = http(
-        "GET",
-        &format!("http://127.0.0.1:{port}/api/v2/alerts"),
-        &[],
-        "",
-    )
-    .await;
+    let url = format!("http://127.0.0.1:{port}/api/v2/alerts");
+    let (status, body) = as_text(tools::http_request("GET", &url, &[], "", HTTP_TIMEOUT).await);
     assert_eq!(status, 200, "{body}");
     let held: Vec<Value> = serde_json::from_str(&body).unwrap();
     let alerts: Vec<Value> = held

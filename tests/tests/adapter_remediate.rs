@@ -15,7 +15,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use secrecy::SecretString;
-use selfheal_core::{Action, Guard, OutcomeStatus, Policy, RemediationRequest};
+use selfheal_core::{Action, Guard, OutcomeStatus, Policy, RemediationOutcome, RemediationRequest};
 use selfheal_kube::{Error, Remediator, client_from_kubeconfig, client_from_parts};
 use selfheal_testserver::{ControllerConfig, Identity, RecordedRequest, TestServer, fixtures};
 use serde_json::{Value, json};
@@ -794,13 +794,7 @@ async fn cooldown_is_per_action_and_the_history_is_the_audit_trail() {
     offset.store(120, Ordering::SeqCst);
     server.clear_requests();
     let outcome = r.remediate(&request("rollback")).await.unwrap();
-    assert_eq!(outcome.status, OutcomeStatus::Refused, "{outcome:?}");
-    assert_eq!(outcome.guard, Some(Guard::Cooldown));
-    assert!(
-        outcome.message.contains("had a rollback 120s ago"),
-        "{}",
-        outcome.message
-    );
+    assert_refused(&outcome, Guard::Cooldown, "had a rollback 120s ago");
     let outcome = r.remediate(&request("resume")).await.unwrap();
     assert_eq!(
         (outcome.status, outcome.guard),
@@ -1038,4 +1032,11 @@ async fn an_unchanged_container_failing_is_refused_without_a_write() {
         lines(&log(&server))
     );
     assert_eq!(live(&server), before);
+}
+
+/// `outcome` is a refusal by `guard` whose message mentions `mentions`.
+fn assert_refused(outcome: &RemediationOutcome, guard: Guard, mentions: &str) {
+    assert_eq!(outcome.status, OutcomeStatus::Refused, "{outcome:?}");
+    assert_eq!(outcome.guard, Some(guard), "{outcome:?}");
+    assert!(outcome.message.contains(mentions), "{}", outcome.message);
 }

@@ -17,7 +17,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{API_1, API_2, API_3, Cluster, ENVOY, annotation, invoke_rollback};
-use selfheal_core::{Guard, OutcomeStatus, Policy};
+use selfheal_core::{Guard, OutcomeStatus, Policy, RemediationOutcome};
 use selfheal_testserver::Reset;
 use serde_json::json;
 
@@ -110,13 +110,7 @@ async fn conflict_409_after_someone_paused_it_is_refused_by_the_replan() {
     let outcome = invoke_rollback(&state, "checkout", "exec-409-paused")
         .await
         .unwrap();
-    assert_eq!(outcome.status, OutcomeStatus::Refused, "{outcome:?}");
-    assert_eq!(outcome.guard, Some(Guard::Paused));
-    assert!(
-        outcome.message.contains("paused deployment"),
-        "{}",
-        outcome.message
-    );
+    assert_refused(&outcome, Guard::Paused, "paused deployment");
     assert!(outcome.changes.is_empty());
     assert_untouched_by_selfheal(&c, API_2);
     assert_eq!(c.deployment("checkout")["spec"]["paused"], true);
@@ -135,15 +129,8 @@ async fn unprocessable_422_concurrent_hotfix_image_is_kept_not_overwritten() {
     let outcome = invoke_rollback(&state, "checkout", "exec-422")
         .await
         .unwrap();
-    assert_eq!(outcome.status, OutcomeStatus::Refused, "{outcome:?}");
-    assert_eq!(outcome.guard, Some(Guard::Conflict));
-    assert!(
-        outcome
-            .message
-            .contains(&format!("container api now runs {API_3} (we read {API_2})")),
-        "{}",
-        outcome.message
-    );
+    let moved = format!("container api now runs {API_3} (we read {API_2})");
+    assert_refused(&outcome, Guard::Conflict, &moved);
     assert_eq!(
         c.log(),
         [
@@ -408,4 +395,11 @@ async fn connection_reset_on_every_patch_ends_retryable_and_unchanged() {
     let resets = c.log().iter().filter(|l| *l == "PATCH checkout 0").count();
     assert_eq!(resets, 4, "first try + re-plan budget of 3: {:?}", c.log());
     assert_untouched_by_selfheal(&c, API_2);
+}
+
+/// `outcome` is a refusal by `guard` whose message mentions `mentions`.
+fn assert_refused(outcome: &RemediationOutcome, guard: Guard, mentions: &str) {
+    assert_eq!(outcome.status, OutcomeStatus::Refused, "{outcome:?}");
+    assert_eq!(outcome.guard, Some(guard), "{outcome:?}");
+    assert!(outcome.message.contains(mentions), "{}", outcome.message);
 }

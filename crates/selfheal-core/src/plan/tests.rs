@@ -54,6 +54,13 @@ fn parsed(value: &Value) -> Value {
     serde_json::from_str(value.as_str().unwrap()).unwrap()
 }
 
+/// `outcome` is a refusal by `guard` whose message mentions `mentions`.
+fn assert_refused(outcome: &crate::RemediationOutcome, guard: Guard, mentions: &str) {
+    assert_eq!(outcome.status, OutcomeStatus::Refused, "{outcome:#?}");
+    assert_eq!(outcome.guard, Some(guard), "{outcome:#?}");
+    assert!(outcome.message.contains(mentions), "{}", outcome.message);
+}
+
 fn refused(
     scenario: &Scenario,
     request: &crate::RemediationRequest,
@@ -542,16 +549,9 @@ fn an_unchanged_failing_container_is_refused_not_an_innocent_image_reverted() {
         vec![],
     )];
     let outcome = done(scenario.decide(&rollback(), &policy()));
-    assert_eq!(outcome.status, OutcomeStatus::Refused);
-    assert_eq!(outcome.guard, Some(Guard::UnchangedContainerFailing));
+    let mentions = "show envoy failing, whose image did not change";
+    assert_refused(&outcome, Guard::UnchangedContainerFailing, mentions);
     assert!(outcome.changes.is_empty());
-    assert!(
-        outcome
-            .message
-            .contains("show envoy failing, whose image did not change"),
-        "{}",
-        outcome.message
-    );
     assert_eq!(
         evidence_json(&outcome)[1],
         json!({"container": "envoy", "verdict": "failing", "reason": "CreateContainerConfigError",
@@ -964,13 +964,7 @@ fn cooldown_is_per_action_across_a_pause_and_resume() {
     );
 
     let outcome = done(resumed.decide_at(&rollback(), &policy(), at(120)));
-    assert_eq!(outcome.status, OutcomeStatus::Refused, "{outcome:#?}");
-    assert_eq!(outcome.guard, Some(Guard::Cooldown));
-    assert!(
-        outcome.message.contains("had a rollback 120s ago"),
-        "{}",
-        outcome.message
-    );
+    assert_refused(&outcome, Guard::Cooldown, "had a rollback 120s ago");
     assert!(outcome.changes.is_empty());
     // The other actions keep their own clocks; past the window it acts again.
     let pause = done(resumed.decide_at(&request(json!({"action": "pause"})), &policy(), at(120)));

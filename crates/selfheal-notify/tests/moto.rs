@@ -4,64 +4,19 @@
 //! unless SELFHEAL_REQUIRE_TOOLS=1 (scripts/test) makes that a failure.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
-
 use aws_credential_types::Credentials;
 use selfheal_approval::{
     ApprovalId, ApprovalStore, Decision, GoneReason, Redeemed, SfnCallback, SsmStore,
 };
 use selfheal_notify::{Notifier, NotifyConfig, NotifyEvent};
+use selfheal_tests::tools::{Moto, tool_or_skip};
 use serde_json::json;
 
-struct Moto {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn moto() -> Option<Moto> {
-    let root = std::env::var("SELFHEAL_ROOT")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.."));
-    let bin = root.join(".venv/bin/moto_server");
-    if !bin.exists() {
-        assert!(
-            std::env::var("SELFHEAL_REQUIRE_TOOLS").as_deref() != Ok("1"),
-            "moto_server missing at {bin:?} (scripts/deps/20-python.sh)"
-        );
-        eprintln!("skipping: {bin:?} not installed");
-        return None;
-    }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(bin)
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let moto = Moto {
-        child,
-        url: format!("http://127.0.0.1:{port}"),
-    };
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return Some(moto);
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("moto_server did not start on port {port}");
+/// moto through the tests' one launcher; `None` (skipped) without it.
+async fn moto(test: &str) -> Option<Moto> {
+    let bin = tool_or_skip(test, Moto::binary())?;
+    let log = std::env::temp_dir().join(format!("notify-{test}-{}.log", std::process::id()));
+    Some(Moto::start(&bin, &log).await)
 }
 
 fn sdk(url: &str) -> aws_config::SdkConfig {
@@ -107,7 +62,9 @@ const EXEC: &str = "arn:aws:states:eu-west-1:123456789012:execution:remediate-de
 
 #[tokio::test]
 async fn publish_mint_and_redeem_against_moto() {
-    let Some(moto) = moto() else { return };
+    let Some(moto) = moto("publish_mint_and_redeem_against_moto").await else {
+        return;
+    };
     let sdk = sdk(&moto.url);
     let (notifier, store) = notifier_on(&sdk, None).await;
     let now: jiff::Timestamp = "2026-11-27T10:00:00Z".parse().unwrap();
@@ -228,7 +185,10 @@ async fn records_in(sdk: &aws_config::SdkConfig, folder: &str) -> Vec<String> {
 /// which frees a place; other Deployments are not affected.
 #[tokio::test]
 async fn pending_approvals_are_capped_per_deployment_and_deny_deletes() {
-    let Some(moto) = moto() else { return };
+    let Some(moto) = moto("pending_approvals_are_capped_per_deployment_and_deny_deletes").await
+    else {
+        return;
+    };
     let sdk = sdk(&moto.url);
     let (notifier, store) = notifier_on(&sdk, Some("2")).await;
     let now: jiff::Timestamp = "2026-11-27T10:00:00Z".parse().unwrap();
@@ -295,7 +255,10 @@ async fn pending_approvals_are_capped_per_deployment_and_deny_deletes() {
 /// (a collision, which fresh random ids make practically impossible) is not.
 #[tokio::test]
 async fn approval_record_put_is_idempotent_for_the_same_record_only() {
-    let Some(moto) = moto() else { return };
+    let Some(moto) = moto("approval_record_put_is_idempotent_for_the_same_record_only").await
+    else {
+        return;
+    };
     let config = sdk(&moto.url);
     let store = SsmStore::new(aws_sdk_ssm::Client::new(&config), "/selfheal/approvals").unwrap();
     let id = ApprovalId::random();

@@ -68,6 +68,10 @@ pub enum Error {
     /// Request that parses but cannot be acted on.
     #[error("invalid remediation request: {0}")]
     InvalidRequest(String),
+    /// `target.cluster` starts like an ARN but is not an EKS cluster ARN
+    /// (`arn:aws:eks:REGION:ACCOUNT:cluster/NAME`).
+    #[error("invalid cluster ARN {arn:?}: {reason}")]
+    InvalidClusterArn { arn: String, reason: String },
     /// A Kubernetes object lacks something every real object has (name, spec, template).
     #[error("invalid {kind} object: {reason}")]
     InvalidObject { kind: &'static str, reason: String },

@@ -7,6 +7,7 @@
 //! The alarm, ingest and notify crates build on this alone; `selfheal-core`
 //! re-exports it beside the planners that need `k8s-openapi`.
 
+pub mod cluster;
 pub mod env;
 pub mod error;
 pub mod error_type;
@@ -14,6 +15,7 @@ pub mod evidence;
 pub mod model;
 pub mod rollout;
 
+pub use cluster::{ClusterLocation, ClusterRef, ClusterRoles};
 pub use error::{Error, Malformed, decode, decode_str};
 pub use error_type::ErrorType;
 pub use evidence::{ContainerEvidence, Verdict};

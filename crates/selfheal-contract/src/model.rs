@@ -195,6 +195,9 @@ impl RemediationRequest {
             }
             _ => Ok(()),
         }?;
+        if let Some(cluster) = &t.cluster {
+            crate::cluster::ClusterRef::parse(cluster)?;
+        }
         names::check("target.namespace", &t.namespace, names::Rule::Label)?;
         if let Some(d) = &t.deployment {
             names::check("target.deployment", d, names::Rule::Subdomain)?;

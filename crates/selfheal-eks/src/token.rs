@@ -73,16 +73,7 @@ pub fn sts_host(region: &str) -> String {
     }
 }
 
-/// Whether `region` has the shape of an AWS region name.
-pub fn valid_region(region: &str) -> bool {
-    !region.is_empty()
-        && region.len() <= 64
-        && region
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !region.starts_with('-')
-        && !region.ends_with('-')
-}
+pub use selfheal_contract::cluster::valid_region;
 
 /// Presigns the STS URL for `cluster` and wraps it as an EKS token.
 ///

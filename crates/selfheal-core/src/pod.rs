@@ -138,6 +138,11 @@ mod tests {
     use super::*;
     use crate::testutil::{Scenario, request};
 
+    /// The refusal's message says `what`.
+    fn assert_mentions(refusal: &Refusal, what: &str) {
+        assert!(refusal.message.contains(what), "{}", refusal.message);
+    }
+
     const API: &str = "registry.example/shop/api";
 
     /// Revisions: api 1.1.0, then 1.5.0, then the current 1.3.0.
@@ -213,11 +218,7 @@ mod tests {
         let mut neither = unlabelled.clone();
         neither.metadata.owner_references = None;
         let refusal = check(&neither, &pod_request("pause", None)).unwrap_err();
-        assert!(
-            refusal.message.contains("an unknown revision"),
-            "{}",
-            refusal.message
-        );
+        assert_mentions(&refusal, "an unknown revision");
     }
 
     #[test]
@@ -226,7 +227,7 @@ mod tests {
         let patched = pod(3, &format!("{API}:1.5.0"));
         let refusal = check(&patched, &pod_request("rollback", Some("api"))).unwrap_err();
         assert_eq!(refusal.guard, Guard::StalePod);
-        assert!(refusal.message.contains("1.5.0"), "{}", refusal.message);
+        assert_mentions(&refusal, "1.5.0");
         // Same without a container: every shared container is compared.
         assert!(check(&patched, &pod_request("rollback", None)).is_err());
         // A pause does not look at images.
@@ -246,11 +247,7 @@ mod tests {
             spec.containers[0].name = "sidecar".into();
         }
         let refusal = check(&no_api, &pod_request("rollback", Some("api"))).unwrap_err();
-        assert!(
-            refusal.message.contains("has no container api"),
-            "{}",
-            refusal.message
-        );
+        assert_mentions(&refusal, "has no container api");
     }
 
     #[test]
@@ -264,10 +261,6 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(refusal.guard, Guard::StalePod);
-        assert!(
-            refusal.message.contains("shop/checkout-hash3-x2x2x"),
-            "{}",
-            refusal.message
-        );
+        assert_mentions(&refusal, "shop/checkout-hash3-x2x2x");
     }
 }

@@ -116,70 +116,27 @@ mod tests {
     #[test]
     fn recorded_progression_matches_kubectl_rules_step_by_step() {
         use RolloutState::*;
-        let checkout = |m: &str| m.to_owned();
-        let expected: Vec<(RolloutState, String)> = vec![
-            (
-                Done,
-                checkout(r#"deployment "checkout" successfully rolled out"#),
-            ),
+        const DONE: &str = r#"deployment "checkout" successfully rolled out"#;
+        const OBSERVING: &str = "Waiting for deployment spec update to be observed...";
+        const UPDATING: &str = r#"Waiting for deployment "checkout" rollout to finish: 1 out of 2 new replicas have been updated..."#;
+        const TERMINATING: &str = r#"Waiting for deployment "checkout" rollout to finish: 1 old replicas are pending termination..."#;
+        const STUCK: &str = r#"Waiting for deployment "stuck" rollout to finish: 0 of 1 updated replicas are available..."#;
+        const EXCEEDED: &str = r#"deployment "stuck" exceeded its progress deadline"#;
+        let expected = [
+            (Done, DONE),
             // PATCH response: generation 15, observedGeneration 14.
-            (
-                Waiting,
-                checkout("Waiting for deployment spec update to be observed..."),
-            ),
-            (
-                Waiting,
-                checkout(
-                    r#"Waiting for deployment "checkout" rollout to finish: 1 out of 2 new replicas have been updated..."#,
-                ),
-            ),
-            (
-                Waiting,
-                checkout(
-                    r#"Waiting for deployment "checkout" rollout to finish: 1 out of 2 new replicas have been updated..."#,
-                ),
-            ),
-            (
-                Waiting,
-                checkout(
-                    r#"Waiting for deployment "checkout" rollout to finish: 1 out of 2 new replicas have been updated..."#,
-                ),
-            ),
-            (
-                Waiting,
-                checkout(
-                    r#"Waiting for deployment "checkout" rollout to finish: 1 old replicas are pending termination..."#,
-                ),
-            ),
-            (
-                Done,
-                checkout(r#"deployment "checkout" successfully rolled out"#),
-            ),
-            (
-                Done,
-                checkout(r#"deployment "checkout" successfully rolled out"#),
-            ),
+            (Waiting, OBSERVING),
+            (Waiting, UPDATING),
+            (Waiting, UPDATING),
+            (Waiting, UPDATING),
+            (Waiting, TERMINATING),
+            (Done, DONE),
+            (Done, DONE),
             // `stuck`: created (no status yet), then waiting, then deadline exceeded.
-            (
-                Waiting,
-                checkout("Waiting for deployment spec update to be observed..."),
-            ),
-            (
-                Waiting,
-                checkout(
-                    r#"Waiting for deployment "stuck" rollout to finish: 0 of 1 updated replicas are available..."#,
-                ),
-            ),
-            (
-                Waiting,
-                checkout(
-                    r#"Waiting for deployment "stuck" rollout to finish: 0 of 1 updated replicas are available..."#,
-                ),
-            ),
-            (
-                Failed,
-                checkout(r#"deployment "stuck" exceeded its progress deadline"#),
-            ),
+            (Waiting, OBSERVING),
+            (Waiting, STUCK),
+            (Waiting, STUCK),
+            (Failed, EXCEEDED),
         ];
         let steps = recorded();
         assert_eq!(steps.len(), expected.len());

@@ -7,3 +7,4 @@
 pub mod emulator;
 pub mod secrets;
 pub mod tools;
+pub mod yaml;

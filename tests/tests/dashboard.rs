@@ -16,8 +16,8 @@ use std::path::PathBuf;
 
 use selfheal_core::{Action, OutcomeStatus};
 use selfheal_metrics::{NAMESPACE, PUBLISHED};
+use selfheal_tests::yaml::Value as Yaml;
 use serde_json::Value as Json;
-use serde_yaml::Value as Yaml;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -25,7 +25,7 @@ fn root() -> PathBuf {
 
 fn template() -> Yaml {
     let text = std::fs::read_to_string(root().join("template.yaml")).unwrap();
-    serde_yaml::from_str(&text).unwrap()
+    selfheal_tests::yaml::from_str(&text).unwrap()
 }
 
 /// `!Sub "…"` (a YAML tag) as its string.

@@ -477,10 +477,10 @@ const NUMBERED_DOCS: &[&str] = &[
     "cdk/README.md",
 ];
 
-fn yaml_number(value: &serde_yaml::Value) -> Option<u64> {
+fn yaml_number(value: &selfheal_tests::yaml::Value) -> Option<u64> {
     match value {
-        serde_yaml::Value::Number(n) => n.as_u64(),
-        serde_yaml::Value::String(s) => s.parse().ok(),
+        selfheal_tests::yaml::Value::Number(n) => n.as_u64(),
+        selfheal_tests::yaml::Value::String(s) => s.parse().ok(),
         _ => None,
     }
 }
@@ -498,8 +498,8 @@ struct Template {
 }
 
 fn template() -> Template {
-    let doc: serde_yaml::Value =
-        serde_yaml::from_str(&doc("template.yaml")).expect("template.yaml is YAML");
+    let doc: selfheal_tests::yaml::Value =
+        selfheal_tests::yaml::from_str(&doc("template.yaml")).expect("template.yaml is YAML");
     let globals = &doc["Globals"]["Function"];
     let mut functions = BTreeMap::new();
     let mut kube_handlers = BTreeSet::new();
@@ -521,8 +521,8 @@ fn template() -> Template {
     let mut defaults = BTreeMap::new();
     for (name, p) in doc["Parameters"].as_mapping().expect("Parameters") {
         let default = match p.get("Default") {
-            Some(serde_yaml::Value::String(s)) => s.clone(),
-            Some(serde_yaml::Value::Number(n)) => n.to_string(),
+            Some(selfheal_tests::yaml::Value::String(s)) => s.clone(),
+            Some(selfheal_tests::yaml::Value::Number(n)) => n.to_string(),
             _ => continue,
         };
         defaults.insert(name.as_str().expect("name").to_owned(), default);
@@ -1144,8 +1144,8 @@ const OPERATING: &str = "docs/operating.md";
 /// output once, no name that is not one.
 #[test]
 fn runbook_and_deploy_readme_list_the_stack_outputs() {
-    let doc_yaml: serde_yaml::Value =
-        serde_yaml::from_str(&doc("template.yaml")).expect("template.yaml is YAML");
+    let doc_yaml: selfheal_tests::yaml::Value =
+        selfheal_tests::yaml::from_str(&doc("template.yaml")).expect("template.yaml is YAML");
     let outputs: BTreeSet<String> = doc_yaml["Outputs"]
         .as_mapping()
         .expect("Outputs")

@@ -62,7 +62,7 @@ fn receiver_config(webhook: &str, credentials_file: &Path) -> String {
 #[test]
 fn documented_receiver_block_has_the_shape_ingest_needs() {
     let config = receiver_config("http://127.0.0.1:1/lambda-url/ingest/", Path::new("/s"));
-    let yaml: serde_yaml::Value = serde_yaml::from_str(&config)
+    let yaml: selfheal_tests::yaml::Value = selfheal_tests::yaml::from_str(&config)
         .unwrap_or_else(|e| panic!("docs/alarms.md receiver block is not YAML: {e}\n{config}"));
     assert_eq!(
         yaml["route"]["receiver"].as_str(),

@@ -51,7 +51,7 @@ fn documented_definition(topic_arn: &str) -> (String, String) {
     let block = block
         .replace(DOCS_TOPIC_ARN, topic_arn)
         .replace(DOCS_REGION, &format!("region: {SNS_REGION}"));
-    let definition: serde_yaml::Value = serde_yaml::from_str(&block)
+    let definition: serde_json::Value = serde_saphyr::from_str(&block)
         .unwrap_or_else(|e| panic!("docs/alarms.md AMP block is not YAML: {e}\n{block}"));
     let template = definition["template_files"]["default_template"]
         .as_str()
@@ -73,7 +73,7 @@ fn documented_amp_block_has_the_shape_ingest_needs() {
         template.contains(r#"{{ define "sns.default.message" }}"#),
         "{template}"
     );
-    let config: serde_yaml::Value = serde_yaml::from_str(&config).unwrap();
+    let config: serde_json::Value = serde_saphyr::from_str(&config).unwrap();
     assert_eq!(config["templates"][0].as_str(), Some("default_template"));
     let receiver = &config["receivers"][0];
     assert_eq!(receiver["name"], config["route"]["receiver"]);
@@ -100,12 +100,12 @@ fn start_alertmanager(
     moto_url: &str,
 ) -> (Process, u16) {
     let (template, config) = documented_definition(topic_arn);
-    let mut config: serde_yaml::Value = serde_yaml::from_str(&config).unwrap();
+    let mut config: serde_json::Value = serde_saphyr::from_str(&config).unwrap();
     config["route"]["group_wait"] = "1s".into();
     config["receivers"][0]["sns_configs"][0]["api_url"] = moto_url.into();
     std::fs::write(dir.join("default_template"), template).unwrap();
     let path = dir.join("alertmanager.yml");
-    std::fs::write(&path, serde_yaml::to_string(&config).unwrap()).unwrap();
+    std::fs::write(&path, serde_saphyr::to_string(&config).unwrap()).unwrap();
     if let Some(amtool) = amtool {
         amtool_check(amtool, &path, "the docs/alarms.md AMP definition");
     }

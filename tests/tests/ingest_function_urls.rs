@@ -12,7 +12,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use selfheal_tests::tools::workspace_root;
-use serde_yaml::Value;
+use selfheal_tests::yaml::Value;
 
 /// A short-form intrinsic (`!Ref X`, `!If [...]`) as (function, argument).
 fn tagged(value: &Value) -> Option<(String, &Value)> {
@@ -37,7 +37,7 @@ fn reference(value: &Value) -> Option<&str> {
 fn public_function_urls_have_a_parameterised_concurrency_cap() {
     let path = workspace_root().join("template.yaml");
     let text = std::fs::read_to_string(&path).unwrap();
-    let doc: Value = serde_yaml::from_str(&text).unwrap();
+    let doc: Value = selfheal_tests::yaml::from_str(&text).unwrap();
     let mut capped = Vec::new();
     for (name, resource) in doc["Resources"].as_mapping().unwrap() {
         let name = name.as_str().unwrap();

@@ -105,11 +105,11 @@ impl Stack {
     }
 }
 
-fn yaml_scalar(value: &serde_yaml::Value) -> Option<String> {
+fn yaml_scalar(value: &selfheal_tests::yaml::Value) -> Option<String> {
     match value {
-        serde_yaml::Value::String(s) => Some(s.clone()),
-        serde_yaml::Value::Number(n) => Some(n.to_string()),
-        serde_yaml::Value::Bool(b) => Some(b.to_string()),
+        selfheal_tests::yaml::Value::String(s) => Some(s.clone()),
+        selfheal_tests::yaml::Value::Number(n) => Some(n.to_string()),
+        selfheal_tests::yaml::Value::Bool(b) => Some(b.to_string()),
         _ => None,
     }
 }
@@ -127,12 +127,13 @@ fn json_scalar(value: &Json) -> Option<String> {
 fn sam_stack() -> Stack {
     let path = workspace_root().join("template.yaml");
     let text = std::fs::read_to_string(&path).expect("read template.yaml");
-    let doc: serde_yaml::Value = serde_yaml::from_str(&text).expect("template.yaml is YAML");
+    let doc: selfheal_tests::yaml::Value =
+        selfheal_tests::yaml::from_str(&text).expect("template.yaml is YAML");
     let mut parameters = BTreeMap::new();
     for (name, p) in doc["Parameters"].as_mapping().expect("Parameters") {
         let allowed = p
             .get("AllowedValues")
-            .and_then(serde_yaml::Value::as_sequence)
+            .and_then(selfheal_tests::yaml::Value::as_sequence)
             .map(|v| v.iter().filter_map(yaml_scalar).collect())
             .unwrap_or_default();
         parameters.insert(
@@ -153,7 +154,7 @@ fn sam_stack() -> Stack {
         if let Some(vars) = r["Properties"]["Environment"]["Variables"].as_mapping() {
             for (k, v) in vars {
                 let value = match v {
-                    serde_yaml::Value::Tagged(t)
+                    selfheal_tests::yaml::Value::Tagged(t)
                         if t.tag.to_string().trim_start_matches('!') == "Ref" =>
                     {
                         EnvValue::Ref(yaml_scalar(&t.value).expect("!Ref names a scalar"))

@@ -1,8 +1,8 @@
-//! template.yaml as the tests read it (serde_yaml keeps its `!Ref` tags):
+//! template.yaml as the tests read it (`selfheal_tests::yaml` keeps its `!Ref` tags):
 //! the Lambda functions, each by the cargo-lambda binary it runs.
 
 /// Every `AWS::Serverless::Function` of `doc`: its binary name and resource.
-pub fn functions(doc: &serde_yaml::Value) -> Vec<(String, &serde_yaml::Value)> {
+pub fn functions(doc: &selfheal_tests::yaml::Value) -> Vec<(String, &selfheal_tests::yaml::Value)> {
     doc["Resources"]
         .as_mapping()
         .expect("Resources")

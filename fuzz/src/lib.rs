@@ -157,35 +157,41 @@ pub fn directive(data: &[u8]) {
     let from_annotation = directive::from_annotation(text);
     let from_description = directive::from_description(text);
 
-    let defaults = Defaults::default();
-    let event = serde_json::to_vec(&eventbridge_with_description(text)).expect("serializes");
-    match selfheal_events::parse_event(&event, &defaults) {
-        Ok(ingested) => {
-            check_ingested(&ingested);
-            // A malformed directive must stop the alarm, never be skipped over
-            // in favour of the dimensions (docs/alarms.md §3).
-            if from_description.is_err() {
-                assert!(
-                    ingested.requests.is_empty(),
-                    "malformed description directive still produced a request: {text:?}"
-                );
-            }
-        }
-        Err(e) => panic!("a well-formed alarm event was rejected as a whole: {e}"),
-    }
+    // A malformed directive must stop the alarm, never be skipped over in
+    // favour of the dimensions (docs/alarms.md §3).
+    let alarm = eventbridge_with_description(text);
+    ingest_whole(
+        &alarm,
+        from_description.is_err(),
+        "alarm event",
+        "description directive",
+        text,
+    );
+    let webhook = alertmanager_with_annotation(text);
+    ingest_whole(
+        &webhook,
+        from_annotation.is_err(),
+        "Alertmanager webhook",
+        "selfheal annotation",
+        text,
+    );
+}
 
-    let webhook = serde_json::to_vec(&alertmanager_with_annotation(text)).expect("serializes");
-    match selfheal_events::parse_event(&webhook, &defaults) {
+/// `event` (carrying `text` as its directive, `what`) parses as a whole;
+/// when the directive alone is `malformed`, it produces no request.
+fn ingest_whole(event: &serde_json::Value, malformed: bool, kind: &str, what: &str, text: &str) {
+    let bytes = serde_json::to_vec(event).expect("serializes");
+    match selfheal_events::parse_event(&bytes, &Defaults::default()) {
         Ok(ingested) => {
             check_ingested(&ingested);
-            if from_annotation.is_err() {
+            if malformed {
                 assert!(
                     ingested.requests.is_empty(),
-                    "malformed selfheal annotation still produced a request: {text:?}"
+                    "malformed {what} still produced a request: {text:?}"
                 );
             }
         }
-        Err(e) => panic!("a well-formed Alertmanager webhook was rejected as a whole: {e}"),
+        Err(e) => panic!("a well-formed {kind} was rejected as a whole: {e}"),
     }
 }
 

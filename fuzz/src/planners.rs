@@ -423,25 +423,25 @@ enum Text {
 
 impl Text {
     fn get(&self) -> String {
+        self.pick(VOCABULARY)
+    }
+
+    /// The known word `i` of `words` (wrapping), or the raw text.
+    fn pick(&self, words: &[&str]) -> String {
         match self {
-            Text::Known(i) => VOCABULARY[usize::from(*i) % VOCABULARY.len()].to_owned(),
+            Text::Known(i) => words[usize::from(*i) % words.len()].to_owned(),
             Text::Raw(s) => s.clone(),
         }
     }
 }
 
+/// A label or annotation key: mostly one of [`KEYS`], sometimes any text.
 #[derive(Debug, Arbitrary)]
-enum Key {
-    Known(u8),
-    Raw(String),
-}
+struct Key(Text);
 
 impl Key {
     fn get(&self) -> String {
-        match self {
-            Key::Known(i) => KEYS[usize::from(*i) % KEYS.len()].to_owned(),
-            Key::Raw(s) => s.clone(),
-        }
+        self.0.pick(KEYS)
     }
 }
 

@@ -657,6 +657,13 @@ fn nth(len: usize, i: u8) -> Option<usize> {
     (len > 0).then(|| usize::from(i) % len)
 }
 
+/// Container `i` (wrapping) of the pod template, when there is one.
+fn container(value: &mut Value, i: u8) -> Option<&mut Map<String, Value>> {
+    let list = containers(value)?;
+    let i = nth(list.len(), i)?;
+    list[i].as_object_mut()
+}
+
 fn set(value: &mut Value, path: &[&str], key: &str, v: Value) {
     if let Some(map) = object(value, path) {
         map.insert(key.to_owned(), v);
@@ -712,27 +719,21 @@ impl Edit {
                     }
                 }
             }
-            Edit::SetImage { container, image } => {
-                if let Some(list) = containers(o)
-                    && let Some(i) = nth(list.len(), *container)
-                    && let Some(c) = list[i].as_object_mut()
-                {
+            Edit::SetImage {
+                container: i,
+                image,
+            } => {
+                if let Some(c) = container(o, *i) {
                     c.insert("image".into(), image.get().into());
                 }
             }
-            Edit::RemoveImage(container) => {
-                if let Some(list) = containers(o)
-                    && let Some(i) = nth(list.len(), *container)
-                    && let Some(c) = list[i].as_object_mut()
-                {
+            Edit::RemoveImage(i) => {
+                if let Some(c) = container(o, *i) {
                     c.remove("image");
                 }
             }
-            Edit::SetContainerName { container, name } => {
-                if let Some(list) = containers(o)
-                    && let Some(i) = nth(list.len(), *container)
-                    && let Some(c) = list[i].as_object_mut()
-                {
+            Edit::SetContainerName { container: i, name } => {
+                if let Some(c) = container(o, *i) {
                     c.insert("name".into(), name.get().into());
                 }
             }

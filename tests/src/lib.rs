@@ -4,6 +4,7 @@
 //! panics with the reason, which is how a test reports a broken environment.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod asl;
 pub mod emulator;
 pub mod secrets;
 pub mod tools;

@@ -30,18 +30,12 @@
 //! skipped with a message without them unless `SELFHEAL_REQUIRE_TOOLS` is set.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
-use selfheal_tests::tools::{file_tool, http_request, kill_group, tool_or_skip, workspace_root};
+use selfheal_tests::asl::{Reply, Runner, find_node, serve_functions};
+use selfheal_tests::tools::{http_request, tool_or_skip};
 use serde_json::{Value, json};
 
 const TEST: &str = "statemachine_limits";
@@ -52,10 +46,6 @@ const STATE_PAYLOAD_LIMIT: usize = 256 * 1024;
 
 /// Every Lambda invocation the runner made: (function name, payload).
 type Calls = Arc<Mutex<Vec<(String, Value)>>>;
-
-/// What a stand-in function answers: its output, or a handler error
-/// `(errorType, errorMessage)`.
-type Reply = Result<Value, (&'static str, String)>;
 
 /// Answers each invocation from (function name, payload).
 type Answer = Arc<dyn Fn(&str, &Value) -> Reply + Send + Sync>;
@@ -69,50 +59,16 @@ async fn fake_functions() -> (String, Calls) {
     .await
 }
 
-/// The same with scripted answers. A handler error is what the runner reads
-/// from cargo-lambda's emulator: HTTP 500 with `{errorType, errorMessage}`.
+/// The same with scripted answers, every invocation recorded.
 async fn fake_functions_answering(answer: Answer) -> (String, Calls) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
     let calls: Calls = Arc::default();
     let recorded = calls.clone();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let recorded = recorded.clone();
-            let answer = answer.clone();
-            let service = service_fn(move |request: hyper::Request<Incoming>| {
-                let recorded = recorded.clone();
-                let answer = answer.clone();
-                async move {
-                    let name = request
-                        .uri()
-                        .path()
-                        .trim_start_matches("/2015-03-31/functions/")
-                        .trim_end_matches("/invocations")
-                        .to_owned();
-                    let body = request.into_body().collect().await?.to_bytes();
-                    let payload: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-                    let reply = answer(&name, &payload);
-                    recorded.lock().unwrap().push((name, payload));
-                    let (status, body) = match reply {
-                        Ok(output) => (200, output),
-                        Err((error_type, message)) => (
-                            500,
-                            json!({"errorType": error_type, "errorMessage": message}),
-                        ),
-                    };
-                    let mut response =
-                        hyper::Response::new(Full::new(Bytes::from(body.to_string())));
-                    *response.status_mut() = hyper::StatusCode::from_u16(status).unwrap();
-                    Ok::<_, hyper::Error>(response)
-                }
-            });
-            tokio::spawn(
-                hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service),
-            );
-        }
-    });
+    let url = serve_functions(Arc::new(move |name: String, payload: Value| {
+        let reply = answer(&name, &payload);
+        recorded.lock().unwrap().push((name, payload));
+        Box::pin(async move { reply })
+    }))
+    .await;
     (url, calls)
 }
 
@@ -174,81 +130,16 @@ fn answer(function: &str, payload: &Value) -> Value {
 
 // ----------------------------------------------------------------- runner --
 
-/// tests/asl/runner.mjs on a port of its choosing (killed on drop).
-struct Runner {
-    child: Child,
-    url: String,
+/// The shared runner, its log named after this test file.
+fn start_runner(node: &PathBuf, functions_url: &str) -> Runner {
+    Runner::start(node, functions_url, TEST)
 }
 
-impl Runner {
-    fn start(node: &PathBuf, functions_url: &str) -> Runner {
-        let log = std::env::temp_dir().join(format!("{TEST}-{}-runner.log", std::process::id()));
-        let mut cmd = Command::new(node);
-        cmd.arg(workspace_root().join("tests/asl/runner.mjs"))
-            .env("SELFHEAL_ASL_PORT", "0")
-            .env("SELFHEAL_EMULATOR_URL", functions_url)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).unwrap());
-        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-        let mut child = cmd.spawn().unwrap();
-        let mut first = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut first)
-            .unwrap();
-        let port = serde_json::from_str::<Value>(first.trim())
-            .ok()
-            .and_then(|v| v["listening"].as_u64())
-            .unwrap_or_else(|| {
-                panic!(
-                    "runner did not start: {first}\n{}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                )
-            });
-        Runner {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        }
-    }
-
-    /// One remediate-fleet execution to its end, with extra substitutions.
-    async fn fleet(&self, name: &str, input: &Value, substitutions: &Value) -> Value {
-        self.run("remediate-fleet", name, input, substitutions)
-            .await
-    }
-
-    /// One execution of `machine` to its end, with extra substitutions.
-    async fn run(&self, machine: &str, name: &str, input: &Value, substitutions: &Value) -> Value {
-        let body = json!({"stateMachine": machine, "name": name, "input": input, "substitutions": substitutions});
-        let (status, _, bytes) = http_request(
-            "POST",
-            &format!("{}/run", self.url),
-            &[("content-type", "application/json")],
-            serde_json::to_vec(&body).unwrap(),
-            Duration::from_secs(300),
-        )
-        .await;
-        let result: Value = serde_json::from_slice(&bytes).unwrap();
-        assert_eq!(status, 200, "runner: {result}");
-        result
-    }
-}
-
-impl Drop for Runner {
-    fn drop(&mut self) {
-        kill_group(&mut self.child);
-    }
-}
-
-fn find_node() -> Result<PathBuf, String> {
-    file_tool(
-        workspace_root().join("tests/asl/node_modules/aws-local-stepfunctions/package.json"),
-        "scripts/deps/56-asl-runner.sh",
-    )?;
-    std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
-        .map(|dir| dir.join("node"))
-        .find(|p| p.is_file())
-        .ok_or_else(|| "node not found on PATH (Debian nodejs)".to_owned())
+/// One remediate-fleet execution to its end, with extra substitutions.
+async fn run_fleet(runner: &Runner, name: &str, input: &Value, substitutions: &Value) -> Value {
+    runner
+        .run("remediate-fleet", name, input, substitutions)
+        .await
 }
 
 const NAMESPACES: [&str; 3] = ["fleet-a", "fleet-b", "fleet-c"];
@@ -269,7 +160,7 @@ async fn fleet_target_cap_refuses_before_the_map_and_admits_the_cap() {
         return;
     };
     let (functions_url, calls) = fake_functions().await;
-    let runner = Runner::start(&node, &functions_url);
+    let runner = start_runner(&node, &functions_url);
     let cap_default: usize = 100; // template.yaml FleetMaxTargets Default
 
     // Above the cap (template default and a lowered value): the execution
@@ -278,7 +169,7 @@ async fn fleet_target_cap_refuses_before_the_map_and_admits_the_cap() {
         ("over-default-cap", cap_default + 1, json!({}), cap_default),
         ("over-lowered-cap", 4, json!({"FleetMaxTargets": "3"}), 3),
     ] {
-        let result = runner.fleet(name, &fleet_input(n), &substitutions).await;
+        let result = run_fleet(&runner, name, &fleet_input(n), &substitutions).await;
         assert_eq!(result["status"], "FAILED", "{name}: {result}");
         assert_eq!(result["error"], "TooManyTargets", "{name}: {result}");
         assert_eq!(
@@ -304,13 +195,13 @@ async fn fleet_target_cap_refuses_before_the_map_and_admits_the_cap() {
 
     // At the lowered cap: every target runs (one child each), the rest of the
     // fleet is as usual.
-    let result = runner
-        .fleet(
-            "at-lowered-cap",
-            &fleet_input(3),
-            &json!({"FleetMaxTargets": "3"}),
-        )
-        .await;
+    let result = run_fleet(
+        &runner,
+        "at-lowered-cap",
+        &fleet_input(3),
+        &json!({"FleetMaxTargets": "3"}),
+    )
+    .await;
     assert_eq!(result["status"], "SUCCEEDED", "{result}");
     assert_eq!(result["children"].as_array().unwrap().len(), 3);
     assert_eq!(result["output"]["summary"]["total"], 3);
@@ -330,13 +221,13 @@ async fn fleet_target_cap_refuses_before_the_map_and_admits_the_cap() {
     // At the template's default cap: all 100 run, and the fleet's output (the
     // Map results, the largest payload of the execution) fits 256 KiB.
     calls.lock().unwrap().clear();
-    let result = runner
-        .fleet(
-            "at-default-cap",
-            &fleet_input(cap_default),
-            &json!({"FleetMaxConcurrency": "40", "VerifyIntervalSeconds": "0"}),
-        )
-        .await;
+    let result = run_fleet(
+        &runner,
+        "at-default-cap",
+        &fleet_input(cap_default),
+        &json!({"FleetMaxConcurrency": "40", "VerifyIntervalSeconds": "0"}),
+    )
+    .await;
     assert_eq!(result["status"], "SUCCEEDED", "{}", result["error"]);
     let results = result["output"]["results"].as_array().unwrap();
     assert_eq!(results.len(), cap_default);
@@ -362,7 +253,7 @@ async fn an_input_cannot_forge_the_recorded_execution_id() {
         return;
     };
     let (functions_url, calls) = fake_functions().await;
-    let runner = Runner::start(&node, &functions_url);
+    let runner = start_runner(&node, &functions_url);
     let quick = json!({"VerifyIntervalSeconds": "0"});
     let rollback_payloads = |calls: &Calls| -> Vec<Value> {
         calls
@@ -411,7 +302,7 @@ async fn an_input_cannot_forge_the_recorded_execution_id() {
     calls.lock().unwrap().clear();
     let mut fleet = fleet_input(2);
     fleet["request"]["execution"] = json!("forged");
-    let result = runner.fleet("forged-fleet", &fleet, &quick).await;
+    let result = run_fleet(&runner, "forged-fleet", &fleet, &quick).await;
     assert_eq!(result["status"], "SUCCEEDED", "{result}");
     let mut children: Vec<String> = result["children"]
         .as_array()
@@ -463,7 +354,7 @@ async fn an_unknown_action_fails_before_any_approval() {
         return;
     };
     let (functions_url, calls) = fake_functions().await;
-    let runner = Runner::start(&node, &functions_url);
+    let runner = start_runner(&node, &functions_url);
     for (name, input, substitutions) in [
         (
             "explode-with-approval",
@@ -550,7 +441,7 @@ async fn a_failed_execution_is_named_by_the_handlers_error() {
         return;
     };
     let (functions_url, calls) = fake_functions_answering(scripted_rollback()).await;
-    let runner = Runner::start(&node, &functions_url);
+    let runner = start_runner(&node, &functions_url);
     let quick = json!({"VerifyIntervalSeconds": "0"});
 
     for (deployment, error, cause) in [
@@ -609,7 +500,7 @@ async fn a_failed_execution_is_named_by_the_handlers_error() {
         "request": {"action": "rollback", "reason": format!("{TEST}: named failures")},
         "targets": (["rolled", "forbidden", "cooldown"].map(|d| json!({"cluster": "limits", "namespace": "outcomes", "deployment": d})))
     });
-    let result = runner.fleet("named-failures", &input, &quick).await;
+    let result = run_fleet(&runner, "named-failures", &input, &quick).await;
     assert_eq!(result["status"], "SUCCEEDED", "{result}");
     let children: Vec<&Value> = result["children"].as_array().unwrap().iter().collect();
     let child_of = |deployment: &str| {
@@ -679,7 +570,7 @@ async fn a_routine_refusal_succeeds_and_others_still_fail() {
         }))
     };
     let (functions_url, calls) = fake_functions_answering(Arc::new(pause)).await;
-    let runner = Runner::start(&node, &functions_url);
+    let runner = start_runner(&node, &functions_url);
     let alarm_pause = |deployment: &str| {
         let mut input = deployment_request("pause", deployment);
         input["alarm"] =
@@ -786,8 +677,8 @@ async fn an_approved_rollback_names_the_approver_in_its_request() {
         Ok(answer(function, payload))
     };
     let (functions_url, calls) = fake_functions_answering(Arc::new(approve)).await;
-    let runner = Runner::start(&node, &functions_url);
-    runner_url.set(runner.url.clone()).unwrap();
+    let runner = start_runner(&node, &functions_url);
+    runner_url.set(runner.url().to_owned()).unwrap();
 
     let mut input = deployment_request("rollback", "approved");
     input["approval"] = json!(true);
@@ -916,7 +807,7 @@ async fn a_refused_preview_asks_nobody() {
         return;
     };
     let (functions_url, calls) = fake_functions_answering(scripted_rollback()).await;
-    let runner = Runner::start(&node, &functions_url);
+    let runner = start_runner(&node, &functions_url);
     let mut input = deployment_request("rollback", "cooldown");
     input["approval"] = json!(true);
     let result = runner
@@ -979,7 +870,7 @@ async fn the_rollout_watch_loops_only_while_the_budget_lasts() {
         return;
     };
     let (functions_url, calls) = fake_functions_answering(scripted_watch()).await;
-    let runner = Runner::start(&node, &functions_url);
+    let runner = start_runner(&node, &functions_url);
     let knobs = json!({"VerifyIntervalSeconds": "0", "VerifyTimeoutSeconds": "120"});
 
     let r = runner

@@ -6,115 +6,39 @@
 //! 2. 1,000 sequential StartExecution calls with the same SDK client;
 //! 3. `parse_event` throughput for each event kind.
 //!
-//! `cargo bench -p selfheal-ingest --bench ingest_throughput`. Needs
-//! `.venv/bin/moto_server` (scripts/deps/20-python.sh); without it parts 1–2
-//! are skipped (SELFHEAL_REQUIRE_TOOLS turns that into a failure). Kept in
-//! this crate (not `tests/`) so the optimised build needs only ingest's own
-//! dependencies.
+//! `cargo bench -p selfheal-tests --bench ingest_throughput`. Needs
+//! `.venv/bin/moto_server` (scripts/deps/20-python.sh), started by the
+//! tests' one launcher (`selfheal_tests::tools::Moto`); without it parts 1–2
+//! are skipped (SELFHEAL_REQUIRE_TOOLS turns that into a failure).
 //! SELFHEAL_BENCH_CONCURRENCY overrides the handler's parallelism (default 8,
 //! the function's default). Sequential starts run first, on a fresh state
 //! machine, so moto's growing store can only flatter the sequential side.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 use std::hint::black_box;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use aws_sdk_sfn::config::{BehaviorVersion, Credentials, Region};
 use selfheal_events::{Action, Defaults, MAX_EVENT_BYTES, parse_event};
 use selfheal_ingest::{Ingest, SfnStarter, WebhookSecret};
+use selfheal_tests::tools::{Moto, tool_or_skip, workspace_root};
 use serde_json::{Value, json};
 
-fn workspace_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn moto_binary(bench: &str) -> Option<PathBuf> {
-    let path = workspace_root().join(".venv/bin/moto_server");
-    if path.is_file() {
-        return Some(path);
-    }
-    assert!(
-        std::env::var_os("SELFHEAL_REQUIRE_TOOLS").is_none(),
-        "{bench}: {} missing and SELFHEAL_REQUIRE_TOOLS is set",
-        path.display()
-    );
-    println!(
-        "SKIP {bench} starts: {} missing (run scripts/deps/20-python.sh)",
-        path.display()
-    );
-    None
-}
-
-/// `moto_server` on a free port in its own process group, killed on drop.
-#[derive(Debug)]
-struct Moto {
-    child: Child,
-    url: String,
-}
-
-impl Moto {
-    async fn start(bin: &Path) -> Moto {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let log =
-            std::env::temp_dir().join(format!("ingest-bench-moto-{}.log", std::process::id()));
-        let out = std::fs::File::create(&log).unwrap();
-        let mut command = Command::new(bin);
-        command
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out);
-        std::os::unix::process::CommandExt::process_group(&mut command, 0);
-        let mut child = command.spawn().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(120);
-        while tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_err()
-        {
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!("moto_server exited ({status}), log {}", log.display());
-            }
-            assert!(Instant::now() < deadline, "moto_server did not listen");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        Moto {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        }
-    }
-
-    /// A Step Functions client with dummy credentials (never the machine's).
-    fn sfn(&self) -> aws_sdk_sfn::Client {
-        let config = aws_sdk_sfn::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("eu-west-1"))
-            .credentials_provider(Credentials::new(
-                "AKIAIOSFODNN7EXAMPLE",
-                "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
-                None,
-                None,
-                "bench",
-            ))
-            .endpoint_url(&self.url)
-            .build();
-        aws_sdk_sfn::Client::from_conf(config)
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let group = format!("-{}", self.child.id());
-        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
-        std::thread::sleep(Duration::from_millis(200));
-        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
-        let _ = self.child.wait();
-    }
+/// A Step Functions client for `moto`, with dummy credentials (never the machine's).
+fn sfn(moto: &Moto) -> aws_sdk_sfn::Client {
+    let config = aws_sdk_sfn::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("eu-west-1"))
+        .credentials_provider(Credentials::new(
+            "AKIAIOSFODNN7EXAMPLE",
+            "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+            None,
+            None,
+            "bench",
+        ))
+        .endpoint_url(&moto.url)
+        .build();
+    aws_sdk_sfn::Client::from_conf(config)
 }
 
 /// CreateStateMachine with a Pass definition; returns its ARN.
@@ -196,15 +120,16 @@ async fn count_executions(sfn: &aws_sdk_sfn::Client, arn: &str) -> usize {
 }
 
 async fn starts_against_moto() {
-    let Some(bin) = moto_binary("ingest_throughput") else {
+    let Some(bin) = tool_or_skip("ingest_throughput starts", Moto::binary()) else {
         return;
     };
     let concurrency: usize = std::env::var("SELFHEAL_BENCH_CONCURRENCY")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(8);
-    let moto = Moto::start(&bin).await;
-    let sfn = moto.sfn();
+    let log = std::env::temp_dir().join(format!("ingest-bench-moto-{}.log", std::process::id()));
+    let moto = Moto::start(&bin, &log).await;
+    let sfn = sfn(&moto);
 
     let body = webhook((0..ALERTS).map(small_alert).collect()).to_string();
     assert!(
@@ -245,7 +170,7 @@ async fn starts_against_moto() {
 
     // (b) sequential, same client, same names and inputs, its own state machine.
     let sequential_arn = create_state_machine(&sfn, "sequential").await;
-    let moto_pid = moto.child.id().to_string();
+    let moto_pid = moto.pid().to_string();
     let cpu_before = (cpu_seconds("self"), cpu_seconds(&moto_pid));
     let t = Instant::now();
     for (name, input) in &inputs {

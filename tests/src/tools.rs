@@ -325,6 +325,11 @@ impl Moto {
         }
     }
 
+    /// The server's process id (a benchmark reads its CPU time).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// An AWS JSON-protocol call (`X-Amz-Target: <prefix>.<op>`), e.g.
     /// `("AWSStepFunctions", "ListExecutions")` or `("AmazonSQS", …)`;
     /// panics on a non-200 answer.

@@ -27,10 +27,17 @@ mod deployment;
 use deployment::sync_deployment;
 
 /// Predicate on a container image: `true` means pods running it never get ready.
-pub type ImagePredicate = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+#[derive(Clone)]
+pub struct ImagePredicate(pub Arc<dyn Fn(&str) -> bool + Send + Sync>);
+
+impl std::fmt::Debug for ImagePredicate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<predicate>")
+    }
+}
 
 /// Settings for the controller emulation.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct ControllerConfig {
     /// How long a new pod stays Pending before it turns Running+Ready.
     pub ready_delay: Duration,
@@ -50,23 +57,10 @@ impl Default for ControllerConfig {
     }
 }
 
-impl std::fmt::Debug for ControllerConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ControllerConfig")
-            .field("ready_delay", &self.ready_delay)
-            .field("never_ready_images", &self.never_ready_images)
-            .field(
-                "never_ready",
-                &self.never_ready.as_ref().map(|_| "<predicate>"),
-            )
-            .finish()
-    }
-}
-
 impl ControllerConfig {
     fn never_ready(&self, image: &str) -> bool {
         self.never_ready_images.iter().any(|i| i == image)
-            || self.never_ready.as_ref().is_some_and(|p| p(image))
+            || self.never_ready.as_ref().is_some_and(|p| (p.0)(image))
     }
 }
 

@@ -141,15 +141,8 @@ impl std::ops::Index<usize> for Value {
     }
 }
 
-/// The untagged node under a [`Tagged`] wrapper.
-enum Plain {
-    Null,
-    Bool(bool),
-    Number(serde_json::Number),
-    String(String),
-    Sequence(Vec<Value>),
-    Mapping(Mapping),
-}
+/// The node under a [`Tagged`] wrapper, before its own tag is applied.
+struct Plain(Value);
 
 impl<'de> Deserialize<'de> for Plain {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -162,44 +155,44 @@ impl<'de> Deserialize<'de> for Plain {
                 f.write_str("a YAML node")
             }
             fn visit_unit<E>(self) -> Result<Plain, E> {
-                Ok(Plain::Null)
+                Ok(Plain(Value::Null))
             }
             fn visit_none<E>(self) -> Result<Plain, E> {
-                Ok(Plain::Null)
+                Ok(Plain(Value::Null))
             }
             fn visit_bool<E>(self, v: bool) -> Result<Plain, E> {
-                Ok(Plain::Bool(v))
+                Ok(Plain(Value::Bool(v)))
             }
             fn visit_i64<E>(self, v: i64) -> Result<Plain, E> {
-                Ok(Plain::Number(v.into()))
+                Ok(Plain(Value::Number(v.into())))
             }
             fn visit_u64<E>(self, v: u64) -> Result<Plain, E> {
-                Ok(Plain::Number(v.into()))
+                Ok(Plain(Value::Number(v.into())))
             }
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<Plain, E> {
                 serde_json::Number::from_f64(v)
-                    .map(Plain::Number)
+                    .map(|n| Plain(Value::Number(n)))
                     .ok_or_else(|| E::custom(format!("{v} is no JSON number")))
             }
             fn visit_str<E>(self, v: &str) -> Result<Plain, E> {
-                Ok(Plain::String(v.to_owned()))
+                Ok(Plain(Value::String(v.to_owned())))
             }
             fn visit_string<E>(self, v: String) -> Result<Plain, E> {
-                Ok(Plain::String(v))
+                Ok(Plain(Value::String(v)))
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Plain, A::Error> {
                 let mut items = Vec::new();
                 while let Some(item) = seq.next_element()? {
                     items.push(item);
                 }
-                Ok(Plain::Sequence(items))
+                Ok(Plain(Value::Sequence(items)))
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Plain, A::Error> {
                 let mut entries = Vec::new();
                 while let Some((key, value)) = map.next_entry::<String, Value>()? {
                     entries.push((Value::String(key), value));
                 }
-                Ok(Plain::Mapping(Mapping(entries)))
+                Ok(Plain(Value::Mapping(Mapping(entries))))
             }
         }
 
@@ -209,15 +202,7 @@ impl<'de> Deserialize<'de> for Plain {
 
 impl<'de> Deserialize<'de> for Value {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let Tagged(plain, tag) = Tagged::<Plain>::deserialize(deserializer)?;
-        let value = match plain {
-            Plain::Null => Value::Null,
-            Plain::Bool(b) => Value::Bool(b),
-            Plain::Number(n) => Value::Number(n),
-            Plain::String(s) => Value::String(s),
-            Plain::Sequence(s) => Value::Sequence(s),
-            Plain::Mapping(m) => Value::Mapping(m),
-        };
+        let Tagged(Plain(value), tag) = Tagged::<Plain>::deserialize(deserializer)?;
         // Local tags only: a core-schema tag (`!!str`) is resolved already.
         Ok(match tag.filter(|t| t.starts_with('!')) {
             Some(tag) => Value::Tagged(Box::new(TaggedValue { tag, value })),

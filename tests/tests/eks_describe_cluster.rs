@@ -17,7 +17,7 @@ use selfheal_eks::{
     presign_token,
 };
 use selfheal_tests::tools::{Moto, tool_or_skip};
-use selfheal_testserver::{TestServer, fixtures};
+use selfheal_testserver::TestServer;
 use selfheal_token_verifier::{TokenVerifier, VerifiedToken};
 
 mod aws_common;
@@ -41,19 +41,7 @@ async fn describe_cluster_returns_motos_endpoint_and_ca() {
     let config = sdk_config(Some(&moto.url)).await;
 
     let eks = aws_sdk_eks::Client::new(&config);
-    let created = eks
-        .create_cluster()
-        .name("demo")
-        .role_arn("arn:aws:iam::123456789012:role/eks-cluster")
-        .resources_vpc_config(
-            aws_sdk_eks::types::VpcConfigRequest::builder()
-                .subnet_ids("subnet-11111111")
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
-    let created = created.cluster().unwrap();
+    let created = &aws_common::create_cluster(&eks, "demo").await;
     let moto_endpoint = created.endpoint().unwrap().to_owned();
     let moto_ca = created
         .certificate_authority()
@@ -100,24 +88,9 @@ type Accepted = Arc<Mutex<Vec<VerifiedToken>>>;
 /// dummy credentials (re-signed and compared by `TokenVerifier`); returns the
 /// tokens it accepted.
 async fn eks_test_server() -> (TestServer, Accepted) {
-    let server = TestServer::builder().tls(true).start().await.unwrap();
     let verifier = TokenVerifier::new("demo").with_credentials(credentials());
-    let accepted: Accepted = Arc::default();
-    let record = accepted.clone();
-    server.set_token_verifier(Arc::new(move |token: &str| {
-        let verified = verifier.verify_now(token).map_err(|e| e.to_string())?;
-        record.lock().unwrap().push(verified);
-        Ok(())
-    }));
-    server
-        .try_apply_objects(
-            fixtures::checkout("shop/api:1.0", "shop/envoy:1.27")
-                .named("shop", "web")
-                .replicas(1)
-                .json(),
-        )
-        .unwrap();
-    (server, accepted)
+    aws_common::token_server(move |token| verifier.verify_now(token).map_err(|e| e.to_string()))
+        .await
 }
 
 fn configured(server: &TestServer) -> ClusterSource {

@@ -8,12 +8,15 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use aws_config::SdkConfig;
+use aws_credential_types::Credentials;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 use secrecy::SecretString;
+use selfheal_contract::cluster::role_session_name;
+use selfheal_contract::{ClusterRef, ClusterRoles};
 
 use crate::token::{TOKEN_LIFETIME, presign_token};
 use crate::{Error, Result};
@@ -128,35 +131,7 @@ impl ClusterSource {
     /// Endpoint and CA for `cluster` (not for the kubeconfig source).
     pub async fn resolve(&self, cluster: &str) -> Result<ClusterEndpoint> {
         match self {
-            ClusterSource::Describe(eks) => {
-                let out = eks
-                    .describe_cluster()
-                    .name(cluster)
-                    .send()
-                    .await
-                    .map_err(|source| Error::DescribeCluster {
-                        cluster: cluster.to_owned(),
-                        source: Box::new(source),
-                    })?;
-                let incomplete = |missing| Error::ClusterIncomplete {
-                    cluster: cluster.to_owned(),
-                    missing,
-                };
-                let described = out.cluster().ok_or_else(|| incomplete("description"))?;
-                let endpoint = described
-                    .endpoint()
-                    .filter(|e| !e.is_empty())
-                    .ok_or_else(|| incomplete("endpoint"))?;
-                let ca = described
-                    .certificate_authority()
-                    .and_then(|c| c.data())
-                    .filter(|d| !d.is_empty())
-                    .ok_or_else(|| incomplete("certificate authority"))?;
-                Ok(ClusterEndpoint {
-                    endpoint: endpoint.to_owned(),
-                    ca_data: Some(ca.to_owned()),
-                })
-            }
+            ClusterSource::Describe(eks) => describe(eks, cluster).await,
             ClusterSource::Configured {
                 cluster: only,
                 endpoint,
@@ -172,6 +147,37 @@ impl ClusterSource {
             )),
         }
     }
+}
+
+/// `eks:DescribeCluster` of `cluster` with `eks` (its region and credentials).
+async fn describe(eks: &aws_sdk_eks::Client, cluster: &str) -> Result<ClusterEndpoint> {
+    let out = eks
+        .describe_cluster()
+        .name(cluster)
+        .send()
+        .await
+        .map_err(|source| Error::DescribeCluster {
+            cluster: cluster.to_owned(),
+            source: Box::new(source),
+        })?;
+    let incomplete = |missing| Error::ClusterIncomplete {
+        cluster: cluster.to_owned(),
+        missing,
+    };
+    let described = out.cluster().ok_or_else(|| incomplete("description"))?;
+    let endpoint = described
+        .endpoint()
+        .filter(|e| !e.is_empty())
+        .ok_or_else(|| incomplete("endpoint"))?;
+    let ca = described
+        .certificate_authority()
+        .and_then(|c| c.data())
+        .filter(|d| !d.is_empty())
+        .ok_or_else(|| incomplete("certificate authority"))?;
+    Ok(ClusterEndpoint {
+        endpoint: endpoint.to_owned(),
+        ca_data: Some(ca.to_owned()),
+    })
 }
 
 /// Builds a kube client (via the kube adapter's `client_from_parts`) for
@@ -220,6 +226,40 @@ pub async fn client_from_kubeconfig(context: Option<&str>) -> Result<kube::Clien
         .map_err(|source| Error::KubeClient { source })
 }
 
+/// How long before an assumed role's credentials expire they are replaced,
+/// so no token or DescribeCluster is ever signed with nearly dead credentials.
+pub const ASSUMED_REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);
+/// `DurationSeconds` asked of `AssumeRole` (STS's default, the role's usual maximum).
+pub const ASSUMED_ROLE_DURATION: Duration = Duration::from_secs(60 * 60);
+
+/// An assumed role's credentials and when to assume it again.
+#[derive(Clone)]
+struct Assumed {
+    credentials: Credentials,
+    refresh_at: SystemTime,
+}
+
+/// When credentials expiring at `expires_at` are replaced:
+/// [`ASSUMED_REFRESH_MARGIN`] before, or halfway when they arrive with less
+/// than that left (a skewed clock), so they are not assumed again at once.
+fn refresh_assumed_at(expires_at: SystemTime, now: SystemTime) -> SystemTime {
+    match expires_at.duration_since(now) {
+        Ok(left) if left > ASSUMED_REFRESH_MARGIN => expires_at - ASSUMED_REFRESH_MARGIN,
+        Ok(left) => now + left / 2,
+        Err(_) => now,
+    }
+}
+
+/// What one cluster is reached with: its name, region and credentials (the
+/// function's own, or an assumed role's with the moment they need replacing).
+struct Access {
+    name: String,
+    region: String,
+    credentials: Credentials,
+    assumed: bool,
+    refresh_at: Option<SystemTime>,
+}
+
 #[derive(Clone)]
 struct CachedClient {
     client: kube::Client,
@@ -235,6 +275,12 @@ pub struct EksClients {
     token_lifetime: Duration,
     clock: Arc<dyn Clock>,
     cache: tokio::sync::Mutex<HashMap<String, CachedClient>>,
+    /// Base for regional EKS and STS clients (endpoint overrides, timeouts).
+    sdk_config: SdkConfig,
+    roles: ClusterRoles,
+    role_duration: Duration,
+    /// Assumed credentials by role ARN, shared by the clusters that use it.
+    assumed: tokio::sync::Mutex<HashMap<String, Assumed>>,
 }
 
 impl fmt::Debug for EksClients {
@@ -258,7 +304,23 @@ impl EksClients {
             token_lifetime: TOKEN_LIFETIME,
             clock: Arc::new(SystemClock),
             cache: tokio::sync::Mutex::new(HashMap::new()),
+            sdk_config: sdk_config.clone(),
+            roles: ClusterRoles::default(),
+            role_duration: ASSUMED_ROLE_DURATION,
+            assumed: tokio::sync::Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Roles to assume per cluster or account (`SELFHEAL_CLUSTER_ROLES`).
+    pub fn with_roles(mut self, roles: ClusterRoles) -> Self {
+        self.roles = roles;
+        self
+    }
+
+    /// `DurationSeconds` for `AssumeRole` (default one hour; STS's minimum is 15 minutes).
+    pub fn with_role_duration(mut self, duration: Duration) -> Self {
+        self.role_duration = duration;
+        self
     }
 
     /// How long a client (its token) is used before a fresh one is built.
@@ -282,6 +344,13 @@ impl EksClients {
     /// A client for `cluster`: the cached one while its token is fresh,
     /// otherwise a new one with a new token (and, for DescribeCluster, a new lookup).
     pub async fn client(&self, cluster: &str) -> Result<kube::Client> {
+        self.client_for(cluster, None).await
+    }
+
+    /// [`EksClients::client`], naming `execution` in the session of a role
+    /// assumed for it. A client built with an assumed role is replaced when
+    /// its token or those credentials near expiry, whichever comes first.
+    pub async fn client_for(&self, cluster: &str, execution: Option<&str>) -> Result<kube::Client> {
         let mut cache = self.cache.lock().await;
         let now = self.clock.now();
         if let Some(cached) = cache.get(cluster)
@@ -289,7 +358,7 @@ impl EksClients {
         {
             return Ok(cached.client.clone());
         }
-        let fresh = self.build(cluster, now).await?;
+        let fresh = self.build(cluster, now, execution).await?;
         cache.insert(cluster.to_owned(), fresh.clone());
         Ok(fresh.client)
     }
@@ -304,8 +373,51 @@ impl EksClients {
         self.token_at(cluster, self.clock.now()).await
     }
 
+    /// The credentials `cluster` is reached with now (an assumed role's, or
+    /// the function's own): what its tokens are signed with.
+    pub async fn credentials(&self, cluster: &str) -> Result<Credentials> {
+        Ok(self
+            .access(cluster, self.clock.now(), None)
+            .await?
+            .credentials)
+    }
+
+    /// Endpoint and CA of `cluster`: DescribeCluster in the cluster's region
+    /// with its credentials, or the configured endpoint.
+    pub async fn endpoint(&self, cluster: &str) -> Result<ClusterEndpoint> {
+        let access = self.access(cluster, self.clock.now(), None).await?;
+        self.resolve(&access).await
+    }
+
     async fn token_at(&self, cluster: &str, now: SystemTime) -> Result<crate::token::EksToken> {
-        let region = self.region.as_deref().ok_or(Error::MissingRegion)?;
+        let access = self.access(cluster, now, None).await?;
+        presign_token(&access.credentials, &access.region, &access.name, now)
+    }
+
+    /// Name, region and credentials for `requested` (a name or an ARN).
+    async fn access(
+        &self,
+        requested: &str,
+        now: SystemTime,
+        execution: Option<&str>,
+    ) -> Result<Access> {
+        let cluster =
+            ClusterRef::parse(requested).map_err(|source| Error::InvalidCluster { source })?;
+        let region = match (&cluster.location, &self.region) {
+            (Some(location), _) => location.region.clone(),
+            (None, Some(region)) => region.clone(),
+            (None, None) => return Err(Error::MissingRegion),
+        };
+        if let Some(role) = self.roles.role_for(requested, &cluster) {
+            let assumed = self.assume(role, now, execution).await?;
+            return Ok(Access {
+                name: cluster.name,
+                region,
+                credentials: assumed.credentials,
+                assumed: true,
+                refresh_at: Some(assumed.refresh_at),
+            });
+        }
         let provider = self
             .credentials
             .as_ref()
@@ -314,19 +426,103 @@ impl EksClients {
             .provide_credentials()
             .await
             .map_err(|source| Error::Credentials { source })?;
-        presign_token(&credentials, region, cluster, now)
+        Ok(Access {
+            name: cluster.name,
+            region,
+            credentials,
+            assumed: false,
+            refresh_at: None,
+        })
     }
 
-    async fn build(&self, cluster: &str, now: SystemTime) -> Result<CachedClient> {
+    /// `role`'s credentials: the cached ones until [`ASSUMED_REFRESH_MARGIN`]
+    /// before they expire, then a new `AssumeRole`.
+    async fn assume(
+        &self,
+        role: &str,
+        now: SystemTime,
+        execution: Option<&str>,
+    ) -> Result<Assumed> {
+        let mut cache = self.assumed.lock().await;
+        if let Some(assumed) = cache.get(role)
+            && now < assumed.refresh_at
+        {
+            return Ok(assumed.clone());
+        }
+        let sts = aws_sdk_sts::Client::new(&self.sdk_config);
+        let session = role_session_name(execution);
+        let out = sts
+            .assume_role()
+            .role_arn(role)
+            .role_session_name(&session)
+            .duration_seconds(i32::try_from(self.role_duration.as_secs()).unwrap_or(3600))
+            .send()
+            .await
+            .map_err(|source| Error::AssumeRole {
+                role: role.to_owned(),
+                source: Box::new(source),
+            })?;
+        let given = out
+            .credentials()
+            .ok_or_else(|| Error::AssumedCredentialsMissing {
+                role: role.to_owned(),
+            })?;
+        let expires_at = SystemTime::try_from(*given.expiration()).ok();
+        let credentials = Credentials::new(
+            given.access_key_id(),
+            given.secret_access_key(),
+            Some(given.session_token().to_owned()),
+            expires_at,
+            "selfheal-assume-role",
+        );
+        let expires_at = expires_at.unwrap_or(now + self.role_duration);
+        let refresh_at = refresh_assumed_at(expires_at, now);
+        tracing::info!(role, session, "assumed role for cluster access");
+        let assumed = Assumed {
+            credentials,
+            refresh_at,
+        };
+        cache.insert(role.to_owned(), assumed.clone());
+        Ok(assumed)
+    }
+
+    /// Endpoint and CA for `access`: DescribeCluster with its region and
+    /// credentials when they are not the function's own, else the source's.
+    async fn resolve(&self, access: &Access) -> Result<ClusterEndpoint> {
+        match &self.source {
+            ClusterSource::Describe(_)
+                if access.assumed || self.region.as_deref() != Some(access.region.as_str()) =>
+            {
+                let config = aws_sdk_eks::config::Builder::from(&self.sdk_config)
+                    .region(aws_config::Region::new(access.region.clone()))
+                    .credentials_provider(SharedCredentialsProvider::new(
+                        access.credentials.clone(),
+                    ))
+                    .build();
+                describe(&aws_sdk_eks::Client::from_conf(config), &access.name).await
+            }
+            source => source.resolve(&access.name).await,
+        }
+    }
+
+    async fn build(
+        &self,
+        cluster: &str,
+        now: SystemTime,
+        execution: Option<&str>,
+    ) -> Result<CachedClient> {
         if let ClusterSource::Kubeconfig { context } = &self.source {
             return Ok(CachedClient {
                 client: client_from_kubeconfig(context.as_deref()).await?,
                 refresh_at: None,
             });
         }
-        let endpoint = self.source.resolve(cluster).await?;
-        let token = self.token_at(cluster, now).await?;
-        let refresh_at = now + self.token_lifetime;
+        let access = self.access(cluster, now, execution).await?;
+        let endpoint = self.resolve(&access).await?;
+        let token = presign_token(&access.credentials, &access.region, &access.name, now)?;
+        let refresh_at = access.refresh_at.map_or(now + self.token_lifetime, |at| {
+            at.min(now + self.token_lifetime)
+        });
         let ca_pem = endpoint.ca_pem()?;
         let client = client_from_parts(&endpoint.endpoint, ca_pem.as_deref(), token.token)?
             .with_valid_until(jiff::Timestamp::try_from(refresh_at).ok());
@@ -453,6 +649,21 @@ mod tests {
                 .await,
         );
         assert!(matches!(err, Error::MissingCredentialsProvider), "{err}");
+    }
+
+    #[test]
+    fn assumed_credentials_are_replaced_five_minutes_before_expiry() {
+        let hour = t0() + Duration::from_secs(3600);
+        assert_eq!(
+            refresh_assumed_at(hour, t0()),
+            hour - ASSUMED_REFRESH_MARGIN
+        );
+        let soon = t0() + Duration::from_secs(120);
+        assert_eq!(
+            refresh_assumed_at(soon, t0()),
+            t0() + Duration::from_secs(60)
+        );
+        assert_eq!(refresh_assumed_at(t0(), soon), soon);
     }
 
     #[test]

@@ -12,9 +12,11 @@ pub mod token;
 
 use aws_sdk_eks::error::SdkError;
 use aws_sdk_eks::operation::describe_cluster::DescribeClusterError;
+use aws_sdk_sts::operation::assume_role::AssumeRoleError;
 use selfheal_contract::ErrorType;
 
 pub use cluster::{Clock, ClusterEndpoint, ClusterSource, EksClients, ManualClock, SystemClock};
+pub use selfheal_contract::ClusterRoles;
 pub use token::{EksToken, ExecCredential, exec_credential, presign_token};
 
 /// Result alias for this crate.
@@ -60,6 +62,22 @@ pub enum Error {
         #[source]
         source: Box<SdkError<DescribeClusterError>>,
     },
+    /// `target.cluster` is neither a plain name nor an EKS cluster ARN.
+    #[error("{source}")]
+    InvalidCluster {
+        #[source]
+        source: selfheal_contract::Error,
+    },
+    /// STS refused or failed `AssumeRole` for the cluster's role.
+    #[error("AssumeRole {role} failed: {source}")]
+    AssumeRole {
+        role: String,
+        #[source]
+        source: Box<SdkError<AssumeRoleError>>,
+    },
+    /// STS answered `AssumeRole` without credentials.
+    #[error("AssumeRole {role} returned no credentials")]
+    AssumedCredentialsMissing { role: String },
     /// DescribeCluster answered without an endpoint or CA (cluster still creating).
     #[error("cluster {cluster} has no {missing} yet (is it still being created?)")]
     ClusterIncomplete {
@@ -101,7 +119,11 @@ impl Error {
     pub fn error_type(&self) -> &'static str {
         use aws_credential_types::provider::error::CredentialsError as C;
         match self {
-            Error::InvalidInput(_) => ErrorType::NonRetryableInvalidRequest,
+            Error::InvalidInput(_) | Error::InvalidCluster { .. } => {
+                ErrorType::NonRetryableInvalidRequest
+            }
+            Error::AssumeRole { source, .. } => assume_role_error_type(source),
+            Error::AssumedCredentialsMissing { .. } => ErrorType::RetryableAwsError,
             Error::MissingRegion
             | Error::MissingCredentialsProvider
             | Error::SigningParams { .. }
@@ -151,5 +173,58 @@ fn describe_error_type(err: &SdkError<DescribeClusterError>) -> ErrorType {
         // transient; a request that could not be built is not.
         _ if selfheal_aws::retry::is_retryable(err) => ErrorType::RetryableAwsError,
         _ => ErrorType::NonRetryableAuthConfig,
+    }
+}
+
+/// A refused `AssumeRole` (the trust policy or the function's
+/// `sts:AssumeRole` permission) is access denied; throttling and transient
+/// failures are retryable, by selfheal_aws's one classifier.
+fn assume_role_error_type(err: &SdkError<AssumeRoleError>) -> ErrorType {
+    use aws_sdk_sts::error::ProvideErrorMetadata;
+    if selfheal_aws::retry::is_retryable(err) {
+        return ErrorType::RetryableAwsError;
+    }
+    match err {
+        SdkError::ServiceError(service)
+            if matches!(
+                service.err().code(),
+                Some("AccessDenied" | "AccessDeniedException" | "RegionDisabledException")
+            ) || service.raw().status().as_u16() == 403 =>
+        {
+            ErrorType::NonRetryableAccessDenied
+        }
+        _ => ErrorType::NonRetryableAuthConfig,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use aws_sdk_sts::error::ErrorMetadata;
+    use aws_smithy_runtime_api::http::{Response, StatusCode};
+    use aws_smithy_types::body::SdkBody;
+
+    fn assume_role_failure(code: &str, status: u16) -> Error {
+        let raw = Response::new(StatusCode::try_from(status).unwrap(), SdkBody::empty());
+        let err = AssumeRoleError::generic(ErrorMetadata::builder().code(code).build());
+        Error::AssumeRole {
+            role: "arn:aws:iam::111111111111:role/selfheal".into(),
+            source: Box::new(SdkError::service_error(err, raw)),
+        }
+    }
+
+    #[test]
+    fn refused_assume_role_is_access_denied_and_throttling_is_retryable() {
+        let denied = assume_role_failure("AccessDenied", 403);
+        assert_eq!(denied.error_type(), "NonRetryableAccessDenied");
+        assert!(!denied.is_retryable());
+        let throttled = assume_role_failure("Throttling", 400);
+        assert_eq!(throttled.error_type(), "RetryableAwsError");
+        assert!(throttled.is_retryable());
+        let unavailable = assume_role_failure("InternalFailure", 500);
+        assert_eq!(unavailable.error_type(), "RetryableAwsError");
+        let policy = assume_role_failure("MalformedPolicyDocument", 400);
+        assert_eq!(policy.error_type(), "NonRetryableAuthConfig");
     }
 }

@@ -41,6 +41,7 @@ pub const FUNCTION_VARIABLES: &[&str] = &[
     DEFAULT_CLUSTER,
     TOKEN_LIFETIME_SECONDS,
     REPLAN_BUDGET,
+    selfheal_core::cluster::CLUSTER_ROLES,
 ];
 
 /// EKS tokens are accepted for 15 minutes from signing; a client must be
@@ -90,6 +91,8 @@ pub struct FunctionConfig {
     /// The off switch (`selfheal_aws::switch::VARIABLES`); `None`: no
     /// switch, the function always acts (local runs, the CLI's tests).
     pub switch: Option<SwitchConfig>,
+    /// Roles assumed for clusters in other accounts (`SELFHEAL_CLUSTER_ROLES`).
+    pub cluster_roles: selfheal_eks::ClusterRoles,
 }
 
 fn invalid(variable: &'static str, reason: impl Into<String>) -> HandlerError {
@@ -171,12 +174,18 @@ impl FunctionConfig {
             selfheal_aws::Error::Config { variable, reason } => invalid(variable, reason),
             other => invalid(selfheal_aws::switch::PARAMETER_VAR, other.to_string()),
         })?;
+        let cluster_roles = get(selfheal_core::cluster::CLUSTER_ROLES)
+            .map(|text| selfheal_eks::ClusterRoles::parse(&text))
+            .transpose()
+            .map_err(|source| HandlerError::Policy { source })?
+            .unwrap_or_default();
         Ok(FunctionConfig {
             policy,
             access,
             default_cluster,
             replan_budget,
             switch,
+            cluster_roles,
         })
     }
 
@@ -314,6 +323,25 @@ ZZUolFY4U9jn37uu5iOeDQ==
             HandlerError::Policy { .. } => ("policy".to_owned(), err.to_string()),
             other => panic!("unexpected {other:?}"),
         }
+    }
+
+    #[test]
+    fn cluster_roles_are_read_and_a_bad_one_fails_the_start_up() {
+        let role = "arn:aws:iam::111111111111:role/selfheal";
+        let config = parse(&[("SELFHEAL_CLUSTER_ROLES", role)]).unwrap();
+        let cluster = selfheal_core::cluster::ClusterRef::parse(
+            "arn:aws:eks:us-east-1:111111111111:cluster/prod",
+        )
+        .unwrap();
+        assert_eq!(
+            config
+                .cluster_roles
+                .role_for("arn:aws:eks:us-east-1:111111111111:cluster/prod", &cluster),
+            Some(role)
+        );
+        assert!(parse(&[]).unwrap().cluster_roles.is_empty());
+        let (_, message) = config_error(&[("SELFHEAL_CLUSTER_ROLES", "not-a-role")]);
+        assert!(message.contains("SELFHEAL_CLUSTER_ROLES"), "{message}");
     }
 
     #[test]

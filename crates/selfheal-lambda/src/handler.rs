@@ -128,9 +128,13 @@ pub async fn handle_action(
     }
 
     let valid = &request;
-    let result = on_cluster(state, cluster.as_deref(), |remediator| async move {
-        Ok(remediator.remediate_valid(valid).await?)
-    })
+    let execution = request.execution.clone();
+    let result = on_cluster(
+        state,
+        cluster.as_deref(),
+        execution.as_deref(),
+        |remediator| async move { Ok(remediator.remediate_valid(valid).await?) },
+    )
     .await;
     match result {
         Ok(outcome) => {
@@ -202,6 +206,7 @@ fn log_outcome(request: &RemediationRequest, outcome: &RemediationOutcome) {
 async fn on_cluster<T, F, Fut>(
     state: &AppState,
     cluster: Option<&str>,
+    execution: Option<&str>,
     work: F,
 ) -> Result<T, HandlerError>
 where
@@ -211,7 +216,7 @@ where
     // Boxed: inline, the EKS and kube client futures nested here take the
     // layout of a function's `main` past rustc's query depth limit.
     let result = Box::pin(async {
-        match state.remediator(cluster).await {
+        match state.remediator_for(cluster, execution).await {
             Ok(remediator) => work(remediator).await,
             Err(error) => Err(error),
         }
@@ -257,17 +262,18 @@ pub async fn handle_verify(
     target.cluster.clone_from(&cluster);
     let (namespace, workload) = (target.namespace.as_str(), target.workload());
     let window = verify::window(watch.as_ref(), jiff::Timestamp::now(), WATCH_WINDOW);
-    let (deployment, status) = on_cluster(state, cluster.as_deref(), |remediator| async move {
-        let workload = workload.ok_or_else(|| HandlerError::InvalidRequest {
-            reason: "target needs either `deployment` or `pod`".into(),
-        })?;
-        let (deployment, _) = remediator.resolve(namespace, workload).await?;
-        let status = remediator
-            .watch_status(namespace, &deployment, window)
-            .await?;
-        Ok((deployment, status))
-    })
-    .await?;
+    let (deployment, status) =
+        on_cluster(state, cluster.as_deref(), None, |remediator| async move {
+            let workload = workload.ok_or_else(|| HandlerError::InvalidRequest {
+                reason: "target needs either `deployment` or `pod`".into(),
+            })?;
+            let (deployment, _) = remediator.resolve(namespace, workload).await?;
+            let status = remediator
+                .watch_status(namespace, &deployment, window)
+                .await?;
+            Ok((deployment, status))
+        })
+        .await?;
     target.deployment = Some(deployment);
     tracing::info!(
         cluster = target.cluster.as_deref(),

@@ -19,8 +19,9 @@ use crate::error::HandlerError;
 enum Clients {
     /// One client for the process (local mode ignores the cluster name).
     Kubeconfig(kube::Client),
-    /// Token-authenticated clients per cluster, refreshed before expiry.
-    Eks(EksClients),
+    /// Token-authenticated clients per cluster, refreshed before expiry
+    /// (boxed: it carries an SDK config and the role table).
+    Eks(Box<EksClients>),
 }
 
 /// A cached Remediator and the expiry of the client inside it; a different
@@ -136,9 +137,11 @@ impl AppState {
                     },
                     None => ClusterSource::describe(&sdk_config),
                 };
-                Clients::Eks(
-                    EksClients::new(&sdk_config, source).with_token_lifetime(*token_lifetime),
-                )
+                Clients::Eks(Box::new(
+                    EksClients::new(&sdk_config, source)
+                        .with_token_lifetime(*token_lifetime)
+                        .with_roles(config.cluster_roles.clone()),
+                ))
             }
         };
         Ok(AppState {
@@ -167,6 +170,16 @@ impl AppState {
 
     /// The Remediator for `cluster` (`None`: local mode's only cluster).
     pub async fn remediator(&self, cluster: Option<&str>) -> Result<Remediator, HandlerError> {
+        self.remediator_for(cluster, None).await
+    }
+
+    /// [`AppState::remediator`], naming `execution` in the session of a role
+    /// assumed for the cluster (CloudTrail in the cluster's account).
+    pub async fn remediator_for(
+        &self,
+        cluster: Option<&str>,
+        execution: Option<&str>,
+    ) -> Result<Remediator, HandlerError> {
         let key = cluster.unwrap_or(LOCAL);
         let client = match &self.clients {
             Clients::Kubeconfig(client) => client.clone(),
@@ -177,7 +190,7 @@ impl AppState {
                         crate::config::DEFAULT_CLUSTER
                     ),
                 })?;
-                eks.client(cluster).await?
+                eks.client_for(cluster, execution).await?
             }
         };
         let valid_until = *client.valid_until();

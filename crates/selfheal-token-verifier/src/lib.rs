@@ -158,6 +158,8 @@ impl std::error::Error for TokenRejection {}
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedToken {
     pub access_key_id: String,
+    /// `X-Amz-Security-Token`: present when temporary (assumed-role) credentials signed.
+    pub session_token: Option<String>,
     pub region: String,
     /// `X-Amz-Date`.
     pub signed_at: SystemTime,
@@ -335,6 +337,7 @@ impl TokenVerifier {
 
         Ok(VerifiedToken {
             access_key_id: access_key_id.to_owned(),
+            session_token: get("x-amz-security-token").map(str::to_owned),
             region: region.to_owned(),
             signed_at,
             valid_until,

@@ -164,8 +164,15 @@ impl ApiRequest {
 }
 
 fn json_response(code: u16, body: &Value) -> Response<Body> {
-    let mut resp = Response::new(Full::new(Bytes::from(body.to_string())).boxed());
+    let mut resp = json_body(Full::new(Bytes::from(body.to_string())).boxed());
     *resp.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    resp
+}
+
+/// A 200 answer with `body` and the headers the API server sends with JSON
+/// (a single object or a watch stream).
+fn json_body(body: Body) -> Response<Body> {
+    let mut resp = Response::new(body);
     resp.headers_mut().insert(
         http::header::CONTENT_TYPE,
         http::HeaderValue::from_static("application/json"),
@@ -222,18 +229,7 @@ async fn handle(
     let (status, response) = match reply {
         Reply::Json(code, v) => (code, Ok(json_response(code, &v))),
         Reply::Reset => (0, Err(ConnectionReset)),
-        Reply::Stream(b) => {
-            let mut resp = Response::new(b);
-            resp.headers_mut().insert(
-                http::header::CONTENT_TYPE,
-                http::HeaderValue::from_static("application/json"),
-            );
-            resp.headers_mut().insert(
-                http::header::CACHE_CONTROL,
-                http::HeaderValue::from_static("no-cache, private"),
-            );
-            (200, Ok(resp))
-        }
+        Reply::Stream(b) => (200, Ok(json_body(b))),
     };
     let recorded = RecordedRequest {
         method,

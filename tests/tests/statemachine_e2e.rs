@@ -45,7 +45,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
-use kube::api::{Api, Patch, PatchParams};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, ListParams, Patch, PatchParams};
 use selfheal_tests::emulator::Emulator;
 use selfheal_tests::tools::{
     Moto, build_workspace_bins, cargo_lambda_binary, file_tool, free_port, http_request,
@@ -68,6 +69,8 @@ const API_2: &str = "registry.example/shop/api:1.1.0";
 /// Pods with this image never become ready (ControllerConfig.never_ready_images).
 const API_BROKEN: &str = "registry.example/shop/api:1.2.0-broken";
 const ENVOY: &str = "registry.example/envoy:1.27";
+/// envoy's image in the two-container release of the evidence scenario.
+const ENVOY_2: &str = "registry.example/envoy:1.28";
 
 /// The function binaries the state machines' Task states reach.
 const FUNCTIONS: [&str; 8] = [
@@ -209,11 +212,67 @@ impl Cluster {
     }
 
     async fn set_image(&self, ns: &str, name: &str, image: &str) {
+        self.release(ns, name, &[("api", image)]).await;
+    }
+
+    /// A release: new images for the named containers, one template change.
+    async fn release(&self, ns: &str, name: &str, images: &[(&str, &str)]) {
         let api: Api<Deployment> = Api::namespaced(self.admin.clone(), ns);
-        let bump = json!({"spec": {"template": {"spec": {"containers": [{"name": "api", "image": image}]}}}});
+        let containers: Vec<Value> = images
+            .iter()
+            .map(|(c, image)| json!({"name": c, "image": image}))
+            .collect();
+        let bump = json!({"spec": {"template": {"spec": {"containers": containers}}}});
         api.patch(name, &PatchParams::default(), &Patch::Strategic(bump))
             .await
             .unwrap();
+    }
+
+    /// Writes, through `pods/status` as the kubelet does, that `container`
+    /// crash-loops (exit code 1, 3 restarts each) in every pod running
+    /// `image`, the other containers ready; returns how many pods.
+    async fn crash_loop(&self, ns: &str, container: &str, image: &str) -> usize {
+        let pods: Api<Pod> = Api::namespaced(self.admin.clone(), ns);
+        let now = "2026-12-06T04:00:00Z";
+        let mut n = 0;
+        for pod in pods.list(&ListParams::default()).await.unwrap().items {
+            let spec = pod.spec.clone().unwrap_or_default();
+            let runs = |c: &k8s_openapi::api::core::v1::Container| {
+                c.name == container && c.image.as_deref() == Some(image)
+            };
+            if !spec.containers.iter().any(runs) {
+                continue;
+            }
+            let name = pod.metadata.name.clone().unwrap();
+            let statuses: Vec<Value> = spec
+                .containers
+                .iter()
+                .map(|c| {
+                    let failing = c.name == container;
+                    let (state, last) = if failing {
+                        (
+                            json!({"waiting": {"reason": "CrashLoopBackOff",
+                                "message": format!("back-off 40s restarting failed container={container} pod={name}")}}),
+                            json!({"terminated": {"exitCode": 1, "reason": "Error",
+                                "startedAt": now, "finishedAt": now}}),
+                        )
+                    } else {
+                        (json!({"running": {"startedAt": now}}), json!({}))
+                    };
+                    json!({"name": c.name, "image": c.image, "imageID": "", "ready": !failing,
+                        "restartCount": if failing { 3 } else { 0 }, "started": !failing,
+                        "state": state, "lastState": last})
+                })
+                .collect();
+            let status = json!({"status": {"phase": "Running",
+                "conditions": [{"type": "Ready", "status": "False", "lastTransitionTime": now}],
+                "containerStatuses": statuses}});
+            pods.patch_status(&name, &PatchParams::default(), &Patch::Merge(&status))
+                .await
+                .unwrap();
+            n += 1;
+        }
+        n
     }
 
     async fn annotate(&self, ns: &str, name: &str, key: &str, value: &str) {
@@ -338,34 +397,18 @@ impl Inbox {
     async fn all(&self) -> Vec<Value> {
         let mut seen = self.seen.lock().await;
         loop {
-            let got = self
-                .moto
-                .json_call(
-                    "AmazonSQS",
-                    "ReceiveMessage",
-                    &json!({"QueueUrl": self.queue_url, "MaxNumberOfMessages": 10}),
-                )
-                .await;
-            let messages = got["Messages"].as_array().cloned().unwrap_or_default();
-            if messages.is_empty() {
+            let bodies = self.moto.sqs_take(&self.queue_url).await;
+            if bodies.is_empty() {
                 break;
             }
-            for m in messages {
-                let envelope: Value =
-                    serde_json::from_str(m["Body"].as_str().unwrap_or("{}")).unwrap_or_default();
+            for body in bodies {
+                let envelope: Value = serde_json::from_str(&body).unwrap_or_default();
                 let text = envelope["Message"].as_str().unwrap_or_default().to_owned();
                 seen.push(json!({
                     "subject": envelope["Subject"],
                     "text": text,
                     "message": serde_json::from_str::<Value>(&text).unwrap_or(Value::Null),
                 }));
-                self.moto
-                    .json_call(
-                        "AmazonSQS",
-                        "DeleteMessage",
-                        &json!({"QueueUrl": self.queue_url, "ReceiptHandle": m["ReceiptHandle"]}),
-                    )
-                    .await;
             }
         }
         seen.clone()
@@ -418,7 +461,8 @@ fn find_link(text: &str, decision: &str) -> Option<String> {
 
 /// "Clicks" an approval link the way a person does: GET shows the page, POST
 /// (its form) decides. Goes through the approve function's Function URL.
-async fn click(emulator: &Emulator, link: &str) -> String {
+/// Returns the page, then the answer to the POST.
+async fn click(emulator: &Emulator, link: &str) -> (String, String) {
     let (_, rest) = link
         .split_once("/lambda-url/approve")
         .unwrap_or_else(|| panic!("link {link} is not the approve Function URL"));
@@ -438,7 +482,7 @@ async fn click(emulator: &Emulator, link: &str) -> String {
         )
         .await;
     assert_eq!(status, 200, "POST {link}: {answer}");
-    answer
+    (page, answer)
 }
 
 // -------------------------------------------------------------- scenarios --
@@ -625,7 +669,7 @@ async fn pause_approve_rollback(w: &World) {
             paused(&w.cluster.deployment(ns, name)),
             "not paused while waiting"
         );
-        click(&w.emulator, &link).await
+        click(&w.emulator, &link).await.1
     };
     let (r, answer) = tokio::join!(run, approve);
     assert!(!answer.is_empty());
@@ -683,6 +727,92 @@ async fn approval_denied(w: &World) {
     // The approval request and the failure report.
     let notes = w.inbox.about(exec).await;
     assert!(notes.len() >= 2, "{notes:#?}");
+}
+
+/// A release bumps api and envoy; the new pods show api crash-looping
+/// (written through `pods/status`) and envoy healthy. A rollback naming no
+/// container, with approval: the page shows the dry run's plan (api only)
+/// and the pods' evidence before anyone decides; approved, only api goes
+/// back, envoy keeps its new image, and the notifications name the failing
+/// container and why.
+async fn evidence_picks_the_failing_container(w: &World) {
+    let (ns, name) = ("sm-evidence", "checkout");
+    w.cluster
+        .server
+        .apply_objects(deployment(ns, name, API_1, None));
+    w.cluster.wait_done(ns, name).await;
+    // API_BROKEN: the kubelet stand-in leaves these pods to the status
+    // written below (it would mark any other pod ready again).
+    w.cluster
+        .release(ns, name, &[("api", API_BROKEN), ("envoy", ENVOY_2)])
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let n = loop {
+        let n = w.cluster.crash_loop(ns, "api", API_BROKEN).await;
+        if n > 0 {
+            break n;
+        }
+        assert!(Instant::now() < deadline, "no pod runs {API_BROKEN}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let mut input = request("rollback", ns, name);
+    input["target"].as_object_mut().unwrap().remove("container");
+    input["approval"] = json!(true);
+    let exec = "rollback-evidence";
+    let run = w.runner.run("remediate-deployment", exec, &input);
+    let approve = async {
+        let link = w.inbox.approval_link(exec, "approve").await;
+        click(&w.emulator, &link).await.0
+    };
+    let (r, page) = tokio::join!(run, approve);
+    let failing = format!(
+        "api: CrashLoopBackOff on {n}/{n} new pods, {} restarts, exit code 1",
+        3 * n
+    );
+    for want in [
+        format!("<b>api</b><br><code>{API_BROKEN}</code><br>→ <code>{API_1}</code>"),
+        format!("<li class=\"failing\">{failing}</li>"),
+        "<li>envoy: healthy</li>".to_owned(),
+        "accepted this change in a dry run".to_owned(),
+    ] {
+        assert!(page.contains(&want), "{want} not on the page: {page}");
+    }
+    assert!(!page.contains("<b>envoy</b>"), "envoy planned: {page}");
+    assert_succeeded(&r);
+    let s = states(&r);
+    for st in ["PreviewRollback", "RequestApproval", "Rollback", "Verify"] {
+        assert!(s.contains(&st.to_owned()), "{st} not in {s:?}");
+    }
+    let out = &r["output"];
+    assert_eq!(out["status"], "applied", "{out:#}");
+    assert_change(out, API_BROKEN, API_1);
+    let d = w.cluster.deployment(ns, name);
+    assert_eq!(container_image(&d, "api"), API_1);
+    assert_eq!(container_image(&d, "envoy"), ENVOY_2);
+    let texts: Vec<String> = w
+        .inbox
+        .about(exec)
+        .await
+        .iter()
+        .map(|n| n["text"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    let evidence = format!("Evidence: {failing}; envoy: healthy");
+    let asked = texts
+        .iter()
+        .find(|t| t.starts_with("Approval needed"))
+        .unwrap_or_else(|| panic!("no approval request in {texts:#?}"));
+    assert!(
+        asked.contains(&format!(
+            "Will change: container api {API_BROKEN} -> {API_1}"
+        )) && asked.contains(&evidence),
+        "{asked}"
+    );
+    let done = texts
+        .iter()
+        .find(|t| t.contains("Changed: container api"))
+        .unwrap_or_else(|| panic!("no final report in {texts:#?}"));
+    assert!(done.contains(&evidence), "{done}");
+    assert!(!done.contains("Changed: container envoy"), "{done}");
 }
 
 /// Dry run: the outcome says what would change; the API server only saw
@@ -1151,6 +1281,10 @@ async fn state_machines_run_end_to_end_with_the_real_handlers() {
             approval_denied(&w).await
         }),
         scenario!("dry run", |w: Arc<World>| async move { dry_run(&w).await }),
+        scenario!(
+            "two-image release, api crash-loops -> approved rollback of api only",
+            |w: Arc<World>| async move { evidence_picks_the_failing_container(&w).await }
+        ),
         scenario!("fleet of 20 in 3 namespaces", |w: Arc<World>| async move {
             fleet(&w).await;
         }),
@@ -1186,7 +1320,7 @@ async fn state_machines_run_end_to_end_with_the_real_handlers() {
             tail(&world.emulator.log_text(), 150)
         );
     }
-    eprintln!("{TEST}: {} scenarios in {:?}", 8, total.elapsed());
+    eprintln!("{TEST}: {} scenarios in {:?}", 9, total.elapsed());
     assert!(failures.is_empty(), "failed scenarios: {failures:?}");
 
     let started = Instant::now();

@@ -59,6 +59,12 @@ export class SelfhealStack extends cdk.Stack {
       description:
         "Optional ARNs of further EKS clusters the handlers may DescribeCluster (create their access entries yourself, deploy/README.md).",
     });
+    const clusterRoleArns = param("ClusterRoleArns", {
+      type: "CommaDelimitedList",
+      default: "",
+      description:
+        "Optional IAM role ARNs in workload accounts; the Kubernetes handlers assume the one in a cluster ARN's account (SELFHEAL_CLUSTER_ROLES, deploy/README.md \"Other accounts and regions\").",
+    });
     const kubernetesGroup = param("KubernetesGroup", {
       type: "String",
       default: "selfheal-remediators",
@@ -226,6 +232,7 @@ export class SelfhealStack extends cdk.Stack {
     const condition = (name: string, expression: cdk.ICfnConditionExpression) =>
       new cdk.CfnCondition(this, name, { expression });
     const notEmpty = (value: string) => cdk.Fn.conditionNot(cdk.Fn.conditionEquals(value, ""));
+    const hasClusterRoles = condition("HasClusterRoles", notEmpty(cdk.Fn.join("", clusterRoleArns.valueAsList)));
     const hasExtraClusters = condition("HasExtraClusters", notEmpty(cdk.Fn.join("", extraClusterArns.valueAsList)));
     const hasEmail = condition("HasEmail", notEmpty(notificationEmail.valueAsString));
     const hasSlack = condition("HasSlack", notEmpty(slackWebhookSecretArn.valueAsString));
@@ -294,6 +301,12 @@ export class SelfhealStack extends cdk.Stack {
       hasExtraClusters,
       new iam.PolicyStatement({ actions: ["eks:DescribeCluster"], resources: extraClusterArns.valueAsList }),
     );
+    conditionalPolicy(
+      "HandlerClusterRolesPolicy",
+      handlerRole,
+      hasClusterRoles,
+      new iam.PolicyStatement({ actions: ["sts:AssumeRole"], resources: clusterRoleArns.valueAsList }),
+    );
     // The off switch (template.yaml's OffSwitch): `on` acts; any other value
     // stops every new action within the functions' 10 s cache.
     const offSwitch = new ssm.StringParameter(this, "OffSwitch", {
@@ -317,6 +330,7 @@ export class SelfhealStack extends cdk.Stack {
       SELFHEAL_PAUSE_IMPACT_THRESHOLD: pauseImpactThreshold.valueAsString,
       SELFHEAL_MAX_ACTIONS: maxActions.valueAsString,
       SELFHEAL_ACTION_WINDOW_SECONDS: actionWindowSeconds.valueAsString,
+      SELFHEAL_CLUSTER_ROLES: cdk.Fn.join(",", clusterRoleArns.valueAsList),
       // Read by rollback, pause, resume and restart; verify ignores it.
       SELFHEAL_SWITCH_PARAMETER: offSwitch.parameterName,
     };

@@ -18,7 +18,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -87,6 +87,16 @@ async fn seeded_server(tls: bool) -> TestServer {
     server
 }
 
+/// [`seeded_server`] without TLS and its admin kubeconfig in a fresh
+/// directory (local mode).
+async fn local_cluster() -> (tempfile::TempDir, TestServer, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let server = seeded_server(false).await;
+    let kubeconfig = dir.path().join("kubeconfig");
+    server.write_kubeconfig(&kubeconfig).unwrap();
+    (dir, server, kubeconfig)
+}
+
 fn request(action: &str, cluster: &str) -> Value {
     json!({
         "action": action,
@@ -152,10 +162,7 @@ fn payload_for(function: &str) -> Value {
 /// process (no restart between invocations) and nothing reaches the cluster.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_startup_answers_every_invocation_with_its_typed_error() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = seeded_server(false).await;
-    let kubeconfig = dir.path().join("kubeconfig");
-    server.write_kubeconfig(&kubeconfig).unwrap();
+    let (dir, server, kubeconfig) = local_cluster().await;
     let before = server.object("Deployment", "shop", "checkout").unwrap();
 
     let mut env = aws_env();
@@ -233,10 +240,7 @@ async fn failed_startup_answers_every_invocation_with_its_typed_error() {
 /// nothing reaches the cluster.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn non_json_payload_answers_a_typed_error_in_every_function() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = seeded_server(false).await;
-    let kubeconfig = dir.path().join("kubeconfig");
-    server.write_kubeconfig(&kubeconfig).unwrap();
+    let (dir, server, kubeconfig) = local_cluster().await;
 
     let mut env = aws_env();
     env.extend([
@@ -296,12 +300,8 @@ async fn configured_endpoint_refuses_other_clusters_before_any_call() {
     let before = server.object("Deployment", "shop", "checkout").unwrap();
 
     let mut env = aws_env();
-    env.extend([
-        ("SELFHEAL_CLUSTER_ENDPOINT", server.url()),
-        ("SELFHEAL_CLUSTER_CA", server.ca_pem().unwrap()),
-        ("SELFHEAL_DEFAULT_CLUSTER", CLUSTER.into()),
-        ("SELFHEAL_REQUIRE_OPT_IN", "false".into()),
-    ]);
+    env.extend(common::eks_env(&server, CLUSTER));
+    env.push(("SELFHEAL_REQUIRE_OPT_IN", "false".into()));
     let Some(lambda) = emulator(dir.path(), env).await else {
         return;
     };

@@ -49,13 +49,7 @@ async fn setup() -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
     server.write_kubeconfig(&kubeconfig).unwrap();
-    server.apply_objects(checkout());
-    assert!(server.controller().settle().await);
-    assert!(
-        server
-            .roll_out_image("shop", "checkout", "api", API_2)
-            .await
-    );
+    assert!(server.seed_two_revisions(checkout(), "api", API_2).await);
     let state = state_for(&kubeconfig, &[]).await.unwrap();
     Setup { server, state, dir }
 }

@@ -423,6 +423,29 @@ impl TestServer {
         self.update("Deployment", ns, &d).is_ok() && self.controller().settle().await
     }
 
+    /// Seeds `deployment` (JSON), lets its first rollout finish, then rolls
+    /// `container` out to `image` ([`TestServer::roll_out_image`]): a
+    /// Deployment at revision 2 with both rollouts settled. False when a
+    /// step fails.
+    pub async fn seed_two_revisions(
+        &self,
+        deployment: Value,
+        container: &str,
+        image: &str,
+    ) -> bool {
+        let ns = deployment["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or("default")
+            .to_owned();
+        let name = deployment["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        self.try_apply_objects(deployment).is_ok()
+            && self.controller().settle().await
+            && self.roll_out_image(&ns, &name, container, image).await
+    }
+
     /// Like [`TestServer::update`] through the `status` subresource, as the
     /// controllers write: only `status` is taken, a new resourceVersion, the
     /// same generation.

@@ -2,7 +2,7 @@
 //! they seed, and what they read back from the test API server's store.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use selfheal_tests::emulator::Emulator;
@@ -42,8 +42,9 @@ pub async fn cargo_lambda_ready(test: &str) -> Option<PathBuf> {
     Some(bin)
 }
 
-/// Each of `functions` started exactly once (one warm process each).
-pub fn assert_started_once(lambda: &Emulator, functions: &[&str]) {
+/// Each of `functions` started exactly once, each in a process of its own
+/// (one warm process per function); returns those processes' pids.
+pub fn started_once(lambda: &Emulator, functions: &[&str]) -> BTreeSet<String> {
     let inits = lambda.logs_with_message("selfheal function initialised");
     for f in functions {
         let n = inits
@@ -52,6 +53,29 @@ pub fn assert_started_once(lambda: &Emulator, functions: &[&str]) {
             .count();
         assert_eq!(n, 1, "{f} must start exactly once:\n{}", lambda.log_text());
     }
+    let pids: BTreeSet<String> = inits
+        .iter()
+        .map(|l| l["fields"]["pid"].to_string())
+        .collect();
+    assert_eq!(
+        pids.len(),
+        functions.len(),
+        "one process per function: {pids:?}"
+    );
+    pids
+}
+
+/// The settings that point the functions at `server` as EKS cluster
+/// `cluster` (EKS mode: endpoint and CA configured, no DescribeCluster).
+pub fn eks_env(server: &TestServer, cluster: &str) -> [(&'static str, String); 3] {
+    [
+        ("SELFHEAL_CLUSTER_ENDPOINT", server.url()),
+        (
+            "SELFHEAL_CLUSTER_CA",
+            server.ca_pem().expect("a TLS test server"),
+        ),
+        ("SELFHEAL_DEFAULT_CLUSTER", cluster.into()),
+    ]
 }
 
 /// `shop/checkout` at revision 1: api `API_1` and the sidecar envoy.

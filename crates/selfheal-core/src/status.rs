@@ -113,6 +113,11 @@ mod tests {
             .collect()
     }
 
+    /// A complete rollout at revision 3, for the tests to edit its status.
+    fn revision_3() -> Deployment {
+        serde_json::from_value(crate::testutil::deployment_json(&[("api", "api:1")], 3)).unwrap()
+    }
+
     #[test]
     fn recorded_progression_matches_kubectl_rules_step_by_step() {
         use RolloutState::*;
@@ -149,9 +154,7 @@ mod tests {
 
     #[test]
     fn old_replicas_pending_and_available_rules_in_order() {
-        let mut d: Deployment =
-            serde_json::from_value(crate::testutil::deployment_json(&[("api", "api:1")], 3))
-                .unwrap();
+        let mut d = revision_3();
         let status = d.status.as_mut().unwrap();
         status.replicas = Some(4);
         status.updated_replicas = Some(2);
@@ -172,9 +175,7 @@ mod tests {
 
     #[test]
     fn a_pause_and_who_made_it_are_reported_beside_kubectl_verdict() {
-        let mut d: Deployment =
-            serde_json::from_value(crate::testutil::deployment_json(&[("api", "api:1")], 3))
-                .unwrap();
+        let mut d = revision_3();
         let running = rollout_status(&d);
         assert_eq!(
             serde_json::to_value(&running).unwrap(),
@@ -211,9 +212,7 @@ mod tests {
 
     #[test]
     fn deadline_wins_over_replica_counts_but_not_over_unobserved_spec() {
-        let mut d: Deployment =
-            serde_json::from_value(crate::testutil::deployment_json(&[("api", "api:1")], 3))
-                .unwrap();
+        let mut d = revision_3();
         let status = d.status.as_mut().unwrap();
         status.updated_replicas = Some(0);
         status.conditions.as_mut().unwrap()[1].reason = Some(TIMED_OUT_REASON.into());

@@ -561,6 +561,15 @@ mod tests {
         snap.remediate(&request, &Policy::default(), now())
     }
 
+    /// `request` run on the example snapshot: the snapshot before and after,
+    /// and the outcome.
+    fn run_on_checkout(request: &str) -> (Snapshot, Snapshot, RemediationOutcome) {
+        let mut snap = Snapshot::parse(CHECKOUT).unwrap();
+        let before = snap.clone();
+        let outcome = run(&mut snap, request).unwrap();
+        (before, snap, outcome)
+    }
+
     fn now() -> jiff::Timestamp {
         "2026-11-26T20:00:00Z".parse().unwrap()
     }
@@ -581,13 +590,9 @@ mod tests {
 
     #[test]
     fn rollback_patches_the_deployment_in_memory_and_bumps_generation() {
-        let mut snap = Snapshot::parse(CHECKOUT).unwrap();
-        let before = snap.clone();
-        let outcome = run(
-            &mut snap,
+        let (before, snap, outcome) = run_on_checkout(
             r#"{"action":"rollback","target":{"namespace":"shop","deployment":"checkout","container":"api"}}"#,
-        )
-        .unwrap();
+        );
         assert_eq!(outcome.status, OutcomeStatus::Applied);
         // Half-brick: only `api` goes back, the envoy sidecar keeps its image.
         assert_eq!(
@@ -615,13 +620,9 @@ mod tests {
 
     #[test]
     fn dry_run_and_pod_target_keep_the_objects() {
-        let mut snap = Snapshot::parse(CHECKOUT).unwrap();
-        let before = snap.clone();
-        let outcome = run(
-            &mut snap,
+        let (before, snap, outcome) = run_on_checkout(
             r#"{"action":"rollback","dryRun":true,"target":{"namespace":"shop","pod":"checkout-64db67cc5-b984x"}}"#,
-        )
-        .unwrap();
+        );
         assert_eq!(outcome.status, OutcomeStatus::DryRun);
         assert_eq!(
             outcome.target.pod.as_deref(),

@@ -68,6 +68,10 @@ pub struct EksTokenArgs {
     /// AWS region (default: from the environment or profile).
     #[arg(long, value_name = "REGION")]
     pub region: Option<String>,
+    /// Assume this IAM role first and sign with its temporary credentials
+    /// (session `EKSGetTokenAuth`, as `aws eks get-token --role-arn`).
+    #[arg(long, value_name = "ARN")]
+    pub role_arn: Option<String>,
 }
 
 /// Where the objects come from: exactly one of a snapshot file or a kubeconfig.
@@ -312,11 +316,14 @@ pub async fn execute(cli: Cli) -> Result<Output, Error> {
         Command::Status(args) => status(args).await.map(Output::Status),
         Command::Event(args) => crate::event::run(&args).map(|i| Output::Event(Box::new(i))),
         Command::EksToken(args) => {
-            let credential =
-                selfheal_eks::exec_credential(&args.cluster_name, args.region.as_deref())
-                    .await
-                    .and_then(|credential| credential.to_cli_json())
-                    .map_err(|source| Error::EksToken { source })?;
+            let credential = selfheal_eks::exec_credential(
+                &args.cluster_name,
+                args.region.as_deref(),
+                args.role_arn.as_deref(),
+            )
+            .await
+            .and_then(|credential| credential.to_cli_json())
+            .map_err(|source| Error::EksToken { source })?;
             // main adds the final newline; the text keeps awscli's blank line.
             let text = credential.strip_suffix('\n').unwrap_or(&credential);
             Ok(Output::ExecCredential(text.to_owned()))

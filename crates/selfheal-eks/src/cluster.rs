@@ -239,6 +239,39 @@ struct Assumed {
     refresh_at: SystemTime,
 }
 
+/// `AssumeRole` of `role` as session `session`, for `duration`: the role's
+/// temporary credentials (with their expiry), or a typed error.
+pub async fn assume_role(
+    sdk_config: &SdkConfig,
+    role: &str,
+    session: &str,
+    duration: Duration,
+) -> Result<Credentials> {
+    let out = aws_sdk_sts::Client::new(sdk_config)
+        .assume_role()
+        .role_arn(role)
+        .role_session_name(session)
+        .duration_seconds(i32::try_from(duration.as_secs()).unwrap_or(3600))
+        .send()
+        .await
+        .map_err(|source| Error::AssumeRole {
+            role: role.to_owned(),
+            source: Box::new(source),
+        })?;
+    let given = out
+        .credentials()
+        .ok_or_else(|| Error::AssumedCredentialsMissing {
+            role: role.to_owned(),
+        })?;
+    Ok(Credentials::new(
+        given.access_key_id(),
+        given.secret_access_key(),
+        Some(given.session_token().to_owned()),
+        SystemTime::try_from(*given.expiration()).ok(),
+        "selfheal-assume-role",
+    ))
+}
+
 /// When credentials expiring at `expires_at` are replaced:
 /// [`ASSUMED_REFRESH_MARGIN`] before, or halfway when they arrive with less
 /// than that left (a skewed clock), so they are not assumed again at once.
@@ -449,32 +482,9 @@ impl EksClients {
         {
             return Ok(assumed.clone());
         }
-        let sts = aws_sdk_sts::Client::new(&self.sdk_config);
         let session = role_session_name(execution);
-        let out = sts
-            .assume_role()
-            .role_arn(role)
-            .role_session_name(&session)
-            .duration_seconds(i32::try_from(self.role_duration.as_secs()).unwrap_or(3600))
-            .send()
-            .await
-            .map_err(|source| Error::AssumeRole {
-                role: role.to_owned(),
-                source: Box::new(source),
-            })?;
-        let given = out
-            .credentials()
-            .ok_or_else(|| Error::AssumedCredentialsMissing {
-                role: role.to_owned(),
-            })?;
-        let expires_at = SystemTime::try_from(*given.expiration()).ok();
-        let credentials = Credentials::new(
-            given.access_key_id(),
-            given.secret_access_key(),
-            Some(given.session_token().to_owned()),
-            expires_at,
-            "selfheal-assume-role",
-        );
+        let credentials = assume_role(&self.sdk_config, role, &session, self.role_duration).await?;
+        let expires_at = credentials.expiry();
         let expires_at = expires_at.unwrap_or(now + self.role_duration);
         let refresh_at = refresh_assumed_at(expires_at, now);
         tracing::info!(role, session, "assumed role for cluster access");

@@ -34,6 +34,10 @@ pub const SERVER_ACCEPTS_FOR: Duration = Duration::from_secs(15 * 60);
 /// `ExecCredential.apiVersion` awscli prints when kubectl does not ask for another.
 pub const EXEC_CREDENTIAL_API_VERSION: &str = "client.authentication.k8s.io/v1beta1";
 
+/// The `RoleSessionName` `aws eks get-token --role-arn` uses (awscli
+/// `customizations/eks/get_token.py`), kept so CloudTrail reads the same.
+pub const AWSCLI_ROLE_SESSION: &str = "EKSGetTokenAuth";
+
 const STS_QUERY: &str = "Action=GetCallerIdentity&Version=2011-06-15";
 
 /// Characters SigV4 (and botocore) leave unescaped in query values.
@@ -294,20 +298,39 @@ pub fn format_expiration(at: SystemTime) -> String {
 /// signed with the default credential chain, like `aws eks get-token`.
 ///
 /// The region comes from `region`, else from the environment or profile.
-pub async fn exec_credential(cluster: &str, region: Option<&str>) -> Result<ExecCredential> {
+pub async fn exec_credential(
+    cluster: &str,
+    region: Option<&str>,
+    role_arn: Option<&str>,
+) -> Result<ExecCredential> {
     let mut loader = selfheal_aws::loader();
     if let Some(region) = region {
         loader = loader.region(aws_config::Region::new(region.to_owned()));
     }
     let sdk_config = loader.load().await;
     let region = sdk_config.region().ok_or(Error::MissingRegion)?.to_string();
-    let provider = sdk_config
-        .credentials_provider()
-        .ok_or(Error::MissingCredentialsProvider)?;
-    let credentials = provider
-        .provide_credentials()
-        .await
-        .map_err(|source| Error::Credentials { source })?;
+    let credentials = match role_arn {
+        // awscli's `--role-arn`: one AssumeRole with its session name, and
+        // the token signed with the role's temporary credentials.
+        Some(role) => {
+            crate::cluster::assume_role(
+                &sdk_config,
+                role,
+                AWSCLI_ROLE_SESSION,
+                crate::cluster::ASSUMED_ROLE_DURATION,
+            )
+            .await?
+        }
+        None => {
+            let provider = sdk_config
+                .credentials_provider()
+                .ok_or(Error::MissingCredentialsProvider)?;
+            provider
+                .provide_credentials()
+                .await
+                .map_err(|source| Error::Credentials { source })?
+        }
+    };
     let token = presign_token(&credentials, &region, cluster, SystemTime::now())?;
     let exec_info = env::get(env::process, "KUBERNETES_EXEC_INFO");
     Ok(ExecCredential::with_api_version(

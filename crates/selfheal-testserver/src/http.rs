@@ -459,36 +459,29 @@ mod tests {
 
     #[test]
     fn paths() {
-        assert_eq!(
-            parse_path("/apis/apps/v1/namespaces/shop/deployments/checkout"),
-            Some((
-                Kind::Deployment,
-                Some("shop".into()),
-                Some("checkout".into()),
-                None
-            ))
-        );
-        assert_eq!(
-            parse_path("/api/v1/namespaces/shop/pods/p/status"),
-            Some((
-                Kind::Pod,
-                Some("shop".into()),
-                Some("p".into()),
-                Some("status".into())
-            ))
-        );
-        assert_eq!(
-            parse_path("/api/v1/namespaces/shop"),
-            Some((Kind::Namespace, None, Some("shop".into()), None))
-        );
-        assert_eq!(
-            parse_path("/api/v1/namespaces"),
-            Some((Kind::Namespace, None, None, None))
-        );
-        assert_eq!(
-            parse_path("/apis/apps/v1/replicasets"),
-            Some((Kind::ReplicaSet, None, None, None))
-        );
+        let some = |s: &str| Some(s.to_owned());
+        let cases = [
+            (
+                "/apis/apps/v1/namespaces/shop/deployments/checkout",
+                (Kind::Deployment, some("shop"), some("checkout"), None),
+            ),
+            (
+                "/api/v1/namespaces/shop/pods/p/status",
+                (Kind::Pod, some("shop"), some("p"), some("status")),
+            ),
+            (
+                "/api/v1/namespaces/shop",
+                (Kind::Namespace, None, some("shop"), None),
+            ),
+            ("/api/v1/namespaces", (Kind::Namespace, None, None, None)),
+            (
+                "/apis/apps/v1/replicasets",
+                (Kind::ReplicaSet, None, None, None),
+            ),
+        ];
+        for (path, parsed) in cases {
+            assert_eq!(parse_path(path), Some(parsed), "{path}");
+        }
         assert_eq!(parse_path("/apis/batch/v1/jobs"), None);
     }
 

@@ -166,13 +166,7 @@ async fn readme_cargo_lambda_invoke_lines_act_on_the_example_snapshot() {
     let kubeconfig = dir.path().join("kubeconfig");
     server.write_kubeconfig(&kubeconfig).unwrap();
     // The snapshot as dumped: revision 4 runs the bad api image, not paused.
-    assert_eq!(
-        images(&server),
-        BTreeMap::from([
-            ("api".into(), API_BAD.into()),
-            ("envoy".into(), ENVOY.into())
-        ])
-    );
+    assert_images(&server, API_BAD, "");
     let before = server.deployment("shop", "checkout").unwrap();
     assert_eq!(
         before.metadata.annotations.as_ref().unwrap()["deployment.kubernetes.io/revision"],
@@ -309,13 +303,7 @@ async fn readme_cargo_lambda_invoke_lines_act_on_the_example_snapshot() {
                 );
                 assert_eq!(outcome["revision"]["before"], 4, "{outcome}");
                 // Half-brick: only api went back; envoy kept its newer image.
-                assert_eq!(
-                    images(&server),
-                    BTreeMap::from([
-                        ("api".into(), API_GOOD.into()),
-                        ("envoy".into(), ENVOY.into())
-                    ])
-                );
+                assert_images(&server, API_GOOD, "");
                 let d = server.deployment("shop", "checkout").unwrap();
                 let audit = d.metadata.annotations.unwrap_or_default();
                 assert!(
@@ -344,14 +332,7 @@ async fn readme_cargo_lambda_invoke_lines_act_on_the_example_snapshot() {
                 );
                 assert_ne!(last_restart.as_ref(), Some(&at), "a new restartedAt");
                 last_restart = Some(at);
-                assert_eq!(
-                    images(&server),
-                    BTreeMap::from([
-                        ("api".into(), API_GOOD.into()),
-                        ("envoy".into(), ENVOY.into())
-                    ]),
-                    "restart keeps images"
-                );
+                assert_images(&server, API_GOOD, "restart keeps images");
                 assert!(!paused(&server));
             }
             other => panic!("{line}: no expectation for {other}; add one to {TEST}"),
@@ -373,4 +354,10 @@ async fn readme_cargo_lambda_invoke_lines_act_on_the_example_snapshot() {
             .map(|r| (&r.method, &r.path, r.status))
             .collect::<Vec<_>>()
     );
+}
+
+/// shop/checkout runs `api` and the unchanged envoy sidecar.
+fn assert_images(server: &TestServer, api: &str, why: &str) {
+    let want = BTreeMap::from([("api".into(), api.into()), ("envoy".into(), ENVOY.into())]);
+    assert_eq!(images(server), want, "{why}");
 }

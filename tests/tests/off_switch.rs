@@ -211,7 +211,7 @@ async fn switched_off_no_action_function_sends_a_request() {
     )
     .await
     .unwrap();
-    assert_eq!(out.state, RolloutState::Done, "{out:?}");
+    assert_eq!(out.status.state, RolloutState::Done, "{out:?}");
     let requests = cluster.server.requests();
     assert!(!requests.is_empty(), "verify read nothing");
     assert!(

@@ -290,7 +290,7 @@ async fn every_handler_path_works_with_exactly_the_cluster_role() {
     )
     .await
     .unwrap();
-    assert_eq!(verdict.state, RolloutState::Done, "{verdict:?}");
+    assert_eq!(verdict.status.state, RolloutState::Done, "{verdict:?}");
 
     applied(act(&state, Action::Pause, checkout.clone()).await);
     assert_eq!(c.live("shop", "checkout")["spec"]["paused"], json!(true));

@@ -10,7 +10,7 @@ use std::future::Future;
 use lambda_runtime::LambdaEvent;
 use selfheal_aws::{SwitchState, SwitchedOff};
 use selfheal_core::{
-    Action, OutcomeStatus, RemediationOutcome, RemediationRequest, RolloutState, Target,
+    Action, OutcomeStatus, RemediationOutcome, RemediationRequest, RolloutStatus, Target,
     ValidRequest,
 };
 use selfheal_kube::{Remediator, WATCH_WINDOW};
@@ -26,16 +26,11 @@ use crate::verify::{self, WatchBudget};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct VerifyOutput {
-    /// `done` | `waiting` | `failed`, as `kubectl rollout status` decides.
-    pub state: RolloutState,
-    /// kubectl's own sentence for the state.
-    pub message: String,
-    /// `spec.paused`; absent when not paused.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub paused: bool,
-    /// `selfheal.dev/paused-by` of a paused Deployment (`selfheal`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub paused_by: Option<String>,
+    /// `state` (`done` | `waiting` | `failed`, as `kubectl rollout status`
+    /// decides), kubectl's `message`, `paused` and `pausedBy`, at the top
+    /// level of the answer.
+    #[serde(flatten)]
+    pub status: RolloutStatus,
     /// The target checked, with its cluster and deployment filled in.
     pub target: Target,
     /// Seconds of the state machine's rollout budget left after this watch
@@ -284,10 +279,7 @@ pub async fn handle_verify(
         "rollout status"
     );
     Ok(VerifyOutput {
-        state: status.state,
-        message: status.message,
-        paused: status.paused,
-        paused_by: status.paused_by,
+        status,
         target,
         remaining_seconds: watch.map(|b| verify::remaining_seconds(&b, jiff::Timestamp::now())),
     })

@@ -42,7 +42,7 @@ pub fn verify_record(
 ) -> Record<InvocationBody> {
     let ended = match result {
         Ok(out) => Ended::Status {
-            status: match out.state {
+            status: match out.status.state {
                 RolloutState::Done => "done",
                 RolloutState::Waiting => "waiting",
                 RolloutState::Failed => "failed",

@@ -453,7 +453,7 @@ async fn verify_reports_rollout_state_for_request_or_outcome() {
     let out = handle_verify(&s.state, event(request("rollback")))
         .await
         .unwrap();
-    assert_eq!(out.state, RolloutState::Done, "{out:?}");
+    assert_eq!(out.status.state, RolloutState::Done, "{out:?}");
     assert_eq!(out.target.deployment.as_deref(), Some("checkout"));
 
     let outcome = handle_action(&s.state, Action::Rollback, event(request("rollback")))
@@ -463,15 +463,18 @@ async fn verify_reports_rollout_state_for_request_or_outcome() {
         .await
         .unwrap();
     assert!(
-        matches!(out.state, RolloutState::Waiting | RolloutState::Done),
+        matches!(out.status.state, RolloutState::Waiting | RolloutState::Done),
         "{out:?}"
     );
     assert!(s.server.controller().settle().await);
     let out = handle_verify(&s.state, event(serde_json::to_value(&outcome).unwrap()))
         .await
         .unwrap();
-    assert_eq!(out.state, RolloutState::Done, "{out:?}");
-    assert!(out.message.contains("successfully rolled out"), "{out:?}");
+    assert_eq!(out.status.state, RolloutState::Done, "{out:?}");
+    assert!(
+        out.status.message.contains("successfully rolled out"),
+        "{out:?}"
+    );
     let json = serde_json::to_value(&out).unwrap();
     assert_eq!(json["state"], "done");
     assert_eq!(json["target"]["namespace"], "shop");
@@ -641,7 +644,7 @@ async fn successful_startup_delegates_to_the_handlers() {
         (&line["Action"], &line["RolloutChecks"]),
         (&json!("verify"), &json!(1))
     );
-    let state = serde_json::to_value(out.state).unwrap();
+    let state = serde_json::to_value(out.status.state).unwrap();
     assert_eq!(line["Status"], state, "{line}");
 
     // A refusal names its guard; an error its errorType.
@@ -769,8 +772,8 @@ async fn verify_reports_a_pause_and_who_made_it() {
     let out = handle_verify(&s.state, event(request("pause")))
         .await
         .unwrap();
-    assert!(out.paused);
-    assert_eq!(out.paused_by.as_deref(), Some("selfheal"));
+    assert!(out.status.paused);
+    assert_eq!(out.status.paused_by.as_deref(), Some("selfheal"));
     let json = serde_json::to_value(&out).unwrap();
     assert_eq!(
         (&json["paused"], &json["pausedBy"]),

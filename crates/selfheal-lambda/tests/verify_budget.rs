@@ -45,7 +45,7 @@ async fn verify(state: &AppState, spent: Duration) -> (VerifyOutput, Duration) {
 async fn the_watch_never_outlasts_the_budget() {
     let (_server, state, _dir) = stuck_rollout().await;
     let (out, took) = verify(&state, Duration::from_secs(658)).await;
-    assert_eq!(out.state, RolloutState::Waiting, "{out:?}");
+    assert_eq!(out.status.state, RolloutState::Waiting, "{out:?}");
     assert_eq!(out.remaining_seconds, Some(0));
     assert!(
         (Duration::from_millis(1500)..Duration::from_secs(4)).contains(&took),
@@ -53,7 +53,7 @@ async fn the_watch_never_outlasts_the_budget() {
     );
     let (out, took) = verify(&state, Duration::from_secs(700)).await;
     assert_eq!(
-        (out.state, out.remaining_seconds),
+        (out.status.state, out.remaining_seconds),
         (RolloutState::Waiting, Some(0))
     );
     assert!(
@@ -76,7 +76,7 @@ async fn done_comes_the_moment_the_rollout_finishes_with_the_budget_left() {
         controller.pause_automatic(false);
     });
     let (out, took) = verify(&state, Duration::from_secs(10)).await;
-    assert_eq!(out.state, RolloutState::Done, "{out:?}");
+    assert_eq!(out.status.state, RolloutState::Done, "{out:?}");
     assert!(took < Duration::from_secs(3), "{took:?}");
     let left = out.remaining_seconds.unwrap();
     assert!((645..=650).contains(&left), "{left} s left");

@@ -204,11 +204,25 @@ fn request(ns: &str, run: &str) -> Value {
     })
 }
 
+/// What `subject` is asked: the request above, or (`RustNamed`) the same
+/// naming the container, which skips the LIST of the current pods.
+fn request_for(subject: Subject, ns: &str, run: &str) -> Value {
+    let mut request = request(ns, run);
+    if subject == Subject::RustNamed {
+        request["target"]["container"] = json!("api");
+    }
+    request
+}
+
 // --------------------------------------------------------------- subjects --
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Subject {
     Rust,
+    /// The same binary asked for a named container (`target.container`):
+    /// no LIST of the current revision's pods. Beside `Rust`, the cost of
+    /// that one LIST (and of reading the pods' evidence), side by side.
+    RustNamed,
     /// `SELFHEAL_BENCH_BASELINE`: another rollback binary (e.g. the previous
     /// commit's), run the same way, for before/after figures from one run.
     RustBaseline,
@@ -221,6 +235,7 @@ impl Subject {
     fn label(self) -> &'static str {
         match self {
             Subject::Rust => "rollback function (Rust)",
+            Subject::RustNamed => "rollback function, container named (no pod LIST)",
             Subject::RustBaseline => "baseline rollback function",
             Subject::KubectlUndo => "kubectl rollout undo",
             Subject::KubectlSetImage => "kubectl set image",
@@ -230,6 +245,7 @@ impl Subject {
     fn tag(self) -> &'static str {
         match self {
             Subject::Rust => "rs",
+            Subject::RustNamed => "named",
             Subject::RustBaseline => "base",
             Subject::KubectlUndo => "undo",
             Subject::KubectlSetImage => "set",
@@ -284,7 +300,7 @@ impl Bench {
     /// The command for `subject` on namespace `ns` (the Rust one also needs the Runtime API).
     fn command(&self, subject: Subject, ns: &str, run: &str) -> Command {
         let mut cmd = match subject {
-            Subject::Rust | Subject::RustBaseline => {
+            Subject::Rust | Subject::RustNamed | Subject::RustBaseline => {
                 let binary = if subject == Subject::RustBaseline {
                     self.baseline
                         .as_ref()
@@ -381,10 +397,14 @@ impl Bench {
         cmd.stdout(log.try_clone().unwrap()).stderr(log);
 
         let before = self.server.requests().len();
-        let elapsed = if matches!(subject, Subject::Rust | Subject::RustBaseline) {
+        let rust = matches!(
+            subject,
+            Subject::Rust | Subject::RustNamed | Subject::RustBaseline
+        );
+        let elapsed = if rust {
             let (tx, rx) = oneshot::channel();
             *self.slot.lock().unwrap() = Some(Pending {
-                body: Some(request(&ns, &run).to_string()),
+                body: Some(request_for(subject, &ns, &run).to_string()),
                 done: tx,
             });
             let start = Instant::now();
@@ -570,6 +590,7 @@ async fn main() {
     }
     let subjects: Vec<Subject> = [
         Some(Subject::Rust),
+        Some(Subject::RustNamed),
         baseline.as_ref().map(|_| Subject::RustBaseline),
         Some(Subject::KubectlUndo),
         Some(Subject::KubectlSetImage),
@@ -701,6 +722,11 @@ async fn main() {
                 *peak as f64 / 1024.0
             );
         }
+        // Subjects 0 and 1: the same binary with and without the pod LIST.
+        println!(
+            "\nPod LIST (a request naming no container) vs a named container: {:.3}× (goal ≤ 1.15×)",
+            rust.as_secs_f64() / medians[1].as_secs_f64()
+        );
     }
 
     println!("\n## Release binaries (stripped; zipped as `bootstrap`)\n");

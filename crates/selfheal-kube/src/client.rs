@@ -127,19 +127,9 @@ pub fn client_from_parts(
 mod tests {
     use super::*;
 
-    // A self-signed test CA (openssl req -x509, P-256); only parsed, never trusted for real.
-    const PEM: &str = "-----BEGIN CERTIFICATE-----
-MIIBjDCCATGgAwIBAgIUWI1dfuTRbbpNBan+pCKNctu92TQwCgYIKoZIzj0EAwIw
-GzEZMBcGA1UEAwwQc2VsZmhlYWwtdGVzdC1jYTAeFw0yNjExMjYyMDIzMzZaFw0z
-NjExMjMyMDIzMzZaMBsxGTAXBgNVBAMMEHNlbGZoZWFsLXRlc3QtY2EwWTATBgcq
-hkjOPQIBBggqhkjOPQMBBwNCAAS/xmImC3TLWAgZ46Utz3qSOoG0Ekd+y3Q38RVY
-rGJfcM3sjwlCTBokEl5s7CMPUDkukQH/yAxvn2eKCpqJxxOpo1MwUTAdBgNVHQ4E
-FgQUA3be2i0tsmZt7EfqGZpkW5x5zlEwHwYDVR0jBBgwFoAUA3be2i0tsmZt7Efq
-GZpkW5x5zlEwDwYDVR0TAQH/BAUwAwEB/zAKBggqhkjOPQQDAgNJADBGAiEA/lYy
-/B+D+Si6PxR5ackAf2pyoN1zEPjVE6L9L3WqqpUCIQC8mOeFksApx4CevihDj22k
-ZZUolFY4U9jn37uu5iOeDQ==
------END CERTIFICATE-----
-";
+    // A self-signed P-256 test CA (openssl req -x509), shared with
+    // selfheal-lambda's config tests; only parsed, never trusted for real.
+    const PEM: &str = include_str!("../../../tests/fixtures/test-ca.pem");
 
     #[test]
     fn tune_sets_every_timeout_and_turns_off_retries() {

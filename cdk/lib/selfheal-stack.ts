@@ -59,6 +59,27 @@ export class SelfhealStack extends cdk.Stack {
       description:
         "Optional ARNs of further EKS clusters the handlers may DescribeCluster (create their access entries yourself, deploy/README.md).",
     });
+    const subnetIds = param("SubnetIds", {
+      type: "CommaDelimitedList",
+      default: "",
+      description:
+        'Optional subnets for the Kubernetes handlers (rollback, pause, resume, restart, verify), for clusters with a private endpoint; set with SecurityGroupIds. They need VPC endpoints or a NAT (deploy/README.md "Private cluster endpoints").',
+    });
+    const securityGroupIds = param("SecurityGroupIds", {
+      type: "CommaDelimitedList",
+      default: "",
+      description:
+        "Optional security groups for the Kubernetes handlers in SubnetIds; allow them on the cluster security group, TCP 443.",
+    });
+    // CDK's validation reads the empty defaults as ids; the InVpc condition
+    // keeps VpcConfig out unless both lists are set (cfn-lint on the
+    // synthesized template, which evaluates conditions, stays clean).
+    for (const id of ["CloudFormation-Validate::E1150", "CloudFormation-Validate::F3031"]) {
+      cdk.Validations.of(this).acknowledge({
+        id,
+        reason: "SubnetIds and SecurityGroupIds default to empty; VpcConfig is under the InVpc condition",
+      });
+    }
     const clusterRoleArns = param("ClusterRoleArns", {
       type: "CommaDelimitedList",
       default: "",
@@ -232,6 +253,13 @@ export class SelfhealStack extends cdk.Stack {
     const condition = (name: string, expression: cdk.ICfnConditionExpression) =>
       new cdk.CfnCondition(this, name, { expression });
     const notEmpty = (value: string) => cdk.Fn.conditionNot(cdk.Fn.conditionEquals(value, ""));
+    const inVpc = condition(
+      "InVpc",
+      cdk.Fn.conditionAnd(
+        notEmpty(cdk.Fn.join("", subnetIds.valueAsList)),
+        notEmpty(cdk.Fn.join("", securityGroupIds.valueAsList)),
+      ),
+    );
     const hasClusterRoles = condition("HasClusterRoles", notEmpty(cdk.Fn.join("", clusterRoleArns.valueAsList)));
     const hasExtraClusters = condition("HasExtraClusters", notEmpty(cdk.Fn.join("", extraClusterArns.valueAsList)));
     const hasEmail = condition("HasEmail", notEmpty(notificationEmail.valueAsString));
@@ -294,6 +322,20 @@ export class SelfhealStack extends cdk.Stack {
       description: "selfheal Kubernetes handlers (the EKS access entry maps it to KubernetesGroup)",
       managedPolicies: [iam.ManagedPolicy.fromAwsManagedPolicyName("service-role/AWSLambdaBasicExecutionRole")],
     });
+    // Private cluster endpoints: the VPC access policy only when the handlers run in SubnetIds.
+    handlerRole.addManagedPolicy(
+      iam.ManagedPolicy.fromManagedPolicyArn(
+        this,
+        "HandlerVpcAccess",
+        cdk.Token.asString(
+        cdk.Fn.conditionIf(
+          inVpc.logicalId,
+          `arn:${cdk.Aws.PARTITION}:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole`,
+            cdk.Aws.NO_VALUE,
+          ),
+        ),
+      ),
+    );
     handlerRole.addToPolicy(new iam.PolicyStatement({ actions: ["eks:DescribeCluster"], resources: [clusterArn] }));
     conditionalPolicy(
       "HandlerExtraClustersPolicy",
@@ -335,6 +377,15 @@ export class SelfhealStack extends cdk.Stack {
       SELFHEAL_SWITCH_PARAMETER: offSwitch.parameterName,
     };
     const handlers = new Map(KUBE_HANDLERS.map((spec) => [spec.name, fn(spec, handlerRole, handlerEnv)]));
+    for (const kube of handlers.values()) {
+      (kube.node.defaultChild as lambda.CfnFunction).vpcConfig = cdk.Token.asAny(
+        cdk.Fn.conditionIf(
+          inVpc.logicalId,
+          { SubnetIds: subnetIds.valueAsList, SecurityGroupIds: securityGroupIds.valueAsList },
+          cdk.Aws.NO_VALUE,
+        ),
+      ) as unknown as lambda.CfnFunction.VpcConfigProperty;
+    }
     const handler = (name: string): lambda.Function => {
       const found = handlers.get(name);
       if (!found) {

@@ -181,10 +181,15 @@ for (const [id, st] of statements) {
 const managed = resources.flatMap(([id, r]) =>
   list(r.Properties?.ManagedPolicyArns)
     .filter((arn) => !JSON.stringify(arn).includes("service-role/AWSLambdaBasicExecutionRole"))
+    // The VPC access policy (ENIs), only under the InVpc condition (private cluster endpoints).
+    .filter(
+      (arn) =>
+        !(arn?.["Fn::If"]?.[0] === "InVpc" && JSON.stringify(arn).includes("service-role/AWSLambdaVPCAccessExecutionRole")),
+    )
     .map((arn) => `${id}: ${JSON.stringify(arn)}`),
 );
 if (managed.length > 0) {
-  fail(`managed policies other than AWSLambdaBasicExecutionRole: ${managed.join(", ")}`);
+  fail(`managed policies other than AWSLambdaBasicExecutionRole (and AWSLambdaVPCAccessExecutionRole if InVpc): ${managed.join(", ")}`);
 }
 
 // ---- The access entry maps the Kubernetes handlers' role ----

@@ -56,11 +56,9 @@ fn verdict(out: &Output) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exits_the_moment_the_rollout_is_done() {
     let (server, _dir, kubeconfig) = rollout_waiting().await;
-    let controller = server.controller();
-    tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(700)).await;
-        controller.pause_automatic(false);
-    });
+    server
+        .controller()
+        .resume_automatic_after(Duration::from_millis(700));
     let (out, took) = watch(&kubeconfig, &[]).await;
     assert!(
         out.status.success(),

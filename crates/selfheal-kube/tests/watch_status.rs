@@ -94,8 +94,7 @@ fn later(after: Duration, f: impl FnOnce() + Send + 'static) {
 
 /// Lets the controller run after `after`: the rollout then finishes.
 fn finish_rollout_after(server: &TestServer, after: Duration) {
-    let controller = server.controller();
-    later(after, move || controller.pause_automatic(false));
+    server.controller().resume_automatic_after(after);
 }
 
 /// A rollout to api 1.1.0 waiting for the controller, on a default server.

@@ -70,11 +70,9 @@ async fn the_watch_never_outlasts_the_budget() {
 #[tokio::test]
 async fn done_comes_the_moment_the_rollout_finishes_with_the_budget_left() {
     let (server, state, _dir) = stuck_rollout().await;
-    let controller = server.controller();
-    tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        controller.pause_automatic(false);
-    });
+    server
+        .controller()
+        .resume_automatic_after(Duration::from_millis(300));
     let (out, took) = verify(&state, Duration::from_secs(10)).await;
     assert_eq!(out.status.state, RolloutState::Done, "{out:?}");
     assert!(took < Duration::from_secs(3), "{took:?}");

@@ -163,6 +163,17 @@ impl ControllerHandle {
             .store(paused, Ordering::SeqCst);
     }
 
+    /// Restarts the background loop `delay` from now, in the background: a
+    /// rollout held by `pause_automatic(true)` then finishes at a scripted
+    /// moment (tests and benchmarks of watching a rollout).
+    pub fn resume_automatic_after(&self, delay: Duration) {
+        let handle = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            handle.pause_automatic(false);
+        });
+    }
+
     /// One full controller pass: everything that needs no time to pass
     /// (pods whose ready delay is not over stay Pending). Returns whether anything changed.
     pub fn reconcile_now(&self) -> bool {

@@ -19,6 +19,18 @@ pub fn get(lookup: impl Fn(&str) -> Option<String>, name: &str) -> Option<String
     (!value.is_empty()).then(|| value.to_owned())
 }
 
+/// A lookup over fixed `(name, value)` pairs (the last pair for a name
+/// wins): how tests feed a configuration reader without the process
+/// environment.
+pub fn from_pairs<'a>(vars: &'a [(&str, &str)]) -> impl Fn(&str) -> Option<String> + 'a {
+    move |name| {
+        vars.iter()
+            .rev()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| (*v).to_owned())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -38,5 +50,13 @@ mod tests {
         assert_eq!(get(lookup, "BLANK"), None);
         assert_eq!(get(lookup, "EMPTY"), None);
         assert_eq!(get(lookup, "UNSET"), None);
+    }
+
+    #[test]
+    fn pairs_look_up_by_name_and_the_last_one_wins() {
+        let lookup = from_pairs(&[("A", "1"), ("B", " "), ("A", "2")]);
+        assert_eq!(lookup("A").as_deref(), Some("2"));
+        assert_eq!(get(&lookup, "B"), None);
+        assert_eq!(lookup("C"), None);
     }
 }

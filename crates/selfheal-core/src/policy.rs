@@ -268,11 +268,7 @@ mod tests {
     use super::*;
 
     fn from(vars: &[(&str, &str)]) -> Result<Policy, Error> {
-        let map: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        Policy::from_lookup(|k| map.get(k).cloned())
+        Policy::from_lookup(crate::env::from_pairs(vars))
     }
 
     #[test]

@@ -198,8 +198,6 @@ impl IngestConfig {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
-    use std::collections::HashMap;
-
     use secrecy::ExposeSecret;
     use selfheal_events::Action;
 
@@ -208,11 +206,7 @@ mod tests {
     const ARN: &str = "arn:aws:states:eu-west-1:123456789012:stateMachine:remediate-deployment";
 
     fn config(vars: &[(&str, &str)]) -> Result<IngestConfig, Error> {
-        let map: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        IngestConfig::from_lookup(|k| map.get(k).cloned())
+        IngestConfig::from_lookup(selfheal_contract::env::from_pairs(vars))
     }
 
     #[test]

@@ -289,8 +289,6 @@ fn parse_endpoint(
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
-    use std::collections::HashMap;
-
     use super::*;
 
     // A self-signed P-256 test CA, shared with selfheal-kube's client
@@ -298,11 +296,7 @@ mod tests {
     const PEM: &str = include_str!("../../../tests/fixtures/test-ca.pem");
 
     fn parse(vars: &[(&str, &str)]) -> Result<FunctionConfig, HandlerError> {
-        let map: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        FunctionConfig::from_lookup(|k| map.get(k).cloned())
+        FunctionConfig::from_lookup(selfheal_core::env::from_pairs(vars))
     }
 
     fn config_error(vars: &[(&str, &str)]) -> (String, String) {

@@ -264,13 +264,8 @@ fn bad_events_are_typed_errors() {
 #[test]
 fn config_from_environment() {
     use publish::SlackSource;
-    let parse = |vars: &[(&str, &str)]| {
-        let map: std::collections::HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| ((*k).into(), (*v).into()))
-            .collect();
-        NotifyConfig::from_lookup(|k| map.get(k).cloned())
-    };
+    let parse =
+        |vars: &[(&str, &str)]| NotifyConfig::from_lookup(selfheal_contract::env::from_pairs(vars));
     let c = parse(&[
         ("SELFHEAL_TOPIC_ARN", "arn:aws:sns:eu-west-1:1:selfheal"),
         (

@@ -211,3 +211,68 @@ async fn server_sees_the_assumed_role_and_the_client_is_renewed_before_it_expire
     assert_ne!(fresh.access_key_id(), assumed.access_key_id());
     last_token_signed_by(&seen, &fresh);
 }
+
+/// The handler path: `SELFHEAL_CLUSTER_ROLES` read at cold start, the role
+/// assumed for the request's cluster, and one client for two warm invocations.
+#[tokio::test]
+async fn handler_assumes_the_clusters_role_and_reuses_its_client_when_warm() {
+    use lambda_runtime::{Context, LambdaEvent};
+    use selfheal_lambda::handler::handle_action;
+    use selfheal_lambda::{AppState, config::FunctionConfig};
+    use std::collections::HashMap;
+
+    let dir = tempfile::tempdir().unwrap();
+    let Some(moto) = start_moto(
+        "handler_assumes_the_clusters_role_and_reuses_its_client_when_warm",
+        dir.path(),
+    )
+    .await
+    else {
+        return;
+    };
+    let (server, seen) = aws_common::token_server(|token| {
+        TokenVerifier::new("demo")
+            .verify_now(token)
+            .map_err(|e| e.to_string())
+    })
+    .await;
+    let vars: HashMap<&str, String> = HashMap::from([
+        ("SELFHEAL_CLUSTER_ENDPOINT", server.url()),
+        ("SELFHEAL_CLUSTER_CA", server.ca_pem().unwrap()),
+        ("SELFHEAL_DEFAULT_CLUSTER", "demo".into()),
+        ("SELFHEAL_CLUSTER_ROLES", format!("demo={ROLE}")),
+    ]);
+    let config = FunctionConfig::from_lookup(|k| vars.get(k).cloned()).unwrap();
+    let state = AppState::with_sdk_config(config, sdk_config(Some(&moto.url)).await)
+        .await
+        .unwrap();
+    for execution in ["exec-1", "exec-2"] {
+        let payload = serde_json::json!({
+            "action": "pause",
+            "target": {"cluster": "demo", "namespace": "shop", "deployment": "web"},
+            "dryRun": true,
+            "execution": execution,
+        });
+        let outcome = handle_action(
+            &state,
+            selfheal_core::Action::Pause,
+            LambdaEvent::new(payload, Context::default()),
+        )
+        .await
+        .unwrap();
+        assert_eq!(outcome.target.deployment.as_deref(), Some("web"));
+    }
+    assert_eq!(
+        state.remediators_built(),
+        1,
+        "one client for both warm calls"
+    );
+    let tokens = seen.lock().unwrap().clone();
+    assert!(!tokens.is_empty());
+    for token in &tokens {
+        // The role's temporary credentials, not the function's own key.
+        assert_ne!(token.access_key_id, ACCESS_KEY);
+        assert!(token.session_token.is_some(), "{token:?}");
+        assert_eq!(token.access_key_id, tokens[0].access_key_id);
+    }
+}

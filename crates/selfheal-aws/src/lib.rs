@@ -33,6 +33,22 @@ pub mod switch;
 use selfheal_contract::ErrorType;
 pub use switch::{OffSwitch, SwitchConfig, SwitchState, SwitchedOff};
 
+/// GetParameter of `name` with decryption: how the webhook secret (ingest)
+/// and the Slack webhook URL (notify) are read from a SecureString.
+pub async fn get_decrypted_parameter(
+    ssm: &aws_sdk_ssm::Client,
+    name: &str,
+) -> Result<
+    aws_sdk_ssm::operation::get_parameter::GetParameterOutput,
+    aws_sdk_ssm::error::SdkError<aws_sdk_ssm::operation::get_parameter::GetParameterError>,
+> {
+    ssm.get_parameter()
+        .name(name)
+        .with_decryption(true)
+        .send()
+        .await
+}
+
 /// Why this crate's shared AWS pieces failed.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

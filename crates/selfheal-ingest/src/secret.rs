@@ -265,11 +265,7 @@ impl WebhookSecret {
             ),
             (SecretSource::SsmParameter { name }, Some(client), _) => {
                 let store = "SSM parameter";
-                let output = client
-                    .get_parameter()
-                    .name(name)
-                    .with_decryption(true)
-                    .send()
+                let output = selfheal_aws::get_decrypted_parameter(client, name)
                     .await
                     .map_err(|e| Error::SecretUnavailable {
                         store,

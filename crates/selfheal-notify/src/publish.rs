@@ -239,11 +239,7 @@ impl Notifier {
                 Some(out.secret_string().unwrap_or_default().trim().to_owned())
             }
             SlackSource::Parameter(name) => {
-                let out = ssm
-                    .get_parameter()
-                    .name(name)
-                    .with_decryption(true)
-                    .send()
+                let out = selfheal_aws::get_decrypted_parameter(&ssm, name)
                     .await
                     .map_err(|e| aws_error("ssm:GetParameter", e))?;
                 Some(

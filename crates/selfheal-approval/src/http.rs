@@ -218,17 +218,29 @@ fn gone(reason: GoneReason) -> HttpResponse {
     page(410, "Link no longer valid", reason.message())
 }
 
+/// The characters HTML element and attribute content must not carry as is.
+const HTML_ENTITIES: &[(char, &str)] = &[
+    ('&', "&amp;"),
+    ('<', "&lt;"),
+    ('>', "&gt;"),
+    ('"', "&quot;"),
+    ('\'', "&#39;"),
+];
+
 /// Escape text for HTML element and attribute content.
 pub fn escape(text: &str) -> String {
+    escape_with(text, HTML_ENTITIES)
+}
+
+/// `text` with each character `entities` names replaced by its entity:
+/// the one escaping loop behind the HTML page and Slack's mrkdwn, which
+/// differ only in the characters they escape.
+pub fn escape_with(text: &str, entities: &[(char, &str)]) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
+        match entities.iter().find(|(from, _)| *from == c) {
+            Some((_, entity)) => out.push_str(entity),
+            None => out.push(c),
         }
     }
     out

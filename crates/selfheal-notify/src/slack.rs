@@ -107,17 +107,10 @@ pub fn neutralise_mentions(text: &str) -> String {
 /// escaped (so it forms no link and no `<!…>`/`<@…>` mention) and
 /// `@channel`-style words neutralised.
 pub fn escape_mrkdwn(text: &str) -> String {
-    let one = neutralise_mentions(&one_line(text));
-    let mut out = String::with_capacity(one.len());
-    for c in one.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            c => out.push(c),
-        }
-    }
-    out
+    selfheal_approval::http::escape_with(
+        &neutralise_mentions(&one_line(text)),
+        &[('&', "&amp;"), ('<', "&lt;"), ('>', "&gt;")],
+    )
 }
 
 /// A mrkdwn link to a URL selfheal made (approval links, the console).

@@ -53,11 +53,8 @@ pub async fn get_decrypted_parameter(
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// An environment variable holds an unusable value.
-    #[error("configuration {variable}: {reason}")]
-    Config {
-        variable: &'static str,
-        reason: String,
-    },
+    #[error(transparent)]
+    Config(#[from] selfheal_contract::env::Invalid),
 
     /// The off switch could not be read and no earlier read exists to fall
     /// back on: acting without knowing the switch could ignore an operator's
@@ -70,7 +67,7 @@ impl Error {
     /// Stable name for Lambda's `errorType`.
     pub fn error_type(&self) -> &'static str {
         match self {
-            Error::Config { .. } => ErrorType::NonRetryableConfig,
+            Error::Config(_) => ErrorType::NonRetryableConfig,
             Error::SwitchUnavailable { .. } => ErrorType::RetryableAwsError,
         }
         .as_str()

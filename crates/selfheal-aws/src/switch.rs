@@ -20,6 +20,8 @@ use std::time::{Duration, Instant};
 use aws_config::SdkConfig;
 use tokio::sync::Mutex;
 
+use selfheal_contract::env::Invalid;
+
 use crate::Error;
 
 /// Name of the SSM parameter holding the switch; unset: no switch (the
@@ -67,12 +69,12 @@ impl SwitchConfig {
             Some(text) => match text.parse::<u64>() {
                 Ok(secs) if secs <= MAX_CACHE_SECONDS => Duration::from_secs(secs),
                 _ => {
-                    return Err(Error::Config {
+                    return Err(Error::Config(Invalid {
                         variable: CACHE_SECONDS_VAR,
                         reason: format!(
                             "expected whole seconds 0..={MAX_CACHE_SECONDS}, got {text:?}"
                         ),
-                    });
+                    }));
                 }
             },
         };
@@ -80,10 +82,10 @@ impl SwitchConfig {
             return Ok(None);
         };
         if parameter.chars().any(char::is_whitespace) {
-            return Err(Error::Config {
+            return Err(Error::Config(Invalid {
                 variable: PARAMETER_VAR,
                 reason: format!("{parameter:?} is not an SSM parameter name"),
-            });
+            }));
         }
         Ok(Some(SwitchConfig { parameter, cache }))
     }

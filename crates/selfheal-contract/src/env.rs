@@ -31,6 +31,16 @@ pub fn from_pairs<'a>(vars: &'a [(&str, &str)]) -> impl Fn(&str) -> Option<Strin
     }
 }
 
+/// A configuration variable holds an unusable value: the one shape of
+/// every crate's `Config` error, so a reader's error passes through a
+/// caller's unchanged.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("configuration {variable}: {reason}")]
+pub struct Invalid {
+    pub variable: &'static str,
+    pub reason: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

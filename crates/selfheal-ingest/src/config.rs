@@ -2,7 +2,7 @@
 
 use secrecy::SecretString;
 use selfheal_aws::SwitchConfig;
-use selfheal_contract::env;
+use selfheal_contract::env::{self, Invalid};
 use selfheal_events::Defaults;
 
 use crate::Error;
@@ -106,17 +106,17 @@ impl IngestConfig {
         let get = |k: &str| env::get(&lookup, k);
         let state_machine_arn = get(Self::STATE_MACHINE_VAR)
             .map(|v| v.trim().to_owned())
-            .ok_or(Error::Config {
+            .ok_or(Error::Config(Invalid {
                 variable: Self::STATE_MACHINE_VAR,
                 reason: "required: the ARN of the state machine to start".into(),
-            })?;
+            }))?;
         if !state_machine_arn.starts_with("arn:") || !state_machine_arn.contains(":stateMachine:") {
-            return Err(Error::Config {
+            return Err(Error::Config(Invalid {
                 variable: Self::STATE_MACHINE_VAR,
                 reason: format!(
                     "{state_machine_arn:?} is not a state machine ARN (arn:…:states:…:stateMachine:NAME)"
                 ),
-            });
+            }));
         }
 
         let defaults =
@@ -150,10 +150,10 @@ impl IngestConfig {
             1 => sources.remove(0).1,
             _ => {
                 let names: Vec<&str> = sources.iter().map(|(name, _)| *name).collect();
-                return Err(Error::Config {
+                return Err(Error::Config(Invalid {
                     variable: Self::SECRET_PARAM_VAR,
                     reason: format!("set only one of {}", names.join(", ")),
-                });
+                }));
             }
         };
 
@@ -164,9 +164,11 @@ impl IngestConfig {
                 .parse::<usize>()
                 .ok()
                 .filter(|n| (1..=max).contains(n))
-                .ok_or_else(|| Error::Config {
-                    variable,
-                    reason: format!("{text:?} is not a whole number from 1 to {max}"),
+                .ok_or_else(|| {
+                    Error::Config(Invalid {
+                        variable,
+                        reason: format!("{text:?} is not a whole number from 1 to {max}"),
+                    })
                 }),
         };
         let concurrency = bounded(Self::CONCURRENCY_VAR, Self::DEFAULT_CONCURRENCY, 256)?;
@@ -177,11 +179,11 @@ impl IngestConfig {
         )?;
 
         let switch = SwitchConfig::from_lookup(&lookup).map_err(|error| match error {
-            selfheal_aws::Error::Config { variable, reason } => Error::Config { variable, reason },
-            other => Error::Config {
+            selfheal_aws::Error::Config(invalid) => Error::Config(invalid),
+            other => Error::Config(Invalid {
                 variable: selfheal_aws::switch::PARAMETER_VAR,
                 reason: other.to_string(),
-            },
+            }),
         })?;
 
         Ok(IngestConfig {
@@ -243,7 +245,7 @@ mod tests {
         ])
         .unwrap_err();
         assert!(
-            matches!(&err, Error::Config { variable, .. } if *variable == CACHE_SECONDS_VAR),
+            matches!(&err, Error::Config(Invalid { variable, .. }) if *variable == CACHE_SECONDS_VAR),
             "{err}"
         );
         assert_eq!(err.error_type(), "NonRetryableConfig");
@@ -335,7 +337,7 @@ mod tests {
         for (vars, variable) in cases {
             let err = config(vars).unwrap_err();
             assert!(
-                matches!(&err, Error::Config { variable: v, .. } if v == variable),
+                matches!(&err, Error::Config(Invalid { variable: v, .. }) if v == variable),
                 "{vars:?}: {err}"
             );
             assert_eq!(err.error_type(), "NonRetryableConfig");

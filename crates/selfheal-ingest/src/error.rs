@@ -13,11 +13,8 @@ use crate::summary::Summary;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// An environment variable is missing or unusable.
-    #[error("configuration {variable}: {reason}")]
-    Config {
-        variable: &'static str,
-        reason: String,
-    },
+    #[error(transparent)]
+    Config(#[from] selfheal_contract::env::Invalid),
 
     /// `SELFHEAL_DEFAULT_*` holds an unusable value.
     #[error("{source}")]
@@ -93,7 +90,7 @@ impl Error {
     /// Stable name for Lambda's `errorType`.
     pub fn error_type(&self) -> &'static str {
         match self {
-            Error::Config { .. } | Error::Defaults { .. } | Error::SecretUnusable { .. } => {
+            Error::Config(_) | Error::Defaults { .. } | Error::SecretUnusable { .. } => {
                 ErrorType::NonRetryableConfig
             }
             Error::Event { source } => return source.error_type(),

@@ -17,6 +17,8 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tokio::sync::OnceCell;
 
+use selfheal_contract::env::Invalid;
+
 use crate::Error;
 
 /// Where the secret lives (one of `SELFHEAL_WEBHOOK_SECRET_*`).
@@ -67,10 +69,7 @@ enum Failure {
         id: String,
         problem: &'static str,
     },
-    Config {
-        variable: &'static str,
-        reason: String,
-    },
+    Config(Invalid),
 }
 
 impl Failure {
@@ -86,10 +85,7 @@ impl Failure {
                 id: id.clone(),
                 problem,
             }),
-            Error::Config { variable, reason } => Some(Failure::Config {
-                variable,
-                reason: reason.clone(),
-            }),
+            Error::Config(invalid) => Some(Failure::Config(invalid.clone())),
             _ => None,
         }
     }
@@ -108,7 +104,7 @@ impl Failure {
             Failure::Unusable { store, id, problem } => {
                 Error::SecretUnusable { store, id, problem }
             }
-            Failure::Config { variable, reason } => Error::Config { variable, reason },
+            Failure::Config(invalid) => Error::Config(invalid),
         }
     }
 }
@@ -279,14 +275,14 @@ impl WebhookSecret {
                 // StringList holding the webhook secret.
                 let kind = output.parameter().and_then(|p| p.r#type());
                 if kind != Some(&aws_sdk_ssm::types::ParameterType::SecureString) {
-                    return Err(Error::Config {
+                    return Err(Error::Config(Invalid {
                         variable: crate::IngestConfig::SECRET_PARAM_VAR,
                         reason: format!(
                             "SSM parameter {name} is of type {}, not SecureString: \
                              store the webhook secret as a SecureString",
                             kind.map_or("(none)", |k| k.as_str())
                         ),
-                    });
+                    }));
                 }
                 let value = output
                     .parameter()
@@ -481,10 +477,10 @@ mod tests {
                 id: "webhook".into(),
                 problem: "is empty",
             },
-            Error::Config {
+            Error::Config(Invalid {
                 variable: crate::IngestConfig::SECRET_PARAM_VAR,
                 reason: "SSM parameter /x is of type String, not SecureString".into(),
-            },
+            }),
         ] {
             let mut cache = FailureCache::new(FAILURE_TTL);
             cache.store(t0, &error);

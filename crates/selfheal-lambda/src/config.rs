@@ -171,7 +171,9 @@ impl FunctionConfig {
             },
         };
         let switch = SwitchConfig::from_lookup(&lookup).map_err(|error| match error {
-            selfheal_aws::Error::Config { variable, reason } => invalid(variable, reason),
+            selfheal_aws::Error::Config(env::Invalid { variable, reason }) => {
+                invalid(variable, reason)
+            }
             other => invalid(selfheal_aws::switch::PARAMETER_VAR, other.to_string()),
         })?;
         let cluster_roles = get(selfheal_core::cluster::CLUSTER_ROLES)

@@ -90,14 +90,7 @@ impl Error {
     }
 }
 
-impl From<Error> for lambda_runtime::Diagnostic {
-    fn from(error: Error) -> Self {
-        lambda_runtime::Diagnostic {
-            error_type: error.error_type().to_owned(),
-            error_message: error.to_string(),
-        }
-    }
-}
+selfheal_runtime::diagnostic_from!(Error);
 
 /// An unguessable, URL-safe approval id: 32 bytes from the thread CSPRNG,
 /// base64url without padding (43 characters), optionally preceded by the

@@ -4,7 +4,6 @@
 //! event is retried or lands in a DLQ, named for what went wrong); the
 //! Function URL path turns them into HTTP statuses instead.
 
-use lambda_runtime::Diagnostic;
 use selfheal_contract::ErrorType;
 
 use crate::summary::Summary;
@@ -115,11 +114,4 @@ impl Error {
     }
 }
 
-impl From<Error> for Diagnostic {
-    fn from(error: Error) -> Diagnostic {
-        Diagnostic {
-            error_type: error.error_type().to_owned(),
-            error_message: error.to_string(),
-        }
-    }
-}
+selfheal_runtime::diagnostic_from!(Error);

@@ -5,7 +5,6 @@
 //! maps to a documented, never-changing name (functions/README.md) instead of
 //! a Rust type name.
 
-use lambda_runtime::Diagnostic;
 use selfheal_core::{Action, ErrorType};
 
 /// Why an invocation (or the function's start-up) failed.
@@ -135,19 +134,13 @@ impl From<selfheal_aws::Error> for HandlerError {
     }
 }
 
-impl From<HandlerError> for Diagnostic {
-    fn from(error: HandlerError) -> Diagnostic {
-        Diagnostic {
-            error_type: error.error_type().to_owned(),
-            error_message: error.to_string(),
-        }
-    }
-}
+selfheal_runtime::diagnostic_from!(HandlerError);
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use kube::core::Status;
+    use lambda_runtime::Diagnostic;
 
     use super::*;
 

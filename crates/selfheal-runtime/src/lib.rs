@@ -21,14 +21,32 @@ use std::fmt::Debug;
 use std::future::Future;
 
 use lambda_runtime::layers::TracingLayer;
-use lambda_runtime::{Diagnostic, LambdaEvent, Runtime, service_fn};
+use lambda_runtime::{LambdaEvent, Runtime, service_fn};
 use serde::Serialize;
 use serde_json::Value;
 
 pub mod payload;
 
-pub use lambda_runtime::Error;
+pub use lambda_runtime::{Diagnostic, Error};
 pub use payload::{NOT_JSON_MARKER, NotJson, RejectNonJson, not_json};
+
+/// `impl From<$error> for Diagnostic`: the error's stable `error_type()` as
+/// Lambda's `errorType` and its message as `errorMessage`, the answer every
+/// selfheal error enum gives. A macro because the orphan rule forbids one
+/// blanket impl of a foreign trait for a foreign type.
+#[macro_export]
+macro_rules! diagnostic_from {
+    ($error:ty) => {
+        impl ::core::convert::From<$error> for $crate::Diagnostic {
+            fn from(error: $error) -> Self {
+                $crate::Diagnostic {
+                    error_type: error.error_type().to_owned(),
+                    error_message: error.to_string(),
+                }
+            }
+        }
+    };
+}
 
 /// Logging as Lambda's advanced logging controls ask: `AWS_LAMBDA_LOG_FORMAT`
 /// (`JSON` or text) and `AWS_LAMBDA_LOG_LEVEL`, else `RUST_LOG`, else INFO.

@@ -769,6 +769,13 @@ pub(crate) mod tests {
         s.parse().unwrap()
     }
 
+    /// The links of one approval minted at `now` for a minute.
+    pub async fn minted(store: &MemoryStore, now: Timestamp) -> ApprovalLinks {
+        mint(store, "https://u", now, 60, "TOK", "arn:e", "s")
+            .await
+            .unwrap()
+    }
+
     #[test]
     fn ids_are_random_url_safe_and_strictly_parsed() {
         let a = ApprovalId::random();
@@ -822,9 +829,7 @@ pub(crate) mod tests {
     async fn each_key_stands_for_its_own_decision_only() {
         let store = MemoryStore::default();
         let now = t("2026-11-27T10:00:00Z");
-        let links = mint(&store, "https://u", now, 60, "TOK", "arn:e", "s")
-            .await
-            .unwrap();
+        let links = minted(&store, now).await;
         let record = store
             .get(&id_of(&links.approve_url))
             .await
@@ -919,9 +924,7 @@ pub(crate) mod tests {
         let store = MemoryStore::default();
         let cb = FakeCallback::new(true);
         let now = t("2026-11-27T10:00:00Z");
-        let links = mint(&store, "https://u", now, 60, "TOK", "arn:e", "s")
-            .await
-            .unwrap();
+        let links = minted(&store, now).await;
         let id = id_of(&links.deny_url);
         let r = redeem(&store, &cb, now, &id, Decision::Deny).await.unwrap();
         assert!(matches!(
@@ -1033,9 +1036,7 @@ pub(crate) mod tests {
         let store = MemoryStore::default();
         let cb = FakeCallback::new(true);
         let now = t("2026-11-27T10:00:00Z");
-        let links = mint(&store, "https://u", now, 60, "TOK", "arn:e", "s")
-            .await
-            .unwrap();
+        let links = minted(&store, now).await;
         let id = id_of(&links.approve_url);
         let later = t("2026-11-27T10:01:00Z");
         assert_eq!(
@@ -1055,9 +1056,7 @@ pub(crate) mod tests {
         let store = MemoryStore::default();
         let cb = FakeCallback::new(false);
         let now = t("2026-11-27T10:00:00Z");
-        let links = mint(&store, "https://u", now, 60, "TOK", "arn:e", "s")
-            .await
-            .unwrap();
+        let links = minted(&store, now).await;
         let id = id_of(&links.approve_url);
         let r = redeem(&store, &cb, now, &id, Decision::Approve)
             .await

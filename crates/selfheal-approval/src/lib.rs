@@ -53,11 +53,8 @@ pub enum Error {
     },
 
     /// The environment is wrong (prefix, URL).
-    #[error("configuration {variable}: {reason}")]
-    Config {
-        variable: &'static str,
-        reason: String,
-    },
+    #[error(transparent)]
+    Config(#[from] selfheal_contract::env::Invalid),
 
     /// Minting input is unusable (empty task token, zero timeout).
     #[error("invalid approval request: {0}")]
@@ -82,7 +79,7 @@ impl Error {
         match self {
             Error::Aws(call) if call.retryable => ErrorType::RetryableAwsError,
             Error::Aws(_) | Error::CorruptRecord { .. } => ErrorType::NonRetryableAwsError,
-            Error::Config { .. } => ErrorType::NonRetryableConfig,
+            Error::Config(_) => ErrorType::NonRetryableConfig,
             Error::InvalidRequest(_) => ErrorType::NonRetryableInvalidRequest,
             Error::TooManyPending { .. } => ErrorType::NonRetryableTooManyPendingApprovals,
         }

@@ -5,6 +5,8 @@
 use aws_sdk_ssm::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_ssm::types::{ParameterTier, ParameterType};
 
+use selfheal_contract::env::Invalid;
+
 use crate::{ApprovalId, ApprovalRecord, DeploymentScope, Error};
 
 /// Single-use record storage.
@@ -91,12 +93,12 @@ impl SsmStore {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"/_.-".contains(&b));
         if !valid {
-            return Err(Error::Config {
+            return Err(Error::Config(Invalid {
                 variable: crate::PARAM_PREFIX_VAR,
                 reason: format!(
                     "{prefix:?} is not an SSM parameter path (start with `/`; letters, digits, `/_.-`)"
                 ),
-            });
+            }));
         }
         Ok(SsmStore {
             client,

@@ -40,11 +40,8 @@ pub enum Error {
     Incomplete(String),
 
     /// The environment is wrong.
-    #[error("configuration {variable}: {reason}")]
-    Config {
-        variable: &'static str,
-        reason: String,
-    },
+    #[error(transparent)]
+    Config(#[from] selfheal_contract::env::Invalid),
 
     /// SNS, SSM or Secrets Manager failed.
     #[error(transparent)]
@@ -66,7 +63,7 @@ impl Error {
             Error::InvalidEvent { .. } | Error::Incomplete(_) => {
                 ErrorType::NonRetryableInvalidRequest
             }
-            Error::Config { .. } => ErrorType::NonRetryableConfig,
+            Error::Config(_) => ErrorType::NonRetryableConfig,
             Error::Aws(call) if call.retryable => ErrorType::RetryableAwsError,
             Error::Aws(_) => ErrorType::NonRetryableAwsError,
             Error::Approval { source } => return source.error_type(),

@@ -13,7 +13,7 @@ use hyper_util::rt::TokioExecutor;
 use jiff::Timestamp;
 use secrecy::{ExposeSecret, SecretString};
 use selfheal_approval::{ApprovalStore, SsmStore};
-use selfheal_contract::env;
+use selfheal_contract::env::{self, Invalid};
 
 use crate::{
     Error, EventKind, Message, NotifyEvent, NotifyOutput, SlackMessage, approval_plan,
@@ -65,10 +65,10 @@ impl NotifyConfig {
         let get = |k: &str| env::get(&lookup, k);
         let slack = match (get(SLACK_SECRET_ARN), get(SLACK_PARAM)) {
             (Some(_), Some(_)) => {
-                return Err(Error::Config {
+                return Err(Error::Config(Invalid {
                     variable: SLACK_PARAM,
                     reason: format!("set together with {SLACK_SECRET_ARN}; choose one"),
-                });
+                }));
             }
             (Some(s), None) => SlackSource::Secret(s),
             (None, Some(p)) => SlackSource::Parameter(p),
@@ -76,39 +76,39 @@ impl NotifyConfig {
         };
         let topic_arn = get(TOPIC_ARN);
         if topic_arn.is_none() && slack == SlackSource::None {
-            return Err(Error::Config {
+            return Err(Error::Config(Invalid {
                 variable: TOPIC_ARN,
                 reason: format!(
                     "unset, and no Slack webhook ({SLACK_SECRET_ARN} / {SLACK_PARAM}): nobody would be told"
                 ),
-            });
+            }));
         }
         if let Some(arn) = &topic_arn
             && !arn.starts_with("arn:")
         {
-            return Err(Error::Config {
+            return Err(Error::Config(Invalid {
                 variable: TOPIC_ARN,
                 reason: format!("{arn:?} is not an ARN"),
-            });
+            }));
         }
         let approval_url = get(APPROVAL_URL);
         if let Some(url) = &approval_url
             && !(url.starts_with("https://") || url.starts_with("http://"))
         {
-            return Err(Error::Config {
+            return Err(Error::Config(Invalid {
                 variable: APPROVAL_URL,
                 reason: format!("{url:?} is not an http(s) URL"),
-            });
+            }));
         }
         let max_pending_approvals = match get(MAX_PENDING_APPROVALS) {
             None => DEFAULT_MAX_PENDING_APPROVALS,
             Some(text) => match text.parse::<usize>() {
                 Ok(n) if n >= 1 => n,
                 _ => {
-                    return Err(Error::Config {
+                    return Err(Error::Config(Invalid {
                         variable: MAX_PENDING_APPROVALS,
                         reason: format!("{text:?} is not a whole number of at least 1"),
-                    });
+                    }));
                 }
             },
         };
@@ -142,9 +142,11 @@ impl SlackClient {
     pub fn new(url: SecretString) -> Result<Self, Error> {
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
             .with_native_roots()
-            .map_err(|e| Error::Config {
-                variable: SLACK_SECRET_ARN,
-                reason: format!("no TLS root certificates: {e}"),
+            .map_err(|e| {
+                Error::Config(Invalid {
+                    variable: SLACK_SECRET_ARN,
+                    reason: format!("no TLS root certificates: {e}"),
+                })
             })?
             .https_or_http()
             .enable_http1()
@@ -257,10 +259,10 @@ impl Notifier {
                 Some(SlackClient::new(SecretString::from(u))?)
             }
             Some(_) => {
-                return Err(Error::Config {
+                return Err(Error::Config(Invalid {
                     variable: SLACK_SECRET_ARN,
                     reason: "the stored Slack webhook is not an http(s) URL".into(),
-                });
+                }));
             }
         };
         let store = SsmStore::new(ssm, &config.approval_prefix)
@@ -339,10 +341,14 @@ impl Notifier {
             .as_deref()
             .filter(|t| !t.trim().is_empty())
             .ok_or_else(|| Error::Incomplete("an approval event needs `taskToken`".into()))?;
-        let base = self.config.approval_url.as_deref().ok_or(Error::Config {
-            variable: APPROVAL_URL,
-            reason: "unset, but an approval was requested".into(),
-        })?;
+        let base = self
+            .config
+            .approval_url
+            .as_deref()
+            .ok_or(Error::Config(Invalid {
+                variable: APPROVAL_URL,
+                reason: "unset, but an approval was requested".into(),
+            }))?;
         // The cap counts per workload the request names: its Deployment, or
         // the pod when the request names one (resolved only by the handler).
         let deployment = event.request.as_ref().and_then(|r| {

@@ -92,6 +92,12 @@ impl Replay {
         }
     }
 
+    /// A PATCH as the admin, which the server must accept (200).
+    async fn patch(&self, path: &str, query: &Value, ct: Option<&str>, body: &Value) {
+        let (status, _) = self.send("PATCH", path, query, ct, body, Auth::Admin).await;
+        assert_eq!(status, 200, "PATCH {path}");
+    }
+
     async fn send(
         &self,
         method: &str,
@@ -554,17 +560,13 @@ async fn shop_scenarios_replay_in_order() {
     // annotation-only merge patches that add and then remove an annotation.
     for value in [json!("x"), Value::Null] {
         let body = json!({"metadata": {"annotations": {"fixtures.example/unrecorded": value}}});
-        let (s, _) = r
-            .send(
-                "PATCH",
-                "/apis/apps/v1/namespaces/shop/deployments/checkout",
-                &Value::Null,
-                Some("application/merge-patch+json"),
-                &body,
-                Auth::Admin,
-            )
-            .await;
-        assert_eq!(s, 200);
+        r.patch(
+            "/apis/apps/v1/namespaces/shop/deployments/checkout",
+            &Value::Null,
+            Some("application/merge-patch+json"),
+            &body,
+        )
+        .await;
     }
     replay_file(&mut r, "conflict.json", &[], &[]).await;
     replay_file(&mut r, "strategic-merge-containers.json", &[], &[]).await;
@@ -577,54 +579,24 @@ async fn shop_scenarios_replay_in_order() {
     let path = "/apis/apps/v1/namespaces/shop/deployments/checkout";
     let smp = Some("application/strategic-merge-patch+json");
     let q = json!({"fieldManager": "kubectl-rollout"});
-    // pause
-    let (s, _) = r
-        .send(
-            "PATCH",
-            path,
-            &q,
-            smp,
-            &json!({"spec": {"paused": true}}),
-            Auth::Admin,
-        )
-        .await;
-    assert_eq!(s, 200);
-    r.complete();
-    r.exchange("pause-resume-restart.json", 0, &ex[0], Mode::Full)
-        .await;
-    r.exchange("pause-resume-restart.json", 1, &ex[1], Mode::Full)
-        .await;
-    // restart while paused: refused client-side; nothing is sent.
-    r.exchange("pause-resume-restart.json", 2, &ex[2], Mode::Full)
-        .await;
-    r.exchange("pause-resume-restart.json", 3, &ex[3], Mode::Full)
-        .await;
-    // resume
-    let (s, _) = r
-        .send(
-            "PATCH",
-            path,
-            &q,
-            smp,
-            &json!({"spec": {"paused": null}}),
-            Auth::Admin,
-        )
-        .await;
-    assert_eq!(s, 200);
-    r.complete();
-    r.exchange("pause-resume-restart.json", 4, &ex[4], Mode::Full)
-        .await;
-    r.exchange("pause-resume-restart.json", 5, &ex[5], Mode::Full)
-        .await;
-    // restart (restartedAt value differs: normalised away)
-    let body = json!({"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": "2026-11-26T19:23:51Z"}}}}});
-    let (s, _) = r.send("PATCH", path, &q, smp, &body, Auth::Admin).await;
-    assert_eq!(s, 200);
-    r.complete();
-    r.exchange("pause-resume-restart.json", 6, &ex[6], Mode::Full)
-        .await;
-    r.exchange("pause-resume-restart.json", 7, &ex[7], Mode::Full)
-        .await;
+    // pause; restart while paused (refused client-side: nothing is sent);
+    // resume; restart (restartedAt value differs: normalised away).
+    let restart = json!({"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": "2026-11-26T19:23:51Z"}}}}});
+    for (patch, exchanges) in [
+        (Some(json!({"spec": {"paused": true}})), 0..2),
+        (None, 2..4),
+        (Some(json!({"spec": {"paused": null}})), 4..6),
+        (Some(restart), 6..8),
+    ] {
+        if let Some(body) = patch {
+            r.patch(path, &q, smp, &body).await;
+            r.complete();
+        }
+        for i in exchanges {
+            r.exchange("pause-resume-restart.json", i, &ex[i], Mode::Full)
+                .await;
+        }
+    }
     // undo, then undo --to-revision=1: kubectl's JSON Patch (template + annotations of the target RS).
     for (target_rev, idx) in [(5, 8), (1, 10)] {
         let (_, rss) = r
@@ -669,27 +641,18 @@ async fn shop_scenarios_replay_in_order() {
         }
         let patch = json!([{"op": "replace", "path": "/spec/template", "value": template},
             {"op": "replace", "path": "/metadata/annotations", "value": annotations}]);
-        let (s, _) = r
-            .send(
-                "PATCH",
-                path,
-                &Value::Null,
-                Some("application/json-patch+json"),
-                &patch,
-                Auth::Admin,
-            )
-            .await;
-        assert_eq!(s, 200);
-        r.complete();
-        r.exchange("pause-resume-restart.json", idx, &ex[idx], Mode::Full)
-            .await;
-        r.exchange(
-            "pause-resume-restart.json",
-            idx + 1,
-            &ex[idx + 1],
-            Mode::Full,
+        r.patch(
+            path,
+            &Value::Null,
+            Some("application/json-patch+json"),
+            &patch,
         )
         .await;
+        r.complete();
+        for i in idx..idx + 2 {
+            r.exchange("pause-resume-restart.json", i, &ex[i], Mode::Full)
+                .await;
+        }
     }
 
     // status-progression: #2–#5 are mid-rollout; #6 is the recorder's pods/status
@@ -853,17 +816,13 @@ async fn watchdemo_scenarios_replay() {
         let drive = async {
             tokio::time::sleep(Duration::from_millis(200)).await;
             let e = &ex[4]["request"];
-            let (s, _) = r
-                .send(
-                    "PATCH",
-                    e["path"].as_str().unwrap(),
-                    &Value::Null,
-                    e["contentType"].as_str(),
-                    &e["body"],
-                    Auth::Admin,
-                )
-                .await;
-            assert_eq!(s, 200);
+            r.patch(
+                e["path"].as_str().unwrap(),
+                &Value::Null,
+                e["contentType"].as_str(),
+                &e["body"],
+            )
+            .await;
             r.complete();
         };
         let (w, ()) = tokio::join!(watch, drive);
@@ -958,17 +917,13 @@ async fn watchdemo_scenarios_replay() {
     r.exchange("watch.json", 11, &ex[11], Mode::Full).await;
     for n in 2..150 {
         let body = json!({"metadata": {"annotations": {"example.com/tick": n.to_string()}}});
-        let (s, _) = r
-            .send(
-                "PATCH",
-                "/apis/apps/v1/namespaces/watchdemo/deployments/filler",
-                &Value::Null,
-                Some("application/merge-patch+json"),
-                &body,
-                Auth::Admin,
-            )
-            .await;
-        assert_eq!(s, 200);
+        r.patch(
+            "/apis/apps/v1/namespaces/watchdemo/deployments/filler",
+            &Value::Null,
+            Some("application/merge-patch+json"),
+            &body,
+        )
+        .await;
     }
     // The recorded controller lagged behind the burst (observedGeneration 11 in
     // the response); only the generation is timing-independent.

@@ -579,7 +579,14 @@ async fn main() {
     let root = root();
     let rollback = std::env::var_os("SELFHEAL_BENCH_ROLLBACK")
         .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target/release/rollback"));
+        .unwrap_or_else(|| {
+            // Where `cargo build --release` put it: CARGO_TARGET_DIR when set
+            // (CI keeps the target dir outside the clone), else ./target.
+            std::env::var_os("CARGO_TARGET_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| root.join("target"))
+                .join("release/rollback")
+        });
     let baseline = std::env::var_os("SELFHEAL_BENCH_BASELINE").map(PathBuf::from);
     if let Some(b) = &baseline {
         assert!(

@@ -373,6 +373,67 @@ fn expected_patch(req: &RemediationRequest, deploy: &Value, rs: &[Value]) -> Val
     }
 }
 
+/// The checkout Deployment live at revision 4, with its four-revision history.
+fn checkout() -> Fake {
+    Fake::new(deployment("1.2.0", "1.28", 4), history())
+}
+
+/// `checkout()` answering its next PATCHes with `codes` instead of applying them.
+fn checkout_failing_patches(codes: &[u16]) -> Fake {
+    let mut fake = checkout();
+    fake.patch_failures = codes.iter().copied().collect();
+    fake
+}
+
+/// `request(action)` naming the live pod instead of the Deployment.
+fn pod_request(action: &str) -> RemediationRequest {
+    let mut req = request(action);
+    req.target.deployment = None;
+    req.target.pod = Some("checkout-8c9d7b6f4-x2x7q".into());
+    req
+}
+
+/// A restart aimed at the live pod, whose owner reference is `owner_pod`'s:
+/// the error it ends in and the requests made before it.
+async fn restart_pod_fails(owner_pod: Value) -> (Error, Vec<Seen>) {
+    let mut fake = checkout();
+    fake.pods = vec![owner_pod];
+    let (result, seen, _) = remediate(fake, &pod_request("restart")).await;
+    (result.unwrap_err(), seen)
+}
+
+/// One remediation under the default policy: its result, every request the
+/// fake saw, and the fake's state afterwards.
+async fn remediate(
+    fake: Fake,
+    req: &RemediationRequest,
+) -> (
+    selfheal_kube::Result<selfheal_core::RemediationOutcome>,
+    Vec<Seen>,
+    Fake,
+) {
+    let h = harness(fake, Policy::default());
+    let result = h.remediator.remediate(req).await;
+    let (seen, fake) = h.finish().await;
+    (result, seen, fake)
+}
+
+/// The requests of one rollback attempt: read, list the history, list the
+/// current revision's pods, patch.
+fn rollback_attempt() -> Vec<String> {
+    vec![
+        format!("GET {DEPLOY_PATH}"),
+        format!("GET {RS_PATH}"),
+        format!("GET {PODS_PATH}"),
+        format!("PATCH {DEPLOY_PATH}"),
+    ]
+}
+
+/// The request that records the remediation as an Event.
+fn event_post() -> Vec<String> {
+    vec![format!("POST {EVENTS_PATH}")]
+}
+
 fn image(d: &Value, i: usize) -> &str {
     d["spec"]["template"]["spec"]["containers"][i]["image"]
         .as_str()
@@ -388,21 +449,10 @@ async fn rollback_is_get_list_patch_then_event() {
     let live = deployment("1.2.0", "1.28", 4);
     let req = request("rollback");
     let want_patch = expected_patch(&req, &live, &history());
-    let h = harness(Fake::new(live.clone(), history()), Policy::default());
+    let (outcome, seen, fake) = remediate(Fake::new(live.clone(), history()), &req).await;
+    let outcome = outcome.unwrap();
 
-    let outcome = h.remediator.remediate(&req).await.unwrap();
-    let (seen, fake) = h.finish().await;
-
-    assert_eq!(
-        lines(&seen),
-        [
-            format!("GET {DEPLOY_PATH}"),
-            format!("GET {RS_PATH}"),
-            format!("GET {PODS_PATH}"),
-            format!("PATCH {DEPLOY_PATH}"),
-            format!("POST {EVENTS_PATH}"),
-        ]
-    );
+    assert_eq!(lines(&seen), [rollback_attempt(), event_post()].concat());
     assert_eq!(seen[1].params(), ["labelSelector=app%3Dcheckout"]);
     // The current revision's pods: the Deployment's selector and the newest
     // ReplicaSet's pod-template-hash.
@@ -475,20 +525,10 @@ async fn dry_run_sends_dry_run_all_and_no_event() {
     let live = deployment("1.2.0", "1.28", 4);
     let mut req = request("rollback");
     req.dry_run = true;
-    let h = harness(Fake::new(live.clone(), history()), Policy::default());
+    let (outcome, seen, fake) = remediate(Fake::new(live.clone(), history()), &req).await;
+    let outcome = outcome.unwrap();
 
-    let outcome = h.remediator.remediate(&req).await.unwrap();
-    let (seen, fake) = h.finish().await;
-
-    assert_eq!(
-        lines(&seen),
-        [
-            format!("GET {DEPLOY_PATH}"),
-            format!("GET {RS_PATH}"),
-            format!("GET {PODS_PATH}"),
-            format!("PATCH {DEPLOY_PATH}"),
-        ]
-    );
+    assert_eq!(lines(&seen), rollback_attempt());
     assert_eq!(seen[3].params(), ["dryRun=All", "fieldManager=selfheal"]);
     assert_eq!(outcome.status, OutcomeStatus::DryRun);
     assert!(
@@ -523,24 +563,12 @@ async fn replans_after_422_when_the_object_moved() {
     let live = deployment("1.2.0", "1.28", 4);
     let mut fake = Fake::new(live, history());
     fake.concurrent_writer_until = 1; // the first read goes stale at once
-    let h = harness(fake, Policy::default());
-
-    let outcome = h.remediator.remediate(&request("rollback")).await.unwrap();
-    let (seen, fake) = h.finish().await;
+    let (outcome, seen, fake) = remediate(fake, &request("rollback")).await;
+    let outcome = outcome.unwrap();
 
     assert_eq!(
         lines(&seen),
-        [
-            format!("GET {DEPLOY_PATH}"),
-            format!("GET {RS_PATH}"),
-            format!("GET {PODS_PATH}"),
-            format!("PATCH {DEPLOY_PATH}"),
-            format!("GET {DEPLOY_PATH}"),
-            format!("GET {RS_PATH}"),
-            format!("GET {PODS_PATH}"),
-            format!("PATCH {DEPLOY_PATH}"),
-            format!("POST {EVENTS_PATH}"),
-        ]
+        [rollback_attempt(), rollback_attempt(), event_post()].concat()
     );
     let first = seen[3].body.as_ref().unwrap();
     let second = seen[7].body.as_ref().unwrap();
@@ -561,11 +589,9 @@ async fn replans_after_422_when_the_object_moved() {
 
 #[tokio::test]
 async fn replans_after_409_then_succeeds() {
-    let mut fake = Fake::new(deployment("1.2.0", "1.28", 4), history());
-    fake.patch_failures = VecDeque::from([409]);
-    let h = harness(fake, Policy::default());
-    let outcome = h.remediator.remediate(&request("restart")).await.unwrap();
-    let (seen, fake) = h.finish().await;
+    let fake = checkout_failing_patches(&[409]);
+    let (outcome, seen, fake) = remediate(fake, &request("restart")).await;
+    let outcome = outcome.unwrap();
     assert_eq!(
         lines(&seen),
         [
@@ -586,8 +612,7 @@ async fn replans_after_409_then_succeeds() {
 
 #[tokio::test]
 async fn persistent_conflict_exhausts_the_budget() {
-    let mut fake = Fake::new(deployment("1.2.0", "1.28", 4), history());
-    fake.patch_failures = VecDeque::from([409, 422, 409, 422, 409]);
+    let fake = checkout_failing_patches(&[409, 422, 409, 422, 409]);
     let h = harness(fake, Policy::default());
     let remediator = h.remediator.clone().with_replan_budget(2);
     let err = remediator
@@ -621,12 +646,8 @@ async fn persistent_conflict_exhausts_the_budget() {
 
 #[tokio::test]
 async fn pause_is_get_and_patch_without_list() {
-    let h = harness(
-        Fake::new(deployment("1.2.0", "1.28", 4), history()),
-        Policy::default(),
-    );
-    let outcome = h.remediator.remediate(&request("pause")).await.unwrap();
-    let (seen, fake) = h.finish().await;
+    let (outcome, seen, fake) = remediate(checkout(), &request("pause")).await;
+    let outcome = outcome.unwrap();
     assert_eq!(
         lines(&seen),
         [
@@ -649,26 +670,21 @@ async fn pause_is_get_and_patch_without_list() {
 
 #[tokio::test]
 async fn pod_target_resolves_through_owner_references() {
-    let mut fake = Fake::new(deployment("1.2.0", "1.28", 4), history());
+    let mut fake = checkout();
     fake.pods = vec![pod("ReplicaSet", "checkout-8c9d7b6f4", "rs-uid-8c9d7b6f4")];
-    let h = harness(fake, Policy::default());
-    let mut req = request("rollback");
-    req.target.deployment = None;
-    req.target.pod = Some("checkout-8c9d7b6f4-x2x7q".into());
-
-    let outcome = h.remediator.remediate(&req).await.unwrap();
-    let (seen, fake) = h.finish().await;
+    let (outcome, seen, fake) = remediate(fake, &pod_request("rollback")).await;
+    let outcome = outcome.unwrap();
     assert_eq!(
         lines(&seen),
         [
-            "GET /api/v1/namespaces/shop/pods/checkout-8c9d7b6f4-x2x7q".to_owned(),
-            format!("GET {RS_PATH}/checkout-8c9d7b6f4"),
-            format!("GET {DEPLOY_PATH}"),
-            format!("GET {RS_PATH}"),
-            format!("GET {PODS_PATH}"),
-            format!("PATCH {DEPLOY_PATH}"),
-            format!("POST {EVENTS_PATH}"),
+            vec![
+                "GET /api/v1/namespaces/shop/pods/checkout-8c9d7b6f4-x2x7q".to_owned(),
+                format!("GET {RS_PATH}/checkout-8c9d7b6f4"),
+            ],
+            rollback_attempt(),
+            event_post(),
         ]
+        .concat()
     );
     assert_eq!(outcome.target.deployment.as_deref(), Some("checkout"));
     assert_eq!(
@@ -683,14 +699,7 @@ async fn pod_target_resolves_through_owner_references() {
 
 #[tokio::test]
 async fn pod_not_owned_by_a_deployment_is_a_typed_error() {
-    let mut fake = Fake::new(deployment("1.2.0", "1.28", 4), history());
-    fake.pods = vec![pod("StatefulSet", "checkout-db", "sts-uid")];
-    let h = harness(fake, Policy::default());
-    let mut req = request("restart");
-    req.target.deployment = None;
-    req.target.pod = Some("checkout-8c9d7b6f4-x2x7q".into());
-    let err = h.remediator.remediate(&req).await.unwrap_err();
-    let (seen, _) = h.finish().await;
+    let (err, seen) = restart_pod_fails(pod("StatefulSet", "checkout-db", "sts-uid")).await;
     assert!(
         matches!(&err, Error::PodNotOwnedByDeployment { found, .. } if found.contains("StatefulSet/checkout-db")),
         "{err:?}"
@@ -701,14 +710,8 @@ async fn pod_not_owned_by_a_deployment_is_a_typed_error() {
 
 #[tokio::test]
 async fn replica_set_uid_mismatch_is_not_followed() {
-    let mut fake = Fake::new(deployment("1.2.0", "1.28", 4), history());
-    fake.pods = vec![pod("ReplicaSet", "checkout-8c9d7b6f4", "some-older-uid")];
-    let h = harness(fake, Policy::default());
-    let mut req = request("restart");
-    req.target.deployment = None;
-    req.target.pod = Some("checkout-8c9d7b6f4-x2x7q".into());
-    let err = h.remediator.remediate(&req).await.unwrap_err();
-    let (seen, _) = h.finish().await;
+    let (err, seen) =
+        restart_pod_fails(pod("ReplicaSet", "checkout-8c9d7b6f4", "some-older-uid")).await;
     assert!(
         matches!(err, Error::PodNotOwnedByDeployment { .. }),
         "{err:?}"
@@ -726,15 +729,10 @@ async fn api_errors_on_read_are_classified_and_nothing_is_written() {
         (503, "RetryableApiError", true),
         (429, "RetryableApiError", true),
     ] {
-        let mut fake = Fake::new(deployment("1.2.0", "1.28", 4), history());
+        let mut fake = checkout();
         fake.get_failure = Some(code);
-        let h = harness(fake, Policy::default());
-        let err = h
-            .remediator
-            .remediate(&request("rollback"))
-            .await
-            .unwrap_err();
-        let (seen, _) = h.finish().await;
+        let (result, seen, _) = remediate(fake, &request("rollback")).await;
+        let err = result.unwrap_err();
         assert_eq!(err.error_type(), error_type, "{code}: {err}");
         assert_eq!(err.is_retryable(), retryable, "{code}");
         assert_eq!(err.http_status(), Some(code));
@@ -744,11 +742,10 @@ async fn api_errors_on_read_are_classified_and_nothing_is_written() {
 
 #[tokio::test]
 async fn missing_deployment_is_not_found() {
-    let mut fake = Fake::new(deployment("1.2.0", "1.28", 4), history());
+    let mut fake = checkout();
     fake.deployment = None;
-    let h = harness(fake, Policy::default());
-    let err = h.remediator.remediate(&request("pause")).await.unwrap_err();
-    let (seen, _) = h.finish().await;
+    let (result, seen, _) = remediate(fake, &request("pause")).await;
+    let err = result.unwrap_err();
     assert!(
         matches!(&err, Error::NotFound { kind: "Deployment", name, .. } if name == "checkout"),
         "{err:?}"
@@ -758,22 +755,19 @@ async fn missing_deployment_is_not_found() {
 
 #[tokio::test]
 async fn patch_server_error_is_retryable_without_replan() {
-    let mut fake = Fake::new(deployment("1.2.0", "1.28", 4), history());
-    fake.patch_failures = VecDeque::from([500]);
-    let h = harness(fake, Policy::default());
-    let err = h.remediator.remediate(&request("pause")).await.unwrap_err();
-    let (seen, _) = h.finish().await;
+    let fake = checkout_failing_patches(&[500]);
+    let (result, seen, _) = remediate(fake, &request("pause")).await;
+    let err = result.unwrap_err();
     assert_eq!(err.error_type(), "RetryableApiError");
     assert_eq!(seen.len(), 2, "GET + PATCH, no re-plan on 5xx");
 }
 
 #[tokio::test]
 async fn event_failure_does_not_fail_the_remediation() {
-    let mut fake = Fake::new(deployment("1.2.0", "1.28", 4), history());
+    let mut fake = checkout();
     fake.event_failure = Some(403);
-    let h = harness(fake, Policy::default());
-    let outcome = h.remediator.remediate(&request("pause")).await.unwrap();
-    let (seen, fake) = h.finish().await;
+    let (outcome, seen, fake) = remediate(fake, &request("pause")).await;
+    let outcome = outcome.unwrap();
     assert_eq!(outcome.status, OutcomeStatus::Applied);
     assert_eq!(seen.len(), 3);
     assert_eq!(fake.deployment.unwrap()["spec"]["paused"], true);
@@ -786,9 +780,9 @@ async fn refused_by_opt_in_guard_reads_once_and_writes_nothing() {
         .as_object_mut()
         .unwrap()
         .remove("selfheal.dev/enabled");
-    let h = harness(Fake::new(live.clone(), history()), Policy::default());
-    let outcome = h.remediator.remediate(&request("rollback")).await.unwrap();
-    let (seen, fake) = h.finish().await;
+    let (outcome, seen, fake) =
+        remediate(Fake::new(live.clone(), history()), &request("rollback")).await;
+    let outcome = outcome.unwrap();
     assert_eq!(outcome.status, OutcomeStatus::Refused);
     assert_eq!(outcome.guard, Some(selfheal_core::Guard::OptIn));
     assert!(seen.iter().all(|s| s.method == "GET"), "{:?}", lines(&seen));
@@ -797,24 +791,17 @@ async fn refused_by_opt_in_guard_reads_once_and_writes_nothing() {
 
 #[tokio::test]
 async fn invalid_request_makes_no_call() {
-    let h = harness(
-        Fake::new(deployment("1.2.0", "1.28", 4), history()),
-        Policy::default(),
-    );
     let mut req = request("pause");
     req.target.pod = Some("also-a-pod".into());
-    let err = h.remediator.remediate(&req).await.unwrap_err();
-    let (seen, _) = h.finish().await;
+    let (result, seen, _) = remediate(checkout(), &req).await;
+    let err = result.unwrap_err();
     assert_eq!(err.error_type(), "NonRetryableInvalidRequest");
     assert!(seen.is_empty());
 }
 
 #[tokio::test]
 async fn status_is_one_get() {
-    let h = harness(
-        Fake::new(deployment("1.2.0", "1.28", 4), history()),
-        Policy::default(),
-    );
+    let h = harness(checkout(), Policy::default());
     let status = h.remediator.status("shop", "checkout").await.unwrap();
     let (seen, _) = h.finish().await;
     assert_eq!(status.state, selfheal_core::RolloutState::Done);

@@ -43,10 +43,18 @@ fn admin_client(server: &TestServer) -> kube::Client {
 }
 
 async fn set_image(api: &Api<Deployment>, index: usize, image: String) {
-    let patch: json_patch::Patch = serde_json::from_value(json!([
-        {"op": "replace", "path": format!("/spec/template/spec/containers/{index}/image"), "value": image}
-    ]))
-    .unwrap();
+    set_images(api, &[(index, image)]).await;
+}
+
+/// One JSON Patch setting the image of each `(container index, image)`.
+async fn set_images(api: &Api<Deployment>, images: &[(usize, String)]) {
+    let ops: Vec<Value> = images
+        .iter()
+        .map(|(index, image)| {
+            json!({"op": "replace", "path": format!("/spec/template/spec/containers/{index}/image"), "value": image})
+        })
+        .collect();
+    let patch: json_patch::Patch = serde_json::from_value(Value::Array(ops)).unwrap();
     api.patch(
         "checkout",
         &PatchParams::default(),
@@ -56,17 +64,24 @@ async fn set_image(api: &Api<Deployment>, index: usize, image: String) {
     .unwrap();
 }
 
-/// A server holding `checkout` at revision 4 (api 1.2.0 + envoy 1.28), settled,
-/// with an empty request log.
-async fn checkout_server(opt_in: bool) -> TestServer {
-    let server = TestServer::start().await.unwrap();
+/// Create the namespace and `checkout` (revision 1) on `server` and let the
+/// controller settle; the admin's Deployment API for further changes.
+async fn create_checkout(server: &TestServer, opt_in: bool) -> Api<Deployment> {
     server
         .apply_objects(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}));
-    let api: Api<Deployment> = Api::namespaced(admin_client(&server), NS);
+    let api: Api<Deployment> = Api::namespaced(admin_client(server), NS);
     api.create(&PostParams::default(), &checkout(opt_in))
         .await
         .unwrap();
     assert!(server.controller().settle().await);
+    api
+}
+
+/// A server holding `checkout` at revision 4 (api 1.2.0 + envoy 1.28), settled,
+/// with an empty request log.
+async fn checkout_server(opt_in: bool) -> TestServer {
+    let server = TestServer::start().await.unwrap();
+    let api = create_checkout(&server, opt_in).await;
     set_image(&api, 0, format!("{API}:1.1.0")).await;
     assert!(server.controller().settle().await);
     set_image(&api, 1, format!("{ENVOY}:1.28")).await;
@@ -87,6 +102,11 @@ fn remediator(server: &TestServer) -> Remediator {
     Remediator::new(admin_client(server), Policy::default())
         .with_reporting_instance("selfheal-it")
         .with_clock(fixed_clock())
+}
+
+/// A rollback of `checkout` by the admin's remediator.
+async fn rollback(server: &TestServer) -> selfheal_kube::Result<RemediationOutcome> {
+    remediator(server).remediate(&request("rollback")).await
 }
 
 fn request(action: &str) -> RemediationRequest {
@@ -111,6 +131,11 @@ fn revision(d: &Value) -> Option<String> {
 
 fn container(d: &Value, i: usize) -> &Value {
     &d["spec"]["template"]["spec"]["containers"][i]
+}
+
+/// The api container's image in the stored Deployment.
+fn live_api_image(server: &TestServer) -> Value {
+    container(&live(server), 0)["image"].clone()
 }
 
 fn log(server: &TestServer) -> Vec<RecordedRequest> {
@@ -139,6 +164,31 @@ fn replica_set_at(server: &TestServer, revision: &str) -> ReplicaSet {
         .unwrap_or_else(|| panic!("no ReplicaSet at revision {revision}"))
 }
 
+/// The request log of one rollback attempt whose PATCH is answered `patch`:
+/// read, list the history, list the current revision's pods, patch.
+fn rollback_attempt(patch: u16) -> Vec<String> {
+    vec![
+        format!("GET {DEPLOY_PATH} 200"),
+        format!("GET {RS_PATH} 200"),
+        format!("GET {PODS_PATH} 200"),
+        format!("PATCH {DEPLOY_PATH} {patch}"),
+    ]
+}
+
+/// The request log of one pause attempt whose PATCH is answered `patch`:
+/// read, patch; a pause needs no history.
+fn pause_attempt(patch: u16) -> Vec<String> {
+    vec![
+        format!("GET {DEPLOY_PATH} 200"),
+        format!("PATCH {DEPLOY_PATH} {patch}"),
+    ]
+}
+
+/// The log line of the audit Event.
+fn event_post() -> Vec<String> {
+    vec![format!("POST {EVENTS_PATH} 201")]
+}
+
 fn patches(reqs: &[RecordedRequest]) -> Vec<&RecordedRequest> {
     reqs.iter().filter(|r| r.method == "PATCH").collect()
 }
@@ -149,10 +199,7 @@ fn patches(reqs: &[RecordedRequest]) -> Vec<&RecordedRequest> {
 async fn half_brick_rollback_reverts_only_the_offending_container() {
     let server = checkout_server(true).await;
     let before = live(&server);
-    let outcome = remediator(&server)
-        .remediate(&request("rollback"))
-        .await
-        .unwrap();
+    let outcome = rollback(&server).await.unwrap();
 
     // Outcome: api 1.2.0 → 1.1.0, nothing else.
     assert_eq!(outcome.status, OutcomeStatus::Applied, "{outcome:?}");
@@ -166,16 +213,7 @@ async fn half_brick_rollback_reverts_only_the_offending_container() {
     // Request log: GET + LIST of ReplicaSets + LIST of the current pods
     // (no container named) + one PATCH + one Event POST, nothing more.
     let reqs = log(&server);
-    assert_eq!(
-        lines(&reqs),
-        [
-            format!("GET {DEPLOY_PATH} 200"),
-            format!("GET {RS_PATH} 200"),
-            format!("GET {PODS_PATH} 200"),
-            format!("PATCH {DEPLOY_PATH} 200"),
-            format!("POST {EVENTS_PATH} 201"),
-        ]
-    );
+    assert_eq!(lines(&reqs), [rollback_attempt(200), event_post()].concat());
     assert_eq!(
         reqs[1].query.get("labelSelector").map(String::as_str),
         Some("app=checkout")
@@ -339,10 +377,7 @@ async fn pod_target_is_resolved_to_its_deployment() {
         ]
     );
     assert_eq!(patches(&reqs).len(), 1);
-    assert_eq!(
-        container(&live(&server), 0)["image"],
-        format!("{API}:1.1.0")
-    );
+    assert_eq!(live_api_image(&server), format!("{API}:1.1.0"));
 }
 
 #[tokio::test]
@@ -405,17 +440,7 @@ async fn object_modified_between_get_and_patch_is_replanned() {
     let reqs = log(&server);
     assert_eq!(
         lines(&reqs),
-        [
-            format!("GET {DEPLOY_PATH} 200"),
-            format!("GET {RS_PATH} 200"),
-            format!("GET {PODS_PATH} 200"),
-            format!("PATCH {DEPLOY_PATH} 422"),
-            format!("GET {DEPLOY_PATH} 200"),
-            format!("GET {RS_PATH} 200"),
-            format!("GET {PODS_PATH} 200"),
-            format!("PATCH {DEPLOY_PATH} 200"),
-            format!("POST {EVENTS_PATH} 201"),
-        ]
+        [rollback_attempt(422), rollback_attempt(200), event_post()].concat()
     );
     let after = live(&server);
     assert_eq!(container(&after, 0)["image"], format!("{API}:1.1.0"));
@@ -445,13 +470,7 @@ async fn injected_409_on_patch_is_replanned() {
     assert_eq!(outcome.status, OutcomeStatus::Applied);
     assert_eq!(
         lines(&log(&server)),
-        [
-            format!("GET {DEPLOY_PATH} 200"),
-            format!("PATCH {DEPLOY_PATH} 409"),
-            format!("GET {DEPLOY_PATH} 200"),
-            format!("PATCH {DEPLOY_PATH} 200"),
-            format!("POST {EVENTS_PATH} 201"),
-        ]
+        [pause_attempt(409), pause_attempt(200), event_post()].concat()
     );
     assert_eq!(live(&server)["spec"]["paused"], true);
 }
@@ -483,10 +502,7 @@ async fn persistent_conflict_is_a_retryable_error_after_the_budget() {
     assert_eq!(p.len(), 3);
     assert!(p.iter().all(|r| r.status == 422));
     assert!(reqs.iter().all(|r| r.method != "POST"));
-    assert_eq!(
-        container(&live(&server), 0)["image"],
-        format!("{API}:1.2.0")
-    );
+    assert_eq!(live_api_image(&server), format!("{API}:1.2.0"));
 }
 
 #[tokio::test]
@@ -545,19 +561,13 @@ async fn server_errors_are_retryable_and_not_retried_inside_the_client() {
     for code in [500, 503] {
         let server = checkout_server(true).await;
         server.faults().fail_next(1, code);
-        let err = remediator(&server)
-            .remediate(&request("rollback"))
-            .await
-            .unwrap_err();
+        let err = rollback(&server).await.unwrap_err();
         assert_eq!(err.error_type(), "RetryableApiError", "{code}: {err}");
         assert!(err.is_retryable());
         assert_eq!(err.http_status(), Some(code));
         // kube's own retry layer is off: the state machine owns retries.
         assert_eq!(lines(&log(&server)), [format!("GET {DEPLOY_PATH} {code}")]);
-        assert_eq!(
-            container(&live(&server), 0)["image"],
-            format!("{API}:1.2.0")
-        );
+        assert_eq!(live_api_image(&server), format!("{API}:1.2.0"));
     }
 }
 
@@ -576,11 +586,7 @@ async fn pause_resume_restart_resulting_objects() {
     assert_eq!(outcome.status, OutcomeStatus::Applied);
     assert_eq!(
         lines(&log(&server)),
-        [
-            format!("GET {DEPLOY_PATH} 200"),
-            format!("PATCH {DEPLOY_PATH} 200"),
-            format!("POST {EVENTS_PATH} 201"),
-        ]
+        [pause_attempt(200), event_post()].concat()
     );
     let d = live(&server);
     assert_eq!(d["spec"]["paused"], true);
@@ -643,10 +649,7 @@ async fn pause_resume_restart_resulting_objects() {
 async fn refused_guard_sends_no_patch() {
     let server = checkout_server(false).await;
     let before = live(&server);
-    let outcome = remediator(&server)
-        .remediate(&request("rollback"))
-        .await
-        .unwrap();
+    let outcome = rollback(&server).await.unwrap();
     assert_eq!(outcome.status, OutcomeStatus::Refused);
     assert_eq!(outcome.guard, Some(Guard::OptIn));
     let reqs = log(&server);
@@ -840,25 +843,8 @@ async fn two_image_release() -> TestServer {
         .start()
         .await
         .unwrap();
-    server
-        .apply_objects(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}));
-    let api: Api<Deployment> = Api::namespaced(admin_client(&server), NS);
-    api.create(&PostParams::default(), &checkout(true))
-        .await
-        .unwrap();
-    assert!(server.controller().settle().await);
-    let patch: json_patch::Patch = serde_json::from_value(json!([
-        {"op": "replace", "path": "/spec/template/spec/containers/0/image", "value": bad_api},
-        {"op": "replace", "path": "/spec/template/spec/containers/1/image", "value": format!("{ENVOY}:1.28")}
-    ]))
-    .unwrap();
-    api.patch(
-        "checkout",
-        &PatchParams::default(),
-        &Patch::Json::<()>(patch),
-    )
-    .await
-    .unwrap();
+    let api = create_checkout(&server, true).await;
+    set_images(&api, &[(0, bad_api), (1, format!("{ENVOY}:1.28"))]).await;
     assert!(server.controller().settle().await);
     assert_eq!(revision(&live(&server)), Some("2".into()));
     server
@@ -911,10 +897,7 @@ async fn pods_evidence_chooses_the_crash_looping_container_of_a_two_image_releas
     let before = live(&server);
     server.clear_requests();
 
-    let outcome = remediator(&server)
-        .remediate(&request("rollback"))
-        .await
-        .unwrap();
+    let outcome = rollback(&server).await.unwrap();
 
     assert_eq!(outcome.status, OutcomeStatus::Applied, "{outcome:?}");
     let changed: Vec<(&str, &str, &str)> = outcome
@@ -941,16 +924,7 @@ async fn pods_evidence_chooses_the_crash_looping_container_of_a_two_image_releas
 
     // One LIST of the current revision's pods, by selector and hash.
     let reqs = log(&server);
-    assert_eq!(
-        lines(&reqs),
-        [
-            format!("GET {DEPLOY_PATH} 200"),
-            format!("GET {RS_PATH} 200"),
-            format!("GET {PODS_PATH} 200"),
-            format!("PATCH {DEPLOY_PATH} 200"),
-            format!("POST {EVENTS_PATH} 201"),
-        ]
-    );
+    assert_eq!(lines(&reqs), [rollback_attempt(200), event_post()].concat());
     let hash = replica_set_at(&server, "2").metadata.labels.unwrap()["pod-template-hash"].clone();
     assert_eq!(
         reqs[2].query.get("labelSelector").map(String::as_str),
@@ -1017,10 +991,7 @@ async fn an_unchanged_container_failing_is_refused_without_a_write() {
     let before = live(&server);
     server.clear_requests();
 
-    let outcome = remediator(&server)
-        .remediate(&request("rollback"))
-        .await
-        .unwrap();
+    let outcome = rollback(&server).await.unwrap();
 
     assert_eq!(outcome.status, OutcomeStatus::Refused, "{outcome:?}");
     assert_eq!(outcome.guard, Some(Guard::UnchangedContainerFailing));

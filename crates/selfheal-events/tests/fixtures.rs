@@ -3,8 +3,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use selfheal_events::{
-    Action, Defaults, Error, EventKind, IgnoreReason, Ingested, MAX_EVENT_BYTES, NamedRequest,
-    Rejection, Target, parse_event,
+    Action, AlarmRef, Defaults, Error, EventKind, IgnoreReason, Ingested, MAX_EVENT_BYTES,
+    NamedRequest, Rejection, RemediationRequest, Target, parse_event,
 };
 use serde_json::{Value, json};
 
@@ -16,6 +16,11 @@ fn fixture(path: &str) -> Value {
 
 fn parse(value: &Value, defaults: &Defaults) -> Ingested {
     parse_event(&serde_json::to_vec(value).unwrap(), defaults).unwrap()
+}
+
+/// The error `parse_event` answers for `value`.
+fn parse_err(value: &Value, defaults: &Defaults) -> Error {
+    parse_event(&serde_json::to_vec(value).unwrap(), defaults).unwrap_err()
 }
 
 fn no_defaults() -> Defaults {
@@ -44,6 +49,112 @@ fn only_rejection(ingested: &Ingested) -> &Rejection {
     assert!(ingested.requests.is_empty(), "{ingested:#?}");
     assert_eq!(ingested.ignored.len(), 1, "{ingested:#?}");
     ingested.ignored[0].rejection().expect("a rejection")
+}
+
+/// The one alert in `ingested` is rejected for lacking `field`.
+fn assert_missing_field(ingested: &Ingested, field: &str) {
+    let r = only_rejection(ingested);
+    assert!(
+        matches!(r, Rejection::MissingField { field: f, .. } if *f == field),
+        "{r:?}"
+    );
+}
+
+/// Parse the recorded `path`, of `kind`, whose one alert is rejected for
+/// lacking `field`.
+fn parse_rejected(path: &str, defaults: &Defaults, kind: EventKind, field: &str) -> Ingested {
+    let ingested = parse(&fixture(path), defaults);
+    assert_eq!(ingested.kind, kind);
+    assert_missing_field(&ingested, field);
+    ingested
+}
+
+/// The first ignored alert is the alarm `name` with the id `id`.
+fn assert_ignored_alarm(ingested: &Ingested, name: &str, id: &str) {
+    assert_eq!(ingested.ignored[0].name.as_deref(), Some(name));
+    assert_eq!(ingested.ignored[0].id.as_deref(), Some(id));
+}
+
+/// The one alert in `ingested` is ignored as not firing, in `state`.
+fn assert_not_firing(ingested: &Ingested, state: &str) {
+    assert!(ingested.requests.is_empty(), "{ingested:#?}");
+    assert_eq!(ingested.ignored.len(), 1, "{ingested:#?}");
+    assert_eq!(
+        ingested.ignored[0].reason,
+        IgnoreReason::NotFiring {
+            state: state.into()
+        }
+    );
+}
+
+/// A target naming a Deployment (and no pod).
+fn deployment_target(
+    cluster: Option<&str>,
+    namespace: &str,
+    deployment: &str,
+    container: Option<&str>,
+) -> Target {
+    Target {
+        cluster: cluster.map(Into::into),
+        namespace: namespace.into(),
+        deployment: Some(deployment.into()),
+        pod: None,
+        container: container.map(Into::into),
+    }
+}
+
+/// The refusal of a directive naming the namespace `directive` on an alert
+/// from the namespace `alert`.
+fn cross_namespace(directive: &str, alert: &str) -> Rejection {
+    Rejection::CrossNamespace {
+        field: "target.namespace",
+        directive: directive.into(),
+        alert: alert.into(),
+    }
+}
+
+/// The one alert in `ingested` is refused for a directive naming another
+/// cluster.
+fn assert_cross_cluster(ingested: &Ingested) {
+    let r = only_rejection(ingested);
+    assert!(
+        matches!(
+            r,
+            Rejection::CrossNamespace {
+                field: "target.cluster",
+                ..
+            }
+        ),
+        "{r:?}"
+    );
+}
+
+/// `err` says the payload is a `kind` event that does not read as one.
+fn assert_invalid_event(err: &Error, kind: EventKind) {
+    assert!(
+        matches!(err, Error::InvalidEvent { kind: k, .. } if *k == kind),
+        "{err}"
+    );
+}
+
+/// `r` asks for `action` on `target`.
+fn assert_wants(r: &RemediationRequest, action: Action, target: Target) {
+    assert_eq!(r.action, action, "{r:?}");
+    assert_eq!(r.target, target);
+}
+
+/// `r` comes from the `source` alarm `name` with the id `id`.
+fn assert_from_alarm<'a>(
+    r: &'a RemediationRequest,
+    source: &str,
+    name: &str,
+    id: &str,
+) -> &'a AlarmRef {
+    let alarm = r.alarm.as_ref().expect("an alarm reference");
+    assert_eq!(alarm.source, source);
+    assert_eq!(alarm.name.as_deref(), Some(name));
+    assert_eq!(alarm.id.as_deref(), Some(id));
+    alarm
 }
 
 fn valid_name(name: &str) -> bool {
@@ -80,41 +191,21 @@ fn sns_with(edit: impl FnOnce(&mut Value)) -> Value {
 
 #[test]
 fn eventbridge_fixture_without_k8s_dimensions_is_rejected_naming_the_field() {
-    let v = fixture("cloudwatch/eventbridge-single-metric-alarm.json");
-    let ingested = parse(&v, &no_defaults());
-    assert_eq!(ingested.kind, EventKind::EventBridgeAlarm);
-    let r = only_rejection(&ingested);
-    assert!(
-        matches!(
-            r,
-            Rejection::MissingField {
-                field: "action",
-                ..
-            }
-        ),
-        "{r:?}"
+    let ingested = parse_rejected(
+        "cloudwatch/eventbridge-single-metric-alarm.json",
+        &no_defaults(),
+        EventKind::EventBridgeAlarm,
+        "action",
     );
-    assert_eq!(
-        ingested.ignored[0].name.as_deref(),
-        Some("ServerCpuTooHigh")
-    );
-    assert_eq!(
-        ingested.ignored[0].id.as_deref(),
-        Some("arn:aws:cloudwatch:us-east-1:123456789012:alarm:ServerCpuTooHigh")
+    assert_ignored_alarm(
+        &ingested,
+        "ServerCpuTooHigh",
+        "arn:aws:cloudwatch:us-east-1:123456789012:alarm:ServerCpuTooHigh",
     );
     // With an action, the missing namespace is what is named (InstanceId maps to nothing).
+    let v = fixture("cloudwatch/eventbridge-single-metric-alarm.json");
     let ingested = parse(&v, &rollback_default());
-    let r = only_rejection(&ingested);
-    assert!(
-        matches!(
-            r,
-            Rejection::MissingField {
-                field: "target.namespace",
-                ..
-            }
-        ),
-        "{r:?}"
-    );
+    assert_missing_field(&ingested, "target.namespace");
     assert!(ingested.ignored[0].message.contains("target.namespace"));
 }
 
@@ -124,23 +215,16 @@ fn eventbridge_alarm_with_container_insights_dimensions_becomes_a_request() {
     let ingested = parse(&v, &rollback_default());
     let named = only_request(&ingested);
     let r = &named.request;
-    assert_eq!(r.action, Action::Rollback);
-    assert_eq!(
-        r.target,
-        Target {
-            cluster: Some("prod-eks".into()),
-            namespace: "shop".into(),
-            deployment: Some("checkout".into()),
-            pod: None,
-            container: None,
-        }
+    assert_wants(
+        r,
+        Action::Rollback,
+        deployment_target(Some("prod-eks"), "shop", "checkout", None),
     );
-    let alarm = r.alarm.as_ref().unwrap();
-    assert_eq!(alarm.source, "cloudwatch");
-    assert_eq!(alarm.name.as_deref(), Some("ServerCpuTooHigh"));
-    assert_eq!(
-        alarm.id.as_deref(),
-        Some("arn:aws:cloudwatch:us-east-1:123456789012:alarm:ServerCpuTooHigh")
+    let alarm = assert_from_alarm(
+        r,
+        "cloudwatch",
+        "ServerCpuTooHigh",
+        "arn:aws:cloudwatch:us-east-1:123456789012:alarm:ServerCpuTooHigh",
     );
     let score = alarm.impact_score.unwrap();
     assert!((score - 99.50160229693434 / 50.0).abs() < 1e-12, "{score}");
@@ -155,12 +239,7 @@ fn eventbridge_alarm_with_container_insights_dimensions_becomes_a_request() {
 fn eventbridge_ok_transition_is_ignored_with_state() {
     let v = fixture("cloudwatch/eventbridge-ok-from-alarm.json");
     let ingested = parse(&v, &rollback_default());
-    assert!(ingested.requests.is_empty());
-    assert_eq!(ingested.ignored.len(), 1);
-    assert_eq!(
-        ingested.ignored[0].reason,
-        IgnoreReason::NotFiring { state: "OK".into() }
-    );
+    assert_not_firing(&ingested, "OK");
     assert_eq!(
         ingested.ignored[0].name.as_deref(),
         Some("test-service_aurora_serverless_cpu_utilization")
@@ -173,13 +252,7 @@ fn insufficient_data_is_ignored() {
     let mut v = eventbridge_eks();
     v["detail"]["state"]["value"] = json!("INSUFFICIENT_DATA");
     let ingested = parse(&v, &rollback_default());
-    assert_eq!(
-        ingested.ignored[0].reason,
-        IgnoreReason::NotFiring {
-            state: "INSUFFICIENT_DATA".into()
-        }
-    );
-    assert!(ingested.requests.is_empty());
+    assert_not_firing(&ingested, "INSUFFICIENT_DATA");
 }
 
 #[test]
@@ -211,16 +284,10 @@ fn directive_overrides_dimensions_and_defaults() {
     };
     let ingested = parse(&v, &defaults);
     let r = &only_request(&ingested).request;
-    assert_eq!(r.action, Action::Pause);
-    assert_eq!(
-        r.target,
-        Target {
-            cluster: Some("staging".into()),
-            namespace: "payments".into(),
-            deployment: Some("api".into()),
-            pod: None,
-            container: Some("web".into()),
-        }
+    assert_wants(
+        r,
+        Action::Pause,
+        deployment_target(Some("staging"), "payments", "api", Some("web")),
     );
     assert!(r.dry_run && r.approval);
     assert!(
@@ -334,24 +401,16 @@ fn composite_alarm_needs_a_directive() {
 
 #[test]
 fn alarm_action_fixture_metric_math_without_dimensions_is_rejected() {
-    let v = fixture("cloudwatch/lambda-alarm-action-metric-math.json");
-    let ingested = parse(&v, &rollback_default());
-    assert_eq!(ingested.kind, EventKind::AlarmAction);
-    let r = only_rejection(&ingested);
-    assert!(
-        matches!(
-            r,
-            Rejection::MissingField {
-                field: "target.namespace",
-                ..
-            }
-        ),
-        "{r:?}"
+    let ingested = parse_rejected(
+        "cloudwatch/lambda-alarm-action-metric-math.json",
+        &rollback_default(),
+        EventKind::AlarmAction,
+        "target.namespace",
     );
-    assert_eq!(ingested.ignored[0].name.as_deref(), Some("Test alert"));
-    assert_eq!(
-        ingested.ignored[0].id.as_deref(),
-        Some("arn:aws:cloudwatch:eu-west-1:912397435824:alarm:test_alarm")
+    assert_ignored_alarm(
+        &ingested,
+        "Test alert",
+        "arn:aws:cloudwatch:eu-west-1:912397435824:alarm:test_alarm",
     );
 }
 
@@ -367,13 +426,7 @@ fn metric_math_alarm_reads_dimensions_from_every_metric() {
     let named = only_request(&ingested);
     assert_eq!(
         named.request.target,
-        Target {
-            cluster: Some("prod-eks".into()),
-            namespace: "shop".into(),
-            deployment: Some("checkout".into()),
-            pod: None,
-            container: Some("api".into()),
-        }
+        deployment_target(Some("prod-eks"), "shop", "checkout", Some("api"))
     );
     let alarm = named.request.alarm.as_ref().unwrap();
     assert_eq!(alarm.impact_score, Some(0.1));
@@ -398,24 +451,16 @@ fn metric_math_alarm_reads_dimensions_from_every_metric() {
 
 #[test]
 fn sns_fixture_is_read_and_rejected_for_missing_namespace() {
-    let v = fixture("cloudwatch/sns-alarm-single-metric.json");
-    let ingested = parse(&v, &rollback_default());
-    assert_eq!(ingested.kind, EventKind::SnsAlarm);
-    let r = only_rejection(&ingested);
-    assert!(
-        matches!(
-            r,
-            Rejection::MissingField {
-                field: "target.namespace",
-                ..
-            }
-        ),
-        "{r:?}"
+    let ingested = parse_rejected(
+        "cloudwatch/sns-alarm-single-metric.json",
+        &rollback_default(),
+        EventKind::SnsAlarm,
+        "target.namespace",
     );
-    assert_eq!(ingested.ignored[0].name.as_deref(), Some("EXAMPLE"));
-    assert_eq!(
-        ingested.ignored[0].id.as_deref(),
-        Some("arn:aws:cloudwatch:REGION:ACCOUNT_NUMBER:alarm:EXAMPLE")
+    assert_ignored_alarm(
+        &ingested,
+        "EXAMPLE",
+        "arn:aws:cloudwatch:REGION:ACCOUNT_NUMBER:alarm:EXAMPLE",
     );
 }
 
@@ -454,11 +499,7 @@ fn sns_fixture_zero_threshold_gives_no_impact_score() {
 fn sns_ok_transition_is_ignored() {
     let v = sns_with(|m| m["NewStateValue"] = json!("OK"));
     let ingested = parse(&v, &rollback_default());
-    assert_eq!(
-        ingested.ignored[0].reason,
-        IgnoreReason::NotFiring { state: "OK".into() }
-    );
-    assert!(ingested.requests.is_empty());
+    assert_not_firing(&ingested, "OK");
 }
 
 #[test]
@@ -523,7 +564,7 @@ fn same_transition_via_sns_and_eventbridge_gets_one_name() {
 fn sns_message_that_is_not_an_alarm_is_unsupported() {
     let mut v = fixture("cloudwatch/sns-alarm-single-metric.json");
     v["Records"][0]["Sns"]["Message"] = json!("hello from a test topic");
-    let err = parse_event(&serde_json::to_vec(&v).unwrap(), &rollback_default()).unwrap_err();
+    let err = parse_err(&v, &rollback_default());
     assert!(matches!(err, Error::Unsupported(_)), "{err}");
     assert!(err.to_string().contains("not a CloudWatch alarm"), "{err}");
 
@@ -548,26 +589,14 @@ fn sns_message_that_is_not_an_alarm_is_unsupported() {
 
 #[test]
 fn alertmanager_firing_fixture_needs_an_action() {
-    let v = fixture("alertmanager/firing-single.json");
-    let ingested = parse(&v, &no_defaults());
-    assert_eq!(ingested.kind, EventKind::Alertmanager);
     // `remediation: rollback` is not a documented directive: no guessing.
-    let r = only_rejection(&ingested);
-    assert!(
-        matches!(
-            r,
-            Rejection::MissingField {
-                field: "action",
-                ..
-            }
-        ),
-        "{r:?}"
+    let ingested = parse_rejected(
+        "alertmanager/firing-single.json",
+        &no_defaults(),
+        EventKind::Alertmanager,
+        "action",
     );
-    assert_eq!(ingested.ignored[0].id.as_deref(), Some("928e0cea74916f65"));
-    assert_eq!(
-        ingested.ignored[0].name.as_deref(),
-        Some("DeploymentHalfBricked")
-    );
+    assert_ignored_alarm(&ingested, "DeploymentHalfBricked", "928e0cea74916f65");
 }
 
 #[test]
@@ -576,21 +605,17 @@ fn alertmanager_firing_fixture_with_default_action() {
     let ingested = parse(&v, &rollback_default());
     let named = only_request(&ingested);
     let r = &named.request;
-    assert_eq!(r.action, Action::Rollback);
-    assert_eq!(
-        r.target,
-        Target {
-            cluster: None,
-            namespace: "default".into(),
-            deployment: Some("x".into()),
-            pod: None,
-            container: Some("app".into()),
-        }
+    assert_wants(
+        r,
+        Action::Rollback,
+        deployment_target(None, "default", "x", Some("app")),
     );
-    let alarm = r.alarm.as_ref().unwrap();
-    assert_eq!(alarm.source, "alertmanager");
-    assert_eq!(alarm.id.as_deref(), Some("928e0cea74916f65"));
-    assert_eq!(alarm.name.as_deref(), Some("DeploymentHalfBricked"));
+    let alarm = assert_from_alarm(
+        r,
+        "alertmanager",
+        "DeploymentHalfBricked",
+        "928e0cea74916f65",
+    );
     assert_eq!(alarm.impact_score, None);
     assert_eq!(
         r.reason.as_deref(),
@@ -614,14 +639,7 @@ fn alertmanager_firing_fixture_with_default_action() {
 fn alertmanager_resolved_fixture_is_ignored() {
     let v = fixture("alertmanager/resolved-single.json");
     let ingested = parse(&v, &rollback_default());
-    assert!(ingested.requests.is_empty());
-    assert_eq!(ingested.ignored.len(), 1);
-    assert_eq!(
-        ingested.ignored[0].reason,
-        IgnoreReason::NotFiring {
-            state: "resolved".into()
-        }
-    );
+    assert_not_firing(&ingested, "resolved");
     assert_eq!(ingested.ignored[0].id.as_deref(), Some("26408e0ac635ef00"));
 }
 
@@ -766,22 +784,12 @@ fn directive_may_not_steer_a_cloudwatch_alarm_to_another_namespace_or_cluster() 
     let ingested = parse(&v, &no_defaults());
     assert_eq!(
         only_rejection(&ingested),
-        &Rejection::CrossNamespace {
-            field: "target.namespace",
-            directive: "payments".into(),
-            alert: "shop".into(),
-        }
+        &cross_namespace("payments", "shop")
     );
     v["detail"]["configuration"]["description"] =
         json!("selfheal: action=rollback cluster=staging deployment=api");
     let ingested = parse(&v, &no_defaults());
-    assert!(matches!(
-        only_rejection(&ingested),
-        Rejection::CrossNamespace {
-            field: "target.cluster",
-            ..
-        }
-    ));
+    assert_cross_cluster(&ingested);
     // Naming the alarm's own namespace and cluster is fine.
     v["detail"]["configuration"]["description"] =
         json!("selfheal: action=rollback cluster=prod-eks namespace=shop deployment=api");
@@ -801,14 +809,7 @@ fn alertmanager_directive_may_not_leave_the_alerts_namespace() {
         json!("action=rollback namespace=payments deployment=api");
     let ingested = parse(&v, &no_defaults());
     let rejection = only_rejection(&ingested);
-    assert_eq!(
-        rejection,
-        &Rejection::CrossNamespace {
-            field: "target.namespace",
-            directive: "payments".into(),
-            alert: "default".into(),
-        }
-    );
+    assert_eq!(rejection, &cross_namespace("payments", "default"));
     assert_eq!(
         ingested.ignored[0].message,
         "the selfheal directive sets target.namespace `payments`, but the alert itself is from `default`; a directive may only target the alert's own namespace and cluster unless SELFHEAL_ALLOW_CROSS_NAMESPACE_DIRECTIVES is true"
@@ -818,13 +819,7 @@ fn alertmanager_directive_may_not_leave_the_alerts_namespace() {
     v["alerts"][0]["annotations"]["selfheal"] =
         json!("action=rollback cluster=prod-eks deployment=api");
     let ingested = parse(&v, &no_defaults());
-    assert!(matches!(
-        only_rejection(&ingested),
-        Rejection::CrossNamespace {
-            field: "target.cluster",
-            ..
-        }
-    ));
+    assert_cross_cluster(&ingested);
 }
 
 #[test]
@@ -877,7 +872,7 @@ fn unicode_names_are_sanitized_in_execution_names() {
 fn alertmanager_other_version_is_unsupported() {
     let mut v = fixture("alertmanager/firing-single.json");
     v["version"] = json!("3");
-    let err = parse_event(&serde_json::to_vec(&v).unwrap(), &no_defaults()).unwrap_err();
+    let err = parse_err(&v, &no_defaults());
     assert!(matches!(err, Error::Unsupported(_)), "{err}");
     assert!(err.to_string().contains("\"3\""));
 }
@@ -923,16 +918,7 @@ fn manual_request_errors_are_typed() {
         &no_defaults(),
     )
     .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            Error::InvalidEvent {
-                kind: EventKind::Manual,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert_invalid_event(&err, EventKind::Manual);
 }
 
 // ---- whole-payload errors ----------------------------------------------------------
@@ -985,37 +971,19 @@ fn non_json_and_unknown_shapes_are_typed_errors() {
 
     let mut v = eventbridge_eks();
     v["detail-type"] = json!("EC2 Instance State-change Notification");
-    let err = parse_event(&serde_json::to_vec(&v).unwrap(), &no_defaults()).unwrap_err();
+    let err = parse_err(&v, &no_defaults());
     assert!(matches!(err, Error::Unsupported(_)), "{err}");
     assert!(err.to_string().contains("EC2 Instance"), "{err}");
 
     let mut v = eventbridge_eks();
     v["detail"]["state"]["timestamp"] = json!("not a time");
-    let err = parse_event(&serde_json::to_vec(&v).unwrap(), &no_defaults()).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            Error::InvalidEvent {
-                kind: EventKind::EventBridgeAlarm,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    let err = parse_err(&v, &no_defaults());
+    assert_invalid_event(&err, EventKind::EventBridgeAlarm);
 
     let mut v = fixture("alertmanager/firing-single.json");
     v["alerts"] = json!("not a list");
-    let err = parse_event(&serde_json::to_vec(&v).unwrap(), &no_defaults()).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            Error::InvalidEvent {
-                kind: EventKind::Alertmanager,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    let err = parse_err(&v, &no_defaults());
+    assert_invalid_event(&err, EventKind::Alertmanager);
 }
 
 #[test]

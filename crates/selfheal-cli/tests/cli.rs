@@ -52,6 +52,55 @@ fn run(cmd: &mut Command) -> Output {
     cmd.output().expect("run selfheal")
 }
 
+/// `selfheal run` of the request file `request` on the snapshot `snapshot`,
+/// not started yet.
+fn run_cmd(request: &Path, snapshot: &Path) -> Command {
+    selfheal(&[
+        "run",
+        "--request",
+        request.to_str().expect("path"),
+        "--snapshot",
+        snapshot.to_str().expect("path"),
+    ])
+}
+
+/// [`run_cmd`], run.
+fn run_request(request: &Path, snapshot: &Path) -> Output {
+    run(&mut run_cmd(request, snapshot))
+}
+
+/// `selfheal run` of `request` on `snapshot` writing the result to `out`,
+/// with `extra` arguments.
+fn run_writing(request: &Path, snapshot: &Path, out: &Path, extra: &[&str]) -> Output {
+    let mut cmd = run_cmd(request, snapshot);
+    cmd.arg("--write-snapshot").arg(out).args(extra);
+    run(&mut cmd)
+}
+
+/// `selfheal status` of `deployment` (NAMESPACE/NAME) in `snapshot`.
+fn status_of(deployment: &str, snapshot: &Path) -> Output {
+    run(&mut selfheal(&[
+        "status",
+        "--deployment",
+        deployment,
+        "--snapshot",
+        snapshot.to_str().expect("path"),
+    ]))
+}
+
+/// `selfheal` with `args`, then `--snapshot snapshot`.
+fn on_snapshot(args: &[&str], snapshot: &str) -> Output {
+    let mut all = args.to_vec();
+    all.extend(["--snapshot", snapshot]);
+    run(&mut selfheal(&all))
+}
+
+/// The example request `name` as JSON, to edit.
+fn example_request(name: &str) -> Value {
+    let text = std::fs::read_to_string(request_path(name)).expect("read request");
+    serde_json::from_str(&text).expect("request JSON")
+}
+
 fn stdout_json(out: &Output) -> Value {
     assert!(
         out.status.success(),
@@ -77,6 +126,40 @@ fn load_yaml(path: &Path) -> Value {
     serde_saphyr::from_str(&text).expect("parse yaml")
 }
 
+fn write_yaml(path: &Path, value: &Value) {
+    std::fs::write(path, serde_saphyr::to_string(value).expect("yaml")).expect("write");
+}
+
+/// The example snapshot with `edit` applied, written to `dir/name`.
+fn edited_snapshot(dir: &Path, name: &str, edit: impl FnOnce(&mut Value)) -> PathBuf {
+    let mut list = load_yaml(&snapshot_path());
+    edit(&mut list);
+    let path = dir.join(name);
+    write_yaml(&path, &list);
+    path
+}
+
+/// Applies `edit` to every Deployment in the snapshot `list`.
+fn each_deployment(list: &mut Value, mut edit: impl FnMut(&mut Value)) {
+    for item in list["items"].as_array_mut().expect("items") {
+        if item["kind"] == "Deployment" {
+            edit(item);
+        }
+    }
+}
+
+/// The example snapshot without the opt-in label, written to `dir`.
+fn unlabelled_snapshot(dir: &Path) -> PathBuf {
+    edited_snapshot(dir, "unlabelled.yaml", |list| {
+        each_deployment(list, |d| {
+            d["metadata"]["labels"]
+                .as_object_mut()
+                .expect("labels")
+                .remove("selfheal.dev/enabled");
+        });
+    })
+}
+
 fn items(list: &Value) -> &Vec<Value> {
     assert_eq!(list["kind"], "List");
     list["items"].as_array().expect("items")
@@ -87,6 +170,16 @@ fn find<'a>(list: &'a Value, kind: &str, name: &str) -> &'a Value {
         .iter()
         .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
         .unwrap_or_else(|| panic!("{kind} {name} in snapshot"))
+}
+
+/// The api image of the `checkout` Deployment in the snapshot `list`.
+fn checkout_api_image(list: &Value) -> &Value {
+    &container(find(list, "Deployment", "checkout"), "api")["image"]
+}
+
+/// The `changes` of the example rollback: api 1.2.0 back to 1.1.0.
+fn api_rolled_back() -> Value {
+    json!([{ "container": "api", "from": API_1_2, "to": API_1_1 }])
 }
 
 fn container<'a>(deployment: &'a Value, name: &str) -> &'a Value {
@@ -102,20 +195,8 @@ fn container<'a>(deployment: &'a Value, name: &str) -> &'a Value {
 fn run_on_example(request: &str, extra: &[&str]) -> (Value, Value) {
     let dir = tempfile::tempdir().expect("tempdir");
     let out_path = dir.path().join("out.yaml");
-    let request = request_path(request);
-    let snapshot = snapshot_path();
-    let mut args = vec![
-        "run",
-        "--request",
-        request.to_str().expect("utf-8 path"),
-        "--snapshot",
-        snapshot.to_str().expect("utf-8 path"),
-        "--write-snapshot",
-        out_path.to_str().expect("utf-8 path"),
-    ];
-    args.extend_from_slice(extra);
-    let outcome = stdout_json(&run(&mut selfheal(&args)));
-    (outcome, load_yaml(&out_path))
+    let out = run_writing(&request_path(request), &snapshot_path(), &out_path, extra);
+    (stdout_json(&out), load_yaml(&out_path))
 }
 
 #[test]
@@ -123,10 +204,7 @@ fn half_brick_rollback_reverts_only_the_api_image() {
     let (outcome, written) = run_on_example("rollback.json", &[]);
     assert_eq!(outcome["status"], "applied");
     assert_eq!(outcome["action"], "rollback");
-    assert_eq!(
-        outcome["changes"],
-        json!([{ "container": "api", "from": API_1_2, "to": API_1_1 }])
-    );
+    assert_eq!(outcome["changes"], api_rolled_back());
     assert_eq!(outcome["target"]["deployment"], "checkout");
     assert_eq!(outcome["revision"]["before"], 4);
     assert!(outcome.get("guard").is_none());
@@ -198,10 +276,7 @@ fn half_brick_rollback_reverts_only_the_api_image() {
 fn dry_run_request_leaves_the_written_snapshot_identical() {
     let (outcome, written) = run_on_example("rollback-dry-run.json", &[]);
     assert_eq!(outcome["status"], "dryRun");
-    assert_eq!(
-        outcome["changes"],
-        json!([{ "container": "api", "from": API_1_2, "to": API_1_1 }])
-    );
+    assert_eq!(outcome["changes"], api_rolled_back());
     assert_eq!(written, load_yaml(&snapshot_path()));
 }
 
@@ -216,30 +291,18 @@ fn dry_run_flag_overrides_the_request() {
 fn dry_run_policy_variable_is_honoured() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out_path = dir.path().join("out.yaml");
-    let out = run(selfheal(&[
-        "run",
-        "--request",
-        request_path("restart.json").to_str().expect("path"),
-        "--snapshot",
-        snapshot_path().to_str().expect("path"),
-        "--write-snapshot",
-        out_path.to_str().expect("path"),
-    ])
-    .env("SELFHEAL_DRY_RUN", "true"));
+    let out = run(run_cmd(&request_path("restart.json"), &snapshot_path())
+        .arg("--write-snapshot")
+        .arg(&out_path)
+        .env("SELFHEAL_DRY_RUN", "true"));
     assert_eq!(stdout_json(&out)["status"], "dryRun");
     assert_eq!(load_yaml(&out_path), load_yaml(&snapshot_path()));
 }
 
 #[test]
 fn invalid_policy_variable_is_one_error_line() {
-    let out = run(selfheal(&[
-        "run",
-        "--request",
-        request_path("rollback.json").to_str().expect("path"),
-        "--snapshot",
-        snapshot_path().to_str().expect("path"),
-    ])
-    .env("SELFHEAL_COOLDOWN_SECONDS", "ten minutes"));
+    let out = run(run_cmd(&request_path("rollback.json"), &snapshot_path())
+        .env("SELFHEAL_COOLDOWN_SECONDS", "ten minutes"));
     let line = error_line(&out);
     assert!(line.contains("SELFHEAL_COOLDOWN_SECONDS"), "{line}");
 }
@@ -314,45 +377,20 @@ fn pod_target_resolves_to_its_deployment() {
     assert_eq!(outcome["status"], "applied");
     assert_eq!(outcome["target"]["pod"], "checkout-64db67cc5-b984x");
     assert_eq!(outcome["target"]["deployment"], "checkout");
-    assert_eq!(
-        outcome["changes"],
-        json!([{ "container": "api", "from": API_1_2, "to": API_1_1 }])
-    );
-    assert_eq!(
-        container(find(&written, "Deployment", "checkout"), "api")["image"],
-        API_1_1
-    );
+    assert_eq!(outcome["changes"], api_rolled_back());
+    assert_eq!(checkout_api_image(&written), API_1_1);
 }
 
 #[test]
 fn opt_in_guard_refuses_and_no_opt_in_flag_lifts_it() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut list = load_yaml(&snapshot_path());
-    for item in list["items"].as_array_mut().expect("items") {
-        if item["kind"] == "Deployment" {
-            item["metadata"]["labels"]
-                .as_object_mut()
-                .expect("labels")
-                .remove("selfheal.dev/enabled");
-        }
-    }
-    let snap = dir.path().join("unlabelled.yaml");
-    std::fs::write(&snap, serde_saphyr::to_string(&list).expect("yaml")).expect("write");
+    let snap = unlabelled_snapshot(dir.path());
     let request = request_path("rollback.json");
-    let args = [
-        "run",
-        "--request",
-        request.to_str().expect("path"),
-        "--snapshot",
-        snap.to_str().expect("path"),
-    ];
-    let refused = stdout_json(&run(&mut selfheal(&args)));
+    let refused = stdout_json(&run_request(&request, &snap));
     assert_eq!(refused["status"], "refused");
     assert_eq!(refused["guard"], "optIn");
 
-    let mut with_flag = args.to_vec();
-    with_flag.push("--no-opt-in");
-    let applied = stdout_json(&run(&mut selfheal(&with_flag)));
+    let applied = stdout_json(&run(run_cmd(&request, &snap).arg("--no-opt-in")));
     assert_eq!(applied["status"], "applied");
 }
 
@@ -382,10 +420,7 @@ fn json_snapshot_and_stdin_request_round_trip_as_json() {
     let text = std::fs::read_to_string(&out_path).expect("written");
     assert!(text.trim_start().starts_with('{'), "JSON in, JSON out");
     let written: Value = serde_json::from_str(&text).expect("written JSON");
-    assert_eq!(
-        container(find(&written, "Deployment", "checkout"), "api")["image"],
-        API_1_1
-    );
+    assert_eq!(checkout_api_image(&written), API_1_1);
 }
 
 #[test]
@@ -393,13 +428,7 @@ fn malformed_request_is_one_error_line() {
     let dir = tempfile::tempdir().expect("tempdir");
     let bad = dir.path().join("bad.json");
     std::fs::write(&bad, "{\"action\": \"rollback\", \"target\": ").expect("write");
-    let out = run(&mut selfheal(&[
-        "run",
-        "--request",
-        bad.to_str().expect("path"),
-        "--snapshot",
-        snapshot_path().to_str().expect("path"),
-    ]));
+    let out = run_request(&bad, &snapshot_path());
     let line = error_line(&out);
     assert!(line.contains("malformed remediation request"), "{line}");
 }
@@ -442,13 +471,7 @@ fn deployment_missing_from_snapshot_is_one_error_line() {
         r#"{"action":"restart","target":{"namespace":"shop","deployment":"payments"}}"#,
     )
     .expect("write");
-    let out = run(&mut selfheal(&[
-        "run",
-        "--request",
-        req.to_str().expect("path"),
-        "--snapshot",
-        snapshot_path().to_str().expect("path"),
-    ]));
+    let out = run_request(&req, &snapshot_path());
     assert_eq!(
         error_line(&out),
         "error: deployment shop/payments not found in snapshot"
@@ -457,13 +480,10 @@ fn deployment_missing_from_snapshot_is_one_error_line() {
 
 #[test]
 fn unreadable_and_invalid_snapshots_are_one_error_line() {
-    let out = run(&mut selfheal(&[
-        "run",
-        "--request",
-        request_path("rollback.json").to_str().expect("path"),
-        "--snapshot",
-        "/nonexistent/snapshot.yaml",
-    ]));
+    let out = run_request(
+        &request_path("rollback.json"),
+        Path::new("/nonexistent/snapshot.yaml"),
+    );
     assert!(error_line(&out).contains("cannot read snapshot /nonexistent/snapshot.yaml"));
 
     let dir = tempfile::tempdir().expect("tempdir");
@@ -473,25 +493,13 @@ fn unreadable_and_invalid_snapshots_are_one_error_line() {
         "apiVersion: v1\nkind: List\nitems:\n- metadata: {name: x}\n",
     )
     .expect("write");
-    let out = run(&mut selfheal(&[
-        "run",
-        "--request",
-        request_path("rollback.json").to_str().expect("path"),
-        "--snapshot",
-        snap.to_str().expect("path"),
-    ]));
+    let out = run_request(&request_path("rollback.json"), &snap);
     assert!(error_line(&out).contains("has no `kind`"));
 }
 
 #[test]
 fn status_reports_kubectl_state_and_message() {
-    let out = run(&mut selfheal(&[
-        "status",
-        "--deployment",
-        "shop/checkout",
-        "--snapshot",
-        snapshot_path().to_str().expect("path"),
-    ]));
+    let out = status_of("shop/checkout", &snapshot_path());
     assert_eq!(
         stdout_json(&out),
         json!({ "state": "done", "message": "deployment \"checkout\" successfully rolled out" })
@@ -499,21 +507,10 @@ fn status_reports_kubectl_state_and_message() {
 
     // A spec change the controller has not observed yet: waiting, still exit 0.
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut list = load_yaml(&snapshot_path());
-    for item in list["items"].as_array_mut().expect("items") {
-        if item["kind"] == "Deployment" {
-            item["metadata"]["generation"] = json!(5);
-        }
-    }
-    let snap = dir.path().join("moved.yaml");
-    std::fs::write(&snap, serde_saphyr::to_string(&list).expect("yaml")).expect("write");
-    let out = run(&mut selfheal(&[
-        "status",
-        "--deployment",
-        "shop/checkout",
-        "--snapshot",
-        snap.to_str().expect("path"),
-    ]));
+    let snap = edited_snapshot(dir.path(), "moved.yaml", |list| {
+        each_deployment(list, |d| d["metadata"]["generation"] = json!(5));
+    });
+    let out = status_of("shop/checkout", &snap);
     let status = stdout_json(&out);
     assert_eq!(status["state"], "waiting");
     assert_eq!(
@@ -521,13 +518,7 @@ fn status_reports_kubectl_state_and_message() {
         "Waiting for deployment spec update to be observed..."
     );
 
-    let out = run(&mut selfheal(&[
-        "status",
-        "--deployment",
-        "checkout",
-        "--snapshot",
-        snapshot_path().to_str().expect("path"),
-    ]));
+    let out = status_of("checkout", &snapshot_path());
     assert!(error_line(&out).contains("NAMESPACE/NAME"));
 }
 
@@ -600,35 +591,30 @@ async fn kubeconfig_mode_rolls_back_in_the_test_api_server() {
     let req = |name: &str| request_path(name).to_str().expect("path").to_owned();
 
     // Dry run first: the server validates the patch and stores nothing.
-    let out = run_cli(vec![
-        "run".into(),
-        "--request".into(),
-        req("rollback-dry-run.json"),
-        "--kubeconfig".into(),
-        kc.clone(),
-    ])
+    let out = run_cli(live_args(
+        &["run", "--request", &req("rollback-dry-run.json")],
+        &kc,
+    ))
     .await;
     assert_eq!(stdout_json(&out)["status"], "dryRun");
     let unchanged = server.deployment("shop", "checkout").expect("deployment");
     assert_eq!(unchanged.metadata.generation, seeded.metadata.generation);
     assert_eq!(unchanged.spec, seeded.spec);
 
-    let out = run_cli(vec![
-        "run".into(),
-        "--request".into(),
-        req("rollback.json"),
-        "--kubeconfig".into(),
-        kc.clone(),
-        "--context".into(),
-        "selfheal-test".into(),
-    ])
+    let out = run_cli(live_args(
+        &[
+            "run",
+            "--request",
+            &req("rollback.json"),
+            "--context",
+            "selfheal-test",
+        ],
+        &kc,
+    ))
     .await;
     let outcome = stdout_json(&out);
     assert_eq!(outcome["status"], "applied");
-    assert_eq!(
-        outcome["changes"],
-        json!([{ "container": "api", "from": API_1_2, "to": API_1_1 }])
-    );
+    assert_eq!(outcome["changes"], api_rolled_back());
 
     let after = server.deployment("shop", "checkout").expect("deployment");
     let images = |d: &k8s_openapi::api::apps::v1::Deployment| -> Vec<(String, Option<String>)> {
@@ -677,26 +663,12 @@ async fn kubeconfig_mode_rolls_back_in_the_test_api_server() {
     );
 
     // The same rollback again is refused by the cooldown guard, exit 0.
-    let out = run_cli(vec![
-        "run".into(),
-        "--request".into(),
-        req("rollback.json"),
-        "--kubeconfig".into(),
-        kc.clone(),
-    ])
-    .await;
+    let out = run_cli(live_args(&["run", "--request", &req("rollback.json")], &kc)).await;
     let again = stdout_json(&out);
     assert_eq!(again["status"], "refused");
     assert_eq!(again["guard"], "cooldown");
 
-    let out = run_cli(vec![
-        "status".into(),
-        "--deployment".into(),
-        "shop/checkout".into(),
-        "--kubeconfig".into(),
-        kc.clone(),
-    ])
-    .await;
+    let out = run_cli(live_args(&["status", "--deployment", "shop/checkout"], &kc)).await;
     let status = stdout_json(&out);
     assert!(
         ["done", "waiting"].contains(&status["state"].as_str().unwrap_or_default()),
@@ -710,13 +682,10 @@ async fn kubeconfig_mode_rolls_back_in_the_test_api_server() {
         r#"{"action":"pause","target":{"namespace":"shop","deployment":"nope"}}"#,
     )
     .expect("write");
-    let out = run_cli(vec![
-        "run".into(),
-        "--request".into(),
-        missing.to_str().expect("path").to_owned(),
-        "--kubeconfig".into(),
-        kc,
-    ])
+    let out = run_cli(live_args(
+        &["run", "--request", missing.to_str().expect("path")],
+        &kc,
+    ))
     .await;
     let line = error_line(&out);
     assert!(line.contains("nope"), "{line}");
@@ -834,13 +803,7 @@ async fn unknown_context_is_one_error_line_and_no_request() {
         assert!(line.contains("nope"), "{line}");
         assert!(server.requests().is_empty(), "{:?}", server.requests());
     }
-    // The controller emulation may update status meanwhile; spec and metadata
-    // are what a write would change.
-    let after = server.deployment("shop", "checkout").expect("deployment");
-    assert_eq!(after.spec, seeded.spec, "nothing written");
-    assert_eq!(after.metadata.generation, seeded.metadata.generation);
-    assert_eq!(after.metadata.annotations, seeded.metadata.annotations);
-    assert_eq!(after.metadata.labels, seeded.metadata.labels);
+    assert_unwritten(&server, &seeded);
 }
 
 /// Issue 18 item 1: the stack passed its blank `DeniedNamespaces` parameter
@@ -850,28 +813,17 @@ async fn unknown_context_is_one_error_line_and_no_request() {
 #[test]
 fn blank_denied_namespaces_still_refuse_kube_system() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut list = load_yaml(&snapshot_path());
-    for item in list["items"].as_array_mut().expect("items") {
-        item["metadata"]["namespace"] = json!("kube-system");
-    }
-    let snap = dir.path().join("kube-system.yaml");
-    std::fs::write(&snap, serde_saphyr::to_string(&list).expect("yaml")).expect("write");
-    let mut request: Value = serde_json::from_str(
-        &std::fs::read_to_string(request_path("rollback.json")).expect("read request"),
-    )
-    .expect("request JSON");
+    let snap = edited_snapshot(dir.path(), "kube-system.yaml", |list| {
+        for item in list["items"].as_array_mut().expect("items") {
+            item["metadata"]["namespace"] = json!("kube-system");
+        }
+    });
+    let mut request = example_request("rollback.json");
     request["target"]["namespace"] = json!("kube-system");
     let request_file = dir.path().join("rollback-kube-system.json");
     std::fs::write(&request_file, request.to_string()).expect("write");
-    let args = [
-        "run",
-        "--request",
-        request_file.to_str().expect("path"),
-        "--snapshot",
-        snap.to_str().expect("path"),
-    ];
     for value in [None, Some(""), Some("  ")] {
-        let mut cmd = selfheal(&args);
+        let mut cmd = run_cmd(&request_file, &snap);
         if let Some(v) = value {
             cmd.env("SELFHEAL_DENIED_NAMESPACES", v);
         }
@@ -880,7 +832,7 @@ fn blank_denied_namespaces_still_refuse_kube_system() {
         assert_eq!(outcome["guard"], "namespace", "{value:?}: {outcome}");
     }
     let lifted = stdout_json(&run(
-        selfheal(&args).env("SELFHEAL_DENIED_NAMESPACES", "NONE")
+        run_cmd(&request_file, &snap).env("SELFHEAL_DENIED_NAMESPACES", "NONE")
     ));
     assert_eq!(lifted["status"], "applied", "{lifted}");
 }
@@ -922,10 +874,7 @@ async fn request_for_another_cluster_sends_nothing() {
     } = seeded_server().await;
     server.clear_requests();
 
-    let mut request: Value = serde_json::from_str(
-        &std::fs::read_to_string(request_path("pause.json")).expect("read request"),
-    )
-    .expect("request JSON");
+    let mut request = example_request("pause.json");
     request["target"]["cluster"] = json!("prod-us-east-1-OTHER");
     let other = dir.path().join("other-cluster.json");
     std::fs::write(&other, request.to_string()).expect("write");
@@ -1067,7 +1016,7 @@ fn stale_pod_target_is_refused_in_a_snapshot() {
     pod["spec"]["containers"][0]["image"] = json!(API_1_1);
     list["items"].as_array_mut().expect("items").push(pod);
     let snap = dir.path().join("stale.yaml");
-    std::fs::write(&snap, serde_saphyr::to_string(&list).expect("yaml")).expect("write");
+    write_yaml(&snap, &list);
     let request = dir.path().join("stale-pod.json");
     std::fs::write(
         &request,
@@ -1075,23 +1024,12 @@ fn stale_pod_target_is_refused_in_a_snapshot() {
     )
     .expect("write");
     let out_path = dir.path().join("out.yaml");
-    let outcome = stdout_json(&run(&mut selfheal(&[
-        "run",
-        "--request",
-        request.to_str().expect("path"),
-        "--snapshot",
-        snap.to_str().expect("path"),
-        "--write-snapshot",
-        out_path.to_str().expect("path"),
-    ])));
+    let outcome = stdout_json(&run_writing(&request, &snap, &out_path, &[]));
     assert_eq!(outcome["status"], "refused", "{outcome}");
     assert_eq!(outcome["guard"], "stalePod");
     assert_eq!(outcome["target"]["pod"], "checkout-59d455ddc4-old3x");
     assert_eq!(outcome["target"]["deployment"], "checkout");
-    assert_eq!(
-        container(find(&load_yaml(&out_path), "Deployment", "checkout"), "api")["image"],
-        API_1_2
-    );
+    assert_eq!(checkout_api_image(&load_yaml(&out_path)), API_1_2);
 }
 
 /// `selfheal ACTION -n shop checkout ...` on the example snapshot, writing
@@ -1129,10 +1067,7 @@ fn action_verbs_act_like_their_requests() {
     ]);
     assert_eq!(code, Some(0));
     assert_eq!(outcome["status"], "applied");
-    assert_eq!(
-        outcome["changes"],
-        json!([{ "container": "api", "from": API_1_2, "to": API_1_1 }])
-    );
+    assert_eq!(outcome["changes"], api_rolled_back());
     let after = find(&written, "Deployment", "checkout");
     assert_eq!(container(after, "api")["image"], API_1_1);
     // The reason reaches the audit trail.
@@ -1183,40 +1118,24 @@ fn action_verbs_act_like_their_requests() {
 fn verbs_reject_bad_input_with_one_line() {
     let snapshot = snapshot_path();
     let snapshot = snapshot.to_str().expect("path");
-    let line = error_line(&run(&mut selfheal(&[
-        "rollback",
-        "-n",
-        "shop",
-        "checkout",
-        "--container",
-        "",
-        "--snapshot",
+    let line = error_line(&on_snapshot(
+        &["rollback", "-n", "shop", "checkout", "--container", ""],
         snapshot,
-    ])));
+    ));
     assert!(
         line.contains("target.container must not be empty"),
         "{line}"
     );
-    let line = error_line(&run(&mut selfheal(&[
-        "pause",
-        "-n",
-        "shop",
-        "Checkout_1",
-        "--snapshot",
+    let line = error_line(&on_snapshot(
+        &["pause", "-n", "shop", "Checkout_1"],
         snapshot,
-    ])));
+    ));
     assert!(line.contains("not a valid Kubernetes name"), "{line}");
     // --container belongs to rollback only; clap's usage error is exit 2.
-    let out = run(&mut selfheal(&[
-        "pause",
-        "-n",
-        "shop",
-        "checkout",
-        "--container",
-        "api",
-        "--snapshot",
+    let out = on_snapshot(
+        &["pause", "-n", "shop", "checkout", "--container", "api"],
         snapshot,
-    ]));
+    );
     assert_eq!(out.status.code(), Some(2));
     assert!(out.stdout.is_empty());
 }
@@ -1226,17 +1145,7 @@ fn verbs_reject_bad_input_with_one_line() {
 #[test]
 fn fail_on_refused_exits_3_only_when_asked() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut list = load_yaml(&snapshot_path());
-    for item in list["items"].as_array_mut().expect("items") {
-        if item["kind"] == "Deployment" {
-            item["metadata"]["labels"]
-                .as_object_mut()
-                .expect("labels")
-                .remove("selfheal.dev/enabled");
-        }
-    }
-    let snap = dir.path().join("unlabelled.yaml");
-    std::fs::write(&snap, serde_saphyr::to_string(&list).expect("yaml")).expect("write");
+    let snap = unlabelled_snapshot(dir.path());
     let snap = snap.to_str().expect("path");
     let request = request_path("restart.json");
     let request = request.to_str().expect("path");
@@ -1261,16 +1170,17 @@ fn fail_on_refused_exits_3_only_when_asked() {
         );
     }
     // Anything but a refusal still exits 0 with the flag.
-    let out = run(&mut selfheal(&[
-        "restart",
-        "-n",
-        "shop",
-        "checkout",
-        "--snapshot",
+    let out = on_snapshot(
+        &[
+            "restart",
+            "-n",
+            "shop",
+            "checkout",
+            "--no-opt-in",
+            "--fail-on-refused",
+        ],
         snap,
-        "--no-opt-in",
-        "--fail-on-refused",
-    ]));
+    );
     assert_eq!(stdout_json(&out)["status"], "applied");
 }
 
@@ -1278,21 +1188,11 @@ fn fail_on_refused_exits_3_only_when_asked() {
 fn status_takes_namespace_and_name_too() {
     let snapshot = snapshot_path();
     let snapshot = snapshot.to_str().expect("path");
-    let short = stdout_json(&run(&mut selfheal(&[
-        "status",
-        "-n",
-        "shop",
-        "checkout",
-        "--snapshot",
+    let short = stdout_json(&on_snapshot(
+        &["status", "-n", "shop", "checkout"],
         snapshot,
-    ])));
-    let long = stdout_json(&run(&mut selfheal(&[
-        "status",
-        "--deployment",
-        "shop/checkout",
-        "--snapshot",
-        snapshot,
-    ])));
+    ));
+    let long = stdout_json(&status_of("shop/checkout", Path::new(snapshot)));
     assert_eq!(short, long);
     assert_eq!(short["state"], "done");
     // Both forms at once, or a name without -n, is a usage error.
@@ -1322,14 +1222,8 @@ fn status_reports_a_pause_and_who_made_it() {
     assert_eq!(outcome["status"], "applied");
     let dir = tempfile::tempdir().expect("tempdir");
     let snap = dir.path().join("paused.yaml");
-    std::fs::write(&snap, serde_saphyr::to_string(&written).expect("yaml")).expect("write");
-    let out = run(&mut selfheal(&[
-        "status",
-        "--deployment",
-        "shop/checkout",
-        "--snapshot",
-        snap.to_str().expect("path"),
-    ]));
+    write_yaml(&snap, &written);
+    let out = status_of("shop/checkout", &snap);
     let status = stdout_json(&out);
     assert_eq!(status["paused"], true, "{status}");
     assert_eq!(status["pausedBy"], "selfheal", "{status}");

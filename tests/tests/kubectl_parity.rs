@@ -309,6 +309,79 @@ fn single_patch(cluster: &Cluster) -> RecordedRequest {
     patch
 }
 
+/// The one PATCH kubectl sent since the last clear, sent as `content_type`.
+fn single_patch_as(cluster: &Cluster, content_type: &str) -> RecordedRequest {
+    let patch = single_patch(cluster);
+    assert_eq!(patch.content_type.as_deref(), Some(content_type));
+    patch
+}
+
+/// The one strategic merge patch `kubectl rollout` sent since the last clear,
+/// under its field manager.
+fn single_rollout_smp(cluster: &Cluster) -> RecordedRequest {
+    let patch = single_patch_as(cluster, "application/strategic-merge-patch+json");
+    assert_eq!(query(&patch, "fieldManager"), Some("kubectl-rollout"));
+    patch
+}
+
+/// Runs `kubectl rollout VERB` on shop/checkout, which must print `stdout`,
+/// and returns the one strategic merge patch it sent.
+async fn rollout_smp(cluster: &Cluster, verb: &str, stdout: &str) -> RecordedRequest {
+    fresh_ok(cluster, &checkout_rollout(verb), stdout).await;
+    single_rollout_smp(cluster)
+}
+
+/// shop/checkout once the controller has settled.
+async fn settled_checkout(cluster: &Cluster) -> Deployment {
+    cluster.settle().await;
+    cluster.deployment("shop", "checkout")
+}
+
+/// Clears the request log, then runs kubectl, which must print `stdout`.
+async fn fresh_ok(cluster: &Cluster, args: &[&str], stdout: &str) -> Run {
+    cluster.server.clear_requests();
+    cluster.kubectl.ok(args, stdout).await
+}
+
+/// Revision `revision` is the ReplicaSet `name`, renumbered: its earlier
+/// numbers are `history`.
+fn assert_reused(revs: &BTreeMap<u32, ReplicaSet>, revision: u32, name: &str, history: &str) {
+    assert_eq!(revs[&revision].metadata.name.as_deref(), Some(name));
+    assert_eq!(
+        rs_annotation(&revs[&revision], REVISION_HISTORY).as_deref(),
+        Some(history)
+    );
+}
+
+/// The rollout moved both replicas from revision `from` to revision `to`.
+fn assert_rolled_over(revs: &BTreeMap<u32, ReplicaSet>, to: u32, from: u32) {
+    assert_eq!(rs_replicas(&revs[&to]), 2);
+    assert_eq!(rs_replicas(&revs[&from]), 0);
+}
+
+/// The JSON Patch `kubectl rollout undo` sends: the target revision's pod
+/// template and the annotations it carries.
+fn undo_patch(api: &str, envoy: &str, annotations: Value) -> Value {
+    json!([
+        {"op": "replace", "path": "/spec/template", "value": recorded_undo_template(api, envoy)},
+        {"op": "replace", "path": "/metadata/annotations", "value": annotations}
+    ])
+}
+
+/// The revision numbers present, ascending.
+fn revision_numbers(revs: &BTreeMap<u32, ReplicaSet>) -> Vec<u32> {
+    revs.keys().copied().collect()
+}
+
+fn rs_annotation(rs: &ReplicaSet, key: &str) -> Option<String> {
+    annotation(&rs.metadata.annotations, key)
+}
+
+/// `kubectl rollout VERB` of Deployment shop/checkout.
+fn checkout_rollout(verb: &str) -> [&str; 5] {
+    ["rollout", verb, "deployment/checkout", "-n", "shop"]
+}
+
 // ------------------------------------------------------------------ setup ----
 
 /// The Deployment as POSTed in create-and-history.json (server fills defaults).
@@ -338,7 +411,6 @@ async fn create_namespace(cluster: &Cluster, name: &str) {
 async fn build_checkout_history(cluster: &Cluster) {
     create_namespace(cluster, "shop").await;
     let api = cluster.deployments("shop");
-    let smp = PatchParams::default();
 
     // Revision 1.
     api.create(&PostParams::default(), &checkout_deployment())
@@ -364,26 +436,15 @@ async fn build_checkout_history(cluster: &Cluster) {
     cluster.settle().await;
 
     // Revision 3: strategic merge patch, envoy -> 1.28 (merged by name).
-    api.patch(
-        "checkout",
-        &smp,
-        &Patch::Strategic(json!({"spec": {"template": {"spec": {"containers": [
-            {"name": "envoy", "image": ENVOY_128}]}}}})),
+    patch_checkout(
+        cluster,
+        &container_image("envoy", ENVOY_128),
+        "SMP envoy 1.28",
     )
-    .await
-    .expect("SMP envoy 1.28");
-    cluster.settle().await;
+    .await;
 
     // Revision 4: strategic merge patch, api -> 1.2.0.
-    api.patch(
-        "checkout",
-        &smp,
-        &Patch::Strategic(json!({"spec": {"template": {"spec": {"containers": [
-            {"name": "api", "image": API_120}]}}}})),
-    )
-    .await
-    .expect("SMP api 1.2.0");
-    cluster.settle().await;
+    patch_checkout(cluster, &container_image("api", API_120), "SMP api 1.2.0").await;
 
     // Revision 5: the single-container JSON Patch back to api 1.1.0; the
     // controller reuses the revision-3 ReplicaSet.
@@ -393,27 +454,57 @@ async fn build_checkout_history(cluster: &Cluster) {
         {"op": "replace", "path": "/spec/template/spec/containers/0/image", "value": API_110}
     ]))
     .expect("valid JSON Patch");
-    api.patch("checkout", &smp, &Patch::<()>::Json(patch))
-        .await
-        .expect("JSON patch api 1.1.0");
-    cluster.settle().await;
+    patch_checkout(cluster, &Patch::<()>::Json(patch), "JSON patch api 1.1.0").await;
 
     // conflict.json: an annotation added by merge patch, then removed with null.
-    api.patch(
-        "checkout",
-        &smp,
+    patch_checkout(
+        cluster,
         &Patch::Merge(json!({"metadata": {"annotations": {TOUCH: "1"}}})),
+        "merge patch annotation",
     )
-    .await
-    .expect("merge patch annotation");
-    cluster.settle().await;
-    api.patch(
-        "checkout",
-        &smp,
+    .await;
+    patch_checkout(
+        cluster,
         &Patch::Merge(json!({"metadata": {"annotations": {TOUCH: null}}})),
+        "merge patch annotation removal",
     )
-    .await
-    .expect("merge patch annotation removal");
+    .await;
+}
+
+/// `Some(cluster)` holding the `checkout` history of
+/// [`build_checkout_history`], or `None` to skip `test` (see [`kubectl_or_skip`]).
+async fn checkout_history_or_skip(test: &str) -> Option<Cluster> {
+    let cluster = Cluster::start(kubectl_or_skip(test)?).await;
+    build_checkout_history(&cluster).await;
+    Some(cluster)
+}
+
+/// A Deployment `app` in `namespace`, selecting and labelled `app=APP`,
+/// running `containers`.
+fn app_deployment(namespace: &str, app: &str, replicas: i32, containers: Value) -> Value {
+    json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": app, "namespace": namespace, "labels": {"app": app}},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": app}},
+            "template": {
+                "metadata": {"labels": {"app": app}},
+                "spec": {"containers": containers}
+            }
+        }
+    })
+}
+
+/// Creates `deployment` (JSON) and lets the controller settle.
+async fn create_settled(cluster: &Cluster, deployment: Value) {
+    let deployment: Deployment = serde_json::from_value(deployment).expect("valid Deployment");
+    let namespace = deployment.metadata.namespace.clone().expect("namespace");
+    cluster
+        .deployments(&namespace)
+        .create(&PostParams::default(), &deployment)
+        .await
+        .expect("create Deployment");
     cluster.settle().await;
 }
 
@@ -443,17 +534,37 @@ fn recorded_undo_template(api: &str, envoy: &str) -> Value {
     })
 }
 
+/// A strategic merge patch setting the image of container `name` (merged by
+/// name, the other containers untouched).
+fn container_image(name: &str, image: &str) -> Patch<Value> {
+    Patch::Strategic(json!({"spec": {"template": {"spec": {"containers": [
+        {"name": name, "image": image}]}}}}))
+}
+
+/// Applies `patch` to shop/checkout and lets the controller settle.
+async fn patch_checkout<P: serde::Serialize + std::fmt::Debug>(
+    cluster: &Cluster,
+    patch: &Patch<P>,
+    what: &str,
+) {
+    cluster
+        .deployments("shop")
+        .patch("checkout", &PatchParams::default(), patch)
+        .await
+        .expect(what);
+    cluster.settle().await;
+}
+
 // ------------------------------------------------------------------ tests ----
 
 /// pause-resume-restart.json, step by step: pause, restart refused while
 /// paused, resume, restart, undo, undo --to-revision=1.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pause_restart_resume_undo_match_recording() {
-    let Some(bin) = kubectl_or_skip("pause_restart_resume_undo_match_recording") else {
+    let Some(cluster) = checkout_history_or_skip("pause_restart_resume_undo_match_recording").await
+    else {
         return;
     };
-    let cluster = Cluster::start(bin).await;
-    build_checkout_history(&cluster).await;
     let k = &cluster.kubectl;
 
     // Starting state of the recording.
@@ -461,17 +572,17 @@ async fn pause_restart_resume_undo_match_recording() {
     assert_eq!(annotations(&start), map(&[(REVISION, "5")]));
     assert_eq!(deploy_images(&start), pair(API_110, ENVOY_128));
     let revs = cluster.revisions("shop", "checkout");
-    assert_eq!(revs.keys().copied().collect::<Vec<_>>(), vec![1, 2, 4, 5]);
+    assert_eq!(revision_numbers(&revs), vec![1, 2, 4, 5]);
     assert_eq!(rs_images(&revs[&1]), pair(API_100, ENVOY_127));
     assert_eq!(rs_images(&revs[&2]), pair(API_110, ENVOY_127));
     assert_eq!(rs_images(&revs[&4]), pair(API_120, ENVOY_128));
     assert_eq!(rs_images(&revs[&5]), pair(API_110, ENVOY_128));
     assert_eq!(
-        annotation(&revs[&5].metadata.annotations, REVISION_HISTORY).as_deref(),
+        rs_annotation(&revs[&5], REVISION_HISTORY).as_deref(),
         Some("3")
     );
     assert_eq!(
-        annotation(&revs[&5].metadata.annotations, TOUCH).as_deref(),
+        rs_annotation(&revs[&5], TOUCH).as_deref(),
         Some("1"),
         "the controller copies Deployment annotations onto the current ReplicaSet (and never removes them)"
     );
@@ -479,21 +590,9 @@ async fn pause_restart_resume_undo_match_recording() {
     let rev1_name = revs[&1].metadata.name.clone().expect("name");
 
     // 1. pause: SMP {"spec":{"paused":true}} with fieldManager=kubectl-rollout.
-    cluster.server.clear_requests();
-    k.ok(
-        &["rollout", "pause", "deployment/checkout", "-n", "shop"],
-        "deployment.apps/checkout paused",
-    )
-    .await;
-    let patch = single_patch(&cluster);
-    assert_eq!(
-        patch.content_type.as_deref(),
-        Some("application/strategic-merge-patch+json")
-    );
-    assert_eq!(query(&patch, "fieldManager"), Some("kubectl-rollout"));
+    let patch = rollout_smp(&cluster, "pause", "deployment.apps/checkout paused").await;
     assert_eq!(patch.body, Some(json!({"spec": {"paused": true}})));
-    cluster.settle().await;
-    let after_pause = cluster.deployment("shop", "checkout");
+    let after_pause = settled_checkout(&cluster).await;
     assert!(paused(&after_pause));
     assert_eq!(generation(&after_pause), generation(&start) + 1);
     assert_eq!(
@@ -502,19 +601,13 @@ async fn pause_restart_resume_undo_match_recording() {
     );
     assert_eq!(annotations(&after_pause), map(&[(REVISION, "5")]));
     assert_eq!(
-        cluster
-            .revisions("shop", "checkout")
-            .keys()
-            .copied()
-            .collect::<Vec<_>>(),
+        revision_numbers(&cluster.revisions("shop", "checkout")),
         vec![1, 2, 4, 5]
     );
 
     // 2. restart while paused: refused on the client after one GET, no PATCH.
     cluster.server.clear_requests();
-    let run = k
-        .run(&["rollout", "restart", "deployment/checkout", "-n", "shop"])
-        .await;
+    let run = k.run(&checkout_rollout("restart")).await;
     assert_eq!(run.code, 1, "{run:?}");
     assert_eq!(run.stdout, "");
     assert_eq!(
@@ -533,21 +626,9 @@ async fn pause_restart_resume_undo_match_recording() {
     );
 
     // 3. resume: SMP {"spec":{"paused":null}}.
-    cluster.server.clear_requests();
-    k.ok(
-        &["rollout", "resume", "deployment/checkout", "-n", "shop"],
-        "deployment.apps/checkout resumed",
-    )
-    .await;
-    let patch = single_patch(&cluster);
-    assert_eq!(
-        patch.content_type.as_deref(),
-        Some("application/strategic-merge-patch+json")
-    );
-    assert_eq!(query(&patch, "fieldManager"), Some("kubectl-rollout"));
+    let patch = rollout_smp(&cluster, "resume", "deployment.apps/checkout resumed").await;
     assert_eq!(patch.body, Some(json!({"spec": {"paused": null}})));
-    cluster.settle().await;
-    let after_resume = cluster.deployment("shop", "checkout");
+    let after_resume = settled_checkout(&cluster).await;
     assert!(!paused(&after_resume));
     assert_eq!(generation(&after_resume), generation(&after_pause) + 1);
     assert_eq!(
@@ -555,28 +636,13 @@ async fn pause_restart_resume_undo_match_recording() {
         ("True".to_owned(), "NewReplicaSetAvailable".to_owned())
     );
     assert_eq!(
-        cluster
-            .revisions("shop", "checkout")
-            .keys()
-            .copied()
-            .collect::<Vec<_>>(),
+        revision_numbers(&cluster.revisions("shop", "checkout")),
         vec![1, 2, 4, 5],
         "resume alone creates no revision"
     );
 
     // 4. restart: SMP adding the template annotation restartedAt -> revision 6.
-    cluster.server.clear_requests();
-    k.ok(
-        &["rollout", "restart", "deployment/checkout", "-n", "shop"],
-        "deployment.apps/checkout restarted",
-    )
-    .await;
-    let patch = single_patch(&cluster);
-    assert_eq!(
-        patch.content_type.as_deref(),
-        Some("application/strategic-merge-patch+json")
-    );
-    assert_eq!(query(&patch, "fieldManager"), Some("kubectl-rollout"));
+    let patch = rollout_smp(&cluster, "restart", "deployment.apps/checkout restarted").await;
     let body = patch.body.clone().expect("restart body");
     let restarted_at = body
         .pointer("/spec/template/metadata/annotations")
@@ -592,27 +658,22 @@ async fn pause_restart_resume_undo_match_recording() {
     restarted_at
         .parse::<jiff::Timestamp>()
         .expect("restartedAt is RFC 3339");
-    cluster.settle().await;
-    let after_restart = cluster.deployment("shop", "checkout");
+    let after_restart = settled_checkout(&cluster).await;
     assert_eq!(annotations(&after_restart), map(&[(REVISION, "6")]));
     assert_eq!(
         template_annotations(&after_restart),
         map(&[(RESTARTED_AT, &restarted_at)])
     );
     let revs = cluster.revisions("shop", "checkout");
-    assert_eq!(
-        revs.keys().copied().collect::<Vec<_>>(),
-        vec![1, 2, 4, 5, 6]
-    );
+    assert_eq!(revision_numbers(&revs), vec![1, 2, 4, 5, 6]);
     assert_eq!(rs_images(&revs[&6]), pair(API_110, ENVOY_128));
-    assert_eq!(rs_replicas(&revs[&6]), 2);
-    assert_eq!(rs_replicas(&revs[&5]), 0);
+    assert_rolled_over(&revs, 6, 5);
 
     // 5. undo: GET, LIST replicasets, one JSON Patch replacing the template and
     // the annotations; reuses the revision-5 ReplicaSet as revision 7.
-    cluster.server.clear_requests();
-    k.ok(
-        &["rollout", "undo", "deployment/checkout", "-n", "shop"],
+    fresh_ok(
+        &cluster,
+        &checkout_rollout("undo"),
         "deployment.apps/checkout rolled back",
     )
     .await;
@@ -623,11 +684,7 @@ async fn pause_restart_resume_undo_match_recording() {
             && query(r, "labelSelector") == Some("app=checkout")),
         "undo lists ReplicaSets by the Deployment's selector: {requests:#?}"
     );
-    let patch = single_patch(&cluster);
-    assert_eq!(
-        patch.content_type.as_deref(),
-        Some("application/json-patch+json")
-    );
+    let patch = single_patch_as(&cluster, "application/json-patch+json");
     assert_eq!(
         query(&patch, "fieldManager"),
         None,
@@ -635,15 +692,14 @@ async fn pause_restart_resume_undo_match_recording() {
     );
     assert_eq!(
         patch.body,
-        Some(json!([
-            {"op": "replace", "path": "/spec/template", "value": recorded_undo_template(API_110, ENVOY_128)},
-            {"op": "replace", "path": "/metadata/annotations",
-             "value": {REVISION: "6", TOUCH: "1"}}
-        ])),
+        Some(undo_patch(
+            API_110,
+            ENVOY_128,
+            json!({REVISION: "6", TOUCH: "1"})
+        )),
         "pause-resume-restart.5-undo.log request body"
     );
-    cluster.settle().await;
-    let after_undo = cluster.deployment("shop", "checkout");
+    let after_undo = settled_checkout(&cluster).await;
     assert_eq!(
         annotations(&after_undo),
         map(&[(REVISION, "7"), (TOUCH, "1")]),
@@ -652,61 +708,30 @@ async fn pause_restart_resume_undo_match_recording() {
     assert_eq!(deploy_images(&after_undo), pair(API_110, ENVOY_128));
     assert_eq!(template_annotations(&after_undo), BTreeMap::new());
     let revs = cluster.revisions("shop", "checkout");
-    assert_eq!(
-        revs.keys().copied().collect::<Vec<_>>(),
-        vec![1, 2, 4, 6, 7]
-    );
-    assert_eq!(revs[&7].metadata.name.as_deref(), Some(rev5_name.as_str()));
-    assert_eq!(
-        annotation(&revs[&7].metadata.annotations, REVISION_HISTORY).as_deref(),
-        Some("3,5")
-    );
-    assert_eq!(rs_replicas(&revs[&7]), 2);
-    assert_eq!(rs_replicas(&revs[&6]), 0);
+    assert_eq!(revision_numbers(&revs), vec![1, 2, 4, 6, 7]);
+    assert_reused(&revs, 7, &rev5_name, "3,5");
+    assert_rolled_over(&revs, 7, 6);
 
     // 6. undo --to-revision=1: the revision-1 ReplicaSet becomes revision 8.
-    cluster.server.clear_requests();
-    k.ok(
-        &[
-            "rollout",
-            "undo",
-            "deployment/checkout",
-            "-n",
-            "shop",
-            "--to-revision=1",
-        ],
+    fresh_ok(
+        &cluster,
+        &[&checkout_rollout("undo")[..], &["--to-revision=1"]].concat(),
         "deployment.apps/checkout rolled back",
     )
     .await;
-    let patch = single_patch(&cluster);
-    assert_eq!(
-        patch.content_type.as_deref(),
-        Some("application/json-patch+json")
-    );
+    let patch = single_patch_as(&cluster, "application/json-patch+json");
     assert_eq!(
         patch.body,
-        Some(json!([
-            {"op": "replace", "path": "/spec/template", "value": recorded_undo_template(API_100, ENVOY_127)},
-            {"op": "replace", "path": "/metadata/annotations", "value": {REVISION: "7"}}
-        ])),
+        Some(undo_patch(API_100, ENVOY_127, json!({REVISION: "7"}))),
         "pause-resume-restart.6-undo-to-revision-1.log request body"
     );
-    cluster.settle().await;
-    let after_undo1 = cluster.deployment("shop", "checkout");
+    let after_undo1 = settled_checkout(&cluster).await;
     assert_eq!(annotations(&after_undo1), map(&[(REVISION, "8")]));
     assert_eq!(deploy_images(&after_undo1), pair(API_100, ENVOY_127));
     let revs = cluster.revisions("shop", "checkout");
-    assert_eq!(
-        revs.keys().copied().collect::<Vec<_>>(),
-        vec![2, 4, 6, 7, 8]
-    );
-    assert_eq!(revs[&8].metadata.name.as_deref(), Some(rev1_name.as_str()));
-    assert_eq!(
-        annotation(&revs[&8].metadata.annotations, REVISION_HISTORY).as_deref(),
-        Some("1")
-    );
-    assert_eq!(rs_replicas(&revs[&8]), 2);
-    assert_eq!(rs_replicas(&revs[&7]), 0);
+    assert_eq!(revision_numbers(&revs), vec![2, 4, 6, 7, 8]);
+    assert_reused(&revs, 8, &rev1_name, "1");
+    assert_rolled_over(&revs, 8, 7);
     let status = after_undo1.status.clone().expect("status");
     assert_eq!(status.observed_generation, after_undo1.metadata.generation);
     assert_eq!(
@@ -719,9 +744,9 @@ async fn pause_restart_resume_undo_match_recording() {
     );
 
     // History after all of it: revisions 2, 4, 6, 7, 8 (1 and 5 were renumbered).
-    cluster.server.clear_requests();
-    k.ok(
-        &["rollout", "history", "deployment/checkout", "-n", "shop"],
+    fresh_ok(
+        &cluster,
+        &checkout_rollout("history"),
         "deployment.apps/checkout \nREVISION  CHANGE-CAUSE\n2         <none>\n4         <none>\n6         <none>\n7         <none>\n8         <none>",
     )
     .await;
@@ -729,14 +754,7 @@ async fn pause_restart_resume_undo_match_recording() {
 
     // And the rollout is done.
     k.ok(
-        &[
-            "rollout",
-            "status",
-            "deployment/checkout",
-            "-n",
-            "shop",
-            "--timeout=30s",
-        ],
+        &[&checkout_rollout("status")[..], &["--timeout=30s"]].concat(),
         r#"deployment "checkout" successfully rolled out"#,
     )
     .await;
@@ -751,29 +769,19 @@ async fn rollout_history_matches_recording() {
     };
     let cluster = Cluster::start(bin).await;
     create_namespace(&cluster, "watchdemo").await;
-    let web: Deployment = serde_json::from_value(json!({
-        "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": "web", "namespace": "watchdemo", "labels": {"app": "web"}},
-        "spec": {
-            "replicas": 2,
-            "selector": {"matchLabels": {"app": "web"}},
-            "template": {
-                "metadata": {"labels": {"app": "web"}},
-                "spec": {"containers": [
-                    {"name": "app", "image": "registry.example/watchdemo/app:1.0.0",
-                     "ports": [{"containerPort": 8080}]},
-                    {"name": "sidecar", "image": "registry.example/watchdemo/sidecar:1.0.0",
-                     "ports": [{"containerPort": 9000}]}
-                ]}
-            }
-        }
-    }))
-    .expect("valid Deployment");
+    let web = app_deployment(
+        "watchdemo",
+        "web",
+        2,
+        json!([
+            {"name": "app", "image": "registry.example/watchdemo/app:1.0.0",
+             "ports": [{"containerPort": 8080}]},
+            {"name": "sidecar", "image": "registry.example/watchdemo/sidecar:1.0.0",
+             "ports": [{"containerPort": 9000}]}
+        ]),
+    );
+    create_settled(&cluster, web).await;
     let api = cluster.deployments("watchdemo");
-    api.create(&PostParams::default(), &web)
-        .await
-        .expect("create web");
-    cluster.settle().await;
     let patch: json_patch::Patch = serde_json::from_value(json!([
         {"op": "replace", "path": "/spec/template/spec/containers/0/image",
          "value": "registry.example/watchdemo/app:1.1.0"}
@@ -785,8 +793,8 @@ async fn rollout_history_matches_recording() {
     cluster.settle().await;
     let k = &cluster.kubectl;
 
-    cluster.server.clear_requests();
-    k.ok(
+    fresh_ok(
+        &cluster,
         &["rollout", "history", "deployment/web", "-n", "watchdemo"],
         "deployment.apps/web \nREVISION  CHANGE-CAUSE\n1         <none>\n2         <none>",
     )
@@ -827,25 +835,27 @@ async fn rollout_history_matches_recording() {
     assert_eq!(run.code, 0, "{run:?}");
     // Recorded with kubectl 1.32.4, which also prints "Node-Selectors: <none>" and
     // "Tolerations: <none>" after Volumes; 1.20 stops at Volumes.
+    // kubectl's description of one container (no environment, no mounts).
+    let container = |name: &str, image: &str, port: u16| {
+        format!(
+            "\x20  {name}:\n\
+             \x20   Image:\t{image}\n\
+             \x20   Port:\t{port}/TCP\n\
+             \x20   Host Port:\t0/TCP\n\
+             \x20   Environment:\t<none>\n\
+             \x20   Mounts:\t<none>\n"
+        )
+    };
     let expected = format!(
         "deployment.apps/web with revision #2\n\
          Pod Template:\n\
          \x20 Labels:\tapp=web\n\
          \tpod-template-hash={hash}\n\
          \x20 Containers:\n\
-         \x20  app:\n\
-         \x20   Image:\tregistry.example/watchdemo/app:1.1.0\n\
-         \x20   Port:\t8080/TCP\n\
-         \x20   Host Port:\t0/TCP\n\
-         \x20   Environment:\t<none>\n\
-         \x20   Mounts:\t<none>\n\
-         \x20  sidecar:\n\
-         \x20   Image:\tregistry.example/watchdemo/sidecar:1.0.0\n\
-         \x20   Port:\t9000/TCP\n\
-         \x20   Host Port:\t0/TCP\n\
-         \x20   Environment:\t<none>\n\
-         \x20   Mounts:\t<none>\n\
-         \x20 Volumes:\t<none>"
+         {}{}\
+         \x20 Volumes:\t<none>",
+        container("app", "registry.example/watchdemo/app:1.1.0", 8080),
+        container("sidecar", "registry.example/watchdemo/sidecar:1.0.0", 9000),
     );
     assert_eq!(run.stdout.trim_end(), expected);
     assert_eq!(cluster.writes().len(), 0, "history --revision is read-only");
@@ -867,26 +877,14 @@ async fn rollout_status_reports_progress_deadline_exceeded() {
     )
     .await;
     create_namespace(&cluster, "shop").await;
-    let stuck: Deployment = serde_json::from_value(json!({
-        "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": "stuck", "namespace": "shop", "labels": {"app": "stuck"}},
-        "spec": {
-            "replicas": 1,
-            "progressDeadlineSeconds": 10,
-            "selector": {"matchLabels": {"app": "stuck"}},
-            "template": {
-                "metadata": {"labels": {"app": "stuck"}},
-                "spec": {"containers": [{"name": "app", "image": NEVER_READY_IMAGE}]}
-            }
-        }
-    }))
-    .expect("valid Deployment");
-    cluster
-        .deployments("shop")
-        .create(&PostParams::default(), &stuck)
-        .await
-        .expect("create stuck");
-    cluster.settle().await;
+    let mut stuck = app_deployment(
+        "shop",
+        "stuck",
+        1,
+        json!([{"name": "app", "image": NEVER_READY_IMAGE}]),
+    );
+    stuck["spec"]["progressDeadlineSeconds"] = json!(10);
+    create_settled(&cluster, stuck).await;
 
     // Before the deadline: waiting (docs/kubectl-semantics.md §6), one status check without watch.
     cluster
@@ -992,24 +990,13 @@ async fn rollout_status_reports_progress_deadline_exceeded() {
 /// against that revision only.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rollout_history_shows_what_selfheal_did() {
-    let Some(bin) = kubectl_or_skip("rollout_history_shows_what_selfheal_did") else {
+    let Some(cluster) = checkout_history_or_skip("rollout_history_shows_what_selfheal_did").await
+    else {
         return;
     };
-    let cluster = Cluster::start(bin).await;
-    build_checkout_history(&cluster).await;
     // Revision 6: a bad api 1.3.0.
     let bad = "registry.example/shop/api:1.3.0";
-    cluster
-        .deployments("shop")
-        .patch(
-            "checkout",
-            &PatchParams::default(),
-            &Patch::Strategic(json!({"spec": {"template": {"spec": {"containers": [
-                {"name": "api", "image": bad}]}}}})),
-        )
-        .await
-        .expect("SMP api 1.3.0");
-    cluster.settle().await;
+    patch_checkout(&cluster, &container_image("api", bad), "SMP api 1.3.0").await;
 
     let policy = selfheal_core::Policy {
         require_opt_in: false,
@@ -1034,20 +1021,17 @@ async fn rollout_history_shows_what_selfheal_did() {
     let cause = format!("selfheal rollback: api {bad} -> {API_110} (reason: 5xx above 5%)");
     let revs = cluster.revisions("shop", "checkout");
     assert_eq!(
-        revs.keys().copied().collect::<Vec<_>>(),
+        revision_numbers(&revs),
         vec![1, 2, 4, 6, 7],
         "the rollback reuses revision 5's ReplicaSet as revision 7"
     );
     assert_eq!(
-        annotation(&revs[&7].metadata.annotations, "kubernetes.io/change-cause"),
+        rs_annotation(&revs[&7], "kubernetes.io/change-cause"),
         Some(cause.clone())
     );
 
     cluster.server.clear_requests();
-    let run = cluster
-        .kubectl
-        .run(&["rollout", "history", "deployment/checkout", "-n", "shop"])
-        .await;
+    let run = cluster.kubectl.run(&checkout_rollout("history")).await;
     assert_eq!(run.code, 0, "{run:?}");
     let rows: Vec<(String, String)> = run
         .stdout

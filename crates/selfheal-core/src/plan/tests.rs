@@ -25,6 +25,77 @@ fn rollback() -> crate::RemediationRequest {
     request(json!({"action": "rollback"}))
 }
 
+fn change(container: &str, from: &str, to: &str) -> Change {
+    Change {
+        container: container.into(),
+        from: from.into(),
+        to: to.into(),
+    }
+}
+
+/// One JSON Patch op on `field` of container `index` in `list`
+/// (`containers` or `initContainers`) of the pod template.
+fn container_op(op: &str, list: &str, index: usize, field: &str, value: &str) -> Value {
+    json!({"op": op, "path": format!("/spec/template/spec/{list}/{index}/{field}"), "value": value})
+}
+
+/// `ops` test that container `index` of `list` is `name` running `from`,
+/// then replace its image by `to`.
+fn assert_image_swap(ops: &[Value], list: &str, index: usize, name: &str, from: &str, to: &str) {
+    assert_eq!(
+        ops,
+        [
+            container_op("test", list, index, "name", name),
+            container_op("test", list, index, "image", from),
+            container_op("replace", list, index, "image", to),
+        ]
+    );
+}
+
+/// The ops that lift selfheal's own pause: unpause, drop the paused-by mark.
+fn unpause_ops() -> [Value; 2] {
+    [
+        json!({"op": "replace", "path": "/spec/paused", "value": false}),
+        json!({"op": "remove", "path": "/metadata/annotations/selfheal.dev~1paused-by"}),
+    ]
+}
+
+/// The plan's outcome message ends with `tail`.
+fn assert_message_ends(plan: &crate::Plan, tail: &str) {
+    assert!(
+        plan.outcome.message.ends_with(tail),
+        "{}",
+        plan.outcome.message
+    );
+}
+
+/// `doc` is running again, with no paused-by mark left.
+fn assert_unpaused(doc: &Value) {
+    assert_eq!(doc["spec"]["paused"], false);
+    assert!(
+        doc["metadata"]["annotations"]
+            .get(keys::PAUSED_BY)
+            .is_none()
+    );
+}
+
+/// The image of container `index` in `doc`'s pod template.
+fn image(doc: &Value, index: usize) -> &Value {
+    &doc["spec"]["template"]["spec"]["containers"][index]["image"]
+}
+
+/// The plan of a default rollback of `scenario` under the default policy.
+fn rollback_plan(scenario: &Scenario) -> crate::Plan {
+    applied(scenario.decide(&rollback(), &policy()))
+}
+
+/// [`rollback_plan`], which must change exactly `changes`.
+fn rollback_changing(scenario: &Scenario, changes: &[Change]) -> crate::Plan {
+    let plan = rollback_plan(scenario);
+    assert_eq!(plan.outcome.changes, changes);
+    plan
+}
+
 fn policy() -> Policy {
     Policy::default()
 }
@@ -71,6 +142,24 @@ fn refused(
     (outcome.guard.unwrap(), outcome.message)
 }
 
+/// The message of `request`'s refusal by `guard`.
+fn refused_by(
+    scenario: &Scenario,
+    request: &crate::RemediationRequest,
+    policy: &Policy,
+    guard: Guard,
+) -> String {
+    let (by, message) = refused(scenario, request, policy);
+    assert_eq!(by, guard, "{message}");
+    message
+}
+
+/// A rollback of shop/checkout's container `name` only.
+fn rollback_container(name: &str) -> crate::RemediationRequest {
+    request(json!({"action": "rollback",
+        "target": {"namespace": "shop", "deployment": "checkout", "container": name}}))
+}
+
 // ------------------------------------------------------------------- guard
 
 /// What the guard prefix means on a real object: the controller's status
@@ -80,7 +169,7 @@ fn refused(
 fn guard_ignores_status_churn_but_catches_spec_annotation_and_label_changes() {
     let scenario =
         Scenario::from_fixture(&fixture("checkout-rev4.json")).label(keys::ENABLED_LABEL, "true");
-    let plan = applied(scenario.decide(&rollback(), &policy()));
+    let plan = rollback_plan(&scenario);
     let apply = |d: &Value| {
         let mut d = d.clone();
         json_patch::patch(&mut d, &plan.patch).map(|()| d)
@@ -92,10 +181,7 @@ fn guard_ignores_status_churn_but_catches_spec_annotation_and_label_changes() {
     churned["status"]["unavailableReplicas"] = json!(2);
     churned["status"]["readyReplicas"] = json!(0);
     let patched = apply(&churned).expect("status churn does not conflict");
-    assert_eq!(
-        patched["spec"]["template"]["spec"]["containers"][0]["image"],
-        API2
-    );
+    assert_eq!(image(&patched, 0), API2);
 
     let mut respecced = base.clone();
     respecced["metadata"]["generation"] = json!(5);
@@ -116,7 +202,7 @@ fn guard_ignores_status_churn_but_catches_spec_annotation_and_label_changes() {
 fn half_brick_on_recorded_checkout_sends_the_recorded_ops_plus_guards_and_audit() {
     let scenario =
         Scenario::from_fixture(&fixture("checkout-rev4.json")).label(keys::ENABLED_LABEL, "true");
-    let plan = applied(scenario.decide(&rollback(), &policy()));
+    let plan = rollback_plan(&scenario);
     // The three ops in the middle are exactly what tests/fixtures/k8s/json-patch-single-container.json sent.
     let recorded = json!([
         {"op": "test", "path": "/spec/template/spec/containers/0/name", "value": "api"},
@@ -176,14 +262,7 @@ fn half_brick_on_recorded_checkout_sends_the_recorded_ops_plus_guards_and_audit(
 
     let o = &plan.outcome;
     assert_eq!(o.status, OutcomeStatus::Applied);
-    assert_eq!(
-        o.changes,
-        vec![Change {
-            container: "api".into(),
-            from: API3.into(),
-            to: API2.into()
-        }]
-    );
+    assert_eq!(o.changes, vec![change("api", API3, API2)]);
     assert_eq!(
         o.revision,
         Some(RevisionInfo {
@@ -214,48 +293,27 @@ fn half_brick_on_recorded_checkout_sends_the_recorded_ops_plus_guards_and_audit(
 
 #[test]
 fn multi_container_history_reverts_every_container_that_changed() {
-    let scenario = Scenario::new(&[
-        &[("api", API1), ("envoy", ENVOY1)],
-        &[("api", API2), ("envoy", ENVOY2)],
-    ]);
-    let plan = applied(scenario.decide(&rollback(), &policy()));
-    assert_eq!(
-        plan.outcome.changes,
-        vec![
-            Change {
-                container: "api".into(),
-                from: API2.into(),
-                to: API1.into()
-            },
-            Change {
-                container: "envoy".into(),
-                from: ENVOY2.into(),
-                to: ENVOY1.into()
-            },
-        ]
+    let scenario = app_and_sidecar();
+    let plan = rollback_changing(
+        &scenario,
+        &[change("api", API2, API1), change("envoy", ENVOY2, ENVOY1)],
     );
     let ops = ops(&plan);
-    assert_eq!(
-        ops[3],
-        json!({"op": "test", "path": "/spec/template/spec/containers/1/name", "value": "envoy"})
-    );
-    assert_eq!(
-        ops[5],
-        json!({"op": "replace", "path": "/spec/template/spec/containers/1/image", "value": ENVOY1})
+    assert_image_swap(
+        &ops.as_array().unwrap()[3..6],
+        "containers",
+        1,
+        "envoy",
+        ENVOY2,
+        ENVOY1,
     );
     assert_eq!(
         parsed(&plan.annotations[keys::BAD_IMAGES].clone().into()),
         json!({"api": [API2], "envoy": [ENVOY2]})
     );
     let after = scenario.apply(&plan);
-    assert_eq!(
-        after["spec"]["template"]["spec"]["containers"][0]["image"],
-        API1
-    );
-    assert_eq!(
-        after["spec"]["template"]["spec"]["containers"][1]["image"],
-        ENVOY1
-    );
+    assert_eq!(image(&after, 0), API1);
+    assert_eq!(image(&after, 1), ENVOY1);
 }
 
 #[test]
@@ -264,15 +322,7 @@ fn sidecar_only_change_reverts_only_the_sidecar() {
         &[("api", API1), ("envoy", ENVOY1)],
         &[("api", API1), ("envoy", ENVOY2)],
     ]);
-    let plan = applied(scenario.decide(&rollback(), &policy()));
-    assert_eq!(
-        plan.outcome.changes,
-        vec![Change {
-            container: "envoy".into(),
-            from: ENVOY2.into(),
-            to: ENVOY1.into()
-        }]
-    );
+    let plan = rollback_changing(&scenario, &[change("envoy", ENVOY2, ENVOY1)]);
     let after = scenario.apply(&plan);
     let mut expected = scenario.deployment.clone();
     expected["spec"]["template"]["spec"]["containers"][1]["image"] = json!(ENVOY1);
@@ -323,34 +373,21 @@ fn app_and_migration() -> Scenario {
 #[test]
 fn init_container_images_are_reverted_like_containers() {
     let scenario = app_and_migration();
-    let plan = applied(scenario.decide(&rollback(), &policy()));
-    assert_eq!(
-        plan.outcome.changes,
-        vec![
-            Change {
-                container: "migrate".into(),
-                from: MIGRATE2.into(),
-                to: MIGRATE1.into()
-            },
-            Change {
-                container: "api".into(),
-                from: API2.into(),
-                to: API1.into()
-            },
-        ]
+    let plan = rollback_changing(
+        &scenario,
+        &[
+            change("migrate", MIGRATE2, MIGRATE1),
+            change("api", API2, API1),
+        ],
     );
     let ops = ops(&plan);
-    assert_eq!(
-        ops[0],
-        json!({"op": "test", "path": "/spec/template/spec/initContainers/0/name", "value": "migrate"})
-    );
-    assert_eq!(
-        ops[1],
-        json!({"op": "test", "path": "/spec/template/spec/initContainers/0/image", "value": MIGRATE2})
-    );
-    assert_eq!(
-        ops[2],
-        json!({"op": "replace", "path": "/spec/template/spec/initContainers/0/image", "value": MIGRATE1})
+    assert_image_swap(
+        &ops.as_array().unwrap()[..3],
+        "initContainers",
+        0,
+        "migrate",
+        MIGRATE2,
+        MIGRATE1,
     );
     let after = scenario.apply(&plan);
     let mut expected = scenario.deployment.clone();
@@ -359,18 +396,14 @@ fn init_container_images_are_reverted_like_containers() {
     expect_annotations(&mut expected, &plan);
     assert_eq!(after, expected);
 
-    let only_migrate = request(json!({"action": "rollback",
-        "target": {"namespace": "shop", "deployment": "checkout", "container": "migrate"}}));
+    let only_migrate = rollback_container("migrate");
     let plan = applied(scenario.decide(&only_migrate, &policy()));
     let after = scenario.apply(&plan);
     assert_eq!(
         after["spec"]["template"]["spec"]["initContainers"][0]["image"],
         MIGRATE1
     );
-    assert_eq!(
-        after["spec"]["template"]["spec"]["containers"][0]["image"],
-        API2
-    );
+    assert_eq!(image(&after, 0), API2);
 }
 
 /// api and envoy both changed in revision 2.
@@ -413,21 +446,9 @@ fn evidence_json(outcome: &crate::RemediationOutcome) -> Value {
 fn pods_evidence_chooses_the_failing_one_of_two_changed_containers() {
     let mut scenario = app_and_sidecar();
     scenario.pods = api_crash_looping();
-    let plan = applied(scenario.decide(&rollback(), &policy()));
-    assert_eq!(
-        plan.outcome.changes,
-        vec![Change {
-            container: "api".into(),
-            from: API2.into(),
-            to: API1.into()
-        }]
-    );
+    let plan = rollback_changing(&scenario, &[change("api", API2, API1)]);
     let note = "(pod evidence: api: CrashLoopBackOff on 2/2 new pods, 7 restarts; envoy: healthy)";
-    assert!(
-        plan.outcome.message.ends_with(note),
-        "{}",
-        plan.outcome.message
-    );
+    assert_message_ends(&plan, note);
     assert!(plan.event_message.contains(note), "{}", plan.event_message);
     assert_eq!(
         evidence_json(&plan.outcome),
@@ -458,24 +479,13 @@ fn a_failing_init_container_is_chosen_over_the_changed_app() {
         ],
         vec![migrate],
     )];
-    let plan = applied(scenario.decide(&rollback(), &policy()));
-    assert_eq!(
-        plan.outcome.changes,
-        vec![Change {
-            container: "migrate".into(),
-            from: MIGRATE2.into(),
-            to: MIGRATE1.into()
-        }]
-    );
+    let plan = rollback_changing(&scenario, &[change("migrate", MIGRATE2, MIGRATE1)]);
     let after = scenario.apply(&plan);
     assert_eq!(
         after["spec"]["template"]["spec"]["initContainers"][0]["image"],
         MIGRATE1
     );
-    assert_eq!(
-        after["spec"]["template"]["spec"]["containers"][0]["image"],
-        API2
-    );
+    assert_eq!(image(&after, 0), API2);
 }
 
 #[test]
@@ -491,7 +501,7 @@ fn no_failing_changed_container_keeps_every_changed_one_and_says_so() {
         ],
         vec![],
     )];
-    let plan = applied(scenario.decide(&rollback(), &policy()));
+    let plan = rollback_plan(&scenario);
     assert_eq!(
         plan.outcome
             .changes
@@ -500,29 +510,20 @@ fn no_failing_changed_container_keeps_every_changed_one_and_says_so() {
             .collect::<Vec<_>>(),
         ["api", "envoy"]
     );
-    assert!(
-        plan.outcome.message.ends_with(
-            "(no changed container is failing on the current revision's pods, so every changed container; pod evidence: api: unknown; envoy: unknown)"
-        ),
-        "{}",
-        plan.outcome.message
+    assert_message_ends(
+        &plan,
+        "(no changed container is failing on the current revision's pods, so every changed container; pod evidence: api: unknown; envoy: unknown)",
     );
     let after = scenario.apply(&plan);
-    assert_eq!(
-        after["spec"]["template"]["spec"]["containers"][1]["image"],
-        ENVOY1
-    );
+    assert_eq!(image(&after, 1), ENVOY1);
 
     // No pods at all: the same rule, and the message says there was no evidence.
     let plan = applied(app_and_sidecar().decide(&rollback(), &policy()));
     assert_eq!(plan.outcome.changes.len(), 2);
     assert!(plan.outcome.evidence.is_empty());
-    assert!(
-        plan.outcome
-            .message
-            .ends_with("(no pod evidence names a failing container, so every changed container)"),
-        "{}",
-        plan.outcome.message
+    assert_message_ends(
+        &plan,
+        "(no pod evidence names a failing container, so every changed container)",
     );
     assert!(
         serde_json::to_value(&plan.outcome)
@@ -568,34 +569,17 @@ fn an_unchanged_failing_container_is_refused_not_an_innocent_image_reverted() {
 fn a_named_container_wins_over_the_evidence_which_is_still_reported() {
     let mut scenario = app_and_sidecar();
     scenario.pods = api_crash_looping();
-    let envoy = request(json!({"action": "rollback",
-        "target": {"namespace": "shop", "deployment": "checkout", "container": "envoy"}}));
+    let envoy = rollback_container("envoy");
     let plan = applied(scenario.decide(&envoy, &policy()));
-    assert_eq!(
-        plan.outcome.changes,
-        vec![Change {
-            container: "envoy".into(),
-            from: ENVOY2.into(),
-            to: ENVOY1.into()
-        }]
-    );
+    assert_eq!(plan.outcome.changes, vec![change("envoy", ENVOY2, ENVOY1)]);
     assert_eq!(plan.outcome.evidence.len(), 2);
-    assert!(
-        plan.outcome.message.ends_with(
-            "(pod evidence: api: CrashLoopBackOff on 2/2 new pods, 7 restarts; envoy: healthy)"
-        ),
-        "{}",
-        plan.outcome.message
+    assert_message_ends(
+        &plan,
+        "(pod evidence: api: CrashLoopBackOff on 2/2 new pods, 7 restarts; envoy: healthy)",
     );
     let after = scenario.apply(&plan);
-    assert_eq!(
-        after["spec"]["template"]["spec"]["containers"][0]["image"],
-        API2
-    );
-    assert_eq!(
-        after["spec"]["template"]["spec"]["containers"][1]["image"],
-        ENVOY1
-    );
+    assert_eq!(image(&after, 0), API2);
+    assert_eq!(image(&after, 1), ENVOY1);
     assert!(crate::needs_pods(&rollback()));
     assert!(!crate::needs_pods(&envoy));
     assert!(!crate::needs_pods(&request(
@@ -610,8 +594,7 @@ fn config_only_change_is_refused_no_image_change() {
     let env = json!([{"name": "MODE", "value": "fast"}]);
     scenario.deployment["spec"]["template"]["spec"]["containers"][0]["env"] = env.clone();
     scenario.replica_sets[1]["spec"]["template"]["spec"]["containers"][0]["env"] = env;
-    let (guard, message) = refused(&scenario, &rollback(), &policy());
-    assert_eq!(guard, Guard::NoImageChange);
+    let message = refused_by(&scenario, &rollback(), &policy(), Guard::NoImageChange);
     assert!(
         message.contains("revision 1") && message.contains("template"),
         "{message}"
@@ -633,19 +616,15 @@ fn revision_history_limit_zero_leaves_only_the_current_replica_set() {
     let mut scenario = Scenario::new(&[&[("api", API1)], &[("api", API2)]]);
     scenario.deployment["spec"]["revisionHistoryLimit"] = json!(0);
     scenario.replica_sets.remove(0);
-    let (guard, message) = refused(&scenario, &rollback(), &policy());
-    assert_eq!(guard, Guard::NoHistory);
+    let message = refused_by(&scenario, &rollback(), &policy(), Guard::NoHistory);
     assert!(message.contains("shop/checkout"), "{message}");
 }
 
 #[test]
 fn unknown_target_container_is_refused() {
     let scenario = Scenario::new(&[&[("api", API1)], &[("api", API2)]]);
-    let req = request(
-        json!({"action": "rollback", "target": {"namespace": "shop", "deployment": "checkout", "container": "worker"}}),
-    );
-    let (guard, message) = refused(&scenario, &req, &policy());
-    assert_eq!(guard, Guard::UnknownContainer);
+    let req = rollback_container("worker");
+    let message = refused_by(&scenario, &req, &policy(), Guard::UnknownContainer);
     assert!(
         message.contains("\"worker\"") && message.contains("api"),
         "{message}"
@@ -659,21 +638,12 @@ fn target_container_reverts_it_even_when_the_newest_change_was_elsewhere() {
         &[("api", API2), ("envoy", ENVOY1)],
         &[("api", API2), ("envoy", ENVOY2)],
     ]);
-    let req = request(
-        json!({"action": "rollback", "target": {"namespace": "shop", "deployment": "checkout", "container": "api"}}),
-    );
+    let req = rollback_container("api");
     let plan = applied(scenario.decide(&req, &policy()));
-    assert_eq!(
-        plan.outcome.changes,
-        vec![Change {
-            container: "api".into(),
-            from: API2.into(),
-            to: API1.into()
-        }]
-    );
+    assert_eq!(plan.outcome.changes, vec![change("api", API2, API1)]);
     assert_eq!(
         ops(&plan)[0],
-        json!({"op": "test", "path": "/spec/template/spec/containers/0/name", "value": "api"})
+        container_op("test", "containers", 0, "name", "api")
     );
 }
 
@@ -686,15 +656,7 @@ fn known_bad_images_two_levels_deep_reach_the_third_newest() {
         &[("api", API4)],
     ])
     .annotate(keys::BAD_IMAGES, &json!({"api": [API2, API3]}).to_string());
-    let plan = applied(scenario.decide(&rollback(), &policy()));
-    assert_eq!(
-        plan.outcome.changes,
-        vec![Change {
-            container: "api".into(),
-            from: API4.into(),
-            to: API1.into()
-        }]
-    );
+    let plan = rollback_changing(&scenario, &[change("api", API4, API1)]);
     assert_eq!(
         parsed(&plan.annotations[keys::BAD_IMAGES].clone().into()),
         json!({"api": [API2, API3, API4]}),
@@ -706,8 +668,7 @@ fn known_bad_images_two_levels_deep_reach_the_third_newest() {
 fn every_older_image_known_bad_is_refused_no_previous_image() {
     let scenario = Scenario::new(&[&[("api", API1)], &[("api", API2)]])
         .annotate(keys::BAD_IMAGES, &json!({"api": [API1]}).to_string());
-    let (guard, message) = refused(&scenario, &rollback(), &policy());
-    assert_eq!(guard, Guard::NoPreviousImage);
+    let message = refused_by(&scenario, &rollback(), &policy(), Guard::NoPreviousImage);
     assert!(message.contains("\"api\""), "{message}");
 }
 
@@ -716,36 +677,26 @@ fn redeployed_bad_image_is_refused_as_oscillation_unless_forced() {
     // selfheal rolled api back from API2 to API1; CI then deployed API2 again.
     let scenario = Scenario::new(&[&[("api", API1)], &[("api", API2)]])
         .annotate(keys::BAD_IMAGES, &json!({"api": [API2]}).to_string());
-    let (guard, message) = refused(&scenario, &rollback(), &policy());
-    assert_eq!(guard, Guard::Oscillation);
+    let message = refused_by(&scenario, &rollback(), &policy(), Guard::Oscillation);
     assert!(
         message.contains(API2) && message.contains("force"),
         "{message}"
     );
-    let explicit = request(
-        json!({"action": "rollback", "target": {"namespace": "shop", "deployment": "checkout", "container": "api"}}),
-    );
+    let explicit = rollback_container("api");
     assert_eq!(
         refused(&scenario, &explicit, &policy()).0,
         Guard::Oscillation
     );
     let forced = request(json!({"action": "rollback", "force": true}));
     let plan = applied(scenario.decide(&forced, &policy()));
-    assert_eq!(
-        plan.outcome.changes,
-        vec![Change {
-            container: "api".into(),
-            from: API2.into(),
-            to: API1.into()
-        }]
-    );
+    assert_eq!(plan.outcome.changes, vec![change("api", API2, API1)]);
 }
 
 #[test]
 fn malformed_bad_images_annotation_is_ignored() {
     let scenario = Scenario::new(&[&[("api", API1)], &[("api", API2)]])
         .annotate(keys::BAD_IMAGES, "{not json");
-    let plan = applied(scenario.decide(&rollback(), &policy()));
+    let plan = rollback_plan(&scenario);
     assert_eq!(plan.outcome.changes[0].to, API1);
     assert_eq!(
         parsed(&plan.annotations[keys::BAD_IMAGES].clone().into()),
@@ -760,15 +711,7 @@ fn rollback_after_a_restart_looks_past_the_restart_revision() {
     let restarted = json!({keys::RESTARTED_AT: "2026-11-26T19:00:00Z"});
     scenario.deployment["spec"]["template"]["metadata"]["annotations"] = restarted.clone();
     scenario.replica_sets[2]["spec"]["template"]["metadata"]["annotations"] = restarted;
-    let plan = applied(scenario.decide(&rollback(), &policy()));
-    assert_eq!(
-        plan.outcome.changes,
-        vec![Change {
-            container: "api".into(),
-            from: API2.into(),
-            to: API1.into()
-        }]
-    );
+    let plan = rollback_changing(&scenario, &[change("api", API2, API1)]);
     let after = scenario.apply(&plan);
     assert_eq!(
         after["spec"]["template"]["metadata"]["annotations"][keys::RESTARTED_AT],
@@ -784,15 +727,7 @@ fn template_ahead_of_its_replica_sets_compares_against_the_live_template() {
     let mut scenario = Scenario::new(&[&[("api", API1)], &[("api", API2)]]);
     scenario.deployment["spec"]["template"]["spec"]["containers"][0]["image"] = json!(API3);
     scenario.deployment["metadata"]["generation"] = json!(3);
-    let plan = applied(scenario.decide(&rollback(), &policy()));
-    assert_eq!(
-        plan.outcome.changes,
-        vec![Change {
-            container: "api".into(),
-            from: API3.into(),
-            to: API2.into()
-        }]
-    );
+    rollback_changing(&scenario, &[change("api", API3, API2)]);
 }
 
 #[test]
@@ -808,8 +743,7 @@ fn replica_sets_of_another_deployment_are_not_history() {
 #[test]
 fn rollback_of_deployment_paused_by_someone_else_is_refused_like_kubectl() {
     let scenario = Scenario::new(&[&[("api", API1)], &[("api", API2)]]).paused(false);
-    let (guard, message) = refused(&scenario, &rollback(), &policy());
-    assert_eq!(guard, Guard::Paused);
+    let message = refused_by(&scenario, &rollback(), &policy(), Guard::Paused);
     assert!(
         message.starts_with("you cannot rollback a paused deployment"),
         "{message}"
@@ -820,27 +754,12 @@ fn rollback_of_deployment_paused_by_someone_else_is_refused_like_kubectl() {
 #[test]
 fn rollback_of_deployment_paused_by_selfheal_also_resumes_it() {
     let scenario = Scenario::new(&[&[("api", API1)], &[("api", API2)]]).paused(true);
-    let plan = applied(scenario.decide(&rollback(), &policy()));
+    let plan = rollback_plan(&scenario);
     let ops = ops(&plan);
-    assert_eq!(
-        ops[3],
-        json!({"op": "replace", "path": "/spec/paused", "value": false})
-    );
-    assert_eq!(
-        ops[4],
-        json!({"op": "remove", "path": "/metadata/annotations/selfheal.dev~1paused-by"})
-    );
+    assert_eq!(ops.as_array().unwrap()[3..5], unpause_ops());
     let after = scenario.apply(&plan);
-    assert_eq!(after["spec"]["paused"], false);
-    assert!(
-        after["metadata"]["annotations"]
-            .get(keys::PAUSED_BY)
-            .is_none()
-    );
-    assert_eq!(
-        after["spec"]["template"]["spec"]["containers"][0]["image"],
-        API1
-    );
+    assert_unpaused(&after);
+    assert_eq!(image(&after, 0), API1);
     assert!(
         plan.outcome.message.contains("resumed"),
         "{}",
@@ -855,7 +774,7 @@ fn deployment_without_annotations_gets_the_audit_map_added_whole() {
         .as_object_mut()
         .unwrap()
         .remove("annotations");
-    let plan = applied(scenario.decide(&rollback(), &policy()));
+    let plan = rollback_plan(&scenario);
     let ops = ops(&plan);
     let last = ops.as_array().unwrap().last().unwrap().clone();
     assert_eq!(last["op"], "add");
@@ -879,14 +798,23 @@ fn deployment_without_annotations_gets_the_audit_map_added_whole() {
 
 // ---------------------------------------------------------------- common guards
 
+/// [`now`] plus `seconds`.
+fn seconds_after_now(seconds: i64) -> jiff::Timestamp {
+    now()
+        .checked_add(jiff::SignedDuration::from_secs(seconds))
+        .unwrap()
+}
+
+/// Two revisions whose Deployment selfheal rolled back at [`now`].
+fn rolled_back_just_now() -> Scenario {
+    let record = last_remediation("rollback", json!("exec-1"), json!([])).to_string();
+    Scenario::new(&[&[("api", API1)], &[("api", API2)]]).annotate(keys::LAST_REMEDIATION, &record)
+}
+
 #[test]
 fn cooldown_refuses_the_same_action_inside_the_window() {
-    let record = last_remediation("rollback", json!("exec-1"), json!([])).to_string();
-    let scenario = Scenario::new(&[&[("api", API1)], &[("api", API2)]])
-        .annotate(keys::LAST_REMEDIATION, &record);
-    let five_minutes_later = now()
-        .checked_add(jiff::SignedDuration::from_secs(300))
-        .unwrap();
+    let scenario = rolled_back_just_now();
+    let five_minutes_later = seconds_after_now(300);
     let outcome = done(scenario.decide_at(&rollback(), &policy(), five_minutes_later));
     assert_eq!(outcome.guard, Some(Guard::Cooldown));
     assert!(
@@ -898,12 +826,8 @@ fn cooldown_refuses_the_same_action_inside_the_window() {
 
 #[test]
 fn cooldown_lets_the_action_through_outside_the_window() {
-    let record = last_remediation("rollback", json!("exec-1"), json!([])).to_string();
-    let scenario = Scenario::new(&[&[("api", API1)], &[("api", API2)]])
-        .annotate(keys::LAST_REMEDIATION, &record);
-    let later = now()
-        .checked_add(jiff::SignedDuration::from_secs(600))
-        .unwrap();
+    let scenario = rolled_back_just_now();
+    let later = seconds_after_now(600);
     applied(scenario.decide_at(&rollback(), &policy(), later));
 }
 
@@ -925,11 +849,7 @@ fn cooldown_is_overridden_by_force_and_ignores_other_actions() {
 /// rollback would otherwise walk one revision further back (API2 → API1).
 #[test]
 fn cooldown_is_per_action_across_a_pause_and_resume() {
-    let at = |seconds: i64| {
-        now()
-            .checked_add(jiff::SignedDuration::from_secs(seconds))
-            .unwrap()
-    };
+    let at = seconds_after_now;
     let step = |scenario: &Scenario, action: &str, seconds: i64| -> Scenario {
         let req = request(
             json!({"action": action, "execution": format!("exec-{action}"),
@@ -1103,7 +1023,7 @@ fn change_cause_is_one_line_with_the_reason_clipped() {
 fn malformed_last_remediation_is_ignored_and_overwritten() {
     let scenario = Scenario::new(&[&[("api", API1)], &[("api", API2)]])
         .annotate(keys::LAST_REMEDIATION, "yesterday");
-    let plan = applied(scenario.decide(&rollback(), &policy()));
+    let plan = rollback_plan(&scenario);
     assert_eq!(
         parsed(&plan.annotations[keys::LAST_REMEDIATION].clone().into())["at"],
         "2026-11-26T20:00:00Z"
@@ -1114,8 +1034,7 @@ fn malformed_last_remediation_is_ignored_and_overwritten() {
 fn missing_opt_in_label_is_refused_unless_policy_waives_it() {
     let scenario =
         Scenario::new(&[&[("api", API1)], &[("api", API2)]]).unlabel(keys::ENABLED_LABEL);
-    let (guard, message) = refused(&scenario, &rollback(), &policy());
-    assert_eq!(guard, Guard::OptIn);
+    let message = refused_by(&scenario, &rollback(), &policy(), Guard::OptIn);
     assert!(message.contains("selfheal.dev/enabled=true"), "{message}");
     let waived = Policy {
         require_opt_in: false,
@@ -1199,7 +1118,7 @@ fn flux_managed_deployment_proceeds_when_allowed_and_still_says_so() {
 #[test]
 fn dry_run_comes_from_the_request_or_the_policy() {
     let scenario = Scenario::new(&[&[("api", API1)], &[("api", API2)]]);
-    assert!(!applied(scenario.decide(&rollback(), &policy())).dry_run);
+    assert!(!rollback_plan(&scenario).dry_run);
     assert!(
         applied(scenario.decide(
             &request(json!({"action": "rollback", "dryRun": true})),
@@ -1378,18 +1297,7 @@ fn template_scope_to_revision_matches_kubectl_and_drops_annotations_the_old_rs_l
     );
     assert_eq!(
         plan.outcome.changes,
-        vec![
-            Change {
-                container: "api".into(),
-                from: API2.into(),
-                to: API1.into()
-            },
-            Change {
-                container: "envoy".into(),
-                from: ENVOY2.into(),
-                to: ENVOY1.into()
-            },
-        ]
+        vec![change("api", API2, API1), change("envoy", ENVOY2, ENVOY1)]
     );
     assert_eq!(plan.outcome.revision.unwrap().to, Some(1));
     assert_eq!(
@@ -1466,8 +1374,12 @@ fn template_scope_skips_when_the_revision_already_matches() {
 #[test]
 fn template_scope_missing_revision_and_missing_history_are_refused() {
     let scenario = Scenario::new(&[&[("api", API1)], &[("api", API2)]]);
-    let (guard, message) = refused(&scenario, &undo_request(Some(7)), &policy());
-    assert_eq!(guard, Guard::RevisionNotFound);
+    let message = refused_by(
+        &scenario,
+        &undo_request(Some(7)),
+        &policy(),
+        Guard::RevisionNotFound,
+    );
     assert!(
         message.starts_with("unable to find specified revision 7 in history"),
         "{message}"
@@ -1478,8 +1390,7 @@ fn template_scope_missing_revision_and_missing_history_are_refused() {
     );
 
     let single = Scenario::new(&[&[("api", API1)]]);
-    let (guard, message) = refused(&single, &undo_request(None), &policy());
-    assert_eq!(guard, Guard::NoHistory);
+    let message = refused_by(&single, &undo_request(None), &policy(), Guard::NoHistory);
     assert_eq!(
         message,
         "no rollout history found for deployment \"checkout\""
@@ -1489,25 +1400,17 @@ fn template_scope_missing_revision_and_missing_history_are_refused() {
 #[test]
 fn template_scope_on_paused_deployment_follows_the_pause_owner() {
     let scenario = Scenario::new(&[&[("api", API1)], &[("api", API2)]]);
-    let (guard, _) = refused(
+    refused_by(
         &scenario.clone().paused(false),
         &undo_request(None),
         &policy(),
+        Guard::Paused,
     );
-    assert_eq!(guard, Guard::Paused);
     let by_us = scenario.paused(true);
     let plan = applied(by_us.decide(&undo_request(None), &policy()));
     let after = by_us.apply(&plan);
-    assert_eq!(after["spec"]["paused"], false);
-    assert!(
-        after["metadata"]["annotations"]
-            .get(keys::PAUSED_BY)
-            .is_none()
-    );
-    assert_eq!(
-        after["spec"]["template"]["spec"]["containers"][0]["image"],
-        API1
-    );
+    assert_unpaused(&after);
+    assert_eq!(image(&after, 0), API1);
 }
 
 // ---------------------------------------------------------------- pause / resume / restart
@@ -1573,8 +1476,12 @@ fn alarm_pause(score: f64) -> crate::RemediationRequest {
 #[test]
 fn alarm_pause_needs_a_rollout_in_progress() {
     let scenario = Scenario::new(&[&[("api", API1)]]);
-    let (guard, message) = refused(&scenario, &alarm_pause(3.0), &policy());
-    assert_eq!(guard, Guard::NoRolloutInProgress);
+    let message = refused_by(
+        &scenario,
+        &alarm_pause(3.0),
+        &policy(),
+        Guard::NoRolloutInProgress,
+    );
     assert!(message.contains("successfully rolled out"), "{message}");
 }
 
@@ -1607,14 +1514,7 @@ fn resume_lifts_our_own_pause() {
     let scenario = Scenario::new(&[&[("api", API1)]]).paused(true);
     let plan = applied(scenario.decide(&request(json!({"action": "resume"})), &policy()));
     let ops = ops(&plan);
-    assert_eq!(
-        ops[0],
-        json!({"op": "replace", "path": "/spec/paused", "value": false})
-    );
-    assert_eq!(
-        ops[1],
-        json!({"op": "remove", "path": "/metadata/annotations/selfheal.dev~1paused-by"})
-    );
+    assert_eq!(ops.as_array().unwrap()[0..2], unpause_ops());
     let after = scenario.apply(&plan);
     let mut expected = scenario.deployment.clone();
     expected["spec"]["paused"] = json!(false);
@@ -1629,8 +1529,12 @@ fn resume_lifts_our_own_pause() {
 #[test]
 fn resume_of_someone_elses_pause_needs_force() {
     let scenario = Scenario::new(&[&[("api", API1)]]).paused(false);
-    let (guard, message) = refused(&scenario, &request(json!({"action": "resume"})), &policy());
-    assert_eq!(guard, Guard::Paused);
+    let message = refused_by(
+        &scenario,
+        &request(json!({"action": "resume"})),
+        &policy(),
+        Guard::Paused,
+    );
     assert!(message.contains("force"), "{message}");
     let plan = applied(scenario.decide(
         &request(json!({"action": "resume", "force": true})),

@@ -164,25 +164,22 @@ fn alertmanager_firing_with_default_action_names_the_execution() {
 
 #[test]
 fn ok_resolved_and_untargeted_alarms_print_an_empty_array() {
-    // Not firing: nothing to do, exit 0.
-    for file in [
-        "alertmanager/resolved-single.json",
-        "cloudwatch/eventbridge-ok-from-alarm.json",
-    ] {
-        let output = event(&fixtures().join(file), &[], None);
-        assert_eq!(ok(&output), Vec::<Value>::new(), "{file}");
-        assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "[]");
-    }
-    // Firing but unusable: the alarm needs fixing, so exit 1 (CI can check
-    // alarm definitions with `selfheal event`).
-    for file in [
+    // Each file with the check of its exit status ([`ok`] or [`rejected`]).
+    type ExitCheck = fn(&Output) -> Vec<Value>;
+    let cases: [(&str, ExitCheck); 4] = [
+        // Not firing: nothing to do, exit 0.
+        ("alertmanager/resolved-single.json", ok),
+        ("cloudwatch/eventbridge-ok-from-alarm.json", ok),
+        // Firing but unusable: the alarm needs fixing, so exit 1 (CI can check
+        // alarm definitions with `selfheal event`).
         // No action anywhere: rejected, never guessed.
-        "alertmanager/firing-single.json",
+        ("alertmanager/firing-single.json", rejected),
         // EC2 dimensions only: no namespace to act on.
-        "cloudwatch/eventbridge-single-metric-alarm.json",
-    ] {
+        ("cloudwatch/eventbridge-single-metric-alarm.json", rejected),
+    ];
+    for (file, exit_checked) in cases {
         let output = event(&fixtures().join(file), &[], None);
-        assert_eq!(rejected(&output), Vec::<Value>::new(), "{file}");
+        assert_eq!(exit_checked(&output), Vec::<Value>::new(), "{file}");
         assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "[]");
     }
 }

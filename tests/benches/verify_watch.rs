@@ -161,7 +161,7 @@ async fn state_machine_delay(
     let knobs = json!({"VerifyIntervalSeconds": "1", "VerifyTimeoutSeconds": "660"});
     let name = format!("bench-{run}");
     let (result, written) = tokio::join!(
-        runner.run("remediate-deployment", &name, &request, &knobs),
+        runner.run_with("remediate-deployment", &name, &request, &knobs),
         finish_rollout(&server, moment)
     );
     assert_eq!(result["status"], "SUCCEEDED", "{result:#}");

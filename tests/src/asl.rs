@@ -5,7 +5,7 @@
 
 use std::future::Future;
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -88,16 +88,24 @@ pub async fn serve_functions(answer: AsyncAnswer) -> String {
 pub struct Runner {
     child: Child,
     url: String,
+    log: PathBuf,
 }
 
 impl Runner {
     /// Starts the runner; its log goes to the temp dir, named after `who`.
-    pub fn start(node: &PathBuf, functions_url: &str, who: &str) -> Runner {
+    pub fn start(node: &Path, functions_url: &str, who: &str) -> Runner {
+        Self::start_with(node, functions_url, who, &[])
+    }
+
+    /// [`Runner::start`] with more of runner.mjs's settings (`SELFHEAL_MOTO_URL`,
+    /// `SELFHEAL_ASL_REGION`, `SELFHEAL_ASL_LOG`, ...).
+    pub fn start_with(node: &Path, functions_url: &str, who: &str, env: &[(&str, &str)]) -> Runner {
         let log = std::env::temp_dir().join(format!("{who}-{}-runner.log", std::process::id()));
         let mut cmd = Command::new(node);
         cmd.arg(workspace_root().join("tests/asl/runner.mjs"))
             .env("SELFHEAL_ASL_PORT", "0")
             .env("SELFHEAL_EMULATOR_URL", functions_url)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).unwrap());
@@ -119,7 +127,13 @@ impl Runner {
         Runner {
             child,
             url: format!("http://127.0.0.1:{port}"),
+            log,
         }
+    }
+
+    /// The runner's stderr (its execution log with `SELFHEAL_ASL_LOG=1`).
+    pub fn log(&self) -> &Path {
+        &self.log
     }
 
     /// The runner's own endpoint (Step Functions JSON protocol, `/run`).
@@ -127,9 +141,14 @@ impl Runner {
         &self.url
     }
 
-    /// One execution of `machine` to its end, with extra substitutions:
-    /// `{status, output | error+cause, states, ...}`.
-    pub async fn run(
+    /// One execution of `machine` to its end with the template's
+    /// substitutions: `{status, output | error+cause, states, children, ...}`.
+    pub async fn run(&self, machine: &str, name: &str, input: &Value) -> Value {
+        self.run_with(machine, name, input, &json!({})).await
+    }
+
+    /// [`Runner::run`] with extra substitutions (the template's parameters).
+    pub async fn run_with(
         &self,
         machine: &str,
         name: &str,
@@ -142,7 +161,7 @@ impl Runner {
             &format!("{}/run", self.url),
             &[("content-type", "application/json")],
             serde_json::to_vec(&body).unwrap(),
-            Duration::from_secs(300),
+            Duration::from_secs(600),
         )
         .await;
         let result: Value = serde_json::from_slice(&bytes).unwrap();

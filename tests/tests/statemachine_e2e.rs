@@ -38,7 +38,6 @@
 //! `SELFHEAL_REQUIRE_TOOLS` is set.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -47,6 +46,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams, Patch, PatchParams};
+use selfheal_tests::asl::Runner;
 use selfheal_tests::emulator::Emulator;
 use selfheal_tests::tools::{
     Moto, build_workspace_bins, cargo_lambda_binary, file_tool, free_port, http_request,
@@ -115,70 +115,6 @@ fn which(name: &str) -> Option<PathBuf> {
             .map(|p| p.join(name))
             .find(|p| p.is_file())
     })
-}
-
-// ----------------------------------------------------------------- runner --
-
-/// tests/asl/runner.mjs: the interpreter service (killed on drop).
-struct Runner {
-    child: Child,
-    url: String,
-}
-
-impl Runner {
-    fn start(node: &Path, port: u16, emulator_url: &str, moto_url: &str, log: &Path) -> Runner {
-        let err = std::fs::File::create(log).expect("runner log");
-        let mut cmd = Command::new(node);
-        cmd.arg(workspace_root().join("tests/asl/runner.mjs"))
-            .env("SELFHEAL_ASL_PORT", port.to_string())
-            .env("SELFHEAL_EMULATOR_URL", emulator_url)
-            .env("SELFHEAL_MOTO_URL", moto_url)
-            .env("SELFHEAL_ASL_REGION", REGION)
-            .env("SELFHEAL_ASL_ACCOUNT", ACCOUNT)
-            .env("SELFHEAL_ASL_LOG", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(err);
-        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-        let mut child = cmd.spawn().expect("spawn node runner");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("runner's first line");
-        let listening: Value = serde_json::from_str(line.trim()).unwrap_or_else(|_| {
-            panic!(
-                "runner did not start: {line}\n{}",
-                std::fs::read_to_string(log).unwrap_or_default()
-            )
-        });
-        assert_eq!(listening["listening"], port, "{line}");
-        Runner {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        }
-    }
-
-    /// Runs one execution to its end: `{status, output | error+cause, states, children, ...}`.
-    async fn run(&self, machine: &str, name: &str, input: &Value) -> Value {
-        let body = json!({"stateMachine": machine, "name": name, "input": input});
-        let (status, _, bytes) = http_request(
-            "POST",
-            &format!("{}/run", self.url),
-            &[("content-type", "application/json")],
-            serde_json::to_vec(&body).unwrap(),
-            Duration::from_secs(600),
-        )
-        .await;
-        let value: Value = serde_json::from_slice(&bytes).unwrap();
-        assert_eq!(status, 200, "runner: {value}");
-        value
-    }
-}
-
-impl Drop for Runner {
-    fn drop(&mut self) {
-        kill_group(&mut self.child);
-    }
 }
 
 // ---------------------------------------------------------------- cluster --
@@ -1203,13 +1139,16 @@ async fn state_machines_run_end_to_end_with_the_real_handlers() {
     set_switch(&moto, "on").await;
 
     let emulator_port = free_port();
-    let runner_port = free_port();
-    let runner = Runner::start(
+    let runner = Runner::start_with(
         &tools.node,
-        runner_port,
         &format!("http://127.0.0.1:{emulator_port}"),
-        &moto.url,
-        &dir.path().join("runner.log"),
+        "statemachine_e2e",
+        &[
+            ("SELFHEAL_MOTO_URL", moto.url.as_str()),
+            ("SELFHEAL_ASL_REGION", REGION),
+            ("SELFHEAL_ASL_ACCOUNT", ACCOUNT),
+            ("SELFHEAL_ASL_LOG", "1"),
+        ],
     );
     let env: Vec<(&str, String)> = vec![
         ("SELFHEAL_KUBECONFIG", kubeconfig.display().to_string()),
@@ -1222,10 +1161,7 @@ async fn state_machines_run_end_to_end_with_the_real_handlers() {
         ("AWS_SECRET_ACCESS_KEY", "testing".into()),
         ("AWS_ENDPOINT_URL", moto.url.clone()),
         // Callbacks reach the interpreter; other Step Functions calls are proxied to moto.
-        (
-            "AWS_ENDPOINT_URL_SFN",
-            format!("http://127.0.0.1:{runner_port}"),
-        ),
+        ("AWS_ENDPOINT_URL_SFN", runner.url().to_owned()),
         ("SELFHEAL_TOPIC_ARN", inbox.topic_arn.clone()),
         (
             "SELFHEAL_APPROVAL_URL",
@@ -1341,7 +1277,7 @@ async fn state_machines_run_end_to_end_with_the_real_handlers() {
     if !failures.is_empty() {
         eprintln!(
             "--- runner log ---\n{}\n--- emulator log (tail) ---\n{}",
-            std::fs::read_to_string(dir.path().join("runner.log")).unwrap_or_default(),
+            std::fs::read_to_string(world.runner.log()).unwrap_or_default(),
             tail(&world.emulator.log_text(), 150)
         );
     }

@@ -30,7 +30,7 @@
 //! skipped with a message without them unless `SELFHEAL_REQUIRE_TOOLS` is set.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -131,14 +131,14 @@ fn answer(function: &str, payload: &Value) -> Value {
 // ----------------------------------------------------------------- runner --
 
 /// The shared runner, its log named after this test file.
-fn start_runner(node: &PathBuf, functions_url: &str) -> Runner {
+fn start_runner(node: &Path, functions_url: &str) -> Runner {
     Runner::start(node, functions_url, TEST)
 }
 
 /// One remediate-fleet execution to its end, with extra substitutions.
 async fn run_fleet(runner: &Runner, name: &str, input: &Value, substitutions: &Value) -> Value {
     runner
-        .run("remediate-fleet", name, input, substitutions)
+        .run_with("remediate-fleet", name, input, substitutions)
         .await
 }
 
@@ -275,7 +275,7 @@ async fn an_input_cannot_forge_the_recorded_execution_id() {
         "execution": "forged"
     });
     let result = runner
-        .run("remediate-deployment", "forged-execution", &input, &quick)
+        .run_with("remediate-deployment", "forged-execution", &input, &quick)
         .await;
     assert_eq!(result["status"], "SUCCEEDED", "{result}");
     let real = result["executionArn"].as_str().unwrap().to_owned();
@@ -374,7 +374,7 @@ async fn an_unknown_action_fails_before_any_approval() {
     ] {
         calls.lock().unwrap().clear();
         let result = runner
-            .run("remediate-deployment", name, &input, &substitutions)
+            .run_with("remediate-deployment", name, &input, &substitutions)
             .await;
         assert_eq!(result["status"], "FAILED", "{name}: {result}");
         assert_eq!(
@@ -454,7 +454,7 @@ async fn a_failed_execution_is_named_by_the_handlers_error() {
     ] {
         calls.lock().unwrap().clear();
         let result = runner
-            .run(
+            .run_with(
                 "remediate-deployment",
                 deployment,
                 &deployment_request("rollback", deployment),
@@ -480,7 +480,7 @@ async fn a_failed_execution_is_named_by_the_handlers_error() {
 
     // A refusal keeps its own Fail state and name.
     let result = runner
-        .run(
+        .run_with(
             "remediate-deployment",
             "cooldown",
             &deployment_request("rollback", "cooldown"),
@@ -584,7 +584,7 @@ async fn a_routine_refusal_succeeds_and_others_still_fail() {
     ] {
         calls.lock().unwrap().clear();
         let result = runner
-            .run(
+            .run_with(
                 "remediate-deployment",
                 deployment,
                 &alarm_pause(deployment),
@@ -619,7 +619,7 @@ async fn a_routine_refusal_succeeds_and_others_still_fail() {
 
     calls.lock().unwrap().clear();
     let result = runner
-        .run(
+        .run_with(
             "remediate-deployment",
             "opted-out",
             &alarm_pause("opted-out"),
@@ -683,7 +683,7 @@ async fn an_approved_rollback_names_the_approver_in_its_request() {
     let mut input = deployment_request("rollback", "approved");
     input["approval"] = json!(true);
     let result = runner
-        .run(
+        .run_with(
             "remediate-deployment",
             "approved-rollback",
             &input,
@@ -733,7 +733,7 @@ async fn an_approved_rollback_names_the_approver_in_its_request() {
     // A pause freezes the rollout; the approved rollback names its approver.
     calls.lock().unwrap().clear();
     let result = runner
-        .run(
+        .run_with(
             "remediate-deployment",
             "approved-freeze",
             &deployment_request("pause", "frozen"),
@@ -775,7 +775,7 @@ async fn an_approved_rollback_names_the_approver_in_its_request() {
     let mut input = deployment_request("restart", "restarted");
     input["approval"] = json!(true);
     runner
-        .run(
+        .run_with(
             "remediate-deployment",
             "approved-restart",
             &input,
@@ -811,7 +811,7 @@ async fn a_refused_preview_asks_nobody() {
     let mut input = deployment_request("rollback", "cooldown");
     input["approval"] = json!(true);
     let result = runner
-        .run(
+        .run_with(
             "remediate-deployment",
             "refused-preview",
             &input,
@@ -874,7 +874,7 @@ async fn the_rollout_watch_loops_only_while_the_budget_lasts() {
     let knobs = json!({"VerifyIntervalSeconds": "0", "VerifyTimeoutSeconds": "120"});
 
     let r = runner
-        .run(
+        .run_with(
             "remediate-deployment",
             "watch-slow",
             &deployment_request("rollback", "slow"),
@@ -925,7 +925,7 @@ async fn the_rollout_watch_loops_only_while_the_budget_lasts() {
 
     calls.lock().unwrap().clear();
     let r = runner
-        .run(
+        .run_with(
             "remediate-deployment",
             "watch-stuck",
             &deployment_request("rollback", "stuck"),

@@ -46,11 +46,11 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams, Patch, PatchParams};
-use selfheal_tests::asl::Runner;
+use selfheal_tests::asl::{Runner, find_node};
 use selfheal_tests::emulator::Emulator;
 use selfheal_tests::tools::{
-    Moto, build_workspace_bins, cargo_lambda_binary, file_tool, free_port, http_request,
-    kill_group, tool_or_skip, workspace_root, xml_text,
+    Moto, build_workspace_bins, cargo_lambda_binary, free_port, http_request, kill_group,
+    tool_or_skip, workspace_root, xml_text,
 };
 use selfheal_testserver::{ControllerConfig, TestServer, fixtures};
 use serde_json::{Value, json};
@@ -88,11 +88,7 @@ struct Tools {
 
 fn find_tools() -> Result<Tools, String> {
     let root = workspace_root();
-    let node = which("node").ok_or("node not found on PATH (Debian nodejs)")?;
-    file_tool(
-        root.join("tests/asl/node_modules/aws-local-stepfunctions/package.json"),
-        "scripts/deps/56-asl-runner.sh",
-    )?;
+    let node = find_node()?;
     let alertmanager = [
         root.join(".tools/bin/alertmanager"),
         PathBuf::from("/usr/bin/prometheus-alertmanager"),
@@ -106,14 +102,6 @@ fn find_tools() -> Result<Tools, String> {
         moto: Moto::binary()?,
         node,
         alertmanager,
-    })
-}
-
-fn which(name: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|p| p.join(name))
-            .find(|p| p.is_file())
     })
 }
 

@@ -909,6 +909,7 @@ impl Mutations {
                 deployment: deployment_name,
                 pod,
                 container: r.container.as_ref().map(Text::get),
+                ..Target::default()
             },
             reason: r.reason.clone(),
             dry_run: r.dry_run,

@@ -21,6 +21,6 @@ pub use error_type::ErrorType;
 pub use evidence::{ContainerEvidence, Verdict};
 pub use model::{
     Action, AlarmRef, ApprovedBy, Change, GitopsManager, Guard, OutcomeStatus, RemediationOutcome,
-    RemediationRequest, RevisionInfo, Scope, Target, ValidRequest, Workload,
+    RemediationRequest, RevisionInfo, Scope, Target, ValidRequest, Workload, WorkloadKind,
 };
 pub use rollout::{RolloutState, RolloutStatus};

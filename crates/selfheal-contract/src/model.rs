@@ -55,8 +55,9 @@ pub enum Scope {
     Template,
 }
 
-/// The Deployment to act on. Names either a `deployment` or a `pod` (resolved
-/// to its owning Deployment through ownerReferences before planning).
+/// The workload to act on. Names exactly one of a `deployment`, a
+/// `statefulSet`, a `daemonSet` or a `pod` (resolved to the workload that
+/// owns it through ownerReferences before planning).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Target {
@@ -65,6 +66,10 @@ pub struct Target {
     pub namespace: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deployment: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stateful_set: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub daemon_set: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -171,8 +176,9 @@ impl RemediationRequest {
         ValidRequest::from_json(text).map(ValidRequest::into_inner)
     }
 
-    /// Checks serde cannot express: exactly one of deployment/pod, non-empty
-    /// names, `toRevision` only with a template-scope rollback.
+    /// Checks serde cannot express: exactly one of deployment / statefulSet /
+    /// daemonSet / pod, non-empty names, `toRevision` only with a
+    /// template-scope rollback.
     pub fn validate(&self) -> Result<(), Error> {
         let t = &self.target;
         if t.namespace.trim().is_empty() {
@@ -180,31 +186,35 @@ impl RemediationRequest {
                 "target.namespace must not be empty".into(),
             ));
         }
-        match (&t.deployment, &t.pod) {
-            (None, None) => Err(Error::InvalidRequest(
-                "target needs either `deployment` or `pod`".into(),
+        let named: Vec<(&str, &str)> = t
+            .workload_fields()
+            .into_iter()
+            .filter_map(|(field, name)| Some((field, name?)))
+            .collect();
+        let (field, name) = match named.as_slice() {
+            [] => Err(Error::InvalidRequest(
+                "target needs one of `deployment`, `statefulSet`, `daemonSet` or `pod`".into(),
             )),
-            (Some(_), Some(_)) => Err(Error::InvalidRequest(
-                "target names both `deployment` and `pod`; give one".into(),
-            )),
-            (Some(d), None) if d.trim().is_empty() => Err(Error::InvalidRequest(
-                "target.deployment must not be empty".into(),
-            )),
-            (None, Some(p)) if p.trim().is_empty() => {
-                Err(Error::InvalidRequest("target.pod must not be empty".into()))
+            [(field, name)] if name.trim().is_empty() => Err(Error::InvalidRequest(format!(
+                "target.{field} must not be empty"
+            ))),
+            [one] => Ok(*one),
+            [(a, _), (b, _)] => Err(Error::InvalidRequest(format!(
+                "target names both `{a}` and `{b}`; give one"
+            ))),
+            [first @ .., (last, _)] => {
+                let first: Vec<String> = first.iter().map(|(f, _)| format!("`{f}`")).collect();
+                Err(Error::InvalidRequest(format!(
+                    "target names {} and `{last}`; give one",
+                    first.join(", ")
+                )))
             }
-            _ => Ok(()),
         }?;
         if let Some(cluster) = &t.cluster {
             crate::cluster::ClusterRef::parse(cluster)?;
         }
         names::check("target.namespace", &t.namespace, names::Rule::Label)?;
-        if let Some(d) = &t.deployment {
-            names::check("target.deployment", d, names::Rule::Subdomain)?;
-        }
-        if let Some(p) = &t.pod {
-            names::check("target.pod", p, names::Rule::Subdomain)?;
-        }
+        names::check(&format!("target.{field}"), name, names::Rule::Subdomain)?;
         if let Some(c) = &t.container {
             if c.trim().is_empty() {
                 return Err(Error::InvalidRequest(
@@ -225,24 +235,166 @@ impl RemediationRequest {
 }
 
 impl Target {
-    /// What the target names: its `deployment` when that is not blank, else
-    /// its `pod` when that is not blank. An outcome names both (the pod it
-    /// was asked about and the Deployment acted on); the Deployment wins.
+    /// What the target names: its workload (`deployment`, `statefulSet` or
+    /// `daemonSet`) when one is not blank, else its `pod` when that is not
+    /// blank. An outcome names both (the pod it was asked about and the
+    /// workload acted on); the workload wins.
     pub fn workload(&self) -> Option<Workload<'_>> {
         fn named(name: &Option<String>) -> Option<&str> {
             name.as_deref().filter(|n| !n.trim().is_empty())
         }
-        named(&self.deployment)
-            .map(Workload::Deployment)
+        WorkloadKind::ALL
+            .into_iter()
+            .find_map(|kind| named(self.workload_name_field(kind)).map(|n| Workload::of(kind, n)))
             .or_else(|| named(&self.pod).map(Workload::Pod))
+    }
+
+    /// The workload the target names and its kind, not blank; `None` for a
+    /// target that names only a pod.
+    pub fn workload_kind(&self) -> Option<WorkloadKind> {
+        self.workload().and_then(|w| w.kind())
+    }
+
+    /// The name the target gives for `kind` (`deployment`, `statefulSet` or
+    /// `daemonSet`), as given.
+    pub fn workload_name(&self, kind: WorkloadKind) -> Option<&str> {
+        self.workload_name_field(kind).as_deref()
+    }
+
+    fn workload_name_field(&self, kind: WorkloadKind) -> &Option<String> {
+        match kind {
+            WorkloadKind::Deployment => &self.deployment,
+            WorkloadKind::StatefulSet => &self.stateful_set,
+            WorkloadKind::DaemonSet => &self.daemon_set,
+        }
+    }
+
+    /// Name the workload acted on: `kind`'s field is set to `name` and the
+    /// other kinds' fields are cleared; `pod` stays, so an outcome of a pod
+    /// target names the pod and the workload it resolved to.
+    pub fn set_workload(&mut self, kind: WorkloadKind, name: &str) {
+        for other in WorkloadKind::ALL {
+            let field = match other {
+                WorkloadKind::Deployment => &mut self.deployment,
+                WorkloadKind::StatefulSet => &mut self.stateful_set,
+                WorkloadKind::DaemonSet => &mut self.daemon_set,
+            };
+            *field = (other == kind).then(|| name.to_owned());
+        }
+    }
+
+    /// `(request field, name)` of the four fields of which exactly one is set.
+    fn workload_fields(&self) -> [(&'static str, Option<&str>); 4] {
+        let [d, s, ds] = WorkloadKind::ALL.map(|k| (k.field(), self.workload_name(k)));
+        [d, s, ds, ("pod", self.pod.as_deref())]
     }
 }
 
-/// The object a target names, before a pod is resolved to its Deployment.
+/// The object a target names, before a pod is resolved to its workload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Workload<'a> {
     Deployment(&'a str),
+    StatefulSet(&'a str),
+    DaemonSet(&'a str),
     Pod(&'a str),
+}
+
+impl<'a> Workload<'a> {
+    /// The workload of `kind` named `name`.
+    pub fn of(kind: WorkloadKind, name: &'a str) -> Self {
+        match kind {
+            WorkloadKind::Deployment => Workload::Deployment(name),
+            WorkloadKind::StatefulSet => Workload::StatefulSet(name),
+            WorkloadKind::DaemonSet => Workload::DaemonSet(name),
+        }
+    }
+
+    /// The kind, `None` for a pod (its owner decides).
+    pub fn kind(self) -> Option<WorkloadKind> {
+        match self {
+            Workload::Deployment(_) => Some(WorkloadKind::Deployment),
+            Workload::StatefulSet(_) => Some(WorkloadKind::StatefulSet),
+            Workload::DaemonSet(_) => Some(WorkloadKind::DaemonSet),
+            Workload::Pod(_) => None,
+        }
+    }
+
+    /// The object's name.
+    pub fn name(self) -> &'a str {
+        match self {
+            Workload::Deployment(n)
+            | Workload::StatefulSet(n)
+            | Workload::DaemonSet(n)
+            | Workload::Pod(n) => n,
+        }
+    }
+}
+
+/// The `apps/v1` workload kinds selfheal acts on. Each keeps its pod
+/// templates' history its own way (ReplicaSets for a Deployment,
+/// ControllerRevisions for the others; docs/kubectl-semantics.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum WorkloadKind {
+    Deployment,
+    StatefulSet,
+    DaemonSet,
+}
+
+impl WorkloadKind {
+    /// Every kind, in the order a target's fields are read.
+    pub const ALL: [WorkloadKind; 3] = [
+        WorkloadKind::Deployment,
+        WorkloadKind::StatefulSet,
+        WorkloadKind::DaemonSet,
+    ];
+
+    /// The API kind: `Deployment`, `StatefulSet`, `DaemonSet`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkloadKind::Deployment => "Deployment",
+            WorkloadKind::StatefulSet => "StatefulSet",
+            WorkloadKind::DaemonSet => "DaemonSet",
+        }
+    }
+
+    /// The resource's plural in URL paths and RBAC rules.
+    pub fn plural(self) -> &'static str {
+        match self {
+            WorkloadKind::Deployment => "deployments",
+            WorkloadKind::StatefulSet => "statefulsets",
+            WorkloadKind::DaemonSet => "daemonsets",
+        }
+    }
+
+    /// The lowercase singular kubectl uses in `kind/name` and in messages
+    /// (`deployment`, `statefulset`, `daemonset`).
+    pub fn noun(self) -> &'static str {
+        match self {
+            WorkloadKind::Deployment => "deployment",
+            WorkloadKind::StatefulSet => "statefulset",
+            WorkloadKind::DaemonSet => "daemonset",
+        }
+    }
+
+    /// The request's `target` field that names this kind.
+    pub fn field(self) -> &'static str {
+        match self {
+            WorkloadKind::Deployment => "deployment",
+            WorkloadKind::StatefulSet => "statefulSet",
+            WorkloadKind::DaemonSet => "daemonSet",
+        }
+    }
+
+    /// The kind an ownerReference's `kind` names, if selfheal acts on it.
+    pub fn from_kind(kind: &str) -> Option<Self> {
+        WorkloadKind::ALL.into_iter().find(|k| k.as_str() == kind)
+    }
+}
+
+impl std::fmt::Display for WorkloadKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// A [`RemediationRequest`] that passed [`RemediationRequest::validate`].
@@ -277,7 +429,7 @@ impl ValidRequest {
         self.0
     }
 
-    /// The Deployment or pod the request names: exactly one, not blank.
+    /// The workload or pod the request names: exactly one, not blank.
     pub fn workload(&self) -> Workload<'_> {
         // `new` refuses a target naming neither, so the fallback is never taken.
         self.0.target.workload().unwrap_or(Workload::Deployment(""))
@@ -299,12 +451,22 @@ impl ValidRequest {
     }
 
     /// The same request aimed at `deployment`, the Deployment a pod target
-    /// resolved to. The name comes from the API server's ownerReferences and
-    /// reaches URL paths, so it passes the same name check as a requested one.
+    /// resolved to ([`ValidRequest::for_workload`]).
     pub fn for_deployment(&self, deployment: &str) -> Result<Self, Error> {
-        names::check("target.deployment", deployment, names::Rule::Subdomain)?;
+        self.for_workload(WorkloadKind::Deployment, deployment)
+    }
+
+    /// The same request aimed at the workload a pod target resolved to. The
+    /// name comes from the API server's ownerReferences and reaches URL
+    /// paths, so it passes the same name check as a requested one.
+    pub fn for_workload(&self, kind: WorkloadKind, name: &str) -> Result<Self, Error> {
+        names::check(
+            &format!("target.{}", kind.field()),
+            name,
+            names::Rule::Subdomain,
+        )?;
         let mut request = self.0.clone();
-        request.target.deployment = Some(deployment.to_owned());
+        request.target.set_workload(kind, name);
         request.target.pod = None;
         Ok(ValidRequest(request))
     }
@@ -611,13 +773,141 @@ mod tests {
         let m = message(r#"{"action":"pause","target":{"namespace":"shop"}}"#);
         assert_eq!(
             m,
-            "invalid remediation request: target needs either `deployment` or `pod`"
+            "invalid remediation request: target needs one of `deployment`, `statefulSet`, `daemonSet` or `pod`"
         );
         let m = message(r#"{"action":"pause","target":{"namespace":" ","deployment":"checkout"}}"#);
         assert!(m.contains("target.namespace must not be empty"), "{m}");
         assert!(
             parse(r#"{"action":"pause","target":{"namespace":"shop","pod":"checkout-1"}}"#).is_ok()
         );
+    }
+
+    #[test]
+    fn target_names_exactly_one_workload_of_any_kind() {
+        let req = |target: &str| {
+            format!(r#"{{"action":"pause","target":{{"namespace":"data",{target}}}}}"#)
+        };
+        let sts = parse(&req(r#""statefulSet":"postgres""#)).unwrap();
+        assert_eq!(
+            sts.target.workload(),
+            Some(Workload::StatefulSet("postgres"))
+        );
+        assert_eq!(sts.target.workload_kind(), Some(WorkloadKind::StatefulSet));
+        let ds = parse(&req(r#""daemonSet":"fluent-bit""#)).unwrap();
+        assert_eq!(
+            ds.target.workload(),
+            Some(Workload::DaemonSet("fluent-bit"))
+        );
+        assert_eq!(
+            serde_json::to_value(&ds.target).unwrap(),
+            serde_json::json!({"namespace": "data", "daemonSet": "fluent-bit"})
+        );
+        for (target, expected) in [
+            (
+                r#""statefulSet":"postgres","daemonSet":"fluent-bit""#,
+                "target names both `statefulSet` and `daemonSet`; give one",
+            ),
+            (
+                r#""deployment":"api","statefulSet":"postgres","pod":"api-1""#,
+                "target names `deployment`, `statefulSet` and `pod`; give one",
+            ),
+            (
+                r#""statefulSet":" ""#,
+                "target.statefulSet must not be empty",
+            ),
+            (r#""daemonSet":"""#, "target.daemonSet must not be empty"),
+        ] {
+            assert_eq!(
+                message(&req(target)),
+                format!("invalid remediation request: {expected}"),
+                "{target}"
+            );
+        }
+        let m = message(&req(r#""statefulSet":"Postgres""#));
+        assert!(
+            m.contains("target.statefulSet \"Postgres\" is not a valid Kubernetes name"),
+            "{m}"
+        );
+        let m = message(&req(r#""daemonSet":"ds/x""#));
+        assert!(m.contains("target.daemonSet \"ds/x\""), "{m}");
+        let m = message(&req(r#""statefulset":"postgres""#));
+        assert!(m.contains("unknown field `statefulset`"), "{m}");
+    }
+
+    #[test]
+    fn a_resolved_pod_target_names_the_pod_and_the_workload_of_its_kind() {
+        let request = ValidRequest::from_json(
+            r#"{"action":"restart","target":{"namespace":"data","pod":"postgres-0"}}"#,
+        )
+        .unwrap();
+        assert_eq!(request.workload(), Workload::Pod("postgres-0"));
+        assert_eq!(request.workload().kind(), None);
+        let planned = request
+            .for_workload(WorkloadKind::StatefulSet, "postgres")
+            .unwrap();
+        assert_eq!(planned.workload(), Workload::StatefulSet("postgres"));
+        assert_eq!(planned.target.pod, None);
+        let mut outcome_target = request.target.clone();
+        outcome_target.set_workload(WorkloadKind::StatefulSet, "postgres");
+        assert_eq!(
+            serde_json::to_value(&outcome_target).unwrap(),
+            serde_json::json!({"namespace": "data", "statefulSet": "postgres", "pod": "postgres-0"})
+        );
+        outcome_target.set_workload(WorkloadKind::DaemonSet, "agent");
+        assert_eq!(
+            (
+                outcome_target.stateful_set.as_deref(),
+                outcome_target.daemon_set.as_deref()
+            ),
+            (None, Some("agent")),
+            "one kind at a time"
+        );
+        let m = request
+            .for_workload(WorkloadKind::DaemonSet, "../x")
+            .unwrap_err()
+            .to_string();
+        assert!(m.contains("target.daemonSet \"../x\""), "{m}");
+    }
+
+    #[test]
+    fn every_example_request_parses_and_names_one_workload() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/requests");
+        let mut kinds = std::collections::BTreeSet::new();
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let text = std::fs::read_to_string(&path).unwrap();
+            let request = ValidRequest::from_json(&text)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            kinds.insert(request.workload().kind());
+        }
+        let every_kind: std::collections::BTreeSet<_> = WorkloadKind::ALL
+            .into_iter()
+            .map(Some)
+            .chain([None])
+            .collect();
+        assert_eq!(kinds, every_kind, "one example per kind, and a pod target");
+    }
+
+    #[test]
+    fn workload_kinds_name_their_api_kind_resource_and_field() {
+        let table: Vec<_> = WorkloadKind::ALL
+            .into_iter()
+            .map(|k| (k.as_str(), k.plural(), k.noun(), k.field()))
+            .collect();
+        assert_eq!(
+            table,
+            [
+                ("Deployment", "deployments", "deployment", "deployment"),
+                ("StatefulSet", "statefulsets", "statefulset", "statefulSet"),
+                ("DaemonSet", "daemonsets", "daemonset", "daemonSet"),
+            ]
+        );
+        for kind in WorkloadKind::ALL {
+            assert_eq!(WorkloadKind::from_kind(kind.as_str()), Some(kind));
+            assert_eq!(Workload::of(kind, "x").kind(), Some(kind));
+            assert_eq!(Workload::of(kind, "x").name(), "x");
+        }
+        assert_eq!(WorkloadKind::from_kind("ReplicaSet"), None);
     }
 
     #[test]

@@ -28,7 +28,7 @@ pub use error::{Error, Malformed, decode, decode_str};
 pub use evidence::{ContainerEvidence, Verdict};
 pub use model::{
     Action, AlarmRef, ApprovedBy, Change, GitopsManager, Guard, OutcomeStatus, RemediationOutcome,
-    RemediationRequest, RevisionInfo, Scope, Target, ValidRequest, Workload,
+    RemediationRequest, RevisionInfo, Scope, Target, ValidRequest, Workload, WorkloadKind,
 };
 pub use plan::{Decision, Plan, PlanInput, decide, needs_pods, needs_replica_sets};
 pub use policy::{POLICY_VARIABLES, Policy};

@@ -166,6 +166,7 @@ pub fn resolve(
         deployment,
         pod,
         container: d.container.clone().or_else(|| found.container.clone()),
+        ..Target::default()
     };
     check_target(&target)?;
     if !defaults.allow_cross_namespace {
@@ -266,6 +267,7 @@ mod tests {
                 deployment: None,
                 pod: Some("d-pod".into()),
                 container: Some("dim-c".into()),
+                ..Target::default()
             }
         );
     }

@@ -100,6 +100,7 @@ fn deployment_target(
         deployment: Some(deployment.into()),
         pod: None,
         container: container.map(Into::into),
+        ..Target::default()
     }
 }
 
@@ -709,6 +710,7 @@ fn grouped_notification_with_mixed_alerts() {
             deployment: None,
             pod: Some("web-5d8f7c-x2x9q".into()),
             container: Some("nginx".into()),
+            ..Target::default()
         }
     );
     assert!(pod.execution_name.starts_with("rollback-web-5d8f7c-x2x9q-"));

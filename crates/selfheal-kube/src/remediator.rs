@@ -496,7 +496,19 @@ impl Remediator {
                 let owner = pod_owner(&self.client, namespace, pod).await?;
                 Ok((owner.deployment, Some(owner.pod)))
             }
+            Workload::StatefulSet(_) | Workload::DaemonSet(_) => Err(unsupported(workload)),
         }
+    }
+}
+
+/// A StatefulSet or DaemonSet target, which this adapter does not act on yet.
+fn unsupported(workload: Workload<'_>) -> Error {
+    let kind = workload.kind().map_or("pod", |k| k.as_str());
+    Error::InvalidRequest {
+        source: selfheal_core::Error::InvalidRequest(format!(
+            "{kind} {:?}: this adapter acts on Deployments only",
+            workload.name()
+        )),
     }
 }
 

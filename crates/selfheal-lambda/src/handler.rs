@@ -260,7 +260,8 @@ pub async fn handle_verify(
     let (deployment, status) =
         on_cluster(state, cluster.as_deref(), None, |remediator| async move {
             let workload = workload.ok_or_else(|| HandlerError::InvalidRequest {
-                reason: "target needs either `deployment` or `pod`".into(),
+                reason: "target needs one of `deployment`, `statefulSet`, `daemonSet` or `pod`"
+                    .into(),
             })?;
             let (deployment, _) = remediator.resolve(namespace, workload).await?;
             let status = remediator

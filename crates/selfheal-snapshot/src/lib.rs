@@ -249,6 +249,15 @@ impl Snapshot {
         let (name, pod) = match request.workload() {
             Workload::Deployment(name) => (name.to_owned(), None),
             Workload::Pod(pod) => (self.resolve_pod(&namespace, pod)?, Some(pod.to_owned())),
+            workload @ (Workload::StatefulSet(_) | Workload::DaemonSet(_)) => {
+                return Err(Error::Request {
+                    source: selfheal_core::Error::InvalidRequest(format!(
+                        "{} {:?}: snapshots hold Deployments only",
+                        workload.kind().map_or("pod", |k| k.as_str()),
+                        workload.name()
+                    )),
+                });
+            }
         };
         // The core plans for a Deployment target; the outcome gets the pod back.
         let planned = match pod {

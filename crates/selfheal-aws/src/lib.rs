@@ -49,6 +49,22 @@ pub async fn get_decrypted_parameter(
         .await
 }
 
+/// GetSecretValue of `id`: how the webhook secret (ingest) and the Slack
+/// webhook URL (notify) are read from Secrets Manager. Behind the
+/// `secrets-manager` feature, so the action functions do not link that SDK.
+#[cfg(feature = "secrets-manager")]
+pub async fn get_secret_value(
+    secrets: &aws_sdk_secretsmanager::Client,
+    id: &str,
+) -> Result<
+    aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueOutput,
+    aws_sdk_secretsmanager::error::SdkError<
+        aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueError,
+    >,
+> {
+    secrets.get_secret_value().secret_id(id).send().await
+}
+
 /// Why this crate's shared AWS pieces failed.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

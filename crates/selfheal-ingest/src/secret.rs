@@ -263,13 +263,7 @@ impl WebhookSecret {
                 let store = "SSM parameter";
                 let output = selfheal_aws::get_decrypted_parameter(client, name)
                     .await
-                    .map_err(|e| Error::SecretUnavailable {
-                        store,
-                        id: name.clone(),
-                        source: aws_sdk_ssm::error::DisplayErrorContext(e)
-                            .to_string()
-                            .into(),
-                    })?;
+                    .map_err(|e| unavailable(store, name, e))?;
                 // The issue asks for a SecureString (encrypted at rest, and
                 // readable only with kms:Decrypt): refuse a plain String or
                 // StringList holding the webhook secret.
@@ -288,27 +282,14 @@ impl WebhookSecret {
                     .parameter()
                     .and_then(|p| p.value())
                     .map(|v| SecretString::from(v.to_owned()))
-                    .ok_or_else(|| Error::SecretUnusable {
-                        store,
-                        id: name.clone(),
-                        problem: "has no value",
-                    })?;
+                    .ok_or_else(|| unusable(store, name, "has no value"))?;
                 (store, name.clone(), value)
             }
             (SecretSource::SecretsManager { id }, _, Some(client)) => {
                 let store = "Secrets Manager secret";
-                let output = client
-                    .get_secret_value()
-                    .secret_id(id)
-                    .send()
+                let output = selfheal_aws::get_secret_value(client, id)
                     .await
-                    .map_err(|e| Error::SecretUnavailable {
-                        store,
-                        id: id.clone(),
-                        source: aws_sdk_secretsmanager::error::DisplayErrorContext(e)
-                            .to_string()
-                            .into(),
-                    })?;
+                    .map_err(|e| unavailable(store, id, e))?;
                 let text = match (output.secret_string(), output.secret_binary()) {
                     (Some(text), _) => Some(text.to_owned()),
                     (None, Some(blob)) => String::from_utf8(blob.as_ref().to_vec()).ok(),
@@ -316,11 +297,7 @@ impl WebhookSecret {
                 };
                 let value = text
                     .map(SecretString::from)
-                    .ok_or_else(|| Error::SecretUnusable {
-                        store,
-                        id: id.clone(),
-                        problem: "has no text value",
-                    })?;
+                    .ok_or_else(|| unusable(store, id, "has no text value"))?;
                 (store, id.clone(), value)
             }
             // `new` builds the client each source needs; reaching this means
@@ -336,15 +313,24 @@ impl WebhookSecret {
         // Secrets pasted from files often end in a newline; a bearer token never does.
         let trimmed = value.expose_secret().trim();
         if trimmed.is_empty() {
-            return Err(Error::SecretUnusable {
-                store,
-                id,
-                problem: "is empty",
-            });
+            return Err(unusable(store, &id, "is empty"));
         }
         tracing::info!(store, id = %id, "webhook secret loaded");
         Ok(fingerprint(trimmed.as_bytes()))
     }
+}
+
+/// The store gave no answer (retryable): the SDK error with its context.
+fn unavailable(store: &'static str, id: &str, error: impl std::error::Error) -> Error {
+    let source = aws_sdk_ssm::error::DisplayErrorContext(error).to_string();
+    let (id, source) = (id.to_owned(), source.into());
+    Error::SecretUnavailable { store, id, source }
+}
+
+/// The store answered, but with nothing usable as the secret.
+fn unusable(store: &'static str, id: &str, problem: &'static str) -> Error {
+    let id = id.to_owned();
+    Error::SecretUnusable { store, id, problem }
 }
 
 fn fingerprint(bytes: &[u8]) -> Fingerprint {
@@ -378,23 +364,16 @@ mod tests {
     #[tokio::test]
     async fn verify_accepts_only_the_secret() {
         let secret = WebhookSecret::from_value("s3cret\n");
-        assert_eq!(
-            secret.verify(Some(b"Bearer s3cret")).await.unwrap(),
-            Verdict::Accepted
-        );
-        assert_eq!(
-            secret.verify(Some(b"Bearer s3cret2")).await.unwrap(),
-            Verdict::Wrong
-        );
-        assert_eq!(
-            secret.verify(Some(b"Bearer s3cre")).await.unwrap(),
-            Verdict::Wrong
-        );
-        assert_eq!(
-            secret.verify(Some(b"Basic s3cret")).await.unwrap(),
-            Verdict::Missing
-        );
-        assert_eq!(secret.verify(None).await.unwrap(), Verdict::Missing);
+        let cases: [(Option<&[u8]>, Verdict); 5] = [
+            (Some(b"Bearer s3cret"), Verdict::Accepted),
+            (Some(b"Bearer s3cret2"), Verdict::Wrong),
+            (Some(b"Bearer s3cre"), Verdict::Wrong),
+            (Some(b"Basic s3cret"), Verdict::Missing),
+            (None, Verdict::Missing),
+        ];
+        for (header, verdict) in cases {
+            assert_eq!(secret.verify(header).await.unwrap(), verdict, "{header:?}");
+        }
         assert_eq!(
             WebhookSecret::disabled()
                 .verify(Some(b"Bearer s3cret"))
@@ -503,6 +482,14 @@ mod tests {
         assert!(cache.fresh(t0).is_none());
     }
 
+    /// What an `Error::SecretUnusable` says is wrong with the secret.
+    fn unusable_problem(err: &Error) -> Option<&'static str> {
+        match err {
+            Error::SecretUnusable { problem, .. } => Some(problem),
+            _ => None,
+        }
+    }
+
     #[tokio::test]
     async fn verify_answers_a_recent_failure_without_fetching() {
         // No client: every fetch fails with "is not set". A failure planted
@@ -515,31 +502,13 @@ mod tests {
         // Expired: the store is asked again (here: fails for the missing client).
         let secret = secret.with_failure_ttl(Duration::ZERO);
         let err = secret.verify(Some(b"Bearer x")).await.unwrap_err();
-        assert!(
-            matches!(
-                err,
-                Error::SecretUnusable {
-                    problem: "is not set",
-                    ..
-                }
-            ),
-            "{err}"
-        );
+        assert_eq!(unusable_problem(&err), Some("is not set"), "{err}");
     }
 
     #[tokio::test]
     async fn empty_secret_is_refused_not_matched() {
         let secret = WebhookSecret::from_value("  ");
         let err = secret.verify(Some(b"Bearer x")).await.unwrap_err();
-        assert!(
-            matches!(
-                err,
-                Error::SecretUnusable {
-                    problem: "is empty",
-                    ..
-                }
-            ),
-            "{err}"
-        );
+        assert_eq!(unusable_problem(&err), Some("is empty"), "{err}");
     }
 }

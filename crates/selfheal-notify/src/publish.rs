@@ -232,10 +232,8 @@ impl Notifier {
         let url = match &config.slack {
             SlackSource::None => None,
             SlackSource::Secret(id) => {
-                let out = aws_sdk_secretsmanager::Client::new(sdk)
-                    .get_secret_value()
-                    .secret_id(id)
-                    .send()
+                let secrets = aws_sdk_secretsmanager::Client::new(sdk);
+                let out = selfheal_aws::get_secret_value(&secrets, id)
                     .await
                     .map_err(|e| aws_error("secretsmanager:GetSecretValue", e))?;
                 Some(out.secret_string().unwrap_or_default().trim().to_owned())

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Offline `cdk synth` of the CDK alternative, then scripts/check-synth.mjs on
-# the result. Needs `scripts/deps/55-cdk.sh` (npm ci) to have run.
+# the result; the workload-account app too (scripts/check-workload.mjs). Needs
+# `scripts/deps/55-cdk.sh` (npm ci) to have run.
 #
 # Function code: cargo-lambda's `target/lambda/<fn>/bootstrap` when every
 # function has been built; otherwise a placeholder folder with an empty
@@ -47,13 +48,20 @@ rm -rf "$out"
 (cd "$app" && "$cdk" synth --no-notices --quiet -c assetDir="$asset_dir" --output "$out")
 node "$app/scripts/check-synth.mjs" "$out" Selfheal
 
+# The workload-account stack (bin/workload-account.ts), an app of its own:
+# the same template as deploy/workload-account.yaml, or the check fails.
+workload="$out/workload"
+(cd "$app" && "$cdk" synth --no-notices --quiet --app "node dist/bin/workload-account.js" --output "$workload")
+node "$app/scripts/check-workload.mjs" "$workload" SelfhealWorkloadAccount
+
 # The synthesized template through cfn-lint too (installed by scripts/deps/50-validators.sh).
 # W3005 (a DependsOn that a GetAtt already implies) is how CDK always writes
 # a function's dependency on its role's policy; everything else must be clean.
 cfn_lint="$root/.venv/bin/cfn-lint"
 if [ -x "$cfn_lint" ]; then
     "$cfn_lint" --ignore-checks W3005 -- "$out/Selfheal.template.json"
-    echo "check-cdk: cfn-lint clean on the synthesized template" >&2
+    "$cfn_lint" -- "$workload/SelfhealWorkloadAccount.template.json"
+    echo "check-cdk: cfn-lint clean on the synthesized templates" >&2
 else
     echo "check-cdk: $cfn_lint not installed; skipped cfn-lint of the synthesized template" >&2
 fi

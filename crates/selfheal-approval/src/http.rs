@@ -442,7 +442,7 @@ pub(crate) mod tests {
 
     use super::*;
     use crate::mint;
-    use crate::tests::{FakeCallback, MemoryStore, id_of, param_of, t};
+    use crate::tests::{MemoryStore, id_of, param_of, setup, t};
 
     fn get(path: &str, query: &str) -> HttpRequest {
         parse_event(&json!({"rawPath": path, "rawQueryString": query,
@@ -462,9 +462,7 @@ pub(crate) mod tests {
 
     #[tokio::test]
     async fn get_confirms_without_deciding_then_post_decides_once() {
-        let store = MemoryStore::default();
-        let cb = FakeCallback::new(true);
-        let now = t("2026-11-27T10:00:00Z");
+        let (store, cb, now) = setup(true);
         let links = mint(
             &store,
             "https://u",
@@ -512,9 +510,7 @@ pub(crate) mod tests {
     /// confirmed and decided like any other, and its record goes.
     #[tokio::test]
     async fn a_scoped_link_confirms_and_decides() {
-        let store = MemoryStore::default();
-        let cb = FakeCallback::new(true);
-        let now = t("2026-11-27T10:00:00Z");
+        let (store, cb, now) = setup(true);
         let scope = crate::DeploymentScope::of(Some("prod"), "shop", "checkout");
         let request = crate::MintRequest {
             base_url: "https://u",
@@ -546,9 +542,7 @@ pub(crate) mod tests {
 
     #[tokio::test]
     async fn expired_link_is_410_on_get_and_post() {
-        let store = MemoryStore::default();
-        let cb = FakeCallback::new(true);
-        let now = t("2026-11-27T10:00:00Z");
+        let (store, cb, now) = setup(true);
         let links = mint(&store, "https://u", now, 5, "TOK", "arn:e", "s")
             .await
             .unwrap();
@@ -570,9 +564,7 @@ pub(crate) mod tests {
 
     #[tokio::test]
     async fn bad_requests_get_clear_statuses() {
-        let store = MemoryStore::default();
-        let cb = FakeCallback::new(true);
-        let now = t("2026-11-27T10:00:00Z");
+        let (store, cb, now) = setup(true);
         let id = "c".repeat(43);
         let cases = [
             (
@@ -644,9 +636,7 @@ pub(crate) mod tests {
     /// POST merged the query string into the form.
     #[tokio::test]
     async fn a_bare_post_of_the_link_decides_nothing() {
-        let store = MemoryStore::default();
-        let cb = FakeCallback::new(true);
-        let now = t("2026-11-27T10:00:00Z");
+        let (store, cb, now) = setup(true);
         let links = minted(&store, now).await;
         for link in [&links.approve_url, &links.deny_url] {
             let query = link.split('?').nth(1).unwrap();
@@ -684,9 +674,7 @@ pub(crate) mod tests {
     /// link with `decision=approve` approved.
     #[tokio::test]
     async fn a_deny_link_cannot_approve() {
-        let store = MemoryStore::default();
-        let cb = FakeCallback::new(true);
-        let now = t("2026-11-27T10:00:00Z");
+        let (store, cb, now) = setup(true);
         let links = minted(&store, now).await;
         let deny_query = links.deny_url.split('?').nth(1).unwrap();
         let forged = deny_query.replace("decision=deny", "decision=approve");
@@ -736,9 +724,7 @@ pub(crate) mod tests {
     /// (denying changes nothing, so the approve link may do it too).
     #[tokio::test]
     async fn an_approve_link_may_also_deny() {
-        let store = MemoryStore::default();
-        let cb = FakeCallback::new(true);
-        let now = t("2026-11-27T10:00:00Z");
+        let (store, cb, now) = setup(true);
         let links = minted(&store, now).await;
         let query = links.approve_url.split('?').nth(1).unwrap();
         let page = handle(&store, &cb, now, &get("/approve", query))
@@ -761,21 +747,24 @@ pub(crate) mod tests {
     /// in what the waiting execution receives.
     #[tokio::test]
     async fn the_decision_names_the_caller() {
-        let store = MemoryStore::default();
-        let cb = FakeCallback::new(true);
-        let now = t("2026-11-27T10:00:00Z");
-        let links = minted(&store, now).await;
-        let form = links.approve_url.split('?').nth(1).unwrap();
-        let r = handle(
-            &store,
-            &cb,
-            now,
-            &post_from("", form, "203.0.113.7", "Mozilla/5.0 (X11)"),
-        )
-        .await
-        .unwrap();
-        assert_eq!(r.status_code, 200, "{}", r.body);
-        let calls = cb.calls.lock().unwrap().clone();
+        let (store, cb, now) = setup(true);
+        // Posts the form of a fresh link, approve or deny, from `ip` and
+        // `agent`; the callback's calls so far.
+        let decide = async |deny: bool, ip: &str, agent: &str| {
+            let links = minted(&store, now).await;
+            let url = if deny {
+                links.deny_url
+            } else {
+                links.approve_url
+            };
+            let form = url.split('?').nth(1).unwrap();
+            let r = handle(&store, &cb, now, &post_from("", form, ip, agent))
+                .await
+                .unwrap();
+            assert_eq!(r.status_code, 200, "{}", r.body);
+            cb.calls.lock().unwrap().clone()
+        };
+        let calls = decide(false, "203.0.113.7", "Mozilla/5.0 (X11)").await;
         let output: Value = serde_json::from_str(&calls[0].2).unwrap();
         assert_eq!(output["decision"], "approve");
         assert_eq!(output["decidedAt"], "2026-11-27T10:00:00Z");
@@ -784,18 +773,7 @@ pub(crate) mod tests {
             json!({"sourceIp": "203.0.113.7", "userAgent": "Mozilla/5.0 (X11)"})
         );
 
-        let links = minted(&store, now).await;
-        let form = links.deny_url.split('?').nth(1).unwrap();
-        let r = handle(
-            &store,
-            &cb,
-            now,
-            &post_from("", form, "2001:db8::1", "curl/8.5.0\n<!channel>"),
-        )
-        .await
-        .unwrap();
-        assert_eq!(r.status_code, 200, "{}", r.body);
-        let calls = cb.calls.lock().unwrap().clone();
+        let calls = decide(true, "2001:db8::1", "curl/8.5.0\n<!channel>").await;
         assert_eq!(calls[1].0, "failure");
         assert_eq!(
             calls[1].2,
@@ -837,9 +815,7 @@ pub(crate) mod tests {
     /// decision, and fits a phone (viewport, no external resource).
     #[tokio::test]
     async fn the_page_shows_the_plan_evidence_alarm_and_expiry() {
-        let store = MemoryStore::default();
-        let cb = FakeCallback::new(true);
-        let now = t("2026-11-27T10:00:00Z");
+        let (store, cb, now) = setup(true);
         let request = crate::MintRequest {
             base_url: "https://u",
             now,

@@ -766,6 +766,13 @@ pub(crate) mod tests {
         s.parse().unwrap()
     }
 
+    /// An empty store, a callback whose task is still waiting (`waiting`)
+    /// or no longer is, and the time the tests mint at.
+    pub fn setup(waiting: bool) -> (MemoryStore, FakeCallback, Timestamp) {
+        let now = t("2026-11-27T10:00:00Z");
+        (MemoryStore::default(), FakeCallback::new(waiting), now)
+    }
+
     /// The links of one approval minted at `now` for a minute.
     pub async fn minted(store: &MemoryStore, now: Timestamp) -> ApprovalLinks {
         mint(store, "https://u", now, 60, "TOK", "arn:e", "s")
@@ -866,9 +873,7 @@ pub(crate) mod tests {
 
     #[tokio::test]
     async fn mint_then_approve_once_then_gone() {
-        let store = MemoryStore::default();
-        let cb = FakeCallback::new(true);
-        let now = t("2026-11-27T10:00:00Z");
+        let (store, cb, now) = setup(true);
         let links = mint(
             &store,
             "https://u/",
@@ -918,9 +923,7 @@ pub(crate) mod tests {
 
     #[tokio::test]
     async fn deny_sends_the_denied_error() {
-        let store = MemoryStore::default();
-        let cb = FakeCallback::new(true);
-        let now = t("2026-11-27T10:00:00Z");
+        let (store, cb, now) = setup(true);
         let links = minted(&store, now).await;
         let id = id_of(&links.deny_url);
         let r = redeem(&store, &cb, now, &id, Decision::Deny).await.unwrap();
@@ -991,9 +994,7 @@ pub(crate) mod tests {
 
     #[tokio::test]
     async fn a_decision_frees_a_place_under_the_cap() {
-        let store = MemoryStore::default();
-        let cb = FakeCallback::new(true);
-        let now = t("2026-11-27T10:00:00Z");
+        let (store, cb, now) = setup(true);
         let first = mint_for(&store, &capped("T1", now, "checkout"))
             .await
             .unwrap();
@@ -1030,9 +1031,7 @@ pub(crate) mod tests {
 
     #[tokio::test]
     async fn expired_links_are_gone_and_consumed() {
-        let store = MemoryStore::default();
-        let cb = FakeCallback::new(true);
-        let now = t("2026-11-27T10:00:00Z");
+        let (store, cb, now) = setup(true);
         let links = minted(&store, now).await;
         let id = id_of(&links.approve_url);
         let later = t("2026-11-27T10:01:00Z");
@@ -1050,9 +1049,7 @@ pub(crate) mod tests {
 
     #[tokio::test]
     async fn a_task_that_stopped_waiting_is_gone() {
-        let store = MemoryStore::default();
-        let cb = FakeCallback::new(false);
-        let now = t("2026-11-27T10:00:00Z");
+        let (store, cb, now) = setup(false);
         let links = minted(&store, now).await;
         let id = id_of(&links.approve_url);
         let r = redeem(&store, &cb, now, &id, Decision::Approve)

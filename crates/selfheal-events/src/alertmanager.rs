@@ -160,6 +160,8 @@ fn build(
         cluster: label("cluster"),
         namespace: label("namespace"),
         deployment: label("deployment"),
+        stateful_set: label("statefulset"),
+        daemon_set: label("daemonset"),
         pod: label("pod"),
         container: label("container"),
     };

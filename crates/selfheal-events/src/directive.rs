@@ -6,11 +6,13 @@ use selfheal_contract::Action;
 use crate::Rejection;
 
 /// Keys a directive may set, in the order the design lists them.
-pub const DIRECTIVE_KEYS: [&str; 8] = [
+pub const DIRECTIVE_KEYS: [&str; 10] = [
     "action",
     "cluster",
     "namespace",
     "deployment",
+    "statefulset",
+    "daemonset",
     "container",
     "pod",
     "dryRun",
@@ -24,6 +26,8 @@ pub struct Directive {
     pub cluster: Option<String>,
     pub namespace: Option<String>,
     pub deployment: Option<String>,
+    pub stateful_set: Option<String>,
+    pub daemon_set: Option<String>,
     pub container: Option<String>,
     pub pod: Option<String>,
     pub dry_run: Option<bool>,
@@ -91,6 +95,8 @@ pub fn parse_pairs(text: &str) -> Result<Directive, Rejection> {
             "cluster" => d.cluster.replace(value.to_owned()).is_some(),
             "namespace" => d.namespace.replace(value.to_owned()).is_some(),
             "deployment" => d.deployment.replace(value.to_owned()).is_some(),
+            "statefulset" => d.stateful_set.replace(value.to_owned()).is_some(),
+            "daemonset" => d.daemon_set.replace(value.to_owned()).is_some(),
             "container" => d.container.replace(value.to_owned()).is_some(),
             "pod" => d.pod.replace(value.to_owned()).is_some(),
             "dryRun" => d.dry_run.replace(parse_bool(key, value)?).is_some(),
@@ -171,11 +177,14 @@ mod tests {
                 namespace: Some("shop".into()),
                 deployment: Some("checkout".into()),
                 container: Some("api".into()),
-                pod: None,
                 dry_run: Some(true),
                 approval: Some(false),
+                ..Directive::default()
             }
         );
+        let d = parse_pairs("statefulset=db daemonset=agent").unwrap();
+        assert_eq!(d.stateful_set.as_deref(), Some("db"));
+        assert_eq!(d.daemon_set.as_deref(), Some("agent"));
     }
 
     #[test]

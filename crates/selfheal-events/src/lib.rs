@@ -537,13 +537,9 @@ fn manual(value: Value) -> Result<NamedRequest, Error> {
     })
 }
 
-/// Deployment, else pod: the readable part of an execution name.
+/// The workload, else the pod: the readable part of an execution name.
 pub(crate) fn workload_name(target: &Target) -> &str {
-    target
-        .deployment
-        .as_deref()
-        .or(target.pod.as_deref())
-        .unwrap_or_default()
+    target.workload().map(|w| w.name()).unwrap_or_default()
 }
 
 /// `value / threshold`, when both make sense (docs/alarms.md §5).

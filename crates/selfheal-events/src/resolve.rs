@@ -2,7 +2,7 @@
 //! carries (dimensions / labels), then configured defaults. An action is
 //! never guessed.
 
-use selfheal_contract::{Action, RemediationRequest, Scope, Target};
+use selfheal_contract::{Action, RemediationRequest, Scope, Target, WorkloadKind};
 
 use crate::directive::Directive;
 use crate::{Defaults, Rejection};
@@ -13,6 +13,10 @@ pub struct Found {
     pub cluster: Option<String>,
     pub namespace: Option<String>,
     pub deployment: Option<String>,
+    /// kube-state-metrics' `statefulset` label.
+    pub stateful_set: Option<String>,
+    /// kube-state-metrics' `daemonset` label.
+    pub daemon_set: Option<String>,
     pub pod: Option<String>,
     pub container: Option<String>,
 }
@@ -131,43 +135,24 @@ pub fn resolve(
             hint: format!("not in a selfheal directive nor in the alarm's {where_found}"),
         })?;
 
-    // The workload is one identity: if the directive names it, lower sources
-    // must not mix in a different deployment or pod.
-    let (deployment, pod) = match (&d.deployment, &d.pod) {
-        (Some(_), Some(_)) => {
-            return Err(Rejection::Directive {
-                problem: "names both `deployment` and `pod`; give one".into(),
-            });
-        }
-        (Some(dep), None) => (Some(dep.clone()), None),
-        (None, Some(pod)) => (None, Some(pod.clone())),
-        // A label set may carry both; the Deployment is what we act on.
-        (None, None) => match (&found.deployment, &found.pod) {
-            (Some(dep), _) => (Some(dep.clone()), None),
-            (None, Some(pod)) => (None, Some(pod.clone())),
-            (None, None) => {
-                return Err(Rejection::MissingField {
-                    field: "target.deployment",
-                    hint: format!(
-                        "no deployment or pod in a selfheal directive nor in the alarm's {where_found}"
-                    ),
-                });
-            }
-        },
+    let named = match named_in_directive(d)? {
+        Some(named) => named,
+        None => named_in_alert(found, where_found)?,
     };
-
-    let target = Target {
+    let mut target = Target {
         cluster: d
             .cluster
             .clone()
             .or_else(|| found.cluster.clone())
             .or_else(|| defaults.cluster.clone()),
         namespace,
-        deployment,
-        pod,
         container: d.container.clone().or_else(|| found.container.clone()),
         ..Target::default()
     };
+    match named {
+        Named::Workload(kind, name) => target.set_workload(kind, &name),
+        Named::Pod(pod) => target.pod = Some(pod),
+    }
     check_target(&target)?;
     if !defaults.allow_cross_namespace {
         same_as_alert(
@@ -187,6 +172,76 @@ pub fn resolve(
         dry_run: d.dry_run.unwrap_or(false),
         approval: d.approval.unwrap_or(false),
     })
+}
+
+/// The one object a request acts on, as a source names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Named {
+    Workload(WorkloadKind, String),
+    /// Resolved to the workload that owns it by the adapter.
+    Pod(String),
+}
+
+/// The workloads among `deployment`, `statefulset`, `daemonset` that a
+/// source names, in that order.
+fn named_workloads(fields: [&Option<String>; 3]) -> Vec<(WorkloadKind, &str)> {
+    WorkloadKind::ALL
+        .into_iter()
+        .zip(fields)
+        .filter_map(|(kind, name)| Some((kind, name.as_deref()?)))
+        .collect()
+}
+
+/// The workload is one identity: a directive that names it names exactly
+/// one object, and lower sources must not mix in another.
+fn named_in_directive(d: &Directive) -> Result<Option<Named>, Rejection> {
+    let workloads = named_workloads([&d.deployment, &d.stateful_set, &d.daemon_set]);
+    match (workloads.as_slice(), &d.pod) {
+        ([], None) => Ok(None),
+        ([(kind, name)], None) => Ok(Some(Named::Workload(*kind, (*name).to_owned()))),
+        ([], Some(pod)) => Ok(Some(Named::Pod(pod.clone()))),
+        _ => {
+            let mut keys: Vec<String> = workloads
+                .iter()
+                .map(|(kind, _)| format!("`{}`", kind.noun()))
+                .collect();
+            if d.pod.is_some() {
+                keys.push("`pod`".into());
+            }
+            let last = keys.pop().unwrap_or_default();
+            let both = if keys.len() == 1 { "both " } else { "" };
+            Err(Rejection::Directive {
+                problem: format!("names {both}{} and {last}; give one", keys.join(", ")),
+            })
+        }
+    }
+}
+
+/// What the alert itself names. A label set may carry the workload and one
+/// of its pods (kube-state-metrics series do); the workload is what selfheal
+/// acts on. Two workloads are a question only the alert's author can answer.
+fn named_in_alert(found: &Found, where_found: &str) -> Result<Named, Rejection> {
+    let workloads = named_workloads([&found.deployment, &found.stateful_set, &found.daemon_set]);
+    match (workloads.as_slice(), &found.pod) {
+        ([(kind, name)], _) => Ok(Named::Workload(*kind, (*name).to_owned())),
+        ([], Some(pod)) => Ok(Named::Pod(pod.clone())),
+        ([], None) => Err(Rejection::MissingField {
+            field: "target.deployment",
+            hint: format!(
+                "no deployment, statefulset, daemonset or pod in a selfheal directive nor in the alarm's {where_found}"
+            ),
+        }),
+        (several, _) => Err(Rejection::InvalidTarget {
+            message: format!(
+                "the alarm's {where_found} name {}; a selfheal directive must say which one to act on",
+                several
+                    .iter()
+                    .map(|(kind, name)| format!("{}={name}", kind.noun()))
+                    .collect::<Vec<_>>()
+                    .join(" and ")
+            ),
+        }),
+    }
 }
 
 /// A directive may repeat the alert's own namespace or cluster, or name one
@@ -238,9 +293,74 @@ mod tests {
             cluster: Some("dim-cluster".into()),
             namespace: Some("dim-ns".into()),
             deployment: Some("dim-dep".into()),
-            pod: None,
             container: Some("dim-c".into()),
+            ..Found::default()
         }
+    }
+
+    fn pausing() -> Defaults {
+        Defaults {
+            action: Some(Action::Pause),
+            ..Defaults::default()
+        }
+    }
+
+    #[test]
+    fn statefulset_and_daemonset_labels_and_directives_name_that_kind() {
+        let labelled = |key: &str| {
+            let mut f = Found {
+                deployment: None,
+                pod: Some("db-0".into()),
+                ..found()
+            };
+            match key {
+                "statefulset" => f.stateful_set = Some("db".into()),
+                _ => f.daemon_set = Some("db".into()),
+            }
+            f
+        };
+        let r = resolve(None, &labelled("statefulset"), &pausing(), "labels").unwrap();
+        assert_eq!(r.target.stateful_set.as_deref(), Some("db"));
+        assert_eq!((r.target.deployment, r.target.pod), (None, None));
+        let r = resolve(None, &labelled("daemonset"), &pausing(), "labels").unwrap();
+        assert_eq!(r.target.daemon_set.as_deref(), Some("db"));
+
+        // A directive's workload wins over the labels', whatever its kind.
+        let directive = Directive {
+            daemon_set: Some("agent".into()),
+            ..Directive::default()
+        };
+        let r = resolve(Some(&directive), &found(), &pausing(), "labels").unwrap();
+        assert_eq!(r.target.daemon_set.as_deref(), Some("agent"));
+        assert_eq!(r.target.deployment, None);
+    }
+
+    #[test]
+    fn two_workloads_in_one_source_are_refused_with_their_names() {
+        let directive = Directive {
+            deployment: Some("web".into()),
+            stateful_set: Some("db".into()),
+            pod: Some("db-0".into()),
+            ..Directive::default()
+        };
+        let err = resolve(Some(&directive), &found(), &pausing(), "labels")
+            .err()
+            .unwrap();
+        assert_eq!(
+            err.to_string(),
+            "selfheal directive: names `deployment`, `statefulset` and `pod`; give one"
+        );
+        let both = Found {
+            daemon_set: Some("agent".into()),
+            ..found()
+        };
+        let err = resolve(None, &both, &pausing(), "labels").err().unwrap();
+        assert!(matches!(err, Rejection::InvalidTarget { .. }), "{err}");
+        assert!(
+            err.to_string()
+                .contains("deployment=dim-dep and daemonset=agent"),
+            "{err}"
+        );
     }
 
     #[test]

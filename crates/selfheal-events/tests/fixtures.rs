@@ -870,6 +870,68 @@ fn unicode_names_are_sanitized_in_execution_names() {
     assert_eq!(named.execution_name.len(), 80);
 }
 
+/// kube-state-metrics names a StatefulSet's or DaemonSet's series with a
+/// `statefulset` / `daemonset` label (and often `pod` too): the workload is
+/// what the request targets, with the kind the label says.
+#[test]
+fn kube_state_metrics_statefulset_and_daemonset_labels_name_the_workload() {
+    let mut v = fixture("alertmanager/firing-single.json");
+    v["alerts"] = json!([
+        alert(
+            "firing",
+            json!({"alertname": "KubeStatefulSetUpdateNotRolledOut", "namespace": "data", "statefulset": "db", "pod": "db-2", "job": "kube-state-metrics"}),
+            json!({"selfheal": "action=pause"}),
+            "1111111111111111",
+        ),
+        alert(
+            "firing",
+            json!({"alertname": "KubeDaemonSetRolloutStuck", "namespace": "kube-system", "daemonset": "log-agent", "container": "shipper"}),
+            json!({"selfheal": "action=rollback"}),
+            "2222222222222222",
+        ),
+    ]);
+    let ingested = parse(&v, &no_defaults());
+    assert!(ingested.ignored.is_empty(), "{ingested:#?}");
+    let [sts, ds] = [&ingested.requests[0], &ingested.requests[1]];
+    assert_wants(
+        &sts.request,
+        Action::Pause,
+        Target {
+            namespace: "data".into(),
+            stateful_set: Some("db".into()),
+            ..Target::default()
+        },
+    );
+    assert!(
+        sts.execution_name.starts_with("pause-db-"),
+        "{}",
+        sts.execution_name
+    );
+    assert_wants(
+        &ds.request,
+        Action::Rollback,
+        Target {
+            namespace: "kube-system".into(),
+            daemon_set: Some("log-agent".into()),
+            container: Some("shipper".into()),
+            ..Target::default()
+        },
+    );
+    // The request a handler receives says the kind in the contract's words.
+    let json = serde_json::to_value(&ds.request).unwrap();
+    assert_eq!(json["target"]["daemonSet"], "log-agent");
+    assert!(json["target"].get("deployment").is_none(), "{json}");
+
+    // A CloudWatch description names the kind the same way.
+    let mut v = eventbridge_eks();
+    v["detail"]["configuration"]["description"] =
+        json!("selfheal: action=restart namespace=shop statefulset=db");
+    let ingested = parse(&v, &no_defaults());
+    let r = &only_request(&ingested).request;
+    assert_eq!(r.target.stateful_set.as_deref(), Some("db"));
+    assert_eq!(r.target.deployment, None);
+}
+
 #[test]
 fn alertmanager_other_version_is_unsupported() {
     let mut v = fixture("alertmanager/firing-single.json");

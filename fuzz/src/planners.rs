@@ -163,8 +163,9 @@ pub fn run(case: &Case) {
     };
     let input = PlanInput {
         request: &request,
-        deployment: &deployment,
+        workload: (&deployment).into(),
         replica_sets: &replica_sets,
+        controller_revisions: &[],
         pods: &pods,
         policy: &policy,
         now: timestamp(case.now),

@@ -195,8 +195,9 @@ fn after_plan_with(
     let deployment: Deployment = serde_json::from_value(old.clone()).unwrap();
     let decision = selfheal_core::decide(PlanInput {
         request: &request,
-        deployment: &deployment,
+        workload: (&deployment).into(),
         replica_sets,
+        controller_revisions: &[],
         pods: &[],
         policy,
         now: "2026-12-01T08:00:00Z".parse().unwrap(),

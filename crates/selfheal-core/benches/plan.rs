@@ -85,7 +85,8 @@ fn bench_decide(c: &mut Criterion, group: &str, request: &str) {
         let (deployment, replica_sets) = history(n);
         let input = PlanInput {
             request: &request,
-            deployment: &deployment,
+            workload: (&deployment).into(),
+            controller_revisions: &[],
             replica_sets: &replica_sets,
             pods: &[],
             policy: &policy,

@@ -14,11 +14,12 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::apps::v1::{ControllerRevision, Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod, PodTemplateSpec};
 
 use crate::history::{self, History};
 use crate::keys;
+use crate::workload::WorkloadRef;
 
 /// The record type lives with the contract (it is part of every rollback
 /// outcome); this module computes it.
@@ -51,7 +52,8 @@ pub fn current_revision_hash<'a>(
     replica_sets: &'a [ReplicaSet],
 ) -> Option<&'a str> {
     let template = &deployment.spec.as_ref()?.template;
-    let latest = *History::of(deployment, replica_sets).latest()?;
+    let history = History::of(deployment, replica_sets);
+    let latest = history.latest()?;
     let runs_template = latest
         .template()
         .is_some_and(|t| history::images_by_container(t) == history::images_by_container(template));
@@ -59,8 +61,7 @@ pub fn current_revision_hash<'a>(
         return None;
     }
     latest
-        .replica_set
-        .metadata
+        .metadata()
         .labels
         .as_ref()?
         .get(keys::POD_TEMPLATE_HASH)
@@ -79,31 +80,40 @@ pub fn of(
     replica_sets: &[ReplicaSet],
     pods: &[Pod],
 ) -> Vec<ContainerEvidence> {
+    of_workload(deployment.into(), replica_sets, &[], pods)
+}
+
+/// [`of`] for any workload kind: the pods of its current revision are those
+/// carrying [`history::current_revision_label`] (a Deployment's
+/// `pod-template-hash`, a StatefulSet's or DaemonSet's
+/// `controller-revision-hash`).
+pub fn of_workload(
+    workload: WorkloadRef<'_>,
+    replica_sets: &[ReplicaSet],
+    controller_revisions: &[ControllerRevision],
+    pods: &[Pod],
+) -> Vec<ContainerEvidence> {
     if pods.is_empty() {
         return Vec::new();
     }
-    let Some(template) = deployment.spec.as_ref().map(|s| &s.template) else {
+    let Some(template) = workload.template() else {
         return Vec::new();
     };
-    let hash = current_revision_hash(deployment, replica_sets);
-    let namespace = deployment.metadata.namespace.as_deref();
+    let label = history::current_revision_label(workload, replica_sets, controller_revisions);
+    let namespace = workload.metadata().namespace.as_deref();
     let current: Vec<&Pod> = pods
         .iter()
         .filter(|p| match (namespace, p.metadata.namespace.as_deref()) {
             (Some(a), Some(b)) => a == b,
             _ => true,
         })
-        .filter(|p| hash.is_some() && pod_hash(p) == hash)
+        .filter(|p| {
+            label.as_ref().is_some_and(|(key, value)| {
+                p.metadata.labels.as_ref().and_then(|l| l.get(*key)) == Some(value)
+            })
+        })
         .collect();
     from_pods(template, &current)
-}
-
-fn pod_hash(pod: &Pod) -> Option<&str> {
-    pod.metadata
-        .labels
-        .as_ref()?
-        .get(keys::POD_TEMPLATE_HASH)
-        .map(String::as_str)
 }
 
 /// The evidence for `template`'s containers from pods already known to run it.

@@ -1,16 +1,18 @@
 //! Guards (docs/guards.md): each returns a refusal naming its [`Guard`](crate::Guard).
 //!
-//! All state a guard reads lives on the Deployment itself (labels and
-//! annotations), so there is no database to drift from the cluster. Our own
+//! All state a guard reads lives on the workload itself (labels and
+//! annotations), so there is no database to drift from the cluster. Every
+//! guard takes any workload kind (`impl Into<WorkloadRef>`: a `&Deployment`,
+//! `&StatefulSet`, `&DaemonSet` or a [`WorkloadRef`]). Our own
 //! annotations are parsed leniently: a hand-edited, malformed value must not
 //! wedge remediation, so it reads as "nothing recorded".
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use k8s_openapi::api::apps::v1::Deployment;
 use serde::{Deserialize, Serialize};
 
+use crate::workload::WorkloadRef;
 use crate::{Action, Change, GitopsManager, Guard, Policy, keys};
 
 /// A guard's "no": which guard, and one sentence saying why.
@@ -83,43 +85,23 @@ pub const HISTORY_REASON_CHARS: usize = 200;
 /// Known-bad images per container (`selfheal.dev/bad-images`), most recent last.
 pub type BadImages = BTreeMap<String, Vec<String>>;
 
-/// Who is checked, for messages: `namespace/name`.
-fn who(deployment: &Deployment) -> String {
-    format!(
-        "{}/{}",
-        deployment.metadata.namespace.as_deref().unwrap_or_default(),
-        deployment.metadata.name.as_deref().unwrap_or_default()
-    )
-}
-
-fn annotation<'d>(deployment: &'d Deployment, key: &str) -> Option<&'d str> {
-    deployment
-        .metadata
-        .annotations
-        .as_ref()?
-        .get(key)
-        .map(String::as_str)
-}
-
-fn label<'d>(deployment: &'d Deployment, key: &str) -> Option<&'d str> {
-    deployment
-        .metadata
-        .labels
-        .as_ref()?
-        .get(key)
-        .map(String::as_str)
+/// Who is checked, for messages: `deployment namespace/name`.
+fn who(workload: WorkloadRef<'_>) -> String {
+    format!("{} {}", workload.kind().noun(), workload.who())
 }
 
 /// The parsed `selfheal.dev/last-remediation`, or `None` when absent or malformed.
-pub fn last_remediation(deployment: &Deployment) -> Option<LastRemediation> {
-    serde_json::from_str(annotation(deployment, keys::LAST_REMEDIATION)?).ok()
+pub fn last_remediation<'w>(workload: impl Into<WorkloadRef<'w>>) -> Option<LastRemediation> {
+    serde_json::from_str(workload.into().annotation(keys::LAST_REMEDIATION)?).ok()
 }
 
 /// The parsed `selfheal.dev/history`, most recent last. Absent or malformed
 /// reads as empty; a malformed record is dropped and the others are kept, so
 /// one hand-edited entry does not erase the cooldown of every action.
-pub fn history(deployment: &Deployment) -> Vec<HistoryRecord> {
-    annotation(deployment, keys::HISTORY)
+pub fn history<'w>(workload: impl Into<WorkloadRef<'w>>) -> Vec<HistoryRecord> {
+    workload
+        .into()
+        .annotation(keys::HISTORY)
         .and_then(|v| serde_json::from_str::<Vec<serde_json::Value>>(v).ok())
         .unwrap_or_default()
         .into_iter()
@@ -161,12 +143,12 @@ pub fn one_line_reason(reason: Option<&str>) -> Option<String> {
 /// `selfheal.dev/history`, plus `selfheal.dev/last-remediation` (the only
 /// record on an object written before the history existed; on a newer one it
 /// repeats the history's last record). Unparsable times are skipped.
-fn times_of(deployment: &Deployment, action: Action) -> Vec<jiff::Timestamp> {
-    let from_history = history(deployment)
+fn times_of(workload: WorkloadRef<'_>, action: Action) -> Vec<jiff::Timestamp> {
+    let from_history = history(workload)
         .into_iter()
         .filter(|r| r.action == action)
         .map(|r| r.at);
-    let from_last = last_remediation(deployment)
+    let from_last = last_remediation(workload)
         .filter(|r| r.action == action)
         .map(|r| r.at);
     from_history
@@ -176,8 +158,10 @@ fn times_of(deployment: &Deployment, action: Action) -> Vec<jiff::Timestamp> {
 }
 
 /// The parsed `selfheal.dev/bad-images`; absent or malformed reads as empty.
-pub fn bad_images(deployment: &Deployment) -> BadImages {
-    annotation(deployment, keys::BAD_IMAGES)
+pub fn bad_images<'w>(workload: impl Into<WorkloadRef<'w>>) -> BadImages {
+    workload
+        .into()
+        .annotation(keys::BAD_IMAGES)
         .and_then(|v| serde_json::from_str(v).ok())
         .unwrap_or_default()
 }
@@ -195,9 +179,10 @@ pub fn record_bad_images(mut bad: BadImages, changes: &[Change]) -> BadImages {
     bad
 }
 
-/// Whether `selfheal.dev/paused-by` says selfheal made the current pause.
-pub fn paused_by_selfheal(deployment: &Deployment) -> bool {
-    annotation(deployment, keys::PAUSED_BY) == Some(keys::PAUSED_BY_SELFHEAL)
+/// Whether `selfheal.dev/paused-by` says selfheal made the current pause
+/// (or hold).
+pub fn paused_by_selfheal<'w>(workload: impl Into<WorkloadRef<'w>>) -> bool {
+    workload.into().annotation(keys::PAUSED_BY) == Some(keys::PAUSED_BY_SELFHEAL)
 }
 
 /// Argo CD or Flux markers on the Deployment. Argo CD: the
@@ -207,18 +192,20 @@ pub fn paused_by_selfheal(deployment: &Deployment) -> bool {
 /// `kustomize.toolkit.fluxcd.io/name` or `helm.toolkit.fluxcd.io/name` labels
 /// its controllers stamp on applied objects. `app.kubernetes.io/instance` is
 /// deliberately not used: Helm charts set it too, so it does not prove Argo CD.
-pub fn gitops_manager(deployment: &Deployment) -> Option<GitopsManager> {
+pub fn gitops_manager<'w>(workload: impl Into<WorkloadRef<'w>>) -> Option<GitopsManager> {
+    let workload = workload.into();
+    let annotation = |key| workload.annotation(key);
+    let label = |key| workload.label(key);
     const ARGO_TRACKING_ID: &str = "argocd.argoproj.io/tracking-id";
     const ARGO_INSTANCE: &str = "argocd.argoproj.io/instance";
     const FLUX_KUSTOMIZE: &str = "kustomize.toolkit.fluxcd.io/name";
     const FLUX_HELM: &str = "helm.toolkit.fluxcd.io/name";
-    if annotation(deployment, ARGO_TRACKING_ID).is_some()
-        || annotation(deployment, ARGO_INSTANCE).is_some()
-        || label(deployment, ARGO_INSTANCE).is_some()
+    if annotation(ARGO_TRACKING_ID).is_some()
+        || annotation(ARGO_INSTANCE).is_some()
+        || label(ARGO_INSTANCE).is_some()
     {
         Some(GitopsManager::ArgoCd)
-    } else if label(deployment, FLUX_KUSTOMIZE).is_some() || label(deployment, FLUX_HELM).is_some()
-    {
+    } else if label(FLUX_KUSTOMIZE).is_some() || label(FLUX_HELM).is_some() {
         Some(GitopsManager::Flux)
     } else {
         None
@@ -226,14 +213,15 @@ pub fn gitops_manager(deployment: &Deployment) -> Option<GitopsManager> {
 }
 
 /// Denied namespaces always lose; with an allow-list, only listed ones pass.
-pub fn namespace(policy: &Policy, deployment: &Deployment) -> Result<(), Refusal> {
-    let ns = deployment.metadata.namespace.as_deref().unwrap_or_default();
+pub fn namespace<'w>(policy: &Policy, workload: impl Into<WorkloadRef<'w>>) -> Result<(), Refusal> {
+    let workload = workload.into();
+    let ns = workload.namespace();
     if policy.denied_namespaces.iter().any(|d| d == ns) {
         return Err(Refusal::new(
             Guard::Namespace,
             format!(
-                "deployment {} is in namespace {ns:?}, which the policy denies",
-                who(deployment)
+                "{} is in namespace {ns:?}, which the policy denies",
+                who(workload)
             ),
         ));
     }
@@ -243,8 +231,8 @@ pub fn namespace(policy: &Policy, deployment: &Deployment) -> Result<(), Refusal
         return Err(Refusal::new(
             Guard::Namespace,
             format!(
-                "deployment {} is in namespace {ns:?}, which is not among the policy's allowed namespaces",
-                who(deployment)
+                "{} is in namespace {ns:?}, which is not among the policy's allowed namespaces",
+                who(workload)
             ),
         ));
     }
@@ -252,26 +240,28 @@ pub fn namespace(policy: &Policy, deployment: &Deployment) -> Result<(), Refusal
 }
 
 /// `selfheal.dev/enabled=true` when the policy requires opt-in.
-pub fn opt_in(policy: &Policy, deployment: &Deployment) -> Result<(), Refusal> {
-    if !policy.require_opt_in || label(deployment, keys::ENABLED_LABEL) == Some("true") {
+pub fn opt_in<'w>(policy: &Policy, workload: impl Into<WorkloadRef<'w>>) -> Result<(), Refusal> {
+    let workload = workload.into();
+    if !policy.require_opt_in || workload.label(keys::ENABLED_LABEL) == Some("true") {
         return Ok(());
     }
     Err(Refusal::new(
         Guard::OptIn,
         format!(
-            "deployment {} is not labelled {}=true and the policy requires opt-in",
-            who(deployment),
+            "{} is not labelled {}=true and the policy requires opt-in",
+            who(workload),
             keys::ENABLED_LABEL
         ),
     ))
 }
 
 /// A GitOps-managed Deployment is refused unless the policy allows it.
-pub fn gitops(
+pub fn gitops<'w>(
     policy: &Policy,
-    deployment: &Deployment,
+    workload: impl Into<WorkloadRef<'w>>,
     manager: Option<GitopsManager>,
 ) -> Result<(), Refusal> {
+    let workload = workload.into();
     let Some(manager) = manager else {
         return Ok(());
     };
@@ -285,8 +275,9 @@ pub fn gitops(
     Err(Refusal::new(
         Guard::Gitops,
         format!(
-            "deployment {} is managed by {tool}, whose sync would undo the change, and the policy does not allow acting on GitOps-managed deployments",
-            who(deployment)
+            "{} is managed by {tool}, whose sync would undo the change, and the policy does not allow acting on GitOps-managed {}",
+            who(workload),
+            workload.kind().plural()
         ),
     ))
 }
@@ -296,9 +287,9 @@ pub fn gitops(
 /// history), so a pause and a resume in between do not reset a rollback's.
 /// A record dated in the future (clock skew) counts as "just now", unless it
 /// is further ahead than the window itself, which reads as malformed.
-pub fn cooldown(
+pub fn cooldown<'w>(
     policy: &Policy,
-    deployment: &Deployment,
+    workload: impl Into<WorkloadRef<'w>>,
     action: Action,
     now: jiff::Timestamp,
     force: bool,
@@ -306,9 +297,10 @@ pub fn cooldown(
     if force || policy.cooldown.is_zero() {
         return Ok(());
     }
+    let workload = workload.into();
     let window =
         jiff::SignedDuration::try_from(policy.cooldown).unwrap_or(jiff::SignedDuration::MAX);
-    let Some(elapsed) = times_of(deployment, action)
+    let Some(elapsed) = times_of(workload, action)
         .into_iter()
         .map(|at| now.duration_since(at))
         .filter(|elapsed| *elapsed < window && *elapsed > -window)
@@ -320,8 +312,8 @@ pub fn cooldown(
     Err(Refusal::new(
         Guard::Cooldown,
         format!(
-            "deployment {} had a {action} {ago}s ago, inside the {}s cooldown; set force to act anyway",
-            who(deployment),
+            "{} had a {action} {ago}s ago, inside the {}s cooldown; set force to act anyway",
+            who(workload),
             policy.cooldown.as_secs()
         ),
     ))
@@ -333,8 +325,8 @@ pub fn cooldown(
 /// own rollback) and the alarm is about an image that is gone. Rolling that
 /// back would overwrite their change blindly, so it is refused (`conflict`)
 /// and a human, or a fresh alarm, decides.
-pub fn same_changes(
-    deployment: &Deployment,
+pub fn same_changes<'w>(
+    workload: impl Into<WorkloadRef<'w>>,
     planned: &[Change],
     replanned: &[Change],
 ) -> Result<(), Refusal> {
@@ -367,20 +359,20 @@ pub fn same_changes(
     Err(Refusal::new(
         Guard::Conflict,
         format!(
-            "deployment {} changed while selfheal was acting: {detail}; not rolling back a change the request was not planned against",
-            who(deployment)
+            "{} changed while selfheal was acting: {detail}; not rolling back a change the request was not planned against",
+            who(workload.into())
         ),
     ))
 }
 
-/// Whether `deployment`'s `selfheal.dev/last-remediation` is dated within
+/// Whether `workload`'s `selfheal.dev/last-remediation` is dated within
 /// `window` of `now` (either side, for clock skew, as in [`cooldown`]).
 fn acted_within(
-    deployment: &Deployment,
+    workload: WorkloadRef<'_>,
     window: jiff::SignedDuration,
     now: jiff::Timestamp,
 ) -> bool {
-    let Some(at) = last_remediation(deployment).and_then(|l| l.at.parse::<jiff::Timestamp>().ok())
+    let Some(at) = last_remediation(workload).and_then(|l| l.at.parse::<jiff::Timestamp>().ok())
     else {
         return false;
     };
@@ -402,23 +394,27 @@ fn acted_within(
 /// never refused by this guard. Concurrent executions that read the count at
 /// the same moment can each take the last slot: the limit can be exceeded by
 /// at most the number of remediations in flight at once.
-pub fn rate_limit<'d>(
+pub fn rate_limit<'t, 'd, W: Into<WorkloadRef<'d>>>(
     policy: &Policy,
-    target: &Deployment,
-    fleet: impl IntoIterator<Item = &'d Deployment>,
+    target: impl Into<WorkloadRef<'t>>,
+    fleet: impl IntoIterator<Item = W>,
     now: jiff::Timestamp,
 ) -> Result<(), Refusal> {
+    let target = target.into();
     let Some(max) = policy.max_actions_per_window else {
         return Ok(());
     };
     let window =
         jiff::SignedDuration::try_from(policy.action_window).unwrap_or(jiff::SignedDuration::MAX);
-    let same = |d: &Deployment| {
-        d.metadata.namespace == target.metadata.namespace && d.metadata.name == target.metadata.name
+    let same = |w: WorkloadRef<'_>| {
+        w.kind() == target.kind()
+            && w.namespace() == target.namespace()
+            && w.name() == target.name()
     };
     let recent = fleet
         .into_iter()
-        .filter(|d| !same(d) && acted_within(d, window, now))
+        .map(Into::into)
+        .filter(|w| !same(*w) && acted_within(*w, window, now))
         .count();
     if recent < usize::try_from(max).unwrap_or(usize::MAX) {
         return Ok(());
@@ -426,7 +422,7 @@ pub fn rate_limit<'d>(
     Err(Refusal::new(
         Guard::RateLimit,
         format!(
-            "{recent} other deployments were acted on in the last {}s, and the policy allows at most {max} per window; not acting on {}",
+            "{recent} other workloads were acted on in the last {}s, and the policy allows at most {max} per window; not acting on {}",
             policy.action_window.as_secs(),
             who(target)
         ),
@@ -436,6 +432,8 @@ pub fn rate_limit<'d>(
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    use k8s_openapi::api::apps::v1::Deployment;
+
     use super::*;
     use crate::testutil::Scenario;
 

@@ -1,51 +1,117 @@
-//! Revision history from ReplicaSets (docs/kubectl-semantics.md §1).
+//! Revision history from ReplicaSets or ControllerRevisions
+//! (docs/kubectl-semantics.md §1, §7).
 //!
-//! A Deployment keeps no history of its own: every pod template it ever ran
+//! A workload keeps no history of its own. A Deployment's every pod template
 //! survives as a ReplicaSet it controls, numbered by the annotation
-//! `deployment.kubernetes.io/revision`. This module rebuilds that list the way
-//! kubectl's `deploymentutil.GetAllReplicaSets` does (selector, then
-//! controller ownerReference) and answers the questions the planners ask.
+//! `deployment.kubernetes.io/revision`; a StatefulSet's or DaemonSet's as a
+//! ControllerRevision it controls, numbered by its integer `revision` field,
+//! with the template in `data.spec.template` (a strategic-merge patch with
+//! `$patch: replace`). This module rebuilds either list the way kubectl does
+//! (selector, then controller ownerReference) into one [`History`] and
+//! answers the questions the planners ask.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::apps::v1::{ControllerRevision, Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 
-use crate::keys;
+use crate::workload::WorkloadRef;
+use crate::{WorkloadKind, keys};
 
-/// One revision: a ReplicaSet and its parsed revision number.
+/// The object a revision is stored as.
 #[derive(Debug, Clone, Copy)]
+pub enum RevisionSource<'a> {
+    /// A Deployment's.
+    ReplicaSet(&'a ReplicaSet),
+    /// A StatefulSet's or DaemonSet's.
+    ControllerRevision(&'a ControllerRevision),
+}
+
+/// One revision: its number and the object that stores it.
+#[derive(Debug, Clone)]
 pub struct Revision<'a> {
     pub number: i64,
-    pub replica_set: &'a ReplicaSet,
+    pub source: RevisionSource<'a>,
+    /// The pod template: borrowed from a ReplicaSet, parsed from a
+    /// ControllerRevision's `data` (`None` when it holds none).
+    template: Option<Cow<'a, PodTemplateSpec>>,
 }
 
 impl<'a> Revision<'a> {
-    /// The ReplicaSet's name (`<deployment>-<pod-template-hash>`).
-    pub fn name(&self) -> &'a str {
-        self.replica_set
-            .metadata
-            .name
-            .as_deref()
-            .unwrap_or_default()
+    /// A ReplicaSet's revision.
+    pub fn of_replica_set(number: i64, replica_set: &'a ReplicaSet) -> Self {
+        Revision {
+            number,
+            source: RevisionSource::ReplicaSet(replica_set),
+            template: replica_set
+                .spec
+                .as_ref()
+                .and_then(|s| s.template.as_ref())
+                .map(Cow::Borrowed),
+        }
     }
 
-    /// The pod template this revision ran, as stored (with `pod-template-hash`).
-    pub fn template(&self) -> Option<&'a PodTemplateSpec> {
-        self.replica_set
-            .spec
-            .as_ref()
-            .and_then(|s| s.template.as_ref())
+    /// A ControllerRevision's revision, its template parsed from `data`.
+    pub fn of_controller_revision(revision: &'a ControllerRevision) -> Self {
+        Revision {
+            number: revision.revision,
+            source: RevisionSource::ControllerRevision(revision),
+            template: controller_revision_template(revision).map(Cow::Owned),
+        }
+    }
+
+    /// The storing object's metadata.
+    pub fn metadata(&self) -> &'a ObjectMeta {
+        match self.source {
+            RevisionSource::ReplicaSet(rs) => &rs.metadata,
+            RevisionSource::ControllerRevision(cr) => &cr.metadata,
+        }
+    }
+
+    /// The storing object's name (`<deployment>-<pod-template-hash>`,
+    /// `<statefulset>-<hash>`).
+    pub fn name(&self) -> &'a str {
+        self.metadata().name.as_deref().unwrap_or_default()
+    }
+
+    /// The ReplicaSet, for a Deployment's revision.
+    pub fn replica_set(&self) -> Option<&'a ReplicaSet> {
+        match self.source {
+            RevisionSource::ReplicaSet(rs) => Some(rs),
+            RevisionSource::ControllerRevision(_) => None,
+        }
+    }
+
+    /// The pod template this revision ran, as stored (with
+    /// `pod-template-hash` on a ReplicaSet's).
+    pub fn template(&self) -> Option<&PodTemplateSpec> {
+        self.template.as_deref()
     }
 
     /// Image of container `name` in this revision, if the container existed.
-    pub fn image(&self, name: &str) -> Option<&'a str> {
+    pub fn image(&self, name: &str) -> Option<&str> {
         self.template().and_then(|t| image_of(t, name))
     }
 }
 
-/// A Deployment's revisions, oldest first.
+/// A ControllerRevision's pod template: `data.spec.template` without the
+/// strategic-merge directive `$patch` (what `kubectl rollout undo` sends
+/// back as a patch, and what the workload's template becomes).
+pub fn controller_revision_template(revision: &ControllerRevision) -> Option<PodTemplateSpec> {
+    let mut template = revision
+        .data
+        .as_ref()?
+        .0
+        .get("spec")?
+        .get("template")?
+        .clone();
+    template.as_object_mut()?.remove("$patch");
+    serde_json::from_value(template).ok()
+}
+
+/// A workload's revisions, oldest first.
 #[derive(Debug, Clone, Default)]
 pub struct History<'a> {
     revisions: Vec<Revision<'a>>,
@@ -59,29 +125,41 @@ impl<'a> History<'a> {
     /// everything. ReplicaSets without a parsable revision are ignored, as
     /// kubectl ignores them.
     pub fn of(deployment: &Deployment, replica_sets: &'a [ReplicaSet]) -> Self {
-        let Some(selector) = deployment.spec.as_ref().map(|s| &s.selector) else {
-            return History::default();
-        };
-        let uid = deployment.metadata.uid.as_deref();
-        if uid.is_none() && selector_is_empty(selector) {
-            return History::default();
-        }
-        let namespace = deployment.metadata.namespace.as_deref();
-        let mut revisions: Vec<Revision<'a>> = replica_sets
-            .iter()
-            .filter(|rs| match (namespace, rs.metadata.namespace.as_deref()) {
-                (Some(a), Some(b)) => a == b,
-                _ => true,
-            })
-            .filter(|rs| uid.is_none_or(|uid| controlled_by(rs, uid)))
-            .filter(|rs| selector_matches(selector, rs.metadata.labels.as_ref()))
-            .filter_map(|rs| {
-                revision_of(&rs.metadata).map(|number| Revision {
-                    number,
-                    replica_set: rs,
-                })
-            })
+        let revisions = owned(WorkloadRef::Deployment(deployment), replica_sets, |rs| {
+            &rs.metadata
+        })
+        .filter_map(|rs| revision_of(&rs.metadata).map(|n| Revision::of_replica_set(n, rs)))
+        .collect();
+        History::sorted(revisions)
+    }
+
+    /// Collect the ControllerRevisions that belong to a StatefulSet or
+    /// DaemonSet by the same rule as [`History::of`]; each is numbered by its
+    /// `revision` field.
+    pub fn of_controller_revisions(
+        workload: WorkloadRef<'_>,
+        controller_revisions: &'a [ControllerRevision],
+    ) -> Self {
+        let revisions = owned(workload, controller_revisions, |cr| &cr.metadata)
+            .map(Revision::of_controller_revision)
             .collect();
+        History::sorted(revisions)
+    }
+
+    /// The history of any workload from the list its kind keeps it in
+    /// (ReplicaSets for a Deployment, ControllerRevisions otherwise).
+    pub fn of_workload(
+        workload: WorkloadRef<'_>,
+        replica_sets: &'a [ReplicaSet],
+        controller_revisions: &'a [ControllerRevision],
+    ) -> Self {
+        match workload {
+            WorkloadRef::Deployment(d) => History::of(d, replica_sets),
+            _ => History::of_controller_revisions(workload, controller_revisions),
+        }
+    }
+
+    fn sorted(mut revisions: Vec<Revision<'a>>) -> Self {
         // Name breaks ties so the order never depends on the LIST order.
         revisions.sort_by(|a, b| a.number.cmp(&b.number).then_with(|| a.name().cmp(b.name())));
         History { revisions }
@@ -119,6 +197,68 @@ impl<'a> History<'a> {
     pub fn revision(&self, number: i64) -> Option<&Revision<'a>> {
         self.revisions.iter().rev().find(|r| r.number == number)
     }
+}
+
+/// The objects of `all` that belong to `workload`: same namespace, controlled
+/// by it (when it has a uid), matching its selector (an empty selector
+/// without a uid matches nothing).
+fn owned<'w, 'a, T>(
+    workload: WorkloadRef<'w>,
+    all: &'a [T],
+    meta: impl Fn(&T) -> &ObjectMeta + Copy + 'w,
+) -> impl Iterator<Item = &'a T> + 'w
+where
+    'a: 'w,
+{
+    let selector = workload.selector();
+    let uid = workload.metadata().uid.as_deref();
+    let usable = selector.is_some_and(|s| uid.is_some() || !selector_is_empty(s));
+    let namespace = workload.metadata().namespace.as_deref();
+    all.iter()
+        .filter(move |_| usable)
+        .filter(move |o| match (namespace, meta(o).namespace.as_deref()) {
+            (Some(a), Some(b)) => a == b,
+            _ => true,
+        })
+        .filter(move |o| uid.is_none_or(|uid| controls(meta(o), uid)))
+        .filter(move |o| selector.is_some_and(|s| selector_matches(s, meta(o).labels.as_ref())))
+}
+
+/// The revision a workload's pods of its current template carry in their
+/// revision label, with that label's key: a Deployment's newest ReplicaSet's
+/// `pod-template-hash` ([`crate::evidence::current_revision_hash`]); a
+/// StatefulSet's `status.updateRevision` (or its newest ControllerRevision's
+/// name) as `controller-revision-hash`; a DaemonSet's newest
+/// ControllerRevision's hash (its name without the `<daemonset>-` prefix).
+/// `None` when the newest revision does not run the workload's images (the
+/// template is ahead of the controller). The adapter adds it to its pod
+/// LIST's label selector.
+pub fn current_revision_label<'a>(
+    workload: WorkloadRef<'a>,
+    replica_sets: &'a [ReplicaSet],
+    controller_revisions: &'a [ControllerRevision],
+) -> Option<(&'static str, String)> {
+    if let WorkloadRef::Deployment(d) = workload {
+        return crate::evidence::current_revision_hash(d, replica_sets)
+            .map(|hash| (keys::POD_TEMPLATE_HASH, hash.to_owned()));
+    }
+    let template = workload.template()?;
+    let history = History::of_controller_revisions(workload, controller_revisions);
+    let latest = history.latest()?;
+    let runs_template = latest
+        .template()
+        .is_some_and(|t| images_by_container(t) == images_by_container(template));
+    if !runs_template {
+        return None;
+    }
+    let value = match workload.kind() {
+        WorkloadKind::DaemonSet => {
+            let prefix = format!("{}-", workload.name());
+            latest.name().strip_prefix(&prefix)?.to_owned()
+        }
+        _ => latest.name().to_owned(),
+    };
+    (!value.is_empty()).then_some((keys::CONTROLLER_REVISION_HASH, value))
 }
 
 /// Parse `deployment.kubernetes.io/revision` from an object's metadata.
@@ -235,8 +375,12 @@ pub fn images_by_container(template: &PodTemplateSpec) -> BTreeMap<String, Strin
 
 /// Whether `rs` names `uid` as its controlling owner.
 pub fn controlled_by(rs: &ReplicaSet, uid: &str) -> bool {
-    rs.metadata
-        .owner_references
+    controls(&rs.metadata, uid)
+}
+
+/// Whether `meta` names `uid` as its controlling owner.
+pub fn controls(meta: &ObjectMeta, uid: &str) -> bool {
+    meta.owner_references
         .iter()
         .flatten()
         .any(|o| o.controller == Some(true) && o.uid == uid)

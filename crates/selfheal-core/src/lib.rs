@@ -14,6 +14,7 @@ pub mod plan;
 pub mod pod;
 pub mod policy;
 pub mod status;
+pub mod workload;
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -33,6 +34,7 @@ pub use model::{
 pub use plan::{Decision, Plan, PlanInput, decide, needs_pods, needs_replica_sets};
 pub use policy::{POLICY_VARIABLES, Policy};
 pub use status::{RolloutState, RolloutStatus, rollout_status};
+pub use workload::{Hold, WorkloadRef};
 
 /// Annotation and label keys (README.md, "Audit trail").
 pub mod keys {
@@ -43,6 +45,13 @@ pub mod keys {
     pub const HISTORY: &str = "selfheal.dev/history";
     pub const BAD_IMAGES: &str = "selfheal.dev/bad-images";
     pub const PAUSED_BY: &str = "selfheal.dev/paused-by";
+    /// On a StatefulSet or DaemonSet selfheal holds: the `spec.updateStrategy`
+    /// the hold replaced, as JSON, which `resume` restores.
+    pub const HELD_STRATEGY: &str = "selfheal.dev/held-strategy";
+    /// The label a StatefulSet's or DaemonSet's pods carry naming their
+    /// ControllerRevision (the full name for a StatefulSet, its hash suffix
+    /// for a DaemonSet).
+    pub const CONTROLLER_REVISION_HASH: &str = "controller-revision-hash";
     pub const REVISION: &str = "deployment.kubernetes.io/revision";
     pub const REVISION_HISTORY: &str = "deployment.kubernetes.io/revision-history";
     pub const DESIRED_REPLICAS: &str = "deployment.kubernetes.io/desired-replicas";

@@ -19,13 +19,15 @@ mod tests;
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, ReplicaSet};
+use k8s_openapi::api::apps::v1::{ControllerRevision, ReplicaSet};
 use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
 
 use crate::guards::{self, Refusal};
+use crate::history::History;
+use crate::workload::{Hold, WorkloadRef};
 use crate::{
     Action, Error, GitopsManager, OutcomeStatus, Policy, RemediationOutcome, RemediationRequest,
-    RevisionInfo, Scope, Target, ValidRequest, history,
+    RevisionInfo, Scope, Target, ValidRequest, WorkloadKind, history,
 };
 
 pub use patch::rfc3339;
@@ -35,10 +37,15 @@ pub use patch::rfc3339;
 pub struct PlanInput<'a> {
     /// Validated by the caller, once: planning does not repeat the check.
     pub request: &'a ValidRequest,
-    pub deployment: &'a Deployment,
-    /// The Deployment's ReplicaSets (only needed for rollback; may be empty otherwise).
+    /// The Deployment, StatefulSet or DaemonSet the request names (a pod
+    /// target resolved to its owner first).
+    pub workload: WorkloadRef<'a>,
+    /// A Deployment's ReplicaSets ([`needs_replica_sets`]; empty otherwise).
     pub replica_sets: &'a [ReplicaSet],
-    /// The Deployment's pods (only listed for a half-brick rollback that
+    /// A StatefulSet's or DaemonSet's ControllerRevisions
+    /// ([`needs_controller_revisions`]; empty otherwise).
+    pub controller_revisions: &'a [ControllerRevision],
+    /// The workload's pods (only listed for a half-brick rollback that
     /// names no container, [`needs_pods`]; empty otherwise): their statuses
     /// say which container is failing (`crate::evidence`).
     pub pods: &'a [Pod],
@@ -107,9 +114,28 @@ impl Decision {
     }
 }
 
-/// Whether planning `action` needs the ReplicaSet list (one extra LIST).
+/// Whether planning `action` on a Deployment needs its ReplicaSets (one
+/// extra LIST by the Deployment's selector).
 pub fn needs_replica_sets(request: &RemediationRequest) -> bool {
     request.action == crate::Action::Rollback
+}
+
+/// Whether planning the request on a workload of `kind` needs its history
+/// list: ReplicaSets for a Deployment ([`needs_replica_sets`]),
+/// ControllerRevisions (LIST by the workload's selector) for a StatefulSet
+/// or DaemonSet ([`needs_controller_revisions`]).
+pub fn needs_history(request: &RemediationRequest, kind: WorkloadKind) -> bool {
+    match kind {
+        WorkloadKind::Deployment => needs_replica_sets(request),
+        _ => needs_controller_revisions(request, kind),
+    }
+}
+
+/// Whether planning the request on a workload of `kind` needs its
+/// ControllerRevisions (one LIST by the workload's selector): a rollback of
+/// a StatefulSet or DaemonSet. Never for a Deployment.
+pub fn needs_controller_revisions(request: &RemediationRequest, kind: WorkloadKind) -> bool {
+    kind != WorkloadKind::Deployment && request.action == crate::Action::Rollback
 }
 
 /// Whether planning needs the Deployment's pods (one extra LIST): a
@@ -122,8 +148,8 @@ pub fn needs_pods(request: &RemediationRequest) -> bool {
 
 /// Decide what to do. Pure: same input, same decision.
 ///
-/// Errors only for input no real API server would produce (a Deployment
-/// without name, spec or pod spec) or a request for another Deployment than
+/// Errors only for input no real API server would produce (a workload
+/// without name, spec or pod spec) or a request for another workload than
 /// the one given; every "no" is a `refused` outcome.
 pub fn decide(input: PlanInput<'_>) -> Result<Decision, Error> {
     let ctx = Ctx::new(input)?;
@@ -153,49 +179,80 @@ struct Ctx<'a> {
 
 impl<'a> Ctx<'a> {
     fn new(input: PlanInput<'a>) -> Result<Self, Error> {
-        let deployment = input.deployment;
-        let name = deployment
-            .metadata
+        let workload = input.workload;
+        let kind = workload.kind();
+        let invalid = |reason: String| Error::InvalidObject {
+            kind: kind.as_str(),
+            reason,
+        };
+        let name = workload
+            .metadata()
             .name
             .as_deref()
             .filter(|n| !n.is_empty())
-            .ok_or_else(|| Error::deployment("metadata.name is missing"))?;
-        let spec: &DeploymentSpec = deployment
-            .spec
-            .as_ref()
-            .ok_or_else(|| Error::deployment(format!("{name}: spec is missing")))?;
-        if spec.template.spec.is_none() {
-            return Err(Error::deployment(format!(
-                "{name}: spec.template.spec is missing"
+            .ok_or_else(|| invalid("metadata.name is missing".into()))?;
+        let template = workload
+            .template()
+            .ok_or_else(|| invalid(format!("{name}: spec is missing")))?;
+        if template.spec.is_none() {
+            return Err(invalid(format!("{name}: spec.template.spec is missing")));
+        }
+        let request = &input.request.target;
+        if let Some(wanted) = request.workload_kind()
+            && wanted != kind
+        {
+            return Err(Error::InvalidRequest(format!(
+                "request targets a {} but the object given is a {}",
+                wanted.as_str(),
+                kind.as_str()
             )));
         }
-        if let Some(wanted) = &input.request.target.deployment
+        if let Some(wanted) = request.workload_name(kind)
             && wanted != name
         {
             return Err(Error::InvalidRequest(format!(
-                "request targets deployment {wanted:?} but the object given is {name:?}"
+                "request targets {} {wanted:?} but the object given is {name:?}",
+                kind.noun()
             )));
         }
-        let namespace = deployment
-            .metadata
+        let namespace = workload
+            .metadata()
             .namespace
             .clone()
             .filter(|n| !n.is_empty())
-            .unwrap_or_else(|| input.request.target.namespace.clone());
-        let mut target = input.request.target.clone();
+            .unwrap_or_else(|| request.namespace.clone());
+        let mut target = request.clone();
         target.namespace = namespace;
-        target.deployment = Some(name.to_owned());
+        target.set_workload(kind, name);
         Ok(Ctx {
             input,
             who: format!("{}/{name}", target.namespace),
-            template: &spec.template,
-            gitops: guards::gitops_manager(deployment),
+            template,
+            gitops: guards::gitops_manager(workload),
             target,
         })
     }
 
-    fn deployment(&self) -> &'a Deployment {
-        self.input.deployment
+    fn workload(&self) -> WorkloadRef<'a> {
+        self.input.workload
+    }
+
+    fn kind(&self) -> WorkloadKind {
+        self.input.workload.kind()
+    }
+
+    /// `deployment`, `statefulset` or `daemonset`, for messages.
+    fn noun(&self) -> &'static str {
+        self.kind().noun()
+    }
+
+    /// The workload's revisions from the list its kind keeps them in.
+    fn history(&self) -> History<'a> {
+        History::of_workload(
+            self.workload(),
+            self.input.replica_sets,
+            self.input.controller_revisions,
+        )
     }
 
     fn request(&self) -> &'a RemediationRequest {
@@ -207,28 +264,55 @@ impl<'a> Ctx<'a> {
     }
 
     /// Name without namespace, as kubectl quotes it.
-    fn name(&self) -> &str {
-        self.target.deployment.as_deref().unwrap_or_default()
+    fn name(&self) -> &'a str {
+        self.workload().name()
     }
 
+    /// Paused (Deployment) or held (StatefulSet, DaemonSet).
     fn paused(&self) -> bool {
-        self.deployment()
-            .spec
-            .as_ref()
-            .and_then(|s| s.paused)
-            .unwrap_or(false)
+        self.workload().hold().is_held()
     }
 
+    /// A pause or hold selfheal made (and, for a hold, recorded).
     fn paused_by_selfheal(&self) -> bool {
-        guards::paused_by_selfheal(self.deployment())
+        match self.workload().hold() {
+            Hold::Paused => guards::paused_by_selfheal(self.workload()),
+            _ => self.workload().held_by_selfheal(),
+        }
+    }
+
+    /// Whether a rollback lifts a pause or hold in the same patch: yes when
+    /// selfheal made it. A Deployment paused by someone else is refused with
+    /// kubectl's words; a StatefulSet's partition or a DaemonSet's
+    /// `OnDelete` someone else set is their update strategy, which the new
+    /// template then follows, as after `kubectl rollout undo`.
+    fn lift_on_rollback(&self) -> Result<bool, Refusal> {
+        if !self.paused() {
+            return Ok(false);
+        }
+        if self.paused_by_selfheal() {
+            return Ok(true);
+        }
+        match self.kind() {
+            WorkloadKind::Deployment => Err(rollback::paused_refusal(self.name())),
+            _ => Ok(false),
+        }
+    }
+
+    /// The message's note when a rollback lifted selfheal's pause or hold.
+    fn resumed_note(&self) -> &'static str {
+        match self.kind() {
+            WorkloadKind::Deployment => ", and resumed it (selfheal had paused it)",
+            _ => ", and resumed it (selfheal had held it)",
+        }
     }
 
     /// Guards every action passes first, in the project's fixed order.
     fn common_guards(&self) -> Result<(), Refusal> {
-        let (policy, deployment) = (self.input.policy, self.deployment());
-        guards::namespace(policy, deployment)?;
-        guards::opt_in(policy, deployment)?;
-        guards::gitops(policy, deployment, self.gitops)
+        let (policy, workload) = (self.input.policy, self.workload());
+        guards::namespace(policy, workload)?;
+        guards::opt_in(policy, workload)?;
+        guards::gitops(policy, workload, self.gitops)
     }
 
     /// The cooldown, applied after planning so that "already in the wanted
@@ -241,7 +325,7 @@ impl<'a> Ctx<'a> {
         let request = self.request();
         let Err(refusal) = guards::cooldown(
             self.input.policy,
-            self.deployment(),
+            self.workload(),
             request.action,
             self.input.now,
             request.force,
@@ -290,10 +374,23 @@ impl<'a> Ctx<'a> {
         Decision::Done(self.outcome(OutcomeStatus::Skipped, message))
     }
 
-    /// `revision.before`, from the Deployment's own annotation.
+    /// `revision.before`: a Deployment's own revision annotation; for a
+    /// StatefulSet or DaemonSet the newest ControllerRevision running its
+    /// template, when they were listed.
     fn revision_before(&self) -> RevisionInfo {
+        let before = match self.workload() {
+            WorkloadRef::Deployment(d) => history::deployment_revision(d),
+            _ => self
+                .history()
+                .newest_first()
+                .find(|r| {
+                    r.template()
+                        .is_some_and(|t| history::equal_ignoring_hash(t, self.template))
+                })
+                .map(|r| r.number),
+        };
         RevisionInfo {
-            before: history::deployment_revision(self.deployment()),
+            before,
             ..RevisionInfo::default()
         }
     }

@@ -46,7 +46,7 @@ pub fn check_pod_target(
         .find(|o| o.controller == Some(true) && o.kind == "ReplicaSet")
         .map(|o| o.name.as_str());
     let pod_hash = template_hash(&pod.metadata);
-    let current_hash = template_hash(&current.replica_set.metadata);
+    let current_hash = template_hash(current.metadata());
     let on_current =
         owner == Some(current.name()) || (pod_hash.is_some() && pod_hash == current_hash);
     if !on_current {

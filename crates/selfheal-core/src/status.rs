@@ -1,13 +1,17 @@
-//! `kubectl rollout status` rules and messages (docs/kubectl-semantics.md §6).
+//! `kubectl rollout status` rules and messages (docs/kubectl-semantics.md §6,
+//! §7).
 //!
-//! A line-for-line port of kubectl's `DeploymentStatusViewer.Status` for
+//! A line-for-line port of kubectl's `DeploymentStatusViewer`,
+//! `StatefulSetStatusViewer` and `DaemonSetStatusViewer` `Status` for
 //! revision 0, so a verify step and a human running kubectl agree on the
 //! words as well as the verdict. kubectl's trailing newline is dropped.
-//! The pause (and `selfheal.dev/paused-by`) is reported beside the verdict.
+//! The pause or hold (and `selfheal.dev/paused-by`) is reported beside the
+//! verdict.
 
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 
 use crate::keys;
+use crate::workload::WorkloadRef;
 
 /// Progressing reason the controller sets once `progressDeadlineSeconds` passed.
 pub const TIMED_OUT_REASON: &str = "ProgressDeadlineExceeded";
@@ -15,28 +19,135 @@ pub const TIMED_OUT_REASON: &str = "ProgressDeadlineExceeded";
 /// The record type is `verify`'s output, so it lives with the contract.
 pub use selfheal_contract::rollout::{RolloutState, RolloutStatus};
 
-/// Evaluate like kubectl's `DeploymentStatusViewer.Status` (revision 0), and
-/// say whether the Deployment is paused and by whom.
+/// kubectl's error for a StatefulSet or DaemonSet that does not roll
+/// (`OnDelete`); kubectl prints it after `error: ` and exits 1.
+pub const ROLLING_UPDATE_ONLY: &str =
+    "rollout status is only available for RollingUpdate strategy type";
+
+/// Evaluate like kubectl's status viewer for the workload's kind (revision
+/// 0), and say whether it is paused (held) and by whom.
 ///
-/// Absent numbers count as 0, as Go's zero values do; a Deployment without a
-/// status therefore waits for its spec to be observed.
-pub fn rollout_status(deployment: &Deployment) -> RolloutStatus {
-    let mut status = kubectl_status(deployment);
-    status.paused = deployment
-        .spec
-        .as_ref()
-        .and_then(|s| s.paused)
-        .unwrap_or(false);
+/// Absent numbers count as 0, as Go's zero values do; a workload without a
+/// status therefore waits for its spec to be observed. A StatefulSet or
+/// DaemonSet whose strategy is not `RollingUpdate` is `done` with kubectl's
+/// error as the message: kubectl's viewer answers "done" too (it stops
+/// watching), as there is no rollout to wait for.
+pub fn rollout_status<'w>(workload: impl Into<WorkloadRef<'w>>) -> RolloutStatus {
+    let workload = workload.into();
+    let mut status = match workload {
+        WorkloadRef::Deployment(d) => kubectl_status(d),
+        WorkloadRef::StatefulSet(s) => statefulset_status(s),
+        WorkloadRef::DaemonSet(d) => daemonset_status(d),
+    };
+    status.paused = workload.hold().is_held();
     if status.paused {
-        status.paused_by = deployment
-            .metadata
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(keys::PAUSED_BY))
+        status.paused_by = workload
+            .annotation(keys::PAUSED_BY)
             .filter(|by| !by.is_empty())
-            .cloned();
+            .map(str::to_owned);
     }
     status
+}
+
+/// kubectl's `StatefulSetStatusViewer.Status`. With the API's defaults a
+/// RollingUpdate StatefulSet always has `rollingUpdate.partition` (0 unless
+/// set), so kubectl reports every finished update as a partitioned one.
+fn statefulset_status(sts: &StatefulSet) -> RolloutStatus {
+    let spec = sts.spec.clone().unwrap_or_default();
+    let status = sts.status.clone().unwrap_or_default();
+    let strategy = spec.update_strategy.unwrap_or_default();
+    if strategy.type_.as_deref() != Some("RollingUpdate") {
+        return RolloutStatus::new(RolloutState::Done, ROLLING_UPDATE_ONLY.into());
+    }
+    let observed = status.observed_generation.unwrap_or(0);
+    if observed == 0 || sts.metadata.generation.unwrap_or(0) > observed {
+        return RolloutStatus::new(
+            RolloutState::Waiting,
+            "Waiting for statefulset spec update to be observed...".into(),
+        );
+    }
+    let ready = status.ready_replicas.unwrap_or(0);
+    let updated = status.updated_replicas.unwrap_or(0);
+    if let Some(replicas) = spec.replicas
+        && ready < replicas
+    {
+        return RolloutStatus::new(
+            RolloutState::Waiting,
+            format!("Waiting for {} pods to be ready...", replicas - ready),
+        );
+    }
+    if let Some(rolling) = strategy.rolling_update {
+        if let (Some(replicas), Some(partition)) = (spec.replicas, rolling.partition)
+            && updated < replicas - partition
+        {
+            return RolloutStatus::new(
+                RolloutState::Waiting,
+                format!(
+                    "Waiting for partitioned roll out to finish: {updated} out of {} new pods have been updated...",
+                    replicas - partition
+                ),
+            );
+        }
+        return RolloutStatus::new(
+            RolloutState::Done,
+            format!("partitioned roll out complete: {updated} new pods have been updated..."),
+        );
+    }
+    let update_revision = status.update_revision.unwrap_or_default();
+    let current_revision = status.current_revision.unwrap_or_default();
+    if update_revision != current_revision {
+        return RolloutStatus::new(
+            RolloutState::Waiting,
+            format!(
+                "waiting for statefulset rolling update to complete {updated} pods at revision {update_revision}..."
+            ),
+        );
+    }
+    RolloutStatus::new(
+        RolloutState::Done,
+        format!(
+            "statefulset rolling update complete {} pods at revision {current_revision}...",
+            status.current_replicas.unwrap_or(0)
+        ),
+    )
+}
+
+/// kubectl's `DaemonSetStatusViewer.Status`.
+fn daemonset_status(ds: &DaemonSet) -> RolloutStatus {
+    if WorkloadRef::DaemonSet(ds).strategy_type() != Some("RollingUpdate") {
+        return RolloutStatus::new(RolloutState::Done, ROLLING_UPDATE_ONLY.into());
+    }
+    let name = ds.metadata.name.as_deref().unwrap_or_default();
+    let status = ds.status.clone().unwrap_or_default();
+    if ds.metadata.generation.unwrap_or(0) > status.observed_generation.unwrap_or(0) {
+        return RolloutStatus::new(
+            RolloutState::Waiting,
+            "Waiting for daemon set spec update to be observed...".into(),
+        );
+    }
+    let desired = status.desired_number_scheduled;
+    let updated = status.updated_number_scheduled.unwrap_or(0);
+    let available = status.number_available.unwrap_or(0);
+    if updated < desired {
+        return RolloutStatus::new(
+            RolloutState::Waiting,
+            format!(
+                "Waiting for daemon set {name:?} rollout to finish: {updated} out of {desired} new pods have been updated..."
+            ),
+        );
+    }
+    if available < desired {
+        return RolloutStatus::new(
+            RolloutState::Waiting,
+            format!(
+                "Waiting for daemon set {name:?} rollout to finish: {available} of {desired} updated pods are available..."
+            ),
+        );
+    }
+    RolloutStatus::new(
+        RolloutState::Done,
+        format!("daemon set {name:?} successfully rolled out"),
+    )
 }
 
 fn kubectl_status(deployment: &Deployment) -> RolloutStatus {

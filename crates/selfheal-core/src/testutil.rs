@@ -221,7 +221,8 @@ impl Scenario {
         let request = crate::ValidRequest::new(request.clone()).unwrap();
         decide(PlanInput {
             request: &request,
-            deployment: &deployment,
+            workload: (&deployment).into(),
+            controller_revisions: &[],
             replica_sets: &replica_sets,
             pods: &pods,
             policy,

@@ -163,7 +163,8 @@ impl Remediator {
             }
             let decision = decide(PlanInput {
                 request: &planned,
-                deployment: &snapshot.deployment,
+                workload: (&snapshot.deployment).into(),
+                controller_revisions: &[],
                 replica_sets: &snapshot.replica_sets,
                 pods: &snapshot.pods,
                 policy: &self.policy,

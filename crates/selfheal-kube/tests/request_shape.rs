@@ -360,7 +360,8 @@ fn expected_patch(req: &RemediationRequest, deploy: &Value, rs: &[Value]) -> Val
     let req = selfheal_core::ValidRequest::new(req.clone()).unwrap();
     let decision = decide(PlanInput {
         request: &req,
-        deployment: &deployment,
+        workload: (&deployment).into(),
+        controller_revisions: &[],
         replica_sets: &replica_sets,
         pods: &[],
         policy: &Policy::default(),

@@ -284,7 +284,8 @@ impl Snapshot {
         };
         let decision = decide(PlanInput {
             request: &planned,
-            deployment: &deployment,
+            workload: (&deployment).into(),
+            controller_revisions: &[],
             replica_sets: &replica_sets,
             pods: &pods,
             policy,
@@ -652,7 +653,7 @@ mod tests {
             .remediate(&unvalidated, &Policy::default(), now())
             .unwrap_err();
         assert!(matches!(err, Error::Request { .. }), "{err:?}");
-        assert!(err.to_string().contains("`deployment` or `pod`"), "{err}");
+        assert!(err.to_string().contains("`daemonSet` or `pod`"), "{err}");
     }
 
     #[test]

@@ -61,7 +61,10 @@ pub(super) fn to_value<T: serde::Serialize>(what: &'static str, value: &T) -> Re
 }
 
 /// Serialize one of selfheal's JSON annotation values.
-fn to_string<T: serde::Serialize>(what: &'static str, value: &T) -> Result<String, Error> {
+pub(super) fn to_string<T: serde::Serialize>(
+    what: &'static str,
+    value: &T,
+) -> Result<String, Error> {
     serde_json::to_string(value).map_err(|source| Error::Serialize { what, source })
 }
 
@@ -111,10 +114,37 @@ impl PatchBuilder {
 }
 
 impl Ctx<'_> {
+    /// Lift a pause or hold in `patch`: a Deployment's `spec.paused` back to
+    /// false; a StatefulSet's or DaemonSet's update strategy back to the one
+    /// selfheal's hold recorded (or, for a `force`d resume of someone
+    /// else's hold, the released strategy); the marks go with it.
+    pub(super) fn lift_hold(&self, patch: &mut PatchBuilder) -> Result<(), Error> {
+        let workload = self.workload();
+        patch.remove_annotation(keys::PAUSED_BY);
+        if workload.kind() == crate::WorkloadKind::Deployment {
+            patch.replace(ptr(["spec", "paused"]), Value::Bool(false));
+            return Ok(());
+        }
+        let strategy = workload
+            .held_strategy()
+            .filter(|_| workload.held_by_selfheal())
+            .or_else(|| workload.released_strategy())
+            .ok_or_else(|| Error::InvalidObject {
+                kind: workload.kind().as_str(),
+                reason: format!("{}: no update strategy to restore", self.who),
+            })?;
+        patch.add(ptr(["spec", "updateStrategy"]), strategy);
+        patch.remove_annotation(keys::HELD_STRATEGY);
+        Ok(())
+    }
+
     /// A builder whose first ops test `/metadata/generation` and, when the
-    /// Deployment has labels, `/metadata/labels`: everything a plan reads from
-    /// the Deployment (spec, annotations, labels) is then guarded, so a write
-    /// against a changed object fails with 422 and is re-planned.
+    /// workload has labels, `/metadata/labels`: everything a plan reads from
+    /// a Deployment (spec, annotations, labels) is then guarded, so a write
+    /// against a changed object fails with 422 and is re-planned. A
+    /// StatefulSet's or DaemonSet's generation moves with its spec only, so
+    /// their patches also test `/metadata/annotations` when there are any
+    /// (the audit trail, bad images and the recorded hold live there).
     ///
     /// Not `resourceVersion`: the deployment controller rewrites `status`
     /// (new resourceVersion, same generation) again and again during exactly
@@ -125,7 +155,7 @@ impl Ctx<'_> {
     /// status write. Without a generation a write cannot be guarded, so that
     /// is an invalid object.
     pub(super) fn patch(&self) -> Result<PatchBuilder, Error> {
-        let meta = &self.deployment().metadata;
+        let meta = self.workload().metadata();
         let generation = meta.generation.ok_or_else(|| {
             Error::deployment(format!(
                 "{}: metadata.generation is missing, so a write cannot be guarded",
@@ -136,6 +166,14 @@ impl Ctx<'_> {
         builder.test(ptr(["metadata", "generation"]), Value::from(generation));
         if let Some(labels) = meta.labels.as_ref().filter(|l| !l.is_empty()) {
             builder.test(ptr(["metadata", "labels"]), to_value("labels", labels)?);
+        }
+        if !self.workload().generation_covers_annotations()
+            && let Some(annotations) = meta.annotations.as_ref().filter(|a| !a.is_empty())
+        {
+            builder.test(
+                ptr(["metadata", "annotations"]),
+                to_value("annotations", annotations)?,
+            );
         }
         Ok(builder)
     }
@@ -165,14 +203,14 @@ impl Ctx<'_> {
                 &LastRemediation::from(&entry),
             )?,
         );
-        let history = guards::record_history(guards::history(self.deployment()), entry);
+        let history = guards::record_history(guards::history(self.workload()), entry);
         builder.set_annotation(keys::HISTORY, to_string("history annotation", &history)?);
         if let Some(cause) = change_cause(&outcome, reason.as_deref()) {
             builder.set_annotation(keys::CHANGE_CAUSE, cause);
         }
         if self.action() == Action::Rollback && !outcome.changes.is_empty() {
             let bad =
-                guards::record_bad_images(guards::bad_images(self.deployment()), &outcome.changes);
+                guards::record_bad_images(guards::bad_images(self.workload()), &outcome.changes);
             builder.set_annotation(keys::BAD_IMAGES, to_string("bad-images annotation", &bad)?);
         }
 
@@ -182,7 +220,7 @@ impl Ctx<'_> {
             remove,
             replace_all,
         } = builder;
-        let existing = self.deployment().metadata.annotations.as_ref();
+        let existing = self.workload().metadata().annotations.as_ref();
         let annotations_path = || ptr(["metadata", "annotations"]);
         match replace_all {
             Some(mut all) => {

@@ -14,7 +14,7 @@ use super::patch::{ptr, to_value};
 use super::{Ctx, Decision, OutcomeStatus};
 use crate::evidence::{self, ContainerEvidence};
 use crate::guards::{self, Refusal};
-use crate::history::{self, ContainerList, History, Revision};
+use crate::history::{self, ContainerList, Revision, RevisionSource};
 use crate::{Change, Error, Guard, RevisionInfo, keys};
 
 /// kubectl's `annotationsToSkip`: the Deployment keeps its own values of these
@@ -39,7 +39,7 @@ const SELFHEAL_ANNOTATIONS_TO_KEEP: [&str; 4] = [
 ];
 
 /// kubectl's refusal, naming the Deployment like kubectl does.
-fn paused_refusal(name: &str) -> Refusal {
+pub(super) fn paused_refusal(name: &str) -> Refusal {
     Refusal::new(
         Guard::Paused,
         format!(
@@ -95,7 +95,12 @@ enum Chosen {
 /// Half-brick rollback: revert only the offending containers' images, and
 /// report what the current revision's pods say about every container.
 pub(super) fn half_brick(ctx: &Ctx<'_>) -> Result<Decision, Error> {
-    let evidence = evidence::of(ctx.deployment(), ctx.input.replica_sets, ctx.input.pods);
+    let evidence = evidence::of_workload(
+        ctx.workload(),
+        ctx.input.replica_sets,
+        ctx.input.controller_revisions,
+        ctx.input.pods,
+    );
     let mut decision = half_brick_with(ctx, &evidence)?;
     match &mut decision {
         Decision::Apply(plan) => plan.outcome.evidence = evidence,
@@ -120,9 +125,12 @@ fn half_brick_with(ctx: &Ctx<'_>, evidence: &[ContainerEvidence]) -> Result<Deci
     let current = ctx.template;
     let mut images = Vec::new();
     for (list, index, name, image) in history::containers(current) {
-        let image = image.filter(|i| !i.is_empty()).ok_or_else(|| {
-            Error::deployment(format!("{}: container {name:?} has no image", ctx.who))
-        })?;
+        let image = image
+            .filter(|i| !i.is_empty())
+            .ok_or_else(|| Error::InvalidObject {
+                kind: ctx.kind().as_str(),
+                reason: format!("{}: container {name:?} has no image", ctx.who),
+            })?;
         images.push(((list, index), name, image));
     }
 
@@ -134,14 +142,15 @@ fn half_brick_with(ctx: &Ctx<'_>, evidence: &[ContainerEvidence]) -> Result<Deci
         return Ok(ctx.refused(Refusal::new(
             Guard::UnknownContainer,
             format!(
-                "deployment {} has no container {wanted:?} (containers: {})",
+                "{} {} has no container {wanted:?} (containers: {})",
+                ctx.noun(),
                 ctx.who,
                 known.join(", ")
             ),
         )));
     }
 
-    let history = History::of(ctx.deployment(), ctx.input.replica_sets);
+    let history = ctx.history();
     let older: Vec<&Revision<'_>> = history
         .newest_first()
         .filter(|r| r.template().is_some_and(|t| !same_workload(t, current)))
@@ -150,7 +159,8 @@ fn half_brick_with(ctx: &Ctx<'_>, evidence: &[ContainerEvidence]) -> Result<Deci
         return Ok(ctx.refused(Refusal::new(
             Guard::NoHistory,
             format!(
-                "deployment {} has no older revision to roll back to (no rollout history found)",
+                "{} {} has no older revision to roll back to (no rollout history found)",
+                ctx.noun(),
                 ctx.who
             ),
         )));
@@ -195,11 +205,12 @@ fn half_brick_with(ctx: &Ctx<'_>, evidence: &[ContainerEvidence]) -> Result<Deci
                 return Ok(ctx.refused(Refusal::new(
                     Guard::UnchangedContainerFailing,
                     format!(
-                        "the pods of deployment {} show {} failing, whose image did not change, and no changed container ({}) failing (pod evidence: {}); rolling back would revert an image that is not the problem: restart the deployment or ask a person, or name a container in target.container to roll it back anyway",
+                        "the pods of {noun} {} show {} failing, whose image did not change, and no changed container ({}) failing (pod evidence: {}); rolling back would revert an image that is not the problem: restart the {noun} or ask a person, or name a container in target.container to roll it back anyway",
                         ctx.who,
                         innocent.join(", "),
                         changed_names.join(", "),
-                        evidence::summary(evidence)
+                        evidence::summary(evidence),
+                        noun = ctx.noun()
                     ),
                 )));
             } else {
@@ -211,13 +222,15 @@ fn half_brick_with(ctx: &Ctx<'_>, evidence: &[ContainerEvidence]) -> Result<Deci
         return Ok(ctx.refused(Refusal::new(
             Guard::NoImageChange,
             format!(
-                "no container image of deployment {} differs from revision {}; a configuration-only change needs scope \"template\"",
-                ctx.who, newest_older.number
+                "no container image of {} {} differs from revision {}; a configuration-only change needs scope \"template\"",
+                ctx.noun(),
+                ctx.who,
+                newest_older.number
             ),
         )));
     }
 
-    let bad = guards::bad_images(ctx.deployment());
+    let bad = guards::bad_images(ctx.workload());
     // Rolling back away from an image we already rolled back away from means
     // someone (CI, a human) deployed it again: doing it twice would start a
     // tug of war, so a human decides (force overrides).
@@ -230,7 +243,8 @@ fn half_brick_with(ctx: &Ctx<'_>, evidence: &[ContainerEvidence]) -> Result<Deci
         return Ok(ctx.refused(Refusal::new(
             Guard::Oscillation,
             format!(
-                "container {name:?} of deployment {} runs {from} again, an image selfheal already rolled back away from; it was re-deployed, and rolling back again would oscillate with whoever deploys it: fix the image, or set force to roll back anyway",
+                "container {name:?} of {} {} runs {from} again, an image selfheal already rolled back away from; it was re-deployed, and rolling back again would oscillate with whoever deploys it: fix the image, or set force to roll back anyway",
+                ctx.noun(),
                 ctx.who
             ),
         )));
@@ -246,7 +260,8 @@ fn half_brick_with(ctx: &Ctx<'_>, evidence: &[ContainerEvidence]) -> Result<Deci
             return Ok(ctx.refused(Refusal::new(
                 Guard::NoPreviousImage,
                 format!(
-                    "no older revision of deployment {} runs container {name:?} with an image other than the current {from} and the known-bad ones",
+                    "no older revision of {} {} runs container {name:?} with an image other than the current {from} and the known-bad ones",
+                    ctx.noun(),
                     ctx.who
                 ),
             )));
@@ -260,10 +275,10 @@ fn half_brick_with(ctx: &Ctx<'_>, evidence: &[ContainerEvidence]) -> Result<Deci
         });
     }
 
-    let unpause = ctx.paused();
-    if unpause && !ctx.paused_by_selfheal() {
-        return Ok(ctx.refused(paused_refusal(ctx.name())));
-    }
+    let unpause = match ctx.lift_on_rollback() {
+        Ok(unpause) => unpause,
+        Err(refusal) => return Ok(ctx.refused(refusal)),
+    };
 
     let mut patch = ctx.patch()?;
     for r in &reverts {
@@ -283,8 +298,7 @@ fn half_brick_with(ctx: &Ctx<'_>, evidence: &[ContainerEvidence]) -> Result<Deci
         );
     }
     if unpause {
-        patch.replace(ptr(["spec", "paused"]), Value::Bool(false));
-        patch.remove_annotation(keys::PAUSED_BY);
+        ctx.lift_hold(&mut patch)?;
     }
 
     let changes: Vec<Change> = reverts
@@ -300,12 +314,13 @@ fn half_brick_with(ctx: &Ctx<'_>, evidence: &[ContainerEvidence]) -> Result<Deci
         .map(|r| format!("container {} from {} to {}", r.name, r.from, r.to))
         .collect();
     let mut message = format!(
-        "rolled back deployment {}: {}",
+        "rolled back {} {}: {}",
+        ctx.noun(),
         ctx.who,
         described.join(", ")
     );
     if unpause {
-        message.push_str(", and resumed it (selfheal had paused it)");
+        message.push_str(ctx.resumed_note());
     }
     message.push_str(&evidence_note(chosen, reverts.len(), evidence));
     let mut outcome = ctx.outcome(OutcomeStatus::Applied, message);
@@ -345,7 +360,7 @@ fn evidence_note(chosen: Chosen, reverted: usize, evidence: &[ContainerEvidence]
 /// pause made by selfheal is lifted in the same patch instead of refused; the
 /// patch also tests the generation and labels.
 pub(super) fn undo(ctx: &Ctx<'_>) -> Result<Decision, Error> {
-    let history = History::of(ctx.deployment(), ctx.input.replica_sets);
+    let history = ctx.history();
     let revision = match ctx.request().to_revision {
         Some(n) if n != 0 => {
             let found = if n > 0 { history.revision(n) } else { None };
@@ -355,7 +370,8 @@ pub(super) fn undo(ctx: &Ctx<'_>) -> Result<Decision, Error> {
                     return Ok(ctx.refused(Refusal::new(
                         Guard::RevisionNotFound,
                         format!(
-                            "unable to find specified revision {n} in history of deployment {}",
+                            "unable to find specified revision {n} in history of {} {}",
+                            ctx.noun(),
                             ctx.who
                         ),
                     )));
@@ -367,25 +383,41 @@ pub(super) fn undo(ctx: &Ctx<'_>) -> Result<Decision, Error> {
             None => {
                 return Ok(ctx.refused(Refusal::new(
                     Guard::NoHistory,
-                    format!("no rollout history found for deployment {:?}", ctx.name()),
+                    format!(
+                        "no rollout history found for {} {:?}",
+                        ctx.noun(),
+                        ctx.name()
+                    ),
                 )));
             }
         },
     };
 
-    let unpause = ctx.paused();
-    if unpause && !ctx.paused_by_selfheal() {
-        return Ok(ctx.refused(paused_refusal(ctx.name())));
-    }
+    let unpause = match ctx.lift_on_rollback() {
+        Ok(unpause) => unpause,
+        Err(refusal) => return Ok(ctx.refused(refusal)),
+    };
 
     let template = revision.template().ok_or_else(|| Error::InvalidObject {
-        kind: "ReplicaSet",
-        reason: format!("{}: spec.template is missing", revision.name()),
+        kind: match revision.source {
+            RevisionSource::ReplicaSet(_) => "ReplicaSet",
+            RevisionSource::ControllerRevision(_) => "ControllerRevision",
+        },
+        reason: format!(
+            "{}: {} holds no pod template",
+            revision.name(),
+            match revision.source {
+                RevisionSource::ReplicaSet(_) => "spec.template",
+                RevisionSource::ControllerRevision(_) => "data.spec.template",
+            }
+        ),
     })?;
     if history::equal_ignoring_hash(template, ctx.template) {
         return Ok(ctx.skipped(format!(
-            "deployment {} skipped rollback (current template already matches revision {})",
-            ctx.who, revision.number
+            "{} {} skipped rollback (current template already matches revision {})",
+            ctx.noun(),
+            ctx.who,
+            revision.number
         )));
     }
     let restored = history::template_without_hash(template);
@@ -396,10 +428,14 @@ pub(super) fn undo(ctx: &Ctx<'_>) -> Result<Decision, Error> {
         to_value("pod template", &restored)?,
     );
     if unpause {
-        patch.replace(ptr(["spec", "paused"]), Value::Bool(false));
-        patch.remove_annotation(keys::PAUSED_BY);
+        ctx.lift_hold(&mut patch)?;
     }
-    patch.replace_annotations(undo_annotations(ctx, revision));
+    // kubectl copies a ReplicaSet's annotations back onto the Deployment; a
+    // ControllerRevision carries none, and its undo patch touches only
+    // the template.
+    if revision.replica_set().is_some() {
+        patch.replace_annotations(undo_annotations(ctx, revision));
+    }
 
     let current_images = history::images_by_container(ctx.template);
     let changes: Vec<Change> = history::container_images(&restored)
@@ -413,11 +449,13 @@ pub(super) fn undo(ctx: &Ctx<'_>) -> Result<Decision, Error> {
         })
         .collect();
     let mut message = format!(
-        "rolled back deployment {} to revision {}",
-        ctx.who, revision.number
+        "rolled back {} {} to revision {}",
+        ctx.noun(),
+        ctx.who,
+        revision.number
     );
     if unpause {
-        message.push_str(", and resumed it (selfheal had paused it)");
+        message.push_str(ctx.resumed_note());
     }
     let mut outcome = ctx.outcome(OutcomeStatus::Applied, message);
     outcome.changes = changes;
@@ -436,14 +474,14 @@ fn undo_annotations(ctx: &Ctx<'_>, revision: &Revision<'_>) -> BTreeMap<String, 
         KUBECTL_ANNOTATIONS_TO_SKIP.contains(&k) || SELFHEAL_ANNOTATIONS_TO_KEEP.contains(&k)
     };
     let mut annotations = BTreeMap::new();
-    if let Some(own) = &ctx.deployment().metadata.annotations {
+    if let Some(own) = &ctx.workload().metadata().annotations {
         annotations.extend(
             own.iter()
                 .filter(|(k, _)| skip(k))
                 .map(|(k, v)| (k.clone(), v.clone())),
         );
     }
-    if let Some(theirs) = &revision.replica_set.metadata.annotations {
+    if let Some(theirs) = &revision.metadata().annotations {
         annotations.extend(
             theirs
                 .iter()

@@ -1643,11 +1643,13 @@ fn decide_raw(
     deployment: Value,
     request: &crate::RemediationRequest,
 ) -> Result<crate::Decision, Error> {
-    let deployment = serde_json::from_value(deployment).unwrap();
+    let deployment: k8s_openapi::api::apps::v1::Deployment =
+        serde_json::from_value(deployment).unwrap();
     let request = crate::ValidRequest::new(request.clone()).unwrap();
     decide(PlanInput {
         request: &request,
-        deployment: &deployment,
+        workload: (&deployment).into(),
+        controller_revisions: &[],
         replica_sets: &[],
         pods: &[],
         policy: &policy(),

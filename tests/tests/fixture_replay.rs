@@ -317,7 +317,17 @@ fn encode(s: &str) -> String {
         .collect()
 }
 
-const DEPLOYMENTS: &[&str] = &["checkout", "scratch", "stuck", "web", "filler"];
+/// The workloads of the recordings whose generated names (`<name>-<hash>`)
+/// are normalised.
+const DEPLOYMENTS: &[&str] = &[
+    "checkout",
+    "scratch",
+    "stuck",
+    "web",
+    "filler",
+    "ledger",
+    "node-agent",
+];
 
 fn base_name(n: &str) -> &str {
     DEPLOYMENTS
@@ -396,10 +406,13 @@ fn normalize(v: &Value) -> Value {
                 if DROP_KEYS.contains(&k.as_str()) {
                     continue;
                 }
-                let val = if k == "pod-template-hash" {
-                    json!("HASH")
-                } else {
-                    normalize(val)
+                let val = match (k.as_str(), val) {
+                    ("pod-template-hash" | "controller.kubernetes.io/hash", _) => json!("HASH"),
+                    // A DaemonSet's is the bare hash, a StatefulSet's `<name>-<hash>`.
+                    ("controller-revision-hash", Value::String(h)) if norm_str(h) == *h => {
+                        json!("HASH")
+                    }
+                    _ => normalize(val),
                 };
                 out.insert(k.clone(), val);
             }
@@ -413,13 +426,15 @@ fn normalize(v: &Value) -> Value {
         }
         Value::Array(items) => {
             let mut items: Vec<Value> = items.iter().map(normalize).collect();
-            // ReplicaSet/Pod/Event lists: order by revision, then content.
+            // ReplicaSet/ControllerRevision/Pod/Event lists: order by
+            // revision, then content.
             if items.iter().all(|i| i.get("metadata").is_some()) {
                 items.sort_by_key(|i| {
                     let rev: i64 = i
                         .pointer("/metadata/annotations/deployment.kubernetes.io~1revision")
                         .and_then(Value::as_str)
                         .and_then(|r| r.parse().ok())
+                        .or_else(|| i.get("revision").and_then(Value::as_i64))
                         .unwrap_or(0);
                     (rev, i.to_string())
                 });
@@ -974,4 +989,234 @@ async fn watchdemo_scenarios_replay() {
     // pods-and-owners and rollout-history continue on the same cluster.
     replay_file(&mut r, "pods-and-owners.json", &[], &[]).await;
     replay_file(&mut r, "rollout-history.json", &[], &[]).await;
+}
+
+// ------------------------------------------- StatefulSets and DaemonSets --
+
+/// The recorder's `pods/status` merge patch (statefulset-history.json #3):
+/// Running, Ready and ContainersReady, each container running and ready.
+fn recorder_ready_patch(pod: &Value) -> Value {
+    let ts = "2026-12-05T23:48:30Z";
+    let statuses: Vec<Value> = pod["spec"]["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            json!({"name": c["name"], "image": c["image"], "imageID": "", "ready": true,
+                "restartCount": 0, "started": true, "state": {"running": {"startedAt": ts}}})
+        })
+        .collect();
+    let cond = |t: &str| json!({"type": t, "status": "True", "lastTransitionTime": ts});
+    json!({"status": {"phase": "Running", "conditions": [cond("Ready"), cond("ContainersReady")],
+        "containerStatuses": statuses}})
+}
+
+impl Replay {
+    /// Plays the recorder of the StatefulSet and DaemonSet files: the
+    /// controller runs until it waits for pods, the recorder marks every
+    /// pending pod of `ns` ready through `pods/status` (there is no
+    /// kubelet), until no pod is pending.
+    async fn converge_as_recorder(&self, ns: &str) {
+        for _ in 0..20 {
+            self.server.controller().reconcile_now();
+            let pending: Vec<Value> = self
+                .server
+                .pods(ns)
+                .iter()
+                .map(|p| serde_json::to_value(p).unwrap())
+                .filter(|p| p.pointer("/status/phase") != Some(&json!("Running")))
+                .collect();
+            if pending.is_empty() {
+                return;
+            }
+            for pod in pending {
+                let name = pod["metadata"]["name"].as_str().unwrap();
+                let path = format!("/api/v1/namespaces/{ns}/pods/{name}/status");
+                let ct = Some("application/merge-patch+json");
+                self.patch(&path, &Value::Null, ct, &recorder_ready_patch(&pod))
+                    .await;
+            }
+        }
+        panic!("the {ns} workloads did not converge");
+    }
+
+    /// Replays a StatefulSet or DaemonSet file: before each exchange the
+    /// workloads converge as the recorder let them, except for the
+    /// exchanges in `once` (the controller reacts once: the recorder's own
+    /// pods/status PATCH on the first pod) and in `hold` ("right after the
+    /// patch": the controller has not run yet).
+    async fn replay_recorded(&mut self, file: &str, once: &[usize], hold: &[usize]) -> Vec<Value> {
+        let doc = load(file);
+        let mut bodies = Vec::new();
+        for (i, e) in doc["exchanges"].as_array().unwrap().iter().enumerate() {
+            if once.contains(&i) {
+                self.server.controller().reconcile_now();
+            } else if !hold.contains(&i) {
+                self.converge_as_recorder("data").await;
+            }
+            bodies.push(self.exchange(file, i, e, Mode::Full).await);
+        }
+        bodies
+    }
+
+    /// The workload's ControllerRevisions as the API lists them.
+    async fn revisions(&self, app: &str) -> Value {
+        let path = "/apis/apps/v1/namespaces/data/controllerrevisions";
+        let query = json!({"labelSelector": format!("app={app}")});
+        let (status, list) = self
+            .send("GET", path, &query, None, &Value::Null, Auth::Admin)
+            .await;
+        assert_eq!(status, 200);
+        list
+    }
+}
+
+/// `revision → name` of a ControllerRevision list.
+fn revision_names(list: &Value) -> BTreeMap<i64, String> {
+    list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let name = r["metadata"]["name"].as_str().unwrap().to_string();
+            (r["revision"].as_i64().unwrap(), name)
+        })
+        .collect()
+}
+
+/// The half-brick rollback reused the revision-3 ControllerRevision under
+/// its name as revision 5; 3 no longer exists (both recordings say so).
+fn assert_renumbered_3_to_5(before: &Value, after: &Value, file: &str) {
+    let (before, after) = (revision_names(before), revision_names(after));
+    assert_eq!(after.get(&5), before.get(&3), "{file}: revision 3 became 5");
+    assert!(
+        !after.contains_key(&3),
+        "{file}: revision 3 is gone: {after:?}"
+    );
+}
+
+/// The request body kubectl logged at -v=8 (the log shows long bodies
+/// truncated): the text, and whether it is whole.
+fn logged_body(log: &str) -> (String, bool) {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures/k8s")
+            .join(log),
+    )
+    .unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.contains("\"Request Body\" body=\"{"))
+        .unwrap_or_else(|| panic!("{log}: no request body"));
+    let quoted = line.split_once("body=\"").unwrap().1;
+    let quoted = quoted.strip_suffix('"').unwrap_or(quoted);
+    let body = quoted.replace("\\\"", "\"");
+    match body.split_once(" [truncated ") {
+        Some((head, _)) => (head.to_string(), false),
+        None => (body, true),
+    }
+}
+
+/// JSON as Go's encoder writes a map: keys sorted, no spaces.
+fn go_json(v: &Value) -> String {
+    match v {
+        Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            let fields: Vec<String> = keys
+                .iter()
+                .map(|k| format!("{}:{}", Value::from(k.as_str()), go_json(&m[k.as_str()])))
+                .collect();
+            format!("{{{}}}", fields.join(","))
+        }
+        Value::Array(items) => {
+            format!(
+                "[{}]",
+                items.iter().map(go_json).collect::<Vec<_>>().join(",")
+            )
+        }
+        other => other.to_string(),
+    }
+}
+
+/// `kubectl rollout restart` and `rollout undo` of one workload, as the
+/// recorded logs show them (`history`, `status` and the refused `pause`
+/// send nothing): the restartedAt strategic merge patch, then the previous
+/// revision's `data` as a strategic merge patch, which must be the body
+/// kubectl logged.
+async fn replay_kubectl_writes(r: &Replay, path: &str, app: &str, logs: [&str; 2]) {
+    let smp = Some("application/strategic-merge-patch+json");
+    let (restart, _) = logged_body(logs[0]);
+    let restart: Value = serde_json::from_str(&restart).unwrap();
+    r.patch(
+        path,
+        &json!({"fieldManager": "kubectl-rollout"}),
+        smp,
+        &restart,
+    )
+    .await;
+    r.converge_as_recorder("data").await;
+    let list = r.revisions(app).await;
+    let mut items: Vec<&Value> = list["items"].as_array().unwrap().iter().collect();
+    items.sort_by_key(|i| i["revision"].as_i64());
+    let previous = &items[items.len() - 2]["data"];
+    let (logged, whole) = logged_body(logs[1]);
+    let sent = go_json(previous);
+    if whole {
+        assert_eq!(sent, logged, "{}: undo body", logs[1]);
+    } else {
+        assert!(
+            sent.starts_with(&logged),
+            "{}: undo body\n{sent}\n{logged}",
+            logs[1]
+        );
+    }
+    r.patch(path, &Value::Null, smp, previous).await;
+}
+
+/// The StatefulSet recordings ran in order against namespace `data`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statefulset_scenarios_replay_in_order() {
+    let mut r = Replay::new().await;
+    // #3 is the recorder's PATCH making ledger-0 ready: OrderedReady, the
+    // controller has created only that pod. #8/#13/#18 are right after a patch.
+    let history = r
+        .replay_recorded("statefulset-history.json", &[3], &[8, 13, 18])
+        .await;
+    let file = "statefulset-json-patch-single-container.json";
+    let patched = r.replay_recorded(file, &[], &[4]).await;
+    assert_renumbered_3_to_5(&history[20], &patched[6], file);
+    // #2–#4: the hold (partition = replicas) keeps both pods on the old revision.
+    r.replay_recorded("statefulset-partition-pause.json", &[], &[])
+        .await;
+    let path = "/apis/apps/v1/namespaces/data/statefulsets/ledger";
+    let logs = [
+        "statefulset-kubectl.3-restart.log",
+        "statefulset-kubectl.4-undo.log",
+    ];
+    replay_kubectl_writes(&r, path, "ledger", logs).await;
+    r.replay_recorded("statefulset-kubectl.json", &[], &[])
+        .await;
+}
+
+/// The DaemonSet recordings ran in order against namespace `data`, with
+/// two Nodes created (and made schedulable) by the recorder.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn daemonset_scenarios_replay_in_order() {
+    let mut r = Replay::new().await;
+    let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "data"}});
+    r.server.apply_objects(ns);
+    let history = r
+        .replay_recorded("daemonset-history.json", &[], &[11, 16, 21])
+        .await;
+    let file = "daemonset-json-patch-single-container.json";
+    let patched = r.replay_recorded(file, &[], &[2]).await;
+    assert_renumbered_3_to_5(&history[23], &patched[4], file);
+    let path = "/apis/apps/v1/namespaces/data/daemonsets/node-agent";
+    let logs = [
+        "daemonset-kubectl.3-restart.log",
+        "daemonset-kubectl.4-undo.log",
+    ];
+    replay_kubectl_writes(&r, path, "node-agent", logs).await;
+    r.replay_recorded("daemonset-kubectl.json", &[], &[]).await;
 }

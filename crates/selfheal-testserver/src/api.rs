@@ -170,7 +170,10 @@ fn validate(kind: Kind, ns: &str, obj: &Value) -> Result<(), ApiError> {
                 ));
             }
         }
-        Kind::Deployment | Kind::ReplicaSet => {
+        Kind::Deployment | Kind::ReplicaSet | Kind::StatefulSet | Kind::DaemonSet => {
+            if kind == Kind::StatefulSet {
+                validate_stateful_set_strategy(name, obj)?;
+            }
             let Some(sel) = obj.pointer("/spec/selector").filter(|s| !s.is_null()) else {
                 return Err(status::required(kind, name, "spec.selector", "")).map_err(|mut e| {
                     e.body["details"]["group"] = json!("apps");
@@ -205,12 +208,82 @@ fn validate(kind: Kind, ns: &str, obj: &Value) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// ValidateStatefulSetSpec: `rollingUpdate` only with the RollingUpdate
+/// strategy (an OnDelete hold must drop it), a partition not below 0.
+fn validate_stateful_set_strategy(name: &str, obj: &Value) -> Result<(), ApiError> {
+    let strategy = obj.pointer("/spec/updateStrategy");
+    let kind = strategy.and_then(|s| s.get("type")).and_then(Value::as_str);
+    let rolling = strategy
+        .and_then(|s| s.get("rollingUpdate"))
+        .filter(|r| !r.is_null());
+    let invalid = |field: &str, value: &str, detail: &str| {
+        let mut e = status::invalid(Kind::StatefulSet, name, field, value, detail);
+        e.body["details"]["group"] = json!("apps");
+        e
+    };
+    if kind == Some("OnDelete")
+        && let Some(r) = rolling
+    {
+        return Err(invalid(
+            "spec.updateStrategy.rollingUpdate",
+            &r.to_string(),
+            "only allowed for updateStrategy 'RollingUpdate'",
+        ));
+    }
+    let partition = rolling
+        .and_then(|r| r.get("partition"))
+        .and_then(Value::as_i64);
+    if let Some(p) = partition.filter(|p| *p < 0) {
+        return Err(invalid(
+            "spec.updateStrategy.rollingUpdate.partition",
+            &p.to_string(),
+            "must be greater than or equal to 0",
+        ));
+    }
+    Ok(())
+}
+
+/// What admission adds to a new object: the `not-ready` taint on a Node
+/// (TaintNodesByCondition; removed once the node is ready), a cluster IP on
+/// a Service that is not headless.
+fn admit(store: &Store, kind: Kind, obj: &mut Value) {
+    if !matches!(kind, Kind::Node | Kind::Service) {
+        return;
+    }
+    let Some(spec) = obj
+        .as_object_mut()
+        .map(|o| o.entry("spec").or_insert_with(|| json!({})))
+        .and_then(Value::as_object_mut)
+    else {
+        return;
+    };
+    match kind {
+        Kind::Node => {
+            let taint = json!({"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"});
+            spec.insert("taints".into(), json!([taint]));
+        }
+        Kind::Service if spec.get("clusterIP").is_none_or(Value::is_null) => {
+            let n = store.list(Kind::Service, None).len() + 1;
+            let ip = format!("10.96.{}.{}", n / 250, n % 250 + 1);
+            spec.insert("clusterIP".into(), json!(ip));
+        }
+        _ => {}
+    }
+}
+
 /// Status is owned by the controllers: writes to the main resource keep the
 /// stored status (and a create starts from an empty one).
 fn reset_status(kind: Kind, obj: &mut Value, old: Option<&Value>) {
     if !matches!(
         kind,
-        Kind::Deployment | Kind::ReplicaSet | Kind::Pod | Kind::Namespace
+        Kind::Deployment
+            | Kind::ReplicaSet
+            | Kind::StatefulSet
+            | Kind::DaemonSet
+            | Kind::Pod
+            | Kind::Namespace
+            | Kind::Node
+            | Kind::Service
     ) {
         return;
     }
@@ -267,6 +340,7 @@ fn create(shared: &Arc<Shared>, r: &ApiRequest) -> Answer {
         return Err(status::already_exists(r.kind, &name));
     }
     reset_status(r.kind, &mut obj, None);
+    admit(&store, r.kind, &mut obj);
     let obj = decode(r.kind, obj)?;
     validate(r.kind, &ns, &obj)?;
     let obj = if r.kind == Kind::Namespace {
@@ -394,13 +468,7 @@ fn delete(shared: &Arc<Shared>, r: &ApiRequest, name: &str) -> Answer {
     if !r.dry_run() {
         store.delete(r.kind, &ns, name);
         if r.kind == Kind::Namespace {
-            for kind in [
-                Kind::Deployment,
-                Kind::ReplicaSet,
-                Kind::Pod,
-                Kind::Event,
-                Kind::ServiceAccount,
-            ] {
+            for kind in Kind::NAMESPACED {
                 let names: Vec<String> = store
                     .list(kind, Some(name))
                     .iter()

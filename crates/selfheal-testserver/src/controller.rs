@@ -22,9 +22,16 @@ use crate::defaults;
 use crate::selector::LabelSelector;
 use crate::store::{Kind, Store, Writer, format_ts, name_of};
 
+mod daemonset;
 mod deployment;
+mod history;
+mod statefulset;
+#[cfg(test)]
+mod workload_tests;
 
+use daemonset::sync_daemon_set;
 use deployment::sync_deployment;
+use statefulset::sync_stateful_set;
 
 /// Predicate on a container image: `true` means pods running it never get ready.
 #[derive(Clone)]
@@ -238,6 +245,12 @@ fn pass(store: &mut Store, state: &ControllerState) -> bool {
     for (ns, name) in keys(store, Kind::ReplicaSet) {
         changed |= sync_replica_set(store, state, &ns, &name);
     }
+    for (ns, name) in keys(store, Kind::StatefulSet) {
+        changed |= sync_stateful_set(store, state, &ns, &name);
+    }
+    for (ns, name) in keys(store, Kind::DaemonSet) {
+        changed |= sync_daemon_set(store, state, &ns, &name);
+    }
     changed
 }
 
@@ -398,13 +411,17 @@ fn mark_pods_ready(store: &mut Store, state: &ControllerState) -> bool {
     changed
 }
 
-/// Background-propagation garbage collection: ReplicaSets whose Deployment
-/// is gone, pods whose ReplicaSet is gone.
+/// Background-propagation garbage collection: what a gone Deployment,
+/// ReplicaSet, StatefulSet or DaemonSet controlled.
 fn collect_garbage(store: &mut Store) -> bool {
     let mut doomed: Vec<(Kind, String, String)> = Vec::new();
     for (kind, owner_kind) in [
         (Kind::ReplicaSet, Kind::Deployment),
         (Kind::Pod, Kind::ReplicaSet),
+        (Kind::Pod, Kind::StatefulSet),
+        (Kind::Pod, Kind::DaemonSet),
+        (Kind::ControllerRevision, Kind::StatefulSet),
+        (Kind::ControllerRevision, Kind::DaemonSet),
     ] {
         // One set of the owners' uids per pass, not a lookup per object.
         let owners: std::collections::HashSet<&str> = store
@@ -445,19 +462,7 @@ fn sync_replica_set(store: &mut Store, state: &ControllerState, ns: &str, name: 
     if pods.len() < desired {
         for _ in pods.len()..desired {
             let pod = new_pod(store, &rs);
-            if let Ok(pod) = defaults::apply(Kind::Pod, pod) {
-                let created = store.create(Kind::Pod, ns, pod, false);
-                let delay =
-                    jiff::SignedDuration::try_from(state.config.ready_delay).unwrap_or_default();
-                let now = store.now();
-                state
-                    .ready_at
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(
-                        uid_of(&created).to_string(),
-                        now.checked_add(delay).unwrap_or(now),
-                    );
+            if let Some(created) = create_pod(store, state, pod) {
                 pods.push(created);
                 changed = true;
             }
@@ -503,6 +508,41 @@ fn sync_replica_set(store: &mut Store, state: &ControllerState, ns: &str, name: 
         changed = true;
     }
     changed
+}
+
+/// Writes `status` onto the stored `obj` through the status subresource,
+/// unless it already has it; true if it wrote.
+fn write_status(store: &mut Store, kind: Kind, obj: &Value, status: Map<String, Value>) -> bool {
+    let Some(mut cur) = store.get(kind, ns_of(obj), name_of(obj)).cloned() else {
+        return false;
+    };
+    let status = Value::Object(status);
+    if cur.get("status") == Some(&status) {
+        return false;
+    }
+    cur["status"] = status;
+    let ns = ns_of(obj).to_string();
+    store.update(kind, &ns, cur, Writer::Status, false);
+    true
+}
+
+/// Creates a pod a controller built (server defaults applied) and starts
+/// its ready delay; the stored pod, or `None` when it does not decode.
+fn create_pod(store: &mut Store, state: &ControllerState, pod: Value) -> Option<Value> {
+    let pod = defaults::apply(Kind::Pod, pod).ok()?;
+    let ns = ns_of(&pod).to_string();
+    let created = store.create(Kind::Pod, &ns, pod, false);
+    let delay = jiff::SignedDuration::try_from(state.config.ready_delay).unwrap_or_default();
+    let now = store.now();
+    state
+        .ready_at
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(
+            uid_of(&created).to_string(),
+            now.checked_add(delay).unwrap_or(now),
+        );
+    Some(created)
 }
 
 fn new_pod(store: &Store, rs: &Value) -> Value {

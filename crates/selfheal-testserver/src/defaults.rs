@@ -9,25 +9,39 @@ use crate::store::Kind;
 /// Decodes the object through its k8s-openapi type (dropping unknown fields,
 /// like the real server's decoder) and fills in the recorded defaults.
 pub(crate) fn apply(kind: Kind, obj: Value) -> Result<Value, serde_json::Error> {
-    use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-    use k8s_openapi::api::core::v1::{Event, Namespace, Pod, ServiceAccount};
+    use k8s_openapi::api::apps::v1::{
+        ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet,
+    };
+    use k8s_openapi::api::core::v1::{Event, Namespace, Node, Pod, Service, ServiceAccount};
+    fn through<T: serde::de::DeserializeOwned + serde::Serialize>(
+        obj: Value,
+    ) -> Result<Value, serde_json::Error> {
+        serde_json::to_value(serde_json::from_value::<T>(obj)?)
+    }
     let mut v = match kind {
-        Kind::Deployment => serde_json::to_value(serde_json::from_value::<Deployment>(obj)?)?,
-        Kind::ReplicaSet => serde_json::to_value(serde_json::from_value::<ReplicaSet>(obj)?)?,
-        Kind::Pod => serde_json::to_value(serde_json::from_value::<Pod>(obj)?)?,
-        Kind::Event => serde_json::to_value(serde_json::from_value::<Event>(obj)?)?,
-        Kind::Namespace => serde_json::to_value(serde_json::from_value::<Namespace>(obj)?)?,
-        Kind::ServiceAccount => {
-            serde_json::to_value(serde_json::from_value::<ServiceAccount>(obj)?)?
-        }
+        Kind::Deployment => through::<Deployment>(obj)?,
+        Kind::ReplicaSet => through::<ReplicaSet>(obj)?,
+        Kind::StatefulSet => through::<StatefulSet>(obj)?,
+        Kind::DaemonSet => through::<DaemonSet>(obj)?,
+        Kind::ControllerRevision => through::<ControllerRevision>(obj)?,
+        Kind::Pod => through::<Pod>(obj)?,
+        Kind::Event => through::<Event>(obj)?,
+        Kind::Namespace => through::<Namespace>(obj)?,
+        Kind::Node => through::<Node>(obj)?,
+        Kind::ServiceAccount => through::<ServiceAccount>(obj)?,
+        Kind::Service => through::<Service>(obj)?,
     };
     match kind {
         Kind::Deployment => deployment(&mut v),
         Kind::ReplicaSet => replica_set(&mut v),
+        Kind::StatefulSet => stateful_set(&mut v),
+        Kind::DaemonSet => daemon_set(&mut v),
         Kind::Pod => pod(&mut v),
         Kind::Event => event(&mut v),
         Kind::Namespace => v = namespace(v),
-        Kind::ServiceAccount => {}
+        Kind::Node => node(&mut v),
+        Kind::Service => service(&mut v),
+        Kind::ServiceAccount | Kind::ControllerRevision => {}
     }
     Ok(v)
 }
@@ -52,23 +66,34 @@ fn deployment(v: &mut Value) {
         default_key(spec, "replicas", json!(1));
         default_key(spec, "revisionHistoryLimit", json!(10));
         default_key(spec, "progressDeadlineSeconds", json!(600));
-        let strategy = spec.entry("strategy").or_insert_with(|| json!({}));
-        if let Some(strategy) = strategy.as_object_mut() {
-            default_key(strategy, "type", json!("RollingUpdate"));
-            if strategy.get("type").and_then(Value::as_str) == Some("RollingUpdate") {
-                let ru = strategy.entry("rollingUpdate").or_insert_with(|| json!({}));
-                if let Some(ru) = ru.as_object_mut() {
-                    default_key(ru, "maxUnavailable", json!("25%"));
-                    default_key(ru, "maxSurge", json!("25%"));
-                }
-            }
-        }
+        rolling_update(spec, "strategy", json!("25%"), json!("25%"));
     }
     if let Some(template) = v.pointer_mut("/spec/template") {
         pod_template(template);
     }
     if let Some(map) = v.as_object_mut() {
         map.entry("status").or_insert_with(|| json!({}));
+    }
+}
+
+/// A Deployment's `strategy` or a DaemonSet's `updateStrategy`: type
+/// RollingUpdate unless given, and then the two limits unless given.
+fn rolling_update(
+    spec: &mut Map<String, Value>,
+    field: &str,
+    max_unavailable: Value,
+    max_surge: Value,
+) {
+    let strategy = spec.entry(field).or_insert_with(|| json!({}));
+    if let Some(strategy) = strategy.as_object_mut() {
+        default_key(strategy, "type", json!("RollingUpdate"));
+        if strategy.get("type").and_then(Value::as_str) == Some("RollingUpdate") {
+            let ru = strategy.entry("rollingUpdate").or_insert_with(|| json!({}));
+            if let Some(ru) = ru.as_object_mut() {
+                default_key(ru, "maxUnavailable", max_unavailable);
+                default_key(ru, "maxSurge", max_surge);
+            }
+        }
     }
 }
 
@@ -82,6 +107,115 @@ fn replica_set(v: &mut Value) {
     if let Some(map) = v.as_object_mut() {
         map.entry("status")
             .or_insert_with(|| json!({"replicas": 0}));
+    }
+}
+
+/// statefulset-history.json's create response: OrderedReady, RollingUpdate
+/// with partition 0 (also when a patch nulls it), history limit 10, and the
+/// status a new StatefulSet shows (`availableReplicas` is not omitted).
+fn stateful_set(v: &mut Value) {
+    if let Some(spec) = obj_mut(v, "spec") {
+        default_key(spec, "replicas", json!(1));
+        default_key(spec, "podManagementPolicy", json!("OrderedReady"));
+        default_key(spec, "revisionHistoryLimit", json!(10));
+        let strategy = spec.entry("updateStrategy").or_insert_with(|| json!({}));
+        if let Some(strategy) = strategy.as_object_mut() {
+            if strategy.get("type").is_none_or(Value::is_null) {
+                strategy.insert("type".into(), json!("RollingUpdate"));
+                default_key(strategy, "rollingUpdate", json!({}));
+            }
+            if strategy.get("type").and_then(Value::as_str) == Some("RollingUpdate")
+                && let Some(ru) = strategy
+                    .get_mut("rollingUpdate")
+                    .and_then(Value::as_object_mut)
+            {
+                default_key(ru, "partition", json!(0));
+            }
+        }
+    }
+    if let Some(template) = v.pointer_mut("/spec/template") {
+        pod_template(template);
+    }
+    if let Some(status) = obj_mut(v, "status") {
+        default_key(status, "replicas", json!(0));
+        default_key(status, "availableReplicas", json!(0));
+    }
+}
+
+/// daemonset-history.json's create response: RollingUpdate with
+/// maxUnavailable 1 and maxSurge 0, history limit 10, and the four counts a
+/// DaemonSet status always shows.
+fn daemon_set(v: &mut Value) {
+    if let Some(spec) = obj_mut(v, "spec") {
+        default_key(spec, "revisionHistoryLimit", json!(10));
+        rolling_update(spec, "updateStrategy", json!(1), json!(0));
+    }
+    if let Some(template) = v.pointer_mut("/spec/template") {
+        pod_template(template);
+    }
+    if let Some(status) = obj_mut(v, "status") {
+        for count in [
+            "currentNumberScheduled",
+            "numberMisscheduled",
+            "desiredNumberScheduled",
+            "numberReady",
+        ] {
+            default_key(status, count, json!(0));
+        }
+    }
+}
+
+/// The zero values a Node's status shows before any kubelet reported
+/// (daemonset-history.json #0).
+fn node(v: &mut Value) {
+    obj_mut(v, "spec");
+    if let Some(status) = obj_mut(v, "status") {
+        default_key(
+            status,
+            "daemonEndpoints",
+            json!({"kubeletEndpoint": {"Port": 0}}),
+        );
+        let info: Map<String, Value> = [
+            "machineID",
+            "systemUUID",
+            "bootID",
+            "kernelVersion",
+            "osImage",
+            "containerRuntimeVersion",
+            "kubeletVersion",
+            "kubeProxyVersion",
+            "operatingSystem",
+            "architecture",
+        ]
+        .into_iter()
+        .map(|k| (k.to_string(), json!("")))
+        .collect();
+        default_key(status, "nodeInfo", Value::Object(info));
+    }
+}
+
+/// Service defaults (statefulset-history.json #1): TCP ports targeting
+/// themselves, a single-stack IPv4 ClusterIP service.
+fn service(v: &mut Value) {
+    if let Some(spec) = obj_mut(v, "spec") {
+        if let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) {
+            for p in ports.iter_mut().filter_map(Value::as_object_mut) {
+                default_key(p, "protocol", json!("TCP"));
+                let port = p.get("port").cloned().unwrap_or(Value::Null);
+                default_key(p, "targetPort", port);
+            }
+        }
+        default_key(spec, "type", json!("ClusterIP"));
+        default_key(spec, "sessionAffinity", json!("None"));
+        if let Some(ip) = spec.get("clusterIP").cloned().filter(|ip| !ip.is_null()) {
+            default_key(spec, "clusterIPs", json!([ip]));
+        }
+        default_key(spec, "ipFamilies", json!(["IPv4"]));
+        default_key(spec, "ipFamilyPolicy", json!("SingleStack"));
+        default_key(spec, "internalTrafficPolicy", json!("Cluster"));
+    }
+    if let Some(status) = obj_mut(v, "status") {
+        default_key(status, "loadBalancer", json!({}));
     }
 }
 
@@ -198,6 +332,16 @@ fn pod(v: &mut Value) {
     if let Some(status) = obj_mut(v, "status") {
         default_key(status, "phase", json!("Pending"));
         default_key(status, "qosClass", json!("BestEffort"));
+        // A Go struct, never omitted: `lastState: {}` even when a status
+        // writer leaves it out (the recorder's pods/status PATCH does).
+        if let Some(statuses) = status
+            .get_mut("containerStatuses")
+            .and_then(Value::as_array_mut)
+        {
+            for c in statuses.iter_mut().filter_map(Value::as_object_mut) {
+                default_key(c, "lastState", json!({}));
+            }
+        }
     }
 }
 

@@ -2,9 +2,11 @@
 //! recordings (tests/fixtures/k8s/create-and-history.json), namespace `shop`,
 //! label `app=checkout`, 2 replicas, containers `api` and the sidecar `envoy`.
 //! Tests vary it (images, opt-in, ports, a fleet of copies) through
-//! [`Checkout`], so the object is written down once.
+//! [`Checkout`], so the object is written down once. The StatefulSet
+//! `data/ledger` and DaemonSet `data/node-agent` of the later recordings
+//! come from [`ledger`] and [`node_agent`].
 
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use serde_json::{Map, Value, json};
 
 /// A `checkout`-shaped Deployment as a test POSTs or seeds it (the server
@@ -39,26 +41,33 @@ pub fn checkout(api_image: impl Into<String>, envoy_image: impl Into<String>) ->
     }
 }
 
+/// The builder steps [`Checkout`] and [`Workload`] share.
+macro_rules! shared_builder_steps {
+    () => {
+        /// Another object of the same shape: `namespace/name`, labelled and
+        /// selected by `app=<name>` (fleets, several namespaces).
+        pub fn named(mut self, namespace: &str, name: &str) -> Self {
+            self.namespace = namespace.into();
+            self.name = name.into();
+            self
+        }
+
+        /// `spec.replicas` (default 2, as recorded; a DaemonSet has none).
+        pub fn replicas(mut self, replicas: u32) -> Self {
+            self.replicas = replicas;
+            self
+        }
+
+        /// Label `selfheal.dev/enabled=true` when `yes`.
+        pub fn opt_in(mut self, yes: bool) -> Self {
+            self.opt_in = yes;
+            self
+        }
+    };
+}
+
 impl Checkout {
-    /// Another Deployment of the same shape: `namespace/name`, labelled and
-    /// selected by `app=<name>` (fleets, several namespaces).
-    pub fn named(mut self, namespace: &str, name: &str) -> Self {
-        self.namespace = namespace.into();
-        self.name = name.into();
-        self
-    }
-
-    /// `spec.replicas` (default 2, as recorded).
-    pub fn replicas(mut self, replicas: u32) -> Self {
-        self.replicas = replicas;
-        self
-    }
-
-    /// Label `selfheal.dev/enabled=true` when `yes`.
-    pub fn opt_in(mut self, yes: bool) -> Self {
-        self.opt_in = yes;
-        self
-    }
+    shared_builder_steps!();
 
     /// The recorded container ports: api 8080, envoy 9901.
     pub fn recorded_ports(mut self) -> Self {
@@ -155,4 +164,151 @@ pub async fn rollout_waiting(server: &crate::TestServer) {
     changed["spec"]["template"]["spec"]["containers"][0]["image"] =
         json!("registry.example/shop/api:1.1.0");
     server.apply_objects(changed);
+}
+
+/// The StatefulSet and DaemonSet of the recordings
+/// (tests/fixtures/k8s/statefulset-history.json, daemonset-history.json),
+/// namespace `data`, each with two containers so that a rollback of one of
+/// them (a half-brick) is meaningful: `data/ledger` (db + metrics, 2
+/// replicas, headless Service `ledger`) and `data/node-agent` (agent +
+/// shipper, one pod per Node). Tests vary them through [`Workload`].
+#[derive(Debug, Clone)]
+pub struct Workload {
+    kind: &'static str,
+    namespace: String,
+    name: String,
+    /// (container name, image, extra fields as recorded).
+    containers: Vec<(String, String, Value)>,
+    replicas: u32,
+    opt_in: bool,
+    update_strategy: Option<Value>,
+}
+
+/// `data/ledger` running `db_image` and `metrics_image`, opted in as recorded.
+pub fn ledger(db_image: impl Into<String>, metrics_image: impl Into<String>) -> Workload {
+    Workload {
+        kind: "StatefulSet",
+        namespace: "data".into(),
+        name: "ledger".into(),
+        containers: vec![
+            (
+                "db".into(),
+                db_image.into(),
+                json!({"env": [{"name": "PGDATA", "value": "/var/lib/db"}], "ports": [{"containerPort": 5432}]}),
+            ),
+            ("metrics".into(), metrics_image.into(), json!({})),
+        ],
+        replicas: 2,
+        opt_in: true,
+        update_strategy: None,
+    }
+}
+
+/// `data/node-agent` running `agent_image` and `shipper_image`, opted in as
+/// recorded. Its pods need Nodes ([`node`]).
+pub fn node_agent(agent_image: impl Into<String>, shipper_image: impl Into<String>) -> Workload {
+    Workload {
+        kind: "DaemonSet",
+        namespace: "data".into(),
+        name: "node-agent".into(),
+        containers: vec![
+            (
+                "agent".into(),
+                agent_image.into(),
+                json!({"env": [{"name": "LEVEL", "value": "info"}]}),
+            ),
+            ("shipper".into(), shipper_image.into(), json!({})),
+        ],
+        replicas: 0,
+        opt_in: true,
+        update_strategy: None,
+    }
+}
+
+impl Workload {
+    shared_builder_steps!();
+
+    /// A StatefulSet rolling update held below ordinal `partition`.
+    pub fn partition(mut self, partition: u32) -> Self {
+        self.update_strategy =
+            Some(json!({"type": "RollingUpdate", "rollingUpdate": {"partition": partition}}));
+        self
+    }
+
+    /// `updateStrategy: OnDelete`: no pod is replaced until it is deleted.
+    pub fn on_delete(mut self) -> Self {
+        self.update_strategy = Some(json!({"type": "OnDelete"}));
+        self
+    }
+
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The object as JSON (the server fills in the defaults).
+    pub fn json(&self) -> Value {
+        let mut labels = json!({"app": self.name});
+        if self.opt_in {
+            labels["selfheal.dev/enabled"] = json!("true");
+        }
+        let containers: Vec<Value> = self
+            .containers
+            .iter()
+            .map(|(name, image, extra)| {
+                let mut c = extra.clone();
+                c["name"] = json!(name);
+                c["image"] = json!(image);
+                c
+            })
+            .collect();
+        let mut spec = json!({
+            "selector": {"matchLabels": {"app": self.name}},
+            "template": {
+                "metadata": {"labels": {"app": self.name}},
+                "spec": {"containers": containers}
+            }
+        });
+        if self.kind == "StatefulSet" {
+            spec["replicas"] = json!(self.replicas);
+            spec["serviceName"] = json!(self.name);
+        }
+        if let Some(strategy) = &self.update_strategy {
+            spec["updateStrategy"] = strategy.clone();
+        }
+        json!({"apiVersion": "apps/v1", "kind": self.kind,
+            "metadata": {"name": self.name, "namespace": self.namespace, "labels": labels},
+            "spec": spec})
+    }
+
+    /// The headless Service a StatefulSet names (`serviceName`), as recorded.
+    pub fn service(&self) -> Value {
+        json!({"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": self.name, "namespace": self.namespace},
+            "spec": {"clusterIP": "None", "selector": {"app": self.name}, "ports": [{"port": 5432}]}})
+    }
+
+    /// The object as a typed StatefulSet.
+    pub fn stateful_set(&self) -> StatefulSet {
+        serde_json::from_value(self.json()).unwrap_or_else(|e| panic!("ledger fixture: {e}"))
+    }
+
+    /// The object as a typed DaemonSet.
+    pub fn daemon_set(&self) -> DaemonSet {
+        serde_json::from_value(self.json()).unwrap_or_else(|e| panic!("node-agent fixture: {e}"))
+    }
+}
+
+/// A Ready Node without taints, as the recorder left `node-a` and `node-b`
+/// (daemonset-history.json): what a DaemonSet needs to run a pod.
+pub fn node(name: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "Node",
+        "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux"}},
+        "spec": {},
+        "status": {"conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "recorder"}],
+            "allocatable": {"cpu": "4", "memory": "8Gi", "pods": "110"},
+            "capacity": {"cpu": "4", "memory": "8Gi", "pods": "110"}}})
 }

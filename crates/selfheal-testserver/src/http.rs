@@ -344,8 +344,8 @@ fn parse_path(path: &str) -> Option<Target> {
             let kind = Kind::from_plural(group, plural)?;
             match (kind, tail) {
                 (_, []) => Some((kind, None, None, None)),
-                (Kind::Namespace, [name]) => Some((kind, None, own(name), None)),
-                (Kind::Namespace, [name, sub]) => Some((kind, None, own(name), own(sub))),
+                (_, [name]) if !kind.namespaced() => Some((kind, None, own(name), None)),
+                (_, [name, sub]) if !kind.namespaced() => Some((kind, None, own(name), own(sub))),
                 _ => None,
             }
         }
@@ -477,6 +477,26 @@ mod tests {
             (
                 "/apis/apps/v1/replicasets",
                 (Kind::ReplicaSet, None, None, None),
+            ),
+            (
+                "/api/v1/nodes/node-a/status",
+                (Kind::Node, None, some("node-a"), some("status")),
+            ),
+            (
+                "/apis/apps/v1/namespaces/data/controllerrevisions",
+                (Kind::ControllerRevision, some("data"), None, None),
+            ),
+            (
+                "/apis/apps/v1/namespaces/data/statefulsets/ledger",
+                (Kind::StatefulSet, some("data"), some("ledger"), None),
+            ),
+            (
+                "/apis/apps/v1/namespaces/data/daemonsets/node-agent",
+                (Kind::DaemonSet, some("data"), some("node-agent"), None),
+            ),
+            (
+                "/api/v1/namespaces/data/services",
+                (Kind::Service, some("data"), None, None),
             ),
         ];
         for (path, parsed) in cases {

@@ -1,12 +1,14 @@
 //! An in-process Kubernetes API server for tests and benchmarks.
 //!
 //! It speaks the subset of the API that selfheal and `kubectl rollout` use
-//! (apps/v1 Deployments and ReplicaSets; core/v1 Pods, Events, Namespaces,
+//! (apps/v1 Deployments, ReplicaSets, StatefulSets, DaemonSets and
+//! ControllerRevisions; core/v1 Pods, Events, Namespaces, Nodes, Services,
 //! ServiceAccounts), answers with the status codes and `Status` bodies recorded
 //! from a real kube-apiserver (`tests/fixtures/k8s/`), and emulates the deployment,
-//! replicaset and garbage-collector controllers so rollouts, revisions and
-//! rollbacks behave like on a real control plane. Tests drive it over HTTP like
-//! a real cluster and inspect or seed its store directly. Bearer tokens map to
+//! replicaset, statefulset, daemonset and garbage-collector controllers so
+//! rollouts, revisions and rollbacks behave like on a real control plane.
+//! Tests drive it over HTTP like a real cluster and inspect or seed its
+//! store directly. Bearer tokens map to
 //! identities ([`Identity`]): the admin may do everything, a user what the
 //! loaded RBAC objects allow ([`rbac`], e.g. `deploy/rbac.yaml`).
 
@@ -32,7 +34,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::apps::v1::{
+    ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet,
+};
 use k8s_openapi::api::core::v1::{Event, Pod};
 use serde_json::Value;
 
@@ -487,9 +491,31 @@ impl TestServer {
     }
 
     pub fn deployment(&self, ns: &str, name: &str) -> Option<Deployment> {
+        self.typed(store::Kind::Deployment, ns, name)
+    }
+
+    pub fn stateful_set(&self, ns: &str, name: &str) -> Option<StatefulSet> {
+        self.typed(store::Kind::StatefulSet, ns, name)
+    }
+
+    pub fn daemon_set(&self, ns: &str, name: &str) -> Option<DaemonSet> {
+        self.typed(store::Kind::DaemonSet, ns, name)
+    }
+
+    /// The ControllerRevisions in `ns` (StatefulSet and DaemonSet history).
+    pub fn controller_revisions(&self, ns: &str) -> Vec<ControllerRevision> {
+        self.typed_list(store::Kind::ControllerRevision, ns)
+    }
+
+    fn typed<T: serde::de::DeserializeOwned>(
+        &self,
+        kind: store::Kind,
+        ns: &str,
+        name: &str,
+    ) -> Option<T> {
         let store = self.inner.shared.store();
         store
-            .get(store::Kind::Deployment, ns, name)
+            .get(kind, ns, name)
             .and_then(|v| serde_json::from_value(v.clone()).ok())
     }
 
@@ -505,7 +531,9 @@ impl TestServer {
         self.typed_list(store::Kind::Event, ns)
     }
 
-    /// Any stored object as JSON (kinds: Namespace, Deployment, ReplicaSet, Pod, Event, ServiceAccount).
+    /// Any stored object as JSON (kinds: Namespace, Node, Deployment,
+    /// ReplicaSet, StatefulSet, DaemonSet, ControllerRevision, Pod, Event,
+    /// ServiceAccount, Service).
     pub fn object(&self, kind: &str, ns: &str, name: &str) -> Option<Value> {
         let kind = store::Kind::from_kind(kind)?;
         self.inner.shared.store().get(kind, ns, name).cloned()

@@ -12,79 +12,90 @@ use crate::defaults;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(crate) enum Kind {
     Namespace,
+    Node,
     Deployment,
     ReplicaSet,
+    StatefulSet,
+    DaemonSet,
+    ControllerRevision,
     Pod,
     Event,
     ServiceAccount,
+    Service,
 }
+
+/// Every kind served: (kind, API group, plural resource, `kind` name).
+const KINDS: [(Kind, &str, &str, &str); 11] = [
+    (Kind::Namespace, "", "namespaces", "Namespace"),
+    (Kind::Node, "", "nodes", "Node"),
+    (Kind::Pod, "", "pods", "Pod"),
+    (Kind::Event, "", "events", "Event"),
+    (
+        Kind::ServiceAccount,
+        "",
+        "serviceaccounts",
+        "ServiceAccount",
+    ),
+    (Kind::Service, "", "services", "Service"),
+    (Kind::Deployment, "apps", "deployments", "Deployment"),
+    (Kind::ReplicaSet, "apps", "replicasets", "ReplicaSet"),
+    (Kind::StatefulSet, "apps", "statefulsets", "StatefulSet"),
+    (Kind::DaemonSet, "apps", "daemonsets", "DaemonSet"),
+    (
+        Kind::ControllerRevision,
+        "apps",
+        "controllerrevisions",
+        "ControllerRevision",
+    ),
+];
 
 impl Kind {
     /// Every namespaced kind.
-    pub(crate) const NAMESPACED: [Kind; 5] = [
+    pub(crate) const NAMESPACED: [Kind; 9] = [
         Kind::Deployment,
         Kind::ReplicaSet,
+        Kind::StatefulSet,
+        Kind::DaemonSet,
+        Kind::ControllerRevision,
         Kind::Pod,
         Kind::Event,
         Kind::ServiceAccount,
+        Kind::Service,
     ];
 
+    fn entry(self) -> (Kind, &'static str, &'static str, &'static str) {
+        KINDS
+            .into_iter()
+            .find(|e| e.0 == self)
+            .unwrap_or((self, "", "", ""))
+    }
+
     pub(crate) fn from_plural(group: &str, plural: &str) -> Option<Kind> {
-        match (group, plural) {
-            ("", "namespaces") => Some(Kind::Namespace),
-            ("", "pods") => Some(Kind::Pod),
-            ("", "events") => Some(Kind::Event),
-            ("", "serviceaccounts") => Some(Kind::ServiceAccount),
-            ("apps", "deployments") => Some(Kind::Deployment),
-            ("apps", "replicasets") => Some(Kind::ReplicaSet),
-            _ => None,
-        }
+        KINDS
+            .into_iter()
+            .find(|e| e.1 == group && e.2 == plural)
+            .map(|e| e.0)
     }
     pub(crate) fn from_kind(kind: &str) -> Option<Kind> {
-        match kind {
-            "Namespace" => Some(Kind::Namespace),
-            "Pod" => Some(Kind::Pod),
-            "Event" => Some(Kind::Event),
-            "ServiceAccount" => Some(Kind::ServiceAccount),
-            "Deployment" => Some(Kind::Deployment),
-            "ReplicaSet" => Some(Kind::ReplicaSet),
-            _ => None,
-        }
+        KINDS.into_iter().find(|e| e.3 == kind).map(|e| e.0)
     }
     pub(crate) fn plural(self) -> &'static str {
-        match self {
-            Kind::Namespace => "namespaces",
-            Kind::Deployment => "deployments",
-            Kind::ReplicaSet => "replicasets",
-            Kind::Pod => "pods",
-            Kind::Event => "events",
-            Kind::ServiceAccount => "serviceaccounts",
-        }
+        self.entry().2
     }
     pub(crate) fn group(self) -> &'static str {
-        match self {
-            Kind::Deployment | Kind::ReplicaSet => "apps",
-            _ => "",
-        }
+        self.entry().1
     }
     pub(crate) fn api_version(self) -> &'static str {
-        match self {
-            Kind::Deployment | Kind::ReplicaSet => "apps/v1",
-            _ => "v1",
+        match self.group() {
+            "" => "v1",
+            _ => "apps/v1",
         }
     }
     pub(crate) fn kind(self) -> &'static str {
-        match self {
-            Kind::Namespace => "Namespace",
-            Kind::Deployment => "Deployment",
-            Kind::ReplicaSet => "ReplicaSet",
-            Kind::Pod => "Pod",
-            Kind::Event => "Event",
-            Kind::ServiceAccount => "ServiceAccount",
-        }
+        self.entry().3
     }
     pub(crate) fn namespaced(self) -> bool {
-        self != Kind::Namespace
+        !matches!(self, Kind::Namespace | Kind::Node)
     }
     /// `deployments.apps` / `pods`: the resource name used in API messages.
     pub(crate) fn qualified(self) -> String {
@@ -93,8 +104,12 @@ impl Kind {
             g => format!("{}.{g}", self.plural()),
         }
     }
+    /// The workload kinds whose spec changes bump `metadata.generation`.
     fn has_generation(self) -> bool {
-        matches!(self, Kind::Deployment | Kind::ReplicaSet)
+        matches!(
+            self,
+            Kind::Deployment | Kind::ReplicaSet | Kind::StatefulSet | Kind::DaemonSet
+        )
     }
 }
 
@@ -280,6 +295,9 @@ impl Store {
                 meta.remove("deletionTimestamp");
             }
         }
+        if kind == Kind::DaemonSet {
+            set_template_generation(&mut obj, 1);
+        }
         if !dry_run {
             let name = name_of(&obj).to_string();
             let key_ns = if kind.namespaced() {
@@ -345,6 +363,12 @@ impl Store {
                     != obj
                         .pointer("/metadata/annotations")
                         .filter(|v| !is_empty_map(v));
+            if kind == Kind::DaemonSet {
+                let template_changed =
+                    old.pointer("/spec/template") != obj.pointer("/spec/template");
+                let current = template_generation(&old);
+                set_template_generation(&mut obj, current + i64::from(template_changed));
+            }
             if spec_changed || ann_changed {
                 let g = old
                     .pointer("/metadata/generation")
@@ -416,6 +440,10 @@ impl Store {
             }
             meta.remove("managedFields");
         }
+        if kind == Kind::DaemonSet {
+            let generation = template_generation(&obj);
+            set_template_generation(&mut obj, generation);
+        }
         if let Some(map) = obj.as_object_mut() {
             map.insert("kind".into(), json!(kind.kind()));
             map.insert("apiVersion".into(), json!(kind.api_version()));
@@ -429,6 +457,32 @@ impl Store {
             .is_some();
         self.record(kind, rv, if existed { "MODIFIED" } else { "ADDED" }, obj);
         Ok(())
+    }
+}
+
+/// The DaemonSet's `spec.templateGeneration`, which apps/v1 shows as this
+/// annotation: server-owned, 1 on create, +1 on each template change.
+pub(crate) const TEMPLATE_GENERATION: &str = "deprecated.daemonset.template.generation";
+
+pub(crate) fn template_generation(ds: &Value) -> i64 {
+    ds.pointer("/metadata/annotations")
+        .and_then(|a| a.get(TEMPLATE_GENERATION))
+        .and_then(Value::as_str)
+        .and_then(|g| g.parse().ok())
+        .unwrap_or(1)
+}
+
+fn set_template_generation(ds: &mut Value, generation: i64) {
+    let Some(map) = ds.as_object_mut() else {
+        return;
+    };
+    let meta = map.entry("metadata").or_insert_with(|| json!({}));
+    if let Some(meta) = meta.as_object_mut() {
+        let ann = meta.entry("annotations").or_insert_with(|| json!({}));
+        if !ann.is_object() {
+            *ann = json!({});
+        }
+        ann[TEMPLATE_GENERATION] = json!(generation.to_string());
     }
 }
 

@@ -738,7 +738,7 @@ fn set_new_replica_set_annotations(d: &Value, rs: &mut Value, new_revision: i64)
 }
 
 /// A stable 10-character hash of a pod template (pod-template-hash).
-fn template_hash(template: &Value) -> String {
+pub(super) fn template_hash(template: &Value) -> String {
     use sha2::Digest as _;
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     let digest = sha2::Sha256::digest(template.to_string().as_bytes());

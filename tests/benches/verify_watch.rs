@@ -30,7 +30,7 @@ use lambda_runtime::{Context, LambdaEvent};
 use selfheal_lambda::{AppState, FunctionConfig, handle_verify};
 use selfheal_tests::asl::{Runner, find_node, serve_functions};
 use selfheal_tests::tools::workspace_root;
-use selfheal_testserver::{TestServer, fixtures};
+use selfheal_testserver::{KubeconfigFile, TestServer, fixtures};
 use serde_json::{Value, json};
 
 /// When the pods become ready, after the watch has started.
@@ -63,14 +63,11 @@ fn cli_binary() -> PathBuf {
 
 /// A server with `shop/checkout` mid-rollout (controller stopped) and a
 /// kubeconfig for it.
-async fn waiting_server() -> (TestServer, tempfile::TempDir, String) {
+async fn waiting_server() -> (TestServer, KubeconfigFile) {
     let server = TestServer::start().await.unwrap();
     fixtures::rollout_waiting(&server).await;
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    server.write_kubeconfig(&kubeconfig).unwrap();
-    let path = kubeconfig.to_str().unwrap().to_owned();
-    (server, dir, path)
+    let kubeconfig = server.kubeconfig_file().unwrap();
+    (server, kubeconfig)
 }
 
 /// Waits until a watch on deployments reached the server, then `moment`
@@ -99,7 +96,7 @@ async fn finish_rollout(server: &TestServer, moment: Duration) -> Instant {
 
 /// (a): `selfheal status --watch` from the write to its exit.
 async fn cli_delay(cli: &PathBuf, moment: Duration) -> Duration {
-    let (server, _dir, kubeconfig) = waiting_server().await;
+    let (server, kubeconfig) = waiting_server().await;
     let mut child = Command::new(cli)
         .args([
             "status",
@@ -107,7 +104,7 @@ async fn cli_delay(cli: &PathBuf, moment: Duration) -> Duration {
             "shop",
             "checkout",
             "--kubeconfig",
-            &kubeconfig,
+            kubeconfig.as_str(),
             "--watch",
         ])
         .stdout(Stdio::piped())
@@ -148,9 +145,10 @@ async fn state_machine_delay(
     run: usize,
     moment: Duration,
 ) -> (Duration, Vec<String>) {
-    let (server, _dir, kubeconfig) = waiting_server().await;
+    let (server, kubeconfig) = waiting_server().await;
+    let path = kubeconfig.as_str().to_owned();
     let config =
-        FunctionConfig::from_lookup(|k| (k == "SELFHEAL_KUBECONFIG").then(|| kubeconfig.clone()))
+        FunctionConfig::from_lookup(|k| (k == "SELFHEAL_KUBECONFIG").then(|| path.clone()))
             .unwrap();
     *stage.lock().unwrap() = Stage {
         state: Some(Arc::new(AppState::new(config).await.unwrap())),

@@ -17,13 +17,11 @@ use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use secrecy::SecretString;
 use selfheal_core::{Action, Guard, OutcomeStatus, Policy, RemediationOutcome, RemediationRequest};
 use selfheal_kube::{Error, Remediator, client_from_kubeconfig, client_from_parts};
+use selfheal_testserver::fixtures::{API_REPO as API, ENVOY_REPO as ENVOY, NAMESPACE as NS};
 use selfheal_testserver::{ControllerConfig, Identity, RecordedRequest, TestServer, fixtures};
 use serde_json::{Value, json};
 
-const NS: &str = "shop";
 const NOW: &str = "2026-11-26T20:00:00Z";
-const API: &str = "registry.example/shop/api";
-const ENVOY: &str = "registry.example/envoy";
 const DEPLOY_PATH: &str = "/apis/apps/v1/namespaces/shop/deployments/checkout";
 const RS_PATH: &str = "/apis/apps/v1/namespaces/shop/replicasets";
 const EVENTS_PATH: &str = "/api/v1/namespaces/shop/events";

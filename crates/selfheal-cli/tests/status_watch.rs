@@ -7,19 +7,16 @@
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use selfheal_testserver::{TestServer, fixtures};
+use selfheal_testserver::{KubeconfigFile, TestServer, fixtures};
 use serde_json::{Value, json};
 
 /// `shop/checkout` with a new api image the stopped controller has not
 /// rolled out yet, and a kubeconfig for the server.
-async fn rollout_waiting() -> (TestServer, tempfile::TempDir, String) {
+async fn rollout_waiting() -> (TestServer, KubeconfigFile) {
     let server = TestServer::start().await.unwrap();
     fixtures::rollout_waiting(&server).await;
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    server.write_kubeconfig(&kubeconfig).unwrap();
-    let path = kubeconfig.to_str().unwrap().to_owned();
-    (server, dir, path)
+    let kubeconfig = server.kubeconfig_file().unwrap();
+    (server, kubeconfig)
 }
 
 /// `selfheal status -n shop checkout --kubeconfig K --watch EXTRA…`, timed.
@@ -55,11 +52,11 @@ fn verdict(out: &Output) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exits_the_moment_the_rollout_is_done() {
-    let (server, _dir, kubeconfig) = rollout_waiting().await;
+    let (server, kubeconfig) = rollout_waiting().await;
     server
         .controller()
         .resume_automatic_after(Duration::from_millis(700));
-    let (out, took) = watch(&kubeconfig, &[]).await;
+    let (out, took) = watch(kubeconfig.as_str(), &[]).await;
     assert!(
         out.status.success(),
         "{}",
@@ -79,8 +76,8 @@ async fn exits_the_moment_the_rollout_is_done() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gives_up_at_the_timeout_with_the_waiting_verdict() {
-    let (_server, _dir, kubeconfig) = rollout_waiting().await;
-    let (out, took) = watch(&kubeconfig, &["--timeout", "2s"]).await;
+    let (_server, kubeconfig) = rollout_waiting().await;
+    let (out, took) = watch(kubeconfig.as_str(), &["--timeout", "2s"]).await;
     assert_eq!(
         out.status.code(),
         Some(1),

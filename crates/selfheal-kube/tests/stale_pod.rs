@@ -11,9 +11,9 @@ use secrecy::SecretString;
 use selfheal_core::{Guard, OutcomeStatus, Policy, RemediationRequest};
 use selfheal_kube::{Remediator, client_from_parts};
 use selfheal_testserver::TestServer;
+use selfheal_testserver::fixtures::NAMESPACE as NS;
 use serde_json::{Value, json};
 
-const NS: &str = "shop";
 const CURRENT_POD: &str = "checkout-64db67cc5-b984x";
 const STALE_POD: &str = "checkout-59d455ddc4-old3x";
 const API_1_1: &str = "registry.example/shop/api:1.1.0";

@@ -14,12 +14,10 @@ use kube::api::{Patch, PatchParams, PostParams};
 use secrecy::SecretString;
 use selfheal_core::{Policy, RolloutState, RolloutStatus};
 use selfheal_kube::{Remediator, client_from_parts};
+use selfheal_testserver::fixtures::{API_REPO as API, ENVOY_REPO as ENVOY, NAMESPACE as NS};
 use selfheal_testserver::{ControllerConfig, Faults, RecordedRequest, TestServer, fixtures};
 use serde_json::json;
 
-const NS: &str = "shop";
-const API: &str = "registry.example/shop/api";
-const ENVOY: &str = "registry.example/envoy";
 const BROKEN: &str = "registry.example/shop/api:broken";
 const DEPLOY_PATH: &str = "/apis/apps/v1/namespaces/shop/deployments";
 

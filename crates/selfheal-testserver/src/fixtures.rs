@@ -9,6 +9,13 @@
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use serde_json::{Map, Value, json};
 
+/// The recordings' namespace, where [`checkout`] lives.
+pub const NAMESPACE: &str = "shop";
+/// The `api` container's image repository (tagged `1.0.0`, `1.1.0`, …).
+pub const API_REPO: &str = "registry.example/shop/api";
+/// The `envoy` sidecar's image repository.
+pub const ENVOY_REPO: &str = "registry.example/envoy";
+
 /// A `checkout`-shaped Deployment as a test POSTs or seeds it (the server
 /// fills in the defaults).
 #[derive(Debug, Clone)]
@@ -28,7 +35,7 @@ pub struct Checkout {
 /// `shop/checkout` running `api_image` and `envoy_image`, not opted in.
 pub fn checkout(api_image: impl Into<String>, envoy_image: impl Into<String>) -> Checkout {
     Checkout {
-        namespace: "shop".into(),
+        namespace: NAMESPACE.into(),
         name: "checkout".into(),
         api_image: api_image.into(),
         envoy_image: envoy_image.into(),
@@ -149,12 +156,9 @@ impl Checkout {
 /// watching a rollout.
 pub async fn rollout_waiting(server: &crate::TestServer) {
     server.apply_objects(
-        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}),
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}),
     );
-    let checkout = checkout(
-        "registry.example/shop/api:1.0.0",
-        "registry.example/envoy:1.27",
-    );
+    let checkout = checkout(format!("{API_REPO}:1.0.0"), format!("{ENVOY_REPO}:1.27"));
     server.apply_objects(checkout.json());
     if !server.controller().settle().await {
         panic!("rollout_waiting: the first rollout did not settle");
@@ -162,7 +166,7 @@ pub async fn rollout_waiting(server: &crate::TestServer) {
     server.controller().pause_automatic(true);
     let mut changed = checkout.json();
     changed["spec"]["template"]["spec"]["containers"][0]["image"] =
-        json!("registry.example/shop/api:1.1.0");
+        json!(format!("{API_REPO}:1.1.0"));
     server.apply_objects(changed);
 }
 

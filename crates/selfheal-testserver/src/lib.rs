@@ -109,6 +109,25 @@ impl Drop for Inner {
     }
 }
 
+/// A kubeconfig written by [`TestServer::kubeconfig_file`]; its directory is
+/// removed when this drops.
+#[derive(Debug)]
+pub struct KubeconfigFile {
+    _dir: tempfile::TempDir,
+    text: String,
+}
+
+impl KubeconfigFile {
+    pub fn path(&self) -> &Path {
+        Path::new(&self.text)
+    }
+
+    /// The path as text, for `--kubeconfig` and `SELFHEAL_KUBECONFIG`.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+
 /// Handle to a running test server. Clones share the server; it stops when the
 /// last clone is dropped or [`TestServer::shutdown`] is called.
 #[derive(Clone)]
@@ -298,6 +317,18 @@ impl TestServer {
 
     pub fn write_kubeconfig(&self, path: &Path) -> std::io::Result<()> {
         std::fs::write(path, self.kubeconfig_yaml())
+    }
+
+    /// [`TestServer::write_kubeconfig`] into a fresh temporary directory:
+    /// what a test that runs the CLI or a function's config needs.
+    pub fn kubeconfig_file(&self) -> std::io::Result<KubeconfigFile> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("kubeconfig");
+        self.write_kubeconfig(&path)?;
+        let text = path.to_str().map(str::to_owned).ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::InvalidData, "temp path is not UTF-8")
+        })?;
+        Ok(KubeconfigFile { _dir: dir, text })
     }
 
     /// Fault injection (failures and latency for the next requests).

@@ -53,7 +53,8 @@ export const KUBE_HANDLERS: readonly FunctionSpec[] = [
     id: "VerifyFunction",
     description: "Rollout status of one Deployment (done | waiting | failed).",
     memoryMiB: 256,
-    timeoutSeconds: 25,
+    // Up to 660 s of watching per call plus the reads around it (template.yaml).
+    timeoutSeconds: 720,
   },
 ];
 

@@ -163,7 +163,7 @@ export class SelfhealStack extends cdk.Stack {
       default: 1,
       minValue: 1,
       description:
-        "Seconds between two rollout watch windows (verify watches up to 15 s per call and answers the moment the rollout is done or failed).",
+        "Seconds between two rollout watch windows (verify watches up to 660 s per call, in 15 s watch requests, and answers the moment the rollout is done or failed).",
     });
     const verifyTimeoutSeconds = param("VerifyTimeoutSeconds", {
       type: "Number",

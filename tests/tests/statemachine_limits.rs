@@ -346,7 +346,7 @@ fn invoked(calls: &Calls) -> Vec<String> {
 
 /// Issue 14, item 5: `{"action": "explode", "approval": true}` asked a human
 /// to approve, then failed. An action other than rollback, pause, resume or
-/// restart now fails at CheckRequest, before NeedsApproval: no approval
+/// restart now fails at CheckRequest, before its approval rules: no approval
 /// request, no handler, one `failed` message.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unknown_action_fails_before_any_approval() {
@@ -382,7 +382,6 @@ async fn an_unknown_action_fails_before_any_approval() {
             json!([
                 "Initialize",
                 "Normalize",
-                "PrepareFollowUpRequest",
                 "CheckRequest",
                 "InvalidAction",
                 "ReportFailure",
@@ -599,14 +598,13 @@ async fn a_routine_refusal_succeeds_and_others_still_fail() {
         assert!(output["deploymentHealth"].is_object(), "{output}");
         let states = result["states"].as_array().unwrap();
         assert_eq!(
-            states[states.len() - 6..],
+            states[states.len() - 5..],
             [
                 "RouteOutcome",
                 "ClassifyRefusal",
                 "RoutineRefusal",
                 "ReportResult",
-                "Output",
-                "Done"
+                "Output"
             ]
             .map(|s| json!(s)),
             "{result}"
@@ -834,17 +832,25 @@ fn invoked_names(calls: &[(String, Value)]) -> Vec<&str> {
 
 /// A stand-in `verify` for Deployment `outcomes/<deployment>`: `slow`
 /// answers `waiting` with budget left twice, then `done`; `stuck` answers
-/// `waiting` with the budget spent.
+/// `waiting` with the budget spent. Like the handler, each answer counts
+/// its window in `watch`, continuing the `previous` answer's count.
 fn scripted_watch() -> Answer {
     let slow_calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     Arc::new(move |function: &str, payload: &Value| {
         let deployment = payload["target"]["deployment"].as_str().unwrap_or_default();
+        let attempts = payload["previous"]["watch"]["attempts"]
+            .as_u64()
+            .unwrap_or(0)
+            + 1;
+        let watch = json!({"startedAt": payload["watch"]["startedAt"], "attempts": attempts,
+                           "finishedAt": "2026-11-26T19:14:00Z"});
         let waiting = |remaining: u64| {
             Ok(json!({
                 "state": "waiting",
                 "message": format!("Waiting for deployment \"{deployment}\" rollout to finish: 1 of 2 updated replicas are available..."),
                 "target": payload["target"],
-                "remainingSeconds": remaining
+                "remainingSeconds": remaining,
+                "watch": watch
             }))
         };
         match (function, deployment) {
@@ -861,9 +867,11 @@ fn scripted_watch() -> Answer {
 
 /// Issue 14, item 1: verify watches (its window ends at `done`, `failed` or
 /// the budget), so the definition goes to `Verify` at once, passes the
-/// budget (`watch`: StartVerify's time and `${VerifyTimeoutSeconds}`), and
-/// pauses `${VerifyIntervalSeconds}` only between windows while
-/// `remainingSeconds` is above 0; a spent budget is `SelfhealRolloutTimedOut`.
+/// budget (`watch`: StartVerify's time and `${VerifyTimeoutSeconds}`) and
+/// the previous answer (`previous`, whose `watch` counts the windows, so a
+/// window costs two states: Verify, CheckRollout), and pauses
+/// `${VerifyIntervalSeconds}` only between windows while `remainingSeconds`
+/// is above 0; a spent budget is `SelfhealRolloutTimedOut`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_rollout_watch_loops_only_while_the_budget_lasts() {
     let Some(node) = tool_or_skip(TEST, find_node()) else {
@@ -889,7 +897,7 @@ async fn the_rollout_watch_loops_only_while_the_budget_lasts() {
         .filter_map(Value::as_str)
         .collect();
     let start = states.iter().position(|s| *s == "StartVerify").unwrap();
-    let window = ["Verify", "CountVerify", "CheckRollout"];
+    let window = ["Verify", "CheckRollout"];
     let mut expected = vec!["StartVerify"];
     expected.extend(window);
     for _ in 0..2 {
@@ -902,13 +910,20 @@ async fn the_rollout_watch_loops_only_while_the_budget_lasts() {
         expected[..],
         "{states:?}"
     );
-    let watches: Vec<Value> = calls
+    let verifies: Vec<Value> = calls
         .lock()
         .unwrap()
         .iter()
         .filter(|(function, _)| function == "verify")
-        .map(|(_, payload)| payload["watch"].clone())
+        .map(|(_, payload)| payload.clone())
         .collect();
+    // Each window gets the previous answer back: that is the count.
+    let previous: Vec<&Value> = verifies
+        .iter()
+        .map(|p| &p["previous"]["watch"]["attempts"])
+        .collect();
+    assert_eq!(previous, [&Value::Null, &json!(1), &json!(2)]);
+    let watches: Vec<Value> = verifies.iter().map(|p| p["watch"].clone()).collect();
     assert_eq!(watches.len(), 3);
     assert_eq!(watches[0]["budgetSeconds"], 120);
     assert!(

@@ -22,7 +22,7 @@ pub use error::{Error, Result};
 pub use events::Reporter;
 pub use remediator::{Clock, DEFAULT_REPLAN_BUDGET, Remediator, Snapshot};
 pub use resolve::{PodOwner, label_selector, pod_owner};
-pub use watch::WATCH_WINDOW;
+pub use watch::{WATCH_SEGMENT, WATCH_WINDOW};
 
 /// `fieldManager` of our writes, so `managedFields` show who changed what.
 pub const FIELD_MANAGER: &str = "selfheal";

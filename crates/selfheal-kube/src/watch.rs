@@ -10,6 +10,11 @@
 //! followed by a fresh GET and a new watch. A broken connection is an error
 //! (retryable), never a verdict: only a Deployment read from the server ends
 //! the wait as done or failed.
+//!
+//! A window may be as long as the caller likes (`verify` watches up to 11
+//! minutes in one invocation): it is made of watch requests of at most
+//! [`WATCH_SEGMENT`] each, so an idle watch always ends at the server (or at
+//! the client's grace) before the client's read timeout would break it.
 
 use std::time::Duration;
 
@@ -24,11 +29,13 @@ use tokio::time::Instant;
 use crate::error::{Call, Error, Result};
 use crate::remediator::Remediator;
 
-/// How long one `verify` invocation or one `selfheal status --watch` round
-/// watches: below the client's 20 s read timeout (an idle watch sends
-/// nothing), and with the GETs around it well inside the handlers' 25 s
-/// Lambda timeout (template.yaml).
-pub const WATCH_WINDOW: Duration = Duration::from_secs(15);
+/// How long one `selfheal status --watch` round watches, and a `verify`
+/// invocation that is given no budget: one segment.
+pub const WATCH_WINDOW: Duration = WATCH_SEGMENT;
+
+/// The longest single watch request: below the client's 20 s read timeout,
+/// since an idle watch sends nothing.
+pub const WATCH_SEGMENT: Duration = Duration::from_secs(15);
 
 /// Past the window's end, how long the client waits for a server that
 /// ignores `timeoutSeconds` before it stops listening.
@@ -76,17 +83,14 @@ pub fn step(event: WatchEvent<Deployment>) -> Step {
     }
 }
 
-/// Longest `timeoutSeconds` kube-rs accepts for a watch (it refuses 295 and up).
-const MAX_SERVER_TIMEOUT: u32 = 290;
-
-/// `timeoutSeconds` for a watch with `remaining` of the window left, in
-/// whole seconds rounded to the nearest, so the server ends the watch within
-/// half a second of the window's end; `None` when less than half a second is
-/// left (no watch is worth starting).
+/// `timeoutSeconds` for a watch with `remaining` of the window left: one
+/// segment ([`WATCH_SEGMENT`]) or the rest of the window, in whole seconds
+/// rounded to the nearest, so the server ends the watch within half a second
+/// of the segment's end; `None` when less than half a second is left (no
+/// watch is worth starting).
 pub fn server_timeout(remaining: Duration) -> Option<u32> {
-    let rounded = (remaining + Duration::from_millis(500)).as_secs();
-    let seconds = rounded.min(u64::from(MAX_SERVER_TIMEOUT));
-    u32::try_from(seconds).ok().filter(|&s| s > 0)
+    let rounded = (remaining.min(WATCH_SEGMENT) + Duration::from_millis(500)).as_secs();
+    u32::try_from(rounded).ok().filter(|&s| s > 0)
 }
 
 /// The Status a GET of a missing Deployment answers, for a LIST by name
@@ -146,10 +150,11 @@ impl Remediator {
             if status.state != RolloutState::Waiting {
                 return Ok(status);
             }
-            let Some(timeout) = server_timeout(deadline.saturating_duration_since(Instant::now()))
-            else {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Some(timeout) = server_timeout(left) else {
                 return Ok(status);
             };
+            let segment_end = Instant::now() + left.min(WATCH_SEGMENT);
             let params = WatchParams::default().fields(&fields).timeout(timeout);
             let events = api
                 .watch(&params, &version)
@@ -157,10 +162,12 @@ impl Remediator {
                 .map_err(|e| call.error(e))?;
             let mut events = std::pin::pin!(events);
             loop {
-                let next = tokio::time::timeout_at(deadline + SERVER_GRACE, events.next()).await;
+                let next = tokio::time::timeout_at(segment_end + SERVER_GRACE, events.next()).await;
                 let event = match next {
                     // The server kept the watch open past the window.
-                    Err(_elapsed) => return Ok(status),
+                    Err(_elapsed) if segment_end >= deadline => return Ok(status),
+                    // ... or past a segment: read again and watch on.
+                    Err(_elapsed) => continue 'read,
                     // The server ended the watch (timeout or early close).
                     Ok(None) => continue 'read,
                     Ok(Some(Err(e))) => return Err(call.error(e)),
@@ -296,11 +303,13 @@ mod tests {
         assert_eq!(server_timeout(Duration::from_millis(600)), Some(1));
         assert_eq!(server_timeout(Duration::from_millis(499)), None);
         assert_eq!(server_timeout(Duration::ZERO), None);
-        assert_eq!(server_timeout(Duration::from_secs(u64::MAX / 2)), Some(290));
+        // A longer window is watched one segment at a time.
+        assert_eq!(server_timeout(Duration::from_secs(660)), Some(15));
+        assert_eq!(server_timeout(Duration::from_secs(u64::MAX / 2)), Some(15));
         // An idle watch sends nothing: the server's close (at most half a
         // second late) and the client's grace both come before the read timeout.
         assert!(
-            WATCH_WINDOW + Duration::from_millis(500) + SERVER_GRACE < crate::client::READ_TIMEOUT
+            WATCH_SEGMENT + Duration::from_millis(500) + SERVER_GRACE < crate::client::READ_TIMEOUT
         );
     }
 }

@@ -107,6 +107,16 @@ async fn watch(remediator: &Remediator) -> selfheal_kube::Result<RolloutStatus> 
         .await
 }
 
+/// `watch_status` of `checkout` with `window`: the verdict and how long it took.
+async fn timed_watch(remediator: &Remediator, window: Duration) -> (RolloutStatus, Duration) {
+    let started = Instant::now();
+    let status = remediator
+        .watch_status(NS, "checkout", window)
+        .await
+        .unwrap();
+    (status, started.elapsed())
+}
+
 #[tokio::test]
 async fn returns_done_the_moment_the_rollout_finishes() {
     let (server, remediator) = api_update().await;
@@ -158,12 +168,7 @@ async fn returns_failed_when_the_progress_deadline_passes() {
 #[tokio::test]
 async fn answers_waiting_with_a_fresh_read_when_the_window_ends() {
     let (server, remediator) = api_update().await;
-    let started = Instant::now();
-    let status = remediator
-        .watch_status(NS, "checkout", Duration::from_secs(2))
-        .await
-        .unwrap();
-    let took = started.elapsed();
+    let (status, took) = timed_watch(&remediator, Duration::from_secs(2)).await;
     assert_eq!(status.state, RolloutState::Waiting, "{status:?}");
     assert_eq!(
         status.message,
@@ -187,6 +192,30 @@ async fn answers_waiting_with_a_fresh_read_when_the_window_ends() {
         status,
         "a zero window is one read"
     );
+}
+
+/// A window longer than one watch request (`WATCH_SEGMENT`, 15 s) is
+/// watched in segments: the server ends the first at its `timeoutSeconds`,
+/// a fresh read follows, and the next watch sees the rollout finish.
+#[tokio::test]
+async fn a_long_window_is_watched_in_segments() {
+    let (server, remediator) = api_update().await;
+    finish_rollout_after(&server, Duration::from_secs(16));
+    let (status, took) = timed_watch(&remediator, Duration::from_secs(22)).await;
+    assert_eq!(status.state, RolloutState::Done, "{status:?}");
+    assert!(
+        (Duration::from_secs(16)..Duration::from_secs(19)).contains(&took),
+        "answered after {took:?}"
+    );
+    let watch = watches(&server);
+    assert_eq!(watch.len(), 2, "{:?}", server.requests());
+    assert_eq!(watch[0].query["timeoutSeconds"], "15");
+    let second: u32 = watch[1].query["timeoutSeconds"].parse().unwrap();
+    assert!(
+        (6..=7).contains(&second),
+        "the rest of the window: {second}"
+    );
+    assert_eq!(reads(&server), 2);
 }
 
 #[tokio::test]

@@ -13,14 +13,14 @@ use selfheal_core::{
     Action, OutcomeStatus, RemediationOutcome, RemediationRequest, RolloutStatus, Target,
     ValidRequest,
 };
-use selfheal_kube::{Remediator, WATCH_WINDOW};
+use selfheal_kube::Remediator;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::HandlerError;
 use crate::state::AppState;
-use crate::verify::{self, WatchBudget};
+use crate::verify::{self, PreviousAnswer, WatchBudget, WatchSpan};
 
 /// `verify`'s answer, shaped for the state machine's wait loop (a `Choice` on `$.state`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,6 +38,10 @@ pub struct VerifyOutput {
     /// while a `waiting` rollout has some left.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remaining_seconds: Option<u64>,
+    /// The watch so far, this window counted (only with `watch`): the state
+    /// machine passes the answer back as `previous` for the next window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watch: Option<WatchSpan>,
 }
 
 /// Decode a request from the raw payload and check the contract's rules:
@@ -235,16 +239,23 @@ struct VerifyInput {
     /// The state machine's rollout budget; without it, one full window.
     #[serde(default)]
     watch: Option<WatchBudget>,
+    /// The previous answer of this loop (`$.verify`, null before the first).
+    #[serde(default)]
+    previous: Option<PreviousAnswer>,
 }
 
 /// The `verify` handler: `kubectl rollout status` for the target's
-/// Deployment, watched until it is done or failed or the window (at most
-/// [`selfheal_kube::WATCH_WINDOW`], within the budget) ends.
+/// Deployment, watched until it is done or failed or the window
+/// ([`verify::window`]: the budget left, up to 11 minutes) ends.
 pub async fn handle_verify(
     state: &AppState,
     event: LambdaEvent<Value>,
 ) -> Result<VerifyOutput, HandlerError> {
-    let VerifyInput { mut target, watch } = decode_payload(
+    let VerifyInput {
+        mut target,
+        watch,
+        previous,
+    } = decode_payload(
         event.payload,
         "an object with `target` (a request or an outcome)",
     )?;
@@ -256,7 +267,7 @@ pub async fn handle_verify(
     let cluster = state.config().cluster_for(target.cluster.as_deref())?;
     target.cluster.clone_from(&cluster);
     let (namespace, workload) = (target.namespace.as_str(), target.workload());
-    let window = verify::window(watch.as_ref(), jiff::Timestamp::now(), WATCH_WINDOW);
+    let window = verify::window(watch.as_ref(), jiff::Timestamp::now());
     let (deployment, status) =
         on_cluster(state, cluster.as_deref(), None, |remediator| async move {
             let workload = workload.ok_or_else(|| HandlerError::InvalidRequest {
@@ -279,9 +290,12 @@ pub async fn handle_verify(
         summary = %status.message,
         "rollout status"
     );
+    let now = jiff::Timestamp::now();
+    let previous = previous.and_then(|p| p.watch);
     Ok(VerifyOutput {
         status,
         target,
-        remaining_seconds: watch.map(|b| verify::remaining_seconds(&b, jiff::Timestamp::now())),
+        remaining_seconds: watch.map(|b| verify::remaining_seconds(&b, now)),
+        watch: watch.map(|b| b.span(previous.as_ref(), now)),
     })
 }

@@ -27,10 +27,56 @@ impl WatchBudget {
     }
 }
 
-/// This invocation's watch window: `longest` ([`selfheal_kube::WATCH_WINDOW`]),
-/// cut to what is left of the budget when the state machine gives one.
-pub fn window(budget: Option<&WatchBudget>, now: jiff::Timestamp, longest: Duration) -> Duration {
-    budget.map_or(longest, |b| b.remaining(now).min(longest))
+/// The longest window of one invocation the state machine calls (with a
+/// budget): the default budget (660 s, `VerifyTimeoutSeconds`) in one
+/// call, so a rollout costs one Verify state however long it takes. The
+/// function's Timeout (template.yaml, 720 s) leaves 60 s beyond it for the
+/// reads around the watch (each within the client's 20 s read timeout).
+pub const BUDGETED_WINDOW: Duration = Duration::from_secs(660);
+
+/// This invocation's watch window: with the state machine's budget, what is
+/// left of it up to [`BUDGETED_WINDOW`]; without one (a direct invocation),
+/// one watch segment ([`selfheal_kube::WATCH_WINDOW`], 15 s).
+pub fn window(budget: Option<&WatchBudget>, now: jiff::Timestamp) -> Duration {
+    budget.map_or(selfheal_kube::WATCH_WINDOW, |b| {
+        b.remaining(now).min(BUDGETED_WINDOW)
+    })
+}
+
+/// The watch's record so far, in `verify`'s answer (`watch`): when the state
+/// machine started watching, how many windows it took, and when the last one
+/// ended. The answer carries it so the state machine needs no counting state
+/// of its own between two windows (notify reports it as the verify step).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WatchSpan {
+    pub started_at: jiff::Timestamp,
+    pub attempts: u32,
+    pub finished_at: jiff::Timestamp,
+}
+
+/// What `verify` reads of its previous answer (`previous`, the state
+/// machine's `$.verify`): its span, if any.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct PreviousAnswer {
+    #[serde(default)]
+    pub watch: Option<WatchSpan>,
+}
+
+impl WatchBudget {
+    /// The span after one more window ending `now`: it continues `previous`
+    /// when that belongs to the same watch (same start; after an escalation
+    /// the previous answer is the first remediation's), else it is the first.
+    pub fn span(&self, previous: Option<&WatchSpan>, now: jiff::Timestamp) -> WatchSpan {
+        let before = previous
+            .filter(|p| p.started_at == self.started_at)
+            .map_or(0, |p| p.attempts);
+        WatchSpan {
+            started_at: self.started_at,
+            attempts: before.saturating_add(1),
+            finished_at: now,
+        }
+    }
 }
 
 /// Whole seconds of budget left after the window, for the state machine's
@@ -44,8 +90,6 @@ pub fn remaining_seconds(budget: &WatchBudget, now: jiff::Timestamp) -> u64 {
 mod tests {
     use super::*;
 
-    const LONGEST: Duration = Duration::from_secs(15);
-
     fn at(s: &str) -> jiff::Timestamp {
         s.parse().unwrap()
     }
@@ -58,21 +102,36 @@ mod tests {
     }
 
     #[test]
-    fn the_window_is_the_longest_until_the_budget_runs_short() {
+    fn the_window_is_the_budget_left_up_to_the_longest() {
         let b = budget();
-        assert_eq!(window(None, at("2026-11-26T20:00:00Z"), LONGEST), LONGEST);
         assert_eq!(
-            window(Some(&b), at("2026-11-26T19:12:00Z"), LONGEST),
-            LONGEST
+            window(None, at("2026-11-26T20:00:00Z")),
+            Duration::from_secs(15),
+            "no budget: one segment"
         );
         assert_eq!(
-            window(Some(&b), at("2026-11-26T19:22:55.5Z"), LONGEST),
+            window(Some(&b), at("2026-11-26T19:12:00Z")),
+            BUDGETED_WINDOW,
+            "the whole default budget in one call"
+        );
+        assert_eq!(
+            window(Some(&b), at("2026-11-26T19:14:00Z")),
+            Duration::from_secs(540)
+        );
+        assert_eq!(
+            window(Some(&b), at("2026-11-26T19:22:55.5Z")),
             Duration::from_millis(4_500),
             "655.5 s of 660 spent"
         );
+        assert_eq!(window(Some(&b), at("2026-11-26T19:23:01Z")), Duration::ZERO);
+        let long = WatchBudget {
+            budget_seconds: 3600,
+            ..b
+        };
         assert_eq!(
-            window(Some(&b), at("2026-11-26T19:23:01Z"), LONGEST),
-            Duration::ZERO
+            window(Some(&long), at("2026-11-26T19:12:00Z")),
+            BUDGETED_WINDOW,
+            "a longer budget takes several calls"
         );
     }
 
@@ -84,6 +143,39 @@ mod tests {
         assert_eq!(remaining_seconds(&b, at("2026-11-26T19:30:00Z")), 0);
         // A Lambda clock slightly behind Step Functions' spends nothing.
         assert_eq!(remaining_seconds(&b, at("2026-11-26T19:11:59Z")), 660);
+    }
+
+    #[test]
+    fn the_span_counts_windows_of_the_same_watch_only() {
+        let b = budget();
+        let first = b.span(None, at("2026-11-26T19:23:00Z"));
+        assert_eq!(
+            (first.started_at, first.attempts, first.finished_at),
+            (b.started_at, 1, at("2026-11-26T19:23:00Z"))
+        );
+        let second = b.span(Some(&first), at("2026-11-26T19:24:00Z"));
+        assert_eq!(
+            (second.attempts, second.finished_at),
+            (2, at("2026-11-26T19:24:00Z"))
+        );
+        // An escalation's watch starts later: the restart's span is not its.
+        let later = WatchBudget {
+            started_at: at("2026-11-26T19:30:00Z"),
+            ..b
+        };
+        assert_eq!(
+            later
+                .span(Some(&second), at("2026-11-26T19:31:00Z"))
+                .attempts,
+            1
+        );
+        let previous: PreviousAnswer = serde_json::from_value(serde_json::json!({
+            "state": "waiting", "message": "m", "target": {"namespace": "shop"},
+            "remainingSeconds": 600,
+            "watch": {"startedAt": "2026-11-26T19:12:00Z", "attempts": 1, "finishedAt": "2026-11-26T19:23:00Z"}
+        }))
+        .unwrap();
+        assert_eq!(previous.watch, Some(first));
     }
 
     #[test]

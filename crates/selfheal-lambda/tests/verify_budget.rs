@@ -78,4 +78,13 @@ async fn done_comes_the_moment_the_rollout_finishes_with_the_budget_left() {
     assert!(took < Duration::from_secs(3), "{took:?}");
     let left = out.remaining_seconds.unwrap();
     assert!((645..=650).contains(&left), "{left} s left");
+    // The answer counts its window, so the state machine needs no counter.
+    let watch = out.watch.unwrap();
+    assert_eq!(watch.attempts, 1);
+    let elapsed = watch.finished_at.duration_since(watch.started_at);
+    assert!(
+        (jiff::SignedDuration::from_secs(10)..jiff::SignedDuration::from_secs(14))
+            .contains(&elapsed),
+        "{watch:?}"
+    );
 }

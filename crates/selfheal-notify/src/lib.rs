@@ -148,6 +148,23 @@ pub use selfheal_contract::RolloutState;
 pub struct RolloutCheck {
     pub state: RolloutState,
     pub message: String,
+    /// The watch so far (`startedAt`, `attempts`, `finishedAt` of the last
+    /// window): read for the verify step, not repeated in the report.
+    #[serde(default, skip_serializing)]
+    pub watch: Option<Span>,
+}
+
+/// The verify step's span: the answer's own record when it belongs to the
+/// watch `timing` started (an escalation's first failed window leaves the
+/// restart's answer in place), else what `StartVerify` recorded.
+pub(crate) fn verify_span<'a>(
+    check: Option<&'a RolloutCheck>,
+    timing: Option<&'a Span>,
+) -> Option<&'a Span> {
+    check
+        .and_then(|c| c.watch.as_ref())
+        .filter(|w| timing.is_some_and(|t| t.started_at == w.started_at))
+        .or(timing)
 }
 
 /// A Step Functions error object (`Catch` output). A `null` field reads as
@@ -421,7 +438,8 @@ pub fn health(event: &NotifyEvent) -> DeploymentHealth {
     let mut changes = Vec::new();
     let escalated_from = event.escalation.as_ref().map(|e| {
         steps.extend(step(e.from.action.as_str(), e.timings.action.as_ref(), now));
-        steps.extend(step("verify", e.timings.verify.as_ref(), now));
+        let span = verify_span(e.verify.as_ref(), e.timings.verify.as_ref());
+        steps.extend(step("verify", span, now));
         changes.extend(e.from.changes.iter().cloned());
         EscalatedFrom {
             reason: e.reason.clone(),
@@ -437,7 +455,8 @@ pub fn health(event: &NotifyEvent) -> DeploymentHealth {
     } else {
         steps.extend(step("rollback", t.follow_up.as_ref(), now));
     }
-    steps.extend(step("verify", t.verify.as_ref(), now));
+    let span = verify_span(event.verify.as_ref(), t.verify.as_ref());
+    steps.extend(step("verify", span, now));
     if let Some(outcome) = &event.outcome {
         changes.extend(outcome.changes.iter().cloned());
     }

@@ -15,7 +15,7 @@ pub fn report_record(event: &NotifyEvent, at: Timestamp) -> Option<Record<Report
     if !matches!(event.event, EventKind::Completed | EventKind::Failed) {
         return None;
     }
-    let verify = event.timings.verify.as_ref();
+    let verify = crate::verify_span(event.verify.as_ref(), event.timings.verify.as_ref());
     let recovered = event.event == EventKind::Completed
         && event
             .verify
@@ -39,7 +39,10 @@ pub fn report_record(event: &NotifyEvent, at: Timestamp) -> Option<Record<Report
             .to_owned(),
         time_to_recovered_ms,
         verify_checks: attempts(verify)
-            + attempts(escalation.and_then(|e| e.timings.verify.as_ref())),
+            + attempts(
+                escalation
+                    .and_then(|e| crate::verify_span(e.verify.as_ref(), e.timings.verify.as_ref())),
+            ),
         escalations: u32::from(escalation.is_some()),
         execution: event.execution.id.clone(),
     };

@@ -140,6 +140,51 @@ fn frozen_message_and_its_decision_is_a_rollback() {
     assert!(approval_summary(&e).starts_with("rollback of Deployment shop/checkout"));
 }
 
+/// The state machine keeps no window counter: verify's answer carries the
+/// watch's span (`watch`), which wins over `StartVerify`'s record when it
+/// belongs to the same watch, and stays out of the reported status.
+#[test]
+fn the_verify_step_comes_from_the_answers_own_span() {
+    let watch = |started: &str, attempts: u32, finished: &str| json!({"startedAt": started, "attempts": attempts, "finishedAt": finished});
+    let e = event(json!({"event": "completed",
+        "execution": {"id": EXEC, "startedAt": "2026-11-27T10:00:00Z"},
+        "request": request(), "outcome": applied_rollback(),
+        "verify": {"state": "done", "message": "successfully rolled out",
+                   "watch": watch("2026-11-27T10:00:01Z", 2, "2026-11-27T10:11:41Z")},
+        "escalation": {"reason": "restartFailed",
+            "from": {"status": "applied", "action": "restart", "message": "restarted", "target": {"namespace": "shop", "deployment": "checkout"}},
+            "verify": {"state": "failed", "message": "m",
+                       "watch": watch("2026-11-27T09:59:00Z", 1, "2026-11-27T09:59:30Z")},
+            "timings": {"verify": {"startedAt": "2026-11-27T09:59:00Z", "attempts": 0}}},
+        "timings": {"verify": {"startedAt": "2026-11-27T10:00:01Z", "attempts": 0}},
+        "reportedAt": "2026-11-27T10:12:00Z"}));
+    let h = health(&e);
+    let verify: Vec<(i64, Option<u32>)> = h
+        .steps
+        .iter()
+        .filter(|s| s.name == "verify")
+        .map(|s| (s.duration_ms, s.attempts))
+        .collect();
+    assert_eq!(verify, vec![(30_000, Some(1)), (700_000, Some(2))]);
+    let status = serde_json::to_value(h.last_rollout_status.unwrap()).unwrap();
+    assert_eq!(
+        status,
+        json!({"state": "done", "message": "successfully rolled out"})
+    );
+
+    // An answer left from another watch (the restart's, after an
+    // escalation whose first window failed) is not this watch's record.
+    let mut e = e;
+    e.timings.verify = Some(Span {
+        started_at: Some("2026-11-27T10:20:00Z".parse().unwrap()),
+        finished_at: None,
+        attempts: Some(0),
+    });
+    let h = health(&e);
+    let last = h.steps.last().unwrap();
+    assert_eq!((last.name.as_str(), last.attempts), ("verify", Some(0)));
+}
+
 #[test]
 fn health_after_escalation_lists_every_step_with_durations() {
     let e = event(json!({"event": "completed",

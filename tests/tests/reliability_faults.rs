@@ -18,8 +18,20 @@ use std::time::{Duration, Instant};
 
 use common::{API_1, API_2, API_3, Cluster, ENVOY, annotation, invoke_rollback};
 use selfheal_core::{Guard, OutcomeStatus, Policy, RemediationOutcome};
+use selfheal_lambda::HandlerError;
 use selfheal_testserver::Reset;
 use serde_json::json;
+
+/// What every plan reads before it writes: the Deployment, its ReplicaSets
+/// and pods (the request log's lines).
+const READS: &[&str] = &["GET checkout 200", "GET replicasets 200", "GET pods 200"];
+
+/// `checkout` mid bad rollout, and the `rollback` handler's state for it.
+async fn checkout_and_handler() -> (Cluster, selfheal_lambda::AppState) {
+    let c = Cluster::with_bad_rollout(&["checkout"]).await;
+    let state = c.handler_state(&[]).await;
+    (c, state)
+}
 
 /// The state machine's `Retry` on `RetryableApiError`: first try + 3 retries.
 const STATE_MACHINE_ATTEMPTS: usize = 4;
@@ -60,8 +72,7 @@ fn assert_untouched_by_selfheal(c: &Cluster, api: &str) {
 
 #[tokio::test]
 async fn conflict_409_on_first_patch_replans_and_applies() {
-    let c = Cluster::with_bad_rollout(&["checkout"]).await;
-    let state = c.handler_state(&[]).await;
+    let (c, state) = checkout_and_handler().await;
     let faults = c.server.faults();
     let inner = faults.clone();
     faults.before_next("PATCH", move || {
@@ -82,24 +93,19 @@ async fn conflict_409_on_first_patch_replans_and_applies() {
     assert_eq!(
         c.log(),
         [
-            "GET checkout 200",
-            "GET replicasets 200",
-            "GET pods 200",
-            "PATCH checkout 409",
-            "GET checkout 200",
-            "GET replicasets 200",
-            "GET pods 200",
-            "PATCH checkout 200",
-            "POST events 201",
+            READS,
+            &["PATCH checkout 409"],
+            READS,
+            &["PATCH checkout 200", "POST events 201"]
         ]
+        .concat()
     );
     assert_rolled_back_once(&c);
 }
 
 #[tokio::test]
 async fn conflict_409_after_someone_paused_it_is_refused_by_the_replan() {
-    let c = Cluster::with_bad_rollout(&["checkout"]).await;
-    let state = c.handler_state(&[]).await;
+    let (c, state) = checkout_and_handler().await;
     let (faults, writer) = (c.server.faults(), c.store_writer());
     let inner = faults.clone();
     faults.before_next("PATCH", move || {
@@ -118,8 +124,7 @@ async fn conflict_409_after_someone_paused_it_is_refused_by_the_replan() {
 
 #[tokio::test]
 async fn unprocessable_422_concurrent_hotfix_image_is_kept_not_overwritten() {
-    let c = Cluster::with_bad_rollout(&["checkout"]).await;
-    let state = c.handler_state(&[]).await;
+    let (c, state) = checkout_and_handler().await;
     let writer = c.store_writer();
     // CI ships a hotfix between our read and our PATCH: the patch's `test`
     // ops (generation, image) fail with 422.
@@ -133,15 +138,7 @@ async fn unprocessable_422_concurrent_hotfix_image_is_kept_not_overwritten() {
     assert_refused(&outcome, Guard::Conflict, &moved);
     assert_eq!(
         c.log(),
-        [
-            "GET checkout 200",
-            "GET replicasets 200",
-            "GET pods 200",
-            "PATCH checkout 422",
-            "GET checkout 200",
-            "GET replicasets 200",
-            "GET pods 200",
-        ],
+        [READS, &["PATCH checkout 422"], READS].concat(),
         "one rejected PATCH, then a re-read and no second write"
     );
     assert_untouched_by_selfheal(&c, API_3);
@@ -176,8 +173,7 @@ async fn unprocessable_422_unrelated_concurrent_scale_replans_and_keeps_both_cha
 
 #[tokio::test]
 async fn status_only_update_between_read_and_patch_does_not_conflict() {
-    let c = Cluster::with_bad_rollout(&["checkout"]).await;
-    let state = c.handler_state(&[]).await;
+    let (c, state) = checkout_and_handler().await;
     let writer = c.store_writer();
     let before = c.deployment("checkout");
     // The deployment controller updates status mid-rollout (new
@@ -194,13 +190,7 @@ async fn status_only_update_between_read_and_patch_does_not_conflict() {
     assert_eq!(outcome.status, OutcomeStatus::Applied, "{outcome:?}");
     assert_eq!(
         c.log(),
-        [
-            "GET checkout 200",
-            "GET replicasets 200",
-            "GET pods 200",
-            "PATCH checkout 200",
-            "POST events 201",
-        ],
+        [READS, &["PATCH checkout 200", "POST events 201"]].concat(),
         "no 422, no re-read"
     );
     assert_rolled_back_once(&c);
@@ -213,8 +203,7 @@ async fn status_only_update_between_read_and_patch_does_not_conflict() {
 
 #[tokio::test]
 async fn label_only_change_between_read_and_patch_is_replanned_opt_out_refused() {
-    let c = Cluster::with_bad_rollout(&["checkout"]).await;
-    let state = c.handler_state(&[]).await;
+    let (c, state) = checkout_and_handler().await;
     let writer = c.store_writer();
     let generation = c.deployment("checkout")["metadata"]["generation"].clone();
     // Someone opts the Deployment out (a label write: same generation)
@@ -233,18 +222,7 @@ async fn label_only_change_between_read_and_patch_is_replanned_opt_out_refused()
         .unwrap();
     assert_eq!(outcome.status, OutcomeStatus::Refused, "{outcome:?}");
     assert_eq!(outcome.guard, Some(Guard::OptIn));
-    assert_eq!(
-        c.log(),
-        [
-            "GET checkout 200",
-            "GET replicasets 200",
-            "GET pods 200",
-            "PATCH checkout 422",
-            "GET checkout 200",
-            "GET replicasets 200",
-            "GET pods 200",
-        ]
-    );
+    assert_eq!(c.log(), [READS, &["PATCH checkout 422"], READS].concat());
     assert_untouched_by_selfheal(&c, API_2);
     assert_eq!(
         c.deployment("checkout")["metadata"]["generation"],
@@ -257,8 +235,7 @@ async fn label_only_change_between_read_and_patch_is_replanned_opt_out_refused()
 
 #[tokio::test]
 async fn server_errors_5xx_burst_within_retry_budget_applies_exactly_once() {
-    let c = Cluster::with_bad_rollout(&["checkout"]).await;
-    let state = c.handler_state(&[]).await;
+    let (c, state) = checkout_and_handler().await;
     c.server.faults().fail_next(3, 503);
     let mut errors = Vec::new();
     let mut outcome = None;
@@ -284,8 +261,7 @@ async fn server_errors_5xx_burst_within_retry_budget_applies_exactly_once() {
 
 #[tokio::test]
 async fn server_errors_5xx_beyond_retry_budget_end_retryable_and_unchanged() {
-    let c = Cluster::with_bad_rollout(&["checkout"]).await;
-    let state = c.handler_state(&[]).await;
+    let (c, state) = checkout_and_handler().await;
     c.server.faults().fail_next(1000, 500);
     for _ in 0..STATE_MACHINE_ATTEMPTS {
         let e = invoke_rollback(&state, "checkout", "exec-500")
@@ -300,8 +276,7 @@ async fn server_errors_5xx_beyond_retry_budget_end_retryable_and_unchanged() {
 
 #[tokio::test]
 async fn latency_2s_per_request_still_applies_once_within_the_handler_timeout() {
-    let c = Cluster::with_bad_rollout(&["checkout"]).await;
-    let state = c.handler_state(&[]).await;
+    let (c, state) = checkout_and_handler().await;
     c.server.faults().latency(Duration::from_secs(2));
     let started = Instant::now();
     let outcome = invoke_rollback(&state, "checkout", "exec-slow")
@@ -319,16 +294,23 @@ async fn latency_2s_per_request_still_applies_once_within_the_handler_timeout() 
 
 // ------------------------------------------------------- connection reset --
 
+/// One `rollback` of `checkout` while the next `resets` PATCHes lose their
+/// connection (`when`: before or after the server applied them).
+async fn rollback_with_resets(
+    resets: u32,
+    when: Reset,
+    execution: &str,
+) -> (Cluster, Result<RemediationOutcome, HandlerError>) {
+    let (c, state) = checkout_and_handler().await;
+    c.server.faults().reset_next(resets, "PATCH", when);
+    let outcome = invoke_rollback(&state, "checkout", execution).await;
+    (c, outcome)
+}
+
 #[tokio::test]
 async fn connection_reset_after_the_patch_applied_reports_applied_from_a_reread() {
-    let c = Cluster::with_bad_rollout(&["checkout"]).await;
-    let state = c.handler_state(&[]).await;
-    c.server
-        .faults()
-        .reset_next(1, "PATCH", Reset::AfterApplying);
-    let outcome = invoke_rollback(&state, "checkout", "exec-reset-after")
-        .await
-        .unwrap();
+    let (c, outcome) = rollback_with_resets(1, Reset::AfterApplying, "exec-reset-after").await;
+    let outcome = outcome.unwrap();
     assert_eq!(outcome.status, OutcomeStatus::Applied, "{outcome:?}");
     assert!(
         outcome.message.contains("confirmed by re-reading"),
@@ -339,13 +321,10 @@ async fn connection_reset_after_the_patch_applied_reports_applied_from_a_reread(
     assert_eq!(
         c.log(),
         [
-            "GET checkout 200",
-            "GET replicasets 200",
-            "GET pods 200",
-            "PATCH checkout 0",
-            "GET checkout 200",
-            "POST events 201",
-        ],
+            READS,
+            &["PATCH checkout 0", "GET checkout 200", "POST events 201"]
+        ]
+        .concat(),
         "no second PATCH: the re-read found our audit record"
     );
     assert_rolled_back_once(&c);
@@ -353,44 +332,27 @@ async fn connection_reset_after_the_patch_applied_reports_applied_from_a_reread(
 
 #[tokio::test]
 async fn connection_reset_before_the_patch_applied_replans_and_applies_once() {
-    let c = Cluster::with_bad_rollout(&["checkout"]).await;
-    let state = c.handler_state(&[]).await;
-    c.server
-        .faults()
-        .reset_next(1, "PATCH", Reset::BeforeApplying);
-    let outcome = invoke_rollback(&state, "checkout", "exec-reset-before")
-        .await
-        .unwrap();
+    let (c, outcome) = rollback_with_resets(1, Reset::BeforeApplying, "exec-reset-before").await;
+    let outcome = outcome.unwrap();
     assert_eq!(outcome.status, OutcomeStatus::Applied, "{outcome:?}");
     assert!(!outcome.message.contains("confirmed by re-reading"));
     assert_eq!(
         c.log(),
         [
-            "GET checkout 200",
-            "GET replicasets 200",
-            "GET pods 200",
-            "PATCH checkout 0",
-            "GET checkout 200",
-            "GET checkout 200",
-            "GET replicasets 200",
-            "GET pods 200",
-            "PATCH checkout 200",
-            "POST events 201",
+            READS,
+            &["PATCH checkout 0", "GET checkout 200"],
+            READS,
+            &["PATCH checkout 200", "POST events 201"]
         ]
+        .concat()
     );
     assert_rolled_back_once(&c);
 }
 
 #[tokio::test]
 async fn connection_reset_on_every_patch_ends_retryable_and_unchanged() {
-    let c = Cluster::with_bad_rollout(&["checkout"]).await;
-    let state = c.handler_state(&[]).await;
-    c.server
-        .faults()
-        .reset_next(100, "PATCH", Reset::BeforeApplying);
-    let e = invoke_rollback(&state, "checkout", "exec-reset-always")
-        .await
-        .unwrap_err();
+    let (c, outcome) = rollback_with_resets(100, Reset::BeforeApplying, "exec-reset-always").await;
+    let e = outcome.unwrap_err();
     assert_eq!(e.error_type(), "RetryableApiError", "{e}");
     let resets = c.log().iter().filter(|l| *l == "PATCH checkout 0").count();
     assert_eq!(resets, 4, "first try + re-plan budget of 3: {:?}", c.log());

@@ -6,6 +6,7 @@
 
 pub mod asl;
 pub mod emulator;
+pub mod recordings;
 pub mod secrets;
 pub mod tools;
 pub mod yaml;

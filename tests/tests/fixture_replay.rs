@@ -20,7 +20,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::needless_range_loop)]
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -28,21 +27,11 @@ use http_body_util::{BodyExt as _, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use selfheal_tests::recordings::{assert_logged_body, load, logged_body};
 use selfheal_testserver::{ControllerConfig, TestServer};
 use serde_json::{Value, json};
 
 const READY_DELAY: Duration = Duration::from_secs(3600);
-
-/// One recording from `tests/fixtures/k8s/`, found relative to this crate.
-fn load(name: &str) -> Value {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures/k8s")
-        .join(name);
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("recorded fixture {}: {e}", path.display()));
-    serde_json::from_str(&text)
-        .unwrap_or_else(|e| panic!("recorded fixture {}: {e}", path.display()))
-}
 
 struct Replay {
     server: TestServer,
@@ -1095,50 +1084,6 @@ fn assert_renumbered_3_to_5(before: &Value, after: &Value, file: &str) {
     );
 }
 
-/// The request body kubectl logged at -v=8 (the log shows long bodies
-/// truncated): the text, and whether it is whole.
-fn logged_body(log: &str) -> (String, bool) {
-    let text = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("fixtures/k8s")
-            .join(log),
-    )
-    .unwrap();
-    let line = text
-        .lines()
-        .find(|l| l.contains("\"Request Body\" body=\"{"))
-        .unwrap_or_else(|| panic!("{log}: no request body"));
-    let quoted = line.split_once("body=\"").unwrap().1;
-    let quoted = quoted.strip_suffix('"').unwrap_or(quoted);
-    let body = quoted.replace("\\\"", "\"");
-    match body.split_once(" [truncated ") {
-        Some((head, _)) => (head.to_string(), false),
-        None => (body, true),
-    }
-}
-
-/// JSON as Go's encoder writes a map: keys sorted, no spaces.
-fn go_json(v: &Value) -> String {
-    match v {
-        Value::Object(m) => {
-            let mut keys: Vec<&String> = m.keys().collect();
-            keys.sort();
-            let fields: Vec<String> = keys
-                .iter()
-                .map(|k| format!("{}:{}", Value::from(k.as_str()), go_json(&m[k.as_str()])))
-                .collect();
-            format!("{{{}}}", fields.join(","))
-        }
-        Value::Array(items) => {
-            format!(
-                "[{}]",
-                items.iter().map(go_json).collect::<Vec<_>>().join(",")
-            )
-        }
-        other => other.to_string(),
-    }
-}
-
 /// `kubectl rollout restart` and `rollout undo` of one workload, as the
 /// recorded logs show them (`history`, `status` and the refused `pause`
 /// send nothing): the restartedAt strategic merge patch, then the previous
@@ -1160,17 +1105,7 @@ async fn replay_kubectl_writes(r: &Replay, path: &str, app: &str, logs: [&str; 2
     let mut items: Vec<&Value> = list["items"].as_array().unwrap().iter().collect();
     items.sort_by_key(|i| i["revision"].as_i64());
     let previous = &items[items.len() - 2]["data"];
-    let (logged, whole) = logged_body(logs[1]);
-    let sent = go_json(previous);
-    if whole {
-        assert_eq!(sent, logged, "{}: undo body", logs[1]);
-    } else {
-        assert!(
-            sent.starts_with(&logged),
-            "{}: undo body\n{sent}\n{logged}",
-            logs[1]
-        );
-    }
+    assert_logged_body(previous, logs[1]);
     r.patch(path, &Value::Null, smp, previous).await;
 }
 

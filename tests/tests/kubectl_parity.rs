@@ -2,8 +2,9 @@
 //! privately by scripts/deps/10-kubectl.sh) runs against the project's test API
 //! server, and every step must end exactly as the recordings of a real control
 //! plane in tests/fixtures/k8s/ say (pause-resume-restart.*, rollout-history.*,
-//! status-progression.json): exit code, message, the patch kubectl sent, and the
-//! resulting Deployment and ReplicaSets.
+//! status-progression.json, statefulset-kubectl.*, daemonset-kubectl.*): exit
+//! code, message, the patch kubectl sent, and the resulting workload and its
+//! ReplicaSets or ControllerRevisions.
 //!
 //! Why: docs/kubectl-semantics.md defines our `scope: "template"` rollback, pause, resume
 //! and restart as "what kubectl does"; if the test server answers kubectl the way
@@ -24,10 +25,11 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
+use selfheal_tests::recordings::{assert_logged_body, last_line, load};
 use selfheal_tests::tools::{kubectl_binary, tool_or_skip};
 use selfheal_testserver::{ControllerConfig, RecordedRequest, TestServer, fixtures};
 use serde_json::{Value, json};
@@ -1057,4 +1059,356 @@ async fn rollout_history_shows_what_selfheal_did() {
         run.stdout
     );
     assert_eq!(cluster.writes().len(), 0, "history is read-only");
+}
+
+// ------------------------------------------- StatefulSets and DaemonSets --
+
+/// The writes of statefulset-history.json / daemonset-history.json,
+/// -json-patch-single-container.json (and for the StatefulSet
+/// -partition-pause.json) on `data/<name>`: `(container, image)` per
+/// strategic merge patch, then the half-brick JSON Patch of the first
+/// container back to `rollback_to`.
+struct History {
+    kind: &'static str,
+    name: &'static str,
+    changes: [(&'static str, &'static str); 3],
+    rollback_to: &'static str,
+}
+
+const LEDGER: History = History {
+    kind: "statefulset",
+    name: "ledger",
+    changes: [
+        ("db", "registry.example/data/db:15.2"),
+        ("metrics", "registry.example/data/metrics:0.10"),
+        ("db", "registry.example/data/db:15.3"),
+    ],
+    rollback_to: "registry.example/data/db:15.2",
+};
+
+const NODE_AGENT: History = History {
+    kind: "daemonset",
+    name: "node-agent",
+    changes: [
+        ("agent", "registry.example/obs/agent:2.1"),
+        ("shipper", "registry.example/obs/shipper:1.5"),
+        ("agent", "registry.example/obs/agent:2.2"),
+    ],
+    rollback_to: "registry.example/obs/agent:2.1",
+};
+
+impl History {
+    fn api(&self, cluster: &Cluster) -> Api<DynamicObject> {
+        let resource = match self.kind {
+            "statefulset" => ApiResource::erase::<StatefulSet>(&()),
+            _ => ApiResource::erase::<DaemonSet>(&()),
+        };
+        Api::namespaced_with(cluster.client.clone(), "data", &resource)
+    }
+
+    async fn patch(&self, cluster: &Cluster, patch: &Patch<Value>) {
+        self.api(cluster)
+            .patch(self.name, &PatchParams::default(), patch)
+            .await
+            .unwrap_or_else(|e| panic!("{} {patch:?}: {e}", self.name));
+        cluster.settle().await;
+    }
+
+    fn object(&self, cluster: &Cluster) -> Value {
+        let kind = if self.kind == "statefulset" {
+            "StatefulSet"
+        } else {
+            "DaemonSet"
+        };
+        cluster
+            .server
+            .object(kind, "data", self.name)
+            .expect("workload")
+    }
+
+    /// `kubectl rollout VERB <kind>/<name> -n data`, plus `extra`.
+    fn rollout<'a>(&'a self, verb: &'a str, extra: &[&'a str]) -> Vec<String> {
+        let mut args = vec![
+            "rollout".to_owned(),
+            verb.to_owned(),
+            format!("{}/{}", self.kind, self.name),
+            "-n".to_owned(),
+            "data".to_owned(),
+        ];
+        args.extend(extra.iter().map(|a| (*a).to_owned()));
+        args
+    }
+
+    /// Creates the workload and replays the recorded writes up to the
+    /// kubectl session; the StatefulSet also goes through the partition
+    /// hold, during which `rollout status` calls it complete.
+    async fn build(&self, cluster: &Cluster) {
+        create_namespace(cluster, "data").await;
+        let workload = if self.kind == "statefulset" {
+            let ledger = fixtures::ledger(
+                "registry.example/data/db:15.1",
+                "registry.example/data/metrics:0.9",
+            );
+            cluster.server.apply_objects(ledger.service());
+            ledger
+        } else {
+            cluster.server.apply_objects(fixtures::node("node-a"));
+            cluster.server.apply_objects(fixtures::node("node-b"));
+            fixtures::node_agent(
+                "registry.example/obs/agent:2.0",
+                "registry.example/obs/shipper:1.4",
+            )
+        };
+        let object: DynamicObject = serde_json::from_value(workload.json()).expect("workload");
+        self.api(cluster)
+            .create(&PostParams::default(), &object)
+            .await
+            .expect("create workload");
+        cluster.settle().await;
+        for (container, image) in self.changes {
+            let smp = json!({"spec": {"template": {"spec": {"containers": [
+                {"name": container, "image": image}]}}}});
+            self.patch(cluster, &Patch::Strategic(smp)).await;
+        }
+        let live = self.object(cluster);
+        let half_brick: json_patch::Patch = serde_json::from_value(json!([
+            {"op": "test", "path": "/metadata/generation", "value": live["metadata"]["generation"]},
+            {"op": "test", "path": "/spec/template/spec/containers/0/name", "value": self.changes[0].0},
+            {"op": "test", "path": "/spec/template/spec/containers/0/image", "value": self.changes[2].1},
+            {"op": "replace", "path": "/spec/template/spec/containers/0/image", "value": self.rollback_to}
+        ]))
+        .expect("JSON Patch");
+        self.patch(cluster, &Patch::Json(half_brick)).await;
+        if self.kind == "statefulset" {
+            self.partition_hold(cluster).await;
+        }
+    }
+
+    /// statefulset-partition-pause.json: partition = replicas holds db
+    /// 15.4 back; kubectl's status rule calls the hold complete.
+    async fn partition_hold(&self, cluster: &Cluster) {
+        let hold = json!({"spec": {"updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 2}}}});
+        self.patch(cluster, &Patch::Merge(hold)).await;
+        let smp = json!({"spec": {"template": {"spec": {"containers": [
+            {"name": "db", "image": "registry.example/data/db:15.4"}]}}}});
+        self.patch(cluster, &Patch::Strategic(smp)).await;
+        let held: Vec<String> = cluster
+            .server
+            .pods("data")
+            .iter()
+            .map(|p| images(p.spec.as_ref())[0].clone())
+            .collect();
+        assert_eq!(held, ["db=registry.example/data/db:15.2"; 2], "held");
+        let status = self.rollout("status", &["--watch=false"]);
+        let status: Vec<&str> = status.iter().map(String::as_str).collect();
+        fresh_ok(
+            cluster,
+            &status,
+            "partitioned roll out complete: 0 new pods have been updated...",
+        )
+        .await;
+        let release = json!({"spec": {"updateStrategy": {"rollingUpdate": {"partition": null}}}});
+        self.patch(cluster, &Patch::Merge(release)).await;
+    }
+
+    /// `revision → (name, images, restartedAt present)` of the server's
+    /// ControllerRevisions, or of a recorded LIST.
+    fn revisions(list: &[Value]) -> BTreeMap<i64, (String, Vec<String>, bool)> {
+        list.iter()
+            .map(|r| {
+                let template = &r["data"]["spec"]["template"];
+                let images = template_images(template);
+                let restarted = template["metadata"]["annotations"]
+                    .get(RESTARTED_AT)
+                    .is_some();
+                let name = r["metadata"]["name"].as_str().expect("name").to_owned();
+                (
+                    r["revision"].as_i64().expect("revision"),
+                    (name, images, restarted),
+                )
+            })
+            .collect()
+    }
+
+    fn server_revisions(&self, cluster: &Cluster) -> BTreeMap<i64, (String, Vec<String>, bool)> {
+        let list: Vec<Value> = cluster
+            .server
+            .controller_revisions("data")
+            .into_iter()
+            .map(|r| serde_json::to_value(r).expect("revision"))
+            .filter(|r| r["metadata"]["labels"]["app"] == self.name)
+            .collect();
+        Self::revisions(&list)
+    }
+
+    /// The one strategic merge patch of this workload since the last clear.
+    fn single_smp(&self, cluster: &Cluster) -> RecordedRequest {
+        let writes = cluster.writes();
+        assert_eq!(writes.len(), 1, "one write: {writes:#?}");
+        let patch = writes.into_iter().next().expect("one write");
+        assert_eq!(patch.method, "PATCH");
+        assert_eq!(
+            patch.path,
+            format!("/apis/apps/v1/namespaces/data/{}s/{}", self.kind, self.name)
+        );
+        assert_eq!(
+            patch.content_type.as_deref(),
+            Some("application/strategic-merge-patch+json")
+        );
+        patch
+    }
+
+    /// Runs the recorded kubectl session (`steps[]` of
+    /// `<kind>-kubectl.json`) and compares each command's exit code,
+    /// output and writes, then the resulting workload and revisions.
+    async fn kubectl_session_matches_recording(&self, cluster: &Cluster) {
+        let recording = load(&format!("{}-kubectl.json", self.kind));
+        for step in recording["steps"].as_array().expect("steps") {
+            let command = step["command"].as_str().expect("command");
+            let args: Vec<&str> = command.split_whitespace().skip(1).collect();
+            let log = step["log"].as_str().expect("log");
+            // What `undo` must send: the data of the second-newest revision.
+            let mut revisions = cluster.server.controller_revisions("data");
+            revisions.sort_by_key(|r| r.revision);
+            let previous = revisions
+                .iter()
+                .rev()
+                .nth(1)
+                .and_then(|r| r.data.clone())
+                .map(|d| d.0);
+            cluster.server.clear_requests();
+            let run = cluster.kubectl.run(&args).await;
+            assert_eq!(
+                i64::from(run.code),
+                step["exit"].as_i64().unwrap(),
+                "{command}: {run:?}"
+            );
+            assert_eq!(
+                run.stdout.trim_end(),
+                step["stdout"].as_str().unwrap().trim_end(),
+                "{command}"
+            );
+            if run.code != 0 {
+                assert_eq!(run.stderr.trim_end(), last_line(log), "{command}");
+            }
+            let verb = args.iter().skip_while(|a| **a != "rollout").nth(1);
+            match verb.copied().unwrap_or_default() {
+                "restart" => {
+                    let patch = self.single_smp(cluster);
+                    assert_eq!(query(&patch, "fieldManager"), Some("kubectl-rollout"));
+                    let body = patch.body.expect("body");
+                    let at = &body["spec"]["template"]["metadata"]["annotations"][RESTARTED_AT];
+                    assert!(at.is_string(), "{body}");
+                    assert_eq!(
+                        body,
+                        json!({"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: at}}}}})
+                    );
+                }
+                "undo" => {
+                    let patch = self.single_smp(cluster);
+                    assert_eq!(query(&patch, "fieldManager"), None);
+                    let body = patch.body.expect("body");
+                    assert_eq!(
+                        Some(&body),
+                        previous.as_ref(),
+                        "undo sends the previous revision's data"
+                    );
+                    assert_logged_body(&body, log);
+                }
+                _ => assert_eq!(cluster.writes().len(), 0, "{command} is read-only"),
+            }
+            cluster.settle().await;
+        }
+        // The state the recording ends in.
+        let recorded = &recording["exchanges"];
+        let live = self.object(cluster);
+        let want = &recorded[0]["response"]["body"];
+        assert_eq!(
+            live["metadata"]["generation"],
+            want["metadata"]["generation"]
+        );
+        assert_eq!(live["spec"]["template"], want["spec"]["template"]);
+        assert_eq!(
+            live["status"]["observedGeneration"],
+            want["status"]["observedGeneration"]
+        );
+        let recorded_list = recorded[1]["response"]["body"]["items"]
+            .as_array()
+            .expect("items");
+        let strip =
+            |m: BTreeMap<i64, (String, Vec<String>, bool)>| -> BTreeMap<i64, (Vec<String>, bool)> {
+                m.into_iter().map(|(k, (_, i, r))| (k, (i, r))).collect()
+            };
+        assert_eq!(
+            strip(self.server_revisions(cluster)),
+            strip(Self::revisions(recorded_list)),
+            "revisions after the session"
+        );
+    }
+
+    /// Not recorded: `undo --to-revision=1` sends revision 1's data and the
+    /// controller renumbers that revision (same name) to the next number.
+    async fn undo_to_revision_1(&self, cluster: &Cluster) {
+        let before = self.server_revisions(cluster);
+        let (first_name, first_images, _) = before[&1].clone();
+        let next = before.keys().max().expect("revisions") + 1;
+        let args = self.rollout("undo", &["--to-revision=1"]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let done = format!("{}.apps/{} rolled back", self.kind, self.name);
+        fresh_ok(cluster, &args, &done).await;
+        self.single_smp(cluster);
+        cluster.settle().await;
+        let after = self.server_revisions(cluster);
+        assert!(!after.contains_key(&1), "{after:?}");
+        assert_eq!(after[&next], (first_name, first_images.clone(), false));
+        let live = self.object(cluster);
+        assert_eq!(template_images(&live["spec"]["template"]), first_images);
+    }
+}
+
+/// `name=image` of a pod template's containers (JSON).
+fn template_images(template: &Value) -> Vec<String> {
+    template["spec"]["containers"]
+        .as_array()
+        .expect("containers")
+        .iter()
+        .map(|c| {
+            format!(
+                "{}={}",
+                c["name"].as_str().unwrap(),
+                c["image"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+impl History {
+    /// The whole check for one kind: history built as recorded, the
+    /// recorded kubectl session, then `undo --to-revision=1`.
+    async fn rollout_commands_match_recording(&self, test: &str) {
+        let Some(bin) = kubectl_or_skip(test) else {
+            return;
+        };
+        let cluster = Cluster::start(bin).await;
+        self.build(&cluster).await;
+        self.kubectl_session_matches_recording(&cluster).await;
+        self.undo_to_revision_1(&cluster).await;
+    }
+}
+
+/// statefulset-kubectl.*: history, the pause refusal, restart, undo and the
+/// partitioned status on StatefulSet `data/ledger`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statefulset_rollout_commands_match_recording() {
+    LEDGER
+        .rollout_commands_match_recording("statefulset_rollout_commands_match_recording")
+        .await;
+}
+
+/// daemonset-kubectl.*: the same on DaemonSet `data/node-agent`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn daemonset_rollout_commands_match_recording() {
+    NODE_AGENT
+        .rollout_commands_match_recording("daemonset_rollout_commands_match_recording")
+        .await;
 }

@@ -275,6 +275,8 @@ pub async fn handle_verify(
                     .into(),
             })?;
             let (deployment, _) = remediator.resolve(namespace, workload).await?;
+            let valid_until = *remediator.client().valid_until();
+            let window = verify::within_credentials(window, valid_until, jiff::Timestamp::now());
             let status = remediator
                 .watch_status(namespace, &deployment, window)
                 .await?;

@@ -43,6 +43,21 @@ pub fn window(budget: Option<&WatchBudget>, now: jiff::Timestamp) -> Duration {
     })
 }
 
+/// `window` cut to end when the kube client's credentials are due for
+/// renewal (`valid_until`: an EKS token is renewed after 14 minutes and
+/// accepted for 15), so a long watch never outlives its token: the next
+/// window then starts with a fresh client.
+pub fn within_credentials(
+    window: Duration,
+    valid_until: Option<jiff::Timestamp>,
+    now: jiff::Timestamp,
+) -> Duration {
+    valid_until.map_or(window, |until| {
+        let left = Duration::try_from(until.duration_since(now)).unwrap_or_default();
+        window.min(left)
+    })
+}
+
 /// The watch's record so far, in `verify`'s answer (`watch`): when the state
 /// machine started watching, how many windows it took, and when the last one
 /// ended. The answer carries it so the state machine needs no counting state
@@ -143,6 +158,26 @@ mod tests {
         assert_eq!(remaining_seconds(&b, at("2026-11-26T19:30:00Z")), 0);
         // A Lambda clock slightly behind Step Functions' spends nothing.
         assert_eq!(remaining_seconds(&b, at("2026-11-26T19:11:59Z")), 660);
+    }
+
+    #[test]
+    fn a_window_ends_before_the_credentials_do() {
+        let now = at("2026-11-26T19:12:00Z");
+        let window = Duration::from_secs(660);
+        assert_eq!(within_credentials(window, None, now), window);
+        assert_eq!(
+            within_credentials(window, Some(at("2026-11-26T19:26:00Z")), now),
+            window,
+            "a fresh client (14 minutes) outlasts the window"
+        );
+        assert_eq!(
+            within_credentials(window, Some(at("2026-11-26T19:16:00Z")), now),
+            Duration::from_secs(240)
+        );
+        assert_eq!(
+            within_credentials(window, Some(at("2026-11-26T19:11:00Z")), now),
+            Duration::ZERO
+        );
     }
 
     #[test]

@@ -251,14 +251,23 @@ pub fn current_revision_label<'a>(
     if !runs_template {
         return None;
     }
-    let value = match workload.kind() {
-        WorkloadKind::DaemonSet => {
-            let prefix = format!("{}-", workload.name());
-            latest.name().strip_prefix(&prefix)?.to_owned()
-        }
-        _ => latest.name().to_owned(),
-    };
-    (!value.is_empty()).then_some((keys::CONTROLLER_REVISION_HASH, value))
+    let value = revision_label_value(workload, latest);
+    (!value.is_empty()).then(|| (keys::CONTROLLER_REVISION_HASH, value.to_owned()))
+}
+
+/// The `controller-revision-hash` a StatefulSet's or DaemonSet's pods of
+/// `revision` carry: the ControllerRevision's name for a StatefulSet, the
+/// name without its `<daemonset>-` prefix for a DaemonSet (recorded in
+/// statefulset-kubectl.json and daemonset-kubectl.json).
+pub fn revision_label_value<'r>(workload: WorkloadRef<'_>, revision: &Revision<'r>) -> &'r str {
+    let name = revision.name();
+    match workload.kind() {
+        WorkloadKind::DaemonSet => name
+            .strip_prefix(workload.name())
+            .and_then(|rest| rest.strip_prefix('-'))
+            .unwrap_or(name),
+        _ => name,
+    }
 }
 
 /// Parse `deployment.kubernetes.io/revision` from an object's metadata.

@@ -16,6 +16,9 @@ mod rollout;
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests;
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod kinds_tests;
 
 use std::collections::BTreeMap;
 

@@ -8,12 +8,13 @@
 //! Deployment runs now; otherwise the request is refused with guard
 //! [`Guard::StalePod`] and nothing is written.
 
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::apps::v1::{ControllerRevision, Deployment, ReplicaSet};
+use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use crate::guards::Refusal;
-use crate::history::{History, image_of};
+use crate::history::{self, History, Revision, image_of};
+use crate::workload::WorkloadRef;
 use crate::{Action, Guard, RemediationRequest, keys};
 
 /// Refuse a pod target that is not on the Deployment's current revision, or
@@ -31,13 +32,78 @@ pub fn check_pod_target(
     deployment: &Deployment,
     replica_sets: &[ReplicaSet],
 ) -> Result<(), Refusal> {
+    check_pod_target_of(pod, request, deployment.into(), replica_sets, &[])
+}
+
+/// [`check_pod_target`] for any workload kind. A StatefulSet's or
+/// DaemonSet's pod is on the current revision when its
+/// `controller-revision-hash` label names the newest of `controller_revisions`
+/// (the adapter's LIST by selector; a pod target needs it for every action).
+pub fn check_pod_target_of(
+    pod: &Pod,
+    request: &RemediationRequest,
+    workload: WorkloadRef<'_>,
+    replica_sets: &[ReplicaSet],
+    controller_revisions: &[ControllerRevision],
+) -> Result<(), Refusal> {
+    match workload {
+        WorkloadRef::Deployment(d) => on_current_replica_set(pod, request, d, replica_sets)?,
+        _ => on_current_controller_revision(pod, request, workload, controller_revisions)?,
+    }
+    if request.action != Action::Rollback {
+        return Ok(());
+    }
+    let Some(template) = workload.template() else {
+        return Ok(());
+    };
+    runs_current_images(pod, request, workload, template)
+}
+
+fn on_current_controller_revision(
+    pod: &Pod,
+    request: &RemediationRequest,
+    workload: WorkloadRef<'_>,
+    controller_revisions: &[ControllerRevision],
+) -> Result<(), Refusal> {
+    let who = pod_name(pod, request);
+    let kind = workload.kind().as_str();
+    let history = History::of_controller_revisions(workload, controller_revisions);
+    let current = newest(&history, &who, kind, "ControllerRevision")?;
+    let pod_revision = pod
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(keys::CONTROLLER_REVISION_HASH))
+        .map(String::as_str);
+    let on_current =
+        pod_revision.is_some_and(|h| history::revision_label_value(workload, current) == h);
+    if on_current {
+        return Ok(());
+    }
+    let revision = described(pod_revision.and_then(|h| {
+        history
+            .revisions()
+            .iter()
+            .find(|r| history::revision_label_value(workload, r) == h)
+    }));
+    Err(stale(format!(
+        "pod {who} is labelled {}={} ({revision}), not the {kind}'s current revision {} (ControllerRevision {}): the alert is about an old rollout, nothing written",
+        keys::CONTROLLER_REVISION_HASH,
+        pod_revision.unwrap_or("(none)"),
+        current.number,
+        current.name()
+    )))
+}
+
+fn on_current_replica_set(
+    pod: &Pod,
+    request: &RemediationRequest,
+    deployment: &Deployment,
+    replica_sets: &[ReplicaSet],
+) -> Result<(), Refusal> {
     let who = pod_name(pod, request);
     let history = History::of(deployment, replica_sets);
-    let Some(current) = history.latest() else {
-        return Err(stale(format!(
-            "pod {who} cannot be shown to be on the Deployment's current revision: the Deployment has no ReplicaSet with a revision"
-        )));
-    };
+    let current = newest(&history, &who, "Deployment", "ReplicaSet with a revision")?;
     let owner = pod
         .metadata
         .owner_references
@@ -50,12 +116,8 @@ pub fn check_pod_target(
     let on_current =
         owner == Some(current.name()) || (pod_hash.is_some() && pod_hash == current_hash);
     if !on_current {
-        let owner_revision = owner
-            .and_then(|name| history.revisions().iter().find(|r| r.name() == name))
-            .map_or_else(
-                || "an unknown revision".to_owned(),
-                |r| format!("revision {}", r.number),
-            );
+        let owner_revision =
+            described(owner.and_then(|name| history.revisions().iter().find(|r| r.name() == name)));
         return Err(stale(format!(
             "pod {who} belongs to ReplicaSet {} ({owner_revision}), not to the Deployment's current revision {} (ReplicaSet {}): the alert is about an old rollout, nothing written",
             owner.unwrap_or("(none)"),
@@ -63,12 +125,17 @@ pub fn check_pod_target(
             current.name()
         )));
     }
-    if request.action != Action::Rollback {
-        return Ok(());
-    }
-    let Some(template) = deployment.spec.as_ref().map(|s| &s.template) else {
-        return Ok(());
-    };
+    Ok(())
+}
+
+fn runs_current_images(
+    pod: &Pod,
+    request: &RemediationRequest,
+    workload: WorkloadRef<'_>,
+    template: &PodTemplateSpec,
+) -> Result<(), Refusal> {
+    let who = pod_name(pod, request);
+    let kind = workload.kind().as_str();
     let pod_containers = pod.spec.iter().flat_map(|s| s.containers.iter());
     let pod_image = |name: &str| {
         pod.spec
@@ -82,7 +149,7 @@ pub fn check_pod_target(
         None => pod_containers.map(|c| c.name.as_str()).collect(),
     };
     for name in names {
-        // A container the Deployment lacks is the planner's `unknownContainer`.
+        // A container the workload lacks is the planner's `unknownContainer`.
         let Some(wanted) = image_of(template, name) else {
             continue;
         };
@@ -90,12 +157,12 @@ pub fn check_pod_target(
             Some(image) if image == wanted => {}
             Some(image) => {
                 return Err(stale(format!(
-                    "pod {who} runs {image} in container {name}, but the Deployment now runs {wanted}: the alert is not about the current image, nothing rolled back"
+                    "pod {who} runs {image} in container {name}, but the {kind} now runs {wanted}: the alert is not about the current image, nothing rolled back"
                 )));
             }
             None => {
                 return Err(stale(format!(
-                    "pod {who} has no container {name}, which the Deployment runs as {wanted}: the alert is not about the current pod template, nothing rolled back"
+                    "pod {who} has no container {name}, which the {kind} runs as {wanted}: the alert is not about the current pod template, nothing rolled back"
                 )));
             }
         }
@@ -108,6 +175,28 @@ fn template_hash(meta: &ObjectMeta) -> Option<&str> {
         .as_ref()?
         .get(keys::POD_TEMPLATE_HASH)
         .map(String::as_str)
+}
+
+/// The newest revision, or the refusal saying there is none to be on.
+fn newest<'h, 'a>(
+    history: &'h History<'a>,
+    who: &str,
+    kind: &str,
+    stored_as: &str,
+) -> Result<&'h Revision<'a>, Refusal> {
+    history.latest().ok_or_else(|| {
+        stale(format!(
+            "pod {who} cannot be shown to be on the {kind}'s current revision: the {kind} has no {stored_as}"
+        ))
+    })
+}
+
+/// `revision N`, or `an unknown revision`, for messages.
+fn described(revision: Option<&Revision<'_>>) -> String {
+    revision.map_or_else(
+        || "an unknown revision".to_owned(),
+        |r| format!("revision {}", r.number),
+    )
 }
 
 fn stale(message: String) -> Refusal {

@@ -213,11 +213,7 @@ impl Scenario {
     ) -> Decision {
         let deployment = self.deployment();
         let replica_sets = self.replica_sets();
-        let pods: Vec<Pod> = self
-            .pods
-            .iter()
-            .map(|p| serde_json::from_value(p.clone()).unwrap())
-            .collect();
+        let pods = typed_pods(&self.pods);
         let request = crate::ValidRequest::new(request.clone()).unwrap();
         decide(PlanInput {
             request: &request,
@@ -288,4 +284,157 @@ pub fn ops(plan: &Plan) -> Value {
 pub fn fixture(name: &str) -> Value {
     let path = format!("{}/testdata/{name}", env!("CARGO_MANIFEST_DIR"));
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// Pods as the adapter would have listed them.
+pub fn typed_pods(pods: &[Value]) -> Vec<Pod> {
+    pods.iter()
+        .map(|p| serde_json::from_value(p.clone()).unwrap())
+        .collect()
+}
+
+/// A recording of a real API server (`tests/fixtures/k8s/<name>`).
+pub fn recorded(name: &str) -> Value {
+    let path = format!(
+        "{}/../../tests/fixtures/k8s/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+/// The recorded exchange whose note is `note` (the last one when several
+/// share it).
+fn exchange<'r>(recording: &'r Value, note: &str) -> &'r Value {
+    recording["exchanges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|e| e["note"] == note)
+        .unwrap_or_else(|| panic!("no exchange {note:?}"))
+}
+
+/// The response body of the recorded exchange `note`.
+pub fn recorded_body(recording: &Value, note: &str) -> Value {
+    exchange(recording, note)["response"]["body"].clone()
+}
+
+/// The request body of the recorded exchange `note`.
+pub fn recorded_request(recording: &Value, note: &str) -> Value {
+    exchange(recording, note)["request"]["body"].clone()
+}
+
+/// A recorded StatefulSet or DaemonSet with its ControllerRevisions and
+/// pods, as the adapter would read them.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub kind: crate::WorkloadKind,
+    pub object: Value,
+    pub revisions: Vec<Value>,
+    pub pods: Vec<Value>,
+}
+
+impl Recorded {
+    /// `file`'s GET, LIST controllerrevisions and LIST pods after `step`
+    /// (`<kind> after <step>` …).
+    pub fn at(kind: crate::WorkloadKind, file: &str, step: &str) -> Self {
+        let recording = recorded(file);
+        let items = |what: &str| {
+            recorded_body(&recording, &format!("LIST {what} {step}"))["items"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        };
+        Recorded {
+            kind,
+            object: recorded_body(&recording, &format!("GET {} {step}", kind.noun())),
+            revisions: items("controllerrevisions"),
+            pods: items("pods"),
+        }
+    }
+
+    /// StatefulSet `data/ledger` at revision 4 (db 15.3, metrics 0.10).
+    pub fn ledger() -> Self {
+        Recorded::at(
+            crate::WorkloadKind::StatefulSet,
+            "statefulset-history.json",
+            "after db -> registry.example/data/db:15.3 converged",
+        )
+    }
+
+    /// DaemonSet `data/node-agent` at revision 4 (agent 2.2, shipper 1.5).
+    pub fn node_agent() -> Self {
+        Recorded::at(
+            crate::WorkloadKind::DaemonSet,
+            "daemonset-history.json",
+            "after agent -> registry.example/obs/agent:2.2 converged",
+        )
+    }
+
+    pub fn annotate(mut self, key: &str, value: &str) -> Self {
+        self.object["metadata"]["annotations"][key] = json!(value);
+        self
+    }
+
+    pub fn controller_revisions(&self) -> Vec<k8s_openapi::api::apps::v1::ControllerRevision> {
+        self.revisions
+            .iter()
+            .map(|r| serde_json::from_value(r.clone()).unwrap())
+            .collect()
+    }
+
+    /// Run `f` on the typed object.
+    pub fn with<T>(&self, f: impl FnOnce(crate::WorkloadRef<'_>) -> T) -> T {
+        use k8s_openapi::api::apps::v1::{DaemonSet, StatefulSet};
+        match self.kind {
+            crate::WorkloadKind::StatefulSet => {
+                let s: StatefulSet = serde_json::from_value(self.object.clone()).unwrap();
+                f((&s).into())
+            }
+            crate::WorkloadKind::DaemonSet => {
+                let d: DaemonSet = serde_json::from_value(self.object.clone()).unwrap();
+                f((&d).into())
+            }
+            crate::WorkloadKind::Deployment => {
+                let d: Deployment = serde_json::from_value(self.object.clone()).unwrap();
+                f((&d).into())
+            }
+        }
+    }
+
+    /// A request aimed at this workload unless it names a target.
+    pub fn request(&self, mut value: Value) -> RemediationRequest {
+        if value.get("target").is_none() {
+            value["target"] = json!({"namespace": "data"});
+        }
+        if value["target"].get("pod").is_none() {
+            value["target"][self.kind.field()] = self.object["metadata"]["name"].clone();
+        }
+        RemediationRequest::from_json(&value.to_string()).unwrap()
+    }
+
+    pub fn decide(&self, request: &RemediationRequest, policy: &Policy) -> Decision {
+        let revisions = self.controller_revisions();
+        let pods = typed_pods(&self.pods);
+        let request = crate::ValidRequest::new(request.clone()).unwrap();
+        self.with(|workload| {
+            decide(PlanInput {
+                request: &request,
+                workload,
+                replica_sets: &[],
+                controller_revisions: &revisions,
+                pods: &pods,
+                policy,
+                now: now(),
+            })
+            .unwrap()
+        })
+    }
+
+    /// The object after `plan`'s patch, as the server would store it.
+    pub fn applied(&self, plan: &Plan) -> Self {
+        let mut next = self.clone();
+        json_patch::patch(&mut next.object, &plan.patch).unwrap();
+        next
+    }
 }

@@ -4,6 +4,7 @@
 use selfheal_contract::Action;
 
 use crate::Rejection;
+use crate::resolve::Found;
 
 /// Keys a directive may set, in the order the design lists them.
 pub const DIRECTIVE_KEYS: [&str; 10] = [
@@ -23,13 +24,8 @@ pub const DIRECTIVE_KEYS: [&str; 10] = [
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Directive {
     pub action: Option<Action>,
-    pub cluster: Option<String>,
-    pub namespace: Option<String>,
-    pub deployment: Option<String>,
-    pub stateful_set: Option<String>,
-    pub daemon_set: Option<String>,
-    pub container: Option<String>,
-    pub pod: Option<String>,
+    /// The target fields it names: the same ones dimensions and labels carry.
+    pub target: Found,
     pub dry_run: Option<bool>,
     pub approval: Option<bool>,
 }
@@ -92,13 +88,13 @@ pub fn parse_pairs(text: &str) -> Result<Directive, Rejection> {
                 })?;
                 d.action.replace(action).is_some()
             }
-            "cluster" => d.cluster.replace(value.to_owned()).is_some(),
-            "namespace" => d.namespace.replace(value.to_owned()).is_some(),
-            "deployment" => d.deployment.replace(value.to_owned()).is_some(),
-            "statefulset" => d.stateful_set.replace(value.to_owned()).is_some(),
-            "daemonset" => d.daemon_set.replace(value.to_owned()).is_some(),
-            "container" => d.container.replace(value.to_owned()).is_some(),
-            "pod" => d.pod.replace(value.to_owned()).is_some(),
+            "cluster" => d.target.cluster.replace(value.to_owned()).is_some(),
+            "namespace" => d.target.namespace.replace(value.to_owned()).is_some(),
+            "deployment" => d.target.deployment.replace(value.to_owned()).is_some(),
+            "statefulset" => d.target.stateful_set.replace(value.to_owned()).is_some(),
+            "daemonset" => d.target.daemon_set.replace(value.to_owned()).is_some(),
+            "container" => d.target.container.replace(value.to_owned()).is_some(),
+            "pod" => d.target.pod.replace(value.to_owned()).is_some(),
             "dryRun" => d.dry_run.replace(parse_bool(key, value)?).is_some(),
             "approval" => d.approval.replace(parse_bool(key, value)?).is_some(),
             _ => {
@@ -173,18 +169,20 @@ mod tests {
             d,
             Directive {
                 action: Some(Action::Rollback),
-                cluster: Some("prod".into()),
-                namespace: Some("shop".into()),
-                deployment: Some("checkout".into()),
-                container: Some("api".into()),
+                target: Found {
+                    cluster: Some("prod".into()),
+                    namespace: Some("shop".into()),
+                    deployment: Some("checkout".into()),
+                    container: Some("api".into()),
+                    ..Found::default()
+                },
                 dry_run: Some(true),
                 approval: Some(false),
-                ..Directive::default()
             }
         );
         let d = parse_pairs("statefulset=db daemonset=agent").unwrap();
-        assert_eq!(d.stateful_set.as_deref(), Some("db"));
-        assert_eq!(d.daemon_set.as_deref(), Some("agent"));
+        assert_eq!(d.target.stateful_set.as_deref(), Some("db"));
+        assert_eq!(d.target.daemon_set.as_deref(), Some("agent"));
     }
 
     #[test]
@@ -192,7 +190,7 @@ mod tests {
         let text = "High 5xx on checkout.\n  selfheal: action=pause namespace=shop\nSee runbook.";
         let d = from_description(text).unwrap().unwrap();
         assert_eq!(d.action, Some(Action::Pause));
-        assert_eq!(d.namespace.as_deref(), Some("shop"));
+        assert_eq!(d.target.namespace.as_deref(), Some("shop"));
         assert_eq!(
             from_description("mentions selfheal: only mid-line").unwrap(),
             None
@@ -260,7 +258,7 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(d.action, Some(Action::Rollback));
-        assert_eq!(d.namespace.as_deref(), Some("shop"));
+        assert_eq!(d.target.namespace.as_deref(), Some("shop"));
         // Keys and values keep their documented case rules (action any case).
         let d = from_annotation("selfheal: action=ROLLBACK dryRun=TRUE").unwrap();
         assert_eq!(d.action, Some(Action::Rollback));

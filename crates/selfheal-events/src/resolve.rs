@@ -127,6 +127,7 @@ pub fn resolve(
         })?;
 
     let namespace = d
+        .target
         .namespace
         .clone()
         .or_else(|| found.namespace.clone())
@@ -141,12 +142,17 @@ pub fn resolve(
     };
     let mut target = Target {
         cluster: d
+            .target
             .cluster
             .clone()
             .or_else(|| found.cluster.clone())
             .or_else(|| defaults.cluster.clone()),
         namespace,
-        container: d.container.clone().or_else(|| found.container.clone()),
+        container: d
+            .target
+            .container
+            .clone()
+            .or_else(|| found.container.clone()),
         ..Target::default()
     };
     match named {
@@ -157,12 +163,12 @@ pub fn resolve(
     if !defaults.allow_cross_namespace {
         same_as_alert(
             "target.namespace",
-            d.namespace.as_deref(),
+            d.target.namespace.as_deref(),
             found.namespace.as_deref(),
         )?;
         same_as_alert(
             "target.cluster",
-            d.cluster.as_deref(),
+            d.target.cluster.as_deref(),
             found.cluster.as_deref(),
         )?;
     }
@@ -182,21 +188,24 @@ enum Named {
     Pod(String),
 }
 
-/// The workloads among `deployment`, `statefulset`, `daemonset` that a
-/// source names, in that order.
-fn named_workloads(fields: [&Option<String>; 3]) -> Vec<(WorkloadKind, &str)> {
-    WorkloadKind::ALL
-        .into_iter()
-        .zip(fields)
-        .filter_map(|(kind, name)| Some((kind, name.as_deref()?)))
-        .collect()
+impl Found {
+    /// The workloads among `deployment`, `statefulset`, `daemonset` that
+    /// this source names, in that order.
+    fn workloads(&self) -> Vec<(WorkloadKind, &str)> {
+        let names = [&self.deployment, &self.stateful_set, &self.daemon_set];
+        WorkloadKind::ALL
+            .into_iter()
+            .zip(names)
+            .filter_map(|(kind, name)| Some((kind, name.as_deref()?)))
+            .collect()
+    }
 }
 
 /// The workload is one identity: a directive that names it names exactly
 /// one object, and lower sources must not mix in another.
 fn named_in_directive(d: &Directive) -> Result<Option<Named>, Rejection> {
-    let workloads = named_workloads([&d.deployment, &d.stateful_set, &d.daemon_set]);
-    match (workloads.as_slice(), &d.pod) {
+    let workloads = d.target.workloads();
+    match (workloads.as_slice(), &d.target.pod) {
         ([], None) => Ok(None),
         ([(kind, name)], None) => Ok(Some(Named::Workload(*kind, (*name).to_owned()))),
         ([], Some(pod)) => Ok(Some(Named::Pod(pod.clone()))),
@@ -205,7 +214,7 @@ fn named_in_directive(d: &Directive) -> Result<Option<Named>, Rejection> {
                 .iter()
                 .map(|(kind, _)| format!("`{}`", kind.noun()))
                 .collect();
-            if d.pod.is_some() {
+            if d.target.pod.is_some() {
                 keys.push("`pod`".into());
             }
             let last = keys.pop().unwrap_or_default();
@@ -221,7 +230,7 @@ fn named_in_directive(d: &Directive) -> Result<Option<Named>, Rejection> {
 /// of its pods (kube-state-metrics series do); the workload is what selfheal
 /// acts on. Two workloads are a question only the alert's author can answer.
 fn named_in_alert(found: &Found, where_found: &str) -> Result<Named, Rejection> {
-    let workloads = named_workloads([&found.deployment, &found.stateful_set, &found.daemon_set]);
+    let workloads = found.workloads();
     match (workloads.as_slice(), &found.pod) {
         ([(kind, name)], _) => Ok(Named::Workload(*kind, (*name).to_owned())),
         ([], Some(pod)) => Ok(Named::Pod(pod.clone())),
@@ -298,6 +307,14 @@ mod tests {
         }
     }
 
+    /// A directive that names `target` and nothing else.
+    fn directive_naming(target: Found) -> Directive {
+        Directive {
+            target,
+            ..Directive::default()
+        }
+    }
+
     fn pausing() -> Defaults {
         Defaults {
             action: Some(Action::Pause),
@@ -326,10 +343,10 @@ mod tests {
         assert_eq!(r.target.daemon_set.as_deref(), Some("db"));
 
         // A directive's workload wins over the labels', whatever its kind.
-        let directive = Directive {
+        let directive = directive_naming(Found {
             daemon_set: Some("agent".into()),
-            ..Directive::default()
-        };
+            ..Found::default()
+        });
         let r = resolve(Some(&directive), &found(), &pausing(), "labels").unwrap();
         assert_eq!(r.target.daemon_set.as_deref(), Some("agent"));
         assert_eq!(r.target.deployment, None);
@@ -337,12 +354,12 @@ mod tests {
 
     #[test]
     fn two_workloads_in_one_source_are_refused_with_their_names() {
-        let directive = Directive {
+        let directive = directive_naming(Found {
             deployment: Some("web".into()),
             stateful_set: Some("db".into()),
             pod: Some("db-0".into()),
-            ..Directive::default()
-        };
+            ..Found::default()
+        });
         let err = resolve(Some(&directive), &found(), &pausing(), "labels")
             .err()
             .unwrap();
@@ -367,10 +384,12 @@ mod tests {
     fn directive_overrides_found_and_defaults() {
         let d = Directive {
             action: Some(Action::Restart),
-            cluster: Some("d-cluster".into()),
-            namespace: Some("d-ns".into()),
-            pod: Some("d-pod".into()),
-            ..Directive::default()
+            ..directive_naming(Found {
+                cluster: Some("d-cluster".into()),
+                namespace: Some("d-ns".into()),
+                pod: Some("d-pod".into()),
+                ..Found::default()
+            })
         };
         let defaults = Defaults {
             cluster: Some("def".into()),
@@ -398,11 +417,13 @@ mod tests {
             action: Some(Action::Rollback),
             ..Defaults::default()
         };
-        let steer = |namespace: Option<&str>, cluster: Option<&str>| Directive {
-            namespace: namespace.map(str::to_owned),
-            cluster: cluster.map(str::to_owned),
-            deployment: Some("api".into()),
-            ..Directive::default()
+        let steer = |namespace: Option<&str>, cluster: Option<&str>| {
+            directive_naming(Found {
+                namespace: namespace.map(str::to_owned),
+                cluster: cluster.map(str::to_owned),
+                deployment: Some("api".into()),
+                ..Found::default()
+            })
         };
         let err = resolve(
             Some(&steer(Some("payments"), None)),
@@ -520,8 +541,10 @@ mod tests {
         assert!(err.to_string().contains("`a`") && err.to_string().contains("`b`"));
         let d = Directive {
             action: Some(Action::Pause),
-            namespace: Some(" ".into()),
-            ..Directive::default()
+            ..directive_naming(Found {
+                namespace: Some(" ".into()),
+                ..Found::default()
+            })
         };
         let err = resolve(Some(&d), &found(), &Defaults::default(), "labels")
             .err()

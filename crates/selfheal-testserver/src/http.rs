@@ -599,4 +599,80 @@ mod tests {
             "events is forbidden: User \"u\" cannot create resource \"events\" in API group \"\" in the namespace \"shop\""
         );
     }
+
+    /// The least privilege the StatefulSet and DaemonSet paths need (issue
+    /// 13): the workloads get/patch/watch, their ControllerRevisions list.
+    /// Request paths become the attributes RBAC rules name, so a rule on
+    /// `statefulsets` covers neither `statefulsets/scale` nor a LIST, and
+    /// `controllerrevisions` list does not cover get.
+    #[test]
+    fn workload_paths_authorize_as_rbac_rules_say() {
+        let rbac = crate::Rbac::from_yaml(
+            r#"
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: healer, namespace: data}
+rules:
+  - apiGroups: ["apps"]
+    resources: ["statefulsets", "daemonsets"]
+    verbs: ["get", "patch", "watch"]
+  - apiGroups: ["apps"]
+    resources: ["controllerrevisions"]
+    verbs: ["list"]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: healer, namespace: data}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: healer}
+subjects: [{kind: User, name: healer}]
+"#,
+        )
+        .unwrap();
+        let sts = "/apis/apps/v1/namespaces/data/statefulsets";
+        let ds = "/apis/apps/v1/namespaces/data/daemonsets";
+        let crs = "/apis/apps/v1/namespaces/data/controllerrevisions";
+        let watch = [("watch", "true"), ("fieldSelector", "metadata.name=ledger")];
+        type Case<'a> = (&'a str, String, &'a [(&'a str, &'a str)], bool);
+        let cases: [Case<'_>; 10] = [
+            ("GET", format!("{sts}/ledger"), &[], true),
+            ("PATCH", format!("{sts}/ledger"), &[], true),
+            ("GET", sts.to_owned(), &watch, true),
+            ("PATCH", format!("{ds}/node-agent"), &[], true),
+            (
+                "GET",
+                crs.to_owned(),
+                &[("labelSelector", "app=ledger")],
+                true,
+            ),
+            ("GET", sts.to_owned(), &[], false),
+            ("PATCH", format!("{sts}/ledger/scale"), &[], false),
+            ("PATCH", format!("{ds}/node-agent/status"), &[], false),
+            ("GET", format!("{crs}/ledger-abc"), &[], false),
+            ("DELETE", format!("{sts}/ledger"), &[], false),
+        ];
+        for (method, path, query, allowed) in cases {
+            let a = attributes(&request(method, &path, query));
+            let decision = rbac.authorize("healer", &[], &a);
+            assert_eq!(
+                decision == crate::rbac::Decision::Allow,
+                allowed,
+                "{method} {path} {query:?}: {a:?}"
+            );
+        }
+        let a = attributes(&request("GET", &format!("{crs}/ledger-abc"), &[]));
+        assert_eq!(
+            message(&forbidden("healer", &a, None)),
+            "controllerrevisions.apps \"ledger-abc\" is forbidden: User \"healer\" cannot get resource \"controllerrevisions\" in API group \"apps\" in the namespace \"data\""
+        );
+        // Elsewhere nothing.
+        let a = attributes(&request(
+            "GET",
+            "/apis/apps/v1/namespaces/shop/statefulsets/x",
+            &[],
+        ));
+        assert_ne!(
+            rbac.authorize("healer", &[], &a),
+            crate::rbac::Decision::Allow
+        );
+    }
 }

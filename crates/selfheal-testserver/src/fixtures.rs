@@ -306,6 +306,60 @@ impl Workload {
     }
 }
 
+/// The image changes of statefulset-history.json, one revision each: on
+/// [`ledger`] at db 15.1 and metrics 0.9 they lead to revision 4 = db 15.3,
+/// and the half-brick rollback of db to 15.2 reuses revision 3.
+pub const LEDGER_HISTORY: [(&str, &str); 3] = [
+    ("db", "registry.example/data/db:15.2"),
+    ("metrics", "registry.example/data/metrics:0.10"),
+    ("db", "registry.example/data/db:15.3"),
+];
+
+/// The image changes of daemonset-history.json on [`node_agent`] at agent
+/// 2.0 and shipper 1.4: revision 4 = agent 2.2, revision 3 = agent 2.1 +
+/// shipper 1.5.
+pub const NODE_AGENT_HISTORY: [(&str, &str); 3] = [
+    ("agent", "registry.example/obs/agent:2.1"),
+    ("shipper", "registry.example/obs/shipper:1.5"),
+    ("agent", "registry.example/obs/agent:2.2"),
+];
+
+impl Workload {
+    /// Seeds the workload with what it needs (a StatefulSet its headless
+    /// Service, a DaemonSet Nodes `node-a` and `node-b`), lets it roll out,
+    /// then rolls each `(container, image)` of `changes` out in turn: one
+    /// revision per change, every rollout settled. False when a step fails.
+    pub async fn seed_with_history(
+        &self,
+        server: &crate::TestServer,
+        changes: &[(&str, &str)],
+    ) -> bool {
+        let needs = if self.kind == "StatefulSet" {
+            vec![self.service()]
+        } else {
+            vec![node("node-a"), node("node-b")]
+        };
+        for obj in needs.into_iter().chain([self.json()]) {
+            if server.try_apply_objects(obj).is_err() {
+                return false;
+            }
+        }
+        if !server.controller().settle().await {
+            return false;
+        }
+        for (container, image) in changes {
+            let (kind, ns, name) = (self.kind, &self.namespace, &self.name);
+            if !server
+                .roll_out_image_of(kind, ns, name, container, image)
+                .await
+            {
+                return false;
+            }
+        }
+        true
+    }
+}
+
 /// A Ready Node without taints, as the recorder left `node-a` and `node-b`
 /// (daemonset-history.json): what a DaemonSet needs to run a pod.
 pub fn node(name: &str) -> Value {

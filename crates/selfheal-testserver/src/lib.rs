@@ -446,16 +446,30 @@ impl TestServer {
     /// rules apply), then waits for the controller to settle; false when it
     /// does not.
     pub async fn roll_out_image(&self, ns: &str, name: &str, container: &str, image: &str) -> bool {
-        let Some(mut d) = self.object("Deployment", ns, name) else {
+        self.roll_out_image_of("Deployment", ns, name, container, image)
+            .await
+    }
+
+    /// [`TestServer::roll_out_image`] for any workload `kind`
+    /// (`StatefulSet`, `DaemonSet`, `Deployment`).
+    pub async fn roll_out_image_of(
+        &self,
+        kind: &str,
+        ns: &str,
+        name: &str,
+        container: &str,
+        image: &str,
+    ) -> bool {
+        let Some(mut w) = self.object(kind, ns, name) else {
             return false;
         };
-        let containers = d["spec"]["template"]["spec"]["containers"].as_array_mut();
+        let containers = w["spec"]["template"]["spec"]["containers"].as_array_mut();
         let Some(c) = containers.and_then(|cs| cs.iter_mut().find(|c| c["name"] == container))
         else {
             return false;
         };
         c["image"] = Value::from(image);
-        self.update("Deployment", ns, &d).is_ok() && self.controller().settle().await
+        self.update(kind, ns, &w).is_ok() && self.controller().settle().await
     }
 
     /// Seeds `deployment` (JSON), lets its first rollout finish, then rolls

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::fixtures::{ledger, node, node_agent};
+use crate::fixtures::{LEDGER_HISTORY, NODE_AGENT_HISTORY, ledger, node, node_agent};
 use crate::store::Kind;
 use crate::{ControllerConfig, TestServer};
 
@@ -230,4 +230,38 @@ async fn daemonset_on_delete_replaces_only_deleted_pods() {
     let mut now = images(&server, "data");
     now.sort();
     assert_eq!(now, ["agent:1", "agent:2"]);
+}
+
+/// The recorded histories seed in one call, ready for a half-brick
+/// rollback: revisions 1–4, the pods on revision 4.
+#[tokio::test]
+async fn recorded_histories_seed_to_revision_4() {
+    let server = TestServer::start().await.unwrap();
+    let sts = ledger(
+        "registry.example/data/db:15.1",
+        "registry.example/data/metrics:0.9",
+    );
+    assert!(sts.seed_with_history(&server, &LEDGER_HISTORY).await);
+    let ds = node_agent(
+        "registry.example/obs/agent:2.0",
+        "registry.example/obs/shipper:1.4",
+    );
+    assert!(ds.seed_with_history(&server, &NODE_AGENT_HISTORY).await);
+    let revisions = revisions(&server);
+    let numbers: Vec<i64> = revisions.iter().map(|r| r.0).collect();
+    assert_eq!(numbers, [1, 1, 2, 2, 3, 3, 4, 4]);
+    let mut live = images(&server, "data");
+    live.sort();
+    assert_eq!(
+        live,
+        [
+            "registry.example/data/db:15.3",
+            "registry.example/data/db:15.3",
+            "registry.example/obs/agent:2.2",
+            "registry.example/obs/agent:2.2"
+        ]
+    );
+    let s = status(&server, "StatefulSet", "ledger");
+    assert_eq!(s["currentRevision"], s["updateRevision"]);
+    assert_eq!(s["readyReplicas"], 2);
 }

@@ -51,36 +51,60 @@ def k8s(name):
     return json.loads((K8S_FIXTURES / name).read_text())
 
 
+def sequences(names, kinds, lists):
+    """(label, object, [items of each list]) for each recorded GET of an object
+    whose kind is in `kinds`, directly followed by LISTs of the `lists` kinds."""
+    out = []
+    for name in names:
+        exchanges = k8s(name)["exchanges"]
+        for i, exchange in enumerate(exchanges[: len(exchanges) - len(lists)]):
+            body = exchange["response"]["body"]
+            following = [e["response"]["body"] for e in exchanges[i + 1 : i + 1 + len(lists)]]
+            if (
+                exchange["request"]["method"] == "GET"
+                and isinstance(body, dict)
+                and body.get("kind") in kinds
+                and all(isinstance(f, dict) and f.get("kind") == k for f, k in zip(following, lists))
+            ):
+                out.append((f"{name.removesuffix('.json')}-{i}", body, [f["items"] for f in following]))
+    return out
+
+
 def deployment_states():
     """(label, Deployment, [ReplicaSet]) pairs: each recorded GET of a Deployment
     followed by a LIST of its ReplicaSets."""
-    states = []
-    for name in [
+    names = [
         "create-and-history.json",
         "pause-resume-restart.json",
         "rollout-history.json",
         "json-patch-single-container.json",
         "status-progression.json",
-    ]:
-        exchanges = k8s(name)["exchanges"]
-        for i, exchange in enumerate(exchanges[:-1]):
-            body = exchange["response"]["body"]
-            following = exchanges[i + 1]["response"]["body"]
-            if (
-                exchange["request"]["method"] == "GET"
-                and isinstance(body, dict)
-                and body.get("kind") == "Deployment"
-                and isinstance(following, dict)
-                and following.get("kind") == "ReplicaSetList"
-            ):
-                dep_name = body["metadata"]["name"]
-                owned = [
-                    rs
-                    for rs in following["items"]
-                    if any(o.get("name") == dep_name for o in rs["metadata"].get("ownerReferences", []))
-                ]
-                states.append((f"{name.removesuffix('.json')}-{i}", body, owned))
-    return states
+    ]
+    return [
+        (label, body, [rs for rs in items if any(o.get("name") == body["metadata"]["name"] for o in rs["metadata"].get("ownerReferences", []))])
+        for label, body, (items,) in sequences(names, ("Deployment",), ("ReplicaSetList",))
+    ]
+
+
+def workload_states():
+    """(label, kind, StatefulSet/DaemonSet, [ControllerRevision], [Pod]) tuples:
+    each recorded GET of a StatefulSet or DaemonSet followed by LISTs of its
+    ControllerRevisions and pods."""
+    names = [
+        "statefulset-history.json",
+        "statefulset-json-patch-single-container.json",
+        "statefulset-partition-pause.json",
+        "statefulset-kubectl.json",
+        "daemonset-history.json",
+        "daemonset-json-patch-single-container.json",
+        "daemonset-kubectl.json",
+    ]
+    return [
+        (label, body["kind"], body, revisions, pods)
+        for label, body, (revisions, pods) in sequences(
+            names, ("StatefulSet", "DaemonSet"), ("ControllerRevisionList", "PodList")
+        )
+    ]
 
 
 def opted_in(deployment):
@@ -117,7 +141,8 @@ def main():
         for alert in doc.get("alerts", []):
             texts.update(v for v in alert.get("annotations", {}).values())
         for record in doc.get("Records", []):
-            message = json.loads(record.get("Sns", {}).get("Message", "{}"))
+            # strict=False: a recorded SNS Message may carry raw control characters.
+            message = json.loads(record.get("Sns", {}).get("Message", "{}"), strict=False)
             if isinstance(message.get("AlarmDescription"), str):
                 texts.add(message["AlarmDescription"])
     texts.update(
@@ -179,6 +204,24 @@ def main():
         for key, prefix in picks.items():
             if label.startswith(prefix):
                 chosen_bases[key] = case  # the last state of each scenario
+    # StatefulSets and DaemonSets: the same requests on their recorded states;
+    # the last state of each kind's history is a base too.
+    for i, (label, kind, workload, revisions, pods) in enumerate(workload_states()):
+        field = {"StatefulSet": "statefulSet", "DaemonSet": "daemonSet"}[kind]
+        request = dict(requests[i % len(requests)])
+        request["target"] = {"namespace": workload["metadata"]["namespace"], field: workload["metadata"]["name"]}
+        case = {
+            "request": request,
+            field: workload,
+            "controllerRevisions": revisions,
+            "pods": pods,
+            "now": 1795723200,
+        }
+        write(corpus, f"{label}.json", case)
+        if label.startswith("statefulset-history"):
+            chosen_bases[3] = case
+        if label.startswith("daemonset-history"):
+            chosen_bases[4] = case
     for key in sorted(chosen_bases):
         write(bases, f"base{key}.json", chosen_bases[key])
 

@@ -1,11 +1,13 @@
-//! The `planners` target: arbitrary Deployment/ReplicaSet objects and
-//! requests through [`selfheal_core::decide`] and
-//! [`selfheal_core::rollout_status`].
+//! The `planners` target: arbitrary Deployment/ReplicaSet and
+//! StatefulSet/DaemonSet/ControllerRevision objects and requests through
+//! [`selfheal_core::decide`] and [`selfheal_core::rollout_status`].
 //!
 //! Two input modes, chosen by the first byte:
-//! - `{`: a JSON [`Case`] (`request`, `deployment`, `replicaSets`, optional
-//!   `pods`, `policy` and `now`), so recorded objects are seeds as they are
-//!   (fuzz/corpus/planners/, made by fuzz/make_seeds.py);
+//! - `{`: a JSON [`Case`] (`request`, one of `deployment` (with
+//!   `replicaSets`), `statefulSet` or `daemonSet` (with
+//!   `controllerRevisions`), optional `pods`, `policy` and `now`), so
+//!   recorded objects are seeds as they are (fuzz/corpus/planners/, made by
+//!   fuzz/make_seeds.py);
 //! - anything else: bytes read by `arbitrary` as [`Mutations`] of one of the
 //!   recorded bases in fuzz/bases/: annotation, label, image, container,
 //!   status, ownership and field edits drawn from a vocabulary of the values
@@ -15,11 +17,16 @@
 //!
 //! Properties checked when a plan comes back (beyond "no panic"):
 //! - the patch starts with a `test` of `/metadata/generation` (the value the
-//!   planner saw), then a `test` of `/metadata/labels` iff there are labels;
-//! - it applies (`json_patch::patch`) to the Deployment the planner saw, and
+//!   planner saw), then a `test` of `/metadata/labels` iff there are labels,
+//!   then (StatefulSet, DaemonSet) a `test` of `/metadata/annotations` iff
+//!   there are annotations;
+//! - it applies (`json_patch::patch`) to the object the planner saw, and
 //!   still applies after a status-only write (new resourceVersion and status);
 //! - the result differs from the input only under paths the patch writes;
-//! - the result is still a Deployment; its rollout status evaluates;
+//! - the result is still an object of the same kind; its rollout status
+//!   evaluates;
+//! - a StatefulSet or DaemonSet held by selfheal's pause and then resumed
+//!   gets its update strategy back exactly;
 //! - a half-brick rollback that names no container, whatever the pods'
 //!   statuses say, reverts only containers whose image differs from the
 //!   newest older revision (the pods' evidence narrows the choice, never
@@ -30,12 +37,15 @@ use std::sync::OnceLock;
 use arbitrary::{Arbitrary, Unstructured};
 use json_patch::PatchOperation;
 use json_patch::jsonptr::Pointer;
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::apps::v1::{
+    ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet,
+};
 use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
 use selfheal_core::history::{self, History};
+use selfheal_core::workload::default_strategy;
 use selfheal_core::{
-    Action, AlarmRef, Decision, OutcomeStatus, PlanInput, Policy, RemediationRequest, Scope,
-    Target, ValidRequest, decide, keys, rollout_status,
+    Action, AlarmRef, Decision, OutcomeStatus, Plan, PlanInput, Policy, RemediationRequest, Scope,
+    Target, ValidRequest, WorkloadKind, WorkloadRef, decide, keys, rollout_status,
 };
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -45,9 +55,18 @@ use serde_json::{Map, Value, json};
 #[serde(rename_all = "camelCase")]
 pub struct Case {
     pub request: RemediationRequest,
+    #[serde(default)]
     pub deployment: Value,
     #[serde(default)]
     pub replica_sets: Vec<Value>,
+    /// Instead of `deployment`: a StatefulSet …
+    #[serde(default)]
+    pub stateful_set: Option<Value>,
+    /// … or a DaemonSet, with its ControllerRevisions.
+    #[serde(default)]
+    pub daemon_set: Option<Value>,
+    #[serde(default)]
+    pub controller_revisions: Vec<Value>,
     /// Pods with statuses, the evidence for the half-brick choice.
     #[serde(default)]
     pub pods: Vec<Value>,
@@ -138,39 +157,88 @@ pub fn planners(data: &[u8]) {
     }
 }
 
+/// The workload a case names: its kind and JSON.
+fn workload_of(case: &Case) -> (WorkloadKind, &Value) {
+    match (&case.stateful_set, &case.daemon_set) {
+        (Some(sts), _) => (WorkloadKind::StatefulSet, sts),
+        (None, Some(ds)) => (WorkloadKind::DaemonSet, ds),
+        (None, None) => (WorkloadKind::Deployment, &case.deployment),
+    }
+}
+
+/// A typed workload of any kind, owned.
+enum Owned {
+    Deployment(Deployment),
+    StatefulSet(StatefulSet),
+    DaemonSet(DaemonSet),
+}
+
+impl Owned {
+    fn parse(kind: WorkloadKind, value: &Value) -> Option<Owned> {
+        let value = value.clone();
+        Some(match kind {
+            WorkloadKind::Deployment => Owned::Deployment(serde_json::from_value(value).ok()?),
+            WorkloadKind::StatefulSet => Owned::StatefulSet(serde_json::from_value(value).ok()?),
+            WorkloadKind::DaemonSet => Owned::DaemonSet(serde_json::from_value(value).ok()?),
+        })
+    }
+
+    fn get(&self) -> WorkloadRef<'_> {
+        match self {
+            Owned::Deployment(d) => d.into(),
+            Owned::StatefulSet(s) => s.into(),
+            Owned::DaemonSet(d) => d.into(),
+        }
+    }
+
+    fn json(&self) -> Value {
+        match self {
+            Owned::Deployment(d) => serde_json::to_value(d),
+            Owned::StatefulSet(s) => serde_json::to_value(s),
+            Owned::DaemonSet(d) => serde_json::to_value(d),
+        }
+        .expect("a workload serializes")
+    }
+}
+
+fn parsed<T: serde::de::DeserializeOwned>(values: &[Value]) -> Vec<T> {
+    values
+        .iter()
+        .filter_map(|v| serde_json::from_value(v.clone()).ok())
+        .collect()
+}
+
 /// Plan `case` and check the properties listed in the module docs.
 pub fn run(case: &Case) {
-    let Ok(deployment) = serde_json::from_value::<Deployment>(case.deployment.clone()) else {
-        return note("not-a-deployment");
+    let (kind, value) = workload_of(case);
+    let Some(owned) = Owned::parse(kind, value) else {
+        return note(&format!("not-a-{}", kind.noun()));
     };
-    let replica_sets: Vec<ReplicaSet> = case
-        .replica_sets
-        .iter()
-        .filter_map(|rs| serde_json::from_value(rs.clone()).ok())
-        .collect();
-    let pods: Vec<Pod> = case
-        .pods
-        .iter()
-        .filter_map(|p| serde_json::from_value(p.clone()).ok())
-        .collect();
-    let _ = rollout_status(&deployment);
+    let replica_sets: Vec<ReplicaSet> = parsed(&case.replica_sets);
+    let revisions: Vec<ControllerRevision> = parsed(&case.controller_revisions);
+    let pods: Vec<Pod> = parsed(&case.pods);
+    let workload = owned.get();
+    let _ = rollout_status(workload);
     let policy = case.policy.policy();
+    let now = timestamp(case.now);
     // Planning takes a validated request, as every adapter hands it over;
     // one that fails the contract's checks is noted as an error.
     let request = match ValidRequest::new(case.request.clone()) {
         Ok(request) => request,
         Err(e) => return note(&format!("error: {e}")),
     };
-    let input = PlanInput {
-        request: &request,
-        workload: (&deployment).into(),
-        replica_sets: &replica_sets,
-        controller_revisions: &[],
-        pods: &pods,
-        policy: &policy,
-        now: timestamp(case.now),
+    let plan_for = |workload: WorkloadRef<'_>, request: &ValidRequest| {
+        decide(PlanInput {
+            request,
+            workload,
+            replica_sets: &replica_sets,
+            controller_revisions: &revisions,
+            pods: &pods,
+            policy: &policy,
+            now,
+        })
     };
-    let decision = match decide(input) {
+    let decision = match plan_for(workload, &request) {
         Ok(decision) => decision,
         Err(e) => return note(&format!("error: {e}")),
     };
@@ -198,7 +266,7 @@ pub fn run(case: &Case) {
         && case.request.scope == Scope::Container
         && case.request.target.container.is_none()
     {
-        let changed = changed_containers(&deployment, &replica_sets);
+        let changed = changed_containers(workload, &replica_sets, &revisions);
         for c in &plan.outcome.changes {
             assert!(
                 changed.contains(&c.container.as_str()),
@@ -208,7 +276,44 @@ pub fn run(case: &Case) {
             );
         }
     }
-    let generation = deployment.metadata.generation.map(Value::from);
+    check_guard_prefix(workload, &plan);
+    let after = check_applies(&owned.json(), &plan);
+    let Some(patched) = Owned::parse(kind, &after) else {
+        panic!("patched object is no longer a {kind}: {after}");
+    };
+    let _ = rollout_status(patched.get());
+    if kind != WorkloadKind::Deployment && case.request.action == Action::Pause {
+        // Resume selfheal's own hold: the strategy comes back exactly.
+        let mut resume = case.request.clone();
+        resume.action = Action::Resume;
+        resume.alarm = None;
+        if let Ok(resume) = ValidRequest::new(resume)
+            && let Ok(Decision::Apply(plan)) = plan_for(patched.get(), &resume)
+        {
+            let mut resumed = after.clone();
+            json_patch::patch(&mut resumed, &plan.patch)
+                .unwrap_or_else(|e| panic!("the resume of selfheal's hold does not apply: {e}"));
+            let expected = workload
+                .update_strategy()
+                .unwrap_or_else(|| default_strategy(kind));
+            assert_eq!(
+                resumed.pointer("/spec/updateStrategy"),
+                Some(&expected),
+                "pause then resume changed the update strategy"
+            );
+        }
+    }
+    note(&format!(
+        "applied {kind} {:?} {:?}",
+        case.request.action, case.request.scope
+    ));
+}
+
+/// `test /metadata/generation` (the value the planner saw), then
+/// `test /metadata/labels` iff there are labels, then (StatefulSet,
+/// DaemonSet) `test /metadata/annotations` iff there are annotations.
+fn check_guard_prefix(workload: WorkloadRef<'_>, plan: &Plan) {
+    let generation = workload.generation().map(Value::from);
     match plan.patch.0.first() {
         Some(PatchOperation::Test(t))
             if t.path.as_str() == "/metadata/generation"
@@ -217,24 +322,37 @@ pub fn run(case: &Case) {
             "patch does not start with test /metadata/generation = {generation:?}: {other:?}"
         ),
     }
-    let has_labels = deployment
-        .metadata
-        .labels
-        .as_ref()
-        .is_some_and(|l| !l.is_empty());
-    let labels_tested = matches!(plan.patch.0.get(1),
-        Some(PatchOperation::Test(t)) if t.path.as_str() == "/metadata/labels");
+    let meta = workload.metadata();
+    let has_labels = meta.labels.as_ref().is_some_and(|l| !l.is_empty());
+    let tests = |i: usize, path: &str| {
+        matches!(plan.patch.0.get(i),
+            Some(PatchOperation::Test(t)) if t.path.as_str() == path)
+    };
     assert_eq!(
-        has_labels, labels_tested,
+        has_labels,
+        tests(1, "/metadata/labels"),
         "labels tested iff present: {:?}",
         plan.patch
     );
+    if !workload.generation_covers_annotations() {
+        let has_annotations = meta.annotations.as_ref().is_some_and(|a| !a.is_empty());
+        assert_eq!(
+            has_annotations,
+            tests(1 + usize::from(has_labels), "/metadata/annotations"),
+            "a {} patch tests its annotations iff present: {:?}",
+            workload.kind(),
+            plan.patch
+        );
+    }
+}
 
-    let before = serde_json::to_value(&deployment).expect("Deployment serializes");
+/// The patch applies to `before`, still applies after a status-only write,
+/// and changes nothing outside the paths it names; the patched object.
+fn check_applies(before: &Value, plan: &Plan) -> Value {
     let mut after = before.clone();
     if let Err(e) = json_patch::patch(&mut after, &plan.patch) {
         panic!(
-            "planned patch does not apply to the Deployment it was planned for: {e}\npatch: {}\ndeployment: {before}",
+            "planned patch does not apply to the object it was planned for: {e}\npatch: {}\nobject: {before}",
             serde_json::to_string(&plan.patch).unwrap_or_default()
         );
     }
@@ -257,7 +375,7 @@ pub fn run(case: &Case) {
             other => vec![other.path()],
         })
         .collect();
-    for change in json_patch::diff(&before, &after).0 {
+    for change in json_patch::diff(before, &after).0 {
         let path = change.path();
         assert!(
             written.iter().any(|w| path.starts_with(w)),
@@ -265,20 +383,18 @@ pub fn run(case: &Case) {
             serde_json::to_string(&plan.patch).unwrap_or_default()
         );
     }
-    let patched: Deployment = serde_json::from_value(after)
-        .unwrap_or_else(|e| panic!("patched object is no longer a Deployment: {e}"));
-    let _ = rollout_status(&patched);
-    note(&format!(
-        "applied {:?} {:?}",
-        case.request.action, case.request.scope
-    ));
+    after
 }
 
 /// The containers (init containers included) whose image differs between the
 /// Deployment's template and the newest older revision: "older" skips
 /// revisions that equal the template apart from `restartedAt`, as the
 /// half-brick planner does (docs/kubectl-semantics.md §2).
-fn changed_containers<'d>(deployment: &'d Deployment, replica_sets: &[ReplicaSet]) -> Vec<&'d str> {
+fn changed_containers<'d>(
+    workload: WorkloadRef<'d>,
+    replica_sets: &[ReplicaSet],
+    revisions: &[ControllerRevision],
+) -> Vec<&'d str> {
     fn without_restart(t: &PodTemplateSpec) -> PodTemplateSpec {
         let mut t = t.clone();
         if let Some(meta) = t.metadata.as_mut() {
@@ -291,10 +407,10 @@ fn changed_containers<'d>(deployment: &'d Deployment, replica_sets: &[ReplicaSet
         }
         t
     }
-    let Some(current) = deployment.spec.as_ref().map(|s| &s.template) else {
+    let Some(current) = workload.template() else {
         return Vec::new();
     };
-    let history = History::of(deployment, replica_sets);
+    let history = History::of_workload(workload, replica_sets, revisions);
     let newest_older = history.newest_first().find(|r| {
         r.template().is_some_and(|t| {
             !(t.spec == current.spec
@@ -319,6 +435,8 @@ fn bases() -> &'static [Value] {
             include_str!("../bases/base0.json"),
             include_str!("../bases/base1.json"),
             include_str!("../bases/base2.json"),
+            include_str!("../bases/base3.json"),
+            include_str!("../bases/base4.json"),
         ]
         .iter()
         .filter_map(|text| serde_json::from_str(text).ok())
@@ -382,6 +500,27 @@ const VOCABULARY: &[&str] = &[
     r#"{"api":3}"#,
     "[]",
     "3a4925c1-786f-4b23-adb6-0d3b57e345db",
+    "ledger",
+    "node-agent",
+    "data",
+    "db",
+    "metrics",
+    "agent",
+    "registry.example/data/db:15.1",
+    "registry.example/data/db:15.2",
+    "registry.example/data/db:15.3",
+    "registry.example/obs/agent:2.1",
+    "registry.example/obs/agent:2.2",
+    "ledger-6bf67cdfbc",
+    "ledger-59588b4d6",
+    "69dcdbd67c",
+    "RollingUpdate",
+    "OnDelete",
+    r#"{"type":"RollingUpdate","rollingUpdate":{"partition":0}}"#,
+    r#"{"type":"RollingUpdate","rollingUpdate":{"maxUnavailable":1,"maxSurge":0}}"#,
+    r#"{"type":"OnDelete"}"#,
+    r#"{"type":7}"#,
+    r#"{"rollingUpdate":{"partition":2}}"#,
     "ProgressDeadlineExceeded",
     "NewReplicaSetAvailable",
     "Progressing",
@@ -408,6 +547,8 @@ const KEYS: &[&str] = &[
     keys::RESTARTED_AT,
     keys::POD_TEMPLATE_HASH,
     keys::CHANGE_CAUSE,
+    keys::HELD_STRATEGY,
+    keys::CONTROLLER_REVISION_HASH,
     "argocd.argoproj.io/tracking-id",
     "argocd.argoproj.io/instance",
     "kustomize.toolkit.fluxcd.io/name",
@@ -446,7 +587,8 @@ impl Key {
     }
 }
 
-/// One edit of a Deployment or ReplicaSet (same paths in both kinds).
+/// One edit of a workload or of a revision object (ReplicaSet,
+/// ControllerRevision); the paths are the same where the kinds share them.
 #[derive(Debug, Arbitrary)]
 enum Edit {
     SetAnnotation(Key, Text),
@@ -500,6 +642,24 @@ enum Edit {
     RemoveTemplateSpec,
     RemoveSpec,
     RemoveStatus,
+    /// StatefulSet/DaemonSet `spec.updateStrategy.type`.
+    SetStrategyType(Text),
+    /// StatefulSet `spec.updateStrategy.rollingUpdate.partition`.
+    SetPartition(Option<i32>),
+    RemoveUpdateStrategy,
+    /// StatefulSet `status.currentRevision` / `status.updateRevision`.
+    SetStatusRevision {
+        update: bool,
+        value: Option<Text>,
+    },
+    /// A ControllerRevision's `revision`.
+    SetRevisionNumber(i64),
+    /// A ControllerRevision's template image, in `data.spec.template`.
+    SetRevisionImage {
+        container: u8,
+        image: Text,
+    },
+    RemoveRevisionData,
 }
 
 #[derive(Debug, Arbitrary)]
@@ -582,7 +742,13 @@ impl ArbStatus {
 }
 
 impl ArbPod {
-    fn json(&self, deployment: &Value, replica_sets: &[Value], i: usize) -> Value {
+    fn json(
+        &self,
+        kind: WorkloadKind,
+        deployment: &Value,
+        replica_sets: &[Value],
+        i: usize,
+    ) -> Value {
         let names: Vec<String> = ["initContainers", "containers"]
             .iter()
             .filter_map(|list| deployment.pointer(&format!("/spec/template/spec/{list}")))
@@ -594,12 +760,26 @@ impl ArbPod {
             .pointer("/spec/template/metadata/labels")
             .cloned()
             .unwrap_or_else(|| json!({}));
-        if let Some(hash) = replica_sets
-            .get(usize::from(self.replica_set))
-            .and_then(|rs| rs.pointer("/metadata/labels/pod-template-hash"))
+        // The label a revision's pods carry: a ReplicaSet's hash, a
+        // DaemonSet revision's hash label, a StatefulSet revision's name.
+        let (key, pointers) = match kind {
+            WorkloadKind::Deployment => (
+                keys::POD_TEMPLATE_HASH,
+                &["/metadata/labels/pod-template-hash"][..],
+            ),
+            _ => (
+                keys::CONTROLLER_REVISION_HASH,
+                &[
+                    "/metadata/labels/controller-revision-hash",
+                    "/metadata/name",
+                ][..],
+            ),
+        };
+        if let Some(revision) = replica_sets.get(usize::from(self.replica_set))
+            && let Some(hash) = pointers.iter().find_map(|p| revision.pointer(p))
             && let Some(map) = labels.as_object_mut()
         {
-            map.insert(keys::POD_TEMPLATE_HASH.to_owned(), hash.clone());
+            map.insert(key.to_owned(), hash.clone());
         }
         let mut pod = json!({"apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": format!("fuzz-{i}"), "namespace": deployment.pointer("/metadata/namespace"), "labels": labels},
@@ -765,13 +945,18 @@ impl Edit {
             Edit::SetObservedGeneration(v) => set(o, &["status"], "observedGeneration", opt(*v)),
             Edit::SetReplicas(v) => set(o, &["spec"], "replicas", opt(*v)),
             Edit::SetStatusCount { field, value } => {
-                const FIELDS: [&str; 6] = [
+                const FIELDS: [&str; 11] = [
                     "replicas",
                     "updatedReplicas",
                     "readyReplicas",
                     "availableReplicas",
                     "unavailableReplicas",
                     "terminatingReplicas",
+                    "currentReplicas",
+                    "desiredNumberScheduled",
+                    "updatedNumberScheduled",
+                    "numberAvailable",
+                    "currentNumberScheduled",
                 ];
                 let field = FIELDS[usize::from(*field) % FIELDS.len()];
                 set(o, &["status"], field, opt(*value));
@@ -821,6 +1006,38 @@ impl Edit {
             Edit::RemoveTemplateSpec => remove(o, &["spec", "template"], "spec"),
             Edit::RemoveSpec => remove(o, &[], "spec"),
             Edit::RemoveStatus => remove(o, &[], "status"),
+            Edit::SetStrategyType(v) => set(o, &["spec", "updateStrategy"], "type", v.get().into()),
+            Edit::SetPartition(v) => set(
+                o,
+                &["spec", "updateStrategy", "rollingUpdate"],
+                "partition",
+                opt(*v),
+            ),
+            Edit::RemoveUpdateStrategy => remove(o, &["spec"], "updateStrategy"),
+            Edit::SetStatusRevision { update, value } => {
+                let field = if *update {
+                    "updateRevision"
+                } else {
+                    "currentRevision"
+                };
+                set(o, &["status"], field, opt(value.as_ref().map(Text::get)));
+            }
+            Edit::SetRevisionNumber(n) => set(o, &[], "revision", (*n).into()),
+            Edit::SetRevisionImage {
+                container: i,
+                image,
+            } => {
+                let list = object(o, &["data", "spec", "template", "spec"])
+                    .and_then(|spec| spec.get_mut("containers"))
+                    .and_then(Value::as_array_mut);
+                if let Some(list) = list
+                    && let Some(i) = nth(list.len(), *i)
+                    && let Some(c) = list[i].as_object_mut()
+                {
+                    c.insert("image".into(), image.get().into());
+                }
+            }
+            Edit::RemoveRevisionData => remove(o, &[], "data"),
         }
     }
 }
@@ -845,14 +1062,22 @@ fn owner_field(o: &mut Value, field: &str, value: Value) {
 }
 
 impl Mutations {
-    /// The case these mutations describe, or `None` when it is not a
-    /// Deployment any more (a type error the server would have rejected).
+    /// The case these mutations describe (`replica_set_edits` edit a
+    /// Deployment's ReplicaSets or a StatefulSet's or DaemonSet's
+    /// ControllerRevisions).
     pub fn apply(&self) -> Option<Case> {
         let bases = bases();
         let base = &bases[nth(bases.len(), self.base)?];
-        let mut deployment = base.get("deployment")?.clone();
+        let kind = WorkloadKind::ALL
+            .into_iter()
+            .find(|k| base.get(k.field()).is_some())?;
+        let mut deployment = base.get(kind.field())?.clone();
+        let history_field = match kind {
+            WorkloadKind::Deployment => "replicaSets",
+            _ => "controllerRevisions",
+        };
         let mut replica_sets: Vec<Value> = base
-            .get("replicaSets")
+            .get(history_field)
             .and_then(Value::as_array)
             .cloned()
             .unwrap_or_default();
@@ -894,7 +1119,7 @@ impl Mutations {
             2 => Action::Resume,
             _ => Action::Restart,
         };
-        let (deployment_name, pod) = match r.target % 3 {
+        let (workload_name, pod) = match r.target % 3 {
             0 => (Some(name), None),
             1 => (
                 Some(r.container.as_ref().map_or_else(String::new, Text::get)),
@@ -907,10 +1132,15 @@ impl Mutations {
             target: Target {
                 cluster: r.cluster.as_ref().map(Text::get),
                 namespace: r.namespace.as_ref().map_or(base_namespace, Text::get),
-                deployment: deployment_name,
+                deployment: workload_name
+                    .clone()
+                    .filter(|_| kind == WorkloadKind::Deployment),
+                stateful_set: workload_name
+                    .clone()
+                    .filter(|_| kind == WorkloadKind::StatefulSet),
+                daemon_set: workload_name.filter(|_| kind == WorkloadKind::DaemonSet),
                 pod,
                 container: r.container.as_ref().map(Text::get),
-                ..Target::default()
             },
             reason: r.reason.clone(),
             dry_run: r.dry_run,
@@ -931,19 +1161,40 @@ impl Mutations {
             execution: r.execution.as_ref().map(Text::get),
             approved_by: None,
         };
-        let pods = self
+        let mut pods: Vec<Value> = self
             .pods
             .iter()
             .enumerate()
-            .map(|(i, p)| p.json(&deployment, &replica_sets, i))
+            .map(|(i, p)| p.json(kind, &deployment, &replica_sets, i))
             .collect();
-        Some(Case {
+        if let Some(recorded) = base.get("pods").and_then(Value::as_array) {
+            pods.extend(recorded.iter().cloned());
+        }
+        let mut case = Case {
             request,
-            deployment,
-            replica_sets,
+            deployment: Value::Null,
+            replica_sets: Vec::new(),
+            stateful_set: None,
+            daemon_set: None,
+            controller_revisions: Vec::new(),
             pods,
             policy: self.policy.clone(),
             now: Some(DEFAULT_NOW.saturating_add(self.now_offset.unwrap_or(0))),
-        })
+        };
+        match kind {
+            WorkloadKind::Deployment => {
+                case.deployment = deployment;
+                case.replica_sets = replica_sets;
+            }
+            WorkloadKind::StatefulSet => {
+                case.stateful_set = Some(deployment);
+                case.controller_revisions = replica_sets;
+            }
+            WorkloadKind::DaemonSet => {
+                case.daemon_set = Some(deployment);
+                case.controller_revisions = replica_sets;
+            }
+        }
+        Some(case)
     }
 }

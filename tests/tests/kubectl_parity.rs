@@ -1347,7 +1347,9 @@ impl History {
     }
 
     /// Not recorded: `undo --to-revision=1` sends revision 1's data and the
-    /// controller renumbers that revision (same name) to the next number.
+    /// controller renumbers that revision (same name) to the next number;
+    /// `rollout status` (LIST, then WATCH) follows that rollout to the
+    /// recorded "done" line.
     async fn undo_to_revision_1(&self, cluster: &Cluster) {
         let before = self.server_revisions(cluster);
         let (first_name, first_images, _) = before[&1].clone();
@@ -1357,6 +1359,13 @@ impl History {
         let done = format!("{}.apps/{} rolled back", self.kind, self.name);
         fresh_ok(cluster, &args, &done).await;
         self.single_smp(cluster);
+        let status = self.rollout("status", &["--timeout=30s"]);
+        let status: Vec<&str> = status.iter().map(String::as_str).collect();
+        let run = cluster.kubectl.run(&status).await;
+        assert_eq!(run.code, 0, "{run:?}");
+        let recording = load(&format!("{}-kubectl.json", self.kind));
+        let recorded_done = recording["steps"][4]["stdout"].as_str().expect("status");
+        assert_eq!(run.stdout.lines().last(), recorded_done.lines().last());
         cluster.settle().await;
         let after = self.server_revisions(cluster);
         assert!(!after.contains_key(&1), "{after:?}");

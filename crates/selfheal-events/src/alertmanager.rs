@@ -206,25 +206,26 @@ mod tests {
     #[test]
     fn fingerprint_matches_prometheus() {
         // Values from the captured fixtures (Alertmanager 0.25).
-        let labels: BTreeMap<String, String> = [
+        let hex = |labels: &[(&str, &str)]| {
+            let labels: BTreeMap<String, String> = labels
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect();
+            format!("{:016x}", fingerprint(&labels))
+        };
+        let half_bricked = [
             ("alertname", "DeploymentHalfBricked"),
             ("container", "app"),
             ("deployment", "x"),
             ("namespace", "default"),
             ("severity", "critical"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect();
-        assert_eq!(format!("{:016x}", fingerprint(&labels)), "928e0cea74916f65");
-        let labels: BTreeMap<String, String> = [
+        ];
+        assert_eq!(hex(&half_bricked), "928e0cea74916f65");
+        let manual = [
             ("alertname", "ManualTest"),
             ("deployment", "y"),
             ("namespace", "default"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect();
-        assert_eq!(format!("{:016x}", fingerprint(&labels)), "26408e0ac635ef00");
+        ];
+        assert_eq!(hex(&manual), "26408e0ac635ef00");
     }
 }

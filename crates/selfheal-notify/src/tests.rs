@@ -5,6 +5,21 @@ use super::*;
 const EXEC: &str =
     "arn:aws:states:eu-west-1:123456789012:execution:remediate-deployment:checkout-5xx-1";
 
+/// `event`'s message has `line` as one of its lines and its Slack post (as
+/// JSON) contains `in_slack`; the post.
+fn assert_rendered(event: &NotifyEvent, line: &str, in_slack: &str) -> String {
+    let m = render(event, None);
+    assert!(m.text.lines().any(|l| l == line), "{}", m.text);
+    let slack = serde_json::to_string(&m.slack.unwrap()).unwrap();
+    assert!(slack.contains(in_slack), "{slack}");
+    slack
+}
+
+/// `text` begins with `prefix` (the message's first sentence).
+fn assert_begins(text: &str, prefix: &str) {
+    assert!(text.starts_with(prefix), "{text}");
+}
+
 fn event(value: Value) -> NotifyEvent {
     NotifyEvent::from_value(value).unwrap()
 }
@@ -74,12 +89,9 @@ fn refused_failure_names_the_guard_and_the_error() {
     let m = render(&e, None);
     assert_eq!(m.subject, "selfheal: rollback FAILED for shop/checkout");
     assert_eq!(m.status, "failed");
-    assert!(
-        m.text.starts_with(
-            "selfheal refused to rollback (guard noPreviousImage): nothing was changed."
-        ),
-        "{}",
-        m.text
+    assert_begins(
+        &m.text,
+        "selfheal refused to rollback (guard noPreviousImage): nothing was changed.",
     );
     assert!(
         m.text
@@ -229,7 +241,10 @@ fn health_after_escalation_lists_every_step_with_durations() {
     assert_eq!(h.last_rollout_status.unwrap().state, "done");
     assert!(h.notified);
     let m = render(&e, None);
-    assert!(m.text.starts_with("The restart did not bring the rollout back, so selfheal escalated to a rollback: applied."), "{}", m.text);
+    assert_begins(
+        &m.text,
+        "The restart did not bring the rollout back, so selfheal escalated to a rollback: applied.",
+    );
 }
 
 #[test]
@@ -394,11 +409,9 @@ fn a_freeze_nobody_answered_is_reported_as_still_paused() {
     assert_eq!(still_paused(&denied), Some(FreezeEnd::Denied));
     let m = render(&denied, None);
     assert_eq!(m.status, "stillPaused");
-    assert!(
-        m.text
-            .starts_with("Still paused: selfheal froze this Deployment's rollout and an approver denied the rollback"),
-        "{}",
-        m.text
+    assert_begins(
+        &m.text,
+        "Still paused: selfheal froze this Deployment's rollout and an approver denied the rollback",
     );
 }
 
@@ -412,14 +425,9 @@ fn the_completed_message_names_who_approved() {
         "approval": {"decision": "approve", "decidedAt": "2026-11-27T10:00:10Z",
                      "decidedBy": {"sourceIp": "203.0.113.7", "userAgent": "curl/8.5.0 <!channel>"}}}),
     );
-    let m = render(&approved, None);
     let line = "Approval: approved by 203.0.113.7 (curl/8.5.0 <\u{2060}!channel>)";
-    assert!(m.text.lines().any(|l| l == line), "{}", m.text);
-    let slack = serde_json::to_string(&m.slack.unwrap()).unwrap();
-    assert!(
-        slack.contains("approved by 203.0.113.7 (curl/8.5.0 &lt;\u{2060}!channel&gt;)"),
-        "{slack}"
-    );
+    let in_slack = "approved by 203.0.113.7 (curl/8.5.0 &lt;\u{2060}!channel&gt;)";
+    let slack = assert_rendered(&approved, line, in_slack);
     assert!(!slack.contains("<!channel>"), "{slack}");
 
     // Unknown parts are said so; no approval, no line.
@@ -616,12 +624,9 @@ fn a_routine_refusal_is_a_low_priority_sns_message_and_no_slack_post() {
         "selfheal: nothing to do for shop/checkout (noRolloutInProgress)"
     );
     assert_eq!(m.status, "refused");
-    assert!(
-        m.text.starts_with(
-            "Nothing to do: selfheal did not pause this Deployment (noRolloutInProgress); this is routine and nothing was changed."
-        ),
-        "{}",
-        m.text
+    assert_begins(
+        &m.text,
+        "Nothing to do: selfheal did not pause this Deployment (noRolloutInProgress); this is routine and nothing was changed.",
     );
     assert_eq!(m.slack, None);
     // Every other completed event still goes to Slack.
@@ -730,14 +735,9 @@ fn a_rollback_chosen_by_pod_evidence_names_the_failing_container() {
         "request": request(), "outcome": outcome,
         "approval": null, "escalation": null, "error": null, "timings": {}, "reportedAt": "2026-11-27T10:00:30Z"}),
     );
-    let m = render(&e, None);
     let evidence = "Evidence: api: CrashLoopBackOff on 2/2 new pods, 7 restarts; envoy: healthy";
-    assert!(m.text.lines().any(|l| l == evidence), "{}", m.text);
-    let slack = serde_json::to_string(&m.slack.unwrap()).unwrap();
-    assert!(
-        slack.contains("api: CrashLoopBackOff on 2/2 new pods, 7 restarts; envoy: healthy"),
-        "{slack}"
-    );
+    let in_slack = "api: CrashLoopBackOff on 2/2 new pods, 7 restarts; envoy: healthy";
+    assert_rendered(&e, evidence, in_slack);
 
     // An outcome without evidence (a named container) adds no line.
     let m = render(

@@ -13,10 +13,13 @@ use selfheal_tests::tools::{Moto, tool_or_skip};
 use serde_json::json;
 
 /// moto through the tests' one launcher; `None` (skipped) without it.
-async fn moto(test: &str) -> Option<Moto> {
+/// moto for `test` (`None`: skipped without it) and an SDK config for it.
+async fn moto(test: &str) -> Option<(Moto, aws_config::SdkConfig)> {
     let bin = tool_or_skip(test, Moto::binary())?;
     let log = std::env::temp_dir().join(format!("notify-{test}-{}.log", std::process::id()));
-    Some(Moto::start(&bin, &log).await)
+    let moto = Moto::start(&bin, &log).await;
+    let sdk = sdk(&moto.url);
+    Some((moto, sdk))
 }
 
 fn sdk(url: &str) -> aws_config::SdkConfig {
@@ -62,10 +65,9 @@ const EXEC: &str = "arn:aws:states:eu-west-1:123456789012:execution:remediate-de
 
 #[tokio::test]
 async fn publish_mint_and_redeem_against_moto() {
-    let Some(moto) = moto("publish_mint_and_redeem_against_moto").await else {
+    let Some((_moto, sdk)) = moto("publish_mint_and_redeem_against_moto").await else {
         return;
     };
-    let sdk = sdk(&moto.url);
     let (notifier, store) = notifier_on(&sdk, None).await;
     let now: jiff::Timestamp = "2026-11-27T10:00:00Z".parse().unwrap();
 
@@ -185,11 +187,11 @@ async fn records_in(sdk: &aws_config::SdkConfig, folder: &str) -> Vec<String> {
 /// which frees a place; other Deployments are not affected.
 #[tokio::test]
 async fn pending_approvals_are_capped_per_deployment_and_deny_deletes() {
-    let Some(moto) = moto("pending_approvals_are_capped_per_deployment_and_deny_deletes").await
+    let Some((_moto, sdk)) =
+        moto("pending_approvals_are_capped_per_deployment_and_deny_deletes").await
     else {
         return;
     };
-    let sdk = sdk(&moto.url);
     let (notifier, store) = notifier_on(&sdk, Some("2")).await;
     let now: jiff::Timestamp = "2026-11-27T10:00:00Z".parse().unwrap();
     let ask = |deployment: &str, token: &str| {
@@ -255,11 +257,11 @@ async fn pending_approvals_are_capped_per_deployment_and_deny_deletes() {
 /// (a collision, which fresh random ids make practically impossible) is not.
 #[tokio::test]
 async fn approval_record_put_is_idempotent_for_the_same_record_only() {
-    let Some(moto) = moto("approval_record_put_is_idempotent_for_the_same_record_only").await
+    let Some((_moto, config)) =
+        moto("approval_record_put_is_idempotent_for_the_same_record_only").await
     else {
         return;
     };
-    let config = sdk(&moto.url);
     let store = SsmStore::new(aws_sdk_ssm::Client::new(&config), "/selfheal/approvals").unwrap();
     let id = ApprovalId::random();
     let record = selfheal_approval::ApprovalRecord {

@@ -381,6 +381,106 @@ fn pod_target_resolves_to_its_deployment() {
     assert_eq!(checkout_api_image(&written), API_1_1);
 }
 
+/// One StatefulSet or DaemonSet example: its snapshot, workload and the
+/// half-brick rollback its example request must make.
+struct KindExample {
+    snapshot: &'static str,
+    request: &'static str,
+    kind: &'static str,
+    /// The `target` field that names it.
+    field: &'static str,
+    name: &'static str,
+    /// A pod of its current revision.
+    pod: &'static str,
+    container: &'static str,
+    from: &'static str,
+    to: &'static str,
+    sidecar: &'static str,
+}
+
+const KIND_EXAMPLES: [KindExample; 2] = [
+    KindExample {
+        snapshot: "ledger-snapshot.yaml",
+        request: "statefulset-rollback.json",
+        kind: "StatefulSet",
+        field: "statefulSet",
+        name: "ledger",
+        pod: "ledger-0",
+        container: "db",
+        from: "registry.example/data/db:15.3",
+        to: "registry.example/data/db:15.2",
+        sidecar: "metrics",
+    },
+    KindExample {
+        snapshot: "node-agent-snapshot.yaml",
+        request: "daemonset-rollback.json",
+        kind: "DaemonSet",
+        field: "daemonSet",
+        name: "node-agent",
+        pod: "node-agent-vbfk7",
+        container: "agent",
+        from: "registry.example/obs/agent:2.2",
+        to: "registry.example/obs/agent:2.1",
+        sidecar: "shipper",
+    },
+];
+
+/// `selfheal run --request examples/requests/{statefulset,daemonset}-rollback.json
+/// --snapshot examples/<its snapshot>`: only the offending container's
+/// image goes back, to the newest older ControllerRevision's that differs
+/// (the DaemonSet request names no container: the pods' evidence picks it).
+#[test]
+fn statefulset_and_daemonset_examples_roll_back_only_the_offending_image() {
+    for example in KIND_EXAMPLES {
+        let snapshot = examples().join(example.snapshot);
+        let outcome = stdout_json(&run_request(&request_path(example.request), &snapshot));
+        assert_eq!(outcome["status"], "applied", "{outcome}");
+        assert_eq!(outcome["target"][example.field], example.name);
+        assert!(outcome["target"].get("deployment").is_none(), "{outcome}");
+        let rolled_back =
+            json!([{ "container": example.container, "from": example.from, "to": example.to }]);
+        assert_eq!(outcome["changes"], rolled_back);
+        assert_eq!(outcome["revision"]["before"], 4);
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out_path = dir.path().join("out.yaml");
+        let written = run_writing(&request_path(example.request), &snapshot, &out_path, &[]);
+        assert_eq!(stdout_json(&written), outcome);
+        let (original, written) = (load_yaml(&snapshot), load_yaml(&out_path));
+        assert_eq!(items(&written).len(), items(&original).len());
+        for (before, after) in items(&original).iter().zip(items(&written)) {
+            if before["kind"] != example.kind {
+                assert_eq!(before, after, "only the {} changes", example.kind);
+            }
+        }
+        let before = find(&original, example.kind, example.name);
+        let after = find(&written, example.kind, example.name);
+        assert_eq!(container(after, example.container)["image"], example.to);
+        assert_eq!(
+            container(after, example.sidecar),
+            container(before, example.sidecar)
+        );
+        assert_eq!(after["metadata"]["generation"], 5, "generation bumped");
+    }
+}
+
+#[test]
+fn pod_targets_resolve_to_their_statefulset_and_daemonset() {
+    for example in KIND_EXAMPLES {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let request = dir.path().join("pod.json");
+        let mut body = example_request(example.request);
+        body["target"] =
+            json!({ "namespace": "data", "pod": example.pod, "container": example.container });
+        std::fs::write(&request, body.to_string()).expect("write request");
+        let outcome = stdout_json(&run_request(&request, &examples().join(example.snapshot)));
+        assert_eq!(outcome["status"], "applied", "{outcome}");
+        assert_eq!(outcome["target"]["pod"], example.pod);
+        assert_eq!(outcome["target"][example.field], example.name);
+        assert_eq!(outcome["changes"][0]["to"], example.to);
+    }
+}
+
 #[test]
 fn opt_in_guard_refuses_and_no_opt_in_flag_lifts_it() {
     let dir = tempfile::tempdir().expect("tempdir");

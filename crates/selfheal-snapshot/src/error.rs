@@ -1,6 +1,8 @@
 //! What can go wrong with a snapshot. Every message is one sentence that
 //! names the snapshot, because the CLI prints it as its one `error:` line.
 
+use selfheal_core::WorkloadKind;
+
 /// Why a snapshot could not be parsed, looked up, planned against or rendered.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -25,19 +27,26 @@ pub enum Error {
         #[source]
         source: serde_json::Error,
     },
-    #[error("deployment {namespace}/{name} not found in snapshot")]
-    DeploymentNotFound { namespace: String, name: String },
+    /// No object of `kind` with that name (`deployment shop/payments not
+    /// found in snapshot`).
+    #[error("{} {namespace}/{name} not found in snapshot", kind.noun())]
+    WorkloadNotFound {
+        kind: WorkloadKind,
+        namespace: String,
+        name: String,
+    },
     #[error("pod {namespace}/{name} not found in snapshot")]
     PodNotFound { namespace: String, name: String },
-    /// A pod target whose owner chain does not end at a Deployment in the snapshot.
-    #[error("cannot resolve pod {namespace}/{name} to a deployment: {reason}")]
+    /// A pod target whose owner chain does not end at a workload (ReplicaSet
+    /// → Deployment, or a StatefulSet or DaemonSet) in the snapshot.
+    #[error("cannot resolve pod {namespace}/{name} to a workload: {reason}")]
     PodOwner {
         namespace: String,
         name: String,
         reason: String,
     },
     /// The request fails the contract's checks, e.g. names neither a
-    /// Deployment nor a pod (a request that went through
+    /// workload nor a pod (a request that went through
     /// `RemediationRequest::from_json` never does).
     #[error("{source}")]
     Request {
@@ -51,8 +60,9 @@ pub enum Error {
         source: selfheal_core::Error,
     },
     /// The plan's JSON Patch did not apply to the snapshot object (its `test` ops failed).
-    #[error("patch does not apply to the snapshot deployment: {source}")]
+    #[error("patch does not apply to the snapshot {}: {source}", kind.noun())]
     Patch {
+        kind: WorkloadKind,
         #[source]
         source: json_patch::PatchError,
     },

@@ -1,6 +1,7 @@
 //! Offline snapshots: what `kubectl get deploy,rs[,pods] -n NS -o yaml|json`
-//! prints stands in for the API server, so a remediation can be tried (and
-//! tested) without a cluster or an AWS account.
+//! (or `kubectl get sts,ds,controllerrevisions,pods`, or all of them in one
+//! list) prints stands in for the API server, so a remediation can be tried
+//! (and tested) without a cluster or an AWS account.
 //!
 //! This is its own crate, pure and without I/O (the caller reads and writes
 //! the files), for two users: the offline `--snapshot` mode of the `selfheal`
@@ -16,16 +17,47 @@ mod error;
 
 pub use error::Error;
 
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::apps::v1::{
+    ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet,
+};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use serde_json::{Value, json};
 
 use selfheal_core::{
     Decision, OutcomeStatus, PlanInput, Policy, RemediationOutcome, RemediationRequest,
-    RolloutStatus, ValidRequest, Workload, decide, plan::needs_replica_sets, pod::check_pod_target,
-    rollout_status,
+    RolloutStatus, ValidRequest, WorkloadKind, WorkloadRef, decide, plan::needs_history,
+    pod::check_pod_target_of, rollout_status,
 };
+
+/// A workload object of the snapshot, typed: what the planner reads.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WorkloadObject {
+    Deployment(Deployment),
+    StatefulSet(StatefulSet),
+    DaemonSet(DaemonSet),
+}
+
+impl WorkloadObject {
+    /// The raw object as `kind`.
+    fn parse(object: &Value, kind: WorkloadKind) -> Result<Self, Error> {
+        let name = kind.as_str();
+        Ok(match kind {
+            WorkloadKind::Deployment => WorkloadObject::Deployment(typed(object, name)?),
+            WorkloadKind::StatefulSet => WorkloadObject::StatefulSet(typed(object, name)?),
+            WorkloadKind::DaemonSet => WorkloadObject::DaemonSet(typed(object, name)?),
+        })
+    }
+
+    /// The borrowed view the core's planners and guards take.
+    pub fn as_ref(&self) -> WorkloadRef<'_> {
+        match self {
+            WorkloadObject::Deployment(d) => d.into(),
+            WorkloadObject::StatefulSet(s) => s.into(),
+            WorkloadObject::DaemonSet(d) => d.into(),
+        }
+    }
+}
 
 /// YAML 1.2 core-schema scalars, as kubectl's output means them: an
 /// unquoted `on`, `yes`, `012` or `1_000` is a string, not a bool or number.
@@ -107,15 +139,32 @@ impl Snapshot {
 
     /// The Deployment `namespace/name` (objects without a namespace match any).
     pub fn deployment(&self, namespace: &str, name: &str) -> Result<Deployment, Error> {
-        self.deployment_index(namespace, name)
+        self.workload_index(WorkloadKind::Deployment, namespace, name)
             .and_then(|index| typed::<Deployment>(&self.objects[index], "Deployment"))
     }
 
-    fn deployment_index(&self, namespace: &str, name: &str) -> Result<usize, Error> {
+    /// The Deployment, StatefulSet or DaemonSet `namespace/name`.
+    pub fn workload(
+        &self,
+        kind: WorkloadKind,
+        namespace: &str,
+        name: &str,
+    ) -> Result<WorkloadObject, Error> {
+        self.workload_index(kind, namespace, name)
+            .and_then(|index| WorkloadObject::parse(&self.objects[index], kind))
+    }
+
+    fn workload_index(
+        &self,
+        kind: WorkloadKind,
+        namespace: &str,
+        name: &str,
+    ) -> Result<usize, Error> {
         self.objects
             .iter()
-            .position(|o| is(o, "Deployment", namespace, name))
-            .ok_or_else(|| Error::DeploymentNotFound {
+            .position(|o| is(o, kind.as_str(), namespace, name))
+            .ok_or_else(|| Error::WorkloadNotFound {
+                kind,
                 namespace: namespace.into(),
                 name: name.into(),
             })
@@ -125,41 +174,57 @@ impl Snapshot {
     /// selector returns, narrowed to controller ownerReferences as the
     /// revision history requires (docs/kubectl-semantics.md §1).
     pub fn replica_sets_of(&self, deployment: &Deployment) -> Result<Vec<ReplicaSet>, Error> {
-        let namespace = deployment.metadata.namespace.as_deref();
+        self.owned_by(deployment.into(), "ReplicaSet", |rs: &ReplicaSet| {
+            &rs.metadata
+        })
+    }
+
+    /// The ControllerRevisions a StatefulSet or DaemonSet controls, by the
+    /// same rule as [`Snapshot::replica_sets_of`].
+    pub fn controller_revisions_of<'w>(
+        &self,
+        workload: impl Into<WorkloadRef<'w>>,
+    ) -> Result<Vec<ControllerRevision>, Error> {
+        self.owned_by(
+            workload.into(),
+            "ControllerRevision",
+            |cr: &ControllerRevision| &cr.metadata,
+        )
+    }
+
+    /// The objects of `kind` in `owner`'s namespace that it controls.
+    fn owned_by<T: serde::de::DeserializeOwned>(
+        &self,
+        owner: WorkloadRef<'_>,
+        kind: &'static str,
+        meta: impl Fn(&T) -> &ObjectMeta,
+    ) -> Result<Vec<T>, Error> {
+        let namespace = owner.metadata().namespace.as_deref();
         let mut out = Vec::new();
-        for object in self
-            .objects
-            .iter()
-            .filter(|o| kind_of(o) == Some("ReplicaSet"))
-        {
-            let rs = typed::<ReplicaSet>(object, "ReplicaSet")?;
-            let same_namespace = match (namespace, rs.metadata.namespace.as_deref()) {
-                (Some(a), Some(b)) => a == b,
-                _ => true,
-            };
-            if same_namespace && controlled_by(&rs.metadata, "Deployment", &deployment.metadata) {
-                out.push(rs);
+        for object in self.objects.iter().filter(|o| kind_of(o) == Some(kind)) {
+            let item = typed::<T>(object, kind)?;
+            if same_namespace(namespace, meta(&item))
+                && controlled_by(meta(&item), owner.kind().as_str(), owner.metadata())
+            {
+                out.push(item);
             }
         }
         Ok(out)
     }
 
-    /// The Deployment's pods: in its namespace and matching its selector,
+    /// The workload's pods: in its namespace and matching its selector,
     /// as the adapter's LIST returns them (the evidence keeps only those of
     /// the current revision).
-    pub fn pods_of(&self, deployment: &Deployment) -> Result<Vec<Pod>, Error> {
-        let namespace = deployment.metadata.namespace.as_deref();
-        let Some(selector) = deployment.spec.as_ref().map(|s| &s.selector) else {
+    pub fn pods_of<'w>(&self, workload: impl Into<WorkloadRef<'w>>) -> Result<Vec<Pod>, Error> {
+        let workload = workload.into();
+        let namespace = workload.metadata().namespace.as_deref();
+        let Some(selector) = workload.selector() else {
             return Ok(Vec::new());
         };
         let mut out = Vec::new();
         for object in self.objects.iter().filter(|o| kind_of(o) == Some("Pod")) {
             let pod = typed::<Pod>(object, "Pod")?;
-            let same_namespace = match (namespace, pod.metadata.namespace.as_deref()) {
-                (Some(a), Some(b)) => a == b,
-                _ => true,
-            };
-            if same_namespace
+            if same_namespace(namespace, &pod.metadata)
                 && selfheal_core::history::selector_matches(selector, pod.metadata.labels.as_ref())
             {
                 out.push(pod);
@@ -181,50 +246,64 @@ impl Snapshot {
         typed::<Pod>(object, "Pod")
     }
 
-    /// Pod → controlling ReplicaSet → controlling Deployment, by ownerReferences.
-    pub fn resolve_pod(&self, namespace: &str, pod: &str) -> Result<String, Error> {
+    /// The workload a pod belongs to, by ownerReferences: controlling
+    /// ReplicaSet → its controlling Deployment, or directly the controlling
+    /// StatefulSet or DaemonSet (docs/contract.md §2).
+    pub fn resolve_pod(&self, namespace: &str, pod: &str) -> Result<(WorkloadKind, String), Error> {
         let owner_error = |reason: String| Error::PodOwner {
             namespace: namespace.into(),
             name: pod.into(),
             reason,
         };
         let pod_obj = self.pod(namespace, pod)?;
-        let rs_ref = controller_ref(&pod_obj.metadata)
-            .filter(|r| r.kind == "ReplicaSet")
-            .ok_or_else(|| owner_error("it is not controlled by a ReplicaSet".into()))?;
+        let owner = controller_ref(&pod_obj.metadata).ok_or_else(|| {
+            owner_error("it is not controlled by a ReplicaSet, StatefulSet or DaemonSet".into())
+        })?;
+        if let Some(kind) =
+            WorkloadKind::from_kind(&owner.kind).filter(|k| *k != WorkloadKind::Deployment)
+        {
+            // Checked when the snapshot holds it; a missing one is
+            // `WorkloadNotFound` when the plan looks it up.
+            if let Some(object) = self
+                .objects
+                .iter()
+                .find(|o| is(o, kind.as_str(), namespace, &owner.name))
+            {
+                same_uid(object, owner).map_err(owner_error)?;
+            }
+            return Ok((kind, owner.name.clone()));
+        }
+        if owner.kind != "ReplicaSet" {
+            return Err(owner_error(format!(
+                "it is controlled by {} {}, not a ReplicaSet, StatefulSet or DaemonSet",
+                owner.kind, owner.name
+            )));
+        }
         let rs_object = self
             .objects
             .iter()
-            .find(|o| is(o, "ReplicaSet", namespace, &rs_ref.name))
+            .find(|o| is(o, "ReplicaSet", namespace, &owner.name))
             .ok_or_else(|| {
                 owner_error(format!(
                     "its ReplicaSet {} is not in the snapshot",
-                    rs_ref.name
+                    owner.name
                 ))
             })?;
+        same_uid(rs_object, owner).map_err(owner_error)?;
         let rs = typed::<ReplicaSet>(rs_object, "ReplicaSet")?;
-        if let Some(uid) = rs.metadata.uid.as_deref()
-            && !rs_ref.uid.is_empty()
-            && uid != rs_ref.uid
-        {
-            return Err(owner_error(format!(
-                "ReplicaSet {} has uid {uid}, the pod's owner reference says {}",
-                rs_ref.name, rs_ref.uid
-            )));
-        }
         let deploy_ref = controller_ref(&rs.metadata)
             .filter(|r| r.kind == "Deployment")
             .ok_or_else(|| {
                 owner_error(format!(
                     "ReplicaSet {} is not controlled by a Deployment",
-                    rs_ref.name
+                    owner.name
                 ))
             })?;
-        Ok(deploy_ref.name.clone())
+        Ok((WorkloadKind::Deployment, deploy_ref.name.clone()))
     }
 
     /// Plan `request` against the snapshot and, unless it is a dry run, keep
-    /// the patched Deployment (with `metadata.generation` bumped like the
+    /// the patched workload (with `metadata.generation` bumped like the
     /// server does; `resourceVersion` is left alone). A dry run still applies
     /// the patch to a copy, so a patch that would not apply is an error either way.
     pub fn remediate(
@@ -246,60 +325,62 @@ impl Snapshot {
         now: jiff::Timestamp,
     ) -> Result<RemediationOutcome, Error> {
         let namespace = request.target.namespace.clone();
-        let (name, pod) = match request.workload() {
-            Workload::Deployment(name) => (name.to_owned(), None),
-            Workload::Pod(pod) => (self.resolve_pod(&namespace, pod)?, Some(pod.to_owned())),
-            workload @ (Workload::StatefulSet(_) | Workload::DaemonSet(_)) => {
-                return Err(Error::Request {
-                    source: selfheal_core::Error::InvalidRequest(format!(
-                        "{} {:?}: snapshots hold Deployments only",
-                        workload.kind().map_or("pod", |k| k.as_str()),
-                        workload.name()
-                    )),
-                });
+        let target = request.workload();
+        let (kind, name, pod) = match target.kind() {
+            Some(kind) => (kind, target.name().to_owned(), None),
+            None => {
+                let (kind, name) = self.resolve_pod(&namespace, target.name())?;
+                (kind, name, Some(target.name().to_owned()))
             }
         };
-        // The core plans for a Deployment target; the outcome gets the pod back.
+        // The core plans for a workload target; the outcome gets the pod back.
         let planned = match pod {
             Some(_) => request
-                .for_deployment(&name)
+                .for_workload(kind, &name)
                 .map_err(|source| Error::Plan { source })?,
             None => request.clone(),
         };
 
-        let index = self.deployment_index(&namespace, &name)?;
-        let deployment = typed::<Deployment>(&self.objects[index], "Deployment")?;
+        let index = self.workload_index(kind, &namespace, &name)?;
+        let object = WorkloadObject::parse(&self.objects[index], kind)?;
+        let workload = object.as_ref();
         // A pod target needs the history too: the stale-pod guard compares
-        // the pod with the Deployment's current revision.
-        let replica_sets = if needs_replica_sets(&planned) || pod.is_some() {
-            self.replica_sets_of(&deployment)?
-        } else {
-            Vec::new()
+        // the pod with the workload's current revision.
+        let history = needs_history(&planned, kind) || pod.is_some();
+        let replica_sets = match workload {
+            WorkloadRef::Deployment(d) if history => self.replica_sets_of(d)?,
+            _ => Vec::new(),
+        };
+        let controller_revisions = match workload {
+            WorkloadRef::Deployment(_) => Vec::new(),
+            _ if history => self.controller_revisions_of(workload)?,
+            _ => Vec::new(),
         };
         // A rollback that names no container chooses from the pods' evidence.
         let pods = if selfheal_core::needs_pods(&planned) {
-            self.pods_of(&deployment)?
+            self.pods_of(workload)?
         } else {
             Vec::new()
         };
         let decision = decide(PlanInput {
             request: &planned,
-            workload: (&deployment).into(),
-            controller_revisions: &[],
+            workload,
             replica_sets: &replica_sets,
+            controller_revisions: &controller_revisions,
             pods: &pods,
             policy,
             now,
         })
         .map_err(|source| Error::Plan { source })?;
 
-        // Only a write needs the pod to speak for the Deployment (as in selfheal-kube).
+        // Only a write needs the pod to speak for the workload (as in selfheal-kube).
         let stale = match (&pod, &decision) {
-            (Some(pod), Decision::Apply(_)) => check_pod_target(
+            (Some(pod), Decision::Apply(_)) => check_pod_target_of(
                 &self.pod(&namespace, pod)?,
                 request,
-                &deployment,
+                workload,
                 &replica_sets,
+                &controller_revisions,
             )
             .err(),
             _ => None,
@@ -310,32 +391,41 @@ impl Snapshot {
             (Decision::Apply(plan), None) => {
                 let mut updated = self.objects[index].clone();
                 json_patch::patch(&mut updated, &plan.patch)
-                    .map_err(|source| Error::Patch { source })?;
-                // The patched object must still be a Deployment.
-                typed::<Deployment>(&updated, "Deployment")?;
+                    .map_err(|source| Error::Patch { kind, source })?;
+                // The patched object must still be a workload of its kind.
+                WorkloadObject::parse(&updated, kind)?;
                 let mut outcome = plan.outcome;
                 if plan.dry_run {
                     outcome.status = OutcomeStatus::DryRun;
                 } else {
-                    if updated != self.objects[index] {
-                        bump_generation(&mut updated);
-                    }
+                    bump_generation(kind, &self.objects[index], &mut updated);
                     self.objects[index] = updated;
                 }
                 outcome
             }
         };
-        // A pod target keeps its pod and gains its deployment (docs/contract.md §2).
+        // A pod target keeps its pod and gains its workload (docs/contract.md §2).
         if pod.is_some() {
+            outcome.target.set_workload(kind, &name);
             outcome.target.pod = pod;
-            outcome.target.deployment = Some(name);
         }
         Ok(outcome)
     }
 
     /// `kubectl rollout status` of a Deployment in the snapshot.
     pub fn status(&self, namespace: &str, name: &str) -> Result<RolloutStatus, Error> {
-        self.deployment(namespace, name).map(|d| rollout_status(&d))
+        self.status_of(WorkloadKind::Deployment, namespace, name)
+    }
+
+    /// `kubectl rollout status` of any workload kind in the snapshot.
+    pub fn status_of(
+        &self,
+        kind: WorkloadKind,
+        namespace: &str,
+        name: &str,
+    ) -> Result<RolloutStatus, Error> {
+        self.workload(kind, namespace, name)
+            .map(|w| rollout_status(w.as_ref()))
     }
 }
 
@@ -429,12 +519,66 @@ fn controlled_by(meta: &ObjectMeta, kind: &str, owner: &ObjectMeta) -> bool {
     })
 }
 
-fn bump_generation(object: &mut Value) {
-    if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
-        let next = meta.get("generation").and_then(Value::as_i64).unwrap_or(0) + 1;
-        meta.insert("generation".into(), Value::from(next));
+/// Same namespace, or either side has none (an offline snapshot may omit it).
+fn same_namespace(namespace: Option<&str>, meta: &ObjectMeta) -> bool {
+    match (namespace, meta.namespace.as_deref()) {
+        (Some(a), Some(b)) => a == b,
+        _ => true,
     }
 }
+
+/// The owner `object` is the one `reference` names: its uid matches when
+/// both have one.
+fn same_uid(object: &Value, reference: &OwnerReference) -> Result<(), String> {
+    match object.pointer("/metadata/uid").and_then(Value::as_str) {
+        Some(uid) if !reference.uid.is_empty() && uid != reference.uid => Err(format!(
+            "{} {} has uid {uid}, the pod's owner reference says {}",
+            reference.kind, reference.name, reference.uid
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The server's generation rules for a write from `before` to `after`
+/// (tests/fixtures/k8s/README.md): a Deployment's generation moves on any
+/// change, annotations included; a StatefulSet's and DaemonSet's only on a
+/// spec change, and a DaemonSet's template change also moves its
+/// `deprecated.daemonset.template.generation` annotation (when it has one).
+fn bump_generation(kind: WorkloadKind, before: &Value, after: &mut Value) {
+    let changed = match kind {
+        WorkloadKind::Deployment => before != after,
+        _ => before.get("spec") != after.get("spec"),
+    };
+    if !changed {
+        return;
+    }
+    let template_changed = before.pointer("/spec/template") != after.pointer("/spec/template");
+    let Some(meta) = after.get_mut("metadata").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let next = meta.get("generation").and_then(Value::as_i64).unwrap_or(0) + 1;
+    meta.insert("generation".into(), Value::from(next));
+    let template_generation = meta
+        .get_mut("annotations")
+        .and_then(|a| a.get_mut(TEMPLATE_GENERATION));
+    if let (WorkloadKind::DaemonSet, true, Some(value)) =
+        (kind, template_changed, template_generation)
+    {
+        let current = value
+            .as_str()
+            .and_then(|g| g.parse::<i64>().ok())
+            .unwrap_or(0);
+        *value = Value::from((current + 1).to_string());
+    }
+}
+
+/// The DaemonSet's `spec.templateGeneration`, which apps/v1 shows as this
+/// annotation.
+const TEMPLATE_GENERATION: &str = "deprecated.daemonset.template.generation";
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod kinds_tests;
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
@@ -533,7 +677,10 @@ mod tests {
         ));
         assert!(matches!(
             snap.deployment("demo", "api"),
-            Err(Error::DeploymentNotFound { .. })
+            Err(Error::WorkloadNotFound {
+                kind: WorkloadKind::Deployment,
+                ..
+            })
         ));
     }
 

@@ -328,18 +328,16 @@ impl<'a> WorkloadRef<'a> {
             |observed: Option<i64>| self.generation().unwrap_or(0) > observed.unwrap_or(0);
         match self {
             WorkloadRef::Deployment(d) => !crate::rollout_status(d).is_done(),
-            WorkloadRef::StatefulSet(s) => {
-                let status = s.status.clone().unwrap_or_default();
+            WorkloadRef::StatefulSet(s) => s.status.as_ref().is_none_or(|status| {
                 unobserved(status.observed_generation)
                     || status.update_revision != status.current_revision
                     || status.updated_replicas.unwrap_or(0) < self.replicas().unwrap_or(1)
-            }
-            WorkloadRef::DaemonSet(d) => {
-                let status = d.status.clone().unwrap_or_default();
+            }),
+            WorkloadRef::DaemonSet(d) => d.status.as_ref().is_none_or(|status| {
                 unobserved(status.observed_generation)
                     || status.updated_number_scheduled.unwrap_or(0)
                         < status.desired_number_scheduled
-            }
+            }),
         }
     }
 }
@@ -355,5 +353,66 @@ pub fn default_strategy(kind: WorkloadKind) -> Value {
         WorkloadKind::StatefulSet | WorkloadKind::Deployment => {
             json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}})
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::testutil::Recorded;
+
+    #[test]
+    fn holds_by_kind_and_strategy() {
+        let mut sts = Recorded::ledger();
+        let hold = |r: &Recorded| r.with(|w| w.hold());
+        assert_eq!(hold(&sts), Hold::None, "partition 0 holds nothing");
+        sts.object["spec"]["updateStrategy"]["rollingUpdate"]["partition"] = json!(1);
+        assert_eq!(hold(&sts), Hold::None, "a canary partition below replicas");
+        sts.object["spec"]["updateStrategy"]["rollingUpdate"]["partition"] = json!(5);
+        assert_eq!(
+            hold(&sts),
+            Hold::Partition {
+                partition: 5,
+                replicas: 2
+            }
+        );
+        sts.object["spec"]["updateStrategy"] = json!({"type": "OnDelete"});
+        assert_eq!(hold(&sts), Hold::OnDelete);
+        let mut ds = Recorded::node_agent();
+        assert_eq!(hold(&ds), Hold::None);
+        ds.object["spec"]["updateStrategy"] = json!({"type": "OnDelete"});
+        assert_eq!(hold(&ds), Hold::OnDelete);
+        // Without a recorded strategy, a mark alone is not selfheal's hold.
+        let marked = ds.annotate(keys::PAUSED_BY, keys::PAUSED_BY_SELFHEAL);
+        assert!(!marked.with(|w| w.held_by_selfheal()));
+        let recorded = marked.annotate(keys::HELD_STRATEGY, r#"{"type":"RollingUpdate"}"#);
+        assert!(recorded.with(|w| w.held_by_selfheal()));
+        let malformed = recorded.annotate(keys::HELD_STRATEGY, r#"{"rollingUpdate":{}}"#);
+        assert!(
+            !malformed.with(|w| w.held_by_selfheal()),
+            "no type: not a strategy"
+        );
+    }
+
+    #[test]
+    fn a_partition_hold_keeps_the_other_rolling_update_fields() {
+        let sts = Recorded::ledger();
+        let strategy = json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0, "maxUnavailable": 2}});
+        let held = sts.with(|w| w.holding_strategy(&strategy)).unwrap();
+        assert_eq!(
+            held,
+            json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 2, "maxUnavailable": 2}})
+        );
+        let mut bare = sts.clone();
+        bare.object["spec"]
+            .as_object_mut()
+            .unwrap()
+            .remove("updateStrategy");
+        assert_eq!(
+            bare.with(|w| w.update_strategy()),
+            Some(default_strategy(WorkloadKind::StatefulSet)),
+            "an absent strategy reads as the API's default"
+        );
     }
 }

@@ -510,6 +510,39 @@ fn sync_replica_set(store: &mut Store, state: &ControllerState, ns: &str, name: 
     changed
 }
 
+/// A Normal event a controller records about one of its objects.
+struct Event {
+    reason: &'static str,
+    message: String,
+    /// `source.component`: `deployment-controller`, `statefulset-controller`, …
+    component: &'static str,
+}
+
+/// Records `event` about `obj` (a `kind`), as the controllers' event
+/// recorders do (one Event per occurrence; the real correlator's
+/// aggregation of repeats is not emulated).
+fn record_event(store: &mut Store, state: &ControllerState, obj: &Value, kind: Kind, event: Event) {
+    let n = state.event_counter.fetch_add(1, Ordering::SeqCst);
+    let nanos = store.now().as_nanosecond();
+    let ns = ns_of(obj).to_string();
+    let name = format!("{}.{:016x}", name_of(obj), (nanos as u64).wrapping_add(n));
+    let now = store.now_string();
+    let rv = obj
+        .pointer("/metadata/resourceVersion")
+        .cloned()
+        .unwrap_or(Value::Null);
+    let ev = json!({"metadata": {"name": name, "namespace": ns},
+        "involvedObject": {"kind": kind.kind(), "namespace": ns, "name": name_of(obj), "uid": uid_of(obj),
+            "apiVersion": kind.api_version(), "resourceVersion": rv},
+        "reason": event.reason, "message": event.message, "source": {"component": event.component},
+        "firstTimestamp": now, "lastTimestamp": now, "count": 1, "type": "Normal"});
+    if let Ok(ev) = defaults::apply(Kind::Event, ev)
+        && !store.exists(Kind::Event, &ns, &name)
+    {
+        store.create(Kind::Event, &ns, ev, false);
+    }
+}
+
 /// Writes `status` onto the stored `obj` through the status subresource,
 /// unless it already has it; true if it wrote.
 fn write_status(store: &mut Store, kind: Kind, obj: &Value, status: Map<String, Value>) -> bool {

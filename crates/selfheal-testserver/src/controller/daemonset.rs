@@ -12,8 +12,8 @@ use serde_json::{Map, Value, json};
 
 use super::history::{self, NewRevision, POD_REVISION_LABEL};
 use super::{
-    ControllerState, create_pod, created_at, int_at, ns_of, owned_by, pod_ready, uid_of,
-    write_status,
+    ControllerState, Event, create_pod, created_at, int_at, ns_of, owned_by, pod_ready,
+    record_event, uid_of, write_status,
 };
 use crate::store::{Kind, Store, name_of, template_generation};
 
@@ -51,7 +51,7 @@ pub(super) fn sync_daemon_set(
     // The rolling update waits until the pods the manage step created or
     // deleted are seen (upstream's expectations).
     if !changed && sync.strategy() == "RollingUpdate" {
-        changed = sync.rolling_update(store);
+        changed = sync.rolling_update(store, state);
     }
     changed |= sync.cleanup_history(store);
     changed |= sync.update_status(store);
@@ -172,7 +172,7 @@ impl DaemonSync {
                 changed |= self.create_pod(store, state, &node);
             } else if !should_run {
                 for p in &pods {
-                    store.delete(Kind::Pod, &self.ns, name_of(p));
+                    self.delete_pod(store, state, name_of(p));
                     changed = true;
                 }
             }
@@ -216,7 +216,43 @@ impl DaemonSync {
         spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"] =
             required;
         let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec});
-        create_pod(store, state, pod).is_some()
+        let created = create_pod(store, state, pod).is_some();
+        if created {
+            self.event(
+                store,
+                state,
+                "SuccessfulCreate",
+                format!("Created pod: {name}"),
+            );
+        }
+        created
+    }
+
+    /// Deletes a pod and records it like the controller's event recorder.
+    fn delete_pod(&self, store: &mut Store, state: &ControllerState, pod: &str) {
+        store.delete(Kind::Pod, &self.ns, pod);
+        self.event(
+            store,
+            state,
+            "SuccessfulDelete",
+            format!("Deleted pod: {pod}"),
+        );
+    }
+
+    /// An event about the DaemonSet (controller_utils.go's pod control).
+    fn event(
+        &self,
+        store: &mut Store,
+        state: &ControllerState,
+        reason: &'static str,
+        message: String,
+    ) {
+        let event = Event {
+            reason,
+            message,
+            component: "daemonset-controller",
+        };
+        record_event(store, state, &self.ds, Kind::DaemonSet, event);
     }
 
     /// IsPodUpdated: the pod carries the live revision's hash or the live
@@ -235,7 +271,7 @@ impl DaemonSync {
     /// rollingUpdate without surge: old pods that are not available go at
     /// once; available old pods only while fewer than maxUnavailable
     /// nodes are unavailable. The manage step recreates them updated.
-    fn rolling_update(&self, store: &mut Store) -> bool {
+    fn rolling_update(&self, store: &mut Store, state: &ControllerState) -> bool {
         let nodes = self.nodes(store);
         let desired = nodes.iter().filter(|(_, run, _)| *run).count() as i64;
         let max_unavailable = self.max_unavailable(desired);
@@ -256,7 +292,7 @@ impl DaemonSync {
         let room = (max_unavailable - unavailable).clamp(0, candidates.len() as i64) as usize;
         replace.extend(candidates.into_iter().take(room));
         for name in &replace {
-            store.delete(Kind::Pod, &self.ns, name);
+            self.delete_pod(store, state, name);
         }
         !replace.is_empty()
     }

@@ -4,8 +4,6 @@
 //! (rolling.go, recreate.go), prune old ReplicaSets past the history limit,
 //! and write the status and conditions (sync.go, progress.go).
 
-use std::sync::atomic::Ordering;
-
 use selfheal_core::keys::{
     DESIRED_REPLICAS, LAST_APPLIED, MAX_REPLICAS, POD_TEMPLATE_HASH, REVISION, REVISION_HISTORY,
     ROLLBACK_TO,
@@ -805,21 +803,12 @@ fn pct(s: &str, total: i64, round_up: bool) -> i64 {
 
 /// A ScalingReplicaSet event on the Deployment, as the controller records it.
 fn make_event(store: &mut Store, state: &ControllerState, d: &Value, message: String) {
-    let n = state.event_counter.fetch_add(1, Ordering::SeqCst);
-    let nanos = store.now().as_nanosecond();
-    let ns = ns_of(d).to_string();
-    let name = format!("{}.{:016x}", name_of(d), (nanos as u64).wrapping_add(n));
-    let now = store.now_string();
-    let ev = json!({"metadata": {"name": name, "namespace": ns},
-        "involvedObject": {"kind": "Deployment", "namespace": ns, "name": name_of(d), "uid": uid_of(d),
-            "apiVersion": "apps/v1", "resourceVersion": d.pointer("/metadata/resourceVersion").cloned().unwrap_or(Value::Null)},
-        "reason": "ScalingReplicaSet", "message": message, "source": {"component": "deployment-controller"},
-        "firstTimestamp": now, "lastTimestamp": now, "count": 1, "type": "Normal"});
-    if let Ok(ev) = defaults::apply(Kind::Event, ev)
-        && !store.exists(Kind::Event, &ns, &name)
-    {
-        store.create(Kind::Event, &ns, ev, false);
-    }
+    let event = super::Event {
+        reason: "ScalingReplicaSet",
+        message,
+        component: "deployment-controller",
+    };
+    super::record_event(store, state, d, Kind::Deployment, event);
 }
 
 struct Cond<'a> {

@@ -12,7 +12,8 @@ use serde_json::{Map, Value, json};
 
 use super::history::{self, HASH_LABEL, NewRevision, POD_REVISION_LABEL};
 use super::{
-    ControllerState, create_pod, int_at, ns_of, owned_by, pod_ready, uid_of, write_status,
+    ControllerState, Event, create_pod, int_at, ns_of, owned_by, pod_ready, record_event, uid_of,
+    write_status,
 };
 use crate::store::{Kind, Store, name_of};
 
@@ -138,27 +139,51 @@ impl SetSync {
         }
         // Condemned pods (scale down): the highest ordinal first.
         if let Some((_, p)) = pods.iter().rev().find(|(o, _)| *o >= self.replicas) {
-            store.delete(Kind::Pod, &self.ns, name_of(p));
+            self.delete_pod(store, state, p);
             return true;
         }
         if changed || self.strategy() != "RollingUpdate" {
             return changed;
         }
-        self.roll_one(store, &pods)
+        self.roll_one(store, state, &pods)
+    }
+
+    /// Deletes a pod and records it like the controller's event recorder.
+    fn delete_pod(&self, store: &mut Store, state: &ControllerState, pod: &Value) {
+        store.delete(Kind::Pod, &self.ns, name_of(pod));
+        self.event(store, state, "SuccessfulDelete", "delete", name_of(pod));
+    }
+
+    /// `<verb> Pod <pod> in StatefulSet <set> successful` (stateful_pod_control.go).
+    fn event(
+        &self,
+        store: &mut Store,
+        state: &ControllerState,
+        reason: &'static str,
+        verb: &str,
+        pod: &str,
+    ) {
+        let message = format!("{verb} Pod {pod} in StatefulSet {} successful", self.name());
+        let event = Event {
+            reason,
+            message,
+            component: "statefulset-controller",
+        };
+        record_event(store, state, &self.set, Kind::StatefulSet, event);
     }
 
     /// The rolling update: from the highest ordinal down to the partition,
     /// the first pod not on the update revision is deleted (and recreated
     /// on it by a later pass); an updated pod that is not ready yet stops
     /// the walk.
-    fn roll_one(&self, store: &mut Store, pods: &[(i64, Value)]) -> bool {
+    fn roll_one(&self, store: &mut Store, state: &ControllerState, pods: &[(i64, Value)]) -> bool {
         let update_min = self.partition().unwrap_or(0);
         for (ord, pod) in pods.iter().rev() {
             if *ord >= self.replicas || *ord < update_min {
                 continue;
             }
             if pod_revision(pod) != name_of(&self.update) {
-                store.delete(Kind::Pod, &self.ns, name_of(pod));
+                self.delete_pod(store, state, pod);
                 return true;
             }
             if !pod_ready(pod) {
@@ -203,7 +228,11 @@ impl SetSync {
             spec["subdomain"] = service.clone();
         }
         let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec});
-        create_pod(store, state, pod).is_some()
+        let created = create_pod(store, state, pod).is_some();
+        if created {
+            self.event(store, state, "SuccessfulCreate", "create", &name);
+        }
+        created
     }
 
     /// updateStatefulSetStatus: counts over the pods, and once every pod is

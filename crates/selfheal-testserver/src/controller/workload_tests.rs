@@ -264,4 +264,42 @@ async fn recorded_histories_seed_to_revision_4() {
     let s = status(&server, "StatefulSet", "ledger");
     assert_eq!(s["currentRevision"], s["updateRevision"]);
     assert_eq!(s["readyReplicas"], 2);
+    // The controllers' events, as their recorders word them.
+    let events: Vec<(String, String, String)> = server
+        .events("data")
+        .into_iter()
+        .map(|e| {
+            let source = e.source.and_then(|s| s.component).unwrap_or_default();
+            (
+                source,
+                e.reason.unwrap_or_default(),
+                e.message.unwrap_or_default(),
+            )
+        })
+        .collect();
+    let has = |source: &str, reason: &str, message: &str| {
+        events
+            .iter()
+            .any(|(s, r, m)| s == source && r == reason && m.starts_with(message))
+    };
+    assert!(has(
+        "statefulset-controller",
+        "SuccessfulCreate",
+        "create Pod ledger-0 in StatefulSet ledger successful"
+    ));
+    assert!(has(
+        "statefulset-controller",
+        "SuccessfulDelete",
+        "delete Pod ledger-1 in StatefulSet ledger successful"
+    ));
+    assert!(has(
+        "daemonset-controller",
+        "SuccessfulCreate",
+        "Created pod: node-agent-"
+    ));
+    assert!(has(
+        "daemonset-controller",
+        "SuccessfulDelete",
+        "Deleted pod: node-agent-"
+    ));
 }

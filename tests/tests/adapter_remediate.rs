@@ -689,10 +689,7 @@ async fn kubeconfig_client_and_tls_client_reach_the_server() {
         .deployment_snapshot(NS, "checkout")
         .await
         .unwrap();
-    assert_eq!(
-        snapshot.deployment.metadata.name.as_deref(),
-        Some("checkout")
-    );
+    assert_eq!(snapshot.workload.metadata.name.as_deref(), Some("checkout"));
     assert_eq!(snapshot.replica_sets.len(), 1);
 
     // Without the CA the TLS handshake fails: a transport error, retryable.

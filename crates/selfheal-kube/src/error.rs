@@ -94,9 +94,12 @@ pub enum Error {
         source: Box<kube::Error>,
     },
 
-    /// The pod's controller chain does not end at a Deployment (bare pod,
-    /// StatefulSet, Job, a ReplicaSet without a Deployment, …).
-    #[error("pod {namespace}/{pod} is not owned by a Deployment ({found})")]
+    /// The pod's controller chain does not end at a workload selfheal acts
+    /// on (bare pod, Job, a ReplicaSet without a Deployment, an owner
+    /// replaced under the same name, …).
+    #[error(
+        "pod {namespace}/{pod} is not owned by a Deployment, StatefulSet or DaemonSet ({found})"
+    )]
     PodNotOwnedByDeployment {
         namespace: String,
         pod: String,

@@ -1,14 +1,13 @@
-//! The audit Event written on a Deployment after an applied action
+//! The audit Event written on a workload after an applied action
 //! (docs/guards.md §4). core/v1, because `kubectl describe` and most dashboards
 //! read those; its field is `reportingComponent` (the events.k8s.io spelling
 //! `reportingController` is silently dropped, tests/fixtures/k8s/events.json).
 
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::Api;
 use kube::api::PostParams;
-use selfheal_core::Action;
+use selfheal_core::{Action, WorkloadRef};
 
 use crate::error::{Call, Result};
 
@@ -20,16 +19,18 @@ pub struct Reporter {
     pub instance: String,
 }
 
-/// Build the Event for an action applied to `deployment` (the object as the
-/// PATCH returned it, so `resourceVersion` names the version we produced).
-pub fn build_event(
-    deployment: &Deployment,
+/// Build the Event for an action applied to `workload` (the object as the
+/// PATCH returned it, so `resourceVersion` names the version we produced;
+/// `involvedObject.kind` is its kind).
+pub fn build_event<'w>(
+    workload: impl Into<WorkloadRef<'w>>,
     action: Action,
     message: &str,
     reporter: &Reporter,
     now: jiff::Timestamp,
 ) -> Event {
-    let meta = &deployment.metadata;
+    let workload = workload.into();
+    let meta = workload.metadata();
     let name = meta.name.clone().unwrap_or_default();
     let namespace = meta.namespace.clone();
     Event {
@@ -40,7 +41,7 @@ pub fn build_event(
         },
         involved_object: ObjectReference {
             api_version: Some("apps/v1".into()),
-            kind: Some("Deployment".into()),
+            kind: Some(workload.kind().as_str().into()),
             name: Some(name),
             namespace,
             uid: meta.uid.clone(),
@@ -64,7 +65,7 @@ pub fn build_event(
     }
 }
 
-/// POST the Event into the Deployment's namespace.
+/// POST the Event into the workload's namespace.
 pub async fn post_event(client: &kube::Client, event: &Event) -> Result<Event> {
     let namespace = event.metadata.namespace.as_deref().unwrap_or_default();
     let events: Api<Event> = Api::namespaced(client.clone(), namespace);
@@ -86,7 +87,40 @@ pub async fn post_event(client: &kube::Client, event: &Event) -> Result<Event> {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
+    use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+
     use super::*;
+
+    fn reporter() -> Reporter {
+        Reporter {
+            component: "selfheal".into(),
+            instance: "selfheal-7d9f".into(),
+        }
+    }
+
+    #[test]
+    fn the_involved_object_names_the_kind_acted_on() {
+        let meta =
+            serde_json::json!({"metadata": {"name": "ledger", "namespace": "bank", "uid": "u1"}});
+        let now: jiff::Timestamp = "2026-11-26T19:24:48Z".parse().unwrap();
+        let sts: StatefulSet = serde_json::from_value(meta.clone()).unwrap();
+        let ds: DaemonSet = serde_json::from_value(meta).unwrap();
+        for (workload, kind) in [
+            (WorkloadRef::from(&sts), "StatefulSet"),
+            (WorkloadRef::from(&ds), "DaemonSet"),
+        ] {
+            let ev = build_event(workload, Action::Pause, "held", &reporter(), now);
+            let object = &ev.involved_object;
+            assert_eq!(object.kind.as_deref(), Some(kind));
+            assert_eq!(object.api_version.as_deref(), Some("apps/v1"));
+            assert_eq!(
+                (object.name.as_deref(), object.uid.as_deref()),
+                (Some("ledger"), Some("u1"))
+            );
+            assert_eq!(ev.reason.as_deref(), Some("SelfhealPause"));
+            assert_eq!(ev.metadata.namespace.as_deref(), Some("bank"));
+        }
+    }
 
     #[test]
     fn event_matches_the_recorded_shape() {
@@ -95,10 +129,7 @@ mod tests {
                 "uid": "3a4925c1-786f-4b23-adb6-0d3b57e345db", "resourceVersion": "637"}
         }))
         .unwrap();
-        let reporter = Reporter {
-            component: "selfheal".into(),
-            instance: "selfheal-7d9f".into(),
-        };
+        let reporter = reporter();
         let now: jiff::Timestamp = "2026-11-26T19:24:48Z".parse().unwrap();
         let ev = build_event(
             &deployment,

@@ -1,13 +1,15 @@
-//! From a pod to its Deployment (docs/contract.md §2) and from a Deployment's
+//! From a pod to its workload (docs/contract.md §2) and from a workload's
 //! selector to a LIST query. Alerts often name only a pod
-//! (`KubePodCrashLooping`), so the chain pod → ReplicaSet → Deployment is
-//! followed through controller ownerReferences.
+//! (`KubePodCrashLooping`), so the chain pod → ReplicaSet → Deployment, or
+//! pod → StatefulSet / DaemonSet, is followed through controller
+//! ownerReferences.
 
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use kube::Api;
 use kube::core::{Expression, Selector};
+use selfheal_core::WorkloadKind;
 
 use crate::error::{Call, Error, Result};
 
@@ -31,17 +33,23 @@ fn describe(owner: Option<&OwnerReference>) -> String {
 }
 
 /// A pod target resolved: the pod as read (the stale-pod guard compares it
-/// with the Deployment, [`selfheal_core::pod`]) and its Deployment's name.
+/// with the workload, [`selfheal_core::pod`]) and its workload's kind and name.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PodOwner {
     pub pod: Pod,
-    pub deployment: String,
+    pub kind: WorkloadKind,
+    pub name: String,
+    /// The uid the pod's ownerReference names when the workload owns the pod
+    /// directly (StatefulSet, DaemonSet): the remediator's GET of the
+    /// workload checks it. `None` for a Deployment, checked here through its
+    /// ReplicaSet.
+    pub uid: Option<String>,
 }
 
-/// GET the pod, then its ReplicaSet: the owning Deployment's name and the
-/// pod as read. Two GETs; a uid mismatch (owner deleted and recreated under
-/// the same name) counts as not found rather than silently acting on a
-/// different object.
+/// GET the pod; a StatefulSet or DaemonSet owns it directly, a Deployment
+/// through a ReplicaSet (a second GET). A uid mismatch (owner deleted and
+/// recreated under the same name) counts as not found rather than silently
+/// acting on a different object.
 pub async fn pod_owner(client: &kube::Client, namespace: &str, pod: &str) -> Result<PodOwner> {
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
     let pod_obj = pods.get(pod).await.map_err(|e| {
@@ -53,14 +61,27 @@ pub async fn pod_owner(client: &kube::Client, namespace: &str, pod: &str) -> Res
         }
         .error(e)
     })?;
+    let not_owned = |found: String| Error::PodNotOwnedByDeployment {
+        namespace: namespace.to_owned(),
+        pod: pod.to_owned(),
+        found,
+    };
 
-    let owner = controller_of(&pod_obj.metadata)
+    let controller = controller_of(&pod_obj.metadata);
+    if let Some(owner) = controller.filter(|o| o.api_version == "apps/v1")
+        && let Some(kind @ (WorkloadKind::StatefulSet | WorkloadKind::DaemonSet)) =
+            WorkloadKind::from_kind(&owner.kind)
+    {
+        return Ok(PodOwner {
+            kind,
+            name: owner.name.clone(),
+            uid: Some(owner.uid.clone()),
+            pod: pod_obj,
+        });
+    }
+    let owner = controller
         .filter(|o| is_apps_v1(o, "ReplicaSet"))
-        .ok_or_else(|| Error::PodNotOwnedByDeployment {
-            namespace: namespace.to_owned(),
-            pod: pod.to_owned(),
-            found: describe(controller_of(&pod_obj.metadata)),
-        })?;
+        .ok_or_else(|| not_owned(describe(controller)))?;
 
     let rs_call = Call {
         verb: "get",
@@ -74,29 +95,25 @@ pub async fn pod_owner(client: &kube::Client, namespace: &str, pod: &str) -> Res
         .await
         .map_err(|e| rs_call.error(e))?;
     if rs.metadata.uid.as_deref() != Some(owner.uid.as_str()) {
-        return Err(Error::PodNotOwnedByDeployment {
-            namespace: namespace.to_owned(),
-            pod: pod.to_owned(),
-            found: format!(
-                "owner ReplicaSet/{} was replaced (uid {} is gone)",
-                owner.name, owner.uid
-            ),
-        });
+        return Err(not_owned(format!(
+            "owner ReplicaSet/{} was replaced (uid {} is gone)",
+            owner.name, owner.uid
+        )));
     }
 
     let deployment = controller_of(&rs.metadata)
         .filter(|o| is_apps_v1(o, "Deployment"))
-        .ok_or_else(|| Error::PodNotOwnedByDeployment {
-            namespace: namespace.to_owned(),
-            pod: pod.to_owned(),
-            found: format!(
+        .ok_or_else(|| {
+            not_owned(format!(
                 "ReplicaSet/{} has {}",
                 owner.name,
                 describe(controller_of(&rs.metadata))
-            ),
+            ))
         })?;
     Ok(PodOwner {
-        deployment: deployment.name.clone(),
+        kind: WorkloadKind::Deployment,
+        name: deployment.name.clone(),
+        uid: None,
         pod: pod_obj,
     })
 }

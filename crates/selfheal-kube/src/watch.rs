@@ -1,5 +1,6 @@
-//! Watching one Deployment until `kubectl rollout status` rules say done or
-//! failed, within a window (docs/kubectl-semantics.md §6).
+//! Watching one workload (Deployment, StatefulSet or DaemonSet) until
+//! `kubectl rollout status` rules say done or failed, within a window
+//! (docs/kubectl-semantics.md §6).
 //!
 //! A GET gives the verdict and a resourceVersion; a watch on that one object
 //! (`fieldSelector=metadata.name=…`, kube-rs' [`Api::watch`]) from that
@@ -8,7 +9,7 @@
 //! may end a watch at any time: at `timeoutSeconds`, early, or with
 //! `410 Gone` when the version fell out of its watch cache; each of those is
 //! followed by a fresh GET and a new watch. A broken connection is an error
-//! (retryable), never a verdict: only a Deployment read from the server ends
+//! (retryable), never a verdict: only a workload read from the server ends
 //! the wait as done or failed.
 //!
 //! A window may be as long as the caller likes (`verify` watches up to 11
@@ -19,14 +20,15 @@
 use std::time::Duration;
 
 use futures::StreamExt as _;
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use kube::Api;
 use kube::api::{ListParams, WatchEvent, WatchParams};
 use kube::core::Status;
-use selfheal_core::{RolloutState, RolloutStatus, rollout_status};
+use selfheal_core::{RolloutState, RolloutStatus, WorkloadKind, rollout_status};
 use tokio::time::Instant;
 
 use crate::error::{Call, Error, Result};
+use crate::kind::WorkloadObject;
 use crate::remediator::Remediator;
 
 /// How long one `selfheal status --watch` round watches, and a `verify`
@@ -47,27 +49,27 @@ pub enum Step {
     /// kubectl's rules reached a verdict (done or failed).
     Finished(RolloutStatus),
     /// Still waiting; watch on from `resource_version`, with `status` as
-    /// the latest verdict when the event carried the Deployment.
+    /// the latest verdict when the event carried the workload.
     Continue {
         status: Option<RolloutStatus>,
         resource_version: Option<String>,
     },
     /// The watch cannot go on from here (`410 Gone`, the object deleted):
-    /// read the Deployment again (a deleted one then answers 404).
+    /// read the workload again (a deleted one then answers 404).
     Reread,
     /// Any other error the server sent inside the stream.
     Failed(Box<Status>),
 }
 
 /// kubectl's verdict on one watch event.
-pub fn step(event: WatchEvent<Deployment>) -> Step {
+pub fn step<K: WorkloadObject>(event: WatchEvent<K>) -> Step {
     match event {
-        WatchEvent::Added(deployment) | WatchEvent::Modified(deployment) => {
-            let status = rollout_status(&deployment);
+        WatchEvent::Added(workload) | WatchEvent::Modified(workload) => {
+            let status = rollout_status(workload.workload());
             if status.state == RolloutState::Waiting {
                 Step::Continue {
                     status: Some(status),
-                    resource_version: deployment.metadata.resource_version,
+                    resource_version: workload.meta().resource_version.clone(),
                 }
             } else {
                 Step::Finished(status)
@@ -93,31 +95,59 @@ pub fn server_timeout(remaining: Duration) -> Option<u32> {
     u32::try_from(rounded).ok().filter(|&s| s > 0)
 }
 
-/// The Status a GET of a missing Deployment answers, for a LIST by name
+/// The Status a GET of a missing workload answers, for a LIST by name
 /// that finds none.
-fn not_found(name: &str) -> Status {
+fn not_found(kind: WorkloadKind, name: &str) -> Status {
     Status::failure(
-        &format!("deployments.apps \"{name}\" not found"),
+        &format!("{}.apps \"{name}\" not found", kind.plural()),
         "NotFound",
     )
     .with_code(404)
 }
 
 impl Remediator {
-    /// `kubectl rollout status` verdict, watching up to `window` for it to
-    /// become done or failed; `waiting` (from a fresh read) when the window
-    /// ends first. `Duration::ZERO` is one read, like [`Remediator::status`].
+    /// `kubectl rollout status` verdict of a Deployment, watching up to
+    /// `window` for it to become done or failed; `waiting` (from a fresh
+    /// read) when the window ends first. `Duration::ZERO` is one read, like
+    /// [`Remediator::status`].
     pub async fn watch_status(
         &self,
         namespace: &str,
         name: &str,
         window: Duration,
     ) -> Result<RolloutStatus> {
+        self.watch_status_of(namespace, WorkloadKind::Deployment, name, window)
+            .await
+    }
+
+    /// [`Self::watch_status`] for a workload of any kind.
+    pub async fn watch_status_of(
+        &self,
+        namespace: &str,
+        kind: WorkloadKind,
+        name: &str,
+        window: Duration,
+    ) -> Result<RolloutStatus> {
+        match kind {
+            WorkloadKind::Deployment => self.watch_as::<Deployment>(namespace, name, window).await,
+            WorkloadKind::StatefulSet => {
+                self.watch_as::<StatefulSet>(namespace, name, window).await
+            }
+            WorkloadKind::DaemonSet => self.watch_as::<DaemonSet>(namespace, name, window).await,
+        }
+    }
+
+    async fn watch_as<K: WorkloadObject>(
+        &self,
+        namespace: &str,
+        name: &str,
+        window: Duration,
+    ) -> Result<RolloutStatus> {
         let deadline = Instant::now() + window;
-        let api: Api<Deployment> = Api::namespaced(self.client().clone(), namespace);
+        let api: Api<K> = Api::namespaced(self.client().clone(), namespace);
         let call = Call {
             verb: "watch",
-            kind: "Deployment",
+            kind: K::KIND.as_str(),
             namespace,
             name,
         };
@@ -135,17 +165,17 @@ impl Remediator {
                 .list(&ListParams::default().fields(&fields))
                 .await
                 .map_err(|e| read.error(e))?;
-            let deployment = list
+            let workload = list
                 .items
                 .into_iter()
                 .next()
                 .ok_or_else(|| Error::NotFound {
-                    kind: "Deployment",
+                    kind: K::KIND.as_str(),
                     namespace: namespace.to_owned(),
                     name: name.to_owned(),
-                    source: Box::new(kube::Error::Api(Box::new(not_found(name)))),
+                    source: Box::new(kube::Error::Api(Box::new(not_found(K::KIND, name)))),
                 })?;
-            let mut status = rollout_status(&deployment);
+            let mut status = rollout_status(workload.workload());
             let mut version = list.metadata.resource_version.unwrap_or_default();
             if status.state != RolloutState::Waiting {
                 return Ok(status);

@@ -157,9 +157,14 @@ fn status(code: u16, reason: &str, message: &str) -> (u16, Value) {
     )
 }
 
-/// A tiny API server: one Deployment, its ReplicaSets, pods; real JSON Patch.
+/// A tiny API server: one workload (a Deployment unless built with
+/// [`Fake::kind`]), its history (ReplicaSets or ControllerRevisions), pods;
+/// real JSON Patch.
 #[derive(Debug, Default)]
 struct Fake {
+    /// The workload's path and its history's collection path.
+    path: &'static str,
+    history_path: &'static str,
     deployment: Option<Value>,
     replica_sets: Vec<Value>,
     pods: Vec<Value>,
@@ -175,6 +180,8 @@ struct Fake {
 impl Fake {
     fn new(deployment: Value, replica_sets: Vec<Value>) -> Self {
         Fake {
+            path: DEPLOY_PATH,
+            history_path: RS_PATH,
             deployment: Some(deployment),
             replica_sets,
             ..Fake::default()
@@ -197,7 +204,7 @@ impl Fake {
     fn handle(&mut self, seen: &Seen) -> (u16, Value) {
         let method = seen.method.as_str();
         let path = seen.path.as_str();
-        if method == "GET" && path == DEPLOY_PATH {
+        if method == "GET" && path == self.path {
             if let Some(code) = self.get_failure {
                 return status(code, "Failure", "injected");
             }
@@ -214,7 +221,7 @@ impl Fake {
             }
             return (200, d);
         }
-        if method == "GET" && path == RS_PATH {
+        if method == "GET" && path == self.history_path {
             return (
                 200,
                 json!({"kind": "ReplicaSetList", "apiVersion": "apps/v1",
@@ -246,7 +253,7 @@ impl Fake {
                 None => status(404, "NotFound", "pods not found"),
             };
         }
-        if method == "PATCH" && path == DEPLOY_PATH {
+        if method == "PATCH" && path == self.path {
             if let Some(code) = self.patch_failures.pop_front() {
                 return status(code, "Conflict", "the object has been modified");
             }
@@ -699,10 +706,10 @@ async fn pod_target_resolves_through_owner_references() {
 }
 
 #[tokio::test]
-async fn pod_not_owned_by_a_deployment_is_a_typed_error() {
-    let (err, seen) = restart_pod_fails(pod("StatefulSet", "checkout-db", "sts-uid")).await;
+async fn pod_not_owned_by_a_workload_is_a_typed_error() {
+    let (err, seen) = restart_pod_fails(pod("Job", "checkout-migrate", "job-uid")).await;
     assert!(
-        matches!(&err, Error::PodNotOwnedByDeployment { found, .. } if found.contains("StatefulSet/checkout-db")),
+        matches!(&err, Error::PodNotOwnedByDeployment { found, .. } if found.contains("Job/checkout-migrate")),
         "{err:?}"
     );
     assert_eq!(err.error_type(), "NonRetryableInvalidObject");
@@ -807,4 +814,287 @@ async fn status_is_one_get() {
     let (seen, _) = h.finish().await;
     assert_eq!(status.state, selfheal_core::RolloutState::Done);
     assert_eq!(lines(&seen), [format!("GET {DEPLOY_PATH}")]);
+}
+
+// ---------------------------------------------------------------------------
+// StatefulSets and DaemonSets: the same remediator, history in ControllerRevisions
+// ---------------------------------------------------------------------------
+
+const STS_PATH: &str = "/apis/apps/v1/namespaces/shop/statefulsets/ledger";
+const DS_PATH: &str = "/apis/apps/v1/namespaces/shop/daemonsets/ledger";
+const CR_PATH: &str = "/apis/apps/v1/namespaces/shop/controllerrevisions";
+
+fn ledger_template(db: &str) -> Value {
+    json!({
+        "metadata": {"labels": {"app": "ledger"}},
+        "spec": {"containers": [
+            {"name": "db", "image": format!("registry.example/bank/db:{db}")},
+            {"name": "metrics", "image": "registry.example/metrics:2.0"}
+        ]}
+    })
+}
+
+/// `ledger` of `kind` (StatefulSet or DaemonSet) running db `db`, converged
+/// on its newest ControllerRevision `ledger-h3`.
+fn ledger(kind: &str, db: &str) -> Value {
+    let (strategy, status) = match kind {
+        "StatefulSet" => (
+            json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}),
+            json!({"observedGeneration": 3, "replicas": 3, "readyReplicas": 3,
+                   "currentReplicas": 3, "updatedReplicas": 3, "availableReplicas": 3,
+                   "currentRevision": "ledger-h3", "updateRevision": "ledger-h3"}),
+        ),
+        _ => (
+            json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}}),
+            json!({"observedGeneration": 3, "desiredNumberScheduled": 2,
+                   "currentNumberScheduled": 2, "updatedNumberScheduled": 2,
+                   "numberAvailable": 2, "numberReady": 2, "numberMisscheduled": 0}),
+        ),
+    };
+    let mut spec = json!({
+        "selector": {"matchLabels": {"app": "ledger"}},
+        "template": ledger_template(db),
+        "updateStrategy": strategy,
+    });
+    if kind == "StatefulSet" {
+        spec["replicas"] = json!(3);
+        spec["serviceName"] = json!("ledger");
+    }
+    json!({
+        "apiVersion": "apps/v1", "kind": kind,
+        "metadata": {"name": "ledger", "namespace": "shop", "uid": "ledger-uid",
+            "resourceVersion": "500", "generation": 3,
+            "labels": {"app": "ledger", "selfheal.dev/enabled": "true"},
+            "annotations": {"team": "payments"}},
+        "spec": spec,
+        "status": status
+    })
+}
+
+/// ControllerRevision `ledger-h<n>` of `kind`'s ledger, holding db `db`.
+fn controller_revision(kind: &str, n: u32, db: &str) -> Value {
+    let mut template = ledger_template(db);
+    template["$patch"] = json!("replace");
+    json!({
+        "apiVersion": "apps/v1", "kind": "ControllerRevision",
+        "metadata": {"name": format!("ledger-h{n}"), "namespace": "shop",
+            "resourceVersion": "400",
+            "labels": {"app": "ledger", "controller-revision-hash": format!("h{n}")},
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": kind, "name": "ledger",
+                "uid": "ledger-uid", "controller": true, "blockOwnerDeletion": true}]},
+        "revision": n,
+        "data": {"spec": {"template": template}}
+    })
+}
+
+/// A server holding `kind`'s ledger at db 1.2.0, history 1.0.0, 1.1.0, 1.2.0.
+fn ledger_fake(kind: &str) -> Fake {
+    let history = [(1, "1.0.0"), (2, "1.1.0"), (3, "1.2.0")]
+        .map(|(n, db)| controller_revision(kind, n, db))
+        .to_vec();
+    Fake {
+        path: if kind == "StatefulSet" {
+            STS_PATH
+        } else {
+            DS_PATH
+        },
+        history_path: CR_PATH,
+        ..Fake::new(ledger(kind, "1.2.0"), history)
+    }
+}
+
+fn ledger_request(kind: &str, action: &str) -> RemediationRequest {
+    let field = if kind == "StatefulSet" {
+        "statefulSet"
+    } else {
+        "daemonSet"
+    };
+    serde_json::from_value(json!({
+        "action": action,
+        "target": {"namespace": "shop", field: "ledger"},
+        "reason": "db crash-looping", "execution": "exec-1"
+    }))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn statefulset_and_daemonset_rollback_is_get_list_revisions_patch_then_event() {
+    for (kind, path, pod_hash) in [
+        ("StatefulSet", STS_PATH, "ledger-h3"),
+        ("DaemonSet", DS_PATH, "h3"),
+    ] {
+        let (outcome, seen, fake) =
+            remediate(ledger_fake(kind), &ledger_request(kind, "rollback")).await;
+        let outcome = outcome.unwrap();
+        assert_eq!(
+            lines(&seen),
+            [
+                format!("GET {path}"),
+                format!("GET {CR_PATH}"),
+                format!("GET {PODS_PATH}"),
+                format!("PATCH {path}"),
+                format!("POST {EVENTS_PATH}"),
+            ],
+            "{kind}"
+        );
+        assert_eq!(seen[1].params(), ["labelSelector=app%3Dledger"], "{kind}");
+        // The current revision's pods, by the revision label its pods carry.
+        assert_eq!(
+            seen[2].params(),
+            [format!(
+                "labelSelector=app%3Dledger%2Ccontroller-revision-hash%3D{pod_hash}"
+            )],
+            "{kind}"
+        );
+        let patch = &seen[3];
+        assert_eq!(
+            patch.content_type.as_deref(),
+            Some("application/json-patch+json")
+        );
+        assert_eq!(patch.params(), ["fieldManager=selfheal"]);
+        let ops = patch.body.as_ref().unwrap().as_array().unwrap();
+        assert_eq!(
+            (&ops[0]["op"], &ops[0]["path"], &ops[0]["value"]),
+            (&json!("test"), &json!("/metadata/generation"), &json!(3)),
+            "{kind}"
+        );
+        // Their generation ignores annotations: the prefix tests them too.
+        assert!(
+            ops.iter()
+                .any(|op| op["op"] == "test" && op["path"] == "/metadata/annotations"),
+            "{kind}: {ops:?}"
+        );
+
+        let stored = fake.deployment.unwrap();
+        assert_eq!(
+            image(&stored, 0),
+            "registry.example/bank/db:1.1.0",
+            "{kind}"
+        );
+        assert_eq!(image(&stored, 1), "registry.example/metrics:2.0", "{kind}");
+        assert_eq!(outcome.status, OutcomeStatus::Applied, "{kind}");
+        assert_eq!(outcome.target.workload_name(kind_of(kind)), Some("ledger"));
+        assert_eq!(outcome.target.deployment, None);
+        assert_eq!(outcome.revision.and_then(|r| r.before), Some(3), "{kind}");
+        let event = seen[4].body.as_ref().unwrap();
+        assert_eq!(event["involvedObject"]["kind"], kind);
+        assert_eq!(event["involvedObject"]["uid"], "ledger-uid");
+        assert_eq!(event["reason"], "SelfhealRollback");
+    }
+}
+
+fn kind_of(kind: &str) -> selfheal_core::WorkloadKind {
+    selfheal_core::WorkloadKind::from_kind(kind).unwrap()
+}
+
+#[tokio::test]
+async fn statefulset_and_daemonset_hold_is_get_and_patch_with_dry_run() {
+    for (kind, path) in [("StatefulSet", STS_PATH), ("DaemonSet", DS_PATH)] {
+        let mut req = ledger_request(kind, "pause");
+        req.dry_run = true;
+        let live = ledger(kind, "1.2.0");
+        let (outcome, seen, fake) = remediate(ledger_fake(kind), &req).await;
+        assert_eq!(outcome.unwrap().status, OutcomeStatus::DryRun, "{kind}");
+        assert_eq!(
+            lines(&seen),
+            [format!("GET {path}"), format!("PATCH {path}")],
+            "{kind}: no history LIST, no Event"
+        );
+        assert_eq!(seen[1].params(), ["dryRun=All", "fieldManager=selfheal"]);
+        assert_eq!(
+            fake.deployment.unwrap(),
+            live,
+            "{kind}: dry run stores nothing"
+        );
+
+        let (outcome, _, fake) = remediate(ledger_fake(kind), &ledger_request(kind, "pause")).await;
+        assert_eq!(outcome.unwrap().status, OutcomeStatus::Applied, "{kind}");
+        let stored = fake.deployment.unwrap();
+        let held = match kind {
+            "StatefulSet" => &stored["spec"]["updateStrategy"]["rollingUpdate"]["partition"],
+            _ => &stored["spec"]["updateStrategy"]["type"],
+        };
+        let want = if kind == "StatefulSet" {
+            json!(3)
+        } else {
+            json!("OnDelete")
+        };
+        assert_eq!(held, &want, "{kind}");
+        assert_eq!(
+            stored["metadata"]["annotations"]["selfheal.dev/paused-by"],
+            "selfheal"
+        );
+    }
+}
+
+/// A restart aimed at the StatefulSet ledger's pod `ledger_pod`: the result,
+/// the requests and the fake afterwards.
+async fn restart_ledger_pod(
+    ledger_pod: Value,
+) -> (
+    selfheal_kube::Result<selfheal_core::RemediationOutcome>,
+    Vec<Seen>,
+    Fake,
+) {
+    let mut fake = ledger_fake("StatefulSet");
+    let mut req = ledger_request("StatefulSet", "restart");
+    req.target.stateful_set = None;
+    req.target.pod = ledger_pod["metadata"]["name"].as_str().map(str::to_owned);
+    fake.pods = vec![ledger_pod];
+    remediate(fake, &req).await
+}
+
+#[tokio::test]
+async fn statefulset_pod_resolves_directly_to_its_owner() {
+    let mut ledger_pod = pod("StatefulSet", "ledger", "ledger-uid");
+    ledger_pod["metadata"]["name"] = json!("ledger-0");
+    ledger_pod["metadata"]["labels"] =
+        json!({"app": "ledger", "controller-revision-hash": "ledger-h3"});
+    let (outcome, seen, fake) = restart_ledger_pod(ledger_pod).await;
+    let outcome = outcome.unwrap();
+    assert_eq!(
+        lines(&seen),
+        [
+            "GET /api/v1/namespaces/shop/pods/ledger-0".to_owned(),
+            format!("GET {STS_PATH}"),
+            format!("GET {CR_PATH}"),
+            format!("PATCH {STS_PATH}"),
+            format!("POST {EVENTS_PATH}"),
+        ],
+        "one pod GET, no ReplicaSet; the revisions for the stale-pod guard"
+    );
+    assert_eq!(outcome.target.stateful_set.as_deref(), Some("ledger"));
+    assert_eq!(outcome.target.pod.as_deref(), Some("ledger-0"));
+    let stored = fake.deployment.unwrap();
+    assert_eq!(
+        stored["spec"]["template"]["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"],
+        NOW
+    );
+}
+
+#[tokio::test]
+async fn a_statefulset_recreated_under_the_same_name_is_not_the_pods_owner() {
+    let (result, seen, fake) =
+        restart_ledger_pod(pod("StatefulSet", "ledger", "an-older-uid")).await;
+    let err = result.unwrap_err();
+    assert!(
+        matches!(&err, Error::PodNotOwnedByDeployment { found, .. } if found.contains("an-older-uid")),
+        "{err:?}"
+    );
+    assert_eq!(err.error_type(), "NonRetryableInvalidObject");
+    assert!(seen.iter().all(|s| s.method == "GET"), "nothing written");
+    assert_eq!(fake.deployment.unwrap(), ledger("StatefulSet", "1.2.0"));
+}
+
+#[tokio::test]
+async fn statefulset_status_is_one_get() {
+    let h = harness(ledger_fake("StatefulSet"), Policy::default());
+    let status = h
+        .remediator
+        .status_of("shop", selfheal_core::WorkloadKind::StatefulSet, "ledger")
+        .await
+        .unwrap();
+    let (seen, _) = h.finish().await;
+    assert_eq!(status.state, selfheal_core::RolloutState::Done);
+    assert_eq!(lines(&seen), [format!("GET {STS_PATH}")]);
 }

@@ -242,11 +242,16 @@ struct VerifyInput {
     /// The previous answer of this loop (`$.verify`, null before the first).
     #[serde(default)]
     previous: Option<PreviousAnswer>,
+    /// The Step Functions execution, named in the session of a role assumed
+    /// for the cluster (`selfheal-<execution>`), as the actions' are.
+    #[serde(default)]
+    execution: Option<String>,
 }
 
 /// The `verify` handler: `kubectl rollout status` for the target's
-/// Deployment, watched until it is done or failed or the window
-/// ([`verify::window`]: the budget left, up to 11 minutes) ends.
+/// workload (Deployment, StatefulSet or DaemonSet; a pod's owner), watched
+/// until it is done or failed or the window ([`verify::window`]: the budget
+/// left, up to 11 minutes) ends.
 pub async fn handle_verify(
     state: &AppState,
     event: LambdaEvent<Value>,
@@ -255,6 +260,7 @@ pub async fn handle_verify(
         mut target,
         watch,
         previous,
+        execution,
     } = decode_payload(
         event.payload,
         "an object with `target` (a request or an outcome)",
@@ -268,26 +274,32 @@ pub async fn handle_verify(
     target.cluster.clone_from(&cluster);
     let (namespace, workload) = (target.namespace.as_str(), target.workload());
     let window = verify::window(watch.as_ref(), jiff::Timestamp::now());
-    let (deployment, status) =
-        on_cluster(state, cluster.as_deref(), None, |remediator| async move {
+    let execution = execution.filter(|e| !e.trim().is_empty());
+    let (resolved, status) = on_cluster(
+        state,
+        cluster.as_deref(),
+        execution.as_deref(),
+        |remediator| async move {
             let workload = workload.ok_or_else(|| HandlerError::InvalidRequest {
                 reason: "target needs one of `deployment`, `statefulSet`, `daemonSet` or `pod`"
                     .into(),
             })?;
-            let (deployment, _) = remediator.resolve(namespace, workload).await?;
+            let resolved = remediator.resolve(namespace, workload).await?;
             let valid_until = *remediator.client().valid_until();
             let window = verify::within_credentials(window, valid_until, jiff::Timestamp::now());
             let status = remediator
-                .watch_status(namespace, &deployment, window)
+                .watch_status_of(namespace, resolved.kind, &resolved.name, window)
                 .await?;
-            Ok((deployment, status))
-        })
-        .await?;
-    target.deployment = Some(deployment);
+            Ok((resolved, status))
+        },
+    )
+    .await?;
+    target.set_workload(resolved.kind, &resolved.name);
     tracing::info!(
         cluster = target.cluster.as_deref(),
         namespace = %target.namespace,
-        deployment = target.deployment.as_deref(),
+        kind = resolved.kind.as_str(),
+        name = %resolved.name,
         state = ?status.state,
         summary = %status.message,
         "rollout status"

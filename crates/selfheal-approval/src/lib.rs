@@ -22,7 +22,7 @@ pub mod http;
 pub mod store;
 
 use jiff::Timestamp;
-use selfheal_contract::ErrorType;
+use selfheal_contract::{ErrorType, WorkloadKind};
 use serde::{Deserialize, Serialize};
 
 pub use http::Approver;
@@ -144,11 +144,12 @@ impl ApprovalId {
     }
 }
 
-/// Which Deployment an approval is for, as a fixed-shape SSM path segment:
+/// Which workload an approval is for, as a fixed-shape SSM path segment:
 /// 16 lowercase hex digits of a 64-bit FNV-1a hash of cluster, namespace and
-/// Deployment. A hash rather than the names keeps the segment's shape fixed,
-/// so [`ApprovalId::parse`] stays an exact check; two Deployments sharing a
-/// hash would only share their cap.
+/// Deployment (and, for a StatefulSet or DaemonSet, its kind:
+/// [`DeploymentScope::of_workload`]). A hash rather than the names keeps the
+/// segment's shape fixed, so [`ApprovalId::parse`] stays an exact check; two
+/// workloads sharing a hash would only share their cap.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct DeploymentScope(String);
 
@@ -157,9 +158,35 @@ pub const SCOPE_LEN: usize = 16;
 
 impl DeploymentScope {
     pub fn of(cluster: Option<&str>, namespace: &str, deployment: &str) -> Self {
-        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
         // NUL separates the names (no Kubernetes or EKS name contains it).
-        let text = format!("{}\0{namespace}\0{deployment}", cluster.unwrap_or(""));
+        Self::hashed(&format!(
+            "{}\0{namespace}\0{deployment}",
+            cluster.unwrap_or("")
+        ))
+    }
+
+    /// The scope of a workload of any kind. A Deployment's is
+    /// [`DeploymentScope::of`], unchanged, so the records minted before
+    /// other kinds existed stay in their folder; a StatefulSet's or
+    /// DaemonSet's hash also covers its kind, so one named like a Deployment
+    /// in the same namespace has its own folder and cap.
+    pub fn of_workload(
+        cluster: Option<&str>,
+        namespace: &str,
+        kind: WorkloadKind,
+        name: &str,
+    ) -> Self {
+        match kind {
+            WorkloadKind::Deployment => Self::of(cluster, namespace, name),
+            _ => Self::hashed(&format!(
+                "{}\0{namespace}\0{name}\0{kind}",
+                cluster.unwrap_or("")
+            )),
+        }
+    }
+
+    fn hashed(text: &str) -> Self {
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
         for b in text.bytes() {
             hash ^= u64::from(b);
             hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
@@ -404,6 +431,19 @@ impl Caller {
     }
 }
 
+/// What an approval answers the waiting task with (`SendTaskSuccess`
+/// output): the state machine continues with it, and notify reports who
+/// decided.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApprovalDecision {
+    pub decision: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_by: Option<Caller>,
+}
+
 /// approve | deny.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -642,15 +682,13 @@ pub async fn redeem_as<S: ApprovalStore, C: TaskCallback>(
     }
     let answered = match decision {
         Decision::Approve => {
-            // Additive: `decidedBy` joins the fields the state machine and
-            // notify already read.
-            let output = serde_json::json!({
-                "decision": "approve",
-                "decidedAt": now.to_string(),
-                "decidedBy": caller,
-            });
+            let output = ApprovalDecision {
+                decision: "approve".into(),
+                decided_at: Some(now.to_string()),
+                decided_by: Some(caller.clone()),
+            };
             callback
-                .succeed(&record.task_token, &output.to_string())
+                .succeed(&record.task_token, &serde_json::json!(output).to_string())
                 .await?
         }
         Decision::Deny => {
@@ -1015,6 +1053,16 @@ pub(crate) mod tests {
         assert_eq!(DeploymentScope::parse(scope.as_str()), Some(scope.clone()));
         assert_ne!(scope, DeploymentScope::of(None, "shop", "checkout"));
         assert_ne!(scope, DeploymentScope::of(Some("prod"), "shopc", "heckout"));
+        // A Deployment's scope is the one records were minted in before other
+        // kinds existed; a StatefulSet or DaemonSet of the same name has its own.
+        let of_kind = |kind| DeploymentScope::of_workload(Some("prod"), "shop", kind, "checkout");
+        assert_eq!(of_kind(WorkloadKind::Deployment), scope);
+        let [sts, ds] = [WorkloadKind::StatefulSet, WorkloadKind::DaemonSet].map(of_kind);
+        assert!(
+            sts != scope && ds != scope && sts != ds,
+            "{scope} {sts} {ds}"
+        );
+        assert_eq!(DeploymentScope::parse(sts.as_str()), Some(sts.clone()));
         let id = ApprovalId::random_in(&scope);
         assert_eq!(ApprovalId::parse(id.as_str()), Some(id.clone()));
         let random = id.split().1.to_owned();

@@ -2,7 +2,7 @@
 //! (`approvalRequested`, `rolloutFrozen`, `completed`, `failed`,
 //! `fleetCompleted`) built from the execution's state; it publishes one SNS
 //! message (and a Slack post when a webhook is configured) saying what
-//! happened, to which Deployment, from which alarm, with the console link to
+//! happened, to which workload, from which alarm, with the console link to
 //! the execution, and returns the `deploymentHealth` (or fleet `summary`)
 //! the state machine puts in its output. Approval events also mint the
 //! single-use links served by `approve`.
@@ -15,9 +15,10 @@ pub mod publish;
 pub mod slack;
 
 use jiff::Timestamp;
-use selfheal_approval::Caller;
+pub use selfheal_approval::ApprovalDecision;
 use selfheal_contract::{
-    Action, Change, ErrorType, OutcomeStatus, RemediationOutcome, RemediationRequest,
+    Action, Change, ErrorType, OutcomeStatus, RemediationOutcome, RemediationRequest, Target,
+    Workload, WorkloadKind,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -198,17 +199,6 @@ impl Approval {
             Approval::Decided(_) => None,
         }
     }
-}
-
-/// What `approve` answers the waiting task with (`SendTaskSuccess` output).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ApprovalDecision {
-    pub decision: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub decided_at: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub decided_by: Option<Caller>,
 }
 
 /// Start/end of one step, as the Pass states record them.
@@ -563,23 +553,37 @@ pub struct Message {
     pub slack: Option<SlackMessage>,
 }
 
+/// The target a message is about: the outcome's (it names the workload a
+/// pod target resolved to), else the request's.
+fn message_target<'a>(
+    request: Option<&'a RemediationRequest>,
+    outcome: Option<&'a RemediationOutcome>,
+) -> Option<&'a Target> {
+    outcome
+        .map(|o| &o.target)
+        .or_else(|| request.map(|r| &r.target))
+}
+
+/// The kind a headline names (`this StatefulSet`): the target's, or
+/// `workload` for a pod not resolved yet.
+fn kind_word(target: Option<&Target>) -> &'static str {
+    target
+        .and_then(Target::workload_kind)
+        .map_or("workload", WorkloadKind::as_str)
+}
+
 fn target_line(
     request: Option<&RemediationRequest>,
     outcome: Option<&RemediationOutcome>,
 ) -> String {
-    let target = outcome
-        .map(|o| &o.target)
-        .or_else(|| request.map(|r| &r.target));
-    let Some(t) = target else {
+    let Some(t) = message_target(request, outcome) else {
         return "(no target)".to_owned();
     };
-    let name = t
-        .deployment
-        .as_deref()
-        .map(|d| format!("Deployment {}/{d}", t.namespace))
-        .or_else(|| t.pod.as_deref().map(|p| format!("pod {}/{p}", t.namespace)))
-        .unwrap_or_else(|| format!("namespace {}", t.namespace));
-    let mut line = name;
+    let mut line = match t.workload() {
+        Some(Workload::Pod(p)) => format!("pod {}/{p}", t.namespace),
+        Some(w) => format!("{} {}/{}", kind_word(Some(t)), t.namespace, w.name()),
+        None => format!("namespace {}", t.namespace),
+    };
     if let Some(c) = &t.container {
         line.push_str(&format!(" (container {c})"));
     }
@@ -593,16 +597,17 @@ fn short_target(
     request: Option<&RemediationRequest>,
     outcome: Option<&RemediationOutcome>,
 ) -> String {
-    let target = outcome
-        .map(|o| &o.target)
-        .or_else(|| request.map(|r| &r.target));
-    match target {
-        Some(t) => format!(
-            "{}/{}",
-            t.namespace,
-            t.deployment.as_deref().or(t.pod.as_deref()).unwrap_or("?")
-        ),
-        None => "?".to_owned(),
+    let Some(t) = message_target(request, outcome) else {
+        return "?".to_owned();
+    };
+    let name = t.workload().map_or("?", |w| w.name());
+    // `shop/checkout` for a Deployment (or a pod), as before other kinds
+    // existed; `statefulset data/ledger` for the others.
+    match t.workload_kind() {
+        Some(kind @ (WorkloadKind::StatefulSet | WorkloadKind::DaemonSet)) => {
+            format!("{} {}/{name}", kind.noun(), t.namespace)
+        }
+        _ => format!("{}/{name}", t.namespace),
     }
 }
 
@@ -618,6 +623,29 @@ fn clip_subject(subject: String) -> String {
         let mut s: String = one_line.chars().take(99).collect();
         s.push('…');
         s
+    }
+}
+
+/// How a human undoes a hold, in parentheses: `kubectl rollout resume` for
+/// a Deployment; a StatefulSet's or DaemonSet's hold (partition, OnDelete)
+/// is undone by selfheal's `resume`, which restores the update strategy it
+/// recorded, since `kubectl rollout resume` refuses both kinds.
+fn resume_hint(t: &Target) -> String {
+    let ns = &t.namespace;
+    let Some(w) = t.workload() else {
+        return String::new();
+    };
+    match w.kind() {
+        Some(WorkloadKind::Deployment) => {
+            format!(" (kubectl rollout resume deployment/{} -n {ns})", w.name())
+        }
+        Some(kind) => format!(
+            " (kubectl rollout resume refuses {}s: send selfheal a resume request for {} {} in namespace {ns}, which restores the update strategy selfheal recorded)",
+            kind.noun(),
+            kind.field(),
+            w.name()
+        ),
+        None => String::new(),
     }
 }
 
@@ -676,15 +704,18 @@ pub fn render(event: &NotifyEvent, links: Option<&selfheal_approval::ApprovalLin
     let outcome = event.outcome.as_ref();
     let action = request.map(|r| r.action.as_str()).unwrap_or("remediation");
     let short = short_target(request, outcome);
+    let kind = kind_word(message_target(request, outcome));
     let (subject, headline, status) = match event.event {
         EventKind::ApprovalRequested => (
             format!("selfheal: approve {action} of {short}?"),
-            format!("Approval needed: selfheal wants to {action} this Deployment."),
+            format!("Approval needed: selfheal wants to {action} this {kind}."),
             "approvalRequested".to_owned(),
         ),
         EventKind::RolloutFrozen => (
             format!("selfheal: rollout of {short} frozen"),
-            "Rollout frozen: selfheal paused this Deployment's rollout because the alarm's impact is at or above the policy threshold. Approve to roll the offending container back; deny (or no answer) keeps it paused for you.".to_owned(),
+            format!(
+                "Rollout frozen: selfheal paused this {kind}'s rollout because the alarm's impact is at or above the policy threshold. Approve to roll the offending container back; deny (or no answer) keeps it paused for you."
+            ),
             "frozen".to_owned(),
         ),
         EventKind::Completed if still_paused(event).is_some() => {
@@ -692,19 +723,13 @@ pub fn render(event: &NotifyEvent, links: Option<&selfheal_approval::ApprovalLin
                 Some(FreezeEnd::Denied) => "an approver denied the rollback",
                 _ => "nobody answered the approval in time",
             };
-            let resume = outcome
-                .map(|o| &o.target)
-                .or_else(|| request.map(|r| &r.target))
-                .and_then(|t| {
-                    t.deployment.as_deref().map(|d| {
-                        format!(" (kubectl rollout resume deployment/{d} -n {})", t.namespace)
-                    })
-                })
+            let resume = message_target(request, outcome)
+                .map(resume_hint)
                 .unwrap_or_default();
             (
                 format!("selfheal: {short} still paused, no rollback"),
                 format!(
-                    "Still paused: selfheal froze this Deployment's rollout and {why}, so nothing was rolled back and the Deployment is still paused. A human needs to decide: fix the release and resume it{resume}, or roll it back."
+                    "Still paused: selfheal froze this {kind}'s rollout and {why}, so nothing was rolled back and the {kind} is still paused. A human needs to decide: fix the release and resume it{resume}, or roll it back."
                 ),
                 "stillPaused".to_owned(),
             )
@@ -717,13 +742,15 @@ pub fn render(event: &NotifyEvent, links: Option<&selfheal_approval::ApprovalLin
             (
                 format!("selfheal: nothing to do for {short} ({guard})"),
                 format!(
-                    "Nothing to do: selfheal did not {action} this Deployment ({guard}); this is routine and nothing was changed."
+                    "Nothing to do: selfheal did not {action} this {kind} ({guard}); this is routine and nothing was changed."
                 ),
                 "refused".to_owned(),
             )
         }
         EventKind::Completed => {
-            let status = outcome.map(status_name).unwrap_or_else(|| "completed".into());
+            let status = outcome
+                .map(status_name)
+                .unwrap_or_else(|| "completed".into());
             let final_action = outcome.map(|o| o.action.as_str()).unwrap_or(action);
             let headline = match (status.as_str(), &event.escalation) {
                 (_, Some(e)) => format!(
@@ -751,8 +778,12 @@ pub fn render(event: &NotifyEvent, links: Option<&selfheal_approval::ApprovalLin
                         .map(|g| format!(" (guard {})", g.as_str()))
                         .unwrap_or_default()
                 ),
-                Some(StateError::ApprovalDenied) => format!("The {action} was denied by an approver: nothing was changed."),
-                Some(StateError::ApprovalTimedOut) => format!("Nobody approved the {action} in time: nothing was changed."),
+                Some(StateError::ApprovalDenied) => {
+                    format!("The {action} was denied by an approver: nothing was changed.")
+                }
+                Some(StateError::ApprovalTimedOut) => {
+                    format!("Nobody approved the {action} in time: nothing was changed.")
+                }
                 Some(StateError::RolloutFailed | StateError::RolloutTimedOut) => format!(
                     "After the {}, the rollout is still not healthy. A human needs to look.",
                     outcome.map(|o| o.action.as_str()).unwrap_or(action)
@@ -947,12 +978,12 @@ pub fn approval_plan(event: &NotifyEvent) -> Option<selfheal_approval::ApprovalP
         Some(Preview::Outcome(outcome)) => Some(outcome),
         _ => None,
     };
-    // A pod target is resolved to its Deployment by the dry run.
+    // A pod target is resolved to its workload by the dry run.
     let target = preview.map_or(&request.target, |o| &o.target);
-    let workload = match (&target.deployment, &target.pod) {
-        (Some(d), _) => format!("Deployment {d}"),
-        (None, Some(p)) => format!("pod {p}"),
-        (None, None) => "(no workload named)".to_owned(),
+    let workload = match target.workload() {
+        Some(Workload::Pod(p)) => format!("pod {p}"),
+        Some(w) => format!("{} {}", kind_word(Some(target)), w.name()),
+        None => "(no workload named)".to_owned(),
     };
     let mut plan = ApprovalPlan {
         action: action.to_owned(),

@@ -1402,6 +1402,33 @@ impl History {
         self.build(&cluster).await;
         self.kubectl_session_matches_recording(&cluster).await;
         self.undo_to_revision_1(&cluster).await;
+        self.get_by_short_names(&cluster).await;
+    }
+
+    /// `kubectl get sts,ds,controllerrevisions` (what a snapshot dump asks
+    /// for) finds the workload and its revisions through discovery's short
+    /// names.
+    async fn get_by_short_names(&self, cluster: &Cluster) {
+        let args = [
+            "get",
+            "sts,ds,controllerrevisions",
+            "-n",
+            "data",
+            "-o",
+            "name",
+        ];
+        let run = cluster.kubectl.run(&args).await;
+        assert_eq!(run.code, 0, "{run:?}");
+        let mut want = vec![format!("{}.apps/{}", self.kind, self.name)];
+        want.extend(
+            self.server_revisions(cluster)
+                .into_values()
+                .map(|(name, _, _)| format!("controllerrevision.apps/{name}")),
+        );
+        let mut got: Vec<&str> = run.stdout.lines().collect();
+        got.sort_unstable();
+        want.sort();
+        assert_eq!(got, want);
     }
 }
 

@@ -645,7 +645,9 @@ pub struct Change {
     pub to: String,
 }
 
-/// Deployment revision numbers around the action (`deployment.kubernetes.io/revision`).
+/// Revision numbers around the action: a Deployment's
+/// `deployment.kubernetes.io/revision`, a StatefulSet's or DaemonSet's
+/// ControllerRevision `revision`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RevisionInfo {
@@ -674,7 +676,8 @@ pub struct RemediationOutcome {
     pub action: Action,
     /// One human sentence.
     pub message: String,
-    /// The resolved target (a pod target gains its deployment).
+    /// The resolved target: names the kind acted on (a pod target keeps its
+    /// pod and gains the workload it resolved to).
     pub target: Target,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub changes: Vec<Change>,

@@ -35,16 +35,17 @@ impl std::fmt::Display for RolloutState {
     }
 }
 
-/// Result of evaluating a Deployment's rollout, with kubectl's exact message.
+/// Result of evaluating a workload's rollout, with kubectl's exact message.
 /// kubectl says nothing about a pause (a paused rollout just waits), so
 /// `paused` and `pausedBy` tell an on-call person why it is not moving;
-/// both are absent from the JSON when the Deployment is not paused.
+/// both are absent from the JSON when the workload is not paused or held.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RolloutStatus {
     pub state: RolloutState,
     pub message: String,
-    /// `spec.paused`.
+    /// A Deployment's `spec.paused`; a StatefulSet or DaemonSet held by its
+    /// update strategy (partition at or above replicas, `OnDelete`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub paused: bool,
     /// Who paused it, from `selfheal.dev/paused-by` (`selfheal` when selfheal

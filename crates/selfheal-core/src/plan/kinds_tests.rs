@@ -417,6 +417,18 @@ fn hold_and_resume_round_trip_the_update_strategy() {
 }
 
 #[test]
+fn a_statefulset_without_replicas_has_nothing_to_hold() {
+    let mut ledger = Recorded::ledger();
+    ledger.object["spec"]["replicas"] = json!(0);
+    let outcome = done(ledger.decide(&ledger.request(json!({"action": "pause"})), &policy()));
+    assert_eq!(outcome.status, OutcomeStatus::Skipped);
+    assert_eq!(
+        outcome.message,
+        "statefulset data/ledger has 0 replicas: there is no pod to hold"
+    );
+}
+
+#[test]
 fn a_hold_someone_else_made_is_theirs_unless_forced() {
     // The recorded manual hold: partition 2 on 2 replicas.
     let held = Recorded::at(

@@ -49,6 +49,13 @@ pub(super) fn pause(ctx: &Ctx<'_>) -> Result<Decision, Error> {
         };
         return Ok(ctx.skipped(message));
     }
+    // `partition = 0` would hold nothing, and resume would find no hold.
+    if workload.kind() == WorkloadKind::StatefulSet && workload.replicas() == Some(0) {
+        return Ok(ctx.skipped(format!(
+            "statefulset {} has 0 replicas: there is no pod to hold",
+            ctx.who
+        )));
+    }
     let impact = ctx.request().alarm.as_ref().and_then(|a| a.impact_score);
     if let Some(score) = impact {
         if !workload.rollout_in_progress() {

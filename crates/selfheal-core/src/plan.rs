@@ -178,6 +178,8 @@ struct Ctx<'a> {
     template: &'a PodTemplateSpec,
     gitops: Option<GitopsManager>,
     target: Target,
+    /// Built on first use: a ControllerRevision's template is parsed.
+    history: std::cell::OnceCell<History<'a>>,
 }
 
 impl<'a> Ctx<'a> {
@@ -233,6 +235,7 @@ impl<'a> Ctx<'a> {
             template,
             gitops: guards::gitops_manager(workload),
             target,
+            history: std::cell::OnceCell::new(),
         })
     }
 
@@ -250,12 +253,14 @@ impl<'a> Ctx<'a> {
     }
 
     /// The workload's revisions from the list its kind keeps them in.
-    fn history(&self) -> History<'a> {
-        History::of_workload(
-            self.workload(),
-            self.input.replica_sets,
-            self.input.controller_revisions,
-        )
+    fn history(&self) -> &History<'a> {
+        self.history.get_or_init(|| {
+            History::of_workload(
+                self.workload(),
+                self.input.replica_sets,
+                self.input.controller_revisions,
+            )
+        })
     }
 
     fn request(&self) -> &'a RemediationRequest {

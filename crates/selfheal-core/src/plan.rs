@@ -10,15 +10,15 @@
 //! object whose spec, annotations or labels moved fails with 422 and the
 //! adapter re-reads and re-plans; status-only updates do not conflict.
 
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod kinds_tests;
 mod patch;
 mod rollback;
 mod rollout;
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests;
-#[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-mod kinds_tests;
 
 use std::collections::BTreeMap;
 

@@ -442,7 +442,7 @@ pub(crate) mod tests {
 
     use super::*;
     use crate::mint;
-    use crate::tests::{MemoryStore, id_of, param_of, setup, t};
+    use crate::tests::{FakeCallback, MemoryStore, id_of, param_of, setup, t};
 
     fn get(path: &str, query: &str) -> HttpRequest {
         parse_event(&json!({"rawPath": path, "rawQueryString": query,
@@ -811,11 +811,14 @@ pub(crate) mod tests {
         }
     }
 
-    /// The page names everything the decision is about, escaped, before any
-    /// decision, and fits a phone (viewport, no external resource).
-    #[tokio::test]
-    async fn the_page_shows_the_plan_evidence_alarm_and_expiry() {
-        let (store, cb, now) = setup(true);
+    /// Mints an approval of `plan` in `store` and opens its approve link a
+    /// minute later: the links and the page.
+    async fn open_page(
+        store: &MemoryStore,
+        cb: &FakeCallback,
+        now: Timestamp,
+        plan: crate::ApprovalPlan,
+    ) -> (crate::ApprovalLinks, HttpResponse) {
         let request = crate::MintRequest {
             base_url: "https://u",
             now,
@@ -823,19 +826,28 @@ pub(crate) mod tests {
             task_token: "TOK",
             execution: "arn:e",
             summary: "rollback of Deployment shop/checkout",
-            plan: Some(sample_plan()),
+            plan: Some(plan),
             deployment: None,
         };
-        let links = crate::mint_for(&store, &request).await.unwrap();
+        let links = crate::mint_for(store, &request).await.unwrap();
         let query = links.approve_url.split('?').nth(1).unwrap();
         let page = handle(
-            &store,
-            &cb,
+            store,
+            cb,
             t("2026-11-27T10:01:00Z"),
             &get("/approve", query),
         )
         .await
         .unwrap();
+        (links, page)
+    }
+
+    /// The page names everything the decision is about, escaped, before any
+    /// decision, and fits a phone (viewport, no external resource).
+    #[tokio::test]
+    async fn the_page_shows_the_plan_evidence_alarm_and_expiry() {
+        let (store, cb, now) = setup(true);
+        let (links, page) = open_page(&store, &cb, now, sample_plan()).await;
         let body = &page.body;
         for needle in [
             "<h1>Approve rollback of Deployment checkout?</h1>",
@@ -871,6 +883,28 @@ pub(crate) mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(stored.plan, Some(sample_plan()));
+    }
+
+    /// A StatefulSet's or DaemonSet's approval names its kind where a
+    /// Deployment's does (notify's plan says `StatefulSet ledger`).
+    #[tokio::test]
+    async fn the_page_names_a_statefulset_or_daemonset() {
+        for workload in ["StatefulSet ledger", "DaemonSet node-agent"] {
+            let (store, cb, now) = setup(true);
+            let plan = crate::ApprovalPlan {
+                namespace: "data".into(),
+                workload: workload.into(),
+                ..sample_plan()
+            };
+            let (_, page) = open_page(&store, &cb, now, plan).await;
+            for needle in [
+                format!("<h1>Approve rollback of {workload}?</h1>"),
+                format!("<dt>Workload</dt><dd>{workload}</dd>"),
+                "<dt>Namespace</dt><dd>data</dd>".to_owned(),
+            ] {
+                assert!(page.body.contains(&needle), "{needle}\n{}", page.body);
+            }
+        }
     }
 
     #[test]

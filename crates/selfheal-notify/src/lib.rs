@@ -328,6 +328,14 @@ impl NotifyEvent {
     pub fn from_value(payload: Value) -> Result<Self, Error> {
         serde_json::from_value(payload).map_err(|source| Error::InvalidEvent { source })
     }
+
+    /// The outcome of the dry run an approval shows, if it ran.
+    pub fn preview_outcome(&self) -> Option<&RemediationOutcome> {
+        match &self.preview {
+            Some(Preview::Outcome(outcome)) => Some(outcome),
+            _ => None,
+        }
+    }
 }
 
 /// The Step Functions console page of an execution. The region is read from
@@ -704,7 +712,8 @@ pub fn render(event: &NotifyEvent, links: Option<&selfheal_approval::ApprovalLin
     let outcome = event.outcome.as_ref();
     let action = request.map(|r| r.action.as_str()).unwrap_or("remediation");
     let short = short_target(request, outcome);
-    let kind = kind_word(message_target(request, outcome));
+    // An approval's dry run names the workload a pod target resolved to.
+    let kind = kind_word(message_target(request, outcome.or(event.preview_outcome())));
     let (subject, headline, status) = match event.event {
         EventKind::ApprovalRequested => (
             format!("selfheal: approve {action} of {short}?"),
@@ -974,12 +983,10 @@ pub fn approval_plan(event: &NotifyEvent) -> Option<selfheal_approval::ApprovalP
         EventKind::RolloutFrozen => "rollback",
         _ => request.action.as_str(),
     };
-    let preview = match &event.preview {
-        Some(Preview::Outcome(outcome)) => Some(outcome),
-        _ => None,
-    };
     // A pod target is resolved to its workload by the dry run.
-    let target = preview.map_or(&request.target, |o| &o.target);
+    let target = event
+        .preview_outcome()
+        .map_or(&request.target, |o| &o.target);
     let workload = match target.workload() {
         Some(Workload::Pod(p)) => format!("pod {p}"),
         Some(w) => format!("{} {}", kind_word(Some(target)), w.name()),
@@ -1038,6 +1045,38 @@ pub fn approval_summary(event: &NotifyEvent) -> String {
     )
 }
 
+/// The pending-approval cap of the workload `request` names (at most `max`
+/// pending): a Deployment's in its folder as before other kinds existed
+/// (`cluster/namespace/name`), a StatefulSet's or DaemonSet's in its own
+/// (`statefulset cluster/namespace/name`), or the pod's when the request
+/// names one (resolved only by the handler).
+pub fn pending_cap(
+    request: &RemediationRequest,
+    max: usize,
+) -> Option<selfheal_approval::PendingCap> {
+    use selfheal_approval::DeploymentScope;
+    let t = &request.target;
+    let workload = t.workload()?;
+    let cluster = t.cluster.as_deref();
+    let path = format!(
+        "{}/{}/{}",
+        cluster.unwrap_or("(default cluster)"),
+        t.namespace,
+        workload.name()
+    );
+    let (name, scope) = match workload.kind() {
+        Some(kind @ (WorkloadKind::StatefulSet | WorkloadKind::DaemonSet)) => (
+            format!("{} {path}", kind.noun()),
+            DeploymentScope::of_workload(cluster, &t.namespace, kind, workload.name()),
+        ),
+        _ => (
+            path,
+            DeploymentScope::of(cluster, &t.namespace, workload.name()),
+        ),
+    };
+    Some(selfheal_approval::PendingCap { name, scope, max })
+}
+
 /// notify's answer to the state machine.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -1057,3 +1096,7 @@ pub struct NotifyOutput {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests;
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod kinds_tests;

@@ -17,7 +17,7 @@ use selfheal_contract::env::{self, Invalid};
 
 use crate::{
     Error, EventKind, Message, NotifyEvent, NotifyOutput, SlackMessage, approval_plan,
-    approval_summary, fleet_summary, health, render,
+    approval_summary, fleet_summary, health, pending_cap, render,
 };
 
 /// SNS topic every message goes to.
@@ -347,22 +347,10 @@ impl Notifier {
                 variable: APPROVAL_URL,
                 reason: "unset, but an approval was requested".into(),
             }))?;
-        // The cap counts per workload the request names: its Deployment, or
-        // the pod when the request names one (resolved only by the handler).
-        let deployment = event.request.as_ref().and_then(|r| {
-            let t = &r.target;
-            let workload = t.deployment.as_deref().or(t.pod.as_deref())?;
-            let cluster = t.cluster.as_deref();
-            Some(selfheal_approval::PendingCap {
-                name: format!(
-                    "{}/{}/{workload}",
-                    cluster.unwrap_or("(default cluster)"),
-                    t.namespace
-                ),
-                scope: selfheal_approval::DeploymentScope::of(cluster, &t.namespace, workload),
-                max: self.config.max_pending_approvals,
-            })
-        });
+        let deployment = event
+            .request
+            .as_ref()
+            .and_then(|r| pending_cap(r, self.config.max_pending_approvals));
         let summary = approval_summary(event);
         let plan = approval_plan(event);
         let request = selfheal_approval::MintRequest {

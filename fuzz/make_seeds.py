@@ -158,9 +158,10 @@ def main():
     for i, text in enumerate(sorted(texts)):
         write(corpus, f"text-{i:02}", text)
 
-    # snapshot_parse: the example snapshot, plus recorded objects as JSON lists.
+    # snapshot_parse: the example snapshots, plus recorded objects as JSON lists.
     corpus = reset(FUZZ / "corpus/snapshot_parse")
-    write(corpus, "checkout-snapshot.yaml", (ROOT / "examples/checkout-snapshot.yaml").read_bytes())
+    for example in ("checkout-snapshot.yaml", "ledger-snapshot.yaml", "node-agent-snapshot.yaml"):
+        write(corpus, example, (ROOT / "examples" / example).read_bytes())
     states = deployment_states()
     for label, deployment, replica_sets in states[::3]:
         write(

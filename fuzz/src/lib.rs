@@ -208,8 +208,8 @@ pub fn request_parse(data: &[u8]) {
 
 /// `snapshot_parse`: [`selfheal_snapshot::Snapshot::parse`] on any UTF-8
 /// text. A parsed snapshot must render and re-parse to the same objects (the
-/// CLI writes snapshots back), and planning against its first Deployment must
-/// not panic (a patch that does not apply is an `Err` from `remediate`, by
+/// CLI writes snapshots back), and planning against its first workload
+/// (Deployment, StatefulSet or DaemonSet) must not panic (a patch that does not apply is an `Err` from `remediate`, by
 /// design).
 pub fn snapshot_parse(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
@@ -230,20 +230,20 @@ pub fn snapshot_parse(data: &[u8]) {
 
     let first = snapshot.objects().iter().find_map(|o| {
         let meta = o.get("metadata")?;
-        (o.get("kind")? == "Deployment").then(|| {
-            (
-                meta.get("namespace")
-                    .and_then(Value::as_str)
-                    .unwrap_or("default")
-                    .to_owned(),
-                meta.get("name").and_then(Value::as_str).map(str::to_owned),
-            )
-        })
+        let kind = selfheal_core::WorkloadKind::from_kind(o.get("kind")?.as_str()?)?;
+        Some((
+            kind,
+            meta.get("namespace")
+                .and_then(Value::as_str)
+                .unwrap_or("default")
+                .to_owned(),
+            meta.get("name").and_then(Value::as_str).map(str::to_owned),
+        ))
     });
-    let Some((namespace, Some(name))) = first else {
+    let Some((kind, namespace, Some(name))) = first else {
         return;
     };
-    let _ = snapshot.status(&namespace, &name);
+    let _ = snapshot.status_of(kind, &namespace, &name);
     let policy = selfheal_core::Policy {
         require_opt_in: false,
         ..selfheal_core::Policy::default()
@@ -259,7 +259,7 @@ pub fn snapshot_parse(data: &[u8]) {
         let request = json!({
             "action": action,
             "scope": scope,
-            "target": {"namespace": namespace, "deployment": name},
+            "target": {"namespace": namespace, kind.field(): name},
         });
         let Ok(request) = serde_json::from_value::<RemediationRequest>(request) else {
             continue;

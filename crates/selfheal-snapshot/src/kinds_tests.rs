@@ -262,3 +262,56 @@ fn pod_owners_that_are_not_the_snapshot_workload_are_typed_errors() {
         reason("ledger-9")
     );
 }
+
+/// Every action plans and applies on both examples as on a Deployment: a
+/// template rollback restores the previous revision's whole template
+/// (`kubectl rollout undo`), restart writes kubectl's template annotation,
+/// and resume of a workload nobody holds is skipped.
+#[test]
+fn every_action_applies_to_both_kinds() {
+    for (snapshot, field, kind, name) in [
+        (LEDGER, "statefulSet", WorkloadKind::StatefulSet, "ledger"),
+        (
+            NODE_AGENT,
+            "daemonSet",
+            WorkloadKind::DaemonSet,
+            "node-agent",
+        ),
+    ] {
+        let request = |action: &str, scope: &str| {
+            json!({"action": action, "scope": scope, "target": {"namespace": "data", field: name}})
+                .to_string()
+        };
+        let (before, after, outcome) = run(snapshot, &request("rollback", "template"));
+        assert_eq!(outcome.status, OutcomeStatus::Applied, "{outcome:?}");
+        // Revision 3 is the previous one: both containers as it ran them.
+        let previous = before
+            .controller_revisions_of(before.workload(kind, "data", name).unwrap().as_ref())
+            .unwrap()
+            .into_iter()
+            .find(|cr| cr.revision == 3)
+            .unwrap();
+        let template = selfheal_core::history::controller_revision_template(&previous).unwrap();
+        assert_eq!(
+            images(&after, kind, name),
+            selfheal_core::history::container_images(&template)
+                .map(|(c, i)| (c.to_owned(), i.to_owned()))
+                .collect::<Vec<_>>()
+        );
+
+        let (_, after, outcome) = run(snapshot, &request("restart", "container"));
+        assert_eq!(outcome.status, OutcomeStatus::Applied, "{outcome:?}");
+        let annotations =
+            &object(&after, kind, name)["spec"]["template"]["metadata"]["annotations"];
+        assert!(
+            annotations
+                .get("kubectl.kubernetes.io/restartedAt")
+                .is_some(),
+            "{annotations}"
+        );
+
+        let (before, after, outcome) = run(snapshot, &request("resume", "container"));
+        assert_eq!(outcome.status, OutcomeStatus::Skipped, "{outcome:?}");
+        assert_eq!(after, before);
+    }
+}

@@ -184,7 +184,8 @@ async fn records_in(sdk: &aws_config::SdkConfig, folder: &str) -> Vec<String> {
 
 /// Issue #19, finding 5: a Deployment with `SELFHEAL_MAX_PENDING_APPROVALS`
 /// approvals pending gets no further record; a denied record is deleted,
-/// which frees a place; other Deployments are not affected.
+/// which frees a place; other Deployments, and a StatefulSet of the same
+/// name, are not affected.
 #[tokio::test]
 async fn pending_approvals_are_capped_per_deployment_and_deny_deletes() {
     let Some((_moto, sdk)) =
@@ -221,6 +222,37 @@ async fn pending_approvals_are_capped_per_deployment_and_deny_deletes() {
 
     // Another Deployment has its own cap.
     notifier.notify(&ask("cart", "T4"), now).await.unwrap();
+
+    // So has a StatefulSet named like it: its records go to its own folder.
+    let statefulset = |token: &str| {
+        let mut event = ask("checkout", token);
+        let target = &mut event.request.as_mut().unwrap().target;
+        target.set_workload(selfheal_contract::WorkloadKind::StatefulSet, "checkout");
+        event
+    };
+    let sts_folder = format!(
+        "/selfheal/test/approvals/{}",
+        selfheal_approval::DeploymentScope::of_workload(
+            Some("prod"),
+            "shop",
+            selfheal_contract::WorkloadKind::StatefulSet,
+            "checkout"
+        )
+    );
+    for token in ["T7", "T8"] {
+        notifier.notify(&statefulset(token), now).await.unwrap();
+    }
+    assert_eq!(records_in(&sdk, &sts_folder).await.len(), 2);
+    let err = notifier.notify(&statefulset("T9"), now).await.unwrap_err();
+    assert!(
+        err.to_string().contains("statefulset prod/shop/checkout"),
+        "{err}"
+    );
+    assert_eq!(
+        records_in(&sdk, &checkout).await,
+        two,
+        "the Deployment's untouched"
+    );
 
     // Deny one: its record is deleted, and checkout may ask again.
     let callback = SfnCallback::new(aws_sdk_sfn::Client::new(&sdk));

@@ -29,10 +29,10 @@ pub struct Emulator {
 }
 
 impl Emulator {
-    /// Starts `cargo lambda watch` on `port` in the workspace; `env` reaches
-    /// every function (e.g. `SELFHEAL_KUBECONFIG`, `AWS_ENDPOINT_URL`).
-    /// Output (the functions' logs too) goes to `log`.
-    pub fn start(bin: &Path, port: u16, env: &[(&str, String)], log: PathBuf) -> Emulator {
+    /// Starts `cargo lambda watch` on `port` in the workspace and waits until
+    /// it listens; `env` reaches every function (e.g. `SELFHEAL_KUBECONFIG`,
+    /// `AWS_ENDPOINT_URL`). Output (the functions' logs too) goes to `log`.
+    pub async fn start(bin: &Path, port: u16, env: &[(&str, String)], log: PathBuf) -> Emulator {
         let out = std::fs::File::create(&log).expect("create emulator log");
         let err = out.try_clone().expect("clone log handle");
         let mut cmd = cargo_lambda_watch(bin, port);
@@ -46,15 +46,17 @@ impl Emulator {
         // Own process group, so the drop can end the functions it spawned too.
         std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         let child = cmd.spawn().expect("spawn cargo lambda watch");
-        Emulator {
+        let mut emulator = Emulator {
             child,
             port,
             log,
             invoked: Mutex::default(),
-        }
+        };
+        emulator.wait_ready().await;
+        emulator
     }
 
-    pub async fn wait_ready(&mut self) {
+    async fn wait_ready(&mut self) {
         let what = "cargo lambda watch";
         wait_child_listening(
             &mut self.child,

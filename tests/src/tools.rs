@@ -373,6 +373,13 @@ impl Moto {
         (status, value)
     }
 
+    /// Creates the SQS queue `name`; its URL.
+    pub async fn create_queue(&self, name: &str) -> String {
+        let body = serde_json::json!({"QueueName": name});
+        let created = self.json_call("AmazonSQS", "CreateQueue", &body).await;
+        created["QueueUrl"].as_str().expect("QueueUrl").to_owned()
+    }
+
     /// Receives up to 10 messages from an SQS queue and deletes them;
     /// returns their bodies (none: the queue is empty for now).
     pub async fn sqs_take(&self, queue_url: &str) -> Vec<String> {

@@ -131,12 +131,7 @@ impl<'a> Waiting<'a> {
             "{status} {}",
             String::from_utf8_lossy(&body)
         );
-        let queue = moto
-            .json_call("AmazonSQS", "CreateQueue", &json!({"QueueName": "tokens"}))
-            .await["QueueUrl"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let queue = moto.create_queue("tokens").await;
         let definition = json!({"StartAt": "RequestApproval", "States": {"RequestApproval": {
             "Type": "Task", "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
             "Parameters": {"QueueUrl": queue, "MessageBody": {
@@ -556,13 +551,13 @@ async fn a_person_reads_the_plan_on_a_phone_and_decides_once() {
         ),
         ("SELFHEAL_APPROVAL_PARAM_PREFIX", PREFIX.into()),
     ];
-    let mut emulator = Emulator::start(
+    let emulator = Emulator::start(
         &tools.cargo_lambda,
         port,
         &env,
         dir.path().join("watch.log"),
-    );
-    emulator.wait_ready().await;
+    )
+    .await;
     let driver = Driver::start(&tools.chromedriver, &dir.path().join("chromedriver.log")).await;
     let client = driver.phone(&tools.chromium).await;
     eprintln!("{TEST}: tools ready");

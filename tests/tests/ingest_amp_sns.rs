@@ -193,12 +193,7 @@ async fn amp_alert_group_through_sns_starts_the_webhook_executions() {
         topic_arn.starts_with(&format!("arn:aws:sns:{SNS_REGION}:")),
         "{topic_arn}"
     );
-    let queue_url = moto
-        .json_call("AmazonSQS", "CreateQueue", &json!({"QueueName": "amp-tap"}))
-        .await["QueueUrl"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let queue_url = moto.create_queue("amp-tap").await;
     let queue_arn = moto
         .json_call(
             "AmazonSQS",

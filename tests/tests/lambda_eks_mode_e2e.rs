@@ -108,8 +108,7 @@ async fn lambda_eks_mode_refreshes_tokens_in_one_warm_process() {
         // for what the SDK, hyper and kube log when a user turns logging up.
         ("AWS_LAMBDA_LOG_LEVEL", "debug".into()),
     ]);
-    let mut lambda = Emulator::start(&bin, free_port(), &env, dir.path().join("watch.log"));
-    lambda.wait_ready().await;
+    let lambda = Emulator::start(&bin, free_port(), &env, dir.path().join("watch.log")).await;
     warm_up(&lambda, &FUNCTIONS).await;
     assert!(
         server.requests().is_empty(),

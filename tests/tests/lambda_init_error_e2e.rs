@@ -124,8 +124,7 @@ async fn emulator(dir: &Path, env: Vec<(&'static str, String)>) -> Option<Emulat
     for (function, _, _) in BROKEN {
         assert!(bins.contains_key(function), "no function binary {function}");
     }
-    let mut lambda = Emulator::start(&bin, free_port(), &env, dir.join("watch.log"));
-    lambda.wait_ready().await;
+    let lambda = Emulator::start(&bin, free_port(), &env, dir.join("watch.log")).await;
     Some(lambda)
 }
 

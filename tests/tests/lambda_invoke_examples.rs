@@ -197,8 +197,7 @@ async fn readme_cargo_lambda_invoke_lines_act_on_the_example_snapshot() {
     }
     env.push(("AWS_LAMBDA_LOG_FORMAT", "JSON".into()));
     let port = free_port();
-    let mut lambda = Emulator::start(&bin, port, &env, dir.path().join("watch.log"));
-    lambda.wait_ready().await;
+    let lambda = Emulator::start(&bin, port, &env, dir.path().join("watch.log")).await;
 
     // Cold starts first, all at once over HTTP with the emulator's long
     // first-invoke timeout (each `cargo lambda invoke` below gets

@@ -224,13 +224,13 @@ async fn functions_serve_many_invocations_warm_with_stable_error_types() {
     let dir = tempfile::tempdir().unwrap();
     let (server, kubeconfig) = cluster(dir.path()).await;
     tokio::task::spawn_blocking(build_functions).await.unwrap();
-    let mut lambda = Emulator::start(
+    let lambda = Emulator::start(
         &bin,
         free_port(),
         &function_env(&kubeconfig),
         dir.path().join("watch.log"),
-    );
-    lambda.wait_ready().await;
+    )
+    .await;
 
     // --- cold starts, all at once; every function refuses a request that is not its own.
     warm_up(&lambda, &FUNCTIONS).await;

@@ -99,6 +99,16 @@ impl Aws {
 
 /// The handlers' state as at cold start, with the switch variables set and
 /// the SSM client pointed at moto; the cache period shortened to [`TTL`].
+/// The switch set to `value`, `checkout` mid bad rollout, and the action
+/// functions' state reading both (`None`: no moto, the test is skipped).
+async fn switched(test: &str, value: &str) -> Option<(Aws, Cluster, AppState)> {
+    let aws = aws(test).await?;
+    aws.set(value).await;
+    let cluster = Cluster::with_bad_rollout(&["checkout"]).await;
+    let state = handler_state(&cluster, &aws).await;
+    Some((aws, cluster, state))
+}
+
 async fn handler_state(cluster: &Cluster, aws: &Aws) -> AppState {
     let vars: HashMap<&str, String> = HashMap::from([
         (
@@ -173,12 +183,10 @@ fn assert_untouched(cluster: &Cluster, before: &Value) {
 
 #[tokio::test]
 async fn switched_on_the_action_functions_act() {
-    let Some(aws) = aws("switched_on_the_action_functions_act").await else {
+    let Some((_aws, cluster, state)) = switched("switched_on_the_action_functions_act", "on").await
+    else {
         return;
     };
-    aws.set("on").await;
-    let cluster = Cluster::with_bad_rollout(&["checkout"]).await;
-    let state = handler_state(&cluster, &aws).await;
     let outcome = invoke(&state, Action::Rollback).await.unwrap();
     assert_eq!(outcome.status, OutcomeStatus::Applied, "{outcome:?}");
     assert_eq!(cluster.image("checkout", "api"), API_1);
@@ -187,13 +195,12 @@ async fn switched_on_the_action_functions_act() {
 
 #[tokio::test]
 async fn switched_off_no_action_function_sends_a_request() {
-    let Some(aws) = aws("switched_off_no_action_function_sends_a_request").await else {
+    let Some((_aws, cluster, state)) =
+        switched("switched_off_no_action_function_sends_a_request", "off").await
+    else {
         return;
     };
-    aws.set("off").await;
-    let cluster = Cluster::with_bad_rollout(&["checkout"]).await;
     let before = cluster.deployment("checkout");
-    let state = handler_state(&cluster, &aws).await;
     for action in ACTIONS {
         let outcome = invoke(&state, action).await.unwrap();
         assert_disabled(&outcome, action, "off");
@@ -227,13 +234,11 @@ async fn switched_off_no_action_function_sends_a_request() {
 
 #[tokio::test]
 async fn an_unrecognised_value_counts_as_off() {
-    let Some(aws) = aws("an_unrecognised_value_counts_as_off").await else {
+    let Some((_aws, cluster, state)) = switched("an_unrecognised_value_counts_as_off", "ON").await
+    else {
         return;
     };
-    aws.set("ON").await;
-    let cluster = Cluster::with_bad_rollout(&["checkout"]).await;
     let before = cluster.deployment("checkout");
-    let state = handler_state(&cluster, &aws).await;
     let outcome = invoke(&state, Action::Rollback).await.unwrap();
     assert_disabled(&outcome, Action::Rollback, "\"ON\"");
     assert_untouched(&cluster, &before);
@@ -241,13 +246,15 @@ async fn an_unrecognised_value_counts_as_off() {
 
 #[tokio::test]
 async fn a_flip_reaches_a_warm_function_after_the_cache_period() {
-    let Some(aws) = aws("a_flip_reaches_a_warm_function_after_the_cache_period").await else {
+    let Some((aws, cluster, state)) = switched(
+        "a_flip_reaches_a_warm_function_after_the_cache_period",
+        "off",
+    )
+    .await
+    else {
         return;
     };
-    aws.set("off").await;
-    let cluster = Cluster::with_bad_rollout(&["checkout"]).await;
     let before = cluster.deployment("checkout");
-    let state = handler_state(&cluster, &aws).await;
     assert_disabled(
         &invoke(&state, Action::Rollback).await.unwrap(),
         Action::Rollback,

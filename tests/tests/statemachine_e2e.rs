@@ -287,14 +287,7 @@ impl Inbox {
             )
             .await;
         let topic_arn = xml_text(&created, "TopicArn").expect("TopicArn").to_owned();
-        let queue = moto
-            .json_call(
-                "AmazonSQS",
-                "CreateQueue",
-                &json!({"QueueName": "selfheal-e2e"}),
-            )
-            .await;
-        let queue_url = queue["QueueUrl"].as_str().expect("QueueUrl").to_owned();
+        let queue_url = moto.create_queue("selfheal-e2e").await;
         let queue_arn = format!("arn:aws:sqs:{REGION}:{ACCOUNT}:selfheal-e2e");
         moto.query_call(
             "sns",
@@ -419,6 +412,22 @@ struct World {
     moto: Arc<Moto>,
 }
 
+/// One `remediate-deployment` execution named `exec`: `action` on `ns/name`.
+async fn remediate(w: &World, exec: &str, action: &str, ns: &str, name: &str) -> Value {
+    let input = request(action, ns, name);
+    w.runner.run("remediate-deployment", exec, &input).await
+}
+
+/// The states the execution went through, after asserting that the
+/// `expected` ones (names separated by spaces) are among them.
+fn assert_visited(result: &Value, expected: &str) -> Vec<String> {
+    let s = states(result);
+    for st in expected.split_whitespace() {
+        assert!(s.iter().any(|v| v == st), "{st} not in {s:?}");
+    }
+    s
+}
+
 fn states(result: &Value) -> Vec<String> {
     result["states"]
         .as_array()
@@ -452,14 +461,7 @@ fn assert_health(output: &Value) {
 async fn rollback_succeeds(w: &World) {
     let (ns, name) = ("sm-rollback", "checkout");
     w.cluster.two_revisions(ns, name, API_2, None).await;
-    let r = w
-        .runner
-        .run(
-            "remediate-deployment",
-            "rollback-ok",
-            &request("rollback", ns, name),
-        )
-        .await;
+    let r = remediate(w, "rollback-ok", "rollback", ns, name).await;
     assert_succeeded(&r);
     let out = &r["output"];
     assert_eq!(out["status"], "applied", "{out:#}");
@@ -485,25 +487,10 @@ async fn rollback_succeeds(w: &World) {
 async fn restart_escalates(w: &World) {
     let (ns, name) = ("sm-restart", "checkout");
     w.cluster.two_revisions(ns, name, API_BROKEN, Some(3)).await;
-    let r = w
-        .runner
-        .run(
-            "remediate-deployment",
-            "restart-escalated",
-            &request("restart", ns, name),
-        )
-        .await;
+    let r = remediate(w, "restart-escalated", "restart", ns, name).await;
     assert_succeeded(&r);
-    let s = states(&r);
-    for st in [
-        "Restart",
-        "RolloutFailed",
-        "Escalate",
-        "FollowUpRollback",
-        "ReportResult",
-    ] {
-        assert!(s.contains(&st.to_owned()), "{st} not in {s:?}");
-    }
+    let path = "Restart RolloutFailed Escalate FollowUpRollback ReportResult";
+    assert_visited(&r, path);
     let out = &r["output"];
     assert_eq!(out["status"], "applied", "{out:#}");
     assert_eq!(
@@ -540,14 +527,7 @@ async fn no_safe_image(w: &World) {
         )
         .await;
     let generation = w.cluster.deployment(ns, name).metadata.generation;
-    let r = w
-        .runner
-        .run(
-            "remediate-deployment",
-            "rollback-no-safe-image",
-            &request("rollback", ns, name),
-        )
-        .await;
+    let r = remediate(w, "rollback-no-safe-image", "rollback", ns, name).await;
     assert_eq!(r["status"], "FAILED", "{r:#}");
     assert_eq!(r["error"], "SelfhealRefused", "{r:#}");
     assert!(
@@ -557,10 +537,7 @@ async fn no_safe_image(w: &World) {
             .contains("guard refused"),
         "{r:#}"
     );
-    let s = states(&r);
-    for st in ["Refused", "ReportFailure", "RemediationRefused"] {
-        assert!(s.contains(&st.to_owned()), "{st} not in {s:?}");
-    }
+    assert_visited(&r, "Refused ReportFailure RemediationRefused");
     let d = w.cluster.deployment(ns, name);
     assert_eq!(container_image(&d, "api"), API_2);
     assert_eq!(
@@ -598,16 +575,8 @@ async fn pause_approve_rollback(w: &World) {
     let (r, answer) = tokio::join!(run, approve);
     assert!(!answer.is_empty());
     assert_succeeded(&r);
-    let s = states(&r);
-    for st in [
-        "Pause",
-        "RolloutFrozen",
-        "RollbackApproved",
-        "FollowUpRollback",
-        "ReportResult",
-    ] {
-        assert!(s.contains(&st.to_owned()), "{st} not in {s:?}");
-    }
+    let path = "Pause RolloutFrozen RollbackApproved FollowUpRollback ReportResult";
+    assert_visited(&r, path);
     let out = &r["output"];
     assert_eq!(out["status"], "applied", "{out:#}");
     assert_change(out, API_BROKEN, API_1);
@@ -635,15 +604,8 @@ async fn approval_denied(w: &World) {
     let (r, _) = tokio::join!(run, deny);
     assert_eq!(r["status"], "FAILED", "{r:#}");
     assert_eq!(r["error"], "SelfhealApprovalDenied", "{r:#}");
-    let s = states(&r);
-    for st in [
-        "RequestApproval",
-        "ApprovalDenied",
-        "ReportFailure",
-        "ApprovalDeniedFail",
-    ] {
-        assert!(s.contains(&st.to_owned()), "{st} not in {s:?}");
-    }
+    let path = "RequestApproval ApprovalDenied ReportFailure ApprovalDeniedFail";
+    let s = assert_visited(&r, path);
     assert!(!s.contains(&"Rollback".into()), "{s:?}");
     let d = w.cluster.deployment(ns, name);
     assert_eq!(container_image(&d, "api"), API_2);
@@ -703,10 +665,7 @@ async fn evidence_picks_the_failing_container(w: &World) {
     }
     assert!(!page.contains("<b>envoy</b>"), "envoy planned: {page}");
     assert_succeeded(&r);
-    let s = states(&r);
-    for st in ["PreviewRollback", "RequestApproval", "Rollback", "Verify"] {
-        assert!(s.contains(&st.to_owned()), "{st} not in {s:?}");
-    }
+    assert_visited(&r, "PreviewRollback RequestApproval Rollback Verify");
     let out = &r["output"];
     assert_eq!(out["status"], "applied", "{out:#}");
     assert_change(out, API_BROKEN, API_1);
@@ -978,14 +937,7 @@ async fn switched_off(w: &World) {
     let seen = w.cluster.server.requests().len();
     let notified = w.inbox.all().await.len();
 
-    let r = w
-        .runner
-        .run(
-            "remediate-deployment",
-            "rollback-switched-off",
-            &request("rollback", ns, name),
-        )
-        .await;
+    let r = remediate(w, "rollback-switched-off", "rollback", ns, name).await;
     assert_succeeded(&r);
     let out = &r["output"];
     assert_eq!(out["status"], "disabled", "{out:#}");
@@ -1157,13 +1109,13 @@ async fn state_machines_run_end_to_end_with_the_real_handlers() {
         ("SELFHEAL_SWITCH_PARAMETER", SWITCH.into()),
         ("SELFHEAL_SWITCH_CACHE_SECONDS", "1".into()),
     ];
-    let mut emulator = Emulator::start(
+    let emulator = Emulator::start(
         &tools.cargo_lambda,
         emulator_port,
         &env,
         dir.path().join("watch.log"),
-    );
-    emulator.wait_ready().await;
+    )
+    .await;
 
     // Warm every function once (cold start + the emulator's `cargo run`
     // freshness check), so no Task state's TimeoutSeconds covers it.

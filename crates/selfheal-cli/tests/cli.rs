@@ -576,6 +576,12 @@ fn deployment_missing_from_snapshot_is_one_error_line() {
         error_line(&out),
         "error: deployment shop/payments not found in snapshot"
     );
+    // The example StatefulSet request on the Deployment's snapshot.
+    let out = run_request(&request_path("statefulset-rollback.json"), &snapshot_path());
+    assert_eq!(
+        error_line(&out),
+        "error: statefulset data/ledger not found in snapshot"
+    );
 }
 
 #[test]

@@ -4,7 +4,9 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand};
-use selfheal_core::{Action, Policy, RemediationOutcome, RolloutStatus, ValidRequest};
+use selfheal_core::{
+    Action, Policy, RemediationOutcome, RolloutStatus, ValidRequest, WorkloadKind,
+};
 use serde::Serialize;
 
 use crate::Error;
@@ -153,10 +155,17 @@ pub struct StatusArgs {
     #[arg(
         long,
         value_name = "NS/NAME",
-        required_unless_present = "name",
-        conflicts_with_all = ["namespace", "name"]
+        required_unless_present_any = ["name", "statefulset", "daemonset"],
+        conflicts_with_all = ["namespace", "name", "statefulset", "daemonset"]
     )]
     pub deployment: Option<String>,
+    /// A StatefulSet instead, as NAMESPACE/NAME (kubectl's StatefulSet
+    /// rules: partitioned roll outs, OnDelete).
+    #[arg(long, value_name = "NS/NAME", conflicts_with_all = ["namespace", "name", "daemonset"])]
+    pub statefulset: Option<String>,
+    /// A DaemonSet instead, as NAMESPACE/NAME (kubectl's DaemonSet rules).
+    #[arg(long, value_name = "NS/NAME", conflicts_with_all = ["namespace", "name"])]
+    pub daemonset: Option<String>,
     /// Namespace of the Deployment (with DEPLOYMENT).
     #[arg(short = 'n', long, value_name = "NS", requires = "name")]
     pub namespace: Option<String>,
@@ -411,19 +420,42 @@ async fn remediate(mut request: ValidRequest, options: &RunOptions) -> Result<Re
     }
 }
 
-async fn status(args: StatusArgs) -> Result<RolloutStatus, Error> {
-    let (namespace, name) = match (&args.deployment, &args.namespace, &args.name) {
-        (Some(both), _, _) => both
+/// The workload `status` names: `--deployment`, `--statefulset` or
+/// `--daemonset NS/NAME`, or `-n NS DEPLOYMENT`.
+fn status_target(args: &StatusArgs) -> Result<(WorkloadKind, &str, &str), Error> {
+    let flags = [
+        (WorkloadKind::Deployment, &args.deployment),
+        (WorkloadKind::StatefulSet, &args.statefulset),
+        (WorkloadKind::DaemonSet, &args.daemonset),
+    ];
+    if let Some((kind, both)) = flags
+        .into_iter()
+        .find_map(|(kind, given)| given.as_deref().map(|g| (kind, g)))
+    {
+        let (namespace, name) = both
             .split_once('/')
             .filter(|(ns, name)| !ns.is_empty() && !name.is_empty() && !name.contains('/'))
-            .ok_or_else(|| Error::DeploymentRef(both.clone()))?,
-        (None, Some(namespace), Some(name)) => (namespace.as_str(), name.as_str()),
-        // clap requires one of the two forms.
-        _ => return Err(Error::DeploymentRef(String::new())),
-    };
+            .ok_or_else(|| Error::WorkloadRef {
+                flag: kind.noun(),
+                given: both.to_owned(),
+            })?;
+        return Ok((kind, namespace, name));
+    }
+    match (&args.namespace, &args.name) {
+        (Some(namespace), Some(name)) => Ok((WorkloadKind::Deployment, namespace, name)),
+        // clap requires one of the forms.
+        _ => Err(Error::WorkloadRef {
+            flag: WorkloadKind::Deployment.noun(),
+            given: String::new(),
+        }),
+    }
+}
+
+async fn status(args: StatusArgs) -> Result<RolloutStatus, Error> {
+    let (kind, namespace, name) = status_target(&args)?;
     match (&args.source.snapshot, &args.source.kubeconfig) {
         (Some(path), _) => read_snapshot(path)?
-            .status(namespace, name)
+            .status_of(kind, namespace, name)
             .map_err(|source| Error::Snapshot { source }),
         (None, kubeconfig) => {
             let client =
@@ -431,10 +463,14 @@ async fn status(args: StatusArgs) -> Result<RolloutStatus, Error> {
             // Status reads only; the policy is irrelevant but the Remediator needs one.
             let remediator = selfheal_kube::Remediator::new(client, Policy::default());
             if args.watching() {
-                return crate::watch::until_finished(&remediator, namespace, name, args.timeout)
-                    .await;
+                return crate::watch::until_finished(
+                    &remediator,
+                    (kind, namespace, name),
+                    args.timeout,
+                )
+                .await;
             }
-            crate::live::status(remediator, namespace, name).await
+            crate::live::status(remediator, kind, namespace, name).await
         }
     }
 }

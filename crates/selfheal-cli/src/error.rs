@@ -43,8 +43,8 @@ pub enum Error {
         #[source]
         source: selfheal_snapshot::Error,
     },
-    #[error("`--deployment` must be NAMESPACE/NAME, got {0:?}")]
-    DeploymentRef(String),
+    #[error("`--{flag}` must be NAMESPACE/NAME, got {given:?}")]
+    WorkloadRef { flag: &'static str, given: String },
     /// kubeconfig mode: the request's `target.cluster` is not the cluster of
     /// the context in use (README, CLI: how the names are matched).
     #[error(

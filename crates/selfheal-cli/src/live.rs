@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use selfheal_core::{Policy, RemediationOutcome, RolloutStatus, ValidRequest};
+use selfheal_core::{Policy, RemediationOutcome, RolloutStatus, ValidRequest, WorkloadKind};
 use selfheal_kube::{KubeconfigContext, Remediator};
 
 use crate::Error;
@@ -37,11 +37,12 @@ pub(crate) async fn remediate(
 
 pub(crate) async fn status(
     remediator: Remediator,
+    kind: WorkloadKind,
     namespace: &str,
     name: &str,
 ) -> Result<RolloutStatus, Error> {
     remediator
-        .status(namespace, name)
+        .status_of(namespace, kind, name)
         .await
         .map_err(|source| Error::Kube { source })
 }

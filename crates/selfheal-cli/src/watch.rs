@@ -1,10 +1,10 @@
 //! `selfheal status --watch [--timeout D]`: the verify step's watch
-//! ([`Remediator::watch_status`]) in windows of [`WATCH_WINDOW`] until the
+//! ([`Remediator::watch_status_of`], any workload kind) in windows of [`WATCH_WINDOW`] until the
 //! rollout is done or failed, as `kubectl rollout status` waits.
 
 use std::time::Duration;
 
-use selfheal_core::{RolloutState, RolloutStatus};
+use selfheal_core::{RolloutState, RolloutStatus, WorkloadKind};
 use selfheal_kube::{Remediator, WATCH_WINDOW};
 use tokio::time::Instant;
 
@@ -64,8 +64,7 @@ pub fn next_window(left: Option<Duration>) -> Option<Duration> {
 /// limit) has passed; the last verdict is the answer either way.
 pub async fn until_finished(
     remediator: &Remediator,
-    namespace: &str,
-    name: &str,
+    (kind, namespace, name): (WorkloadKind, &str, &str),
     timeout: Option<Duration>,
 ) -> Result<RolloutStatus, Error> {
     let deadline = timeout.filter(|t| !t.is_zero()).map(|t| Instant::now() + t);
@@ -73,7 +72,7 @@ pub async fn until_finished(
         .unwrap_or_default();
     loop {
         let status = remediator
-            .watch_status(namespace, name, window)
+            .watch_status_of(namespace, kind, name, window)
             .await
             .map_err(|source| Error::Kube { source })?;
         let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));

@@ -113,3 +113,94 @@ fn watching_needs_a_cluster() {
         assert!(out.stdout.is_empty());
     }
 }
+
+/// `selfheal status ARGS… --kubeconfig K`, parsed.
+async fn status_json(kubeconfig: &str, args: &[&str]) -> (Output, Value) {
+    let mut all: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    all.extend(["--kubeconfig".to_owned(), kubeconfig.to_owned()]);
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_selfheal"))
+            .args(&all)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let json = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    (out, json)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statefulsets_and_daemonsets_by_their_own_flags() {
+    let server = TestServer::start().await.unwrap();
+    let ledger = fixtures::ledger_as_recorded();
+    let agent = fixtures::node_agent_as_recorded();
+    assert!(ledger.seed_with_history(&server, &[]).await);
+    assert!(agent.seed_with_history(&server, &[]).await);
+    let kubeconfig = server.kubeconfig_file().unwrap();
+    let kc = kubeconfig.as_str();
+
+    let (_, done) = status_json(kc, &["status", "--daemonset", "data/node-agent"]).await;
+    assert_eq!(
+        done,
+        json!({"state": "done", "message": "daemon set \"node-agent\" successfully rolled out"})
+    );
+    // The API defaults partition 0: kubectl calls every finished update partitioned.
+    let (_, done) = status_json(kc, &["status", "--statefulset", "data/ledger"]).await;
+    assert_eq!(
+        done,
+        json!({"state": "done", "message": "partitioned roll out complete: 2 new pods have been updated..."})
+    );
+
+    // A new db image the stopped controller has not rolled out: --watch
+    // waits on the StatefulSet until the controller runs again.
+    server.controller().pause_automatic(true);
+    let mut changed = server.object("StatefulSet", "data", "ledger").unwrap();
+    changed["spec"]["template"]["spec"]["containers"][0]["image"] =
+        json!("registry.example/data/db:15.2");
+    server.update("StatefulSet", "data", &changed).unwrap();
+    let (out, waiting) = status_json(kc, &["status", "--statefulset", "data/ledger"]).await;
+    assert!(out.status.success());
+    assert_eq!(waiting["state"], "waiting", "{waiting}");
+    server
+        .controller()
+        .resume_automatic_after(Duration::from_millis(500));
+    let (out, watched) = status_json(
+        kc,
+        &[
+            "status",
+            "--statefulset",
+            "data/ledger",
+            "--watch",
+            "--timeout",
+            "20s",
+        ],
+    )
+    .await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(watched["state"], "done", "{watched}");
+
+    // The flags take NAMESPACE/NAME, like --deployment, and only one of them.
+    let (out, _) = status_json(kc, &["status", "--statefulset", "ledger"]).await;
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim(),
+        "error: `--statefulset` must be NAMESPACE/NAME, got \"ledger\""
+    );
+    let (out, _) = status_json(
+        kc,
+        &[
+            "status",
+            "--statefulset",
+            "data/ledger",
+            "--daemonset",
+            "data/node-agent",
+        ],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2), "clap refuses two workloads");
+}

@@ -315,6 +315,24 @@ pub const LEDGER_HISTORY: [(&str, &str); 3] = [
     ("db", "registry.example/data/db:15.3"),
 ];
 
+/// [`ledger`] as statefulset-history.json starts it (db 15.1, metrics 0.9),
+/// where [`LEDGER_HISTORY`] applies.
+pub fn ledger_as_recorded() -> Workload {
+    ledger(
+        "registry.example/data/db:15.1",
+        "registry.example/data/metrics:0.9",
+    )
+}
+
+/// [`node_agent`] as daemonset-history.json starts it (agent 2.0, shipper
+/// 1.4), where [`NODE_AGENT_HISTORY`] applies.
+pub fn node_agent_as_recorded() -> Workload {
+    node_agent(
+        "registry.example/obs/agent:2.0",
+        "registry.example/obs/shipper:1.4",
+    )
+}
+
 /// The image changes of daemonset-history.json on [`node_agent`] at agent
 /// 2.0 and shipper 1.4: revision 4 = agent 2.2, revision 3 = agent 2.1 +
 /// shipper 1.5.

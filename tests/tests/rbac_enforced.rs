@@ -39,7 +39,7 @@ use selfheal_lambda::{
     handle_verify,
 };
 use selfheal_tests::tools::{kubectl_binary, tool_or_skip, workspace_root};
-use selfheal_testserver::{Identity, Rbac, TestServer};
+use selfheal_testserver::{Identity, Rbac, TestServer, fixtures};
 use selfheal_token_verifier::TokenVerifier;
 use serde_json::{Value, json};
 
@@ -347,6 +347,175 @@ async fn every_handler_path_works_with_exactly_the_cluster_role() {
     ] {
         assert!(log.iter().any(|l| l == needed), "{needed} not in {log:#?}");
     }
+}
+
+/// `kind` ("StatefulSet" or "DaemonSet") `data/name` as stored.
+fn workload(c: &Cluster, kind: &str, name: &str) -> Value {
+    c.server.object(kind, "data", name).unwrap()
+}
+
+/// The recorded ledger (StatefulSet) and node-agent (DaemonSet) histories,
+/// seeded by the server itself (no RBAC on the setup); request log empty.
+async fn seed_new_kinds(c: &Cluster) {
+    let ledger = fixtures::ledger_as_recorded();
+    let node_agent = fixtures::node_agent_as_recorded();
+    assert!(
+        ledger
+            .seed_with_history(&c.server, &fixtures::LEDGER_HISTORY)
+            .await
+    );
+    assert!(
+        node_agent
+            .seed_with_history(&c.server, &fixtures::NODE_AGENT_HISTORY)
+            .await
+    );
+    c.server.clear_requests();
+}
+
+#[tokio::test]
+async fn statefulset_and_daemonset_paths_work_with_exactly_the_cluster_role() {
+    let c = Cluster::start(cluster_wide(), &[]).await;
+    seed_new_kinds(&c).await;
+    // rateLimit on: it LISTs all three kinds cluster-wide.
+    let state = c.state(&[("SELFHEAL_MAX_ACTIONS", "50")]).await;
+    for (kind, field, name, container, good) in [
+        (
+            "StatefulSet",
+            "statefulSet",
+            "ledger",
+            "db",
+            "registry.example/data/db:15.2",
+        ),
+        (
+            "DaemonSet",
+            "daemonSet",
+            "node-agent",
+            "agent",
+            "registry.example/obs/agent:2.1",
+        ),
+    ] {
+        let target = json!({"namespace": "data", field: name});
+        let outcome = applied(act(&state, Action::Rollback, target.clone()).await);
+        assert_eq!(outcome.changes.len(), 1, "{kind}: {outcome:?}");
+        assert_eq!(outcome.changes[0].container, container);
+        assert_eq!(outcome.changes[0].to, good);
+        assert!(c.server.controller().settle().await);
+        let verdict = handle_verify(
+            &state,
+            LambdaEvent::new(json!({"target": target}), Context::default()),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            verdict.status.state,
+            RolloutState::Done,
+            "{kind}: {verdict:?}"
+        );
+
+        let strategy = workload(&c, kind, name)["spec"]["updateStrategy"].clone();
+        applied(act(&state, Action::Pause, target.clone()).await);
+        assert_ne!(workload(&c, kind, name)["spec"]["updateStrategy"], strategy);
+        applied(act(&state, Action::Resume, target.clone()).await);
+        assert_eq!(workload(&c, kind, name)["spec"]["updateStrategy"], strategy);
+        applied(act(&state, Action::Restart, target.clone()).await);
+        let live = workload(&c, kind, name);
+        assert!(
+            live["spec"]["template"]["metadata"]["annotations"][RESTARTED_AT].is_string(),
+            "{live}"
+        );
+        for reason in [
+            "SelfhealRollback",
+            "SelfhealPause",
+            "SelfhealResume",
+            "SelfhealRestart",
+        ] {
+            assert_eq!(c.events("data", name, reason), 1, "{kind} {reason}");
+        }
+    }
+    // A pod-only target: the pod GET names its StatefulSet directly.
+    let pod = c
+        .server
+        .pods("data")
+        .into_iter()
+        .find_map(|p| p.metadata.name.filter(|n| n.starts_with("ledger-")))
+        .unwrap();
+    let outcome = applied(
+        act(
+            &state,
+            Action::Restart,
+            json!({"namespace": "data", "pod": pod}),
+        )
+        .await,
+    );
+    assert_eq!(outcome.target.stateful_set.as_deref(), Some("ledger"));
+
+    let log = c.log();
+    assert!(log.iter().all(|l| !l.ends_with(" 403")), "{log:#?}");
+    for needed in [
+        "GET /apis/apps/v1/namespaces/data/statefulsets/ledger 200",
+        "GET /apis/apps/v1/namespaces/data/daemonsets/node-agent 200",
+        "GET /apis/apps/v1/namespaces/data/controllerrevisions 200",
+        "GET /apis/apps/v1/statefulsets 200",
+        "GET /apis/apps/v1/daemonsets 200",
+        "GET /apis/apps/v1/namespaces/data/statefulsets 200",
+        "PATCH /apis/apps/v1/namespaces/data/statefulsets/ledger 200",
+        "PATCH /apis/apps/v1/namespaces/data/daemonsets/node-agent 200",
+        "POST /api/v1/namespaces/data/events 201",
+        &format!("GET /api/v1/namespaces/data/pods/{pod} 200"),
+    ] {
+        assert!(log.iter().any(|l| l == needed), "{needed} not in {log:#?}");
+    }
+}
+
+#[tokio::test]
+async fn without_controllerrevisions_list_a_statefulset_rollback_is_forbidden() {
+    let mut rbac = cluster_wide();
+    for role in &mut rbac.cluster_roles {
+        if let Some(rules) = role.rules.as_mut() {
+            let before = rules.len();
+            rules.retain(|r| {
+                !r.resources
+                    .iter()
+                    .flatten()
+                    .any(|r| r == "controllerrevisions")
+            });
+            assert_eq!(
+                rules.len(),
+                before - 1,
+                "rbac.yaml grants controllerrevisions once"
+            );
+        }
+    }
+    let c = Cluster::start(rbac, &[]).await;
+    seed_new_kinds(&c).await;
+    let state = c.state(&[]).await;
+    let before = workload(&c, "StatefulSet", "ledger");
+    let err = forbidden(
+        act(
+            &state,
+            Action::Rollback,
+            json!({"namespace": "data", "statefulSet": "ledger"}),
+        )
+        .await,
+    );
+    assert!(
+        err.to_string().contains("controllerrevisions"),
+        "the 403 names what is missing: {err}"
+    );
+    assert_eq!(
+        workload(&c, "StatefulSet", "ledger"),
+        before,
+        "nothing written"
+    );
+    // The hold needs no history: it still works with the narrower role.
+    applied(
+        act(
+            &state,
+            Action::Pause,
+            json!({"namespace": "data", "statefulSet": "ledger"}),
+        )
+        .await,
+    );
 }
 
 #[tokio::test]

@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use selfheal_tests::emulator::Emulator;
 use selfheal_tests::tools::{build_workspace_bins, cargo_lambda_binary, free_port, tool_or_skip};
-use selfheal_testserver::{Identity, TestServer};
+use selfheal_testserver::{Identity, TestServer, fixtures};
 use serde_json::{Value, json};
 
 use common::{API_1, API_2, ENVOY, checkout, images, paused, restarted_at, warm_up};
@@ -84,6 +84,200 @@ fn request(action: &str) -> Value {
         "target": { "cluster": "e2e", "namespace": "shop", "deployment": "checkout" },
         "reason": "lambda_runtime_e2e"
     })
+}
+
+// ---------------------------------------------- StatefulSets and DaemonSets --
+
+/// A StatefulSet or DaemonSet fixture seeded with its recorded history
+/// (revision 4 broke `bad`; revision 3 ran `good` and is reused by the
+/// rollback), as the functions see it.
+struct Kind {
+    fixture: fixtures::Workload,
+    kind: &'static str,
+    /// The request's target field.
+    field: &'static str,
+    history: [(&'static str, &'static str); 3],
+    /// The container revision 4 changed, its image there and in revision 3.
+    container: &'static str,
+    bad: &'static str,
+    good: &'static str,
+}
+
+impl Kind {
+    fn ledger() -> Self {
+        Kind {
+            fixture: fixtures::ledger_as_recorded(),
+            kind: "StatefulSet",
+            field: "statefulSet",
+            history: fixtures::LEDGER_HISTORY,
+            container: "db",
+            bad: "registry.example/data/db:15.3",
+            good: "registry.example/data/db:15.2",
+        }
+    }
+
+    fn node_agent() -> Self {
+        Kind {
+            fixture: fixtures::node_agent_as_recorded(),
+            kind: "DaemonSet",
+            field: "daemonSet",
+            history: fixtures::NODE_AGENT_HISTORY,
+            container: "agent",
+            bad: "registry.example/obs/agent:2.2",
+            good: "registry.example/obs/agent:2.1",
+        }
+    }
+
+    fn request(&self, action: &str) -> Value {
+        json!({
+            "action": action,
+            "target": {"cluster": "e2e", "namespace": self.fixture.namespace(),
+                       self.field: self.fixture.name()},
+            "reason": "lambda_runtime_e2e"
+        })
+    }
+
+    fn object(&self, server: &TestServer) -> Value {
+        let (ns, name) = (self.fixture.namespace(), self.fixture.name());
+        server.object(self.kind, ns, name).expect("the workload")
+    }
+
+    /// (revision, name) of the workload's ControllerRevisions, by name.
+    fn revisions(&self, server: &TestServer) -> BTreeMap<String, i64> {
+        server
+            .controller_revisions(self.fixture.namespace())
+            .into_iter()
+            .filter(|cr| {
+                cr.metadata
+                    .owner_references
+                    .iter()
+                    .flatten()
+                    .any(|o| o.kind == self.kind && o.name == self.fixture.name())
+            })
+            .map(|cr| (cr.metadata.name.unwrap_or_default(), cr.revision))
+            .collect()
+    }
+
+    /// `verify` on the workload until the controller says done.
+    async fn verified(&self, lambda: &Emulator, target: &Value) -> Value {
+        let mut verdict = Value::Null;
+        for _ in 0..100 {
+            verdict = lambda.ok("verify", &json!({"target": target})).await;
+            if verdict["state"] != "waiting" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(verdict["state"], "done", "{verdict}");
+        assert_eq!(verdict["target"][self.field], self.fixture.name());
+        verdict
+    }
+
+    /// rollback (the offending container only), verify, pause (hold),
+    /// resume (the strategy exactly as before), restart, verify.
+    async fn end_to_end(&self, lambda: &Emulator, server: &TestServer) {
+        let kind = self.kind;
+        assert!(
+            self.fixture.seed_with_history(server, &self.history).await,
+            "{kind}: seeding the recorded history"
+        );
+        let before = self.object(server);
+        let revisions = self.revisions(server);
+        let reused = revisions
+            .iter()
+            .find(|(_, n)| **n == 3)
+            .map(|(name, _)| name.clone())
+            .unwrap();
+
+        let outcome = lambda.ok("rollback", &self.request("rollback")).await;
+        assert_eq!(outcome["status"], "applied", "{kind}: {outcome}");
+        assert_eq!(
+            outcome["changes"],
+            json!([{"container": self.container, "from": self.bad, "to": self.good}]),
+            "{kind}"
+        );
+        assert_eq!(outcome["target"][self.field], self.fixture.name());
+        let after = self.object(server);
+        let containers = |o: &Value| o["spec"]["template"]["spec"]["containers"].clone();
+        let mut want = containers(&before);
+        for c in want.as_array_mut().unwrap() {
+            if c["name"] == self.container {
+                c["image"] = json!(self.good);
+            }
+        }
+        assert_eq!(
+            containers(&after),
+            want,
+            "{kind}: only {} changed",
+            self.container
+        );
+        let verdict = self.verified(lambda, &outcome["target"]).await;
+        assert!(
+            verdict["message"].as_str().unwrap().contains("roll"),
+            "{kind}: {verdict}"
+        );
+        // The controller reused revision 3's ControllerRevision and renumbered it.
+        let now = self.revisions(server);
+        assert_eq!(
+            now.len(),
+            revisions.len(),
+            "{kind}: no new revision {now:?}"
+        );
+        assert_eq!(now[&reused], 5, "{kind}: {reused} renumbered {now:?}");
+
+        let strategy = self.object(server)["spec"]["updateStrategy"].clone();
+        let out = lambda.ok("pause", &self.request("pause")).await;
+        assert_eq!(out["status"], "applied", "{kind}: {out}");
+        let held = self.object(server);
+        match kind {
+            "StatefulSet" => assert_eq!(
+                held["spec"]["updateStrategy"]["rollingUpdate"]["partition"],
+                held["spec"]["replicas"],
+                "{kind}: partition = replicas"
+            ),
+            _ => assert_eq!(held["spec"]["updateStrategy"]["type"], "OnDelete"),
+        }
+        assert_eq!(
+            held["metadata"]["annotations"]["selfheal.dev/paused-by"],
+            "selfheal"
+        );
+        let out = lambda.ok("pause", &self.request("pause")).await;
+        assert_eq!(out["status"], "skipped", "{kind}: held already: {out}");
+        let out = lambda.ok("resume", &self.request("resume")).await;
+        assert_eq!(out["status"], "applied", "{kind}: {out}");
+        let resumed = self.object(server);
+        assert_eq!(
+            resumed["spec"]["updateStrategy"], strategy,
+            "{kind}: restored exactly"
+        );
+        let annotations = resumed["metadata"]["annotations"].as_object();
+        assert!(
+            annotations.is_none_or(|a| !a.contains_key("selfheal.dev/paused-by")
+                && !a.contains_key("selfheal.dev/held-strategy")),
+            "{kind}: {resumed}"
+        );
+
+        let out = lambda.ok("restart", &self.request("restart")).await;
+        assert_eq!(out["status"], "applied", "{kind}: {out}");
+        let restarted = self.object(server);
+        assert!(
+            restarted["spec"]["template"]["metadata"]["annotations"]
+                ["kubectl.kubernetes.io/restartedAt"]
+                .is_string(),
+            "{kind}: {restarted}"
+        );
+        assert_eq!(
+            containers(&restarted),
+            want,
+            "{kind}: restart keeps the images"
+        );
+        self.verified(lambda, &out["target"]).await;
+        assert_eq!(
+            self.revisions(server).len(),
+            revisions.len() + 1,
+            "{kind}: the restart's template is a new revision"
+        );
+    }
 }
 
 // -------------------------------------------------------------------- fuzz --
@@ -312,6 +506,11 @@ async fn functions_serve_many_invocations_warm_with_stable_error_types() {
         API_1,
         "restart must not touch images"
     );
+
+    // --- the same five functions on a StatefulSet and a DaemonSet.
+    for kind in [Kind::ledger(), Kind::node_agent()] {
+        kind.end_to_end(&lambda, &server).await;
+    }
 
     // --- errors leave as documented errorTypes.
     let missing = json!({"action": "pause", "target": {"namespace": "shop", "deployment": "nope"}});

@@ -10,7 +10,7 @@
 //! `SendTaskSuccess` (approve) or `SendTaskFailure` with error
 //! `SelfhealApprovalDenied` (deny), naming the caller ([`Caller`]). Unknown,
 //! used, expired or no-longer-waiting links answer 410 Gone. A record minted
-//! for a Deployment lives in that Deployment's SSM folder ([`DeploymentScope`]),
+//! for a workload lives in that workload's SSM folder ([`DeploymentScope`]),
 //! and [`mint_for`] refuses a new one while the folder holds the cap's worth
 //! of unexpired records ([`Error::TooManyPending`]).
 //!
@@ -60,7 +60,7 @@ pub enum Error {
     #[error("invalid approval request: {0}")]
     InvalidRequest(String),
 
-    /// The Deployment already has `max` approvals nobody has answered yet;
+    /// The workload already has `max` approvals nobody has answered yet;
     /// no record was written.
     #[error(
         "{deployment} already has {pending} pending approvals (at most {max}); answer or let them expire before asking again"
@@ -257,7 +257,8 @@ pub struct ApprovalPlan {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<String>,
     pub namespace: String,
-    /// `Deployment checkout`, or `pod checkout-7d9f8c6b5-x2x9q`.
+    /// `Deployment checkout`, `StatefulSet ledger`, `DaemonSet node-agent`,
+    /// or `pod checkout-7d9f8c6b5-x2x9q`.
     pub workload: String,
     /// Per container, its image now and the one it goes back to.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -525,11 +526,12 @@ pub async fn mint<S: ApprovalStore>(
     mint_for(store, &request).await
 }
 
-/// The Deployment an approval is for and how many of its approvals may be
+/// The workload an approval is for and how many of its approvals may be
 /// pending at once.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PendingCap {
-    /// `cluster/namespace/deployment`, for the error and the record's description.
+    /// `cluster/namespace/deployment` (`statefulset cluster/namespace/name`
+    /// for the other kinds), for the error and the record's description.
     pub name: String,
     pub scope: DeploymentScope,
     pub max: usize,
@@ -547,7 +549,7 @@ pub struct MintRequest<'a> {
     pub summary: &'a str,
     /// What the approval page shows ([`ApprovalPlan`]).
     pub plan: Option<ApprovalPlan>,
-    /// `Some`: the record goes into the Deployment's folder, and minting is
+    /// `Some`: the record goes into the workload's folder, and minting is
     /// refused ([`Error::TooManyPending`]) while `max` of its records are
     /// pending (stored and not expired).
     pub deployment: Option<PendingCap>,

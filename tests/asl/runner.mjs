@@ -108,6 +108,9 @@ const { StateMachine } = await patchInterpreter();
 const MACHINES = {
   'remediate-deployment': 'statemachines/remediate-deployment.asl.json',
   'remediate-fleet': 'statemachines/remediate-fleet.asl.json',
+  // The polling design before issue 14 (tests/fixtures/statemachines/README.md),
+  // run beside the current one by tests/benches/verify_watch.rs.
+  'remediate-deployment-polling': 'tests/fixtures/statemachines/remediate-deployment-polling.asl.json',
 };
 
 function lambdaArn(name) {

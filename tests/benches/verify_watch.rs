@@ -12,11 +12,25 @@
 //!
 //! Both are set beside the polling design they replace (one look per verify
 //! call, `Wait` 10 s before each: a finish is seen 5 s late on average, up
-//! to 10 s), and (b) counts the state transitions of each execution,
-//! against what the polling loop takes for the same rollout.
+//! to 10 s).
+//!
+//! (c) State transitions per remediation, old and new design side by side,
+//! measured from the interpreter's execution history: the same rollback,
+//! its rollout done 1 s to 10 min after the rollback's answer, run by the
+//! current definition and by the polling one it replaced
+//! (tests/fixtures/statemachines/remediate-deployment-polling.asl.json),
+//! both against the test server through the real `handle_verify` (for the
+//! polling design one read per call, as its verify did: the handler with a
+//! spent budget). Time runs ten times faster for both, so ten minutes take
+//! one: the polling `Wait` is 1 s instead of 10 s and the watch budget 66 s
+//! instead of 660 s, which keeps the number of looks and windows of each
+//! rollout the same (the polling design's looks drift a little later with
+//! each call's latency at this pace, so it may need a look fewer than in
+//! real time: the ratio errs in its favour). The (b) runs give the same
+//! count at real time for the short rollouts.
 //!
 //! Environment: `SELFHEAL_BENCH_RUNS` (default 8, cycling the scripted
-//! moments 1, 4, 9 and 17 s after the watch starts; 17 s crosses a window),
+//! moments 1, 4, 9 and 17 s after the watch starts, for (a) and (b)),
 //! `SELFHEAL_BENCH_CLI` (default `$CARGO_TARGET_DIR`, else target, then
 //! `release/selfheal`: `cargo build --release -p selfheal-cli` first).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -41,8 +55,19 @@ const MOMENTS: [Duration; 4] = [
     Duration::from_secs(17),
 ];
 
-/// The polling design: `Wait` this long before each single look.
-const POLL_INTERVAL: Duration = Duration::from_secs(10);
+/// (c): how long after the rollback's answer the rollout is done.
+const DURATIONS: [Duration; 7] = [
+    Duration::from_secs(1),
+    Duration::from_secs(9),
+    Duration::from_secs(17),
+    Duration::from_secs(30),
+    Duration::from_secs(60),
+    Duration::from_secs(120),
+    Duration::from_secs(600),
+];
+
+/// (c) runs this many times faster than real time.
+const SPEED_UP: u32 = 10;
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -84,6 +109,12 @@ async fn finish_rollout(server: &TestServer, moment: Duration) -> Instant {
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     tokio::time::sleep(moment).await;
+    let_controller_finish(server).await
+}
+
+/// Lets the controller run and returns the instant its final status write
+/// landed (polled every millisecond).
+async fn let_controller_finish(server: &TestServer) -> Instant {
     server.controller().pause_automatic(false);
     loop {
         let live = server.deployment("shop", "checkout").unwrap();
@@ -122,10 +153,12 @@ async fn cli_delay(cli: &PathBuf, moment: Duration) -> Duration {
 }
 
 /// What the stand-in functions share with the bench: the verify state of
-/// the current run, and when the execution reached ReportResult.
+/// the current run, when the rollback answered and when the execution
+/// reached ReportResult.
 #[derive(Default)]
 struct Stage {
     state: Option<Arc<AppState>>,
+    rolled_back: Option<Instant>,
     reported: Option<Instant>,
 }
 
@@ -137,6 +170,35 @@ fn applied(target: &Value) -> Value {
            "changes": [{"container": "api", "from": "registry.example/shop/api:1.2.0", "to": "registry.example/shop/api:1.1.0"}]})
 }
 
+/// A fresh mid-rollout server whose verify state the stand-ins use.
+async fn stage_server(stage: &Arc<Mutex<Stage>>) -> (TestServer, KubeconfigFile) {
+    let (server, kubeconfig) = waiting_server().await;
+    let path = kubeconfig.as_str().to_owned();
+    let config =
+        FunctionConfig::from_lookup(|k| (k == "SELFHEAL_KUBECONFIG").then(|| path.clone()))
+            .unwrap();
+    *stage.lock().unwrap() = Stage {
+        state: Some(Arc::new(AppState::new(config).await.unwrap())),
+        ..Stage::default()
+    };
+    (server, kubeconfig)
+}
+
+/// One rollback execution of `machine` with `knobs`, to its successful end:
+/// its states, in order.
+async fn remediate(runner: &Runner, machine: &str, name: &str, knobs: &Value) -> Vec<String> {
+    let request = json!({"action": "rollback", "reason": "verify_watch bench",
+        "target": {"namespace": "shop", "deployment": "checkout", "container": "api"}});
+    let result = runner.run_with(machine, name, &request, knobs).await;
+    assert_eq!(result["status"], "SUCCEEDED", "{result:#}");
+    result["states"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap().to_owned())
+        .collect()
+}
+
 /// (b): one execution; the delay from the write to ReportResult, and the
 /// states it went through.
 async fn state_machine_delay(
@@ -145,32 +207,62 @@ async fn state_machine_delay(
     run: usize,
     moment: Duration,
 ) -> (Duration, Vec<String>) {
-    let (server, kubeconfig) = waiting_server().await;
-    let path = kubeconfig.as_str().to_owned();
-    let config =
-        FunctionConfig::from_lookup(|k| (k == "SELFHEAL_KUBECONFIG").then(|| path.clone()))
-            .unwrap();
-    *stage.lock().unwrap() = Stage {
-        state: Some(Arc::new(AppState::new(config).await.unwrap())),
-        reported: None,
-    };
-    let request = json!({"action": "rollback", "reason": "verify_watch bench",
-        "target": {"namespace": "shop", "deployment": "checkout", "container": "api"}});
+    let (server, _kubeconfig) = stage_server(stage).await;
     let knobs = json!({"VerifyIntervalSeconds": "1", "VerifyTimeoutSeconds": "660"});
     let name = format!("bench-{run}");
-    let (result, written) = tokio::join!(
-        runner.run_with("remediate-deployment", &name, &request, &knobs),
+    let (states, written) = tokio::join!(
+        remediate(runner, "remediate-deployment", &name, &knobs),
         finish_rollout(&server, moment)
     );
-    assert_eq!(result["status"], "SUCCEEDED", "{result:#}");
     let reported = stage.lock().unwrap().reported.unwrap();
-    let states = result["states"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s.as_str().unwrap().to_owned())
-        .collect();
     (reported.saturating_duration_since(written), states)
+}
+
+/// The two designs of (c), both [`SPEED_UP`] times faster than real time:
+/// (name, machine, knobs).
+fn designs() -> [(&'static str, &'static str, Value); 2] {
+    [
+        // Wait 10 s before each look, at most 66 looks.
+        (
+            "polling",
+            "remediate-deployment-polling",
+            json!({"VerifyIntervalSeconds": (10 / SPEED_UP).to_string(), "VerifyMaxAttempts": "66"}),
+        ),
+        // The 660 s budget, watched.
+        (
+            "watching",
+            "remediate-deployment",
+            json!({"VerifyIntervalSeconds": "1", "VerifyTimeoutSeconds": (660 / SPEED_UP).to_string()}),
+        ),
+    ]
+}
+
+/// (c): the states of one remediation whose controller runs `after` (real
+/// time; run [`SPEED_UP`] times faster) the rollback answered, and when
+/// (real-time equivalent) the rollout was done: a little later, by the
+/// controller's own steps.
+async fn transitions(
+    runner: &Runner,
+    stage: &Arc<Mutex<Stage>>,
+    (design, machine, knobs): &(&str, &str, Value),
+    after: Duration,
+) -> (Vec<String>, Duration) {
+    let (server, _kubeconfig) = stage_server(stage).await;
+    let name = format!("count-{design}-{}", after.as_secs());
+    let finish = async {
+        let answered = loop {
+            if let Some(at) = stage.lock().unwrap().rolled_back {
+                break at;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        };
+        tokio::time::sleep_until((answered + after / SPEED_UP).into()).await;
+        let_controller_finish(&server)
+            .await
+            .saturating_duration_since(answered)
+            * SPEED_UP
+    };
+    tokio::join!(remediate(runner, machine, &name, knobs), finish)
 }
 
 fn ms(d: Duration) -> String {
@@ -189,19 +281,11 @@ fn summary(delays: &mut [Duration]) -> String {
     )
 }
 
-/// The polling loop's transitions for a rollout that finishes `d` after
-/// StartVerify: StartVerify, then Wait, Verify, CountVerify, CheckRollout
-/// per look, one look every 10 s until the first after `d`.
-fn polling_loop_transitions(d: Duration) -> usize {
-    let looks = (d.as_secs_f64() / POLL_INTERVAL.as_secs_f64()).floor() as usize + 1;
-    1 + 4 * looks
-}
-
-/// The watching loop's: StartVerify, then Verify, CountVerify, CheckRollout
-/// per 15 s window and a WaitForRollout (1 s) between windows.
-fn watching_loop_transitions(d: Duration) -> usize {
-    let windows = (d.as_secs_f64() / 16.0).floor() as usize + 1;
-    1 + 3 * windows + (windows - 1)
+/// States from StartVerify to the last CheckRollout: the verify loop.
+fn in_loop(states: &[String]) -> usize {
+    let start = states.iter().position(|s| s == "StartVerify").unwrap();
+    let end = states.iter().rposition(|s| s == "CheckRollout").unwrap();
+    end - start + 1
 }
 
 fn main() {
@@ -240,9 +324,23 @@ async fn bench() {
         let stage = functions.clone();
         Box::pin(async move {
             match name.as_str() {
-                "rollback" => Ok(applied(&payload["target"])),
+                "rollback" => {
+                    stage
+                        .lock()
+                        .unwrap()
+                        .rolled_back
+                        .get_or_insert_with(Instant::now);
+                    Ok(applied(&payload["target"]))
+                }
                 "verify" => {
                     let state = stage.lock().unwrap().state.clone().unwrap();
+                    let mut payload = payload;
+                    if payload.get("watch").is_none() {
+                        // The polling design's verify: one read, which is
+                        // what the handler does with its budget spent.
+                        payload["watch"] =
+                            json!({"startedAt": "2026-01-01T00:00:00Z", "budgetSeconds": 0});
+                    }
                     let event = LambdaEvent::new(payload, Context::default());
                     handle_verify(&state, event)
                         .await
@@ -264,19 +362,34 @@ async fn bench() {
     .await;
     let runner = Runner::start(&node, &url, "verify_watch");
     let mut machine_delays = Vec::new();
-    let mut transitions = Vec::new();
+    let mut real_time = Vec::new();
     for (i, moment) in moments.iter().enumerate() {
         let (d, states) = state_machine_delay(&runner, &stage, i, *moment).await;
-        let start = states.iter().position(|s| s == "StartVerify").unwrap();
-        let end = states.iter().rposition(|s| s == "CheckRollout").unwrap();
-        let in_loop = end - start + 1;
         eprintln!(
-            "(b) run {i}: ready {moment:?} after the watch started, left CheckRollout {}, {} transitions ({in_loop} in the verify loop)",
+            "(b) run {i}: ready {moment:?} after the watch started, left CheckRollout {}, {} transitions ({} in the verify loop)",
             ms(d),
-            states.len()
+            states.len(),
+            in_loop(&states)
         );
         machine_delays.push(d);
-        transitions.push((*moment, states.len(), in_loop));
+        real_time.push((moment.as_secs(), states.len()));
+    }
+
+    let mut counted = Vec::new();
+    for after in DURATIONS {
+        let mut row = Vec::new();
+        for design in &designs() {
+            let (states, done) = transitions(&runner, &stage, design, after).await;
+            eprintln!(
+                "(c) {after:?} {}: done after {:.1} s, {} transitions ({} in the verify loop)",
+                design.0,
+                done.as_secs_f64(),
+                states.len(),
+                in_loop(&states)
+            );
+            row.push((states.len(), in_loop(&states), done));
+        }
+        counted.push((after, row[0], row[1]));
     }
 
     println!(
@@ -291,40 +404,23 @@ async fn bench() {
         summary(&mut machine_delays)
     );
     println!("  polling design (Wait 10 s, one look): expected mean 5000 ms, max 10000 ms");
+    real_time.sort();
+    real_time.dedup();
+    println!("  (b) transitions per remediation at real time ((ready s, total)): {real_time:?}");
     println!(
-        "\nState transitions per remediation (rollback, rollout done `ready` after the watch started):"
+        "\n(c) State transitions per remediation (one rollback, its rollout done `after` the rollback answered; interpreter history, run {SPEED_UP}x faster):"
     );
     println!(
-        "  ready   watching (measured: total / loop)   polling (same fixed states: total / loop)   ratio"
+        "  after    done (polling, watching)   polling total / loop   watching total / loop   fewer"
     );
-    for (moment, total, in_loop) in &transitions {
-        let fixed = total - in_loop;
-        let polling = polling_loop_transitions(*moment);
+    for (after, (old, old_loop, old_done), (new, new_loop, new_done)) in &counted {
         println!(
-            "  {:>4} s  {total:>3} / {in_loop:>2}                              {:>3} / {polling:>2}                                   {:.2}x (loop {:.2}x)",
-            moment.as_secs(),
-            fixed + polling,
-            (fixed + polling) as f64 / *total as f64,
-            polling as f64 / *in_loop as f64
-        );
-        if *in_loop != watching_loop_transitions(*moment) {
-            println!(
-                "        (the watching model says {} in the loop)",
-                watching_loop_transitions(*moment)
-            );
-        }
-    }
-    let fixed = transitions[0].1 - transitions[0].2;
-    println!("  longer rollouts (the same models, {fixed} fixed states):");
-    for secs in [30u64, 60, 120, 600] {
-        let d = Duration::from_secs(secs);
-        let (w, p) = (watching_loop_transitions(d), polling_loop_transitions(d));
-        println!(
-            "  {secs:>4} s  {:>3} / {w:>2}   vs   {:>3} / {p:>2}: {:.2}x (loop {:.2}x)",
-            fixed + w,
-            fixed + p,
-            (fixed + p) as f64 / (fixed + w) as f64,
-            p as f64 / w as f64
+            "  {:>5} s  {:>7.1} s, {:>7.1} s       {old:>5} / {old_loop:>3}           {new:>5} / {new_loop:>3}           {:.2}x (loop {:.1}x)",
+            after.as_secs(),
+            old_done.as_secs_f64(),
+            new_done.as_secs_f64(),
+            *old as f64 / *new as f64,
+            *old_loop as f64 / *new_loop as f64
         );
     }
 }

@@ -831,10 +831,7 @@ async fn cooldown_is_per_action_and_the_history_is_the_audit_trail() {
 async fn two_image_release() -> TestServer {
     let bad_api = format!("{API}:1.1.0");
     let server = TestServer::builder()
-        .controller(ControllerConfig {
-            never_ready_images: vec![bad_api.clone()],
-            ..ControllerConfig::default()
-        })
+        .controller(ControllerConfig::never_ready_image(&bad_api))
         .start()
         .await
         .unwrap();

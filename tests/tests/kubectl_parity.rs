@@ -870,14 +870,8 @@ async fn rollout_status_reports_progress_deadline_exceeded() {
     let Some(bin) = kubectl_or_skip("rollout_status_reports_progress_deadline_exceeded") else {
         return;
     };
-    let cluster = Cluster::start_with(
-        bin,
-        ControllerConfig {
-            never_ready_images: vec![NEVER_READY_IMAGE.to_owned()],
-            ..ControllerConfig::default()
-        },
-    )
-    .await;
+    let config = ControllerConfig::never_ready_image(NEVER_READY_IMAGE);
+    let cluster = Cluster::start_with(bin, config).await;
     create_namespace(&cluster, "shop").await;
     let mut stuck = app_deployment(
         "shop",

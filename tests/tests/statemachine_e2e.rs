@@ -1041,10 +1041,7 @@ async fn state_machines_run_end_to_end_with_the_real_handlers() {
 
     // Kubernetes: one test server, one namespace per scenario.
     let server = TestServer::builder()
-        .controller(ControllerConfig {
-            never_ready_images: vec![API_BROKEN.to_owned()],
-            ..ControllerConfig::default()
-        })
+        .controller(ControllerConfig::never_ready_image(API_BROKEN))
         .start()
         .await
         .expect("start test server");

@@ -143,10 +143,7 @@ async fn returns_done_the_moment_the_rollout_finishes() {
 
 #[tokio::test]
 async fn returns_failed_when_the_progress_deadline_passes() {
-    let config = ControllerConfig {
-        never_ready_images: vec![BROKEN.into()],
-        ..ControllerConfig::default()
-    };
+    let config = ControllerConfig::never_ready_image(BROKEN);
     let (server, remediator) =
         rollout_in_progress(TestServer::builder().controller(config), BROKEN, Some(5)).await;
     let controller = server.controller();

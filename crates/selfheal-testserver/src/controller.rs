@@ -65,6 +65,15 @@ impl Default for ControllerConfig {
 }
 
 impl ControllerConfig {
+    /// The default timings, with pods running `image` never turning ready:
+    /// a bad release whose rollout does not finish by itself.
+    pub fn never_ready_image(image: impl Into<String>) -> Self {
+        ControllerConfig {
+            never_ready_images: vec![image.into()],
+            ..ControllerConfig::default()
+        }
+    }
+
     fn never_ready(&self, image: &str) -> bool {
         self.never_ready_images.iter().any(|i| i == image)
             || self.never_ready.as_ref().is_some_and(|p| (p.0)(image))

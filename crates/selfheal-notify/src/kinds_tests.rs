@@ -210,3 +210,29 @@ fn pending_caps_keep_deployments_and_separate_the_other_kinds() {
         DeploymentScope::of(Some("prod"), "shop", "checkout-0")
     );
 }
+
+#[test]
+fn completed_and_failed_messages_name_the_kind() {
+    for kind in kinds() {
+        let applied = event(json!({"event": "completed", "execution": {"id": EXEC},
+            "request": request("rollback", &kind.target),
+            "outcome": {"status": "applied", "action": "rollback", "message": "rolled back", "target": kind.target}}));
+        let m = render(&applied, None);
+        assert_eq!(
+            m.subject,
+            format!("selfheal: rollback applied for {}", kind.short)
+        );
+        let target = format!("Target: {}", kind.line);
+        assert!(m.text.lines().any(|l| l == target), "{}", m.text);
+
+        let failed = event(json!({"event": "failed", "execution": {"id": EXEC},
+            "request": request("rollback", &kind.target),
+            "error": {"Error": "NonRetryableNotFound", "Cause": "not found"}}));
+        let m = render(&failed, None);
+        assert_eq!(
+            m.subject,
+            format!("selfheal: rollback FAILED for {}", kind.short)
+        );
+        assert!(m.text.lines().any(|l| l == target), "{}", m.text);
+    }
+}

@@ -211,9 +211,20 @@ mod tests {
         IngestConfig::from_lookup(selfheal_contract::env::from_pairs(vars))
     }
 
+    /// The state machine's ARN and `extra`.
+    fn with_arn<'a>(extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+        let mut vars = vec![(IngestConfig::STATE_MACHINE_VAR, ARN)];
+        vars.extend_from_slice(extra);
+        vars
+    }
+
+    fn config_with_arn(extra: &[(&str, &str)]) -> Result<IngestConfig, Error> {
+        config(&with_arn(extra))
+    }
+
     #[test]
     fn minimal_config_has_webhook_disabled() {
-        let c = config(&[(IngestConfig::STATE_MACHINE_VAR, ARN)]).unwrap();
+        let c = config_with_arn(&[]).unwrap();
         assert_eq!(c.state_machine_arn, ARN);
         assert!(matches!(c.secret, SecretSource::Disabled));
         assert_eq!(c.concurrency, 8);
@@ -225,8 +236,7 @@ mod tests {
     #[test]
     fn reads_the_off_switch() {
         use selfheal_aws::switch::{CACHE_SECONDS_VAR, PARAMETER_VAR};
-        let c = config(&[
-            (IngestConfig::STATE_MACHINE_VAR, ARN),
+        let c = config_with_arn(&[
             (PARAMETER_VAR, "/selfheal/prod/switch"),
             (CACHE_SECONDS_VAR, "3"),
         ])
@@ -238,12 +248,8 @@ mod tests {
                 cache: std::time::Duration::from_secs(3),
             })
         );
-        let err = config(&[
-            (IngestConfig::STATE_MACHINE_VAR, ARN),
-            (PARAMETER_VAR, "/p"),
-            (CACHE_SECONDS_VAR, "soon"),
-        ])
-        .unwrap_err();
+        let err =
+            config_with_arn(&[(PARAMETER_VAR, "/p"), (CACHE_SECONDS_VAR, "soon")]).unwrap_err();
         assert!(
             matches!(&err, Error::Config(Invalid { variable, .. }) if *variable == CACHE_SECONDS_VAR),
             "{err}"
@@ -253,8 +259,7 @@ mod tests {
 
     #[test]
     fn reads_every_variable() {
-        let c = config(&[
-            (IngestConfig::STATE_MACHINE_VAR, ARN),
+        let c = config_with_arn(&[
             (IngestConfig::SECRET_VAR, " s3cret \n"),
             (IngestConfig::CONCURRENCY_VAR, "32"),
             (IngestConfig::MAX_ALERTS_VAR, " 1000 "),
@@ -271,19 +276,11 @@ mod tests {
         assert_eq!(c.defaults.cluster.as_deref(), Some("prod"));
         assert_eq!(c.defaults.action, Some(Action::Restart));
 
-        let c = config(&[
-            (IngestConfig::STATE_MACHINE_VAR, ARN),
-            (IngestConfig::SECRET_PARAM_VAR, "/selfheal/webhook"),
-        ])
-        .unwrap();
+        let c = config_with_arn(&[(IngestConfig::SECRET_PARAM_VAR, "/selfheal/webhook")]).unwrap();
         assert!(
             matches!(&c.secret, SecretSource::SsmParameter { name } if name == "/selfheal/webhook")
         );
-        let c = config(&[
-            (IngestConfig::STATE_MACHINE_VAR, ARN),
-            (IngestConfig::SECRET_ARN_VAR, "selfheal/webhook"),
-        ])
-        .unwrap();
+        let c = config_with_arn(&[(IngestConfig::SECRET_ARN_VAR, "selfheal/webhook")]).unwrap();
         assert!(
             matches!(&c.secret, SecretSource::SecretsManager { id } if id == "selfheal/webhook")
         );
@@ -291,62 +288,34 @@ mod tests {
 
     #[test]
     fn rejects_bad_values_naming_the_variable() {
-        let cases: &[(&[(&str, &str)], &str)] = &[
-            (&[], IngestConfig::STATE_MACHINE_VAR),
+        use IngestConfig as C;
+        let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
+            (vec![], C::STATE_MACHINE_VAR),
             (
-                &[(IngestConfig::STATE_MACHINE_VAR, "remediate")],
-                IngestConfig::STATE_MACHINE_VAR,
+                vec![(C::STATE_MACHINE_VAR, "remediate")],
+                C::STATE_MACHINE_VAR,
             ),
+            (with_arn(&[(C::CONCURRENCY_VAR, "0")]), C::CONCURRENCY_VAR),
             (
-                &[
-                    (IngestConfig::STATE_MACHINE_VAR, ARN),
-                    (IngestConfig::CONCURRENCY_VAR, "0"),
-                ],
-                IngestConfig::CONCURRENCY_VAR,
+                with_arn(&[(C::CONCURRENCY_VAR, "many")]),
+                C::CONCURRENCY_VAR,
             ),
+            (with_arn(&[(C::MAX_ALERTS_VAR, "0")]), C::MAX_ALERTS_VAR),
+            (with_arn(&[(C::MAX_ALERTS_VAR, "1001")]), C::MAX_ALERTS_VAR),
             (
-                &[
-                    (IngestConfig::STATE_MACHINE_VAR, ARN),
-                    (IngestConfig::CONCURRENCY_VAR, "many"),
-                ],
-                IngestConfig::CONCURRENCY_VAR,
-            ),
-            (
-                &[
-                    (IngestConfig::STATE_MACHINE_VAR, ARN),
-                    (IngestConfig::MAX_ALERTS_VAR, "0"),
-                ],
-                IngestConfig::MAX_ALERTS_VAR,
-            ),
-            (
-                &[
-                    (IngestConfig::STATE_MACHINE_VAR, ARN),
-                    (IngestConfig::MAX_ALERTS_VAR, "1001"),
-                ],
-                IngestConfig::MAX_ALERTS_VAR,
-            ),
-            (
-                &[
-                    (IngestConfig::STATE_MACHINE_VAR, ARN),
-                    (IngestConfig::SECRET_VAR, "a"),
-                    (IngestConfig::SECRET_ARN_VAR, "b"),
-                ],
-                IngestConfig::SECRET_PARAM_VAR,
+                with_arn(&[(C::SECRET_VAR, "a"), (C::SECRET_ARN_VAR, "b")]),
+                C::SECRET_PARAM_VAR,
             ),
         ];
         for (vars, variable) in cases {
-            let err = config(vars).unwrap_err();
+            let err = config(&vars).unwrap_err();
             assert!(
-                matches!(&err, Error::Config(Invalid { variable: v, .. }) if v == variable),
+                matches!(&err, Error::Config(Invalid { variable: v, .. }) if *v == variable),
                 "{vars:?}: {err}"
             );
             assert_eq!(err.error_type(), "NonRetryableConfig");
         }
-        let err = config(&[
-            (IngestConfig::STATE_MACHINE_VAR, ARN),
-            ("SELFHEAL_DEFAULT_ACTION", "nuke"),
-        ])
-        .unwrap_err();
+        let err = config_with_arn(&[("SELFHEAL_DEFAULT_ACTION", "nuke")]).unwrap_err();
         assert!(matches!(err, Error::Defaults { .. }), "{err}");
         assert_eq!(err.error_type(), "NonRetryableConfig");
     }

@@ -44,6 +44,26 @@ async fn state_for(kubeconfig: &Path, extra: &[(&str, &str)]) -> Result<AppState
 }
 
 /// checkout at revision 2 (api 1.1.0 is the bad image), rollout finished.
+/// `action` on `shop/checkout` through the real handler; it must answer.
+async fn act(s: &Setup, action: Action) -> selfheal_core::RemediationOutcome {
+    let payload = event(request(action.as_str()));
+    handle_action(&s.state, action, payload).await.unwrap()
+}
+
+/// `action` applied to `shop/checkout`: the Deployment after it.
+async fn applied(s: &Setup, action: Action) -> Deployment {
+    let outcome = act(s, action).await;
+    assert_eq!(outcome.status, OutcomeStatus::Applied, "{outcome:?}");
+    s.server.deployment("shop", "checkout").unwrap()
+}
+
+/// `verify` with the request of `action`; it must answer.
+async fn verify(s: &Setup, action: &str) -> selfheal_lambda::VerifyOutput {
+    handle_verify(&s.state, event(request(action)))
+        .await
+        .unwrap()
+}
+
 async fn setup() -> Setup {
     let server = TestServer::start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -116,30 +136,16 @@ async fn rollback_reverts_only_the_offending_container() {
 #[tokio::test]
 async fn pause_resume_restart_change_the_deployment() {
     let s = setup().await;
-    let outcome = handle_action(&s.state, Action::Pause, event(request("pause")))
-        .await
-        .unwrap();
-    assert_eq!(outcome.status, OutcomeStatus::Applied, "{outcome:?}");
-    let d = s.server.deployment("shop", "checkout").unwrap();
+    let d = applied(&s, Action::Pause).await;
     assert_eq!(d.spec.as_ref().unwrap().paused, Some(true));
 
-    let again = handle_action(&s.state, Action::Pause, event(request("pause")))
-        .await
-        .unwrap();
+    let again = act(&s, Action::Pause).await;
     assert_eq!(again.status, OutcomeStatus::Skipped, "{again:?}");
 
-    let outcome = handle_action(&s.state, Action::Resume, event(request("resume")))
-        .await
-        .unwrap();
-    assert_eq!(outcome.status, OutcomeStatus::Applied, "{outcome:?}");
-    let d = s.server.deployment("shop", "checkout").unwrap();
+    let d = applied(&s, Action::Resume).await;
     assert_ne!(d.spec.as_ref().unwrap().paused, Some(true));
 
-    let outcome = handle_action(&s.state, Action::Restart, event(request("restart")))
-        .await
-        .unwrap();
-    assert_eq!(outcome.status, OutcomeStatus::Applied, "{outcome:?}");
-    let d = s.server.deployment("shop", "checkout").unwrap();
+    let d = applied(&s, Action::Restart).await;
     let template_annotations = d
         .spec
         .unwrap()
@@ -195,6 +201,14 @@ fn assert_untouched(server: &TestServer, before: &Value) {
 fn assert_no_request(server: &TestServer, before: &Value) {
     assert!(server.requests().is_empty(), "{:?}", server.requests());
     assert_untouched(server, before);
+}
+
+/// The server answered `status` (the error came from it) and the request
+/// log holds no write; `what` names the case.
+fn assert_answered_without_writing(server: &TestServer, status: u16, what: &dyn std::fmt::Display) {
+    let log = server.requests();
+    assert!(log.iter().any(|r| r.status == status), "{what}: {log:?}");
+    assert_no_write(server);
 }
 
 /// The request log holds no write: only GETs (reads, lists, discovery).
@@ -369,9 +383,7 @@ async fn missing_target_is_not_found_without_a_write() {
             .unwrap_err();
         assert_eq!(err.error_type(), "NonRetryableNotFound", "{payload}: {err}");
         assert!(err.to_string().contains("nope"), "{payload}: {err}");
-        let log = s.server.requests();
-        assert!(log.iter().any(|r| r.status == 404), "{payload}: {log:?}");
-        assert_no_write(&s.server);
+        assert_answered_without_writing(&s.server, 404, &payload);
     }
     assert_untouched(&s.server, &before);
 }
@@ -440,9 +452,7 @@ async fn forbidden_token_maps_to_non_retryable_forbidden() {
             .unwrap_err();
         assert_eq!(err.error_type(), "NonRetryableForbidden", "{action}: {err}");
         // The 403 came from the server, and nothing was written (no PATCH, no Event POST).
-        let log = s.server.requests();
-        assert!(log.iter().any(|r| r.status == 403), "{action}: {log:?}");
-        assert_no_write(&s.server);
+        assert_answered_without_writing(&s.server, 403, &action);
     }
     assert_untouched(&s.server, &before);
 }
@@ -450,15 +460,11 @@ async fn forbidden_token_maps_to_non_retryable_forbidden() {
 #[tokio::test]
 async fn verify_reports_rollout_state_for_request_or_outcome() {
     let s = setup().await;
-    let out = handle_verify(&s.state, event(request("rollback")))
-        .await
-        .unwrap();
+    let out = verify(&s, "rollback").await;
     assert_eq!(out.status.state, RolloutState::Done, "{out:?}");
     assert_eq!(out.target.deployment.as_deref(), Some("checkout"));
 
-    let outcome = handle_action(&s.state, Action::Rollback, event(request("rollback")))
-        .await
-        .unwrap();
+    let outcome = act(&s, Action::Rollback).await;
     let out = handle_verify(&s.state, event(serde_json::to_value(&outcome).unwrap()))
         .await
         .unwrap();
@@ -607,6 +613,17 @@ async fn failed_startup_answers_every_invocation_with_its_error() {
     assert_no_request(&s.server, &before);
 }
 
+/// A rollback of `shop/checkout` through `startup`, and the one EMF line it
+/// printed.
+async fn rollback_through(startup: &Startup) -> (selfheal_core::RemediationOutcome, Value) {
+    let mut printed = Vec::new();
+    let outcome = startup
+        .handle_action_to(Action::Rollback, event(request("rollback")), &mut printed)
+        .await
+        .unwrap();
+    (outcome, one_emf_line(&printed))
+}
+
 /// A successful start-up serves through the same [`Startup`] the mains use.
 #[tokio::test]
 async fn successful_startup_delegates_to_the_handlers() {
@@ -614,18 +631,13 @@ async fn successful_startup_delegates_to_the_handlers() {
     let kubeconfig = s.dir.path().join("kubeconfig");
     let startup = Startup::from(state_for(&kubeconfig, &[]).await);
     assert!(startup.failure().is_none());
-    let mut printed = Vec::new();
-    let outcome = startup
-        .handle_action_to(Action::Rollback, event(request("rollback")), &mut printed)
-        .await
-        .unwrap();
+    let (outcome, line) = rollback_through(&startup).await;
     assert_eq!(outcome.status, OutcomeStatus::Applied, "{outcome:?}");
     assert_eq!(
         images(&s.server.deployment("shop", "checkout").unwrap()),
         vec![("api".into(), API_1.into()), ("envoy".into(), ENVOY.into())]
     );
     // One invocation, one EMF line (README "Metrics").
-    let line = one_emf_line(&printed);
     assert_eq!(
         (&line["Action"], &line["Status"], &line["Remediations"]),
         (&json!("rollback"), &json!("applied"), &json!(1))
@@ -651,13 +663,8 @@ async fn successful_startup_delegates_to_the_handlers() {
     // The rollback above is within this start-up's 600 s cooldown.
     let cooling =
         Startup::from(state_for(&kubeconfig, &[("SELFHEAL_COOLDOWN_SECONDS", "600")]).await);
-    let mut printed = Vec::new();
-    let outcome = cooling
-        .handle_action_to(Action::Rollback, event(request("rollback")), &mut printed)
-        .await
-        .unwrap();
+    let (outcome, line) = rollback_through(&cooling).await;
     assert_eq!(outcome.status, OutcomeStatus::Refused, "{outcome:?}");
-    let line = one_emf_line(&printed);
     assert_eq!(
         (&line["Status"], &line["Guard"]),
         (&json!("refused"), &json!("cooldown"))
@@ -758,20 +765,14 @@ async fn rollback_after_pause_and_resume_is_still_in_its_cooldown() {
 #[tokio::test]
 async fn verify_reports_a_pause_and_who_made_it() {
     let s = setup().await;
-    let out = handle_verify(&s.state, event(request("pause")))
-        .await
-        .unwrap();
+    let out = verify(&s, "pause").await;
     let json = serde_json::to_value(&out).unwrap();
     assert!(
         json.get("paused").is_none() && json.get("pausedBy").is_none(),
         "{json}"
     );
-    handle_action(&s.state, Action::Pause, event(request("pause")))
-        .await
-        .unwrap();
-    let out = handle_verify(&s.state, event(request("pause")))
-        .await
-        .unwrap();
+    act(&s, Action::Pause).await;
+    let out = verify(&s, "pause").await;
     assert!(out.status.paused);
     assert_eq!(out.status.paused_by.as_deref(), Some("selfheal"));
     let json = serde_json::to_value(&out).unwrap();

@@ -1,12 +1,13 @@
 //! `decide` for a half-brick and a whole-template rollback over histories of 10, 100 and 1,000
-//! ReplicaSets (goal: ≤ 5 ms at 1,000). Every revision has a realistic
+//! ReplicaSets (goal: ≤ 5 ms at 1,000), and the same for a StatefulSet whose history is as many
+//! ControllerRevisions (their templates are parsed from `data`). Every revision has a realistic
 //! two-container template, so template comparisons cost what they would live.
 
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use selfheal_core::{Decision, PlanInput, Policy, ValidRequest, decide};
+use k8s_openapi::api::apps::v1::{ControllerRevision, Deployment, ReplicaSet, StatefulSet};
+use selfheal_core::{Decision, PlanInput, Policy, ValidRequest, WorkloadRef, decide};
 use serde_json::{Value, json};
 
 const UID: &str = "3a4925c1-786f-4b23-adb6-0d3b57e345db";
@@ -50,11 +51,7 @@ fn history(n: usize) -> (Deployment, Vec<ReplicaSet>) {
         "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "checkout"}}, "template": template(n, None)},
         "status": {"observedGeneration": n, "replicas": 2, "updatedReplicas": 2, "availableReplicas": 2}
     });
-    // LIST order is not revision order: interleave to make the sort work.
-    let mut order: Vec<usize> = (1..=n).collect();
-    order.sort_by_key(|r| (r % 7, *r));
-    let replica_sets = order
-        .into_iter()
+    let replica_sets = list_order(n)
         .map(|revision| {
             let hash = format!("h{revision:08x}");
             serde_json::from_value(json!({
@@ -75,30 +72,80 @@ fn history(n: usize) -> (Deployment, Vec<ReplicaSet>) {
     )
 }
 
-/// `decide` for `request` over histories of 10, 100 and 1,000 ReplicaSets.
+/// LIST order is not revision order: interleave to make the sort work.
+fn list_order(n: usize) -> impl Iterator<Item = usize> {
+    let mut order: Vec<usize> = (1..=n).collect();
+    order.sort_by_key(|r| (r % 7, *r));
+    order.into_iter()
+}
+
+/// StatefulSet `shop/checkout` at revision `n` and its `n` ControllerRevisions.
+fn statefulset_history(n: usize) -> (StatefulSet, Vec<ControllerRevision>) {
+    let statefulset = json!({
+        "metadata": {
+            "name": "checkout", "namespace": "shop", "uid": UID, "resourceVersion": "9000",
+            "generation": n, "labels": {"app": "checkout", "selfheal.dev/enabled": "true"}
+        },
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "checkout"}}, "template": template(n, None),
+            "serviceName": "checkout", "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}},
+        "status": {"observedGeneration": n, "replicas": 2, "readyReplicas": 2, "updatedReplicas": 2,
+            "currentRevision": format!("checkout-h{n:08x}"), "updateRevision": format!("checkout-h{n:08x}")}
+    });
+    let revisions = list_order(n)
+        .map(|revision| {
+            let mut data = template(revision, None);
+            data["$patch"] = json!("replace");
+            serde_json::from_value(json!({
+                "metadata": {
+                    "name": format!("checkout-h{revision:08x}"), "namespace": "shop",
+                    "labels": {"app": "checkout", "controller.kubernetes.io/hash": format!("h{revision:08x}")},
+                    "ownerReferences": [{"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "checkout", "uid": UID, "controller": true}]
+                },
+                "revision": revision,
+                "data": {"spec": {"template": data}}
+            }))
+            .unwrap_or_else(|e| panic!("{e}"))
+        })
+        .collect();
+    (
+        serde_json::from_value(statefulset).unwrap_or_else(|e| panic!("{e}")),
+        revisions,
+    )
+}
+
+/// `decide` for `request` over histories of 10, 100 and 1,000 ReplicaSets
+/// (a Deployment) or ControllerRevisions (a StatefulSet).
 fn bench_decide(c: &mut Criterion, group: &str, request: &str) {
-    let request = ValidRequest::from_json(request).unwrap_or_else(|e| panic!("{e}"));
     let policy = Policy::default();
     let now: jiff::Timestamp = "2026-11-26T20:00:00Z".parse().unwrap_or_default();
     let mut group = c.benchmark_group(group);
     for n in [10, 100, 1_000] {
         let (deployment, replica_sets) = history(n);
-        let input = PlanInput {
-            request: &request,
-            workload: (&deployment).into(),
-            controller_revisions: &[],
-            replica_sets: &replica_sets,
-            pods: &[],
-            policy: &policy,
-            now,
-        };
-        assert!(
-            matches!(decide(input), Ok(Decision::Apply(_))),
-            "bench input must plan a write"
-        );
-        group.bench_with_input(BenchmarkId::from_parameter(n), &input, |b, input| {
-            b.iter(|| decide(black_box(*input)))
-        });
+        let (statefulset, revisions) = statefulset_history(n);
+        for (kind, workload) in [
+            ("deployment", WorkloadRef::from(&deployment)),
+            ("statefulset", WorkloadRef::from(&statefulset)),
+        ] {
+            let request =
+                request.replace("\"deployment\"", &format!("{:?}", workload.kind().field()));
+            let request = ValidRequest::from_json(&request).unwrap_or_else(|e| panic!("{e}"));
+            let input = PlanInput {
+                request: &request,
+                workload,
+                controller_revisions: &revisions,
+                replica_sets: &replica_sets,
+                pods: &[],
+                policy: &policy,
+                now,
+            };
+            assert!(
+                matches!(decide(input), Ok(Decision::Apply(_))),
+                "bench input must plan a write"
+            );
+            group.bench_with_input(BenchmarkId::new(kind, n), &input, |b, input| {
+                b.iter(|| decide(black_box(*input)))
+            });
+        }
     }
     group.finish();
 }

@@ -10,7 +10,7 @@
 //! (selector, then controller ownerReference) into one [`History`] and
 //! answers the questions the planners ask.
 
-use std::borrow::Cow;
+use std::cell::OnceCell;
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{ControllerRevision, Deployment, ReplicaSet};
@@ -34,9 +34,11 @@ pub enum RevisionSource<'a> {
 pub struct Revision<'a> {
     pub number: i64,
     pub source: RevisionSource<'a>,
-    /// The pod template: borrowed from a ReplicaSet, parsed from a
-    /// ControllerRevision's `data` (`None` when it holds none).
-    template: Option<Cow<'a, PodTemplateSpec>>,
+    /// A ControllerRevision's template, parsed from `data` the first time
+    /// it is asked for: the planners look at the newest few revisions, and a
+    /// parse costs far more than the LIST's sort (boxed to keep the sort's
+    /// moves small).
+    parsed: OnceCell<Option<Box<PodTemplateSpec>>>,
 }
 
 impl<'a> Revision<'a> {
@@ -45,20 +47,17 @@ impl<'a> Revision<'a> {
         Revision {
             number,
             source: RevisionSource::ReplicaSet(replica_set),
-            template: replica_set
-                .spec
-                .as_ref()
-                .and_then(|s| s.template.as_ref())
-                .map(Cow::Borrowed),
+            parsed: OnceCell::new(),
         }
     }
 
-    /// A ControllerRevision's revision, its template parsed from `data`.
+    /// A ControllerRevision's revision; its template is parsed from `data`
+    /// when first asked for.
     pub fn of_controller_revision(revision: &'a ControllerRevision) -> Self {
         Revision {
             number: revision.revision,
             source: RevisionSource::ControllerRevision(revision),
-            template: controller_revision_template(revision).map(Cow::Owned),
+            parsed: OnceCell::new(),
         }
     }
 
@@ -87,7 +86,13 @@ impl<'a> Revision<'a> {
     /// The pod template this revision ran, as stored (with
     /// `pod-template-hash` on a ReplicaSet's).
     pub fn template(&self) -> Option<&PodTemplateSpec> {
-        self.template.as_deref()
+        match self.source {
+            RevisionSource::ReplicaSet(rs) => rs.spec.as_ref()?.template.as_ref(),
+            RevisionSource::ControllerRevision(cr) => self
+                .parsed
+                .get_or_init(|| controller_revision_template(cr).map(Box::new))
+                .as_deref(),
+        }
     }
 
     /// Image of container `name` in this revision, if the container existed.

@@ -151,11 +151,14 @@ fn half_brick_with(ctx: &Ctx<'_>, evidence: &[ContainerEvidence]) -> Result<Deci
     }
 
     let history = ctx.history();
-    let older: Vec<&Revision<'_>> = history
-        .newest_first()
-        .filter(|r| r.template().is_some_and(|t| !same_workload(t, current)))
-        .collect();
-    let Some(newest_older) = older.first() else {
+    // Lazily, newest first: most plans look at one or two revisions, and a
+    // ControllerRevision's template is parsed only when looked at.
+    let older = || {
+        history
+            .newest_first()
+            .filter(|r| r.template().is_some_and(|t| !same_workload(t, current)))
+    };
+    let Some(newest_older) = older().next() else {
         return Ok(ctx.refused(Refusal::new(
             Guard::NoHistory,
             format!(
@@ -252,7 +255,7 @@ fn half_brick_with(ctx: &Ctx<'_>, evidence: &[ContainerEvidence]) -> Result<Deci
     let mut reverts = Vec::with_capacity(offending.len());
     for ((list, index), name, from) in offending {
         let known_bad = bad.get(name).map(Vec::as_slice).unwrap_or_default();
-        let to = older.iter().find_map(|r| {
+        let to = older().find_map(|r| {
             r.image(name)
                 .filter(|image| *image != from && !known_bad.iter().any(|b| b == image))
         });

@@ -160,10 +160,10 @@ export class SelfhealStack extends cdk.Stack {
     });
     const verifyIntervalSeconds = param("VerifyIntervalSeconds", {
       type: "Number",
-      default: 1,
-      minValue: 1,
+      default: 0,
+      minValue: 0,
       description:
-        "Seconds between two rollout watch windows (verify watches up to 660 s per call, in 15 s watch requests, and answers the moment the rollout is done or failed).",
+        "Seconds of pause between two rollout watch windows, 0 for none (verify watches up to 660 s per call, in 15 s watch requests, and answers the moment the rollout is done or failed; a window ends before the budget only at that cap or when the EKS token is due, so no pause is needed).",
     });
     const verifyTimeoutSeconds = param("VerifyTimeoutSeconds", {
       type: "Number",

@@ -133,7 +133,7 @@ function defaultSubstitutions() {
     NotifyFunctionArn: lambdaArn('notify'),
     RemediateDeploymentStateMachineArn: stateMachineArn('remediate-deployment'),
     RequireApproval: 'false',
-    VerifyIntervalSeconds: '1',
+    VerifyIntervalSeconds: '0',
     VerifyTimeoutSeconds: '30',
     FleetMaxConcurrency: '10',
     FleetMaxTargets: '100',

@@ -208,7 +208,7 @@ async fn state_machine_delay(
     moment: Duration,
 ) -> (Duration, Vec<String>) {
     let (server, _kubeconfig) = stage_server(stage).await;
-    let knobs = json!({"VerifyIntervalSeconds": "1", "VerifyTimeoutSeconds": "660"});
+    let knobs = json!({"VerifyIntervalSeconds": "0", "VerifyTimeoutSeconds": "660"});
     let name = format!("bench-{run}");
     let (states, written) = tokio::join!(
         remediate(runner, "remediate-deployment", &name, &knobs),
@@ -232,7 +232,7 @@ fn designs() -> [(&'static str, &'static str, Value); 2] {
         (
             "watching",
             "remediate-deployment",
-            json!({"VerifyIntervalSeconds": "1", "VerifyTimeoutSeconds": (660 / SPEED_UP).to_string()}),
+            json!({"VerifyIntervalSeconds": "0", "VerifyTimeoutSeconds": (660 / SPEED_UP).to_string()}),
         ),
     ]
 }

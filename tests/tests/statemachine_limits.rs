@@ -830,12 +830,12 @@ fn invoked_names(calls: &[(String, Value)]) -> Vec<&str> {
 
 // ------------------------------------------------------- the rollout watch --
 
-/// A stand-in `verify` for Deployment `outcomes/<deployment>`: `slow`
+/// A stand-in `verify` for Deployment `outcomes/<deployment>`: `slow…`
 /// answers `waiting` with budget left twice, then `done`; `stuck` answers
 /// `waiting` with the budget spent. Like the handler, each answer counts
 /// its window in `watch`, continuing the `previous` answer's count.
 fn scripted_watch() -> Answer {
-    let slow_calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let slow_calls: Arc<Mutex<std::collections::HashMap<String, usize>>> = Arc::default();
     Arc::new(move |function: &str, payload: &Value| {
         let deployment = payload["target"]["deployment"].as_str().unwrap_or_default();
         let attempts = payload["previous"]["watch"]["attempts"]
@@ -853,12 +853,14 @@ fn scripted_watch() -> Answer {
                 "watch": watch
             }))
         };
+        let slow = function == "verify" && deployment.starts_with("slow") && {
+            let mut calls = slow_calls.lock().unwrap();
+            let n = calls.entry(deployment.to_owned()).or_default();
+            *n += 1;
+            *n <= 2
+        };
         match (function, deployment) {
-            ("verify", "slow")
-                if slow_calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 2 =>
-            {
-                waiting(100)
-            }
+            _ if slow => waiting(100),
             ("verify", "stuck") => waiting(0),
             _ => Ok(answer(function, payload)),
         }
@@ -869,9 +871,10 @@ fn scripted_watch() -> Answer {
 /// the budget), so the definition goes to `Verify` at once, passes the
 /// budget (`watch`: StartVerify's time and `${VerifyTimeoutSeconds}`) and
 /// the previous answer (`previous`, whose `watch` counts the windows, so a
-/// window costs two states: Verify, CheckRollout), and pauses
-/// `${VerifyIntervalSeconds}` only between windows while `remainingSeconds`
-/// is above 0; a spent budget is `SelfhealRolloutTimedOut`.
+/// window costs two states: Verify, CheckRollout), watches again at once
+/// while `remainingSeconds` is above 0, and pauses `${VerifyIntervalSeconds}`
+/// between windows only when that is above 0; a spent budget is
+/// `SelfhealRolloutTimedOut`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_rollout_watch_loops_only_while_the_budget_lasts() {
     let Some(node) = tool_or_skip(TEST, find_node()) else {
@@ -898,13 +901,14 @@ async fn the_rollout_watch_loops_only_while_the_budget_lasts() {
         .collect();
     let start = states.iter().position(|s| *s == "StartVerify").unwrap();
     let window = ["Verify", "CheckRollout"];
-    let mut expected = vec!["StartVerify"];
-    expected.extend(window);
-    for _ in 0..2 {
-        expected.push("WaitForRollout");
-        expected.extend(window);
-    }
-    expected.push("ReportResult");
+    let expected = [
+        &["StartVerify"][..],
+        &window,
+        &window,
+        &window,
+        &["ReportResult"],
+    ]
+    .concat();
     assert_eq!(
         states[start..start + expected.len()],
         expected[..],
@@ -969,4 +973,31 @@ async fn the_rollout_watch_loops_only_while_the_budget_lasts() {
         ),
         "{failure:#}"
     );
+    // With a pause asked for, WaitForRollout comes between the windows.
+    let paused = json!({"VerifyIntervalSeconds": "1", "VerifyTimeoutSeconds": "120"});
+    let r = runner
+        .run_with(
+            "remediate-deployment",
+            "watch-slow-paused",
+            &deployment_request("rollback", "slow-paused"),
+            &paused,
+        )
+        .await;
+    assert_eq!(r["status"], "SUCCEEDED", "{r:#}");
+    let loop_states: Vec<&str> = r["states"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .skip_while(|s| *s != "StartVerify")
+        .take_while(|s| *s != "ReportResult")
+        .collect();
+    let window = ["WaitForRollout", "Verify", "CheckRollout"];
+    let expected = [
+        &["StartVerify", "Verify", "CheckRollout"][..],
+        &window,
+        &window,
+    ]
+    .concat();
+    assert_eq!(loop_states, expected);
 }

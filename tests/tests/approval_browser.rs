@@ -355,12 +355,17 @@ async fn click(client: &Client, decision: &str) {
     }
 }
 
+/// Opens `url`; the page's heading.
+async fn heading_at(client: &Client, url: &str) -> String {
+    client.goto(url).await.unwrap();
+    text(client, "h1").await
+}
+
 /// Approve: the page before any decision, one decision, a second POST.
 async fn approve_once(w: &World<'_>, client: &Client) {
     let (arn, token, links) = ask(w, "approve-once", 3600).await;
-    client.goto(&links.approve_url).await.unwrap();
     assert_eq!(
-        text(client, "h1").await,
+        heading_at(client, &links.approve_url).await,
         "Approve rollback of Deployment checkout?"
     );
     let target = text(client, "#target").await;
@@ -458,9 +463,8 @@ async fn approve_once(w: &World<'_>, client: &Client) {
 /// The deny link offers Deny only, and its Deny fails the task once.
 async fn deny(w: &World<'_>, client: &Client) {
     let (arn, token, links) = ask(w, "deny", 3600).await;
-    client.goto(&links.deny_url).await.unwrap();
     assert_eq!(
-        text(client, "h1").await,
+        heading_at(client, &links.deny_url).await,
         "Deny rollback of Deployment checkout?"
     );
     assert!(
@@ -482,8 +486,10 @@ async fn expired_and_unknown(w: &World<'_>, client: &Client) {
     let (arn, token, links) = ask(w, "expired", 1).await;
     let (_, before) = record_for(w.moto, &token).await.unwrap();
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    client.goto(&links.approve_url).await.unwrap();
-    assert_eq!(text(client, "h1").await, "Link no longer valid");
+    assert_eq!(
+        heading_at(client, &links.approve_url).await,
+        "Link no longer valid"
+    );
     assert!(text(client, "p").await.contains("expired"));
     assert!(
         absent(client, "button").await,
@@ -501,8 +507,7 @@ async fn expired_and_unknown(w: &World<'_>, client: &Client) {
         links.approve_url.split(['=', '&']).nth(1).unwrap(),
         ApprovalId::random().as_str(),
     );
-    client.goto(&unknown).await.unwrap();
-    assert_eq!(text(client, "h1").await, "Link no longer valid");
+    assert_eq!(heading_at(client, &unknown).await, "Link no longer valid");
     assert!(text(client, "p").await.contains("does not exist"));
     assert_eq!(records(w.moto).await.len(), stored);
     w.moto

@@ -8,7 +8,6 @@
 //! assumed credentials is only found when DescribeCluster uses them too.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -29,9 +28,25 @@ const ROLE: &str = "arn:aws:iam::111111111111:role/selfheal-remediation";
 const EAST: &str = "arn:aws:eks:us-east-1:111111111111:cluster/east";
 const WEST: &str = "arn:aws:eks:eu-west-2:111111111111:cluster/west";
 
-async fn start_moto(test: &str, dir: &Path) -> Option<Moto> {
+/// moto for one test, logging into its own temporary directory, and an SDK
+/// config for it.
+struct Aws {
+    _dir: tempfile::TempDir,
+    _moto: Moto,
+    config: SdkConfig,
+}
+
+/// [`Aws`] for `test`; `None` (the test is skipped) without moto.
+async fn start_moto(test: &str) -> Option<Aws> {
     let bin = tool_or_skip(test, Moto::binary())?;
-    Some(Moto::start(&bin, &dir.join("moto.log")).await)
+    let dir = tempfile::tempdir().unwrap();
+    let moto = Moto::start(&bin, &dir.path().join("moto.log")).await;
+    let config = sdk_config(Some(&moto.url)).await;
+    Some(Aws {
+        _dir: dir,
+        _moto: moto,
+        config,
+    })
 }
 
 /// `config` in `region` acting with `credentials`.
@@ -54,16 +69,12 @@ fn roles() -> ClusterRoles {
 
 #[tokio::test]
 async fn assumed_role_describes_clusters_in_two_regions_and_signs_their_tokens() {
-    let dir = tempfile::tempdir().unwrap();
-    let Some(moto) = start_moto(
-        "assumed_role_describes_clusters_in_two_regions_and_signs_their_tokens",
-        dir.path(),
-    )
-    .await
+    let Some(aws) =
+        start_moto("assumed_role_describes_clusters_in_two_regions_and_signs_their_tokens").await
     else {
         return;
     };
-    let config = sdk_config(Some(&moto.url)).await;
+    let config = aws.config.clone();
     let clients = EksClients::new(&config, ClusterSource::describe(&config)).with_roles(roles());
 
     // The role's temporary credentials, not the function's own keys.
@@ -153,17 +164,14 @@ fn last_token_signed_by(seen: &Seen, credentials: &Credentials) {
 
 #[tokio::test]
 async fn server_sees_the_assumed_role_and_the_client_is_renewed_before_it_expires() {
-    let dir = tempfile::tempdir().unwrap();
-    let Some(moto) = start_moto(
-        "server_sees_the_assumed_role_and_the_client_is_renewed_before_it_expires",
-        dir.path(),
-    )
-    .await
+    let Some(aws) =
+        start_moto("server_sees_the_assumed_role_and_the_client_is_renewed_before_it_expires")
+            .await
     else {
         return;
     };
+    let config = aws.config.clone();
     let (server, seen) = recording_server().await;
-    let config = sdk_config(Some(&moto.url)).await;
     let source = ClusterSource::Configured {
         cluster: Some("demo".into()),
         endpoint: ClusterEndpoint {
@@ -221,12 +229,8 @@ async fn handler_assumes_the_clusters_role_and_reuses_its_client_when_warm() {
     use selfheal_lambda::{AppState, config::FunctionConfig};
     use std::collections::HashMap;
 
-    let dir = tempfile::tempdir().unwrap();
-    let Some(moto) = start_moto(
-        "handler_assumes_the_clusters_role_and_reuses_its_client_when_warm",
-        dir.path(),
-    )
-    .await
+    let Some(aws) =
+        start_moto("handler_assumes_the_clusters_role_and_reuses_its_client_when_warm").await
     else {
         return;
     };
@@ -243,7 +247,7 @@ async fn handler_assumes_the_clusters_role_and_reuses_its_client_when_warm() {
         ("SELFHEAL_CLUSTER_ROLES", format!("demo={ROLE}")),
     ]);
     let config = FunctionConfig::from_lookup(|k| vars.get(k).cloned()).unwrap();
-    let state = AppState::with_sdk_config(config, sdk_config(Some(&moto.url)).await)
+    let state = AppState::with_sdk_config(config, aws.config.clone())
         .await
         .unwrap();
     for execution in ["exec-1", "exec-2"] {

@@ -218,6 +218,15 @@ fn target() -> Value {
     json!({ "cluster": "prod-eks", "namespace": "shop", "deployment": "checkout" })
 }
 
+/// A remediation request for `action` on [`target`], plus the `extra` fields.
+fn remediation(action: &str, extra: &[(&str, Value)]) -> Value {
+    let mut request = json!({ "action": action, "target": target() });
+    for (key, value) in extra {
+        request[*key] = value.clone();
+    }
+    request
+}
+
 /// `edit` applied to a copy of `old`.
 fn changed(old: &Value, edit: impl FnOnce(&mut Value)) -> Value {
     let mut new = old.clone();
@@ -292,7 +301,7 @@ fn every_patch_selfheals_planners_produce_is_allowed() {
         (
             "half-brick rollback",
             &deployment,
-            json!({ "action": "rollback", "target": target() }),
+            remediation("rollback", &[]),
         ),
         (
             "half-brick rollback of the sidecar",
@@ -302,37 +311,29 @@ fn every_patch_selfheals_planners_produce_is_allowed() {
         (
             "rollback that lifts selfheal's pause",
             &paused,
-            json!({ "action": "rollback", "target": target() }),
+            remediation("rollback", &[]),
         ),
-        (
-            "pause",
-            &deployment,
-            json!({ "action": "pause", "target": target() }),
-        ),
-        (
-            "resume",
-            &paused,
-            json!({ "action": "resume", "target": target() }),
-        ),
+        ("pause", &deployment, remediation("pause", &[])),
+        ("resume", &paused, remediation("resume", &[])),
         (
             "forced resume of someone else's pause",
             &paused_by_someone,
-            json!({ "action": "resume", "target": target(), "force": true }),
+            remediation("resume", &[("force", json!(true))]),
         ),
         (
             "restart of a template without annotations",
             &deployment,
-            json!({ "action": "restart", "target": target() }),
+            remediation("restart", &[]),
         ),
         (
             "restart of a template with annotations",
             &with_pod_annotations,
-            json!({ "action": "restart", "target": target() }),
+            remediation("restart", &[]),
         ),
         (
             "dry-run rollback",
             &deployment,
-            json!({ "action": "rollback", "target": target(), "dryRun": true }),
+            remediation("rollback", &[("dryRun", json!(true))]),
         ),
     ];
     for (what, old, request) in cases {
@@ -349,8 +350,10 @@ fn every_patch_selfheals_planners_produce_is_allowed() {
 fn template_scope_rollbacks_need_the_objects_own_opt_in_label() {
     let policy = load();
     let (deployment, replica_sets) = snapshot();
-    let undo =
-        json!({ "action": "rollback", "target": target(), "scope": "template", "toRevision": 1 });
+    let undo = remediation(
+        "rollback",
+        &[("scope", json!("template")), ("toRevision", json!(1))],
+    );
 
     let new = after_plan(&deployment, &replica_sets, undo.clone());
     policy
@@ -427,11 +430,7 @@ fn what_a_stolen_handler_role_would_change_is_denied() {
     let policy = load();
     let (deployment, replica_sets) = snapshot();
     // Each on top of a legitimate rollback, so only the extra change is at fault.
-    let rollback = after_plan(
-        &deployment,
-        &replica_sets,
-        json!({ "action": "rollback", "target": target() }),
-    );
+    let rollback = after_plan(&deployment, &replica_sets, remediation("rollback", &[]));
     let template = "may only change container and init-container images";
     let cases: Vec<(&str, Edit, &str)> = vec![
         (
@@ -600,7 +599,7 @@ fn objects_without_the_opt_in_label_are_denied() {
             &no_opt_in,
             &old,
             &replica_sets,
-            json!({ "action": "rollback", "target": target() }),
+            remediation("rollback", &[]),
         );
         policy
             .update(&old, &new)

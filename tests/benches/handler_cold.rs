@@ -33,6 +33,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
+use selfheal_tests::stats::{median, ms};
 use selfheal_testserver::TestServer;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
@@ -502,20 +503,6 @@ fn snapshot() -> Value {
     serde_saphyr::from_str(&text).unwrap()
 }
 
-fn median(v: &mut [Duration]) -> Duration {
-    v.sort();
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2
-    }
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
 // ------------------------------------------------------------ binary sizes --
 
 const FUNCTIONS: [&str; 8] = [
@@ -579,14 +566,7 @@ async fn main() {
     let root = root();
     let rollback = std::env::var_os("SELFHEAL_BENCH_ROLLBACK")
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            // Where `cargo build --release` put it: CARGO_TARGET_DIR when set
-            // (CI keeps the target dir outside the clone), else ./target.
-            std::env::var_os("CARGO_TARGET_DIR")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| root.join("target"))
-                .join("release/rollback")
-        });
+        .unwrap_or_else(|| selfheal_tests::tools::release_binary("rollback"));
     let baseline = std::env::var_os("SELFHEAL_BENCH_BASELINE").map(PathBuf::from);
     if let Some(b) = &baseline {
         assert!(

@@ -8,5 +8,6 @@ pub mod asl;
 pub mod emulator;
 pub mod recordings;
 pub mod secrets;
+pub mod stats;
 pub mod tools;
 pub mod yaml;

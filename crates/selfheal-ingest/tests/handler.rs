@@ -69,6 +69,17 @@ fn ingest(starter: FakeStarter) -> Ingest<FakeStarter> {
     )
 }
 
+/// An ingest with a starter that records, the defaults, `secret` and at
+/// most `concurrency` starts at a time.
+fn ingest_with(secret: WebhookSecret, concurrency: usize) -> Ingest<FakeStarter> {
+    Ingest::new(
+        FakeStarter::default(),
+        secret,
+        Defaults::default(),
+        concurrency,
+    )
+}
+
 fn fixture(path: &str) -> Vec<u8> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../selfheal-events/tests/fixtures");
     std::fs::read(root.join(path)).unwrap()
@@ -144,6 +155,11 @@ async fn call(ingest: &Ingest<FakeStarter>, request: Value) -> (i64, Value) {
     (response["statusCode"].as_i64().unwrap(), body)
 }
 
+/// `body` POSTed with the right bearer token.
+async fn post(ingest: &Ingest<FakeStarter>, body: &str) -> (i64, Value) {
+    call(ingest, url_request("POST", Some(&bearer()), body, false)).await
+}
+
 fn names(body: &Value, field: &str) -> Vec<String> {
     body[field]
         .as_array()
@@ -178,17 +194,8 @@ async fn webhook_without_valid_bearer_is_401_and_starts_nothing() {
     }
     assert_eq!(ingest_calls(&ingest), 0);
 
-    let disabled = Ingest::new(
-        FakeStarter::default(),
-        WebhookSecret::disabled(),
-        Defaults::default(),
-        8,
-    );
-    let (status, body) = call(
-        &disabled,
-        url_request("POST", Some(&bearer()), &body_of(1), false),
-    )
-    .await;
+    let disabled = ingest_with(WebhookSecret::disabled(), 8);
+    let (status, body) = post(&disabled, &body_of(1)).await;
     assert_eq!(status, 401);
     assert_eq!(body["reason"], "webhook disabled: no secret configured");
     assert_eq!(ingest_calls(&disabled), 0);
@@ -230,12 +237,7 @@ async fn ssm_secret_at(url: String) -> WebhookSecret {
 #[tokio::test]
 async fn missing_or_malformed_header_is_401_without_fetching_the_secret() {
     let (url, connections) = unreachable_store().await;
-    let ingest = Ingest::new(
-        FakeStarter::default(),
-        ssm_secret_at(url).await,
-        Defaults::default(),
-        8,
-    );
+    let ingest = ingest_with(ssm_secret_at(url).await, 8);
     let body = body_of(1);
     for authorization in [
         None,
@@ -261,7 +263,7 @@ async fn missing_or_malformed_header_is_401_without_fetching_the_secret() {
 
     // A well-formed bearer token needs the secret: the store is down, so 503
     // (Alertmanager retries), not 401.
-    let (status, reply) = call(&ingest, url_request("POST", Some(&bearer()), &body, false)).await;
+    let (status, reply) = post(&ingest, &body).await;
     assert_eq!(status, 503, "{reply}");
     assert_eq!(
         reply,
@@ -284,12 +286,7 @@ async fn failed_secret_fetch_is_reused_for_a_few_seconds() {
 
     // The default: the first request fetches (and fails); the next ones,
     // within the TTL, answer the same 503 without a connection.
-    let ingest = Ingest::new(
-        FakeStarter::default(),
-        ssm_secret_at(url.clone()).await,
-        Defaults::default(),
-        8,
-    );
+    let ingest = ingest_with(ssm_secret_at(url.clone()).await, 8);
     let mut seen = Vec::new();
     for _ in 0..5 {
         let (status, reply) =
@@ -306,12 +303,7 @@ async fn failed_secret_fetch_is_reused_for_a_few_seconds() {
     assert_eq!(ingest_calls(&ingest), 0);
 
     // With no TTL every request asks the store (what happened before the cache).
-    let ingest = Ingest::new(
-        FakeStarter::default(),
-        ssm_secret_at(url).await.with_failure_ttl(Duration::ZERO),
-        Defaults::default(),
-        8,
-    );
+    let ingest = ingest_with(ssm_secret_at(url).await.with_failure_ttl(Duration::ZERO), 8);
     for attempt in 1..=2 {
         let before = connections.load(Ordering::SeqCst);
         let (status, _) = call(&ingest, url_request("POST", Some("Bearer x"), &body, false)).await;
@@ -381,7 +373,7 @@ async fn webhook_starts_each_firing_alert_and_reports_the_rest() {
     want.sort_by(|a, b| a.0.cmp(&b.0));
     assert_eq!(want.len(), 2);
 
-    let (status, summary) = call(&ingest, url_request("POST", Some(&bearer()), &body, false)).await;
+    let (status, summary) = post(&ingest, &body).await;
     assert_eq!(status, 200, "{summary}");
     assert_eq!(summary["kind"], "alertmanager");
     let mut started = names(&summary, "started");
@@ -449,8 +441,7 @@ async fn one_failed_start_makes_the_webhook_5xx_and_the_others_still_start() {
             fail_retryable: retryable,
             ..FakeStarter::default()
         });
-        let (status, summary) =
-            call(&ingest, url_request("POST", Some(&bearer()), &body, false)).await;
+        let (status, summary) = post(&ingest, &body).await;
         assert_eq!(status, status_wanted, "{summary}");
         assert_eq!(names(&summary, "started").len(), 4);
         assert!(!names(&summary, "started").contains(&failing));
@@ -469,17 +460,8 @@ async fn one_failed_start_makes_the_webhook_5xx_and_the_others_still_start() {
 
 #[tokio::test]
 async fn starts_run_concurrently_but_bounded() {
-    let ingest = Ingest::new(
-        FakeStarter::default(),
-        WebhookSecret::from_value(SECRET),
-        Defaults::default(),
-        4,
-    );
-    let (status, summary) = call(
-        &ingest,
-        url_request("POST", Some(&bearer()), &body_of(40), false),
-    )
-    .await;
+    let ingest = ingest_with(WebhookSecret::from_value(SECRET), 4);
+    let (status, summary) = post(&ingest, &body_of(40)).await;
     assert_eq!(status, 200);
     assert_eq!(names(&summary, "started").len(), 40);
     let max = ingest.starter().max_in_flight.load(Ordering::SeqCst);
@@ -796,7 +778,7 @@ async fn webhook_at_the_default_cap_starts_every_alert() {
     let ingest = ingest(FakeStarter::default());
     assert_eq!(ingest.max_alerts(), 100);
     let body = body_of(100);
-    let (status, summary) = call(&ingest, url_request("POST", Some(&bearer()), &body, false)).await;
+    let (status, summary) = post(&ingest, &body).await;
     assert_eq!(status, 200, "{summary}");
     assert_eq!(names(&summary, "started").len(), 100);
     let mut want = expected(&body);
@@ -807,11 +789,7 @@ async fn webhook_at_the_default_cap_starts_every_alert() {
 #[tokio::test]
 async fn webhook_above_the_cap_is_400_and_starts_nothing() {
     let ingest = ingest(FakeStarter::default());
-    let (status, body) = call(
-        &ingest,
-        url_request("POST", Some(&bearer()), &body_of(101), false),
-    )
-    .await;
+    let (status, body) = post(&ingest, &body_of(101)).await;
     assert_eq!(status, 400, "{body}");
     assert_eq!(
         body,
@@ -830,22 +808,14 @@ async fn configured_cap_counts_every_alert_but_not_the_truncated_entry() {
     let ingest = ingest(FakeStarter::default()).with_max_alerts(3);
 
     // Three alerts, one firing: at the cap; that one starts.
-    let (status, summary) = call(
-        &ingest,
-        url_request("POST", Some(&bearer()), &mixed_body(3, 1), false),
-    )
-    .await;
+    let (status, summary) = post(&ingest, &mixed_body(3, 1)).await;
     assert_eq!(status, 200, "{summary}");
     assert_eq!(names(&summary, "started").len(), 1);
     assert_eq!(ingest_calls(&ingest), 1);
 
     // Four alerts, only one firing: resolved alerts count as Alertmanager's
     // max_alerts counts them, so this is over the cap and nothing starts.
-    let (status, body) = call(
-        &ingest,
-        url_request("POST", Some(&bearer()), &mixed_body(4, 1), false),
-    )
-    .await;
+    let (status, body) = post(&ingest, &mixed_body(4, 1)).await;
     assert_eq!(status, 400, "{body}");
     assert!(
         body["reason"]
@@ -860,11 +830,7 @@ async fn configured_cap_counts_every_alert_but_not_the_truncated_entry() {
     // alerts and truncatedAlerts 7. The truncated entry is no alert: accepted.
     let mut truncated: Value = serde_json::from_str(&body_of(3)).unwrap();
     truncated["truncatedAlerts"] = json!(7);
-    let (status, summary) = call(
-        &ingest,
-        url_request("POST", Some(&bearer()), &truncated.to_string(), false),
-    )
-    .await;
+    let (status, summary) = post(&ingest, &truncated.to_string()).await;
     assert_eq!(status, 200, "{summary}");
     // app-0 (same fingerprint and startsAt) was started by the first webhook.
     assert_eq!(names(&summary, "started").len(), 2);
@@ -947,11 +913,7 @@ async fn webhook_accepts_alertmanager_notifications_only() {
         ),
     ];
     for (payload, kind) in cases {
-        let (status, body) = call(
-            &ingest,
-            url_request("POST", Some(&bearer()), &payload.to_string(), false),
-        )
-        .await;
+        let (status, body) = post(&ingest, &payload.to_string()).await;
         assert_eq!(status, 400, "{kind}: {body}");
         assert_eq!(
             body,
@@ -976,11 +938,7 @@ async fn webhook_accepts_alertmanager_notifications_only() {
     assert_eq!(names(&summary, "started").len(), 1, "{summary}");
     // And the webhook still takes what it is for.
     let notification = String::from_utf8(fixture("alertmanager/firing-single.json")).unwrap();
-    let (status, body) = call(
-        &ingest,
-        url_request("POST", Some(&bearer()), &notification, false),
-    )
-    .await;
+    let (status, body) = post(&ingest, &notification).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(names(&body, "started").len(), 1, "{body}");
     assert_eq!(ingest.starter().executions.lock().unwrap().len(), 2);
@@ -1035,11 +993,7 @@ async fn alarms_never_forward_execution_force_or_to_revision() {
             notification["alerts"][0][field][key] = json!(value);
         }
     }
-    let (status, body) = call(
-        &ingest,
-        url_request("POST", Some(&bearer()), &notification.to_string(), false),
-    )
-    .await;
+    let (status, body) = post(&ingest, &notification.to_string()).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(names(&body, "started").len(), 1, "{body}");
 

@@ -66,9 +66,12 @@ fn statefulset_status(sts: &StatefulSet) -> RolloutStatus {
             "Waiting for statefulset spec update to be observed...".into(),
         );
     }
-    let ready = status.ready_replicas.unwrap_or(0);
-    let updated = status.updated_replicas.unwrap_or(0);
-    if let Some(replicas) = spec.replicas
+    // i64: Go's int32 arithmetic wraps where Rust's would panic on the
+    // values a malformed object can hold.
+    let ready = i64::from(status.ready_replicas.unwrap_or(0));
+    let updated = i64::from(status.updated_replicas.unwrap_or(0));
+    let replicas = spec.replicas.map(i64::from);
+    if let Some(replicas) = replicas
         && ready < replicas
     {
         return RolloutStatus::new(
@@ -77,7 +80,7 @@ fn statefulset_status(sts: &StatefulSet) -> RolloutStatus {
         );
     }
     if let Some(rolling) = strategy.rolling_update {
-        if let (Some(replicas), Some(partition)) = (spec.replicas, rolling.partition)
+        if let (Some(replicas), Some(partition)) = (replicas, rolling.partition.map(i64::from))
             && updated < replicas - partition
         {
             return RolloutStatus::new(
@@ -171,16 +174,20 @@ fn kubectl_status(deployment: &Deployment) -> RolloutStatus {
             format!("deployment {name:?} exceeded its progress deadline"),
         );
     }
-    let updated = status.updated_replicas.unwrap_or(0);
-    let replicas = status.replicas.unwrap_or(0);
-    let available = status.available_replicas.unwrap_or(0);
+    let updated = i64::from(status.updated_replicas.unwrap_or(0));
+    let replicas = i64::from(status.replicas.unwrap_or(0));
+    let available = i64::from(status.available_replicas.unwrap_or(0));
     let waiting = |detail: String| {
         RolloutStatus::new(
             RolloutState::Waiting,
             format!("Waiting for deployment {name:?} rollout to finish: {detail}..."),
         )
     };
-    if let Some(desired) = deployment.spec.as_ref().and_then(|s| s.replicas)
+    if let Some(desired) = deployment
+        .spec
+        .as_ref()
+        .and_then(|s| s.replicas)
+        .map(i64::from)
         && updated < desired
     {
         return waiting(format!(
@@ -318,6 +325,30 @@ mod tests {
             (resumed.paused, resumed.paused_by),
             (false, None),
             "a stale paused-by on a running Deployment is not reported"
+        );
+    }
+
+    #[test]
+    fn extreme_counts_do_not_overflow() {
+        let mut d = revision_3();
+        d.status.as_mut().unwrap().updated_replicas = Some(i32::MIN);
+        d.status.as_mut().unwrap().replicas = Some(i32::MAX);
+        assert_eq!(rollout_status(&d).state, RolloutState::Waiting);
+        let mut sts = crate::testutil::Recorded::ledger();
+        sts.object["spec"]["replicas"] = serde_json::json!(i32::MAX);
+        sts.object["spec"]["updateStrategy"]["rollingUpdate"]["partition"] =
+            serde_json::json!(i32::MIN);
+        sts.object["status"]["readyReplicas"] = serde_json::json!(i32::MAX);
+        let s = sts.with(|w| rollout_status(w));
+        assert_eq!(
+            s.message,
+            "Waiting for partitioned roll out to finish: 2 out of 4294967295 new pods have been updated..."
+        );
+        sts.object["status"]["readyReplicas"] = serde_json::json!(i32::MIN);
+        assert!(
+            sts.with(|w| rollout_status(w))
+                .message
+                .starts_with("Waiting for 4294967295 pods")
         );
     }
 

@@ -264,6 +264,16 @@ fn checkout_denial(verb: &str, resource: &str) -> String {
     )
 }
 
+/// Nothing the handlers asked for was refused (no 403), and every request
+/// in `needed` (`METHOD path status`) was made.
+fn assert_rights_used(c: &Cluster, needed: &[&str]) {
+    let log = c.log();
+    assert!(log.iter().all(|l| !l.ends_with(" 403")), "{log:#?}");
+    for needed in needed {
+        assert!(log.iter().any(|l| l == needed), "{needed} not in {log:#?}");
+    }
+}
+
 #[tokio::test]
 async fn every_handler_path_works_with_exactly_the_cluster_role() {
     let c = Cluster::start(cluster_wide(), &[("shop", "checkout"), ("shop", "cart")]).await;
@@ -333,20 +343,19 @@ async fn every_handler_path_works_with_exactly_the_cluster_role() {
 
     // Nothing the handlers asked for was refused, and the rights used are
     // those rbac.yaml lists.
-    let log = c.log();
-    assert!(log.iter().all(|l| !l.ends_with(" 403")), "{log:#?}");
-    for needed in [
-        "GET /apis/apps/v1/namespaces/shop/deployments/checkout 200",
-        "GET /apis/apps/v1/namespaces/shop/replicasets 200",
-        // The rollback names no container: the current revision's pods.
-        "GET /api/v1/namespaces/shop/pods 200",
-        "GET /apis/apps/v1/deployments 200",
-        "PATCH /apis/apps/v1/namespaces/shop/deployments/checkout 200",
-        "POST /api/v1/namespaces/shop/events 201",
-        &format!("GET /api/v1/namespaces/shop/pods/{pod} 200"),
-    ] {
-        assert!(log.iter().any(|l| l == needed), "{needed} not in {log:#?}");
-    }
+    assert_rights_used(
+        &c,
+        &[
+            "GET /apis/apps/v1/namespaces/shop/deployments/checkout 200",
+            "GET /apis/apps/v1/namespaces/shop/replicasets 200",
+            // The rollback names no container: the current revision's pods.
+            "GET /api/v1/namespaces/shop/pods 200",
+            "GET /apis/apps/v1/deployments 200",
+            "PATCH /apis/apps/v1/namespaces/shop/deployments/checkout 200",
+            "POST /api/v1/namespaces/shop/events 201",
+            &format!("GET /api/v1/namespaces/shop/pods/{pod} 200"),
+        ],
+    );
 }
 
 /// `kind` ("StatefulSet" or "DaemonSet") `data/name` as stored.
@@ -449,22 +458,21 @@ async fn statefulset_and_daemonset_paths_work_with_exactly_the_cluster_role() {
     );
     assert_eq!(outcome.target.stateful_set.as_deref(), Some("ledger"));
 
-    let log = c.log();
-    assert!(log.iter().all(|l| !l.ends_with(" 403")), "{log:#?}");
-    for needed in [
-        "GET /apis/apps/v1/namespaces/data/statefulsets/ledger 200",
-        "GET /apis/apps/v1/namespaces/data/daemonsets/node-agent 200",
-        "GET /apis/apps/v1/namespaces/data/controllerrevisions 200",
-        "GET /apis/apps/v1/statefulsets 200",
-        "GET /apis/apps/v1/daemonsets 200",
-        "GET /apis/apps/v1/namespaces/data/statefulsets 200",
-        "PATCH /apis/apps/v1/namespaces/data/statefulsets/ledger 200",
-        "PATCH /apis/apps/v1/namespaces/data/daemonsets/node-agent 200",
-        "POST /api/v1/namespaces/data/events 201",
-        &format!("GET /api/v1/namespaces/data/pods/{pod} 200"),
-    ] {
-        assert!(log.iter().any(|l| l == needed), "{needed} not in {log:#?}");
-    }
+    assert_rights_used(
+        &c,
+        &[
+            "GET /apis/apps/v1/namespaces/data/statefulsets/ledger 200",
+            "GET /apis/apps/v1/namespaces/data/daemonsets/node-agent 200",
+            "GET /apis/apps/v1/namespaces/data/controllerrevisions 200",
+            "GET /apis/apps/v1/statefulsets 200",
+            "GET /apis/apps/v1/daemonsets 200",
+            "GET /apis/apps/v1/namespaces/data/statefulsets 200",
+            "PATCH /apis/apps/v1/namespaces/data/statefulsets/ledger 200",
+            "PATCH /apis/apps/v1/namespaces/data/daemonsets/node-agent 200",
+            "POST /api/v1/namespaces/data/events 201",
+            &format!("GET /api/v1/namespaces/data/pods/{pod} 200"),
+        ],
+    );
 }
 
 #[tokio::test]

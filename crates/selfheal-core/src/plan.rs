@@ -243,6 +243,14 @@ impl<'a> Ctx<'a> {
         self.input.workload
     }
 
+    /// An object that lacks what every real one has: `who: reason`.
+    fn invalid(&self, reason: &str) -> Error {
+        Error::InvalidObject {
+            kind: self.kind().as_str(),
+            reason: format!("{}: {reason}", self.who),
+        }
+    }
+
     fn kind(&self) -> WorkloadKind {
         self.input.workload.kind()
     }

@@ -129,10 +129,7 @@ impl Ctx<'_> {
             .held_strategy()
             .filter(|_| workload.held_by_selfheal())
             .or_else(|| workload.released_strategy())
-            .ok_or_else(|| Error::InvalidObject {
-                kind: workload.kind().as_str(),
-                reason: format!("{}: no update strategy to restore", self.who),
-            })?;
+            .ok_or_else(|| self.invalid("no update strategy to restore"))?;
         patch.add(ptr(["spec", "updateStrategy"]), strategy);
         patch.remove_annotation(keys::HELD_STRATEGY);
         Ok(())
@@ -157,10 +154,7 @@ impl Ctx<'_> {
     pub(super) fn patch(&self) -> Result<PatchBuilder, Error> {
         let meta = self.workload().metadata();
         let generation = meta.generation.ok_or_else(|| {
-            Error::deployment(format!(
-                "{}: metadata.generation is missing, so a write cannot be guarded",
-                self.who
-            ))
+            self.invalid("metadata.generation is missing, so a write cannot be guarded")
         })?;
         let mut builder = PatchBuilder::default();
         builder.test(ptr(["metadata", "generation"]), Value::from(generation));

@@ -127,10 +127,7 @@ fn half_brick_with(ctx: &Ctx<'_>, evidence: &[ContainerEvidence]) -> Result<Deci
     for (list, index, name, image) in history::containers(current) {
         let image = image
             .filter(|i| !i.is_empty())
-            .ok_or_else(|| Error::InvalidObject {
-                kind: ctx.kind().as_str(),
-                reason: format!("{}: container {name:?} has no image", ctx.who),
-            })?;
+            .ok_or_else(|| ctx.invalid(&format!("container {name:?} has no image")))?;
         images.push(((list, index), name, image));
     }
 

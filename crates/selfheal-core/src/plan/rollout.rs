@@ -89,17 +89,13 @@ pub(super) fn pause(ctx: &Ctx<'_>) -> Result<Decision, Error> {
             patch.add(ptr(["spec", "paused"]), Value::Bool(true));
             format!("paused deployment {}", ctx.who)
         }
-        kind => {
-            let invalid = |reason: &str| Error::InvalidObject {
-                kind: kind.as_str(),
-                reason: format!("{}: {reason}", ctx.who),
-            };
+        _ => {
             let previous = workload
                 .update_strategy()
-                .ok_or_else(|| invalid("no update strategy"))?;
+                .ok_or_else(|| ctx.invalid("no update strategy"))?;
             let held = workload
                 .holding_strategy(&previous)
-                .ok_or_else(|| invalid("spec.updateStrategy is not an object"))?;
+                .ok_or_else(|| ctx.invalid("spec.updateStrategy is not an object"))?;
             patch.add(ptr(["spec", "updateStrategy"]), held);
             patch.set_annotation(
                 keys::HELD_STRATEGY,

@@ -569,7 +569,9 @@ async fn fleet_reaches_clusters_in_two_accounts_and_regions_and_fails_per_target
         !west_role.is_empty() && west_role.iter().all(|a| a.status == 200),
         "{issued:#?}"
     );
-    // rollback names the execution; verify gets none (session `selfheal`).
+    // rollback and verify name the child execution (verify's Parameters
+    // pass `$.execution.id`); credentials are cached per role, so a verify
+    // may reuse the rollback's session.
     assert!(
         west_role.iter().all(|a| a.session.starts_with("selfheal")),
         "{issued:#?}"

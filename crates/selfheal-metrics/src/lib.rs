@@ -18,28 +18,6 @@ use serde::Serialize;
 /// The CloudWatch namespace of every selfheal metric.
 pub const NAMESPACE: &str = "Selfheal";
 
-/// Metric names.
-pub mod names {
-    /// One per outcome (or error) of `rollback`, `pause`, `resume`, `restart`.
-    pub const REMEDIATIONS: &str = "Remediations";
-    /// One per `verify` answer (or error).
-    pub const ROLLOUT_CHECKS: &str = "RolloutChecks";
-    /// The handler's own time for one invocation.
-    pub const HANDLER_DURATION: &str = "HandlerDuration";
-    /// Execution start to the `verify` that saw the rollout done.
-    pub const TIME_TO_RECOVERED: &str = "TimeToRecoveredMs";
-    /// `verify` calls of one execution.
-    pub const VERIFY_CHECKS: &str = "VerifyChecks";
-    /// 1 when the execution escalated (pause → rollback), else 0.
-    pub const ESCALATIONS: &str = "Escalations";
-    /// Alerts in an event ingest processed.
-    pub const ALARMS_RECEIVED: &str = "AlarmsReceived";
-    /// Executions ingest started (a re-delivered alert's existing one not counted).
-    pub const EXECUTIONS_STARTED: &str = "ExecutionsStarted";
-    /// Alerts that started nothing, by `Reason`.
-    pub const ALARMS_IGNORED: &str = "AlarmsIgnored";
-}
-
 /// Dimension names. A `Kind` dimension (the workload kind) joins `Action`
 /// and `Status` once selfheal acts on more than Deployments.
 pub mod dimensions {
@@ -108,62 +86,89 @@ const NONE: &[&str] = &[];
 const BY_ACTION: &[&str] = &[ACTION];
 const BY_REASON: &[&str] = &[REASON];
 
+/// One per outcome (or error) of `rollback`, `pause`, `resume`, `restart`.
+pub const REMEDIATIONS: Published = Published {
+    name: "Remediations",
+    unit: Unit::Count,
+    dimension_sets: &[BY_ACTION_STATUS, BY_GUARD],
+    source: Source::Actions,
+};
+
+/// One per `verify` answer (or error).
+pub const ROLLOUT_CHECKS: Published = Published {
+    name: "RolloutChecks",
+    unit: Unit::Count,
+    dimension_sets: &[BY_ACTION_STATUS],
+    source: Source::Verify,
+};
+
+/// The handler's own time for one invocation.
+pub const HANDLER_DURATION: Published = Published {
+    name: "HandlerDuration",
+    unit: Unit::Milliseconds,
+    dimension_sets: &[BY_ACTION_STATUS],
+    source: Source::ActionsAndVerify,
+};
+
+/// Execution start to the `verify` that saw the rollout done.
+pub const TIME_TO_RECOVERED: Published = Published {
+    name: "TimeToRecoveredMs",
+    unit: Unit::Milliseconds,
+    dimension_sets: &[NONE, BY_ACTION],
+    source: Source::Notify,
+};
+
+/// `verify` calls of one execution.
+pub const VERIFY_CHECKS: Published = Published {
+    name: "VerifyChecks",
+    unit: Unit::Count,
+    dimension_sets: &[NONE, BY_ACTION],
+    source: Source::Notify,
+};
+
+/// 1 when the execution escalated (pause → rollback), else 0.
+pub const ESCALATIONS: Published = Published {
+    name: "Escalations",
+    unit: Unit::Count,
+    dimension_sets: &[NONE, BY_ACTION],
+    source: Source::Notify,
+};
+
+/// Alerts in an event ingest processed.
+pub const ALARMS_RECEIVED: Published = Published {
+    name: "AlarmsReceived",
+    unit: Unit::Count,
+    dimension_sets: &[NONE],
+    source: Source::Ingest,
+};
+
+/// Executions ingest started (a re-delivered alert's existing one not counted).
+pub const EXECUTIONS_STARTED: Published = Published {
+    name: "ExecutionsStarted",
+    unit: Unit::Count,
+    dimension_sets: &[NONE],
+    source: Source::Ingest,
+};
+
+/// Alerts that started nothing, by `Reason`.
+pub const ALARMS_IGNORED: Published = Published {
+    name: "AlarmsIgnored",
+    unit: Unit::Count,
+    dimension_sets: &[BY_REASON],
+    source: Source::Ingest,
+};
+
 /// Every metric any record carries, with its unit and dimension sets.
 pub const PUBLISHED: &[Published] = &[
-    Published {
-        name: names::REMEDIATIONS,
-        unit: Unit::Count,
-        dimension_sets: &[BY_ACTION_STATUS, BY_GUARD],
-        source: Source::Actions,
-    },
-    Published {
-        name: names::ROLLOUT_CHECKS,
-        unit: Unit::Count,
-        dimension_sets: &[BY_ACTION_STATUS],
-        source: Source::Verify,
-    },
-    Published {
-        name: names::HANDLER_DURATION,
-        unit: Unit::Milliseconds,
-        dimension_sets: &[BY_ACTION_STATUS],
-        source: Source::ActionsAndVerify,
-    },
-    Published {
-        name: names::TIME_TO_RECOVERED,
-        unit: Unit::Milliseconds,
-        dimension_sets: &[NONE, BY_ACTION],
-        source: Source::Notify,
-    },
-    Published {
-        name: names::VERIFY_CHECKS,
-        unit: Unit::Count,
-        dimension_sets: &[NONE, BY_ACTION],
-        source: Source::Notify,
-    },
-    Published {
-        name: names::ESCALATIONS,
-        unit: Unit::Count,
-        dimension_sets: &[NONE, BY_ACTION],
-        source: Source::Notify,
-    },
-    Published {
-        name: names::ALARMS_RECEIVED,
-        unit: Unit::Count,
-        dimension_sets: &[NONE],
-        source: Source::Ingest,
-    },
-    Published {
-        name: names::EXECUTIONS_STARTED,
-        unit: Unit::Count,
-        dimension_sets: &[NONE],
-        source: Source::Ingest,
-    },
-    Published {
-        name: names::ALARMS_IGNORED,
-        unit: Unit::Count,
-        dimension_sets: &[BY_REASON],
-        source: Source::Ingest,
-    },
+    REMEDIATIONS,
+    ROLLOUT_CHECKS,
+    HANDLER_DURATION,
+    TIME_TO_RECOVERED,
+    VERIFY_CHECKS,
+    ESCALATIONS,
+    ALARMS_RECEIVED,
+    EXECUTIONS_STARTED,
+    ALARMS_IGNORED,
 ];
 
 /// The published metric called `name`.
@@ -310,10 +315,10 @@ pub fn remediation(
     let (status, guard, error_type) = ended.parts();
     let mut directives = vec![Directive::new(
         &[BY_ACTION_STATUS],
-        &[names::REMEDIATIONS, names::HANDLER_DURATION],
+        &[REMEDIATIONS.name, HANDLER_DURATION.name],
     )];
     if guard.is_some() {
-        directives.push(Directive::new(&[BY_GUARD], &[names::REMEDIATIONS]));
+        directives.push(Directive::new(&[BY_GUARD], &[REMEDIATIONS.name]));
     }
     let body = InvocationBody {
         action: action.to_owned(),
@@ -337,7 +342,7 @@ pub fn rollout_check(
     let (status, _, error_type) = ended.parts();
     let directives = vec![Directive::new(
         &[BY_ACTION_STATUS],
-        &[names::ROLLOUT_CHECKS, names::HANDLER_DURATION],
+        &[ROLLOUT_CHECKS.name, HANDLER_DURATION.name],
     )];
     let body = InvocationBody {
         action: ACTION_VERIFY.to_owned(),
@@ -373,9 +378,9 @@ pub struct ReportBody {
 pub fn report(body: ReportBody, at: Timestamp) -> Record<ReportBody> {
     let mut metrics = Vec::with_capacity(3);
     if body.time_to_recovered_ms.is_some() {
-        metrics.push(names::TIME_TO_RECOVERED);
+        metrics.push(TIME_TO_RECOVERED.name);
     }
-    metrics.extend([names::VERIFY_CHECKS, names::ESCALATIONS]);
+    metrics.extend([VERIFY_CHECKS.name, ESCALATIONS.name]);
     let directives = vec![Directive::new(&[NONE, BY_ACTION], &metrics)];
     Record::new(at, directives, body)
 }
@@ -464,7 +469,7 @@ pub fn ingest(
         at,
         vec![Directive::new(
             &[NONE],
-            &[names::ALARMS_RECEIVED, names::EXECUTIONS_STARTED],
+            &[ALARMS_RECEIVED.name, EXECUTIONS_STARTED.name],
         )],
         IngestBody {
             alarms_received: received,
@@ -481,7 +486,7 @@ pub fn ingest(
         .map(|(reason, count)| {
             Record::new(
                 at,
-                vec![Directive::new(&[BY_REASON], &[names::ALARMS_IGNORED])],
+                vec![Directive::new(&[BY_REASON], &[ALARMS_IGNORED.name])],
                 IgnoredBody {
                     reason: reason.as_str(),
                     alarms_ignored: count,

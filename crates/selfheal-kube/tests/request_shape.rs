@@ -1098,3 +1098,37 @@ async fn statefulset_status_is_one_get() {
     assert_eq!(status.state, selfheal_core::RolloutState::Done);
     assert_eq!(lines(&seen), [format!("GET {STS_PATH}")]);
 }
+
+#[tokio::test]
+async fn a_moved_statefulset_is_read_and_planned_again() {
+    // Someone writes the StatefulSet right after our first GET: the guarded
+    // patch fails its generation test (422) and the second plan lands.
+    let mut fake = ledger_fake("StatefulSet");
+    fake.concurrent_writer_until = 1;
+    let (outcome, seen, fake) = remediate(fake, &ledger_request("StatefulSet", "rollback")).await;
+    assert_eq!(outcome.unwrap().status, OutcomeStatus::Applied);
+    let attempt = [
+        format!("GET {STS_PATH}"),
+        format!("GET {CR_PATH}"),
+        format!("GET {PODS_PATH}"),
+        format!("PATCH {STS_PATH}"),
+    ];
+    assert_eq!(
+        lines(&seen),
+        [attempt.to_vec(), attempt.to_vec(), event_post()].concat()
+    );
+    let (first, second) = (
+        seen[3].body.as_ref().unwrap(),
+        seen[7].body.as_ref().unwrap(),
+    );
+    assert_eq!(
+        (&first[0]["value"], &second[0]["value"]),
+        (&json!(3), &json!(4))
+    );
+    let stored = fake.deployment.unwrap();
+    assert_eq!(image(&stored, 0), "registry.example/bank/db:1.1.0");
+    assert_eq!(
+        stored["metadata"]["annotations"]["other"], "1",
+        "their write kept"
+    );
+}

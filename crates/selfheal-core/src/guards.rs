@@ -54,10 +54,8 @@ pub struct HistoryRecord {
     /// RFC 3339, UTC, whole seconds.
     pub at: String,
     /// Step Functions execution, `null` for manual/CLI runs.
-    #[serde(default)]
     pub execution: Option<String>,
     /// The request's `reason`, clipped to [`HISTORY_REASON_CHARS`].
-    #[serde(default)]
     pub reason: Option<String>,
     #[serde(default)]
     pub changes: Vec<Change>,

@@ -31,12 +31,10 @@ pub const STATE_CHANGE_DETAIL_TYPE: &str = "CloudWatch Alarm State Change";
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AlarmConfiguration {
-    #[serde(default)]
     pub description: Option<String>,
     #[serde(default)]
     pub metrics: Vec<MetricQuery>,
     /// Present on composite alarms.
-    #[serde(default)]
     pub alarm_rule: Option<String>,
 }
 
@@ -44,11 +42,8 @@ pub struct AlarmConfiguration {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MetricQuery {
-    #[serde(default)]
     pub id: Option<String>,
-    #[serde(default)]
     pub expression: Option<String>,
-    #[serde(default)]
     pub metric_stat: Option<MetricStat>,
 }
 
@@ -61,9 +56,7 @@ pub struct MetricStat {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Metric {
-    #[serde(default)]
     pub namespace: Option<String>,
-    #[serde(default)]
     pub name: Option<String>,
     #[serde(default)]
     pub dimensions: BTreeMap<String, String>,
@@ -78,36 +71,25 @@ pub struct Metric {
 #[serde(rename_all = "PascalCase")]
 pub struct SnsAlarmMessage {
     pub alarm_name: String,
-    #[serde(default)]
     pub alarm_description: Option<String>,
     #[serde(default, rename = "AWSAccountId")]
     pub aws_account_id: Option<String>,
     pub new_state_value: String,
-    #[serde(default)]
     pub new_state_reason: Option<String>,
-    #[serde(default)]
     pub state_change_time: Option<String>,
-    #[serde(default)]
     pub region: Option<String>,
-    #[serde(default)]
     pub alarm_arn: Option<String>,
-    #[serde(default)]
     pub old_state_value: Option<String>,
-    #[serde(default)]
     pub trigger: Option<SnsTrigger>,
     /// Present on composite alarms.
-    #[serde(default)]
     pub alarm_rule: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct SnsTrigger {
-    #[serde(default)]
     pub metric_name: Option<String>,
-    #[serde(default)]
     pub namespace: Option<String>,
-    #[serde(default)]
     pub threshold: Option<f64>,
     #[serde(default)]
     pub dimensions: Vec<SnsDimension>,
@@ -126,11 +108,8 @@ pub struct SnsDimension {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct SnsMetricQuery {
-    #[serde(default)]
     pub id: Option<String>,
-    #[serde(default)]
     pub expression: Option<String>,
-    #[serde(default)]
     pub metric_stat: Option<SnsMetricStat>,
 }
 

@@ -108,6 +108,31 @@ fn name_ok(name: &str) -> bool {
     (1..=255).contains(&name.chars().count())
 }
 
+/// `value` as an object whose members are among `members`; what is wrong
+/// with it, named by `at`, goes to `problems` (`None`: not an object).
+fn object_of<'a>(
+    value: &'a Value,
+    at: &str,
+    members: &[&str],
+    problems: &mut Vec<String>,
+) -> Option<&'a Map<String, Value>> {
+    let Some(object) = value.as_object() else {
+        problems.push(format!("{at} is not an object"));
+        return None;
+    };
+    for key in object.keys().filter(|k| !members.contains(&k.as_str())) {
+        problems.push(format!("{at} has an unknown member `{key}`"));
+    }
+    Some(object)
+}
+
+/// `at` holds `len` `things`, and the specification allows at most `max`.
+fn at_most(at: &str, len: usize, max: usize, things: &str, problems: &mut Vec<String>) {
+    if len > max {
+        problems.push(format!("{at} has {len} {things} (at most {max})"));
+    }
+}
+
 fn directive_problems(
     root: &Map<String, Value>,
     i: usize,
@@ -116,15 +141,10 @@ fn directive_problems(
     extracted: &mut Vec<Extracted>,
 ) {
     let at = format!("CloudWatchMetrics[{i}]");
-    let Some(directive) = directive.as_object() else {
-        problems.push(format!("{at} is not an object"));
+    let members = ["Namespace", "Dimensions", "Metrics"];
+    let Some(directive) = object_of(directive, &at, &members, problems) else {
         return;
     };
-    for key in directive.keys() {
-        if !matches!(key.as_str(), "Namespace" | "Dimensions" | "Metrics") {
-            problems.push(format!("{at} has an unknown member `{key}`"));
-        }
-    }
     let namespace = directive
         .get("Namespace")
         .and_then(Value::as_str)
@@ -144,12 +164,8 @@ fn directive_problems(
                     problems.push(format!("{at}.Dimensions[{j}] is not an array"));
                     continue;
                 };
-                if keys.len() > MAX_DIMENSIONS {
-                    problems.push(format!(
-                        "{at}.Dimensions[{j}] has {} keys (at most {MAX_DIMENSIONS})",
-                        keys.len()
-                    ));
-                }
+                let set_at = format!("{at}.Dimensions[{j}]");
+                at_most(&set_at, keys.len(), MAX_DIMENSIONS, "keys", problems);
                 let mut names = Vec::new();
                 for key in keys {
                     let Some(key) = key.as_str().filter(|k| name_ok(k)) else {
@@ -175,22 +191,24 @@ fn directive_problems(
         problems.push(format!("{at}.Metrics is not an array"));
         return;
     };
-    if metrics.len() > MAX_METRICS {
-        problems.push(format!(
-            "{at}.Metrics has {} definitions (at most {MAX_METRICS})",
-            metrics.len()
-        ));
-    }
+    let metrics_at = format!("{at}.Metrics");
+    at_most(
+        &metrics_at,
+        metrics.len(),
+        MAX_METRICS,
+        "definitions",
+        problems,
+    );
     for (j, definition) in metrics.iter().enumerate() {
-        let Some(definition) = definition.as_object() else {
-            problems.push(format!("{at}.Metrics[{j}] is not an object"));
+        let members = ["Name", "Unit", "StorageResolution"];
+        let Some(definition) = object_of(
+            definition,
+            &format!("{at}.Metrics[{j}]"),
+            &members,
+            problems,
+        ) else {
             continue;
         };
-        for key in definition.keys() {
-            if !matches!(key.as_str(), "Name" | "Unit" | "StorageResolution") {
-                problems.push(format!("{at}.Metrics[{j}] has an unknown member `{key}`"));
-            }
-        }
         let Some(name) = definition
             .get("Name")
             .and_then(Value::as_str)

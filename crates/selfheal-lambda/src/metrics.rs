@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use jiff::Timestamp;
-use selfheal_core::{Action, OutcomeStatus, RemediationOutcome, RolloutState};
+use selfheal_core::{Action, OutcomeStatus, RemediationOutcome};
 use selfheal_metrics::{Ended, InvocationBody, Record};
 
 use crate::error::HandlerError;
@@ -19,18 +19,13 @@ pub fn action_record(
     elapsed: Duration,
     at: Timestamp,
 ) -> Record<InvocationBody> {
-    let ended = match result {
-        Ok(outcome) => Ended::Status {
-            status: outcome.status.as_str(),
-            guard: outcome
-                .guard
-                .filter(|_| outcome.status == OutcomeStatus::Refused)
-                .map(|g| g.as_str()),
-        },
-        Err(error) => Ended::Error {
-            error_type: error.error_type(),
-        },
-    };
+    let ended = ended(result, |outcome| Ended::Status {
+        status: outcome.status.as_str(),
+        guard: outcome
+            .guard
+            .filter(|_| outcome.status == OutcomeStatus::Refused)
+            .map(|g| g.as_str()),
+    });
     selfheal_metrics::remediation(action.as_str(), ended, elapsed, at)
 }
 
@@ -40,20 +35,25 @@ pub fn verify_record(
     elapsed: Duration,
     at: Timestamp,
 ) -> Record<InvocationBody> {
-    let ended = match result {
-        Ok(out) => Ended::Status {
-            status: match out.status.state {
-                RolloutState::Done => "done",
-                RolloutState::Waiting => "waiting",
-                RolloutState::Failed => "failed",
-            },
-            guard: None,
-        },
+    let ended = ended(result, |out| Ended::Status {
+        status: out.status.state.as_str(),
+        guard: None,
+    });
+    selfheal_metrics::rollout_check(ended, elapsed, at)
+}
+
+/// How an invocation ended: what `answered` says of its answer, or its
+/// error's `errorType`.
+fn ended<T>(
+    result: &Result<T, HandlerError>,
+    answered: impl FnOnce(&T) -> Ended<'static>,
+) -> Ended<'static> {
+    match result {
+        Ok(answer) => answered(answer),
         Err(error) => Ended::Error {
             error_type: error.error_type(),
         },
-    };
-    selfheal_metrics::rollout_check(ended, elapsed, at)
+    }
 }
 
 #[cfg(test)]

@@ -120,15 +120,23 @@ mod tests {
         SdkError::service_error(error, raw)
     }
 
+    /// Every code in `codes`, answered with HTTP 400, is of `class`.
+    fn assert_codes(codes: &[&str], class: ErrorClass) {
+        for &code in codes {
+            assert_eq!(classify_code(Some(code), Some(400)), class, "{code}");
+        }
+    }
+
+    /// A service error `code` answered with `status` is of `class`, and retryable.
+    fn assert_retryable(code: &str, status: u16, class: ErrorClass) {
+        let error = service_error(code, status);
+        assert_eq!(classify(&error), class, "{code}");
+        assert!(is_retryable(&error), "{code}");
+    }
+
     #[test]
     fn the_sdks_throttling_codes_are_throttling() {
-        for &code in THROTTLING_ERRORS {
-            assert_eq!(
-                classify_code(Some(code), Some(400)),
-                ErrorClass::Throttling,
-                "{code}"
-            );
-        }
+        assert_codes(THROTTLING_ERRORS, ErrorClass::Throttling);
         for code in [
             "TooManyRequestsException",
             "ThrottlingException",
@@ -136,9 +144,7 @@ mod tests {
             "KmsThrottlingException",
             "KMSThrottling",
         ] {
-            let error = service_error(code, 400);
-            assert_eq!(classify(&error), ErrorClass::Throttling, "{code}");
-            assert!(is_retryable(&error), "{code}");
+            assert_retryable(code, 400, ErrorClass::Throttling);
         }
         assert_eq!(
             classify_code(Some("Other"), Some(429)),
@@ -148,13 +154,7 @@ mod tests {
 
     #[test]
     fn transient_codes_and_server_errors_are_retryable() {
-        for &code in TRANSIENT_ERRORS {
-            assert_eq!(
-                classify_code(Some(code), Some(400)),
-                ErrorClass::Transient,
-                "{code}"
-            );
-        }
+        assert_codes(TRANSIENT_ERRORS, ErrorClass::Transient);
         for (code, status) in [
             ("InternalServerError", 500),
             ("InternalError", 500),
@@ -162,9 +162,7 @@ mod tests {
             ("ServiceUnavailableException", 503),
             ("", 502),
         ] {
-            let error = service_error(code, status);
-            assert_eq!(classify(&error), ErrorClass::ServerError, "{code}");
-            assert!(is_retryable(&error), "{code}");
+            assert_retryable(code, status, ErrorClass::ServerError);
         }
     }
 

@@ -412,11 +412,15 @@ mod tests {
         assert_eq!(VARIABLES[1].1, DEFAULT_CACHE.as_secs().to_string());
     }
 
+    /// A cache with a 10 s period, the instant it starts at, and the period.
+    fn ten_second_cache() -> (SwitchCache, Instant, Duration) {
+        let ttl = Duration::from_secs(10);
+        (cache(ttl), Instant::now(), ttl)
+    }
+
     #[test]
     fn a_read_value_is_used_for_one_period() {
-        let t0 = Instant::now();
-        let ttl = Duration::from_secs(10);
-        let mut c = cache(ttl);
+        let (mut c, t0, ttl) = ten_second_cache();
         assert_eq!(c.fresh(t0), None, "nothing read yet");
         let stored = c.store(t0, "on\n");
         assert_eq!(stored.state, SwitchState::On);
@@ -461,9 +465,7 @@ mod tests {
 
     #[test]
     fn a_failed_read_keeps_the_last_value_for_another_period() {
-        let t0 = Instant::now();
-        let ttl = Duration::from_secs(10);
-        let mut c = cache(ttl);
+        let (mut c, t0, ttl) = ten_second_cache();
         assert_eq!(c.fall_back(t0), None, "nothing to fall back on");
         assert_eq!(c.fresh(t0), None);
 

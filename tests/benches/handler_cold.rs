@@ -185,14 +185,9 @@ fn snapshot_copy(snapshot: &Value, ns: &str, n: usize) -> Value {
 
 fn images(server: &TestServer, ns: &str) -> Vec<(String, String)> {
     let d = server.deployment(ns, "checkout").expect("deployment");
-    d.spec
-        .unwrap()
-        .template
-        .spec
-        .unwrap()
-        .containers
-        .into_iter()
-        .map(|c| (c.name, c.image.unwrap_or_default()))
+    let template = d.spec.expect("spec").template;
+    selfheal_core::history::container_images(&template)
+        .map(|(name, image)| (name.to_owned(), image.to_owned()))
         .collect()
 }
 

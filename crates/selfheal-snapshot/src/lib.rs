@@ -732,16 +732,10 @@ mod tests {
     }
 
     fn images(snap: &Snapshot) -> Vec<String> {
-        snap.deployment("shop", "checkout")
-            .unwrap()
-            .spec
-            .unwrap()
-            .template
-            .spec
-            .unwrap()
-            .containers
-            .into_iter()
-            .map(|c| c.image.unwrap())
+        let d = snap.deployment("shop", "checkout").unwrap();
+        let template = d.spec.unwrap().template;
+        selfheal_core::history::container_images(&template)
+            .map(|(_, image)| image.to_owned())
             .collect()
     }
 

@@ -2,7 +2,7 @@
 //! requests for a StatefulSet and a DaemonSet (examples/requests/): the
 //! adapter reads the workload and its ControllerRevisions, sends one guarded
 //! JSON Patch and prints the outcome naming the kind; `--dry-run` stores
-//! nothing.
+//! nothing. `status --statefulset/--daemonset` reads the kind its flag names.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -129,4 +129,35 @@ async fn run_rolls_back_a_statefulset_and_a_daemonset_from_the_examples() {
             "{kind}: the audit Event names the kind"
         );
     }
+}
+
+/// `selfheal status --statefulset|--daemonset NS/NAME --snapshot FILE`: the
+/// flag names the kind looked up (the example snapshots were taken mid-rollout).
+#[test]
+fn status_reads_the_kind_the_flag_names_from_a_snapshot() {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let status = |flag: &str, workload: &str, file: &str| {
+        Command::new(env!("CARGO_BIN_EXE_selfheal"))
+            .args(["status", flag, workload, "--snapshot"])
+            .arg(examples.join(file))
+            .output()
+            .unwrap()
+    };
+    let out = status("--statefulset", "data/ledger", "ledger-snapshot.yaml");
+    assert_eq!(
+        serde_json::from_slice::<Value>(&out.stdout).unwrap(),
+        json!({"state": "waiting", "message": "Waiting for 1 pods to be ready..."})
+    );
+    let out = status("--daemonset", "data/node-agent", "node-agent-snapshot.yaml");
+    assert_eq!(
+        serde_json::from_slice::<Value>(&out.stdout).unwrap(),
+        json!({"state": "waiting",
+               "message": "Waiting for daemon set \"node-agent\" rollout to finish: 0 of 2 updated pods are available..."})
+    );
+    let out = status("--daemonset", "data/ledger", "ledger-snapshot.yaml");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim(),
+        "error: daemonset data/ledger not found in snapshot"
+    );
 }

@@ -31,7 +31,8 @@ pub struct VerifyOutput {
     /// level of the answer.
     #[serde(flatten)]
     pub status: RolloutStatus,
-    /// The target checked, with its cluster and deployment filled in.
+    /// The target checked, with its cluster and workload (a pod's owner, of
+    /// its kind) filled in.
     pub target: Target,
     /// Seconds of the state machine's rollout budget left after this watch
     /// (only when the input gave `watch`): `CheckRollout` watches again

@@ -452,62 +452,36 @@ mod tests {
 
     #[test]
     fn invalid_values_name_the_variable() {
-        type Case<'a> = (&'a [(&'a str, &'a str)], &'a str, &'a str);
-        let cases: &[Case] = &[
+        type Case<'a> = (Vec<(&'a str, &'a str)>, &'a str, &'a str);
+        // `variable` set to `value` alone, named in an error that says `needle`.
+        let one = |variable, value, needle| (vec![(variable, value)], variable, needle);
+        let cases: Vec<Case> = vec![
+            one(TOKEN_LIFETIME_SECONDS, "0", "1..=840"),
+            one(TOKEN_LIFETIME_SECONDS, "900", "1..=840"),
+            one(TOKEN_LIFETIME_SECONDS, "ten", "\"ten\""),
+            one(REPLAN_BUDGET, "-1", "0..=10"),
+            one(REPLAN_BUDGET, "11", "0..=10"),
+            one(KUBE_CONTEXT, "dev", "without SELFHEAL_KUBECONFIG"),
+            one(CLUSTER_CA, PEM, "without SELFHEAL_CLUSTER_ENDPOINT"),
             (
-                &[(TOKEN_LIFETIME_SECONDS, "0")],
-                TOKEN_LIFETIME_SECONDS,
-                "1..=840",
-            ),
-            (
-                &[(TOKEN_LIFETIME_SECONDS, "900")],
-                TOKEN_LIFETIME_SECONDS,
-                "1..=840",
-            ),
-            (
-                &[(TOKEN_LIFETIME_SECONDS, "ten")],
-                TOKEN_LIFETIME_SECONDS,
-                "\"ten\"",
-            ),
-            (&[(REPLAN_BUDGET, "-1")], REPLAN_BUDGET, "0..=10"),
-            (&[(REPLAN_BUDGET, "11")], REPLAN_BUDGET, "0..=10"),
-            (
-                &[(KUBE_CONTEXT, "dev")],
-                KUBE_CONTEXT,
-                "without SELFHEAL_KUBECONFIG",
-            ),
-            (
-                &[(CLUSTER_CA, PEM)],
-                CLUSTER_CA,
-                "without SELFHEAL_CLUSTER_ENDPOINT",
-            ),
-            (
-                &[(KUBECONFIG, "/k"), (CLUSTER_ENDPOINT, "https://x")],
+                vec![(KUBECONFIG, "/k"), (CLUSTER_ENDPOINT, "https://x")],
                 CLUSTER_ENDPOINT,
                 "choose local",
             ),
             (
-                &[(CLUSTER_ENDPOINT, "https://x")],
+                vec![(CLUSTER_ENDPOINT, "https://x")],
                 DEFAULT_CLUSTER,
                 "required with SELFHEAL_CLUSTER_ENDPOINT",
             ),
             (
-                &[(CLUSTER_ENDPOINT, "https://x"), (DEFAULT_CLUSTER, " ")],
+                vec![(CLUSTER_ENDPOINT, "https://x"), (DEFAULT_CLUSTER, " ")],
                 DEFAULT_CLUSTER,
                 "required with SELFHEAL_CLUSTER_ENDPOINT",
             ),
+            one(CLUSTER_ENDPOINT, "not a url", "not a URL"),
+            one(CLUSTER_ENDPOINT, "/just/a/path", "scheme and host"),
             (
-                &[(CLUSTER_ENDPOINT, "not a url")],
-                CLUSTER_ENDPOINT,
-                "not a URL",
-            ),
-            (
-                &[(CLUSTER_ENDPOINT, "/just/a/path")],
-                CLUSTER_ENDPOINT,
-                "scheme and host",
-            ),
-            (
-                &[
+                vec![
                     (CLUSTER_ENDPOINT, "https://x"),
                     (CLUSTER_CA, "%%% not base64"),
                 ],
@@ -515,7 +489,7 @@ mod tests {
                 "base64",
             ),
             (
-                &[
+                vec![
                     (CLUSTER_ENDPOINT, "https://x"),
                     (
                         CLUSTER_CA,
@@ -526,7 +500,7 @@ mod tests {
                 "PEM",
             ),
         ];
-        for (vars, variable, needle) in cases {
+        for (vars, variable, needle) in &cases {
             let (got, message) = config_error(vars);
             assert_eq!(got, *variable, "{vars:?}: {message}");
             assert!(

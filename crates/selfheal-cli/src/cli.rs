@@ -122,14 +122,16 @@ pub struct RunArgs {
     pub options: RunOptions,
 }
 
-/// `selfheal pause|resume|restart -n NS DEPLOYMENT`.
+/// `selfheal pause|resume|restart -n NS [KIND/]NAME`.
 #[derive(Debug, Args)]
 pub struct ActionArgs {
-    /// Namespace of the Deployment.
+    /// Namespace of the workload.
     #[arg(short = 'n', long, value_name = "NS")]
     pub namespace: String,
-    /// The Deployment's name.
-    #[arg(value_name = "DEPLOYMENT")]
+    /// The workload, as kubectl names it: `NAME` (a Deployment),
+    /// `deployment/NAME`, `statefulset/NAME` or `daemonset/NAME` (also
+    /// `deploy/`, `sts/`, `ds/` and the plurals).
+    #[arg(value_name = "[KIND/]NAME")]
     pub deployment: String,
     /// Why, recorded in the audit trail on the Deployment (annotations, Event).
     #[arg(long, value_name = "TEXT")]
@@ -166,11 +168,12 @@ pub struct StatusArgs {
     /// A DaemonSet instead, as NAMESPACE/NAME (kubectl's DaemonSet rules).
     #[arg(long, value_name = "NS/NAME", conflicts_with_all = ["namespace", "name"])]
     pub daemonset: Option<String>,
-    /// Namespace of the Deployment (with DEPLOYMENT).
+    /// Namespace of the workload (with [KIND/]NAME).
     #[arg(short = 'n', long, value_name = "NS", requires = "name")]
     pub namespace: Option<String>,
-    /// The Deployment's name (with -n NS).
-    #[arg(value_name = "DEPLOYMENT", requires = "namespace")]
+    /// The workload (with -n NS): `NAME` for a Deployment, or kubectl's
+    /// `statefulset/NAME`, `daemonset/NAME`, `deployment/NAME`.
+    #[arg(value_name = "[KIND/]NAME", requires = "namespace")]
     pub name: Option<String>,
     #[command(flatten)]
     pub source: Source,
@@ -352,10 +355,9 @@ fn verb_request(
     args: &ActionArgs,
     container: Option<&str>,
 ) -> Result<ValidRequest, Error> {
-    let mut target = serde_json::json!({
-        "namespace": args.namespace,
-        "deployment": args.deployment,
-    });
+    let (kind, name) = kind_and_name(&args.deployment)?;
+    let mut target = serde_json::json!({ "namespace": args.namespace });
+    target[kind.field()] = name.into();
     if let Some(container) = container {
         target["container"] = container.into();
     }
@@ -420,6 +422,31 @@ async fn remediate(mut request: ValidRequest, options: &RunOptions) -> Result<Re
     }
 }
 
+/// A positional workload as kubectl takes it: `NAME` is a Deployment (as
+/// this CLI has always read it), `KIND/NAME` names the kind with one of the
+/// names kubectl accepts for it (`statefulset`, `statefulsets`, `sts`, …).
+fn kind_and_name(given: &str) -> Result<(WorkloadKind, &str), Error> {
+    let Some((kind, name)) = given.split_once('/') else {
+        return Ok((WorkloadKind::Deployment, given));
+    };
+    if name.is_empty() || name.contains('/') {
+        return Err(Error::WorkloadKind {
+            given: given.to_owned(),
+        });
+    }
+    let kind = match kind.to_ascii_lowercase().as_str() {
+        "deployment" | "deployments" | "deploy" | "deployment.apps" => WorkloadKind::Deployment,
+        "statefulset" | "statefulsets" | "sts" | "statefulset.apps" => WorkloadKind::StatefulSet,
+        "daemonset" | "daemonsets" | "ds" | "daemonset.apps" => WorkloadKind::DaemonSet,
+        _ => {
+            return Err(Error::WorkloadKind {
+                given: given.to_owned(),
+            });
+        }
+    };
+    Ok((kind, name))
+}
+
 /// The workload `status` names: `--deployment`, `--statefulset` or
 /// `--daemonset NS/NAME`, or `-n NS DEPLOYMENT`.
 fn status_target(args: &StatusArgs) -> Result<(WorkloadKind, &str, &str), Error> {
@@ -442,7 +469,10 @@ fn status_target(args: &StatusArgs) -> Result<(WorkloadKind, &str, &str), Error>
         return Ok((kind, namespace, name));
     }
     match (&args.namespace, &args.name) {
-        (Some(namespace), Some(name)) => Ok((WorkloadKind::Deployment, namespace, name)),
+        (Some(namespace), Some(name)) => {
+            let (kind, name) = kind_and_name(name)?;
+            Ok((kind, namespace, name))
+        }
         // clap requires one of the forms.
         _ => Err(Error::WorkloadRef {
             flag: WorkloadKind::Deployment.noun(),

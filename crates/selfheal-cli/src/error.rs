@@ -45,6 +45,11 @@ pub enum Error {
     },
     #[error("`--{flag}` must be NAMESPACE/NAME, got {given:?}")]
     WorkloadRef { flag: &'static str, given: String },
+    /// A positional `KIND/NAME` whose kind selfheal does not act on.
+    #[error(
+        "{given:?}: selfheal acts on deployment/NAME, statefulset/NAME or daemonset/NAME (or a bare Deployment NAME)"
+    )]
+    WorkloadKind { given: String },
     /// kubeconfig mode: the request's `target.cluster` is not the cluster of
     /// the context in use (README, CLI: how the names are matched).
     #[error(

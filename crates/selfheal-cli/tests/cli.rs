@@ -481,6 +481,67 @@ fn pod_targets_resolve_to_their_statefulset_and_daemonset() {
     }
 }
 
+/// The verbs and `status -n NS` take kubectl's `KIND/NAME` (with its short
+/// and plural kind names); a bare NAME stays a Deployment.
+#[test]
+fn verbs_and_status_take_kubectl_kind_slash_name() {
+    for example in KIND_EXAMPLES {
+        let snapshot = examples().join(example.snapshot);
+        let snapshot = snapshot.to_str().expect("utf-8 path");
+        let short = if example.kind == "StatefulSet" {
+            "sts"
+        } else {
+            "ds"
+        };
+        let from_file = stdout_json(&run_request(
+            &request_path(example.request),
+            Path::new(snapshot),
+        ));
+        for kind in [
+            example.kind.to_lowercase(),
+            format!("{}s", example.kind),
+            short.into(),
+        ] {
+            let workload = format!("{kind}/{}", example.name);
+            let verb = [
+                "rollback",
+                "-n",
+                "data",
+                &workload,
+                "--container",
+                example.container,
+            ];
+            let outcome = stdout_json(&on_snapshot(&verb, snapshot));
+            assert_eq!(outcome["target"][example.field], example.name, "{workload}");
+            assert_eq!(outcome["changes"], from_file["changes"], "{workload}");
+
+            let by_name = stdout_json(&on_snapshot(&["status", "-n", "data", &workload], snapshot));
+            let flag = format!("--{}", example.kind.to_lowercase());
+            let by_flag = format!("data/{}", example.name);
+            let by_flag = stdout_json(&on_snapshot(&["status", &flag, &by_flag], snapshot));
+            assert_eq!(by_name, by_flag, "{workload}");
+        }
+        // A hold through the verb form writes the kind's own hold.
+        let held = stdout_json(&on_snapshot(
+            &["pause", "-n", "data", &format!("{short}/{}", example.name)],
+            snapshot,
+        ));
+        assert_eq!(held["target"][example.field], example.name, "{held}");
+    }
+    for bad in ["job/nightly", "statefulset/", "sts/a/b"] {
+        let out = on_snapshot(
+            &["restart", "-n", "data", bad],
+            snapshot_path().to_str().expect("utf-8"),
+        );
+        assert_eq!(
+            error_line(&out),
+            format!(
+                "error: {bad:?}: selfheal acts on deployment/NAME, statefulset/NAME or daemonset/NAME (or a bare Deployment NAME)"
+            )
+        );
+    }
+}
+
 #[test]
 fn opt_in_guard_refuses_and_no_opt_in_flag_lifts_it() {
     let dir = tempfile::tempdir().expect("tempdir");

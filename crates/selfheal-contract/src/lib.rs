@@ -7,13 +7,16 @@
 //! The alarm, ingest and notify crates build on this alone; `selfheal-core`
 //! re-exports it beside the planners that need `k8s-openapi`.
 
+pub mod approval;
 pub mod cluster;
 pub mod env;
 pub mod error;
 pub mod error_type;
 pub mod evidence;
+pub mod execution;
 pub mod model;
 pub mod rollout;
+pub mod verify;
 
 pub use cluster::{ClusterLocation, ClusterRef, ClusterRoles};
 pub use error::{Error, Malformed, decode, decode_str};
@@ -24,3 +27,4 @@ pub use model::{
     RemediationRequest, RevisionInfo, Scope, Target, ValidRequest, Workload, WorkloadKind,
 };
 pub use rollout::{RolloutState, RolloutStatus};
+pub use verify::{VerifyOutput, WatchSpan};

@@ -23,7 +23,9 @@ mod testutil;
 // The public contract (request, outcome, errors, errorType names,
 // configuration rule) is its own crate so that crates without Kubernetes
 // types can use it; re-exported here under the paths the adapters know.
-pub use selfheal_contract::{ErrorType, cluster, env, error, error_type, model};
+pub use selfheal_contract::{
+    ErrorType, VerifyOutput, WatchSpan, cluster, env, error, error_type, model,
+};
 
 pub use error::{Error, Malformed, decode, decode_str};
 pub use evidence::{ContainerEvidence, Verdict};

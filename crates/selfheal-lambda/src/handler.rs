@@ -10,40 +10,18 @@ use std::future::Future;
 use lambda_runtime::LambdaEvent;
 use selfheal_aws::{SwitchState, SwitchedOff};
 use selfheal_core::{
-    Action, OutcomeStatus, RemediationOutcome, RemediationRequest, RolloutStatus, Target,
-    ValidRequest,
+    Action, OutcomeStatus, RemediationOutcome, RemediationRequest, Target, ValidRequest,
 };
 use selfheal_kube::Remediator;
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::HandlerError;
 use crate::state::AppState;
-use crate::verify::{self, PreviousAnswer, WatchBudget, WatchSpan};
+pub use selfheal_core::VerifyOutput;
 
-/// `verify`'s answer, shaped for the state machine's wait loop (a `Choice` on `$.state`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct VerifyOutput {
-    /// `state` (`done` | `waiting` | `failed`, as `kubectl rollout status`
-    /// decides), kubectl's `message`, `paused` and `pausedBy`, at the top
-    /// level of the answer.
-    #[serde(flatten)]
-    pub status: RolloutStatus,
-    /// The target checked, with its cluster and workload (a pod's owner, of
-    /// its kind) filled in.
-    pub target: Target,
-    /// Seconds of the state machine's rollout budget left after this watch
-    /// (only when the input gave `watch`): `CheckRollout` watches again
-    /// while a `waiting` rollout has some left.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub remaining_seconds: Option<u64>,
-    /// The watch so far, this window counted (only with `watch`): the state
-    /// machine passes the answer back as `previous` for the next window.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub watch: Option<WatchSpan>,
-}
+use crate::verify::{self, PreviousAnswer, WatchBudget};
 
 /// Decode a request from the raw payload and check the contract's rules:
 /// the one validation on the request path (the adapter and the planner take

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+pub use selfheal_core::WatchSpan;
 use serde::{Deserialize, Serialize};
 
 /// `verify`'s optional `watch` input: when the state machine started
@@ -56,18 +57,6 @@ pub fn within_credentials(
         let left = Duration::try_from(until.duration_since(now)).unwrap_or_default();
         window.min(left)
     })
-}
-
-/// The watch's record so far, in `verify`'s answer (`watch`): when the state
-/// machine started watching, how many windows it took, and when the last one
-/// ended. The answer carries it so the state machine needs no counting state
-/// of its own between two windows (notify reports it as the verify step).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct WatchSpan {
-    pub started_at: jiff::Timestamp,
-    pub attempts: u32,
-    pub finished_at: jiff::Timestamp,
 }
 
 /// What `verify` reads of its previous answer (`previous`, the state

@@ -48,7 +48,7 @@ fn request(action: &str, target: &Value) -> Value {
 }
 
 fn event(value: Value) -> NotifyEvent {
-    NotifyEvent::from_value(value).unwrap()
+    crate::parse_event(value).unwrap()
 }
 
 /// The message's first line: its headline.

@@ -15,7 +15,11 @@ pub mod publish;
 pub mod slack;
 
 use jiff::Timestamp;
-pub use selfheal_approval::ApprovalDecision;
+pub use selfheal_contract::approval::ApprovalDecision;
+pub use selfheal_contract::execution::{
+    Approval, ChildOutcome, Escalation, EventKind, ExecutionInfo, FleetResult, FleetStatus,
+    NotifyEvent, Preview, RolloutCheck, Span, StepError, Timings,
+};
 use selfheal_contract::{
     Action, Change, ErrorType, OutcomeStatus, RemediationOutcome, RemediationRequest, Target,
     Workload, WorkloadKind,
@@ -75,30 +79,6 @@ impl Error {
 
 selfheal_runtime::diagnostic_from!(Error);
 
-/// Which moment of a remediation this is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum EventKind {
-    ApprovalRequested,
-    RolloutFrozen,
-    Completed,
-    Failed,
-    FleetCompleted,
-}
-
-/// The execution, from the context object.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ExecutionInfo {
-    pub id: String,
-    #[serde(default)]
-    pub name: Option<String>,
-    #[serde(default)]
-    pub started_at: Option<Timestamp>,
-    #[serde(default)]
-    pub state_machine: Option<String>,
-}
-
 /// The error names the state machines give their own failures (their
 /// `Fail` states, and `approve`'s `SendTaskFailure` for a denial).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,199 +123,20 @@ impl StateError {
 
 pub use selfheal_contract::RolloutState;
 
-/// `verify`'s answer (its `target` is not needed here).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RolloutCheck {
-    pub state: RolloutState,
-    pub message: String,
-    /// The watch so far (`startedAt`, `attempts`, `finishedAt` of the last
-    /// window): read for the verify step, not repeated in the report.
-    #[serde(default, skip_serializing)]
-    pub watch: Option<Span>,
-}
-
 /// The verify step's span: the answer's own record when it belongs to the
 /// watch `timing` started (an escalation's first failed window leaves the
 /// restart's answer in place), else what `StartVerify` recorded.
-pub(crate) fn verify_span<'a>(
-    check: Option<&'a RolloutCheck>,
-    timing: Option<&'a Span>,
-) -> Option<&'a Span> {
+pub(crate) fn verify_span(check: Option<&RolloutCheck>, timing: Option<&Span>) -> Option<Span> {
     check
-        .and_then(|c| c.watch.as_ref())
-        .filter(|w| timing.is_some_and(|t| t.started_at == w.started_at))
-        .or(timing)
+        .and_then(|c| c.watch)
+        .filter(|w| timing.is_some_and(|t| t.started_at == Some(w.started_at)))
+        .map(Span::from)
+        .or_else(|| timing.cloned())
 }
 
-/// A Step Functions error object (`Catch` output). A `null` field reads as
-/// empty: an error without a cause must not make the whole event unreadable.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StepError {
-    #[serde(rename = "Error", default, deserialize_with = "null_as_empty")]
-    pub error: String,
-    #[serde(rename = "Cause", default, deserialize_with = "null_as_empty")]
-    pub cause: String,
-}
-
-fn null_as_empty<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
-    Ok(Option::<String>::deserialize(deserializer)?.unwrap_or_default())
-}
-
-/// The approval step's result (`$.approval`): the approver's answer, or the
-/// approval task's error when its `Catch` took over (denied, timed out).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum Approval {
-    Decided(ApprovalDecision),
-    Failed(StepError),
-}
-
-impl Approval {
-    /// The approval task's error name, when it failed.
-    pub fn error(&self) -> Option<&str> {
-        match self {
-            Approval::Failed(error) => Some(&error.error),
-            Approval::Decided(_) => None,
-        }
-    }
-}
-
-/// Start/end of one step, as the Pass states record them.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Span {
-    #[serde(default)]
-    pub started_at: Option<Timestamp>,
-    #[serde(default)]
-    pub finished_at: Option<Timestamp>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub attempts: Option<u32>,
-}
-
-/// `$.timings`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Timings {
-    #[serde(default)]
-    pub approval: Option<Span>,
-    #[serde(default)]
-    pub action: Option<Span>,
-    #[serde(default)]
-    pub verify: Option<Span>,
-    #[serde(default)]
-    pub decision: Option<Span>,
-    #[serde(default)]
-    pub follow_up: Option<Span>,
-}
-
-/// What the first remediation did before an escalation (`$.escalation`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Escalation {
-    pub reason: String,
-    pub from: RemediationOutcome,
-    #[serde(default)]
-    pub verify: Option<RolloutCheck>,
-    #[serde(default)]
-    pub error: Option<StepError>,
-    #[serde(default)]
-    pub timings: Timings,
-}
-
-/// How one fleet target ended (the fleet Map's `TargetSucceeded` /
-/// `TargetFailed` states).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum FleetStatus {
-    Succeeded,
-    Failed,
-}
-
-/// The part of a child execution's output the fleet summary counts.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ChildOutcome {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status: Option<OutcomeStatus>,
-}
-
-/// One fleet target's result (the fleet Map's item output). Its `target`
-/// echoes the fleet input as given and is not read here.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct FleetResult {
-    pub status: FleetStatus,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub execution_arn: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub outcome: Option<ChildOutcome>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cause: Option<String>,
-}
-
-/// The dry run of the rollback an approval decides (`$.preview`): the
-/// outcome the API server validated with `dryRun=All`, or the preview task's
-/// error when it failed.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum Preview {
-    /// Boxed: an outcome is far larger than an error.
-    Outcome(Box<RemediationOutcome>),
-    Failed(StepError),
-}
-
-/// The notify payload (the state machines' `Parameters`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct NotifyEvent {
-    pub event: EventKind,
-    pub execution: ExecutionInfo,
-    #[serde(default)]
-    pub request: Option<RemediationRequest>,
-    #[serde(default)]
-    pub outcome: Option<RemediationOutcome>,
-    #[serde(default)]
-    pub verify: Option<RolloutCheck>,
-    /// The approver's answer or the approval step's error.
-    #[serde(default)]
-    pub approval: Option<Approval>,
-    #[serde(default)]
-    pub escalation: Option<Escalation>,
-    /// Approval events: the dry run of what the approval decides.
-    #[serde(default)]
-    pub preview: Option<Preview>,
-    #[serde(default)]
-    pub error: Option<StepError>,
-    #[serde(default)]
-    pub timings: Timings,
-    #[serde(default)]
-    pub reported_at: Option<Timestamp>,
-    #[serde(default)]
-    pub task_token: Option<String>,
-    #[serde(default)]
-    pub timeout_seconds: Option<u64>,
-    /// `fleetCompleted`: every target's result (the fleet input itself,
-    /// also sent as `fleet`, is not read here).
-    #[serde(default)]
-    pub results: Option<Vec<FleetResult>>,
-}
-
-impl NotifyEvent {
-    /// Decode a payload; bad input is a typed error naming the field.
-    pub fn from_value(payload: Value) -> Result<Self, Error> {
-        serde_json::from_value(payload).map_err(|source| Error::InvalidEvent { source })
-    }
-
-    /// The outcome of the dry run an approval shows, if it ran.
-    pub fn preview_outcome(&self) -> Option<&RemediationOutcome> {
-        match &self.preview {
-            Some(Preview::Outcome(outcome)) => Some(outcome),
-            _ => None,
-        }
-    }
+/// Decode a notify payload; bad input is a typed error naming the field.
+pub fn parse_event(payload: Value) -> Result<NotifyEvent, Error> {
+    serde_json::from_value(payload).map_err(|source| Error::InvalidEvent { source })
 }
 
 /// The Step Functions console page of an execution. The region is read from
@@ -437,7 +238,7 @@ pub fn health(event: &NotifyEvent) -> DeploymentHealth {
     let escalated_from = event.escalation.as_ref().map(|e| {
         steps.extend(step(e.from.action.as_str(), e.timings.action.as_ref(), now));
         let span = verify_span(e.verify.as_ref(), e.timings.verify.as_ref());
-        steps.extend(step("verify", span, now));
+        steps.extend(step("verify", span.as_ref(), now));
         changes.extend(e.from.changes.iter().cloned());
         EscalatedFrom {
             reason: e.reason.clone(),
@@ -454,7 +255,7 @@ pub fn health(event: &NotifyEvent) -> DeploymentHealth {
         steps.extend(step("rollback", t.follow_up.as_ref(), now));
     }
     let span = verify_span(event.verify.as_ref(), t.verify.as_ref());
-    steps.extend(step("verify", span, now));
+    steps.extend(step("verify", span.as_ref(), now));
     if let Some(outcome) = &event.outcome {
         changes.extend(outcome.changes.iter().cloned());
     }

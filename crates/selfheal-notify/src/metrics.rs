@@ -23,6 +23,7 @@ pub fn report_record(event: &NotifyEvent, at: Timestamp) -> Option<Record<Report
             .is_some_and(|v| v.state == RolloutState::Done);
     let time_to_recovered_ms = if recovered {
         let end = verify
+            .as_ref()
             .and_then(|span| span.finished_at)
             .or(event.reported_at);
         crate::since_start(event, end)
@@ -38,10 +39,11 @@ pub fn report_record(event: &NotifyEvent, at: Timestamp) -> Option<Record<Report
             .map_or("unknown", |r| r.action.as_str())
             .to_owned(),
         time_to_recovered_ms,
-        verify_checks: attempts(verify)
+        verify_checks: attempts(verify.as_ref())
             + attempts(
                 escalation
-                    .and_then(|e| crate::verify_span(e.verify.as_ref(), e.timings.verify.as_ref())),
+                    .and_then(|e| crate::verify_span(e.verify.as_ref(), e.timings.verify.as_ref()))
+                    .as_ref(),
             ),
         escalations: u32::from(escalation.is_some()),
         execution: event.execution.id.clone(),
@@ -57,7 +59,7 @@ mod tests {
     use super::*;
 
     fn event(kind: &str, state: &str) -> NotifyEvent {
-        NotifyEvent::from_value(json!({
+        crate::parse_event(json!({
             "event": kind,
             "execution": {
                 "id": "arn:aws:states:eu-west-1:123456789012:execution:remediate:x",

@@ -215,7 +215,7 @@ impl Notifier {
 
     /// Answer one invocation's payload now; a failure is logged with its `errorType`.
     pub async fn handle(&self, payload: serde_json::Value) -> Result<NotifyOutput, Error> {
-        let result = match NotifyEvent::from_value(payload) {
+        let result = match crate::parse_event(payload) {
             Ok(event) => self.notify(&event, Timestamp::now()).await,
             Err(e) => Err(e),
         };

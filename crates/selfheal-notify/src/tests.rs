@@ -21,7 +21,7 @@ fn assert_begins(text: &str, prefix: &str) {
 }
 
 fn event(value: Value) -> NotifyEvent {
-    NotifyEvent::from_value(value).unwrap()
+    crate::parse_event(value).unwrap()
 }
 
 fn request() -> Value {
@@ -316,7 +316,7 @@ fn bad_events_are_typed_errors() {
         json!({"event": "completed"}),
         json!({"event": "completed", "execution": {"id": EXEC}, "request": {"action": "delete"}}),
     ] {
-        let err = NotifyEvent::from_value(bad.clone()).unwrap_err();
+        let err = crate::parse_event(bad.clone()).unwrap_err();
         assert_eq!(err.error_type(), "NonRetryableInvalidRequest", "{bad}");
     }
 }

@@ -8,7 +8,7 @@ use aws_credential_types::Credentials;
 use selfheal_approval::{
     ApprovalId, ApprovalStore, Decision, GoneReason, Redeemed, SfnCallback, SsmStore,
 };
-use selfheal_notify::{Notifier, NotifyConfig, NotifyEvent};
+use selfheal_notify::{Notifier, NotifyConfig};
 use selfheal_tests::tools::{Moto, tool_or_skip};
 use serde_json::json;
 
@@ -72,7 +72,7 @@ async fn publish_mint_and_redeem_against_moto() {
     let now: jiff::Timestamp = "2026-11-27T10:00:00Z".parse().unwrap();
 
     // A completed rollback: published, with the health summary.
-    let completed = NotifyEvent::from_value(json!({"event": "completed",
+    let completed = selfheal_notify::parse_event(json!({"event": "completed",
         "execution": {"id": EXEC, "startedAt": "2026-11-27T09:59:50Z"},
         "request": {"action": "rollback", "target": {"namespace": "shop", "deployment": "checkout"}},
         "outcome": {"status": "applied", "action": "rollback", "message": "rolled back",
@@ -93,7 +93,7 @@ async fn publish_mint_and_redeem_against_moto() {
     assert_eq!(health.changes[0].to, "a:1");
 
     // An approval request: the token goes to SSM under a random id, not into the message.
-    let ask = NotifyEvent::from_value(json!({"event": "approvalRequested", "execution": {"id": EXEC},
+    let ask = selfheal_notify::parse_event(json!({"event": "approvalRequested", "execution": {"id": EXEC},
         "request": {"action": "rollback", "target": {"namespace": "shop", "deployment": "checkout"}},
         "taskToken": "TASK-TOKEN-123", "timeoutSeconds": 600})).unwrap();
     let out = notifier.notify(&ask, now).await.unwrap();
@@ -196,7 +196,7 @@ async fn pending_approvals_are_capped_per_deployment_and_deny_deletes() {
     let (notifier, store) = notifier_on(&sdk, Some("2")).await;
     let now: jiff::Timestamp = "2026-11-27T10:00:00Z".parse().unwrap();
     let ask = |deployment: &str, token: &str| {
-        NotifyEvent::from_value(json!({"event": "approvalRequested", "execution": {"id": EXEC},
+        selfheal_notify::parse_event(json!({"event": "approvalRequested", "execution": {"id": EXEC},
             "request": {"action": "rollback",
                         "target": {"cluster": "prod", "namespace": "shop", "deployment": deployment}},
             "taskToken": token, "timeoutSeconds": 600}))

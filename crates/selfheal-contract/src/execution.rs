@@ -1,13 +1,17 @@
 //! The state machines' own data as they hand it to notify (the `notify`
 //! task's `Parameters`): the event, the execution, the steps' results and
-//! their recorded spans, a fleet's per-target results.
+//! their recorded spans, a fleet's per-target results; and notify's answer
+//! ([`NotifyOutput`]), whose `deploymentHealth` or fleet `summary` the state
+//! machine puts in its own output.
+
+use std::collections::BTreeMap;
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::approval::ApprovalDecision;
 use crate::verify::WatchSpan;
-use crate::{OutcomeStatus, RemediationOutcome, RemediationRequest, RolloutState};
+use crate::{Change, OutcomeStatus, RemediationOutcome, RemediationRequest, RolloutState};
 
 /// Which moment of a remediation this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -25,11 +29,8 @@ pub enum EventKind {
 #[serde(rename_all = "camelCase")]
 pub struct ExecutionInfo {
     pub id: String,
-    #[serde(default)]
     pub name: Option<String>,
-    #[serde(default)]
     pub started_at: Option<Timestamp>,
-    #[serde(default)]
     pub state_machine: Option<String>,
 }
 
@@ -82,9 +83,7 @@ impl Approval {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Span {
-    #[serde(default)]
     pub started_at: Option<Timestamp>,
-    #[serde(default)]
     pub finished_at: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attempts: Option<u32>,
@@ -94,15 +93,10 @@ pub struct Span {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Timings {
-    #[serde(default)]
     pub approval: Option<Span>,
-    #[serde(default)]
     pub action: Option<Span>,
-    #[serde(default)]
     pub verify: Option<Span>,
-    #[serde(default)]
     pub decision: Option<Span>,
-    #[serde(default)]
     pub follow_up: Option<Span>,
 }
 
@@ -112,9 +106,7 @@ pub struct Timings {
 pub struct Escalation {
     pub reason: String,
     pub from: RemediationOutcome,
-    #[serde(default)]
     pub verify: Option<RolloutCheck>,
-    #[serde(default)]
     pub error: Option<StepError>,
     #[serde(default)]
     pub timings: Timings,
@@ -170,33 +162,22 @@ pub enum Preview {
 pub struct NotifyEvent {
     pub event: EventKind,
     pub execution: ExecutionInfo,
-    #[serde(default)]
     pub request: Option<RemediationRequest>,
-    #[serde(default)]
     pub outcome: Option<RemediationOutcome>,
-    #[serde(default)]
     pub verify: Option<RolloutCheck>,
     /// The approver's answer or the approval step's error.
-    #[serde(default)]
     pub approval: Option<Approval>,
-    #[serde(default)]
     pub escalation: Option<Escalation>,
     /// Approval events: the dry run of what the approval decides.
-    #[serde(default)]
     pub preview: Option<Preview>,
-    #[serde(default)]
     pub error: Option<StepError>,
     #[serde(default)]
     pub timings: Timings,
-    #[serde(default)]
     pub reported_at: Option<Timestamp>,
-    #[serde(default)]
     pub task_token: Option<String>,
-    #[serde(default)]
     pub timeout_seconds: Option<u64>,
     /// `fleetCompleted`: every target's result (the fleet input itself,
     /// also sent as `fleet`, is not read here).
-    #[serde(default)]
     pub results: Option<Vec<FleetResult>>,
 }
 
@@ -218,4 +199,77 @@ impl From<WatchSpan> for Span {
             attempts: Some(watch.attempts),
         }
     }
+}
+
+/// One step's timing in the output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StepTiming {
+    pub name: String,
+    pub started_at: Timestamp,
+    pub finished_at: Timestamp,
+    pub duration_ms: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<u32>,
+}
+
+/// What the first remediation was, when it was escalated.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EscalatedFrom {
+    pub reason: String,
+    pub action: String,
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout_status: Option<RolloutCheck>,
+}
+
+/// The execution output's `deploymentHealth`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploymentHealth {
+    /// The last `verify` answer (`None` when nothing needed watching).
+    pub last_rollout_status: Option<RolloutCheck>,
+    /// Every image change made by this execution, escalations included.
+    pub changes: Vec<Change>,
+    pub steps: Vec<StepTiming>,
+    /// Execution start to this report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_duration_ms: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escalated_from: Option<EscalatedFrom>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<Approval>,
+    pub notified: bool,
+}
+
+/// Per-fleet counts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FleetSummary {
+    pub total: usize,
+    pub succeeded: usize,
+    pub failed: usize,
+    /// Succeeded targets by outcome status (applied, skipped, dryRun).
+    pub by_status: BTreeMap<String, usize>,
+    /// Failed targets by the child's error name.
+    pub failures: BTreeMap<String, usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wall_time_ms: Option<i64>,
+}
+
+/// notify's answer to the state machine.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NotifyOutput {
+    pub subject: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
+    pub slack: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment_health: Option<DeploymentHealth>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<FleetSummary>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_expires_at: Option<Timestamp>,
 }

@@ -17,8 +17,9 @@ pub mod slack;
 use jiff::Timestamp;
 pub use selfheal_contract::approval::ApprovalDecision;
 pub use selfheal_contract::execution::{
-    Approval, ChildOutcome, Escalation, EventKind, ExecutionInfo, FleetResult, FleetStatus,
-    NotifyEvent, Preview, RolloutCheck, Span, StepError, Timings,
+    Approval, ChildOutcome, DeploymentHealth, EscalatedFrom, Escalation, EventKind, ExecutionInfo,
+    FleetResult, FleetStatus, FleetSummary, NotifyEvent, NotifyOutput, Preview, RolloutCheck, Span,
+    StepError, StepTiming, Timings,
 };
 use selfheal_contract::{
     Action, Change, ErrorType, OutcomeStatus, RemediationOutcome, RemediationRequest, Target,
@@ -153,48 +154,6 @@ pub fn console_link(execution_arn: &str) -> Option<String> {
     ))
 }
 
-/// One step's timing in the output.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct StepTiming {
-    pub name: String,
-    pub started_at: Timestamp,
-    pub finished_at: Timestamp,
-    pub duration_ms: i64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub attempts: Option<u32>,
-}
-
-/// What the first remediation was, when it was escalated.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct EscalatedFrom {
-    pub reason: String,
-    pub action: String,
-    pub status: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rollout_status: Option<RolloutCheck>,
-}
-
-/// The execution output's `deploymentHealth`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct DeploymentHealth {
-    /// The last `verify` answer (`None` when nothing needed watching).
-    pub last_rollout_status: Option<RolloutCheck>,
-    /// Every image change made by this execution, escalations included.
-    pub changes: Vec<Change>,
-    pub steps: Vec<StepTiming>,
-    /// Execution start to this report.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub total_duration_ms: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub escalated_from: Option<EscalatedFrom>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub approval: Option<Approval>,
-    pub notified: bool,
-}
-
 /// Whole milliseconds from `start` to `end`, rounded.
 fn millis_between(start: Timestamp, end: Timestamp) -> Option<i64> {
     (end - start)
@@ -281,21 +240,6 @@ fn status_str(status: OutcomeStatus) -> String {
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))
         .unwrap_or_default()
-}
-
-/// Per-fleet counts.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct FleetSummary {
-    pub total: usize,
-    pub succeeded: usize,
-    pub failed: usize,
-    /// Succeeded targets by outcome status (applied, skipped, dryRun).
-    pub by_status: std::collections::BTreeMap<String, usize>,
-    /// Failed targets by the child's error name.
-    pub failures: std::collections::BTreeMap<String, usize>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub wall_time_ms: Option<i64>,
 }
 
 /// The child execution's own error when the Map caught a `.sync` failure
@@ -876,22 +820,6 @@ pub fn pending_cap(
         ),
     };
     Some(selfheal_approval::PendingCap { name, scope, max })
-}
-
-/// notify's answer to the state machine.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct NotifyOutput {
-    pub subject: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message_id: Option<String>,
-    pub slack: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub deployment_health: Option<DeploymentHealth>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub summary: Option<FleetSummary>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub approval_expires_at: Option<Timestamp>,
 }
 
 #[cfg(test)]

@@ -28,9 +28,13 @@ pub enum EventKind {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ExecutionInfo {
+    /// `$$.Execution.Id`, the ARN the console link points at.
     pub id: String,
+    /// `$$.Execution.Name`.
     pub name: Option<String>,
+    /// `$$.Execution.StartTime`: the report's total duration counts from it.
     pub started_at: Option<Timestamp>,
+    /// `$$.StateMachine.Id`.
     pub state_machine: Option<String>,
 }
 
@@ -162,14 +166,18 @@ pub enum Preview {
 pub struct NotifyEvent {
     pub event: EventKind,
     pub execution: ExecutionInfo,
+    /// The execution's input (`$.request`), once validated.
     pub request: Option<RemediationRequest>,
+    /// The action's outcome (`$.outcome`), once it ran.
     pub outcome: Option<RemediationOutcome>,
+    /// The last `verify` answer (`$.verify`), once the rollout was watched.
     pub verify: Option<RolloutCheck>,
     /// The approver's answer or the approval step's error.
     pub approval: Option<Approval>,
     pub escalation: Option<Escalation>,
     /// Approval events: the dry run of what the approval decides.
     pub preview: Option<Preview>,
+    /// The error a `Catch` caught (`failed` events).
     pub error: Option<StepError>,
     #[serde(default)]
     pub timings: Timings,

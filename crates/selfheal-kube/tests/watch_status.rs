@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::Api;
-use kube::api::{Patch, PatchParams, PostParams};
+use kube::api::PostParams;
 use secrecy::SecretString;
 use selfheal_core::{Policy, RolloutState, RolloutStatus};
 use selfheal_kube::{Remediator, client_from_parts};
@@ -44,17 +44,9 @@ async fn rollout_in_progress(
         .unwrap();
     assert!(server.controller().settle().await);
     server.controller().pause_automatic(true);
-    let patch: json_patch::Patch = serde_json::from_value(json!([
-        {"op": "replace", "path": "/spec/template/spec/containers/0/image", "value": new_image}
-    ]))
-    .unwrap();
-    api.patch(
-        "checkout",
-        &PatchParams::default(),
-        &Patch::Json::<()>(patch),
-    )
-    .await
-    .unwrap();
+    let mut changed = checkout.json();
+    changed["spec"]["template"]["spec"]["containers"][0]["image"] = json!(new_image);
+    server.apply_objects(changed);
     server.clear_requests();
     (server, Remediator::new(client, Policy::default()))
 }

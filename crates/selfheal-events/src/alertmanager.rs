@@ -27,6 +27,19 @@ pub struct Webhook {
     /// Alerts dropped because of `max_alerts`.
     #[serde(default)]
     pub truncated_alerts: u64,
+    #[serde(default, rename = "externalURL")]
+    pub external_url: String,
+    /// The alert group itself, the part AMP's SNS message carries too.
+    #[serde(flatten)]
+    pub group: AlertGroup,
+}
+
+/// An alert group: the webhook's group fields, and the whole SNS message of
+/// AMP's documented template ([`crate::amp`]), where the empty maps are left
+/// out.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AlertGroup {
     /// `firing` or `resolved` for the group; each alert has its own.
     #[serde(default)]
     pub status: String,
@@ -38,8 +51,6 @@ pub struct Webhook {
     pub common_labels: BTreeMap<String, String>,
     #[serde(default)]
     pub common_annotations: BTreeMap<String, String>,
-    #[serde(default, rename = "externalURL")]
-    pub external_url: String,
     pub alerts: Vec<Alert>,
 }
 
@@ -108,13 +119,14 @@ pub(crate) fn from_webhook(value: Value, defaults: &Defaults) -> Result<Vec<Entr
         )));
     }
     let mut entries: Vec<Entry> = hook
+        .group
         .alerts
         .iter()
         .map(|a| alert_entry(a, defaults))
         .collect();
     if hook.truncated_alerts > 0 {
         entries.push(Entry::Ignored(Ignored::new(
-            hook.group_labels.get("alertname").cloned(),
+            hook.group.group_labels.get("alertname").cloned(),
             Some(hook.group_key.clone()),
             IgnoreReason::Truncated {
                 count: hook.truncated_alerts,

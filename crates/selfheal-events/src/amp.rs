@@ -7,31 +7,11 @@
 //! naming as a webhook alert ([`crate::alertmanager`]).
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::alertmanager::{Alert, alert_entry};
+use crate::alertmanager::{AlertGroup, alert_entry};
 use crate::{Defaults, Entry};
-
-/// The message AWS's template renders: `receiver`, `status`, `alerts`, and
-/// `groupLabels` / `commonLabels` / `commonAnnotations` when not empty.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SnsAlertGroup {
-    #[serde(default)]
-    pub receiver: String,
-    #[serde(default)]
-    pub status: String,
-    pub alerts: Vec<Alert>,
-    #[serde(default)]
-    pub group_labels: BTreeMap<String, String>,
-    #[serde(default)]
-    pub common_labels: BTreeMap<String, String>,
-    #[serde(default)]
-    pub common_annotations: BTreeMap<String, String>,
-}
 
 /// The alerts of an SNS message that is an alert group, or `None` when the
 /// message is something else (not a JSON object with an `alerts` array and
@@ -48,7 +28,7 @@ pub(crate) fn from_sns_message(
         return None;
     }
     Some(
-        serde_json::from_value::<SnsAlertGroup>(Value::Object(object)).map(|group| {
+        serde_json::from_value::<AlertGroup>(Value::Object(object)).map(|group| {
             group
                 .alerts
                 .iter()

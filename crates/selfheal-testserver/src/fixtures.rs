@@ -48,6 +48,15 @@ pub fn checkout(api_image: impl Into<String>, envoy_image: impl Into<String>) ->
     }
 }
 
+/// `app=<name>`, and the opt-in label when `opt_in`.
+fn app_labels(name: &str, opt_in: bool) -> Value {
+    let mut labels = json!({"app": name});
+    if opt_in {
+        labels[selfheal_core::keys::ENABLED_LABEL] = json!("true");
+    }
+    labels
+}
+
 /// The builder steps [`Checkout`] and [`Workload`] share.
 macro_rules! shared_builder_steps {
     () => {
@@ -102,10 +111,7 @@ impl Checkout {
 
     /// The object as JSON.
     pub fn json(&self) -> Value {
-        let mut labels = json!({"app": self.name});
-        if self.opt_in {
-            labels["selfheal.dev/enabled"] = json!("true");
-        }
+        let labels = app_labels(&self.name, self.opt_in);
         let mut metadata =
             json!({"name": self.name, "namespace": self.namespace, "labels": labels});
         if !self.annotations.is_empty() {
@@ -255,10 +261,7 @@ impl Workload {
 
     /// The object as JSON (the server fills in the defaults).
     pub fn json(&self) -> Value {
-        let mut labels = json!({"app": self.name});
-        if self.opt_in {
-            labels["selfheal.dev/enabled"] = json!("true");
-        }
+        let labels = app_labels(&self.name, self.opt_in);
         let containers: Vec<Value> = self
             .containers
             .iter()

@@ -248,17 +248,34 @@ fn pass(store: &mut Store, state: &ControllerState) -> bool {
     let mut changed = false;
     changed |= mark_pods_ready(store, state);
     changed |= collect_garbage(store);
-    for (ns, name) in keys(store, Kind::Deployment) {
-        changed |= sync_deployment(store, state, &ns, &name);
-    }
-    for (ns, name) in keys(store, Kind::ReplicaSet) {
-        changed |= sync_replica_set(store, state, &ns, &name);
-    }
-    for (ns, name) in keys(store, Kind::StatefulSet) {
-        changed |= sync_stateful_set(store, state, &ns, &name);
-    }
-    for (ns, name) in keys(store, Kind::DaemonSet) {
-        changed |= sync_daemon_set(store, state, &ns, &name);
+    changed |= sync_each(store, Kind::Deployment, |store, d| {
+        sync_deployment(store, state, d)
+    });
+    changed |= sync_each(store, Kind::ReplicaSet, |store, rs| {
+        sync_replica_set(store, state, rs)
+    });
+    changed |= sync_each(store, Kind::StatefulSet, |store, set| {
+        sync_stateful_set(store, state, set)
+    });
+    changed |= sync_each(store, Kind::DaemonSet, |store, ds| {
+        sync_daemon_set(store, state, ds)
+    });
+    changed
+}
+
+/// `sync` over every object of `kind`, each read just before its sync (an
+/// earlier sync of the pass may have changed it, or deleted it: then it is
+/// skipped); true if any sync changed anything.
+fn sync_each(
+    store: &mut Store,
+    kind: Kind,
+    mut sync: impl FnMut(&mut Store, Value) -> bool,
+) -> bool {
+    let mut changed = false;
+    for (ns, name) in keys(store, kind) {
+        if let Some(object) = store.get(kind, &ns, &name).cloned() {
+            changed |= sync(store, object);
+        }
     }
     changed
 }
@@ -457,10 +474,13 @@ fn collect_garbage(store: &mut Store) -> bool {
     !doomed.is_empty()
 }
 
-fn sync_replica_set(store: &mut Store, state: &ControllerState, ns: &str, name: &str) -> bool {
-    let Some(rs) = store.get(Kind::ReplicaSet, ns, name).cloned() else {
-        return false;
-    };
+fn sync_replica_set(store: &mut Store, state: &ControllerState, rs: Value) -> bool {
+    let ns = ns_of(&rs).to_string();
+    let name = rs["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let (ns, name) = (ns.as_str(), name.as_str());
     let uid = uid_of(&rs).to_string();
     let desired = int_at(&rs, "/spec/replicas").max(0) as usize;
     let mut pods: Vec<Value> = owned_by(store, Kind::Pod, ns, &uid)

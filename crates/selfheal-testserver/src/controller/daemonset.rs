@@ -32,15 +32,7 @@ const DAEMON_TOLERATIONS: [(&str, &str); 6] = [
 ];
 
 /// One pass over one DaemonSet; true if anything changed.
-pub(super) fn sync_daemon_set(
-    store: &mut Store,
-    state: &ControllerState,
-    ns: &str,
-    name: &str,
-) -> bool {
-    let Some(ds) = store.get(Kind::DaemonSet, ns, name).cloned() else {
-        return false;
-    };
+pub(super) fn sync_daemon_set(store: &mut Store, state: &ControllerState, ds: Value) -> bool {
     let (Some(sync), wrote) = DaemonSync::construct_history(store, ds) else {
         return false;
     };

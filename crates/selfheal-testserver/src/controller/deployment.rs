@@ -28,15 +28,7 @@ const SKIP_COPY: &[&str] = &[
 ];
 
 /// syncDeployment: one pass over one Deployment; true if anything changed.
-pub(super) fn sync_deployment(
-    store: &mut Store,
-    state: &ControllerState,
-    ns: &str,
-    name: &str,
-) -> bool {
-    let Some(d) = store.get(Kind::Deployment, ns, name).cloned() else {
-        return false;
-    };
+pub(super) fn sync_deployment(store: &mut Store, state: &ControllerState, d: Value) -> bool {
     let mut sync = DeploymentSync::read(store, d);
     let (new_rs, mut changed) = sync.get_new_replica_set(store, state);
     let new_rs = new_rs.as_deref();

@@ -21,15 +21,7 @@ use crate::store::{Kind, Store, name_of};
 const POD_NAME_LABEL: &str = "statefulset.kubernetes.io/pod-name";
 
 /// One pass over one StatefulSet; true if anything changed.
-pub(super) fn sync_stateful_set(
-    store: &mut Store,
-    state: &ControllerState,
-    ns: &str,
-    name: &str,
-) -> bool {
-    let Some(set) = store.get(Kind::StatefulSet, ns, name).cloned() else {
-        return false;
-    };
+pub(super) fn sync_stateful_set(store: &mut Store, state: &ControllerState, set: Value) -> bool {
     let revisions = history::list(store, &set);
     let Some(sync) = SetSync::read(store, set, &revisions) else {
         return false;

@@ -26,12 +26,9 @@ pub enum Error {
     },
 
     /// Authenticated, but RBAC denies the call (HTTP 403).
-    #[error("forbidden to {verb} {kind} {namespace}/{name}: {message}")]
+    #[error("forbidden to {request}: {message}")]
     Forbidden {
-        verb: &'static str,
-        kind: &'static str,
-        namespace: String,
-        name: String,
+        request: Request,
         message: String,
         #[source]
         source: Box<kube::Error>,
@@ -58,38 +55,29 @@ pub enum Error {
     },
 
     /// The API server failed or throttled us (HTTP 5xx, 429, 408).
-    #[error("API server error {code} on {verb} {kind} {namespace}/{name}: {message}")]
+    #[error("API server error {code} on {request}: {message}")]
     ServerError {
         code: u16,
-        verb: &'static str,
-        kind: &'static str,
-        namespace: String,
-        name: String,
+        request: Request,
         message: String,
         #[source]
         source: Box<kube::Error>,
     },
 
     /// The server rejected the request itself (another 4xx): our bug or bad input.
-    #[error("API server rejected {verb} {kind} {namespace}/{name} with HTTP {code}: {message}")]
+    #[error("API server rejected {request} with HTTP {code}: {message}")]
     Rejected {
         code: u16,
-        verb: &'static str,
-        kind: &'static str,
-        namespace: String,
-        name: String,
+        request: Request,
         message: String,
         #[source]
         source: Box<kube::Error>,
     },
 
     /// No answer: connection refused, TLS failure, timeout, broken stream.
-    #[error("transport error on {verb} {kind} {namespace}/{name}: {source}")]
+    #[error("transport error on {request}: {source}")]
     Transport {
-        verb: &'static str,
-        kind: &'static str,
-        namespace: String,
-        name: String,
+        request: Request,
         #[source]
         source: Box<kube::Error>,
     },
@@ -282,6 +270,27 @@ pub(crate) fn api_status(err: &kube::Error) -> Option<&Status> {
     }
 }
 
+/// The request an API error names: `patch Deployment shop/checkout`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    pub verb: &'static str,
+    pub kind: &'static str,
+    pub namespace: String,
+    pub name: String,
+}
+
+impl std::fmt::Display for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Request {
+            verb,
+            kind,
+            namespace,
+            name,
+        } = self;
+        write!(f, "{verb} {kind} {namespace}/{name}")
+    }
+}
+
 /// What a request was about; turns a `kube::Error` into a classified [`Error`].
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Call<'a> {
@@ -299,6 +308,12 @@ impl Call<'_> {
         let namespace = self.namespace.to_owned();
         let name = self.name.to_owned();
         let (verb, kind) = (self.verb, self.kind);
+        let request = Request {
+            verb,
+            kind,
+            namespace: namespace.clone(),
+            name: name.clone(),
+        };
         match &*err {
             kube::Error::Api(status) => {
                 let code = status.code;
@@ -309,10 +324,7 @@ impl Call<'_> {
                         source: err,
                     },
                     403 => Error::Forbidden {
-                        verb,
-                        kind,
-                        namespace,
-                        name,
+                        request,
                         message,
                         source: err,
                     },
@@ -326,19 +338,13 @@ impl Call<'_> {
                     // Status without a code says nothing about the request.
                     0 | 408 | 429 | 500..=599 => Error::ServerError {
                         code,
-                        verb,
-                        kind,
-                        namespace,
-                        name,
+                        request,
                         message,
                         source: err,
                     },
                     _ => Error::Rejected {
                         code,
-                        verb,
-                        kind,
-                        namespace,
-                        name,
+                        request,
                         message,
                         source: err,
                     },
@@ -356,18 +362,12 @@ impl Call<'_> {
             },
             kube::Error::BuildRequest(_) => Error::Rejected {
                 code: 0,
-                verb,
-                kind,
-                namespace,
-                name,
+                request,
                 message: err.to_string(),
                 source: err,
             },
             _ => Error::Transport {
-                verb,
-                kind,
-                namespace,
-                name,
+                request,
                 source: err,
             },
         }

@@ -151,6 +151,12 @@ mod tests {
     fn kube_error(code: u16) -> selfheal_kube::Error {
         let (namespace, name) = ("shop".to_owned(), "checkout".to_owned());
         let source = Box::new(api(code, "Reason"));
+        let request = |verb| selfheal_kube::error::Request {
+            verb,
+            kind: "Deployment",
+            namespace: namespace.clone(),
+            name: name.clone(),
+        };
         match code {
             404 => selfheal_kube::Error::NotFound {
                 kind: "Deployment",
@@ -159,10 +165,7 @@ mod tests {
                 source,
             },
             403 => selfheal_kube::Error::Forbidden {
-                verb: "get",
-                kind: "Deployment",
-                namespace,
-                name,
+                request: request("get"),
                 message: "forbidden".into(),
                 source,
             },
@@ -178,19 +181,13 @@ mod tests {
             },
             400 => selfheal_kube::Error::Rejected {
                 code,
-                verb: "patch",
-                kind: "Deployment",
-                namespace,
-                name,
+                request: request("patch"),
                 message: "bad".into(),
                 source,
             },
             _ => selfheal_kube::Error::ServerError {
                 code,
-                verb: "get",
-                kind: "Deployment",
-                namespace,
-                name,
+                request: request("get"),
                 message: "boom".into(),
                 source,
             },

@@ -325,11 +325,9 @@ fn kind_word(target: Option<&Target>) -> &'static str {
         .map_or("workload", WorkloadKind::as_str)
 }
 
-fn target_line(
-    request: Option<&RemediationRequest>,
-    outcome: Option<&RemediationOutcome>,
-) -> String {
-    let Some(t) = message_target(request, outcome) else {
+/// The `Target:` line: kind, namespace/name, container and cluster.
+fn target_line(target: Option<&Target>) -> String {
+    let Some(t) = target else {
         return "(no target)".to_owned();
     };
     let mut line = match t.workload() {
@@ -346,11 +344,9 @@ fn target_line(
     line
 }
 
-fn short_target(
-    request: Option<&RemediationRequest>,
-    outcome: Option<&RemediationOutcome>,
-) -> String {
-    let Some(t) = message_target(request, outcome) else {
+/// `shop/checkout` or `statefulset data/ledger`, for subjects.
+fn short_target(target: Option<&Target>) -> String {
+    let Some(t) = target else {
         return "?".to_owned();
     };
     let name = t.workload().map_or("?", |w| w.name());
@@ -456,7 +452,7 @@ pub fn render(event: &NotifyEvent, links: Option<&selfheal_approval::ApprovalLin
     let request = event.request.as_ref();
     let outcome = event.outcome.as_ref();
     let action = request.map(|r| r.action.as_str()).unwrap_or("remediation");
-    let short = short_target(request, outcome);
+    let short = short_target(message_target(request, outcome));
     // An approval's dry run names the workload a pod target resolved to.
     let kind = kind_word(message_target(request, outcome.or(event.preview_outcome())));
     let (subject, headline, status) = match event.event {
@@ -572,7 +568,10 @@ pub fn render(event: &NotifyEvent, links: Option<&selfheal_approval::ApprovalLin
 
     let mut details = Vec::new();
     if event.event != EventKind::FleetCompleted {
-        details.push(format!("Target: {}", target_line(request, outcome)));
+        details.push(format!(
+            "Target: {}",
+            target_line(message_target(request, outcome))
+        ));
     }
     if let Some(alarm) = request.and_then(|r| r.alarm.as_ref()) {
         details.push(format!("Alarm: {}", alarm_line(alarm)));
@@ -786,7 +785,7 @@ pub fn approval_summary(event: &NotifyEvent) -> String {
     };
     format!(
         "{action} of {}",
-        target_line(request, event.outcome.as_ref())
+        target_line(message_target(request, event.outcome.as_ref()))
     )
 }
 

@@ -711,15 +711,14 @@ fn eks_style(kubeconfig: &str) -> String {
 
 /// The test API server seeded with the example snapshot, a kubeconfig for it
 /// (context `selfheal-test`, cluster [`PROD_EKS_ARN`]) in a temporary
-/// directory, and the seeded Deployment.
-struct Seeded {
-    server: selfheal_testserver::TestServer,
-    deployment: k8s_openapi::api::apps::v1::Deployment,
-    kubeconfig: String,
-    dir: tempfile::TempDir,
-}
-
-async fn seeded_server() -> Seeded {
+/// directory, and the seeded Deployment: `(server, seeded Deployment,
+/// kubeconfig path, directory)`.
+async fn seeded_server() -> (
+    selfheal_testserver::TestServer,
+    k8s_openapi::api::apps::v1::Deployment,
+    String,
+    tempfile::TempDir,
+) {
     let server = selfheal_testserver::TestServer::start()
         .await
         .expect("test server");
@@ -728,12 +727,8 @@ async fn seeded_server() -> Seeded {
     let dir = tempfile::tempdir().expect("tempdir");
     let kubeconfig = dir.path().join("kubeconfig");
     std::fs::write(&kubeconfig, eks_style(&server.kubeconfig_yaml())).expect("kubeconfig");
-    Seeded {
-        server,
-        deployment,
-        kubeconfig: kubeconfig.to_str().expect("path").to_owned(),
-        dir,
-    }
+    let kubeconfig = kubeconfig.to_str().expect("path").to_owned();
+    (server, deployment, kubeconfig, dir)
 }
 
 /// The binary off the async runtime, so the in-process server keeps serving.
@@ -749,12 +744,7 @@ async fn run_cli(args: Vec<String>) -> Output {
 /// Kubeconfig mode: the example snapshot seeded into the test API server.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubeconfig_mode_rolls_back_in_the_test_api_server() {
-    let Seeded {
-        server,
-        deployment: seeded,
-        kubeconfig: kc,
-        dir,
-    } = seeded_server().await;
+    let (server, seeded, kc, dir) = seeded_server().await;
     let req = |name: &str| request_path(name).to_str().expect("path").to_owned();
 
     // Dry run first: the server validates the patch and stores nothing.
@@ -931,12 +921,7 @@ fn readme_quick_start_output_is_what_the_command_prints() {
 /// the server never sees a request (so nothing can have been written).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_context_is_one_error_line_and_no_request() {
-    let Seeded {
-        server,
-        deployment: seeded,
-        kubeconfig: kc,
-        dir: _dir,
-    } = seeded_server().await;
+    let (server, seeded, kc, _dir) = seeded_server().await;
     server.clear_requests();
 
     let request = request_path("rollback.json")
@@ -1033,12 +1018,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 /// context used.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_for_another_cluster_sends_nothing() {
-    let Seeded {
-        server,
-        deployment: seeded,
-        kubeconfig: kc,
-        dir,
-    } = seeded_server().await;
+    let (server, seeded, kc, dir) = seeded_server().await;
     server.clear_requests();
 
     let mut request = example_request("pause.json");
@@ -1100,12 +1080,7 @@ async fn request_for_another_cluster_sends_nothing() {
 /// server's sentence once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forbidden_is_one_kubectl_style_line_with_a_hint() {
-    let Seeded {
-        server,
-        deployment: seeded,
-        dir,
-        ..
-    } = seeded_server().await;
+    let (server, seeded, _, dir) = seeded_server().await;
     let user = "system:serviceaccount:shop:viewer";
     server.add_token(
         "viewer-token",

@@ -429,22 +429,23 @@ fn kind_and_name(given: &str) -> Result<(WorkloadKind, &str), Error> {
     let Some((kind, name)) = given.split_once('/') else {
         return Ok((WorkloadKind::Deployment, given));
     };
-    if name.is_empty() || name.contains('/') {
-        return Err(Error::WorkloadKind {
-            given: given.to_owned(),
-        });
-    }
-    let kind = match kind.to_ascii_lowercase().as_str() {
-        "deployment" | "deployments" | "deploy" | "deployment.apps" => WorkloadKind::Deployment,
-        "statefulset" | "statefulsets" | "sts" | "statefulset.apps" => WorkloadKind::StatefulSet,
-        "daemonset" | "daemonsets" | "ds" | "daemonset.apps" => WorkloadKind::DaemonSet,
-        _ => {
-            return Err(Error::WorkloadKind {
-                given: given.to_owned(),
-            });
-        }
+    let kind = kind.to_ascii_lowercase();
+    let kind = kind.strip_suffix(".apps").unwrap_or(&kind);
+    // The contract holds the noun and the plural; kubectl's short names
+    // come from the API server's discovery, so they are listed here.
+    let short = |k: WorkloadKind| match k {
+        WorkloadKind::Deployment => "deploy",
+        WorkloadKind::StatefulSet => "sts",
+        WorkloadKind::DaemonSet => "ds",
     };
-    Ok((kind, name))
+    WorkloadKind::ALL
+        .into_iter()
+        .find(|&k| [k.noun(), k.plural(), short(k)].contains(&kind))
+        .filter(|_| !name.is_empty() && !name.contains('/'))
+        .map(|k| (k, name))
+        .ok_or_else(|| Error::WorkloadKind {
+            given: given.to_owned(),
+        })
 }
 
 /// The workload `status` names: `--deployment`, `--statefulset` or

@@ -31,10 +31,13 @@ pub struct ExecutionInfo {
     /// `$$.Execution.Id`, the ARN the console link points at.
     pub id: String,
     /// `$$.Execution.Name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// `$$.Execution.StartTime`: the report's total duration counts from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<Timestamp>,
     /// `$$.StateMachine.Id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state_machine: Option<String>,
 }
 
@@ -87,7 +90,9 @@ impl Approval {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Span {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attempts: Option<u32>,
@@ -97,10 +102,15 @@ pub struct Span {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Timings {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval: Option<Span>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub action: Option<Span>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verify: Option<Span>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decision: Option<Span>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub follow_up: Option<Span>,
 }
 
@@ -110,7 +120,9 @@ pub struct Timings {
 pub struct Escalation {
     pub reason: String,
     pub from: RemediationOutcome,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verify: Option<RolloutCheck>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<StepError>,
     #[serde(default)]
     pub timings: Timings,
@@ -167,25 +179,36 @@ pub struct NotifyEvent {
     pub event: EventKind,
     pub execution: ExecutionInfo,
     /// The execution's input (`$.request`), once validated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request: Option<RemediationRequest>,
     /// The action's outcome (`$.outcome`), once it ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outcome: Option<RemediationOutcome>,
     /// The last `verify` answer (`$.verify`), once the rollout was watched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verify: Option<RolloutCheck>,
     /// The approver's answer or the approval step's error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval: Option<Approval>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub escalation: Option<Escalation>,
     /// Approval events: the dry run of what the approval decides.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preview: Option<Preview>,
     /// The error a `Catch` caught (`failed` events).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<StepError>,
     #[serde(default)]
     pub timings: Timings,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reported_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task_token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_seconds: Option<u64>,
     /// `fleetCompleted`: every target's result (the fleet input itself,
     /// also sent as `fleet`, is not read here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub results: Option<Vec<FleetResult>>,
 }
 

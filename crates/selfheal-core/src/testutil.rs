@@ -211,10 +211,10 @@ impl Scenario {
         policy: &Policy,
         now: jiff::Timestamp,
     ) -> Decision {
+        let request = crate::ValidRequest::new(request.clone()).unwrap();
         let deployment = self.deployment();
         let replica_sets = self.replica_sets();
         let pods = typed_pods(&self.pods);
-        let request = crate::ValidRequest::new(request.clone()).unwrap();
         decide(PlanInput {
             request: &request,
             workload: (&deployment).into(),

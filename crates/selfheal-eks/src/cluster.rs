@@ -231,6 +231,8 @@ pub async fn client_from_kubeconfig(context: Option<&str>) -> Result<kube::Clien
 pub const ASSUMED_REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);
 /// `DurationSeconds` asked of `AssumeRole` (STS's default, the role's usual maximum).
 pub const ASSUMED_ROLE_DURATION: Duration = Duration::from_secs(60 * 60);
+/// STS refuses an `AssumeRole` `DurationSeconds` below 15 minutes.
+pub const MIN_ASSUMED_ROLE_DURATION: Duration = Duration::from_secs(15 * 60);
 
 /// An assumed role's credentials and when to assume it again.
 #[derive(Clone)]
@@ -350,16 +352,19 @@ impl EksClients {
         self
     }
 
-    /// `DurationSeconds` for `AssumeRole` (default one hour; STS's minimum is 15 minutes).
+    /// `DurationSeconds` for `AssumeRole` (default one hour). Raised to
+    /// STS's minimum of 15 minutes, which `AssumeRole` would otherwise refuse
+    /// on every call.
     pub fn with_role_duration(mut self, duration: Duration) -> Self {
-        self.role_duration = duration;
+        self.role_duration = duration.max(MIN_ASSUMED_ROLE_DURATION);
         self
     }
 
     /// How long a client (its token) is used before a fresh one is built.
-    /// Default 14 minutes; the server accepts a token for 15.
+    /// At most [`TOKEN_LIFETIME`] (the default): the server accepts a token
+    /// for 15 minutes, so a longer lifetime would send expired tokens.
     pub fn with_token_lifetime(mut self, lifetime: Duration) -> Self {
-        self.token_lifetime = lifetime;
+        self.token_lifetime = lifetime.min(TOKEN_LIFETIME);
         self
     }
 
@@ -629,6 +634,27 @@ mod tests {
         clock.advance(Duration::from_secs(60));
         let second = clients.client("demo").await.unwrap();
         assert_eq!(valid_until(&second), t0() + Duration::from_secs(120));
+    }
+
+    #[tokio::test]
+    async fn token_lifetime_never_outlives_the_token() {
+        let clock = Arc::new(ManualClock::new(t0()));
+        let clients = EksClients::new(&sdk_config(), configured(None))
+            .with_clock(clock.clone())
+            .with_token_lifetime(Duration::from_secs(3600));
+        let first = clients.client("demo").await.unwrap();
+        assert_eq!(valid_until(&first), t0() + TOKEN_LIFETIME);
+    }
+
+    #[test]
+    fn role_duration_is_at_least_what_sts_accepts() {
+        let clients = EksClients::new(&sdk_config(), configured(None));
+        assert_eq!(
+            clients
+                .with_role_duration(Duration::from_secs(60))
+                .role_duration,
+            MIN_ASSUMED_ROLE_DURATION
+        );
     }
 
     #[tokio::test]

@@ -285,6 +285,7 @@ impl Ignored {
 
 /// Result of ingesting one event.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[must_use = "an ingested event starts nothing until its requests are started"]
 #[serde(rename_all = "camelCase")]
 pub struct Ingested {
     pub kind: EventKind,

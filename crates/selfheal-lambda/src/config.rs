@@ -46,7 +46,7 @@ pub const FUNCTION_VARIABLES: &[&str] = &[
 
 /// EKS tokens are accepted for 15 minutes from signing; a client must be
 /// replaced before that, so longer lifetimes are refused.
-pub const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(14 * 60);
+pub const MAX_TOKEN_LIFETIME: Duration = selfheal_eks::token::TOKEN_LIFETIME;
 
 /// More re-plans than this only delays the state machine's own retry.
 pub const MAX_REPLAN_BUDGET: u32 = 10;

@@ -12,8 +12,6 @@ use aws_credential_types::Credentials;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use rustls_pki_types::CertificateDer;
-use rustls_pki_types::pem::PemObject;
 use secrecy::SecretString;
 use selfheal_contract::cluster::role_session_name;
 use selfheal_contract::{ClusterRef, ClusterRoles};
@@ -86,7 +84,7 @@ impl ClusterEndpoint {
             return Ok(None);
         };
         let pem = decode_ca(data)?;
-        pem_to_der(&pem)?;
+        check_ca(&pem)?;
         Ok(Some(pem))
     }
 }
@@ -183,40 +181,37 @@ async fn describe(eks: &aws_sdk_eks::Client, cluster: &str) -> Result<ClusterEnd
 /// Builds a kube client (via the kube adapter's `client_from_parts`) for
 /// `endpoint_url`, trusting `ca_pem` or the system roots, with bearer `token`.
 ///
-/// The CA is checked here first so a bad one (moto's random bytes, a
-/// truncated variable) surfaces as [`Error::InvalidClusterCa`].
+/// The endpoint and CA are checked here first so unparseable text or a bad
+/// CA (moto's random bytes, a truncated variable) surfaces as this crate's
+/// [`Error::InvalidEndpoint`] or [`Error::InvalidClusterCa`]; a URL without
+/// scheme or host is the kube adapter's client-configuration error.
 pub fn client_from_parts(
     endpoint_url: &str,
     ca_pem: Option<&str>,
     token: SecretString,
 ) -> Result<kube::Client> {
-    endpoint_url
-        .parse::<http::Uri>()
-        .map_err(|source| Error::InvalidEndpoint {
+    if let Err(selfheal_kube::EndpointError::Syntax(source)) =
+        selfheal_kube::parse_endpoint(endpoint_url)
+    {
+        return Err(Error::InvalidEndpoint {
             endpoint: endpoint_url.to_owned(),
             source,
-        })?;
+        });
+    }
     if let Some(pem) = ca_pem {
-        pem_to_der(pem)?;
+        check_ca(pem)?;
     }
     selfheal_kube::client_from_parts(endpoint_url, ca_pem, token)
         .map_err(|source| Error::KubeClient { source })
 }
 
-/// Validates that `pem` holds at least one well-formed certificate block.
-fn pem_to_der(pem: &str) -> Result<Vec<Vec<u8>>> {
-    let certs = CertificateDer::pem_slice_iter(pem.as_bytes())
-        .map(|c| c.map(|c| c.to_vec()))
-        .collect::<std::result::Result<Vec<_>, _>>()
+/// Checks that `pem` holds at least one well-formed certificate block.
+fn check_ca(pem: &str) -> Result<()> {
+    selfheal_kube::pem_to_der(pem)
+        .map(drop)
         .map_err(|e| Error::InvalidClusterCa {
             reason: e.to_string(),
-        })?;
-    if certs.is_empty() {
-        return Err(Error::InvalidClusterCa {
-            reason: "no CERTIFICATE block found".into(),
-        });
-    }
-    Ok(certs)
+        })
 }
 
 /// Kube client from the local kubeconfig (optionally a named context).
@@ -724,7 +719,7 @@ mod tests {
             ca_data: Some(STANDARD.encode(pem)),
         };
         assert_eq!(described.ca_pem().unwrap().as_deref(), Some(pem));
-        let not_a_cert = pem_to_der("just some text").unwrap_err();
+        let not_a_cert = check_ca("just some text").unwrap_err();
         assert!(matches!(not_a_cert, Error::InvalidClusterCa { .. }));
         let err = err_of(client_from_parts(
             "https://127.0.0.1:1",

@@ -81,19 +81,49 @@ pub async fn client_from_kubeconfig(
     build(config)
 }
 
-/// Decode a PEM bundle into DER certificates (what `kube::Config::root_cert` takes).
-pub fn pem_to_der(ca_pem: &str) -> Result<Vec<Vec<u8>>> {
+/// Why a CA bundle cannot be trusted: each caller words it in its own error.
+#[derive(Debug, thiserror::Error)]
+pub enum CaError {
+    /// A `CERTIFICATE` section whose base64 or framing is broken.
+    #[error(transparent)]
+    Pem(#[from] rustls_pki_types::pem::Error),
+    /// Text without any `CERTIFICATE` section.
+    #[error("no CERTIFICATE block found")]
+    NoCertificate,
+}
+
+/// Decode a PEM bundle into DER certificates (what `kube::Config::root_cert`
+/// takes); at least one must be present, so an empty or unrelated file fails
+/// here rather than as a TLS error at the first call.
+pub fn pem_to_der(ca_pem: &str) -> std::result::Result<Vec<Vec<u8>>, CaError> {
     let certs = CertificateDer::pem_slice_iter(ca_pem.as_bytes())
         .map(|c| c.map(|c| c.as_ref().to_vec()))
-        .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|e| config_error("cannot parse CA PEM", e))?;
+        .collect::<std::result::Result<Vec<_>, _>>()?;
     if certs.is_empty() {
-        return Err(Error::Config {
-            reason: "CA PEM holds no CERTIFICATE section".into(),
-            source: None,
-        });
+        return Err(CaError::NoCertificate);
     }
     Ok(certs)
+}
+
+/// Why an endpoint URL cannot address an API server: each caller words it in
+/// its own error.
+#[derive(Debug, thiserror::Error)]
+pub enum EndpointError {
+    /// Not URI syntax at all.
+    #[error(transparent)]
+    Syntax(#[from] http::uri::InvalidUri),
+    /// A URI without a scheme or host (a path), so nothing to connect to.
+    #[error("needs a scheme and host")]
+    Relative,
+}
+
+/// The API server URL in `endpoint_url`, absolute (scheme and host present).
+pub fn parse_endpoint(endpoint_url: &str) -> std::result::Result<http::Uri, EndpointError> {
+    let url: http::Uri = endpoint_url.parse()?;
+    if url.scheme().is_none() || url.host().is_none() {
+        return Err(EndpointError::Relative);
+    }
+    Ok(url)
 }
 
 /// Client for an API endpoint with a static bearer token (an EKS token is
@@ -105,18 +135,24 @@ pub fn client_from_parts(
     ca_pem: Option<&str>,
     token: SecretString,
 ) -> Result<kube::Client> {
-    let url: http::Uri = endpoint_url
-        .parse()
-        .map_err(|e| config_error(format!("invalid endpoint URL {endpoint_url:?}"), e))?;
-    if url.scheme().is_none() || url.host().is_none() {
-        return Err(Error::Config {
+    let url = parse_endpoint(endpoint_url).map_err(|e| match e {
+        EndpointError::Syntax(e) => {
+            config_error(format!("invalid endpoint URL {endpoint_url:?}"), e)
+        }
+        EndpointError::Relative => Error::Config {
             reason: format!("endpoint URL {endpoint_url:?} needs a scheme and host"),
             source: None,
-        });
-    }
+        },
+    })?;
     let mut config = Config::new(url);
     if let Some(pem) = ca_pem {
-        config.root_cert = Some(pem_to_der(pem)?);
+        config.root_cert = Some(pem_to_der(pem).map_err(|e| match e {
+            CaError::Pem(e) => config_error("cannot parse CA PEM", e),
+            CaError::NoCertificate => Error::Config {
+                reason: "CA PEM holds no CERTIFICATE section".into(),
+                source: None,
+            },
+        })?);
     }
     config.auth_info.token = Some(token);
     build(config)
@@ -153,19 +189,37 @@ mod tests {
 
     #[test]
     fn empty_or_garbage_pem_is_a_config_error() {
-        let e = pem_to_der("not a certificate").unwrap_err();
-        assert_eq!(e.error_type(), "NonRetryableConfig");
-        let e = pem_to_der("-----BEGIN CERTIFICATE-----\n!!!\n-----END CERTIFICATE-----\n")
-            .unwrap_err();
-        assert!(matches!(e, Error::Config { .. }));
+        let garbage = "-----BEGIN CERTIFICATE-----\n!!!\n-----END CERTIFICATE-----\n";
+        assert!(matches!(
+            pem_to_der("not a certificate"),
+            Err(CaError::NoCertificate)
+        ));
+        assert!(matches!(pem_to_der(garbage), Err(CaError::Pem(_))));
+        for pem in ["not a certificate", garbage] {
+            let e = client_from_parts("https://127.0.0.1:1", Some(pem), SecretString::from("t"))
+                .err()
+                .unwrap();
+            assert_eq!(e.error_type(), "NonRetryableConfig");
+            assert!(matches!(e, Error::Config { .. }), "{e}");
+        }
     }
 
     #[test]
     fn bad_endpoint_is_a_config_error() {
-        let e = client_from_parts("not a url", None, SecretString::from("t"))
-            .err()
-            .unwrap();
-        assert!(matches!(e, Error::Config { .. }), "{e}");
+        assert!(matches!(
+            parse_endpoint("not a url"),
+            Err(EndpointError::Syntax(_))
+        ));
+        assert!(matches!(
+            parse_endpoint("/just/a/path"),
+            Err(EndpointError::Relative)
+        ));
+        for url in ["not a url", "/just/a/path"] {
+            let e = client_from_parts(url, None, SecretString::from("t"))
+                .err()
+                .unwrap();
+            assert!(matches!(e, Error::Config { .. }), "{e}");
+        }
     }
 
     #[tokio::test]

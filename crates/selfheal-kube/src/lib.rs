@@ -18,7 +18,9 @@ pub mod remediator;
 pub mod resolve;
 pub mod watch;
 
-pub use client::{client_from_kubeconfig, client_from_parts, pem_to_der};
+pub use client::{
+    CaError, EndpointError, client_from_kubeconfig, client_from_parts, parse_endpoint, pem_to_der,
+};
 pub use context::{KubeconfigContext, eks_cluster_name};
 pub use error::{Error, Result};
 pub use events::Reporter;

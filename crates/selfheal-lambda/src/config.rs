@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use selfheal_aws::SwitchConfig;
 use selfheal_core::{Policy, env};
+use selfheal_kube::EndpointError;
 
 use crate::error::HandlerError;
 
@@ -246,17 +247,15 @@ fn parse_endpoint(
     ca: Option<String>,
     cluster: Option<String>,
 ) -> Result<ConfiguredEndpoint, HandlerError> {
-    let uri = url
-        .parse::<http::Uri>()
-        .map_err(|e| invalid(CLUSTER_ENDPOINT, format!("{url:?} is not a URL: {e}")))?;
-    if uri.scheme().is_none() || uri.host().is_none() {
-        return Err(invalid(
-            CLUSTER_ENDPOINT,
-            format!(
+    selfheal_kube::parse_endpoint(&url).map_err(|e| {
+        let reason = match e {
+            EndpointError::Syntax(e) => format!("{url:?} is not a URL: {e}"),
+            EndpointError::Relative => format!(
                 "{url:?} needs a scheme and host, e.g. https://ABC.gr7.eu-west-1.eks.amazonaws.com"
             ),
-        ));
-    }
+        };
+        invalid(CLUSTER_ENDPOINT, reason)
+    })?;
     let ca_pem = match ca {
         None => None,
         Some(ca) => {

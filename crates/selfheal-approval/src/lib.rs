@@ -27,7 +27,8 @@ use serde::{Deserialize, Serialize};
 
 pub use http::Approver;
 pub use selfheal_contract::approval::{
-    ApprovalDecision, ApprovalPlan, CALLER_FIELD_MAX_CHARS, Caller, PlanEvidence, PlannedChange,
+    ApprovalDecision, ApprovalPlan, CALLER_FIELD_MAX_CHARS, Caller, Decision, PlanEvidence,
+    PlannedChange,
 };
 pub use store::{ApprovalStore, SfnCallback, SsmStore, TaskCallback};
 
@@ -292,38 +293,6 @@ impl ApprovalRecord {
     }
 }
 
-/// approve | deny.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum Decision {
-    Approve,
-    Deny,
-}
-
-impl Decision {
-    /// Whether a link minted for `self` may make `wanted`: the approve link
-    /// may also deny (the page offers both, and denying changes nothing), the
-    /// deny link may only deny, so whoever holds it cannot approve.
-    pub fn permits(self, wanted: Decision) -> bool {
-        self == Decision::Approve || wanted == Decision::Deny
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "approve" => Some(Decision::Approve),
-            "deny" => Some(Decision::Deny),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Decision::Approve => "approve",
-            Decision::Deny => "deny",
-        }
-    }
-}
-
 /// The pair of links a notification carries.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -532,7 +501,7 @@ pub async fn redeem_as<S: ApprovalStore, C: TaskCallback>(
     let answered = match decision {
         Decision::Approve => {
             let output = ApprovalDecision {
-                decision: "approve".into(),
+                decision: Decision::Approve,
                 decided_at: Some(now.to_string()),
                 decided_by: Some(caller.clone()),
             };

@@ -1,7 +1,8 @@
 //! The approval's JSON: what an approval page shows ([`ApprovalPlan`], kept
 //! in the approval record notify writes and approve reads) and what an
-//! approval answers the waiting task with ([`ApprovalDecision`], which the
-//! state machine hands to notify). `selfheal-approval` re-exports them.
+//! approval answers the waiting task with ([`ApprovalDecision`] and its
+//! [`Decision`], which the state machine hands to notify).
+//! `selfheal-approval` re-exports them.
 
 use serde::{Deserialize, Serialize};
 
@@ -148,13 +149,49 @@ impl Caller {
     }
 }
 
+/// approve | deny: what a link decides, and what an approval answers the
+/// waiting task with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Decision {
+    Approve,
+    Deny,
+}
+
+impl Decision {
+    /// Whether a link minted for `self` may make `wanted`: the approve link
+    /// may also deny (the page offers both, and denying changes nothing), the
+    /// deny link may only deny, so whoever holds it cannot approve.
+    pub fn permits(self, wanted: Decision) -> bool {
+        self == Decision::Approve || wanted == Decision::Deny
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "approve" => Some(Decision::Approve),
+            "deny" => Some(Decision::Deny),
+            _ => None,
+        }
+    }
+
+    /// The contract's name (`approve`, `deny`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Approve => "approve",
+            Decision::Deny => "deny",
+        }
+    }
+}
+
 /// What an approval answers the waiting task with (`SendTaskSuccess`
 /// output): the state machine continues with it, and notify reports who
-/// decided.
+/// decided. `approve` only ever sends [`Decision::Approve`] this way (a
+/// denial is a `SendTaskFailure`); an output without a known decision reads
+/// as the approval step's error ([`crate::execution::Approval::Failed`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ApprovalDecision {
-    pub decision: String,
+    pub decision: Decision,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decided_at: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

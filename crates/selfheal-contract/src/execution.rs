@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::approval::ApprovalDecision;
 use crate::verify::WatchSpan;
-use crate::{Change, OutcomeStatus, RemediationOutcome, RemediationRequest, RolloutState};
+use crate::{Action, Change, OutcomeStatus, RemediationOutcome, RemediationRequest, RolloutState};
 
 /// Which moment of a remediation this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -249,8 +249,8 @@ pub struct StepTiming {
 #[serde(rename_all = "camelCase")]
 pub struct EscalatedFrom {
     pub reason: String,
-    pub action: String,
-    pub status: String,
+    pub action: Action,
+    pub status: OutcomeStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollout_status: Option<RolloutCheck>,
 }

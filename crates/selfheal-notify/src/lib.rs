@@ -15,7 +15,7 @@ pub mod publish;
 pub mod slack;
 
 use jiff::Timestamp;
-pub use selfheal_contract::approval::ApprovalDecision;
+pub use selfheal_contract::approval::{ApprovalDecision, Decision};
 pub use selfheal_contract::execution::{
     Approval, ChildOutcome, DeploymentHealth, EscalatedFrom, Escalation, EventKind, ExecutionInfo,
     FleetResult, FleetStatus, FleetSummary, NotifyEvent, NotifyOutput, Preview, RolloutCheck, Span,
@@ -201,8 +201,8 @@ pub fn health(event: &NotifyEvent) -> DeploymentHealth {
         changes.extend(e.from.changes.iter().cloned());
         EscalatedFrom {
             reason: e.reason.clone(),
-            action: e.from.action.as_str().to_owned(),
-            status: status_name(&e.from),
+            action: e.from.action,
+            status: e.from.status,
             rollout_status: e.verify.clone(),
         }
     });
@@ -236,10 +236,7 @@ fn status_name(outcome: &RemediationOutcome) -> String {
 
 /// An outcome status's JSON name (`applied`, `dryRun`, …).
 fn status_str(status: OutcomeStatus) -> String {
-    serde_json::to_value(status)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default()
+    status.as_str().to_owned()
 }
 
 /// The child execution's own error when the Map caught a `.sync` failure
@@ -584,7 +581,7 @@ pub fn render(event: &NotifyEvent, links: Option<&selfheal_approval::ApprovalLin
     // Who approved, as approve saw the request (issue #19, finding 9): a
     // device, not a person, but what an auditor can follow up.
     if let Some(Approval::Decided(decided)) = &event.approval
-        && decided.decision == "approve"
+        && decided.decision == Decision::Approve
         && let Some(by) = &decided.decided_by
     {
         details.push(format!(

@@ -237,6 +237,11 @@ fn health_after_escalation_lists_every_step_with_durations() {
         (from.action.as_str(), from.status.as_str()),
         ("restart", "applied")
     );
+    let from_json = serde_json::to_value(&from).unwrap();
+    assert_eq!(
+        (&from_json["action"], &from_json["status"]),
+        (&json!("restart"), &json!("applied"))
+    );
     assert_eq!(from.rollout_status.unwrap().state, "failed");
     assert_eq!(h.last_rollout_status.unwrap().state, "done");
     assert!(h.notified);

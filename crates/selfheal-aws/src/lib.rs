@@ -100,12 +100,10 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// answered ends the call instead of being sent again. The request may have
 /// been applied: a second `PutParameter` (no overwrite: single-use approval
 /// ids) fails with `ParameterAlreadyExists`, a second `SendTaskSuccess` with
-/// `TaskTimedOut`, a second `Publish` notifies twice. Seen with a 3 s
-/// attempt timeout: in tests/tests/statemachine_e2e.rs (moto, loaded 2-core
-/// host) notify's PutParameter of a fresh random approval id failed with
-/// `ParameterAlreadyExists`, i.e. its first attempt had been applied and was
-/// sent again. The caller's own retry (Step Functions, Alertmanager) starts
-/// over safely instead.
+/// `TaskTimedOut`, a second `Publish` notifies twice. A slow answer is not a
+/// lost request: an endpoint under load can apply a request and answer after
+/// a short attempt timeout has fired. The caller's own retry (Step
+/// Functions, Alertmanager) starts over safely instead.
 pub const OPERATION_ATTEMPT_TIMEOUT: Duration = OPERATION_TIMEOUT;
 
 /// One operation, all attempts and backoff included: below the smallest

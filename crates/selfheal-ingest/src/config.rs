@@ -95,8 +95,8 @@ impl IngestConfig {
     /// 100 alerts at concurrency 8 is 13 rounds of StartExecution: about a
     /// second against Step Functions, well inside ingest's 20 s timeout.
     pub const DEFAULT_MAX_ALERTS: usize = 100;
-    /// Upper bound of [`Self::MAX_ALERTS_VAR`]: 1,000 starts took 10 s in the
-    /// throughput benchmark (docs/alarms.md §9), half the function's timeout.
+    /// Upper bound of [`Self::MAX_ALERTS_VAR`]: 1,000 starts take about 10 s in
+    /// the throughput benchmark (docs/alarms.md §9), half the function's timeout.
     pub const MAX_MAX_ALERTS: usize = 1000;
 
     /// Read the configuration through `lookup` (`selfheal_contract::env::process`, a map in tests).

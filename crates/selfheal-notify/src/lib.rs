@@ -578,8 +578,8 @@ pub fn render(event: &NotifyEvent, links: Option<&selfheal_approval::ApprovalLin
     if let Some(reason) = request.and_then(|r| r.reason.as_deref()) {
         details.push(format!("Reason: {reason}"));
     }
-    // Who approved, as approve saw the request (issue #19, finding 9): a
-    // device, not a person, but what an auditor can follow up.
+    // Who approved, as approve saw the request: a device, not a person, but
+    // what an auditor can follow up.
     if let Some(Approval::Decided(decided)) = &event.approval
         && decided.decision == Decision::Approve
         && let Some(by) = &decided.decided_by

@@ -333,7 +333,7 @@ fn half_brick_with(ctx: &Ctx<'_>, evidence: &[ContainerEvidence]) -> Result<Deci
 /// any, and, when several containers went back because none was shown
 /// failing, that the choice fell back to every changed container, so a
 /// person reading the outcome knows how precise it was. One changed
-/// container needs no choice, so its message stays as it always was.
+/// container needs no choice, so its message says nothing about one.
 fn evidence_note(chosen: Chosen, reverted: usize, evidence: &[ContainerEvidence]) -> String {
     let summary = evidence::summary(evidence);
     let fell_back = chosen == Chosen::EveryChanged && reverted > 1;

@@ -6,6 +6,7 @@
 //! a Rust type name.
 
 use selfheal_core::{Action, ErrorType};
+use selfheal_runtime::Refusal;
 
 /// Why an invocation (or the function's start-up) failed.
 #[derive(Debug, thiserror::Error)]
@@ -82,7 +83,7 @@ pub enum HandlerError {
 
     /// The function's start-up failed (configuration, kubeconfig): every
     /// invocation answers with that error's `errorType` and message
-    /// ([`crate::Startup`]).
+    /// ([`selfheal_runtime::Startup`]).
     #[error("{message}")]
     Init {
         error_type: &'static str,
@@ -131,6 +132,28 @@ impl From<selfheal_eks::Error> for HandlerError {
 impl From<selfheal_aws::Error> for HandlerError {
     fn from(source: selfheal_aws::Error) -> Self {
         HandlerError::Switch { source }
+    }
+}
+
+/// An invocation [`selfheal_runtime::Startup::admit`] refused: the start-up
+/// error as [`HandlerError::Init`], a body that was not JSON as
+/// [`HandlerError::InvalidRequest`].
+impl From<Refusal> for HandlerError {
+    fn from(refusal: Refusal) -> Self {
+        match refusal {
+            Refusal::Startup(failure) => HandlerError::Init {
+                // Every name a selfheal error carries is an ErrorType's;
+                // NonRetryableConfig, the class of start-up errors, stands
+                // in for one that is not.
+                error_type: ErrorType::from_name(&failure.error_type)
+                    .unwrap_or(ErrorType::NonRetryableConfig)
+                    .as_str(),
+                message: failure.error_message,
+            },
+            Refusal::NotJson(not_json) => HandlerError::InvalidRequest {
+                reason: not_json.to_string(),
+            },
+        }
     }
 }
 

@@ -34,9 +34,6 @@ pub fn parse_request(payload: Value) -> Result<ValidRequest, HandlerError> {
 /// Decode a JSON object payload as `T`; `expected` names it for a payload
 /// that is not an object.
 fn decode_payload<T: DeserializeOwned>(payload: Value, expected: &str) -> Result<T, HandlerError> {
-    if let Some(error) = crate::payload::not_json_error(&payload) {
-        return Err(error);
-    }
     if !payload.is_object() {
         return Err(HandlerError::InvalidRequest {
             reason: format!(

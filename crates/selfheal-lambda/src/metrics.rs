@@ -1,6 +1,7 @@
 //! Each invocation's metric record (README "Metrics"): selfheal-metrics
-//! builds it from the handler's result and time; [`Startup`](crate::Startup)
-//! writes it, one line per invocation, start-up errors included.
+//! builds it from the handler's result and time; [`crate::invoke_action`]
+//! and [`crate::invoke_verify`] write it, one line per invocation, start-up
+//! errors and bodies that were not JSON included.
 
 use std::time::Duration;
 

@@ -1,12 +1,10 @@
-//! Start-up that cannot take the function down.
-//!
-//! If `main` returned the start-up error, the process would exit before the
-//! runtime loop starts: Lambda then reports a runtime exit error
-//! (`Runtime.ExitError`), not our `errorType`, and a state machine's
-//! `Retry`/`Catch` on `NonRetryableConfig` never sees it. [`Startup`] keeps
-//! either the state or the start-up error; the runtime starts in both cases,
-//! and with a failed start-up every invocation answers that error's
-//! `errorType` and message ([`HandlerError::Init`]).
+//! The five Kubernetes functions on selfheal-runtime's start-up handling
+//! ([`selfheal_runtime::Startup`]): the state is an [`AppState`] built from
+//! the environment once per process; a failed start-up still runs the loop
+//! and every invocation answers its error. Each invocation is admitted by
+//! [`selfheal_runtime::Startup::admit`] (the start-up error first, then a
+//! body that was not JSON), served by the handler, and counted in one metric
+//! record, refusals included.
 
 use std::io::Write;
 use std::time::Instant;
@@ -22,102 +20,56 @@ use crate::handler::{VerifyOutput, handle_action, handle_verify};
 use crate::metrics;
 use crate::state::AppState;
 
-/// The per-process state, or why it could not be built.
-#[derive(Debug)]
-pub struct Startup {
-    state: Result<AppState, InitFailure>,
+/// A Kubernetes function's per-process state, or its start-up error.
+pub type Startup = selfheal_runtime::Startup<AppState>;
+
+/// Build the per-process state from the environment. Success is logged
+/// with the configuration (`selfheal function initialised`); a failure is
+/// logged and kept by [`Startup::new`].
+pub async fn init_state(function: &str) -> Startup {
+    let result = AppState::from_env().await;
+    if let Ok(state) = &result {
+        tracing::info!(
+            function,
+            pid = std::process::id(),
+            config = ?state.config(),
+            "selfheal function initialised"
+        );
+    }
+    Startup::new(function, result)
 }
 
-/// A failed start-up, kept as what every invocation will answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InitFailure {
-    /// The start-up error's `errorType` (e.g. `NonRetryableConfig`).
-    pub error_type: &'static str,
-    /// The start-up error's message (names the variable at fault).
-    pub message: String,
+/// One invocation of an action function: [`handle_action`] over the state
+/// `startup` admits, else its refusal; the metric record goes to `out`.
+pub async fn invoke_action<W: Write>(
+    startup: &Startup,
+    expected: Action,
+    event: LambdaEvent<Value>,
+    out: &mut W,
+) -> Result<RemediationOutcome, HandlerError> {
+    let started = Instant::now();
+    let result = match startup.admit(&event.payload) {
+        Ok(state) => handle_action(state, expected, event).await,
+        Err(refusal) => Err(HandlerError::from(refusal)),
+    };
+    let record = metrics::action_record(expected, &result, started.elapsed(), Timestamp::now());
+    write_metrics(out, record.to_line().map(|line| vec![line]));
+    result
 }
 
-impl From<&HandlerError> for InitFailure {
-    fn from(error: &HandlerError) -> Self {
-        InitFailure {
-            error_type: error.error_type(),
-            message: error.to_string(),
-        }
-    }
-}
-
-impl From<Result<AppState, HandlerError>> for Startup {
-    fn from(result: Result<AppState, HandlerError>) -> Self {
-        Startup {
-            state: result.map_err(|error| InitFailure::from(&error)),
-        }
-    }
-}
-
-impl Startup {
-    /// The state, or the start-up error as this invocation's error.
-    pub fn state(&self) -> Result<&AppState, HandlerError> {
-        self.state.as_ref().map_err(|failure| HandlerError::Init {
-            error_type: failure.error_type,
-            message: failure.message.clone(),
-        })
-    }
-
-    /// Why start-up failed, if it did.
-    pub fn failure(&self) -> Option<&InitFailure> {
-        self.state.as_ref().err()
-    }
-
-    /// [`handle_action`] over the state; the start-up error without one.
-    /// Writes the invocation's metric record to stdout.
-    pub async fn handle_action(
-        &self,
-        expected: Action,
-        event: LambdaEvent<Value>,
-    ) -> Result<RemediationOutcome, HandlerError> {
-        self.handle_action_to(expected, event, &mut std::io::stdout())
-            .await
-    }
-
-    /// [`Startup::handle_action`], writing the metric record to `out`.
-    pub async fn handle_action_to<W: Write>(
-        &self,
-        expected: Action,
-        event: LambdaEvent<Value>,
-        out: &mut W,
-    ) -> Result<RemediationOutcome, HandlerError> {
-        let started = Instant::now();
-        let result = match self.state() {
-            Ok(state) => handle_action(state, expected, event).await,
-            Err(error) => Err(error),
-        };
-        let record = metrics::action_record(expected, &result, started.elapsed(), Timestamp::now());
-        write_metrics(out, record.to_line().map(|line| vec![line]));
-        result
-    }
-
-    /// [`handle_verify`] over the state; the start-up error without one.
-    /// Writes the invocation's metric record to stdout.
-    pub async fn handle_verify(
-        &self,
-        event: LambdaEvent<Value>,
-    ) -> Result<VerifyOutput, HandlerError> {
-        self.handle_verify_to(event, &mut std::io::stdout()).await
-    }
-
-    /// [`Startup::handle_verify`], writing the metric record to `out`.
-    pub async fn handle_verify_to<W: Write>(
-        &self,
-        event: LambdaEvent<Value>,
-        out: &mut W,
-    ) -> Result<VerifyOutput, HandlerError> {
-        let started = Instant::now();
-        let result = match self.state() {
-            Ok(state) => handle_verify(state, event).await,
-            Err(error) => Err(error),
-        };
-        let record = metrics::verify_record(&result, started.elapsed(), Timestamp::now());
-        write_metrics(out, record.to_line().map(|line| vec![line]));
-        result
-    }
+/// One invocation of `verify`: [`handle_verify`] over the state `startup`
+/// admits, else its refusal; the metric record goes to `out`.
+pub async fn invoke_verify<W: Write>(
+    startup: &Startup,
+    event: LambdaEvent<Value>,
+    out: &mut W,
+) -> Result<VerifyOutput, HandlerError> {
+    let started = Instant::now();
+    let result = match startup.admit(&event.payload) {
+        Ok(state) => handle_verify(state, event).await,
+        Err(refusal) => Err(HandlerError::from(refusal)),
+    };
+    let record = metrics::verify_record(&result, started.elapsed(), Timestamp::now());
+    write_metrics(out, record.to_line().map(|line| vec![line]));
+    result
 }

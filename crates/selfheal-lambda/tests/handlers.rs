@@ -11,6 +11,7 @@ use lambda_runtime::{Context, LambdaEvent};
 use selfheal_core::{Action, OutcomeStatus, RolloutState};
 use selfheal_lambda::{
     AppState, FunctionConfig, HandlerError, RejectNonJson, Startup, handle_action, handle_verify,
+    invoke_action, invoke_verify,
 };
 use selfheal_testserver::{Identity, TestServer, fixtures};
 use serde_json::{Value, json};
@@ -223,9 +224,9 @@ fn assert_no_write(server: &TestServer) {
 
 /// A raw Lambda body through what every function's runtime puts in front of
 /// the handler: the [`RejectNonJson`] layer, then the body decoded as JSON (the
-/// runtime's own step), then [`handle_action`].
+/// runtime's own step), then [`invoke_action`] (the main's handler).
 async fn invoke_raw(
-    state: &AppState,
+    startup: &Startup,
     expected: Action,
     body: &'static [u8],
 ) -> Result<selfheal_core::RemediationOutcome, HandlerError> {
@@ -234,12 +235,8 @@ async fn invoke_raw(
         lambda_runtime::service_fn(|invocation: lambda_runtime::LambdaInvocation| async move {
             let payload: Value = serde_json::from_slice(&invocation.body)
                 .expect("RejectNonJson hands the runtime JSON");
-            handle_action(
-                state,
-                expected,
-                LambdaEvent::new(payload, invocation.context),
-            )
-            .await
+            let event = LambdaEvent::new(payload, invocation.context);
+            invoke_action(startup, expected, event, &mut Vec::new()).await
         });
     let mut service = RejectNonJson.layer(inner);
     let (parts, ()) = http::Response::new(()).into_parts();
@@ -257,6 +254,8 @@ async fn invoke_raw(
 #[tokio::test]
 async fn bad_payloads_are_invalid_requests() {
     let s = setup().await;
+    let kubeconfig = s.dir.path().join("kubeconfig");
+    let startup = Startup::new("rollback", state_for(&kubeconfig, &[]).await);
     let before = stored(&s.server);
     s.server.clear_requests();
 
@@ -266,7 +265,7 @@ async fn bad_payloads_are_invalid_requests() {
         b"nope",
         b"",
     ] {
-        let err = invoke_raw(&s.state, Action::Rollback, body)
+        let err = invoke_raw(&startup, Action::Rollback, body)
             .await
             .unwrap_err();
         let text = String::from_utf8_lossy(body);
@@ -287,7 +286,7 @@ async fn bad_payloads_are_invalid_requests() {
     }
     // The same layer lets a JSON body through untouched.
     let err = invoke_raw(
-        &s.state,
+        &startup,
         Action::Rollback,
         br#"{"action":"pause","target":{"namespace":"shop","deployment":"checkout"}}"#,
     )
@@ -573,10 +572,10 @@ async fn failed_startup_answers_every_invocation_with_its_error() {
     ];
     for (result, named) in cases {
         let init_message = result.as_ref().unwrap_err().to_string();
-        let startup = Startup::from(result);
+        let startup = Startup::new("rollback", result);
         let failure = startup.failure().expect("start-up failed").clone();
         assert_eq!(failure.error_type, "NonRetryableConfig", "{init_message}");
-        assert_eq!(failure.message, init_message);
+        assert_eq!(failure.error_message, init_message);
         assert!(init_message.contains(named), "{init_message} lacks {named}");
 
         let mut errors = Vec::new();
@@ -588,21 +587,23 @@ async fn failed_startup_answers_every_invocation_with_its_error() {
         ] {
             for payload in [request(action.as_str()), request("rollback"), json!(null)] {
                 errors.push(
-                    startup
-                        .handle_action(action, event(payload))
+                    invoke_action(&startup, action, event(payload), &mut Vec::new())
                         .await
                         .unwrap_err(),
                 );
             }
         }
         errors.push(
-            startup
-                .handle_verify(event(request("rollback")))
+            invoke_verify(&startup, event(request("rollback")), &mut Vec::new())
                 .await
                 .unwrap_err(),
         );
-        let not_json = json!({ selfheal_lambda::payload::NOT_JSON_MARKER: "EOF" });
-        errors.push(startup.handle_verify(event(not_json)).await.unwrap_err());
+        let not_json = json!({ selfheal_runtime::NOT_JSON_MARKER: "EOF" });
+        errors.push(
+            invoke_verify(&startup, event(not_json), &mut Vec::new())
+                .await
+                .unwrap_err(),
+        );
         for err in errors {
             assert!(matches!(err, HandlerError::Init { .. }), "{err:?}");
             let d = lambda_runtime::Diagnostic::from(err);
@@ -617,10 +618,14 @@ async fn failed_startup_answers_every_invocation_with_its_error() {
 /// printed.
 async fn rollback_through(startup: &Startup) -> (selfheal_core::RemediationOutcome, Value) {
     let mut printed = Vec::new();
-    let outcome = startup
-        .handle_action_to(Action::Rollback, event(request("rollback")), &mut printed)
-        .await
-        .unwrap();
+    let outcome = invoke_action(
+        startup,
+        Action::Rollback,
+        event(request("rollback")),
+        &mut printed,
+    )
+    .await
+    .unwrap();
     (outcome, one_emf_line(&printed))
 }
 
@@ -629,7 +634,7 @@ async fn rollback_through(startup: &Startup) -> (selfheal_core::RemediationOutco
 async fn successful_startup_delegates_to_the_handlers() {
     let s = setup().await;
     let kubeconfig = s.dir.path().join("kubeconfig");
-    let startup = Startup::from(state_for(&kubeconfig, &[]).await);
+    let startup = Startup::new("rollback", state_for(&kubeconfig, &[]).await);
     assert!(startup.failure().is_none());
     let (outcome, line) = rollback_through(&startup).await;
     assert_eq!(outcome.status, OutcomeStatus::Applied, "{outcome:?}");
@@ -646,8 +651,7 @@ async fn successful_startup_delegates_to_the_handlers() {
     assert!(line.get("Guard").is_none(), "{line}");
 
     let mut printed = Vec::new();
-    let out = startup
-        .handle_verify_to(event(request("rollback")), &mut printed)
+    let out = invoke_verify(&startup, event(request("rollback")), &mut printed)
         .await
         .unwrap();
     assert_eq!(out.target.deployment.as_deref(), Some("checkout"));
@@ -661,8 +665,10 @@ async fn successful_startup_delegates_to_the_handlers() {
 
     // A refusal names its guard; an error its errorType.
     // The rollback above is within this start-up's 600 s cooldown.
-    let cooling =
-        Startup::from(state_for(&kubeconfig, &[("SELFHEAL_COOLDOWN_SECONDS", "600")]).await);
+    let cooling = Startup::new(
+        "rollback",
+        state_for(&kubeconfig, &[("SELFHEAL_COOLDOWN_SECONDS", "600")]).await,
+    );
     let (outcome, line) = rollback_through(&cooling).await;
     assert_eq!(outcome.status, OutcomeStatus::Refused, "{outcome:?}");
     assert_eq!(
@@ -670,10 +676,14 @@ async fn successful_startup_delegates_to_the_handlers() {
         (&json!("refused"), &json!("cooldown"))
     );
     let mut printed = Vec::new();
-    startup
-        .handle_action_to(Action::Pause, event(request("rollback")), &mut printed)
-        .await
-        .unwrap_err();
+    invoke_action(
+        &startup,
+        Action::Pause,
+        event(request("rollback")),
+        &mut printed,
+    )
+    .await
+    .unwrap_err();
     let line = one_emf_line(&printed);
     assert_eq!(
         (&line["Action"], &line["Status"], &line["errorType"]),

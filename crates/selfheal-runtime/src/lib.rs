@@ -16,6 +16,12 @@
 //! `Retry`/`Catch` on `NonRetryableConfig` would see it. [`Startup`] keeps
 //! either the state or the start-up error; the loop starts in both cases,
 //! and with a failed start-up every invocation answers that error.
+//!
+//! [`Startup::admit`] is the one check every invocation of every function
+//! passes before its handler: the start-up error first, then a body that was
+//! not JSON. [`serve`] applies it; the five Kubernetes functions
+//! (`selfheal-lambda`) call it from their own handler, which also counts a
+//! refused invocation in its metric record.
 
 use std::fmt::Debug;
 use std::future::Future;
@@ -127,11 +133,41 @@ impl<S> Startup<S> {
     pub fn failure(&self) -> Option<&Diagnostic> {
         self.state.as_ref().err()
     }
+
+    /// The state to serve `payload` with, or why this invocation is answered
+    /// without its handler: the start-up error first, whatever the payload,
+    /// then a body that was not JSON ([`RejectNonJson`]'s marker).
+    pub fn admit(&self, payload: &Value) -> Result<&S, Refusal> {
+        let state = self.state().map_err(Refusal::Startup)?;
+        match not_json(payload) {
+            Some(not_json) => Err(Refusal::NotJson(not_json)),
+            None => Ok(state),
+        }
+    }
 }
 
-/// [`run`] over `startup`'s state: each invocation answers the start-up
-/// error if there is one, else `NonRetryableInvalidRequest` for a body that
-/// is not JSON, else what `handler` answers.
+/// Why [`Startup::admit`] answers an invocation without its handler.
+#[derive(Debug, Clone)]
+pub enum Refusal {
+    /// Start-up failed: the invocation answers the start-up error.
+    Startup(Diagnostic),
+    /// The body was not JSON: `NonRetryableInvalidRequest`.
+    NotJson(NotJson),
+}
+
+impl From<Refusal> for Diagnostic {
+    fn from(refusal: Refusal) -> Self {
+        match refusal {
+            Refusal::Startup(failure) => failure,
+            Refusal::NotJson(not_json) => not_json.into(),
+        }
+    }
+}
+
+/// [`run`] over `startup`'s state: each invocation answers what
+/// [`Startup::admit`] refuses (the start-up error, else
+/// `NonRetryableInvalidRequest` for a body that is not JSON), else what
+/// `handler` answers.
 pub async fn serve<'a, S, F, Fut, R, E>(startup: &'a Startup<S>, handler: F) -> Result<(), Error>
 where
     F: Fn(&'a S, LambdaEvent<Value>) -> Fut,
@@ -141,10 +177,7 @@ where
 {
     let handler = &handler;
     run(move |event: LambdaEvent<Value>| async move {
-        let state = startup.state()?;
-        if let Some(not_json) = not_json(&event.payload) {
-            return Err(Diagnostic::from(not_json));
-        }
+        let state = startup.admit(&event.payload).map_err(Diagnostic::from)?;
         handler(state, event).await.map_err(Into::into)
     })
     .await
@@ -180,5 +213,30 @@ mod tests {
         let started: Startup<u8> = Startup::new("test", Ok::<_, Broken>(7));
         assert_eq!(started.state().unwrap(), &7);
         assert!(started.failure().is_none());
+    }
+
+    /// The start-up error wins over a body that was not JSON; a started
+    /// function refuses only the latter.
+    #[test]
+    fn admit_answers_the_startup_error_before_a_non_json_body() {
+        let not_json = serde_json::json!({ NOT_JSON_MARKER: "EOF" });
+        let request = serde_json::json!({ "action": "pause" });
+        let failed: Startup<u8> = Startup::new("test", Err(Broken));
+        for payload in [&request, &not_json] {
+            let refusal = failed.admit(payload).unwrap_err();
+            assert!(matches!(refusal, Refusal::Startup(_)), "{refusal:?}");
+            assert_eq!(Diagnostic::from(refusal).error_type, "NonRetryableConfig");
+        }
+
+        let started: Startup<u8> = Startup::new("test", Ok::<_, Broken>(7));
+        assert_eq!(started.admit(&request).unwrap(), &7);
+        let refusal = started.admit(&not_json).unwrap_err();
+        assert!(matches!(refusal, Refusal::NotJson(_)), "{refusal:?}");
+        let answer = Diagnostic::from(refusal);
+        assert_eq!(answer.error_type, "NonRetryableInvalidRequest");
+        assert_eq!(
+            answer.error_message,
+            "invalid request: payload is not JSON: EOF"
+        );
     }
 }

@@ -208,3 +208,23 @@ fn diagnostic_serializes_as_lambda_expects() {
     assert_eq!(v["errorType"], "RetryableApiError");
     assert!(v["errorMessage"].as_str().unwrap().contains("503"));
 }
+
+#[test]
+fn a_refused_invocation_answers_the_startup_error_or_the_parse_error() {
+    for &name in ErrorType::ALL {
+        let failure = Diagnostic {
+            error_type: name.as_str().to_owned(),
+            error_message: "configuration SELFHEAL_X: missing".to_owned(),
+        };
+        let e = HandlerError::from(Refusal::Startup(failure.clone()));
+        assert!(matches!(e, HandlerError::Init { .. }), "{e:?}");
+        assert_eq!(diagnostic(e), failure);
+    }
+    let e = HandlerError::from(Refusal::NotJson(selfheal_runtime::NotJson {
+        reason: "EOF".to_owned(),
+    }));
+    assert!(matches!(e, HandlerError::InvalidRequest { .. }), "{e:?}");
+    let d = diagnostic(e);
+    assert_eq!(d.error_type, "NonRetryableInvalidRequest");
+    assert_eq!(d.error_message, "invalid request: payload is not JSON: EOF");
+}

@@ -12,45 +12,58 @@ use serde_json::{Value, json};
 
 const UID: &str = "3a4925c1-786f-4b23-adb6-0d3b57e345db";
 
+/// The recorded `checkout` Deployment as created (also the base of the unit
+/// tests' Deployments and of selfheal-testserver's fixtures).
+fn checkout() -> Value {
+    serde_json::from_str(include_str!(
+        "../../../tests/fixtures/checkout-deployment.json"
+    ))
+    .unwrap_or_else(|e| panic!("checkout-deployment.json: {e}"))
+}
+
+/// checkout's template at `revision` with every field the server fills in,
+/// and a realistic environment and resources on both containers.
 fn template(revision: usize, hash: Option<&str>) -> Value {
-    let mut labels = json!({"app": "checkout"});
+    let mut template = checkout()["spec"]["template"].take();
     if let Some(hash) = hash {
-        labels["pod-template-hash"] = json!(hash);
+        template["metadata"]["labels"]["pod-template-hash"] = json!(hash);
     }
-    let container = |name: &str, image: String, port: u16| {
-        json!({
-            "name": name, "image": image,
-            "ports": [{"containerPort": port, "protocol": "TCP"}],
-            "env": [{"name": "REGION", "value": "eu-west-1"}, {"name": "LOG", "value": "info"}],
-            "resources": {"requests": {"cpu": "250m", "memory": "256Mi"}},
-            "terminationMessagePath": "/dev/termination-log",
-            "terminationMessagePolicy": "File", "imagePullPolicy": "IfNotPresent"
-        })
-    };
-    json!({
-        "metadata": {"labels": labels},
-        "spec": {
-            "containers": [
-                container("api", format!("registry.example/shop/api:1.{revision}.0"), 8080),
-                // The sidecar changes every tenth revision.
-                container("envoy", format!("registry.example/envoy:1.{}", revision / 10), 9901),
-            ],
-            "restartPolicy": "Always", "terminationGracePeriodSeconds": 30,
-            "dnsPolicy": "ClusterFirst", "securityContext": {}, "schedulerName": "default-scheduler"
-        }
-    })
+    let mut containers = template["spec"]["containers"].take();
+    for container in containers.as_array_mut().into_iter().flatten() {
+        let image = match container["name"].as_str() {
+            Some("api") => format!("registry.example/shop/api:1.{revision}.0"),
+            // The sidecar changes every tenth revision.
+            _ => format!("registry.example/envoy:1.{}", revision / 10),
+        };
+        container["image"] = json!(image);
+        container["ports"][0]["protocol"] = json!("TCP");
+        container["env"] =
+            json!([{"name": "REGION", "value": "eu-west-1"}, {"name": "LOG", "value": "info"}]);
+        container["resources"] = json!({"requests": {"cpu": "250m", "memory": "256Mi"}});
+        container["terminationMessagePath"] = json!("/dev/termination-log");
+        container["terminationMessagePolicy"] = json!("File");
+        container["imagePullPolicy"] = json!("IfNotPresent");
+    }
+    template["spec"] = json!({
+        "containers": containers,
+        "restartPolicy": "Always", "terminationGracePeriodSeconds": 30,
+        "dnsPolicy": "ClusterFirst", "securityContext": {}, "schedulerName": "default-scheduler"
+    });
+    template
 }
 
 fn history(n: usize) -> (Deployment, Vec<ReplicaSet>) {
-    let deployment = json!({
-        "metadata": {
-            "name": "checkout", "namespace": "shop", "uid": UID, "resourceVersion": "9000",
-            "generation": n, "labels": {"app": "checkout", "selfheal.dev/enabled": "true"},
-            "annotations": {"deployment.kubernetes.io/revision": n.to_string()}
-        },
-        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "checkout"}}, "template": template(n, None)},
-        "status": {"observedGeneration": n, "replicas": 2, "updatedReplicas": 2, "availableReplicas": 2}
-    });
+    let mut deployment = checkout();
+    let metadata = &mut deployment["metadata"];
+    metadata["uid"] = json!(UID);
+    metadata["resourceVersion"] = json!("9000");
+    metadata["generation"] = json!(n);
+    metadata["labels"]["selfheal.dev/enabled"] = json!("true");
+    metadata["annotations"] = json!({"deployment.kubernetes.io/revision": n.to_string()});
+    deployment["spec"]["template"] = template(n, None);
+    deployment["status"] = json!(
+        {"observedGeneration": n, "replicas": 2, "updatedReplicas": 2, "availableReplicas": 2}
+    );
     let replica_sets = list_order(n)
         .map(|revision| {
             let hash = format!("h{revision:08x}");

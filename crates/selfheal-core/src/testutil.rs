@@ -13,67 +13,70 @@ pub fn now() -> jiff::Timestamp {
     "2026-11-26T20:00:00Z".parse().unwrap()
 }
 
-pub fn container(name: &str, image: &str) -> Value {
-    json!({
-        "name": name,
-        "image": image,
-        "ports": [{"containerPort": 8080, "protocol": "TCP"}],
-        "resources": {},
-        "terminationMessagePath": "/dev/termination-log",
-        "terminationMessagePolicy": "File",
-        "imagePullPolicy": "IfNotPresent"
-    })
+/// The recorded `checkout` Deployment as created (tests/fixtures/checkout-deployment.json,
+/// which selfheal-testserver's fixtures start from too): what every
+/// Deployment here is built on.
+pub fn checkout() -> Value {
+    serde_json::from_str(include_str!(
+        "../../../tests/fixtures/checkout-deployment.json"
+    ))
+    .unwrap()
 }
 
+/// A container shaped like checkout's `api` as the server stores it
+/// (defaults filled in), named `name` and running `image`.
+pub fn container(name: &str, image: &str) -> Value {
+    let mut container = checkout()["spec"]["template"]["spec"]["containers"][0].take();
+    container["name"] = json!(name);
+    container["image"] = json!(image);
+    container["ports"][0]["protocol"] = json!("TCP");
+    container["resources"] = json!({});
+    container["terminationMessagePath"] = json!("/dev/termination-log");
+    container["terminationMessagePolicy"] = json!("File");
+    container["imagePullPolicy"] = json!("IfNotPresent");
+    container
+}
+
+/// checkout's pod template running `images` (container name, image), as
+/// the server stores it, labelled with `pod-template-hash` when given.
 pub fn template(images: &[(&str, &str)], hash: Option<&str>) -> Value {
-    let mut labels = json!({"app": "checkout"});
+    let mut template = checkout()["spec"]["template"].take();
     if let Some(hash) = hash {
-        labels["pod-template-hash"] = json!(hash);
+        template["metadata"]["labels"]["pod-template-hash"] = json!(hash);
     }
-    json!({
-        "metadata": {"labels": labels},
-        "spec": {
-            "containers": images.iter().map(|(n, i)| container(n, i)).collect::<Vec<_>>(),
-            "restartPolicy": "Always",
-            "terminationGracePeriodSeconds": 30,
-            "dnsPolicy": "ClusterFirst",
-            "securityContext": {},
-            "schedulerName": "default-scheduler"
-        }
-    })
+    let spec = &mut template["spec"];
+    spec["containers"] = images.iter().map(|(n, i)| container(n, i)).collect();
+    spec["restartPolicy"] = json!("Always");
+    spec["terminationGracePeriodSeconds"] = json!(30);
+    spec["dnsPolicy"] = json!("ClusterFirst");
+    spec["securityContext"] = json!({});
+    spec["schedulerName"] = json!("default-scheduler");
+    template
 }
 
 /// A Deployment `shop/checkout`, opted in, rollout complete, at `revision`.
 pub fn deployment_json(images: &[(&str, &str)], revision: i64) -> Value {
-    json!({
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {
-            "name": "checkout",
-            "namespace": "shop",
-            "uid": UID,
-            "resourceVersion": RV,
-            "generation": revision,
-            "labels": {"app": "checkout", "selfheal.dev/enabled": "true"},
-            "annotations": {"deployment.kubernetes.io/revision": revision.to_string()}
-        },
-        "spec": {
-            "replicas": 2,
-            "selector": {"matchLabels": {"app": "checkout"}},
-            "template": template(images, None),
-            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}},
-            "revisionHistoryLimit": 10,
-            "progressDeadlineSeconds": 600
-        },
-        "status": {
-            "observedGeneration": revision,
-            "replicas": 2, "updatedReplicas": 2, "readyReplicas": 2, "availableReplicas": 2,
-            "conditions": [
-                {"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable"},
-                {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable"}
-            ]
-        }
-    })
+    let mut deployment = checkout();
+    let metadata = &mut deployment["metadata"];
+    metadata["uid"] = json!(UID);
+    metadata["resourceVersion"] = json!(RV);
+    metadata["generation"] = json!(revision);
+    metadata["labels"][crate::keys::ENABLED_LABEL] = json!("true");
+    metadata["annotations"] = json!({"deployment.kubernetes.io/revision": revision.to_string()});
+    let spec = &mut deployment["spec"];
+    spec["template"] = template(images, None);
+    spec["strategy"] = json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}});
+    spec["revisionHistoryLimit"] = json!(10);
+    spec["progressDeadlineSeconds"] = json!(600);
+    deployment["status"] = json!({
+        "observedGeneration": revision,
+        "replicas": 2, "updatedReplicas": 2, "readyReplicas": 2, "availableReplicas": 2,
+        "conditions": [
+            {"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable"},
+            {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable"}
+        ]
+    });
+    deployment
 }
 
 pub fn replica_set_json(revision: i64, images: &[(&str, &str)]) -> Value {
@@ -437,4 +440,14 @@ impl Recorded {
         json_patch::patch(&mut next.object, &plan.patch).unwrap();
         next
     }
+}
+
+/// The fixture is the recorded create's body, to the letter.
+#[test]
+fn checkout_fixture_is_the_recorded_create() {
+    let recording = recorded("create-and-history.json");
+    assert_eq!(
+        checkout(),
+        recorded_request(&recording, "step 1: create deployment")
+    );
 }

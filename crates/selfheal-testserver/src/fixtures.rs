@@ -1,13 +1,18 @@
 //! The `checkout` Deployment that tests seed into the server: the one of the
-//! recordings (tests/fixtures/k8s/create-and-history.json), namespace `shop`,
-//! label `app=checkout`, 2 replicas, containers `api` and the sidecar `envoy`.
-//! Tests vary it (images, opt-in, ports, a fleet of copies) through
-//! [`Checkout`], so the object is written down once. The StatefulSet
+//! recordings, namespace `shop`, label `app=checkout`, 2 replicas, containers
+//! `api` and the sidecar `envoy`, as tests/fixtures/checkout-deployment.json
+//! holds it (the body create-and-history.json POSTs; selfheal-core's unit
+//! tests and benchmark start from the same file). Tests vary it (images,
+//! opt-in, ports, a fleet of copies) through [`Checkout`]. The StatefulSet
 //! `data/ledger` and DaemonSet `data/node-agent` of the later recordings
 //! come from [`ledger`] and [`node_agent`].
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use serde_json::{Map, Value, json};
+
+/// The recorded `checkout` Deployment as created (api 1.0.0 on port 8080,
+/// envoy 1.27 on port 9901), the object [`Checkout`] varies.
+const CHECKOUT_JSON: &str = include_str!("../../../tests/fixtures/checkout-deployment.json");
 
 /// The recordings' namespace, where [`checkout`] lives.
 pub const NAMESPACE: &str = "shop";
@@ -109,42 +114,45 @@ impl Checkout {
         self
     }
 
-    /// The object as JSON.
+    /// The object as JSON: checkout-deployment.json with this builder's changes.
     pub fn json(&self) -> Value {
-        let labels = app_labels(&self.name, self.opt_in);
-        let mut metadata =
-            json!({"name": self.name, "namespace": self.namespace, "labels": labels});
-        if !self.annotations.is_empty() {
-            metadata["annotations"] = Value::Object(self.annotations.clone());
-        }
-        let mut api = json!({"name": "api", "image": self.api_image});
-        let mut envoy = json!({"name": "envoy", "image": self.envoy_image});
-        if self.ports {
-            api["ports"] = json!([{"containerPort": 8080}]);
-            envoy["ports"] = json!([{"containerPort": 9901}]);
-        }
-        if !self.api_env.is_empty() {
-            api["env"] = self
-                .api_env
-                .iter()
-                .map(|(name, value)| json!({"name": name, "value": value}))
-                .collect();
-        }
-        let mut deployment = json!({
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": metadata,
-            "spec": {
-                "replicas": self.replicas,
-                "selector": {"matchLabels": {"app": self.name}},
-                "template": {
-                    "metadata": {"labels": {"app": self.name}},
-                    "spec": {"containers": [api, envoy]}
-                }
-            }
+        let mut deployment: Value = serde_json::from_str(CHECKOUT_JSON)
+            .unwrap_or_else(|e| panic!("checkout-deployment.json: {e}"));
+        deployment["metadata"] = json!({
+            "name": self.name,
+            "namespace": self.namespace,
+            "labels": app_labels(&self.name, self.opt_in),
         });
+        if !self.annotations.is_empty() {
+            deployment["metadata"]["annotations"] = Value::Object(self.annotations.clone());
+        }
+        let spec = &mut deployment["spec"];
+        spec["replicas"] = json!(self.replicas);
+        spec["selector"]["matchLabels"]["app"] = json!(self.name);
+        spec["template"]["metadata"]["labels"]["app"] = json!(self.name);
         if let Some(seconds) = self.progress_deadline {
-            deployment["spec"]["progressDeadlineSeconds"] = json!(seconds);
+            spec["progressDeadlineSeconds"] = json!(seconds);
+        }
+        let containers = spec["template"]["spec"]["containers"].as_array_mut();
+        for container in containers.into_iter().flatten() {
+            let api = container["name"] == "api";
+            let image = if api {
+                &self.api_image
+            } else {
+                &self.envoy_image
+            };
+            container["image"] = json!(image);
+            if api && !self.api_env.is_empty() {
+                let env = self.api_env.iter();
+                container["env"] = env
+                    .map(|(name, value)| json!({"name": name, "value": value}))
+                    .collect();
+            }
+            if !self.ports
+                && let Some(fields) = container.as_object_mut()
+            {
+                fields.remove("ports");
+            }
         }
         deployment
     }

@@ -10,9 +10,14 @@
 
 use std::collections::BTreeMap;
 
+use aws_lambda_events::event::lambda_function_urls::{
+    LambdaFunctionUrlRequest, LambdaFunctionUrlResponse,
+};
+use http::StatusCode;
+use http::header::{self, HeaderMap, HeaderValue};
 use jiff::Timestamp;
 use selfheal_contract::env;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::{
@@ -40,28 +45,13 @@ impl Approver {
     }
 
     /// Answer one Function URL event; a failure is logged with its `errorType`.
-    pub async fn handle_event(&self, event: &Value) -> Result<HttpResponse, Error> {
-        let request = parse_event(event);
-        let result = handle(&self.store, &self.callback, Timestamp::now(), &request).await;
+    pub async fn handle_event(&self, event: &Value) -> Result<LambdaFunctionUrlResponse, Error> {
+        let result = answer(&self.store, &self.callback, Timestamp::now(), event).await;
         if let Err(e) = &result {
             tracing::error!(error_type = e.error_type(), error = %e, "approval request failed");
         }
         result
     }
-}
-
-/// A Function URL response (payload format 2.0).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct HttpResponse {
-    pub status_code: u16,
-    pub headers: BTreeMap<String, String>,
-    pub body: String,
-    pub is_base64_encoded: bool,
-    /// Always sent (empty): Function URL emulators read payload 2.0 with a
-    /// required `cookies` list and answer 500 without it.
-    #[serde(default)]
-    pub cookies: Vec<String>,
 }
 
 /// The parts of a Function URL request this function reads.
@@ -75,54 +65,59 @@ pub struct HttpRequest {
     pub caller: Caller,
 }
 
-/// Read a Function URL event. `None` body/query are empty; a body that is
-/// not a form is an empty form (answered 400 later, never a panic).
-pub fn parse_event(event: &Value) -> HttpRequest {
-    let method = event
-        .pointer("/requestContext/http/method")
-        .and_then(Value::as_str)
-        .unwrap_or("GET")
-        .to_ascii_uppercase();
-    let path = event
-        .get("rawPath")
-        .and_then(Value::as_str)
-        .unwrap_or("/")
-        .to_owned();
-    let query = event
-        .get("rawQueryString")
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    let http = |field: &str| {
-        event
-            .pointer(&format!("/requestContext/http/{field}"))
-            .and_then(Value::as_str)
-    };
-    let caller = Caller::new(http("sourceIp"), http("userAgent"));
-    let params: BTreeMap<String, String> = if method == "POST" {
-        let body = event.get("body").and_then(Value::as_str).unwrap_or("");
-        let base64 = event
-            .get("isBase64Encoded")
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
-        let body = if base64 {
-            use base64::Engine as _;
-            base64::engine::general_purpose::STANDARD
-                .decode(body)
-                .ok()
-                .and_then(|b| String::from_utf8(b).ok())
-                .unwrap_or_default()
+/// Read a Function URL event (payload format 2.0), or why it is not one.
+pub fn parse_event(event: &Value) -> Result<HttpRequest, serde_json::Error> {
+    LambdaFunctionUrlRequest::deserialize(event).map(|request| HttpRequest::from(&request))
+}
+
+impl From<&LambdaFunctionUrlRequest> for HttpRequest {
+    /// `None` body/query are empty; a body that is not a form is an empty
+    /// form (answered 400 later, never a panic).
+    fn from(request: &LambdaFunctionUrlRequest) -> Self {
+        let http = &request.request_context.http;
+        let method = http.method.as_deref().unwrap_or("GET").to_ascii_uppercase();
+        let path = request.raw_path.as_deref().unwrap_or("/").to_owned();
+        let caller = Caller::new(http.source_ip.as_deref(), http.user_agent.as_deref());
+        let params: BTreeMap<String, String> = if method == "POST" {
+            let body = request.body.as_deref().unwrap_or("");
+            let body = if request.is_base64_encoded {
+                use base64::Engine as _;
+                base64::engine::general_purpose::STANDARD
+                    .decode(body)
+                    .ok()
+                    .and_then(|b| String::from_utf8(b).ok())
+                    .unwrap_or_default()
+            } else {
+                body.to_owned()
+            };
+            serde_urlencoded::from_str(&body).unwrap_or_default()
         } else {
-            body.to_owned()
+            let query = request.raw_query_string.as_deref().unwrap_or("");
+            serde_urlencoded::from_str(query).unwrap_or_default()
         };
-        serde_urlencoded::from_str(&body).unwrap_or_default()
-    } else {
-        serde_urlencoded::from_str(query).unwrap_or_default()
-    };
-    HttpRequest {
-        method,
-        path,
-        params,
-        caller,
+        HttpRequest {
+            method,
+            path,
+            params,
+            caller,
+        }
+    }
+}
+
+/// Answer one Function URL event. An event that does not decode as one is
+/// answered as a link without `id` and `key` is (400), not as an error.
+pub async fn answer<S: ApprovalStore, C: TaskCallback>(
+    store: &S,
+    callback: &C,
+    now: Timestamp,
+    event: &Value,
+) -> Result<LambdaFunctionUrlResponse, Error> {
+    match parse_event(event) {
+        Ok(request) => handle(store, callback, now, &request).await,
+        Err(error) => {
+            tracing::warn!(error = %error, "unreadable Function URL request");
+            Ok(bad_link())
+        }
     }
 }
 
@@ -132,14 +127,18 @@ pub async fn handle<S: ApprovalStore, C: TaskCallback>(
     callback: &C,
     now: Timestamp,
     request: &HttpRequest,
-) -> Result<HttpResponse, Error> {
+) -> Result<LambdaFunctionUrlResponse, Error> {
     if request.path != "/" && request.path != "/approve" {
-        return Ok(page(404, "Not found", "There is nothing here."));
+        return Ok(page(
+            StatusCode::NOT_FOUND,
+            "Not found",
+            "There is nothing here.",
+        ));
     }
     let method = request.method.as_str();
     if !matches!(method, "GET" | "HEAD" | "POST") {
         return Ok(page(
-            405,
+            StatusCode::METHOD_NOT_ALLOWED,
             "Method not allowed",
             "Use the link, then confirm.",
         ));
@@ -171,7 +170,7 @@ pub async fn handle<S: ApprovalStore, C: TaskCallback>(
     let decision = claimed.unwrap_or(granted);
     if !granted.permits(decision) {
         return Ok(page(
-            400,
+            StatusCode::BAD_REQUEST,
             "Bad link",
             "This link can only deny; use the approve link you were sent to approve.",
         ));
@@ -201,21 +200,21 @@ pub async fn handle<S: ApprovalStore, C: TaskCallback>(
                     format!("Denied: {}. Nothing will be changed.", record.summary),
                 ),
             };
-            page(200, title, &text)
+            page(StatusCode::OK, title, &text)
         }
     })
 }
 
-fn bad_link() -> HttpResponse {
+fn bad_link() -> LambdaFunctionUrlResponse {
     page(
-        400,
+        StatusCode::BAD_REQUEST,
         "Bad link",
         "The link needs an `id` and a `key` (and, if given, a `decision` of approve or deny).",
     )
 }
 
-fn gone(reason: GoneReason) -> HttpResponse {
-    page(410, "Link no longer valid", reason.message())
+fn gone(reason: GoneReason) -> LambdaFunctionUrlResponse {
+    page(StatusCode::GONE, "Link no longer valid", reason.message())
 }
 
 /// The characters HTML element and attribute content must not carry as is.
@@ -246,23 +245,31 @@ pub fn escape_with(text: &str, entities: &[(char, &str)]) -> String {
     out
 }
 
-fn headers() -> BTreeMap<String, String> {
-    [
-        ("content-type", "text/html; charset=utf-8"),
-        ("cache-control", "no-store"),
+fn headers() -> HeaderMap {
+    HeaderMap::from_iter([
+        (
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        ),
+        (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
         // The id is a capability: never leak it through Referer or framing.
-        ("referrer-policy", "no-referrer"),
-        ("x-frame-options", "DENY"),
-        ("x-content-type-options", "nosniff"),
+        (
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ),
+        (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
+        (
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ),
         // Inline CSS only: no script, image, font or other origin.
         (
-            "content-security-policy",
-            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(
+                "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+            ),
         ),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect()
+    ])
 }
 
 /// The pages' one stylesheet: a narrow column that fits a phone, buttons a
@@ -287,17 +294,19 @@ fn html(title: &str, body: &str) -> String {
     )
 }
 
-fn response(status: u16, body: String) -> HttpResponse {
-    HttpResponse {
-        status_code: status,
-        headers: headers(),
-        body,
-        is_base64_encoded: false,
-        cookies: Vec::new(),
-    }
+/// A Function URL response (payload format 2.0). Its `cookies` is always
+/// serialized, here empty: Function URL emulators read payload 2.0 with a
+/// required `cookies` list and answer 500 without it.
+fn response(status: StatusCode, body: String) -> LambdaFunctionUrlResponse {
+    let mut response = LambdaFunctionUrlResponse::default();
+    response.status_code = i64::from(status.as_u16());
+    response.headers = headers();
+    response.body = Some(body);
+    response.is_base64_encoded = false;
+    response
 }
 
-fn page(status: u16, title: &str, text: &str) -> HttpResponse {
+fn page(status: StatusCode, title: &str, text: &str) -> LambdaFunctionUrlResponse {
     let body = format!("<h1>{}</h1><p>{}</p>", escape(title), escape(text));
     response(status, html(title, &body))
 }
@@ -386,7 +395,7 @@ fn confirm_page(
     granted: Decision,
     record: &crate::ApprovalRecord,
     now: Timestamp,
-) -> HttpResponse {
+) -> LambdaFunctionUrlResponse {
     let what = match &record.plan {
         Some(plan) => format!("{} of {}", plan.action, plan.workload),
         None => record.summary.clone(),
@@ -425,7 +434,7 @@ fn confirm_page(
         k = escape(key.as_str()),
         e = escape(&record.execution),
     );
-    response(200, html(&title, &body))
+    response(StatusCode::OK, html(&title, &body))
 }
 
 fn title_case(decision: Decision) -> &'static str {
@@ -444,9 +453,28 @@ pub(crate) mod tests {
     use crate::mint;
     use crate::tests::{FakeCallback, MemoryStore, id_of, param_of, setup, t};
 
+    /// A Function URL request (payload format 2.0) as Lambda delivers it,
+    /// with `http` as its `requestContext.http`.
+    fn event(path: &str, query: &str, http: Value, body: Option<&str>, base64: bool) -> Value {
+        json!({
+            "version": "2.0", "routeKey": "$default", "rawPath": path, "rawQueryString": query,
+            "headers": {"content-type": "application/x-www-form-urlencoded"},
+            "requestContext": {
+                "accountId": "anonymous", "apiId": "abcdefghij",
+                "domainName": "abcdefghij.lambda-url.eu-west-1.on.aws", "domainPrefix": "abcdefghij",
+                "http": http, "requestId": "r-1", "routeKey": "$default", "stage": "$default",
+                "time": "27/Nov/2026:10:00:00 +0000", "timeEpoch": 1_795_773_600_000_i64
+            },
+            "body": body, "isBase64Encoded": base64
+        })
+    }
+
+    fn request(event: &Value) -> HttpRequest {
+        parse_event(event).unwrap()
+    }
+
     fn get(path: &str, query: &str) -> HttpRequest {
-        parse_event(&json!({"rawPath": path, "rawQueryString": query,
-            "requestContext": {"http": {"method": "GET"}}}))
+        request(&event(path, query, json!({"method": "GET"}), None, false))
     }
 
     fn post(body: &str, base64: bool) -> HttpRequest {
@@ -456,8 +484,18 @@ pub(crate) mod tests {
         } else {
             body.to_owned()
         };
-        parse_event(&json!({"rawPath": "/approve", "rawQueryString": "",
-            "requestContext": {"http": {"method": "POST"}}, "body": body, "isBase64Encoded": base64}))
+        request(&event(
+            "/approve",
+            "",
+            json!({"method": "POST"}),
+            Some(&body),
+            base64,
+        ))
+    }
+
+    /// The response's body (every page has one).
+    fn text(response: &LambdaFunctionUrlResponse) -> &str {
+        response.body.as_deref().unwrap()
     }
 
     #[tokio::test]
@@ -481,20 +519,20 @@ pub(crate) mod tests {
             .await
             .unwrap();
         assert_eq!(page.status_code, 200);
-        assert!(page.body.contains("method=\"post\""));
+        assert!(text(&page).contains("method=\"post\""));
         assert!(
-            page.body.contains("rollback shop/checkout &lt;api&gt;"),
+            text(&page).contains("rollback shop/checkout &lt;api&gt;"),
             "{}",
-            page.body
+            text(&page)
         );
-        assert!(page.body.contains(id.as_str()));
+        assert!(text(&page).contains(id.as_str()));
         assert_eq!(page.headers["referrer-policy"], "no-referrer");
         assert!(cb.calls.lock().unwrap().is_empty(), "GET must not decide");
 
         let form = query;
         let done = handle(&store, &cb, now, &post(form, true)).await.unwrap();
-        assert_eq!(done.status_code, 200, "{}", done.body);
-        assert!(done.body.contains("Approved"));
+        assert_eq!(done.status_code, 200, "{}", text(&done));
+        assert!(text(&done).contains("Approved"));
         assert_eq!(cb.calls.lock().unwrap().len(), 1);
 
         let again = handle(&store, &cb, now, &post(form, false)).await.unwrap();
@@ -532,11 +570,11 @@ pub(crate) mod tests {
         let page = handle(&store, &cb, now, &get("/approve", query))
             .await
             .unwrap();
-        assert_eq!(page.status_code, 200, "{}", page.body);
-        assert!(page.body.contains(id_of(&links.deny_url).as_str()));
+        assert_eq!(page.status_code, 200, "{}", text(&page));
+        assert!(text(&page).contains(id_of(&links.deny_url).as_str()));
         let done = handle(&store, &cb, now, &post(query, false)).await.unwrap();
-        assert_eq!(done.status_code, 200, "{}", done.body);
-        assert!(done.body.contains("Denied"));
+        assert_eq!(done.status_code, 200, "{}", text(&done));
+        assert!(text(&done).contains("Denied"));
         assert!(store.0.lock().unwrap().is_empty(), "denied record deleted");
     }
 
@@ -552,7 +590,7 @@ pub(crate) mod tests {
             .await
             .unwrap();
         assert_eq!(r.status_code, 410);
-        assert!(r.body.contains("expired"));
+        assert!(text(&r).contains("expired"));
         let r = handle(&store, &cb, later, &post(query, false))
             .await
             .unwrap();
@@ -596,26 +634,89 @@ pub(crate) mod tests {
             let r = handle(&store, &cb, now, &req).await.unwrap();
             assert_eq!(r.status_code, status, "{req:?}");
         }
-        let put = parse_event(
-            &json!({"rawPath": "/approve", "rawQueryString": format!("id={id}&decision=deny"),
-            "requestContext": {"http": {"method": "PUT"}}}),
-        );
+        let put = get("/approve", &format!("id={id}&decision=deny"));
+        let put = HttpRequest {
+            method: "PUT".into(),
+            ..put
+        };
         assert_eq!(
             handle(&store, &cb, now, &put).await.unwrap().status_code,
             405
         );
-        // Not even an object: defaults, then 400.
-        let r = handle(&store, &cb, now, &parse_event(&json!("x")))
-            .await
-            .unwrap();
-        assert_eq!(r.status_code, 400);
+    }
+
+    /// What does not decode as a Function URL request (not an object, no
+    /// `requestContext`, fields of the wrong type, or without the
+    /// `timeEpoch` and `isBase64Encoded` Lambda always sends) is answered as
+    /// a link without `id` and `key`: 400, nothing read or decided.
+    #[tokio::test]
+    async fn an_unreadable_event_is_a_bad_link() {
+        let (store, cb, now) = setup(true);
+        let links = minted(&store, now).await;
+        let query = links.approve_url.split('?').nth(1).unwrap();
+        let mut wrong_type = event("/approve", query, json!({"method": "GET"}), None, false);
+        wrong_type["isBase64Encoded"] = json!("no");
+        let unreadable = [
+            json!("x"),
+            json!(null),
+            json!([1, 2]),
+            json!({}),
+            json!({"rawPath": "/approve", "rawQueryString": query, "requestContext": 5}),
+            json!({"rawPath": "/approve", "rawQueryString": query,
+                "requestContext": {"http": {"method": "GET"}}}),
+            wrong_type,
+        ];
+        for payload in unreadable {
+            let r = answer(&store, &cb, now, &payload).await.unwrap();
+            assert_eq!(r.status_code, 400, "{payload}");
+            assert!(text(&r).contains("<h1>Bad link</h1>"), "{}", text(&r));
+        }
+        assert!(cb.calls.lock().unwrap().is_empty(), "nothing decided");
+        assert_eq!(store.0.lock().unwrap().len(), 1, "nothing consumed");
+        // The same link in a whole event opens its page.
+        let whole = event("/approve", query, json!({"method": "GET"}), None, false);
+        let page = answer(&store, &cb, now, &whole).await.unwrap();
+        assert_eq!(page.status_code, 200, "{}", text(&page));
+    }
+
+    /// The answer is payload format 2.0 with `cookies` always present (an
+    /// empty list): Function URL emulators answer 500 without it.
+    #[test]
+    fn the_response_always_sends_cookies() {
+        let json = serde_json::to_value(bad_link()).unwrap();
+        let keys: Vec<&str> = json
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "body",
+                "cookies",
+                "headers",
+                "isBase64Encoded",
+                "statusCode"
+            ]
+        );
+        assert_eq!(json["statusCode"], 400);
+        assert_eq!(json["cookies"], json!([]));
+        assert_eq!(json["isBase64Encoded"], false);
+        assert_eq!(json["headers"]["content-type"], "text/html; charset=utf-8");
+        assert_eq!(json["headers"]["referrer-policy"], "no-referrer");
+        assert!(
+            json["body"]
+                .as_str()
+                .unwrap()
+                .starts_with("<!doctype html>")
+        );
     }
 
     /// A Function URL POST as a browser (or curl) sends it.
     fn post_from(query: &str, body: &str, source_ip: &str, user_agent: &str) -> HttpRequest {
-        parse_event(&json!({"rawPath": "/approve", "rawQueryString": query,
-            "requestContext": {"http": {"method": "POST", "sourceIp": source_ip, "userAgent": user_agent}},
-            "body": body, "isBase64Encoded": false}))
+        let http = json!({"method": "POST", "sourceIp": source_ip, "userAgent": user_agent});
+        request(&event("/approve", query, http, Some(body), false))
     }
 
     async fn minted(store: &MemoryStore, now: Timestamp) -> crate::ApprovalLinks {
@@ -648,7 +749,7 @@ pub(crate) mod tests {
             )
             .await
             .unwrap();
-            assert_eq!(r.status_code, 400, "{}", r.body);
+            assert_eq!(r.status_code, 400, "{}", text(&r));
         }
         assert!(cb.calls.lock().unwrap().is_empty(), "nothing decided");
         assert_eq!(
@@ -666,7 +767,7 @@ pub(crate) mod tests {
         )
         .await
         .unwrap();
-        assert_eq!(r.status_code, 200, "{}", r.body);
+        assert_eq!(r.status_code, 200, "{}", text(&r));
         assert_eq!(cb.calls.lock().unwrap()[0].0, "success");
     }
 
@@ -682,17 +783,17 @@ pub(crate) mod tests {
         let r = handle(&store, &cb, now, &get("/approve", &forged))
             .await
             .unwrap();
-        assert_eq!(r.status_code, 400, "{}", r.body);
+        assert_eq!(r.status_code, 400, "{}", text(&r));
         let r = handle(&store, &cb, now, &post(&forged, false))
             .await
             .unwrap();
-        assert_eq!(r.status_code, 400, "{}", r.body);
+        assert_eq!(r.status_code, 400, "{}", text(&r));
         // A guessed key is an unknown link, and burns nothing.
         let guessed = format!("id={}&key={}", id_of(&links.deny_url), "g".repeat(43));
         let r = handle(&store, &cb, now, &post(&guessed, false))
             .await
             .unwrap();
-        assert_eq!(r.status_code, 410, "{}", r.body);
+        assert_eq!(r.status_code, 410, "{}", text(&r));
         assert!(cb.calls.lock().unwrap().is_empty(), "nothing decided");
         assert_eq!(store.0.lock().unwrap().len(), 1, "nothing consumed");
 
@@ -706,15 +807,19 @@ pub(crate) mod tests {
             .await
             .unwrap();
         assert!(
-            page.body.contains("<h1>Deny rollback shop/checkout?</h1>"),
+            text(&page).contains("<h1>Deny rollback shop/checkout?</h1>"),
             "{}",
-            page.body
+            text(&page)
         );
-        assert!(!page.body.contains("value=\"approve\""), "{}", page.body);
+        assert!(
+            !text(&page).contains("value=\"approve\""),
+            "{}",
+            text(&page)
+        );
         let r = handle(&store, &cb, now, &post(&key_only, false))
             .await
             .unwrap();
-        assert_eq!(r.status_code, 200, "{}", r.body);
+        assert_eq!(r.status_code, 200, "{}", text(&r));
         let calls = cb.calls.lock().unwrap().clone();
         assert_eq!(calls.len(), 1);
         assert_eq!(calls[0].0, "failure");
@@ -731,12 +836,12 @@ pub(crate) mod tests {
             .await
             .unwrap();
         for button in ["value=\"approve\"", "value=\"deny\""] {
-            assert!(page.body.contains(button), "{button}: {}", page.body);
+            assert!(text(&page).contains(button), "{button}: {}", text(&page));
         }
         let deny = query.replace("decision=approve", "decision=deny");
         let r = handle(&store, &cb, now, &post(&deny, false)).await.unwrap();
-        assert_eq!(r.status_code, 200, "{}", r.body);
-        assert!(r.body.contains("Denied"), "{}", r.body);
+        assert_eq!(r.status_code, 200, "{}", text(&r));
+        assert!(text(&r).contains("Denied"), "{}", text(&r));
         let calls = cb.calls.lock().unwrap().clone();
         assert_eq!(calls.len(), 1);
         assert_eq!(calls[0].0, "failure");
@@ -761,7 +866,7 @@ pub(crate) mod tests {
             let r = handle(&store, &cb, now, &post_from("", form, ip, agent))
                 .await
                 .unwrap();
-            assert_eq!(r.status_code, 200, "{}", r.body);
+            assert_eq!(r.status_code, 200, "{}", text(&r));
             cb.calls.lock().unwrap().clone()
         };
         let calls = decide(false, "203.0.113.7", "Mozilla/5.0 (X11)").await;
@@ -818,7 +923,7 @@ pub(crate) mod tests {
         cb: &FakeCallback,
         now: Timestamp,
         plan: crate::ApprovalPlan,
-    ) -> (crate::ApprovalLinks, HttpResponse) {
+    ) -> (crate::ApprovalLinks, LambdaFunctionUrlResponse) {
         let request = crate::MintRequest {
             base_url: "https://u",
             now,
@@ -848,7 +953,7 @@ pub(crate) mod tests {
     async fn the_page_shows_the_plan_evidence_alarm_and_expiry() {
         let (store, cb, now) = setup(true);
         let (links, page) = open_page(&store, &cb, now, sample_plan()).await;
-        let body = &page.body;
+        let body = &text(&page);
         for needle in [
             "<h1>Approve rollback of Deployment checkout?</h1>",
             "<dt>Namespace</dt><dd>shop</dd>",
@@ -871,7 +976,10 @@ pub(crate) mod tests {
             assert!(!body.contains(external), "{external} in {body}");
         }
         assert!(
-            page.headers["content-security-policy"].starts_with("default-src 'none'"),
+            page.headers["content-security-policy"]
+                .to_str()
+                .unwrap()
+                .starts_with("default-src 'none'"),
             "{:?}",
             page.headers
         );
@@ -902,7 +1010,7 @@ pub(crate) mod tests {
                 format!("<dt>Workload</dt><dd>{workload}</dd>"),
                 "<dt>Namespace</dt><dd>data</dd>".to_owned(),
             ] {
-                assert!(page.body.contains(&needle), "{needle}\n{}", page.body);
+                assert!(text(&page).contains(&needle), "{needle}\n{}", text(&page));
             }
         }
     }

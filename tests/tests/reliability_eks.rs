@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime};
 use base64::Engine as _;
 use selfheal_core::{OutcomeStatus, Policy, RemediationRequest};
 use selfheal_eks::{ClusterEndpoint, ClusterSource, EksClients, ManualClock};
-use selfheal_testserver::TestServer;
+use selfheal_testserver::{TestServer, fixtures};
 use selfheal_token_verifier::TokenVerifier;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -25,6 +25,7 @@ use aws_common::{credentials, sdk_config};
 
 const API_1: &str = "registry.example/shop/api:1.0.0";
 const API_2: &str = "registry.example/shop/api:1.1.0";
+const ENVOY: &str = "registry.example/envoy:1.27";
 
 /// The server's idea of "now" for token checks.
 type ServerClock = Arc<Mutex<SystemTime>>;
@@ -41,15 +42,8 @@ async fn eks_cluster(clock: ServerClock) -> TestServer {
             .map(|_| ())
             .map_err(|e| e.to_string())
     }));
-    let checkout = json!({
-        "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": "checkout", "namespace": "shop",
-                     "labels": {"app": "checkout", "selfheal.dev/enabled": "true"}},
-        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "checkout"}},
-                 "template": {"metadata": {"labels": {"app": "checkout"}},
-                              "spec": {"containers": [{"name": "api", "image": API_1}]}}}
-    });
-    server.try_apply_objects(checkout).unwrap();
+    let checkout = fixtures::checkout(API_1, ENVOY).replicas(1).opt_in(true);
+    server.try_apply_objects(checkout.json()).unwrap();
     assert!(server.controller().settle().await);
     // The bad rollout: the stored object (same uid, so its ReplicaSets stay
     // its history) with a new image and the next generation.

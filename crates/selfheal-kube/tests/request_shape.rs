@@ -16,6 +16,7 @@ use selfheal_core::{
     Action, Decision, OutcomeStatus, PlanInput, Policy, RemediationRequest, decide,
 };
 use selfheal_kube::{Error, Remediator};
+use selfheal_testserver::fixtures::{self, API_REPO, ENVOY_REPO};
 use serde_json::{Value, json};
 
 const NOW: &str = "2026-11-26T20:00:00Z";
@@ -28,47 +29,37 @@ const PODS_PATH: &str = "/api/v1/namespaces/shop/pods";
 // Objects shaped like tests/fixtures/k8s/create-and-history.json (checkout, 4 revisions)
 // ---------------------------------------------------------------------------
 
-fn template(api: &str, envoy: &str, hash: Option<&str>) -> Value {
-    let mut labels = json!({"app": "checkout"});
-    if let Some(h) = hash {
-        labels["pod-template-hash"] = json!(h);
-    }
-    json!({
-        "metadata": {"labels": labels},
-        "spec": {"containers": [
-            {"name": "api", "image": format!("registry.example/shop/api:{api}"),
-             "ports": [{"containerPort": 8080, "protocol": "TCP"}],
-             "env": [{"name": "MODE", "value": "prod"}],
-             "imagePullPolicy": "IfNotPresent"},
-            {"name": "envoy", "image": format!("registry.example/envoy:{envoy}"),
-             "ports": [{"containerPort": 9901, "protocol": "TCP"}],
-             "imagePullPolicy": "IfNotPresent"}
-        ], "restartPolicy": "Always"}
-    })
+/// The test server's `checkout` running api `api` and envoy `envoy`, with
+/// the recorded ports, an env var on api, a team annotation, opted in.
+fn checkout_at(api: &str, envoy: &str) -> Value {
+    fixtures::checkout(format!("{API_REPO}:{api}"), format!("{ENVOY_REPO}:{envoy}"))
+        .recorded_ports()
+        .api_env("MODE", "prod")
+        .annotation("team", "payments")
+        .opt_in(true)
+        .progress_deadline(600)
+        .json()
 }
 
+fn template(api: &str, envoy: &str, hash: Option<&str>) -> Value {
+    let mut template = checkout_at(api, envoy)["spec"]["template"].take();
+    if let Some(h) = hash {
+        template["metadata"]["labels"]["pod-template-hash"] = json!(h);
+    }
+    template
+}
+
+/// [`checkout_at`] as the server stores it at `revision`, rollout complete.
 fn deployment(api: &str, envoy: &str, revision: u32) -> Value {
-    json!({
-        "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {
-            "name": "checkout", "namespace": "shop",
-            "uid": "3a4925c1-786f-4b23-adb6-0d3b57e345db",
-            "resourceVersion": "637", "generation": revision,
-            "labels": {"app": "checkout", "selfheal.dev/enabled": "true"},
-            "annotations": {"deployment.kubernetes.io/revision": revision.to_string(),
-                            "team": "payments"}
-        },
-        "spec": {
-            "replicas": 2,
-            "selector": {"matchLabels": {"app": "checkout"}},
-            "template": template(api, envoy, None),
-            "strategy": {"type": "RollingUpdate",
-                         "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}},
-            "revisionHistoryLimit": 10, "progressDeadlineSeconds": 600
-        },
-        "status": {"observedGeneration": revision, "replicas": 2, "updatedReplicas": 2,
-                   "readyReplicas": 2, "availableReplicas": 2}
-    })
+    let mut deployment = checkout_at(api, envoy);
+    let metadata = &mut deployment["metadata"];
+    metadata["uid"] = json!("3a4925c1-786f-4b23-adb6-0d3b57e345db");
+    metadata["resourceVersion"] = json!("637");
+    metadata["generation"] = json!(revision);
+    metadata["annotations"]["deployment.kubernetes.io/revision"] = json!(revision.to_string());
+    deployment["status"] = json!({"observedGeneration": revision, "replicas": 2,
+        "updatedReplicas": 2, "readyReplicas": 2, "availableReplicas": 2});
+    deployment
 }
 
 fn replica_set(hash: &str, api: &str, envoy: &str, revision: u32, replicas: u32) -> Value {

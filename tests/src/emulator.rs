@@ -33,6 +33,18 @@ impl Emulator {
     /// it listens; `env` reaches every function (e.g. `SELFHEAL_KUBECONFIG`,
     /// `AWS_ENDPOINT_URL`). Output (the functions' logs too) goes to `log`.
     pub async fn start(bin: &Path, port: u16, env: &[(&str, String)], log: PathBuf) -> Emulator {
+        Emulator::start_unsetting(bin, port, env, &[], log).await
+    }
+
+    /// [`Emulator::start`], with the variables `unset` removed from what the
+    /// functions inherit (the machine's own settings a test must not pick up).
+    pub async fn start_unsetting(
+        bin: &Path,
+        port: u16,
+        env: &[(&str, String)],
+        unset: &[&str],
+        log: PathBuf,
+    ) -> Emulator {
         let out = std::fs::File::create(&log).expect("create emulator log");
         let err = out.try_clone().expect("clone log handle");
         let mut cmd = cargo_lambda_watch(bin, port);
@@ -40,6 +52,9 @@ impl Emulator {
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err);
+        for name in unset {
+            cmd.env_remove(name);
+        }
         for (k, v) in env {
             cmd.env(k, v);
         }

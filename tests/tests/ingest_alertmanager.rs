@@ -1,9 +1,10 @@
 //! A real Alertmanager 0.25 (Debian `prometheus-alertmanager`, from
 //! scripts/deps/40-alertmanager.sh) delivers its webhook, with bearer
 //! credentials from `http_config.authorization.credentials_file`, to the
-//! `ingest` function served by `cargo lambda watch` (Function URL emulation at
-//! `/lambda-url/ingest/`), which starts executions on a state machine in
-//! moto. With wrong credentials nothing starts.
+//! `ingest` function served by `cargo lambda watch` (the tests' shared
+//! [`Emulator`]; Function URL emulation at `/lambda-url/ingest/`), which
+//! starts executions on a state machine in moto. With wrong credentials
+//! nothing starts.
 //!
 //! The Alertmanager configuration is the receiver block of docs/alarms.md §1,
 //! read from the file, with only the URL and the credentials file path
@@ -18,12 +19,12 @@ use std::time::Duration;
 
 use ingest_support::{
     Moto, Process, REGION, alertmanager_binary, alertmanager_command, amtool_binary, amtool_check,
-    as_text, assert_same_starts, create_state_machine, documented_yaml_block, eventually,
-    executions, expected_starts, free_port, moto_binary, post_alerts, tool, webhook_as_sent,
-    workspace_root,
+    assert_same_starts, create_state_machine, documented_yaml_block, eventually, executions,
+    expected_starts, free_port, moto_binary, post_alerts, webhook_as_sent,
 };
 use selfheal_events::{Defaults, RemediationRequest};
-use selfheal_tests::tools::http_request;
+use selfheal_tests::emulator::Emulator;
+use selfheal_tests::tools::{cargo_lambda_binary, tool_or_skip};
 use serde_json::{Value, json};
 
 const SECRET: &str = "alertmanager-bearer-secret";
@@ -105,24 +106,24 @@ fn build_ingest() {
     assert!(bins.contains_key("ingest"), "no ingest binary: {bins:?}");
 }
 
-fn start_cargo_lambda(
-    bin: &Path,
-    dir: &Path,
-    moto_url: &str,
-    state_machine_arn: &str,
-) -> (Process, u16) {
-    let port = free_port();
-    let mut command = selfheal_tests::tools::cargo_lambda_watch(bin, port);
-    command
-        .env("SELFHEAL_WEBHOOK_SECRET", SECRET)
-        .env("SELFHEAL_STATE_MACHINE_ARN", state_machine_arn)
-        .env("AWS_ENDPOINT_URL", moto_url)
-        .env("AWS_REGION", REGION)
-        .env("AWS_ACCESS_KEY_ID", ingest_support::ACCESS_KEY)
-        .env("AWS_SECRET_ACCESS_KEY", ingest_support::SECRET_KEY)
-        .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
-        .env("AWS_EC2_METADATA_DISABLED", "true");
-    for var in [
+/// The shared emulator serving `ingest` with the webhook secret, starting
+/// executions of `state_machine_arn` in moto at `moto_url`; none of the
+/// machine's AWS profile or selfheal settings reach the function.
+async fn start_ingest(bin: &Path, dir: &Path, moto_url: &str, state_machine_arn: &str) -> Emulator {
+    let env = [
+        ("SELFHEAL_WEBHOOK_SECRET", SECRET.to_owned()),
+        ("SELFHEAL_STATE_MACHINE_ARN", state_machine_arn.to_owned()),
+        ("AWS_ENDPOINT_URL", moto_url.to_owned()),
+        ("AWS_REGION", REGION.to_owned()),
+        ("AWS_ACCESS_KEY_ID", ingest_support::ACCESS_KEY.to_owned()),
+        (
+            "AWS_SECRET_ACCESS_KEY",
+            ingest_support::SECRET_KEY.to_owned(),
+        ),
+        ("AWS_LAMBDA_LOG_FORMAT", "JSON".to_owned()),
+        ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
+    ];
+    let unset = [
         "AWS_PROFILE",
         "AWS_SESSION_TOKEN",
         "AWS_CONFIG_FILE",
@@ -132,11 +133,9 @@ fn start_cargo_lambda(
         "SELFHEAL_INGEST_CONCURRENCY",
         Defaults::CLUSTER_VAR,
         Defaults::ACTION_VAR,
-    ] {
-        command.env_remove(var);
-    }
-    let process = Process::spawn("cargo lambda watch", command, dir.join("cargo-lambda.log"));
-    (process, port)
+    ];
+    let log = dir.join("cargo-lambda.log");
+    Emulator::start_unsetting(bin, free_port(), &env, &unset, log).await
 }
 
 /// Alertmanager running the documented receiver block (docs/alarms.md §1)
@@ -179,26 +178,12 @@ fn posted_alert(alertname: &str, labels: Value, selfheal: &str, starts_at: &str)
     })
 }
 
-/// The function's JSON log lines with this message.
-fn function_logs(watch: &Process, message: &str) -> Vec<Value> {
-    watch
-        .log_text()
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l.trim()).ok())
-        .filter(|v| v["fields"]["message"] == message)
-        .collect()
-}
-
 #[tokio::test]
 async fn alertmanager_webhook_starts_executions_only_with_the_right_bearer() {
     let Some(moto_bin) = moto_binary(TEST) else {
         return;
     };
-    let Some(cargo_lambda) = tool(
-        TEST,
-        &[workspace_root().join(".venv/bin/cargo-lambda")],
-        "scripts/deps/30-cargo-lambda.sh",
-    ) else {
+    let Some(cargo_lambda) = tool_or_skip(TEST, cargo_lambda_binary()) else {
         return;
     };
     let Some(alertmanager) = alertmanager_binary(TEST) else {
@@ -212,22 +197,13 @@ async fn alertmanager_webhook_starts_executions_only_with_the_right_bearer() {
     let sfn = aws_sdk_sfn::Client::new(&moto.sdk_config().await);
     let arn = create_state_machine(&sfn, "remediate-deployment").await;
 
-    let (mut watch, watch_port) = start_cargo_lambda(&cargo_lambda, dir.path(), &moto.url, &arn);
-    watch
-        .wait_listening(watch_port, Duration::from_secs(120))
-        .await;
-    let function_url = format!("http://127.0.0.1:{watch_port}/lambda-url/ingest/");
+    let watch = start_ingest(&cargo_lambda, dir.path(), &moto.url, &arn).await;
+    let function_url = format!("{}/", watch.function_url("ingest"));
     // Warm up (starts the function) and check the emulated Function URL path:
     // no credentials, 401.
     let headers = [("content-type", "application/json")];
-    let first = http_request(
-        "POST",
-        &function_url,
-        &headers,
-        "{}",
-        Duration::from_secs(20 * 60),
-    );
-    let (status, body) = as_text(first.await);
+    let first = watch.url_request("ingest", "POST", "/", &headers, b"{}".to_vec());
+    let (status, body) = first.await;
     assert_eq!(status, 401, "{body}\n{}", watch.log_text());
 
     // --- Right credentials: three alerts in one notification, three executions.
@@ -303,7 +279,7 @@ async fn alertmanager_webhook_starts_executions_only_with_the_right_bearer() {
     let start_logs = eventually(Duration::from_secs(10), "start log lines", || {
         let watch = &watch;
         async move {
-            let logs = function_logs(watch, "start execution");
+            let logs = watch.logs_with_message("start execution");
             (logs.len() >= 3).then_some(logs)
         }
     })
@@ -356,7 +332,8 @@ async fn alertmanager_webhook_starts_executions_only_with_the_right_bearer() {
         || {
             let watch = &watch;
             async move {
-                let refused: Vec<Value> = function_logs(watch, "webhook request refused")
+                let refused: Vec<Value> = watch
+                    .logs_with_message("webhook request refused")
                     .into_iter()
                     .filter(|l| l["fields"]["reason"] == "wrong bearer token")
                     .collect();
@@ -381,7 +358,7 @@ async fn alertmanager_webhook_starts_executions_only_with_the_right_bearer() {
     tokio::time::sleep(Duration::from_secs(6)).await;
     let after = executions(&sfn, &arn).await;
     assert_eq!(after, started, "wrong credentials must start nothing");
-    assert_eq!(function_logs(&watch, "start execution").len(), 3);
+    assert_eq!(watch.logs_with_message("start execution").len(), 3);
 
     // Neither the webhook secret, nor the wrong one Alertmanager sent, nor the
     // AWS secret key appears in any line the function or emulator logged.

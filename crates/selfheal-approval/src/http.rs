@@ -336,7 +336,7 @@ fn plan_html(plan: &crate::ApprovalPlan) -> String {
             .as_deref()
             .unwrap_or("(the function's cluster)"),
     );
-    row("Action", &plan.action);
+    row("Action", plan.action.as_str());
     out.push_str("</dl>");
     if !plan.changes.is_empty() || plan.preview.is_some() {
         out.push_str("<h2>What will change</h2><ul id=\"changes\">");
@@ -397,7 +397,7 @@ fn confirm_page(
     now: Timestamp,
 ) -> LambdaFunctionUrlResponse {
     let what = match &record.plan {
-        Some(plan) => format!("{} of {}", plan.action, plan.workload),
+        Some(plan) => format!("{} of {}", plan.action.as_str(), plan.workload),
         None => record.summary.clone(),
     };
     let title = match granted {
@@ -888,7 +888,7 @@ pub(crate) mod tests {
 
     pub(crate) fn sample_plan() -> crate::ApprovalPlan {
         crate::ApprovalPlan {
-            action: "rollback".into(),
+            action: selfheal_contract::Action::Rollback,
             cluster: Some("prod-eks".into()),
             namespace: "shop".into(),
             workload: "Deployment checkout".into(),

@@ -6,15 +6,17 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::Action;
+
 /// What an approval decides, as the approval page shows it: the workload,
 /// the action, the image changes the API server accepted in a dry run when
 /// the approval was requested, the pods' evidence and the alarm. `notify`
 /// fills it from the execution's state; every text is display-ready.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ApprovalPlan {
     /// `rollback`, `restart`, `resume`.
-    pub action: String,
+    pub action: Action,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<String>,
     pub namespace: String,
@@ -90,7 +92,7 @@ impl ApprovalPlan {
             });
         }
         ApprovalPlan {
-            action: clip(&self.action),
+            action: self.action,
             cluster: clip_opt(&self.cluster),
             namespace: clip(&self.namespace),
             workload: clip(&self.workload),

@@ -721,8 +721,8 @@ pub fn approval_plan(event: &NotifyEvent) -> Option<selfheal_approval::ApprovalP
     use selfheal_approval::{ApprovalPlan, PlanEvidence, PlannedChange};
     let request = event.request.as_ref()?;
     let action = match event.event {
-        EventKind::RolloutFrozen => "rollback",
-        _ => request.action.as_str(),
+        EventKind::RolloutFrozen => Action::Rollback,
+        _ => request.action,
     };
     // A pod target is resolved to its workload by the dry run.
     let target = event
@@ -734,13 +734,16 @@ pub fn approval_plan(event: &NotifyEvent) -> Option<selfheal_approval::ApprovalP
         None => "(no workload named)".to_owned(),
     };
     let mut plan = ApprovalPlan {
-        action: action.to_owned(),
+        action,
         cluster: target.cluster.clone(),
         namespace: target.namespace.clone(),
         workload,
+        changes: Vec::new(),
+        validated: false,
+        preview: None,
+        evidence: Vec::new(),
         alarm: request.alarm.as_ref().map(alarm_line),
         reason: request.reason.clone(),
-        ..ApprovalPlan::default()
     };
     match &event.preview {
         Some(Preview::Outcome(o)) => {

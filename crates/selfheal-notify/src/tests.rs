@@ -795,7 +795,7 @@ fn an_approval_carries_the_dry_runs_plan_and_evidence() {
         "request": request(), "preview": preview, "taskToken": "T"}),
     );
     let plan = approval_plan(&e).unwrap();
-    assert_eq!(plan.action, "rollback");
+    assert_eq!(plan.action, Action::Rollback);
     assert_eq!(plan.workload, "Deployment checkout");
     assert_eq!(plan.namespace, "shop");
     assert_eq!(plan.cluster.as_deref(), Some("prod-eks"));

@@ -305,7 +305,8 @@ async fn approval_record_put_is_idempotent_for_the_same_record_only() {
         deny_key: ApprovalId::random().to_string(),
         // The approval page's plan travels in the SecureString value.
         plan: Some(selfheal_approval::ApprovalPlan {
-            action: "rollback".into(),
+            action: selfheal_contract::Action::Rollback,
+            cluster: None,
             namespace: "shop".into(),
             workload: "Deployment checkout".into(),
             changes: vec![selfheal_approval::PlannedChange {
@@ -314,7 +315,10 @@ async fn approval_record_put_is_idempotent_for_the_same_record_only() {
                 to: "shop/api:1.1.0".into(),
             }],
             validated: true,
-            ..Default::default()
+            preview: None,
+            evidence: Vec::new(),
+            alarm: None,
+            reason: None,
         }),
     };
     store.put(&id, &record).await.unwrap();

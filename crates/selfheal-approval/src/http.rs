@@ -733,8 +733,8 @@ pub(crate) mod tests {
         .unwrap()
     }
 
-    /// Issue #19, finding 8: `curl -X POST '<link>'` used to decide, because
-    /// POST merged the query string into the form.
+    /// A POST decides only with its form: merging the link's query string in
+    /// would let `curl -X POST '<link>'` (a link preview, a scanner) decide.
     #[tokio::test]
     async fn a_bare_post_of_the_link_decides_nothing() {
         let (store, cb, now) = setup(true);
@@ -771,8 +771,8 @@ pub(crate) mod tests {
         assert_eq!(cb.calls.lock().unwrap()[0].0, "success");
     }
 
-    /// Issue #19, finding 8: approve and deny links shared one id, so a deny
-    /// link with `decision=approve` approved.
+    /// Each link's id is bound to its decision, so editing a deny link's
+    /// `decision=deny` into `decision=approve` is refused.
     #[tokio::test]
     async fn a_deny_link_cannot_approve() {
         let (store, cb, now) = setup(true);
@@ -848,8 +848,8 @@ pub(crate) mod tests {
         assert!(store.0.lock().unwrap().is_empty(), "decided record deleted");
     }
 
-    /// Issue #19, finding 9: the decision names who made it, in the log and
-    /// in what the waiting execution receives.
+    /// The decision names who made it, in the log and in what the waiting
+    /// execution receives (the audit trail an approver is accountable to).
     #[tokio::test]
     async fn the_decision_names_the_caller() {
         let (store, cb, now) = setup(true);

@@ -201,9 +201,10 @@ async fn starts_against_moto() {
     // at SELFHEAL_MAX_ALERTS_PER_WEBHOOK's upper bound.
     .with_max_alerts(ALERTS);
     let request = url_request(&body);
+    let received = request.to_string().len();
     let cpu_before = (cpu_seconds("self"), cpu_seconds(&moto_pid));
     let t = Instant::now();
-    let response = ingest.handle(request).await.unwrap();
+    let response = ingest.handle(request, received).await.unwrap();
     let concurrent = t.elapsed();
     let cpu_webhook = (
         cpu_seconds("self") - cpu_before.0,

@@ -278,7 +278,8 @@ async fn amp_alert_group_through_sns_starts_the_webhook_executions() {
         Defaults::default(),
         8,
     );
-    let summary = ingest.handle(event.clone()).await.unwrap();
+    let received = event.to_string().len();
+    let summary = ingest.handle(event.clone(), received).await.unwrap();
     assert_eq!(summary["kind"], "snsAlertmanager", "{summary}");
     assert_eq!(summary["started"].as_array().unwrap().len(), 2, "{summary}");
     let started = executions(&sfn, &state_machine).await;
@@ -299,7 +300,7 @@ async fn amp_alert_group_through_sns_starts_the_webhook_executions() {
     // (Step Functions answers with the existing execution, which ingest
     // tells by its start date, so let a little time pass first).
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let again = ingest.handle(event).await.unwrap();
+    let again = ingest.handle(event, received).await.unwrap();
     assert_eq!(again["started"], json!([]), "{again}");
     assert_eq!(again["alreadyExisted"].as_array().unwrap().len(), 2);
     assert_eq!(executions(&sfn, &state_machine).await.len(), 2);

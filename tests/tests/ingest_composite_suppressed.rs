@@ -48,7 +48,8 @@ async fn suppressed_composite_alarm_starts_nothing_until_the_suppression_ends() 
     event["detail"]["configuration"]["description"] = json!(DIRECTIVE);
     for by in ["WaitPeriod", "Alarm"] {
         event["detail"]["state"]["actionsSuppressedBy"] = json!(by);
-        let summary = ingest.handle(event.clone()).await.unwrap();
+        let received = event.to_string().len();
+        let summary = ingest.handle(event.clone(), received).await.unwrap();
         assert_eq!(summary["started"], json!([]), "{summary}");
         assert_eq!(
             summary["ignored"][0]["reason"]["suppressed"]["by"],
@@ -65,7 +66,8 @@ async fn suppressed_composite_alarm_starts_nothing_until_the_suppression_ends() 
     // The alarm action CloudWatch invokes when the wait period is over.
     let mut action = fixture("lambda-alarm-action-composite.json");
     action["alarmData"]["configuration"]["description"] = json!(DIRECTIVE);
-    let summary = ingest.handle(action).await.unwrap();
+    let received = action.to_string().len();
+    let summary = ingest.handle(action, received).await.unwrap();
     assert_eq!(summary["started"].as_array().unwrap().len(), 1, "{summary}");
     let started = executions(&sfn, &arn).await;
     assert_eq!(started.len(), 1, "{started:?}");

@@ -236,7 +236,8 @@ async fn eventbridge_event_starts_and_failures_are_typed_errors() {
     assert_eq!(want.len(), 1);
 
     let ingest = env.ingest(defaults.clone());
-    let summary = ingest.handle(event.clone()).await.unwrap();
+    let received = event.to_string().len();
+    let summary = ingest.handle(event.clone(), received).await.unwrap();
     assert_eq!(summary["kind"], "eventBridgeAlarm");
     assert_eq!(names(&summary, "started"), vec![want[0].0.clone()]);
     assert_eq!(executions(&env.sfn, &env.state_machine_arn).await, want);
@@ -246,7 +247,7 @@ async fn eventbridge_event_starts_and_failures_are_typed_errors() {
     assert_eq!(input["alarm"]["name"], "ServerCpuTooHigh");
 
     // EventBridge re-delivers: success, nothing new.
-    let summary = ingest.handle(event.clone()).await.unwrap();
+    let summary = ingest.handle(event.clone(), received).await.unwrap();
     assert_eq!(summary["failed"], json!([]));
     assert_eq!(executions(&env.sfn, &env.state_machine_arn).await, want);
 
@@ -261,7 +262,8 @@ async fn eventbridge_event_starts_and_failures_are_typed_errors() {
         defaults,
         8,
     );
-    let err = missing.handle(event).await.unwrap_err();
+    let received = event.to_string().len();
+    let err = missing.handle(event, received).await.unwrap_err();
     assert_eq!(err.error_type(), "NonRetryableStartExecution");
     assert!(
         err.to_string().contains("StateMachineDoesNotExist"),
@@ -355,13 +357,12 @@ async fn webhook_secret_from_ssm_and_secrets_manager_is_read_once() {
         Defaults::default(),
         8,
     );
-    let response = gone
-        .handle(url_request(
-            &webhook(vec![alert("x", "0000000000000abc", "3")]),
-            "Bearer from-ssm",
-        ))
-        .await
-        .unwrap();
+    let request = url_request(
+        &webhook(vec![alert("x", "0000000000000abc", "3")]),
+        "Bearer from-ssm",
+    );
+    let received = request.to_string().len();
+    let response = gone.handle(request, received).await.unwrap();
     assert_eq!(response["statusCode"], 503);
     // Without a bearer header the secret is not needed: 401 even though it
     // cannot be read.
@@ -373,7 +374,8 @@ async fn webhook_secret_from_ssm_and_secrets_manager_is_read_once() {
         .as_object_mut()
         .unwrap()
         .remove("authorization");
-    let response = gone.handle(request).await.unwrap();
+    let received = request.to_string().len();
+    let response = gone.handle(request, received).await.unwrap();
     assert_eq!(response["statusCode"], 401);
     assert_eq!(executions(&env.sfn, &env.state_machine_arn).await, vec![]);
 }

@@ -23,6 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_credential_types::Credentials;
+use selfheal_events::MAX_EVENT_BYTES;
 use selfheal_tests::emulator::Emulator;
 use selfheal_tests::tools::{
     build_workspace_bins, cargo_lambda_binary, free_port, tool_or_skip, workspace_root,
@@ -252,7 +253,8 @@ async fn failed_startup_answers_every_invocation_with_its_typed_error() {
 
 /// Every function started (valid settings): a body that is not JSON is
 /// answered with `NonRetryableInvalidRequest` naming the parse error, and
-/// nothing reaches the cluster.
+/// nothing reaches the cluster. The same layer measures each body as
+/// delivered: ingest's event size limit counts those bytes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn non_json_payload_answers_a_typed_error_in_every_function() {
     let (dir, server, kubeconfig) = local_cluster().await;
@@ -291,6 +293,18 @@ async fn non_json_payload_answers_a_typed_error_in_every_function() {
         );
     }
     assert!(server.requests().is_empty(), "{:?}", server.requests());
+
+    // Whitespace is part of what was received: parsed, this event is an
+    // 11-byte object of an unsupported shape, delivered it is one byte over
+    // the limit.
+    let size = MAX_EVENT_BYTES + 1;
+    let mut padded = br#"{"pad":"x"}"#.to_vec();
+    padded.resize(size, b' ');
+    let (status, body) = answer(&lambda, "ingest", padded).await;
+    assert_eq!(status, 500, "{body}\n{}", lambda.log_text());
+    assert_eq!(body["errorType"], "EventTooLarge", "{body}");
+    let text = body["errorMessage"].as_str().unwrap_or_default();
+    assert!(text.contains(&format!("event is {size} bytes")), "{text:?}");
 }
 
 /// `SELFHEAL_CLUSTER_ENDPOINT` is cluster `demo`'s API server (the TLS test

@@ -372,7 +372,9 @@ async fn ingest_switched_off_starts_nothing_and_answers_200() {
     // Never read and unreadable: 503 (Alertmanager retries), nothing started.
     let (status, body) = post(&ingest, &batch()).await;
     assert_eq!(status, 503, "{body}");
-    let err = ingest.handle(batch()).await.unwrap_err();
+    let event = batch();
+    let received = event.to_string().len();
+    let err = ingest.handle(event, received).await.unwrap_err();
     assert_eq!(err.error_type(), "RetryableAwsError", "{err}");
     assert!(executions(&sfn, &arn).await.is_empty());
 
@@ -403,7 +405,9 @@ async fn ingest_switched_off_starts_nothing_and_answers_200() {
         );
     }
     // The same as an event (EventBridge/SNS/direct invoke): a summary, no error.
-    let summary = ingest.handle(batch()).await.unwrap();
+    let event = batch();
+    let received = event.to_string().len();
+    let summary = ingest.handle(event, received).await.unwrap();
     assert_eq!(summary["started"], json!([]), "{summary}");
     assert_eq!(summary["ignored"].as_array().unwrap().len(), 4);
     assert!(

@@ -101,7 +101,8 @@ async fn start_execution_to_a_black_hole_is_a_retryable_failure_within_the_timeo
         "reason": "outbound_timeouts"
     });
 
-    let (result, elapsed) = timed("StartExecution", ingest.handle(event)).await;
+    let received = event.to_string().len();
+    let (result, elapsed) = timed("StartExecution", ingest.handle(event, received)).await;
     let error = result.unwrap_err();
     assert_eq!(error.error_type(), "RetryableStartExecution", "{error}");
     let message = Diagnostic::from(error).error_message;

@@ -83,12 +83,14 @@ impl<S: StartExecution> Ingest<S> {
         &self.starter
     }
 
-    /// The Lambda entry point. A Function URL request (it has
-    /// `requestContext.http`) always gets an HTTP response, errors included;
-    /// any other payload is an event whose summary is returned, or an
-    /// [`Error`] (stable `errorType`) when it is unreadable or a start failed,
-    /// so EventBridge/SNS/Lambda retry it.
-    pub async fn handle(&self, payload: Value) -> Result<Value, Error> {
+    /// The Lambda entry point, for `payload` parsed from a body of
+    /// `received_bytes` bytes (`selfheal_runtime::serve_measured`). A
+    /// Function URL request (it has `requestContext.http`) always gets an
+    /// HTTP response, errors included, and its size limit counts its body;
+    /// any other payload is an event, limited by the bytes received, whose
+    /// summary is returned, or an [`Error`] (stable `errorType`) when it is
+    /// unreadable or a start failed, so EventBridge/SNS/Lambda retry it.
+    pub async fn handle(&self, payload: Value, received_bytes: usize) -> Result<Value, Error> {
         if is_function_url_request(&payload) {
             let response = match serde_json::from_value::<LambdaFunctionUrlRequest>(payload) {
                 Ok(request) => self.handle_http(&request).await,
@@ -101,9 +103,8 @@ impl<S: StartExecution> Ingest<S> {
             return serde_json::to_value(&response).map_err(|source| Error::Encode { source });
         }
         // Already parsed by the runtime: no round trip through text.
-        let summary = self
-            .handle_parsed(parse_event_value(payload, &self.defaults))
-            .await?;
+        let parsed = parse_event_value(payload, received_bytes, &self.defaults);
+        let summary = self.handle_parsed(parsed).await?;
         serde_json::to_value(&summary).map_err(|source| Error::Encode { source })
     }
 

@@ -9,7 +9,8 @@
 //! for events).
 //!
 //! `functions/ingest` wires it up: [`init`] once, then
-//! `lambda_runtime::run` over [`Ingest::handle`].
+//! `selfheal_runtime::serve_measured` over [`Ingest::handle`], which takes
+//! the size of the body Lambda delivered for the event size limit.
 
 pub mod config;
 pub mod error;

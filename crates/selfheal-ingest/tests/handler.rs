@@ -146,9 +146,19 @@ fn bearer() -> String {
     format!("Bearer {SECRET}")
 }
 
+/// [`Ingest::handle`] as the runtime calls it for `payload` delivered as its
+/// compact JSON text.
+async fn handle<S: StartExecution>(
+    ingest: &Ingest<S>,
+    payload: Value,
+) -> Result<Value, selfheal_ingest::Error> {
+    let received = payload.to_string().len();
+    ingest.handle(payload, received).await
+}
+
 /// (status, parsed JSON body) of a Function URL response.
 async fn call(ingest: &Ingest<FakeStarter>, request: Value) -> (i64, Value) {
-    let response = ingest.handle(request).await.unwrap();
+    let response = handle(ingest, request).await.unwrap();
     assert_eq!(response["headers"]["content-type"], "application/json");
     assert_eq!(response["isBase64Encoded"], false);
     let body: Value = serde_json::from_str(response["body"].as_str().unwrap()).unwrap();
@@ -183,8 +193,7 @@ async fn webhook_without_valid_bearer_is_401_and_starts_nothing() {
         (Some(&format!("Bearer {SECRET}x")[..]), "wrong bearer token"),
     ];
     for (authorization, reason) in cases {
-        let response = ingest
-            .handle(url_request("POST", authorization, &body, false))
+        let response = handle(&ingest, url_request("POST", authorization, &body, false))
             .await
             .unwrap();
         assert_eq!(response["statusCode"], 401, "{authorization:?}");
@@ -246,8 +255,7 @@ async fn missing_or_malformed_header_is_401_without_fetching_the_secret() {
         Some("Bearer  "),
         Some(SECRET),
     ] {
-        let response = ingest
-            .handle(url_request("POST", authorization, &body, false))
+        let response = handle(&ingest, url_request("POST", authorization, &body, false))
             .await
             .unwrap();
         assert_eq!(response["statusCode"], 401, "{authorization:?}: {response}");
@@ -622,7 +630,7 @@ async fn eventbridge_sns_and_alarm_action_events_return_the_summary() {
         let payload = targeted(file);
         let want = parse_event(payload.to_string().as_bytes(), &ingest_defaults()).unwrap();
         assert_eq!(want.requests.len(), 1, "{file}: {want:?}");
-        let summary = ingest.handle(payload).await.unwrap();
+        let summary = handle(&ingest, payload).await.unwrap();
         assert_eq!(summary["kind"], kind, "{file}");
         let name = &want.requests[0].execution_name;
         assert_eq!(
@@ -664,7 +672,7 @@ async fn eventbridge_sns_and_alarm_action_events_return_the_summary() {
         ),
     ] {
         let payload: Value = serde_json::from_slice(&fixture(file)).unwrap();
-        let summary = ingest.handle(payload).await.unwrap();
+        let summary = handle(&ingest, payload).await.unwrap();
         assert_eq!(summary["started"], json!([]), "{file}");
         assert_eq!(summary["failed"], json!([]), "{file}");
         assert!(
@@ -690,7 +698,7 @@ fn ingest_defaults() -> Defaults {
 async fn manual_request_is_started_as_given() {
     let ingest = with_rollback_default(FakeStarter::default());
     let request = json!({"action": "restart", "target": {"cluster": "c", "namespace": "shop", "deployment": "web"}, "reason": "by hand"});
-    let summary = ingest.handle(request.clone()).await.unwrap();
+    let summary = handle(&ingest, request.clone()).await.unwrap();
     assert_eq!(summary["kind"], "manual");
     let name = names(&summary, "started").pop().unwrap();
     assert!(name.starts_with("restart-web-"), "{name}");
@@ -718,7 +726,7 @@ async fn event_with_a_failed_start_is_a_typed_retryable_error() {
             fail_retryable: retryable,
             ..FakeStarter::default()
         });
-        let err = ingest.handle(payload.clone()).await.unwrap_err();
+        let err = handle(&ingest, payload.clone()).await.unwrap_err();
         assert_eq!(err.error_type(), error_type);
         let diagnostic = lambda_runtime::Diagnostic::from(err);
         assert_eq!(diagnostic.error_type, error_type);
@@ -754,7 +762,7 @@ async fn unreadable_events_are_typed_errors_and_start_nothing() {
         (json!({"pad": "x".repeat(MAX_EVENT_BYTES)}), "EventTooLarge"),
     ];
     for (payload, error_type) in cases {
-        let err = ingest.handle(payload).await.unwrap_err();
+        let err = handle(&ingest, payload).await.unwrap_err();
         assert_eq!(err.error_type(), error_type, "{err}");
     }
     assert_eq!(ingest_calls(&ingest), 0);
@@ -846,7 +854,7 @@ async fn configured_cap_counts_every_alert_but_not_the_truncated_entry() {
 async fn event_above_the_cap_is_a_typed_error_and_starts_nothing() {
     let ingest = ingest(FakeStarter::default()).with_max_alerts(2);
     let payload: Value = serde_json::from_str(&body_of(3)).unwrap();
-    let err = ingest.handle(payload).await.unwrap_err();
+    let err = handle(&ingest, payload).await.unwrap_err();
     assert_eq!(err.error_type(), "EventTooManyAlerts");
     let diagnostic = lambda_runtime::Diagnostic::from(err);
     assert_eq!(diagnostic.error_type, "EventTooManyAlerts");
@@ -861,7 +869,7 @@ async fn event_above_the_cap_is_a_typed_error_and_starts_nothing() {
 
     // At the cap the same path starts both.
     let payload: Value = serde_json::from_str(&body_of(2)).unwrap();
-    let summary = ingest.handle(payload).await.unwrap();
+    let summary = handle(&ingest, payload).await.unwrap();
     assert_eq!(names(&summary, "started").len(), 2);
     assert_eq!(ingest.starter().executions.lock().unwrap().len(), 2);
 }
@@ -931,10 +939,12 @@ async fn webhook_accepts_alertmanager_notifications_only() {
     assert!(ingest.starter().executions.lock().unwrap().is_empty());
 
     // The same alarm events by direct invoke (IAM-authenticated) still start.
-    let summary = ingest
-        .handle(targeted("cloudwatch/eventbridge-single-metric-alarm.json"))
-        .await
-        .unwrap();
+    let summary = handle(
+        &ingest,
+        targeted("cloudwatch/eventbridge-single-metric-alarm.json"),
+    )
+    .await
+    .unwrap();
     assert_eq!(names(&summary, "started").len(), 1, "{summary}");
     // And the webhook still takes what it is for.
     let notification = String::from_utf8(fixture("alertmanager/firing-single.json")).unwrap();
@@ -976,7 +986,7 @@ async fn alarms_never_forward_execution_force_or_to_revision() {
     sns["Records"][0]["Sns"]["Message"] = json!(message.to_string());
     smuggle(&mut sns);
     for event in [eventbridge, alarm_action, sns] {
-        let summary = ingest.handle(event).await.unwrap();
+        let summary = handle(&ingest, event).await.unwrap();
         assert_eq!(names(&summary, "started").len(), 1, "{summary}");
     }
 
@@ -1019,7 +1029,7 @@ async fn alarms_never_forward_execution_force_or_to_revision() {
         event["detail"]["configuration"]["description"] = json!(format!(
             "selfheal: namespace=shop deployment=checkout {directive}"
         ));
-        let summary = ingest.handle(event).await.unwrap();
+        let summary = handle(&ingest, event).await.unwrap();
         assert_eq!(summary["started"], json!([]), "{directive}: {summary}");
         assert!(
             summary["ignored"][0]["message"]
@@ -1048,7 +1058,7 @@ async fn manual_request_keeps_force_but_may_not_name_the_execution() {
     });
     let mut forged = request.clone();
     forged["execution"] = json!("forged");
-    let err = ingest.handle(forged).await.unwrap_err();
+    let err = handle(&ingest, forged).await.unwrap_err();
     assert_eq!(err.error_type(), "RequestInvalid", "{err}");
     assert_eq!(
         err.to_string(),
@@ -1057,7 +1067,7 @@ async fn manual_request_keeps_force_but_may_not_name_the_execution() {
     );
     assert_eq!(ingest_calls(&ingest), 0);
 
-    let summary = ingest.handle(request).await.unwrap();
+    let summary = handle(&ingest, request).await.unwrap();
     let name = names(&summary, "started").pop().unwrap();
     let input: Value =
         serde_json::from_str(&ingest.starter().executions.lock().unwrap()[&name]).unwrap();

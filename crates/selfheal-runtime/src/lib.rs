@@ -34,7 +34,7 @@ use serde_json::Value;
 pub mod payload;
 
 pub use lambda_runtime::{Diagnostic, Error};
-pub use payload::{NOT_JSON_MARKER, NotJson, RejectNonJson, not_json};
+pub use payload::{NOT_JSON_MARKER, NotJson, RejectNonJson, not_json, received_bytes};
 
 /// `impl From<$error> for Diagnostic`: the error's stable `error_type()` as
 /// Lambda's `errorType` and its message as `errorMessage`, the answer every
@@ -175,12 +175,43 @@ where
     R: Serialize,
     E: Into<Diagnostic>,
 {
+    serve_measured(startup, move |state, event, _| handler(state, event)).await
+}
+
+/// [`serve`] for a handler that also takes the size in bytes of the body
+/// Lambda delivered ([`received_bytes`]), for a limit on what was received
+/// rather than on what it parsed into.
+pub async fn serve_measured<'a, S, F, Fut, R, E>(
+    startup: &'a Startup<S>,
+    handler: F,
+) -> Result<(), Error>
+where
+    F: Fn(&'a S, LambdaEvent<Value>, usize) -> Fut,
+    Fut: Future<Output = Result<R, E>>,
+    R: Serialize,
+    E: Into<Diagnostic>,
+{
     let handler = &handler;
     run(move |event: LambdaEvent<Value>| async move {
         let state = startup.admit(&event.payload).map_err(Diagnostic::from)?;
-        handler(state, event).await.map_err(Into::into)
+        let received = received_bytes().ok_or_else(unmeasured)?;
+        handler(state, event, received).await.map_err(Into::into)
     })
     .await
+}
+
+/// The answer for an invocation without a measured body. [`run`] puts
+/// [`RejectNonJson`] in front of every handler, so only a function built
+/// without it gets here: a fault of the deployment, not of the request.
+fn unmeasured() -> Diagnostic {
+    Diagnostic {
+        error_type: selfheal_contract::ErrorType::NonRetryableConfig
+            .as_str()
+            .to_owned(),
+        error_message:
+            "the invocation's body was not measured: RejectNonJson is not in front of the handler"
+                .to_owned(),
+    }
 }
 
 #[cfg(test)]

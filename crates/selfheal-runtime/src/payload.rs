@@ -7,12 +7,30 @@
 //! that step: a body that does not parse is replaced by a small JSON marker
 //! object, which [`not_json`] recognises so the handler can answer a typed
 //! error naming the parse error.
+//!
+//! The layer is also the one place that sees the body as Lambda delivered
+//! it, before any parsing: it measures it, and the invocation's future
+//! carries that size ([`received_bytes`]) to a handler whose limit counts
+//! the bytes received (ingest's event size limit).
 
 use std::task::{Context, Poll};
 
 use lambda_runtime::tower::{Layer, Service};
 use lambda_runtime::{Diagnostic, LambdaInvocation};
 use selfheal_contract::ErrorType;
+use tokio::task::futures::TaskLocalFuture;
+
+tokio::task_local! {
+    /// The size in bytes of the body of the invocation being served.
+    static RECEIVED_BYTES: usize;
+}
+
+/// The size in bytes of the body of the invocation being served, as
+/// [`RejectNonJson`] measured it before any parsing; `None` outside the
+/// future of an invocation that layer serves.
+pub fn received_bytes() -> Option<usize> {
+    RECEIVED_BYTES.try_with(|bytes| *bytes).ok()
+}
 
 /// Key of the marker object that stands in for an unparseable body.
 pub const NOT_JSON_MARKER: &str = "selfheal.dev/payload-not-json";
@@ -71,17 +89,18 @@ where
 {
     type Response = S::Response;
     type Error = S::Error;
-    type Future = S::Future;
+    type Future = TaskLocalFuture<usize, S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, mut invocation: LambdaInvocation) -> Self::Future {
+        let received = invocation.body.len();
         if let Some(body) = replacement_body(&invocation.body) {
             invocation.body = body;
         }
-        self.inner.call(invocation)
+        RECEIVED_BYTES.scope(received, self.inner.call(invocation))
     }
 }
 
@@ -136,5 +155,30 @@ mod tests {
             );
         }
         assert!(not_json(&serde_json::json!({"action": "pause"})).is_none());
+    }
+
+    /// The handler's future sees the size of the body as delivered, JSON or
+    /// not (whitespace included), never the marker's.
+    #[tokio::test]
+    async fn the_invocation_carries_the_size_of_the_body_received() {
+        use lambda_runtime::tower::ServiceExt;
+        for body in [&b" {\"a\": [1, 2]}\n"[..], b"nope", b""] {
+            let inner = lambda_runtime::service_fn(|invocation: LambdaInvocation| async move {
+                Ok::<_, Diagnostic>((received_bytes(), invocation.body))
+            });
+            let (parts, ()) = http::Response::new(()).into_parts();
+            let invocation = LambdaInvocation {
+                parts,
+                body: bytes::Bytes::from_static(body),
+                context: lambda_runtime::Context::default(),
+            };
+            let (received, seen) = RejectNonJson
+                .layer(inner)
+                .oneshot(invocation)
+                .await
+                .unwrap();
+            assert_eq!(received, Some(body.len()), "{seen:?}");
+        }
+        assert_eq!(received_bytes(), None);
     }
 }

@@ -12,5 +12,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     // Built once per process; every warm invocation borrows it. A failed
     // start-up still runs the loop: each invocation answers its typed error.
     let startup = selfheal_runtime::Startup::new("ingest", selfheal_ingest::init().await);
-    selfheal_runtime::serve(&startup, |ingest, event| ingest.handle(event.payload)).await
+    // The event size limit counts the bytes Lambda delivered.
+    selfheal_runtime::serve_measured(&startup, |ingest, event, received_bytes| {
+        ingest.handle(event.payload, received_bytes)
+    })
+    .await
 }

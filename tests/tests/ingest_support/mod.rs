@@ -207,10 +207,9 @@ pub async fn post_url<S: selfheal_ingest::StartExecution>(
     body: &Value,
     secret: &str,
 ) -> (i64, Value) {
-    let response = ingest
-        .handle(url_request(body, &format!("Bearer {secret}")))
-        .await
-        .unwrap();
+    let request = url_request(body, &format!("Bearer {secret}"));
+    let received = request.to_string().len();
+    let response = ingest.handle(request, received).await.unwrap();
     (
         response["statusCode"].as_i64().unwrap(),
         serde_json::from_str(response["body"].as_str().unwrap()).unwrap(),

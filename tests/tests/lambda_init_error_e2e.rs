@@ -25,9 +25,7 @@ use std::time::Duration;
 use aws_credential_types::Credentials;
 use selfheal_events::MAX_EVENT_BYTES;
 use selfheal_tests::emulator::Emulator;
-use selfheal_tests::tools::{
-    build_workspace_bins, cargo_lambda_binary, free_port, tool_or_skip, workspace_root,
-};
+use selfheal_tests::tools::{build_workspace_bins, free_port, workspace_root};
 use selfheal_testserver::TestServer;
 use selfheal_token_verifier::TokenVerifier;
 use serde_json::{Value, json};
@@ -134,12 +132,12 @@ fn aws_env() -> Vec<(&'static str, String)> {
     env
 }
 
-/// `cargo lambda watch` with `env`, listening; `None` (skip) without cargo-lambda.
+/// `cargo lambda watch` with `env`, listening; `None` (a SKIP line) without
+/// cargo-lambda, a failure instead when `SELFHEAL_REQUIRE_TOOLS` is set (CI).
 async fn emulator(dir: &Path, env: Vec<(&'static str, String)>) -> Option<Emulator> {
-    let bin = tool_or_skip("lambda_init_error_e2e", cargo_lambda_binary())?;
-    let bins = tokio::task::spawn_blocking(build_workspace_bins)
-        .await
-        .unwrap();
+    let bin = common::cargo_lambda_ready("lambda_init_error_e2e").await?;
+    // Built by cargo_lambda_ready; this is the cached map.
+    let bins = build_workspace_bins();
     for (function, _, _) in BROKEN {
         assert!(bins.contains_key(function), "no function binary {function}");
     }

@@ -428,7 +428,7 @@ def main() -> int:
             seen_links.update(fresh)
             name = fresh.pop()
             link_id = name.rsplit("/", 1)[1]
-            # The approve link's key (finding 8: each link carries its own) is in the record.
+            # Each link carries its own key; the approve link's is in the record.
             stored = aws("ssm", "AmazonSSM.GetParameter", {"Name": name, "WithDecryption": True}, endpoint, "1.1")
             key = json.loads(stored["Parameter"]["Value"])["approveKey"]
             page = functions["approve"].ok(

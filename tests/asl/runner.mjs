@@ -108,7 +108,7 @@ const { StateMachine } = await patchInterpreter();
 const MACHINES = {
   'remediate-deployment': 'statemachines/remediate-deployment.asl.json',
   'remediate-fleet': 'statemachines/remediate-fleet.asl.json',
-  // The polling design before issue 14 (tests/fixtures/statemachines/README.md),
+  // The polling design the watch replaced (tests/fixtures/statemachines/README.md),
   // run beside the current one by tests/benches/verify_watch.rs.
   'remediate-deployment-polling': 'tests/fixtures/statemachines/remediate-deployment-polling.asl.json',
 };

@@ -1,8 +1,9 @@
-//! Cold rollback, side by side against one test API server (issue #3,
-//! docs/benchmarks.md): the release `rollback` function binary from exec to
-//! its Runtime API response, `kubectl rollout undo` and `kubectl set image` as
-//! processes, and the same rollback in Python with the official `kubernetes`
-//! client (tests/bench-py/rollback_handler.py) in a fresh interpreter.
+//! Cold rollback, side by side against one test API server
+//! (docs/benchmarks.md): the release `rollback` function binary from exec to
+//! its Runtime API response, `kubectl rollout undo` and `kubectl set image`
+//! as processes, and the same rollback in Python with the official
+//! `kubernetes` client (tests/bench-py/rollback_handler.py) in a fresh
+//! interpreter.
 //!
 //! Why a hand-made Runtime API: it is the smallest honest harness for "exec to
 //! response" (cargo-lambda's emulator would add its own process management).

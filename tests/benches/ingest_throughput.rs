@@ -1,4 +1,4 @@
-//! Ingest benchmark (issue #4), one run against one moto server:
+//! Ingest benchmark (docs/alarms.md §9), one run against one moto server:
 //!
 //! 1. one Alertmanager webhook with 1,000 firing alerts through the ingest
 //!    handler (Function URL path, bearer auth, bounded-parallel starts)

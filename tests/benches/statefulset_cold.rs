@@ -1,6 +1,6 @@
 //! Cold rollback of a StatefulSet, side by side against one test API server
-//! (issue 13, docs/benchmarks.md): the release `selfheal run` (the CLI in
-//! kubeconfig mode, from exec to exit) against `kubectl rollout undo
+//! (docs/benchmarks.md): the release `selfheal run` (the CLI in kubeconfig
+//! mode, from exec to exit) against `kubectl rollout undo
 //! statefulset/ledger`, both as processes.
 //!
 //! Every run seeds a fresh copy of the recorded ledger StatefulSet

@@ -1,8 +1,8 @@
-//! How soon selfheal learns that a rollout finished (issue 14, item 2;
-//! docs/benchmarks.md): on the test API server the rollout's pods become
-//! ready at a scripted moment, and the bench measures the delay from the
-//! controller's final status write (the first moment the stored Deployment
-//! satisfies `kubectl rollout status`) to
+//! How soon selfheal learns that a rollout finished (docs/benchmarks.md): on
+//! the test API server the rollout's pods become ready at a scripted moment,
+//! and the bench measures the delay from the controller's final status write
+//! (the first moment the stored Deployment satisfies `kubectl rollout
+//! status`) to
 //!
 //! (a) `selfheal status --watch` exiting (the release binary, as a process);
 //! (b) remediate-deployment's verify loop leaving `CheckRollout`: the real

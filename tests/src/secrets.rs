@@ -1,5 +1,5 @@
-//! Log scanning for leaked credentials (issue #6, part 5: "no secret or token
-//! in any log line").
+//! Log scanning for leaked credentials: no secret or token may appear in any
+//! log line.
 //!
 //! End-to-end tests capture everything the real function processes print and
 //! hand it here with the secrets that process held. Besides the exact secrets,

@@ -728,13 +728,14 @@ fn history_actions(d: &Value) -> Vec<String> {
         .collect()
 }
 
-/// Issue 18 items 3, 7 and 9 against the test API server, with the default
+/// Cooldown and audit rules against the test API server, with the default
 /// 600 s cooldown: rollback, pause 30 s later, resume at 60 s, then at 120 s
 /// a second rollback (refused: the rollback's own cooldown, although
 /// `last-remediation` names the resume), a resume of the running Deployment
 /// inside the resume's cooldown (skipped, not refused), and a dry-run
-/// rollback (previewed, not refused). The history and `kubernetes.io/change-cause` are asserted on the
-/// stored Deployment and on the ReplicaSet the controller rolled out.
+/// rollback (previewed, not refused). The history and
+/// `kubernetes.io/change-cause` are asserted on the stored Deployment and on
+/// the ReplicaSet the controller rolled out.
 #[tokio::test]
 async fn cooldown_is_per_action_and_the_history_is_the_audit_trail() {
     let server = checkout_server(true).await;

@@ -1,10 +1,10 @@
-//! deploy/admission-policy.yaml (issue #19, finding 2): the CEL of the
-//! ValidatingAdmissionPolicy, evaluated with the `cel` crate the way the API
-//! server evaluates it for an UPDATE: match conditions first (a false one
-//! means the policy does not apply), then the variables (an expression that
-//! errors leaves its variable unset, so only validations that use it fail, as
-//! with the API server's lazy variables), then every validation; a validation
-//! that errors denies (`failurePolicy: Fail`).
+//! deploy/admission-policy.yaml, which bounds what the handlers' identity may
+//! change: the CEL of the ValidatingAdmissionPolicy, evaluated with the `cel`
+//! crate the way the API server evaluates it for an UPDATE: match conditions
+//! first (a false one means the policy does not apply), then the variables
+//! (an expression that errors leaves its variable unset, so only validations
+//! that use it fail, as with the API server's lazy variables), then every
+//! validation; a validation that errors denies (`failurePolicy: Fail`).
 //!
 //! The (old, new) pairs come from selfheal itself: `selfheal_core::decide` on
 //! the example snapshot's Deployment (`examples/checkout-snapshot.yaml`, a

@@ -1,5 +1,5 @@
-//! The approval page in a real browser (issue 15): headless Chromium, driven
-//! through chromedriver (Debian's `chromium`, `chromium-driver`,
+//! The approval page in a real browser: headless Chromium, driven through
+//! chromedriver (Debian's `chromium`, `chromium-driver`,
 //! scripts/deps/45-chromium.sh) by the `fantoccini` WebDriver client, at a
 //! phone's viewport.
 //!

@@ -1,6 +1,6 @@
-//! The reference tables of the docs agree with the lists the code exports
-//! (issue #3): a variable or `errorType` added to the code without a table row,
-//! or a row left behind after the code dropped it, fails here.
+//! The reference tables of the docs agree with the lists the code exports:
+//! a variable or `errorType` added to the code without a table row, or a
+//! row left behind after the code dropped it, fails here.
 //!
 //! | document, section | code list |
 //! |---|---|
@@ -11,13 +11,13 @@
 //! | functions/README.md "Off switch" | `selfheal_aws::switch::VARIABLES` (names and defaults) |
 //! | functions/README.md "notify", "approve" | the `pub const …: &str = "SELFHEAL_…"` of `crates/selfheal-notify` and `crates/selfheal-approval` |
 //!
-//! Numbers the documents state (issue 18): timeouts, memory, how many
-//! functions, Kubernetes handlers and Fail states, the Fail-state tables of
+//! Numbers the documents state: timeouts, memory, how many functions,
+//! Kubernetes handlers and Fail states, the Fail-state tables of
 //! statemachines/README.md, docs/limits.md's Lambda and state machine tables
 //! and parameter defaults, the stack outputs the runbook (docs/operating.md)
 //! and deploy/README.md list; compared with `template.yaml`,
-//! `statemachines/*.asl.json`, `functions/*` and the code's constants (section
-//! "Numbers the docs state" below).
+//! `statemachines/*.asl.json`, `functions/*` and the code's constants
+//! (section "Numbers the docs state" below).
 //!
 //! For the variable and `errorType` lists only table rows count: names are
 //! taken from the first cell of each row of the one table in the named
@@ -451,7 +451,7 @@ prose `SELFHEAL_PROSE`
     assert_default("t", "SELFHEAL_W", "unset (all)", "(unset: all)");
 }
 
-// ---- Numbers the docs state (issue 18 item 12) --------------------------
+// ---- Numbers the docs state ---------------------------------------------
 //
 // Where a document states a number that the code or the templates decide
 // (a timeout, how many functions or Fail states, a parameter's default), the

@@ -1,7 +1,7 @@
-//! Clusters in other accounts and regions (issue 17): `EksClients` assumes
-//! the cluster's role at moto's STS, calls DescribeCluster in the cluster's
-//! region with those credentials, and signs the EKS token with them; the
-//! project's TLS test API server authenticates that token.
+//! Clusters in other accounts and regions: `EksClients` assumes the cluster's
+//! role at moto's STS, calls DescribeCluster in the cluster's region with
+//! those credentials, and signs the EKS token with them; the project's TLS
+//! test API server authenticates that token.
 //!
 //! moto keeps every account apart by the calling credentials (an assumed
 //! role's keys act in the role's account), so a cluster created with the

@@ -1,5 +1,5 @@
-//! remediate-fleet across clusters, accounts and regions (issue 17, item 4):
-//! the REAL `statemachines/remediate-fleet.asl.json` (and its child
+//! remediate-fleet across clusters, accounts and regions: the REAL
+//! `statemachines/remediate-fleet.asl.json` (and its child
 //! remediate-deployment) in the local ASL interpreter (tests/asl/runner.mjs),
 //! its Task states answered by the REAL handlers (`handle_action`,
 //! `handle_verify`, `Notifier::handle`, in this process) in EKS mode: no

@@ -1,10 +1,10 @@
-//! Issue 19, finding 6: every public Function URL (`AuthType: NONE`: ingest's
-//! webhook, approve's links) has a concurrency cap in `template.yaml`, so an
-//! unauthenticated flood is throttled at that function instead of using up
-//! the account's concurrency (and throttling the remediation handlers
-//! mid-incident). The cap is a template parameter with a small default;
-//! 0 (no reservation, for accounts that cannot spare one) must not reach
-//! Lambda, which would read it as "throttle everything".
+//! Every public Function URL (`AuthType: NONE`: ingest's webhook, approve's
+//! links) has a concurrency cap in `template.yaml`, so an unauthenticated
+//! flood is throttled at that function instead of using up the account's
+//! concurrency (and throttling the remediation handlers mid-incident). The
+//! cap is a template parameter with a small default; 0 (no reservation, for
+//! accounts that cannot spare one) must not reach Lambda, which would read it
+//! as "throttle everything".
 //!
 //! The CDK app's synthesized template is held to the same values by
 //! `cdk/scripts/check-synth.mjs` (parity of `ReservedConcurrentExecutions`,

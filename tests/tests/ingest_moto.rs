@@ -440,10 +440,10 @@ async fn ssm_parameter_that_is_not_a_secure_string_is_refused() {
     assert_eq!(executions(&env.sfn, &env.state_machine_arn).await, want);
 }
 
-/// Issue 19, finding 6, against a real SSM API: a failed fetch (the
-/// parameter does not exist yet) answers 503 for the failure TTL without
-/// asking again, so the parameter created meanwhile is not seen until the
-/// TTL has passed; then the next request fetches it and starts the alert.
+/// A flood costs one fetch per failure TTL, against a real SSM API: a failed
+/// fetch (the parameter does not exist yet) answers 503 for the failure TTL
+/// without asking again, so the parameter created meanwhile is not seen until
+/// the TTL has passed; then the next request fetches it and starts the alert.
 #[tokio::test]
 async fn failed_secret_fetch_is_reused_until_its_ttl() {
     let Some(env) = env("failed_secret_fetch_is_reused_until_its_ttl").await else {

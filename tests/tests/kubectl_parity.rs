@@ -980,10 +980,10 @@ async fn rollout_status_reports_progress_deadline_exceeded() {
     );
 }
 
-/// Issue 18 item 9: a selfheal rollback sets `kubernetes.io/change-cause` in
-/// its patch, the controller copies it onto the ReplicaSet it rolls out, and
-/// `kubectl rollout history` (which reads the ReplicaSets) shows the sentence
-/// against that revision only.
+/// A selfheal rollback sets `kubernetes.io/change-cause` in its patch, the
+/// controller copies it onto the ReplicaSet it rolls out, and `kubectl
+/// rollout history` (which reads the ReplicaSets) shows the sentence against
+/// that revision only.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rollout_history_shows_what_selfheal_did() {
     let Some(cluster) = checkout_history_or_skip("rollout_history_shows_what_selfheal_did").await

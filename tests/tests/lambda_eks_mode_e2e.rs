@@ -217,8 +217,8 @@ async fn lambda_eks_mode_refreshes_tokens_in_one_warm_process() {
         "an API request was refused"
     );
 
-    // No credential in any log line (issue #6): not the secret key, not one
-    // of the bearer tokens the server accepted, nor anything token-shaped.
+    // No credential in any log line: not the secret key, not one of the
+    // bearer tokens the server accepted, nor anything token-shaped.
     {
         let seen = seen.lock().unwrap();
         let mut secrets: Vec<&str> = vec![SECRET_KEY];

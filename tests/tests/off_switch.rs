@@ -1,9 +1,8 @@
-//! The off switch (issue 18, item 5) through the real handlers and ingest:
-//! the action functions' `handle_action` and `handle_verify` (state built as
-//! at cold start, local mode against the test API server) and ingest's
-//! `Ingest::handle`, reading the switch from a real SSM API (moto,
-//! `.venv/bin/moto_server`), ingest starting executions in moto's Step
-//! Functions.
+//! The off switch through the real handlers and ingest: the action functions'
+//! `handle_action` and `handle_verify` (state built as at cold start, local
+//! mode against the test API server) and ingest's `Ingest::handle`, reading
+//! the switch from a real SSM API (moto, `.venv/bin/moto_server`), ingest
+//! starting executions in moto's Step Functions.
 //!
 //! Switched off, an action function answers `disabled` and sends the API
 //! server nothing (its request log stays empty, the Deployment keeps its

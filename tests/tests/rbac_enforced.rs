@@ -1,9 +1,8 @@
-//! RBAC (issue #6, part 5): the handlers work with exactly the rights of
-//! `deploy/rbac.yaml`, and nothing more is granted. The TLS test API server
-//! loads the real file and authorises every request of the handlers' identity
-//! (a user in group `selfheal-remediators`, as the stack's EKS access entry
-//! maps the handlers' role) with Kubernetes RBAC; anything outside the rules
-//! gets the real 403.
+//! RBAC: the handlers work with exactly the rights of `deploy/rbac.yaml`, and
+//! nothing more is granted. The TLS test API server loads the real file and
+//! authorises every request of the handlers' identity (a user in group
+//! `selfheal-remediators`, as the stack's EKS access entry maps the handlers'
+//! role) with Kubernetes RBAC; anything outside the rules gets the real 403.
 //!
 //! - every handler path (rollback, pause, resume, restart, verify; a pod-only
 //!   target) through `selfheal_lambda::handle_action` / `handle_verify` with

@@ -1,7 +1,7 @@
-//! Concurrency (issue #6, part 3): two `selfheal run` processes on the same
-//! Deployment, a burst of repeated alarms, and a rollback storm across 100
-//! Deployments held to the policy's `max_actions_per_window` (guard
-//! `rateLimit`). Each test asserts the final Deployments, not just outcomes.
+//! Concurrency: two `selfheal run` processes on the same Deployment, a burst
+//! of repeated alarms, and a rollback storm across 100 Deployments held to
+//! the policy's `max_actions_per_window` (guard `rateLimit`). Each test
+//! asserts the final Deployments, not just outcomes.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 #[path = "reliability_common/mod.rs"]

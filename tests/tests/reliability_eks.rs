@@ -1,7 +1,7 @@
-//! EKS faults (issue #6, part 2): a token that expires while the process is
-//! warm, and DescribeCluster throttling. Both run the kube adapter against the
-//! TLS test API server, which checks every EKS token with `TokenVerifier` on
-//! a clock the test moves (so "16 minutes later" takes no time).
+//! EKS faults: a token that expires while the process is warm, and
+//! DescribeCluster throttling. Both run the kube adapter against the TLS test
+//! API server, which checks every EKS token with `TokenVerifier` on a clock
+//! the test moves (so "16 minutes later" takes no time).
 //!
 //! Throttling: moto cannot throttle, so a tiny local endpoint speaks EKS's
 //! restJson1 error shape (`x-amzn-ErrorType: ThrottlingException`, HTTP 400)

@@ -1,8 +1,8 @@
-//! Faults through the real remediation path (issue #6, part 2): the real
-//! `rollback` Lambda handler (`selfheal_lambda::handle_action`, the function
-//! the binary runs, with its state built as at cold start) and the kube
-//! adapter against the test API server with injected faults. Every test
-//! asserts the final Deployment: exactly the intended change, or none.
+//! Faults through the real remediation path: the real `rollback` Lambda
+//! handler (`selfheal_lambda::handle_action`, the function the binary runs,
+//! with its state built as at cold start) and the kube adapter against the
+//! test API server with injected faults. Every test asserts the final
+//! Deployment: exactly the intended change, or none.
 //!
 //! Retries: the adapter re-plans on 409/422 and after a PATCH without an
 //! answer (bounded by the re-plan budget); it does not retry 5xx itself. Those

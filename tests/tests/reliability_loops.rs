@@ -1,7 +1,7 @@
-//! Loop prevention end to end (issue #6, part 4): a bad image is rolled back,
-//! CI deploys the same bad image again, the alarm fires again: selfheal does
-//! not oscillate (guard `oscillation`, from `selfheal.dev/bad-images`), and a
-//! new image deployed later is neither reverted nor blocked.
+//! Loop prevention end to end: a bad image is rolled back, CI deploys the
+//! same bad image again, the alarm fires again: selfheal does not oscillate
+//! (guard `oscillation`, from `selfheal.dev/bad-images`), and a new image
+//! deployed later is neither reverted nor blocked.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 #[path = "reliability_common/mod.rs"]

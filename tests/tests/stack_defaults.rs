@@ -1,15 +1,15 @@
-//! The deployed stack's defaults, read the way the functions read them
-//! (issue 18 items 1 and 12). Both stacks are checked: `template.yaml` (SAM)
-//! and the CDK app's synthesized template (`cdk synth`, offline).
+//! The deployed stack's defaults, read the way the functions read them. Both
+//! stacks are checked: `template.yaml` (SAM) and the CDK app's synthesized
+//! template (`cdk synth`, offline).
 //!
 //! For every Kubernetes handler the environment a deployment with default
-//! parameters gives it (each `Ref` of a parameter replaced by the
-//! parameter's default) goes through `selfheal_core::Policy::from_lookup`
-//! and the namespace guard: kube-system, kube-public and kube-node-lease must
-//! be refused. Until issue 18 the stacks passed a blank `DeniedNamespaces`,
-//! which the code read as "deny none". The same environment must also carry
-//! the parameters `MaxActions` / `ActionWindowSeconds`, and ingest's must
-//! carry `DefaultAction`, whose allowed values must all parse.
+//! parameters gives it (each `Ref` of a parameter replaced by the parameter's
+//! default) goes through `selfheal_core::Policy::from_lookup` and the
+//! namespace guard: kube-system, kube-public and kube-node-lease must be
+//! refused, and a blank `DeniedNamespaces` must not read as "deny none". The
+//! same environment must also carry the parameters `MaxActions` /
+//! `ActionWindowSeconds`, and ingest's must carry `DefaultAction`, whose
+//! allowed values must all parse.
 //!
 //! The CDK template: `cdk/cdk.out/Selfheal.template.json` when
 //! `scripts/check-templates` wrote it after the last change to the CDK app

@@ -1221,9 +1221,9 @@ async fn state_machines_run_end_to_end_with_the_real_handlers() {
     switched_off(&world).await;
     eprintln!("{TEST}: ok   switched off ({:?})", started.elapsed());
 
-    // No credential in any function's log (issue #6): not the webhook secret,
-    // not the cluster's bearer token, not an approval link's id (whoever has
-    // it can decide), nor anything token-shaped.
+    // No credential in any function's log: not the webhook secret, not the
+    // cluster's bearer token, not an approval link's id (whoever has it can
+    // decide), nor anything token-shaped.
     let cluster_token = world.cluster.server.token();
     let approval_ids: Vec<String> = world
         .inbox

@@ -14,17 +14,16 @@
 //! target gets its child execution, and the fleet output (the largest state
 //! payload) is measured against Step Functions' 256 KiB limit.
 //!
-//! The same runner checks the audit id (issue 19, finding 1): whatever
-//! `execution` an input carries, remediate-deployment hands the handlers its
-//! own execution id, the one recorded in the Deployment's audit annotation.
-//! And who approved (finding 9): after an approval, the handlers' requests
-//! carry the approver as `approvedBy`.
+//! The same runner checks the audit id: whatever `execution` an input
+//! carries, remediate-deployment hands the handlers its own execution id,
+//! the one recorded in the Deployment's audit annotation. And who approved:
+//! after an approval, the handlers' requests carry the approver as
+//! `approvedBy`.
 //!
-//! And the routes of remediate-deployment that end an execution (issue 14,
-//! item 5), with stand-ins scripted per test: an unknown action fails before
-//! any approval is asked for; a failed execution, and a failed fleet
-//! target, is named by the handler's `errorType` and message; a routine
-//! refusal succeeds.
+//! And the routes of remediate-deployment that end an execution, with
+//! stand-ins scripted per test: an unknown action fails before any approval
+//! is asked for; a failed execution, and a failed fleet target, is named by
+//! the handler's `errorType` and message; a routine refusal succeeds.
 //!
 //! Needs node and tests/asl/node_modules (scripts/deps/56-asl-runner.sh);
 //! skipped with a message without them unless `SELFHEAL_REQUIRE_TOOLS` is set.
@@ -241,10 +240,9 @@ async fn fleet_target_cap_refuses_before_the_map_and_admits_the_cap() {
     assert!(size < STATE_PAYLOAD_LIMIT, "{size} bytes");
 }
 
-/// Issue 19, finding 1: `States.JsonMerge($.defaults, $.input, false)` let an
-/// input's `execution` override `$$.Execution.Id`, forging the audit
-/// annotation the handlers write. The audit overlay is merged after the
-/// input now: a forged `execution`, given directly or through a fleet
+/// An input's `execution` must not override `$$.Execution.Id`: it would forge
+/// the audit annotation the handlers write. The audit overlay is merged after
+/// the input: a forged `execution`, given directly or through a fleet
 /// request, reaches no handler; a console execution's `force`, `scope` and
 /// `toRevision` (IAM-authenticated) still do.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -344,10 +342,10 @@ fn invoked(calls: &Calls) -> Vec<String> {
         .collect()
 }
 
-/// Issue 14, item 5: `{"action": "explode", "approval": true}` asked a human
-/// to approve, then failed. An action other than rollback, pause, resume or
-/// restart now fails at CheckRequest, before its approval rules: no approval
-/// request, no handler, one `failed` message.
+/// No human is asked to approve an action that cannot run: an action other
+/// than rollback, pause, resume or restart (`{"action": "explode",
+/// "approval": true}`) fails at CheckRequest, before its approval rules: no
+/// approval request, no handler, one `failed` message.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unknown_action_fails_before_any_approval() {
     let Some(node) = tool_or_skip(TEST, find_node()) else {
@@ -428,10 +426,9 @@ fn scripted_rollback() -> Answer {
     })
 }
 
-/// Issue 14, item 5: every failure that was not a refusal, a denial, an
-/// expired approval or an unhealthy rollout ended as
-/// `SelfhealRemediationFailed` with a fixed cause. The execution now fails
-/// with the handler's `errorType` and message; in a fleet each failed
+/// A failure says what failed: other than a refusal, a denial, an expired
+/// approval or an unhealthy rollout, the execution fails with the handler's
+/// `errorType` and message, not a fixed cause; in a fleet each failed
 /// target's result carries its child execution's error, not
 /// `States.TaskFailed`. The four named Fail states keep their names.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -544,12 +541,12 @@ async fn a_failed_execution_is_named_by_the_handlers_error() {
     assert_eq!(&summarized, &result["output"]["results"]);
 }
 
-/// Issue 14, item 5: an alarm-driven pause refused as `noRolloutInProgress`
-/// or `impactBelowThreshold` means nothing needed doing, yet it failed the
-/// execution and sent a failure message on every routine alarm. Those two
-/// refusals now end SUCCEEDED with the refused outcome as output, reported
-/// as `completed` (notify's low-priority message); any other refusal still
-/// fails as `SelfhealRefused` after a `failed` message.
+/// An alarm-driven pause refused as `noRolloutInProgress` or
+/// `impactBelowThreshold` means nothing needed doing; failing it would send
+/// a failure message on every routine alarm. Those two refusals end
+/// SUCCEEDED with the refused outcome as output, reported as `completed`
+/// (notify's low-priority message); any other refusal fails as
+/// `SelfhealRefused` after a `failed` message.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_routine_refusal_succeeds_and_others_still_fail() {
     let Some(node) = tool_or_skip(TEST, find_node()) else {
@@ -629,12 +626,12 @@ async fn a_routine_refusal_succeeds_and_others_still_fail() {
     assert_eq!(invoked(&calls), ["pause", "notify:failed"]);
 }
 
-/// Issue #19, finding 9: after an approval, the request the action's handler
-/// gets names the approver (approve's `decidedBy`) as `approvedBy`, which the
-/// planner writes into the audit Event and the history record; so does the
-/// rollback an approved freeze runs. The stand-in notify answers each
-/// approval request the way the approve function does: a `SendTaskSuccess`
-/// for the task token, sent to the runner.
+/// After an approval, the request the action's handler gets names the
+/// approver (approve's `decidedBy`) as `approvedBy`, which the planner writes
+/// into the audit Event and the history record; so does the rollback an
+/// approved freeze runs. The stand-in notify answers each approval request
+/// the way the approve function does: a `SendTaskSuccess` for the task token,
+/// sent to the runner.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_approved_rollback_names_the_approver_in_its_request() {
     let Some(node) = tool_or_skip(TEST, find_node()) else {
@@ -867,12 +864,12 @@ fn scripted_watch() -> Answer {
     })
 }
 
-/// Issue 14, item 1: verify watches (its window ends at `done`, `failed` or
-/// the budget), so the definition goes to `Verify` at once, passes the
-/// budget (`watch`: StartVerify's time and `${VerifyTimeoutSeconds}`) and
-/// the previous answer (`previous`, whose `watch` counts the windows, so a
-/// window costs two states: Verify, CheckRollout), watches again at once
-/// while `remainingSeconds` is above 0, and pauses `${VerifyIntervalSeconds}`
+/// Verify watches (its window ends at `done`, `failed` or the budget), so the
+/// definition goes to `Verify` at once, passes the budget (`watch`:
+/// StartVerify's time and `${VerifyTimeoutSeconds}`) and the previous answer
+/// (`previous`, whose `watch` counts the windows, so a window costs two
+/// states: Verify, CheckRollout), watches again at once while
+/// `remainingSeconds` is above 0, and pauses `${VerifyIntervalSeconds}`
 /// between windows only when that is above 0; a spent budget is
 /// `SelfhealRolloutTimedOut`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -958,9 +958,9 @@ async fn unknown_context_is_one_error_line_and_no_request() {
     assert_unwritten(&server, &seeded);
 }
 
-/// Issue 18 item 1: the stack passed its blank `DeniedNamespaces` parameter
-/// as `SELFHEAL_DENIED_NAMESPACES=`, which used to mean "deny none", so a
-/// kube-system Deployment was rolled back. Unset and blank both keep the
+/// A blank `DeniedNamespaces` stack parameter arrives as
+/// `SELFHEAL_DENIED_NAMESPACES=`; read as "deny none", it would let a
+/// kube-system Deployment be rolled back. Unset and blank both keep the
 /// default deny list; only the explicit `NONE` lifts it.
 #[test]
 fn blank_denied_namespaces_still_refuse_kube_system() {
@@ -1010,12 +1010,11 @@ fn assert_unwritten(server: &selfheal_testserver::TestServer, seeded: &Deploymen
 
 use k8s_openapi::api::apps::v1::Deployment;
 
-/// Issue 18 item 4: kubeconfig mode ran a request naming another cluster
-/// against the current context and echoed the other name back. Now the
-/// request's cluster must be the context's (here its cluster entry is the
-/// ARN of `prod-eks`, as `aws eks update-kubeconfig` writes it); another one
-/// is one error line and no request at all, and the outcome names the
-/// context used.
+/// A request naming another cluster must not act on the current context
+/// while echoing the other name: in kubeconfig mode the request's cluster
+/// must be the context's (here its cluster entry is the ARN of `prod-eks`, as
+/// `aws eks update-kubeconfig` writes it); another one is one error line and
+/// no request at all, and the outcome names the context used.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_for_another_cluster_sends_nothing() {
     let (server, seeded, kc, dir) = seeded_server().await;
@@ -1075,9 +1074,8 @@ async fn request_for_another_cluster_sends_nothing() {
     assert_eq!(paused.spec.and_then(|s| s.paused), Some(true));
 }
 
-/// Issue 18 item 10: an API error is one line in kubectl's words with a
-/// hint (a 403 points at deploy/rbac.yaml): no Rust debug structure, the
-/// server's sentence once.
+/// An API error is one line in kubectl's words with a hint (a 403 points at
+/// deploy/rbac.yaml): no Rust debug structure, the server's sentence once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forbidden_is_one_kubectl_style_line_with_a_hint() {
     let (server, seeded, _, dir) = seeded_server().await;
@@ -1135,8 +1133,8 @@ fn server_kubeconfig(server: &selfheal_testserver::TestServer, dir: &tempfile::T
     path.to_str().expect("path").to_owned()
 }
 
-/// Issue 18 item 2 in snapshot mode: a pod left behind by revision 3 (its
-/// ReplicaSet scaled to 0) does not roll back revision 4; the current pod does.
+/// In snapshot mode too, a pod left behind by revision 3 (its ReplicaSet
+/// scaled to 0) does not roll back revision 4; the current pod does.
 #[test]
 fn stale_pod_target_is_refused_in_a_snapshot() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -1193,8 +1191,8 @@ fn verb_on_example(args: &[&str]) -> (Option<i32>, Value, Value) {
     (out.status.code(), outcome, load_yaml(&out_path))
 }
 
-/// Issue 18 item 11: the on-call verbs are `run` with the request built
-/// from their flags.
+/// The on-call verbs are `run` with the request built from their flags, so
+/// they pass the same guards.
 #[test]
 fn action_verbs_act_like_their_requests() {
     let (code, outcome, written) = verb_on_example(&[
@@ -1355,9 +1353,9 @@ fn status_takes_namespace_and_name_too() {
     }
 }
 
-/// Issue 18 item 8: after selfheal's pause, `status` says the Deployment is
-/// paused and by whom (from `selfheal.dev/paused-by`); kubectl's state and
-/// message are unchanged.
+/// After selfheal's pause, `status` says the Deployment is paused and by whom
+/// (from `selfheal.dev/paused-by`); kubectl's state and message are
+/// unchanged.
 #[test]
 fn status_reports_a_pause_and_who_made_it() {
     let (outcome, written) = run_on_example("pause.json", &[]);

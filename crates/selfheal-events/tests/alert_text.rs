@@ -1,8 +1,8 @@
-//! Alert text reaches notifications and approval requests (issue 19,
-//! finding 3): whatever control characters an alert rule's author puts in a
-//! name, a reason, a label or an annotation, the request that leaves ingest
-//! carries none of them, so no field can start a line of its own (a forged
-//! "Approve:" line) or reorder text (bidirectional overrides).
+//! Alert text reaches notifications and approval requests: whatever control
+//! characters an alert rule's author puts in a name, a reason, a label or an
+//! annotation, the request that leaves ingest carries none of them, so no
+//! field can start a line of its own (a forged "Approve:" line) or reorder
+//! text (bidirectional overrides).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use selfheal_events::{Action, Defaults, NamedRequest, parse_event};

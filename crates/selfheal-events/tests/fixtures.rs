@@ -799,10 +799,9 @@ fn directive_may_not_steer_a_cloudwatch_alarm_to_another_namespace_or_cluster() 
     assert_eq!(only_request(&ingested).request.target.namespace, "shop");
 }
 
-/// Issue #19, finding 4: an alert rule's author (tenant `default` here) must
-/// not steer selfheal into another namespace through the `selfheal`
-/// annotation, which prometheus-operator's `enforcedNamespaceLabel` does not
-/// rewrite.
+/// An alert rule's author (tenant `default` here) must not steer selfheal
+/// into another namespace through the `selfheal` annotation, which
+/// prometheus-operator's `enforcedNamespaceLabel` does not rewrite.
 #[test]
 fn alertmanager_directive_may_not_leave_the_alerts_namespace() {
     let mut v = fixture("alertmanager/firing-single.json");

@@ -285,8 +285,8 @@ async fn missing_or_malformed_header_is_401_without_fetching_the_secret() {
     assert!(ingest.starter().executions.lock().unwrap().is_empty());
 }
 
-/// Issue 19, finding 6: a flood of `Bearer x` requests while the store is
-/// down costs one fetch per FAILURE_TTL, not one per request.
+/// A flood of `Bearer x` requests while the store is down costs one fetch
+/// per FAILURE_TTL, not one per request.
 #[tokio::test]
 async fn failed_secret_fetch_is_reused_for_a_few_seconds() {
     let (url, connections) = unreachable_store().await;
@@ -874,7 +874,7 @@ async fn event_above_the_cap_is_a_typed_error_and_starts_nothing() {
     assert_eq!(ingest.starter().executions.lock().unwrap().len(), 2);
 }
 
-// ---- issue 19, finding 1: the webhook token is not an operator's -----------
+// ---- the webhook token starts alerts, not an operator's requests ----------
 
 fn with_secret_and_rollback_default() -> Ingest<FakeStarter> {
     Ingest::new(

@@ -1,7 +1,7 @@
-//! A pod target on an old revision must not roll back a healthy release
-//! (issue 18, item 2): the adapter against the project's test API server,
-//! seeded with `examples/checkout-snapshot.yaml` (revision 4 runs api 1.2.0)
-//! plus a pod left behind by revision 3 (api 1.1.0, ReplicaSet scaled to 0).
+//! A pod target on an old revision must not roll back a healthy release: the
+//! adapter against the project's test API server, seeded with
+//! `examples/checkout-snapshot.yaml` (revision 4 runs api 1.2.0) plus a pod
+//! left behind by revision 3 (api 1.1.0, ReplicaSet scaled to 0).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 

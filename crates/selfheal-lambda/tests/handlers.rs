@@ -711,11 +711,11 @@ fn one_emf_line(printed: &[u8]) -> Value {
     serde_json::from_str(lines[0]).unwrap()
 }
 
-/// Issue 18 item 3, through the handlers with the documented 600 s cooldown:
-/// rollback, pause, resume, then a second rollback without `force`. The
-/// rollback's own record in `selfheal.dev/history` still runs its cooldown:
-/// refused, and the Deployment stays exactly as the resume left it (before
-/// the fix, `last-remediation` named only the resume and the rollback walked
+/// Through the handlers with the documented 600 s cooldown: rollback, pause,
+/// resume, then a second rollback without `force`. The rollback's own record
+/// in `selfheal.dev/history` still runs its cooldown: refused, and the
+/// Deployment stays exactly as the resume left it (going by
+/// `last-remediation`, which names only the resume, the rollback would walk
 /// one revision further back, 1.1.0 → 1.0.0).
 #[tokio::test]
 async fn rollback_after_pause_and_resume_is_still_in_its_cooldown() {
@@ -771,7 +771,7 @@ async fn rollback_after_pause_and_resume_is_still_in_its_cooldown() {
     assert_untouched(&s.server, &before);
 }
 
-/// Issue 18 item 8: `verify` says the Deployment is paused and by whom.
+/// `verify` says the Deployment is paused and by whom.
 #[tokio::test]
 async fn verify_reports_a_pause_and_who_made_it() {
     let s = setup().await;

@@ -420,8 +420,8 @@ fn a_freeze_nobody_answered_is_reported_as_still_paused() {
     );
 }
 
-/// Issue #19, finding 9: the final message names who approved, as approve
-/// saw the request; a user agent cannot post a mention into Slack.
+/// The final message names who approved, as approve saw the request; a
+/// user agent cannot post a mention into Slack.
 #[test]
 fn the_completed_message_names_who_approved() {
     let approved = event(
@@ -480,7 +480,7 @@ fn only_the_kept_pause_is_still_paused() {
 }
 
 /// An alarm whose name and reason carry Slack mentions and a fake approval
-/// link (issue 19, finding 3).
+/// link, all of which an alert rule's author controls.
 fn hostile_request() -> Value {
     let mut req = request();
     req["alarm"]["name"] = json!("checkout-5xx <!channel>");

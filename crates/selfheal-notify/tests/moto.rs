@@ -114,7 +114,7 @@ async fn publish_mint_and_redeem_against_moto() {
     let name = params[0].name().unwrap();
     let id = id_of_parameter(name);
     let record = store.get(&id).await.unwrap().unwrap();
-    // SSM itself deletes the record when the link expires (issue #19, finding 5).
+    // SSM itself deletes the record when the link expires: none piles up.
     let described = aws_sdk_ssm::Client::new(&sdk)
         .describe_parameters()
         .parameter_filters(
@@ -182,10 +182,10 @@ async fn records_in(sdk: &aws_config::SdkConfig, folder: &str) -> Vec<String> {
         .collect()
 }
 
-/// Issue #19, finding 5: a Deployment with `SELFHEAL_MAX_PENDING_APPROVALS`
-/// approvals pending gets no further record; a denied record is deleted,
-/// which frees a place; other Deployments, and a StatefulSet of the same
-/// name, are not affected.
+/// Records count toward the account's parameter quota: a Deployment with
+/// `SELFHEAL_MAX_PENDING_APPROVALS` approvals pending gets no further record;
+/// a denied record is deleted, which frees a place; other Deployments, and a
+/// StatefulSet of the same name, are not affected.
 #[tokio::test]
 async fn pending_approvals_are_capped_per_deployment_and_deny_deletes() {
     let Some((_moto, sdk)) =

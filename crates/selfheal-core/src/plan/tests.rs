@@ -843,9 +843,9 @@ fn cooldown_is_overridden_by_force_and_ignores_other_actions() {
     applied(scenario.decide(&request(json!({"action": "restart"})), &policy()));
 }
 
-/// Issue 18 item 3: rollback, pause, resume, then a rollback two minutes
-/// later. `last-remediation` then names the resume, but the rollback's own
-/// clock (its record in `selfheal.dev/history`) still runs: refused, and the
+/// Rollback, pause, resume, then a rollback two minutes later.
+/// `last-remediation` then names the resume, but the rollback's own clock
+/// (its record in `selfheal.dev/history`) still runs: refused, and the
 /// rollback would otherwise walk one revision further back (API2 → API1).
 #[test]
 fn cooldown_is_per_action_across_a_pause_and_resume() {
@@ -936,8 +936,8 @@ fn history_keeps_the_ten_most_recent_records_and_survives_a_bad_one() {
     );
 }
 
-/// Issue 18 item 7: "already in the wanted state" is answered before the
-/// cooldown, and a dry run inside the cooldown still previews.
+/// "Already in the wanted state" is answered before the cooldown, and a dry
+/// run inside the cooldown still previews.
 #[test]
 fn wanted_state_and_dry_run_come_before_the_cooldown() {
     let record = |action: &str| {
@@ -1163,8 +1163,8 @@ fn outcome_carries_execution_resolved_target_and_event_reason() {
     );
 }
 
-/// Issue #19, finding 9: an approved action names its approver in the audit
-/// Event and the history record, cleaned of control characters and capped.
+/// An approved action names its approver in the audit Event and the
+/// history record, cleaned of control characters and capped.
 #[test]
 fn an_approved_action_names_the_approver_in_event_and_history() {
     let scenario = Scenario::new(&[&[("api", API1)], &[("api", API2)]]);

@@ -41,8 +41,10 @@ const OTHER_CLUSTER: &str = "staging-eks";
 /// A function that exits at start-up leaves its invocation unanswered (the
 /// emulator waits for a runtime that never asks for work): fail after this
 /// instead of the emulator's 30-minute first-invoke timeout. Generous, as a
-/// cold start may wait for the shared build directory.
-const ANSWER_WITHIN: Duration = Duration::from_secs(600);
+/// cold start may wait for the shared build directory, yet below nextest's
+/// terminate-after (5 × 60 s, scripts/test), so a lost instance fails here
+/// with the emulator's log instead of being killed without it.
+const ANSWER_WITHIN: Duration = Duration::from_secs(240);
 
 /// Every function with a fallible start-up, the variable this test breaks
 /// for it, and the log line its start-up failure is reported with
@@ -157,6 +159,17 @@ async fn answer(lambda: &Emulator, function: &str, body: Vec<u8>) -> (u16, Value
         })
 }
 
+/// Awaits `calls` one at a time. cargo-lambda cold-starts every function
+/// with its own `cargo run`; with eight starting at once, an instance can be
+/// lost (no process, no log line) and its invocation then never returns.
+async fn one_at_a_time<T>(calls: impl IntoIterator<Item = impl Future<Output = T>>) -> Vec<T> {
+    let mut answers = Vec::new();
+    for call in calls {
+        answers.push(call.await);
+    }
+    answers
+}
+
 /// One payload each function would accept if it had started.
 fn payload_for(function: &str) -> Value {
     match function {
@@ -202,7 +215,7 @@ async fn failed_startup_answers_every_invocation_with_its_typed_error() {
             let body = serde_json::to_vec(&payload_for(function)).unwrap();
             async move { (function, answer(lambda, function, body).await) }
         });
-        for (function, got) in futures::future::join_all(calls).await {
+        for (function, got) in one_at_a_time(calls).await {
             answers.entry(function).or_default().push(got);
         }
         if round == 0 {
@@ -277,7 +290,7 @@ async fn non_json_payload_answers_a_typed_error_in_every_function() {
         let lambda = &lambda;
         async move { (function, answer(lambda, function, b"nope".to_vec()).await) }
     });
-    for (function, (status, body)) in futures::future::join_all(calls).await {
+    for (function, (status, body)) in one_at_a_time(calls).await {
         let log = lambda.log_text();
         assert_eq!(status, 500, "{function}: {body}\n{log}");
         assert_eq!(
@@ -342,7 +355,7 @@ async fn configured_endpoint_refuses_other_clusters_before_any_call() {
             (function, answer)
         }
     });
-    for (function, (status, body)) in futures::future::join_all(calls).await {
+    for (function, (status, body)) in one_at_a_time(calls).await {
         assert_eq!(status, 500, "{function}: {body}\n{}", lambda.log_text());
         assert_eq!(
             body["errorType"], "NonRetryableClusterNotFound",

@@ -86,7 +86,7 @@ pub enum HandlerError {
     /// ([`selfheal_runtime::Startup`]).
     #[error("{message}")]
     Init {
-        error_type: &'static str,
+        error_type: ErrorType,
         message: String,
     },
 }
@@ -106,7 +106,7 @@ impl HandlerError {
             HandlerError::Eks { source } => return source.error_type(),
             HandlerError::Switch { source } => return source.error_type(),
             HandlerError::ClusterNotServed { .. } => ErrorType::NonRetryableClusterNotFound,
-            HandlerError::Init { error_type, .. } => return error_type,
+            HandlerError::Init { error_type, .. } => *error_type,
         }
         .as_str()
     }
@@ -146,8 +146,7 @@ impl From<Refusal> for HandlerError {
                 // NonRetryableConfig, the class of start-up errors, stands
                 // in for one that is not.
                 error_type: ErrorType::from_name(&failure.error_type)
-                    .unwrap_or(ErrorType::NonRetryableConfig)
-                    .as_str(),
+                    .unwrap_or(ErrorType::NonRetryableConfig),
                 message: failure.error_message,
             },
             Refusal::NotJson(not_json) => HandlerError::InvalidRequest {

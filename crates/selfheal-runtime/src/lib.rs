@@ -175,7 +175,12 @@ where
     R: Serialize,
     E: Into<Diagnostic>,
 {
-    serve_measured(startup, move |state, event, _| handler(state, event)).await
+    let handler = &handler;
+    run(move |event: LambdaEvent<Value>| async move {
+        let state = startup.admit(&event.payload).map_err(Diagnostic::from)?;
+        handler(state, event).await.map_err(Into::into)
+    })
+    .await
 }
 
 /// [`serve`] for a handler that also takes the size in bytes of the body
@@ -192,8 +197,7 @@ where
     E: Into<Diagnostic>,
 {
     let handler = &handler;
-    run(move |event: LambdaEvent<Value>| async move {
-        let state = startup.admit(&event.payload).map_err(Diagnostic::from)?;
+    serve(startup, move |state, event| async move {
         let received = received_bytes().ok_or_else(unmeasured)?;
         handler(state, event, received).await.map_err(Into::into)
     })
